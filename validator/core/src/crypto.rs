@@ -1,0 +1,468 @@
+//! Post-quantum signatures: ML-DSA (FIPS 204) via RustCrypto's `ml-dsa`.
+//!
+//! Two parameter sets, chosen per role:
+//!
+//! - **Validators: ML-DSA-87** (NIST category 5). Validator keys sign vertices, block
+//!   certificates, attestations and peer handshakes for as long as the validator
+//!   serves; a forged validator signature can rewrite history, so they get the
+//!   strongest set. Public key 2,592 bytes, signature 4,627 bytes.
+//! - **Accounts: ML-DSA-44** (NIST category 2). Every transaction carries a public key
+//!   and a signature, so their size bounds throughput: ML-DSA-44 has 1,312-byte keys
+//!   and 2,420-byte signatures (about half of ML-DSA-87) and verifies roughly twice as
+//!   fast, while category 2 still matches the security of SHA-256 collision search.
+//!   Accounts can move funds to a key of another set later: the scheme is recorded in
+//!   every address derivation ([`SchemeTag`]), so a stronger account set can be added
+//!   without ambiguity.
+//!
+//! Domain separation of signatures uses FIPS 204's context string ([`SigningDomain`]):
+//! a vertex signature can never verify as a transaction or certificate signature, even
+//! over the same 32 bytes. Signing is deterministic (FIPS 204's deterministic
+//! variant): the same key and message always give the same bytes, which keeps replays
+//! and test vectors reproducible.
+//!
+//! Secret material is a 32-byte seed (FIPS 204 ξ); the expanded key is derived from it
+//! and zeroised on drop. Neither is ever printed: `Debug` shows only the public key.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::{Arc, OnceLock};
+
+use ml_dsa::{EncodedSignature, EncodedVerifyingKey, MlDsa44, MlDsa87, MlDsaParams};
+use rand::{CryptoRng, TryRngCore};
+use zeroize::Zeroizing;
+
+use crate::encoding::{Decode, DecodeError, Encode, Reader};
+use crate::hash::{Digest, HashDomain};
+
+/// What a signature is for. Each domain is a distinct FIPS 204 context string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SigningDomain {
+    /// An account authorising a transaction (message: the transaction digest).
+    Transaction,
+    /// A validator's vertex (message: the vertex digest).
+    Vertex,
+    /// A validator's vote for an executed block header (message: the header digest).
+    BlockVote,
+    /// A validator proving its identity on a transport connection (message: the TLS
+    /// exporter secret).
+    PeerIdentity,
+    /// Cross-chain attestations between Alpha and Delta.
+    Attestation,
+    /// Signed responses to consensus queries (the Avalanche engine).
+    QueryResponse,
+}
+
+impl SigningDomain {
+    pub const fn context(self) -> &'static [u8] {
+        match self {
+            SigningDomain::Transaction => b"dualchain/v1/transaction",
+            SigningDomain::Vertex => b"dualchain/v1/vertex",
+            SigningDomain::BlockVote => b"dualchain/v1/block-vote",
+            SigningDomain::PeerIdentity => b"dualchain/v1/peer-identity",
+            SigningDomain::Attestation => b"dualchain/v1/attestation",
+            SigningDomain::QueryResponse => b"dualchain/v1/query-response",
+        }
+    }
+}
+
+/// The signature scheme of a key, recorded in addresses and key files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SchemeTag {
+    MlDsa44 = 1,
+    MlDsa87 = 3,
+}
+
+impl SchemeTag {
+    pub const fn name(self) -> &'static str {
+        match self {
+            SchemeTag::MlDsa44 => "ml-dsa-44",
+            SchemeTag::MlDsa87 => "ml-dsa-87",
+        }
+    }
+}
+
+/// A role's signature scheme: which ML-DSA parameter set, and its sizes.
+pub trait Scheme: Send + Sync + 'static {
+    type Params: MlDsaParams;
+    const TAG: SchemeTag;
+    const PUBLIC_KEY_LEN: usize;
+    const SIGNATURE_LEN: usize;
+    /// Name for error messages ("validator", "account").
+    const ROLE: &'static str;
+}
+
+/// Validators: ML-DSA-87.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ValidatorScheme;
+
+impl Scheme for ValidatorScheme {
+    type Params = MlDsa87;
+    const TAG: SchemeTag = SchemeTag::MlDsa87;
+    const PUBLIC_KEY_LEN: usize = 2592;
+    const SIGNATURE_LEN: usize = 4627;
+    const ROLE: &'static str = "validator";
+}
+
+/// Accounts: ML-DSA-44.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AccountScheme;
+
+impl Scheme for AccountScheme {
+    type Params = MlDsa44;
+    const TAG: SchemeTag = SchemeTag::MlDsa44;
+    const PUBLIC_KEY_LEN: usize = 1312;
+    const SIGNATURE_LEN: usize = 2420;
+    const ROLE: &'static str = "account";
+}
+
+/// Why a signature was not accepted.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum SignatureError {
+    #[error("{role} signature does not verify under the given public key and domain")]
+    Invalid { role: &'static str },
+    #[error("{role} public key is malformed")]
+    MalformedKey { role: &'static str },
+    #[error("{role} signature is malformed")]
+    MalformedSignature { role: &'static str },
+}
+
+/// A public key of scheme `S`. Equality and hashing use the encoded bytes; the
+/// expanded verifying key is computed once, on first use, and shared by clones.
+pub struct PublicKey<S: Scheme> {
+    bytes: Arc<[u8]>,
+    verifying: Arc<OnceLock<Option<ml_dsa::VerifyingKey<S::Params>>>>,
+}
+
+impl<S: Scheme> PublicKey<S> {
+    /// Wraps encoded key bytes; only the length is checked here (any byte string of
+    /// the right length decodes to some ML-DSA key).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SignatureError> {
+        if bytes.len() != S::PUBLIC_KEY_LEN {
+            return Err(SignatureError::MalformedKey { role: S::ROLE });
+        }
+        Ok(Self {
+            bytes: Arc::from(bytes),
+            verifying: Arc::new(OnceLock::new()),
+        })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(&self.bytes)
+    }
+
+    fn verifying_key(&self) -> Option<&ml_dsa::VerifyingKey<S::Params>> {
+        self.verifying
+            .get_or_init(|| {
+                let encoded = EncodedVerifyingKey::<S::Params>::try_from(&self.bytes[..]).ok()?;
+                Some(ml_dsa::VerifyingKey::<S::Params>::decode(&encoded))
+            })
+            .as_ref()
+    }
+
+    /// Verifies `signature` over `message` in `domain`.
+    pub fn verify(
+        &self,
+        domain: SigningDomain,
+        message: &[u8],
+        signature: &Signature<S>,
+    ) -> Result<(), SignatureError> {
+        let key = self
+            .verifying_key()
+            .ok_or(SignatureError::MalformedKey { role: S::ROLE })?;
+        let encoded = EncodedSignature::<S::Params>::try_from(signature.as_bytes())
+            .map_err(|_| SignatureError::MalformedSignature { role: S::ROLE })?;
+        let sig = ml_dsa::Signature::<S::Params>::decode(&encoded)
+            .ok_or(SignatureError::MalformedSignature { role: S::ROLE })?;
+        if key.verify_with_context(message, domain.context(), &sig) {
+            Ok(())
+        } else {
+            Err(SignatureError::Invalid { role: S::ROLE })
+        }
+    }
+
+    /// A short, stable identifier: BLAKE3 of the scheme tag and key bytes.
+    pub fn id(&self) -> Digest {
+        let mut h = HashDomain::ValidatorId.hasher();
+        h.update(&[S::TAG as u8]).update(&self.bytes);
+        Digest(*h.finalize().as_bytes())
+    }
+}
+
+impl<S: Scheme> Clone for PublicKey<S> {
+    fn clone(&self) -> Self {
+        Self {
+            bytes: self.bytes.clone(),
+            verifying: self.verifying.clone(),
+        }
+    }
+}
+
+impl<S: Scheme> PartialEq for PublicKey<S> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+impl<S: Scheme> Eq for PublicKey<S> {}
+
+impl<S: Scheme> std::hash::Hash for PublicKey<S> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bytes.hash(state)
+    }
+}
+
+impl<S: Scheme> PartialOrd for PublicKey<S> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<S: Scheme> Ord for PublicKey<S> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.bytes.cmp(&other.bytes)
+    }
+}
+
+impl<S: Scheme> fmt::Debug for PublicKey<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}PublicKey({})", S::ROLE, self.id().short())
+    }
+}
+
+impl<S: Scheme> Encode for PublicKey<S> {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.bytes);
+    }
+}
+
+impl<S: Scheme> Decode for PublicKey<S> {
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let bytes = reader.read_bytes(S::PUBLIC_KEY_LEN, "public key")?;
+        Self::from_bytes(bytes).map_err(|e| DecodeError::Invalid {
+            what: "public key",
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// An encoded signature of scheme `S` (fixed length).
+pub struct Signature<S: Scheme> {
+    bytes: Box<[u8]>,
+    _scheme: PhantomData<S>,
+}
+
+impl<S: Scheme> Signature<S> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SignatureError> {
+        if bytes.len() != S::SIGNATURE_LEN {
+            return Err(SignatureError::MalformedSignature { role: S::ROLE });
+        }
+        Ok(Self {
+            bytes: bytes.into(),
+            _scheme: PhantomData,
+        })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl<S: Scheme> Clone for Signature<S> {
+    fn clone(&self) -> Self {
+        Self {
+            bytes: self.bytes.clone(),
+            _scheme: PhantomData,
+        }
+    }
+}
+
+impl<S: Scheme> PartialEq for Signature<S> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+impl<S: Scheme> Eq for Signature<S> {}
+
+impl<S: Scheme> fmt::Debug for Signature<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}Signature({}…)", S::ROLE, hex::encode(&self.bytes[..6]))
+    }
+}
+
+impl<S: Scheme> Encode for Signature<S> {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.bytes);
+    }
+}
+
+impl<S: Scheme> Decode for Signature<S> {
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let bytes = reader.read_bytes(S::SIGNATURE_LEN, "signature")?;
+        Self::from_bytes(bytes).map_err(|e| DecodeError::Invalid {
+            what: "signature",
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// A secret signing key of scheme `S`, held as its 32-byte seed plus the derived key.
+pub struct Keypair<S: Scheme> {
+    seed: Zeroizing<[u8; 32]>,
+    signing: Box<ml_dsa::SigningKey<S::Params>>,
+    public: PublicKey<S>,
+}
+
+impl<S: Scheme> Keypair<S> {
+    /// Derives the key pair from a 32-byte seed (FIPS 204 `KeyGen_internal(ξ)`).
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        let signing = Box::new(ml_dsa::SigningKey::<S::Params>::from_seed(&(*seed).into()));
+        let encoded = ml_dsa::signature::Keypair::verifying_key(signing.as_ref()).encode();
+        let public = PublicKey::from_bytes(encoded.as_slice())
+            .expect("ml-dsa produced a public key of the scheme's length");
+        Self {
+            seed: Zeroizing::new(*seed),
+            signing,
+            public,
+        }
+    }
+
+    /// A fresh key pair from `rng` (use a CSPRNG; seeded only in tests and simulations).
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(seed.as_mut());
+        Self::from_seed(&seed)
+    }
+
+    /// A fresh key pair from the operating system's entropy source.
+    pub fn generate_from_os() -> Result<Self, std::io::Error> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng
+            .try_fill_bytes(seed.as_mut())
+            .map_err(std::io::Error::other)?;
+        Ok(Self::from_seed(&seed))
+    }
+
+    pub fn public(&self) -> &PublicKey<S> {
+        &self.public
+    }
+
+    /// The secret seed. Only key files may call this; never log it.
+    pub fn seed(&self) -> &[u8; 32] {
+        &self.seed
+    }
+
+    /// Signs `message` in `domain` (deterministic FIPS 204 signing).
+    pub fn sign(&self, domain: SigningDomain, message: &[u8]) -> Signature<S> {
+        let sig = self
+            .signing
+            .expanded_key()
+            .sign_deterministic(message, domain.context())
+            .expect("every signing-domain context is shorter than 255 bytes");
+        Signature::from_bytes(sig.encode().as_slice())
+            .expect("ml-dsa produced a signature of the scheme's length")
+    }
+}
+
+impl<S: Scheme> fmt::Debug for Keypair<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}Keypair({:?}, secret: <redacted>)", S::ROLE, self.public)
+    }
+}
+
+pub type ValidatorKeypair = Keypair<ValidatorScheme>;
+pub type ValidatorPublicKey = PublicKey<ValidatorScheme>;
+pub type ValidatorSignature = Signature<ValidatorScheme>;
+pub type AccountKeypair = Keypair<AccountScheme>;
+pub type AccountPublicKey = PublicKey<AccountScheme>;
+pub type AccountSignature = Signature<AccountScheme>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    fn validator(seed: u64) -> ValidatorKeypair {
+        ValidatorKeypair::generate(&mut ChaCha20Rng::seed_from_u64(seed))
+    }
+
+    #[test]
+    fn sizes_match_fips_204() {
+        let v = validator(1);
+        assert_eq!(v.public().as_bytes().len(), 2592);
+        assert_eq!(v.sign(SigningDomain::Vertex, b"m").as_bytes().len(), 4627);
+        let a = AccountKeypair::from_seed(&[3; 32]);
+        assert_eq!(a.public().as_bytes().len(), 1312);
+        assert_eq!(
+            a.sign(SigningDomain::Transaction, b"m").as_bytes().len(),
+            2420
+        );
+    }
+
+    #[test]
+    fn signature_verifies_and_is_deterministic() {
+        let v = validator(2);
+        let sig = v.sign(SigningDomain::Vertex, b"vertex digest");
+        assert_eq!(sig, v.sign(SigningDomain::Vertex, b"vertex digest"));
+        v.public()
+            .verify(SigningDomain::Vertex, b"vertex digest", &sig)
+            .unwrap();
+    }
+
+    #[test]
+    fn tampered_message_wrong_key_and_wrong_domain_fail() {
+        let v = validator(3);
+        let other = validator(4);
+        let sig = v.sign(SigningDomain::Vertex, b"message");
+        let invalid = Err(SignatureError::Invalid { role: "validator" });
+        assert_eq!(
+            v.public().verify(SigningDomain::Vertex, b"messagE", &sig),
+            invalid
+        );
+        assert_eq!(
+            other.public().verify(SigningDomain::Vertex, b"message", &sig),
+            invalid
+        );
+        assert_eq!(
+            v.public().verify(SigningDomain::BlockVote, b"message", &sig),
+            invalid
+        );
+        let mut bytes = sig.as_bytes().to_vec();
+        bytes[100] ^= 1;
+        let flipped = ValidatorSignature::from_bytes(&bytes).unwrap();
+        assert!(
+            v.public()
+                .verify(SigningDomain::Vertex, b"message", &flipped)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn wrong_lengths_are_malformed() {
+        assert!(ValidatorPublicKey::from_bytes(&[0; 10]).is_err());
+        assert!(AccountSignature::from_bytes(&[0; 4627]).is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_the_seed() {
+        let kp = AccountKeypair::from_seed(&[0xAB; 32]);
+        let shown = format!("{kp:?}");
+        assert!(!shown.contains(&hex::encode([0xAB; 32])));
+        assert!(!shown.to_lowercase().contains("abababab"));
+        assert!(shown.contains("redacted"));
+    }
+
+    #[test]
+    fn same_seed_same_key() {
+        assert_eq!(
+            AccountKeypair::from_seed(&[9; 32]).public(),
+            AccountKeypair::from_seed(&[9; 32]).public()
+        );
+        assert_ne!(
+            AccountKeypair::from_seed(&[9; 32]).public(),
+            AccountKeypair::from_seed(&[8; 32]).public()
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! The core data types of both chains, each with its canonical encoding.
+//!
+//! Size limits live next to the types they bound; every decoder enforces them.
+
+mod account;
+mod block;
+mod chain;
+mod genesis;
+mod receipt;
+mod transaction;
+mod validator;
+mod vertex;
+
+pub use account::{Address, AssetId};
+pub use block::{Block, BlockBody, BlockCertificate, BlockHeader, CertificateError};
+pub use chain::{ChainId, ConsensusEngine};
+pub use genesis::{ChainParams, Genesis, GenesisAccount, GenesisError, GenesisValidator};
+pub use receipt::{FailureReason, Receipt, ReceiptStatus};
+pub use transaction::{
+    Approval, Authorization, Output, SignedTransaction, Transaction, TxPayload, TxSignatureError,
+    limits as tx_limits,
+};
+pub use validator::{MAX_VALIDATORS, ValidatorIndex, ValidatorInfo, ValidatorSet, ValidatorSetError};
+pub use vertex::{UnsignedVertex, Vertex, VertexError, VertexRef, limits as vertex_limits};

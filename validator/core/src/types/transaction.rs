@@ -1,0 +1,591 @@
+//! Transactions: what an account asks the chain to do, and how it is authorised.
+//!
+//! The transaction digest covers the [`Transaction`] only, not its [`Authorization`]:
+//! a transaction's identity cannot be changed by re-encoding or re-signing it, which
+//! makes deduplication and receipts by digest sound.
+
+use crate::crypto::{AccountKeypair, AccountPublicKey, AccountSignature, SigningDomain};
+use crate::encoding::{
+    Canonical, Decode, DecodeError, Encode, Reader, check_strictly_increasing, write_vec,
+};
+use crate::hash::{Digest, HashDomain};
+
+use super::account::{Address, AssetId};
+use super::chain::ChainId;
+
+/// Size limits of transactions.
+pub mod limits {
+    /// Outputs of one transfer or multisig spend.
+    pub const MAX_OUTPUTS: usize = 256;
+    /// Signers of one multisig policy (and approvals of one transaction).
+    pub const MAX_MULTISIG_SIGNERS: usize = 16;
+    /// Encoded size of one signed transaction (the gRPC API documents the same limit).
+    pub const MAX_TX_BYTES: usize = 128 * 1024;
+}
+use limits::*;
+
+/// One recipient of a transfer: `amount` of `asset` to `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Output {
+    pub to: Address,
+    pub asset: AssetId,
+    pub amount: u64,
+}
+
+impl Encode for Output {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.to.encode_to(out);
+        self.asset.encode_to(out);
+        self.amount.encode_to(out);
+    }
+}
+
+impl Decode for Output {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            to: Decode::decode_from(r)?,
+            asset: Decode::decode_from(r)?,
+            amount: r.read_u64("amount")?,
+        })
+    }
+}
+
+const OUTPUT_LEN: usize = 32 + 4 + 8;
+
+/// What a transaction does.
+///
+/// Tags 0–3 are the account kinds below; tags 16–31 are reserved for the cross-chain
+/// kinds (sAX lock and unlock, attestations, governance proposals and votes, epoch
+/// changes) and are refused by this version's decoder until they are defined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxPayload {
+    /// Moves funds from the sender to one or many outputs, each in its own asset.
+    Transfer { outputs: Vec<Output> },
+    /// Destroys `amount` of `asset` from the sender; counted in burned supply.
+    Burn { asset: AssetId, amount: u64 },
+    /// Puts the sender's account under a `threshold`-of-`signers` policy; from then
+    /// on its spends need [`Authorization::Multisig`].
+    MultisigConfigure { threshold: u8, signers: Vec<Address> },
+    /// A transfer out of a multisig account, authorised by its signers' approvals.
+    MultisigSpend { outputs: Vec<Output> },
+}
+
+impl TxPayload {
+    const TRANSFER: u8 = 0;
+    const BURN: u8 = 1;
+    const MULTISIG_CONFIGURE: u8 = 2;
+    const MULTISIG_SPEND: u8 = 3;
+    /// First tag of the range reserved for cross-chain kinds.
+    pub const RESERVED_CROSS_CHAIN: std::ops::RangeInclusive<u8> = 16..=31;
+
+    /// The outputs of a transfer-like payload (empty for others).
+    pub fn outputs(&self) -> &[Output] {
+        match self {
+            TxPayload::Transfer { outputs } | TxPayload::MultisigSpend { outputs } => outputs,
+            _ => &[],
+        }
+    }
+}
+
+fn decode_outputs(r: &mut Reader<'_>) -> Result<Vec<Output>, DecodeError> {
+    let outputs: Vec<Output> = r.read_vec(MAX_OUTPUTS, OUTPUT_LEN, "outputs")?;
+    if outputs.is_empty() {
+        return Err(DecodeError::Invalid {
+            what: "outputs",
+            detail: "a transfer needs at least one output".into(),
+        });
+    }
+    Ok(outputs)
+}
+
+impl Encode for TxPayload {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            TxPayload::Transfer { outputs } => {
+                out.push(Self::TRANSFER);
+                write_vec(out, outputs);
+            }
+            TxPayload::Burn { asset, amount } => {
+                out.push(Self::BURN);
+                asset.encode_to(out);
+                amount.encode_to(out);
+            }
+            TxPayload::MultisigConfigure { threshold, signers } => {
+                out.push(Self::MULTISIG_CONFIGURE);
+                threshold.encode_to(out);
+                write_vec(out, signers);
+            }
+            TxPayload::MultisigSpend { outputs } => {
+                out.push(Self::MULTISIG_SPEND);
+                write_vec(out, outputs);
+            }
+        }
+    }
+}
+
+impl Decode for TxPayload {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.read_u8("transaction kind")? {
+            Self::TRANSFER => Ok(TxPayload::Transfer {
+                outputs: decode_outputs(r)?,
+            }),
+            Self::BURN => Ok(TxPayload::Burn {
+                asset: Decode::decode_from(r)?,
+                amount: r.read_u64("burn amount")?,
+            }),
+            Self::MULTISIG_CONFIGURE => {
+                let threshold = r.read_u8("multisig threshold")?;
+                let signers: Vec<Address> =
+                    r.read_vec(MAX_MULTISIG_SIGNERS, 32, "multisig signers")?;
+                check_strictly_increasing(signers.iter(), "multisig signers")?;
+                if threshold == 0 || usize::from(threshold) > signers.len() {
+                    return Err(DecodeError::Invalid {
+                        what: "multisig policy",
+                        detail: format!(
+                            "threshold {threshold} must be between 1 and the {} signers",
+                            signers.len()
+                        ),
+                    });
+                }
+                Ok(TxPayload::MultisigConfigure { threshold, signers })
+            }
+            Self::MULTISIG_SPEND => Ok(TxPayload::MultisigSpend {
+                outputs: decode_outputs(r)?,
+            }),
+            tag => Err(DecodeError::UnknownTag {
+                what: "transaction kind",
+                tag,
+            }),
+        }
+    }
+}
+
+/// The signed content of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transaction {
+    pub chain: ChainId,
+    /// The account whose nonce advances and which pays the fee.
+    pub sender: Address,
+    /// Must equal the sender's next nonce when executed.
+    pub nonce: u64,
+    /// Fee in the native asset, charged even if the payload fails.
+    pub fee: u64,
+    pub payload: TxPayload,
+}
+
+impl Transaction {
+    /// The transaction's identity: BLAKE3 (transaction domain) of its encoding.
+    pub fn digest(&self) -> Digest {
+        let mut bytes = Vec::with_capacity(128);
+        self.encode_to(&mut bytes);
+        HashDomain::Transaction.hash(&bytes)
+    }
+
+    /// Signs as a single-key account. The sender must be `Address::of(key.public())`.
+    pub fn sign(self, key: &AccountKeypair) -> SignedTransaction {
+        let digest = self.digest();
+        let signature = key.sign(SigningDomain::Transaction, digest.as_bytes());
+        SignedTransaction {
+            tx: self,
+            auth: Authorization::Single {
+                public_key: key.public().clone(),
+                signature,
+            },
+            digest,
+        }
+    }
+
+    /// Approves with several signers of a multisig policy.
+    pub fn sign_multisig(self, keys: &[&AccountKeypair]) -> SignedTransaction {
+        let digest = self.digest();
+        let mut approvals: Vec<Approval> = keys
+            .iter()
+            .map(|k| Approval {
+                public_key: k.public().clone(),
+                signature: k.sign(SigningDomain::Transaction, digest.as_bytes()),
+            })
+            .collect();
+        approvals.sort_by(|a, b| a.public_key.cmp(&b.public_key));
+        approvals.dedup_by(|a, b| a.public_key == b.public_key);
+        SignedTransaction {
+            tx: self,
+            auth: Authorization::Multisig { approvals },
+            digest,
+        }
+    }
+
+    /// Leaves the transaction unsigned: valid only on a network whose genesis enables
+    /// the unsigned benchmark mode.
+    pub fn unsigned(self) -> SignedTransaction {
+        let digest = self.digest();
+        SignedTransaction {
+            tx: self,
+            auth: Authorization::Unsigned,
+            digest,
+        }
+    }
+}
+
+impl Encode for Transaction {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.chain.encode_to(out);
+        self.sender.encode_to(out);
+        self.nonce.encode_to(out);
+        self.fee.encode_to(out);
+        self.payload.encode_to(out);
+    }
+}
+
+impl Decode for Transaction {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            chain: Decode::decode_from(r)?,
+            sender: Decode::decode_from(r)?,
+            nonce: r.read_u64("nonce")?,
+            fee: r.read_u64("fee")?,
+            payload: Decode::decode_from(r)?,
+        })
+    }
+}
+
+/// One signer's approval of a multisig transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    pub public_key: AccountPublicKey,
+    pub signature: AccountSignature,
+}
+
+impl Encode for Approval {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.public_key.encode_to(out);
+        self.signature.encode_to(out);
+    }
+}
+
+impl Decode for Approval {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            public_key: Decode::decode_from(r)?,
+            signature: Decode::decode_from(r)?,
+        })
+    }
+}
+
+/// How a transaction is authorised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Authorization {
+    /// The sender's own key.
+    Single {
+        public_key: AccountPublicKey,
+        signature: AccountSignature,
+    },
+    /// Approvals of signers of the sender's multisig policy, sorted by public key.
+    /// Whether they meet the policy is checked at execution, against the state.
+    Multisig { approvals: Vec<Approval> },
+    /// No signature: the benchmark mode a genesis flag must enable explicitly.
+    Unsigned,
+}
+
+impl Encode for Authorization {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Authorization::Single {
+                public_key,
+                signature,
+            } => {
+                out.push(0);
+                public_key.encode_to(out);
+                signature.encode_to(out);
+            }
+            Authorization::Multisig { approvals } => {
+                out.push(1);
+                write_vec(out, approvals);
+            }
+            Authorization::Unsigned => out.push(2),
+        }
+    }
+}
+
+impl Decode for Authorization {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.read_u8("authorization")? {
+            0 => Ok(Authorization::Single {
+                public_key: Decode::decode_from(r)?,
+                signature: Decode::decode_from(r)?,
+            }),
+            1 => {
+                let approvals: Vec<Approval> =
+                    r.read_vec(MAX_MULTISIG_SIGNERS, 1312 + 2420, "multisig approvals")?;
+                if approvals.is_empty() {
+                    return Err(DecodeError::Invalid {
+                        what: "multisig approvals",
+                        detail: "at least one approval is needed".into(),
+                    });
+                }
+                check_strictly_increasing(
+                    approvals.iter().map(|a| &a.public_key),
+                    "multisig approvals",
+                )?;
+                Ok(Authorization::Multisig { approvals })
+            }
+            2 => Ok(Authorization::Unsigned),
+            tag => Err(DecodeError::UnknownTag {
+                what: "authorization",
+                tag,
+            }),
+        }
+    }
+}
+
+/// Why a transaction's signatures were refused at admission.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum TxSignatureError {
+    #[error("the signing key's address {key_address} is not the sender {sender}")]
+    SenderMismatch {
+        sender: Address,
+        key_address: Address,
+    },
+    #[error("invalid signature: {0}")]
+    Invalid(#[from] crate::crypto::SignatureError),
+    #[error("invalid signature of multisig approval {index}: {source}")]
+    InvalidApproval {
+        index: usize,
+        source: crate::crypto::SignatureError,
+    },
+    #[error("unsigned transactions are refused: this network's genesis does not enable the unsigned benchmark mode")]
+    UnsignedNotAllowed,
+}
+
+/// A transaction with its authorisation and its (cached) digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedTransaction {
+    tx: Transaction,
+    auth: Authorization,
+    digest: Digest,
+}
+
+impl SignedTransaction {
+    pub fn new(tx: Transaction, auth: Authorization) -> Self {
+        let digest = tx.digest();
+        Self { tx, auth, digest }
+    }
+
+    pub fn tx(&self) -> &Transaction {
+        &self.tx
+    }
+
+    pub fn auth(&self) -> &Authorization {
+        &self.auth
+    }
+
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    pub fn is_unsigned(&self) -> bool {
+        matches!(self.auth, Authorization::Unsigned)
+    }
+
+    /// The stateless signature check done once at admission: the key matches the
+    /// sender and every signature verifies over the digest in the transaction domain.
+    /// Multisig policy membership is a state question, left to the executor.
+    pub fn verify_signatures(&self, allow_unsigned: bool) -> Result<(), TxSignatureError> {
+        let message = self.digest.as_bytes();
+        match &self.auth {
+            Authorization::Single {
+                public_key,
+                signature,
+            } => {
+                let key_address = Address::of(public_key);
+                if key_address != self.tx.sender {
+                    return Err(TxSignatureError::SenderMismatch {
+                        sender: self.tx.sender,
+                        key_address,
+                    });
+                }
+                public_key.verify(SigningDomain::Transaction, message, signature)?;
+                Ok(())
+            }
+            Authorization::Multisig { approvals } => {
+                for (index, a) in approvals.iter().enumerate() {
+                    a.public_key
+                        .verify(SigningDomain::Transaction, message, &a.signature)
+                        .map_err(|source| TxSignatureError::InvalidApproval { index, source })?;
+                }
+                Ok(())
+            }
+            Authorization::Unsigned if allow_unsigned => Ok(()),
+            Authorization::Unsigned => Err(TxSignatureError::UnsignedNotAllowed),
+        }
+    }
+}
+
+impl Encode for SignedTransaction {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.tx.encode_to(out);
+        self.auth.encode_to(out);
+    }
+}
+
+impl Decode for SignedTransaction {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let start = r.rest();
+        let tx = Transaction::decode_from(r)?;
+        let tx_bytes = &start[..start.len() - r.remaining()];
+        let digest = HashDomain::Transaction.hash(tx_bytes);
+        let auth = Authorization::decode_from(r)?;
+        Ok(Self { tx, auth, digest })
+    }
+}
+
+impl Canonical for SignedTransaction {
+    const NAME: &'static str = "transaction";
+    const MAX_ENCODED_LEN: usize = MAX_TX_BYTES;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: u8) -> AccountKeypair {
+        AccountKeypair::from_seed(&[seed; 32])
+    }
+
+    fn transfer(from: &AccountKeypair, nonce: u64) -> Transaction {
+        Transaction {
+            chain: ChainId::Delta,
+            sender: Address::of(from.public()),
+            nonce,
+            fee: 10,
+            payload: TxPayload::Transfer {
+                outputs: vec![
+                    Output {
+                        to: Address([1; 32]),
+                        asset: AssetId::NATIVE,
+                        amount: 5,
+                    },
+                    Output {
+                        to: Address([2; 32]),
+                        asset: AssetId(7),
+                        amount: 9,
+                    },
+                ],
+            },
+        }
+    }
+
+    #[test]
+    fn signed_transfer_round_trips_and_verifies() {
+        let k = key(1);
+        let stx = transfer(&k, 0).sign(&k);
+        let bytes = stx.to_canonical_bytes();
+        let back = SignedTransaction::from_canonical_bytes(&bytes).unwrap();
+        assert_eq!(back, stx);
+        assert_eq!(back.digest(), stx.tx().digest());
+        back.verify_signatures(false).unwrap();
+    }
+
+    #[test]
+    fn signature_of_another_transaction_or_key_fails() {
+        let k = key(1);
+        let stx = transfer(&k, 0).sign(&k);
+        let Authorization::Single { signature, .. } = stx.auth().clone() else {
+            unreachable!()
+        };
+        let replay = SignedTransaction::new(
+            transfer(&k, 1),
+            Authorization::Single {
+                public_key: k.public().clone(),
+                signature,
+            },
+        );
+        assert!(matches!(
+            replay.verify_signatures(false),
+            Err(TxSignatureError::Invalid(_))
+        ));
+        let other = key(2);
+        let wrong_sender = transfer(&k, 0).sign(&other);
+        assert!(matches!(
+            wrong_sender.verify_signatures(false),
+            Err(TxSignatureError::SenderMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn unsigned_needs_the_flag() {
+        let stx = transfer(&key(1), 0).unsigned();
+        assert_eq!(
+            stx.verify_signatures(false),
+            Err(TxSignatureError::UnsignedNotAllowed)
+        );
+        stx.verify_signatures(true).unwrap();
+    }
+
+    #[test]
+    fn multisig_approvals_verify_and_are_canonical() {
+        let (a, b) = (key(3), key(4));
+        let tx = Transaction {
+            payload: TxPayload::MultisigSpend {
+                outputs: vec![Output {
+                    to: Address([9; 32]),
+                    asset: AssetId::NATIVE,
+                    amount: 1,
+                }],
+            },
+            ..transfer(&a, 0)
+        };
+        let stx = tx.sign_multisig(&[&b, &a]);
+        stx.verify_signatures(false).unwrap();
+        let bytes = stx.to_canonical_bytes();
+        assert_eq!(SignedTransaction::from_canonical_bytes(&bytes).unwrap(), stx);
+        // Swapping the two approvals gives a non-canonical encoding.
+        let Authorization::Multisig { mut approvals } = stx.auth().clone() else {
+            unreachable!()
+        };
+        approvals.swap(0, 1);
+        let swapped = SignedTransaction::new(stx.tx().clone(), Authorization::Multisig { approvals });
+        assert!(matches!(
+            SignedTransaction::from_canonical_bytes(&swapped.to_canonical_bytes()),
+            Err(DecodeError::NonCanonical { .. })
+        ));
+    }
+
+    #[test]
+    fn multisig_policy_rules_are_enforced_by_the_decoder() {
+        let mut tx = transfer(&key(1), 0);
+        let mut signers = vec![Address([2; 32]), Address([1; 32])];
+        tx.payload = TxPayload::MultisigConfigure {
+            threshold: 1,
+            signers: signers.clone(),
+        };
+        let bytes = tx.clone().unsigned().to_canonical_bytes();
+        assert!(matches!(
+            SignedTransaction::from_canonical_bytes(&bytes),
+            Err(DecodeError::NonCanonical { .. })
+        ));
+        signers.sort();
+        for threshold in [0, 3] {
+            tx.payload = TxPayload::MultisigConfigure {
+                threshold,
+                signers: signers.clone(),
+            };
+            let bytes = tx.clone().unsigned().to_canonical_bytes();
+            assert!(matches!(
+                SignedTransaction::from_canonical_bytes(&bytes),
+                Err(DecodeError::Invalid { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn reserved_cross_chain_tags_are_refused_for_now() {
+        let mut bytes = transfer(&key(1), 0).unsigned().to_canonical_bytes();
+        let payload_tag_at = 1 + 1 + 32 + 8 + 8;
+        assert_eq!(bytes[payload_tag_at], TxPayload::TRANSFER);
+        bytes[payload_tag_at] = *TxPayload::RESERVED_CROSS_CHAIN.start();
+        assert!(matches!(
+            SignedTransaction::from_canonical_bytes(&bytes),
+            Err(DecodeError::UnknownTag { .. })
+        ));
+    }
+}
