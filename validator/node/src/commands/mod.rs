@@ -1,0 +1,3 @@
+pub mod genesis;
+pub mod keygen;
+pub mod snapshot;
