@@ -22,7 +22,10 @@ fn ml_dsa_87(c: &mut Criterion) {
 
     let raw = ml_dsa::SigningKey::<ml_dsa::MlDsa87>::from_seed(&[7u8; 32].into());
     let raw_vk = ml_dsa::signature::Keypair::verifying_key(&raw);
-    let raw_sig = raw.expanded_key().sign_deterministic(MESSAGE, CONTEXT).unwrap();
+    let raw_sig = raw
+        .expanded_key()
+        .sign_deterministic(MESSAGE, CONTEXT)
+        .unwrap();
 
     let (f_pk, f_sk) = fips204::ml_dsa_87::KG::try_keygen().unwrap();
     let f_sig = f_sk.try_sign(MESSAGE, CONTEXT).unwrap();
@@ -30,12 +33,17 @@ fn ml_dsa_87(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("ml-dsa-87/verify");
     g.bench_function("dualchain (ml-dsa)", |b| {
-        b.iter(|| ours.public().verify(SigningDomain::Vertex, MESSAGE, &our_sig))
+        b.iter(|| {
+            ours.public()
+                .verify(SigningDomain::Vertex, MESSAGE, &our_sig)
+        })
     });
     g.bench_function("ml-dsa raw", |b| {
         b.iter(|| raw_vk.verify_with_context(MESSAGE, CONTEXT, &raw_sig))
     });
-    g.bench_function("fips204", |b| b.iter(|| f_pk.verify(MESSAGE, &f_sig, CONTEXT)));
+    g.bench_function("fips204", |b| {
+        b.iter(|| f_pk.verify(MESSAGE, &f_sig, CONTEXT))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("ml-dsa-87/sign");
@@ -56,9 +64,14 @@ fn ml_dsa_44(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("ml-dsa-44/verify");
     g.bench_function("dualchain (ml-dsa)", |b| {
-        b.iter(|| ours.public().verify(SigningDomain::Transaction, MESSAGE, &our_sig))
+        b.iter(|| {
+            ours.public()
+                .verify(SigningDomain::Transaction, MESSAGE, &our_sig)
+        })
     });
-    g.bench_function("fips204", |b| b.iter(|| f_pk.verify(MESSAGE, &f_sig, CONTEXT)));
+    g.bench_function("fips204", |b| {
+        b.iter(|| f_pk.verify(MESSAGE, &f_sig, CONTEXT))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("ml-dsa-44/sign");
@@ -79,9 +92,11 @@ fn blake3_small(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("domain-separated", size), &data, |b, d| {
             b.iter(|| HashDomain::Transaction.hash(d))
         });
-        g.bench_with_input(BenchmarkId::new("plain blake3::hash", size), &data, |b, d| {
-            b.iter(|| blake3::hash(d))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("plain blake3::hash", size),
+            &data,
+            |b, d| b.iter(|| blake3::hash(d)),
+        );
     }
     g.finish();
 }

@@ -30,7 +30,11 @@ fn updates(c: &mut Criterion) {
             .iter()
             .map(|(k, _)| (*k, Some([9u8; 32])))
             .collect();
-        batch.extend(random_leaves(n - n / 2, 2).into_iter().map(|(k, v)| (k, Some(v))));
+        batch.extend(
+            random_leaves(n - n / 2, 2)
+                .into_iter()
+                .map(|(k, v)| (k, Some(v))),
+        );
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::from_parameter(n), &batch, |b, batch| {
             b.iter_batched(

@@ -21,7 +21,10 @@ fn block_batch(height: u64) -> WriteBatch {
         let receipt = Receipt {
             tx_digest: Digest(digest),
             status: if i % 10 == 0 {
-                ReceiptStatus::Failed(FailureReason::BadNonce { expected: 1, got: 2 })
+                ReceiptStatus::Failed(FailureReason::BadNonce {
+                    expected: 1,
+                    got: 2,
+                })
             } else {
                 ReceiptStatus::Success
             },
@@ -35,8 +38,16 @@ fn block_batch(height: u64) -> WriteBatch {
         // Each transfer touches two accounts: sender and recipient.
         batch.put(Column::State, digest[..12].to_vec(), [1u8; 40].to_vec());
     }
-    batch.put(Column::Blocks, keys::height_key(height).to_vec(), vec![0u8; 64 * 1024]);
-    batch.put(Column::Meta, b"head".to_vec(), height.to_le_bytes().to_vec());
+    batch.put(
+        Column::Blocks,
+        keys::height_key(height).to_vec(),
+        vec![0u8; 64 * 1024],
+    );
+    batch.put(
+        Column::Meta,
+        b"head".to_vec(),
+        height.to_le_bytes().to_vec(),
+    );
     batch
 }
 

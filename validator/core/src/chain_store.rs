@@ -65,7 +65,9 @@ pub enum ChainStoreError {
     ReceiptsRoot { height: u64 },
     #[error("block {height}: the body does not match the header")]
     BodyMismatch { height: u64 },
-    #[error("the state column's Merkle root {computed} differs from the head's recorded root {recorded}: the state is corrupt")]
+    #[error(
+        "the state column's Merkle root {computed} differs from the head's recorded root {recorded}: the state is corrupt"
+    )]
     CorruptState { recorded: Digest, computed: Digest },
     #[error("genesis state can only be written into an empty store")]
     AlreadyInitialised,
@@ -264,8 +266,15 @@ impl<E: KvEngine> ChainStore<E> {
         self.get_decoded(Column::Blocks, &keys::height_key(height), "block")
     }
 
-    pub fn get_certificate(&self, height: u64) -> Result<Option<BlockCertificate>, ChainStoreError> {
-        self.get_decoded(Column::Certificates, &keys::height_key(height), "certificate")
+    pub fn get_certificate(
+        &self,
+        height: u64,
+    ) -> Result<Option<BlockCertificate>, ChainStoreError> {
+        self.get_decoded(
+            Column::Certificates,
+            &keys::height_key(height),
+            "certificate",
+        )
     }
 
     pub fn get_receipts(&self, height: u64) -> Result<Vec<Receipt>, ChainStoreError> {
@@ -415,7 +424,10 @@ mod tests {
         let engine = Arc::new(MemoryEngine::new());
         let mut store = ChainStore::open(engine.clone(), ChainId::Delta).unwrap();
         store
-            .init_genesis(HashDomain::Genesis.hash(b"g"), &[change("alice", Some("100"))])
+            .init_genesis(
+                HashDomain::Genesis.hash(b"g"),
+                &[change("alice", Some("100"))],
+            )
             .unwrap();
         for i in 0..5 {
             let changes = vec![
@@ -439,9 +451,15 @@ mod tests {
     fn a_refused_write_rolls_back_the_tree_and_writes_nothing() {
         let engine = Arc::new(MemoryEngine::new());
         let mut store = ChainStore::open(engine.clone(), ChainId::Delta).unwrap();
-        store.init_genesis(Digest::ZERO, &[change("a", Some("1"))]).unwrap();
+        store
+            .init_genesis(Digest::ZERO, &[change("a", Some("1"))])
+            .unwrap();
         let root_before = store.state_root();
-        let changes = vec![change("a", Some("2")), change("a", Some("3")), change("b", Some("1"))];
+        let changes = vec![
+            change("a", Some("2")),
+            change("a", Some("3")),
+            change("b", Some("1")),
+        ];
         let block = block_after(&store, &[], &changes);
         engine.set_fail_writes(true);
         assert!(matches!(
@@ -496,7 +514,9 @@ mod tests {
     fn corrupt_state_is_detected_at_open() {
         let engine = Arc::new(MemoryEngine::new());
         let mut store = ChainStore::open(engine.clone(), ChainId::Alpha).unwrap();
-        store.init_genesis(Digest::ZERO, &[change("a", Some("1"))]).unwrap();
+        store
+            .init_genesis(Digest::ZERO, &[change("a", Some("1"))])
+            .unwrap();
         let mut batch = WriteBatch::new();
         batch.put(Column::State, b"a".to_vec(), b"tampered".to_vec());
         engine.write(batch).unwrap();

@@ -287,7 +287,12 @@ impl<S: Scheme> Eq for Signature<S> {}
 
 impl<S: Scheme> fmt::Debug for Signature<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}Signature({}…)", S::ROLE, hex::encode(&self.bytes[..6]))
+        write!(
+            f,
+            "{}Signature({}…)",
+            S::ROLE,
+            hex::encode(&self.bytes[..6])
+        )
     }
 }
 
@@ -367,7 +372,12 @@ impl<S: Scheme> Keypair<S> {
 
 impl<S: Scheme> fmt::Debug for Keypair<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}Keypair({:?}, secret: <redacted>)", S::ROLE, self.public)
+        write!(
+            f,
+            "{}Keypair({:?}, secret: <redacted>)",
+            S::ROLE,
+            self.public
+        )
     }
 }
 
@@ -422,11 +432,14 @@ mod tests {
             invalid
         );
         assert_eq!(
-            other.public().verify(SigningDomain::Vertex, b"message", &sig),
+            other
+                .public()
+                .verify(SigningDomain::Vertex, b"message", &sig),
             invalid
         );
         assert_eq!(
-            v.public().verify(SigningDomain::BlockVote, b"message", &sig),
+            v.public()
+                .verify(SigningDomain::BlockVote, b"message", &sig),
             invalid
         );
         let mut bytes = sig.as_bytes().to_vec();

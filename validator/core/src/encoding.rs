@@ -152,7 +152,10 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    pub fn read_array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+    pub fn read_array<const N: usize>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<[u8; N], DecodeError> {
         let bytes = self.read_bytes(N, what)?;
         Ok(bytes.try_into().expect("read_bytes returned N bytes"))
     }
@@ -207,7 +210,11 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-prefixed byte string of at most `max` bytes.
-    pub fn read_var_bytes(&mut self, max: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+    pub fn read_var_bytes(
+        &mut self,
+        max: usize,
+        what: &'static str,
+    ) -> Result<&'a [u8], DecodeError> {
         let len = self.read_len(max, 1, what)?;
         self.read_bytes(len, what)
     }

@@ -94,13 +94,17 @@ pub enum KeyFileError {
         expected: &'static str,
         found: String,
     },
-    #[error("{path} is truncated or malformed: expected 64 hex digits (32 bytes), found {found_len} characters{detail}")]
+    #[error(
+        "{path} is truncated or malformed: expected 64 hex digits (32 bytes), found {found_len} characters{detail}"
+    )]
     BadSeed {
         path: PathBuf,
         found_len: usize,
         detail: &'static str,
     },
-    #[error("{path} does not match the secret seed in the same directory (corrupt or mixed-up key files)")]
+    #[error(
+        "{path} does not match the secret seed in the same directory (corrupt or mixed-up key files)"
+    )]
     PublicKeyMismatch { path: PathBuf },
     #[error("{path}, line {line}: {detail}")]
     BadKeyringLine {
@@ -228,13 +232,11 @@ fn read_text(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
 pub fn read_kind(dir: &Path) -> Result<KeyKind, KeyFileError> {
     let path = dir.join(KIND_FILE);
     let text = read_text(&path)?;
-    text.trim()
-        .parse()
-        .map_err(|_| KeyFileError::WrongKind {
-            dir: dir.to_path_buf(),
-            expected: "validator or account",
-            found: text.trim().chars().take(32).collect(),
-        })
+    text.trim().parse().map_err(|_| KeyFileError::WrongKind {
+        dir: dir.to_path_buf(),
+        expected: "validator or account",
+        found: text.trim().chars().take(32).collect(),
+    })
 }
 
 /// Loads a key of scheme `S` from `dir`, checking kind, algorithm, seed and public key.
@@ -311,12 +313,16 @@ pub fn generate_key(dir: &Path, kind: KeyKind) -> Result<AnyKeypair, KeyFileErro
 }
 
 /// First line of an account keyring file.
-pub const KEYRING_HEADER: &str = "# dualchain account keyring v1: <address> <ml-dsa-44 secret seed hex> per line. SECRET.";
+pub const KEYRING_HEADER: &str =
+    "# dualchain account keyring v1: <address> <ml-dsa-44 secret seed hex> per line. SECRET.";
 
 /// Writes many account keys into one file (mode 0600, never overwritten): one line per
 /// account, `<address> <seed hex>`. Genesis writes the keys of the accounts it funds
 /// here, for load generators; one file keeps 100k accounts manageable.
-pub fn write_keyring(path: &Path, keys: &[crate::crypto::AccountKeypair]) -> Result<(), KeyFileError> {
+pub fn write_keyring(
+    path: &Path,
+    keys: &[crate::crypto::AccountKeypair],
+) -> Result<(), KeyFileError> {
     let mut text = Zeroizing::new(String::with_capacity(keys.len() * 132 + 100));
     text.push_str(KEYRING_HEADER);
     text.push('\n');
@@ -354,9 +360,13 @@ pub fn read_keyring(path: &Path) -> Result<Vec<crate::crypto::AccountKeypair>, K
                 line: number + 1,
                 detail,
             };
-            let (address, seed_hex) = line.trim().split_once(' ').ok_or_else(|| bad("expected `<address> <seed hex>`"))?;
+            let (address, seed_hex) = line
+                .trim()
+                .split_once(' ')
+                .ok_or_else(|| bad("expected `<address> <seed hex>`"))?;
             let mut seed = Zeroizing::new([0u8; 32]);
-            hex::decode_to_slice(seed_hex.trim(), seed.as_mut()).map_err(|_| bad("seed is not 64 hex digits"))?;
+            hex::decode_to_slice(seed_hex.trim(), seed.as_mut())
+                .map_err(|_| bad("seed is not 64 hex digits"))?;
             let key = crate::crypto::AccountKeypair::from_seed(&seed);
             if Address::of(key.public()).to_string() != address {
                 return Err(bad("address does not match the seed"));
@@ -377,7 +387,10 @@ mod tests {
         let vdir = tmp.path().join("v");
         let v = ValidatorKeypair::from_seed(&[1; 32]);
         write_key(&vdir, &v).unwrap();
-        assert_eq!(read_key::<ValidatorScheme>(&vdir).unwrap().public(), v.public());
+        assert_eq!(
+            read_key::<ValidatorScheme>(&vdir).unwrap().public(),
+            v.public()
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -389,14 +402,19 @@ mod tests {
         let adir = tmp.path().join("a");
         let a = AccountKeypair::from_seed(&[2; 32]);
         write_key(&adir, &a).unwrap();
-        assert!(matches!(read_any_key(&adir).unwrap(), AnyKeypair::Account(_)));
+        assert!(matches!(
+            read_any_key(&adir).unwrap(),
+            AnyKeypair::Account(_)
+        ));
     }
 
     #[test]
     fn keyring_round_trip_and_tamper_detection() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("accounts.keys");
-        let keys: Vec<_> = (0..5u8).map(|i| AccountKeypair::from_seed(&[i; 32])).collect();
+        let keys: Vec<_> = (0..5u8)
+            .map(|i| AccountKeypair::from_seed(&[i; 32]))
+            .collect();
         write_keyring(&path, &keys).unwrap();
         let back = read_keyring(&path).unwrap();
         assert_eq!(back.len(), 5);
@@ -435,12 +453,21 @@ mod tests {
         let seed_hex = hex::encode([3u8; 32]);
         fs::write(dir.join(SEED_FILE), &seed_hex[..40]).unwrap();
         let err = read_key::<AccountScheme>(&dir).unwrap_err();
-        assert!(matches!(err, KeyFileError::BadSeed { found_len: 40, .. }), "{err}");
-        assert!(!err.to_string().contains(&seed_hex[..40]), "seed leaked: {err}");
+        assert!(
+            matches!(err, KeyFileError::BadSeed { found_len: 40, .. }),
+            "{err}"
+        );
+        assert!(
+            !err.to_string().contains(&seed_hex[..40]),
+            "seed leaked: {err}"
+        );
 
         fs::write(dir.join(SEED_FILE), hex::encode([4u8; 32])).unwrap();
         let err = read_key::<AccountScheme>(&dir).unwrap_err();
-        assert!(matches!(err, KeyFileError::PublicKeyMismatch { .. }), "{err}");
+        assert!(
+            matches!(err, KeyFileError::PublicKeyMismatch { .. }),
+            "{err}"
+        );
 
         fs::remove_file(dir.join(PUBLIC_KEY_FILE)).unwrap();
         assert!(matches!(

@@ -9,19 +9,27 @@ use dualchain_core::encoding::{Canonical, DecodeError};
 use dualchain_core::hash::Digest;
 use dualchain_core::types::{
     Address, AssetId, BlockCertificate, BlockHeader, ChainId, FailureReason, Output, Receipt,
-    ReceiptStatus, SignedTransaction, Transaction, TxPayload, UnsignedVertex, ValidatorSet,
-    Vertex, VertexRef,
+    ReceiptStatus, SignedTransaction, Transaction, TxPayload, UnsignedVertex, ValidatorSet, Vertex,
+    VertexRef,
 };
 use proptest::prelude::*;
 
 fn account_keys() -> &'static [AccountKeypair] {
     static KEYS: OnceLock<Vec<AccountKeypair>> = OnceLock::new();
-    KEYS.get_or_init(|| (0..4u8).map(|i| AccountKeypair::from_seed(&[i; 32])).collect())
+    KEYS.get_or_init(|| {
+        (0..4u8)
+            .map(|i| AccountKeypair::from_seed(&[i; 32]))
+            .collect()
+    })
 }
 
 fn validator_keys() -> &'static [ValidatorKeypair] {
     static KEYS: OnceLock<Vec<ValidatorKeypair>> = OnceLock::new();
-    KEYS.get_or_init(|| (0..4u8).map(|i| ValidatorKeypair::from_seed(&[i; 32])).collect())
+    KEYS.get_or_init(|| {
+        (0..4u8)
+            .map(|i| ValidatorKeypair::from_seed(&[i; 32]))
+            .collect()
+    })
 }
 
 fn digest() -> impl Strategy<Value = Digest> {
@@ -61,8 +69,15 @@ fn payload() -> impl Strategy<Value = TxPayload> {
 }
 
 fn transaction() -> impl Strategy<Value = SignedTransaction> {
-    (chain(), 0..4usize, any::<u64>(), any::<u64>(), payload(), 0..3u8).prop_map(
-        |(chain, signer, nonce, fee, payload, auth)| {
+    (
+        chain(),
+        0..4usize,
+        any::<u64>(),
+        any::<u64>(),
+        payload(),
+        0..3u8,
+    )
+        .prop_map(|(chain, signer, nonce, fee, payload, auth)| {
             let key = &account_keys()[signer];
             let tx = Transaction {
                 chain,
@@ -76,8 +91,7 @@ fn transaction() -> impl Strategy<Value = SignedTransaction> {
                 1 => tx.sign(key),
                 _ => tx.sign_multisig(&[&account_keys()[0], &account_keys()[(signer % 3) + 1]]),
             }
-        },
-    )
+        })
 }
 
 fn receipt() -> impl Strategy<Value = Receipt> {
@@ -173,7 +187,10 @@ fn check_canonical<T: Canonical + PartialEq + std::fmt::Debug>(value: &T, cut: u
 
     // Any strict prefix is refused.
     let cut = cut % bytes.len();
-    assert!(T::from_canonical_bytes(&bytes[..cut]).is_err(), "prefix of {cut} bytes accepted");
+    assert!(
+        T::from_canonical_bytes(&bytes[..cut]).is_err(),
+        "prefix of {cut} bytes accepted"
+    );
 
     // Trailing bytes are refused.
     let mut longer = bytes.clone();
@@ -198,7 +215,11 @@ fn check_mutation<T: Canonical>(value: &T, position: usize, xor: u8) {
     let position = position % bytes.len();
     bytes[position] ^= xor.max(1);
     if let Ok(decoded) = T::from_canonical_bytes(&bytes) {
-        assert_eq!(decoded.to_canonical_bytes(), bytes, "non-canonical bytes accepted");
+        assert_eq!(
+            decoded.to_canonical_bytes(),
+            bytes,
+            "non-canonical bytes accepted"
+        );
     }
 }
 
@@ -324,11 +345,17 @@ fn certificates_verify_only_with_a_quorum_of_valid_votes() {
 
     let mut forged = cert.clone();
     forged.signatures[1].1 = votes[0].1.clone();
-    assert!(forged.verify(&header, &set).is_err(), "a copied vote must not count");
+    assert!(
+        forged.verify(&header, &set).is_err(),
+        "a copied vote must not count"
+    );
 
     let mut other = header.clone();
     other.state_root = Digest([6; 32]);
-    assert!(cert.verify(&other, &set).is_err(), "certificate of another header");
+    assert!(
+        cert.verify(&other, &set).is_err(),
+        "certificate of another header"
+    );
 
     // Duplicate signers cannot be encoded: the decoder requires strictly increasing indices.
     let mut dup = cert.clone();
@@ -362,8 +389,14 @@ fn vertices_are_checked_against_the_validator_set() {
         .sign(&keys[usize::from(author)])
     };
     make(1, parents.clone(), 2).verify(&set).unwrap();
-    assert!(make(1, parents[..2].to_vec(), 2).verify(&set).is_err(), "2 parents < quorum 3");
-    assert!(make(1, parents.clone(), 3).verify(&set).is_err(), "wrong epoch");
+    assert!(
+        make(1, parents[..2].to_vec(), 2).verify(&set).is_err(),
+        "2 parents < quorum 3"
+    );
+    assert!(
+        make(1, parents.clone(), 3).verify(&set).is_err(),
+        "wrong epoch"
+    );
     // Signed by validator 2's key but claiming author 1.
     let mut content = make(1, parents.clone(), 2).content().clone();
     content.author = 1;

@@ -30,7 +30,10 @@ fn fails_with(args: &[&str], needle: &str) {
     let out = dualchain(args);
     assert!(!out.status.success(), "dualchain {args:?} should fail");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(needle), "stderr of {args:?} lacks {needle:?}:\n{stderr}");
+    assert!(
+        stderr.contains(needle),
+        "stderr of {args:?} lacks {needle:?}:\n{stderr}"
+    );
 }
 
 fn s(p: &Path) -> &str {
@@ -68,7 +71,10 @@ fn keygen_show_never_prints_the_secret() {
     assert_eq!(json["public_key"].as_str().unwrap().len(), 2592 * 2);
 
     fails_with(&["keygen", "--out", s(&dir)], "refusing to overwrite");
-    fails_with(&["keygen", "--show", s(&tmp.path().join("nope"))], "missing");
+    fails_with(
+        &["keygen", "--show", s(&tmp.path().join("nope"))],
+        "missing",
+    );
     std::fs::write(dir.join("secret_seed"), &seed[..20]).unwrap();
     fails_with(&["keygen", "--show", s(&dir)], "truncated");
 }
@@ -85,7 +91,14 @@ fn genesis_from_keys_with_accounts_and_hash() {
     let account = tmp.path().join("acct");
     ok(&["keygen", "--out", s(&account), "--kind", "account"]);
     let out = tmp.path().join("net/genesis.json");
-    let mut args = vec!["genesis", "--accounts", "25", "--out", s(&out), "--validator-keys"];
+    let mut args = vec![
+        "genesis",
+        "--accounts",
+        "25",
+        "--out",
+        s(&out),
+        "--validator-keys",
+    ];
     args.extend(keys.iter().map(|k| s(k)));
     let hash = ok(&args).trim().to_string();
 
@@ -96,18 +109,30 @@ fn genesis_from_keys_with_accounts_and_hash() {
     assert_eq!(genesis.alpha.block_time_ms, 15_000);
     assert_eq!(genesis.delta.block_time_ms, 3_000);
     assert!(!genesis.allow_unsigned_transactions);
-    let keyring = dualchain_core::keyfile::read_keyring(&out.with_extension("accounts.keys")).unwrap();
+    let keyring =
+        dualchain_core::keyfile::read_keyring(&out.with_extension("accounts.keys")).unwrap();
     assert_eq!(keyring.len(), 25);
 
     fails_with(&args, "refusing to overwrite");
     let other = tmp.path().join("g2.json");
     fails_with(
-        &["genesis", "--out", s(&other), "--validator-keys", s(&account)],
+        &[
+            "genesis",
+            "--out",
+            s(&other),
+            "--validator-keys",
+            s(&account),
+        ],
         "expected a validator key",
     );
     fails_with(
         &[
-            "genesis", "--out", s(&other), "--delta-block-time-ms", "4000", "--validator-keys",
+            "genesis",
+            "--out",
+            s(&other),
+            "--delta-block-time-ms",
+            "4000",
+            "--validator-keys",
             s(&keys[0]),
         ],
         "must divide",
@@ -122,23 +147,45 @@ fn snapshot_export_import_through_the_cli() {
         let engine = RocksEngine::open(&db, &StoreOptions::default()).unwrap();
         let mut store = ChainStore::open(engine, ChainId::Delta).unwrap();
         let changes: Vec<_> = (0..500u32)
-            .map(|i| (format!("account-{i}").into_bytes(), Some(i.to_le_bytes().to_vec())))
+            .map(|i| {
+                (
+                    format!("account-{i}").into_bytes(),
+                    Some(i.to_le_bytes().to_vec()),
+                )
+            })
             .collect();
         store.init_genesis(Digest([7; 32]), &changes).unwrap()
     };
     let file = tmp.path().join("delta.dcsnap");
-    let exported: serde_json::Value =
-        serde_json::from_str(&ok(&["snapshot", "export", "--db", s(&db), "--out", s(&file)])).unwrap();
+    let exported: serde_json::Value = serde_json::from_str(&ok(&[
+        "snapshot",
+        "export",
+        "--db",
+        s(&db),
+        "--out",
+        s(&file),
+    ]))
+    .unwrap();
     assert_eq!(exported["state_root"], root.to_hex());
 
     let fresh = tmp.path().join("fresh");
-    let imported: serde_json::Value =
-        serde_json::from_str(&ok(&["snapshot", "import", "--file", s(&file), "--db", s(&fresh)])).unwrap();
+    let imported: serde_json::Value = serde_json::from_str(&ok(&[
+        "snapshot",
+        "import",
+        "--file",
+        s(&file),
+        "--db",
+        s(&fresh),
+    ]))
+    .unwrap();
     assert_eq!(imported["state_root"], root.to_hex());
     let engine = RocksEngine::open(&fresh, &StoreOptions::default()).unwrap();
     let store = ChainStore::open(engine, ChainId::Delta).unwrap();
     assert_eq!(store.state_root(), root);
-    assert_eq!(store.get_state(b"account-42").unwrap(), Some(42u32.to_le_bytes().to_vec()));
+    assert_eq!(
+        store.get_state(b"account-42").unwrap(),
+        Some(42u32.to_le_bytes().to_vec())
+    );
 
     // A corrupt snapshot is refused and leaves no database behind.
     let mut bytes = std::fs::read(&file).unwrap();
@@ -147,7 +194,17 @@ fn snapshot_export_import_through_the_cli() {
     let corrupt = tmp.path().join("corrupt.dcsnap");
     std::fs::write(&corrupt, &bytes).unwrap();
     let target = tmp.path().join("never");
-    let out = dualchain(&["snapshot", "import", "--file", s(&corrupt), "--db", s(&target)]);
+    let out = dualchain(&[
+        "snapshot",
+        "import",
+        "--file",
+        s(&corrupt),
+        "--db",
+        s(&target),
+    ]);
     assert!(!out.status.success());
-    assert!(!target.exists(), "a refused import must not leave a database");
+    assert!(
+        !target.exists(),
+        "a refused import must not leave a database"
+    );
 }

@@ -275,8 +275,14 @@ pub mod conformance {
         batch.put(Column::State, b"b".to_vec(), b"2'".to_vec());
         engine.write(batch).expect("write batch");
 
-        assert_eq!(engine.get(Column::State, b"a").unwrap(), Some(b"1".to_vec()));
-        assert_eq!(engine.get(Column::State, b"b").unwrap(), Some(b"2'".to_vec()));
+        assert_eq!(
+            engine.get(Column::State, b"a").unwrap(),
+            Some(b"1".to_vec())
+        );
+        assert_eq!(
+            engine.get(Column::State, b"b").unwrap(),
+            Some(b"2'".to_vec())
+        );
         assert_eq!(engine.get(Column::State, b"c").unwrap(), None);
         assert_eq!(
             engine.get(Column::Blocks, b"a").unwrap(),

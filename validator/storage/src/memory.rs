@@ -34,8 +34,8 @@ impl MemoryEngine {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, [ColumnMap; 6]> {
-        // A panic while holding the lock cannot leave a half-applied batch (batches are
-        // validated before mutation), so a poisoned lock still holds consistent data.
+        // Writers only insert into and remove from ordered maps, which cannot panic
+        // midway through a batch, so a poisoned lock still guards consistent data.
         self.columns.read().unwrap_or_else(|e| e.into_inner())
     }
 }

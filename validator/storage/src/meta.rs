@@ -73,8 +73,10 @@ pub fn read_head(engine: &dyn KvEngine) -> Result<Option<ChainHead>> {
 
 /// Writes [`SCHEMA_VERSION`] into an empty database or checks it in an existing one.
 ///
-/// `is_new` tells whether the engine just created the database: an existing database
-/// without a version record is refused rather than silently adopted.
+/// `is_new` tells whether the engine just created the database. An existing database
+/// without a version record is adopted only if it holds no data at all (a crash
+/// between creating it and writing this record); one with data is refused rather than
+/// silently misread.
 pub fn check_or_init_schema(engine: &dyn KvEngine, is_new: bool) -> Result<()> {
     match engine.get(Column::Meta, SCHEMA_VERSION_KEY)? {
         Some(bytes) => {
@@ -92,7 +94,7 @@ pub fn check_or_init_schema(engine: &dyn KvEngine, is_new: bool) -> Result<()> {
             }
             Ok(())
         }
-        None if is_new => {
+        None if is_new || is_empty(engine)? => {
             let mut batch = WriteBatch::new();
             batch.put(
                 Column::Meta,
@@ -102,9 +104,19 @@ pub fn check_or_init_schema(engine: &dyn KvEngine, is_new: bool) -> Result<()> {
             engine.write(batch)
         }
         None => Err(StorageError::Corruption(
-            "the database has no schema version record; it was not written by dualchain".into(),
+            "the database holds data but no schema version record; it was not written by dualchain"
+                .into(),
         )),
     }
+}
+
+fn is_empty(engine: &dyn KvEngine) -> Result<bool> {
+    for column in Column::ALL {
+        if engine.scan_from(column, &[])?.next().is_some() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -133,7 +145,11 @@ mod tests {
         check_or_init_schema(&engine, true).unwrap();
         check_or_init_schema(&engine, false).unwrap();
         let mut batch = WriteBatch::new();
-        batch.put(Column::Meta, SCHEMA_VERSION_KEY.to_vec(), 1u32.to_le_bytes().to_vec());
+        batch.put(
+            Column::Meta,
+            SCHEMA_VERSION_KEY.to_vec(),
+            1u32.to_le_bytes().to_vec(),
+        );
         engine.write(batch).unwrap();
         assert_eq!(
             check_or_init_schema(&engine, false),
@@ -142,6 +158,16 @@ mod tests {
                 expected: SCHEMA_VERSION
             })
         );
-        assert!(check_or_init_schema(&MemoryEngine::new(), false).is_err());
+        // An existing but empty database (crash right after creation) is adopted…
+        check_or_init_schema(&MemoryEngine::new(), false).unwrap();
+        // …one holding data without a version record is refused.
+        let foreign = MemoryEngine::new();
+        let mut batch = WriteBatch::new();
+        batch.put(Column::State, b"k".to_vec(), b"v".to_vec());
+        foreign.write(batch).unwrap();
+        assert!(matches!(
+            check_or_init_schema(&foreign, false),
+            Err(StorageError::Corruption(_))
+        ));
     }
 }

@@ -120,9 +120,6 @@ mod tests {
         assert_eq!(a.to_string().parse::<Address>().unwrap(), a);
         assert!(a.to_string()[2..].parse::<Address>().is_err());
         assert!("dc00".parse::<Address>().is_err());
-        assert_ne!(
-            a,
-            Address::of(AccountKeypair::from_seed(&[2; 32]).public())
-        );
+        assert_ne!(a, Address::of(AccountKeypair::from_seed(&[2; 32]).public()));
     }
 }

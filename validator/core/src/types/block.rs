@@ -2,8 +2,7 @@
 
 use crate::crypto::{SignatureError, SigningDomain, ValidatorKeypair, ValidatorSignature};
 use crate::encoding::{
-    Canonical, Decode, DecodeError, Encode, Reader, check_strictly_increasing, write_len,
-    write_vec,
+    Canonical, Decode, DecodeError, Encode, Reader, check_strictly_increasing, write_len, write_vec,
 };
 use crate::hash::{Digest, HashDomain, list_root};
 
@@ -161,8 +160,7 @@ impl Decode for Block {
         if !block.body_matches_header() {
             return Err(DecodeError::Invalid {
                 what: "block",
-                detail: "body does not match the header's vertex/transaction roots or count"
-                    .into(),
+                detail: "body does not match the header's vertex/transaction roots or count".into(),
             });
         }
         Ok(block)
@@ -179,7 +177,9 @@ impl Canonical for Block {
 pub enum CertificateError {
     #[error("certificate of epoch {certificate} checked against the validator set of epoch {set}")]
     WrongEpoch { certificate: u64, set: u64 },
-    #[error("certificate is for {certificate_chain} height {certificate_height}, not the given header")]
+    #[error(
+        "certificate is for {certificate_chain} height {certificate_height}, not the given header"
+    )]
     WrongHeader {
         certificate_chain: ChainId,
         certificate_height: u64,
@@ -232,7 +232,11 @@ impl BlockCertificate {
 
     /// Checks the certificate against `header` and the epoch's validator set: every
     /// signer is a member, every signature verifies, and the signers hold a quorum.
-    pub fn verify(&self, header: &BlockHeader, validators: &ValidatorSet) -> Result<(), CertificateError> {
+    pub fn verify(
+        &self,
+        header: &BlockHeader,
+        validators: &ValidatorSet,
+    ) -> Result<(), CertificateError> {
         if self.epoch != validators.epoch() {
             return Err(CertificateError::WrongEpoch {
                 certificate: self.epoch,
@@ -265,7 +269,11 @@ impl BlockCertificate {
             let member = validators.get(*index).expect("checked above");
             member
                 .public_key
-                .verify(SigningDomain::BlockVote, self.header_digest.as_bytes(), signature)
+                .verify(
+                    SigningDomain::BlockVote,
+                    self.header_digest.as_bytes(),
+                    signature,
+                )
                 .map_err(|source| CertificateError::BadSignature {
                     index: *index,
                     source,
@@ -315,4 +323,3 @@ impl Canonical for BlockCertificate {
     const NAME: &'static str = "block certificate";
     const MAX_ENCODED_LEN: usize = 1 + 1 + 8 + 8 + 32 + 4 + MAX_VALIDATORS * (2 + 4627);
 }
-

@@ -222,7 +222,11 @@ impl Genesis {
                 return Err(GenesisError::ZeroBlockTime { chain });
             }
         }
-        if self.alpha.block_time_ms % self.delta.block_time_ms != 0 {
+        if !self
+            .alpha
+            .block_time_ms
+            .is_multiple_of(self.delta.block_time_ms)
+        {
             return Err(GenesisError::BlockTimesNotAligned {
                 alpha_ms: self.alpha.block_time_ms,
                 delta_ms: self.delta.block_time_ms,
@@ -374,18 +378,27 @@ mod tests {
         ));
         let mut g = sample(4);
         g.alpha.block_time_ms = 0;
-        assert!(matches!(g.validate(), Err(GenesisError::ZeroBlockTime { .. })));
+        assert!(matches!(
+            g.validate(),
+            Err(GenesisError::ZeroBlockTime { .. })
+        ));
         let mut g = sample(4);
         g.delta.api_port = g.alpha.api_port;
         assert!(matches!(g.validate(), Err(GenesisError::PortClash(3030))));
         let mut g = sample(4);
         g.accounts.push(g.accounts[0].clone());
-        assert!(matches!(g.validate(), Err(GenesisError::DuplicateAccount(_))));
+        assert!(matches!(
+            g.validate(),
+            Err(GenesisError::DuplicateAccount(_))
+        ));
         assert!(matches!(
             sample(0).validate(),
             Err(GenesisError::Validators(_))
         ));
         let json = sample(1).to_json().replace("\"stake\"", "\"stakes\"");
-        assert!(matches!(Genesis::from_json(&json), Err(GenesisError::Json(_))));
+        assert!(matches!(
+            Genesis::from_json(&json),
+            Err(GenesisError::Json(_))
+        ));
     }
 }

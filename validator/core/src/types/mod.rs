@@ -20,5 +20,7 @@ pub use transaction::{
     Approval, Authorization, Output, SignedTransaction, Transaction, TxPayload, TxSignatureError,
     limits as tx_limits,
 };
-pub use validator::{MAX_VALIDATORS, ValidatorIndex, ValidatorInfo, ValidatorSet, ValidatorSetError};
+pub use validator::{
+    MAX_VALIDATORS, ValidatorIndex, ValidatorInfo, ValidatorSet, ValidatorSetError,
+};
 pub use vertex::{UnsignedVertex, Vertex, VertexError, VertexRef, limits as vertex_limits};

@@ -59,13 +59,19 @@ impl std::fmt::Display for FailureReason {
                 write!(f, "bad nonce: expected {expected}, got {got}")
             }
             FailureReason::InsufficientFee { available, fee } => {
-                write!(f, "insufficient balance for fee {fee}: {available} available")
+                write!(
+                    f,
+                    "insufficient balance for fee {fee}: {available} available"
+                )
             }
             FailureReason::InsufficientBalance {
                 asset,
                 available,
                 needed,
-            } => write!(f, "insufficient {asset}: needed {needed}, {available} available"),
+            } => write!(
+                f,
+                "insufficient {asset}: needed {needed}, {available} available"
+            ),
             other => f.write_str(other.code()),
         }
     }

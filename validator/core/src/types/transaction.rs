@@ -65,7 +65,10 @@ pub enum TxPayload {
     Burn { asset: AssetId, amount: u64 },
     /// Puts the sender's account under a `threshold`-of-`signers` policy; from then
     /// on its spends need [`Authorization::Multisig`].
-    MultisigConfigure { threshold: u8, signers: Vec<Address> },
+    MultisigConfigure {
+        threshold: u8,
+        signers: Vec<Address>,
+    },
     /// A transfer out of a multisig account, authorised by its signers' approvals.
     MultisigSpend { outputs: Vec<Output> },
 }
@@ -352,7 +355,9 @@ pub enum TxSignatureError {
         index: usize,
         source: crate::crypto::SignatureError,
     },
-    #[error("unsigned transactions are refused: this network's genesis does not enable the unsigned benchmark mode")]
+    #[error(
+        "unsigned transactions are refused: this network's genesis does not enable the unsigned benchmark mode"
+    )]
     UnsignedNotAllowed,
 }
 
@@ -537,13 +542,17 @@ mod tests {
         let stx = tx.sign_multisig(&[&b, &a]);
         stx.verify_signatures(false).unwrap();
         let bytes = stx.to_canonical_bytes();
-        assert_eq!(SignedTransaction::from_canonical_bytes(&bytes).unwrap(), stx);
+        assert_eq!(
+            SignedTransaction::from_canonical_bytes(&bytes).unwrap(),
+            stx
+        );
         // Swapping the two approvals gives a non-canonical encoding.
         let Authorization::Multisig { mut approvals } = stx.auth().clone() else {
             unreachable!()
         };
         approvals.swap(0, 1);
-        let swapped = SignedTransaction::new(stx.tx().clone(), Authorization::Multisig { approvals });
+        let swapped =
+            SignedTransaction::new(stx.tx().clone(), Authorization::Multisig { approvals });
         assert!(matches!(
             SignedTransaction::from_canonical_bytes(&swapped.to_canonical_bytes()),
             Err(DecodeError::NonCanonical { .. })

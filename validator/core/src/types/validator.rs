@@ -41,8 +41,13 @@ pub enum ValidatorSetError {
     Empty,
     #[error("a validator set holds at most {MAX_VALIDATORS} validators, got {0}")]
     TooMany(usize),
-    #[error("validator at position {position} has index {index}; indices must be 0, 1, 2, … in order")]
-    BadIndex { position: usize, index: ValidatorIndex },
+    #[error(
+        "validator at position {position} has index {index}; indices must be 0, 1, 2, … in order"
+    )]
+    BadIndex {
+        position: usize,
+        index: ValidatorIndex,
+    },
     #[error("validator {0} has zero stake")]
     ZeroStake(ValidatorIndex),
     #[error("validators {0} and {1} share a public key")]
@@ -92,6 +97,7 @@ impl ValidatorSet {
             return Err(ValidatorSetError::TooMany(validators.len()));
         }
         let mut total: u64 = 0;
+        // Keyed by the key bytes: `PublicKey` caches its expanded form inside.
         let mut seen = std::collections::HashMap::new();
         for (position, v) in validators.iter().enumerate() {
             if usize::from(v.index) != position {
@@ -103,7 +109,7 @@ impl ValidatorSet {
             if v.stake == 0 {
                 return Err(ValidatorSetError::ZeroStake(v.index));
             }
-            if let Some(other) = seen.insert(v.public_key.clone(), v.index) {
+            if let Some(other) = seen.insert(v.public_key.as_bytes(), v.index) {
                 return Err(ValidatorSetError::DuplicateKey(other, v.index));
             }
             total = total

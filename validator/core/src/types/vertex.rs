@@ -174,7 +174,11 @@ impl Vertex {
         let author = validators
             .get(c.author)
             .ok_or(VertexError::UnknownAuthor(c.author))?;
-        if let Some(p) = c.parents.iter().find(|p| validators.get(p.author).is_none()) {
+        if let Some(p) = c
+            .parents
+            .iter()
+            .find(|p| validators.get(p.author).is_none())
+        {
             return Err(VertexError::UnknownParent(p.author));
         }
         if c.round > 0 {
@@ -187,9 +191,11 @@ impl Vertex {
                 });
             }
         }
-        author
-            .public_key
-            .verify(SigningDomain::Vertex, self.digest.as_bytes(), &self.signature)?;
+        author.public_key.verify(
+            SigningDomain::Vertex,
+            self.digest.as_bytes(),
+            &self.signature,
+        )?;
         Ok(())
     }
 }

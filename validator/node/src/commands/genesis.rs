@@ -131,14 +131,20 @@ fn generate_accounts(count: usize, seed: Option<u64>) -> anyhow::Result<Vec<Acco
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.out.exists() {
-        bail!("{} already exists; refusing to overwrite a genesis", args.out.display());
+        bail!(
+            "{} already exists; refusing to overwrite a genesis",
+            args.out.display()
+        );
     }
     let keyring = args
         .accounts_keyring
         .clone()
         .unwrap_or_else(|| default_keyring_path(&args.out));
     if args.accounts > 0 && keyring.exists() {
-        bail!("{} already exists; refusing to overwrite a keyring", keyring.display());
+        bail!(
+            "{} already exists; refusing to overwrite a keyring",
+            keyring.display()
+        );
     }
     if args.assets == 0 && args.accounts > 0 {
         bail!("--assets must be at least 1 to fund accounts");
@@ -160,8 +166,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let account_keys = generate_accounts(args.accounts, args.accounts_seed)?;
-    let balances: BTreeMap<AssetId, u64> =
-        (0..args.assets).map(|a| (AssetId(a), args.balance)).collect();
+    let balances: BTreeMap<AssetId, u64> = (0..args.assets)
+        .map(|a| (AssetId(a), args.balance))
+        .collect();
     let accounts = account_keys
         .iter()
         .map(|k| GenesisAccount {
@@ -197,7 +204,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         validators,
         accounts,
     };
-    genesis.validate().context("the genesis parameters are invalid")?;
+    genesis
+        .validate()
+        .context("the genesis parameters are invalid")?;
 
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
