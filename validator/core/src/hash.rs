@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -30,6 +31,8 @@ pub enum HashDomain {
 }
 
 impl HashDomain {
+    const COUNT: usize = HashDomain::Snapshot as usize + 1;
+
     /// The BLAKE3 `derive_key` context: globally unique, fixed forever per version.
     pub const fn context(self) -> &'static str {
         match self {
@@ -49,8 +52,16 @@ impl HashDomain {
     }
 
     /// A hasher for this domain, for incremental input.
+    ///
+    /// Equivalent to `blake3::Hasher::new_derive_key(self.context())`, but the context
+    /// is hashed once per process and cached: on 32-byte inputs that halves the cost.
     pub fn hasher(self) -> blake3::Hasher {
-        blake3::Hasher::new_derive_key(self.context())
+        use blake3::hazmat::{ContextKey, HasherExt, hash_derive_key_context};
+        static CONTEXT_KEYS: [OnceLock<ContextKey>; HashDomain::COUNT] =
+            [const { OnceLock::new() }; HashDomain::COUNT];
+        let key =
+            CONTEXT_KEYS[self as usize].get_or_init(|| hash_derive_key_context(self.context()));
+        blake3::Hasher::new_from_context_key(key)
     }
 
     /// Digest of `data` in this domain.
@@ -181,6 +192,23 @@ mod tests {
         let digests: std::collections::HashSet<_> =
             all.iter().map(|d| d.hash(b"same bytes")).collect();
         assert_eq!(digests.len(), all.len());
+    }
+
+    #[test]
+    fn cached_context_keys_equal_blake3_derive_key() {
+        for domain in [
+            HashDomain::Transaction,
+            HashDomain::Snapshot,
+            HashDomain::Genesis,
+        ] {
+            for data in [&b""[..], b"x", &[7u8; 2000]] {
+                assert_eq!(
+                    domain.hash(data).0,
+                    blake3::derive_key(domain.context(), data),
+                    "{domain:?}"
+                );
+            }
+        }
     }
 
     #[test]
