@@ -95,12 +95,7 @@ impl<E: KvEngine> ChainStore<E> {
                 found: h.chain,
             });
         }
-        let mut leaves = Vec::new();
-        for item in engine.scan_from(Column::State, &[])? {
-            let (key, value) = item?;
-            leaves.push((hash_key(&key), hash_value(&value)));
-        }
-        let tree = SparseMerkleTree::from_leaves(leaves);
+        let tree = dualchain_storage::state::state_tree(&engine)?;
         if let Some(h) = &head
             && tree.root() != h.state_root
         {
@@ -339,7 +334,6 @@ impl<E: KvEngine> ChainStore<E> {
         let undo = updates
             .iter()
             .map(|(key, _)| (*key, self.tree.get(key)))
-            .rev()
             .collect::<Vec<_>>();
         self.tree.update_batch(updates);
         undo
@@ -357,8 +351,8 @@ impl<E: KvEngine> ChainStore<E> {
                 Ok(())
             }
             Err(e) => {
-                // Undo entries are in reverse order, so for a key changed twice in one
-                // block the earliest (original) value is applied last and wins.
+                // Every undo entry holds the value from before the batch, so a key
+                // changed twice in one block is restored whichever entry wins.
                 self.tree.update_batch(undo);
                 Err(e.into())
             }

@@ -24,6 +24,7 @@
 pub mod keys;
 mod memory;
 pub mod meta;
+pub mod state;
 
 pub use memory::MemoryEngine;
 

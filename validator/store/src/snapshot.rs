@@ -857,12 +857,7 @@ fn import_into(
 /// The state root of a database: the sparse Merkle root over `(hash_key(key),
 /// hash_value(value))` of every entry of the `state` column.
 pub fn state_root(engine: &dyn KvEngine) -> Result<[u8; 32], StorageError> {
-    let mut leaves = Vec::new();
-    for item in engine.scan_from(Column::State, b"")? {
-        let (key, value) = item?;
-        leaves.push((hash_key(&key), hash_value(&value)));
-    }
-    Ok(SparseMerkleTree::from_leaves(leaves).root())
+    Ok(dualchain_storage::state::state_tree(engine)?.root())
 }
 
 /// `Ok` if `db_dir` is missing or an empty directory.
