@@ -316,13 +316,9 @@ pub fn generate_key(dir: &Path, kind: KeyKind) -> Result<AnyKeypair, KeyFileErro
 pub const KEYRING_HEADER: &str =
     "# dualchain account keyring v1: <address> <ml-dsa-44 secret seed hex> per line. SECRET.";
 
-/// Writes many account keys into one file (mode 0600, never overwritten): one line per
-/// account, `<address> <seed hex>`. Genesis writes the keys of the accounts it funds
-/// here, for load generators; one file keeps 100k accounts manageable.
-pub fn write_keyring(
-    path: &Path,
-    keys: &[crate::crypto::AccountKeypair],
-) -> Result<(), KeyFileError> {
+/// The text of a keyring (header line, then `<address> <seed hex>` per account), as
+/// [`write_keyring`] stores it and the operator puts it into a Secret.
+pub fn keyring_text(keys: &[crate::crypto::AccountKeypair]) -> Zeroizing<String> {
     let mut text = Zeroizing::new(String::with_capacity(keys.len() * 132 + 100));
     text.push_str(KEYRING_HEADER);
     text.push('\n');
@@ -332,6 +328,17 @@ pub fn write_keyring(
         text.push_str(&hex::encode(key.seed()));
         text.push('\n');
     }
+    text
+}
+
+/// Writes many account keys into one file (mode 0600, never overwritten): one line per
+/// account, `<address> <seed hex>`. Genesis writes the keys of the accounts it funds
+/// here, for load generators; one file keeps 100k accounts manageable.
+pub fn write_keyring(
+    path: &Path,
+    keys: &[crate::crypto::AccountKeypair],
+) -> Result<(), KeyFileError> {
+    let text = keyring_text(keys);
     if path.exists() {
         return Err(KeyFileError::AlreadyExists {
             dir: path.to_path_buf(),

@@ -33,6 +33,10 @@ pub enum FailureReason {
     WrongChain,
     /// An amount or balance would overflow.
     Overflow,
+    /// The transaction breaks a structural rule the decoder enforces (no or too many
+    /// outputs, an invalid multisig policy or approval list). Only transactions built
+    /// in memory, never decoded ones, can reach the executor like this.
+    Malformed,
 }
 
 impl FailureReason {
@@ -48,6 +52,7 @@ impl FailureReason {
             FailureReason::UnsignedNotAllowed => "unsigned_not_allowed",
             FailureReason::WrongChain => "wrong_chain",
             FailureReason::Overflow => "overflow",
+            FailureReason::Malformed => "malformed",
         }
     }
 }
@@ -107,6 +112,7 @@ impl Encode for FailureReason {
             FailureReason::UnsignedNotAllowed => out.push(7),
             FailureReason::WrongChain => out.push(8),
             FailureReason::Overflow => out.push(9),
+            FailureReason::Malformed => out.push(10),
         }
     }
 }
@@ -134,6 +140,7 @@ impl Decode for FailureReason {
             7 => FailureReason::UnsignedNotAllowed,
             8 => FailureReason::WrongChain,
             9 => FailureReason::Overflow,
+            10 => FailureReason::Malformed,
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "failure reason",

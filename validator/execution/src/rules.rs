@@ -1,0 +1,315 @@
+//! The transaction rules of Delta — one function, used by every executor.
+//!
+//! Every transaction gets exactly one receipt. The checks run in this order; the
+//! first that fails decides the receipt, and the column "changes" says what a
+//! transaction failing there still changes:
+//!
+//! | # | check | failure | changes |
+//! |---|---|---|---|
+//! | 1 | `tx.chain` is the executor's chain | `WrongChain` | nothing, fee 0 |
+//! | 2 | structure (1–256 outputs, well-formed policy, 1–16 approvals in strictly increasing key order) | `Malformed` | nothing, fee 0 |
+//! | 3 | admission verdict: unsigned on a network without the genesis flag | `UnsignedNotAllowed` | nothing, fee 0 |
+//! | 4 | admission verdict: a signature is invalid or the key is not the sender's | `InvalidSignature` | nothing, fee 0 |
+//! | 5 | `tx.nonce` equals the sender's nonce | `BadNonce { expected, got }` | nothing, fee 0 |
+//! | 6 | the nonce can advance (`nonce < u64::MAX`) | `Overflow` | nothing, fee 0 |
+//! | 7 | authorisation against the state (below) | `MultisigRequired`, `NotMultisigAccount`, `BadMultisigAuthorization` | nothing, fee 0 |
+//! | 8 | native balance ≥ `tx.fee` | `InsufficientFee { available, fee }` | nothing, fee 0 |
+//! | — | **commit point**: the fee is charged into the fee pool and the nonce advances | | |
+//! | 9 | the payload | `InsufficientBalance`, `Overflow` | fee and nonce only: the payload is undone entirely |
+//!
+//! Why nothing is charged before step 9: a fee may only be taken from an account that
+//! authorised this exact transaction at its current nonce. Charging a transaction that
+//! fails its nonce or multisig check would let anyone replay or forge transactions
+//! that drain fees from other accounts.
+//!
+//! Authorisation (step 7): a single-key or unsigned transaction is refused from an
+//! account under a multisig policy (`MultisigRequired`), and may not be a
+//! `MultisigSpend` (`NotMultisigAccount`). A multisig-authorised transaction needs a
+//! policy on the sender (`NotMultisigAccount`) and approvals from at least
+//! `threshold` distinct policy signers (`BadMultisigAuthorization`); it may then carry
+//! any payload, including a new policy.
+//!
+//! Payloads (step 9), applied all-or-nothing:
+//! - `Transfer` / `MultisigSpend`: the amounts are summed per asset (`Overflow` if a
+//!   sum exceeds `u64`); for each asset in order of first appearance the sender's
+//!   balance, *after* the fee, must cover the sum (`InsufficientBalance` names the
+//!   first asset that does not); then the sender is debited and each output credited
+//!   in order (`Overflow` if a recipient's balance would exceed `u64`, undoing every
+//!   debit and credit). Outputs to the sender itself and zero amounts are allowed.
+//! - `Burn`: the sender's balance of the asset (after the fee) must cover the amount;
+//!   it is removed and added to the asset's burned supply.
+//! - `MultisigConfigure`: the sender's policy becomes the given one.
+//!
+//! Duplicate transactions need no special case: the second copy carries a nonce the
+//! first already used and fails at step 5.
+
+use dualchain_core::types::{
+    Address, AssetId, Authorization, ChainId, FailureReason, Receipt, ReceiptStatus,
+    SignedTransaction, TxPayload, tx_limits,
+};
+use dualchain_storage::KvEngine;
+use smallvec::SmallVec;
+
+use crate::keys::MultisigPolicy;
+use crate::state::{StateCache, StateError};
+use crate::verify::Verdict;
+use crate::workset::{Slot, Slots};
+
+/// What the rules need besides the transaction and the slots.
+pub struct RuleContext<'a, E: KvEngine> {
+    pub chain: ChainId,
+    pub cache: &'a StateCache<E>,
+}
+
+/// Fees and burns of a part of a block. Each worker keeps its own and they are
+/// summed afterwards: the accumulators need neither locks nor atomics, and addition
+/// is commutative, so the block totals cannot depend on scheduling.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Accumulators {
+    pub fees: u128,
+    /// Burned amount per asset, in order of first burn within this part.
+    pub burned: SmallVec<[(AssetId, u128); 2]>,
+}
+
+impl Accumulators {
+    fn burn(&mut self, asset: AssetId, amount: u64) {
+        match self.burned.iter_mut().find(|(a, _)| *a == asset) {
+            Some((_, total)) => *total += u128::from(amount),
+            None => self.burned.push((asset, u128::from(amount))),
+        }
+    }
+
+    /// Adds another part's accumulators.
+    pub fn merge(&mut self, other: &Accumulators) {
+        self.fees += other.fees;
+        for &(asset, amount) in &other.burned {
+            match self.burned.iter_mut().find(|(a, _)| *a == asset) {
+                Some((_, total)) => *total += amount,
+                None => self.burned.push((asset, amount)),
+            }
+        }
+    }
+}
+
+/// Buffers reused across the transactions of one worker (no per-transaction allocation).
+#[derive(Default)]
+pub struct Scratch {
+    needs: SmallVec<[(AssetId, u64); 4]>,
+    undo: SmallVec<[(u32, AssetId, u64); 8]>,
+}
+
+/// Applies one transaction to the slots. `access` is its declared access set
+/// (sender slot, then one slot per output). Storage errors abort the block; every
+/// transaction-level outcome is a receipt.
+#[inline]
+pub fn apply_tx<E: KvEngine, S: Slots>(
+    ctx: &RuleContext<'_, E>,
+    stx: &SignedTransaction,
+    verdict: Verdict,
+    access: &[u32],
+    slots: &mut S,
+    acc: &mut Accumulators,
+    scratch: &mut Scratch,
+) -> Result<Receipt, StateError> {
+    let tx = stx.tx();
+    let receipt = |status: ReceiptStatus, fee_charged: u64| Receipt {
+        tx_digest: stx.digest(),
+        status,
+        fee_charged,
+    };
+    let refuse = |reason: FailureReason| receipt(ReceiptStatus::Failed(reason), 0);
+
+    if tx.chain != ctx.chain {
+        return Ok(refuse(FailureReason::WrongChain));
+    }
+    if !is_well_formed(stx) {
+        return Ok(refuse(FailureReason::Malformed));
+    }
+    match verdict {
+        Verdict::Valid => {}
+        Verdict::UnsignedNotAllowed => return Ok(refuse(FailureReason::UnsignedNotAllowed)),
+        Verdict::Invalid => return Ok(refuse(FailureReason::InvalidSignature)),
+    }
+
+    let sender = slots.slot(access[0]);
+    sender.ensure_loaded(ctx.cache)?;
+    if tx.nonce != sender.nonce {
+        return Ok(refuse(FailureReason::BadNonce {
+            expected: sender.nonce,
+            got: tx.nonce,
+        }));
+    }
+    let Some(next_nonce) = sender.nonce.checked_add(1) else {
+        return Ok(refuse(FailureReason::Overflow));
+    };
+    if let Err(reason) = authorize(stx, sender) {
+        return Ok(refuse(reason));
+    }
+    let native = sender.balance_mut(AssetId::NATIVE, ctx.cache)?;
+    if *native < tx.fee {
+        return Ok(refuse(FailureReason::InsufficientFee {
+            available: *native,
+            fee: tx.fee,
+        }));
+    }
+
+    // Commit point: fee and nonce stick whatever the payload does.
+    *native -= tx.fee;
+    sender.nonce = next_nonce;
+    acc.fees += u128::from(tx.fee);
+
+    let status = match apply_payload(ctx, &tx.payload, access, slots, acc, scratch)? {
+        Ok(()) => ReceiptStatus::Success,
+        Err(reason) => ReceiptStatus::Failed(reason),
+    };
+    Ok(receipt(status, tx.fee))
+}
+
+/// Step 2: the structural rules the decoder enforces, re-checked because executor
+/// callers can build transactions in memory.
+fn is_well_formed(stx: &SignedTransaction) -> bool {
+    let payload_ok = match &stx.tx().payload {
+        TxPayload::Transfer { outputs } | TxPayload::MultisigSpend { outputs } => {
+            !outputs.is_empty() && outputs.len() <= tx_limits::MAX_OUTPUTS
+        }
+        TxPayload::Burn { .. } => true,
+        TxPayload::MultisigConfigure { threshold, signers } => {
+            MultisigPolicy::new(*threshold, signers).is_some()
+        }
+    };
+    let auth_ok = match stx.auth() {
+        Authorization::Multisig { approvals } => {
+            !approvals.is_empty()
+                && approvals.len() <= tx_limits::MAX_MULTISIG_SIGNERS
+                && approvals
+                    .windows(2)
+                    .all(|w| w[0].public_key < w[1].public_key)
+        }
+        Authorization::Single { .. } | Authorization::Unsigned => true,
+    };
+    payload_ok && auth_ok
+}
+
+/// Step 7: the authorisation against the sender's policy.
+fn authorize(stx: &SignedTransaction, sender: &Slot) -> Result<(), FailureReason> {
+    match stx.auth() {
+        Authorization::Single { .. } | Authorization::Unsigned => {
+            if sender.policy.is_some() {
+                return Err(FailureReason::MultisigRequired);
+            }
+            if matches!(stx.tx().payload, TxPayload::MultisigSpend { .. }) {
+                return Err(FailureReason::NotMultisigAccount);
+            }
+            Ok(())
+        }
+        Authorization::Multisig { approvals } => {
+            let Some(policy) = &sender.policy else {
+                return Err(FailureReason::NotMultisigAccount);
+            };
+            let mut matched: u32 = 0;
+            for approval in approvals {
+                let signer = Address::of(&approval.public_key);
+                if let Ok(i) = policy.signers.binary_search(&signer) {
+                    matched |= 1 << i;
+                }
+            }
+            if matched.count_ones() < u32::from(policy.threshold) {
+                return Err(FailureReason::BadMultisigAuthorization);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Step 9. The outer `Result` is a storage error, the inner one the receipt's reason.
+fn apply_payload<E: KvEngine, S: Slots>(
+    ctx: &RuleContext<'_, E>,
+    payload: &TxPayload,
+    access: &[u32],
+    slots: &mut S,
+    acc: &mut Accumulators,
+    scratch: &mut Scratch,
+) -> Result<Result<(), FailureReason>, StateError> {
+    match payload {
+        TxPayload::Transfer { outputs } | TxPayload::MultisigSpend { outputs } => {
+            transfer(ctx, outputs, access, slots, scratch)
+        }
+        TxPayload::Burn { asset, amount } => {
+            let balance = slots.slot(access[0]).balance_mut(*asset, ctx.cache)?;
+            if *balance < *amount {
+                return Ok(Err(FailureReason::InsufficientBalance {
+                    asset: *asset,
+                    available: *balance,
+                    needed: *amount,
+                }));
+            }
+            *balance -= amount;
+            acc.burn(*asset, *amount);
+            Ok(Ok(()))
+        }
+        TxPayload::MultisigConfigure { threshold, signers } => {
+            // Well-formedness was checked at step 2.
+            if let Some(policy) = MultisigPolicy::new(*threshold, signers) {
+                slots.slot(access[0]).set_policy(policy);
+            }
+            Ok(Ok(()))
+        }
+    }
+}
+
+fn transfer<E: KvEngine, S: Slots>(
+    ctx: &RuleContext<'_, E>,
+    outputs: &[dualchain_core::types::Output],
+    access: &[u32],
+    slots: &mut S,
+    scratch: &mut Scratch,
+) -> Result<Result<(), FailureReason>, StateError> {
+    let needs = &mut scratch.needs;
+    needs.clear();
+    for output in outputs {
+        match needs.iter_mut().find(|(asset, _)| *asset == output.asset) {
+            Some((_, total)) => match total.checked_add(output.amount) {
+                Some(sum) => *total = sum,
+                None => return Ok(Err(FailureReason::Overflow)),
+            },
+            None => needs.push((output.asset, output.amount)),
+        }
+    }
+    let sender = slots.slot(access[0]);
+    for &(asset, needed) in needs.iter() {
+        let available = *sender.balance_mut(asset, ctx.cache)?;
+        if available < needed {
+            return Ok(Err(FailureReason::InsufficientBalance {
+                asset,
+                available,
+                needed,
+            }));
+        }
+    }
+    for &(asset, needed) in needs.iter() {
+        *sender.balance_mut(asset, ctx.cache)? -= needed;
+    }
+
+    let undo = &mut scratch.undo;
+    undo.clear();
+    for (output, &slot) in outputs.iter().zip(&access[1..]) {
+        let balance = slots.slot(slot).balance_mut(output.asset, ctx.cache)?;
+        match balance.checked_add(output.amount) {
+            Some(credited) => {
+                undo.push((slot, output.asset, *balance));
+                *balance = credited;
+            }
+            None => {
+                for &(slot, asset, previous) in undo.iter().rev() {
+                    *slots.slot(slot).balance_mut(asset, ctx.cache)? = previous;
+                }
+                let sender = slots.slot(access[0]);
+                for &(asset, needed) in needs.iter() {
+                    *sender.balance_mut(asset, ctx.cache)? += needed;
+                }
+                return Ok(Err(FailureReason::Overflow));
+            }
+        }
+    }
+    Ok(Ok(()))
+}

@@ -1,0 +1,228 @@
+//! Admission-time signature checks, run once per transaction and remembered.
+//!
+//! ML-DSA verification costs tens of microseconds — far more than executing a
+//! transfer — so it happens when a transaction is admitted (in parallel, on rayon),
+//! and the verdict is cached; execution looks the verdict up instead of verifying
+//! again.
+//!
+//! The cache key is the transaction digest *and* a BLAKE3 fingerprint of the
+//! authorisation. The digest alone is not enough: it deliberately does not cover
+//! the authorisation, so a forged copy of an admitted transaction has the same
+//! digest, and a digest-only cache would wave it through.
+//!
+//! Unsigned transactions (the benchmark mode) are accepted only when the genesis
+//! flag `allow_unsigned_transactions` is set; otherwise their verdict is
+//! [`Verdict::UnsignedNotAllowed`] and execution fails them with that reason.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use dualchain_core::encoding::Encode;
+use dualchain_core::hash::Digest;
+use dualchain_core::types::{Authorization, Genesis, SignedTransaction, TxSignatureError};
+use foldhash::fast::RandomState;
+use rayon::prelude::*;
+
+/// The outcome of a transaction's stateless signature check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Valid,
+    /// A signature does not verify, or the key is not the sender's.
+    Invalid,
+    /// Unsigned, on a network whose genesis does not enable the benchmark mode.
+    UnsignedNotAllowed,
+}
+
+impl From<&Result<(), TxSignatureError>> for Verdict {
+    fn from(result: &Result<(), TxSignatureError>) -> Self {
+        match result {
+            Ok(()) => Verdict::Valid,
+            Err(TxSignatureError::UnsignedNotAllowed) => Verdict::UnsignedNotAllowed,
+            Err(_) => Verdict::Invalid,
+        }
+    }
+}
+
+/// Cached verdicts kept by default before the oldest half is dropped.
+pub const DEFAULT_CACHE_CAPACITY: usize = 1 << 20;
+
+/// Parallel signature verifier with a verdict cache.
+pub struct SignatureVerifier {
+    allow_unsigned: bool,
+    capacity: usize,
+    /// `(digest, auth fingerprint)` → (verdict, insertion sequence number).
+    cache: DashMap<(Digest, [u8; 32]), (Verdict, u64), RandomState>,
+    sequence: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl SignatureVerifier {
+    /// A verifier for a network: the unsigned mode follows the genesis flag.
+    pub fn for_genesis(genesis: &Genesis) -> Self {
+        Self::new(genesis.allow_unsigned_transactions)
+    }
+
+    pub fn new(allow_unsigned: bool) -> Self {
+        Self::with_capacity(allow_unsigned, DEFAULT_CACHE_CAPACITY)
+    }
+
+    pub fn with_capacity(allow_unsigned: bool, capacity: usize) -> Self {
+        Self {
+            allow_unsigned,
+            capacity: capacity.max(2),
+            cache: DashMap::with_hasher(RandomState::default()),
+            sequence: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether this network runs in the unsigned benchmark mode (reports must say so).
+    pub fn allows_unsigned(&self) -> bool {
+        self.allow_unsigned
+    }
+
+    /// The verdict for one transaction: from the cache, or verified now and cached.
+    pub fn verdict(&self, stx: &SignedTransaction) -> Verdict {
+        // Unsigned transactions carry nothing to verify or cache.
+        if stx.is_unsigned() {
+            return if self.allow_unsigned {
+                Verdict::Valid
+            } else {
+                Verdict::UnsignedNotAllowed
+            };
+        }
+        let key = (stx.digest(), auth_fingerprint(stx.auth()));
+        if let Some(hit) = self.cache.get(&key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return hit.0;
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let verdict = Verdict::from(&stx.verify_signatures(self.allow_unsigned));
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        self.cache.insert(key, (verdict, sequence));
+        if self.cache.len() > self.capacity {
+            self.evict_older_half();
+        }
+        verdict
+    }
+
+    /// Admission of a batch: verifies every transaction on the current rayon pool
+    /// and returns the verdicts in input order.
+    pub fn verify_batch(&self, txs: &[SignedTransaction]) -> Vec<Verdict> {
+        txs.par_iter().map(|stx| self.verdict(stx)).collect()
+    }
+
+    /// Verdicts in input order on the calling thread only (the sequential baseline).
+    pub fn verify_sequential(&self, txs: &[SignedTransaction]) -> Vec<Verdict> {
+        txs.iter().map(|stx| self.verdict(stx)).collect()
+    }
+
+    /// Forgets the verdicts of transactions that were executed (they cannot run again).
+    pub fn forget(&self, txs: &[SignedTransaction]) {
+        for stx in txs.iter().filter(|stx| !stx.is_unsigned()) {
+            self.cache
+                .remove(&(stx.digest(), auth_fingerprint(stx.auth())));
+        }
+    }
+
+    pub fn clear(&self) {
+        self.cache.clear();
+    }
+
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// `(hits, misses)` of the cache so far.
+    pub fn hit_counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    fn evict_older_half(&self) {
+        let newest = self.sequence.load(Ordering::Relaxed);
+        let keep_from = newest.saturating_sub(self.capacity as u64 / 2);
+        self.cache.retain(|_, (_, sequence)| *sequence >= keep_from);
+    }
+}
+
+/// BLAKE3 of the authorisation's canonical encoding.
+fn auth_fingerprint(auth: &Authorization) -> [u8; 32] {
+    let mut bytes = Vec::with_capacity(4096);
+    auth.encode_to(&mut bytes);
+    *blake3::hash(&bytes).as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dualchain_core::crypto::AccountKeypair;
+    use dualchain_core::types::{Address, AssetId, ChainId, Output, Transaction, TxPayload};
+
+    fn tx(key: &AccountKeypair, nonce: u64) -> Transaction {
+        Transaction {
+            chain: ChainId::Delta,
+            sender: Address::of(key.public()),
+            nonce,
+            fee: 1,
+            payload: TxPayload::Transfer {
+                outputs: vec![Output {
+                    to: Address([7; 32]),
+                    asset: AssetId::NATIVE,
+                    amount: 5,
+                }],
+            },
+        }
+    }
+
+    #[test]
+    fn verdicts_are_cached_per_digest_and_authorisation() {
+        let key = AccountKeypair::from_seed(&[1; 32]);
+        let good = tx(&key, 0).sign(&key);
+        let verifier = SignatureVerifier::new(false);
+        assert_eq!(
+            verifier.verify_batch(std::slice::from_ref(&good)),
+            vec![Verdict::Valid]
+        );
+        assert_eq!(verifier.verdict(&good), Verdict::Valid);
+        assert_eq!(verifier.hit_counts(), (1, 1));
+
+        // Same digest, someone else's signature: must not ride on the cached verdict.
+        let other = AccountKeypair::from_seed(&[2; 32]);
+        let forged =
+            SignedTransaction::new(good.tx().clone(), tx(&key, 0).sign(&other).auth().clone());
+        assert_eq!(forged.digest(), good.digest());
+        assert_eq!(verifier.verdict(&forged), Verdict::Invalid);
+        verifier.forget(std::slice::from_ref(&good));
+        assert_eq!(verifier.cached(), 1);
+    }
+
+    #[test]
+    fn unsigned_follows_the_genesis_flag() {
+        let key = AccountKeypair::from_seed(&[1; 32]);
+        let unsigned = tx(&key, 0).unsigned();
+        assert_eq!(
+            SignatureVerifier::new(false).verdict(&unsigned),
+            Verdict::UnsignedNotAllowed
+        );
+        assert_eq!(
+            SignatureVerifier::new(true).verdict(&unsigned),
+            Verdict::Valid
+        );
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let verifier = SignatureVerifier::with_capacity(false, 4);
+        let key = AccountKeypair::from_seed(&[3; 32]);
+        let txs: Vec<_> = (0..10).map(|n| tx(&key, n).sign(&key)).collect();
+        for stx in &txs {
+            assert_eq!(verifier.verdict(stx), Verdict::Valid);
+            assert!(verifier.cached() <= 4);
+        }
+    }
+}
