@@ -1,0 +1,898 @@
+//! The DAG-BFT engine: vertex intake, round advancement, the commit rule and sync.
+//!
+//! Rules of the engine (what the simulator checks it against):
+//! - **Intake.** A vertex is accepted only if it is of our chain, not below the GC
+//!   round, not absurdly far ahead, verifies (epoch, author, parent quorum,
+//!   ML-DSA-87 signature) and its parents are held with the right round and author.
+//!   A vertex with unknown parents waits in a bounded buffer while they are fetched
+//!   from the sender, then from other peers in turn.
+//! - **Rounds.** We propose round `h + 1` once the DAG holds a quorum of round-`h`
+//!   vertices, the round delay has passed since our previous proposal (minimum delay
+//!   of the chain plus back-pressure from the uncommitted depth), and the leader of
+//!   round `h` is in the DAG or its timeout expired. The new vertex references one
+//!   vertex per author of round `h` (the first one we received).
+//! - **Persistence before broadcast.** Our vertex (and our last proposed round) is
+//!   written to the store before the broadcast output leaves `handle`, so a restarted
+//!   node never equivocates.
+//! - **Equivocation.** A second vertex of one author and round is kept (honest vertices
+//!   may reference it, and the commit rule is safe with it) but yields
+//!   [`Evidence::Equivocation`]; from then on the author's vertices are ignored unless
+//!   we need them as parents of vertices we hold, and we do not wait for its leader
+//!   slots. (The vertices of its we do hold still count toward a round's quorum and
+//!   serve as parents: excluding them could deadlock a round in which one honest node
+//!   took no part, as the simulator found.)
+//! - **Commit.** See [`crate::commit`]; decided slots are output in order, with the
+//!   committed vertices, and rounds below `next slot - retention` are dropped from
+//!   memory and store.
+//! - **Sync window.** Rounds evicted from memory stay in the store for
+//!   `store_retention_rounds`; sync requests name (round, digest), so we answer them
+//!   from the store too, and a peer that fell that far behind still catches up.
+//!   Beyond it a node needs block sync (not part of consensus).
+//! - **Retransmission.** If we cannot advance for `resend_timeout_ms` we re-broadcast
+//!   our latest vertex: with message loss, nodes stuck just below quorum learn the
+//!   vertices they missed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use dualchain_core::Digest;
+use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::encoding::Encode;
+use dualchain_core::types::{
+    ChainId, SignedTransaction, UnsignedVertex, ValidatorIndex, ValidatorSet, Vertex, VertexError,
+    VertexRef, vertex_limits,
+};
+
+use crate::commit::{Committer, Decided};
+use crate::config::DagBftConfig;
+use crate::consensus::{Commit, Consensus, Input, Output, Round, SyncRequest, TimeMs};
+use crate::dag::{Dag, DagSnapshot, Inserted, ParentError, encoded_len};
+use crate::evidence::Evidence;
+use crate::leader::LeaderSchedule;
+use crate::store::{ConsensusStore, EngineState, StoreChanges, StoreError};
+use crate::verify::VertexVerifier;
+
+/// Digests in one sync request.
+pub const MAX_SYNC_DIGESTS: usize = 4_096;
+/// Encoded bytes of vertices in one sync response.
+pub const MAX_SYNC_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Why a received vertex was refused.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum RejectReason {
+    #[error("vertex of chain {0}, this engine runs another chain")]
+    WrongChain(ChainId),
+    #[error("vertex of round {round} is below the garbage-collection round {gc_round}")]
+    TooOld { round: Round, gc_round: Round },
+    #[error("vertex of round {round} is more than {lookahead} rounds above our round {ours}")]
+    TooFarAhead {
+        round: Round,
+        ours: Round,
+        lookahead: Round,
+    },
+    #[error("invalid vertex: {0}")]
+    Invalid(#[from] VertexError),
+    #[error("invalid parents: {0}")]
+    Parents(#[from] ParentError),
+    #[error("{0} vertices already wait for their parents")]
+    PendingFull(usize),
+    #[error("validator {0} equivocated; its vertices are taken only as needed parents")]
+    Equivocator(ValidatorIndex),
+}
+
+/// Why an engine could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("validator {0} is not in the validator set")]
+    NotAValidator(ValidatorIndex),
+    #[error("the signing key does not belong to validator {0}")]
+    KeyMismatch(ValidatorIndex),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("persisted state is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// Counters of one engine, for telemetry and the simulator's report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EngineStats {
+    pub proposed: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub rejected_signatures: u64,
+    pub equivocations: u64,
+    pub committed_leaders: u64,
+    pub committed_vertices: u64,
+    pub skipped_slots: u64,
+    pub sync_requests_sent: u64,
+    pub sync_requests_served: u64,
+    pub resends: u64,
+    pub max_pending: usize,
+}
+
+/// Vertices waiting for parents.
+#[derive(Default)]
+struct Pending {
+    waiting: HashMap<Digest, (Arc<Vertex>, usize)>,
+    /// Missing parent → vertices waiting for it.
+    children: HashMap<Digest, Vec<Digest>>,
+}
+
+impl Pending {
+    fn contains(&self, d: &Digest) -> bool {
+        self.waiting.contains_key(d)
+    }
+
+    fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Whether a buffered vertex waits for `d`.
+    fn is_wanted(&self, d: &Digest) -> bool {
+        self.children.contains_key(d)
+    }
+
+    fn add(&mut self, vertex: Arc<Vertex>, missing: &[Digest]) {
+        let d = vertex.digest();
+        for m in missing {
+            self.children.entry(*m).or_default().push(d);
+        }
+        self.waiting.insert(d, (vertex, missing.len()));
+    }
+
+    /// Vertices whose last missing parent is `parent`.
+    fn release(&mut self, parent: &Digest) -> Vec<Arc<Vertex>> {
+        let mut ready = Vec::new();
+        for child in self.children.remove(parent).unwrap_or_default() {
+            if let Some((_, missing)) = self.waiting.get_mut(&child) {
+                *missing -= 1;
+                if *missing == 0 {
+                    ready.push(self.waiting.remove(&child).expect("present").0);
+                }
+            }
+        }
+        ready.sort_by_key(|v| (v.content().round, v.digest()));
+        ready
+    }
+
+    fn gc_below(&mut self, round: Round) {
+        self.waiting.retain(|_, (v, _)| v.content().round >= round);
+        let waiting = &self.waiting;
+        self.children.retain(|_, cs| {
+            cs.retain(|c| waiting.contains_key(c));
+            !cs.is_empty()
+        });
+    }
+}
+
+/// A missing vertex being fetched.
+struct Fetch {
+    /// The peer that showed us a reference to it (first asked).
+    hint: ValidatorIndex,
+    attempts: u32,
+    next_at: TimeMs,
+    /// Round of the missing vertex (known from the child).
+    round: Round,
+}
+
+/// The DAG-BFT consensus engine of one validator on one chain.
+pub struct DagBft<S: ConsensusStore, V: VertexVerifier> {
+    cfg: DagBftConfig,
+    me: ValidatorIndex,
+    key: Arc<ValidatorKeypair>,
+    validators: Arc<ValidatorSet>,
+    leaders: LeaderSchedule,
+    dag: Dag,
+    committer: Committer,
+    pending: Pending,
+    fetches: BTreeMap<Digest, Fetch>,
+    /// Vertices dropped from memory but still in the store, by round (pruned at
+    /// `store_retention_rounds`).
+    evicted: BTreeMap<Round, Vec<Digest>>,
+    store: S,
+    verifier: V,
+    started: bool,
+    halted: bool,
+    last_proposed: Option<Arc<Vertex>>,
+    last_proposed_round: Option<Round>,
+    last_proposal_ms: TimeMs,
+    last_resend_ms: TimeMs,
+    /// When we first held a quorum of each recent round (leader timeouts count from it).
+    quorum_since: BTreeMap<Round, TimeMs>,
+    queue: VecDeque<SignedTransaction>,
+    equivocators: BTreeSet<ValidatorIndex>,
+    timer_at: Option<TimeMs>,
+    proposal_wake: Option<TimeMs>,
+    dag_changed: bool,
+    changes: StoreChanges,
+    stats: EngineStats,
+}
+
+impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
+    /// Opens the engine of validator `me`, restoring its persisted state from `store`
+    /// if it ran before. Feed it [`Input::Start`] to begin.
+    pub fn open(
+        cfg: DagBftConfig,
+        me: ValidatorIndex,
+        key: Arc<ValidatorKeypair>,
+        validators: Arc<ValidatorSet>,
+        store: S,
+        verifier: V,
+    ) -> Result<Self, EngineError> {
+        let info = validators.get(me).ok_or(EngineError::NotAValidator(me))?;
+        if &info.public_key != key.public() {
+            return Err(EngineError::KeyMismatch(me));
+        }
+        let persisted = store.load()?;
+        let state = persisted.as_ref().map(|p| p.state).unwrap_or_default();
+        let mut engine = Self {
+            leaders: LeaderSchedule::new(cfg.epoch_seed, &validators),
+            dag: Dag::new(validators.clone()),
+            committer: Committer::new(cfg.retention_rounds, cfg.genesis_time_ms, state.committer),
+            cfg,
+            me,
+            key,
+            validators,
+            pending: Pending::default(),
+            fetches: BTreeMap::new(),
+            evicted: BTreeMap::new(),
+            store,
+            verifier,
+            started: false,
+            halted: false,
+            last_proposed: None,
+            last_proposed_round: state.last_proposed_round,
+            last_proposal_ms: 0,
+            last_resend_ms: 0,
+            quorum_since: BTreeMap::new(),
+            queue: VecDeque::new(),
+            equivocators: BTreeSet::new(),
+            timer_at: None,
+            proposal_wake: None,
+            dag_changed: false,
+            changes: StoreChanges::default(),
+            stats: EngineStats::default(),
+        };
+        if let Some(p) = persisted {
+            engine.restore(p)?;
+        }
+        Ok(engine)
+    }
+
+    fn restore(&mut self, p: crate::store::Persisted) -> Result<(), EngineError> {
+        self.dag.set_gc_round(p.state.gc_round);
+        for v in p.vertices {
+            let round = v.content().round;
+            if round < p.state.gc_round {
+                self.evicted.entry(round).or_default().push(v.digest());
+                continue;
+            }
+            match self.dag.missing_parents(&v) {
+                Ok(m) if m.is_empty() => {}
+                other => {
+                    return Err(EngineError::Inconsistent(format!(
+                        "persisted vertex {} of round {} does not attach to the DAG: {other:?}",
+                        v.digest(),
+                        v.content().round
+                    )));
+                }
+            }
+            if let Inserted::Equivocation { .. } = self.dag.insert(v.clone()) {
+                self.equivocators.insert(v.content().author);
+            }
+        }
+        for d in p.committed {
+            self.dag.mark_committed(&d);
+        }
+        if let Some(r) = self.last_proposed_round {
+            self.last_proposed = self
+                .dag
+                .slot(r, self.me)
+                .first()
+                .and_then(|d| self.dag.get(d))
+                .cloned();
+        }
+        let rounds: Vec<Round> = self
+            .dag
+            .lowest_round()
+            .into_iter()
+            .flat_map(|lo| lo..=self.dag.highest_round().unwrap_or(lo))
+            .collect();
+        for r in rounds {
+            if self.has_quorum(r) {
+                self.quorum_since.insert(r, 0);
+            }
+        }
+        self.dag_changed = true;
+        Ok(())
+    }
+
+    pub fn me(&self) -> ValidatorIndex {
+        self.me
+    }
+
+    pub fn config(&self) -> &DagBftConfig {
+        &self.cfg
+    }
+
+    pub fn dag(&self) -> &Dag {
+        &self.dag
+    }
+
+    pub fn snapshot(&self) -> DagSnapshot {
+        self.dag.snapshot()
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn last_proposed_round(&self) -> Option<Round> {
+        self.last_proposed_round
+    }
+
+    /// The lowest undecided leader slot.
+    pub fn next_slot(&self) -> Round {
+        self.committer.state().next_slot
+    }
+
+    pub fn equivocators(&self) -> &BTreeSet<ValidatorIndex> {
+        &self.equivocators
+    }
+
+    pub fn is_halted(&self) -> bool {
+        self.halted
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    fn quorum(&self) -> u64 {
+        self.validators.quorum_stake()
+    }
+
+    /// Whether the DAG holds vertices of quorum stake in `round`. Equivocators count:
+    /// the vertex of theirs we hold is as good a parent as any (the commit rule is safe
+    /// with it), and not counting them can deadlock a round in which an honest node
+    /// took no part (it may skip rounds when it catches up).
+    fn has_quorum(&self, round: Round) -> bool {
+        self.dag.round_stake(round, |_| false) >= self.quorum()
+    }
+
+    fn engine_state(&self) -> EngineState {
+        EngineState {
+            committer: self.committer.state(),
+            last_proposed_round: self.last_proposed_round,
+            gc_round: self.dag.gc_round(),
+        }
+    }
+
+    fn reject(
+        &mut self,
+        from: ValidatorIndex,
+        reason: RejectReason,
+        out: &mut Vec<Output<Infallible>>,
+    ) {
+        self.stats.rejected += 1;
+        if matches!(reason, RejectReason::Invalid(VertexError::Signature(_))) {
+            self.stats.rejected_signatures += 1;
+        }
+        out.push(Output::Rejected { from, reason });
+    }
+
+    /// Intake of one vertex from `from`; `verdict` is its verification result if the
+    /// caller verified it already (batches are verified together).
+    fn receive(
+        &mut self,
+        now: TimeMs,
+        from: ValidatorIndex,
+        vertex: Arc<Vertex>,
+        verdict: Option<Result<(), VertexError>>,
+        out: &mut Vec<Output<Infallible>>,
+    ) {
+        let d = vertex.digest();
+        if self.dag.contains(&d) || self.pending.contains(&d) {
+            return;
+        }
+        let c = vertex.content();
+        if c.chain != self.cfg.chain {
+            return self.reject(from, RejectReason::WrongChain(c.chain), out);
+        }
+        if c.round < self.dag.gc_round() {
+            let gc_round = self.dag.gc_round();
+            return self.reject(
+                from,
+                RejectReason::TooOld {
+                    round: c.round,
+                    gc_round,
+                },
+                out,
+            );
+        }
+        let ours = self
+            .dag
+            .highest_round()
+            .unwrap_or(0)
+            .max(self.last_proposed_round.unwrap_or(0));
+        if c.round > ours.saturating_add(self.cfg.max_round_lookahead) {
+            let reason = RejectReason::TooFarAhead {
+                round: c.round,
+                ours,
+                lookahead: self.cfg.max_round_lookahead,
+            };
+            return self.reject(from, reason, out);
+        }
+        let verdict = verdict.unwrap_or_else(|| self.verifier.verify(&vertex, &self.validators));
+        if let Err(e) = verdict {
+            return self.reject(from, e.into(), out);
+        }
+        // An equivocator's further vertices are ignored unless we need them as parents
+        // of vertices we hold (honest nodes may reference them).
+        if self.equivocators.contains(&c.author)
+            && !self.fetches.contains_key(&d)
+            && !self.pending.is_wanted(&d)
+        {
+            return self.reject(from, RejectReason::Equivocator(c.author), out);
+        }
+        match self.dag.missing_parents(&vertex) {
+            Err(e) => self.reject(from, e.into(), out),
+            Ok(missing) if missing.is_empty() => self.accept(now, vertex, out),
+            Ok(missing) => {
+                if self.pending.len() >= self.cfg.max_pending_vertices {
+                    let n = self.pending.len();
+                    return self.reject(from, RejectReason::PendingFull(n), out);
+                }
+                for m in &missing {
+                    if !self.pending.contains(m) && !self.fetches.contains_key(m) {
+                        self.fetches.insert(
+                            *m,
+                            Fetch {
+                                hint: from,
+                                attempts: 0,
+                                next_at: now,
+                                round: c.round - 1,
+                            },
+                        );
+                    }
+                }
+                self.fetches.remove(&d);
+                self.pending.add(vertex, &missing);
+                self.stats.max_pending = self.stats.max_pending.max(self.pending.len());
+            }
+        }
+    }
+
+    /// Inserts a vertex whose parents are held, then every buffered descendant that
+    /// becomes complete.
+    fn accept(&mut self, now: TimeMs, vertex: Arc<Vertex>, out: &mut Vec<Output<Infallible>>) {
+        let mut work = vec![(vertex, false)];
+        while let Some((v, buffered)) = work.pop() {
+            let d = v.digest();
+            let author = v.content().author;
+            // A buffered vertex's parents arrived after it was first checked: re-check.
+            if buffered {
+                match self.dag.missing_parents(&v) {
+                    Ok(m) if m.is_empty() => {}
+                    Ok(_) => continue,
+                    Err(e) => {
+                        self.reject(author, e.into(), out);
+                        continue;
+                    }
+                }
+            }
+            match self.dag.insert(v.clone()) {
+                Inserted::Duplicate => continue,
+                Inserted::New => {}
+                Inserted::Equivocation { existing } => {
+                    self.stats.equivocations += 1;
+                    self.equivocators.insert(author);
+                    if let Some(first) = self.dag.get(&existing).cloned() {
+                        out.push(Output::Misbehaviour(Evidence::Equivocation {
+                            first,
+                            second: v.clone(),
+                        }));
+                    }
+                }
+            }
+            self.stats.accepted += 1;
+            self.changes.vertices.push(v.clone());
+            let round = v.content().round;
+            // Only vertices above the lowest undecided slot can change a decision.
+            if round > self.committer.state().next_slot {
+                self.dag_changed = true;
+            }
+            self.fetches.remove(&d);
+            if !self.quorum_since.contains_key(&round) && self.has_quorum(round) {
+                self.quorum_since.insert(round, now);
+            }
+            work.extend(self.pending.release(&d).into_iter().map(|c| (c, true)));
+        }
+    }
+
+    /// Answers a sync request with the asked vertices and their ancestors above the
+    /// requester's `have_through_round`, lowest rounds first, within size limits.
+    fn serve(
+        &mut self,
+        from: ValidatorIndex,
+        request: SyncRequest,
+        out: &mut Vec<Output<Infallible>>,
+    ) {
+        if from == self.me {
+            return;
+        }
+        self.stats.sync_requests_served += 1;
+        let mut asked = Vec::new();
+        let mut ancestors = Vec::new();
+        let mut seen = HashSet::new();
+        let mut stack: Vec<(Round, Digest, bool)> = request
+            .wanted
+            .iter()
+            .take(MAX_SYNC_DIGESTS)
+            .map(|(r, d)| (*r, *d, true))
+            .collect();
+        let budget = self.cfg.max_sync_vertices.saturating_mul(4);
+        while let Some((round, d, is_asked)) = stack.pop() {
+            if seen.len() >= budget || !seen.insert(d) {
+                continue;
+            }
+            let Some(v) = self.lookup(round, &d) else {
+                continue;
+            };
+            let c = v.content();
+            if c.round > 0 && c.round - 1 > request.have_through_round {
+                stack.extend(c.parents.iter().map(|p| (c.round - 1, p.digest, false)));
+            }
+            if is_asked {
+                asked.push(v);
+            } else {
+                ancestors.push(v);
+            }
+        }
+        ancestors.sort_by_key(|v| (v.content().round, v.content().author, v.digest()));
+        let mut vertices = Vec::new();
+        let mut bytes = 0usize;
+        for v in asked.into_iter().chain(ancestors) {
+            let len = encoded_len(&v);
+            if vertices.len() >= self.cfg.max_sync_vertices || bytes + len > MAX_SYNC_RESPONSE_BYTES
+            {
+                break;
+            }
+            bytes += len;
+            vertices.push(v);
+        }
+        if !vertices.is_empty() {
+            out.push(Output::SendVertices { to: from, vertices });
+        }
+    }
+
+    /// A vertex from memory, or from the store if its round was evicted from memory.
+    fn lookup(&self, round: Round, digest: &Digest) -> Option<Arc<Vertex>> {
+        if let Some(v) = self.dag.get(digest) {
+            return Some(v.clone());
+        }
+        if round >= self.dag.gc_round() {
+            return None;
+        }
+        // A store error only means we cannot help this peer; it retries elsewhere.
+        let v = self.store.vertex(round, digest).ok().flatten()?;
+        (v.digest() == *digest && v.content().round == round).then_some(v)
+    }
+
+    /// The highest round at which we hold a quorum.
+    fn highest_quorum_round(&self) -> Option<Round> {
+        let hi = self.dag.highest_round()?;
+        let lo = self.dag.lowest_round()?;
+        (lo..=hi).rev().find(|r| self.has_quorum(*r))
+    }
+
+    /// Proposes our next vertex if the round rules allow it now; `true` if proposed.
+    fn try_propose(&mut self, now: TimeMs, out: &mut Vec<Output<Infallible>>) -> bool {
+        self.proposal_wake = None;
+        if !self.started || self.halted {
+            return false;
+        }
+        let (round, parents_round) = match self.highest_quorum_round() {
+            Some(h) => (h + 1, Some(h)),
+            None if self.last_proposed_round.is_none() && self.dag.gc_round() == 0 => (0, None),
+            None => return false,
+        };
+        if self.last_proposed_round.is_some_and(|r| round <= r) {
+            return false;
+        }
+        let mut ready_at = now;
+        if self.last_proposed_round.is_some() {
+            let depth = round.saturating_sub(self.committer.state().next_slot);
+            ready_at = ready_at.max(self.last_proposal_ms + self.cfg.round_delay_ms(depth));
+        }
+        if let Some(h) = parents_round {
+            let leader = self.leaders.leader(h);
+            let leader_present = !self.dag.slot(h, leader).is_empty();
+            if !leader_present && !self.equivocators.contains(&leader) {
+                let since = self.quorum_since.get(&h).copied().unwrap_or(now);
+                ready_at = ready_at.max(since + self.cfg.leader_timeout_ms);
+            }
+        }
+        if now < ready_at {
+            self.proposal_wake = Some(ready_at);
+            return false;
+        }
+        let parents: Vec<VertexRef> = match parents_round {
+            None => Vec::new(),
+            Some(h) => self
+                .dag
+                .round(h)
+                .map(|(author, ds)| VertexRef {
+                    author,
+                    digest: ds[0],
+                })
+                .collect(),
+        };
+        let transactions = self.take_batch();
+        let timestamp_ms = self
+            .last_proposed
+            .as_ref()
+            .map_or(now, |v| now.max(v.content().timestamp_ms));
+        let vertex = Arc::new(
+            UnsignedVertex {
+                chain: self.cfg.chain,
+                epoch: self.validators.epoch(),
+                round,
+                author: self.me,
+                parents,
+                transactions,
+                timestamp_ms,
+            }
+            .sign(&self.key),
+        );
+        self.last_proposed = Some(vertex.clone());
+        self.last_proposed_round = Some(round);
+        self.last_proposal_ms = now;
+        self.last_resend_ms = now;
+        self.stats.proposed += 1;
+        // Persisted with the state (our last round) before the broadcast leaves.
+        self.changes.state = Some(self.engine_state());
+        self.accept(now, vertex.clone(), out);
+        out.push(Output::Broadcast(vertex));
+        true
+    }
+
+    /// Transactions for our next vertex, within the vertex size limit.
+    fn take_batch(&mut self) -> Vec<SignedTransaction> {
+        let mut batch = Vec::new();
+        let mut bytes = 0usize;
+        let mut scratch = Vec::new();
+        let limit = vertex_limits::MAX_VERTEX_BYTES / 2;
+        while batch.len() < self.cfg.max_batch_txs {
+            let Some(tx) = self.queue.front() else { break };
+            scratch.clear();
+            tx.encode_to(&mut scratch);
+            if bytes + scratch.len() > limit {
+                break;
+            }
+            bytes += scratch.len();
+            batch.push(self.queue.pop_front().expect("front exists"));
+        }
+        batch
+    }
+
+    /// Applies the commit rule and garbage-collects behind it.
+    fn decide(&mut self, out: &mut Vec<Output<Infallible>>) {
+        let decided = self.committer.try_decide(&mut self.dag, &self.leaders);
+        if decided.is_empty() {
+            return;
+        }
+        let decided_at_round = self.dag.highest_round().unwrap_or(0);
+        for d in decided {
+            match d {
+                Decided::Commit(subdag) => {
+                    self.stats.committed_leaders += 1;
+                    self.stats.committed_vertices += subdag.vertices.len() as u64;
+                    self.changes.committed.extend(
+                        subdag
+                            .vertices
+                            .iter()
+                            .map(|v| (v.content().round, v.digest())),
+                    );
+                    out.push(Output::Committed(Commit {
+                        subdag,
+                        decided_at_round,
+                    }));
+                }
+                Decided::Skip { round, leader } => {
+                    self.stats.skipped_slots += 1;
+                    out.push(Output::Skipped { round, leader });
+                }
+            }
+        }
+        let gc = self
+            .committer
+            .state()
+            .next_slot
+            .saturating_sub(self.cfg.retention_rounds);
+        if gc > self.dag.gc_round() {
+            for (round, digest) in self.dag.gc_below(gc) {
+                self.evicted.entry(round).or_default().push(digest);
+            }
+            self.pending.gc_below(gc);
+            self.fetches.retain(|_, f| f.round >= gc);
+            self.quorum_since = self.quorum_since.split_off(&gc);
+        }
+        let store_gc = self.committer.state().next_slot.saturating_sub(
+            self.cfg
+                .store_retention_rounds
+                .max(self.cfg.retention_rounds),
+        );
+        if self
+            .evicted
+            .first_key_value()
+            .is_some_and(|(r, _)| *r < store_gc)
+        {
+            let keep = self.evicted.split_off(&store_gc);
+            let pruned = std::mem::replace(&mut self.evicted, keep);
+            self.changes.removed.extend(
+                pruned
+                    .into_iter()
+                    .flat_map(|(r, ds)| ds.into_iter().map(move |d| (r, d))),
+            );
+        }
+        self.changes.state = Some(self.engine_state());
+    }
+
+    /// Re-announces our latest vertex if we have been stuck for a while.
+    fn resend(&mut self, now: TimeMs, out: &mut Vec<Output<Infallible>>) -> Option<TimeMs> {
+        if !self.started {
+            return None;
+        }
+        let last = self.last_proposed.clone()?;
+        let due = self.last_resend_ms.max(self.last_proposal_ms) + self.cfg.resend_timeout_ms;
+        if now >= due {
+            self.stats.resends += 1;
+            self.last_resend_ms = now;
+            out.push(Output::Broadcast(last));
+            return Some(now + self.cfg.resend_timeout_ms);
+        }
+        Some(due)
+    }
+
+    /// Sends the sync requests that are due; returns when the next one is.
+    fn request_missing(
+        &mut self,
+        now: TimeMs,
+        out: &mut Vec<Output<Infallible>>,
+    ) -> Option<TimeMs> {
+        let n = self.validators.len() as u64;
+        let mut by_peer: BTreeMap<ValidatorIndex, Vec<(Round, Digest)>> = BTreeMap::new();
+        let mut give_up = Vec::new();
+        let mut next = None::<TimeMs>;
+        for (d, f) in self.fetches.iter_mut() {
+            if f.next_at > now {
+                next = Some(next.map_or(f.next_at, |t| t.min(f.next_at)));
+                continue;
+            }
+            if f.attempts >= self.cfg.max_fetch_attempts {
+                give_up.push(*d);
+                continue;
+            }
+            // First the peer that referenced it, then every other peer in turn.
+            let mut peer = ((u64::from(f.hint) + u64::from(f.attempts)) % n) as ValidatorIndex;
+            if peer == self.me {
+                peer = ((u64::from(peer) + 1) % n) as ValidatorIndex;
+            }
+            f.attempts += 1;
+            f.next_at = now + self.cfg.sync_retry_ms;
+            next = Some(next.map_or(f.next_at, |t| t.min(f.next_at)));
+            by_peer.entry(peer).or_default().push((f.round, *d));
+        }
+        for d in give_up {
+            self.fetches.remove(&d);
+        }
+        if by_peer.is_empty() {
+            return next;
+        }
+        let have_through_round = self.highest_quorum_round().unwrap_or(0);
+        for (to, wanted) in by_peer {
+            if to == self.me {
+                continue;
+            }
+            for chunk in wanted.chunks(MAX_SYNC_DIGESTS) {
+                self.stats.sync_requests_sent += 1;
+                out.push(Output::RequestVertices {
+                    to,
+                    request: SyncRequest {
+                        wanted: chunk.to_vec(),
+                        have_through_round,
+                    },
+                });
+            }
+        }
+        next
+    }
+
+    fn flush(&mut self, out: &mut Vec<Output<Infallible>>) {
+        if self.changes.is_empty() {
+            return;
+        }
+        let changes = std::mem::take(&mut self.changes);
+        if let Err(e) = self.store.apply(&changes) {
+            // Nothing that depends on the lost write may leave: drop every output.
+            self.halted = true;
+            out.clear();
+            out.push(Output::Halted {
+                reason: e.to_string(),
+            });
+        }
+    }
+}
+
+impl<S: ConsensusStore, V: VertexVerifier> Consensus for DagBft<S, V> {
+    type Message = Infallible;
+
+    fn handle(&mut self, now: TimeMs, input: Input<Infallible>) -> Vec<Output<Infallible>> {
+        if self.halted {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        match input {
+            Input::Start => {
+                self.started = true;
+                self.last_proposal_ms = now;
+                self.last_resend_ms = now;
+                if let Some(v) = self.last_proposed.clone() {
+                    out.push(Output::Broadcast(v));
+                }
+            }
+            Input::VertexReceived { from, vertex } => {
+                self.receive(now, from, vertex, None, &mut out)
+            }
+            Input::SyncRequest { from, request } => self.serve(from, request, &mut out),
+            Input::SyncResponse { from, mut vertices } => {
+                vertices.truncate(self.cfg.max_sync_vertices);
+                vertices.retain(|v| {
+                    !self.dag.contains(&v.digest()) && !self.pending.contains(&v.digest())
+                });
+                vertices.sort_by_key(|v| v.content().round);
+                let verdicts = self.verifier.verify_batch(&vertices, &self.validators);
+                for (v, verdict) in vertices.into_iter().zip(verdicts) {
+                    self.receive(now, from, v, Some(verdict), &mut out);
+                }
+            }
+            Input::BatchReady { transactions } => {
+                let room = self.cfg.max_queued_txs.saturating_sub(self.queue.len());
+                self.queue.extend(transactions.into_iter().take(room));
+            }
+            Input::TimeoutFired => self.timer_at = None,
+            Input::Engine { message, .. } => match message {},
+        }
+        loop {
+            if self.dag_changed {
+                self.dag_changed = false;
+                self.decide(&mut out);
+            }
+            if !self.try_propose(now, &mut out) {
+                break;
+            }
+        }
+        let resend_at = self.resend(now, &mut out);
+        let fetch_at = self.request_missing(now, &mut out);
+        let wake = [self.proposal_wake, resend_at, fetch_at]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .min();
+        if let Some(at) = wake.filter(|at| self.timer_at != Some(*at)) {
+            self.timer_at = Some(at);
+            out.push(Output::SetTimer { at_ms: at });
+        }
+        self.flush(&mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,255 @@
+//! Engine unit tests: intake, sync, equivocation, persistence and restart.
+
+use super::*;
+use crate::store::KvConsensusStore;
+use crate::testing::DagBuilder;
+use crate::verify::DirectVerifier;
+use dualchain_storage::MemoryEngine;
+
+type TestEngine = DagBft<KvConsensusStore<Arc<MemoryEngine>>, DirectVerifier>;
+
+fn open(b: &DagBuilder, db: &Arc<MemoryEngine>) -> TestEngine {
+    DagBft::open(
+        DagBftConfig::for_chain(ChainId::Delta),
+        0,
+        crate::keys::sim_validator_key(0),
+        b.validators_arc(),
+        KvConsensusStore::new(db.clone()),
+        DirectVerifier,
+    )
+    .unwrap()
+}
+
+fn receive(
+    e: &mut TestEngine,
+    now: TimeMs,
+    from: ValidatorIndex,
+    v: &Arc<Vertex>,
+) -> Vec<Output<Infallible>> {
+    e.handle(
+        now,
+        Input::VertexReceived {
+            from,
+            vertex: v.clone(),
+        },
+    )
+}
+
+fn broadcasts(out: &[Output<Infallible>]) -> Vec<Arc<Vertex>> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Broadcast(v) => Some(v.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn open_refuses_a_foreign_key_or_index() {
+    let b = DagBuilder::new(4);
+    let db = Arc::new(MemoryEngine::new());
+    let wrong_key = DagBft::open(
+        DagBftConfig::for_chain(ChainId::Delta),
+        1,
+        crate::keys::sim_validator_key(0),
+        b.validators_arc(),
+        KvConsensusStore::new(db.clone()),
+        DirectVerifier,
+    );
+    assert!(matches!(wrong_key, Err(EngineError::KeyMismatch(1))));
+    let not_member = DagBft::open(
+        DagBftConfig::for_chain(ChainId::Delta),
+        9,
+        crate::keys::sim_validator_key(0),
+        b.validators_arc(),
+        KvConsensusStore::new(db),
+        DirectVerifier,
+    );
+    assert!(matches!(not_member, Err(EngineError::NotAValidator(9))));
+}
+
+#[test]
+fn proposes_round_zero_then_advances_on_quorum_after_the_round_delay() {
+    let mut b = DagBuilder::new(4);
+    b.full_rounds(0..1);
+    let db = Arc::new(MemoryEngine::new());
+    let mut e = open(&b, &db);
+    let out = e.handle(0, Input::Start);
+    let mine = broadcasts(&out);
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].content().round, 0);
+    // Two more round-0 vertices make a quorum (3 of 4), but the round delay holds us.
+    receive(&mut e, 10, 1, b.vertex(0, 1));
+    let out = receive(&mut e, 20, 2, b.vertex(0, 2));
+    assert!(broadcasts(&out).is_empty());
+    assert!(out.iter().any(|o| matches!(o, Output::SetTimer { .. })));
+    // By 1 s both the round delay and any leader timeout have passed.
+    let out = e.handle(1_000, Input::TimeoutFired);
+    let v1 = broadcasts(&out);
+    assert_eq!(v1.len(), 1, "{out:?}");
+    assert_eq!(v1[0].content().round, 1);
+    assert!(v1[0].content().parents.len() >= 3);
+    assert!(v1[0].verify(b.validators()).is_ok());
+}
+
+#[test]
+fn refuses_bad_vertices_with_reasons() {
+    let mut b = DagBuilder::new(4);
+    b.full_rounds(0..2);
+    let db = Arc::new(MemoryEngine::new());
+    let mut e = open(&b, &db);
+    // Wrong chain.
+    let mut alpha = b.vertex(0, 1).content().clone();
+    alpha.chain = ChainId::Alpha;
+    let alpha = Arc::new(alpha.sign(b.key(1)));
+    let out = receive(&mut e, 0, 1, &alpha);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Rejected {
+            reason: RejectReason::WrongChain(_),
+            ..
+        }
+    )));
+    // A vertex claiming author 2, signed by author 1.
+    let forged = Arc::new(b.vertex(0, 2).content().clone().sign(b.key(1)));
+    let out = receive(&mut e, 0, 1, &forged);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Rejected {
+            reason: RejectReason::Invalid(VertexError::Signature(_)),
+            ..
+        }
+    )));
+    assert_eq!(e.stats().rejected_signatures, 1);
+    // Far in the future.
+    let mut far = b.vertex(1, 1).content().clone();
+    far.round = 5_000;
+    let far = Arc::new(far.sign(b.key(1)));
+    let out = receive(&mut e, 0, 1, &far);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Rejected {
+            reason: RejectReason::TooFarAhead { .. },
+            ..
+        }
+    )));
+    assert!(e.dag().is_empty());
+}
+
+#[test]
+fn missing_parents_are_fetched_then_the_child_is_inserted() {
+    let mut b = DagBuilder::new(4);
+    b.full_rounds(0..2);
+    let db = Arc::new(MemoryEngine::new());
+    let mut e = open(&b, &db);
+    let out = receive(&mut e, 0, 2, b.vertex(1, 2));
+    let request = out
+        .iter()
+        .find_map(|o| match o {
+            Output::RequestVertices { to, request } => Some((*to, request.clone())),
+            _ => None,
+        })
+        .expect("a sync request");
+    assert_eq!(request.0, 2, "the sender is asked first");
+    assert_eq!(request.1.wanted.len(), 4);
+    assert!(request.1.wanted.iter().all(|(r, _)| *r == 0));
+    assert_eq!(e.pending_len(), 1);
+    // A peer holding the DAG answers (exercise `serve` on a second engine).
+    let db2 = Arc::new(MemoryEngine::new());
+    let mut peer = open(&b, &db2);
+    for a in 0..4 {
+        receive(&mut peer, 0, a, b.vertex(0, a));
+    }
+    let served = peer.handle(
+        0,
+        Input::SyncRequest {
+            from: 1,
+            request: request.1,
+        },
+    );
+    let vertices = served
+        .iter()
+        .find_map(|o| match o {
+            Output::SendVertices { vertices, .. } => Some(vertices.clone()),
+            _ => None,
+        })
+        .expect("an answer");
+    assert_eq!(vertices.len(), 4);
+    e.handle(1, Input::SyncResponse { from: 2, vertices });
+    assert_eq!(e.pending_len(), 0);
+    assert!(e.dag().contains(&b.vertex(1, 2).digest()));
+}
+
+#[test]
+fn equivocation_yields_verifiable_evidence_and_later_vertices_are_ignored() {
+    let mut b = DagBuilder::new(4);
+    b.full_rounds(0..1);
+    let twin = b.equivocate(0, 3, 5);
+    let db = Arc::new(MemoryEngine::new());
+    let mut e = open(&b, &db);
+    e.handle(0, Input::Start);
+    for a in 1..4 {
+        receive(&mut e, 1, a, b.vertex(0, a));
+    }
+    let out = receive(&mut e, 2, 3, &twin);
+    let evidence = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Misbehaviour(ev) => Some(ev.clone()),
+            _ => None,
+        })
+        .expect("evidence");
+    assert_eq!(evidence.offender(), 3);
+    assert!(evidence.verify(b.validators()).is_ok());
+    assert!(e.equivocators().contains(&3));
+    let out = e.handle(5_000, Input::TimeoutFired);
+    let v = broadcasts(&out);
+    assert_eq!(v[0].content().round, 1);
+    // Its first vertex stays a parent; one arbitrary twin per slot, never both.
+    assert_eq!(v[0].content().parents.len(), 4);
+    // An unsolicited later vertex of the equivocator is ignored.
+    let later = b.custom_vertex(1, 3, &[(0, 0), (0, 1), (0, 2)], 0);
+    let out = receive(&mut e, 5_001, 3, &later);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Rejected {
+            reason: RejectReason::Equivocator(3),
+            ..
+        }
+    )));
+    assert!(!e.dag().contains(&later.digest()));
+}
+
+#[test]
+fn restart_resumes_from_the_store_without_equivocating() {
+    let mut b = DagBuilder::new(4);
+    b.full_rounds(0..1);
+    let db = Arc::new(MemoryEngine::new());
+    let mut e = open(&b, &db);
+    let first = broadcasts(&e.handle(0, Input::Start))[0].clone();
+    for a in 1..4 {
+        receive(&mut e, 1, a, b.vertex(0, a));
+    }
+    let second = broadcasts(&e.handle(5_000, Input::TimeoutFired))[0].clone();
+    assert_eq!(second.content().round, 1);
+    drop(e);
+    let mut again = open(&b, &db);
+    assert_eq!(again.last_proposed_round(), Some(1));
+    assert_eq!(again.dag().len(), 5);
+    let out = again.handle(6_000, Input::Start);
+    // It re-announces its round-1 vertex, identical, and proposes nothing new.
+    assert_eq!(broadcasts(&out), vec![second]);
+    assert!(again.dag().contains(&first.digest()));
+}
+
+#[test]
+fn a_failed_store_write_halts_before_anything_leaves() {
+    let b = DagBuilder::new(4);
+    let db = Arc::new(MemoryEngine::new());
+    let mut e = open(&b, &db);
+    db.set_fail_writes(true);
+    let out = e.handle(0, Input::Start);
+    assert!(matches!(out.as_slice(), [Output::Halted { .. }]), "{out:?}");
+    assert!(e.is_halted());
+    assert!(e.handle(1, Input::TimeoutFired).is_empty());
+}

@@ -1,0 +1,398 @@
+//! The block sealer: cuts the committed sequence into blocks, one per slot.
+//!
+//! Rules (identical on every node, because they read only the committed sequence):
+//! - the slot of a committed sub-DAG is `commit timestamp / block_time_ms`; commit
+//!   timestamps are medians of the leader's parents' timestamps made non-decreasing
+//!   (see [`crate::commit`]), so they track honest clocks and never go back;
+//! - a block holds the vertices (and their transactions, in order) of every sub-DAG of
+//!   its slot; it is sealed when the first sub-DAG of a later slot arrives;
+//! - slots in between without commits get empty blocks (at most `max_gap_blocks` per
+//!   gap), so heights follow time: with Alpha at 15 s and Delta at 3 s, Delta seals
+//!   five blocks per Alpha block;
+//! - heights increase by one per sealed block; each header names its predecessor.
+//!
+//! The header is the *pre-execution* header: `receipts_root` and `state_root` are
+//! zero until the executor fills them.
+
+use dualchain_core::Digest;
+use dualchain_core::encoding::{Canonical, Decode, DecodeError, Encode, Reader, write_vec};
+use dualchain_core::types::{Block, BlockBody, BlockHeader, ChainId, SignedTransaction};
+
+use crate::consensus::{CommittedSubDag, TimeMs};
+
+/// Sealer parameters of one chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealerConfig {
+    pub chain: ChainId,
+    pub epoch: u64,
+    pub block_time_ms: TimeMs,
+    /// Height of the first sealed block (the genesis block has height 0).
+    pub first_height: u64,
+    /// Parent digest of the first sealed block (the genesis block's header digest).
+    pub genesis_parent: Digest,
+    /// Empty blocks emitted at most for one gap between commits.
+    pub max_gap_blocks: u64,
+}
+
+impl SealerConfig {
+    /// Defaults: Alpha 15 s, Delta 3 s blocks.
+    pub fn for_chain(chain: ChainId) -> Self {
+        Self {
+            chain,
+            epoch: 0,
+            block_time_ms: match chain {
+                ChainId::Alpha => 15_000,
+                ChainId::Delta => 3_000,
+            },
+            first_height: 1,
+            genesis_parent: Digest::ZERO,
+            max_gap_blocks: 10_000,
+        }
+    }
+}
+
+/// Why the sealer refused a commit.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum SealError {
+    #[error("committed sub-DAG {got} arrived, expected sequence {expected}")]
+    OutOfOrder { expected: u64, got: u64 },
+    #[error("block time must be positive")]
+    ZeroBlockTime,
+}
+
+/// A sealed block (pre-execution header and body) and the commits it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedBlock {
+    pub block: Block,
+    /// Sequence numbers of the first and last committed sub-DAG in the block, if any.
+    pub commits: Option<(u64, u64)>,
+}
+
+impl SealedBlock {
+    pub fn digest(&self) -> Digest {
+        self.block.header.digest()
+    }
+
+    pub fn height(&self) -> u64 {
+        self.block.header.height
+    }
+}
+
+/// The slot being filled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct OpenSlot {
+    slot: u64,
+    vertices: Vec<Digest>,
+    transactions: Vec<SignedTransaction>,
+    first_sequence: u64,
+    last_sequence: u64,
+}
+
+/// Seals blocks of one chain from its committed sequence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockSealer {
+    cfg: SealerConfig,
+    next_height: u64,
+    parent: Digest,
+    next_sequence: u64,
+    open: Option<OpenSlot>,
+}
+
+impl BlockSealer {
+    pub fn new(cfg: SealerConfig) -> Result<Self, SealError> {
+        if cfg.block_time_ms == 0 {
+            return Err(SealError::ZeroBlockTime);
+        }
+        Ok(Self {
+            next_height: cfg.first_height,
+            parent: cfg.genesis_parent,
+            next_sequence: 0,
+            open: None,
+            cfg,
+        })
+    }
+
+    pub fn config(&self) -> &SealerConfig {
+        &self.cfg
+    }
+
+    /// Height the next sealed block will get.
+    pub fn next_height(&self) -> u64 {
+        self.next_height
+    }
+
+    /// Takes the next committed sub-DAG; returns the blocks it completes.
+    pub fn on_commit(&mut self, subdag: &CommittedSubDag) -> Result<Vec<SealedBlock>, SealError> {
+        if subdag.sequence != self.next_sequence {
+            return Err(SealError::OutOfOrder {
+                expected: self.next_sequence,
+                got: subdag.sequence,
+            });
+        }
+        self.next_sequence += 1;
+        let slot = subdag.timestamp_ms / self.cfg.block_time_ms;
+        let mut sealed = Vec::new();
+        match self.open.take() {
+            Some(mut open) if slot <= open.slot => {
+                append(&mut open, subdag);
+                self.open = Some(open);
+                return Ok(sealed);
+            }
+            Some(open) => {
+                let last_slot = open.slot;
+                sealed.push(self.seal(open));
+                let gap = slot - last_slot - 1;
+                if gap <= self.cfg.max_gap_blocks {
+                    for empty in last_slot + 1..slot {
+                        sealed.push(self.seal(OpenSlot {
+                            slot: empty,
+                            vertices: Vec::new(),
+                            transactions: Vec::new(),
+                            first_sequence: 0,
+                            last_sequence: 0,
+                        }));
+                    }
+                }
+            }
+            None => {}
+        }
+        let mut open = OpenSlot {
+            slot,
+            vertices: Vec::new(),
+            transactions: Vec::new(),
+            first_sequence: subdag.sequence,
+            last_sequence: subdag.sequence,
+        };
+        append(&mut open, subdag);
+        self.open = Some(open);
+        Ok(sealed)
+    }
+
+    fn seal(&mut self, open: OpenSlot) -> SealedBlock {
+        let commits =
+            (!open.vertices.is_empty()).then_some((open.first_sequence, open.last_sequence));
+        let body = BlockBody {
+            vertices: open.vertices,
+            transactions: open.transactions,
+        };
+        let header = BlockHeader {
+            chain: self.cfg.chain,
+            height: self.next_height,
+            epoch: self.cfg.epoch,
+            slot: open.slot,
+            parent: self.parent,
+            timestamp_ms: open.slot * self.cfg.block_time_ms,
+            vertices_root: body.vertices_root(),
+            transactions_root: body.transactions_root(),
+            receipts_root: Digest::ZERO,
+            state_root: Digest::ZERO,
+            tx_count: body.transactions.len() as u32,
+        };
+        self.parent = header.digest();
+        self.next_height += 1;
+        SealedBlock {
+            block: Block { header, body },
+            commits,
+        }
+    }
+
+    /// The sealer's state as bytes, to persist next to the consensus state.
+    pub fn to_state_bytes(&self) -> Vec<u8> {
+        SealerState {
+            next_height: self.next_height,
+            parent: self.parent,
+            next_sequence: self.next_sequence,
+            open: self.open.clone(),
+        }
+        .to_canonical_bytes()
+    }
+
+    /// A sealer resumed from [`BlockSealer::to_state_bytes`].
+    pub fn from_state_bytes(cfg: SealerConfig, bytes: &[u8]) -> Result<Self, DecodeError> {
+        let state = SealerState::from_canonical_bytes(bytes)?;
+        let mut sealer = Self::new(cfg).map_err(|e| DecodeError::Invalid {
+            what: "sealer config",
+            detail: e.to_string(),
+        })?;
+        sealer.next_height = state.next_height;
+        sealer.parent = state.parent;
+        sealer.next_sequence = state.next_sequence;
+        sealer.open = state.open;
+        Ok(sealer)
+    }
+}
+
+fn append(open: &mut OpenSlot, subdag: &CommittedSubDag) {
+    open.last_sequence = subdag.sequence;
+    for v in &subdag.vertices {
+        open.vertices.push(v.digest());
+        open.transactions
+            .extend(v.content().transactions.iter().cloned());
+    }
+}
+
+struct SealerState {
+    next_height: u64,
+    parent: Digest,
+    next_sequence: u64,
+    open: Option<OpenSlot>,
+}
+
+impl Encode for SealerState {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.next_height.encode_to(out);
+        self.parent.encode_to(out);
+        self.next_sequence.encode_to(out);
+        match &self.open {
+            None => out.push(0),
+            Some(o) => {
+                out.push(1);
+                o.slot.encode_to(out);
+                write_vec(out, &o.vertices);
+                write_vec(out, &o.transactions);
+                o.first_sequence.encode_to(out);
+                o.last_sequence.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for SealerState {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let next_height = r.read_u64("next height")?;
+        let parent = Decode::decode_from(r)?;
+        let next_sequence = r.read_u64("next sequence")?;
+        let open = match r.read_u8("open slot tag")? {
+            0 => None,
+            1 => Some(OpenSlot {
+                slot: r.read_u64("slot")?,
+                vertices: r.read_vec(
+                    dualchain_core::types::vertex_limits::MAX_VERTEX_TXS * 64,
+                    32,
+                    "open vertices",
+                )?,
+                transactions: r.read_vec(4_000_000, 1 + 32 + 8 + 8 + 1, "open transactions")?,
+                first_sequence: r.read_u64("first sequence")?,
+                last_sequence: r.read_u64("last sequence")?,
+            }),
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "open slot",
+                    tag,
+                });
+            }
+        };
+        Ok(Self {
+            next_height,
+            parent,
+            next_sequence,
+            open,
+        })
+    }
+}
+
+impl Canonical for SealerState {
+    const NAME: &'static str = "sealer state";
+    const MAX_ENCODED_LEN: usize = 1024 * 1024 * 1024;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::DagBuilder;
+    use dualchain_core::types::VertexRef;
+
+    fn subdag(seq: u64, ts: u64, b: &DagBuilder) -> CommittedSubDag {
+        let v = b.vertex(0, (seq % 4) as u16).clone();
+        CommittedSubDag {
+            sequence: seq,
+            leader: VertexRef {
+                author: v.content().author,
+                digest: v.digest(),
+            },
+            leader_round: seq,
+            timestamp_ms: ts,
+            vertices: vec![v],
+        }
+    }
+
+    fn builder() -> DagBuilder {
+        let mut b = DagBuilder::new(4);
+        b.full_rounds(0..1);
+        b
+    }
+
+    #[test]
+    fn blocks_follow_slots_with_consecutive_heights_and_parent_links() {
+        let b = builder();
+        let mut s = BlockSealer::new(SealerConfig::for_chain(ChainId::Delta)).unwrap();
+        let mut blocks = Vec::new();
+        // Commits every 1 s for 30 s: 10 slots of 3 s.
+        for i in 0..31 {
+            blocks.extend(s.on_commit(&subdag(i, i * 1_000, &b)).unwrap());
+        }
+        assert_eq!(blocks.len(), 10);
+        for (i, blk) in blocks.iter().enumerate() {
+            assert_eq!(blk.height(), 1 + i as u64);
+            assert_eq!(blk.block.header.slot, i as u64);
+            assert!(blk.block.body_matches_header());
+            assert_eq!(blk.block.body.vertices.len(), 3);
+            if i > 0 {
+                assert_eq!(blk.block.header.parent, blocks[i - 1].digest());
+            }
+        }
+        assert_eq!(blocks[0].commits, Some((0, 2)));
+    }
+
+    #[test]
+    fn delta_seals_five_blocks_per_alpha_block() {
+        let b = builder();
+        let mut alpha = BlockSealer::new(SealerConfig::for_chain(ChainId::Alpha)).unwrap();
+        let mut delta = BlockSealer::new(SealerConfig::for_chain(ChainId::Delta)).unwrap();
+        let (mut na, mut nd) = (0, 0);
+        for i in 0..=600 {
+            let sd = subdag(i, i * 500, &b);
+            na += alpha.on_commit(&sd).unwrap().len();
+            nd += delta.on_commit(&sd).unwrap().len();
+        }
+        assert_eq!((na, nd), (20, 100));
+    }
+
+    #[test]
+    fn gaps_get_empty_blocks_and_order_is_enforced() {
+        let b = builder();
+        let mut s = BlockSealer::new(SealerConfig::for_chain(ChainId::Delta)).unwrap();
+        assert!(s.on_commit(&subdag(0, 100, &b)).unwrap().is_empty());
+        let blocks = s.on_commit(&subdag(1, 10_000, &b)).unwrap();
+        // Slot 0 sealed, slots 1 and 2 empty; slot 3 is open.
+        assert_eq!(blocks.len(), 3);
+        assert!(blocks[1].block.body.vertices.is_empty() && blocks[1].commits.is_none());
+        assert_eq!(
+            s.on_commit(&subdag(5, 20_000, &b)),
+            Err(SealError::OutOfOrder {
+                expected: 2,
+                got: 5
+            })
+        );
+    }
+
+    #[test]
+    fn same_sequence_same_blocks_and_state_survives_restart() {
+        let b = builder();
+        let cfg = SealerConfig::for_chain(ChainId::Delta);
+        let mut straight = BlockSealer::new(cfg.clone()).unwrap();
+        let mut restarted = BlockSealer::new(cfg.clone()).unwrap();
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for i in 0..40 {
+            let sd = subdag(i, i * 700, &b);
+            x.extend(straight.on_commit(&sd).unwrap());
+            y.extend(restarted.on_commit(&sd).unwrap());
+            if i % 7 == 3 {
+                let bytes = restarted.to_state_bytes();
+                restarted = BlockSealer::from_state_bytes(cfg.clone(), &bytes).unwrap();
+            }
+        }
+        assert_eq!(x, y);
+        assert!(BlockSealer::from_state_bytes(cfg, &[1, 2, 3]).is_err());
+    }
+}

@@ -1,0 +1,156 @@
+//! Byzantine behaviours of simulated nodes.
+//!
+//! A Byzantine node runs the real engine (so it keeps producing well-formed vertices
+//! that advance the DAG) but its outgoing vertex broadcasts are rewritten:
+//! - [`Behaviour::Equivocate`]: every round, half of the peers get the real vertex and
+//!   the other half a second, differently-timestamped vertex for the same round, both
+//!   validly signed;
+//! - [`Behaviour::Withhold`]: the vertex goes to one peer only (rotating), and sync
+//!   requests are never answered;
+//! - [`Behaviour::InvalidSignatures`]: every peer first gets a copy with a corrupted
+//!   signature, and only half of them the valid vertex;
+//! - [`Behaviour::Garbage`]: besides the real vertex every peer gets random bytes, a
+//!   truncated vertex, and a vertex claiming another author (signed with the wrong key).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::encoding::Canonical;
+use dualchain_core::types::{UnsignedVertex, ValidatorIndex, Vertex};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::consensus::Round;
+use crate::wire::NetMessage;
+
+/// What a Byzantine node does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Behaviour {
+    Equivocate,
+    Withhold,
+    InvalidSignatures,
+    Garbage,
+}
+
+impl Behaviour {
+    pub const ALL: [Behaviour; 4] = [
+        Behaviour::Equivocate,
+        Behaviour::Withhold,
+        Behaviour::InvalidSignatures,
+        Behaviour::Garbage,
+    ];
+}
+
+/// Per-node memory of a Byzantine behaviour.
+#[derive(Default)]
+pub struct State {
+    /// The conflicting vertex of each recent round (re-sent identically on resends).
+    twins: BTreeMap<Round, Arc<Vertex>>,
+}
+
+/// Outgoing (peer, bytes) pairs.
+pub type Plan = Vec<(usize, Arc<[u8]>)>;
+
+fn encode(v: &Arc<Vertex>) -> Arc<[u8]> {
+    NetMessage::Vertex(v.clone()).to_canonical_bytes().into()
+}
+
+/// An honest broadcast: the same bytes to every peer.
+pub fn honest_plan(n: usize, from: usize, vertex: &Arc<Vertex>) -> Plan {
+    let bytes = encode(vertex);
+    (0..n)
+        .filter(|to| *to != from)
+        .map(|to| (to, bytes.clone()))
+        .collect()
+}
+
+impl Behaviour {
+    /// The messages a Byzantine node sends instead of broadcasting `vertex`.
+    pub fn plan(
+        self,
+        state: &mut State,
+        rng: &mut ChaCha8Rng,
+        key: &ValidatorKeypair,
+        n: usize,
+        from: usize,
+        vertex: &Arc<Vertex>,
+    ) -> Plan {
+        let honest = encode(vertex);
+        let peers: Vec<usize> = (0..n).filter(|to| *to != from).collect();
+        if peers.is_empty() {
+            return Vec::new();
+        }
+        let round = vertex.content().round;
+        match self {
+            Behaviour::Equivocate => {
+                let twin = state
+                    .twins
+                    .entry(round)
+                    .or_insert_with(|| {
+                        let c = vertex.content();
+                        Arc::new(
+                            UnsignedVertex {
+                                timestamp_ms: c.timestamp_ms + 1,
+                                transactions: Vec::new(),
+                                ..c.clone()
+                            }
+                            .sign(key),
+                        )
+                    })
+                    .clone();
+                while state.twins.len() > 8 {
+                    state.twins.pop_first();
+                }
+                let twin = encode(&twin);
+                peers
+                    .iter()
+                    .enumerate()
+                    .map(|(k, to)| {
+                        (
+                            *to,
+                            if k % 2 == 0 {
+                                honest.clone()
+                            } else {
+                                twin.clone()
+                            },
+                        )
+                    })
+                    .collect()
+            }
+            Behaviour::Withhold => vec![(peers[round as usize % peers.len()], honest)],
+            Behaviour::InvalidSignatures => {
+                let mut bad = honest.to_vec();
+                let last = bad.len() - 1;
+                bad[last] ^= 0x5a;
+                bad[last - 100] ^= 0x01;
+                let bad: Arc<[u8]> = bad.into();
+                let mut plan: Plan = peers.iter().map(|to| (*to, bad.clone())).collect();
+                plan.extend(peers.iter().step_by(2).map(|to| (*to, honest.clone())));
+                plan
+            }
+            Behaviour::Garbage => {
+                let c = vertex.content();
+                let forged = Arc::new(
+                    UnsignedVertex {
+                        author: ((from + 1) % n) as ValidatorIndex,
+                        ..c.clone()
+                    }
+                    .sign(key),
+                );
+                let forged = encode(&forged);
+                let truncated: Arc<[u8]> = honest[..honest.len() / 2].to_vec().into();
+                let mut plan = Vec::new();
+                for to in peers {
+                    let len = rng.random_range(0..512);
+                    let junk: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+                    plan.push((to, Arc::from(junk)));
+                    plan.push((to, truncated.clone()));
+                    plan.push((to, forged.clone()));
+                    plan.push((to, honest.clone()));
+                }
+                plan
+            }
+        }
+    }
+}

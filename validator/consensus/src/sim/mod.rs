@@ -1,0 +1,835 @@
+//! Deterministic multi-node simulator: N DAG-BFT engines in one thread, virtual time,
+//! a seeded RNG, and faults.
+//!
+//! One run is fixed by its [`SimConfig`] (seed included): message latency and loss,
+//! a partition into two random sides that heals after `partition_ms`, crash and
+//! restart of `crashes` honest nodes (a restarted node reopens its engine and sealer
+//! from its own [`MemoryEngine`], nothing else survives), and `byzantine` nodes, each
+//! with one [`Behaviour`]. Every node runs the real engine, real ML-DSA-87 signatures
+//! and the real wire encoding; the only sharing between simulated nodes is the
+//! verification-verdict cache and a decode cache for identical broadcast bytes (both
+//! deterministic functions of the bytes, see [`crate::verify`]).
+//!
+//! After each run the simulator checks:
+//! - **safety**: every honest node's committed sequence is a prefix of every other's
+//!   (compared by sub-DAG digest), no vertex is committed twice, sequence numbers are
+//!   contiguous, sealed blocks are identical per height, and every piece of
+//!   misbehaviour evidence verifies and accuses a Byzantine node;
+//! - **liveness**: every honest node commits after the last fault ended and reaches
+//!   the target round within the time limit;
+//! - **determinism** (by the caller running a seed twice): the trace digest, a hash of
+//!   every honest node's commits and blocks and of the network counters, is equal.
+
+mod byzantine;
+pub mod network;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use dualchain_core::Digest;
+use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::encoding::Canonical;
+use dualchain_core::types::{
+    Address, AssetId, ChainId, Output as TxOutput, Transaction, TxPayload, ValidatorIndex,
+    ValidatorSet, Vertex,
+};
+use dualchain_storage::{Column, KvEngine, MemoryEngine, WriteBatch};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub use byzantine::Behaviour;
+pub use network::LatencyModel;
+use network::{Event, EventQueue, Links};
+
+use crate::config::DagBftConfig;
+use crate::consensus::{Consensus, Input, Output, Round, TimeMs};
+use crate::engine::DagBft;
+use crate::finality::{FinalityTracker, Histogram};
+use crate::keys::sim_validators;
+use crate::sealer::{BlockSealer, SealerConfig};
+use crate::store::KvConsensusStore;
+use crate::verify::SharedVerdictCache;
+use crate::wire::NetMessage;
+
+const SEALER_STATE_KEY: &[u8] = b"sealer/state";
+
+/// Parameters of one simulated run.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub validators: usize,
+    pub byzantine: usize,
+    /// Probability that any one message is lost.
+    pub loss: f64,
+    /// Length of the partition (0: none). It starts at `fault_start_ms`.
+    pub partition_ms: TimeMs,
+    /// The side of each node during the partition (random if `None`).
+    pub partition_sides: Option<Vec<bool>>,
+    /// Honest nodes crashed (one after another from `fault_start_ms`) and restarted.
+    pub crashes: usize,
+    pub crash_ms: TimeMs,
+    pub fault_start_ms: TimeMs,
+    /// Every honest node must commit a leader of at least this round.
+    pub rounds: Round,
+    pub seed: u64,
+    pub latency: LatencyModel,
+    pub engine: DagBftConfig,
+    pub block_time_ms: TimeMs,
+    pub batch_interval_ms: TimeMs,
+    pub txs_per_batch: usize,
+    /// Virtual time allowed after the last fault ends (plus 500 ms per target round).
+    pub time_limit_after_faults_ms: TimeMs,
+}
+
+impl SimConfig {
+    /// Fault-free defaults on the Delta chain's timing.
+    pub fn new(validators: usize, seed: u64) -> Self {
+        let engine = DagBftConfig {
+            epoch_seed: Digest(blake3::derive_key(
+                "dualchain 2026-11 simulation epoch seed v1",
+                b"",
+            )),
+            ..DagBftConfig::for_chain(ChainId::Delta)
+        };
+        Self {
+            validators,
+            byzantine: 0,
+            loss: 0.0,
+            partition_ms: 0,
+            partition_sides: None,
+            crashes: 0,
+            crash_ms: 1_500,
+            fault_start_ms: 500,
+            rounds: 20,
+            seed,
+            latency: LatencyModel::default(),
+            engine,
+            block_time_ms: 1_000,
+            batch_interval_ms: 200,
+            txs_per_batch: 2,
+            time_limit_after_faults_ms: 30_000,
+        }
+    }
+
+    /// The largest Byzantine count the validator set tolerates.
+    pub fn max_faulty(validators: usize) -> usize {
+        validators.saturating_sub(1) / 3
+    }
+
+    pub fn validate(&self) -> Result<(), SimError> {
+        if !(1..=dualchain_core::types::MAX_VALIDATORS).contains(&self.validators) {
+            return Err(SimError::Invalid(format!(
+                "validators must be 1..={}, got {}",
+                dualchain_core::types::MAX_VALIDATORS,
+                self.validators
+            )));
+        }
+        if self.byzantine + self.crashes > self.validators {
+            return Err(SimError::Invalid(format!(
+                "{} Byzantine plus {} crashing nodes exceed {} validators",
+                self.byzantine, self.crashes, self.validators
+            )));
+        }
+        if !(0.0..1.0).contains(&self.loss) {
+            return Err(SimError::Invalid(format!(
+                "loss must be in [0, 1), got {}",
+                self.loss
+            )));
+        }
+        if self.block_time_ms == 0 || self.batch_interval_ms == 0 {
+            return Err(SimError::Invalid(
+                "block time and batch interval must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn last_fault_end(&self) -> TimeMs {
+        let partition_end = if self.partition_ms > 0 {
+            self.fault_start_ms + self.partition_ms
+        } else {
+            0
+        };
+        let crash_end = if self.crashes > 0 {
+            self.fault_start_ms + 100 * (self.crashes as u64 - 1) + self.crash_ms
+        } else {
+            0
+        };
+        partition_end.max(crash_end)
+    }
+}
+
+/// Why a simulation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("invalid simulation parameters: {0}")]
+    Invalid(String),
+    #[error("validator set: {0}")]
+    ValidatorSet(#[from] dualchain_core::types::ValidatorSetError),
+    #[error("engine: {0}")]
+    Engine(#[from] crate::engine::EngineError),
+}
+
+/// What one run produced and what its checks found.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    pub seed: u64,
+    pub safety_violations: Vec<String>,
+    pub liveness_failure: Option<String>,
+    /// Hash of every honest node's commits and blocks and of the network counters.
+    pub trace_digest: Digest,
+    /// Fewest committed leaders of an honest node.
+    pub commits_min: u64,
+    /// Fewest sealed blocks of an honest node.
+    pub blocks_min: u64,
+    pub latency_rounds: Histogram,
+    pub latency_ms: Histogram,
+    pub max_dag_vertices: usize,
+    pub max_dag_bytes: usize,
+    pub max_pending: usize,
+    pub vertices_created: u64,
+    pub virtual_ms: TimeMs,
+    pub messages_sent: u64,
+    pub messages_dropped: u64,
+    pub bytes_sent: u64,
+    pub rejected_signatures: u64,
+    pub undecodable_messages: u64,
+    pub equivocation_evidence: u64,
+    pub restarts: u64,
+}
+
+type SimEngine = DagBft<KvConsensusStore<Arc<MemoryEngine>>, SharedVerdictCache>;
+
+struct Node {
+    index: ValidatorIndex,
+    behaviour: Option<Behaviour>,
+    engine: Option<SimEngine>,
+    db: Arc<MemoryEngine>,
+    sealer: Option<BlockSealer>,
+    tracker: FinalityTracker,
+    incarnation: u64,
+    timer: Option<TimeMs>,
+    /// The node's committed sequence as the application saw it, across restarts.
+    commit_log: Vec<Digest>,
+    committed_vertices: HashSet<Digest>,
+    blocks: BTreeMap<u64, Digest>,
+    last_commit_ms: TimeMs,
+    last_leader_round: Option<Round>,
+    tx_nonce: u64,
+    /// Distinct vertices this node broadcast (resends excluded).
+    proposed: u64,
+    last_broadcast_round: Option<Round>,
+    byz: byzantine::State,
+}
+
+impl Node {
+    fn honest(&self) -> bool {
+        self.behaviour.is_none()
+    }
+}
+
+/// One simulated network.
+pub struct Simulation {
+    cfg: SimConfig,
+    validators: Arc<ValidatorSet>,
+    keys: Vec<Arc<ValidatorKeypair>>,
+    verdicts: SharedVerdictCache,
+    /// Decoded broadcast vertices by the address of their shared bytes (the bytes are
+    /// kept alive here, so an address is never reused within the run).
+    decoded: HashMap<usize, (Arc<[u8]>, Arc<Vertex>)>,
+    nodes: Vec<Node>,
+    queue: EventQueue,
+    rng: ChaCha8Rng,
+    links: Links,
+    violations: Vec<String>,
+    latency_rounds: Histogram,
+    latency_ms: Histogram,
+    max_dag_vertices: usize,
+    max_dag_bytes: usize,
+    max_pending: usize,
+    messages_sent: u64,
+    messages_dropped: u64,
+    bytes_sent: u64,
+    undecodable: u64,
+    evidence: u64,
+    restarts: u64,
+}
+
+impl Simulation {
+    /// Sets up a run; `verdicts` may be shared with other runs of the same validators.
+    pub fn new(cfg: SimConfig, verdicts: SharedVerdictCache) -> Result<Self, SimError> {
+        cfg.validate()?;
+        let (keys, set) = sim_validators(cfg.validators, 0)?;
+        let validators = Arc::new(set);
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let mut order: Vec<ValidatorIndex> = (0..cfg.validators as ValidatorIndex).collect();
+        order.shuffle(&mut rng);
+        let byzantine: Vec<ValidatorIndex> = order[..cfg.byzantine].to_vec();
+        let crashing: Vec<ValidatorIndex> =
+            order[cfg.byzantine..cfg.byzantine + cfg.crashes].to_vec();
+        let nodes = (0..cfg.validators)
+            .map(|i| {
+                let index = i as ValidatorIndex;
+                let behaviour = byzantine
+                    .iter()
+                    .position(|b| *b == index)
+                    .map(|k| Behaviour::ALL[(cfg.seed as usize + k) % Behaviour::ALL.len()]);
+                Node {
+                    index,
+                    behaviour,
+                    engine: None,
+                    db: Arc::new(MemoryEngine::new()),
+                    sealer: None,
+                    tracker: FinalityTracker::new(cfg.engine.chain),
+                    incarnation: 0,
+                    timer: None,
+                    commit_log: Vec::new(),
+                    committed_vertices: HashSet::new(),
+                    blocks: BTreeMap::new(),
+                    last_commit_ms: 0,
+                    last_leader_round: None,
+                    tx_nonce: 0,
+                    proposed: 0,
+                    last_broadcast_round: None,
+                    byz: byzantine::State::default(),
+                }
+            })
+            .collect();
+        let random_side = {
+            let mut side: Vec<bool> = (0..cfg.validators).map(|_| rng.random_bool(0.5)).collect();
+            // Both sides non-empty.
+            if cfg.validators > 1 && side.iter().all(|s| *s == side[0]) {
+                side[0] = !side[0];
+            }
+            side
+        };
+        let side = match &cfg.partition_sides {
+            Some(s) if s.len() == cfg.validators => s.clone(),
+            Some(s) => {
+                return Err(SimError::Invalid(format!(
+                    "partition sides name {} nodes, the network has {}",
+                    s.len(),
+                    cfg.validators
+                )));
+            }
+            None => random_side,
+        };
+        let links = Links {
+            loss: cfg.loss,
+            latency: cfg.latency,
+            side,
+            partitioned: false,
+        };
+        let mut sim = Self {
+            validators,
+            keys,
+            verdicts,
+            decoded: HashMap::new(),
+            nodes,
+            queue: EventQueue::default(),
+            rng,
+            links,
+            violations: Vec::new(),
+            latency_rounds: Histogram::default(),
+            latency_ms: Histogram::default(),
+            max_dag_vertices: 0,
+            max_dag_bytes: 0,
+            max_pending: 0,
+            messages_sent: 0,
+            messages_dropped: 0,
+            bytes_sent: 0,
+            undecodable: 0,
+            evidence: 0,
+            restarts: 0,
+            cfg,
+        };
+        for i in 0..sim.nodes.len() {
+            sim.open_engine(i)?;
+            let start = sim.rng.random_range(0..50);
+            sim.queue.push(
+                start,
+                Event::Start {
+                    node: i as ValidatorIndex,
+                },
+            );
+            let batch = sim.rng.random_range(0..sim.cfg.batch_interval_ms);
+            sim.queue.push(
+                batch,
+                Event::Batch {
+                    node: i as ValidatorIndex,
+                },
+            );
+        }
+        if sim.cfg.partition_ms > 0 {
+            sim.queue
+                .push(sim.cfg.fault_start_ms, Event::PartitionStart);
+            sim.queue.push(
+                sim.cfg.fault_start_ms + sim.cfg.partition_ms,
+                Event::PartitionHeal,
+            );
+        }
+        for (k, node) in crashing.iter().enumerate() {
+            let at = sim.cfg.fault_start_ms + 100 * k as u64;
+            sim.queue.push(at, Event::Crash { node: *node });
+            sim.queue
+                .push(at + sim.cfg.crash_ms, Event::Restart { node: *node });
+        }
+        Ok(sim)
+    }
+
+    fn open_engine(&mut self, i: usize) -> Result<(), SimError> {
+        let node = &mut self.nodes[i];
+        let store = KvConsensusStore::new(node.db.clone());
+        let engine = DagBft::open(
+            self.cfg.engine.clone(),
+            node.index,
+            self.keys[i].clone(),
+            self.validators.clone(),
+            store,
+            self.verdicts.clone(),
+        )?;
+        let sealer_cfg = SealerConfig {
+            block_time_ms: self.cfg.block_time_ms,
+            ..SealerConfig::for_chain(self.cfg.engine.chain)
+        };
+        let sealer = match node.db.get(Column::Meta, SEALER_STATE_KEY) {
+            Ok(Some(bytes)) => BlockSealer::from_state_bytes(sealer_cfg, &bytes)
+                .map_err(|e| SimError::Invalid(format!("sealer state of node {i}: {e}")))?,
+            Ok(None) => {
+                BlockSealer::new(sealer_cfg).map_err(|e| SimError::Invalid(e.to_string()))?
+            }
+            Err(e) => return Err(SimError::Invalid(format!("store of node {i}: {e}"))),
+        };
+        let finalized = sealer.next_height().checked_sub(1).filter(|h| *h > 0);
+        node.tracker = FinalityTracker::resume(self.cfg.engine.chain, finalized);
+        node.sealer = Some(sealer);
+        node.engine = Some(engine);
+        Ok(())
+    }
+
+    /// Runs to completion (target reached after the faults, or the time limit).
+    pub fn run(mut self) -> RunResult {
+        let fault_end = self.cfg.last_fault_end();
+        let deadline = fault_end + self.cfg.time_limit_after_faults_ms + 500 * self.cfg.rounds;
+        let mut now = 0;
+        let mut done = false;
+        while let Some((at, event)) = self.queue.pop() {
+            if at > deadline {
+                break;
+            }
+            now = at;
+            let committed = self.process(now, event);
+            if committed && now >= fault_end && self.target_reached(fault_end) {
+                done = true;
+                break;
+            }
+        }
+        let liveness_failure = (!done).then(|| {
+            let lagging: Vec<String> = self
+                .nodes
+                .iter()
+                .filter(|n| n.honest())
+                .map(|n| {
+                    format!(
+                        "node {}: last leader round {:?} at {} ms",
+                        n.index, n.last_leader_round, n.last_commit_ms
+                    )
+                })
+                .collect();
+            format!(
+                "seed {}: target round {} not reached by every honest node {} ms after the last fault ({fault_end} ms); {}",
+                self.cfg.seed,
+                self.cfg.rounds,
+                now.saturating_sub(fault_end),
+                lagging.join("; ")
+            )
+        });
+        self.finish(now, liveness_failure)
+    }
+
+    fn target_reached(&self, fault_end: TimeMs) -> bool {
+        self.nodes.iter().filter(|n| n.honest()).all(|n| {
+            n.engine.is_some()
+                && n.last_leader_round.is_some_and(|r| r >= self.cfg.rounds)
+                && n.last_commit_ms >= fault_end
+        })
+    }
+
+    /// Processes one event; `true` if some node committed.
+    fn process(&mut self, now: TimeMs, event: Event) -> bool {
+        match event {
+            Event::Deliver { to, from, bytes } => {
+                if self.nodes[usize::from(to)].engine.is_none() {
+                    return false;
+                }
+                match self.decode(bytes) {
+                    Some(msg) => self.handle(usize::from(to), now, msg.into_input(from)),
+                    None => {
+                        self.undecodable += 1;
+                        false
+                    }
+                }
+            }
+            Event::Timer {
+                node,
+                incarnation,
+                at,
+            } => {
+                let n = &mut self.nodes[usize::from(node)];
+                if n.engine.is_none() || n.incarnation != incarnation || n.timer != Some(at) {
+                    return false;
+                }
+                n.timer = None;
+                self.handle(usize::from(node), now, Input::TimeoutFired)
+            }
+            Event::Batch { node } => {
+                let i = usize::from(node);
+                self.queue
+                    .push(now + self.cfg.batch_interval_ms, Event::Batch { node });
+                if self.nodes[i].engine.is_none() || self.cfg.txs_per_batch == 0 {
+                    return false;
+                }
+                let transactions = (0..self.cfg.txs_per_batch)
+                    .map(|_| {
+                        let n = &mut self.nodes[i];
+                        n.tx_nonce += 1;
+                        Transaction {
+                            chain: self.cfg.engine.chain,
+                            sender: Address([node as u8; 32]),
+                            nonce: n.tx_nonce,
+                            fee: 1,
+                            payload: TxPayload::Transfer {
+                                outputs: vec![TxOutput {
+                                    to: Address([0xee; 32]),
+                                    asset: AssetId::NATIVE,
+                                    amount: 1 + now,
+                                }],
+                            },
+                        }
+                        .unsigned()
+                    })
+                    .collect();
+                self.handle(i, now, Input::BatchReady { transactions })
+            }
+            Event::Start { node } => self.handle(usize::from(node), now, Input::Start),
+            Event::Crash { node } => {
+                let n = &mut self.nodes[usize::from(node)];
+                n.engine = None;
+                n.sealer = None;
+                n.timer = None;
+                n.incarnation += 1;
+                false
+            }
+            Event::Restart { node } => {
+                let i = usize::from(node);
+                self.restarts += 1;
+                if let Err(e) = self.open_engine(i) {
+                    self.violations
+                        .push(format!("node {i} could not restart from its store: {e}"));
+                    return false;
+                }
+                self.handle(i, now, Input::Start)
+            }
+            Event::PartitionStart => {
+                self.links.partitioned = true;
+                false
+            }
+            Event::PartitionHeal => {
+                self.links.partitioned = false;
+                false
+            }
+        }
+    }
+
+    fn decode(&mut self, bytes: Arc<[u8]>) -> Option<NetMessage> {
+        // A broadcast reaches every peer as one shared allocation: decode it once.
+        if bytes.len() > 1 && bytes[1] == 0 {
+            let key = bytes.as_ptr() as usize;
+            if let Some((_, v)) = self.decoded.get(&key) {
+                return Some(NetMessage::Vertex(v.clone()));
+            }
+            let msg = NetMessage::from_canonical_bytes(&bytes).ok()?;
+            if let NetMessage::Vertex(v) = &msg {
+                self.decoded.insert(key, (bytes, v.clone()));
+            }
+            return Some(msg);
+        }
+        NetMessage::from_canonical_bytes(&bytes).ok()
+    }
+
+    /// Feeds one input to node `i` and carries out its outputs; `true` if it committed.
+    fn handle(&mut self, i: usize, now: TimeMs, input: Input<Infallible>) -> bool {
+        let Some(engine) = self.nodes[i].engine.as_mut() else {
+            return false;
+        };
+        let outputs = engine.handle(now, input);
+        self.max_dag_vertices = self
+            .max_dag_vertices
+            .max(engine.dag().len() + engine.pending_len());
+        self.max_dag_bytes = self.max_dag_bytes.max(engine.dag().encoded_bytes());
+        self.max_pending = self.max_pending.max(engine.pending_len());
+        let mut committed = false;
+        for output in outputs {
+            match output {
+                Output::Broadcast(v) => self.broadcast(i, now, v),
+                Output::SendVertices { to, vertices } => {
+                    if self.nodes[i].behaviour == Some(Behaviour::Withhold) {
+                        continue;
+                    }
+                    self.send(i, usize::from(to), now, &NetMessage::SyncResponse(vertices));
+                }
+                Output::RequestVertices { to, request } => {
+                    self.send(i, usize::from(to), now, &NetMessage::SyncRequest(request));
+                }
+                Output::Committed(commit) => {
+                    committed = true;
+                    self.record_commit(i, now, commit);
+                }
+                Output::Skipped { .. } | Output::Rejected { .. } => {}
+                Output::Misbehaviour(evidence) => {
+                    self.evidence += 1;
+                    if let Err(e) = evidence.verify(&self.validators) {
+                        self.violations
+                            .push(format!("node {i} produced invalid evidence: {e}"));
+                    }
+                    let offender = usize::from(evidence.offender());
+                    if self.nodes[offender].honest() && self.nodes[i].honest() {
+                        self.violations.push(format!(
+                            "node {i} accused honest node {offender} of equivocation"
+                        ));
+                    }
+                }
+                Output::SetTimer { at_ms } => {
+                    let n = &mut self.nodes[i];
+                    n.timer = Some(at_ms);
+                    let (node, incarnation) = (n.index, n.incarnation);
+                    self.queue.push(
+                        at_ms,
+                        Event::Timer {
+                            node,
+                            incarnation,
+                            at: at_ms,
+                        },
+                    );
+                }
+                Output::SendEngine { message, .. } => match message {},
+                Output::Halted { reason } => {
+                    self.violations.push(format!("node {i} halted: {reason}"));
+                }
+            }
+        }
+        committed
+    }
+
+    fn record_commit(&mut self, i: usize, now: TimeMs, commit: crate::consensus::Commit) {
+        let node = &mut self.nodes[i];
+        let honest = node.behaviour.is_none();
+        let s = &commit.subdag;
+        if s.sequence != node.commit_log.len() as u64 && honest {
+            self.violations.push(format!(
+                "node {i} committed sequence {} after {} commits",
+                s.sequence,
+                node.commit_log.len()
+            ));
+        }
+        node.commit_log.push(s.digest());
+        for v in &s.vertices {
+            if !node.committed_vertices.insert(v.digest()) && honest {
+                self.violations
+                    .push(format!("node {i} committed vertex {} twice", v.digest()));
+            }
+        }
+        node.last_commit_ms = now;
+        node.last_leader_round = Some(s.leader_round);
+        node.tracker.on_commit(&commit, now);
+        if honest {
+            let mut rounds = Histogram::default();
+            let mut ms = Histogram::default();
+            for v in &s.vertices {
+                rounds.record(commit.decided_at_round.saturating_sub(v.content().round));
+                ms.record(now.saturating_sub(v.content().timestamp_ms));
+            }
+            self.latency_rounds.merge(&rounds);
+            self.latency_ms.merge(&ms);
+        }
+        let Some(sealer) = node.sealer.as_mut() else {
+            return;
+        };
+        match sealer.on_commit(s) {
+            Ok(blocks) => {
+                for b in &blocks {
+                    node.tracker.on_block(b, now);
+                    let prev = node.blocks.insert(b.height(), b.digest());
+                    if prev.is_some_and(|p| p != b.digest()) && honest {
+                        self.violations.push(format!(
+                            "node {i} sealed two blocks at height {}",
+                            b.height()
+                        ));
+                    }
+                }
+                let mut batch = WriteBatch::new();
+                batch.put(Column::Meta, SEALER_STATE_KEY, sealer.to_state_bytes());
+                if let Err(e) = node.db.write(batch) {
+                    self.violations
+                        .push(format!("node {i} could not persist its sealer: {e}"));
+                }
+            }
+            Err(e) => {
+                if honest {
+                    self.violations.push(format!("node {i} sealer: {e}"));
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, from: usize, to: usize, now: TimeMs, msg: &NetMessage) {
+        let bytes: Arc<[u8]> = msg.to_canonical_bytes().into();
+        self.send_bytes(from, to, now, bytes);
+    }
+
+    fn send_bytes(&mut self, from: usize, to: usize, now: TimeMs, bytes: Arc<[u8]>) {
+        if from == to {
+            return;
+        }
+        self.messages_sent += 1;
+        self.bytes_sent += bytes.len() as u64;
+        match self
+            .links
+            .transmit(&mut self.rng, from as ValidatorIndex, to as ValidatorIndex)
+        {
+            Some(delay) => self.queue.push(
+                now + delay,
+                Event::Deliver {
+                    to: to as ValidatorIndex,
+                    from: from as ValidatorIndex,
+                    bytes,
+                },
+            ),
+            None => self.messages_dropped += 1,
+        }
+    }
+
+    fn broadcast(&mut self, from: usize, now: TimeMs, vertex: Arc<Vertex>) {
+        let round = vertex.content().round;
+        let node = &mut self.nodes[from];
+        if node.last_broadcast_round.is_none_or(|r| round > r) {
+            node.last_broadcast_round = Some(round);
+            node.proposed += 1;
+        }
+        let plan = match self.nodes[from].behaviour {
+            None => byzantine::honest_plan(self.nodes.len(), from, &vertex),
+            Some(b) => {
+                let key = self.keys[from].clone();
+                let n = self.nodes.len();
+                let node = &mut self.nodes[from];
+                b.plan(&mut node.byz, &mut self.rng, &key, n, from, &vertex)
+            }
+        };
+        for (to, bytes) in plan {
+            self.send_bytes(from, to, now, bytes);
+        }
+    }
+
+    fn finish(self, now: TimeMs, liveness_failure: Option<String>) -> RunResult {
+        let mut violations = self.violations;
+        let honest: Vec<&Node> = self.nodes.iter().filter(|n| n.honest()).collect();
+        // Committed sequences: prefixes of the longest.
+        if let Some(longest) = honest.iter().max_by_key(|n| n.commit_log.len()) {
+            for n in &honest {
+                if n.commit_log[..] != longest.commit_log[..n.commit_log.len()] {
+                    let at = n
+                        .commit_log
+                        .iter()
+                        .zip(&longest.commit_log)
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(0);
+                    violations.push(format!(
+                        "seed {}: node {} and node {} diverge at commit {at}",
+                        self.cfg.seed, n.index, longest.index
+                    ));
+                }
+            }
+        }
+        // Blocks: identical per height.
+        let mut by_height: BTreeMap<u64, (Digest, ValidatorIndex)> = BTreeMap::new();
+        for n in &honest {
+            for (h, d) in &n.blocks {
+                match by_height.get(h) {
+                    Some((other, who)) if other != d => violations.push(format!(
+                        "seed {}: nodes {} and {} sealed different blocks at height {h}",
+                        self.cfg.seed, who, n.index
+                    )),
+                    Some(_) => {}
+                    None => {
+                        by_height.insert(*h, (*d, n.index));
+                    }
+                }
+            }
+        }
+        let mut trace = blake3::Hasher::new_derive_key("dualchain 2026-11 simulation trace v1");
+        for n in &honest {
+            trace.update(&n.index.to_le_bytes());
+            trace.update(&(n.commit_log.len() as u64).to_le_bytes());
+            for d in &n.commit_log {
+                trace.update(d.as_bytes());
+            }
+            for (h, d) in &n.blocks {
+                trace.update(&h.to_le_bytes());
+                trace.update(d.as_bytes());
+            }
+        }
+        for counter in [
+            self.messages_sent,
+            self.messages_dropped,
+            self.bytes_sent,
+            now,
+        ] {
+            trace.update(&counter.to_le_bytes());
+        }
+        RunResult {
+            seed: self.cfg.seed,
+            safety_violations: violations,
+            liveness_failure,
+            trace_digest: Digest(*trace.finalize().as_bytes()),
+            commits_min: honest
+                .iter()
+                .map(|n| n.commit_log.len() as u64)
+                .min()
+                .unwrap_or(0),
+            blocks_min: honest
+                .iter()
+                .map(|n| n.blocks.len() as u64)
+                .min()
+                .unwrap_or(0),
+            latency_rounds: self.latency_rounds,
+            latency_ms: self.latency_ms,
+            max_dag_vertices: self.max_dag_vertices,
+            max_dag_bytes: self.max_dag_bytes,
+            max_pending: self.max_pending,
+            vertices_created: self.nodes.iter().map(|n| n.proposed).sum(),
+            virtual_ms: now,
+            messages_sent: self.messages_sent,
+            messages_dropped: self.messages_dropped,
+            bytes_sent: self.bytes_sent,
+            rejected_signatures: self
+                .nodes
+                .iter()
+                .filter(|n| n.honest())
+                .filter_map(|n| n.engine.as_ref())
+                .map(|e| e.stats().rejected_signatures)
+                .sum(),
+            undecodable_messages: self.undecodable,
+            equivocation_evidence: self.evidence,
+            restarts: self.restarts,
+        }
+    }
+}
+
+/// Runs one seed.
+pub fn run_once(cfg: SimConfig, verdicts: &SharedVerdictCache) -> Result<RunResult, SimError> {
+    Ok(Simulation::new(cfg, verdicts.clone())?.run())
+}
+
+#[cfg(test)]
+mod tests;
