@@ -1,0 +1,231 @@
+//! Fault injection for tests, simulations and benchmarks, switchable at runtime.
+//!
+//! Three faults, combinable: a drop probability per message, an added one-way delay,
+//! and partitions (groups of peers; peers in different groups cannot reach each
+//! other, peers in no group reach everyone). The admin API flips them on a running
+//! node; with nothing configured the check is one atomic load.
+//!
+//! Scope, on purpose: faults apply to *application* traffic (broadcasts, requests and
+//! their responses), not to the transport's own control traffic (QUIC handshakes,
+//! identity hellos, heartbeats). An injected partition therefore silences the
+//! consensus messages while the connections stay up, and healing it restores delivery
+//! at once instead of after reconnection backoff, and heartbeats never turn an
+//! injected fault into penalties against an honest peer. Partitions are checked on
+//! both the sending and the receiving side, so configuring them on one node is
+//! enough to cut that node off in both directions; drops and delays are applied once,
+//! on the sending side. Drop decisions come from a seeded RNG (reproducible runs).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::identity::PeerId;
+
+/// The faults in force.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FaultConfig {
+    /// Probability in `[0, 1]` that a message is silently dropped.
+    pub drop_probability: f64,
+    /// Added one-way delay of every message.
+    pub delay: Duration,
+    /// Disjoint groups of peers that cannot reach each other.
+    #[serde(skip)]
+    pub partitions: Vec<BTreeSet<PeerId>>,
+}
+
+impl FaultConfig {
+    fn is_clear(&self) -> bool {
+        self.drop_probability == 0.0 && self.delay.is_zero() && self.partitions.is_empty()
+    }
+}
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum FaultError {
+    #[error("drop probability {0} is not within [0, 1]")]
+    BadProbability(f64),
+    #[error("peer {0} appears in more than one partition group")]
+    OverlappingGroups(PeerId),
+}
+
+/// What to do with one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultDecision {
+    Deliver,
+    /// Deliver after this delay.
+    Delay(Duration),
+    /// Dropped by the configured probability.
+    Drop,
+    /// The two peers are in different partition groups.
+    Partitioned,
+}
+
+/// The runtime switch. Shared by reference (`Arc`) between the network and whoever
+/// drives it (tests, the admin API).
+#[derive(Debug)]
+pub struct FaultInjector {
+    active: AtomicBool,
+    config: RwLock<FaultConfig>,
+    rng: Mutex<ChaCha8Rng>,
+}
+
+impl FaultInjector {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            active: AtomicBool::new(false),
+            config: RwLock::new(FaultConfig::default()),
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(&mut FaultConfig)) {
+        let mut config = self.config.write().unwrap_or_else(|e| e.into_inner());
+        change(&mut config);
+        self.active.store(!config.is_clear(), Ordering::Release);
+    }
+
+    pub fn set_drop_probability(&self, p: f64) -> Result<(), FaultError> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(FaultError::BadProbability(p));
+        }
+        self.update(|c| c.drop_probability = p);
+        Ok(())
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        self.update(|c| c.delay = delay);
+    }
+
+    /// Splits the network into `groups` (replacing any previous partition).
+    pub fn partition(
+        &self,
+        groups: impl IntoIterator<Item = impl IntoIterator<Item = PeerId>>,
+    ) -> Result<(), FaultError> {
+        let groups: Vec<BTreeSet<PeerId>> = groups
+            .into_iter()
+            .map(|g| g.into_iter().collect())
+            .filter(|g: &BTreeSet<PeerId>| !g.is_empty())
+            .collect();
+        let mut seen = BTreeSet::new();
+        for peer in groups.iter().flatten() {
+            if !seen.insert(*peer) {
+                return Err(FaultError::OverlappingGroups(*peer));
+            }
+        }
+        self.update(|c| c.partitions = groups);
+        Ok(())
+    }
+
+    /// Removes every partition.
+    pub fn heal(&self) {
+        self.update(|c| c.partitions.clear());
+    }
+
+    /// Removes every fault.
+    pub fn clear(&self) {
+        self.update(|c| *c = FaultConfig::default());
+    }
+
+    pub fn config(&self) -> FaultConfig {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether `a` and `b` are on the same side of every partition.
+    pub fn can_reach(&self, a: PeerId, b: PeerId) -> bool {
+        if !self.active.load(Ordering::Acquire) {
+            return true;
+        }
+        let config = self.config.read().unwrap_or_else(|e| e.into_inner());
+        reachable(&config.partitions, a, b)
+    }
+
+    /// The fate of one message from `from` to `to` (sending side).
+    pub fn decide(&self, from: PeerId, to: PeerId) -> FaultDecision {
+        if !self.active.load(Ordering::Acquire) {
+            return FaultDecision::Deliver;
+        }
+        let config = self.config.read().unwrap_or_else(|e| e.into_inner());
+        if !reachable(&config.partitions, from, to) {
+            return FaultDecision::Partitioned;
+        }
+        if config.drop_probability > 0.0 {
+            let roll: f64 = self.rng.lock().unwrap_or_else(|e| e.into_inner()).random();
+            if roll < config.drop_probability {
+                return FaultDecision::Drop;
+            }
+        }
+        if config.delay.is_zero() {
+            FaultDecision::Deliver
+        } else {
+            FaultDecision::Delay(config.delay)
+        }
+    }
+}
+
+fn reachable(groups: &[BTreeSet<PeerId>], a: PeerId, b: PeerId) -> bool {
+    let group_of = |p: PeerId| groups.iter().position(|g| g.contains(&p));
+    match (group_of(a), group_of(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(b: u8) -> PeerId {
+        PeerId::from_bytes([b; 32])
+    }
+
+    #[test]
+    fn partitions_cut_across_groups_and_heal() {
+        let f = FaultInjector::new(1);
+        assert_eq!(f.decide(p(1), p(2)), FaultDecision::Deliver);
+        f.partition([vec![p(1)], vec![p(2), p(3)]]).unwrap();
+        assert_eq!(f.decide(p(1), p(2)), FaultDecision::Partitioned);
+        assert_eq!(f.decide(p(3), p(1)), FaultDecision::Partitioned);
+        assert_eq!(f.decide(p(2), p(3)), FaultDecision::Deliver);
+        assert_eq!(f.decide(p(9), p(1)), FaultDecision::Deliver);
+        f.heal();
+        assert_eq!(f.decide(p(1), p(2)), FaultDecision::Deliver);
+        assert!(f.partition([vec![p(1)], vec![p(1)]]).is_err());
+    }
+
+    #[test]
+    fn drop_rate_is_seeded_and_close_to_the_setting() {
+        let run = |seed| {
+            let f = FaultInjector::new(seed);
+            f.set_drop_probability(0.3).unwrap();
+            (0..10_000)
+                .map(|_| f.decide(p(1), p(2)) == FaultDecision::Drop)
+                .collect::<Vec<_>>()
+        };
+        let a = run(7);
+        assert_eq!(a, run(7));
+        let dropped = a.iter().filter(|d| **d).count();
+        assert!((2_700..3_300).contains(&dropped), "{dropped}");
+        assert!(FaultInjector::new(1).set_drop_probability(1.5).is_err());
+    }
+
+    #[test]
+    fn delay_and_clear() {
+        let f = FaultInjector::new(1);
+        f.set_delay(Duration::from_millis(5));
+        assert_eq!(
+            f.decide(p(1), p(2)),
+            FaultDecision::Delay(Duration::from_millis(5))
+        );
+        f.clear();
+        assert_eq!(f.decide(p(1), p(2)), FaultDecision::Deliver);
+        assert_eq!(f.config(), FaultConfig::default());
+    }
+}

@@ -1,0 +1,309 @@
+//! An in-memory [`Network`] for the consensus core's tests and the simulator.
+//!
+//! Nodes join a shared [`MemoryHub`]; messages go straight to the receiver's event
+//! channel, through the same fault injector semantics as the QUIC transport (drop,
+//! delay, partitions; one injector for the whole hub) and the same duplicate
+//! suppression, kind checks and size limits. Delays need a tokio runtime (they are
+//! timers); everything else is immediate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use tokio::sync::oneshot;
+
+use crate::dedup::SeenCache;
+use crate::fault::{FaultDecision, FaultInjector};
+use crate::identity::PeerId;
+use crate::network::{
+    BroadcastOutcome, EventReceiver, EventSender, InboundRequest, NetError, NetEvent, NetFuture,
+    Network, check_outbound,
+};
+use crate::wire::{KindClass, Message};
+
+struct MemoryNode {
+    events: EventSender,
+    seen: Arc<SeenCache>,
+}
+
+/// The shared medium of in-memory nodes.
+pub struct MemoryHub {
+    nodes: DashMap<PeerId, MemoryNode>,
+    faults: Arc<FaultInjector>,
+    event_capacity: usize,
+}
+
+impl MemoryHub {
+    /// A hub whose fault injector draws from `seed`.
+    pub fn new(seed: u64) -> Arc<Self> {
+        Arc::new(Self {
+            nodes: DashMap::new(),
+            faults: Arc::new(FaultInjector::new(seed)),
+            event_capacity: 4096,
+        })
+    }
+
+    /// Adds a node; the others get `PeerConnected` for it and it gets one per other.
+    pub fn join(self: &Arc<Self>, peer: PeerId) -> (MemoryNetwork, EventReceiver) {
+        let (tx, rx) = EventReceiver::channel(self.event_capacity);
+        for other in self.nodes.iter() {
+            let _ = other.events.try_send(NetEvent::PeerConnected(peer));
+            let _ = tx.try_send(NetEvent::PeerConnected(*other.key()));
+        }
+        self.nodes.insert(
+            peer,
+            MemoryNode {
+                events: tx,
+                seen: Arc::new(SeenCache::new(65_536)),
+            },
+        );
+        (
+            MemoryNetwork {
+                hub: self.clone(),
+                local: peer,
+            },
+            rx,
+        )
+    }
+
+    /// Removes a node (a crash); the others get `PeerDisconnected`.
+    pub fn leave(&self, peer: PeerId) {
+        if self.nodes.remove(&peer).is_some() {
+            for other in self.nodes.iter() {
+                let _ = other.events.try_send(NetEvent::PeerDisconnected(peer));
+            }
+        }
+    }
+
+    pub fn faults(&self) -> &Arc<FaultInjector> {
+        &self.faults
+    }
+
+    fn deliver(&self, from: PeerId, to: PeerId, message: Message) -> Delivery {
+        let Some(node) = self.nodes.get(&to) else {
+            return Delivery::NoPeer;
+        };
+        if !node
+            .seen
+            .insert_message(message.chain, message.kind, &message.payload)
+        {
+            return Delivery::Duplicate;
+        }
+        let event = NetEvent::Broadcast { from, message };
+        if node.events.try_send(event) {
+            Delivery::Queued
+        } else {
+            Delivery::Full
+        }
+    }
+}
+
+enum Delivery {
+    Queued,
+    Duplicate,
+    Full,
+    NoPeer,
+}
+
+/// One node's handle on a [`MemoryHub`].
+#[derive(Clone)]
+pub struct MemoryNetwork {
+    hub: Arc<MemoryHub>,
+    local: PeerId,
+}
+
+impl MemoryNetwork {
+    fn route(&self, to: PeerId, message: Message) -> Delivery {
+        match self.hub.faults.decide(self.local, to) {
+            FaultDecision::Deliver => self.hub.deliver(self.local, to, message),
+            FaultDecision::Delay(d) => {
+                let hub = self.hub.clone();
+                let from = self.local;
+                tokio::spawn(async move {
+                    tokio::time::sleep(d).await;
+                    hub.deliver(from, to, message);
+                });
+                Delivery::Queued
+            }
+            // Dropped in flight: the sender cannot tell, as on a real network.
+            FaultDecision::Drop | FaultDecision::Partitioned => Delivery::Queued,
+        }
+    }
+}
+
+impl Network for MemoryNetwork {
+    fn local_peer(&self) -> PeerId {
+        self.local
+    }
+
+    fn connected_peers(&self) -> Vec<PeerId> {
+        let mut peers: Vec<PeerId> = self
+            .hub
+            .nodes
+            .iter()
+            .map(|n| *n.key())
+            .filter(|p| *p != self.local)
+            .collect();
+        peers.sort();
+        peers
+    }
+
+    fn try_broadcast(&self, message: Message) -> Result<BroadcastOutcome, NetError> {
+        check_outbound(&message, KindClass::Broadcast)?;
+        if let Some(me) = self.hub.nodes.get(&self.local) {
+            me.seen
+                .insert_message(message.chain, message.kind, &message.payload);
+        }
+        let mut outcome = BroadcastOutcome::default();
+        for peer in self.connected_peers() {
+            match self.route(peer, message.clone()) {
+                Delivery::Queued | Delivery::Duplicate => outcome.queued += 1,
+                Delivery::Full => outcome.queue_full += 1,
+                Delivery::NoPeer => {}
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn send(&self, peer: PeerId, message: Message) -> NetFuture<'_, Result<(), NetError>> {
+        Box::pin(async move {
+            check_outbound(&message, KindClass::Broadcast)?;
+            match self.route(peer, message) {
+                Delivery::NoPeer => Err(NetError::NotConnected(peer)),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn request(
+        &self,
+        peer: PeerId,
+        message: Message,
+        timeout: Duration,
+    ) -> NetFuture<'_, Result<Bytes, NetError>> {
+        Box::pin(async move {
+            check_outbound(&message, KindClass::Request)?;
+            let decision = self.hub.faults.decide(self.local, peer);
+            let events = self
+                .hub
+                .nodes
+                .get(&peer)
+                .map(|n| n.events.clone())
+                .ok_or(NetError::NotConnected(peer))?;
+            let (tx, rx) = oneshot::channel();
+            let response_kind = message
+                .kind
+                .response_kind()
+                .expect("checked to be a request kind");
+            let chain = message.chain;
+            let exchange = async {
+                match decision {
+                    FaultDecision::Drop | FaultDecision::Partitioned => {
+                        std::future::pending::<()>().await
+                    }
+                    FaultDecision::Delay(d) => tokio::time::sleep(d).await,
+                    FaultDecision::Deliver => {}
+                }
+                events
+                    .send(NetEvent::Request(InboundRequest::new(
+                        self.local, message, tx,
+                    )))
+                    .await
+                    .map_err(|_| NetError::NotConnected(peer))?;
+                let payload = rx.await.map_err(|_| NetError::Declined(peer))?;
+                if let FaultDecision::Delay(d) = decision {
+                    tokio::time::sleep(d).await;
+                }
+                Message::new(chain, response_kind, payload.clone()).check_size()?;
+                Ok(payload)
+            };
+            tokio::time::timeout(timeout, exchange)
+                .await
+                .unwrap_or(Err(NetError::Timeout { peer, timeout }))
+        })
+    }
+
+    fn faults(&self) -> &Arc<FaultInjector> {
+        &self.hub.faults
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::MessageKind;
+    use dualchain_core::types::ChainId;
+
+    fn p(b: u8) -> PeerId {
+        PeerId::from_bytes([b; 32])
+    }
+
+    async fn next_broadcast(rx: &mut EventReceiver) -> Option<(PeerId, Message)> {
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+                Ok(Some(NetEvent::Broadcast { from, message })) => return Some((from, message)),
+                Ok(Some(_)) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn broadcast_request_partition_and_dedup() {
+        let hub = MemoryHub::new(1);
+        let (a, _arx) = hub.join(p(1));
+        let (b, mut brx) = hub.join(p(2));
+        let (_c, mut crx) = hub.join(p(3));
+        assert_eq!(a.connected_peers(), vec![p(2), p(3)]);
+
+        let m = Message::new(ChainId::Alpha, MessageKind::Vertex, b"v1".to_vec());
+        assert_eq!(a.try_broadcast(m.clone()).unwrap().queued, 2);
+        assert_eq!(next_broadcast(&mut brx).await, Some((p(1), m.clone())));
+        assert_eq!(next_broadcast(&mut crx).await, Some((p(1), m.clone())));
+        // C relays the same vertex to B: suppressed as a duplicate.
+        b.send(p(3), m.clone()).await.unwrap();
+        assert_eq!(next_broadcast(&mut crx).await, None);
+
+        // Request/response.
+        let responder = tokio::spawn(async move {
+            while let Some(ev) = brx.recv().await {
+                if let NetEvent::Request(req) = ev {
+                    req.respond(Bytes::from_static(b"answer")).unwrap();
+                }
+            }
+        });
+        let q = Message::new(ChainId::Alpha, MessageKind::FetchVertices, b"q".to_vec());
+        let answer = a.request(p(2), q.clone(), Duration::from_secs(1)).await;
+        assert_eq!(answer.unwrap(), Bytes::from_static(b"answer"));
+
+        // Partition A from B: the request times out; healing restores it.
+        a.faults().partition([vec![p(1)], vec![p(2)]]).unwrap();
+        let cut = a.request(p(2), q.clone(), Duration::from_millis(50)).await;
+        assert!(matches!(cut, Err(NetError::Timeout { .. })));
+        a.faults().heal();
+        assert!(a.request(p(2), q, Duration::from_secs(1)).await.is_ok());
+        responder.abort();
+    }
+
+    #[tokio::test]
+    async fn wrong_kinds_and_sizes_are_refused() {
+        let hub = MemoryHub::new(1);
+        let (a, _) = hub.join(p(1));
+        let req = Message::new(ChainId::Alpha, MessageKind::FetchBlocks, b"x".to_vec());
+        assert!(matches!(
+            a.try_broadcast(req),
+            Err(NetError::WrongKind { .. })
+        ));
+        let vertex = Message::new(ChainId::Alpha, MessageKind::Vertex, b"x".to_vec());
+        assert!(matches!(
+            a.request(p(2), vertex, Duration::from_secs(1)).await,
+            Err(NetError::WrongKind { .. })
+        ));
+        let big = Message::new(ChainId::Alpha, MessageKind::FetchBlocks, vec![0; 70_000]);
+        assert!(matches!(
+            a.request(p(2), big, Duration::from_secs(1)).await,
+            Err(NetError::Wire(_))
+        ));
+    }
+}
