@@ -1,0 +1,111 @@
+//! The genesis of a network, built from its spec and its validators' public keys.
+//!
+//! Mirrors what `dualchain genesis` builds (same `dualchain_core::types::Genesis`, same
+//! validation). The genesis is created once and never rewritten: the operator only
+//! checks later that it still matches the key Secrets.
+
+use dualchain_core::crypto::ValidatorPublicKey;
+use dualchain_core::types::{
+    Address, AssetId, ChainParams, Genesis, GenesisAccount, GenesisError, GenesisValidator,
+};
+
+use crate::crd::network::DualChainNetworkSpec;
+use crate::names;
+use crate::ports;
+
+/// Builds and validates the genesis of network `name`.
+pub fn build(
+    name: &str,
+    spec: &DualChainNetworkSpec,
+    validators: &[ValidatorPublicKey],
+    accounts: &[Address],
+    genesis_time_ms: u64,
+) -> Result<Genesis, GenesisError> {
+    let t = &spec.template;
+    let balances: std::collections::BTreeMap<AssetId, u64> = (0..t.genesis.assets)
+        .map(|a| (AssetId(a), t.genesis.balance))
+        .collect();
+    let genesis = Genesis {
+        network: name.to_string(),
+        genesis_time_ms,
+        epoch_length_alpha_blocks: t.epoch_length_alpha_blocks,
+        allow_unsigned_transactions: t.genesis.allow_unsigned_transactions,
+        alpha: ChainParams {
+            block_time_ms: t.alpha.block_time_ms,
+            p2p_port: ports::ALPHA_P2P,
+            api_port: ports::ALPHA_API,
+            consensus: t.alpha.consensus.into(),
+        },
+        delta: ChainParams {
+            block_time_ms: t.delta.block_time_ms,
+            p2p_port: ports::DELTA_P2P,
+            api_port: ports::DELTA_API,
+            consensus: t.delta.consensus.into(),
+        },
+        validators: validators
+            .iter()
+            .enumerate()
+            .map(|(i, key)| GenesisValidator {
+                name: names::validator_pod(name, i as u32),
+                public_key: key.clone(),
+                stake: t.genesis.stake,
+            })
+            .collect(),
+        accounts: accounts
+            .iter()
+            .map(|address| GenesisAccount {
+                address: *address,
+                balances: balances.clone(),
+            })
+            .collect(),
+    };
+    genesis.validate()?;
+    Ok(genesis)
+}
+
+/// Whether an existing genesis still describes these validators (same keys, same order).
+pub fn matches_validators(genesis: &Genesis, validators: &[ValidatorPublicKey]) -> bool {
+    genesis.validators.len() == validators.len()
+        && genesis
+            .validators
+            .iter()
+            .zip(validators)
+            .all(|(g, k)| g.public_key == *k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dualchain_core::crypto::ValidatorKeypair;
+
+    #[test]
+    fn builds_a_valid_genesis_with_contract_ports() {
+        let keys: Vec<_> = (0..4u8)
+            .map(|i| ValidatorKeypair::from_seed(&[i; 32]).public().clone())
+            .collect();
+        let accounts: Vec<Address> = crate::keys::seeded_account_keys(2, 1)
+            .iter()
+            .map(|k| Address::of(k.public()))
+            .collect();
+        let spec = DualChainNetworkSpec::default();
+        let g = build("devnet", &spec, &keys, &accounts, 1_700_000_000_000).unwrap();
+        assert_eq!(g.validators[3].name, "devnet-3");
+        assert_eq!((g.alpha.p2p_port, g.alpha.api_port), (4130, 3030));
+        assert_eq!((g.delta.p2p_port, g.delta.api_port), (4131, 4030));
+        assert_eq!(g.accounts.len(), 2);
+        // Round-trips through the JSON the ConfigMap holds.
+        let parsed = Genesis::from_json(&g.to_json()).unwrap();
+        assert_eq!(parsed.hash(), g.hash());
+        assert!(matches_validators(&parsed, &keys));
+        assert!(!matches_validators(&parsed, &keys[..3]));
+    }
+
+    #[test]
+    fn misaligned_block_times_are_refused() {
+        let keys = vec![ValidatorKeypair::from_seed(&[1; 32]).public().clone()];
+        let mut spec = DualChainNetworkSpec::default();
+        spec.template.delta.block_time_ms = 4_000;
+        let err = build("n", &spec, &keys, &[], 0).unwrap_err();
+        assert!(err.to_string().contains("must divide"), "{err}");
+    }
+}

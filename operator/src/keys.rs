@@ -1,0 +1,248 @@
+//! Key material the operator generates: validator keys, the admin token, account keyrings.
+//!
+//! Secret data uses exactly the file layout of `dualchain keygen` / `dualchain genesis`
+//! (`dualchain_core::keyfile`), so a mounted Secret *is* a key directory or keyring.
+//! Nothing here logs or formats secret bytes; seeds live in `Zeroizing` buffers.
+
+use std::collections::BTreeMap;
+
+use dualchain_core::crypto::{AccountKeypair, ValidatorKeypair, ValidatorPublicKey};
+use dualchain_core::keyfile::{ALGORITHM_FILE, KIND_FILE, KeyKind, PUBLIC_KEY_FILE, SEED_FILE};
+use dualchain_core::types::Address;
+use k8s_openapi::ByteString;
+use rand::{RngCore, SeedableRng, TryRngCore};
+use zeroize::Zeroizing;
+
+/// Secret data key of the admin token.
+pub const ADMIN_TOKEN_KEY: &str = "token";
+/// Secret data key of the account keyring.
+pub const KEYRING_KEY: &str = "accounts.keys";
+
+/// Why key material could not be produced or read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot gather entropy: {0}")]
+    Entropy(String),
+    #[error("Secret {secret} has no `{field}` entry")]
+    MissingField { secret: String, field: &'static str },
+    #[error("Secret {secret}: `{field}` is {found:?}, expected {expected:?}")]
+    WrongValue {
+        secret: String,
+        field: &'static str,
+        found: String,
+        expected: &'static str,
+    },
+    #[error("Secret {secret}: `public_key` is not an ML-DSA-87 public key in hex")]
+    BadPublicKey { secret: String },
+    #[error("Secret {secret}: line {line} of the keyring is malformed ({detail})")]
+    BadKeyring {
+        secret: String,
+        line: usize,
+        detail: &'static str,
+    },
+}
+
+/// A fresh validator key from the OS entropy source.
+pub fn new_validator_key() -> Result<ValidatorKeypair, KeyError> {
+    ValidatorKeypair::generate_from_os().map_err(|e| KeyError::Entropy(e.to_string()))
+}
+
+/// Secret data of a validator key directory (same bytes `keyfile::write_key` writes,
+/// each file ending in a newline).
+pub fn validator_key_data(key: &ValidatorKeypair) -> BTreeMap<String, ByteString> {
+    let line = |s: &str| ByteString(format!("{s}\n").into_bytes());
+    let seed_hex = Zeroizing::new(hex::encode(key.seed()));
+    BTreeMap::from([
+        (KIND_FILE.to_string(), line(KeyKind::Validator.name())),
+        (
+            ALGORITHM_FILE.to_string(),
+            line(KeyKind::Validator.algorithm()),
+        ),
+        (PUBLIC_KEY_FILE.to_string(), line(&key.public().to_hex())),
+        (SEED_FILE.to_string(), line(&seed_hex)),
+    ])
+}
+
+fn text_field<'a>(
+    secret: &str,
+    data: &'a BTreeMap<String, ByteString>,
+    field: &'static str,
+) -> Result<&'a str, KeyError> {
+    let missing = || KeyError::MissingField {
+        secret: secret.to_string(),
+        field,
+    };
+    let bytes = data.get(field).ok_or_else(missing)?;
+    std::str::from_utf8(&bytes.0)
+        .map(str::trim)
+        .map_err(|_| missing())
+}
+
+/// Reads the public key of a validator key Secret, checking its kind and algorithm.
+/// The seed is required to be present (a Secret without it is not a usable key) but is
+/// not decoded here.
+pub fn validator_public_key(
+    secret: &str,
+    data: &BTreeMap<String, ByteString>,
+) -> Result<ValidatorPublicKey, KeyError> {
+    for (field, expected) in [
+        (KIND_FILE, KeyKind::Validator.name()),
+        (ALGORITHM_FILE, KeyKind::Validator.algorithm()),
+    ] {
+        let found = text_field(secret, data, field)?;
+        if found != expected {
+            return Err(KeyError::WrongValue {
+                secret: secret.to_string(),
+                field,
+                found: found.chars().take(32).collect(),
+                expected,
+            });
+        }
+    }
+    text_field(secret, data, SEED_FILE)?;
+    let hex_key = text_field(secret, data, PUBLIC_KEY_FILE)?;
+    hex::decode(hex_key)
+        .ok()
+        .and_then(|bytes| ValidatorPublicKey::from_bytes(&bytes).ok())
+        .ok_or_else(|| KeyError::BadPublicKey {
+            secret: secret.to_string(),
+        })
+}
+
+/// A random admin token: 32 bytes from the OS, hex (64 visible ASCII characters, as
+/// `dualchain_proto::AdminToken` requires).
+pub fn new_admin_token() -> Result<Zeroizing<String>, KeyError> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng
+        .try_fill_bytes(bytes.as_mut())
+        .map_err(|e| KeyError::Entropy(e.to_string()))?;
+    Ok(Zeroizing::new(hex::encode(bytes.as_ref())))
+}
+
+/// Account keys derived the way `dualchain genesis --accounts-seed` derives them
+/// (ChaCha20 seeded with `seed`, 32 bytes per key), so the same seed gives the same
+/// accounts on the command line and in the cluster.
+pub fn seeded_account_keys(count: usize, seed: u64) -> Vec<AccountKeypair> {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+    (0..count)
+        .map(|_| {
+            let mut s = Zeroizing::new([0u8; 32]);
+            rng.fill_bytes(s.as_mut());
+            AccountKeypair::from_seed(&s)
+        })
+        .collect()
+}
+
+/// A random seed for account keys when the spec sets none.
+pub fn random_seed() -> Result<u64, KeyError> {
+    rand::rngs::OsRng
+        .try_next_u64()
+        .map_err(|e| KeyError::Entropy(e.to_string()))
+}
+
+/// Keyring text in the `keyfile::write_keyring` format.
+pub fn keyring_text(keys: &[AccountKeypair]) -> Zeroizing<String> {
+    dualchain_core::keyfile::keyring_text(keys)
+}
+
+/// The addresses listed in a keyring (the genesis only needs addresses; seeds are not
+/// decoded).
+pub fn keyring_addresses(secret: &str, text: &str) -> Result<Vec<Address>, KeyError> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|(i, line)| {
+            let bad = |detail| KeyError::BadKeyring {
+                secret: secret.to_string(),
+                line: i + 1,
+                detail,
+            };
+            let (address, seed) = line
+                .split_once(' ')
+                .ok_or_else(|| bad("expected `<address> <seed>`"))?;
+            if seed.trim().len() != 64 {
+                return Err(bad("seed is not 64 hex digits"));
+            }
+            address
+                .parse::<Address>()
+                .map_err(|_| bad("invalid address"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validator_secret_matches_keyfile_layout_and_round_trips() {
+        let key = ValidatorKeypair::from_seed(&[7u8; 32]);
+        let data = validator_key_data(&key);
+        // Same directory layout as `dualchain keygen`: mount it and keyfile reads it.
+        let dir = tempfile::tempdir().unwrap();
+        for (file, bytes) in &data {
+            std::fs::write(dir.path().join(file), &bytes.0).unwrap();
+        }
+        let loaded = dualchain_core::keyfile::read_key::<dualchain_core::crypto::ValidatorScheme>(
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(loaded.public(), key.public());
+        assert_eq!(validator_public_key("s", &data).unwrap(), *key.public());
+    }
+
+    #[test]
+    fn bad_validator_secrets_are_refused_without_echoing_secrets() {
+        let key = ValidatorKeypair::from_seed(&[9u8; 32]);
+        let mut data = validator_key_data(&key);
+        data.insert(KIND_FILE.into(), ByteString(b"account\n".to_vec()));
+        let err = validator_public_key("net-validator-0", &data).unwrap_err();
+        assert!(err.to_string().contains("net-validator-0"), "{err}");
+        let mut data = validator_key_data(&key);
+        data.remove(SEED_FILE);
+        assert!(matches!(
+            validator_public_key("s", &data),
+            Err(KeyError::MissingField {
+                field: "secret_seed",
+                ..
+            })
+        ));
+        let mut data = validator_key_data(&key);
+        data.insert(PUBLIC_KEY_FILE.into(), ByteString(b"abcd\n".to_vec()));
+        let err = validator_public_key("s", &data).unwrap_err();
+        assert!(matches!(err, KeyError::BadPublicKey { .. }));
+        assert!(!err.to_string().contains(&hex::encode(key.seed())));
+    }
+
+    #[test]
+    fn keyring_matches_core_format() {
+        let keys = seeded_account_keys(3, 42);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, keyring_text(&keys).as_bytes()).unwrap();
+        let read = dualchain_core::keyfile::read_keyring(&path).unwrap();
+        assert_eq!(read.len(), 3);
+        let addresses = keyring_addresses("s", &keyring_text(&keys)).unwrap();
+        for (k, a) in keys.iter().zip(&addresses) {
+            assert_eq!(Address::of(k.public()), *a);
+        }
+        // Deterministic: same seed, same accounts; different seed, different accounts.
+        assert_eq!(
+            Address::of(seeded_account_keys(1, 42)[0].public()),
+            Address::of(keys[0].public())
+        );
+        assert_ne!(
+            Address::of(seeded_account_keys(1, 43)[0].public()),
+            Address::of(keys[0].public())
+        );
+        assert!(keyring_addresses("s", "dc1zz 00").is_err());
+    }
+
+    #[test]
+    fn admin_tokens_are_random_and_header_safe() {
+        let a = new_admin_token().unwrap();
+        let b = new_admin_token().unwrap();
+        assert_ne!(*a, *b);
+        assert!(dualchain_proto::AdminToken::new(&a).is_ok());
+    }
+}

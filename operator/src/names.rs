@@ -1,0 +1,119 @@
+//! Names and labels of everything the operator creates, in one place so that builders,
+//! reconcilers, RBAC and the README contract cannot drift apart.
+
+use std::collections::BTreeMap;
+
+/// Field manager used for every server-side apply.
+pub const FIELD_MANAGER: &str = "dualchain-operator";
+/// `app.kubernetes.io/managed-by` value; watchers select on it.
+pub const MANAGED_BY: &str = "dualchain-operator";
+/// Label carrying the owning network's name.
+pub const NETWORK_LABEL: &str = "dualchain.dev/network";
+/// Label carrying the owning benchmark's name.
+pub const BENCHMARK_LABEL: &str = "dualchain.dev/benchmark";
+/// Label carrying a validator's index on its key Secret.
+pub const VALIDATOR_INDEX_LABEL: &str = "dualchain.dev/validator-index";
+/// Label marking what a Secret/ConfigMap holds (`validator-key`, `admin-token`, ...).
+pub const ROLE_LABEL: &str = "dualchain.dev/role";
+/// Pod-template annotation: digest of genesis + node config; a change rolls the pods.
+pub const CONFIG_HASH_ANNOTATION: &str = "dualchain.dev/config-hash";
+/// StatefulSet annotation: digest of the rendered pod template (rollout bookkeeping).
+pub const TEMPLATE_HASH_ANNOTATION: &str = "dualchain.dev/template-hash";
+
+/// Labels put on every object of a network; the selector uses a subset.
+pub fn network_labels(network: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "dualchain".into()),
+        ("app.kubernetes.io/instance".into(), network.into()),
+        ("app.kubernetes.io/component".into(), "validator".into()),
+        ("app.kubernetes.io/managed-by".into(), MANAGED_BY.into()),
+        (NETWORK_LABEL.into(), network.into()),
+    ])
+}
+
+/// The pod selector of a network (stable for the StatefulSet's lifetime).
+pub fn network_selector(network: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "dualchain".into()),
+        (NETWORK_LABEL.into(), network.into()),
+    ])
+}
+
+/// `key=value,...` form of a selector for list calls.
+pub fn selector_string(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Labels of a benchmark's own objects (Job, RBAC, ConfigMaps).
+pub fn benchmark_labels(bench: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "dualchain".into()),
+        ("app.kubernetes.io/instance".into(), bench.into()),
+        ("app.kubernetes.io/component".into(), "loadgen".into()),
+        ("app.kubernetes.io/managed-by".into(), MANAGED_BY.into()),
+        (BENCHMARK_LABEL.into(), bench.into()),
+    ])
+}
+
+pub fn statefulset(network: &str) -> String {
+    network.to_string()
+}
+pub fn headless_service(network: &str) -> String {
+    format!("{network}-peers")
+}
+pub fn client_service(network: &str) -> String {
+    network.to_string()
+}
+pub fn genesis_configmap(network: &str) -> String {
+    format!("{network}-genesis")
+}
+pub fn config_configmap(network: &str) -> String {
+    format!("{network}-config")
+}
+pub fn validator_secret(network: &str, index: u32) -> String {
+    format!("{network}-validator-{index}")
+}
+pub fn admin_token_secret(network: &str) -> String {
+    format!("{network}-admin-token")
+}
+pub fn accounts_secret(network: &str) -> String {
+    format!("{network}-accounts")
+}
+pub fn pdb(network: &str) -> String {
+    network.to_string()
+}
+pub fn service_monitor(network: &str) -> String {
+    network.to_string()
+}
+/// Pod name of validator `index` (StatefulSet naming).
+pub fn validator_pod(network: &str, index: u32) -> String {
+    format!("{}-{index}", statefulset(network))
+}
+/// Stable DNS name of validator `index` through the headless Service.
+pub fn validator_host(network: &str, namespace: &str, index: u32) -> String {
+    format!(
+        "{}.{}.{namespace}.svc",
+        validator_pod(network, index),
+        headless_service(network)
+    )
+}
+
+pub fn bench_network(bench: &str) -> String {
+    format!("{bench}-net")
+}
+pub fn bench_job(bench: &str) -> String {
+    format!("{bench}-loadgen")
+}
+pub fn bench_service_account(bench: &str) -> String {
+    format!("{bench}-loadgen")
+}
+pub fn bench_result_configmap(bench: &str) -> String {
+    format!("{bench}-result")
+}
+pub fn bench_report_configmap(bench: &str) -> String {
+    format!("{bench}-report")
+}

@@ -1,0 +1,1098 @@
+//! The BenchmarkCluster reconciler: a phase machine driven by what it observes.
+//!
+//! ```text
+//! Pending ─▶ Provisioning ─▶ Running ─▶ Collecting ─▶ Succeeded | Failed ─(TTL)─▶ deleted
+//!                 │ deadline      │ Job failed / timeout            ▲
+//!                 └───────────────┴──────────────────▶ Failed ──────┘
+//! ```
+//!
+//! Every transition is persisted in status before acting on the next phase, so a
+//! restarted operator resumes where it stopped; object creation is idempotent (apply, or
+//! create-if-absent), so resuming never duplicates anything. Time comes from the
+//! context's clock (deadlines, fault windows, TTL).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, DeleteParams, ListParams, PostParams, PropagationPolicy};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use serde::{Deserialize, Serialize};
+use tracing::{info, instrument, warn};
+use zeroize::Zeroizing;
+
+use super::network::apply;
+use crate::build::benchmark::{self as build, BenchRef, RESULT_KEY};
+use crate::build::network::ChainName;
+use crate::conditions::{self, Desired};
+use crate::context::Context;
+use crate::crd::benchmark::{
+    BenchmarkCluster, BenchmarkClusterStatus, BenchmarkResults, CriterionResult, FaultKind,
+    FaultStatus, RunRecord, SuccessCriteria,
+};
+use crate::crd::common::ChainProgress;
+use crate::crd::network::DualChainNetwork;
+use crate::cron::Schedule;
+use crate::error::{Error, Result, is_conflict, is_not_found};
+use crate::keys::ADMIN_TOKEN_KEY;
+use crate::names;
+use crate::validators::{FaultSettings, Target};
+
+/// Controller name (metrics label).
+pub const CONTROLLER: &str = "benchmarkcluster";
+/// Label on runs created by a scheduled benchmark.
+pub const SCHEDULED_BY_LABEL: &str = "dualchain.dev/scheduled-by";
+
+pub mod phase {
+    pub const PENDING: &str = "Pending";
+    pub const PROVISIONING: &str = "Provisioning";
+    pub const RUNNING: &str = "Running";
+    pub const COLLECTING: &str = "Collecting";
+    pub const SUCCEEDED: &str = "Succeeded";
+    pub const FAILED: &str = "Failed";
+    pub const SCHEDULED: &str = "Scheduled";
+}
+
+/// The JSON `dualchain loadgen --json` writes (the loadgen result contract).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadgenResult {
+    /// Committed transactions per second over the run.
+    pub average_tps: f64,
+    pub submitted: u64,
+    pub committed: u64,
+    #[serde(default)]
+    pub rejected: u64,
+    /// Submit-to-finality latency percentiles in milliseconds.
+    pub finality_ms: Percentiles,
+    pub signed: bool,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p95: u64,
+    pub p99: u64,
+}
+
+/// Largest result document accepted (the termination-log fallback is 4 KiB anyway).
+const MAX_RESULT_BYTES: usize = 64 * 1024;
+
+/// Parses a loadgen result, bounded in size.
+pub fn parse_result(text: &str) -> std::result::Result<LoadgenResult, String> {
+    if text.len() > MAX_RESULT_BYTES {
+        return Err(format!(
+            "result is {} bytes, more than {MAX_RESULT_BYTES}",
+            text.len()
+        ));
+    }
+    serde_json::from_str(text.trim()).map_err(|e| format!("result is not loadgen JSON: {e}"))
+}
+
+/// Entry point for the controller.
+#[instrument(skip_all, fields(benchmark = %bench.name_any(), namespace = bench.namespace().unwrap_or_default()))]
+pub async fn reconcile(bench: Arc<BenchmarkCluster>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_started(CONTROLLER);
+    if bench.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let result = if bench.spec.schedule.is_some() {
+        reconcile_schedule(&bench, &ctx).await
+    } else {
+        reconcile_run(&bench, &ctx).await
+    };
+    match result {
+        Ok(action) => Ok(action),
+        Err(error) if error.is_permanent() => {
+            ctx.metrics.reconcile_failed(CONTROLLER, error.reason());
+            let mut status = bench.status.clone().unwrap_or_default();
+            fail(&mut status, &ctx, error.reason(), error.to_string());
+            write_status(&bench, &ctx, status).await?;
+            Ok(Action::await_change())
+        }
+        Err(error) => {
+            ctx.metrics.reconcile_failed(CONTROLLER, error.reason());
+            Err(error)
+        }
+    }
+}
+
+/// Requeue policy for transient errors.
+pub fn error_policy(_bench: Arc<BenchmarkCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(%error, "benchmark reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(10))
+}
+
+fn seconds_since(ctx: &Context, rfc3339: Option<&String>) -> i64 {
+    rfc3339
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(|t| ctx.clock.now().as_second() - t.as_second())
+        .unwrap_or(0)
+}
+
+fn fail(status: &mut BenchmarkClusterStatus, ctx: &Context, reason: &str, message: String) {
+    status.phase = phase::FAILED.into();
+    status.reason = Some(reason.into());
+    status.message = Some(message);
+    status.result = Some("Failed".into());
+    status.finished_at.get_or_insert_with(|| ctx.now_rfc3339());
+}
+
+async fn write_status(
+    bench: &BenchmarkCluster,
+    ctx: &Context,
+    mut status: BenchmarkClusterStatus,
+) -> Result<()> {
+    let previous = bench.status.clone().unwrap_or_default();
+    status.observed_generation = bench.metadata.generation;
+    status.conditions = conditions::merge(
+        &previous.conditions,
+        desired_conditions(&status),
+        bench.metadata.generation,
+        &ctx.now_rfc3339(),
+    );
+    if bench.status.is_some() && previous == status {
+        return Ok(());
+    }
+    if previous.phase != status.phase {
+        info!(from = %previous.phase, to = %status.phase, "benchmark phase changed");
+        let warning = status.phase == phase::FAILED;
+        let note = status
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("benchmark is {}", status.phase));
+        ctx.event(
+            &bench.object_ref(&()),
+            warning,
+            &status.phase,
+            "Phase",
+            note,
+        )
+        .await;
+    }
+    let api: Api<BenchmarkCluster> =
+        Api::namespaced(ctx.client.clone(), &bench.namespace().unwrap_or_default());
+    api.patch_status(
+        &bench.name_any(),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
+
+fn desired_conditions(status: &BenchmarkClusterStatus) -> Vec<Desired> {
+    let reason = status
+        .reason
+        .clone()
+        .unwrap_or_else(|| status.phase.clone());
+    let message = status.message.clone().unwrap_or_default();
+    let finished = matches!(status.phase.as_str(), phase::SUCCEEDED | phase::FAILED);
+    vec![
+        Desired::new(
+            "Ready",
+            status.phase == phase::SUCCEEDED || status.phase == phase::SCHEDULED,
+            &reason,
+            message.clone(),
+        ),
+        Desired::new(
+            "Progressing",
+            !finished && status.phase != phase::SCHEDULED,
+            &reason,
+            message.clone(),
+        ),
+        Desired::new(
+            "Degraded",
+            status.phase == phase::FAILED,
+            &reason,
+            message.clone(),
+        ),
+        Desired::new("Complete", finished, &reason, message),
+    ]
+}
+
+async fn reconcile_run(bench: &BenchmarkCluster, ctx: &Context) -> Result<Action> {
+    let b = BenchRef::of(bench)?;
+    let mut status = bench.status.clone().unwrap_or_default();
+    let converging = ctx.settings.converging_interval;
+    let action = match status.phase.as_str() {
+        "" | phase::PENDING => {
+            provision_network(ctx, &b, bench).await?;
+            status.phase = phase::PROVISIONING.into();
+            status.reason = Some("CreatingNetwork".into());
+            status.message = Some(format!(
+                "creating network {} with {} validators",
+                names::bench_network(&b.name),
+                bench.spec.validators
+            ));
+            status.network_name = Some(names::bench_network(&b.name));
+            status.provisioning_started_at = Some(ctx.now_rfc3339());
+            Action::requeue(converging)
+        }
+        phase::PROVISIONING => provisioning(ctx, &b, bench, &mut status).await?,
+        phase::RUNNING => running(ctx, &b, bench, &mut status).await?,
+        phase::COLLECTING => collecting(ctx, &b, bench, &mut status).await?,
+        phase::SUCCEEDED | phase::FAILED => return finished(ctx, bench, status).await,
+        other => {
+            warn!(phase = other, "unknown phase; restarting the run");
+            status.phase = phase::PENDING.into();
+            Action::requeue(converging)
+        }
+    };
+    write_status(bench, ctx, status).await?;
+    Ok(action)
+}
+
+async fn provision_network(
+    ctx: &Context,
+    b: &BenchRef,
+    bench: &BenchmarkCluster,
+) -> Result<DualChainNetwork> {
+    let api: Api<DualChainNetwork> = Api::namespaced(ctx.client.clone(), &b.namespace);
+    apply(
+        &api,
+        &names::bench_network(&b.name),
+        &build::network(b, bench),
+    )
+    .await
+}
+
+async fn provisioning(
+    ctx: &Context,
+    b: &BenchRef,
+    bench: &BenchmarkCluster,
+    status: &mut BenchmarkClusterStatus,
+) -> Result<Action> {
+    let net = provision_network(ctx, b, bench).await?;
+    let net_status = net.status.clone().unwrap_or_default();
+    let n = bench.spec.validators;
+    if net_status.phase == "Failed" {
+        let why = conditions::find(&net_status.conditions, "Ready")
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        fail(
+            status,
+            ctx,
+            "NetworkFailed",
+            format!("network {} failed: {why}", net.name_any()),
+        );
+        return Ok(Action::requeue(ctx.settings.converging_interval));
+    }
+    if net_status.ready_validators >= n {
+        start_load(ctx, b, bench, status, &net_status).await?;
+        return Ok(Action::requeue(ctx.settings.converging_interval));
+    }
+    let waited = seconds_since(ctx, status.provisioning_started_at.as_ref());
+    if waited >= bench.spec.ready_deadline_seconds {
+        fail(
+            status,
+            ctx,
+            "NetworkNotReady",
+            format!(
+                "network {} had {}/{n} validators ready after {waited}s (readyDeadlineSeconds {})",
+                net.name_any(),
+                net_status.ready_validators,
+                bench.spec.ready_deadline_seconds
+            ),
+        );
+        return Ok(Action::requeue(ctx.settings.converging_interval));
+    }
+    status.reason = Some("WaitingForValidators".into());
+    status.message = Some(format!(
+        "{}/{n} validators ready",
+        net_status.ready_validators
+    ));
+    let left = (bench.spec.ready_deadline_seconds - waited).max(1) as u64;
+    Ok(Action::requeue(
+        ctx.settings
+            .converging_interval
+            .min(Duration::from_secs(left)),
+    ))
+}
+
+async fn start_load(
+    ctx: &Context,
+    b: &BenchRef,
+    bench: &BenchmarkCluster,
+    status: &mut BenchmarkClusterStatus,
+    net_status: &crate::crd::network::DualChainNetworkStatus,
+) -> Result<()> {
+    let client = ctx.client.clone();
+    let ns = &b.namespace;
+    let sa_name = names::bench_service_account(&b.name);
+    apply(
+        &Api::<ServiceAccount>::namespaced(client.clone(), ns),
+        &sa_name,
+        &build::service_account(b),
+    )
+    .await?;
+    apply(
+        &Api::<Role>::namespaced(client.clone(), ns),
+        &sa_name,
+        &build::role(b),
+    )
+    .await?;
+    apply(
+        &Api::<RoleBinding>::namespaced(client.clone(), ns),
+        &sa_name,
+        &build::role_binding(b),
+    )
+    .await?;
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    // Create-if-absent: a result the Job already wrote must never be reset.
+    match config_maps
+        .create(
+            &PostParams {
+                field_manager: Some(names::FIELD_MANAGER.into()),
+                ..Default::default()
+            },
+            &build::result_configmap(b),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if is_conflict(&e) => {}
+        Err(e) => return Err(e.into()),
+    }
+    apply(
+        &Api::<Job>::namespaced(client.clone(), ns),
+        &names::bench_job(&b.name),
+        &build::loadgen_job(b, bench),
+    )
+    .await?;
+    status.baseline_restarts = Some(validator_restarts(ctx, b).await?);
+    status.baseline_alpha = Some(net_status.alpha.clone());
+    status.baseline_delta = Some(net_status.delta.clone());
+    status.phase = phase::RUNNING.into();
+    status.reason = Some("LoadRunning".into());
+    status.message = Some(format!(
+        "loadgen Job {} running for {}s",
+        names::bench_job(&b.name),
+        bench.spec.workload.duration_seconds
+    ));
+    status.job_name = Some(names::bench_job(&b.name));
+    status.run_started_at = Some(ctx.now_rfc3339());
+    status.faults = (0..bench.spec.faults.len() as u32)
+        .map(|index| FaultStatus {
+            index,
+            state: "Pending".into(),
+            message: String::new(),
+        })
+        .collect();
+    Ok(())
+}
+
+async fn validator_restarts(ctx: &Context, b: &BenchRef) -> Result<u32> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &b.namespace);
+    let selector = names::selector_string(&names::network_selector(&names::bench_network(&b.name)));
+    let list = pods.list(&ListParams::default().labels(&selector)).await?;
+    Ok(list
+        .items
+        .iter()
+        .flat_map(|p| {
+            p.status
+                .iter()
+                .flat_map(|s| s.container_statuses.iter().flatten())
+        })
+        .map(|c| c.restart_count.max(0) as u32)
+        .sum())
+}
+
+fn job_state(job: &Job) -> (bool, Option<String>) {
+    let s = job.status.clone().unwrap_or_default();
+    let conditions = s.conditions.unwrap_or_default();
+    let complete = s.succeeded.unwrap_or(0) > 0
+        || conditions
+            .iter()
+            .any(|c| c.type_ == "Complete" && c.status == "True");
+    let failed = conditions
+        .iter()
+        .find(|c| c.type_ == "Failed" && c.status == "True")
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c.reason.clone().unwrap_or_default(),
+                c.message.clone().unwrap_or_default()
+            )
+        })
+        .or_else(|| (s.failed.unwrap_or(0) > 0).then(|| "the loadgen pod failed".to_string()));
+    (complete, failed)
+}
+
+async fn running(
+    ctx: &Context,
+    b: &BenchRef,
+    bench: &BenchmarkCluster,
+    status: &mut BenchmarkClusterStatus,
+) -> Result<Action> {
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &b.namespace);
+    let Some(job) = jobs.get_opt(&names::bench_job(&b.name)).await? else {
+        fail(
+            status,
+            ctx,
+            "LoadgenJobMissing",
+            format!(
+                "Job {} disappeared during the run",
+                names::bench_job(&b.name)
+            ),
+        );
+        return Ok(Action::requeue(ctx.settings.converging_interval));
+    };
+    let elapsed = seconds_since(ctx, status.run_started_at.as_ref());
+    let (complete, failed) = job_state(&job);
+    if complete {
+        clear_faults(ctx, b, bench, status).await;
+        status.phase = phase::COLLECTING.into();
+        status.reason = Some("CollectingResults".into());
+        status.message = Some("loadgen finished; collecting its result".into());
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    if let Some(why) = failed {
+        clear_faults(ctx, b, bench, status).await;
+        fail(
+            status,
+            ctx,
+            "LoadgenFailed",
+            format!("loadgen Job {} failed: {why}", job.name_any()),
+        );
+        return Ok(Action::requeue(ctx.settings.converging_interval));
+    }
+    let deadline = build::job_deadline_seconds(bench) + 60;
+    if elapsed >= deadline {
+        clear_faults(ctx, b, bench, status).await;
+        fail(
+            status,
+            ctx,
+            "LoadgenTimeout",
+            format!("loadgen did not finish within {deadline}s"),
+        );
+        return Ok(Action::requeue(ctx.settings.converging_interval));
+    }
+    let next_boundary = drive_faults(ctx, b, bench, status, elapsed).await?;
+    let wait = next_boundary
+        .map(|s| Duration::from_secs(s.max(1) as u64))
+        .unwrap_or(ctx.settings.converging_interval)
+        .min(ctx.settings.converging_interval);
+    Ok(Action::requeue(wait))
+}
+
+async fn admin_token(ctx: &Context, b: &BenchRef) -> Result<Zeroizing<String>> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &b.namespace);
+    let secret = secrets
+        .get(&names::admin_token_secret(&names::bench_network(&b.name)))
+        .await?;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(ADMIN_TOKEN_KEY))
+        .map(|b| Zeroizing::new(String::from_utf8_lossy(&b.0).trim().to_string()))
+        .unwrap_or_default();
+    Ok(bytes)
+}
+
+fn targets(b: &BenchRef, indices: impl IntoIterator<Item = u32>) -> Vec<Target> {
+    let net = names::bench_network(&b.name);
+    indices
+        .into_iter()
+        .flat_map(|i| {
+            ChainName::ALL.map(|chain| Target {
+                validator: names::validator_pod(&net, i),
+                host: names::validator_host(&net, &b.namespace, i),
+                chain,
+            })
+        })
+        .collect()
+}
+
+/// Which validators a fault touches: kills take the highest ordinals (validator 0 keeps
+/// running, which keeps reports readable); loss/delay the first `validators` or all.
+pub fn fault_validators(kind: FaultKind, count: Option<u32>, n: u32) -> Vec<u32> {
+    match kind {
+        FaultKind::Kill => {
+            let k = count.unwrap_or(1).min(n.saturating_sub(1));
+            ((n - k)..n).collect()
+        }
+        FaultKind::Partition => (0..n).collect(),
+        FaultKind::MessageLoss | FaultKind::Delay => (0..count.unwrap_or(n).min(n)).collect(),
+    }
+}
+
+/// Applies and reverts fault windows; returns seconds until the next window boundary.
+async fn drive_faults(
+    ctx: &Context,
+    b: &BenchRef,
+    bench: &BenchmarkCluster,
+    status: &mut BenchmarkClusterStatus,
+    elapsed: i64,
+) -> Result<Option<i64>> {
+    if bench.spec.faults.is_empty() {
+        return Ok(None);
+    }
+    let mut next: Option<i64> = None;
+    let mut token: Option<Zeroizing<String>> = None;
+    for (i, fault) in bench.spec.faults.iter().enumerate() {
+        let start = i64::from(fault.start_seconds);
+        let end = start + i64::from(fault.duration_seconds);
+        let Some(state) = status.faults.get_mut(i) else {
+            continue;
+        };
+        for boundary in [start, end] {
+            if boundary > elapsed {
+                next = Some(next.map_or(boundary - elapsed, |n: i64| n.min(boundary - elapsed)));
+            }
+        }
+        let n = bench.spec.validators;
+        let affected = fault_validators(fault.kind, fault.validators, n);
+        match state.state.as_str() {
+            "Pending" if elapsed >= end => {
+                state.state = "Done".into();
+                state.message = "window passed before it could be applied".into();
+            }
+            "Pending" if elapsed >= start => {
+                if token.is_none() {
+                    token = Some(admin_token(ctx, b).await?);
+                }
+                let token = token.clone().unwrap_or_default();
+                let remaining_ms = ((end - elapsed).max(1) as u64) * 1000;
+                let outcome = apply_fault(ctx, b, fault, &affected, token, remaining_ms).await;
+                match outcome {
+                    Ok(()) => {
+                        state.state = "Active".into();
+                        state.message = format!("{:?} on validators {:?}", fault.kind, affected);
+                        ctx.event(
+                            &bench_ref(bench),
+                            false,
+                            "FaultInjected",
+                            "InjectFault",
+                            format!("fault {i}: {}", state.message),
+                        )
+                        .await;
+                    }
+                    Err(e) => {
+                        state.state = "Failed".into();
+                        state.message = e;
+                        ctx.event(
+                            &bench_ref(bench),
+                            true,
+                            "FaultFailed",
+                            "InjectFault",
+                            format!("fault {i}: {}", state.message),
+                        )
+                        .await;
+                    }
+                }
+            }
+            "Active" if elapsed >= end => {
+                if token.is_none() {
+                    token = Some(admin_token(ctx, b).await?);
+                }
+                let token = token.clone().unwrap_or_default();
+                let outcome = revert_fault(ctx, b, fault.kind, &affected, token).await;
+                state.state = if outcome.is_ok() { "Done" } else { "Failed" }.into();
+                if let Err(e) = outcome {
+                    state.message = format!("reverting: {e}");
+                }
+                ctx.event(
+                    &bench_ref(bench),
+                    false,
+                    "FaultCleared",
+                    "ClearFault",
+                    format!("fault {i} cleared"),
+                )
+                .await;
+            }
+            _ => {}
+        }
+    }
+    Ok(next)
+}
+
+fn bench_ref(bench: &BenchmarkCluster) -> k8s_openapi::api::core::v1::ObjectReference {
+    bench.object_ref(&())
+}
+
+async fn apply_fault(
+    ctx: &Context,
+    b: &BenchRef,
+    fault: &crate::crd::benchmark::Fault,
+    affected: &[u32],
+    token: Zeroizing<String>,
+    expires_after_ms: u64,
+) -> std::result::Result<(), String> {
+    let api = &ctx.validators;
+    match fault.kind {
+        FaultKind::Kill => {
+            for t in targets(b, affected.iter().copied()) {
+                api.pause(t, token.clone(), true)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        FaultKind::Partition => {
+            let groups = fault.groups.unwrap_or(2).max(2) as usize;
+            for chain in ChainName::ALL {
+                let chain_targets: Vec<Target> = targets(b, affected.iter().copied())
+                    .into_iter()
+                    .filter(|t| t.chain == chain)
+                    .collect();
+                let mut partitions = vec![Vec::new(); groups];
+                for (i, t) in chain_targets.iter().enumerate() {
+                    let report = api.status(t.clone()).await.map_err(|e| e.to_string())?;
+                    partitions[i % groups].push(report.peer_id);
+                }
+                for t in chain_targets {
+                    let settings = FaultSettings {
+                        partitions: partitions.clone(),
+                        expires_after_ms,
+                        ..Default::default()
+                    };
+                    api.set_fault(t, token.clone(), Some(settings))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        FaultKind::MessageLoss | FaultKind::Delay => {
+            let settings = FaultSettings {
+                drop_probability: fault.drop_probability.unwrap_or(0.0),
+                added_delay_ms: fault.delay_ms.unwrap_or(0),
+                jitter_ms: fault.jitter_ms.unwrap_or(0),
+                partitions: Vec::new(),
+                expires_after_ms,
+            };
+            for t in targets(b, affected.iter().copied()) {
+                api.set_fault(t, token.clone(), Some(settings.clone()))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn revert_fault(
+    ctx: &Context,
+    b: &BenchRef,
+    kind: FaultKind,
+    affected: &[u32],
+    token: Zeroizing<String>,
+) -> std::result::Result<(), String> {
+    for t in targets(b, affected.iter().copied()) {
+        let r = match kind {
+            FaultKind::Kill => ctx.validators.pause(t, token.clone(), false).await,
+            _ => ctx.validators.set_fault(t, token.clone(), None).await,
+        };
+        r.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Best effort: revert every active fault when the run ends early.
+async fn clear_faults(
+    ctx: &Context,
+    b: &BenchRef,
+    bench: &BenchmarkCluster,
+    status: &mut BenchmarkClusterStatus,
+) {
+    if !status.faults.iter().any(|f| f.state == "Active") {
+        return;
+    }
+    let Ok(token) = admin_token(ctx, b).await else {
+        return;
+    };
+    for (i, fault) in bench.spec.faults.iter().enumerate() {
+        if let Some(state) = status.faults.get_mut(i).filter(|s| s.state == "Active") {
+            let affected = fault_validators(fault.kind, fault.validators, bench.spec.validators);
+            state.state = match revert_fault(ctx, b, fault.kind, &affected, token.clone()).await {
+                Ok(()) => "Done".into(),
+                Err(e) => {
+                    state.message = format!("reverting: {e}");
+                    "Failed".into()
+                }
+            };
+        }
+    }
+}
+
+/// Reads the Job's result: the result ConfigMap first, then the loadgen container's
+/// termination message.
+async fn read_result(ctx: &Context, b: &BenchRef) -> Result<Option<String>> {
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &b.namespace);
+    if let Some(cm) = config_maps
+        .get_opt(&names::bench_result_configmap(&b.name))
+        .await?
+        && let Some(text) = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(RESULT_KEY))
+            .filter(|t| !t.trim().is_empty())
+    {
+        return Ok(Some(text.clone()));
+    }
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &b.namespace);
+    let selector = format!("job-name={}", names::bench_job(&b.name));
+    let list = pods.list(&ListParams::default().labels(&selector)).await?;
+    Ok(list.items.iter().find_map(|p| {
+        p.status
+            .as_ref()?
+            .container_statuses
+            .as_ref()?
+            .iter()
+            .find_map(|c| {
+                let message = c.state.as_ref()?.terminated.as_ref()?.message.clone()?;
+                (!message.trim().is_empty()).then_some(message)
+            })
+    }))
+}
+
+async fn collecting(
+    ctx: &Context,
+    b: &BenchRef,
+    bench: &BenchmarkCluster,
+    status: &mut BenchmarkClusterStatus,
+) -> Result<Action> {
+    let Some(text) = read_result(ctx, b).await? else {
+        fail(
+            status,
+            ctx,
+            "NoResult",
+            format!(
+                "loadgen finished without writing {RESULT_KEY} to ConfigMap {} nor a termination message",
+                names::bench_result_configmap(&b.name)
+            ),
+        );
+        return Ok(Action::requeue(ctx.settings.converging_interval));
+    };
+    let result = match parse_result(&text) {
+        Ok(r) => r,
+        Err(why) => {
+            fail(status, ctx, "BadResult", why);
+            return Ok(Action::requeue(ctx.settings.converging_interval));
+        }
+    };
+    let nets: Api<DualChainNetwork> = Api::namespaced(ctx.client.clone(), &b.namespace);
+    let net_status = nets
+        .get_opt(&names::bench_network(&b.name))
+        .await?
+        .and_then(|n| n.status)
+        .unwrap_or_default();
+    let restarts = validator_restarts(ctx, b)
+        .await?
+        .saturating_sub(status.baseline_restarts.unwrap_or(0));
+    let results = BenchmarkResults {
+        average_tps: result.average_tps,
+        submitted: result.submitted,
+        committed: result.committed,
+        rejected: result.rejected,
+        finality_p50_ms: result.finality_ms.p50,
+        finality_p95_ms: result.finality_ms.p95,
+        finality_p99_ms: result.finality_ms.p99,
+        signed: result.signed,
+        alpha: net_status.alpha.clone(),
+        delta: net_status.delta.clone(),
+        validator_restarts: restarts,
+    };
+    let verdicts = evaluate(
+        &bench.spec.criteria,
+        &results,
+        status.baseline_alpha.as_ref(),
+        status.baseline_delta.as_ref(),
+    );
+    let passed = verdicts.iter().all(|v| v.passed);
+    let report = serde_json::to_string_pretty(&serde_json::json!({
+        "benchmark": b.name,
+        "namespace": b.namespace,
+        "validators": bench.spec.validators,
+        "workload": bench.spec.workload,
+        "faults": bench.spec.faults,
+        "faultOutcomes": status.faults,
+        "results": results,
+        "criteria": verdicts,
+        "passed": passed,
+        "label": if result.signed { "signed" } else { "unsigned" },
+        "loadgen": result,
+    }))?;
+    let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &b.namespace);
+    apply(
+        &cms,
+        &names::bench_report_configmap(&b.name),
+        &build::report_configmap(b, report),
+    )
+    .await?;
+    status.report_config_map = Some(names::bench_report_configmap(&b.name));
+    status.results = Some(results);
+    status.criteria = verdicts.clone();
+    if passed {
+        status.phase = phase::SUCCEEDED.into();
+        status.reason = Some("CriteriaMet".into());
+        status.message = Some("every success criterion was met".into());
+        status.result = Some("Passed".into());
+        status.finished_at = Some(ctx.now_rfc3339());
+    } else {
+        let failed: Vec<String> = verdicts
+            .iter()
+            .filter(|v| !v.passed)
+            .map(|v| {
+                format!(
+                    "{} (observed {}, threshold {})",
+                    v.name, v.observed, v.threshold
+                )
+            })
+            .collect();
+        fail(
+            status,
+            ctx,
+            "CriteriaNotMet",
+            format!("failed criteria: {}", failed.join("; ")),
+        );
+    }
+    Ok(Action::requeue(ctx.settings.converging_interval))
+}
+
+/// Checks the results against the criteria (pure, unit-tested).
+pub fn evaluate(
+    criteria: &SuccessCriteria,
+    results: &BenchmarkResults,
+    baseline_alpha: Option<&ChainProgress>,
+    baseline_delta: Option<&ChainProgress>,
+) -> Vec<CriterionResult> {
+    let mut out = Vec::new();
+    let mut check = |name: &str, passed: bool, observed: String, threshold: String| {
+        out.push(CriterionResult {
+            name: name.into(),
+            passed,
+            observed,
+            threshold,
+        });
+    };
+    if let Some(min) = criteria.min_average_tps {
+        check(
+            "minAverageTps",
+            results.average_tps >= min,
+            format!("{:.1}", results.average_tps),
+            format!(">= {min}"),
+        );
+    }
+    for (name, limit, observed) in [
+        (
+            "maxFinalityP50Ms",
+            criteria.max_finality_p50_ms,
+            results.finality_p50_ms,
+        ),
+        (
+            "maxFinalityP95Ms",
+            criteria.max_finality_p95_ms,
+            results.finality_p95_ms,
+        ),
+        (
+            "maxFinalityP99Ms",
+            criteria.max_finality_p99_ms,
+            results.finality_p99_ms,
+        ),
+    ] {
+        if let Some(limit) = limit {
+            check(
+                name,
+                observed <= limit,
+                observed.to_string(),
+                format!("<= {limit}"),
+            );
+        }
+    }
+    if criteria.no_validator_restarts {
+        check(
+            "noValidatorRestarts",
+            results.validator_restarts == 0,
+            results.validator_restarts.to_string(),
+            "0".into(),
+        );
+    }
+    if criteria.require_chain_progress {
+        let gain = |now: &ChainProgress, base: Option<&ChainProgress>| {
+            now.finalized_height
+                .saturating_sub(base.map_or(0, |b| b.finalized_height))
+        };
+        let alpha = gain(&results.alpha, baseline_alpha);
+        let delta = gain(&results.delta, baseline_delta);
+        check(
+            "chainProgress",
+            alpha > 0 && delta > 0,
+            format!("alpha +{alpha}, delta +{delta} finalized blocks"),
+            "> 0 on both chains".into(),
+        );
+    }
+    out
+}
+
+async fn finished(
+    ctx: &Context,
+    bench: &BenchmarkCluster,
+    status: BenchmarkClusterStatus,
+) -> Result<Action> {
+    // Make sure conditions reflect the final phase (e.g. after a restart).
+    write_status(bench, ctx, status.clone()).await?;
+    let age = seconds_since(ctx, status.finished_at.as_ref());
+    let ttl = bench.spec.ttl_seconds_after_finished;
+    if age >= ttl {
+        let api: Api<BenchmarkCluster> =
+            Api::namespaced(ctx.client.clone(), &bench.namespace().unwrap_or_default());
+        ctx.event(&bench.object_ref(&()), false, "TTLExpired", "Delete", format!(
+            "deleting benchmark and everything it owns {age}s after it finished (ttlSecondsAfterFinished {ttl})")).await;
+        let params = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..Default::default()
+        };
+        match api.delete(&bench.name_any(), &params).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        return Ok(Action::await_change());
+    }
+    Ok(Action::requeue(Duration::from_secs(
+        (ttl - age).max(1) as u64
+    )))
+}
+
+async fn reconcile_schedule(bench: &BenchmarkCluster, ctx: &Context) -> Result<Action> {
+    let b = BenchRef::of(bench)?;
+    let schedule_text = bench.spec.schedule.clone().unwrap_or_default();
+    let schedule: Schedule = schedule_text.parse().map_err(|e: crate::cron::CronError| {
+        Error::InvalidSpec(format!("schedule {schedule_text:?}: {e}"))
+    })?;
+    let now = ctx.clock.now();
+    let api: Api<BenchmarkCluster> = Api::namespaced(ctx.client.clone(), &b.namespace);
+    let mut runs = api
+        .list(&ListParams::default().labels(&format!("{SCHEDULED_BY_LABEL}={}", b.name)))
+        .await?
+        .items;
+    runs.sort_by_key(|r| std::cmp::Reverse(r.name_any()));
+    let mut status = bench.status.clone().unwrap_or_default();
+    let since = status
+        .last_schedule_time
+        .as_ref()
+        .and_then(|t| t.parse().ok())
+        .or_else(|| bench.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or(now);
+    let is_active = |r: &BenchmarkCluster| {
+        !matches!(
+            r.status.as_ref().map(|s| s.phase.as_str()),
+            Some(phase::SUCCEEDED | phase::FAILED)
+        )
+    };
+    if let Some(due) = schedule.latest_due(since, now) {
+        status.last_schedule_time = Some(due.to_string());
+        if runs.iter().any(is_active) {
+            ctx.event(
+                &bench.object_ref(&()),
+                true,
+                "RunSkipped",
+                "Schedule",
+                format!("tick {due} skipped: the previous run is still active"),
+            )
+            .await;
+        } else {
+            let child = scheduled_run(&b, bench, due.as_second());
+            match api
+                .create(
+                    &PostParams {
+                        field_manager: Some(names::FIELD_MANAGER.into()),
+                        ..Default::default()
+                    },
+                    &child,
+                )
+                .await
+            {
+                Ok(created) => {
+                    ctx.event(
+                        &bench.object_ref(&()),
+                        false,
+                        "RunCreated",
+                        "Schedule",
+                        format!("created run {}", created.name_any()),
+                    )
+                    .await;
+                    runs.insert(0, created);
+                }
+                Err(e) if is_conflict(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    // Bounded history: delete the oldest finished runs beyond historyLimit.
+    let keep = bench.spec.history_limit as usize;
+    let mut finished_seen = 0;
+    let mut kept = Vec::new();
+    for run in runs {
+        if is_active(&run) {
+            kept.push(run);
+            continue;
+        }
+        finished_seen += 1;
+        if finished_seen > keep {
+            match api
+                .delete(&run.name_any(), &DeleteParams::background())
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            kept.push(run);
+        }
+    }
+    let next = schedule.next_after(
+        status
+            .last_schedule_time
+            .as_ref()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(now)
+            .max(now),
+    );
+    status.phase = phase::SCHEDULED.into();
+    status.reason = Some("Scheduled".into());
+    status.message = Some(match next {
+        Some(t) => format!("next run at {t}"),
+        None => "the schedule never fires".into(),
+    });
+    status.next_schedule_time = next.map(|t| t.to_string());
+    status.runs = kept
+        .iter()
+        .map(|r| {
+            let s = r.status.clone().unwrap_or_default();
+            RunRecord {
+                name: r.name_any(),
+                phase: s.phase,
+                result: s.result,
+                average_tps: s.results.map(|x| x.average_tps),
+            }
+        })
+        .collect();
+    write_status(bench, ctx, status).await?;
+    let wait = next
+        .map(|t| (t.as_second() - now.as_second()).clamp(1, 3600) as u64)
+        .unwrap_or(3600);
+    Ok(Action::requeue(Duration::from_secs(wait)))
+}
+
+/// A run created by a schedule: the template's spec without the schedule, owned by it.
+pub fn scheduled_run(
+    b: &BenchRef,
+    template: &BenchmarkCluster,
+    tick_unix: i64,
+) -> BenchmarkCluster {
+    let mut spec = template.spec.clone();
+    spec.schedule = None;
+    let name = format!("{}-{tick_unix}", b.name);
+    let mut run = BenchmarkCluster::new(&name, spec);
+    let mut labels = names::benchmark_labels(&b.name);
+    labels.insert(SCHEDULED_BY_LABEL.into(), b.name.clone());
+    run.metadata.namespace = Some(b.namespace.clone());
+    run.metadata.labels = Some(labels);
+    run.metadata.owner_references = Some(vec![b.owner.clone()]);
+    run
+}

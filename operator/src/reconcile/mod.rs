@@ -1,0 +1,4 @@
+//! The two reconcilers (controller-rs style: `reconcile(obj, ctx)` + `error_policy`).
+
+pub mod benchmark;
+pub mod network;

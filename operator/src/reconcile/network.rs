@@ -1,0 +1,826 @@
+//! The DualChainNetwork reconciler.
+//!
+//! Order of work (each step idempotent, so a crash anywhere converges on retry):
+//! 1. validator key Secrets — created when absent, never updated or overwritten;
+//! 2. admin token Secret — likewise;
+//! 3. genesis ConfigMap — built once from the keys; later only checked against them;
+//! 4. config ConfigMap, Services, PodDisruptionBudget, optional ServiceMonitor — applied
+//!    with server-side apply (field manager `dualchain-operator`);
+//! 5. StatefulSet — applied with the partition chosen by [`crate::rollout::plan`];
+//! 6. status — pod readiness plus each validator's gRPC status (unreachable validators
+//!    become a `Degraded` condition, not an error).
+//!
+//! Permanent problems (invalid spec, corrupt key Secret, genesis that no longer matches
+//! the keys) set `phase: Failed` with a condition and wait for a spec change.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use dualchain_core::crypto::ValidatorPublicKey;
+use dualchain_core::types::{Address, Genesis};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{info, instrument, warn};
+
+use crate::build::network::{self as build, ChainName, NetworkRef};
+use crate::conditions::{self, Desired};
+use crate::context::Context;
+use crate::crd::common::{ChainProgress, MAX_VALIDATORS, fault_tolerance, quorum};
+use crate::crd::network::{DualChainNetwork, DualChainNetworkSpec, DualChainNetworkStatus};
+use crate::error::{Error, Result, is_conflict};
+use crate::keys;
+use crate::names::{self, FIELD_MANAGER, TEMPLATE_HASH_ANNOTATION};
+use crate::rollout::{self, Observed, Step};
+use crate::validators::{ChainReport, Target};
+
+/// Controller name (metrics label).
+pub const CONTROLLER: &str = "dualchainnetwork";
+
+/// Most unreachable validators listed in status.
+const MAX_LISTED_UNREACHABLE: usize = 20;
+
+/// Checks the rules a network needs even if the API server's CEL rules were bypassed
+/// (e.g. an older CRD): the same bounds as the schema.
+pub fn validate_spec(spec: &DualChainNetworkSpec) -> Result<()> {
+    let t = &spec.template;
+    let fail = |m: String| Err(Error::InvalidSpec(m));
+    if spec.validators == 0 || spec.validators > MAX_VALIDATORS {
+        return fail(format!(
+            "validators must be between 1 and {MAX_VALIDATORS}, got {}",
+            spec.validators
+        ));
+    }
+    if t.alpha.block_time_ms == 0 || t.delta.block_time_ms == 0 {
+        return fail("block times must be greater than 0".into());
+    }
+    if !t.alpha.block_time_ms.is_multiple_of(t.delta.block_time_ms) {
+        return fail(format!(
+            "delta.blockTimeMs ({}) must divide alpha.blockTimeMs ({})",
+            t.delta.block_time_ms, t.alpha.block_time_ms
+        ));
+    }
+    if t.genesis.accounts > 5000 {
+        return fail("genesis.accounts must be at most 5000".into());
+    }
+    if t.image.is_empty() {
+        return fail("image must not be empty".into());
+    }
+    Ok(())
+}
+
+/// Entry point for the controller.
+#[instrument(skip_all, fields(network = %net.name_any(), namespace = net.namespace().unwrap_or_default()))]
+pub async fn reconcile(net: Arc<DualChainNetwork>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_started(CONTROLLER);
+    if net.metadata.deletion_timestamp.is_some() {
+        // Owner references make the API server delete every child; nothing to do.
+        return Ok(Action::await_change());
+    }
+    match reconcile_inner(&net, &ctx).await {
+        Ok(action) => Ok(action),
+        Err(error) if error.is_permanent() => {
+            ctx.metrics.reconcile_failed(CONTROLLER, error.reason());
+            warn!(%error, "permanent error; waiting for a spec change");
+            ctx.event(
+                &net.object_ref(&()),
+                true,
+                error.reason(),
+                "Reconcile",
+                error.to_string(),
+            )
+            .await;
+            write_failed_status(&net, &ctx, &error).await?;
+            Ok(Action::await_change())
+        }
+        Err(error) => {
+            ctx.metrics.reconcile_failed(CONTROLLER, error.reason());
+            Err(error)
+        }
+    }
+}
+
+/// Requeue policy for transient errors.
+pub fn error_policy(_net: Arc<DualChainNetwork>, error: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(%error, "reconcile failed; retrying");
+    Action::requeue(std::time::Duration::from_secs(10))
+}
+
+async fn write_failed_status(net: &DualChainNetwork, ctx: &Context, error: &Error) -> Result<()> {
+    let previous = net.status.clone().unwrap_or_default();
+    let generation = net.metadata.generation;
+    let message = error.to_string();
+    let mut status = previous.clone();
+    status.phase = "Failed".into();
+    status.observed_generation = generation;
+    status.conditions = conditions::merge(
+        &previous.conditions,
+        vec![
+            Desired::new("Ready", false, error.reason(), message.clone()),
+            Desired::new(
+                "Progressing",
+                false,
+                error.reason(),
+                "waiting for the spec to be fixed",
+            ),
+            Desired::new("Degraded", true, error.reason(), message),
+        ],
+        generation,
+        &ctx.now_rfc3339(),
+    );
+    patch_status(net, ctx, &previous, status).await
+}
+
+async fn patch_status(
+    net: &DualChainNetwork,
+    ctx: &Context,
+    previous: &DualChainNetworkStatus,
+    status: DualChainNetworkStatus,
+) -> Result<()> {
+    if net.status.is_some() && *previous == status {
+        return Ok(());
+    }
+    let api: Api<DualChainNetwork> =
+        Api::namespaced(ctx.client.clone(), &net.namespace().unwrap_or_default());
+    api.patch_status(
+        &net.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Server-side apply of one owned object.
+pub async fn apply<K>(api: &Api<K>, name: &str, object: &K) -> Result<K>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    Ok(api
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(object),
+        )
+        .await?)
+}
+
+async fn reconcile_inner(net: &DualChainNetwork, ctx: &Context) -> Result<Action> {
+    validate_spec(&net.spec)?;
+    let r = NetworkRef::of(net)?;
+    let object_ref = net.object_ref(&());
+    let client = ctx.client.clone();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &r.namespace);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &r.namespace);
+
+    let keys = ensure_validator_keys(ctx, &r, &object_ref, &secrets, net.spec.validators).await?;
+    ensure_admin_token(ctx, &r, &object_ref, &secrets).await?;
+    let genesis = ensure_genesis(ctx, net, &r, &object_ref, &secrets, &config_maps, &keys).await?;
+    let genesis_hash = genesis.hash().to_hex();
+
+    let config = build::config_configmap(&r, net)?;
+    apply(&config_maps, &names::config_configmap(&r.name), &config).await?;
+    let config_data = config.data.clone().unwrap_or_default();
+    let config_hash = build::digest(&[
+        genesis_hash.as_bytes(),
+        config_data
+            .get(build::CONFIG_KEY)
+            .map(String::as_bytes)
+            .unwrap_or_default(),
+        config_data
+            .get(build::PEERS_KEY)
+            .map(String::as_bytes)
+            .unwrap_or_default(),
+    ]);
+
+    let services: Api<Service> = Api::namespaced(client.clone(), &r.namespace);
+    apply(
+        &services,
+        &names::headless_service(&r.name),
+        &build::headless_service(&r),
+    )
+    .await?;
+    apply(
+        &services,
+        &names::client_service(&r.name),
+        &build::client_service(&r),
+    )
+    .await?;
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &r.namespace);
+    apply(
+        &pdbs,
+        &names::pdb(&r.name),
+        &build::pdb(&r, net.spec.validators),
+    )
+    .await?;
+    let service_monitor_note = ensure_service_monitor(ctx, net, &r).await?;
+
+    // StatefulSet with the rollout partition.
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &r.namespace);
+    let existing = statefulsets.get_opt(&names::statefulset(&r.name)).await?;
+    let template = build::pod_template(net, &config_hash);
+    let desired_hash = build::template_hash(&template);
+    let observed = existing.as_ref().map(|s| observe(s, &desired_hash));
+    let plan = rollout::plan(net.spec.validators, observed);
+    let sts = build::statefulset(&r, net, template, plan.partition);
+    let applied = apply(&statefulsets, &names::statefulset(&r.name), &sts).await?;
+    announce_rollout(
+        ctx,
+        &object_ref,
+        existing.is_none(),
+        plan,
+        net.spec.validators,
+    )
+    .await;
+
+    let ready = applied
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+        .max(0) as u32;
+    let probe = if ready > 0 {
+        probe_validators(ctx, &r, net.spec.validators).await
+    } else {
+        ProbeSummary::default()
+    };
+
+    let previous = net.status.clone().unwrap_or_default();
+    let status = compute_status(
+        net,
+        &previous,
+        ready,
+        plan.step,
+        probe,
+        genesis_hash,
+        desired_hash,
+        plan.partition,
+        service_monitor_note,
+        &ctx.now_rfc3339(),
+    );
+    if status.phase != previous.phase {
+        info!(from = %previous.phase, to = %status.phase, "phase changed");
+        ctx.event(
+            &object_ref,
+            status.phase == "Degraded",
+            &status.phase,
+            "Reconcile",
+            format!(
+                "network is {} ({} validators ready)",
+                status.phase, status.ready
+            ),
+        )
+        .await;
+    }
+    let converged = status.phase == "Running";
+    patch_status(net, ctx, &previous, status).await?;
+    Ok(Action::requeue(if converged {
+        ctx.settings.status_interval
+    } else {
+        ctx.settings.converging_interval
+    }))
+}
+
+fn observe(sts: &StatefulSet, desired_hash: &str) -> Observed {
+    let current_hash = sts
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(TEMPLATE_HASH_ANNOTATION));
+    let status = sts.status.clone().unwrap_or_default();
+    // A status older than the spec says nothing about the current template's pods.
+    let fresh = status.observed_generation.is_some()
+        && status.observed_generation == sts.metadata.generation;
+    Observed {
+        template_current: current_hash.map(String::as_str) == Some(desired_hash),
+        partition: sts
+            .spec
+            .as_ref()
+            .and_then(|s| s.update_strategy.as_ref())
+            .and_then(|u| u.rolling_update.as_ref())
+            .and_then(|r| r.partition)
+            .unwrap_or(0)
+            .max(0) as u32,
+        ready: status.ready_replicas.unwrap_or(0).max(0) as u32,
+        updated: if fresh {
+            status.updated_replicas.unwrap_or(0).max(0) as u32
+        } else {
+            0
+        },
+    }
+}
+
+async fn announce_rollout(
+    ctx: &Context,
+    object: &ObjectReference,
+    created: bool,
+    plan: rollout::Plan,
+    n: u32,
+) {
+    let (warning, reason, note) = match plan.step {
+        Step::Idle if created => (
+            false,
+            "StatefulSetCreated",
+            format!("created StatefulSet with {n} validators"),
+        ),
+        Step::Idle => return,
+        Step::Started => (
+            false,
+            "RolloutStarted",
+            format!("pod template changed; rolling validator {}", plan.partition),
+        ),
+        Step::Advanced => (
+            false,
+            "RolloutAdvanced",
+            format!("rolling validator {}", plan.partition),
+        ),
+        Step::Finished => (
+            false,
+            "RolloutFinished",
+            "every validator runs the new template".to_string(),
+        ),
+        Step::WaitingToStart => (
+            true,
+            "RolloutBlocked",
+            format!(
+                "pod template changed, but fewer than {} validators are ready; waiting so a quorum stays up",
+                rollout::ready_needed_to_roll(n)
+            ),
+        ),
+        Step::Waiting => return,
+    };
+    ctx.event(object, warning, reason, "Rollout", note).await;
+}
+
+async fn ensure_validator_keys(
+    ctx: &Context,
+    r: &NetworkRef,
+    object: &ObjectReference,
+    secrets: &Api<Secret>,
+    validators: u32,
+) -> Result<Vec<ValidatorPublicKey>> {
+    let selector = format!(
+        "{}={},{}=validator-key",
+        names::NETWORK_LABEL,
+        r.name,
+        names::ROLE_LABEL
+    );
+    let existing: HashMap<String, Secret> = secrets
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .into_iter()
+        .map(|s| (s.name_any(), s))
+        .collect();
+    let results: Vec<(ValidatorPublicKey, bool)> = futures::stream::iter(0..validators)
+        .map(|index| {
+            let name = names::validator_secret(&r.name, index);
+            let found = existing.get(&name).cloned();
+            async move {
+                match found {
+                    Some(secret) => Ok((read_key(&name, &secret)?, false)),
+                    None => create_key(r, secrets, index, &name).await,
+                }
+            }
+        })
+        .buffered(ctx.settings.write_concurrency.max(1))
+        .try_collect()
+        .await?;
+    let created = results.iter().filter(|(_, created)| *created).count();
+    if created > 0 {
+        info!(created, "generated validator keys");
+        ctx.event(
+            object,
+            false,
+            "ValidatorKeysGenerated",
+            "CreateSecrets",
+            format!("generated {created} ML-DSA-87 validator key Secret(s)"),
+        )
+        .await;
+    }
+    Ok(results.into_iter().map(|(k, _)| k).collect())
+}
+
+fn read_key(name: &str, secret: &Secret) -> Result<ValidatorPublicKey> {
+    Ok(keys::validator_public_key(
+        name,
+        &secret.data.clone().unwrap_or_default(),
+    )?)
+}
+
+/// Creates a key Secret; if another writer won the race, uses theirs (never overwrites).
+async fn create_key(
+    r: &NetworkRef,
+    secrets: &Api<Secret>,
+    index: u32,
+    name: &str,
+) -> Result<(ValidatorPublicKey, bool)> {
+    let key = tokio::task::spawn_blocking(keys::new_validator_key)
+        .await
+        .map_err(|e| Error::Keys(keys::KeyError::Entropy(e.to_string())))??;
+    let secret = build::validator_key_secret(r, index, keys::validator_key_data(&key));
+    match secrets.create(&post_params(), &secret).await {
+        Ok(_) => Ok((key.public().clone(), true)),
+        Err(e) if is_conflict(&e) => Ok((read_key(name, &secrets.get(name).await?)?, false)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn post_params() -> PostParams {
+    PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+async fn ensure_admin_token(
+    ctx: &Context,
+    r: &NetworkRef,
+    object: &ObjectReference,
+    secrets: &Api<Secret>,
+) -> Result<()> {
+    let name = names::admin_token_secret(&r.name);
+    if secrets.get_opt(&name).await?.is_some() {
+        return Ok(());
+    }
+    let token = keys::new_admin_token()?;
+    match secrets
+        .create(&post_params(), &build::admin_token_secret(r, &token))
+        .await
+    {
+        Ok(_) => {
+            ctx.event(
+                object,
+                false,
+                "AdminTokenGenerated",
+                "CreateSecrets",
+                format!("generated admin token Secret {name}"),
+            )
+            .await;
+            Ok(())
+        }
+        Err(e) if is_conflict(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn parse_genesis(cm: &ConfigMap) -> Result<Genesis> {
+    let json = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(build::GENESIS_KEY))
+        .ok_or_else(|| {
+            Error::Genesis(format!(
+                "ConfigMap {} has no {}",
+                cm.name_any(),
+                build::GENESIS_KEY
+            ))
+        })?;
+    Genesis::from_json(json)
+        .map_err(|e| Error::Genesis(format!("ConfigMap {}: {e}", cm.name_any())))
+}
+
+async fn ensure_genesis(
+    ctx: &Context,
+    net: &DualChainNetwork,
+    r: &NetworkRef,
+    object: &ObjectReference,
+    secrets: &Api<Secret>,
+    config_maps: &Api<ConfigMap>,
+    keys: &[ValidatorPublicKey],
+) -> Result<Genesis> {
+    let name = names::genesis_configmap(&r.name);
+    let check = |genesis: Genesis| {
+        if crate::genesis::matches_validators(&genesis, keys) {
+            Ok(genesis)
+        } else {
+            Err(Error::Genesis(format!(
+                "ConfigMap {name} lists other validator keys than the {} key Secrets; \
+                 the network's identity is fixed, restore the original Secrets",
+                keys.len()
+            )))
+        }
+    };
+    if let Some(cm) = config_maps.get_opt(&name).await? {
+        return check(parse_genesis(&cm)?);
+    }
+    let accounts = ensure_accounts(ctx, net, r, secrets).await?;
+    let now_ms = ctx.clock.now().as_millisecond().max(0) as u64;
+    let genesis = crate::genesis::build(&r.name, &net.spec, keys, &accounts, now_ms)
+        .map_err(|e| Error::Genesis(e.to_string()))?;
+    let hash = genesis.hash().to_hex();
+    match config_maps
+        .create(
+            &post_params(),
+            &build::genesis_configmap(r, genesis.to_json(), &hash),
+        )
+        .await
+    {
+        Ok(_) => {
+            ctx.event(
+                object,
+                false,
+                "GenesisCreated",
+                "CreateGenesis",
+                format!(
+                    "genesis {hash} with {} validators and {} accounts",
+                    keys.len(),
+                    accounts.len()
+                ),
+            )
+            .await;
+            Ok(genesis)
+        }
+        Err(e) if is_conflict(&e) => check(parse_genesis(&config_maps.get(&name).await?)?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn ensure_accounts(
+    ctx: &Context,
+    net: &DualChainNetwork,
+    r: &NetworkRef,
+    secrets: &Api<Secret>,
+) -> Result<Vec<Address>> {
+    let count = net.spec.template.genesis.accounts as usize;
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let name = names::accounts_secret(&r.name);
+    let read = |secret: Secret| -> Result<Vec<Address>> {
+        let text = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(keys::KEYRING_KEY))
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            .unwrap_or_default();
+        Ok(keys::keyring_addresses(&name, &text)?)
+    };
+    if let Some(secret) = secrets.get_opt(&name).await? {
+        return read(secret);
+    }
+    let seed = match net.spec.template.genesis.accounts_seed {
+        Some(seed) => seed,
+        None => keys::random_seed()?,
+    };
+    let account_keys = tokio::task::spawn_blocking(move || keys::seeded_account_keys(count, seed))
+        .await
+        .map_err(|e| Error::Keys(keys::KeyError::Entropy(e.to_string())))?;
+    let text = keys::keyring_text(&account_keys);
+    match secrets
+        .create(&post_params(), &build::accounts_secret(r, &text))
+        .await
+    {
+        Ok(_) => {
+            ctx.event(
+                &net.object_ref(&()),
+                false,
+                "AccountsGenerated",
+                "CreateSecrets",
+                format!("generated {count} funded account keys in Secret {name}"),
+            )
+            .await;
+            Ok(account_keys
+                .iter()
+                .map(|k| Address::of(k.public()))
+                .collect())
+        }
+        Err(e) if is_conflict(&e) => read(secrets.get(&name).await?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Returns a note for the status when the ServiceMonitor could not be created.
+async fn ensure_service_monitor(
+    ctx: &Context,
+    net: &DualChainNetwork,
+    r: &NetworkRef,
+) -> Result<Option<String>> {
+    if !net.spec.template.service_monitor.enabled {
+        return Ok(None);
+    }
+    let resource = build::service_monitor_resource();
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &r.namespace, &resource);
+    let object = build::service_monitor(r, net);
+    match api
+        .patch(&object.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object))
+        .await
+    {
+        Ok(_) => Ok(None),
+        Err(e) if crate::error::is_not_found(&e) => Ok(Some(
+            "serviceMonitor.enabled is set but the monitoring.coreos.com/v1 ServiceMonitor CRD is not installed".into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What the gRPC probes found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeSummary {
+    pub alpha: ChainProgress,
+    pub delta: ChainProgress,
+    pub unreachable: Vec<String>,
+    pub probed: bool,
+}
+
+/// Probes both chains of every validator, bounded in concurrency and time.
+pub async fn probe_validators(ctx: &Context, r: &NetworkRef, validators: u32) -> ProbeSummary {
+    let targets: Vec<Target> = (0..validators)
+        .flat_map(|i| {
+            ChainName::ALL.map(|chain| Target {
+                validator: names::validator_pod(&r.name, i),
+                host: names::validator_host(&r.name, &r.namespace, i),
+                chain,
+            })
+        })
+        .collect();
+    let results: Vec<(
+        Target,
+        Result<ChainReport, crate::validators::ValidatorError>,
+    )> = futures::stream::iter(targets)
+        .map(|t| {
+            let call = ctx.validators.status(t.clone());
+            async move { (t, call.await) }
+        })
+        .buffer_unordered(ctx.settings.probe_concurrency.max(1))
+        .collect()
+        .await;
+    let mut summary = ProbeSummary {
+        probed: true,
+        ..Default::default()
+    };
+    let mut unreachable = std::collections::BTreeSet::new();
+    for (target, result) in results {
+        match result {
+            Ok(report) => {
+                let p = match target.chain {
+                    ChainName::Alpha => &mut summary.alpha,
+                    ChainName::Delta => &mut summary.delta,
+                };
+                p.height = p.height.max(report.height);
+                p.finalized_height = p.finalized_height.max(report.finalized_height);
+                p.epoch = p.epoch.max(report.epoch);
+                p.reachable_validators += 1;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "validator status probe failed");
+                unreachable.insert(target.validator);
+            }
+        }
+    }
+    summary.unreachable = unreachable.into_iter().collect();
+    summary
+}
+
+/// Derives the status (pure, unit-tested).
+#[allow(clippy::too_many_arguments)]
+pub fn compute_status(
+    net: &DualChainNetwork,
+    previous: &DualChainNetworkStatus,
+    ready: u32,
+    step: Step,
+    probe: ProbeSummary,
+    genesis_hash: String,
+    template_hash: String,
+    partition: u32,
+    service_monitor_note: Option<String>,
+    now: &str,
+) -> DualChainNetworkStatus {
+    let n = net.spec.validators;
+    let f = fault_tolerance(n);
+    let q = quorum(n);
+    let all_ready = ready >= n;
+    let unreachable_count = probe.unreachable.len();
+    let was_up = matches!(previous.phase.as_str(), "Running" | "Degraded");
+    let phase = if all_ready && unreachable_count == 0 {
+        "Running"
+    } else if ready >= q || was_up {
+        "Degraded"
+    } else {
+        "Provisioning"
+    };
+    let rolling = !matches!(step, Step::Idle | Step::Finished);
+    let mut desired = vec![
+        if all_ready {
+            Desired::new(
+                "Ready",
+                true,
+                "AllValidatorsReady",
+                format!("{ready}/{n} validators ready"),
+            )
+        } else if ready >= q {
+            Desired::new(
+                "Ready",
+                false,
+                "ValidatorsNotReady",
+                format!("{ready}/{n} validators ready (quorum {q} met)"),
+            )
+        } else {
+            Desired::new(
+                "Ready",
+                false,
+                "BelowQuorum",
+                format!("{ready}/{n} validators ready, {q} needed for a quorum"),
+            )
+        },
+        if rolling {
+            Desired::new(
+                "Progressing",
+                true,
+                "RollingUpdate",
+                format!(
+                    "rolling validators one at a time; validators below ordinal {partition} still run the old template"
+                ),
+            )
+        } else if !all_ready {
+            Desired::new(
+                "Progressing",
+                true,
+                "Provisioning",
+                format!("waiting for {} validator(s)", n - ready.min(n)),
+            )
+        } else {
+            Desired::new(
+                "Progressing",
+                false,
+                "Stable",
+                "every validator runs the current template",
+            )
+        },
+    ];
+    desired.push(if unreachable_count > 0 {
+        Desired::new(
+            "Degraded",
+            true,
+            "ValidatorsUnreachable",
+            format!(
+                "{unreachable_count} validator(s) did not answer the gRPC status probe: {}",
+                probe
+                    .unreachable
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    } else if phase == "Degraded" {
+        Desired::new(
+            "Degraded",
+            true,
+            "ValidatorsNotReady",
+            format!("{ready}/{n} validators ready"),
+        )
+    } else if let Some(note) = &service_monitor_note {
+        Desired::new("Degraded", true, "ServiceMonitorUnavailable", note.clone())
+    } else {
+        Desired::new("Degraded", false, "AsExpected", "")
+    });
+    desired.push(if f == 0 {
+        Desired::new("FaultTolerant", false, "TooFewValidators", format!(
+            "{n} validator(s) tolerate no faulty validator; 4 or more are needed to tolerate one"))
+    } else {
+        Desired::new("FaultTolerant", true, "QuorumMargin", format!("tolerates {f} faulty validator(s) of {n}"))
+    });
+    // Keep the last known heights when a probe round could not run.
+    let (alpha, delta) = if probe.probed {
+        (probe.alpha, probe.delta)
+    } else {
+        (
+            ChainProgress {
+                reachable_validators: 0,
+                ..previous.alpha.clone()
+            },
+            ChainProgress {
+                reachable_validators: 0,
+                ..previous.delta.clone()
+            },
+        )
+    };
+    DualChainNetworkStatus {
+        phase: phase.into(),
+        observed_generation: net.metadata.generation,
+        validators: n,
+        ready_validators: ready.min(n),
+        ready: format!("{}/{n}", ready.min(n)),
+        fault_tolerance: f,
+        quorum: q,
+        conditions: conditions::merge(&previous.conditions, desired, net.metadata.generation, now),
+        alpha,
+        delta,
+        genesis_hash: Some(genesis_hash),
+        template_hash: Some(template_hash),
+        rollout_partition: rolling.then_some(partition),
+        unreachable_validators: probe
+            .unreachable
+            .into_iter()
+            .take(MAX_LISTED_UNREACHABLE)
+            .collect(),
+    }
+}

@@ -1,0 +1,236 @@
+//! Rolling validators without losing a quorum.
+//!
+//! The StatefulSet's `RollingUpdate.partition` is owned by the operator: pods with an
+//! ordinal ≥ partition run the new template. A roll starts at `partition = n - 1` (one
+//! pod) and steps down by one only when every pod already rolled has been recreated and
+//! enough validators are Ready that taking one more down still leaves a quorum
+//! (`ready - 1 ≥ n - f`, i.e. ≥ 2f+1 for n = 3f+1). Networks of fewer than 4 validators
+//! tolerate no fault; they roll one pod at a time whenever all pods are Ready.
+//!
+//! Config changes (genesis/config digest in a pod annotation) and image changes both
+//! change the template, so both go through this plan.
+
+use crate::crd::common::quorum;
+
+/// What the operator observed of the current StatefulSet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// Whether the StatefulSet's template already matches the desired one.
+    pub template_current: bool,
+    /// The partition currently set (0 when unset).
+    pub partition: u32,
+    /// `status.readyReplicas`.
+    pub ready: u32,
+    /// `status.updatedReplicas`: pods running the StatefulSet's current template.
+    pub updated: u32,
+}
+
+/// The partition to apply and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub partition: u32,
+    pub step: Step,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing to roll (or first creation).
+    Idle,
+    /// A new template: the first pod (highest ordinal) may roll now.
+    Started,
+    /// A new template, but too few validators are Ready to take one down.
+    WaitingToStart,
+    /// The roll moved on to the next pod.
+    Advanced,
+    /// The roll waits for the last rolled pod to be Ready (or for a quorum margin).
+    Waiting,
+    /// Every pod runs the new template.
+    Finished,
+}
+
+/// Ready validators needed before one more may be taken down.
+pub fn ready_needed_to_roll(validators: u32) -> u32 {
+    (quorum(validators) + 1).min(validators)
+}
+
+/// Decides the partition. `existing` is `None` when the StatefulSet does not exist yet.
+pub fn plan(validators: u32, existing: Option<Observed>) -> Plan {
+    let Some(o) = existing else {
+        return Plan {
+            partition: 0,
+            step: Step::Idle,
+        };
+    };
+    let can_take_one_down = o.ready >= ready_needed_to_roll(validators);
+    if !o.template_current {
+        return if can_take_one_down {
+            Plan {
+                partition: validators.saturating_sub(1),
+                step: Step::Started,
+            }
+        } else {
+            Plan {
+                partition: validators,
+                step: Step::WaitingToStart,
+            }
+        };
+    }
+    let partition = o.partition.min(validators);
+    if partition == 0 {
+        return Plan {
+            partition: 0,
+            step: Step::Idle,
+        };
+    }
+    let rolled = validators - partition;
+    // Every pod at or above the partition must be recreated and the margin must hold.
+    if o.updated >= rolled && can_take_one_down {
+        let next = partition - 1;
+        Plan {
+            partition: next,
+            step: if next == 0 {
+                Step::Finished
+            } else {
+                Step::Advanced
+            },
+        }
+    } else {
+        Plan {
+            partition,
+            step: Step::Waiting,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn creation_has_no_partition() {
+        assert_eq!(
+            plan(4, None),
+            Plan {
+                partition: 0,
+                step: Step::Idle
+            }
+        );
+    }
+
+    #[test]
+    fn a_template_change_rolls_one_pod_then_steps_down() {
+        let o = Observed {
+            template_current: false,
+            partition: 0,
+            ready: 4,
+            updated: 4,
+        };
+        assert_eq!(
+            plan(4, Some(o)),
+            Plan {
+                partition: 3,
+                step: Step::Started
+            }
+        );
+        // Pod 3 is being recreated: only 3 ready, not enough margin (quorum 3 + 1).
+        let o = Observed {
+            template_current: true,
+            partition: 3,
+            ready: 3,
+            updated: 0,
+        };
+        assert_eq!(plan(4, Some(o)).step, Step::Waiting);
+        // Pod 3 is back and updated: move on to pod 2.
+        let o = Observed {
+            template_current: true,
+            partition: 3,
+            ready: 4,
+            updated: 1,
+        };
+        assert_eq!(
+            plan(4, Some(o)),
+            Plan {
+                partition: 2,
+                step: Step::Advanced
+            }
+        );
+        let o = Observed {
+            template_current: true,
+            partition: 1,
+            ready: 4,
+            updated: 3,
+        };
+        assert_eq!(
+            plan(4, Some(o)),
+            Plan {
+                partition: 0,
+                step: Step::Finished
+            }
+        );
+    }
+
+    #[test]
+    fn a_roll_does_not_start_without_margin() {
+        let o = Observed {
+            template_current: false,
+            partition: 0,
+            ready: 3,
+            updated: 4,
+        };
+        assert_eq!(
+            plan(4, Some(o)),
+            Plan {
+                partition: 4,
+                step: Step::WaitingToStart
+            }
+        );
+    }
+
+    #[test]
+    fn small_networks_roll_when_all_ready() {
+        let o = Observed {
+            template_current: false,
+            partition: 0,
+            ready: 1,
+            updated: 1,
+        };
+        assert_eq!(
+            plan(1, Some(o)),
+            Plan {
+                partition: 0,
+                step: Step::Started
+            }
+        );
+        let o = Observed {
+            template_current: false,
+            partition: 0,
+            ready: 2,
+            updated: 3,
+        };
+        assert_eq!(plan(3, Some(o)).step, Step::WaitingToStart);
+    }
+
+    proptest! {
+        /// Whatever is observed, the plan never lets more pods be down (or rolling) than
+        /// the quorum allows: a step only happens with `ready ≥ quorum + 1`, and the
+        /// partition only moves by one.
+        #[test]
+        fn never_breaks_quorum(n in 4u32..=200, ready in 0u32..=200, updated in 0u32..=200,
+                               partition in 0u32..=200, current: bool) {
+            let ready = ready.min(n);
+            let o = Observed { template_current: current, partition, ready, updated: updated.min(n) };
+            let p = plan(n, Some(o));
+            match p.step {
+                Step::Started | Step::Advanced | Step::Finished => {
+                    prop_assert!(ready > quorum(n));
+                }
+                _ => {}
+            }
+            if current && partition > 0 && partition <= n {
+                prop_assert!(p.partition + 1 >= partition.min(n));
+            }
+            prop_assert!(p.partition <= n);
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! BenchmarkCluster phase-machine tests against the mocked API server.
+
+use std::sync::Arc;
+
+use kube::runtime::controller::Action;
+use serde_json::json;
+
+use super::fake_api::FakeApi;
+use super::fixtures::{self, AdminCall, FakeValidators, NS, TestClock};
+use crate::crd::benchmark::BenchmarkCluster;
+use crate::reconcile::benchmark::{parse_result, reconcile};
+
+const NOW: &str = "2026-11-21T08:00:00Z";
+const DCN: &str = "dualchain.dev/v1alpha1";
+
+fn stored(fake: &FakeApi, name: &str) -> BenchmarkCluster {
+    fixtures::refetch(fake.get(DCN, NS, "benchmarkclusters", name))
+}
+
+fn create(fake: &FakeApi, name: &str, spec: serde_json::Value) -> BenchmarkCluster {
+    let b = fixtures::benchmark(name, spec);
+    fake.put(
+        DCN,
+        NS,
+        "benchmarkclusters",
+        serde_json::to_value(&b).unwrap(),
+    );
+    stored(fake, name)
+}
+
+async fn step(fake: &FakeApi, ctx: &Arc<crate::context::Context>, name: &str) -> Action {
+    reconcile(Arc::new(stored(fake, name)), ctx.clone())
+        .await
+        .unwrap()
+}
+
+fn phase(fake: &FakeApi, name: &str) -> String {
+    stored(fake, name).status.unwrap_or_default().phase
+}
+
+fn network_ready(fake: &FakeApi, name: &str, ready: u32, finalized: u64) {
+    fake.patch(DCN, NS, "dualchainnetworks", name, json!({"status": {
+        "phase": "Running", "readyValidators": ready, "validators": ready, "ready": format!("{ready}/{ready}"),
+        "alpha": {"height": finalized + 1, "finalizedHeight": finalized, "epoch": 0, "reachableValidators": ready},
+        "delta": {"height": finalized * 5 + 1, "finalizedHeight": finalized * 5, "epoch": 0, "reachableValidators": ready}}}));
+}
+
+fn admin_token_secret(fake: &FakeApi, network: &str) {
+    fake.put(
+        "v1",
+        NS,
+        "secrets",
+        json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": format!("{network}-admin-token"), "namespace": NS},
+        "data": {"token": "czNjcjN0"}}),
+    );
+}
+
+fn spec() -> serde_json::Value {
+    json!({"validators": 4, "workload": {"tps": 500, "durationSeconds": 60, "accounts": 50, "signed": false},
+           "criteria": {"minAverageTps": 400.0, "maxFinalityP99Ms": 9000},
+           "readyDeadlineSeconds": 300, "ttlSecondsAfterFinished": 600,
+           "faults": [{"kind": "kill", "startSeconds": 10, "durationSeconds": 20, "validators": 1}]})
+}
+
+const GOOD_RESULT: &str = r#"{"average_tps": 480.5, "submitted": 30000, "committed": 28830, "rejected": 12,
+  "finality_ms": {"p50": 3100, "p95": 6000, "p99": 8000}, "signed": false}"#;
+
+#[tokio::test]
+async fn full_lifecycle_to_success_and_ttl_teardown() {
+    let (client, fake) = FakeApi::start();
+    let clock = TestClock::at(NOW);
+    let validators = Arc::new(FakeValidators::default());
+    let ctx = fixtures::context(client, validators.clone(), clock.clone());
+    create(&fake, "nightly", spec());
+
+    // Pending -> Provisioning: an owned network sized and funded for the workload.
+    step(&fake, &ctx, "nightly").await;
+    assert_eq!(phase(&fake, "nightly"), "Provisioning");
+    let net = fake
+        .get(DCN, NS, "dualchainnetworks", "nightly-net")
+        .expect("network");
+    assert_eq!(net["spec"]["validators"], 4);
+    assert_eq!(net["spec"]["genesis"]["accounts"], 50);
+    assert_eq!(net["spec"]["genesis"]["allowUnsignedTransactions"], true);
+    assert_eq!(net["metadata"]["ownerReferences"][0]["uid"], "uid-nightly");
+
+    // Not ready yet: stays Provisioning.
+    step(&fake, &ctx, "nightly").await;
+    assert_eq!(phase(&fake, "nightly"), "Provisioning");
+
+    // Ready -> Running: RBAC, result ConfigMap and the loadgen Job.
+    network_ready(&fake, "nightly-net", 4, 10);
+    admin_token_secret(&fake, "nightly-net");
+    step(&fake, &ctx, "nightly").await;
+    assert_eq!(phase(&fake, "nightly"), "Running");
+    let job = fake
+        .get("batch/v1", NS, "jobs", "nightly-loadgen")
+        .expect("job");
+    let args: Vec<String> =
+        serde_json::from_value(job["spec"]["template"]["spec"]["containers"][0]["args"].clone())
+            .unwrap();
+    assert_eq!(args[0], "loadgen");
+    assert!(args.contains(&"--unsigned".to_string()) && args.contains(&"--json".to_string()));
+    assert!(args.windows(2).any(|w| w[0] == "--tps" && w[1] == "500"));
+    assert!(
+        args.windows(2)
+            .any(|w| w[0] == "--result-configmap" && w[1] == "bench-ns/nightly-result")
+    );
+    let role = fake
+        .get(
+            "rbac.authorization.k8s.io/v1",
+            NS,
+            "roles",
+            "nightly-loadgen",
+        )
+        .unwrap();
+    assert_eq!(role["rules"][0]["resourceNames"], json!(["nightly-result"]));
+    assert!(fake.get("v1", NS, "configmaps", "nightly-result").is_some());
+    assert!(
+        fake.get("v1", NS, "serviceaccounts", "nightly-loadgen")
+            .is_some()
+    );
+    assert!(
+        fake.get(
+            "rbac.authorization.k8s.io/v1",
+            NS,
+            "rolebindings",
+            "nightly-loadgen"
+        )
+        .is_some()
+    );
+
+    // Fault window: at +10 s the highest validator is paused on both chains...
+    clock.advance(12);
+    step(&fake, &ctx, "nightly").await;
+    let calls = validators.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(calls.iter().all(|c| matches!(c, AdminCall::Pause { validator, paused: true, .. } if validator == "nightly-net-3")));
+    assert!(
+        validators
+            .tokens
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|t| t == "s3cr3t")
+    );
+    assert_eq!(
+        stored(&fake, "nightly").status.unwrap().faults[0].state,
+        "Active"
+    );
+    // ...and resumed after 20 s.
+    clock.advance(20);
+    step(&fake, &ctx, "nightly").await;
+    let calls = validators.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 4);
+    assert!(matches!(&calls[3], AdminCall::Pause { paused: false, .. }));
+    assert_eq!(
+        stored(&fake, "nightly").status.unwrap().faults[0].state,
+        "Done"
+    );
+
+    // Job completes and wrote its result: Collecting -> Succeeded.
+    fake.patch(
+        "batch/v1",
+        NS,
+        "jobs",
+        "nightly-loadgen",
+        json!({"status": {"succeeded": 1}}),
+    );
+    fake.patch(
+        "v1",
+        NS,
+        "configmaps",
+        "nightly-result",
+        json!({"data": {"result.json": GOOD_RESULT}}),
+    );
+    network_ready(&fake, "nightly-net", 4, 30);
+    step(&fake, &ctx, "nightly").await;
+    assert_eq!(phase(&fake, "nightly"), "Collecting");
+    step(&fake, &ctx, "nightly").await;
+    let b = stored(&fake, "nightly");
+    let status = b.status.clone().unwrap();
+    assert_eq!(status.phase, "Succeeded", "{:?}", status.message);
+    assert_eq!(status.result.as_deref(), Some("Passed"));
+    let results = status.results.unwrap();
+    assert_eq!(results.average_tps, 480.5);
+    assert_eq!(results.finality_p99_ms, 8000);
+    assert!(!results.signed);
+    assert!(
+        status.criteria.iter().all(|c| c.passed),
+        "{:?}",
+        status.criteria
+    );
+    assert_eq!(status.criteria.len(), 4);
+    let report = fake
+        .get("v1", NS, "configmaps", "nightly-report")
+        .expect("report");
+    let report: serde_json::Value =
+        serde_json::from_str(report["data"]["report.json"].as_str().unwrap()).unwrap();
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["label"], "unsigned");
+    assert!(
+        b.status
+            .unwrap()
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Complete" && c.status == "True")
+    );
+
+    // TTL: nothing before 600 s, deletion after.
+    clock.advance(300);
+    let action = step(&fake, &ctx, "nightly").await;
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(300)));
+    assert_eq!(fake.count("DELETE", "benchmarkclusters"), 0);
+    clock.advance(300);
+    let action = step(&fake, &ctx, "nightly").await;
+    assert_eq!(action, Action::await_change());
+    assert_eq!(fake.count("DELETE", "benchmarkclusters/nightly"), 1);
+    assert!(fake.get(DCN, NS, "benchmarkclusters", "nightly").is_none());
+}
+
+#[tokio::test]
+async fn provisioning_deadline_fails_with_a_clear_reason() {
+    let (client, fake) = FakeApi::start();
+    let clock = TestClock::at(NOW);
+    let ctx = fixtures::context(client, Arc::new(FakeValidators::default()), clock.clone());
+    create(&fake, "slow", spec());
+    step(&fake, &ctx, "slow").await;
+    fake.patch(
+        DCN,
+        NS,
+        "dualchainnetworks",
+        "slow-net",
+        json!({"status": {"readyValidators": 2}}),
+    );
+    clock.advance(299);
+    step(&fake, &ctx, "slow").await;
+    assert_eq!(phase(&fake, "slow"), "Provisioning");
+    clock.advance(1);
+    step(&fake, &ctx, "slow").await;
+    let status = stored(&fake, "slow").status.unwrap();
+    assert_eq!(status.phase, "Failed");
+    assert_eq!(status.reason.as_deref(), Some("NetworkNotReady"));
+    let message = status.message.unwrap();
+    assert!(
+        message.contains("2/4 validators ready after 300s"),
+        "{message}"
+    );
+    assert_eq!(status.finished_at.as_deref(), Some("2026-11-21T08:05:00Z"));
+    assert!(fake.get("batch/v1", NS, "jobs", "slow-loadgen").is_none());
+}
+
+#[tokio::test]
+async fn unmet_criteria_and_failed_jobs_fail_the_run() {
+    let (client, fake) = FakeApi::start();
+    let clock = TestClock::at(NOW);
+    let ctx = fixtures::context(client, Arc::new(FakeValidators::default()), clock.clone());
+    let mut s = spec();
+    s["faults"] = json!([]);
+    create(&fake, "weak", s.clone());
+    create(&fake, "broken", s);
+    for name in ["weak", "broken"] {
+        step(&fake, &ctx, name).await;
+        network_ready(&fake, &format!("{name}-net"), 4, 10);
+        step(&fake, &ctx, name).await;
+        assert_eq!(phase(&fake, name), "Running");
+    }
+    fake.patch(
+        "batch/v1",
+        NS,
+        "jobs",
+        "weak-loadgen",
+        json!({"status": {"succeeded": 1}}),
+    );
+    fake.patch("v1", NS, "configmaps", "weak-result", json!({"data": {"result.json":
+        r#"{"average_tps": 120.0, "submitted": 1, "committed": 1, "finality_ms": {"p50": 1, "p95": 2, "p99": 20000}, "signed": true}"#}}));
+    step(&fake, &ctx, "weak").await;
+    step(&fake, &ctx, "weak").await;
+    let status = stored(&fake, "weak").status.unwrap();
+    assert_eq!(status.phase, "Failed");
+    assert_eq!(status.reason.as_deref(), Some("CriteriaNotMet"));
+    let message = status.message.unwrap();
+    assert!(
+        message.contains("minAverageTps")
+            && message.contains("maxFinalityP99Ms")
+            && message.contains("chainProgress"),
+        "{message}"
+    );
+
+    fake.patch("batch/v1", NS, "jobs", "broken-loadgen", json!({"status": {"failed": 1, "conditions": [
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}}));
+    step(&fake, &ctx, "broken").await;
+    let status = stored(&fake, "broken").status.unwrap();
+    assert_eq!(status.reason.as_deref(), Some("LoadgenFailed"));
+    assert!(status.message.unwrap().contains("BackoffLimitExceeded"));
+}
+
+#[tokio::test]
+async fn a_job_without_result_fails_as_no_result() {
+    let (client, fake) = FakeApi::start();
+    let ctx = fixtures::context(
+        client,
+        Arc::new(FakeValidators::default()),
+        TestClock::at(NOW),
+    );
+    let mut s = spec();
+    s["faults"] = json!([]);
+    create(&fake, "mute", s);
+    step(&fake, &ctx, "mute").await;
+    network_ready(&fake, "mute-net", 4, 10);
+    step(&fake, &ctx, "mute").await;
+    fake.patch(
+        "batch/v1",
+        NS,
+        "jobs",
+        "mute-loadgen",
+        json!({"status": {"succeeded": 1}}),
+    );
+    step(&fake, &ctx, "mute").await;
+    step(&fake, &ctx, "mute").await;
+    assert_eq!(
+        stored(&fake, "mute").status.unwrap().reason.as_deref(),
+        Some("NoResult")
+    );
+}
+
+#[tokio::test]
+async fn restarted_operator_resumes_without_duplicates() {
+    let (client, fake) = FakeApi::start();
+    let ctx = fixtures::context(
+        client,
+        Arc::new(FakeValidators::default()),
+        TestClock::at(NOW),
+    );
+    let mut s = spec();
+    s["faults"] = json!([]);
+    create(&fake, "resume", s);
+    step(&fake, &ctx, "resume").await;
+    network_ready(&fake, "resume-net", 4, 10);
+    step(&fake, &ctx, "resume").await;
+    // The Job already wrote a result; a restart re-running the same phase must not reset it.
+    fake.patch(
+        "v1",
+        NS,
+        "configmaps",
+        "resume-result",
+        json!({"data": {"result.json": GOOD_RESULT}}),
+    );
+    let mut status = stored(&fake, "resume").status.unwrap();
+    status.phase = "Provisioning".into();
+    fake.patch(
+        DCN,
+        NS,
+        "benchmarkclusters",
+        "resume",
+        json!({"status": status}),
+    );
+    step(&fake, &ctx, "resume").await;
+    assert_eq!(fake.list("batch/v1", NS, "jobs").len(), 1);
+    assert_eq!(fake.list(DCN, NS, "dualchainnetworks").len(), 1);
+    let cm = fake.get("v1", NS, "configmaps", "resume-result").unwrap();
+    assert!(
+        cm["data"]["result.json"]
+            .as_str()
+            .unwrap()
+            .contains("480.5")
+    );
+}
+
+#[tokio::test]
+async fn scheduled_benchmarks_create_runs_and_keep_bounded_history() {
+    let (client, fake) = FakeApi::start();
+    let clock = TestClock::at("2026-11-21T01:59:00Z");
+    let ctx = fixtures::context(client, Arc::new(FakeValidators::default()), clock.clone());
+    let mut s = spec();
+    s["schedule"] = json!("0 2 * * *");
+    s["historyLimit"] = json!(1);
+    let mut b = fixtures::benchmark("nightly", s);
+    b.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-11-21T01:00:00Z".parse().unwrap(),
+    ));
+    fake.put(
+        DCN,
+        NS,
+        "benchmarkclusters",
+        serde_json::to_value(&b).unwrap(),
+    );
+
+    step(&fake, &ctx, "nightly").await;
+    let status = stored(&fake, "nightly").status.unwrap();
+    assert_eq!(status.phase, "Scheduled");
+    assert_eq!(
+        status.next_schedule_time.as_deref(),
+        Some("2026-11-21T02:00:00Z")
+    );
+    assert_eq!(fake.list(DCN, NS, "benchmarkclusters").len(), 1);
+
+    clock.advance(120);
+    step(&fake, &ctx, "nightly").await;
+    let run = stored(&fake, "nightly-1795226400");
+    assert!(run.spec.schedule.is_none());
+    assert_eq!(run.metadata.owner_references.unwrap()[0].uid, "uid-nightly");
+    assert_eq!(stored(&fake, "nightly").status.unwrap().runs.len(), 1);
+    // Mark it finished; the next night creates another and prunes beyond historyLimit=1.
+    fake.patch(
+        DCN,
+        NS,
+        "benchmarkclusters",
+        "nightly-1795226400",
+        json!({"status": {"phase": "Succeeded", "result": "Passed"}}),
+    );
+    clock.advance(24 * 3600);
+    step(&fake, &ctx, "nightly").await;
+    assert!(
+        fake.get(DCN, NS, "benchmarkclusters", "nightly-1795312800")
+            .is_some()
+    );
+    fake.patch(
+        DCN,
+        NS,
+        "benchmarkclusters",
+        "nightly-1795312800",
+        json!({"status": {"phase": "Failed", "result": "Failed"}}),
+    );
+    step(&fake, &ctx, "nightly").await;
+    assert!(
+        fake.get(DCN, NS, "benchmarkclusters", "nightly-1795226400")
+            .is_none(),
+        "oldest finished run pruned"
+    );
+    let runs = stored(&fake, "nightly").status.unwrap().runs;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].result.as_deref(), Some("Failed"));
+}
+
+#[test]
+fn loadgen_results_are_parsed_with_limits() {
+    assert_eq!(parse_result(GOOD_RESULT).unwrap().finality_ms.p95, 6000);
+    assert!(parse_result("{}").unwrap_err().contains("not loadgen JSON"));
+    assert!(
+        parse_result(&" ".repeat(70_000))
+            .unwrap_err()
+            .contains("bytes")
+    );
+}

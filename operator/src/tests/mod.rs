@@ -1,0 +1,9 @@
+//! Crate tests that need the mocked API server or shared fixtures.
+
+mod bench_reconcile;
+mod fake_api;
+mod fixtures;
+mod leader;
+mod network_reconcile;
+mod schema;
+mod snapshots;

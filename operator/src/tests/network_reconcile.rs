@@ -1,0 +1,487 @@
+//! DualChainNetwork reconcile tests against the mocked API server.
+
+use std::sync::Arc;
+
+use kube::runtime::controller::Action;
+use serde_json::json;
+
+use super::fake_api::FakeApi;
+use super::fixtures::{self, FakeValidators, NS, TestClock};
+use crate::crd::network::DualChainNetwork;
+use crate::keys;
+use crate::reconcile::network::reconcile;
+
+const NOW: &str = "2026-11-21T08:00:00Z";
+
+fn stored_network(fake: &FakeApi, name: &str) -> DualChainNetwork {
+    fixtures::refetch(fake.get("dualchain.dev/v1alpha1", NS, "dualchainnetworks", name))
+}
+
+/// Puts the network into the fake API and returns it as the controller sees it.
+fn create(fake: &FakeApi, name: &str, spec: serde_json::Value) -> DualChainNetwork {
+    let net = fixtures::network(name, spec);
+    fake.put(
+        "dualchain.dev/v1alpha1",
+        NS,
+        "dualchainnetworks",
+        serde_json::to_value(&net).unwrap(),
+    );
+    stored_network(fake, name)
+}
+
+fn sts(fake: &FakeApi, name: &str) -> serde_json::Value {
+    fake.get("apps/v1", NS, "statefulsets", name)
+        .expect("statefulset")
+}
+
+fn condition<'a>(net: &'a DualChainNetwork, type_: &str) -> &'a crate::crd::Condition {
+    net.status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap()
+}
+
+/// Marks the StatefulSet's pods ready/updated as the StatefulSet controller would.
+fn set_pods(fake: &FakeApi, name: &str, ready: u32, updated: u32) {
+    let generation = sts(fake, name)["metadata"]["generation"].clone();
+    fake.patch("apps/v1", NS, "statefulsets", name, json!({"status": {
+        "replicas": 4, "readyReplicas": ready, "updatedReplicas": updated, "observedGeneration": generation}}));
+}
+
+#[tokio::test]
+async fn first_creation_builds_every_object_with_owner_references() {
+    let (client, fake) = FakeApi::start();
+    let validators = Arc::new(FakeValidators::default());
+    let ctx = fixtures::context(client, validators, TestClock::at(NOW));
+    let net = create(&fake, "devnet", json!({"validators": 4}));
+
+    let action = reconcile(Arc::new(net), ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::requeue(ctx.settings.converging_interval));
+
+    // Four key Secrets in the keygen layout, plus the admin token and the accounts keyring.
+    let secrets = fake.list("v1", NS, "secrets");
+    assert_eq!(secrets.len(), 6, "{secrets:#?}");
+    let mut public_keys = Vec::new();
+    for i in 0..4 {
+        let s = fake
+            .get("v1", NS, "secrets", &format!("devnet-validator-{i}"))
+            .unwrap();
+        let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(s.clone()).unwrap();
+        public_keys.push(keys::validator_public_key("s", &secret.data.unwrap()).unwrap());
+        assert_eq!(s["immutable"], json!(true));
+    }
+    // Genesis lists exactly those keys, in order.
+    let cm = fake.get("v1", NS, "configmaps", "devnet-genesis").unwrap();
+    let genesis =
+        dualchain_core::types::Genesis::from_json(cm["data"]["genesis.json"].as_str().unwrap())
+            .unwrap();
+    assert!(crate::genesis::matches_validators(&genesis, &public_keys));
+    assert_eq!(genesis.accounts.len(), 100);
+    assert_eq!(genesis.genesis_time_ms, 1_795_248_000_000);
+
+    for (gv, resource, name) in [
+        ("v1", "configmaps", "devnet-config"),
+        ("v1", "services", "devnet"),
+        ("v1", "services", "devnet-peers"),
+        ("policy/v1", "poddisruptionbudgets", "devnet"),
+        ("apps/v1", "statefulsets", "devnet"),
+        ("v1", "secrets", "devnet-admin-token"),
+    ] {
+        let obj = fake
+            .get(gv, NS, resource, name)
+            .unwrap_or_else(|| panic!("{resource}/{name} missing"));
+        let owner = &obj["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["uid"], "uid-devnet", "{resource}/{name}");
+        assert_eq!(owner["controller"], true, "{resource}/{name}");
+        assert_eq!(owner["kind"], "DualChainNetwork");
+    }
+    let pdb = fake
+        .get("policy/v1", NS, "poddisruptionbudgets", "devnet")
+        .unwrap();
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    let s = sts(&fake, "devnet");
+    assert_eq!(s["spec"]["replicas"], 4);
+    assert_eq!(s["spec"]["updateStrategy"]["rollingUpdate"]["partition"], 0);
+    // Server-side apply with our field manager.
+    assert!(fake.log().iter().any(|l| l.method == "PATCH"
+        && l.path.contains("statefulsets")
+        && l.content_type.contains("apply-patch")));
+
+    let net = stored_network(&fake, "devnet");
+    let status = net.status.as_ref().unwrap();
+    assert_eq!(status.phase, "Provisioning");
+    assert_eq!(status.ready, "0/4");
+    assert_eq!((status.fault_tolerance, status.quorum), (1, 3));
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(
+        status.genesis_hash.as_deref(),
+        Some(genesis.hash().to_hex().as_str())
+    );
+    assert_eq!(condition(&net, "Ready").reason, "BelowQuorum");
+    assert_eq!(condition(&net, "Progressing").status, "True");
+    assert_eq!(condition(&net, "FaultTolerant").status, "True");
+    // Events for the significant actions.
+    assert!(fake.count("POST", "events") >= 3);
+}
+
+#[tokio::test]
+async fn reconcile_is_idempotent_and_never_rewrites_keys() {
+    let (client, fake) = FakeApi::start();
+    let ctx = fixtures::context(
+        client,
+        Arc::new(FakeValidators::default()),
+        TestClock::at(NOW),
+    );
+    // A key that already exists (e.g. restored from backup) is used, not replaced.
+    let existing = dualchain_core::crypto::ValidatorKeypair::from_seed(&[5; 32]);
+    let r = crate::build::network::NetworkRef {
+        name: "devnet".into(),
+        namespace: NS.into(),
+        owner: Default::default(),
+    };
+    let secret =
+        crate::build::network::validator_key_secret(&r, 0, keys::validator_key_data(&existing));
+    fake.put("v1", NS, "secrets", serde_json::to_value(&secret).unwrap());
+    let net = create(&fake, "devnet", json!({"validators": 4}));
+    reconcile(Arc::new(net), ctx.clone()).await.unwrap();
+    let genesis_before = fake.get("v1", NS, "configmaps", "devnet-genesis").unwrap();
+    let secrets_before = fake.list("v1", NS, "secrets");
+    let genesis = dualchain_core::types::Genesis::from_json(
+        genesis_before["data"]["genesis.json"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(&genesis.validators[0].public_key, existing.public());
+
+    fake.clear_log();
+    reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(fake.count("POST", "secrets"), 0, "no new Secrets");
+    assert_eq!(
+        fake.count("POST", "configmaps"),
+        0,
+        "genesis is created once"
+    );
+    assert_eq!(
+        fake.count("PATCH", "secrets") + fake.count("PUT", "secrets"),
+        0,
+        "Secrets are never written twice"
+    );
+    assert_eq!(
+        fake.get("v1", NS, "configmaps", "devnet-genesis").unwrap(),
+        genesis_before
+    );
+    assert_eq!(fake.list("v1", NS, "secrets"), secrets_before);
+    // Unchanged status is not patched again.
+    assert_eq!(fake.count("PATCH", "/status"), 0);
+}
+
+#[tokio::test]
+async fn status_reads_heights_from_validators() {
+    let (client, fake) = FakeApi::start();
+    let validators = FakeValidators::all_healthy("devnet", 4, 42);
+    let ctx = fixtures::context(client, validators, TestClock::at(NOW));
+    reconcile(
+        Arc::new(create(&fake, "devnet", json!({"validators": 4}))),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    set_pods(&fake, "devnet", 4, 4);
+    let action = reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(action, Action::requeue(ctx.settings.status_interval));
+    let net = stored_network(&fake, "devnet");
+    let status = net.status.as_ref().unwrap();
+    assert_eq!(status.phase, "Running");
+    assert_eq!(status.ready_validators, 4);
+    assert_eq!(
+        (
+            status.alpha.height,
+            status.alpha.finalized_height,
+            status.alpha.reachable_validators
+        ),
+        (42, 41, 4)
+    );
+    assert_eq!(status.delta.epoch, 1);
+    assert_eq!(condition(&net, "Ready").status, "True");
+    assert_eq!(condition(&net, "Degraded").status, "False");
+    assert_eq!(condition(&net, "Progressing").reason, "Stable");
+}
+
+#[tokio::test]
+async fn unreachable_validators_become_a_condition_not_an_error() {
+    let (client, fake) = FakeApi::start();
+    let validators = FakeValidators::all_healthy("devnet", 4, 7);
+    validators.reports.lock().unwrap().remove("devnet-2");
+    let ctx = fixtures::context(client, validators, TestClock::at(NOW));
+    reconcile(
+        Arc::new(create(&fake, "devnet", json!({"validators": 4}))),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    set_pods(&fake, "devnet", 4, 4);
+    let action = reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone()).await;
+    assert!(action.is_ok());
+    let net = stored_network(&fake, "devnet");
+    let status = net.status.as_ref().unwrap();
+    assert_eq!(status.phase, "Degraded");
+    assert_eq!(status.unreachable_validators, vec!["devnet-2".to_string()]);
+    assert_eq!(status.alpha.reachable_validators, 3);
+    let degraded = condition(&net, "Degraded");
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "ValidatorsUnreachable")
+    );
+    assert!(degraded.message.contains("devnet-2"));
+    assert_eq!(ctx.metrics.failure_count("dualchainnetwork", "ApiError"), 0);
+}
+
+#[tokio::test]
+async fn config_change_rolls_one_validator_at_a_time() {
+    let (client, fake) = FakeApi::start();
+    let ctx = fixtures::context(
+        client,
+        FakeValidators::all_healthy("devnet", 4, 3),
+        TestClock::at(NOW),
+    );
+    reconcile(
+        Arc::new(create(&fake, "devnet", json!({"validators": 4}))),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    set_pods(&fake, "devnet", 4, 4);
+    reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
+        .await
+        .unwrap();
+    let hash_before = sts(&fake, "devnet")["spec"]["template"]["metadata"]["annotations"]["dualchain.dev/config-hash"].clone();
+
+    // Change a node setting: the config hash and so the pod template change.
+    fake.patch(
+        "dualchain.dev/v1alpha1",
+        NS,
+        "dualchainnetworks",
+        "devnet",
+        json!({"spec": {"node": {"logLevel": "debug"}}, "metadata": {"generation": 2}}),
+    );
+    reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
+        .await
+        .unwrap();
+    let s = sts(&fake, "devnet");
+    assert_ne!(
+        s["spec"]["template"]["metadata"]["annotations"]["dualchain.dev/config-hash"],
+        hash_before
+    );
+    assert_eq!(
+        s["spec"]["updateStrategy"]["rollingUpdate"]["partition"], 3,
+        "only the last pod rolls first"
+    );
+    let cm = fake.get("v1", NS, "configmaps", "devnet-config").unwrap();
+    assert!(
+        cm["data"]["config.json"]
+            .as_str()
+            .unwrap()
+            .contains("\"debug\"")
+    );
+    let net = stored_network(&fake, "devnet");
+    assert_eq!(condition(&net, "Progressing").reason, "RollingUpdate");
+    assert_eq!(net.status.as_ref().unwrap().rollout_partition, Some(3));
+
+    // Pod 3 is recreated but not ready yet: the roll waits.
+    set_pods(&fake, "devnet", 3, 1);
+    reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        sts(&fake, "devnet")["spec"]["updateStrategy"]["rollingUpdate"]["partition"],
+        3
+    );
+    // Pod 3 ready: move to pod 2, and so on down to 0.
+    for (updated, expected) in [(1, 2), (2, 1), (3, 0)] {
+        set_pods(&fake, "devnet", 4, updated);
+        reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            sts(&fake, "devnet")["spec"]["updateStrategy"]["rollingUpdate"]["partition"],
+            expected
+        );
+    }
+}
+
+#[tokio::test]
+async fn image_change_waits_for_a_quorum_margin() {
+    let (client, fake) = FakeApi::start();
+    let ctx = fixtures::context(
+        client,
+        FakeValidators::all_healthy("devnet", 4, 3),
+        TestClock::at(NOW),
+    );
+    reconcile(
+        Arc::new(create(&fake, "devnet", json!({"validators": 4}))),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    // Only 3 of 4 ready: rolling one would leave 2 < quorum 3.
+    set_pods(&fake, "devnet", 3, 4);
+    fake.patch(
+        "dualchain.dev/v1alpha1",
+        NS,
+        "dualchainnetworks",
+        "devnet",
+        json!({"spec": {"image": "dualchain:0.2.0"}, "metadata": {"generation": 2}}),
+    );
+    fake.clear_log();
+    reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
+        .await
+        .unwrap();
+    let s = sts(&fake, "devnet");
+    assert_eq!(
+        s["spec"]["template"]["spec"]["containers"][0]["image"],
+        "dualchain:0.2.0"
+    );
+    assert_eq!(
+        s["spec"]["updateStrategy"]["rollingUpdate"]["partition"], 4,
+        "no pod may roll yet"
+    );
+    assert!(fake.count("POST", "events") >= 1, "RolloutBlocked event");
+    // All ready again: the roll starts with the last pod.
+    set_pods(&fake, "devnet", 4, 4);
+    reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        sts(&fake, "devnet")["spec"]["updateStrategy"]["rollingUpdate"]["partition"],
+        3
+    );
+}
+
+#[tokio::test]
+async fn deleted_network_is_left_to_garbage_collection() {
+    let (client, fake) = FakeApi::start();
+    let ctx = fixtures::context(
+        client,
+        Arc::new(FakeValidators::default()),
+        TestClock::at(NOW),
+    );
+    let mut net = create(&fake, "devnet", json!({"validators": 4}));
+    net.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        NOW.parse().unwrap(),
+    ));
+    let action = reconcile(Arc::new(net), ctx).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    assert!(
+        fake.log().is_empty(),
+        "nothing is created for a network being deleted: {:?}",
+        fake.log()
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_key_secret_is_a_permanent_failure_without_hot_loop() {
+    let (client, fake) = FakeApi::start();
+    let ctx = fixtures::context(
+        client,
+        Arc::new(FakeValidators::default()),
+        TestClock::at(NOW),
+    );
+    fake.put("v1", NS, "secrets", json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "devnet-validator-1", "namespace": NS,
+                     "labels": {"dualchain.dev/network": "devnet", "dualchain.dev/role": "validator-key"}},
+        "data": {"kind": "YWNjb3VudAo="}}));
+    let action = reconcile(
+        Arc::new(create(&fake, "devnet", json!({"validators": 4}))),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(action, Action::await_change());
+    let net = stored_network(&fake, "devnet");
+    assert_eq!(net.status.as_ref().unwrap().phase, "Failed");
+    let ready = condition(&net, "Ready");
+    assert_eq!(ready.reason, "BadKeySecret");
+    assert!(
+        ready.message.contains("devnet-validator-1"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(
+        ctx.metrics
+            .failure_count("dualchainnetwork", "BadKeySecret"),
+        1
+    );
+    // The bad Secret was not overwritten.
+    assert_eq!(
+        fake.get("v1", NS, "secrets", "devnet-validator-1").unwrap()["data"]["kind"],
+        "YWNjb3VudAo="
+    );
+}
+
+#[tokio::test]
+async fn small_networks_say_they_tolerate_no_fault() {
+    let (client, fake) = FakeApi::start();
+    let ctx = fixtures::context(
+        client,
+        Arc::new(FakeValidators::default()),
+        TestClock::at(NOW),
+    );
+    reconcile(
+        Arc::new(create(
+            &fake,
+            "solo",
+            json!({"validators": 1, "genesis": {"accounts": 0}}),
+        )),
+        ctx,
+    )
+    .await
+    .unwrap();
+    let net = stored_network(&fake, "solo");
+    let ft = condition(&net, "FaultTolerant");
+    assert_eq!(
+        (ft.status.as_str(), ft.reason.as_str()),
+        ("False", "TooFewValidators")
+    );
+    assert_eq!(
+        fake.get("policy/v1", NS, "poddisruptionbudgets", "solo")
+            .unwrap()["spec"]["maxUnavailable"],
+        0
+    );
+    assert!(fake.get("v1", NS, "secrets", "solo-accounts").is_none());
+}
+
+#[tokio::test]
+async fn hundred_validators_reconcile_in_few_requests() {
+    let (client, fake) = FakeApi::start();
+    let ctx = fixtures::context(
+        client,
+        Arc::new(FakeValidators::default()),
+        TestClock::at(NOW),
+    );
+    let started = std::time::Instant::now();
+    reconcile(
+        Arc::new(create(&fake, "big", json!({"validators": 100}))),
+        ctx,
+    )
+    .await
+    .unwrap();
+    // Informational only (never asserted): operator-side time against the mock API.
+    eprintln!("100-validator first reconcile: {:?}", started.elapsed());
+    assert_eq!(fake.list("v1", NS, "secrets").len(), 102);
+    let s = sts(&fake, "big");
+    assert_eq!(
+        s["spec"]["template"]["spec"]["volumes"][2]["projected"]["sources"]
+            .as_array()
+            .unwrap()
+            .len(),
+        100
+    );
+    // One list + one create per key, and a constant number of other calls.
+    assert!(fake.log().len() < 130, "{} requests", fake.log().len());
+}

@@ -1,0 +1,100 @@
+//! Snapshot tests (insta, YAML) of the rendered objects for representative specs.
+//! Review changes with `cargo insta review` (or `INSTA_UPDATE=always` then `git diff`).
+
+use serde_json::json;
+
+use super::fixtures;
+use crate::build::benchmark::{self as bench_build, BenchRef};
+use crate::build::network::{self as build, NetworkRef};
+
+fn devnet() -> (crate::crd::DualChainNetwork, NetworkRef) {
+    let net = fixtures::network(
+        "devnet",
+        json!({
+            "validators": 4,
+            "image": "registry.example/dualchain:0.1.0",
+            "storage": {"size": "20Gi", "storageClassName": "fast"},
+            "serviceMonitor": {"enabled": true, "interval": "15s", "labels": {"release": "prom"}},
+            "nodeSelector": {"dualchain.dev/pool": "validators"},
+        }),
+    );
+    let r = NetworkRef::of(&net).unwrap();
+    (net, r)
+}
+
+#[test]
+fn statefulset() {
+    let (net, r) = devnet();
+    let template = build::pod_template(&net, "0123456789abcdef");
+    insta::assert_yaml_snapshot!(build::statefulset(&r, &net, template, 0));
+}
+
+#[test]
+fn services_and_pdb() {
+    let (_, r) = devnet();
+    insta::assert_yaml_snapshot!("headless_service", build::headless_service(&r));
+    insta::assert_yaml_snapshot!("client_service", build::client_service(&r));
+    insta::assert_yaml_snapshot!("pdb_4", build::pdb(&r, 4));
+    insta::assert_yaml_snapshot!("pdb_100", build::pdb(&r, 100));
+}
+
+#[test]
+fn config_and_service_monitor() {
+    let (net, r) = devnet();
+    insta::assert_yaml_snapshot!("config", build::config_configmap(&r, &net).unwrap());
+    insta::assert_yaml_snapshot!("service_monitor", build::service_monitor(&r, &net));
+}
+
+#[test]
+fn loadgen_job_and_rbac() {
+    let bench = fixtures::benchmark(
+        "nightly",
+        json!({
+            "validators": 3,
+            "workload": {"profile": "bursty", "maxLoad": true, "durationSeconds": 600, "accounts": 2000, "signed": true},
+        }),
+    );
+    let b = BenchRef::of(&bench).unwrap();
+    insta::assert_yaml_snapshot!("loadgen_job", bench_build::loadgen_job(&b, &bench));
+    insta::assert_yaml_snapshot!("loadgen_role", bench_build::role(&b));
+    insta::assert_yaml_snapshot!("bench_network", bench_build::network(&b, &bench));
+}
+
+#[test]
+fn hardened_pods_everywhere() {
+    let (net, _) = devnet();
+    let pod = build::pod_template(&net, "h").spec.unwrap();
+    let psc = pod.security_context.unwrap();
+    assert_eq!(
+        (psc.run_as_non_root, psc.run_as_user),
+        (Some(true), Some(10001))
+    );
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    for c in pod.containers {
+        let sc = c.security_context.unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_string()]));
+        assert!(c.readiness_probe.unwrap().grpc.is_some());
+        assert!(c.liveness_probe.unwrap().grpc.is_some());
+        let key = c
+            .volume_mounts
+            .unwrap()
+            .into_iter()
+            .find(|m| m.name == "validator-keys")
+            .unwrap();
+        assert_eq!(key.sub_path_expr.as_deref(), Some("$(POD_NAME)"));
+    }
+}
+
+#[test]
+fn config_changes_change_the_template_hash() {
+    let (net, _) = devnet();
+    let a = build::template_hash(&build::pod_template(&net, "aaaa"));
+    let b = build::template_hash(&build::pod_template(&net, "bbbb"));
+    assert_ne!(a, b);
+    let mut net2 = net.clone();
+    net2.spec.template.image = "dualchain:9".into();
+    assert_ne!(a, build::template_hash(&build::pod_template(&net2, "aaaa")));
+    assert_eq!(a, build::template_hash(&build::pod_template(&net, "aaaa")));
+}

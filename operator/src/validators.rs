@@ -1,0 +1,239 @@
+//! Talking to validators over `dualchain.v1` gRPC: status probes and admin calls.
+//!
+//! Behind a trait so reconcile tests substitute a fake; the real implementation uses the
+//! tonic clients of `dualchain-proto` with short timeouts, because an unreachable
+//! validator must become a status condition quickly, never a stuck reconcile.
+
+use std::time::Duration;
+
+use dualchain_proto::v1::{
+    Chain, FaultInjection, GetStatusRequest, PauseChainRequest, PeerGroup, ResumeChainRequest,
+};
+use dualchain_proto::{AdminClient, AdminToken, NodeClient};
+use futures::future::BoxFuture;
+use tonic::transport::Endpoint;
+use zeroize::Zeroizing;
+
+use crate::build::network::ChainName;
+
+/// One chain endpoint of one validator.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// Pod name (for messages).
+    pub validator: String,
+    pub host: String,
+    pub chain: ChainName,
+}
+
+impl Target {
+    fn uri(&self) -> String {
+        format!("http://{}:{}", self.host, self.chain.api_port())
+    }
+    fn proto_chain(&self) -> i32 {
+        match self.chain {
+            ChainName::Alpha => Chain::Alpha as i32,
+            ChainName::Delta => Chain::Delta as i32,
+        }
+    }
+}
+
+/// What the operator keeps of a `NodeStatus` for one chain.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChainReport {
+    pub height: u64,
+    pub finalized_height: u64,
+    pub epoch: u64,
+    pub peer_id: String,
+}
+
+/// A fault to set on one validator's chain.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FaultSettings {
+    pub drop_probability: f64,
+    pub added_delay_ms: u32,
+    pub jitter_ms: u32,
+    /// Partition groups of peer ids (empty: no partition).
+    pub partitions: Vec<Vec<String>>,
+    /// The node clears the fault by itself after this long (safety net).
+    pub expires_after_ms: u64,
+}
+
+/// Why a call to a validator failed (always treated as transient).
+#[derive(Debug, thiserror::Error)]
+pub enum ValidatorError {
+    #[error("{validator} ({chain}): unreachable: {detail}")]
+    Unreachable {
+        validator: String,
+        chain: &'static str,
+        detail: String,
+    },
+    #[error("{validator} ({chain}): {code}: {message}")]
+    Call {
+        validator: String,
+        chain: &'static str,
+        code: String,
+        message: String,
+    },
+    #[error("the admin token is not usable as a bearer token")]
+    BadToken,
+}
+
+/// The calls the operator makes to validators.
+pub trait ValidatorApi: Send + Sync {
+    fn status(&self, target: Target) -> BoxFuture<'static, Result<ChainReport, ValidatorError>>;
+    fn pause(
+        &self,
+        target: Target,
+        token: Zeroizing<String>,
+        paused: bool,
+    ) -> BoxFuture<'static, Result<(), ValidatorError>>;
+    fn set_fault(
+        &self,
+        target: Target,
+        token: Zeroizing<String>,
+        fault: Option<FaultSettings>,
+    ) -> BoxFuture<'static, Result<(), ValidatorError>>;
+}
+
+/// The real gRPC implementation.
+#[derive(Clone, Debug)]
+pub struct GrpcValidators {
+    pub connect_timeout: Duration,
+    pub call_timeout: Duration,
+}
+
+impl Default for GrpcValidators {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_millis(800),
+            call_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl GrpcValidators {
+    async fn channel(&self, target: &Target) -> Result<tonic::transport::Channel, ValidatorError> {
+        let unreachable = |detail: String| ValidatorError::Unreachable {
+            validator: target.validator.clone(),
+            chain: target.chain.as_str(),
+            detail,
+        };
+        Endpoint::from_shared(target.uri())
+            .map_err(|e| unreachable(e.to_string()))?
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.call_timeout)
+            .connect()
+            .await
+            .map_err(|e| unreachable(e.to_string()))
+    }
+}
+
+fn call_error(target: &Target, status: tonic::Status) -> ValidatorError {
+    ValidatorError::Call {
+        validator: target.validator.clone(),
+        chain: target.chain.as_str(),
+        code: format!("{:?}", status.code()),
+        message: status.message().chars().take(200).collect(),
+    }
+}
+
+impl ValidatorApi for GrpcValidators {
+    fn status(&self, target: Target) -> BoxFuture<'static, Result<ChainReport, ValidatorError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let channel = this.channel(&target).await?;
+            let status = NodeClient::new(channel)
+                .get_status(GetStatusRequest {})
+                .await
+                .map_err(|s| call_error(&target, s))?
+                .into_inner();
+            let chain = status
+                .chains
+                .iter()
+                .find(|c| c.chain == target.proto_chain())
+                .ok_or_else(|| ValidatorError::Call {
+                    validator: target.validator.clone(),
+                    chain: target.chain.as_str(),
+                    code: "NotServed".into(),
+                    message: "the endpoint does not report this chain".into(),
+                })?;
+            Ok(ChainReport {
+                height: chain.height,
+                finalized_height: chain.finalized_height,
+                epoch: chain.epoch,
+                peer_id: status.peer_id.clone(),
+            })
+        })
+    }
+
+    fn pause(
+        &self,
+        target: Target,
+        token: Zeroizing<String>,
+        paused: bool,
+    ) -> BoxFuture<'static, Result<(), ValidatorError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let auth = AdminToken::new(&token).map_err(|_| ValidatorError::BadToken)?;
+            let channel = this.channel(&target).await?;
+            let mut admin = AdminClient::with_interceptor(channel, auth);
+            let chain = target.proto_chain();
+            let result = if paused {
+                admin
+                    .pause_chain(PauseChainRequest {
+                        chain,
+                        reason: "benchmark fault: kill".into(),
+                    })
+                    .await
+                    .map(|_| ())
+            } else {
+                admin
+                    .resume_chain(ResumeChainRequest { chain })
+                    .await
+                    .map(|_| ())
+            };
+            result.map_err(|s| call_error(&target, s))
+        })
+    }
+
+    fn set_fault(
+        &self,
+        target: Target,
+        token: Zeroizing<String>,
+        fault: Option<FaultSettings>,
+    ) -> BoxFuture<'static, Result<(), ValidatorError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let auth = AdminToken::new(&token).map_err(|_| ValidatorError::BadToken)?;
+            let channel = this.channel(&target).await?;
+            let mut admin = AdminClient::with_interceptor(channel, auth);
+            let chain = target.proto_chain();
+            let request = match fault {
+                None => FaultInjection {
+                    chain,
+                    clear: true,
+                    ..Default::default()
+                },
+                Some(f) => FaultInjection {
+                    chain,
+                    drop_probability: f.drop_probability,
+                    added_delay_ms: f.added_delay_ms,
+                    jitter_ms: f.jitter_ms,
+                    partitions: f
+                        .partitions
+                        .into_iter()
+                        .map(|peer_ids| PeerGroup { peer_ids })
+                        .collect(),
+                    clear: false,
+                    expires_after_ms: f.expires_after_ms,
+                    active: false,
+                },
+            };
+            admin
+                .set_fault_injection(request)
+                .await
+                .map(|_| ())
+                .map_err(|s| call_error(&target, s))
+        })
+    }
+}
