@@ -1,8 +1,8 @@
 //! `dualchain`: the validator binary.
 //!
-//! One binary, one subcommand per job. This build has the foundation commands (keys,
-//! genesis, snapshots); `run`, `devnet`, `loadgen`, `bench`, `sim` and `status` arrive
-//! with the engine, transport, consensus and node work.
+//! One binary, one subcommand per job. This build has keys, genesis, snapshots, the
+//! consensus simulator (`sim`) and the macro benchmarks (`bench exec|net|mempool`);
+//! `run`, `devnet`, `loadgen` and `status` arrive with the node work.
 
 use std::process::ExitCode;
 
@@ -37,6 +37,11 @@ enum Command {
     /// Export a node's state to a snapshot file, or bootstrap a fresh node from one.
     #[command(subcommand)]
     Snapshot(commands::snapshot::Command),
+    /// Macro benchmarks: each measures against a baseline run in the same process.
+    #[command(subcommand)]
+    Bench(commands::bench::Command),
+    /// Deterministic multi-validator consensus simulation (virtual time, seeded faults).
+    Sim(dualchain_consensus::cli::SimArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -58,6 +63,8 @@ fn main() -> ExitCode {
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Genesis(args) => commands::genesis::run(args),
         Command::Snapshot(cmd) => commands::snapshot::run(cmd),
+        Command::Bench(cmd) => commands::bench::run(cmd),
+        Command::Sim(args) => dualchain_consensus::cli::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,3 +1,4 @@
+pub mod bench;
 pub mod genesis;
 pub mod keygen;
 pub mod snapshot;
