@@ -10,7 +10,7 @@ use dualchain_core::crypto::{AccountKeypair, ValidatorKeypair, ValidatorPublicKe
 use dualchain_core::keyfile::{ALGORITHM_FILE, KIND_FILE, KeyKind, PUBLIC_KEY_FILE, SEED_FILE};
 use dualchain_core::types::Address;
 use k8s_openapi::ByteString;
-use rand::{RngCore, SeedableRng, TryRngCore};
+use rand::TryRngCore;
 use zeroize::Zeroizing;
 
 /// Secret data key of the admin token.
@@ -119,19 +119,7 @@ pub fn new_admin_token() -> Result<Zeroizing<String>, KeyError> {
     Ok(Zeroizing::new(hex::encode(bytes.as_ref())))
 }
 
-/// Account keys derived the way `dualchain genesis --accounts-seed` derives them
-/// (ChaCha20 seeded with `seed`, 32 bytes per key), so the same seed gives the same
-/// accounts on the command line and in the cluster.
-pub fn seeded_account_keys(count: usize, seed: u64) -> Vec<AccountKeypair> {
-    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
-    (0..count)
-        .map(|_| {
-            let mut s = Zeroizing::new([0u8; 32]);
-            rng.fill_bytes(s.as_mut());
-            AccountKeypair::from_seed(&s)
-        })
-        .collect()
-}
+pub use dualchain_core::keyfile::seeded_account_keys;
 
 /// A random seed for account keys when the spec sets none.
 pub fn random_seed() -> Result<u64, KeyError> {

@@ -312,6 +312,27 @@ pub fn generate_key(dir: &Path, kind: KeyKind) -> Result<AnyKeypair, KeyFileErro
     Ok(key)
 }
 
+/// Account keys derived from a public seed (ChaCha20 seeded with `seed`, 32 bytes per
+/// key), as `dualchain genesis --accounts-seed` and the operator derive them, so the same
+/// seed gives the same accounts on the command line and in a cluster. Benchmark
+/// networks only: anyone who knows the seed holds the keys.
+pub fn seeded_account_keys(count: usize, seed: u64) -> Vec<crate::crypto::AccountKeypair> {
+    use rand::{RngCore, SeedableRng};
+    use rayon::prelude::*;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+    let seeds: Vec<Zeroizing<[u8; 32]>> = (0..count)
+        .map(|_| {
+            let mut s = Zeroizing::new([0u8; 32]);
+            rng.fill_bytes(s.as_mut());
+            s
+        })
+        .collect();
+    seeds
+        .par_iter()
+        .map(|s| crate::crypto::AccountKeypair::from_seed(s))
+        .collect()
+}
+
 /// First line of an account keyring file.
 pub const KEYRING_HEADER: &str =
     "# dualchain account keyring v1: <address> <ml-dsa-44 secret seed hex> per line. SECRET.";

@@ -9,7 +9,6 @@ use dualchain_core::keyfile;
 use dualchain_core::types::{
     Address, AssetId, ChainParams, ConsensusEngine, Genesis, GenesisAccount, GenesisValidator,
 };
-use rand::SeedableRng;
 use rayon::prelude::*;
 
 #[derive(clap::Args, Debug)]
@@ -103,29 +102,18 @@ fn validator_name(dir: &Path, index: usize) -> String {
 }
 
 fn generate_accounts(count: usize, seed: Option<u64>) -> anyhow::Result<Vec<AccountKeypair>> {
-    let seeds: Vec<[u8; 32]> = match seed {
-        Some(seed) => {
-            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
-            (0..count)
-                .map(|_| {
-                    let mut s = [0u8; 32];
-                    rand::RngCore::fill_bytes(&mut rng, &mut s);
-                    s
-                })
-                .collect()
-        }
-        None => {
-            use rand::TryRngCore;
-            let mut os = rand::rngs::OsRng;
-            (0..count)
-                .map(|_| {
-                    let mut s = [0u8; 32];
-                    os.try_fill_bytes(&mut s).map(|_| s)
-                })
-                .collect::<Result<_, _>>()
-                .context("reading OS entropy for account keys")?
-        }
-    };
+    if let Some(seed) = seed {
+        return Ok(keyfile::seeded_account_keys(count, seed));
+    }
+    use rand::TryRngCore;
+    let mut os = rand::rngs::OsRng;
+    let seeds: Vec<[u8; 32]> = (0..count)
+        .map(|_| {
+            let mut s = [0u8; 32];
+            os.try_fill_bytes(&mut s).map(|_| s)
+        })
+        .collect::<Result<_, _>>()
+        .context("reading OS entropy for account keys")?;
     Ok(seeds.par_iter().map(AccountKeypair::from_seed).collect())
 }
 
