@@ -328,6 +328,12 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         &self.stats
     }
 
+    /// Transactions queued for our next proposals. [`Input::BatchReady`] takes at most
+    /// `max_queued_txs - queued_txs()` of a batch, so feed batches only while there is room.
+    pub fn queued_txs(&self) -> usize {
+        self.queue.len()
+    }
+
     pub fn pending_len(&self) -> usize {
         self.pending.len()
     }

@@ -121,6 +121,11 @@ impl BlockSealer {
         self.next_height
     }
 
+    /// Sequence number of the committed sub-DAG the sealer expects next.
+    pub fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+
     /// Takes the next committed sub-DAG; returns the blocks it completes.
     pub fn on_commit(&mut self, subdag: &CommittedSubDag) -> Result<Vec<SealedBlock>, SealError> {
         if subdag.sequence != self.next_sequence {

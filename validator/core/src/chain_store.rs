@@ -189,6 +189,20 @@ impl<E: KvEngine> ChainStore<E> {
         changes: &[StateChange],
         certificate: Option<&BlockCertificate>,
     ) -> Result<Digest, ChainStoreError> {
+        self.commit_block_with(block, receipts, changes, certificate, WriteBatch::new())
+    }
+
+    /// [`ChainStore::commit_block`], with `extra` writes of the caller in the same
+    /// atomic batch (the node keeps its sealer state and consensus journal there, so
+    /// a crash can never separate them from the block they describe).
+    pub fn commit_block_with(
+        &mut self,
+        block: &Block,
+        receipts: &[Receipt],
+        changes: &[StateChange],
+        certificate: Option<&BlockCertificate>,
+        extra: WriteBatch,
+    ) -> Result<Digest, ChainStoreError> {
         let header = &block.header;
         self.check_extends_head(header)?;
         if !block.body_matches_header() {
@@ -248,6 +262,7 @@ impl<E: KvEngine> ChainStore<E> {
             block_digest: header.digest().0,
             state_root: computed.0,
         };
+        batch.extend(extra);
         head.put_into(&mut batch);
         self.write_or_undo(batch, undo, head)?;
         Ok(computed)
