@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing dualchain needs, idempotently:
-# - Debian packages: clang/libclang (bindgen for RocksDB), a C++ toolchain, pkg-config;
+# - Debian packages: clang/libclang (bindgen for RocksDB), a C++ toolchain, pkg-config,
+#   fonts-dejavu-core (text in the devnet report plots);
 # - a Rust toolchain with rustfmt and clippy (rustup, if cargo is missing).
 # Build caches live outside the clone, under ${DUALCHAIN_CACHE:-~/.cache/dualchain}.
 set -euo pipefail
 
 need_pkgs=()
-for pkg in clang libclang-dev g++ make pkg-config; do
+for pkg in clang libclang-dev g++ make pkg-config fonts-dejavu-core; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$pkg")
 done
 if ((${#need_pkgs[@]})); then

@@ -1,0 +1,228 @@
+//! Service `Admin`: pause/resume, snapshots and fault injection, behind the
+//! admin bearer token.
+//!
+//! Authentication runs in [`AdminAuth`], a tonic interceptor, before any
+//! handler: with a configured token it is [`RequireAdminToken`] (constant-time
+//! comparison, one fixed message that never echoes a token); without one every
+//! call is UNAUTHENTICATED with a message saying the admin API is disabled.
+//! Chain calls that may block (locks, file writes) run on blocking threads.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use dualchain_proto::limits::MAX_PAUSE_REASON_BYTES;
+use dualchain_proto::v1::{
+    Chain, FaultInjection, GetFaultInjectionRequest, PauseChainRequest, PauseChainResponse,
+    ResumeChainRequest, ResumeChainResponse, SnapshotResult, TriggerSnapshotRequest,
+};
+use dualchain_proto::{Admin, RequireAdminToken};
+use tonic::service::Interceptor;
+use tonic::{Code, Request, Response, Status};
+
+use crate::faults::validate_fault_injection;
+use crate::request_metrics::RequestMetrics;
+use crate::server::Context;
+use crate::status::{api_status, blocking};
+
+/// Message of every admin call on a node without an admin token.
+const ADMIN_DISABLED: &str =
+    "admin API disabled: this node has no admin token configured, so every Admin call is refused";
+
+/// The token check in front of the `Admin` service.
+#[derive(Clone)]
+pub(crate) struct AdminAuth {
+    token: Option<RequireAdminToken>,
+    metrics: RequestMetrics,
+}
+
+impl AdminAuth {
+    /// `token` must be non-empty when present (checked by the server options).
+    pub(crate) fn new(token: Option<&str>, metrics: RequestMetrics) -> Self {
+        Self {
+            token: token.map(RequireAdminToken::new),
+            metrics,
+        }
+    }
+}
+
+impl Interceptor for AdminAuth {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let checked = match &mut self.token {
+            Some(token) => token.call(request),
+            None => Err(Status::unauthenticated(ADMIN_DISABLED)),
+        };
+        if checked.is_err() {
+            self.metrics.count("Admin", Code::Unauthenticated);
+        }
+        checked
+    }
+}
+
+/// The `Admin` service of one chain.
+pub(crate) struct AdminService {
+    context: Arc<Context>,
+}
+
+impl AdminService {
+    pub(crate) fn new(context: Arc<Context>) -> Self {
+        Self { context }
+    }
+
+    fn resolve(&self, chain: i32) -> Result<Chain, Status> {
+        crate::chain::resolve(chain, self.context.api.chain())
+    }
+
+    async fn pause_inner(&self, request: PauseChainRequest) -> Result<PauseChainResponse, Status> {
+        let chain = self.resolve(request.chain)?;
+        if request.reason.len() > MAX_PAUSE_REASON_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "reason is {} bytes, at most {MAX_PAUSE_REASON_BYTES} are allowed",
+                request.reason.len()
+            )));
+        }
+        let api = Arc::clone(&self.context.api);
+        let (already_paused, height) = blocking("pause", move || {
+            api.pause(&request.reason).map_err(api_status)
+        })
+        .await??;
+        tracing::info!(
+            chain = chain.as_str_name(),
+            already_paused,
+            height,
+            "chain paused via admin API"
+        );
+        Ok(PauseChainResponse {
+            chain: chain as i32,
+            already_paused,
+            height,
+        })
+    }
+
+    async fn resume_inner(
+        &self,
+        request: ResumeChainRequest,
+    ) -> Result<ResumeChainResponse, Status> {
+        let chain = self.resolve(request.chain)?;
+        let api = Arc::clone(&self.context.api);
+        let (already_running, height) =
+            blocking("resume", move || api.resume().map_err(api_status)).await??;
+        tracing::info!(
+            chain = chain.as_str_name(),
+            already_running,
+            height,
+            "chain resumed via admin API"
+        );
+        Ok(ResumeChainResponse {
+            chain: chain as i32,
+            already_running,
+            height,
+        })
+    }
+
+    async fn snapshot_inner(
+        &self,
+        request: TriggerSnapshotRequest,
+    ) -> Result<SnapshotResult, Status> {
+        let chain = self.resolve(request.chain)?;
+        let api = Arc::clone(&self.context.api);
+        let mut result = blocking("snapshot", move || api.snapshot().map_err(api_status)).await??;
+        result.chain = chain as i32;
+        tracing::info!(
+            chain = chain.as_str_name(),
+            height = result.height,
+            path = %result.path,
+            "snapshot written via admin API"
+        );
+        Ok(result)
+    }
+
+    async fn set_faults_inner(&self, mut faults: FaultInjection) -> Result<FaultInjection, Status> {
+        let chain = self.resolve(faults.chain)?;
+        validate_fault_injection(&faults)
+            .map_err(|error| Status::invalid_argument(error.to_string()))?;
+        faults.chain = chain as i32;
+        faults.active = false;
+        let api = Arc::clone(&self.context.api);
+        let mut in_force = blocking("fault injection", move || {
+            api.set_faults(faults).map_err(api_status)
+        })
+        .await??;
+        in_force.chain = chain as i32;
+        in_force.clear = false;
+        tracing::info!(
+            chain = chain.as_str_name(),
+            active = in_force.active,
+            "fault injection set via admin API"
+        );
+        Ok(in_force)
+    }
+
+    fn get_faults_inner(
+        &self,
+        request: GetFaultInjectionRequest,
+    ) -> Result<FaultInjection, Status> {
+        let chain = self.resolve(request.chain)?;
+        let mut in_force = self.context.api.faults();
+        in_force.chain = chain as i32;
+        in_force.clear = false;
+        Ok(in_force)
+    }
+
+    fn observe<T>(
+        &self,
+        method: &str,
+        started: Instant,
+        result: Result<T, Status>,
+    ) -> Result<Response<T>, Status> {
+        self.context.metrics.observe(method, started, &result);
+        result.map(Response::new)
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn pause_chain(
+        &self,
+        request: Request<PauseChainRequest>,
+    ) -> Result<Response<PauseChainResponse>, Status> {
+        let started = Instant::now();
+        let result = self.pause_inner(request.into_inner()).await;
+        self.observe("PauseChain", started, result)
+    }
+
+    async fn resume_chain(
+        &self,
+        request: Request<ResumeChainRequest>,
+    ) -> Result<Response<ResumeChainResponse>, Status> {
+        let started = Instant::now();
+        let result = self.resume_inner(request.into_inner()).await;
+        self.observe("ResumeChain", started, result)
+    }
+
+    async fn trigger_snapshot(
+        &self,
+        request: Request<TriggerSnapshotRequest>,
+    ) -> Result<Response<SnapshotResult>, Status> {
+        let started = Instant::now();
+        let result = self.snapshot_inner(request.into_inner()).await;
+        self.observe("TriggerSnapshot", started, result)
+    }
+
+    async fn set_fault_injection(
+        &self,
+        request: Request<FaultInjection>,
+    ) -> Result<Response<FaultInjection>, Status> {
+        let started = Instant::now();
+        let result = self.set_faults_inner(request.into_inner()).await;
+        self.observe("SetFaultInjection", started, result)
+    }
+
+    async fn get_fault_injection(
+        &self,
+        request: Request<GetFaultInjectionRequest>,
+    ) -> Result<Response<FaultInjection>, Status> {
+        let started = Instant::now();
+        let result = self.get_faults_inner(request.into_inner());
+        self.observe("GetFaultInjection", started, result)
+    }
+}

@@ -1,0 +1,143 @@
+//! The validator's outward face: the `dualchain.v1` gRPC server of one chain (plus
+//! `grpc.health.v1` and server reflection) and the Prometheus `/metrics` endpoint.
+//!
+//! The node implements [`ChainApi`] for each chain it runs; this crate turns that into
+//! tonic services, so the gRPC plumbing (request validation, limits, streaming, admin
+//! token, health) is tested here against a fake chain, without RocksDB or consensus.
+//!
+//! # Entry points
+//!
+//! - [`serve_api`] / [`serve_api_on`]: one tonic server for one chain with the
+//!   `Transactions`, `Node` and `Admin` services (Admin behind the bearer token of
+//!   [`ApiOptions::admin_token`]), `grpc.health.v1` and server reflection (v1 and
+//!   v1alpha), until a shutdown future completes.
+//! - [`serve_metrics`] / [`serve_metrics_on`]: `GET /metrics` (Prometheus text
+//!   format) and `GET /healthz` over HTTP/1.1.
+//!
+//! # Module map
+//!
+//! - `server`: options, error type, the serve functions and graceful shutdown;
+//! - `chain`: which chain a request names, against the chain this port serves;
+//! - `status`: every [`ApiError`] → `tonic::Status` mapping, in one place;
+//! - `convert`: core block/certificate types → proto messages;
+//! - `transactions`, `node`, `finality`, `admin`: the service implementations;
+//! - `oversize`: oversized requests → RESOURCE_EXHAUSTED, as the contract says;
+//! - `faults`: validation of `FaultInjection` against the documented limits;
+//! - `health`: `grpc.health.v1` statuses (`""` and `dualchain.v1.Node`);
+//! - `request_metrics`: per-method request counters and latencies;
+//! - `metrics_http`: the Prometheus endpoint.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dualchain_core::types::{Block, BlockCertificate, ChainId};
+use dualchain_proto::v1;
+
+mod admin;
+mod chain;
+mod convert;
+mod faults;
+mod finality;
+mod health;
+mod metrics_http;
+mod node;
+mod oversize;
+mod request_metrics;
+mod server;
+mod status;
+mod transactions;
+
+pub use convert::{block_to_proto, finality_event};
+pub use faults::{FaultValidationError, validate_fault_injection};
+pub use metrics_http::{MetricsServeError, serve_metrics, serve_metrics_on};
+pub use server::{ApiOptions, ApiServeError, DEFAULT_MAX_REPLAY_BLOCKS, serve_api, serve_api_on};
+
+/// A block the chain has executed and committed (BFT-final), as the API sees it.
+#[derive(Clone, Debug)]
+pub struct FinalizedBlock {
+    /// Header (with executed state and receipts roots) and body.
+    pub block: Arc<Block>,
+    /// The block certificate, once 2f+1 validators signed the executed header.
+    pub certificate: Option<BlockCertificate>,
+    /// Wall-clock time (unix ms) this node committed the block.
+    pub finalized_at_unix_ms: u64,
+    /// Blocks committed on top of this one, including itself, when the event was made.
+    pub confirmation_depth: u32,
+}
+
+/// Why a chain refused an API call.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A conflicting operation is running (e.g. a snapshot of this chain is already
+    /// being written); retrying later may succeed.
+    #[error("{0}")]
+    Aborted(String),
+    /// A resource ran out (e.g. the data volume is full).
+    #[error("{0}")]
+    ResourceExhausted(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What one chain of a running validator offers the API. Implemented by the node;
+/// every method is cheap or bounded unless documented as blocking.
+pub trait ChainApi: Send + Sync + 'static {
+    /// The chain this API port serves.
+    fn chain(&self) -> ChainId;
+
+    /// Node-wide status; `chains` holds at least this chain.
+    fn node_status(&self) -> v1::NodeStatus;
+
+    /// Admits canonical transaction bytes into the mempool, one result per input in
+    /// order (`index` is the position in `transactions`). CPU-bound (decoding and
+    /// signature verification): call from a blocking context.
+    fn submit(&self, transactions: &[Bytes]) -> Vec<v1::TxResult>;
+
+    /// Transactions waiting in the mempool.
+    fn mempool_depth(&self) -> u64;
+
+    /// The committed block at `height` (None above the head or below what is kept).
+    fn block(&self, height: u64) -> Result<Option<FinalizedBlock>, ApiError>;
+
+    /// Height of the newest committed block (0 = genesis only).
+    fn finalized_height(&self) -> u64;
+
+    /// Live finality events, one per committed block, in height order.
+    fn subscribe_finality(&self) -> tokio::sync::broadcast::Receiver<FinalizedBlock>;
+
+    /// `SERVING` readiness: store open, peers joined, not paused, not catching up.
+    fn ready(&self) -> bool;
+
+    /// Stops proposing and sealing; returns (already paused, height).
+    fn pause(&self, reason: &str) -> Result<(bool, u64), ApiError>;
+
+    /// Resumes after [`ChainApi::pause`]; returns (already running, height).
+    fn resume(&self) -> Result<(bool, u64), ApiError>;
+
+    /// Writes a snapshot of the chain's state. Blocking (seconds on big states).
+    fn snapshot(&self) -> Result<v1::SnapshotResult, ApiError>;
+
+    /// Replaces the chain's fault injection (already validated against the proto
+    /// limits); `clear` removes it. Returns the settings now in force.
+    fn set_faults(&self, faults: v1::FaultInjection) -> Result<v1::FaultInjection, ApiError>;
+
+    /// The fault injection in force.
+    fn faults(&self) -> v1::FaultInjection;
+
+    /// Size of the validator set of `epoch`, for `BlockCertificate.validator_count`
+    /// (clients compare it with the signer count). `None` when unknown, which the
+    /// API reports as 0; the default exists so implementations without epoch
+    /// history still compile.
+    fn validator_count(&self, epoch: u64) -> Option<u32> {
+        let _ = epoch;
+        None
+    }
+}

@@ -1,0 +1,344 @@
+//! The gRPC server of one chain: options, errors, wiring and graceful shutdown.
+//!
+//! One tonic server carries `dualchain.v1.{Transactions, Node, Admin}`,
+//! `grpc.health.v1.Health` and server reflection (`grpc.reflection.v1` and
+//! `v1alpha`, describing `dualchain.v1` and the health service). Message size
+//! limits apply to both directions of every `dualchain.v1` service; an oversized
+//! request is RESOURCE_EXHAUSTED (see `oversize`).
+//!
+//! Shutdown sequence, when the caller's shutdown future completes:
+//! 1. a shared flag turns true: health goes NOT_SERVING (then its watchers
+//!    end), open finality streams and submission streams end with UNAVAILABLE;
+//! 2. tonic stops accepting connections and sends GOAWAY on open ones;
+//! 3. in-flight calls get [`ApiOptions::shutdown_grace`] to finish; connections
+//!    still open after that are left to close with the process (logged).
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dualchain_proto::limits::{DEFAULT_MAX_GRPC_MESSAGE_BYTES, MIN_FINALITY_STREAM_BUFFER};
+use dualchain_proto::{AdminServer, AdminToken, NodeServer, TransactionsServer};
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::ChainApi;
+use crate::admin::{AdminAuth, AdminService};
+use crate::node::NodeService;
+use crate::oversize::OversizeIsResourceExhausted;
+use crate::request_metrics::RequestMetrics;
+use crate::transactions::TransactionsService;
+
+/// Default number of blocks `StreamFinality` replays for `from_height`.
+pub const DEFAULT_MAX_REPLAY_BLOCKS: u64 = 10_000;
+
+/// How the gRPC API of one chain is served.
+#[derive(Clone)]
+pub struct ApiOptions {
+    /// Bearer token required on every `Admin` call. `None` disables the admin
+    /// API: every call is refused with UNAUTHENTICATED. Never logged; must be
+    /// visible ASCII without spaces when set.
+    pub admin_token: Option<String>,
+    /// Largest gRPC message accepted and sent, in bytes.
+    pub max_message_bytes: usize,
+    /// Per-stream buffer of `StreamFinality`, in events (at least
+    /// [`MIN_FINALITY_STREAM_BUFFER`]).
+    pub finality_stream_buffer: usize,
+    /// Most blocks one `StreamFinality` replays; an older `from_height` is
+    /// OUT_OF_RANGE.
+    pub max_replay_blocks: u64,
+    /// How often readiness (`ChainApi::ready`) is copied into the health status
+    /// of `dualchain.v1.Node`.
+    pub ready_poll_interval: Duration,
+    /// How long in-flight calls may run after shutdown starts.
+    pub shutdown_grace: Duration,
+    /// Where the API's request metrics are registered (none: not exported).
+    pub metrics_registry: Option<Registry>,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        Self {
+            admin_token: None,
+            max_message_bytes: DEFAULT_MAX_GRPC_MESSAGE_BYTES,
+            finality_stream_buffer: MIN_FINALITY_STREAM_BUFFER,
+            max_replay_blocks: DEFAULT_MAX_REPLAY_BLOCKS,
+            ready_poll_interval: Duration::from_millis(500),
+            shutdown_grace: Duration::from_secs(10),
+            metrics_registry: None,
+        }
+    }
+}
+
+impl fmt::Debug for ApiOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiOptions")
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("finality_stream_buffer", &self.finality_stream_buffer)
+            .field("max_replay_blocks", &self.max_replay_blocks)
+            .field("ready_poll_interval", &self.ready_poll_interval)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("metrics_registry", &self.metrics_registry.is_some())
+            .finish()
+    }
+}
+
+impl ApiOptions {
+    /// Checks the options, with a message naming the field.
+    pub fn validate(&self) -> Result<(), ApiServeError> {
+        let invalid = |message: String| Err(ApiServeError::InvalidOptions(message));
+        if let Some(token) = &self.admin_token
+            && AdminToken::new(token).is_err()
+        {
+            return invalid(
+                "admin_token must be non-empty visible ASCII without spaces (use None to \
+                 disable the admin API)"
+                    .into(),
+            );
+        }
+        if self.max_message_bytes == 0 {
+            return invalid("max_message_bytes must be positive".into());
+        }
+        if self.finality_stream_buffer < MIN_FINALITY_STREAM_BUFFER {
+            return invalid(format!(
+                "finality_stream_buffer must be at least {MIN_FINALITY_STREAM_BUFFER}, got {}",
+                self.finality_stream_buffer
+            ));
+        }
+        if self.max_replay_blocks == 0 {
+            return invalid("max_replay_blocks must be positive".into());
+        }
+        if self.ready_poll_interval.is_zero() {
+            return invalid("ready_poll_interval must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// Why the gRPC API could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiServeError {
+    #[error("cannot listen for the gRPC API on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot read the API listener's address: {0}")]
+    LocalAddr(std::io::Error),
+    #[error("invalid API options: {0}")]
+    InvalidOptions(String),
+    #[error("cannot register the API request metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// What every service of one server shares.
+pub(crate) struct Context {
+    pub(crate) api: Arc<dyn ChainApi>,
+    pub(crate) metrics: RequestMetrics,
+    /// Turns true when shutdown starts; long-lived streams watch it.
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) finality_stream_buffer: usize,
+    pub(crate) max_replay_blocks: u64,
+}
+
+/// Binds `listen` and serves the gRPC API of `api`'s chain until `shutdown`
+/// completes (see the module docs for the shutdown sequence).
+pub async fn serve_api(
+    listen: SocketAddr,
+    api: Arc<dyn ChainApi>,
+    options: ApiOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ApiServeError> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ApiServeError::Bind {
+            addr: listen,
+            source,
+        })?;
+    serve_api_on(listener, api, options, shutdown).await
+}
+
+/// [`serve_api`] on an already bound listener (bind port 0 and read the port
+/// first, as tests and the devnet do).
+pub async fn serve_api_on(
+    listener: TcpListener,
+    api: Arc<dyn ChainApi>,
+    options: ApiOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ApiServeError> {
+    options.validate()?;
+    let chain = api.chain();
+    let local_addr = listener.local_addr().map_err(ApiServeError::LocalAddr)?;
+    let metrics = RequestMetrics::new(chain, options.metrics_registry.as_ref())?;
+    let (stop_sender, stop_receiver) = watch::channel(false);
+    let context = Arc::new(Context {
+        api: Arc::clone(&api),
+        metrics: metrics.clone(),
+        shutdown: stop_receiver.clone(),
+        finality_stream_buffer: options.finality_stream_buffer,
+        max_replay_blocks: options.max_replay_blocks,
+    });
+
+    let limit = options.max_message_bytes;
+    let transactions = OversizeIsResourceExhausted::new(
+        TransactionsServer::new(TransactionsService::new(Arc::clone(&context)))
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit),
+    );
+    let node = OversizeIsResourceExhausted::new(
+        NodeServer::new(NodeService::new(Arc::clone(&context)))
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit),
+    );
+    let admin = OversizeIsResourceExhausted::new(InterceptedService::new(
+        AdminServer::new(AdminService::new(Arc::clone(&context)))
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit),
+        AdminAuth::new(options.admin_token.as_deref(), metrics),
+    ));
+    let reflection_v1 = reflection_builder().build_v1()?;
+    let reflection_v1alpha = reflection_builder().build_v1alpha()?;
+    let (health, health_task) =
+        crate::health::start(Arc::clone(&api), options.ready_poll_interval, stop_receiver).await;
+
+    let (stop_accepting, stop_accepting_signal) = oneshot::channel::<()>();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = Server::builder()
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(transactions)
+        .add_service(node)
+        .add_service(admin)
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = stop_accepting_signal.await;
+        });
+    let mut server = pin!(server);
+    tracing::info!(
+        %chain,
+        addr = %local_addr,
+        admin_enabled = options.admin_token.is_some(),
+        "gRPC API listening"
+    );
+
+    tokio::select! {
+        result = &mut server => {
+            // The server stopped on its own: an accept-loop error.
+            stop_sender.send_replace(true);
+            health_task.abort();
+            result?;
+            return Ok(());
+        }
+        () = shutdown => {}
+    }
+
+    tracing::info!(%chain, addr = %local_addr, "gRPC API shutting down");
+    stop_sender.send_replace(true);
+    // Readiness turns NOT_SERVING before the listener closes.
+    if let Err(error) = health_task.await {
+        tracing::warn!(%error, "health task ended abnormally");
+    }
+    let _ = stop_accepting.send(());
+    match tokio::time::timeout(options.shutdown_grace, &mut server).await {
+        Ok(result) => result?,
+        Err(_) => tracing::warn!(
+            %chain,
+            grace = ?options.shutdown_grace,
+            "gRPC API connections still open after the shutdown grace period; leaving them"
+        ),
+    }
+    tracing::info!(%chain, "gRPC API stopped");
+    Ok(())
+}
+
+/// Reflection over `dualchain.v1` and `grpc.health.v1` (the reflection service
+/// describes itself).
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(dualchain_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_proto_limits() {
+        let options = ApiOptions::default();
+        options.validate().unwrap();
+        assert_eq!(options.max_message_bytes, 64 * 1024 * 1024);
+        assert!(options.finality_stream_buffer >= 1_024);
+    }
+
+    #[test]
+    fn bad_options_are_refused_with_the_field_name() {
+        let cases: [(ApiOptions, &str); 5] = [
+            (
+                ApiOptions {
+                    admin_token: Some(String::new()),
+                    ..Default::default()
+                },
+                "admin_token",
+            ),
+            (
+                ApiOptions {
+                    admin_token: Some("has space".into()),
+                    ..Default::default()
+                },
+                "admin_token",
+            ),
+            (
+                ApiOptions {
+                    finality_stream_buffer: 10,
+                    ..Default::default()
+                },
+                "finality_stream_buffer",
+            ),
+            (
+                ApiOptions {
+                    ready_poll_interval: Duration::ZERO,
+                    ..Default::default()
+                },
+                "ready_poll_interval",
+            ),
+            (
+                ApiOptions {
+                    max_replay_blocks: 0,
+                    ..Default::default()
+                },
+                "max_replay_blocks",
+            ),
+        ];
+        for (options, field) in cases {
+            let message = options.validate().unwrap_err().to_string();
+            assert!(message.contains(field), "{message}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let options = ApiOptions {
+            admin_token: Some("very-secret-token".into()),
+            ..Default::default()
+        };
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("very-secret-token"));
+        assert!(shown.contains("redacted"));
+    }
+}

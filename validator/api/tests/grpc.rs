@@ -1,0 +1,904 @@
+//! The real server on 127.0.0.1:0 with the generated clients, against a fake chain.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use dualchain_api::{ApiOptions, ApiServeError, ChainApi};
+use dualchain_core::encoding::Canonical;
+use dualchain_core::types::{BlockBody, BlockCertificate, BlockHeader, ChainId};
+use dualchain_proto::limits::{MAX_TX_BYTES, MAX_TXS_PER_MESSAGE};
+use dualchain_proto::v1::{
+    Chain, FaultInjection, FinalityEvent, FinalityEventKind, GetBlockRequest,
+    GetFaultInjectionRequest, GetStatusRequest, PauseChainRequest, PeerGroup, ResumeChainRequest,
+    StreamFinalityRequest, SubmitBatchRequest, SubmitRequest, TriggerSnapshotRequest, TxStatus,
+};
+use dualchain_proto::{AdminClient, AdminToken, NodeClient, TransactionsClient};
+use tonic::Code;
+use tonic::Streaming;
+use tonic::transport::Channel;
+
+use support::{FakeChain, Running, TOKEN, bounded, options_with_token};
+
+async fn delta_server() -> Running {
+    Running::start(FakeChain::new(ChainId::Delta, 64), options_with_token()).await
+}
+
+fn admin(
+    channel: Channel,
+    token: &str,
+) -> AdminClient<tonic::service::interceptor::InterceptedService<Channel, AdminToken>> {
+    AdminClient::with_interceptor(channel, AdminToken::new(token).unwrap())
+}
+
+async fn next_event(stream: &mut Streaming<FinalityEvent>) -> FinalityEvent {
+    tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("no finality event within 10 s")
+        .expect("stream failed")
+        .expect("stream ended")
+}
+
+// ------------------------------------------------------------- transactions
+
+#[tokio::test]
+async fn submit_batch_maps_every_transaction_in_order() {
+    bounded(async {
+        let server = delta_server().await;
+        let mut client = TransactionsClient::new(server.channel().await);
+        let transactions = vec![
+            b"first".to_vec(),
+            Vec::new(),
+            vec![7; MAX_TX_BYTES + 1],
+            vec![0xFF, 1, 2],
+            b"first".to_vec(),
+            vec![8; MAX_TX_BYTES],
+        ];
+        let response = client
+            .submit_batch(SubmitBatchRequest {
+                chain: Chain::Unspecified as i32,
+                transactions,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(response.chain(), Chain::Delta);
+        let statuses: Vec<_> = response.results.iter().map(|r| r.status()).collect();
+        assert_eq!(
+            statuses,
+            vec![
+                TxStatus::Accepted,
+                TxStatus::InvalidEncoding,
+                TxStatus::TooLarge,
+                TxStatus::InvalidSignature,
+                TxStatus::Duplicate,
+                TxStatus::Accepted,
+            ]
+        );
+        let indexes: Vec<_> = response.results.iter().map(|r| r.index).collect();
+        assert_eq!(indexes, vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(response.accepted, 2);
+        assert_eq!(response.rejected, 4);
+        assert_eq!(response.mempool_depth, 2);
+        let too_large = &response.results[2];
+        assert!(too_large.digest.is_empty());
+        assert!(too_large.reason.contains("131072"), "{}", too_large.reason);
+        assert_eq!(response.results[0].digest.len(), 32);
+        // The oversized transaction never reached the chain.
+        let lengths = server.fake.submitted_lengths.lock().unwrap().clone();
+        assert_eq!(lengths.len(), 5);
+        assert!(lengths.iter().all(|&len| len <= MAX_TX_BYTES));
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn submit_batch_refuses_wrong_chain_bad_chain_and_too_many() {
+    bounded(async {
+        let server = delta_server().await;
+        let mut client = TransactionsClient::new(server.channel().await);
+        let wrong = client
+            .submit_batch(SubmitBatchRequest {
+                chain: Chain::Alpha as i32,
+                transactions: vec![b"x".to_vec()],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.code(), Code::FailedPrecondition);
+        assert!(
+            wrong.message().contains("CHAIN_DELTA"),
+            "{}",
+            wrong.message()
+        );
+
+        let unknown = client
+            .submit_batch(SubmitBatchRequest {
+                chain: 42,
+                transactions: vec![b"x".to_vec()],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.code(), Code::InvalidArgument);
+
+        let too_many = client
+            .submit_batch(SubmitBatchRequest {
+                chain: Chain::Delta as i32,
+                transactions: vec![vec![1]; MAX_TXS_PER_MESSAGE + 1],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(too_many.code(), Code::InvalidArgument);
+        assert!(
+            too_many.message().contains("10000"),
+            "{}",
+            too_many.message()
+        );
+        assert!(server.fake.submitted_lengths.lock().unwrap().is_empty());
+
+        let empty = client
+            .submit_batch(SubmitBatchRequest {
+                chain: Chain::Delta as i32,
+                transactions: Vec::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(empty.results.is_empty());
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn message_size_limit_is_configurable() {
+    bounded(async {
+        let options = ApiOptions {
+            max_message_bytes: 256 * 1024,
+            ..options_with_token()
+        };
+        let server = Running::start(FakeChain::new(ChainId::Delta, 64), options).await;
+        let mut client = TransactionsClient::new(server.channel().await);
+        let status = client
+            .submit_batch(SubmitBatchRequest {
+                chain: 0,
+                transactions: vec![vec![1; 100 * 1024]; 4],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.message().contains("limit"), "{}", status.message());
+        let streamed = client
+            .submit_transactions(tokio_stream::iter(vec![
+                SubmitRequest {
+                    chain: 0,
+                    transactions: vec![b"small".to_vec()],
+                },
+                SubmitRequest {
+                    chain: 0,
+                    transactions: vec![vec![1; 100 * 1024]; 4],
+                },
+            ]))
+            .await
+            .unwrap_err();
+        assert_eq!(streamed.code(), Code::ResourceExhausted);
+        assert_eq!(
+            server.fake.mempool_depth(),
+            1,
+            "the first message was admitted"
+        );
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn submit_stream_summarises_with_indexes_across_messages() {
+    bounded(async {
+        let server = delta_server().await;
+        let mut client = TransactionsClient::new(server.channel().await);
+        let messages = vec![
+            SubmitRequest {
+                chain: Chain::Delta as i32,
+                transactions: vec![b"a".to_vec(), b"b".to_vec()],
+            },
+            SubmitRequest {
+                chain: Chain::Unspecified as i32,
+                transactions: Vec::new(),
+            },
+            SubmitRequest {
+                chain: Chain::Delta as i32,
+                transactions: vec![b"a".to_vec(), vec![0xFF], vec![0; MAX_TX_BYTES + 1]],
+            },
+        ];
+        let summary = client
+            .submit_transactions(tokio_stream::iter(messages))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(summary.chain(), Chain::Delta);
+        assert_eq!(summary.received, 5);
+        assert_eq!(summary.accepted, 2);
+        assert_eq!(summary.rejected, 3);
+        let counts: Vec<_> = summary
+            .status_counts
+            .iter()
+            .map(|c| (c.status(), c.count))
+            .collect();
+        assert_eq!(
+            counts,
+            vec![
+                (TxStatus::Accepted, 2),
+                (TxStatus::Duplicate, 1),
+                (TxStatus::InvalidSignature, 1),
+                (TxStatus::TooLarge, 1),
+            ]
+        );
+        let rejected: Vec<_> = summary
+            .rejected_results
+            .iter()
+            .map(|r| (r.index, r.status()))
+            .collect();
+        assert_eq!(
+            rejected,
+            vec![
+                (2, TxStatus::Duplicate),
+                (3, TxStatus::InvalidSignature),
+                (4, TxStatus::TooLarge)
+            ]
+        );
+        assert!(!summary.results_truncated);
+        assert_eq!(summary.mempool_depth, 2);
+
+        let empty = client
+            .submit_transactions(tokio_stream::iter(Vec::<SubmitRequest>::new()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(empty.received, 0);
+        assert_eq!(empty.chain(), Chain::Delta);
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn submit_stream_refuses_a_chain_change_but_keeps_what_was_admitted() {
+    bounded(async {
+        let server = delta_server().await;
+        let mut client = TransactionsClient::new(server.channel().await);
+        let messages = vec![
+            SubmitRequest {
+                chain: Chain::Delta as i32,
+                transactions: vec![b"kept".to_vec()],
+            },
+            SubmitRequest {
+                chain: Chain::Alpha as i32,
+                transactions: vec![b"refused".to_vec()],
+            },
+        ];
+        let status = client
+            .submit_transactions(tokio_stream::iter(messages))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(server.fake.mempool_depth(), 1);
+
+        let first_wrong = client
+            .submit_transactions(tokio_stream::iter(vec![SubmitRequest {
+                chain: Chain::Alpha as i32,
+                transactions: vec![b"x".to_vec()],
+            }]))
+            .await
+            .unwrap_err();
+        assert_eq!(first_wrong.code(), Code::FailedPrecondition);
+
+        let too_many = client
+            .submit_transactions(tokio_stream::iter(vec![SubmitRequest {
+                chain: 0,
+                transactions: vec![vec![2]; MAX_TXS_PER_MESSAGE + 1],
+            }]))
+            .await
+            .unwrap_err();
+        assert_eq!(too_many.code(), Code::InvalidArgument);
+        assert_eq!(server.fake.mempool_depth(), 1);
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+// ------------------------------------------------------------- node
+
+#[tokio::test]
+async fn status_comes_from_the_chain() {
+    bounded(async {
+        let server = delta_server().await;
+        server.fake.commit_many(3);
+        let mut client = NodeClient::new(server.channel().await);
+        let status = client
+            .get_status(GetStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(status.peer_id, "validator-0");
+        assert_eq!(status.chains.len(), 1);
+        assert_eq!(status.chains[0].chain(), Chain::Delta);
+        assert_eq!(status.chains[0].height, 3);
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn get_block_found_with_body_and_certificate() {
+    bounded(async {
+        let server = delta_server().await;
+        server.fake.certify.store(true, Ordering::SeqCst);
+        server.fake.commit(3);
+        let mut client = NodeClient::new(server.channel().await);
+        let block = client
+            .get_block(GetBlockRequest {
+                chain: Chain::Delta as i32,
+                height: 1,
+                include_body: true,
+                include_certificate: true,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let stored = server.fake.stored_block(1).unwrap();
+        let header = block.header.as_ref().unwrap();
+        assert_eq!(header.height, 1);
+        assert_eq!(header.tx_count, 3);
+        assert_eq!(
+            header.digest,
+            stored.block.header.digest().as_bytes().to_vec()
+        );
+        assert_eq!(
+            BlockHeader::from_canonical_bytes(&block.header_bytes).unwrap(),
+            stored.block.header
+        );
+        assert_eq!(
+            BlockBody::from_canonical_bytes(block.body.as_deref().unwrap()).unwrap(),
+            stored.block.body
+        );
+        let certificate = block.certificate.unwrap();
+        assert_eq!(certificate.signer_indices, vec![0, 1, 3]);
+        assert_eq!(certificate.signer_count, 3);
+        assert_eq!(certificate.validator_count, 4);
+        assert_eq!(
+            BlockCertificate::from_canonical_bytes(&certificate.certificate_bytes).ok(),
+            stored.certificate
+        );
+        assert!(block.finalized);
+
+        let bare = client
+            .get_block(GetBlockRequest {
+                chain: 0,
+                height: 1,
+                include_body: false,
+                include_certificate: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(bare.body.is_none());
+        assert!(bare.certificate.is_none());
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn get_block_not_found_pruned_and_wrong_chain() {
+    bounded(async {
+        let server = delta_server().await;
+        server.fake.keep_last.store(3, Ordering::SeqCst);
+        server.fake.commit_many(5);
+        let mut client = NodeClient::new(server.channel().await);
+        let request = |chain: Chain, height| GetBlockRequest {
+            chain: chain as i32,
+            height,
+            include_body: false,
+            include_certificate: false,
+        };
+        let above = client
+            .get_block(request(Chain::Delta, 99))
+            .await
+            .unwrap_err();
+        assert_eq!(above.code(), Code::NotFound);
+        assert!(
+            above.message().contains("above the finalized height 5"),
+            "{}",
+            above.message()
+        );
+        let pruned = client
+            .get_block(request(Chain::Delta, 1))
+            .await
+            .unwrap_err();
+        assert_eq!(pruned.code(), Code::NotFound);
+        assert!(pruned.message().contains("pruned"), "{}", pruned.message());
+        let wrong = client
+            .get_block(request(Chain::Alpha, 4))
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.code(), Code::FailedPrecondition);
+        assert!(client.get_block(request(Chain::Delta, 4)).await.is_ok());
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+// ------------------------------------------------------------- finality
+
+fn stream_request(from_height: Option<u64>, include_tx_digests: bool) -> StreamFinalityRequest {
+    StreamFinalityRequest {
+        chain: Chain::Unspecified as i32,
+        from_height,
+        include_tx_digests,
+    }
+}
+
+#[tokio::test]
+async fn finality_stream_replays_then_goes_live_without_duplicates() {
+    bounded(async {
+        let server = delta_server().await;
+        for _ in 0..5 {
+            server.fake.commit(2);
+        }
+        // One more block lands between the subscription and the replay's read
+        // of the finalized height: it must be sent once.
+        server
+            .fake
+            .commit_on_subscribe
+            .store(true, Ordering::SeqCst);
+        let mut client = NodeClient::new(server.channel().await);
+        let mut stream = client
+            .stream_finality(stream_request(Some(2), true))
+            .await
+            .unwrap()
+            .into_inner();
+        server
+            .fake
+            .commit_on_subscribe
+            .store(false, Ordering::SeqCst);
+        for height in 2..=6 {
+            let event = next_event(&mut stream).await;
+            assert_eq!(event.height, height);
+            assert!(event.replayed, "height {height} is a replay");
+            assert_eq!(event.kind(), FinalityEventKind::DeltaBlockFinalized);
+            assert_eq!(event.chain(), Chain::Delta);
+            assert_eq!(event.tx_digests.len(), event.tx_count as usize);
+            assert_eq!(event.block_digest.len(), 32);
+        }
+        server.fake.commit(1);
+        server.fake.commit(0);
+        let live = next_event(&mut stream).await;
+        assert_eq!((live.height, live.replayed), (7, false));
+        assert_eq!(live.tx_digests.len(), 1);
+        let expected_digest = server.fake.stored_block(7).unwrap().block.body.transactions[0]
+            .digest()
+            .as_bytes()
+            .to_vec();
+        assert_eq!(live.tx_digests[0], expected_digest);
+        assert_eq!(next_event(&mut stream).await.height, 8);
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn finality_stream_without_start_sends_only_new_blocks() {
+    bounded(async {
+        let server = delta_server().await;
+        server.fake.commit_many(4);
+        let mut client = NodeClient::new(server.channel().await);
+        let mut stream = client
+            .stream_finality(stream_request(None, false))
+            .await
+            .unwrap()
+            .into_inner();
+        server.fake.commit(3);
+        let event = next_event(&mut stream).await;
+        assert_eq!((event.height, event.replayed), (5, false));
+        assert!(event.tx_digests.is_empty(), "digests only when asked for");
+        assert_eq!(event.tx_count, 3);
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_lagging_stream_is_repaired_from_the_store() {
+    bounded(async {
+        // A broadcast buffer of 4: committing 200 blocks at once lags the
+        // stream's receiver far behind.
+        let server = Running::start(FakeChain::new(ChainId::Delta, 4), options_with_token()).await;
+        let mut client = NodeClient::new(server.channel().await);
+        let mut stream = client
+            .stream_finality(stream_request(None, false))
+            .await
+            .unwrap()
+            .into_inner();
+        server.fake.commit_many(200);
+        for height in 1..=200 {
+            let event = next_event(&mut stream).await;
+            assert_eq!(event.height, height, "every height once, in order");
+            assert!(!event.replayed);
+        }
+        server.fake.commit(0);
+        assert_eq!(next_event(&mut stream).await.height, 201);
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stream_that_lost_unstored_events_ends_with_resource_exhausted() {
+    bounded(async {
+        let server = Running::start(FakeChain::new(ChainId::Delta, 4), options_with_token()).await;
+        server.fake.keep_last.store(10, Ordering::SeqCst);
+        let mut client = NodeClient::new(server.channel().await);
+        let mut stream = client
+            .stream_finality(stream_request(None, false))
+            .await
+            .unwrap()
+            .into_inner();
+        server.fake.commit_many(100);
+        let status = loop {
+            match tokio::time::timeout(Duration::from_secs(10), stream.message())
+                .await
+                .expect("stream stalled")
+            {
+                Ok(Some(event)) => assert!(event.height <= 100),
+                Ok(None) => panic!("stream ended without a status"),
+                Err(status) => break status,
+            }
+        };
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(
+            status.message().contains("no longer stored"),
+            "{}",
+            status.message()
+        );
+        assert!(status.message().contains("from_height"));
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn replay_start_out_of_range_and_wrong_chain() {
+    bounded(async {
+        let options = ApiOptions {
+            max_replay_blocks: 10,
+            ..options_with_token()
+        };
+        let server = Running::start(FakeChain::new(ChainId::Delta, 64), options).await;
+        server.fake.commit_many(30);
+        let mut client = NodeClient::new(server.channel().await);
+        let too_old = client
+            .stream_finality(stream_request(Some(5), false))
+            .await
+            .unwrap_err();
+        assert_eq!(too_old.code(), Code::OutOfRange);
+        assert!(too_old.message().contains(">= 21"), "{}", too_old.message());
+
+        server.fake.keep_last.store(5, Ordering::SeqCst);
+        server.fake.commit(0);
+        let pruned = client
+            .stream_finality(stream_request(Some(25), false))
+            .await
+            .unwrap_err();
+        assert_eq!(pruned.code(), Code::OutOfRange);
+        assert!(pruned.message().contains("pruned"), "{}", pruned.message());
+
+        let wrong = client
+            .stream_finality(StreamFinalityRequest {
+                chain: Chain::Alpha as i32,
+                from_height: None,
+                include_tx_digests: false,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.code(), Code::FailedPrecondition);
+
+        // A start in the future waits for that height.
+        let mut future = client
+            .stream_finality(stream_request(Some(33), false))
+            .await
+            .unwrap()
+            .into_inner();
+        server.fake.commit_many(3);
+        let event = next_event(&mut future).await;
+        assert_eq!((event.height, event.replayed), (33, false));
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_halted_chain_ends_the_stream_with_unavailable() {
+    bounded(async {
+        let server = delta_server().await;
+        let mut client = NodeClient::new(server.channel().await);
+        let mut stream = client
+            .stream_finality(stream_request(None, false))
+            .await
+            .unwrap()
+            .into_inner();
+        server.fake.commit(0);
+        assert_eq!(next_event(&mut stream).await.height, 1);
+        server.fake.halt();
+        let status = stream.message().await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(
+            status.message().contains("from_height 2"),
+            "{}",
+            status.message()
+        );
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_and_returns() {
+    bounded(async {
+        let mut server = delta_server().await;
+        let mut client = NodeClient::new(server.channel().await);
+        let mut stream = client
+            .stream_finality(stream_request(Some(0), false))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(next_event(&mut stream).await.height, 0);
+        server.begin_stop();
+        let status = stream.message().await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.message().contains("shutting down"));
+        let stopped = tokio::time::timeout(Duration::from_secs(4), server.join())
+            .await
+            .expect("graceful shutdown finished before the grace period");
+        assert!(stopped.is_ok());
+    })
+    .await;
+}
+
+// ------------------------------------------------------------- admin
+
+#[tokio::test]
+async fn admin_is_refused_without_a_configured_token() {
+    bounded(async {
+        let options = ApiOptions {
+            admin_token: None,
+            ..options_with_token()
+        };
+        let server = Running::start(FakeChain::new(ChainId::Alpha, 64), options).await;
+        let channel = server.channel().await;
+        let mut with_some_token = admin(channel.clone(), "anything");
+        let status = with_some_token
+            .pause_chain(PauseChainRequest {
+                chain: 0,
+                reason: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert!(status.message().contains("no admin token configured"));
+        let mut anonymous = AdminClient::new(channel);
+        let status = anonymous
+            .get_fault_injection(GetFaultInjectionRequest { chain: 0 })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn admin_needs_the_right_token() {
+    bounded(async {
+        let server = delta_server().await;
+        let channel = server.channel().await;
+        let mut anonymous = AdminClient::new(channel.clone());
+        let missing = anonymous
+            .resume_chain(ResumeChainRequest { chain: 0 })
+            .await
+            .unwrap_err();
+        assert_eq!(missing.code(), Code::Unauthenticated);
+
+        let mut wrong = admin(channel.clone(), "not-the-token");
+        // Authentication comes before validation: an invalid request with a
+        // wrong token is still UNAUTHENTICATED.
+        let status = wrong
+            .set_fault_injection(FaultInjection {
+                drop_probability: 7.0,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert!(!status.message().contains(TOKEN));
+        assert!(!status.message().contains("not-the-token"));
+
+        let mut right = admin(channel, TOKEN);
+        let paused = right
+            .pause_chain(PauseChainRequest {
+                chain: Chain::Delta as i32,
+                reason: "maintenance".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(paused.chain(), Chain::Delta);
+        assert!(!paused.already_paused);
+        let again = right
+            .pause_chain(PauseChainRequest {
+                chain: 0,
+                reason: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(again.already_paused);
+        // The fake refuses snapshots while paused: ABORTED reaches the client.
+        let busy = right
+            .trigger_snapshot(TriggerSnapshotRequest { chain: 0 })
+            .await
+            .unwrap_err();
+        assert_eq!(busy.code(), Code::Aborted);
+        let resumed = right
+            .resume_chain(ResumeChainRequest { chain: 0 })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!resumed.already_running);
+        let snapshot = right
+            .trigger_snapshot(TriggerSnapshotRequest { chain: 0 })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(snapshot.chain(), Chain::Delta);
+        assert_eq!(snapshot.checksum.len(), 32);
+
+        let long_reason = right
+            .pause_chain(PauseChainRequest {
+                chain: 0,
+                reason: "x".repeat(257),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(long_reason.code(), Code::InvalidArgument);
+        let other_chain = right
+            .pause_chain(PauseChainRequest {
+                chain: Chain::Alpha as i32,
+                reason: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(other_chain.code(), Code::FailedPrecondition);
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn fault_injection_is_validated_and_round_trips() {
+    bounded(async {
+        let server = delta_server().await;
+        let mut right = admin(server.channel().await, TOKEN);
+        let invalid = [
+            FaultInjection {
+                drop_probability: f64::NAN,
+                ..Default::default()
+            },
+            FaultInjection {
+                drop_probability: 1.5,
+                ..Default::default()
+            },
+            FaultInjection {
+                added_delay_ms: 60_001,
+                ..Default::default()
+            },
+            FaultInjection {
+                partitions: vec![PeerGroup::default(); 65],
+                ..Default::default()
+            },
+            FaultInjection {
+                partitions: vec![PeerGroup {
+                    peer_ids: vec!["p".into(); 1_025],
+                }],
+                ..Default::default()
+            },
+            FaultInjection {
+                clear: true,
+                jitter_ms: 5,
+                ..Default::default()
+            },
+        ];
+        for faults in invalid {
+            let status = right.set_fault_injection(faults.clone()).await.unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument, "{faults:?}");
+        }
+        assert!(
+            !right
+                .get_fault_injection(GetFaultInjectionRequest { chain: 0 })
+                .await
+                .unwrap()
+                .into_inner()
+                .active
+        );
+
+        let in_force = right
+            .set_fault_injection(FaultInjection {
+                chain: 0,
+                drop_probability: 0.25,
+                added_delay_ms: 100,
+                partitions: vec![PeerGroup {
+                    peer_ids: vec!["validator-0".into(), "validator-1".into()],
+                }],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(in_force.chain(), Chain::Delta);
+        assert!(in_force.active);
+        let read = right
+            .get_fault_injection(GetFaultInjectionRequest {
+                chain: Chain::Delta as i32,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(read.drop_probability, 0.25);
+        assert_eq!(read.partitions.len(), 1);
+        let cleared = right
+            .set_fault_injection(FaultInjection {
+                clear: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!cleared.active);
+        assert!(!cleared.clear, "responses never say clear");
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+// ------------------------------------------------------------- errors
+
+#[tokio::test]
+async fn invalid_options_and_busy_ports_are_clear_errors() {
+    bounded(async {
+        let fake = FakeChain::new(ChainId::Delta, 4);
+        let options = ApiOptions {
+            admin_token: Some(String::new()),
+            ..Default::default()
+        };
+        let error = dualchain_api::serve_api(
+            "127.0.0.1:0".parse().unwrap(),
+            fake.clone(),
+            options,
+            std::future::pending(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(error, ApiServeError::InvalidOptions(_)), "{error}");
+
+        let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap();
+        let error =
+            dualchain_api::serve_api(addr, fake, ApiOptions::default(), std::future::pending())
+                .await
+                .unwrap_err();
+        assert!(matches!(error, ApiServeError::Bind { .. }), "{error}");
+        assert!(error.to_string().contains(&addr.to_string()));
+    })
+    .await;
+}

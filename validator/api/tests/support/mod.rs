@@ -1,0 +1,401 @@
+//! A fake chain behind the real server, and helpers to start it on loopback.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dualchain_api::{ApiError, ApiOptions, ApiServeError, ChainApi, FinalizedBlock};
+use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::hash::{Digest, HashDomain};
+use dualchain_core::types::{
+    Address, AssetId, Block, BlockBody, BlockCertificate, BlockHeader, ChainId, Output,
+    Transaction, TxPayload,
+};
+use dualchain_proto::v1::{
+    self, ChainStatus, FaultInjection, Health, NodeStatus, SnapshotResult, TxResult, TxStatus,
+};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub const TOKEN: &str = "test-admin-token-5e1f";
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `body` under a hard time bound so a hung server fails the test.
+pub async fn bounded<F: Future<Output = ()>>(body: F) {
+    tokio::time::timeout(TEST_TIMEOUT, body)
+        .await
+        .expect("test exceeded its time bound");
+}
+
+/// A chain held in memory. Transactions: empty bytes are INVALID_ENCODING, a
+/// first byte 0xFF is INVALID_SIGNATURE, a repeat is DUPLICATE, the rest
+/// ACCEPTED with digest = transaction-domain hash of the bytes.
+pub struct FakeChain {
+    pub chain: ChainId,
+    blocks: Mutex<BTreeMap<u64, FinalizedBlock>>,
+    finalized: AtomicU64,
+    events: Mutex<Option<broadcast::Sender<FinalizedBlock>>>,
+    pub ready: AtomicBool,
+    paused: AtomicBool,
+    faults: Mutex<FaultInjection>,
+    seen: Mutex<HashSet<Vec<u8>>>,
+    /// Lengths of every transaction that reached `submit`.
+    pub submitted_lengths: Mutex<Vec<usize>>,
+    /// Keep only this many newest blocks (0 = all).
+    pub keep_last: AtomicU64,
+    /// Commit one block right after handing out a subscription (to test
+    /// the replay/live overlap).
+    pub commit_on_subscribe: AtomicBool,
+    /// Sign certificates for committed blocks.
+    pub certify: AtomicBool,
+    keys: Vec<ValidatorKeypair>,
+}
+
+impl FakeChain {
+    pub fn new(chain: ChainId, broadcast_capacity: usize) -> Arc<Self> {
+        let (events, _) = broadcast::channel(broadcast_capacity);
+        let fake = Arc::new(Self {
+            chain,
+            blocks: Mutex::new(BTreeMap::new()),
+            finalized: AtomicU64::new(0),
+            events: Mutex::new(Some(events)),
+            ready: AtomicBool::new(true),
+            paused: AtomicBool::new(false),
+            faults: Mutex::new(FaultInjection::default()),
+            seen: Mutex::new(HashSet::new()),
+            submitted_lengths: Mutex::new(Vec::new()),
+            keep_last: AtomicU64::new(0),
+            commit_on_subscribe: AtomicBool::new(false),
+            certify: AtomicBool::new(false),
+            keys: (0..4u8)
+                .map(|i| ValidatorKeypair::from_seed(&[i + 1; 32]))
+                .collect(),
+        });
+        // Genesis, height 0.
+        fake.insert(make_block(chain, 0, 0), None);
+        fake
+    }
+
+    fn insert(&self, block: Block, certificate: Option<BlockCertificate>) -> FinalizedBlock {
+        let height = block.header.height;
+        let finalized = FinalizedBlock {
+            block: Arc::new(block),
+            certificate,
+            finalized_at_unix_ms: 1_700_000_000_000 + height,
+            confirmation_depth: 1,
+        };
+        let mut blocks = self.blocks.lock().unwrap();
+        blocks.insert(height, finalized.clone());
+        let keep = self.keep_last.load(Ordering::SeqCst);
+        if keep > 0 {
+            while blocks.len() as u64 > keep {
+                blocks.pop_first();
+            }
+        }
+        finalized
+    }
+
+    /// Commits the next block with `tx_count` transactions and publishes it.
+    pub fn commit(&self, tx_count: usize) -> u64 {
+        let height = self.finalized.load(Ordering::SeqCst) + 1;
+        let block = make_block(self.chain, height, tx_count);
+        let certificate = self.certify.load(Ordering::SeqCst).then(|| {
+            let votes = [0u16, 1, 3].into_iter().map(|i| {
+                (
+                    i,
+                    BlockCertificate::vote(&self.keys[usize::from(i)], &block.header),
+                )
+            });
+            BlockCertificate::from_votes(&block.header, votes)
+        });
+        let finalized = self.insert(block, certificate);
+        self.finalized.store(height, Ordering::SeqCst);
+        if let Some(events) = self.events.lock().unwrap().as_ref() {
+            let _ = events.send(finalized);
+        }
+        height
+    }
+
+    pub fn commit_many(&self, count: usize) {
+        for _ in 0..count {
+            self.commit(1);
+        }
+    }
+
+    pub fn stored_block(&self, height: u64) -> Option<FinalizedBlock> {
+        self.blocks.lock().unwrap().get(&height).cloned()
+    }
+
+    /// Stops publishing finality events (as a halting chain would): open
+    /// subscriptions see the channel closed.
+    pub fn halt(&self) {
+        self.events.lock().unwrap().take();
+    }
+}
+
+/// A block whose header commits to its body.
+pub fn make_block(chain: ChainId, height: u64, tx_count: usize) -> Block {
+    let transactions = (0..tx_count)
+        .map(|i| {
+            Transaction {
+                chain,
+                sender: Address([3; 32]),
+                nonce: height * 1_000 + i as u64,
+                fee: 1,
+                payload: TxPayload::Transfer {
+                    outputs: vec![Output {
+                        to: Address([4; 32]),
+                        asset: AssetId::NATIVE,
+                        amount: 10,
+                    }],
+                },
+            }
+            .unsigned()
+        })
+        .collect();
+    let body = BlockBody {
+        vertices: vec![Digest([height as u8; 32])],
+        transactions,
+    };
+    let header = BlockHeader {
+        chain,
+        height,
+        epoch: 2,
+        slot: height,
+        parent: Digest([0; 32]),
+        timestamp_ms: 1_699_000_000_000 + height * 3_000,
+        vertices_root: body.vertices_root(),
+        transactions_root: body.transactions_root(),
+        receipts_root: Digest([0xEE; 32]),
+        state_root: Digest([height as u8; 32]),
+        tx_count: tx_count as u32,
+    };
+    Block { header, body }
+}
+
+fn proto_chain(chain: ChainId) -> v1::Chain {
+    match chain {
+        ChainId::Alpha => v1::Chain::Alpha,
+        ChainId::Delta => v1::Chain::Delta,
+    }
+}
+
+impl ChainApi for FakeChain {
+    fn chain(&self) -> ChainId {
+        self.chain
+    }
+
+    fn node_status(&self) -> NodeStatus {
+        let height = self.finalized.load(Ordering::SeqCst);
+        NodeStatus {
+            node_version: "0.1.0+test".into(),
+            validator_key_digest: vec![0xAB; 32],
+            validator_index: Some(0),
+            epoch: 2,
+            chains: vec![ChainStatus {
+                chain: proto_chain(self.chain) as i32,
+                height,
+                finalized_height: height,
+                health: Health::Healthy as i32,
+                paused: self.paused.load(Ordering::SeqCst),
+                mempool_depth: self.mempool_depth(),
+                ..Default::default()
+            }],
+            peer_id: "validator-0".into(),
+            started_at_unix_ms: 1_699_000_000_000,
+        }
+    }
+
+    fn submit(&self, transactions: &[Bytes]) -> Vec<TxResult> {
+        let mut seen = self.seen.lock().unwrap();
+        let mut lengths = self.submitted_lengths.lock().unwrap();
+        transactions
+            .iter()
+            .enumerate()
+            .map(|(index, tx)| {
+                lengths.push(tx.len());
+                let (status, digest) = if tx.is_empty() {
+                    (TxStatus::InvalidEncoding, Vec::new())
+                } else {
+                    let digest = HashDomain::Transaction.hash(tx).as_bytes().to_vec();
+                    if tx[0] == 0xFF {
+                        (TxStatus::InvalidSignature, digest)
+                    } else if !seen.insert(tx.to_vec()) {
+                        (TxStatus::Duplicate, digest)
+                    } else {
+                        (TxStatus::Accepted, digest)
+                    }
+                };
+                TxResult {
+                    index: index as u64,
+                    digest,
+                    status: status as i32,
+                    reason: if status == TxStatus::Accepted {
+                        String::new()
+                    } else {
+                        format!("fake: {}", status.as_str_name())
+                    },
+                }
+            })
+            .collect()
+    }
+
+    fn mempool_depth(&self) -> u64 {
+        self.seen.lock().unwrap().len() as u64
+    }
+
+    fn block(&self, height: u64) -> Result<Option<FinalizedBlock>, ApiError> {
+        Ok(self.stored_block(height))
+    }
+
+    fn finalized_height(&self) -> u64 {
+        self.finalized.load(Ordering::SeqCst)
+    }
+
+    fn subscribe_finality(&self) -> broadcast::Receiver<FinalizedBlock> {
+        let receiver = match self.events.lock().unwrap().as_ref() {
+            Some(events) => events.subscribe(),
+            None => broadcast::channel(1).1,
+        };
+        if self.commit_on_subscribe.load(Ordering::SeqCst) {
+            self.commit(2);
+        }
+        receiver
+    }
+
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    fn pause(&self, _reason: &str) -> Result<(bool, u64), ApiError> {
+        Ok((
+            self.paused.swap(true, Ordering::SeqCst),
+            self.finalized_height(),
+        ))
+    }
+
+    fn resume(&self) -> Result<(bool, u64), ApiError> {
+        Ok((
+            !self.paused.swap(false, Ordering::SeqCst),
+            self.finalized_height(),
+        ))
+    }
+
+    fn snapshot(&self) -> Result<SnapshotResult, ApiError> {
+        if self.paused.load(Ordering::SeqCst) {
+            return Err(ApiError::Aborted(
+                "a snapshot is already being written".into(),
+            ));
+        }
+        let height = self.finalized_height();
+        Ok(SnapshotResult {
+            height,
+            path: format!("/data/snapshots/{height}.snap"),
+            checksum: vec![1; 32],
+            chain: 0,
+            size_bytes: 4096,
+            state_root: vec![height as u8; 32],
+            created_at_unix_ms: 1_700_000_000_000,
+        })
+    }
+
+    fn set_faults(&self, faults: FaultInjection) -> Result<FaultInjection, ApiError> {
+        let in_force = if faults.clear {
+            FaultInjection::default()
+        } else {
+            FaultInjection {
+                active: faults.drop_probability > 0.0
+                    || faults.added_delay_ms > 0
+                    || faults.jitter_ms > 0
+                    || !faults.partitions.is_empty(),
+                ..faults
+            }
+        };
+        *self.faults.lock().unwrap() = in_force.clone();
+        Ok(in_force)
+    }
+
+    fn faults(&self) -> FaultInjection {
+        self.faults.lock().unwrap().clone()
+    }
+
+    fn validator_count(&self, _epoch: u64) -> Option<u32> {
+        Some(self.keys.len() as u32)
+    }
+}
+
+/// A server running on 127.0.0.1 with a random port.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub fake: Arc<FakeChain>,
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<Result<(), ApiServeError>>,
+}
+
+impl Running {
+    pub async fn start(fake: Arc<FakeChain>, options: ApiOptions) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let api: Arc<dyn ChainApi> = fake.clone();
+        let handle = tokio::spawn(dualchain_api::serve_api_on(listener, api, options, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            fake,
+            stop: Some(stop),
+            handle,
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5));
+        // The server task may not have reached its accept loop yet.
+        for _ in 0..100 {
+            if let Ok(channel) = endpoint.connect().await {
+                return channel;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("cannot connect to the API server at {}", self.addr);
+    }
+
+    /// Starts shutdown and waits for the server to return.
+    pub async fn stop(mut self) -> Result<(), ApiServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.handle).await.expect("server task panicked")
+    }
+
+    /// Starts shutdown without waiting.
+    pub fn begin_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    pub async fn join(self) -> Result<(), ApiServeError> {
+        self.handle.await.expect("server task panicked")
+    }
+}
+
+pub fn options_with_token() -> ApiOptions {
+    ApiOptions {
+        admin_token: Some(TOKEN.into()),
+        ready_poll_interval: Duration::from_millis(50),
+        shutdown_grace: Duration::from_secs(5),
+        ..Default::default()
+    }
+}

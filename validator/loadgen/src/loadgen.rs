@@ -1,0 +1,985 @@
+//! The load generator engine.
+//!
+//! # Pipeline
+//! 1. **Prepare** (a dedicated thread): a [`TxPlanner`] decides transactions in order
+//!    (so every sender's nonces stay contiguous) and [`materialize`] signs each chunk on
+//!    all cores. Signed runs pre-sign as much of the run as the memory budget allows
+//!    *before* the clock starts, and keep signing while sending.
+//! 2. **Schedule** (open loop): every tick, the [`RateSchedule`] says how many
+//!    transactions are due; that many are taken from the prepared buffer, cut into
+//!    batches and handed to the targets round-robin, whatever the targets answered so
+//!    far. If the buffer runs dry (signing slower than the target rate) the shortfall
+//!    is recorded and reported (`generator.behind_max`, `achieved_submit_tps`), never
+//!    hidden.
+//! 3. **Submit**: one worker per target sends `Transactions/SubmitBatch` calls, a few in
+//!    flight, and reads one status per transaction. Transient refusals (mempool full,
+//!    rate limited, internal error, unavailable) of transactions meant to commit are
+//!    retried with back-off, keeping their first submit time: a retry costs latency,
+//!    and the sender's later nonces do not stall behind a gap.
+//! 4. **Observe**: a `Node/StreamFinality{chain: DELTA, include_tx_digests}` stream on
+//!    one target (the next one on failure, resuming at the next height) matches every
+//!    finalized digest against the transactions in flight. Latency is measured from
+//!    the moment a transaction's batch is sent to the moment its finality event is
+//!    received, both on this process's monotonic clock.
+//!
+//! With `--max-load` there is no schedule: prepared transactions go out as fast as the
+//! targets take them, bounded by the number of batches in flight.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use dualchain_proto::v1::{Chain, StreamFinalityRequest, SubmitBatchRequest, TxStatus};
+use dualchain_proto::{NodeClient, TransactionsClient};
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::accounts::{Account, AccountSource, load_accounts};
+use crate::latency::{LatencyRecorder, LatencySummary, Percentiles};
+use crate::schedule::{DEFAULT_BURST_PERIOD, RateSchedule, Shape};
+use crate::workload::{PreparedTx, TxClass, TxPlanner, WorkloadKind, materialize};
+
+/// Largest request message the load generator builds (the node accepts 64 MiB).
+const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Attempts for a transaction refused with a transient status.
+const MAX_ATTEMPTS: u32 = 20;
+/// Scheduler tick: the granularity of the open-loop schedule.
+const TICK: Duration = Duration::from_millis(5);
+/// Transactions prepared per chunk handed from the preparing thread.
+const PREPARE_CHUNK: usize = 1024;
+/// Approximate encoded size of a signed transfer, for the pre-signing memory budget.
+const SIGNED_TX_BYTES: usize = 3_900;
+/// Approximate encoded size of an unsigned transfer.
+const UNSIGNED_TX_BYTES: usize = 160;
+/// Window of the live latency and TPS figures.
+const LIVE_WINDOW: Duration = Duration::from_secs(5);
+
+/// Everything a load run needs.
+#[derive(Clone, Debug)]
+pub struct LoadgenConfig {
+    /// Delta API endpoints, `http://host:port`.
+    pub targets: Vec<String>,
+    /// Mean offered rate; `None` means `--max-load`.
+    pub tps: Option<f64>,
+    pub duration: Duration,
+    pub workload: WorkloadKind,
+    pub accounts: AccountSource,
+    pub signed: bool,
+    /// Transactions per `SubmitBatch` call (at most 10,000).
+    pub batch: usize,
+    /// Seed of the workload planner.
+    pub seed: u64,
+    /// `SubmitBatch` calls in flight per target.
+    pub in_flight: usize,
+    /// How long to wait after the send window for accepted transactions to finalize.
+    pub drain_timeout: Duration,
+    /// Memory budget for transactions prepared ahead of the schedule.
+    pub presign_memory_bytes: usize,
+    /// Period of the bursty square wave.
+    pub burst_period: Duration,
+}
+
+impl LoadgenConfig {
+    /// A configuration with the command line's defaults.
+    pub fn new(targets: Vec<String>, accounts: AccountSource) -> Self {
+        Self {
+            targets,
+            tps: Some(1000.0),
+            duration: Duration::from_secs(30),
+            workload: WorkloadKind::Steady,
+            accounts,
+            signed: false,
+            batch: 1000,
+            seed: 1,
+            in_flight: 4,
+            drain_timeout: Duration::from_secs(30),
+            presign_memory_bytes: 1 << 30,
+            burst_period: DEFAULT_BURST_PERIOD,
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.targets.is_empty() {
+            bail!("--targets needs at least one endpoint");
+        }
+        if let Some(tps) = self.tps
+            && !(tps.is_finite() && tps > 0.0)
+        {
+            bail!("--tps must be a positive number, got {tps}");
+        }
+        if self.batch == 0 || self.batch > dualchain_proto::limits::MAX_TXS_PER_MESSAGE {
+            bail!(
+                "--batch must be between 1 and {}",
+                dualchain_proto::limits::MAX_TXS_PER_MESSAGE
+            );
+        }
+        if self.duration.is_zero() {
+            bail!("--duration must be positive");
+        }
+        if self.in_flight == 0 {
+            bail!("--in-flight must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Per-second counts, for plots.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TimelinePoint {
+    /// Second since the start of the send window.
+    pub t_s: u64,
+    pub submitted: u64,
+    pub committed: u64,
+}
+
+/// How the preparing (signing) stage kept up with the schedule.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GeneratorStats {
+    /// Transactions prepared before the clock started.
+    pub prepared_before_start: u64,
+    /// Preparation throughput measured while filling the buffer, tx/s.
+    pub prepare_tps: f64,
+    /// Largest number of transactions that were due but not yet prepared.
+    pub behind_max: u64,
+    /// True if preparation (signing) limited the achieved rate.
+    pub limited_by_preparation: bool,
+}
+
+/// The result of a load run. The first six fields are the operator's loadgen result
+/// contract (`operator/README.md`); the rest helps people and plots.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LoadgenReport {
+    /// Committed transactions per second: committed / `run_s`.
+    pub average_tps: f64,
+    /// Transactions sent (each counted once, however often retried).
+    pub submitted: u64,
+    /// Own transactions seen in finality events.
+    pub committed: u64,
+    /// Transactions whose final admission outcome was a refusal.
+    pub rejected: u64,
+    /// Submit → finality latency percentiles, whole milliseconds (rounded up).
+    pub finality_ms: Percentiles,
+    pub signed: bool,
+    pub accepted: u64,
+    /// Accepted, meant to commit, not seen final before the drain timeout.
+    pub uncommitted: u64,
+    /// Mean offered rate; `null` with `--max-load`.
+    pub target_tps: Option<f64>,
+    pub max_load: bool,
+    /// Transactions sent per second of the send window.
+    pub achieved_submit_tps: f64,
+    /// Length of the send window.
+    pub duration_s: f64,
+    /// Send window, or up to the last commit if that came later.
+    pub run_s: f64,
+    pub workload: WorkloadKind,
+    pub accounts: usize,
+    pub batch: usize,
+    pub targets: Vec<String>,
+    /// Refusals per status name (every attempt), plus `RPC_<CODE>` for failed calls.
+    pub rejected_by_status: BTreeMap<String, u64>,
+    /// Transactions sent per workload class.
+    pub submitted_by_class: BTreeMap<String, u64>,
+    /// Re-sends after transient refusals.
+    pub retries: u64,
+    /// Failed `SubmitBatch` calls.
+    pub rpc_errors: u64,
+    pub generator: GeneratorStats,
+    /// Finality events received.
+    pub blocks_observed: u64,
+    /// Transactions in those blocks, from anyone.
+    pub chain_txs_committed: u64,
+    pub latency: LatencySummary,
+    pub timeline: Vec<TimelinePoint>,
+}
+
+impl LoadgenReport {
+    /// The contract fields only, for the 4 KiB termination-log fallback.
+    pub fn contract_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "average_tps": self.average_tps,
+            "submitted": self.submitted,
+            "committed": self.committed,
+            "rejected": self.rejected,
+            "finality_ms": self.finality_ms,
+            "signed": self.signed,
+        })
+    }
+}
+
+/// Counters a progress display reads while a run goes on.
+#[derive(Debug, Default)]
+pub struct LiveStats {
+    start: Mutex<Option<Instant>>,
+    pub submitted: AtomicU64,
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub committed: AtomicU64,
+    timeline: Mutex<Vec<TimelinePoint>>,
+    recent_latencies: Mutex<VecDeque<(Instant, Duration)>>,
+    commits: Mutex<VecDeque<(Instant, u64)>>,
+}
+
+/// A consistent-enough view of [`LiveStats`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LiveSnapshot {
+    /// Time since the send window opened (zero before).
+    pub elapsed: Duration,
+    pub submitted: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub committed: u64,
+    /// Own committed transactions per second over the last few seconds.
+    pub committed_tps: f64,
+    /// p95 of the latencies measured over the last few seconds, ms.
+    pub finality_p95_ms: Option<f64>,
+}
+
+impl LiveStats {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn mark_start(&self, at: Instant) {
+        *Self::lock(&self.start) = Some(at);
+    }
+
+    /// When the send window opened.
+    pub fn started_at(&self) -> Option<Instant> {
+        *Self::lock(&self.start)
+    }
+
+    fn second_of(&self, at: Instant) -> u64 {
+        self.started_at()
+            .map_or(0, |s| at.saturating_duration_since(s).as_secs())
+    }
+
+    fn bump_timeline(&self, at: Instant, submitted: u64, committed: u64) {
+        let second = self.second_of(at) as usize;
+        let mut timeline = Self::lock(&self.timeline);
+        while timeline.len() <= second {
+            let t_s = timeline.len() as u64;
+            timeline.push(TimelinePoint {
+                t_s,
+                ..TimelinePoint::default()
+            });
+        }
+        timeline[second].submitted += submitted;
+        timeline[second].committed += committed;
+    }
+
+    fn record_commits(&self, at: Instant, latencies: &[Duration]) {
+        let n = latencies.len() as u64;
+        self.committed.fetch_add(n, Ordering::Relaxed);
+        self.bump_timeline(at, 0, n);
+        let horizon = at.checked_sub(LIVE_WINDOW);
+        {
+            let mut commits = Self::lock(&self.commits);
+            commits.push_back((at, n));
+            while commits
+                .front()
+                .is_some_and(|(t, _)| horizon.is_some_and(|h| *t < h))
+            {
+                commits.pop_front();
+            }
+        }
+        let mut recent = Self::lock(&self.recent_latencies);
+        recent.extend(latencies.iter().map(|l| (at, *l)));
+        while recent.len() > 65_536
+            || recent
+                .front()
+                .is_some_and(|(t, _)| horizon.is_some_and(|h| *t < h))
+        {
+            recent.pop_front();
+        }
+    }
+
+    /// The current figures.
+    pub fn snapshot(&self) -> LiveSnapshot {
+        let now = Instant::now();
+        let elapsed = self
+            .started_at()
+            .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+        let window = elapsed.min(LIVE_WINDOW).as_secs_f64().max(1e-3);
+        let horizon = now.checked_sub(LIVE_WINDOW);
+        let in_window = |t: &Instant| horizon.is_none_or(|h| *t >= h);
+        let recent_commits: u64 = Self::lock(&self.commits)
+            .iter()
+            .filter(|(t, _)| in_window(t))
+            .map(|(_, n)| n)
+            .sum();
+        let mut recent: Vec<u32> = Self::lock(&self.recent_latencies)
+            .iter()
+            .filter(|(t, _)| in_window(t))
+            .map(|(_, l)| u32::try_from(l.as_micros()).unwrap_or(u32::MAX))
+            .collect();
+        recent.sort_unstable();
+        LiveSnapshot {
+            elapsed,
+            submitted: self.submitted.load(Ordering::Relaxed),
+            accepted: self.accepted.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            committed: self.committed.load(Ordering::Relaxed),
+            committed_tps: recent_commits as f64 / window,
+            finality_p95_ms: crate::latency::percentile_us(&recent, 95.0)
+                .map(|us| f64::from(us) / 1000.0),
+        }
+    }
+
+    /// Per-second counts so far.
+    pub fn timeline(&self) -> Vec<TimelinePoint> {
+        Self::lock(&self.timeline).clone()
+    }
+}
+
+/// State shared by the scheduler, the target workers and the finality watcher.
+struct Shared {
+    live: Arc<LiveStats>,
+    /// Digest → send time of tracked transactions accepted or in flight.
+    pending: Mutex<HashMap<[u8; 32], Instant>>,
+    latency: Mutex<LatencyRecorder>,
+    outcome: Mutex<Outcome>,
+    retries: AtomicU64,
+    rpc_errors: AtomicU64,
+    blocks: AtomicU64,
+    chain_txs: AtomicU64,
+    last_commit: Mutex<Option<Instant>>,
+    /// Set when the drain phase ends: no more retries.
+    closing: AtomicBool,
+}
+
+#[derive(Default)]
+struct Outcome {
+    rejected_by_status: BTreeMap<String, u64>,
+    submitted_by_class: BTreeMap<String, u64>,
+    final_rejected: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn class_name(class: TxClass) -> &'static str {
+    match class {
+        TxClass::Valid => "valid",
+        TxClass::HotConflict => "hot_conflict",
+        TxClass::Duplicate => "duplicate",
+        TxClass::BadSignature => "bad_signature",
+        TxClass::StaleNonce => "stale_nonce",
+        TxClass::Oversize => "oversize",
+    }
+}
+
+/// One `SubmitBatch` worth of transactions.
+struct Outgoing {
+    txs: Vec<PreparedTx>,
+    attempt: u32,
+    /// Held while the batch is in flight (max-load back-pressure).
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Connects to `url` (a `http://host:port` endpoint), failing fast with its name.
+pub async fn connect(url: &str) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .with_context(|| format!("{url:?} is not a valid endpoint URL"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_while_idle(true);
+    endpoint
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {url}"))
+}
+
+/// Runs a load, reporting live figures into `live`.
+pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<LoadgenReport> {
+    config.validate()?;
+    let accounts_src = config.accounts.clone();
+    let accounts: Arc<Vec<Account>> = Arc::new(
+        tokio::task::spawn_blocking(move || load_accounts(&accounts_src))
+            .await
+            .context("loading accounts")??,
+    );
+    let shared = Arc::new(Shared {
+        live: live.clone(),
+        pending: Mutex::new(HashMap::new()),
+        latency: Mutex::new(LatencyRecorder::default()),
+        outcome: Mutex::new(Outcome::default()),
+        retries: AtomicU64::new(0),
+        rpc_errors: AtomicU64::new(0),
+        blocks: AtomicU64::new(0),
+        chain_txs: AtomicU64::new(0),
+        last_commit: Mutex::new(None),
+        closing: AtomicBool::new(false),
+    });
+
+    // Connect every target first: a wrong endpoint is an immediate, named error.
+    let mut channels = Vec::with_capacity(config.targets.len());
+    for url in &config.targets {
+        channels.push(connect(url).await?);
+    }
+
+    // Subscribe to finality before anything is sent, so no commit can be missed.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let watcher = tokio::spawn(watch_finality(
+        config.targets.clone(),
+        shared.clone(),
+        stop_rx.clone(),
+        ready_tx,
+    ));
+    match tokio::time::timeout(Duration::from_secs(15), ready_rx).await {
+        Ok(Ok(())) => {}
+        _ => {
+            let _ = stop_tx.send(true);
+            bail!(
+                "could not subscribe to Node/StreamFinality on any target ({})",
+                config.targets.join(", ")
+            );
+        }
+    }
+
+    // Prepare (sign) ahead of the schedule.
+    let schedule = config.tps.map(|tps| {
+        let shape = match config.workload {
+            WorkloadKind::Bursty => Shape::Bursty {
+                period: config.burst_period,
+            },
+            _ => Shape::Steady,
+        };
+        RateSchedule::new(tps, shape)
+    });
+    let total = schedule.map(|s| s.total(config.duration));
+    let tx_bytes = if config.signed {
+        SIGNED_TX_BYTES
+    } else {
+        UNSIGNED_TX_BYTES
+    };
+    let budget = (config.presign_memory_bytes / tx_bytes).max(PREPARE_CHUNK);
+    let prefill_target = match (total, config.tps) {
+        // Signed: as much of the run as the budget allows. Unsigned: one second.
+        (Some(total), Some(_)) if config.signed => total.min(budget as u64),
+        (Some(total), Some(tps)) => total.min((tps.ceil() as u64).max(PREPARE_CHUNK as u64)),
+        _ => (budget as u64).min(64 * PREPARE_CHUNK as u64),
+    };
+    let producer_stop = Arc::new(AtomicBool::new(false));
+    let (prep_tx, mut prep_rx) = mpsc::channel::<Vec<PreparedTx>>(8);
+    let planner = TxPlanner::new(&accounts, config.workload, config.seed, None);
+    let producer = {
+        let accounts = accounts.clone();
+        let stop = producer_stop.clone();
+        let signed = config.signed;
+        std::thread::Builder::new()
+            .name("loadgen-prepare".into())
+            .spawn(move || prepare_loop(planner, accounts, signed, total, prep_tx, stop))
+            .context("starting the preparation thread")?
+    };
+    if config.signed {
+        tracing::info!(
+            transactions = prefill_target,
+            "pre-signing transactions before the send window opens"
+        );
+    }
+    let prefill_start = Instant::now();
+    let mut buffer: VecDeque<PreparedTx> = VecDeque::new();
+    while (buffer.len() as u64) < prefill_target {
+        match prep_rx.recv().await {
+            Some(chunk) => buffer.extend(chunk),
+            None => break,
+        }
+    }
+    let prepare_secs = prefill_start.elapsed().as_secs_f64().max(1e-6);
+    let mut generator = GeneratorStats {
+        prepared_before_start: buffer.len() as u64,
+        prepare_tps: buffer.len() as f64 / prepare_secs,
+        ..GeneratorStats::default()
+    };
+    if let Some(tps) = config.tps
+        && config.signed
+        && generator.prepare_tps < tps
+        && total.is_some_and(|t| generator.prepared_before_start < t)
+    {
+        tracing::warn!(
+            prepare_tps = generator.prepare_tps as u64,
+            target_tps = tps,
+            "signing is slower than the target rate and the pre-signed buffer does not cover the run: the achieved rate will fall short (reported as achieved_submit_tps)"
+        );
+    }
+
+    // Target workers.
+    let max_load_permits = config
+        .tps
+        .is_none()
+        .then(|| Arc::new(Semaphore::new(config.targets.len() * config.in_flight * 2)));
+    let mut senders = Vec::new();
+    let mut workers = tokio::task::JoinSet::new();
+    for (channel, url) in channels.into_iter().zip(&config.targets) {
+        let (tx, rx) = mpsc::unbounded_channel::<Outgoing>();
+        let client = TransactionsClient::new(channel)
+            .max_decoding_message_size(dualchain_proto::limits::DEFAULT_MAX_GRPC_MESSAGE_BYTES)
+            .max_encoding_message_size(dualchain_proto::limits::DEFAULT_MAX_GRPC_MESSAGE_BYTES);
+        workers.spawn(target_worker(
+            url.clone(),
+            client,
+            rx,
+            shared.clone(),
+            config.in_flight,
+        ));
+        senders.push(tx);
+    }
+
+    // The send window.
+    let start = Instant::now();
+    live.mark_start(start);
+    let mut sent: u64 = 0;
+    let mut next_target = 0usize;
+    let mut producer_done = false;
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        ticker.tick().await;
+        let elapsed = start.elapsed();
+        // The last tick sends whatever the schedule still owes for the whole window.
+        let finishing = elapsed >= config.duration;
+        if finishing && schedule.is_none() {
+            break;
+        }
+        let due = match (schedule, total) {
+            (Some(_), Some(total)) if finishing => total,
+            (Some(s), Some(total)) => s.due(elapsed).min(total),
+            _ => u64::MAX,
+        };
+        if total.is_some_and(|t| sent >= t) {
+            if finishing {
+                break;
+            }
+            continue;
+        }
+        let mut want = due.saturating_sub(sent);
+        while want > 0 {
+            while buffer.len() < config.batch && !producer_done {
+                match prep_rx.try_recv() {
+                    Ok(chunk) => buffer.extend(chunk),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => producer_done = true,
+                }
+            }
+            if buffer.is_empty() {
+                if schedule.is_some() {
+                    generator.behind_max = generator.behind_max.max(want);
+                }
+                break;
+            }
+            let permit = match &max_load_permits {
+                Some(sem) => match sem.clone().try_acquire_owned() {
+                    Ok(p) => Some(p),
+                    Err(_) => break,
+                },
+                None => None,
+            };
+            let take = (want.min(config.batch as u64) as usize).min(buffer.len());
+            let mut txs = Vec::with_capacity(take);
+            let mut bytes = 0usize;
+            while txs.len() < take {
+                let Some(next) = buffer.front() else { break };
+                if !txs.is_empty() && bytes + next.bytes.len() > MAX_BATCH_BYTES {
+                    break;
+                }
+                bytes += next.bytes.len();
+                txs.extend(buffer.pop_front());
+            }
+            let n = txs.len() as u64;
+            sent += n;
+            want -= n;
+            let _ = senders[next_target].send(Outgoing {
+                txs,
+                attempt: 0,
+                _permit: permit,
+            });
+            next_target = (next_target + 1) % senders.len();
+        }
+        if finishing {
+            break;
+        }
+    }
+    let send_window = config.duration;
+    producer_stop.store(true, Ordering::Relaxed);
+    drop(prep_rx);
+    drop(buffer);
+    drop(senders);
+
+    // Drain: in-flight calls and retries, then wait for the accepted ones to finalize.
+    let drain_deadline = Instant::now() + config.drain_timeout;
+    let workers_done = async { while workers.join_next().await.is_some() {} };
+    if tokio::time::timeout_at(drain_deadline.into(), workers_done)
+        .await
+        .is_err()
+    {
+        tracing::warn!("submissions still in flight at the drain timeout; abandoning them");
+    }
+    shared.closing.store(true, Ordering::Relaxed);
+    while Instant::now() < drain_deadline && !lock(&shared.pending).is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), watcher).await;
+    let _ = producer.join();
+
+    let submitted = live.submitted.load(Ordering::Relaxed);
+    let committed = live.committed.load(Ordering::Relaxed);
+    let accepted = live.accepted.load(Ordering::Relaxed);
+    let send_s = send_window.as_secs_f64().max(1e-3);
+    let run_s = lock(&shared.last_commit)
+        .map_or(send_s, |t| t.saturating_duration_since(start).as_secs_f64())
+        .max(send_s);
+    let achieved_submit_tps = submitted as f64 / send_s;
+    generator.limited_by_preparation = config.tps.is_some_and(|tps| {
+        generator.behind_max > config.batch as u64 && achieved_submit_tps < 0.98 * tps
+    });
+    let latency = lock(&shared.latency);
+    let outcome = lock(&shared.outcome);
+    Ok(LoadgenReport {
+        average_tps: committed as f64 / run_s,
+        submitted,
+        committed,
+        rejected: outcome.final_rejected,
+        finality_ms: latency.percentiles(),
+        signed: config.signed,
+        accepted,
+        uncommitted: lock(&shared.pending).len() as u64,
+        target_tps: config.tps,
+        max_load: config.tps.is_none(),
+        achieved_submit_tps,
+        duration_s: send_s,
+        run_s,
+        workload: config.workload,
+        accounts: accounts.len(),
+        batch: config.batch,
+        targets: config.targets.clone(),
+        rejected_by_status: outcome.rejected_by_status.clone(),
+        submitted_by_class: outcome.submitted_by_class.clone(),
+        retries: shared.retries.load(Ordering::Relaxed),
+        rpc_errors: shared.rpc_errors.load(Ordering::Relaxed),
+        generator,
+        blocks_observed: shared.blocks.load(Ordering::Relaxed),
+        chain_txs_committed: shared.chain_txs.load(Ordering::Relaxed),
+        latency: latency.summary(),
+        timeline: live.timeline(),
+    })
+}
+
+/// The preparing thread: plans in order, signs in parallel, hands chunks over.
+fn prepare_loop(
+    mut planner: TxPlanner,
+    accounts: Arc<Vec<Account>>,
+    signed: bool,
+    total: Option<u64>,
+    out: mpsc::Sender<Vec<PreparedTx>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut produced = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let left = total.map_or(u64::MAX, |t| t.saturating_sub(produced));
+        if left == 0 {
+            break;
+        }
+        let n = (PREPARE_CHUNK as u64).min(left) as usize;
+        let chunk = materialize(planner.plan_chunk(n), &accounts, signed);
+        produced += n as u64;
+        if out.blocking_send(chunk).is_err() {
+            break;
+        }
+    }
+}
+
+/// Sends the batches routed to one target, a few calls in flight. Each call task
+/// retries its transient refusals itself (releasing its slot while it backs off), so
+/// the worker ends as soon as the scheduler is done and every call has finished.
+async fn target_worker(
+    url: String,
+    client: TransactionsClient<Channel>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    shared: Arc<Shared>,
+    in_flight: usize,
+) {
+    let slots = Arc::new(Semaphore::new(in_flight));
+    let mut calls = tokio::task::JoinSet::new();
+    loop {
+        let next = tokio::select! {
+            next = rx.recv() => next,
+            Some(_) = calls.join_next(), if !calls.is_empty() => continue,
+        };
+        let Some(mut batch) = next else { break };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let mut client = client.clone();
+        let shared = shared.clone();
+        let url = url.clone();
+        let slots = slots.clone();
+        calls.spawn(async move {
+            let mut slot = Some(slot);
+            loop {
+                let attempt = batch.attempt;
+                let again = submit_batch(&url, &mut client, batch, &shared).await;
+                if again.is_empty() {
+                    break;
+                }
+                shared
+                    .retries
+                    .fetch_add(again.len() as u64, Ordering::Relaxed);
+                drop(slot.take());
+                tokio::time::sleep(Duration::from_millis(50u64 << attempt.min(4))).await;
+                if shared.closing.load(Ordering::Relaxed) {
+                    give_up(&shared, &again);
+                    break;
+                }
+                slot = slots.clone().acquire_owned().await.ok();
+                batch = Outgoing {
+                    txs: again,
+                    attempt: attempt + 1,
+                    _permit: None,
+                };
+            }
+        });
+    }
+    while calls.join_next().await.is_some() {}
+}
+
+/// Counts transactions as finally refused and stops waiting for their finality.
+fn give_up(shared: &Shared, txs: &[PreparedTx]) {
+    let mut pending = lock(&shared.pending);
+    for digest in txs.iter().filter_map(|t| t.tracked_digest) {
+        pending.remove(&digest);
+    }
+    drop(pending);
+    let n = txs.len() as u64;
+    shared.live.rejected.fetch_add(n, Ordering::Relaxed);
+    lock(&shared.outcome).final_rejected += n;
+}
+
+fn status_name(status: TxStatus) -> &'static str {
+    status.as_str_name().trim_start_matches("TX_STATUS_")
+}
+
+/// Sends one batch; returns the transactions to retry after a transient refusal.
+async fn submit_batch(
+    url: &str,
+    client: &mut TransactionsClient<Channel>,
+    batch: Outgoing,
+    shared: &Shared,
+) -> Vec<PreparedTx> {
+    let Outgoing { txs, attempt, .. } = batch;
+    let sent_at = Instant::now();
+    if attempt == 0 {
+        let mut pending = lock(&shared.pending);
+        for tx in &txs {
+            if let Some(digest) = tx.tracked_digest {
+                pending.insert(digest, sent_at);
+            }
+        }
+        drop(pending);
+        let mut outcome = lock(&shared.outcome);
+        for tx in &txs {
+            *outcome
+                .submitted_by_class
+                .entry(class_name(tx.class).to_owned())
+                .or_default() += 1;
+        }
+        drop(outcome);
+        shared
+            .live
+            .submitted
+            .fetch_add(txs.len() as u64, Ordering::Relaxed);
+        shared.live.bump_timeline(sent_at, txs.len() as u64, 0);
+    }
+    let request = SubmitBatchRequest {
+        chain: Chain::Delta as i32,
+        transactions: txs.iter().map(|t| t.bytes.to_vec()).collect(),
+    };
+    let statuses: Vec<Result<TxStatus, String>> = match client.submit_batch(request).await {
+        Ok(response) => {
+            let response = response.into_inner();
+            let mut statuses = vec![Err("RESULT_MISSING".to_owned()); txs.len()];
+            for result in response.results {
+                if let Some(slot) = usize::try_from(result.index)
+                    .ok()
+                    .and_then(|i| statuses.get_mut(i))
+                {
+                    *slot = Ok(result.status());
+                }
+            }
+            statuses
+        }
+        Err(status) => {
+            shared.rpc_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(target = url, error = %status, "SubmitBatch failed");
+            let name = format!("RPC_{:?}", status.code()).to_uppercase();
+            let transient = matches!(
+                status.code(),
+                tonic::Code::Unavailable
+                    | tonic::Code::ResourceExhausted
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::Unknown
+                    | tonic::Code::Internal
+            );
+            vec![
+                if transient {
+                    Err(name)
+                } else {
+                    Err(format!("!{name}"))
+                };
+                txs.len()
+            ]
+        }
+    };
+
+    let mut again = Vec::new();
+    let mut accepted = 0u64;
+    let mut rejected_final = 0u64;
+    let mut refusals: BTreeMap<String, u64> = BTreeMap::new();
+    let mut forget = Vec::new();
+    for (tx, status) in txs.into_iter().zip(statuses) {
+        let (name, transient) = match status {
+            Ok(TxStatus::Accepted) => {
+                accepted += 1;
+                continue;
+            }
+            Ok(status) => (status_name(status).to_owned(), status.is_transient()),
+            Err(name) => match name.strip_prefix('!') {
+                Some(fatal) => (fatal.to_owned(), false),
+                None => (name, true),
+            },
+        };
+        *refusals.entry(name).or_default() += 1;
+        let can_retry = transient
+            && tx.class.expects_commit()
+            && attempt + 1 < MAX_ATTEMPTS
+            && !shared.closing.load(Ordering::Relaxed);
+        if can_retry {
+            again.push(tx);
+        } else {
+            rejected_final += 1;
+            if let Some(digest) = tx.tracked_digest {
+                forget.push(digest);
+            }
+        }
+    }
+    if !forget.is_empty() {
+        let mut pending = lock(&shared.pending);
+        for digest in forget {
+            pending.remove(&digest);
+        }
+    }
+    shared.live.accepted.fetch_add(accepted, Ordering::Relaxed);
+    shared
+        .live
+        .rejected
+        .fetch_add(rejected_final, Ordering::Relaxed);
+    {
+        let mut outcome = lock(&shared.outcome);
+        outcome.final_rejected += rejected_final;
+        for (name, n) in refusals {
+            *outcome.rejected_by_status.entry(name).or_default() += n;
+        }
+    }
+    again
+}
+
+/// Follows Delta finality on one target at a time and matches digests.
+async fn watch_finality(
+    targets: Vec<String>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    let mut next_height: Option<u64> = None;
+    let mut index = 0usize;
+    while !*stop.borrow() {
+        let url = &targets[index % targets.len()];
+        index += 1;
+        let stream = async {
+            let channel = connect(url).await?;
+            let mut client = NodeClient::new(channel)
+                .max_decoding_message_size(dualchain_proto::limits::DEFAULT_MAX_GRPC_MESSAGE_BYTES);
+            let request = StreamFinalityRequest {
+                chain: Chain::Delta as i32,
+                from_height: next_height,
+                include_tx_digests: true,
+            };
+            anyhow::Ok(client.stream_finality(request).await?.into_inner())
+        };
+        let mut stream = match stream.await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(target = url.as_str(), error = %e, "finality stream unavailable; trying the next target");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
+            }
+        };
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(());
+        }
+        loop {
+            let message = tokio::select! {
+                m = stream.message() => m,
+                _ = stop.changed() => return,
+            };
+            match message {
+                Ok(Some(event)) => {
+                    next_height = Some(event.height + 1);
+                    if event.chain() == Chain::Delta {
+                        on_finality(&shared, &event);
+                    }
+                }
+                Ok(None) => break,
+                Err(status) => {
+                    tracing::warn!(target = url.as_str(), error = %status, "finality stream ended; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn on_finality(shared: &Shared, event: &dualchain_proto::v1::FinalityEvent) {
+    let now = Instant::now();
+    shared.blocks.fetch_add(1, Ordering::Relaxed);
+    shared
+        .chain_txs
+        .fetch_add(u64::from(event.tx_count), Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    {
+        let mut pending = lock(&shared.pending);
+        for digest in &event.tx_digests {
+            let Ok(key) = <[u8; 32]>::try_from(digest.as_slice()) else {
+                continue;
+            };
+            if let Some(sent_at) = pending.remove(&key) {
+                latencies.push(now.saturating_duration_since(sent_at));
+            }
+        }
+    }
+    if latencies.is_empty() {
+        return;
+    }
+    *lock(&shared.last_commit) = Some(now);
+    // Replayed events (after a reconnect) still count as commits, but their latency
+    // includes the outage, so they are kept out of the histogram.
+    if !event.replayed {
+        let mut recorder = lock(&shared.latency);
+        for l in &latencies {
+            recorder.record(*l);
+        }
+    }
+    shared.live.record_commits(now, &latencies);
+}

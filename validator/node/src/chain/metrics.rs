@@ -1,0 +1,241 @@
+//! Per-chain Prometheus metrics of the node, and the adapter that folds a component's
+//! own registry (transport, executor) into the node's, labelled with the chain.
+
+use dualchain_core::types::ChainId;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{LabelPair, MetricFamily};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Seconds buckets from 1 ms to ~65 s.
+fn latency_buckets() -> Vec<f64> {
+    prometheus::exponential_buckets(0.001, 2.0, 17).expect("valid buckets")
+}
+
+/// The node's own metrics of one chain (constant label `chain`).
+#[derive(Clone)]
+pub struct ChainMetrics {
+    pub height: IntGauge,
+    pub finalized_height: IntGauge,
+    pub certified_height: IntGauge,
+    pub round: IntGauge,
+    pub blocks_sealed: IntCounter,
+    pub commit_latency: Histogram,
+    pub transactions_committed: IntCounter,
+    pub transactions_failed: IntCounter,
+    pub execution_seconds: Histogram,
+    pub state_root_seconds: Histogram,
+    pub block_commit_seconds: Histogram,
+    pub peers: IntGauge,
+    pub exec_queue_depth: IntGauge,
+    pub driver_busy_seconds: IntCounterVec,
+    pub certificates: IntCounter,
+    pub restarts: IntCounter,
+    pub votes_rejected: IntCounter,
+}
+
+impl ChainMetrics {
+    pub fn register(registry: &Registry, chain: ChainId) -> prometheus::Result<Self> {
+        let opts =
+            |name: &str, help: &str| Opts::new(name, help).const_label("chain", chain.name());
+        let hist = |name: &str, help: &str| {
+            Histogram::with_opts(
+                HistogramOpts::new(name, help)
+                    .const_label("chain", chain.name())
+                    .buckets(latency_buckets()),
+            )
+        };
+        let m = Self {
+            height: IntGauge::with_opts(opts(
+                "dualchain_chain_height",
+                "Height of the newest committed block",
+            ))?,
+            finalized_height: IntGauge::with_opts(opts(
+                "dualchain_chain_finalized_height",
+                "Height of the newest BFT-final (executed and committed) block",
+            ))?,
+            certified_height: IntGauge::with_opts(opts(
+                "dualchain_chain_certified_height",
+                "Height of the newest block with a 2f+1 block certificate",
+            ))?,
+            round: IntGauge::with_opts(opts(
+                "dualchain_consensus_round",
+                "Highest DAG round this node proposed",
+            ))?,
+            blocks_sealed: IntCounter::with_opts(opts(
+                "dualchain_blocks_sealed_total",
+                "Blocks sealed and committed",
+            ))?,
+            commit_latency: hist(
+                "dualchain_commit_latency_seconds",
+                "Vertex creation to consensus commit, per committed vertex",
+            )?,
+            transactions_committed: IntCounter::with_opts(opts(
+                "dualchain_transactions_committed_total",
+                "Transactions in committed blocks (successful receipts)",
+            ))?,
+            transactions_failed: IntCounter::with_opts(opts(
+                "dualchain_transactions_failed_total",
+                "Transactions in committed blocks whose receipt is a failure",
+            ))?,
+            execution_seconds: hist(
+                "dualchain_block_execution_seconds",
+                "Executing one block's transactions",
+            )?,
+            state_root_seconds: hist(
+                "dualchain_state_root_seconds",
+                "Computing a block's state root",
+            )?,
+            block_commit_seconds: hist(
+                "dualchain_block_commit_seconds",
+                "Writing one block (state, receipts, head) in one atomic batch",
+            )?,
+            peers: IntGauge::with_opts(opts("dualchain_peers", "Connected validator peers"))?,
+            exec_queue_depth: IntGauge::with_opts(opts(
+                "dualchain_exec_queue_depth",
+                "Committed sub-DAGs waiting for the block executor (task saturation)",
+            ))?,
+            driver_busy_seconds: IntCounterVec::new(
+                opts(
+                    "dualchain_task_busy_microseconds_total",
+                    "Time each chain task spent working (not waiting): task saturation",
+                ),
+                &["task"],
+            )?,
+            certificates: IntCounter::with_opts(opts(
+                "dualchain_block_certificates_total",
+                "Block certificates formed from 2f+1 votes and persisted",
+            ))?,
+            restarts: IntCounter::with_opts(opts(
+                "dualchain_chain_restarts_total",
+                "Times the chain's task group failed and was restarted",
+            ))?,
+            votes_rejected: IntCounter::with_opts(opts(
+                "dualchain_block_votes_rejected_total",
+                "Block votes refused (bad signature, unknown signer, conflicting header)",
+            ))?,
+        };
+        registry.register(Box::new(m.height.clone()))?;
+        registry.register(Box::new(m.finalized_height.clone()))?;
+        registry.register(Box::new(m.certified_height.clone()))?;
+        registry.register(Box::new(m.round.clone()))?;
+        registry.register(Box::new(m.blocks_sealed.clone()))?;
+        registry.register(Box::new(m.commit_latency.clone()))?;
+        registry.register(Box::new(m.transactions_committed.clone()))?;
+        registry.register(Box::new(m.transactions_failed.clone()))?;
+        registry.register(Box::new(m.execution_seconds.clone()))?;
+        registry.register(Box::new(m.state_root_seconds.clone()))?;
+        registry.register(Box::new(m.block_commit_seconds.clone()))?;
+        registry.register(Box::new(m.peers.clone()))?;
+        registry.register(Box::new(m.exec_queue_depth.clone()))?;
+        registry.register(Box::new(m.driver_busy_seconds.clone()))?;
+        registry.register(Box::new(m.certificates.clone()))?;
+        registry.register(Box::new(m.restarts.clone()))?;
+        registry.register(Box::new(m.votes_rejected.clone()))?;
+        Ok(m)
+    }
+}
+
+/// A replaceable source registry: a restarted chain task registers its transport's
+/// metrics into a fresh registry and swaps it in (prometheus refuses to register a
+/// metric name twice in one registry).
+pub type RegistrySlot = std::sync::Arc<std::sync::Mutex<Registry>>;
+
+/// Exposes another registry's metrics through the node's registry, adding the
+/// `chain` label where the component did not set one (the transport and the executor
+/// register unlabelled metrics in their own registries).
+pub struct ChainLabelled {
+    source: RegistrySlot,
+    chain: &'static str,
+    desc: Desc,
+}
+
+impl ChainLabelled {
+    /// `name` must be unique per node registry (it only identifies the adapter).
+    pub fn new(source: RegistrySlot, chain: ChainId, name: &str) -> prometheus::Result<Self> {
+        Ok(Self {
+            source,
+            chain: chain.name(),
+            desc: Desc::new(
+                format!("dualchain_{name}_{}_adapter", chain.name()),
+                "adapter (no samples of its own)".into(),
+                vec![],
+                Default::default(),
+            )?,
+        })
+    }
+}
+
+impl Collector for ChainLabelled {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let registry = self
+            .source
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut families = registry.gather();
+        for family in &mut families {
+            for metric in family.mut_metric().iter_mut() {
+                if metric.get_label().iter().any(|l| l.name() == "chain") {
+                    continue;
+                }
+                let mut label = LabelPair::default();
+                label.set_name("chain".into());
+                label.set_value(self.chain.into());
+                let mut labels = metric.take_label();
+                labels.push(label);
+                labels.sort_by(|a, b| a.name().cmp(b.name()));
+                metric.set_label(labels);
+            }
+        }
+        families
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapter_labels_foreign_metrics_with_the_chain() {
+        let source = Registry::new();
+        let c = IntCounter::new("dualchain_test_total", "test").unwrap();
+        source.register(Box::new(c.clone())).unwrap();
+        c.inc_by(3);
+        let node = Registry::new();
+        node.register(Box::new(
+            ChainLabelled::new(
+                std::sync::Arc::new(std::sync::Mutex::new(source.clone())),
+                ChainId::Delta,
+                "t",
+            )
+            .unwrap(),
+        ))
+        .unwrap();
+        node.register(Box::new(
+            ChainLabelled::new(
+                std::sync::Arc::new(std::sync::Mutex::new(source)),
+                ChainId::Alpha,
+                "t",
+            )
+            .unwrap(),
+        ))
+        .unwrap();
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&node.gather())
+            .unwrap();
+        assert!(
+            text.contains("dualchain_test_total{chain=\"delta\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dualchain_test_total{chain=\"alpha\"} 3"),
+            "{text}"
+        );
+        ChainMetrics::register(&node, ChainId::Delta).unwrap();
+        ChainMetrics::register(&node, ChainId::Alpha).unwrap();
+    }
+}

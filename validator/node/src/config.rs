@@ -1,0 +1,401 @@
+//! `dualchain run` configuration: flags, environment and a config file, merged.
+//!
+//! Precedence: a flag (or its `DUALCHAIN_*` environment variable, which clap reads
+//! into the same field) beats the config file, which beats the built-in default.
+//! The config file is TOML, or JSON when its name ends in `.json` (the operator
+//! mounts `config.json`); keys are camelCase in both, and unknown keys are refused so
+//! a typo does not silently fall back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use dualchain_core::types::ChainId;
+use dualchain_execution::ExecutionMode;
+use dualchain_storage::SyncPolicy;
+use serde::Deserialize;
+
+/// Which chains this process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainSelection {
+    Alpha,
+    Delta,
+    Both,
+}
+
+impl ChainSelection {
+    pub fn chains(self) -> Vec<ChainId> {
+        match self {
+            ChainSelection::Alpha => vec![ChainId::Alpha],
+            ChainSelection::Delta => vec![ChainId::Delta],
+            ChainSelection::Both => vec![ChainId::Alpha, ChainId::Delta],
+        }
+    }
+}
+
+/// How blocks reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SyncPolicyArg {
+    /// fsync the write-ahead log with every block (no committed block is ever lost).
+    EveryBatch,
+    /// Leave flushing to the OS (faster; a machine crash may lose the newest blocks,
+    /// which the node then re-fetches from its peers).
+    OsBuffered,
+}
+
+impl From<SyncPolicyArg> for SyncPolicy {
+    fn from(value: SyncPolicyArg) -> Self {
+        match value {
+            SyncPolicyArg::EveryBatch => SyncPolicy::EveryBatch,
+            SyncPolicyArg::OsBuffered => SyncPolicy::OsBuffered,
+        }
+    }
+}
+
+/// Execution mode of the block executor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionModeArg {
+    Sequential,
+    Parallel,
+    Shadow,
+}
+
+impl From<ExecutionModeArg> for ExecutionMode {
+    fn from(value: ExecutionModeArg) -> Self {
+        match value {
+            ExecutionModeArg::Sequential => ExecutionMode::Sequential,
+            ExecutionModeArg::Parallel => ExecutionMode::Parallel,
+            ExecutionModeArg::Shadow => ExecutionMode::Shadow,
+        }
+    }
+}
+
+/// `dualchain run`: one validator, one or both chains.
+#[derive(clap::Args, Debug, Default)]
+pub struct RunArgs {
+    /// Config file (TOML, or JSON if it ends in .json); flags and env override it.
+    #[arg(long, value_name = "FILE", env = "DUALCHAIN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Chains to run in this process [default: both].
+    #[arg(long, value_enum, env = "DUALCHAIN_CHAIN")]
+    pub chain: Option<ChainSelection>,
+    /// Genesis file (JSON, from `dualchain genesis`).
+    #[arg(long, value_name = "FILE", env = "DUALCHAIN_GENESIS")]
+    pub genesis: Option<PathBuf>,
+    /// This validator's key directory (from `dualchain keygen --kind validator`).
+    #[arg(long, value_name = "DIR", env = "DUALCHAIN_KEY_DIR")]
+    pub key_dir: Option<PathBuf>,
+    /// Database directory: the chain's own directory with one chain, else DIR/alpha and DIR/delta.
+    #[arg(long, value_name = "DIR", env = "DUALCHAIN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Peers file: `[{"index","name","host","alphaP2pPort","deltaP2pPort",...}]`.
+    #[arg(long, value_name = "FILE", env = "DUALCHAIN_PEERS")]
+    pub peers: Option<PathBuf>,
+    /// File holding the bearer token `dualchain.v1.Admin` requires (without it every admin call is refused).
+    #[arg(long, value_name = "FILE", env = "DUALCHAIN_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// QUIC listen address of the single chain run by this process.
+    #[arg(long, value_name = "ADDR", env = "DUALCHAIN_P2P_LISTEN")]
+    pub p2p_listen: Option<SocketAddr>,
+    /// gRPC listen address of the single chain run by this process.
+    #[arg(long, value_name = "ADDR", env = "DUALCHAIN_API_LISTEN")]
+    pub api_listen: Option<SocketAddr>,
+    /// Alpha QUIC listen address [default: 0.0.0.0:<genesis alpha p2p port, 4130>].
+    #[arg(long, value_name = "ADDR", env = "DUALCHAIN_ALPHA_P2P_LISTEN")]
+    pub alpha_p2p_listen: Option<SocketAddr>,
+    /// Alpha gRPC listen address [default: 0.0.0.0:<genesis alpha api port, 3030>].
+    #[arg(long, value_name = "ADDR", env = "DUALCHAIN_ALPHA_API_LISTEN")]
+    pub alpha_api_listen: Option<SocketAddr>,
+    /// Delta QUIC listen address [default: 0.0.0.0:<genesis delta p2p port, 4131>].
+    #[arg(long, value_name = "ADDR", env = "DUALCHAIN_DELTA_P2P_LISTEN")]
+    pub delta_p2p_listen: Option<SocketAddr>,
+    /// Delta gRPC listen address [default: 0.0.0.0:<genesis delta api port, 4030>].
+    #[arg(long, value_name = "ADDR", env = "DUALCHAIN_DELTA_API_LISTEN")]
+    pub delta_api_listen: Option<SocketAddr>,
+    /// Prometheus listen address [default: 0.0.0.0:9100 (9101 for a Delta-only process)].
+    #[arg(long, value_name = "ADDR", env = "DUALCHAIN_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// gRPC endpoint of the other chain's process in the same pod (timing-drift health).
+    #[arg(long, value_name = "URL", env = "DUALCHAIN_PEER_CHAIN_API")]
+    pub peer_chain_api: Option<String>,
+    /// Durability of block writes [default: everyBatch].
+    #[arg(long, value_enum, env = "DUALCHAIN_SYNC_POLICY")]
+    pub sync_policy: Option<SyncPolicyArg>,
+    /// Mempool capacity per chain, in transactions [default: 500000].
+    #[arg(long, value_name = "N", env = "DUALCHAIN_MEMPOOL_CAPACITY")]
+    pub mempool_capacity: Option<usize>,
+    /// Export a state snapshot every N blocks (0 = never) [default: 1000].
+    #[arg(long, value_name = "N", env = "DUALCHAIN_SNAPSHOT_INTERVAL_BLOCKS")]
+    pub snapshot_interval_blocks: Option<u64>,
+    /// Block executor mode [default: parallel].
+    #[arg(long, value_enum, env = "DUALCHAIN_EXECUTION_MODE")]
+    pub execution_mode: Option<ExecutionModeArg>,
+}
+
+/// The config file. Every key is optional; `logLevel`/`logFormat` are read by `main`
+/// before logging starts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileConfig {
+    pub chain: Option<ChainSelection>,
+    pub genesis: Option<PathBuf>,
+    pub key_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub peers: Option<PathBuf>,
+    pub admin_token_file: Option<PathBuf>,
+    pub p2p_listen: Option<SocketAddr>,
+    pub api_listen: Option<SocketAddr>,
+    pub alpha_p2p_listen: Option<SocketAddr>,
+    pub alpha_api_listen: Option<SocketAddr>,
+    pub delta_p2p_listen: Option<SocketAddr>,
+    pub delta_api_listen: Option<SocketAddr>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub peer_chain_api: Option<String>,
+    pub sync_policy: Option<SyncPolicyArg>,
+    pub mempool_capacity: Option<usize>,
+    pub snapshot_interval_blocks: Option<u64>,
+    pub execution_mode: Option<ExecutionModeArg>,
+    pub log_level: Option<String>,
+    pub log_format: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let parsed = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).map_err(anyhow::Error::from)
+        } else {
+            toml::from_str(&text).map_err(anyhow::Error::from)
+        };
+        parsed.with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// Listen addresses of one chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainListen {
+    pub p2p: Option<SocketAddr>,
+    pub api: Option<SocketAddr>,
+}
+
+/// The merged configuration of `dualchain run`.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub chains: ChainSelection,
+    pub genesis: PathBuf,
+    pub key_dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub peers: Option<PathBuf>,
+    pub admin_token_file: Option<PathBuf>,
+    pub alpha: ChainListen,
+    pub delta: ChainListen,
+    pub metrics_listen: SocketAddr,
+    pub peer_chain_api: Option<String>,
+    pub sync_policy: SyncPolicy,
+    pub mempool_capacity: usize,
+    pub snapshot_interval_blocks: u64,
+    pub execution_mode: ExecutionMode,
+}
+
+impl NodeConfig {
+    /// Merges flags over the file over defaults and checks the result.
+    pub fn resolve(args: RunArgs, file: FileConfig) -> anyhow::Result<Self> {
+        let chains = args.chain.or(file.chain).unwrap_or(ChainSelection::Both);
+        let required = |flag: Option<PathBuf>, from_file: Option<PathBuf>, name: &str| {
+            flag.or(from_file)
+                .with_context(|| format!("--{name} is required (flag, env or config file)"))
+        };
+        let p2p = args.p2p_listen.or(file.p2p_listen);
+        let api = args.api_listen.or(file.api_listen);
+        if chains == ChainSelection::Both && (p2p.is_some() || api.is_some()) {
+            bail!(
+                "--p2p-listen/--api-listen name the single chain of a one-chain process; \
+                 with --chain both use --alpha-p2p-listen, --delta-api-listen, ..."
+            );
+        }
+        let single = |chain: ChainSelection| ChainListen {
+            p2p: if chains == chain { p2p } else { None },
+            api: if chains == chain { api } else { None },
+        };
+        let alpha_single = single(ChainSelection::Alpha);
+        let delta_single = single(ChainSelection::Delta);
+        let alpha = ChainListen {
+            p2p: args
+                .alpha_p2p_listen
+                .or(file.alpha_p2p_listen)
+                .or(alpha_single.p2p),
+            api: args
+                .alpha_api_listen
+                .or(file.alpha_api_listen)
+                .or(alpha_single.api),
+        };
+        let delta = ChainListen {
+            p2p: args
+                .delta_p2p_listen
+                .or(file.delta_p2p_listen)
+                .or(delta_single.p2p),
+            api: args
+                .delta_api_listen
+                .or(file.delta_api_listen)
+                .or(delta_single.api),
+        };
+        let default_metrics_port = if chains == ChainSelection::Delta {
+            9101
+        } else {
+            9100
+        };
+        let mempool_capacity = args
+            .mempool_capacity
+            .or(file.mempool_capacity)
+            .unwrap_or(500_000);
+        if mempool_capacity == 0 {
+            bail!("mempool capacity must be at least 1 transaction");
+        }
+        Ok(Self {
+            chains,
+            genesis: required(args.genesis, file.genesis, "genesis")?,
+            key_dir: required(args.key_dir, file.key_dir, "key-dir")?,
+            data_dir: required(args.data_dir, file.data_dir, "data-dir")?,
+            peers: args.peers.or(file.peers),
+            admin_token_file: args.admin_token_file.or(file.admin_token_file),
+            alpha,
+            delta,
+            metrics_listen: args
+                .metrics_listen
+                .or(file.metrics_listen)
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], default_metrics_port))),
+            peer_chain_api: args.peer_chain_api.or(file.peer_chain_api),
+            sync_policy: args
+                .sync_policy
+                .or(file.sync_policy)
+                .unwrap_or(SyncPolicyArg::EveryBatch)
+                .into(),
+            mempool_capacity,
+            snapshot_interval_blocks: args
+                .snapshot_interval_blocks
+                .or(file.snapshot_interval_blocks)
+                .unwrap_or(1000),
+            execution_mode: args
+                .execution_mode
+                .or(file.execution_mode)
+                .unwrap_or(ExecutionModeArg::Parallel)
+                .into(),
+        })
+    }
+
+    pub fn listen(&self, chain: ChainId) -> ChainListen {
+        match chain {
+            ChainId::Alpha => self.alpha,
+            ChainId::Delta => self.delta,
+        }
+    }
+
+    /// The database directory of `chain`.
+    pub fn chain_data_dir(&self, chain: ChainId) -> PathBuf {
+        match self.chains {
+            ChainSelection::Both => self.data_dir.join(chain.to_string().to_lowercase()),
+            _ => self.data_dir.clone(),
+        }
+    }
+}
+
+/// Reads the admin token file: one line of at least 16 printable characters.
+pub fn read_admin_token(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading admin token file {}", path.display()))?;
+    let token = text.trim();
+    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        bail!(
+            "admin token in {} must be at least 16 printable ASCII characters without spaces",
+            path.display()
+        );
+    }
+    Ok(token.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base_args() -> RunArgs {
+        RunArgs {
+            genesis: Some("g.json".into()),
+            key_dir: Some("k".into()),
+            data_dir: Some("d".into()),
+            ..RunArgs::default()
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_and_defaults_fill_the_rest() {
+        let file: FileConfig = toml::from_str(
+            "mempoolCapacity = 10\nsnapshotIntervalBlocks = 7\nsyncPolicy = \"osBuffered\"",
+        )
+        .unwrap();
+        let mut args = base_args();
+        args.mempool_capacity = Some(20);
+        let cfg = NodeConfig::resolve(args, file).unwrap();
+        assert_eq!(cfg.mempool_capacity, 20);
+        assert_eq!(cfg.snapshot_interval_blocks, 7);
+        assert_eq!(cfg.sync_policy, SyncPolicy::OsBuffered);
+        assert_eq!(cfg.chains, ChainSelection::Both);
+        assert_eq!(cfg.metrics_listen.port(), 9100);
+        assert_eq!(
+            cfg.chain_data_dir(ChainId::Delta),
+            PathBuf::from("d").join("delta")
+        );
+    }
+
+    #[test]
+    fn operator_json_config_is_accepted_and_typos_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("config.json");
+        std::fs::write(
+            &ok,
+            r#"{"logLevel":"info","logFormat":"json","snapshotIntervalBlocks":100,"syncPolicy":"everyBatch","mempoolCapacity":1000}"#,
+        )
+        .unwrap();
+        let file = FileConfig::load(&ok).unwrap();
+        assert_eq!(file.mempool_capacity, Some(1000));
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "mempoolCapacty = 3").unwrap();
+        let err = FileConfig::load(&bad).unwrap_err();
+        assert!(format!("{err:#}").contains("mempoolCapacty"), "{err:#}");
+    }
+
+    #[test]
+    fn single_chain_listen_flags_map_to_that_chain() {
+        let mut args = base_args();
+        args.chain = Some(ChainSelection::Delta);
+        args.p2p_listen = Some("127.0.0.1:5000".parse().unwrap());
+        let cfg = NodeConfig::resolve(args, FileConfig::default()).unwrap();
+        assert_eq!(cfg.delta.p2p, Some("127.0.0.1:5000".parse().unwrap()));
+        assert_eq!(cfg.alpha.p2p, None);
+        assert_eq!(cfg.metrics_listen.port(), 9101);
+        assert_eq!(cfg.chain_data_dir(ChainId::Delta), PathBuf::from("d"));
+
+        let mut both = base_args();
+        both.p2p_listen = Some("127.0.0.1:5000".parse().unwrap());
+        assert!(NodeConfig::resolve(both, FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn missing_required_paths_are_named() {
+        let err = NodeConfig::resolve(RunArgs::default(), FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("--genesis"), "{err}");
+    }
+
+    #[test]
+    fn admin_tokens_must_be_long_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        std::fs::write(&p, "short\n").unwrap();
+        assert!(read_admin_token(&p).is_err());
+        std::fs::write(&p, "0123456789abcdef0123\n").unwrap();
+        assert_eq!(read_admin_token(&p).unwrap(), "0123456789abcdef0123");
+    }
+}
