@@ -40,7 +40,13 @@ const BATCH_INTERVAL: Duration = Duration::from_millis(10);
 /// (execution back-pressure reaches consensus, and through it the mempool).
 const MAX_EXEC_BACKLOG: i64 = 32;
 /// How long a vertex fetch from one peer may take.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes of vertices in one sync answer. The engine answers with up to
+/// `max_sync_vertices` vertices, which with full vertices can be gigabytes; the
+/// transport refuses frames over the `Vertices` kind's limit. The answer is cut to
+/// a prefix (the engine lists parents before children), and the requester asks again
+/// for the rest.
+const MAX_SYNC_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 /// Bytes of transactions per proposal: far below the vertex limit.
 const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
@@ -363,9 +369,10 @@ impl Driver {
                         && *peer == to
                     {
                         let (_, request) = answering.take().expect("checked");
+                        let vertices = fit_sync_answer(vertices, MAX_SYNC_ANSWER_BYTES);
                         let payload = NetMessage::SyncResponse(vertices).to_canonical_bytes();
                         if let Err(e) = request.respond(Bytes::from(payload)) {
-                            tracing::debug!(chain = %self.shared.chain, error = %e, "sync answer refused");
+                            tracing::warn!(chain = %self.shared.chain, error = %e, "sync answer refused");
                         }
                     } else {
                         self.push_vertices(to, vertices);
@@ -447,5 +454,58 @@ impl Driver {
                 Err(e) => tracing::debug!(%chain, %peer, error = %e, "vertex fetch failed"),
             }
         });
+    }
+}
+
+/// The longest prefix of `vertices` whose encodings fit in `budget` bytes (at least
+/// one vertex, which always fits the frame limit on its own).
+fn fit_sync_answer(mut vertices: Vec<Arc<Vertex>>, budget: usize) -> Vec<Arc<Vertex>> {
+    let mut used = 0usize;
+    let mut keep = 0;
+    for v in &vertices {
+        let size = v.to_canonical_bytes().len();
+        if keep > 0 && used + size > budget {
+            break;
+        }
+        used += size;
+        keep += 1;
+    }
+    vertices.truncate(keep);
+    vertices
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dualchain_core::types::{ChainId, UnsignedVertex};
+
+    fn vertex(round: u64) -> Arc<Vertex> {
+        Arc::new(
+            UnsignedVertex {
+                chain: ChainId::Delta,
+                epoch: 0,
+                round,
+                author: 0,
+                parents: vec![],
+                transactions: vec![],
+                timestamp_ms: round,
+            }
+            .sign(&dualchain_consensus::keys::sim_validator_key(0)),
+        )
+    }
+
+    #[test]
+    fn sync_answers_are_cut_to_the_byte_budget_keeping_the_order() {
+        let vertices: Vec<_> = (0..10).map(vertex).collect();
+        let one = vertices[0].to_canonical_bytes().len();
+        let cut = fit_sync_answer(vertices.clone(), 3 * one + one / 2);
+        assert_eq!(cut.len(), 3);
+        assert_eq!(cut[..], vertices[..3]);
+        assert_eq!(
+            fit_sync_answer(vertices.clone(), 1).len(),
+            1,
+            "one vertex always goes"
+        );
+        assert_eq!(fit_sync_answer(vertices.clone(), usize::MAX).len(), 10);
     }
 }

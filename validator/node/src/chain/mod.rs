@@ -191,8 +191,9 @@ pub fn engine_config(chain: ChainId, genesis: &Genesis, genesis_digest: Digest) 
     cfg.store_retention_rounds = (600_000 / delay).max(cfg.store_retention_rounds);
     // A restarted node must accept its peers' current rounds to learn what to fetch.
     cfg.max_round_lookahead = cfg.store_retention_rounds;
-    cfg.max_batch_txs = 20_000;
-    cfg.max_queued_txs = 200_000;
+    // As many transactions per vertex as peers will decode (the vertex limit).
+    cfg.max_batch_txs = dualchain_core::types::vertex_limits::MAX_VERTEX_TXS;
+    cfg.max_queued_txs = 8 * cfg.max_batch_txs;
     cfg
 }
 
@@ -394,5 +395,38 @@ pub async fn supervise(
             }
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dualchain_core::types::vertex_limits;
+
+    #[test]
+    fn proposals_fit_what_peers_decode_and_pacing_follows_the_block_time() {
+        let mut genesis = Genesis {
+            network: "t".into(),
+            genesis_time_ms: 0,
+            epoch_length_alpha_blocks: 240,
+            allow_unsigned_transactions: false,
+            alpha: dualchain_core::types::ChainParams::alpha_default(),
+            delta: dualchain_core::types::ChainParams::delta_default(),
+            validators: vec![],
+            accounts: vec![],
+        };
+        genesis.delta.block_time_ms = 300;
+        for chain in [ChainId::Alpha, ChainId::Delta] {
+            let cfg = engine_config(chain, &genesis, Digest::ZERO);
+            assert!(cfg.max_batch_txs <= vertex_limits::MAX_VERTEX_TXS);
+            assert!(cfg.max_round_lookahead >= cfg.store_retention_rounds);
+        }
+        let delta = engine_config(ChainId::Delta, &genesis, Digest::ZERO);
+        assert_eq!(delta.min_round_delay_ms, 30);
+        let alpha = engine_config(ChainId::Alpha, &genesis, Digest::ZERO);
+        assert_eq!(
+            alpha.min_round_delay_ms,
+            DagBftConfig::for_chain(ChainId::Alpha).min_round_delay_ms
+        );
     }
 }
