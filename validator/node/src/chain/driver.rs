@@ -47,6 +47,8 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// a prefix (the engine lists parents before children), and the requester asks again
 /// for the rest.
 const MAX_SYNC_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+/// Network events handled per write (see `Driver::on_net_burst`).
+const MAX_EVENTS_PER_WRITE: usize = 256;
 /// Bytes of transactions per proposal: far below the vertex limit.
 const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
@@ -67,6 +69,17 @@ pub struct Driver {
     timer_at: Option<u64>,
     sync_tx: mpsc::UnboundedSender<(ValidatorIndex, Vec<Arc<Vertex>>)>,
     sync_rx: mpsc::UnboundedReceiver<(ValidatorIndex, Vec<Arc<Vertex>>)>,
+    /// Journal entries of steps not yet written.
+    journal: WriteBatch,
+    /// Steps whose outputs wait for the burst's write (see `on_net_burst`).
+    deferred: Option<Vec<Step>>,
+}
+
+/// One engine step's outputs, waiting for its writes to be durable.
+struct Step {
+    outputs: Vec<Output<std::convert::Infallible>>,
+    answering: Option<(ValidatorIndex, InboundRequest)>,
+    now: u64,
 }
 
 impl Driver {
@@ -113,6 +126,8 @@ impl Driver {
             timer_at: None,
             sync_tx,
             sync_rx,
+            journal: WriteBatch::new(),
+            deferred: None,
         }
     }
 
@@ -136,7 +151,7 @@ impl Driver {
                 }
                 event = self.events.recv() => {
                     let Some(event) = event else { bail!("transport stopped") };
-                    self.busy("driver", |d| d.on_net_event(event))?;
+                    self.busy("driver", |d| d.on_net_burst(event))?;
                 }
                 Some((from, vertices)) = self.sync_rx.recv() => {
                     if !self.shared.is_paused() {
@@ -333,25 +348,74 @@ impl Driver {
     fn step(
         &mut self,
         input: Input<std::convert::Infallible>,
-        mut answering: Option<(ValidatorIndex, InboundRequest)>,
+        answering: Option<(ValidatorIndex, InboundRequest)>,
     ) -> anyhow::Result<()> {
         let now = unix_ms();
         let outputs = self.engine.handle(now, input);
-        let mut batch = self.buffered.take();
         for output in &outputs {
             if let Output::Committed(commit) = output {
-                batch.put(
+                self.journal.put(
                     Column::Meta,
                     journal_key(commit.subdag.sequence),
                     encode_subdag(&commit.subdag),
                 );
             }
         }
+        let step = Step {
+            outputs,
+            answering,
+            now,
+        };
+        match &mut self.deferred {
+            Some(steps) => {
+                steps.push(step);
+                Ok(())
+            }
+            None => self.finish(vec![step]),
+        }
+    }
+
+    /// Handles a burst of ready network events as one unit: every engine step runs,
+    /// their writes go to disk in one batch (one fsync instead of one per vertex),
+    /// then their outputs leave in order.
+    fn on_net_burst(&mut self, first: NetEvent) -> anyhow::Result<()> {
+        self.deferred = Some(Vec::new());
+        let mut result = self.on_net_event(first);
+        let mut taken = 1;
+        while result.is_ok() && taken < MAX_EVENTS_PER_WRITE {
+            let Some(event) = self.events.try_recv() else {
+                break;
+            };
+            result = self.on_net_event(event);
+            taken += 1;
+        }
+        let steps = self.deferred.take().unwrap_or_default();
+        result?;
+        self.finish(steps)
+    }
+
+    /// Persists the engine's held-back writes and the journal, then carries out the
+    /// steps' outputs.
+    fn finish(&mut self, steps: Vec<Step>) -> anyhow::Result<()> {
+        let mut batch = self.buffered.take();
+        batch.extend(std::mem::take(&mut self.journal));
         if !batch.is_empty() {
             self.db
                 .write(batch)
                 .context("persisting the consensus state and commit journal")?;
         }
+        for step in steps {
+            self.dispatch(step)?;
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, step: Step) -> anyhow::Result<()> {
+        let Step {
+            outputs,
+            mut answering,
+            now,
+        } = step;
         for output in outputs {
             match output {
                 Output::Broadcast(vertex) => {
