@@ -17,9 +17,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
+use dualchain_core::crypto::AccountPublicKey;
 use dualchain_core::encoding::Encode;
 use dualchain_core::hash::Digest;
-use dualchain_core::types::{Authorization, Genesis, SignedTransaction, TxSignatureError};
+use dualchain_core::types::{Address, Authorization, Genesis, SignedTransaction, TxSignatureError};
 use foldhash::fast::RandomState;
 use rayon::prelude::*;
 
@@ -55,6 +56,9 @@ pub struct SignatureVerifier {
     sequence: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Public keys seen, by address, with their expanded ML-DSA form computed once
+    /// (cleared when it reaches `capacity`).
+    keys: DashMap<Address, AccountPublicKey, RandomState>,
 }
 
 impl SignatureVerifier {
@@ -75,6 +79,7 @@ impl SignatureVerifier {
             sequence: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            keys: DashMap::with_hasher(RandomState::default()),
         }
     }
 
@@ -99,13 +104,30 @@ impl SignatureVerifier {
             return hit.0;
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let verdict = Verdict::from(&stx.verify_signatures(self.allow_unsigned));
+        let verdict = Verdict::from(
+            &stx.verify_signatures_with(self.allow_unsigned, |key| self.interned(key)),
+        );
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         self.cache.insert(key, (verdict, sequence));
         if self.cache.len() > self.capacity {
             self.evict_older_half();
         }
         verdict
+    }
+
+    /// The long-lived copy of `key` (same bytes), so its expanded form is reused.
+    fn interned(&self, key: &AccountPublicKey) -> AccountPublicKey {
+        let address = Address::of(key);
+        if let Some(known) = self.keys.get(&address)
+            && known.as_bytes() == key.as_bytes()
+        {
+            return known.clone();
+        }
+        if self.keys.len() >= self.capacity {
+            self.keys.clear();
+        }
+        self.keys.insert(address, key.clone());
+        key.clone()
     }
 
     /// Admission of a batch: verifies every transaction on the current rayon pool
@@ -161,7 +183,7 @@ fn auth_fingerprint(auth: &Authorization) -> [u8; 32] {
 mod tests {
     use super::*;
     use dualchain_core::crypto::AccountKeypair;
-    use dualchain_core::types::{Address, AssetId, ChainId, Output, Transaction, TxPayload};
+    use dualchain_core::types::{AssetId, ChainId, Output, Transaction, TxPayload};
 
     fn tx(key: &AccountKeypair, nonce: u64) -> Transaction {
         Transaction {
@@ -176,6 +198,31 @@ mod tests {
                     amount: 5,
                 }],
             },
+        }
+    }
+
+    #[test]
+    fn interned_keys_give_the_same_verdicts_as_fresh_ones() {
+        let alice = AccountKeypair::from_seed(&[1; 32]);
+        let bob = AccountKeypair::from_seed(&[2; 32]);
+        let verifier = SignatureVerifier::new(false);
+        // The first transaction interns Alice's key; later ones verify with it.
+        let txs: Vec<SignedTransaction> = (0..3).map(|n| tx(&alice, n).sign(&alice)).collect();
+        assert_eq!(verifier.verify_batch(&txs), vec![Verdict::Valid; 3]);
+        assert_eq!(verifier.keys.len(), 1);
+        // Alice's interned key does not make Bob's signature over Alice's
+        // transaction valid, nor a signature over another message.
+        let forged = tx(&alice, 9).sign(&bob);
+        // A signature Alice made over another transaction.
+        let wrong_message =
+            SignedTransaction::new(tx(&alice, 10), tx(&alice, 11).sign(&alice).auth().clone());
+        for bad in [forged, wrong_message] {
+            assert_eq!(verifier.verdict(&bad), Verdict::Invalid);
+            assert_eq!(
+                Verdict::from(&bad.verify_signatures(false)),
+                Verdict::Invalid,
+                "the fresh path agrees"
+            );
         }
     }
 

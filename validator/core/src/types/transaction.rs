@@ -395,6 +395,19 @@ impl SignedTransaction {
     /// sender and every signature verifies over the digest in the transaction domain.
     /// Multisig policy membership is a state question, left to the executor.
     pub fn verify_signatures(&self, allow_unsigned: bool) -> Result<(), TxSignatureError> {
+        self.verify_signatures_with(allow_unsigned, |key| key.clone())
+    }
+
+    /// [`SignedTransaction::verify_signatures`], verifying with the key `intern`
+    /// returns for each public key. `intern` must return a key with the same bytes; a
+    /// verifier passes a long-lived copy whose expanded ML-DSA key is already
+    /// computed (expansion is a large share of a verification, and a sender's key
+    /// arrives again in every transaction it sends).
+    pub fn verify_signatures_with(
+        &self,
+        allow_unsigned: bool,
+        intern: impl Fn(&AccountPublicKey) -> AccountPublicKey,
+    ) -> Result<(), TxSignatureError> {
         let message = self.digest.as_bytes();
         match &self.auth {
             Authorization::Single {
@@ -408,12 +421,14 @@ impl SignedTransaction {
                         key_address,
                     });
                 }
-                public_key.verify(SigningDomain::Transaction, message, signature)?;
+                let key = intern(public_key);
+                debug_assert_eq!(key.as_bytes(), public_key.as_bytes());
+                key.verify(SigningDomain::Transaction, message, signature)?;
                 Ok(())
             }
             Authorization::Multisig { approvals } => {
                 for (index, a) in approvals.iter().enumerate() {
-                    a.public_key
+                    intern(&a.public_key)
                         .verify(SigningDomain::Transaction, message, &a.signature)
                         .map_err(|source| TxSignatureError::InvalidApproval { index, source })?;
                 }
