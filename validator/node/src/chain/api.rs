@@ -127,19 +127,24 @@ impl ChainApi for ChainService {
                 .collect();
         }
         let mut results: Vec<Option<v1::TxResult>> = vec![None; transactions.len()];
-        let mut decoded = Vec::with_capacity(transactions.len());
+        // Positions and transactions side by side, so the batch verifies in place
+        // and each transaction then moves into the mempool without a copy.
+        let mut positions = Vec::with_capacity(transactions.len());
+        let mut txs = Vec::with_capacity(transactions.len());
         for (i, bytes) in transactions.iter().enumerate() {
             match SignedTransaction::from_canonical_bytes(bytes) {
-                Ok(tx) => decoded.push((i, tx)),
+                Ok(tx) => {
+                    positions.push(i);
+                    txs.push(tx);
+                }
                 Err(e) => {
                     results[i] = Some(result(i, None, TxStatus::InvalidEncoding, e.to_string()));
                 }
             }
         }
-        let txs: Vec<SignedTransaction> = decoded.iter().map(|(_, tx)| tx.clone()).collect();
         let verdicts = s.verifier.verify_batch(&txs);
         let now = AdmissionTime::from_micros(unix_ms().saturating_mul(1000));
-        for ((i, tx), verdict) in decoded.into_iter().zip(verdicts) {
+        for ((i, tx), verdict) in positions.into_iter().zip(txs).zip(verdicts) {
             let digest = tx.digest();
             results[i] = Some(match s.mempool.admit(tx, verdict, now) {
                 Ok(_) => result(i, Some(digest), TxStatus::Accepted, String::new()),

@@ -327,9 +327,6 @@ impl Driver {
         );
         match self.db.write(batch) {
             Ok(()) => {
-                self.shared
-                    .certified_height
-                    .fetch_max(certificate.height, Ordering::Relaxed);
                 self.shared.metrics.certificates.inc();
                 self.shared
                     .metrics

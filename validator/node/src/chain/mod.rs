@@ -126,7 +126,6 @@ pub fn build_shared(
         snapshot_dir,
         finality,
         head: Mutex::new(Head::default()),
-        certified_height: AtomicU64::new(0),
         round: AtomicU64::new(0),
         connected_peers: AtomicU64::new(0),
         paused: AtomicBool::new(false),

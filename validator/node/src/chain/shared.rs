@@ -71,7 +71,6 @@ pub struct ChainShared {
     pub snapshot_dir: PathBuf,
     pub finality: broadcast::Sender<FinalizedBlock>,
     pub head: Mutex<Head>,
-    pub certified_height: AtomicU64,
     pub round: AtomicU64,
     pub connected_peers: AtomicU64,
     pub paused: AtomicBool,
