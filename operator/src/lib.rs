@@ -30,6 +30,7 @@ pub mod reconcile;
 pub mod rollout;
 pub mod runtime;
 pub mod schema_check;
+pub mod status_patch;
 pub mod validators;
 
 /// Image used when a spec names none.

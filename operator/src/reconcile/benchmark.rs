@@ -178,7 +178,10 @@ async fn write_status(
     api.patch_status(
         &bench.name_any(),
         &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(serde_json::json!({ "status": status })),
+        &kube::api::Patch::Merge(crate::status_patch::status_patch(
+            bench.status.as_ref(),
+            &status,
+        )?),
     )
     .await?;
     Ok(())

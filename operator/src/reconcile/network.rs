@@ -38,6 +38,7 @@ use crate::error::{Error, Result, is_conflict};
 use crate::keys;
 use crate::names::{self, FIELD_MANAGER, TEMPLATE_HASH_ANNOTATION};
 use crate::rollout::{self, Observed, Step};
+use crate::status_patch::status_patch;
 use crate::validators::{ChainReport, Target};
 
 /// Controller name (metrics label).
@@ -151,7 +152,7 @@ async fn patch_status(
     api.patch_status(
         &net.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({ "status": status })),
+        &Patch::Merge(status_patch(net.status.as_ref(), &status)?),
     )
     .await?;
     Ok(())
