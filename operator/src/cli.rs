@@ -98,6 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Validate(v) => validate(&v.files),
         Command::Run(run) => {
             init_tracing(run.log_json);
+            install_crypto_provider();
             let options = RunOptions {
                 kubeconfig: run.kubeconfig,
                 context: run.context,
@@ -149,6 +150,14 @@ pub fn validate(files: &[PathBuf]) -> anyhow::Result<()> {
         anyhow::bail!("{invalid} invalid document(s)");
     }
     Ok(())
+}
+
+/// Selects rustls' crypto backend for the Kubernetes client. The workspace compiles
+/// two (ring through kube, aws-lc-rs through quinn), and rustls refuses to guess
+/// between them: without this the first API call panics.
+pub fn install_crypto_provider() {
+    // An error only means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 fn init_tracing(json: bool) {
