@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(DUALCHAIN_CACHE)/target
 # RocksDB's C++ build uses every core it is given; keep the machine responsive.
 export CARGO_BUILD_JOBS ?= $(shell nproc)
 
-.PHONY: setup test lint fmt bench build devnet
+.PHONY: setup test e2e lint fmt bench build devnet
 
 setup:
 	@scripts/setup.sh
@@ -16,11 +16,24 @@ devnet: setup
 	cargo build --release --locked -p dualchain-node
 	$(CARGO_TARGET_DIR)/release/dualchain devnet $(DEVNET_ARGS)
 
-## The test suite: formatting, lints, then every test of the workspace.
+## The test suite: formatting, lints, every test of the workspace, then the operator's
+## end-to-end tests on a kwok control plane built from source (e2e/run.sh; the first run
+## builds Kubernetes, later runs reuse ~/.cache/dualchain/k8s). `make test E2E=0` skips
+## the e2e part for quick local runs; CI runs all of it.
+E2E ?= 1
 test: setup
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo test --workspace --locked
+ifeq ($(E2E),0)
+	@echo "make test: kwok e2e skipped (E2E=0)"
+else
+	e2e/run.sh
+endif
+
+## Only the kwok e2e suite (builds the control plane on first use).
+e2e: setup
+	e2e/run.sh
 
 lint: setup
 	cargo fmt --all --check

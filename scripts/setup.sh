@@ -7,7 +7,7 @@
 set -euo pipefail
 
 need_pkgs=()
-for pkg in clang libclang-dev g++ make pkg-config fonts-dejavu-core; do
+for pkg in clang libclang-dev g++ make pkg-config fonts-dejavu-core iproute2; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$pkg")
 done
 if ((${#need_pkgs[@]})); then

@@ -1,0 +1,830 @@
+//! The operator against a real API server: what it creates, how status reads through
+//! `kubectl`, rolling, garbage collection, admission of invalid manifests, benchmark
+//! lifecycle, and crash recovery. Run by `e2e/run.sh` (kwok) or `e2e/kind.sh`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use dualchain_e2e::{
+    Cluster, DEFAULT_WAIT, Operator, TestNamespace, controlled_by, delete, from_yaml, repo_root,
+    simulated_pods, wait_for, wait_gone, wait_object,
+};
+use dualchain_operator::crd::{BenchmarkCluster, DualChainNetwork};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+/// Pods, PVCs and status converge within this on kwok; kind pulls no image (kind.sh
+/// loads it) but starts real validators, which takes longer.
+const CONVERGE: Duration = Duration::from_secs(240);
+
+async fn setup(test: &str) -> Result<(Cluster, TestNamespace)> {
+    let cluster = Cluster::connect().await?;
+    cluster.ensure_crds().await?;
+    let ns = cluster.namespace(test).await?;
+    Ok((cluster, ns))
+}
+
+fn devnet_example() -> Result<DualChainNetwork> {
+    let path = repo_root().join("helm/dualchain/examples/devnet.yaml");
+    from_yaml(&std::fs::read_to_string(&path).with_context(|| path.display().to_string())?)
+}
+
+fn network(name: &str, spec: serde_json::Value) -> Result<DualChainNetwork> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "dualchain.dev/v1alpha1",
+        "kind": "DualChainNetwork",
+        "metadata": {"name": name},
+        "spec": spec,
+    }))?)
+}
+
+fn condition<'a>(net: &'a DualChainNetwork, type_: &str) -> Option<(&'a str, &'a str)> {
+    net.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.as_str(), c.reason.as_str()))
+}
+
+fn ready_validators(net: &DualChainNetwork) -> u32 {
+    net.status.as_ref().map_or(0, |s| s.ready_validators)
+}
+
+/// Waits until the network reports every validator Ready for its current generation.
+async fn wait_all_ready(
+    api: &Api<DualChainNetwork>,
+    name: &str,
+    n: u32,
+) -> Result<DualChainNetwork> {
+    wait_for(
+        &format!("{name}: {n}/{n} validators ready"),
+        CONVERGE,
+        || async {
+            let net = api.get(name).await?;
+            let current =
+                net.status.as_ref().and_then(|s| s.observed_generation) == net.metadata.generation;
+            Ok((current && ready_validators(&net) == n).then_some(net))
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes cluster: run e2e/run.sh"]
+async fn devnet_example_reconciles_into_owned_children() -> Result<()> {
+    let (cluster, ns) = setup("children").await?;
+    let client = &cluster.client;
+    let nets: Api<DualChainNetwork> = ns.api(client);
+    let net = nets
+        .create(&PostParams::default(), &devnet_example()?)
+        .await?;
+    let _operator = Operator::start(&cluster, &ns.name).await?;
+
+    let sts = wait_object(&ns.api::<StatefulSet>(client), "devnet", "created", |_| {
+        true
+    })
+    .await?;
+    let spec = sts.spec.as_ref().context("StatefulSet without spec")?;
+    assert_eq!(spec.replicas, Some(4));
+    assert_eq!(spec.service_name.as_deref(), Some("devnet-peers"));
+    let pod_spec = spec
+        .template
+        .spec
+        .as_ref()
+        .context("pod template without spec")?;
+    let containers: Vec<&str> = pod_spec
+        .containers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(containers, ["alpha", "delta"]);
+    assert!(
+        controlled_by(&sts, &net),
+        "StatefulSet is not owned by the network"
+    );
+
+    let secrets: Api<Secret> = ns.api(client);
+    let mut secret_names: Vec<String> = (0..4).map(|i| format!("devnet-validator-{i}")).collect();
+    secret_names.extend(["devnet-admin-token".into(), "devnet-accounts".into()]);
+    for name in &secret_names {
+        let secret = secrets
+            .get(name)
+            .await
+            .with_context(|| format!("Secret {name}"))?;
+        assert!(
+            controlled_by(&secret, &net),
+            "Secret {name} is not owned by the network"
+        );
+    }
+    let configmaps: Api<ConfigMap> = ns.api(client);
+    for name in ["devnet-genesis", "devnet-config"] {
+        let cm = configmaps
+            .get(name)
+            .await
+            .with_context(|| format!("ConfigMap {name}"))?;
+        assert!(
+            controlled_by(&cm, &net),
+            "ConfigMap {name} is not owned by the network"
+        );
+    }
+    let genesis = configmaps.get("devnet-genesis").await?;
+    let genesis_json: serde_json::Value = serde_json::from_str(
+        genesis
+            .data
+            .as_ref()
+            .and_then(|d| d.get("genesis.json"))
+            .context("genesis.json")?,
+    )?;
+    let validators = genesis_json["validators"]
+        .as_array()
+        .context("genesis validators")?;
+    assert_eq!(validators.len(), 4, "genesis lists 4 validators");
+
+    let services: Api<Service> = ns.api(client);
+    let headless = services.get("devnet-peers").await?;
+    let headless_spec = headless.spec.as_ref().context("headless Service spec")?;
+    assert_eq!(headless_spec.cluster_ip.as_deref(), Some("None"));
+    assert_eq!(headless_spec.publish_not_ready_addresses, Some(true));
+    assert!(controlled_by(&headless, &net));
+    let client_svc = services.get("devnet").await?;
+    let ports: BTreeSet<i32> = client_svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .map(|p| p.iter().map(|p| p.port).collect())
+        .unwrap_or_default();
+    assert!(
+        ports.contains(&3030) && ports.contains(&4030),
+        "client Service ports {ports:?}"
+    );
+    assert!(controlled_by(&client_svc, &net));
+
+    let pdb = ns.api::<PodDisruptionBudget>(client).get("devnet").await?;
+    assert_eq!(
+        pdb.spec.as_ref().and_then(|s| s.max_unavailable.clone()),
+        Some(IntOrString::Int(1)),
+        "PDB allows f = 1 unavailable of 4"
+    );
+    assert!(controlled_by(&pdb, &net));
+
+    // The real StatefulSet controller and scheduler place the pods; kwok (or kind) runs
+    // them and binds their volumes, and the operator counts them ready.
+    let net = wait_all_ready(&nets, "devnet", 4).await?;
+    let pods = ns.api::<Pod>(client).list(&ListParams::default()).await?;
+    let pod_names: BTreeSet<String> = pods.iter().map(|p| p.name_any()).collect();
+    let expected: BTreeSet<String> = (0..4).map(|i| format!("devnet-{i}")).collect();
+    assert_eq!(pod_names, expected);
+    for i in 0..4 {
+        let pvc = ns
+            .api::<PersistentVolumeClaim>(client)
+            .get(&format!("data-devnet-{i}"))
+            .await?;
+        assert_eq!(pvc.status.and_then(|s| s.phase).as_deref(), Some("Bound"));
+    }
+    assert_eq!(
+        condition(&net, "Ready"),
+        Some(("True", "AllValidatorsReady"))
+    );
+    assert_eq!(
+        condition(&net, "FaultTolerant"),
+        Some(("True", "QuorumMargin"))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes cluster: run e2e/run.sh"]
+async fn status_conditions_and_printer_columns_read_through_kubectl() -> Result<()> {
+    let (cluster, ns) = setup("kubectl").await?;
+    let nets: Api<DualChainNetwork> = ns.api(&cluster.client);
+    nets.create(
+        &PostParams::default(),
+        &network("trio", json!({"validators": 3}))?,
+    )
+    .await?;
+    let _operator = Operator::start(&cluster, &ns.name).await?;
+    wait_all_ready(&nets, "trio", 3).await?;
+
+    // The operator runs outside the cluster, where the validators' cluster DNS names do
+    // not resolve (and on kwok no validator process exists): its gRPC status probes
+    // fail, which must read as Degraded with the validators named, never an error loop.
+    let expected_phase = "Degraded";
+    let net = wait_object(&nets, "trio", &format!("phase {expected_phase}"), |n| {
+        n.status.as_ref().is_some_and(|s| s.phase == expected_phase)
+    })
+    .await?;
+    let table = cluster
+        .kubectl(&["get", "dcn", "trio", "-n", &ns.name])
+        .await?;
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .context("kubectl printed nothing")?
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "PHASE", "READY", "ALPHA", "DELTA", "AGE"],
+        "{table}"
+    );
+    let row: Vec<&str> = lines.next().context("no row")?.split_whitespace().collect();
+    assert_eq!(&row[..3], ["trio", expected_phase, "3/3"], "{table}");
+
+    let reasons = cluster
+        .kubectl(&[
+            "get",
+            "dualchainnetworks.dualchain.dev",
+            "trio",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={range .status.conditions[*]}{.type}={.status}/{.reason}{\"\\n\"}{end}",
+        ])
+        .await?;
+    let reasons: BTreeSet<&str> = reasons.lines().collect();
+    assert!(
+        reasons.contains("Ready=True/AllValidatorsReady"),
+        "{reasons:?}"
+    );
+    assert!(reasons.contains("Progressing=False/Stable"), "{reasons:?}");
+    assert!(
+        reasons.contains("FaultTolerant=False/TooFewValidators"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains("Degraded=True/ValidatorsUnreachable"),
+        "{reasons:?}"
+    );
+    let status = net.status.as_ref().context("status")?;
+    assert_eq!(
+        status.unreachable_validators.len(),
+        3,
+        "{:?}",
+        status.unreachable_validators
+    );
+    let observed = cluster
+        .kubectl(&[
+            "get",
+            "dcn",
+            "trio",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.status.observedGeneration}",
+        ])
+        .await?;
+    assert_eq!(
+        observed,
+        net.metadata.generation.context("generation")?.to_string()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes cluster: run e2e/run.sh"]
+async fn editing_the_spec_rolls_the_statefulset() -> Result<()> {
+    let (cluster, ns) = setup("roll").await?;
+    let client = &cluster.client;
+    let nets: Api<DualChainNetwork> = ns.api(client);
+    nets.create(&PostParams::default(), &devnet_example()?)
+        .await?;
+    let _operator = Operator::start(&cluster, &ns.name).await?;
+    wait_all_ready(&nets, "devnet", 4).await?;
+    let sets: Api<StatefulSet> = ns.api(client);
+    let before = wait_object(&sets, "devnet", "rolled out", |s| {
+        s.status.as_ref().is_some_and(|st| {
+            st.update_revision.is_some() && st.update_revision == st.current_revision
+        })
+    })
+    .await?;
+    let old_revision = before
+        .status
+        .as_ref()
+        .and_then(|s| s.update_revision.clone())
+        .unwrap_or_default();
+    let config_hash = |s: &StatefulSet| {
+        s.spec
+            .as_ref()
+            .and_then(|sp| sp.template.metadata.as_ref())
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get("dualchain.dev/config-hash").cloned())
+    };
+    let old_hash = config_hash(&before).context("pod template has no config-hash annotation")?;
+
+    nets.patch(
+        "devnet",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"node": {"logLevel": "debug"}}})),
+    )
+    .await?;
+
+    // The config change reaches the ConfigMap and the template's config hash...
+    let config = wait_object(
+        &ns.api::<ConfigMap>(client),
+        "devnet-config",
+        "logLevel debug",
+        |cm| {
+            cm.data
+                .as_ref()
+                .and_then(|d| d.get("config.json"))
+                .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+                .is_some_and(|v| v["logLevel"] == "debug")
+        },
+    )
+    .await?;
+    assert!(config.data.is_some());
+    let rolled = wait_object(&sets, "devnet", "new config hash", |s| {
+        config_hash(s).is_some_and(|h| h != old_hash)
+    })
+    .await?;
+    let new_revision = rolled
+        .status
+        .as_ref()
+        .and_then(|s| s.update_revision.clone())
+        .unwrap_or_default();
+    ensure!(new_revision != old_revision || config_hash(&rolled) != Some(old_hash.clone()));
+
+    // ...and every pod is replaced with the new revision, one at a time, until the
+    // network is ready again and no longer progressing.
+    let pods: Api<Pod> = ns.api(client);
+    wait_for(
+        "every pod on the new revision and the rollout finished",
+        CONVERGE,
+        || async {
+            let set = sets.get("devnet").await?;
+            let status = set.status.clone().unwrap_or_default();
+            let Some(revision) = status.update_revision.clone() else {
+                return Ok(None);
+            };
+            if revision == old_revision {
+                return Ok(None);
+            }
+            let list = pods.list(&ListParams::default()).await?;
+            let on_new = list
+                .iter()
+                .filter(|p| p.labels().get("controller-revision-hash") == Some(&revision))
+                .count();
+            let net = nets.get("devnet").await?;
+            let stable = condition(&net, "Progressing") == Some(("False", "Stable"));
+            Ok((on_new == 4 && ready_validators(&net) == 4 && stable).then_some(()))
+        },
+    )
+    .await?;
+    // A finished roll leaves no partition behind in the status (nor in the StatefulSet).
+    let net = nets.get("devnet").await?;
+    assert_eq!(net.status.as_ref().and_then(|s| s.rollout_partition), None);
+    let set = sets.get("devnet").await?;
+    let partition = set
+        .spec
+        .as_ref()
+        .and_then(|s| s.update_strategy.as_ref())
+        .and_then(|u| u.rolling_update.as_ref())
+        .and_then(|r| r.partition);
+    assert_eq!(partition.unwrap_or(0), 0);
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes cluster: run e2e/run.sh"]
+async fn deleting_the_network_collects_its_children() -> Result<()> {
+    let (cluster, ns) = setup("gc").await?;
+    let client = &cluster.client;
+    let nets: Api<DualChainNetwork> = ns.api(client);
+    nets.create(
+        &PostParams::default(),
+        &network(
+            "doomed",
+            json!({"validators": 3, "storage": {"whenDeleted": "Delete"}}),
+        )?,
+    )
+    .await?;
+    let operator = Operator::start(&cluster, &ns.name).await?;
+    wait_all_ready(&nets, "doomed", 3).await?;
+    // The operator is gone during the deletion: collection is the API server's and the
+    // garbage collector's job, through the owner references alone.
+    operator.kill().await?;
+
+    delete(&nets, "doomed").await?;
+    wait_gone(&nets, "doomed", DEFAULT_WAIT).await?;
+    let gone = Duration::from_secs(120);
+    wait_gone(&ns.api::<StatefulSet>(client), "doomed", gone).await?;
+    wait_gone(&ns.api::<PodDisruptionBudget>(client), "doomed", gone).await?;
+    for name in ["doomed", "doomed-peers"] {
+        wait_gone(&ns.api::<Service>(client), name, gone).await?;
+    }
+    for name in ["doomed-genesis", "doomed-config"] {
+        wait_gone(&ns.api::<ConfigMap>(client), name, gone).await?;
+    }
+    for i in 0..3 {
+        wait_gone(
+            &ns.api::<Secret>(client),
+            &format!("doomed-validator-{i}"),
+            gone,
+        )
+        .await?;
+        wait_gone(&ns.api::<Pod>(client), &format!("doomed-{i}"), gone).await?;
+        // whenDeleted: Delete: the StatefulSet controller hands the claims to the GC.
+        wait_gone(
+            &ns.api::<PersistentVolumeClaim>(client),
+            &format!("data-doomed-{i}"),
+            gone,
+        )
+        .await?;
+    }
+    wait_gone(&ns.api::<Secret>(client), "doomed-admin-token", gone).await?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes cluster: run e2e/run.sh"]
+async fn invalid_manifests_are_rejected_with_the_crds_messages() -> Result<()> {
+    let (cluster, ns) = setup("invalid").await?;
+    let dir = repo_root().join("operator/tests/invalid");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)?.collect::<std::io::Result<Vec<_>>>()?;
+    files.sort_by_key(|e| e.file_name());
+    ensure!(!files.is_empty(), "no manifests in {}", dir.display());
+    let mut failures = Vec::new();
+    for entry in files {
+        let text = std::fs::read_to_string(entry.path())?;
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let expect = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect:"))
+            .map(str::trim)
+            .with_context(|| format!("{file} has no `# expect:` line"))?;
+        let obj: DynamicObject = from_yaml(&text)?;
+        let types = obj
+            .types
+            .clone()
+            .with_context(|| format!("{file} has no apiVersion/kind"))?;
+        let gvk = GroupVersionKind::try_from(&types)?;
+        let plural = match gvk.kind.as_str() {
+            "DualChainNetwork" => "dualchainnetworks",
+            "BenchmarkCluster" => "benchmarkclusters",
+            other => bail!("{file}: unexpected kind {other}"),
+        };
+        // A dry-run create with strict field validation, as `kubectl create` sends it
+        // (the API server's default only warns about unknown fields and drops them).
+        let url = format!(
+            "/apis/{}/{}/namespaces/{}/{plural}?dryRun=All&fieldValidation=Strict",
+            gvk.group, gvk.version, ns.name
+        );
+        let request = http::Request::post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&obj)?)?;
+        match cluster.client.request::<serde_json::Value>(request).await {
+            Ok(_) => failures.push(format!(
+                "{file}: accepted, expected a rejection containing {expect:?}"
+            )),
+            // 422 for schema and CEL violations, 400 for strict decoding (unknown fields).
+            Err(kube::Error::Api(status))
+                if matches!(status.code, 400 | 422) && status.message.contains(expect) => {}
+            Err(kube::Error::Api(status)) => failures.push(format!(
+                "{file}: rejected with {} {:?}, expected the message to contain {expect:?}",
+                status.code, status.message
+            )),
+            Err(other) => return Err(other.into()),
+        }
+    }
+    ensure!(
+        failures.is_empty(),
+        "{} manifest(s) misjudged:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    Ok(())
+}
+
+fn benchmark(name: &str, extra: serde_json::Value) -> Result<BenchmarkCluster> {
+    let mut spec = json!({
+        "validators": 3,
+        "workload": {"profile": "steady", "tps": 20, "durationSeconds": 10, "accounts": 10, "signed": false},
+        "readyDeadlineSeconds": 180,
+        "ttlSecondsAfterFinished": 5,
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "dualchain.dev/v1alpha1",
+        "kind": "BenchmarkCluster",
+        "metadata": {"name": name},
+        "spec": spec,
+    }))?)
+}
+
+/// Polls the benchmark until it finishes, recording every phase it was seen in.
+async fn follow_phases(
+    api: &Api<BenchmarkCluster>,
+    name: &str,
+) -> Result<(Vec<String>, BenchmarkCluster)> {
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = Instant::now() + CONVERGE + Duration::from_secs(120);
+    loop {
+        let bench = api.get(name).await?;
+        let phase = bench
+            .status
+            .as_ref()
+            .map(|s| s.phase.clone())
+            .unwrap_or_default();
+        if !phase.is_empty() && seen.last() != Some(&phase) {
+            seen.push(phase.clone());
+        }
+        if matches!(phase.as_str(), "Succeeded" | "Failed") {
+            return Ok((seen, bench));
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{name} did not finish; phases so far {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes cluster: run e2e/run.sh"]
+async fn benchmark_runs_as_far_as_its_pods_allow_then_expires() -> Result<()> {
+    let (cluster, ns) = setup("bench").await?;
+    let client = &cluster.client;
+    let benches: Api<BenchmarkCluster> = ns.api(client);
+    let bench = benches
+        .create(&PostParams::default(), &benchmark("smoke", json!({}))?)
+        .await?;
+    let _operator = Operator::start(&cluster, &ns.name).await?;
+
+    let watcher = tokio::spawn({
+        let jobs: Api<Job> = ns.api(client);
+        async move { wait_object(&jobs, "smoke-loadgen", "created", |_| true).await }
+    });
+    let (phases, finished) = follow_phases(&benches, "smoke").await?;
+    let status = finished.status.clone().context("status")?;
+    ensure!(
+        phases.iter().any(|p| p == "Provisioning") && phases.iter().any(|p| p == "Running"),
+        "phases seen: {phases:?} (reason {:?}, message {:?})",
+        status.reason,
+        status.message
+    );
+    // The loadgen Job ran with the declared workload against every validator.
+    let job = watcher.await??;
+    let args = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.args.clone())
+        .unwrap_or_default()
+        .join(" ");
+    assert!(args.starts_with("loadgen "), "loadgen args: {args}");
+    assert!(
+        args.contains("--tps 20") && args.contains("--duration 10s"),
+        "loadgen args: {args}"
+    );
+    assert!(
+        args.contains("smoke-net-2.smoke-net-peers"),
+        "every validator targeted: {args}"
+    );
+    assert!(
+        controlled_by(&job, &bench),
+        "Job is not owned by the benchmark"
+    );
+    if simulated_pods() {
+        // A simulated pod "succeeds" without running: no result was written, which the
+        // operator must call out by name rather than guess a verdict.
+        assert_eq!(status.phase, "Failed");
+        assert_eq!(
+            status.reason.as_deref(),
+            Some("NoResult"),
+            "message {:?}",
+            status.message
+        );
+        assert!(status.message.as_deref().is_some_and(|m| !m.is_empty()));
+    }
+    assert!(status.finished_at.is_some());
+
+    // ttlSecondsAfterFinished: 5 — the benchmark and, through owner references, its
+    // network go away.
+    wait_gone(&benches, "smoke", Duration::from_secs(90)).await?;
+    wait_gone(
+        &ns.api::<DualChainNetwork>(client),
+        "smoke-net",
+        Duration::from_secs(90),
+    )
+    .await?;
+    wait_gone(
+        &ns.api::<StatefulSet>(client),
+        "smoke-net",
+        Duration::from_secs(90),
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes cluster: run e2e/run.sh"]
+async fn benchmark_fails_at_its_ready_deadline_with_the_reason() -> Result<()> {
+    let (cluster, ns) = setup("deadline").await?;
+    let client = &cluster.client;
+    let benches: Api<BenchmarkCluster> = ns.api(client);
+    // No node carries this label: the validators stay Pending.
+    let spec = json!({
+        "readyDeadlineSeconds": 10,
+        "network": {"nodeSelector": {"dualchain.dev/e2e-no-such-node": "true"}},
+    });
+    benches
+        .create(&PostParams::default(), &benchmark("stuck", spec)?)
+        .await?;
+    let _operator = Operator::start(&cluster, &ns.name).await?;
+
+    let (phases, finished) = follow_phases(&benches, "stuck").await?;
+    let status = finished.status.context("status")?;
+    assert_eq!(status.phase, "Failed", "phases {phases:?}");
+    assert!(!phases.iter().any(|p| p == "Running"), "phases {phases:?}");
+    assert_eq!(
+        status.reason.as_deref(),
+        Some("NetworkNotReady"),
+        "message {:?}",
+        status.message
+    );
+    let message = status.message.unwrap_or_default();
+    assert!(
+        message.contains("0/3 validators ready") && message.contains("readyDeadlineSeconds 10"),
+        "{message}"
+    );
+    let pods = ns.api::<Pod>(client).list(&ListParams::default()).await?;
+    assert!(
+        pods.iter()
+            .all(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending")),
+        "validator pods should be unschedulable"
+    );
+    wait_gone(&benches, "stuck", Duration::from_secs(90)).await?;
+    Ok(())
+}
+
+/// Public keys by validator index, from the key Secrets.
+fn secret_keys(secrets: &[Secret], network: &str) -> BTreeMap<String, (String, Vec<u8>)> {
+    let prefix = format!("{network}-validator-");
+    secrets
+        .iter()
+        .filter(|s| s.name_any().starts_with(&prefix))
+        .map(|s| {
+            let public = s
+                .data
+                .as_ref()
+                .and_then(|d| d.get("public_key"))
+                .map(|b| b.0.clone())
+                .unwrap_or_default();
+            (s.name_any(), (s.uid().unwrap_or_default(), public))
+        })
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes cluster: run e2e/run.sh"]
+async fn operator_killed_mid_reconcile_converges_without_duplicates() -> Result<()> {
+    let (cluster, ns) = setup("crash").await?;
+    let client = &cluster.client;
+    const N: u32 = 100;
+    let nets: Api<DualChainNetwork> = ns.api(client);
+    nets.create(
+        &PostParams::default(),
+        &network("big", json!({"validators": N}))?,
+    )
+    .await?;
+    let secrets: Api<Secret> = ns.api(client);
+    let sets: Api<StatefulSet> = ns.api(client);
+
+    // Kill the operator while it is still creating key Secrets, before the genesis and
+    // the StatefulSet exist.
+    let mut operator = Operator::start(&cluster, &ns.name).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let before_kill = loop {
+        operator.check_alive()?;
+        let list = secrets.list(&ListParams::default()).await?;
+        let seen = secret_keys(&list.items, "big").len();
+        if seen > 0 {
+            break seen;
+        }
+        ensure!(Instant::now() < deadline, "no key Secret within 60 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    operator.kill().await?;
+    ensure!(
+        sets.get_opt("big").await?.is_none() && (before_kill as u32) < N,
+        "the operator finished before it could be killed mid-reconcile ({before_kill} key Secrets seen)"
+    );
+    let snapshot = secret_keys(&secrets.list(&ListParams::default()).await?.items, "big");
+
+    let _operator = Operator::start(&cluster, &ns.name).await?;
+    let set = wait_object(&sets, "big", "created with all replicas", |s| {
+        s.spec.as_ref().and_then(|sp| sp.replicas) == Some(N as i32)
+    })
+    .await?;
+    assert!(controlled_by(&set, &nets.get("big").await?));
+
+    let all = secrets.list(&ListParams::default()).await?;
+    let keys = secret_keys(&all.items, "big");
+    let expected: BTreeSet<String> = (0..N).map(|i| format!("big-validator-{i}")).collect();
+    assert_eq!(keys.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    // Keys made before the crash were kept, not regenerated.
+    for (name, before) in &snapshot {
+        assert_eq!(
+            keys.get(name),
+            Some(before),
+            "Secret {name} changed across the restart"
+        );
+    }
+    // Exactly one network's worth of everything else, and the genesis names these keys.
+    let others: Vec<String> = all
+        .iter()
+        .map(|s| s.name_any())
+        .filter(|n| n.starts_with("big-") && !n.starts_with("big-validator-"))
+        .collect();
+    assert_eq!(
+        others.iter().collect::<BTreeSet<_>>(),
+        ["big-accounts".to_string(), "big-admin-token".to_string()]
+            .iter()
+            .collect()
+    );
+    let genesis = ns.api::<ConfigMap>(client).get("big-genesis").await?;
+    let genesis_json: serde_json::Value = serde_json::from_str(
+        genesis
+            .data
+            .as_ref()
+            .and_then(|d| d.get("genesis.json"))
+            .context("genesis.json")?,
+    )?;
+    let listed = genesis_json["validators"]
+        .as_array()
+        .context("validators")?
+        .len();
+    assert_eq!(listed as u32, N);
+    let sets_now = sets.list(&ListParams::default()).await?;
+    assert_eq!(sets_now.items.len(), 1, "exactly one StatefulSet");
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes cluster: run e2e/run.sh"]
+async fn a_standby_operator_takes_over_when_the_leader_dies() -> Result<()> {
+    let (cluster, ns) = setup("leader").await?;
+    let client = &cluster.client;
+    let leases: Api<Lease> = ns.api(client);
+    let mut first = Some(Operator::start_elected(&cluster, &ns.name, "first").await?);
+    let mut second = Some(Operator::start_elected(&cluster, &ns.name, "second").await?);
+    let holder = |lease: &Lease| lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
+    let leader = holder(
+        &wait_object(&leases, "dualchain-operator", "held", |l| {
+            holder(l).is_some()
+        })
+        .await?,
+    )
+    .context("lease holder")?;
+
+    // Only the leader reconciles; it provisions a network.
+    let nets: Api<DualChainNetwork> = ns.api(client);
+    nets.create(
+        &PostParams::default(),
+        &network("before", json!({"validators": 3}))?,
+    )
+    .await?;
+    let sets: Api<StatefulSet> = ns.api(client);
+    wait_object(&sets, "before", "created by the leader", |_| true).await?;
+
+    // SIGKILL the leader: no release, so the standby must wait out the lease (15 s).
+    let (dead, standby) = if leader == "first" {
+        (first.take(), "second")
+    } else {
+        (second.take(), "first")
+    };
+    dead.context("leader process")?.kill().await?;
+    let took_over = wait_object(
+        &leases,
+        "dualchain-operator",
+        &format!("held by {standby}"),
+        |l| holder(l).as_deref() == Some(standby),
+    )
+    .await?;
+    let transitions = took_over
+        .spec
+        .as_ref()
+        .and_then(|s| s.lease_transitions)
+        .unwrap_or(0);
+    assert!(transitions >= 1, "lease transitions {transitions}");
+    nets.create(
+        &PostParams::default(),
+        &network("after", json!({"validators": 3}))?,
+    )
+    .await?;
+    wait_object(&sets, "after", "created by the new leader", |_| true).await?;
+    Ok(())
+}
