@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing dualchain needs, idempotently:
 # - Debian packages: clang/libclang (bindgen for RocksDB), a C++ toolchain, pkg-config,
-#   fonts-dejavu-core (text in the devnet report plots);
+#   fonts-dejavu-core (text in the devnet report plots), iproute2 (the e2e suite runs in
+#   a private network namespace);
 # - a Rust toolchain with rustfmt and clippy (rustup, if cargo is missing).
 # Build caches live outside the clone, under ${DUALCHAIN_CACHE:-~/.cache/dualchain}.
 set -euo pipefail

@@ -3,6 +3,8 @@
 //! lifecycle, and crash recovery. Run by `e2e/run.sh` (kwok) or `e2e/kind.sh`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
@@ -54,6 +56,16 @@ fn condition<'a>(net: &'a DualChainNetwork, type_: &str) -> Option<(&'a str, &'a
         .iter()
         .find(|c| c.type_ == type_)
         .map(|c| (c.status.as_str(), c.reason.as_str()))
+}
+
+/// A pod that exists, is not being deleted, and reports Ready.
+fn pod_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 fn ready_validators(net: &DualChainNetwork) -> u32 {
@@ -321,6 +333,24 @@ async fn editing_the_spec_rolls_the_statefulset() -> Result<()> {
     };
     let old_hash = config_hash(&before).context("pod template has no config-hash annotation")?;
 
+    // While the roll runs, sample the pods: never more than f = 1 of the 4 validators
+    // may be missing or not Ready, or the network would lose its quorum margin.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = tokio::spawn({
+        let pods: Api<Pod> = ns.api(client);
+        let stop = stop.clone();
+        async move {
+            let mut worst = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let list = pods.list(&ListParams::default()).await?;
+                let ready = list.iter().filter(|p| pod_ready(p)).count();
+                worst = worst.max(4 - ready.min(4));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            anyhow::Ok(worst)
+        }
+    });
+
     nets.patch(
         "devnet",
         &PatchParams::default(),
@@ -380,6 +410,13 @@ async fn editing_the_spec_rolls_the_statefulset() -> Result<()> {
         },
     )
     .await?;
+    stop.store(true, Ordering::Relaxed);
+    let worst = sampler.await??;
+    eprintln!("most validators unavailable at once during the roll: {worst}");
+    assert!(
+        worst <= 1,
+        "{worst} validators were unavailable at once during the roll"
+    );
     // A finished roll leaves no partition behind in the status (nor in the StatefulSet).
     let net = nets.get("devnet").await?;
     assert_eq!(net.status.as_ref().and_then(|s| s.rollout_partition), None);
