@@ -58,6 +58,20 @@ fn condition<'a>(net: &'a DualChainNetwork, type_: &str) -> Option<(&'a str, &'a
         .map(|c| (c.status.as_str(), c.reason.as_str()))
 }
 
+/// How many validators the genesis in a `<network>-genesis` ConfigMap lists.
+fn genesis_validators(genesis: &ConfigMap) -> Result<usize> {
+    let text = genesis
+        .data
+        .as_ref()
+        .and_then(|d| d.get("genesis.json"))
+        .context("ConfigMap has no genesis.json")?;
+    let json: serde_json::Value = serde_json::from_str(text)?;
+    Ok(json["validators"]
+        .as_array()
+        .context("genesis has no validators list")?
+        .len())
+}
+
 /// A pod that exists, is not being deleted, and reports Ready.
 fn pod_ready(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
@@ -150,17 +164,11 @@ async fn devnet_example_reconciles_into_owned_children() -> Result<()> {
         );
     }
     let genesis = configmaps.get("devnet-genesis").await?;
-    let genesis_json: serde_json::Value = serde_json::from_str(
-        genesis
-            .data
-            .as_ref()
-            .and_then(|d| d.get("genesis.json"))
-            .context("genesis.json")?,
-    )?;
-    let validators = genesis_json["validators"]
-        .as_array()
-        .context("genesis validators")?;
-    assert_eq!(validators.len(), 4, "genesis lists 4 validators");
+    assert_eq!(
+        genesis_validators(&genesis)?,
+        4,
+        "genesis lists 4 validators"
+    );
 
     let services: Api<Service> = ns.api(client);
     let headless = services.get("devnet-peers").await?;
@@ -793,18 +801,7 @@ async fn operator_killed_mid_reconcile_converges_without_duplicates() -> Result<
             .collect()
     );
     let genesis = ns.api::<ConfigMap>(client).get("big-genesis").await?;
-    let genesis_json: serde_json::Value = serde_json::from_str(
-        genesis
-            .data
-            .as_ref()
-            .and_then(|d| d.get("genesis.json"))
-            .context("genesis.json")?,
-    )?;
-    let listed = genesis_json["validators"]
-        .as_array()
-        .context("validators")?
-        .len();
-    assert_eq!(listed as u32, N);
+    assert_eq!(genesis_validators(&genesis)?, N as usize);
     let sets_now = sets.list(&ListParams::default()).await?;
     assert_eq!(sets_now.items.len(), 1, "exactly one StatefulSet");
     Ok(())
