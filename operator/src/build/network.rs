@@ -26,13 +26,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Resource, ResourceExt};
-use serde::Serialize;
 
 use crate::crd::common::{ChainResources, fault_tolerance};
 use crate::crd::network::DualChainNetwork;
 use crate::keys::{ADMIN_TOKEN_KEY, KEYRING_KEY};
 use crate::names::{self, CONFIG_HASH_ANNOTATION, ROLE_LABEL, TEMPLATE_HASH_ANNOTATION};
 use crate::ports;
+pub use dualchain_core::types::PeerEntry;
 
 /// UID/GID the validator containers run as (non-root; the image creates this user).
 pub const RUN_AS_USER: i64 = 10001;
@@ -174,19 +174,6 @@ pub fn genesis_configmap(net: &NetworkRef, genesis_json: String, genesis_hash: &
         data: Some(BTreeMap::from([(GENESIS_KEY.to_string(), genesis_json)])),
         ..Default::default()
     }
-}
-
-/// One entry of `peers.json`: how validator `index` is reached.
-#[derive(Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct PeerEntry {
-    pub index: u32,
-    pub name: String,
-    pub host: String,
-    pub alpha_p2p_port: u16,
-    pub delta_p2p_port: u16,
-    pub alpha_api_port: u16,
-    pub delta_api_port: u16,
 }
 
 /// The peer list (stable DNS names through the headless Service).

@@ -10,42 +10,21 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use dualchain_core::types::ChainId;
+pub use dualchain_core::types::PeerEntry;
 use dualchain_net::PeerAddress;
-use serde::Deserialize;
 
 /// Most entries a peers file may hold (the validator-set limit is far below).
 const MAX_PEERS: usize = 10_000;
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PeerEntry {
-    pub index: u32,
-    pub name: String,
-    pub host: String,
-    pub alpha_p2p_port: u16,
-    pub delta_p2p_port: u16,
-    pub alpha_api_port: u16,
-    pub delta_api_port: u16,
-}
-
-impl PeerEntry {
-    pub fn p2p_port(&self, chain: ChainId) -> u16 {
-        match chain {
-            ChainId::Alpha => self.alpha_p2p_port,
-            ChainId::Delta => self.delta_p2p_port,
-        }
-    }
-
-    /// The QUIC address of this peer's `chain`.
-    pub fn p2p_address(&self, chain: ChainId) -> PeerAddress {
-        let port = self.p2p_port(chain);
-        match self.host.parse::<IpAddr>() {
-            Ok(ip) => PeerAddress::Socket(SocketAddr::new(ip, port)),
-            Err(_) => PeerAddress::Dns {
-                host: self.host.clone(),
-                port,
-            },
-        }
+/// The QUIC address of `peer`'s `chain`.
+pub fn p2p_address(peer: &PeerEntry, chain: ChainId) -> PeerAddress {
+    let port = peer.p2p_port(chain);
+    match peer.host.parse::<IpAddr>() {
+        Ok(ip) => PeerAddress::Socket(SocketAddr::new(ip, port)),
+        Err(_) => PeerAddress::Dns {
+            host: peer.host.clone(),
+            port,
+        },
     }
 }
 
@@ -93,7 +72,7 @@ pub fn dial_targets(peers: &[PeerEntry], me: u32, chain: ChainId) -> Vec<PeerAdd
     peers
         .iter()
         .filter(|p| p.index != me)
-        .map(|p| p.p2p_address(chain))
+        .map(|p| p2p_address(p, chain))
         .collect()
 }
 
@@ -125,7 +104,7 @@ mod tests {
             }]
         );
         assert_eq!(
-            peers[0].p2p_address(ChainId::Alpha),
+            p2p_address(&peers[0], ChainId::Alpha),
             PeerAddress::Socket("127.0.0.1:4130".parse().unwrap())
         );
     }

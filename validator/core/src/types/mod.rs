@@ -6,6 +6,7 @@ mod account;
 mod block;
 mod chain;
 mod genesis;
+mod peers;
 mod receipt;
 mod transaction;
 mod validator;
@@ -15,6 +16,7 @@ pub use account::{Address, AssetId};
 pub use block::{Block, BlockBody, BlockCertificate, BlockHeader, CertificateError};
 pub use chain::{ChainId, ConsensusEngine};
 pub use genesis::{ChainParams, Genesis, GenesisAccount, GenesisError, GenesisValidator};
+pub use peers::PeerEntry;
 pub use receipt::{FailureReason, Receipt, ReceiptStatus};
 pub use transaction::{
     Approval, Authorization, Output, SignedTransaction, Transaction, TxPayload, TxSignatureError,
