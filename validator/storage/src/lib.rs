@@ -19,7 +19,9 @@
 //! - `vertices`: key = round (8 bytes BE) ‖ vertex digest (32 bytes);
 //! - `state`: key = the state key itself; the state root is the sparse Merkle root
 //!   over `(hash_key(key), hash_value(value))` of every entry of this column;
-//! - `meta`: a few named records, among them the schema version and the chain head.
+//! - `meta`: a few named records, among them the schema version and the chain head;
+//! - `consensus`: the consensus engine's validator-private records (never in a
+//!   snapshot).
 
 pub mod keys;
 mod memory;
@@ -30,11 +32,12 @@ pub use memory::MemoryEngine;
 
 use std::fmt;
 
-/// The storage schema this build reads and writes ("storage v2").
+/// The storage schema this build reads and writes ("storage v3": v2 plus the
+/// validator-private `consensus` column).
 ///
 /// Bumped whenever the layout of any column changes incompatibly; an engine refuses
 /// to open a database written with another version instead of misreading it.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// A column family. Every engine creates all of them when it opens a database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,17 +54,23 @@ pub enum Column {
     Certificates,
     /// Small named records: schema version, chain head, snapshot bookkeeping.
     Meta,
+    /// Validator-private records: the consensus engine's own state (its last proposed
+    /// round among them), its commit records and commit marks. Never exported in a
+    /// snapshot: importing another node's (or an old) snapshot must not be able to
+    /// roll back what this validator signed.
+    Consensus,
 }
 
 impl Column {
     /// Every column, in a fixed order.
-    pub const ALL: [Column; 6] = [
+    pub const ALL: [Column; 7] = [
         Column::Vertices,
         Column::Blocks,
         Column::Receipts,
         Column::State,
         Column::Certificates,
         Column::Meta,
+        Column::Consensus,
     ];
 
     /// The column-family name on disk.
@@ -73,6 +82,7 @@ impl Column {
             Column::State => "state",
             Column::Certificates => "certificates",
             Column::Meta => "meta",
+            Column::Consensus => "consensus",
         }
     }
 

@@ -33,7 +33,7 @@ impl MemoryEngine {
         self.read()[column.index()].len()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, [ColumnMap; 6]> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, [ColumnMap; Column::ALL.len()]> {
         // Writers only insert into and remove from ordered maps, which cannot panic
         // midway through a batch, so a poisoned lock still guards consistent data.
         self.columns.read().unwrap_or_else(|e| e.into_inner())

@@ -25,7 +25,8 @@
 use std::path::{Path, PathBuf};
 
 use dualchain_storage::{
-    Column, KvEngine, KvIter, Result, StorageError, SyncPolicy, WriteBatch, WriteOp, meta,
+    Column, KvEngine, KvIter, Result, SCHEMA_VERSION, StorageError, SyncPolicy, WriteBatch,
+    WriteOp, meta,
 };
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
@@ -181,20 +182,17 @@ impl RocksEngine {
         if !is_new {
             let existing = DB::list_cf(&Options::default(), path)
                 .map_err(|e| map_rocks_error(e, "cannot list column families", path))?;
-            if let Some(missing) = names.iter().find(|n| !existing.iter().any(|e| e == *n)) {
+            // The schema record lives in `meta`: without it this is not a dualchain
+            // database at all. Other missing columns mean another schema version, which
+            // the schema check reports; open what exists so nothing is created here.
+            if !existing.iter().any(|e| e == Column::Meta.name()) {
                 return Err(StorageError::Invalid(format!(
-                    "{} is a RocksDB database but not a dualchain one: it has no `{missing}` \
+                    "{} is a RocksDB database but not a dualchain one: it has no `meta` \
                      column family (found {existing:?})",
                     path.display()
                 )));
             }
-            // Column families of a newer build are opened too (RocksDB insists); the schema
-            // version check below decides whether this build may use the database.
-            let extra: Vec<String> = existing
-                .into_iter()
-                .filter(|n| n != "default" && !names.contains(n))
-                .collect();
-            names.extend(extra);
+            names = existing.into_iter().filter(|n| n != "default").collect();
         }
 
         let cache = Cache::new_lru_cache(opts.block_cache_bytes);
@@ -225,6 +223,12 @@ impl RocksEngine {
             sync: opts.sync,
         };
         meta::check_or_init_schema(&engine, is_new)?;
+        if let Some(missing) = Column::ALL.iter().find(|c| engine.cf(**c).is_err()) {
+            return Err(StorageError::Corruption(format!(
+                "{} has schema version {SCHEMA_VERSION} but no `{missing}` column family",
+                path.display()
+            )));
+        }
         if is_new {
             // The schema record is the last step of creating a database: make it durable.
             engine.flush()?;

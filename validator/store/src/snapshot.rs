@@ -14,7 +14,7 @@
 //! | 17 | 8 | height of the chain head, u64 |
 //! | 25 | 32 | state root of the chain head |
 //! | 57 | 32 | block digest of the chain head |
-//! | 89 | … | entries, each: column tag u8 ([`Column::index`], 0..=5) ‖ key length u32 ‖ value length u32 ‖ key ‖ value |
+//! | 89 | … | entries, each: column tag u8 ([`Column::index`]: 1 `blocks`, 3 `state`, 4 `certificates`, 5 `meta`; any other tag is refused) ‖ key length u32 ‖ value length u32 ‖ key ‖ value |
 //! | len − 49 | 1 | end-of-entries tag `0xFF` |
 //! | len − 48 | 8 | number of entries, u64 |
 //! | len − 40 | 8 | trailer magic `b"DCSNEND\x01"` ([`TRAILER_MAGIC`]) |
@@ -85,6 +85,15 @@ pub const MAX_KEY_LEN: usize = 1024;
 pub const MAX_VALUE_LEN: usize = 64 << 20;
 /// File extension of snapshots written by [`maybe_snapshot`].
 pub const SNAPSHOT_EXTENSION: &str = "dcsnap";
+
+/// The columns a snapshot carries, in tag order. Never `consensus` (validator-private
+/// records), `vertices` or `receipts`.
+pub const SNAPSHOT_COLUMNS: [Column; 4] = [
+    Column::Blocks,
+    Column::State,
+    Column::Certificates,
+    Column::Meta,
+];
 
 const END_TAG: u8 = 0xFF;
 const ENTRY_HEADER_LEN: u64 = 1 + 4 + 4;
@@ -486,12 +495,7 @@ pub fn export_snapshot(engine: &dyn KvEngine, out: &Path) -> Result<SnapshotInfo
     let mut leaves = Vec::new();
     let head_key = keys::height_key(head.height);
     // Columns in ascending tag order, keys ascending within each: the order import checks.
-    for column in [
-        Column::Blocks,
-        Column::State,
-        Column::Certificates,
-        Column::Meta,
-    ] {
+    for column in SNAPSHOT_COLUMNS {
         match column {
             Column::Blocks | Column::Certificates => {
                 if let Some(value) = engine.get(column, &head_key)? {
@@ -738,6 +742,14 @@ fn import_into(
                 format!("unknown column tag {:#04x}", tag[0]),
             ));
         };
+        if !SNAPSHOT_COLUMNS.contains(&column) {
+            // In particular `consensus`: a validator's private records (what it signed)
+            // must never come from a file.
+            return Err(malformed(
+                entry_offset,
+                format!("column `{column}` is never part of a snapshot"),
+            ));
+        }
         let mut lens = [0u8; 8];
         if !r
             .fill(&mut lens)

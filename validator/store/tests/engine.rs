@@ -433,3 +433,39 @@ fn killed_writer_leaves_last_committed_block_intact() {
     let total = engine.scan_from(Column::Receipts, b"").unwrap().count() as u64;
     assert_eq!(total, head.height * RECEIPTS_PER_BLOCK as u64);
 }
+
+#[test]
+fn a_database_of_the_previous_schema_is_refused_and_left_as_it_was() {
+    // Schema 2 had no `consensus` column family: simulate one by dropping it and
+    // writing the old schema number.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let engine = open(&path);
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Column::Meta,
+            meta::SCHEMA_VERSION_KEY.to_vec(),
+            2u32.to_le_bytes().to_vec(),
+        );
+        engine.write(batch).unwrap();
+    }
+    {
+        let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), &path).unwrap();
+        let mut db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &path, &cfs).unwrap();
+        db.drop_cf(Column::Consensus.name()).unwrap();
+    }
+    let err = RocksEngine::open(&path, &opts()).unwrap_err();
+    assert_eq!(
+        err,
+        StorageError::SchemaMismatch {
+            found: 2,
+            expected: SCHEMA_VERSION
+        }
+    );
+    let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), &path).unwrap();
+    assert!(
+        !cfs.iter().any(|c| c == Column::Consensus.name()),
+        "opening must not add column families to a database it refuses: {cfs:?}"
+    );
+}

@@ -152,6 +152,30 @@ fn export_import_round_trip_reproduces_root_and_head() {
 }
 
 #[test]
+fn validator_private_records_never_leave_in_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = RocksEngine::open(dir.path().join("source"), &opts()).unwrap();
+    let head = commit(&engine, 1, &sample_state(10), 1);
+    let mut batch = WriteBatch::new();
+    batch.put(Column::Consensus, b"dag-bft/state".to_vec(), vec![7; 40]);
+    batch.put(Column::Vertices, vec![0; 40], b"vertex".to_vec());
+    engine.write(batch).unwrap();
+    let file = dir.path().join("s.dcsnap");
+    let info = export_snapshot(&engine, &file).unwrap();
+    assert_eq!(info.head(), head);
+    let target = dir.path().join("imported");
+    import_snapshot(&file, &target, &opts()).unwrap();
+    let imported = RocksEngine::open(&target, &opts()).unwrap();
+    assert!(all_entries(&imported, Column::Consensus).is_empty());
+    assert!(all_entries(&imported, Column::Vertices).is_empty());
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(
+        !bytes.windows(13).any(|w| w == b"dag-bft/state"),
+        "the private record's key appears in the file"
+    );
+}
+
+#[test]
 fn import_into_an_existing_empty_directory_works() {
     let dir = tempfile::tempdir().unwrap();
     let (_source, head, file) = exported(dir.path());
@@ -423,6 +447,19 @@ fn well_checksummed_but_invalid_files_are_rejected() {
             ),
         ),
         (
+            "private column",
+            craft(
+                &head,
+                &[
+                    entry(Column::State, b"k", 1, b"v"),
+                    head_entry.clone(),
+                    entry(Column::Consensus, b"dag-bft/state", 1, b"x"),
+                ]
+                .concat(),
+                3,
+            ),
+        ),
+        (
             "state root",
             craft(
                 &head,
@@ -449,7 +486,9 @@ fn well_checksummed_but_invalid_files_are_rejected() {
         let ok = match what {
             "entry count" => matches!(err, SnapshotError::EntryCountMismatch { .. }),
             "key limit" | "value limit" => matches!(err, SnapshotError::LimitExceeded { .. }),
-            "order" | "duplicate" | "column tag" => matches!(err, SnapshotError::Malformed { .. }),
+            "order" | "duplicate" | "column tag" | "private column" => {
+                matches!(err, SnapshotError::Malformed { .. })
+            }
             "state root" => matches!(err, SnapshotError::StateRootMismatch { .. }),
             "head" => matches!(err, SnapshotError::HeadMismatch { .. }),
             "format version" => matches!(err, SnapshotError::UnsupportedVersion { found: 2, .. }),
