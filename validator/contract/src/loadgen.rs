@@ -1,0 +1,116 @@
+//! The loadgen result contract (`operator/README.md`, "Loadgen contract").
+//!
+//! `dualchain loadgen --json` prints a document whose top-level fields include
+//! [`LoadgenResult`]'s (the full report adds more; readers ignore unknown fields), and
+//! `--result-configmap NS/NAME` writes it as key [`RESULT_KEY`] of that ConfigMap, or —
+//! when that fails — to the termination log ([`TERMINATION_LOG_MAX_BYTES`]; the
+//! contract fields alone when the full document does not fit). The operator parses it
+//! with [`parse_result`] and judges a `BenchmarkCluster` on it.
+//!
+//! ```json
+//! {"average_tps": 480.5, "submitted": 30000, "committed": 28830, "rejected": 12,
+//!  "finality_ms": {"p50": 3100, "p95": 6000, "p99": 8000}, "signed": true}
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::stats::Percentiles;
+
+/// Key of the result document in the result ConfigMap.
+pub const RESULT_KEY: &str = "result.json";
+/// Largest result document a reader accepts.
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+/// Kubernetes keeps at most this much of a container's termination log.
+pub const TERMINATION_LOG_MAX_BYTES: usize = 4096;
+
+/// The contract fields of a load run's result.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadgenResult {
+    /// Committed transactions per second over the run.
+    pub average_tps: f64,
+    /// Transactions sent (each counted once, however often retried).
+    pub submitted: u64,
+    /// Own transactions seen final.
+    pub committed: u64,
+    /// Transactions whose final admission outcome was a refusal.
+    #[serde(default)]
+    pub rejected: u64,
+    /// Submit-to-finality latency percentiles, whole milliseconds (rounded up).
+    pub finality_ms: Percentiles,
+    /// Whether the transactions were signed (ML-DSA-44) or sent unsigned.
+    pub signed: bool,
+}
+
+impl LoadgenResult {
+    /// The compact document: the contract fields only.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("plain numbers and booleans serialize")
+    }
+}
+
+/// Parses a result document (the compact one or the loadgen's full report), bounded in
+/// size; unknown fields are ignored. Errors are messages for a status condition.
+pub fn parse_result(text: &str) -> Result<LoadgenResult, String> {
+    if text.len() > MAX_RESULT_BYTES {
+        return Err(format!(
+            "result is {} bytes, more than {MAX_RESULT_BYTES}",
+            text.len()
+        ));
+    }
+    serde_json::from_str(text.trim()).map_err(|e| format!("result is not loadgen JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"{"average_tps": 480.5, "submitted": 30000, "committed": 28830, "rejected": 12,
+ "finality_ms": {"p50": 3100, "p95": 6000, "p99": 8000}, "signed": true}"#;
+
+    #[test]
+    fn the_documented_example_parses_and_round_trips() {
+        let r = parse_result(DOC).unwrap();
+        assert_eq!(r.average_tps, 480.5);
+        assert_eq!(r.committed, 28_830);
+        assert_eq!(r.finality_ms.p95, 6000);
+        assert!(r.signed);
+        assert_eq!(parse_result(&r.to_json()).unwrap(), r);
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_rejected_defaults_to_zero() {
+        let r = parse_result(
+            r#"{"average_tps": 1, "submitted": 2, "committed": 1, "extra": [1],
+                "finality_ms": {"p50": 1, "p95": 2, "p99": 3}, "signed": false}"#,
+        )
+        .unwrap();
+        assert_eq!(r.rejected, 0);
+    }
+
+    #[test]
+    fn bad_documents_are_refused_with_a_reason() {
+        assert!(parse_result("{}").unwrap_err().contains("not loadgen JSON"));
+        assert!(
+            parse_result(&" ".repeat(MAX_RESULT_BYTES + 1))
+                .unwrap_err()
+                .contains("more than")
+        );
+    }
+
+    #[test]
+    fn the_compact_document_fits_the_termination_log() {
+        let r = LoadgenResult {
+            average_tps: f64::MAX,
+            submitted: u64::MAX,
+            committed: u64::MAX,
+            rejected: u64::MAX,
+            finality_ms: Percentiles {
+                p50: u64::MAX,
+                p95: u64::MAX,
+                p99: u64::MAX,
+            },
+            signed: true,
+        };
+        assert!(r.to_json().len() < TERMINATION_LOG_MAX_BYTES);
+    }
+}
