@@ -1,10 +1,18 @@
-//! The typed storage layer of one chain: one atomic write batch per sealed block.
+//! The typed storage layer of one chain: one owner per keyspace.
 //!
-//! [`ChainStore`] keeps the chain's sparse Merkle tree in memory, in step with the
-//! `state` column, and commits each block — header and body, receipts, state changes,
-//! optional certificate and the new chain head — as a single [`WriteBatch`]. The head
-//! record is the commit point: after a crash, whatever it names is complete, and
-//! nothing of a later block is visible.
+//! - [`ChainStore`] is the chain's only **writer**: it keeps the chain's sparse Merkle
+//!   tree in step with the `state` column and commits each block — header and body,
+//!   receipts, state changes, optional certificate and the new chain head — as a
+//!   single [`WriteBatch`]. The head record is the commit point: after a crash,
+//!   whatever it names is complete, and nothing of a later block is visible.
+//!   [`ChainStore::seal_and_commit`] is the production path: it applies the executed
+//!   changes to the live tree **once**, takes the root from it for the header, and
+//!   writes; [`ChainStore::commit_block`] commits a block made elsewhere (tests, block
+//!   sync) after checking its declared roots.
+//! - [`ChainReader`] is the cloneable **reader** the API and the runtime share:
+//!   blocks, certificates, receipts, state values, the head and state proofs. It never
+//!   sees a tree or head of a block whose batch is not durable: the writer updates
+//!   both under their locks only after the write succeeded (or rolls the tree back).
 //!
 //! The tree is rebuilt from the `state` column when the store opens (in parallel) and
 //! its root is checked against the head's recorded state root, so silent corruption of
@@ -14,13 +22,16 @@
 //! the root its changes produce), the in-memory tree is rolled back and nothing is
 //! written: a failed commit loses nothing and leaves the store usable.
 
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+
 use dualchain_merkle::{Hash32, SparseMerkleTree, hash_key, hash_value};
 use dualchain_storage::meta::{ChainHead, read_head};
 use dualchain_storage::{Column, KvEngine, StorageError, WriteBatch, keys};
 
 use crate::encoding::{Canonical, DecodeError};
 use crate::hash::Digest;
-use crate::types::{Block, BlockCertificate, BlockHeader, ChainId, Receipt};
+use crate::types::{Block, BlockBody, BlockCertificate, BlockHeader, ChainId, Receipt};
+use dualchain_merkle::Proof;
 
 /// A change to one state key: `Some(value)` to set, `None` to delete.
 pub type StateChange = (Vec<u8>, Option<Vec<u8>>);
@@ -75,12 +86,40 @@ pub enum ChainStoreError {
     NoBlock(u64),
 }
 
-/// The storage of one chain over any [`KvEngine`].
-pub struct ChainStore<E: KvEngine> {
+/// What a reader shares with the writer.
+struct Shared<E> {
     engine: E,
     chain: ChainId,
-    tree: SparseMerkleTree,
-    head: Option<ChainHead>,
+    /// Written only by the [`ChainStore`], after its batch is durable.
+    head: RwLock<Option<ChainHead>>,
+    /// The state tree at `head` (held by the writer's write lock while it commits).
+    tree: RwLock<SparseMerkleTree>,
+}
+
+/// Header fields of a block that the sealer decides before execution.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockDraft {
+    pub epoch: u64,
+    pub slot: u64,
+    pub timestamp_ms: u64,
+}
+
+/// The writer of one chain's storage over any [`KvEngine`] (one per database).
+pub struct ChainStore<E: KvEngine> {
+    shared: Arc<Shared<E>>,
+}
+
+/// A read-only view of one chain's storage, cheap to clone and share.
+pub struct ChainReader<E: KvEngine> {
+    shared: Arc<Shared<E>>,
+}
+
+impl<E: KvEngine> Clone for ChainReader<E> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
 }
 
 impl<E: KvEngine> ChainStore<E> {
@@ -105,52 +144,70 @@ impl<E: KvEngine> ChainStore<E> {
             });
         }
         Ok(Self {
-            engine,
-            chain,
-            tree,
-            head,
+            shared: Arc::new(Shared {
+                engine,
+                chain,
+                head: RwLock::new(head),
+                tree: RwLock::new(tree),
+            }),
         })
     }
 
+    /// A reader sharing this store's view (for the API and other tasks).
+    pub fn reader(&self) -> ChainReader<E> {
+        ChainReader {
+            shared: self.shared.clone(),
+        }
+    }
+
     pub fn chain(&self) -> ChainId {
-        self.chain
+        self.shared.chain
     }
 
     pub fn engine(&self) -> &E {
-        &self.engine
+        &self.shared.engine
     }
 
     /// The last committed block (height 0 is the genesis state), if any.
-    pub fn head(&self) -> Option<&ChainHead> {
-        self.head.as_ref()
+    pub fn head(&self) -> Option<ChainHead> {
+        self.reader().head()
     }
 
     pub fn state_root(&self) -> Digest {
-        Digest(self.tree.root())
+        self.reader().state_root()
     }
 
-    /// The state tree (for proofs).
-    pub fn state_tree(&self) -> &SparseMerkleTree {
-        &self.tree
+    /// The state tree at the head (for proofs and state commitments of tools).
+    pub fn state_tree(&self) -> RwLockReadGuard<'_, SparseMerkleTree> {
+        self.shared
+            .tree
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn get_state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ChainStoreError> {
-        Ok(self.engine.get(Column::State, key)?)
+        self.reader().get_state(key)
     }
 
-    /// The state root that `changes` would produce, without applying them.
+    pub fn get_block(&self, height: u64) -> Result<Option<Block>, ChainStoreError> {
+        self.reader().get_block(height)
+    }
+
+    /// The state root that `changes` would produce, without applying them (a copy of
+    /// the tree: for tests and tools, never on the block path).
     pub fn preview_state_root(&self, changes: &[StateChange]) -> Digest {
-        let mut tree = self.tree.clone();
+        let mut tree = self.state_tree().clone();
         Digest(tree.update_batch(leaf_updates(changes)))
     }
 
     /// The state root that `changes` would produce, computed on the live tree and
-    /// rolled back at once: unlike [`Self::preview_state_root`] it never clones the
-    /// tree, so sealing a block costs two batch updates rather than a copy of the state.
+    /// rolled back at once (no copy of the tree). Tools and tests only: the block path
+    /// is [`Self::seal_and_commit`], which updates the tree once.
     pub fn state_root_after(&mut self, changes: &[StateChange]) -> Digest {
-        let undo = self.apply_to_tree(changes);
-        let root = Digest(self.tree.root());
-        self.tree.update_batch(undo);
+        let mut tree = self.write_tree();
+        let undo = apply_to_tree(&mut tree, changes);
+        let root = Digest(tree.root());
+        tree.update_batch(undo);
         root
     }
 
@@ -160,24 +217,72 @@ impl<E: KvEngine> ChainStore<E> {
         genesis_digest: Digest,
         changes: &[StateChange],
     ) -> Result<Digest, ChainStoreError> {
-        if self.head.is_some() {
+        if self.head().is_some() {
             return Err(ChainStoreError::AlreadyInitialised);
         }
-        let undo = self.apply_to_tree(changes);
+        let shared = self.shared.clone();
+        let mut tree = shared.tree.write().unwrap_or_else(PoisonError::into_inner);
+        let undo = apply_to_tree(&mut tree, changes);
         let head = ChainHead {
-            chain: self.chain.tag(),
+            chain: self.chain().tag(),
             height: 0,
             block_digest: genesis_digest.0,
-            state_root: self.tree.root(),
+            state_root: tree.root(),
         };
         let mut batch = WriteBatch::with_capacity(changes.len() + 1);
         put_state_changes(&mut batch, changes);
         head.put_into(&mut batch);
-        self.write_or_undo(batch, undo, head)?;
-        Ok(self.state_root())
+        self.write_or_undo(&mut tree, batch, undo, head)?;
+        Ok(Digest(head.state_root))
     }
 
-    /// Commits an executed block in one atomic batch.
+    /// Seals and commits an executed block in one atomic batch: the next block after
+    /// the head, holding `body` and its `receipts`, whose header takes the receipts
+    /// root from `receipts` and the state root from the live tree after `changes`
+    /// (computed once: the tree is updated in place and rolled back only if the write
+    /// fails). `extra` writes of the caller go into the same batch.
+    pub fn seal_and_commit(
+        &mut self,
+        draft: BlockDraft,
+        body: BlockBody,
+        receipts: &[Receipt],
+        changes: &[StateChange],
+        extra: WriteBatch,
+    ) -> Result<Block, ChainStoreError> {
+        let head = self.head();
+        let height = head.map_or(1, |h| h.height + 1);
+        if receipts.len() != body.transactions.len() {
+            return Err(ChainStoreError::ReceiptCount {
+                height,
+                receipts: receipts.len(),
+                txs: body.transactions.len(),
+            });
+        }
+        let shared = self.shared.clone();
+        let mut tree = shared.tree.write().unwrap_or_else(PoisonError::into_inner);
+        let undo = apply_to_tree(&mut tree, changes);
+        let header = BlockHeader {
+            chain: self.chain(),
+            height,
+            epoch: draft.epoch,
+            slot: draft.slot,
+            parent: head.map_or(Digest::ZERO, |h| Digest(h.block_digest)),
+            timestamp_ms: draft.timestamp_ms,
+            vertices_root: body.vertices_root(),
+            transactions_root: body.transactions_root(),
+            receipts_root: Receipt::root(receipts),
+            state_root: Digest(tree.root()),
+            tx_count: body.transactions.len() as u32,
+        };
+        let block = Block { header, body };
+        debug_assert!(block.body_matches_header());
+        let batch = block_batch(&block, receipts, changes, None, extra);
+        let new_head = head_of(&block);
+        self.write_or_undo(&mut tree, batch, undo, new_head)?;
+        Ok(block)
+    }
+
+    /// Commits a block made elsewhere (with its declared roots) in one atomic batch.
     ///
     /// Checks that the block extends the head, that its body matches its header, that
     /// there is one receipt per transaction matching the receipts root, and that the
@@ -188,20 +293,6 @@ impl<E: KvEngine> ChainStore<E> {
         receipts: &[Receipt],
         changes: &[StateChange],
         certificate: Option<&BlockCertificate>,
-    ) -> Result<Digest, ChainStoreError> {
-        self.commit_block_with(block, receipts, changes, certificate, WriteBatch::new())
-    }
-
-    /// [`ChainStore::commit_block`], with `extra` writes of the caller in the same
-    /// atomic batch (the node keeps its sealer state and consensus journal there, so
-    /// a crash can never separate them from the block they describe).
-    pub fn commit_block_with(
-        &mut self,
-        block: &Block,
-        receipts: &[Receipt],
-        changes: &[StateChange],
-        certificate: Option<&BlockCertificate>,
-        extra: WriteBatch,
     ) -> Result<Digest, ChainStoreError> {
         let header = &block.header;
         self.check_extends_head(header)?;
@@ -223,48 +314,20 @@ impl<E: KvEngine> ChainStore<E> {
             });
         }
 
-        let undo = self.apply_to_tree(changes);
-        let computed = Digest(self.tree.root());
+        let shared = self.shared.clone();
+        let mut tree = shared.tree.write().unwrap_or_else(PoisonError::into_inner);
+        let undo = apply_to_tree(&mut tree, changes);
+        let computed = Digest(tree.root());
         if computed != header.state_root {
-            self.tree.update_batch(undo);
+            tree.update_batch(undo);
             return Err(ChainStoreError::StateRootMismatch {
                 height: header.height,
                 declared: header.state_root,
                 computed,
             });
         }
-
-        let height = header.height;
-        let mut batch = WriteBatch::with_capacity(receipts.len() + changes.len() + 3);
-        batch.put(
-            Column::Blocks,
-            keys::height_key(height).to_vec(),
-            block.to_canonical_bytes(),
-        );
-        for (index, receipt) in receipts.iter().enumerate() {
-            batch.put(
-                Column::Receipts,
-                keys::receipt_key(height, index as u32).to_vec(),
-                receipt.to_canonical_bytes(),
-            );
-        }
-        put_state_changes(&mut batch, changes);
-        if let Some(cert) = certificate {
-            batch.put(
-                Column::Certificates,
-                keys::height_key(height).to_vec(),
-                cert.to_canonical_bytes(),
-            );
-        }
-        let head = ChainHead {
-            chain: self.chain.tag(),
-            height,
-            block_digest: header.digest().0,
-            state_root: computed.0,
-        };
-        batch.extend(extra);
-        head.put_into(&mut batch);
-        self.write_or_undo(batch, undo, head)?;
+        let batch = block_batch(block, receipts, changes, certificate, WriteBatch::new());
+        self.write_or_undo(&mut tree, batch, undo, head_of(block))?;
         Ok(computed)
     }
 
@@ -279,7 +342,122 @@ impl<E: KvEngine> ChainStore<E> {
             keys::height_key(certificate.height).to_vec(),
             certificate.to_canonical_bytes(),
         );
-        Ok(self.engine.write(batch)?)
+        Ok(self.shared.engine.write(batch)?)
+    }
+
+    fn write_tree(&self) -> std::sync::RwLockWriteGuard<'_, SparseMerkleTree> {
+        self.shared
+            .tree
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn check_extends_head(&self, header: &BlockHeader) -> Result<(), ChainStoreError> {
+        let head = self.head();
+        let (expected_height, expected_parent) = match &head {
+            Some(h) => (h.height + 1, Digest(h.block_digest)),
+            None => (1, Digest::ZERO),
+        };
+        if header.chain != self.chain() {
+            return Err(ChainStoreError::WrongChain {
+                expected: self.chain(),
+                found: header.chain.tag(),
+            });
+        }
+        if header.height != expected_height {
+            return Err(ChainStoreError::NotNextHeight {
+                head: head.map(|h| h.height),
+                expected: expected_height,
+                got: header.height,
+            });
+        }
+        if header.parent != expected_parent {
+            return Err(ChainStoreError::WrongParent {
+                height: header.height,
+                expected: expected_parent,
+                got: header.parent,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes `batch`; on success publishes `head` (the tree already holds its state),
+    /// on failure rolls the tree back.
+    fn write_or_undo(
+        &self,
+        tree: &mut SparseMerkleTree,
+        batch: WriteBatch,
+        undo: Vec<(Hash32, Option<Hash32>)>,
+        head: ChainHead,
+    ) -> Result<(), ChainStoreError> {
+        match self.shared.engine.write(batch) {
+            Ok(()) => {
+                assert_eq!(tree.root(), head.state_root, "tree and head must agree");
+                *self
+                    .shared
+                    .head
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(head);
+                Ok(())
+            }
+            Err(e) => {
+                // Every undo entry holds the value from before the batch, so a key
+                // changed twice in one block is restored whichever entry wins.
+                tree.update_batch(undo);
+                Err(e.into())
+            }
+        }
+    }
+}
+
+impl<E: KvEngine> ChainReader<E> {
+    pub fn chain(&self) -> ChainId {
+        self.shared.chain
+    }
+
+    pub fn engine(&self) -> &E {
+        &self.shared.engine
+    }
+
+    /// The last committed block (height 0 is the genesis state), if any.
+    pub fn head(&self) -> Option<ChainHead> {
+        *self
+            .shared
+            .head
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The state root at the head.
+    pub fn state_root(&self) -> Digest {
+        self.head().map_or_else(
+            || {
+                Digest(
+                    self.shared
+                        .tree
+                        .read()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .root(),
+                )
+            },
+            |h| Digest(h.state_root),
+        )
+    }
+
+    /// An inclusion (or non-inclusion) proof of `key` against the state root at the
+    /// head, returned with that head.
+    pub fn prove(&self, key: &[u8]) -> (Option<ChainHead>, Proof) {
+        let tree = self
+            .shared
+            .tree
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let head = self.head();
+        (head, tree.prove(&hash_key(key)))
+    }
+
+    pub fn get_state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ChainStoreError> {
+        Ok(self.shared.engine.get(Column::State, key)?)
     }
 
     pub fn get_block(&self, height: u64) -> Result<Option<Block>, ChainStoreError> {
@@ -298,7 +476,8 @@ impl<E: KvEngine> ChainStore<E> {
     }
 
     pub fn get_receipts(&self, height: u64) -> Result<Vec<Receipt>, ChainStoreError> {
-        self.engine
+        self.shared
+            .engine
             .scan_prefix(Column::Receipts, &keys::height_key(height))?
             .map(|item| {
                 let (_, bytes) = item?;
@@ -316,7 +495,8 @@ impl<E: KvEngine> ChainStore<E> {
         key: &[u8],
         what: &'static str,
     ) -> Result<Option<T>, ChainStoreError> {
-        self.engine
+        self.shared
+            .engine
             .get(column, key)?
             .map(|bytes| {
                 T::from_canonical_bytes(&bytes)
@@ -324,65 +504,65 @@ impl<E: KvEngine> ChainStore<E> {
             })
             .transpose()
     }
+}
 
-    fn check_extends_head(&self, header: &BlockHeader) -> Result<(), ChainStoreError> {
-        let (expected_height, expected_parent) = match &self.head {
-            Some(h) => (h.height + 1, Digest(h.block_digest)),
-            None => (1, Digest::ZERO),
-        };
-        if header.chain != self.chain {
-            return Err(ChainStoreError::WrongChain {
-                expected: self.chain,
-                found: header.chain.tag(),
-            });
-        }
-        if header.height != expected_height {
-            return Err(ChainStoreError::NotNextHeight {
-                head: self.head.map(|h| h.height),
-                expected: expected_height,
-                got: header.height,
-            });
-        }
-        if header.parent != expected_parent {
-            return Err(ChainStoreError::WrongParent {
-                height: header.height,
-                expected: expected_parent,
-                got: header.parent,
-            });
-        }
-        Ok(())
+fn head_of(block: &Block) -> ChainHead {
+    ChainHead {
+        chain: block.header.chain.tag(),
+        height: block.header.height,
+        block_digest: block.header.digest().0,
+        state_root: block.header.state_root.0,
     }
+}
 
-    /// Applies `changes` to the tree and returns the updates that undo them.
-    fn apply_to_tree(&mut self, changes: &[StateChange]) -> Vec<(Hash32, Option<Hash32>)> {
-        let updates = leaf_updates(changes);
-        let undo = updates
-            .iter()
-            .map(|(key, _)| (*key, self.tree.get(key)))
-            .collect::<Vec<_>>();
-        self.tree.update_batch(updates);
-        undo
+/// The one batch of a block: block, receipts, state, certificate, the caller's
+/// extra writes, and the head record last.
+fn block_batch(
+    block: &Block,
+    receipts: &[Receipt],
+    changes: &[StateChange],
+    certificate: Option<&BlockCertificate>,
+    extra: WriteBatch,
+) -> WriteBatch {
+    let height = block.header.height;
+    let mut batch = WriteBatch::with_capacity(receipts.len() + changes.len() + extra.len() + 3);
+    batch.put(
+        Column::Blocks,
+        keys::height_key(height).to_vec(),
+        block.to_canonical_bytes(),
+    );
+    for (index, receipt) in receipts.iter().enumerate() {
+        batch.put(
+            Column::Receipts,
+            keys::receipt_key(height, index as u32).to_vec(),
+            receipt.to_canonical_bytes(),
+        );
     }
+    put_state_changes(&mut batch, changes);
+    if let Some(cert) = certificate {
+        batch.put(
+            Column::Certificates,
+            keys::height_key(height).to_vec(),
+            cert.to_canonical_bytes(),
+        );
+    }
+    batch.extend(extra);
+    head_of(block).put_into(&mut batch);
+    batch
+}
 
-    fn write_or_undo(
-        &mut self,
-        batch: WriteBatch,
-        undo: Vec<(Hash32, Option<Hash32>)>,
-        head: ChainHead,
-    ) -> Result<(), ChainStoreError> {
-        match self.engine.write(batch) {
-            Ok(()) => {
-                self.head = Some(head);
-                Ok(())
-            }
-            Err(e) => {
-                // Every undo entry holds the value from before the batch, so a key
-                // changed twice in one block is restored whichever entry wins.
-                self.tree.update_batch(undo);
-                Err(e.into())
-            }
-        }
-    }
+/// Applies `changes` to the tree and returns the updates that undo them.
+fn apply_to_tree(
+    tree: &mut SparseMerkleTree,
+    changes: &[StateChange],
+) -> Vec<(Hash32, Option<Hash32>)> {
+    let updates = leaf_updates(changes);
+    let undo = updates
+        .iter()
+        .map(|(key, _)| (*key, tree.get(key)))
+        .collect::<Vec<_>>();
+    tree.update_batch(updates);
+    undo
 }
 
 fn leaf_updates(changes: &[StateChange]) -> Vec<(Hash32, Option<Hash32>)> {
@@ -414,7 +594,7 @@ mod tests {
         receipts: &[Receipt],
         changes: &[StateChange],
     ) -> Block {
-        let head = store.head().copied();
+        let head = store.head();
         let body = BlockBody::default();
         Block {
             header: BlockHeader {
@@ -525,6 +705,94 @@ mod tests {
         let block = block_after(&store, &[], &changes);
         assert!(matches!(
             store.commit_block(&block, &[receipt], &changes, None),
+            Err(ChainStoreError::ReceiptCount { .. })
+        ));
+    }
+
+    #[test]
+    fn seal_and_commit_fills_the_roots_once_and_readers_see_only_durable_blocks() {
+        let engine = Arc::new(MemoryEngine::new());
+        let mut store = ChainStore::open(engine.clone(), ChainId::Delta).unwrap();
+        store
+            .init_genesis(Digest::ZERO, &[change("a", Some("1"))])
+            .unwrap();
+        let reader = store.reader();
+        let changes = vec![change("a", Some("2")), change("b", Some("1"))];
+        let expected_root = store.preview_state_root(&changes);
+        let draft = BlockDraft {
+            epoch: 0,
+            slot: 7,
+            timestamp_ms: 21_000,
+        };
+
+        engine.set_fail_writes(true);
+        assert!(matches!(
+            store.seal_and_commit(
+                draft.clone(),
+                BlockBody::default(),
+                &[],
+                &changes,
+                WriteBatch::new()
+            ),
+            Err(ChainStoreError::Storage(_))
+        ));
+        assert_eq!(reader.head().unwrap().height, 0);
+        assert_ne!(reader.state_root(), expected_root);
+        engine.set_fail_writes(false);
+
+        let mut extra = WriteBatch::new();
+        extra.put(Column::Meta, b"extra".to_vec(), b"x".to_vec());
+        let block = store
+            .seal_and_commit(draft, BlockBody::default(), &[], &changes, extra)
+            .unwrap();
+        assert_eq!(block.header.height, 1);
+        assert_eq!(block.header.slot, 7);
+        assert_eq!(block.header.state_root, expected_root);
+        assert_eq!(block.header.parent, Digest::ZERO);
+        assert!(block.body_matches_header());
+        let head = reader.head().unwrap();
+        assert_eq!(head.height, 1);
+        assert_eq!(head.block_digest, block.header.digest().0);
+        assert_eq!(reader.state_root(), expected_root);
+        assert_eq!(reader.get_block(1).unwrap(), Some(block.clone()));
+        assert_eq!(
+            engine.get(Column::Meta, b"extra").unwrap(),
+            Some(b"x".to_vec())
+        );
+        let (at, proof) = reader.prove(b"b");
+        assert_eq!(at, Some(head));
+        proof
+            .verify(
+                &expected_root.0,
+                &hash_key(b"b"),
+                Some(&dualchain_merkle::hash_value(b"1")),
+            )
+            .unwrap();
+        // The next block names the executed header as its parent.
+        let next = store
+            .seal_and_commit(
+                BlockDraft::default(),
+                BlockBody::default(),
+                &[],
+                &[],
+                WriteBatch::new(),
+            )
+            .unwrap();
+        assert_eq!(next.header.parent, block.header.digest());
+        // A block with receipts for transactions it does not hold is refused.
+        let receipt = Receipt {
+            tx_digest: Digest::ZERO,
+            status: ReceiptStatus::Success,
+            fee_charged: 0,
+        };
+        assert!(matches!(
+            store.seal_and_commit(
+                BlockDraft::default(),
+                BlockBody::default(),
+                &[receipt],
+                &[],
+                WriteBatch::new()
+            ),
             Err(ChainStoreError::ReceiptCount { .. })
         ));
     }

@@ -1,22 +1,22 @@
 //! Merging an executed block into the state commitment and storage.
 //!
 //! The outcome becomes (1) the block's state changes — nonces, policies, balances,
-//! fee pool, burned supply ([`BlockOutcome::state_changes`]), (2) the new state root,
-//! computed on the chain store's live Merkle tree and rolled back
-//! ([`ChainStore::state_root_after`], no copy of the tree), and (3) one atomic write
-//! batch holding block, receipts, state changes and head, written by
-//! [`ChainStore::commit_block`]. Only after that batch is durable does the state
-//! cache move to the new height, so a failed commit leaves store, tree and cache at
-//! the previous block.
+//! fee pool, burned supply ([`BlockOutcome::state_changes`]), and (2) one sealed block
+//! committed by [`ChainStore::seal_and_commit`]: the changes are applied to the
+//! store's live Merkle tree once, its root goes into the header, and block,
+//! receipts, state changes and head are one atomic write batch. Only after that
+//! batch is durable does the state cache move to the new height, so a failed commit
+//! leaves store, tree and cache at the previous block. The node and the tests go
+//! through this one path ([`seal_and_commit`]).
 //!
 //! [`StateCommitment`] is the same merge for callers without a store (benchmarks,
 //! simulation): the tree alone, updated with one batch per block.
 
-use dualchain_core::chain_store::{ChainStore, ChainStoreError};
+use dualchain_core::chain_store::{BlockDraft, ChainStore, ChainStoreError};
 use dualchain_core::hash::Digest;
-use dualchain_core::types::{Block, BlockBody, BlockCertificate, BlockHeader, SignedTransaction};
+use dualchain_core::types::{Block, BlockBody, SignedTransaction};
 use dualchain_merkle::SparseMerkleTree;
-use dualchain_storage::KvEngine;
+use dualchain_storage::{KvEngine, WriteBatch};
 
 use crate::outcome::BlockOutcome;
 use crate::state::{StateCache, StateError};
@@ -50,55 +50,36 @@ pub struct SealParams {
     pub vertices: Vec<Digest>,
 }
 
-/// Builds the block that carries `txs` and their executed `outcome` on top of the
-/// store's head: receipts root and the new state root included.
-pub fn seal_block<E: KvEngine>(
+/// Seals the block that carries `txs` and their executed `outcome` on top of the
+/// store's head (receipts root and state root included), commits it in one batch
+/// together with the caller's `extra` writes, then advances `cache`.
+pub fn seal_and_commit<E: KvEngine, C: KvEngine>(
     store: &mut ChainStore<E>,
+    cache: &StateCache<C>,
     txs: Vec<SignedTransaction>,
     outcome: &BlockOutcome,
     params: SealParams,
+    extra: WriteBatch,
 ) -> Result<Block, MergeError> {
     check_outcome(store, &txs, outcome)?;
-    let head = store.head().copied();
     let body = BlockBody {
         vertices: params.vertices,
         transactions: txs,
     };
-    let state_root = store.state_root_after(&outcome.state_changes());
-    let header = BlockHeader {
-        chain: store.chain(),
-        height: outcome.base_height + 1,
+    let draft = BlockDraft {
         epoch: params.epoch,
         slot: params.slot,
-        parent: head.map_or(Digest::ZERO, |h| Digest(h.block_digest)),
         timestamp_ms: params.timestamp_ms,
-        vertices_root: body.vertices_root(),
-        transactions_root: body.transactions_root(),
-        receipts_root: outcome.receipts_root(),
-        state_root,
-        tx_count: body.transactions.len() as u32,
     };
-    Ok(Block { header, body })
-}
-
-/// Commits `block` with its `outcome` in one batch, then advances `cache`.
-/// Returns the new state root.
-pub fn commit_block<E: KvEngine, C: KvEngine>(
-    store: &mut ChainStore<E>,
-    cache: &StateCache<C>,
-    block: &Block,
-    outcome: &BlockOutcome,
-    certificate: Option<&BlockCertificate>,
-) -> Result<Digest, MergeError> {
-    check_outcome(store, &block.body.transactions, outcome)?;
-    let root = store.commit_block(
-        block,
+    let block = store.seal_and_commit(
+        draft,
+        body,
         &outcome.receipts,
         &outcome.state_changes(),
-        certificate,
+        extra,
     )?;
     cache.apply_block(block.header.height, outcome)?;
-    Ok(root)
+    Ok(block)
 }
 
 fn check_outcome<E: KvEngine>(

@@ -20,29 +20,11 @@ use dashmap::DashMap;
 use dualchain_core::crypto::AccountPublicKey;
 use dualchain_core::encoding::Encode;
 use dualchain_core::hash::Digest;
-use dualchain_core::types::{Address, Authorization, Genesis, SignedTransaction, TxSignatureError};
+use dualchain_core::types::{Address, Authorization, Genesis, SignedTransaction};
 use foldhash::fast::RandomState;
 use rayon::prelude::*;
 
-/// The outcome of a transaction's stateless signature check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Verdict {
-    Valid,
-    /// A signature does not verify, or the key is not the sender's.
-    Invalid,
-    /// Unsigned, on a network whose genesis does not enable the benchmark mode.
-    UnsignedNotAllowed,
-}
-
-impl From<&Result<(), TxSignatureError>> for Verdict {
-    fn from(result: &Result<(), TxSignatureError>) -> Self {
-        match result {
-            Ok(()) => Verdict::Valid,
-            Err(TxSignatureError::UnsignedNotAllowed) => Verdict::UnsignedNotAllowed,
-            Err(_) => Verdict::Invalid,
-        }
-    }
-}
+pub use dualchain_core::types::Verdict;
 
 /// Cached verdicts kept by default before the oldest half is dropped.
 pub const DEFAULT_CACHE_CAPACITY: usize = 1 << 20;
@@ -59,6 +41,12 @@ pub struct SignatureVerifier {
     /// Public keys seen, by address, with their expanded ML-DSA form computed once
     /// (cleared when it reaches `capacity`).
     keys: DashMap<Address, AccountPublicKey, RandomState>,
+}
+
+impl dualchain_core::types::VerdictSource for SignatureVerifier {
+    fn verdict(&self, tx: &SignedTransaction) -> Verdict {
+        SignatureVerifier::verdict(self, tx)
+    }
 }
 
 impl SignatureVerifier {

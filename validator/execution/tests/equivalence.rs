@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use common::*;
 use dualchain_core::types::ChainId;
-use dualchain_execution::merge::{SealParams, StateCommitment, commit_block, seal_block};
+use dualchain_execution::merge::{SealParams, StateCommitment, seal_and_commit};
 use dualchain_execution::workload::{GenesisState, Workload, WorkloadSpec};
 use dualchain_execution::{
     BlockOutcome, ExecutionMode, Executor, ExecutorConfig, SignatureVerifier, Verdict,
@@ -139,9 +139,18 @@ proptest! {
             let receipts = model.execute(ChainId::Delta, block);
             prop_assert_eq!(&outcome.receipts, &receipts);
 
-            let sealed = seal_block(&mut store, txs, &outcome, SealParams::default()).unwrap();
-            let root = commit_block(&mut store, &cache, &sealed, &outcome, None).unwrap();
-            prop_assert_eq!(root, sealed.header.state_root);
+            let expected_root = store.preview_state_root(&outcome.state_changes());
+            let sealed = seal_and_commit(
+                &mut store,
+                &cache,
+                txs,
+                &outcome,
+                SealParams::default(),
+                dualchain_storage::WriteBatch::new(),
+            )
+            .unwrap();
+            prop_assert_eq!(sealed.header.state_root, expected_root);
+            prop_assert_eq!(store.state_root(), expected_root);
             prop_assert_eq!(&read_state(store.engine().as_ref()), &model.state);
         }
         prop_assert_eq!(shadow.metrics().shadow_mismatches.get(), 0);

@@ -18,10 +18,10 @@ use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use dualchain_core::hash::HashDomain;
+use dualchain_core::types::Verdict;
 use dualchain_core::types::{
     Address, AssetId, ChainId, Output, SignedTransaction, Transaction, TxPayload,
 };
-use dualchain_execution::Verdict;
 use serde::Serialize;
 
 use crate::{AdmissionTime, Mempool, MempoolConfig};

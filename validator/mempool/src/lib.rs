@@ -27,7 +27,7 @@
 //! - **Low contention**: state is sharded by sender (one short mutex hold per admission);
 //!   the proposer drains while producers keep admitting. Signature verification is not
 //!   done here: admission takes the verdict of
-//!   [`dualchain_execution::SignatureVerifier`].
+//!   a [`dualchain_core::types::VerdictSource`] (the execution crate's cached verifier).
 //! - **Metrics** ([`Mempool::with_metrics`], into a registry the node passes in, labelled
 //!   by chain): depth and bytes (read at scrape time), admitted, rejections by reason,
 //!   drained, committed removals, drops by reason, enqueue latency (measured with

@@ -15,8 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use dualchain_core::hash::Digest;
-use dualchain_core::types::{Address, ChainId, SignedTransaction};
-use dualchain_execution::{SignatureVerifier, Verdict};
+use dualchain_core::types::{Address, ChainId, SignedTransaction, Verdict, VerdictSource};
 use foldhash::fast::RandomState;
 use prometheus::Registry;
 
@@ -99,8 +98,9 @@ impl Mempool {
         &self.config
     }
 
-    /// Admits a transaction whose signatures were already judged (`verdict`, from
-    /// [`SignatureVerifier`]), stamped with the caller's admission time.
+    /// Admits a transaction whose signatures were already judged (`verdict`, from the
+    /// execution crate's cached verifier in a node), stamped with the caller's
+    /// admission time.
     ///
     /// Returns the digest, or why it was refused. The enqueue-latency metric is
     /// measured here with [`Instant`], which feeds only the histogram, never ordering.
@@ -127,7 +127,7 @@ impl Mempool {
     pub fn admit_verified(
         &self,
         tx: SignedTransaction,
-        verifier: &SignatureVerifier,
+        verifier: &impl VerdictSource,
         at: AdmissionTime,
     ) -> Result<Digest, Rejection> {
         let verdict = verifier.verdict(&tx);

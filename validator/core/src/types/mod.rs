@@ -20,7 +20,7 @@ pub use peers::PeerEntry;
 pub use receipt::{FailureReason, Receipt, ReceiptStatus};
 pub use transaction::{
     Approval, Authorization, Output, SignedTransaction, Transaction, TxPayload, TxSignatureError,
-    limits as tx_limits,
+    Verdict, VerdictSource, limits as tx_limits,
 };
 pub use validator::{
     MAX_VALIDATORS, ValidatorIndex, ValidatorInfo, ValidatorSet, ValidatorSetError,

@@ -361,6 +361,34 @@ pub enum TxSignatureError {
     UnsignedNotAllowed,
 }
 
+/// The outcome of a transaction's stateless signature check, as admission and
+/// execution both use it (computed once, by the execution crate's verifier).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Valid,
+    /// A signature does not verify, or the key is not the sender's.
+    Invalid,
+    /// Unsigned, on a network whose genesis does not enable the benchmark mode.
+    UnsignedNotAllowed,
+}
+
+impl From<&Result<(), TxSignatureError>> for Verdict {
+    fn from(result: &Result<(), TxSignatureError>) -> Self {
+        match result {
+            Ok(()) => Verdict::Valid,
+            Err(TxSignatureError::UnsignedNotAllowed) => Verdict::UnsignedNotAllowed,
+            Err(_) => Verdict::Invalid,
+        }
+    }
+}
+
+/// Something that judges transactions' signatures (the execution crate's cached
+/// verifier in a node), so components that only consume verdicts (the mempool) need
+/// not depend on who computes them.
+pub trait VerdictSource {
+    fn verdict(&self, tx: &SignedTransaction) -> Verdict;
+}
+
 /// A transaction with its authorisation and its (cached) digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedTransaction {
