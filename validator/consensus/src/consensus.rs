@@ -30,16 +30,41 @@ pub type Round = u64;
 /// Milliseconds on the caller's clock (unix time in a node, virtual time in the simulator).
 pub type TimeMs = u64;
 
+/// The time of one input, on the caller's two clocks.
+///
+/// Timers and delays run on `monotonic_ms`, which never goes backwards (an engine
+/// asserts it); the timestamps of our vertices come from `unix_ms` (made
+/// non-decreasing per author by the engine), because commit timestamps, and through
+/// them block slots, are compared with the genesis time. A simulator with one virtual
+/// clock passes the same value for both (`Now::from(ms)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Now {
+    pub monotonic_ms: TimeMs,
+    pub unix_ms: TimeMs,
+}
+
+impl From<TimeMs> for Now {
+    fn from(ms: TimeMs) -> Self {
+        Self {
+            monotonic_ms: ms,
+            unix_ms: ms,
+        }
+    }
+}
+
 /// A deterministic consensus state machine.
 pub trait Consensus {
     /// Engine-specific peer messages besides vertices and sync traffic.
     type Message;
 
-    /// Processes one input at time `now_ms` and returns what the caller must do.
+    /// Processes one input at time `now` and returns what the caller must do.
     ///
-    /// Calls must be made with non-decreasing `now_ms`; the engine never blocks.
-    fn handle(&mut self, now_ms: TimeMs, input: Input<Self::Message>)
-    -> Vec<Output<Self::Message>>;
+    /// Calls must be made with a non-decreasing monotonic time; the engine never blocks.
+    fn handle(
+        &mut self,
+        now: impl Into<Now>,
+        input: Input<Self::Message>,
+    ) -> Vec<Output<Self::Message>>;
 }
 
 /// Something that happened outside the engine.
@@ -51,6 +76,12 @@ pub enum Input<M> {
     VertexReceived {
         from: ValidatorIndex,
         vertex: Arc<Vertex>,
+    },
+    /// Several vertices that arrived together (a burst of network events), handled
+    /// as one step: their store writes become one batch (one fsync), and the caller
+    /// can verify their signatures together, off its event loop, beforehand.
+    VerticesReceived {
+        vertices: Vec<(ValidatorIndex, Arc<Vertex>)>,
     },
     /// A peer asks for vertices it is missing.
     SyncRequest {
@@ -68,6 +99,11 @@ pub enum Input<M> {
     },
     /// The timer armed by the latest [`Output::SetTimer`] expired.
     TimeoutFired,
+    /// The consumer of [`Output::Committed`] has made every sub-DAG up to sequence
+    /// `through` durable in its own store (blocks written). The engine may forget
+    /// those commits; until then it keeps them, with their vertices, and replays them
+    /// after a restart.
+    Executed { through: u64 },
     /// An engine-specific message from a peer.
     Engine { from: ValidatorIndex, message: M },
 }
@@ -100,7 +136,10 @@ pub enum Output<M> {
         to: ValidatorIndex,
         request: SyncRequest,
     },
-    /// The next committed sub-DAG, in sequence order.
+    /// The next committed sub-DAG, in sequence order. After a restart the engine
+    /// first replays, on [`Input::Start`], every commit not yet acknowledged with
+    /// [`Input::Executed`]; a consumer therefore sees a sequence number again at most
+    /// for commits it had not acknowledged, and must skip those it already applied.
     Committed(Commit),
     /// A leader slot was decided as skipped (no leader vertex will ever be committed
     /// for it); informative, for telemetry.

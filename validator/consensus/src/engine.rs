@@ -46,11 +46,13 @@ use dualchain_core::types::{
 
 use crate::commit::{Committer, Decided};
 use crate::config::DagBftConfig;
-use crate::consensus::{Commit, Consensus, Input, Output, Round, SyncRequest, TimeMs};
+use crate::consensus::{
+    Commit, CommittedSubDag, Consensus, Input, Now, Output, Round, SyncRequest, TimeMs,
+};
 use crate::dag::{Dag, DagSnapshot, Inserted, ParentError, encoded_len};
 use crate::evidence::Evidence;
 use crate::leader::LeaderSchedule;
-use crate::store::{ConsensusStore, EngineState, StoreChanges, StoreError};
+use crate::store::{CommitRecord, ConsensusStore, EngineState, StoreChanges, StoreError};
 use crate::verify::VertexVerifier;
 
 /// Digests in one sync request.
@@ -207,6 +209,17 @@ pub struct DagBft<S: ConsensusStore, V: VertexVerifier> {
     dag_changed: bool,
     changes: StoreChanges,
     stats: EngineStats,
+    /// Monotonic time of the latest input (inputs must not go back in time).
+    last_now: TimeMs,
+    /// Unix time of the latest input: our vertices' timestamps.
+    unix_now: TimeMs,
+    /// The highest sequence the consumer acknowledged as executed.
+    executed_through: Option<u64>,
+    /// Commits not yet acknowledged: sequence → lowest vertex round they name. Their
+    /// vertices are not pruned from the store below that round.
+    unacked: BTreeMap<u64, Round>,
+    /// Commits to hand out again at the next [`Input::Start`] (after a restart).
+    replay: Vec<CommitRecord>,
 }
 
 impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
@@ -253,6 +266,11 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             dag_changed: false,
             changes: StoreChanges::default(),
             stats: EngineStats::default(),
+            last_now: 0,
+            unix_now: 0,
+            executed_through: state.executed_through,
+            unacked: BTreeMap::new(),
+            replay: Vec::new(),
         };
         if let Some(p) = persisted {
             engine.restore(p)?;
@@ -262,6 +280,24 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
 
     fn restore(&mut self, p: crate::store::Persisted) -> Result<(), EngineError> {
         self.dag.set_gc_round(p.state.gc_round);
+        let next_sequence = p.state.committer.next_sequence;
+        let mut expected = p.state.executed_through.map_or(0, |t| t + 1);
+        for record in &p.commits {
+            if record.sequence != expected || record.sequence >= next_sequence {
+                return Err(EngineError::Inconsistent(format!(
+                    "commit record {} found where {expected} was expected (next sequence {next_sequence})",
+                    record.sequence
+                )));
+            }
+            expected += 1;
+            self.unacked.insert(record.sequence, record.lowest_round());
+        }
+        if expected != next_sequence {
+            return Err(EngineError::Inconsistent(format!(
+                "commits {expected}..{next_sequence} were decided but neither executed nor kept"
+            )));
+        }
+        self.replay = p.commits;
         for v in p.vertices {
             let round = v.content().round;
             if round < p.state.gc_round {
@@ -376,6 +412,104 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             committer: self.committer.state(),
             last_proposed_round: self.last_proposed_round,
             gc_round: self.dag.gc_round(),
+            executed_through: self.executed_through,
+        }
+    }
+
+    /// The sequence of the next commit the engine will output.
+    pub fn next_sequence(&self) -> u64 {
+        self.committer.state().next_sequence
+    }
+
+    /// The highest commit sequence acknowledged with [`Input::Executed`].
+    pub fn executed_through(&self) -> Option<u64> {
+        self.executed_through
+    }
+
+    /// Commits decided but not yet acknowledged as executed.
+    pub fn unexecuted_commits(&self) -> usize {
+        self.unacked.len()
+    }
+
+    /// Takes every transaction queued for our next proposals (a chain that stops
+    /// gives them back to its mempool).
+    pub fn take_queued(&mut self) -> Vec<SignedTransaction> {
+        self.queue.drain(..).collect()
+    }
+
+    /// Rebuilds a kept commit from its record and the stored vertices.
+    fn replayed(&self, record: &CommitRecord) -> Result<CommittedSubDag, String> {
+        let mut vertices = Vec::with_capacity(record.vertices.len());
+        for (round, digest) in &record.vertices {
+            let v = match self.dag.get(digest) {
+                Some(v) => v.clone(),
+                None => self
+                    .store
+                    .vertex(*round, digest)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| {
+                        format!(
+                            "vertex {digest} of round {round} of commit {} is not in the store",
+                            record.sequence
+                        )
+                    })?,
+            };
+            vertices.push(v);
+        }
+        Ok(CommittedSubDag {
+            sequence: record.sequence,
+            leader: record.leader,
+            leader_round: record.leader_round,
+            timestamp_ms: record.timestamp_ms,
+            vertices,
+        })
+    }
+
+    /// The consumer executed every commit up to `through`: forget their records and
+    /// let the store prune their vertices.
+    fn on_executed(&mut self, through: u64) {
+        assert!(
+            through < self.next_sequence(),
+            "commit {through} acknowledged as executed but only {} were output",
+            self.next_sequence()
+        );
+        if self.executed_through.is_some_and(|t| through <= t) {
+            return;
+        }
+        self.executed_through = Some(through);
+        let keep = self.unacked.split_off(&(through + 1));
+        let done = std::mem::replace(&mut self.unacked, keep);
+        self.changes.executed.extend(done.into_keys());
+        self.prune_store();
+        self.changes.state = Some(self.engine_state());
+    }
+
+    /// Drops vertices evicted from memory from the store once they are below the
+    /// store retention window *and* below every commit still waiting for execution.
+    fn prune_store(&mut self) {
+        let retention_floor = self.committer.state().next_slot.saturating_sub(
+            self.cfg
+                .store_retention_rounds
+                .max(self.cfg.retention_rounds),
+        );
+        let floor = self
+            .unacked
+            .values()
+            .copied()
+            .min()
+            .map_or(retention_floor, |r| r.min(retention_floor));
+        if self
+            .evicted
+            .first_key_value()
+            .is_some_and(|(r, _)| *r < floor)
+        {
+            let keep = self.evicted.split_off(&floor);
+            let pruned = std::mem::replace(&mut self.evicted, keep);
+            self.changes.removed.extend(
+                pruned
+                    .into_iter()
+                    .flat_map(|(r, ds)| ds.into_iter().map(move |d| (r, d))),
+            );
         }
     }
 
@@ -509,6 +643,13 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             self.stats.accepted += 1;
             self.changes.vertices.push(v.clone());
             let round = v.content().round;
+            if author == self.me && self.last_proposed_round.is_none_or(|r| round > r) {
+                // A vertex of ours we do not remember signing (a wiped or restored
+                // store): never sign another one for its round or below.
+                self.last_proposed_round = Some(round);
+                self.last_proposed = Some(v.clone());
+                self.changes.state = Some(self.engine_state());
+            }
             // Only vertices above the lowest undecided slot can change a decision.
             if round > self.committer.state().next_slot {
                 self.dag_changed = true;
@@ -640,10 +781,11 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
                 .collect(),
         };
         let transactions = self.take_batch();
+        let unix = self.unix_now;
         let timestamp_ms = self
             .last_proposed
             .as_ref()
-            .map_or(now, |v| now.max(v.content().timestamp_ms));
+            .map_or(unix, |v| unix.max(v.content().timestamp_ms));
         let vertex = Arc::new(
             UnsignedVertex {
                 chain: self.cfg.chain,
@@ -699,6 +841,9 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
                 Decided::Commit(subdag) => {
                     self.stats.committed_leaders += 1;
                     self.stats.committed_vertices += subdag.vertices.len() as u64;
+                    let record = CommitRecord::of(&subdag);
+                    self.unacked.insert(record.sequence, record.lowest_round());
+                    self.changes.commits.push(record);
                     self.changes.committed.extend(
                         subdag
                             .vertices
@@ -729,24 +874,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             self.fetches.retain(|_, f| f.round >= gc);
             self.quorum_since = self.quorum_since.split_off(&gc);
         }
-        let store_gc = self.committer.state().next_slot.saturating_sub(
-            self.cfg
-                .store_retention_rounds
-                .max(self.cfg.retention_rounds),
-        );
-        if self
-            .evicted
-            .first_key_value()
-            .is_some_and(|(r, _)| *r < store_gc)
-        {
-            let keep = self.evicted.split_off(&store_gc);
-            let pruned = std::mem::replace(&mut self.evicted, keep);
-            self.changes.removed.extend(
-                pruned
-                    .into_iter()
-                    .flat_map(|(r, ds)| ds.into_iter().map(move |d| (r, d))),
-            );
-        }
+        self.prune_store();
         self.changes.state = Some(self.engine_state());
     }
 
@@ -820,6 +948,27 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         next
     }
 
+    /// Hands the commits kept across a restart to the consumer again, in order.
+    fn replay_commits(&mut self, out: &mut Vec<Output<Infallible>>) {
+        let decided_at_round = self.dag.highest_round().unwrap_or(0);
+        for record in std::mem::take(&mut self.replay) {
+            match self.replayed(&record) {
+                Ok(subdag) => out.push(Output::Committed(Commit {
+                    subdag,
+                    decided_at_round,
+                })),
+                Err(reason) => {
+                    // The store lost what it promised to keep: continuing would skip
+                    // a committed sub-DAG. Stop and let the operator look.
+                    self.halted = true;
+                    out.clear();
+                    out.push(Output::Halted { reason });
+                    return;
+                }
+            }
+        }
+    }
+
     fn flush(&mut self, out: &mut Vec<Output<Infallible>>) {
         if self.changes.is_empty() {
             return;
@@ -839,13 +988,27 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
 impl<S: ConsensusStore, V: VertexVerifier> Consensus for DagBft<S, V> {
     type Message = Infallible;
 
-    fn handle(&mut self, now: TimeMs, input: Input<Infallible>) -> Vec<Output<Infallible>> {
+    fn handle(&mut self, now: impl Into<Now>, input: Input<Infallible>) -> Vec<Output<Infallible>> {
+        let Now {
+            monotonic_ms: now,
+            unix_ms,
+        } = now.into();
+        assert!(
+            now >= self.last_now,
+            "engine time went backwards: {now} ms after {} ms",
+            self.last_now
+        );
+        self.last_now = now;
+        self.unix_now = unix_ms;
         if self.halted {
             return Vec::new();
         }
         let mut out = Vec::new();
         match input {
             Input::Start => {
+                if !self.started {
+                    self.replay_commits(&mut out);
+                }
                 self.started = true;
                 self.last_proposal_ms = now;
                 self.last_resend_ms = now;
@@ -855,6 +1018,11 @@ impl<S: ConsensusStore, V: VertexVerifier> Consensus for DagBft<S, V> {
             }
             Input::VertexReceived { from, vertex } => {
                 self.receive(now, from, vertex, None, &mut out)
+            }
+            Input::VerticesReceived { vertices } => {
+                for (from, vertex) in vertices {
+                    self.receive(now, from, vertex, None, &mut out);
+                }
             }
             Input::SyncRequest { from, request } => self.serve(from, request, &mut out),
             Input::SyncResponse { from, mut vertices } => {
@@ -873,6 +1041,7 @@ impl<S: ConsensusStore, V: VertexVerifier> Consensus for DagBft<S, V> {
                 self.queue.extend(transactions.into_iter().take(room));
             }
             Input::TimeoutFired => self.timer_at = None,
+            Input::Executed { through } => self.on_executed(through),
             Input::Engine { message, .. } => match message {},
         }
         loop {

@@ -10,8 +10,6 @@
 //! timestamp) to the local commit, in milliseconds, and in rounds from the vertex's
 //! round to the DAG round at which the commit was decided.
 
-use std::collections::BTreeMap;
-
 use dualchain_core::Digest;
 use dualchain_core::types::ChainId;
 use serde::Serialize;
@@ -44,50 +42,8 @@ pub const fn finalized_event_name(chain: ChainId) -> &'static str {
     }
 }
 
-/// Counts of values, for percentiles without keeping every sample.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Histogram {
-    counts: BTreeMap<u64, u64>,
-    total: u64,
-}
-
-impl Histogram {
-    pub fn record(&mut self, value: u64) {
-        *self.counts.entry(value).or_default() += 1;
-        self.total += 1;
-    }
-
-    pub fn merge(&mut self, other: &Histogram) {
-        for (v, c) in &other.counts {
-            *self.counts.entry(*v).or_default() += c;
-        }
-        self.total += other.total;
-    }
-
-    pub fn count(&self) -> u64 {
-        self.total
-    }
-
-    /// The smallest value with at least `p` (0..=1) of the samples at or below it.
-    pub fn percentile(&self, p: f64) -> Option<u64> {
-        if self.total == 0 {
-            return None;
-        }
-        let rank = ((p.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (v, c) in &self.counts {
-            seen += c;
-            if seen >= rank {
-                return Some(*v);
-            }
-        }
-        self.counts.keys().next_back().copied()
-    }
-
-    pub fn max(&self) -> Option<u64> {
-        self.counts.keys().next_back().copied()
-    }
-}
+/// Latency counts: the workspace's one nearest-rank histogram.
+pub use dualchain_contract::stats::Histogram;
 
 /// Finality state of one chain on one node.
 #[derive(Clone, Debug)]

@@ -38,7 +38,7 @@ mod testing;
 
 pub use config::DagBftConfig;
 pub use consensus::{
-    Commit, CommittedSubDag, Consensus, Input, Output, Round, SyncRequest, TimeMs,
+    Commit, CommittedSubDag, Consensus, Input, Now, Output, Round, SyncRequest, TimeMs,
 };
 pub use engine::{DagBft, EngineError, EngineStats, RejectReason};
 pub use evidence::Evidence;

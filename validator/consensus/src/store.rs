@@ -7,7 +7,14 @@
 //! - the committer's state (next undecided slot, next sequence number, last commit
 //!   timestamp) and which vertices are committed: the restarted node continues the
 //!   committed sequence exactly where it stopped, without re-emitting anything;
-//! - our last proposed round and the GC round.
+//! - **its own commits until the consumer has executed them** (as Sui's
+//!   `consensus/core` keeps its commits for its commit observer): every committed
+//!   sub-DAG is written as a [`CommitRecord`] (sequence, leader, timestamp and the
+//!   (round, digest) of its vertices) in the same batch as the decision, and kept —
+//!   with the vertices it names — until the consumer acknowledges the sequence with
+//!   [`crate::Input::Executed`]. At restart the records after the acknowledged one
+//!   are replayed, so a crash between "decided" and "block written" loses nothing;
+//! - our last proposed round, the acknowledged sequence and the GC round.
 //!
 //! The store keeps vertices for `store_retention_rounds`, longer than the DAG keeps
 //! them in memory, so peers that fell behind can still fetch them (see
@@ -18,21 +25,29 @@
 //!
 //! Layout in a [`KvEngine`] (one database per chain, as everywhere in dualchain):
 //! `vertices` column: [`dualchain_storage::keys::vertex_key`] (round BE ‖ digest) →
-//! canonical vertex bytes; `meta` column: `dag-bft/state` → [`EngineState`],
-//! `dag-bft/committed/` ‖ round BE ‖ digest → empty.
+//! canonical vertex bytes; the validator-private `consensus` column (never part of a
+//! snapshot, see `dualchain-store`): `dag-bft/state` → [`EngineState`],
+//! `dag-bft/committed/` ‖ round BE ‖ digest → empty, `dag-bft/commit/` ‖ sequence BE
+//! → [`CommitRecord`].
 
 use std::sync::Arc;
 
 use dualchain_core::Digest;
-use dualchain_core::encoding::{Canonical, Decode, DecodeError, Encode, Reader};
-use dualchain_core::types::Vertex;
+use dualchain_core::encoding::{Canonical, Decode, DecodeError, Encode, Reader, write_len};
+use dualchain_core::types::{ValidatorIndex, Vertex, VertexRef};
 use dualchain_storage::{Column, KvEngine, StorageError, WriteBatch, keys::vertex_key};
 
 use crate::commit::CommitterState;
-use crate::consensus::Round;
+use crate::consensus::{CommittedSubDag, Round};
 
+/// The column of every record below: validator-private, never exported.
+const COLUMN: Column = Column::Consensus;
 const STATE_KEY: &[u8] = b"dag-bft/state";
 const COMMITTED_PREFIX: &[u8] = b"dag-bft/committed/";
+const COMMIT_PREFIX: &[u8] = b"dag-bft/commit/";
+/// Vertices one commit record may name (a leader's whole uncommitted history is
+/// bounded by the retention window times the committee; this is far above).
+const MAX_COMMIT_VERTICES: usize = 1_000_000;
 
 /// Why the consensus store failed.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -52,6 +67,8 @@ pub struct EngineState {
     pub committer: CommitterState,
     pub last_proposed_round: Option<Round>,
     pub gc_round: Round,
+    /// The highest commit sequence the consumer acknowledged as executed.
+    pub executed_through: Option<u64>,
 }
 
 impl Encode for EngineState {
@@ -61,6 +78,7 @@ impl Encode for EngineState {
         self.committer.last_commit_ts.encode_to(out);
         dualchain_core::encoding::write_option(out, &self.last_proposed_round);
         self.gc_round.encode_to(out);
+        dualchain_core::encoding::write_option(out, &self.executed_through);
     }
 }
 
@@ -74,13 +92,94 @@ impl Decode for EngineState {
             },
             last_proposed_round: r.read_option("last proposed round")?,
             gc_round: r.read_u64("gc round")?,
+            executed_through: r.read_option("executed through")?,
         })
     }
 }
 
 impl Canonical for EngineState {
     const NAME: &'static str = "dag-bft engine state";
-    const MAX_ENCODED_LEN: usize = 1 + 8 * 5 + 1;
+    const MAX_ENCODED_LEN: usize = 1 + 8 * 4 + 2 * (1 + 8);
+}
+
+/// A committed sub-DAG as the engine keeps it until the consumer executed it: the
+/// vertices are named, not copied (they stay in the `vertices` column meanwhile).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitRecord {
+    pub sequence: u64,
+    pub leader: VertexRef,
+    pub leader_round: Round,
+    pub timestamp_ms: u64,
+    /// (round, digest) of every vertex, in the sub-DAG's order.
+    pub vertices: Vec<(Round, Digest)>,
+}
+
+impl CommitRecord {
+    pub fn of(subdag: &CommittedSubDag) -> Self {
+        Self {
+            sequence: subdag.sequence,
+            leader: subdag.leader,
+            leader_round: subdag.leader_round,
+            timestamp_ms: subdag.timestamp_ms,
+            vertices: subdag
+                .vertices
+                .iter()
+                .map(|v| (v.content().round, v.digest()))
+                .collect(),
+        }
+    }
+
+    /// The lowest vertex round the record names (its vertices must outlive it).
+    pub fn lowest_round(&self) -> Round {
+        self.vertices
+            .iter()
+            .map(|(r, _)| *r)
+            .min()
+            .unwrap_or(self.leader_round)
+    }
+}
+
+impl Encode for CommitRecord {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.sequence.encode_to(out);
+        self.leader.author.encode_to(out);
+        self.leader.digest.encode_to(out);
+        self.leader_round.encode_to(out);
+        self.timestamp_ms.encode_to(out);
+        write_len(out, self.vertices.len());
+        for (round, digest) in &self.vertices {
+            round.encode_to(out);
+            digest.encode_to(out);
+        }
+    }
+}
+
+impl Decode for CommitRecord {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let sequence = r.read_u64("sequence")?;
+        let author: ValidatorIndex = r.read_u16("leader author")?;
+        let digest = Digest::decode_from(r)?;
+        let leader_round = r.read_u64("leader round")?;
+        let timestamp_ms = r.read_u64("timestamp")?;
+        let count = r.read_len(MAX_COMMIT_VERTICES, 8 + 32, "commit vertices")?;
+        let mut vertices = Vec::with_capacity(count);
+        for _ in 0..count {
+            let round = r.read_u64("vertex round")?;
+            vertices.push((round, Digest::decode_from(r)?));
+        }
+        Ok(Self {
+            sequence,
+            leader: VertexRef { author, digest },
+            leader_round,
+            timestamp_ms,
+            vertices,
+        })
+    }
+}
+
+impl Canonical for CommitRecord {
+    const NAME: &'static str = "dag-bft commit record";
+    const MAX_ENCODED_LEN: usize = 1 + 8 + 2 + 32 + 8 + 8 + 4 + MAX_COMMIT_VERTICES * 40;
 }
 
 /// Everything the engine reloads at restart.
@@ -90,6 +189,8 @@ pub struct Persisted {
     /// In (round, digest) order, so parents come before children.
     pub vertices: Vec<Arc<Vertex>>,
     pub committed: Vec<Digest>,
+    /// Commits not acknowledged as executed, in sequence order.
+    pub commits: Vec<CommitRecord>,
 }
 
 /// The writes of one engine step, applied atomically.
@@ -99,6 +200,10 @@ pub struct StoreChanges {
     pub committed: Vec<(Round, Digest)>,
     /// Garbage-collected vertices (their commit marks go too).
     pub removed: Vec<(Round, Digest)>,
+    /// New commits, kept until executed.
+    pub commits: Vec<CommitRecord>,
+    /// Sequences of commits the consumer executed (their records go).
+    pub executed: Vec<u64>,
     pub state: Option<EngineState>,
 }
 
@@ -107,6 +212,8 @@ impl StoreChanges {
         self.vertices.is_empty()
             && self.committed.is_empty()
             && self.removed.is_empty()
+            && self.commits.is_empty()
+            && self.executed.is_empty()
             && self.state.is_none()
     }
 }
@@ -143,42 +250,60 @@ fn committed_key(round: Round, digest: &Digest) -> Vec<u8> {
     key
 }
 
+fn commit_key(sequence: u64) -> Vec<u8> {
+    let mut key = COMMIT_PREFIX.to_vec();
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+fn corrupt(what: &'static str) -> impl FnOnce(DecodeError) -> StoreError {
+    move |error| StoreError::Corrupt { what, error }
+}
+
 impl<E: KvEngine> ConsensusStore for KvConsensusStore<E> {
     fn load(&self) -> Result<Option<Persisted>, StoreError> {
-        let Some(state_bytes) = self.engine.get(Column::Meta, STATE_KEY)? else {
+        let Some(state_bytes) = self.engine.get(COLUMN, STATE_KEY)? else {
             return Ok(None);
         };
-        let state = EngineState::from_canonical_bytes(&state_bytes).map_err(|error| {
-            StoreError::Corrupt {
-                what: "engine state",
-                error,
-            }
-        })?;
+        let state =
+            EngineState::from_canonical_bytes(&state_bytes).map_err(corrupt("engine state"))?;
         let mut vertices = Vec::new();
         for item in self.engine.scan_from(Column::Vertices, &[])? {
             let (_, value) = item?;
-            let v = Vertex::from_canonical_bytes(&value).map_err(|error| StoreError::Corrupt {
-                what: "vertex",
-                error,
-            })?;
+            let v = Vertex::from_canonical_bytes(&value).map_err(corrupt("vertex"))?;
             vertices.push(Arc::new(v));
         }
         let mut committed = Vec::new();
-        for item in self.engine.scan_prefix(Column::Meta, COMMITTED_PREFIX)? {
+        for item in self.engine.scan_prefix(COLUMN, COMMITTED_PREFIX)? {
             let (key, _) = item?;
             let digest: [u8; 32] = key[key.len() - 32..].try_into().expect("32-byte suffix");
             committed.push(Digest(digest));
+        }
+        let mut commits: Vec<CommitRecord> = Vec::new();
+        for item in self.engine.scan_prefix(COLUMN, COMMIT_PREFIX)? {
+            let (_, value) = item?;
+            let record = CommitRecord::from_canonical_bytes(&value).map_err(corrupt("commit"))?;
+            if state.executed_through.is_some_and(|t| record.sequence <= t) {
+                continue;
+            }
+            commits.push(record);
         }
         Ok(Some(Persisted {
             state,
             vertices,
             committed,
+            commits,
         }))
     }
 
     fn apply(&mut self, changes: &StoreChanges) -> Result<(), StoreError> {
         let mut batch = WriteBatch::with_capacity(
-            changes.vertices.len() + changes.committed.len() + 2 * changes.removed.len() + 1,
+            changes.vertices.len()
+                + changes.committed.len()
+                + 2 * changes.removed.len()
+                + changes.commits.len()
+                + changes.executed.len()
+                + 1,
         );
         for v in &changes.vertices {
             let c = v.content();
@@ -189,14 +314,24 @@ impl<E: KvEngine> ConsensusStore for KvConsensusStore<E> {
             );
         }
         for (round, digest) in &changes.committed {
-            batch.put(Column::Meta, committed_key(*round, digest), Vec::new());
+            batch.put(COLUMN, committed_key(*round, digest), Vec::new());
         }
         for (round, digest) in &changes.removed {
             batch.delete(Column::Vertices, vertex_key(*round, digest.as_bytes()));
-            batch.delete(Column::Meta, committed_key(*round, digest));
+            batch.delete(COLUMN, committed_key(*round, digest));
+        }
+        for record in &changes.commits {
+            batch.put(
+                COLUMN,
+                commit_key(record.sequence),
+                record.to_canonical_bytes(),
+            );
+        }
+        for sequence in &changes.executed {
+            batch.delete(COLUMN, commit_key(*sequence));
         }
         if let Some(state) = &changes.state {
-            batch.put(Column::Meta, STATE_KEY, state.to_canonical_bytes());
+            batch.put(COLUMN, STATE_KEY, state.to_canonical_bytes());
         }
         self.engine.write(batch)?;
         Ok(())
@@ -209,10 +344,7 @@ impl<E: KvEngine> ConsensusStore for KvConsensusStore<E> {
         else {
             return Ok(None);
         };
-        let v = Vertex::from_canonical_bytes(&bytes).map_err(|error| StoreError::Corrupt {
-            what: "vertex",
-            error,
-        })?;
+        let v = Vertex::from_canonical_bytes(&bytes).map_err(corrupt("vertex"))?;
         Ok(Some(Arc::new(v)))
     }
 }
@@ -237,12 +369,15 @@ mod tests {
             },
             last_proposed_round: Some(1),
             gc_round: 0,
+            executed_through: None,
         };
         store
             .apply(&StoreChanges {
                 vertices: b.all().to_vec(),
                 committed: vec![(0, b.vertex(0, 1).digest())],
                 removed: vec![],
+                commits: vec![],
+                executed: vec![],
                 state: Some(state),
             })
             .unwrap();
@@ -285,7 +420,7 @@ mod tests {
         assert!(matches!(store.apply(&changes), Err(StoreError::Storage(_))));
         engine.set_fail_writes(false);
         let mut batch = WriteBatch::new();
-        batch.put(Column::Meta, STATE_KEY, vec![1, 2, 3]);
+        batch.put(COLUMN, STATE_KEY, vec![1, 2, 3]);
         engine.write(batch).unwrap();
         assert!(matches!(store.load(), Err(StoreError::Corrupt { .. })));
     }

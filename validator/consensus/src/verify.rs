@@ -7,7 +7,7 @@
 //! shares the verdict. The key includes a hash of the signature, so a forged copy of a
 //! valid vertex (same digest, other signature) is verified on its own and refused.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use dualchain_core::Digest;
@@ -52,17 +52,56 @@ impl VertexVerifier for DirectVerifier {
     }
 }
 
-/// Verdicts shared between engines of one process (simulation of one validator set).
-#[derive(Clone, Debug, Default)]
+/// A verdict cache: each distinct (digest, signature) pair is verified once.
+///
+/// Two uses: engines of one simulated validator set share one (every node verifies
+/// the same vertices), and a node's driver verifies a burst of incoming vertices in
+/// parallel off its event loop with [`VertexVerifier::verify_batch`], so that the
+/// engine's own check of each of them is a cache hit. The cache holds at most
+/// `capacity` verdicts and forgets the oldest first.
+#[derive(Clone, Debug)]
 pub struct SharedVerdictCache {
     inner: Arc<Mutex<CacheInner>>,
 }
 
+impl Default for SharedVerdictCache {
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_VERDICT_CAPACITY)
+    }
+}
+
+/// Verdicts a cache keeps by default.
+pub const DEFAULT_VERDICT_CAPACITY: usize = 1 << 20;
+
+type VerdictKey = (Digest, Digest);
+
 #[derive(Debug, Default)]
 struct CacheInner {
-    verdicts: HashMap<(Digest, Digest), Result<(), VertexError>>,
+    verdicts: HashMap<VerdictKey, Result<(), VertexError>>,
+    order: VecDeque<VerdictKey>,
+    capacity: usize,
     hits: u64,
     misses: u64,
+}
+
+impl CacheInner {
+    fn insert(&mut self, key: VerdictKey, verdict: Result<(), VertexError>) {
+        if self.verdicts.insert(key, verdict).is_none() {
+            self.order.push_back(key);
+            while self.order.len() > self.capacity {
+                if let Some(old) = self.order.pop_front() {
+                    self.verdicts.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+fn key_of(vertex: &Vertex) -> VerdictKey {
+    (
+        vertex.digest(),
+        Digest(*blake3::hash(vertex.signature().as_bytes()).as_bytes()),
+    )
 }
 
 impl SharedVerdictCache {
@@ -70,28 +109,89 @@ impl SharedVerdictCache {
         Self::default()
     }
 
+    /// A cache of at most `capacity` verdicts (at least one).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(CacheInner {
+                capacity: capacity.max(1),
+                ..CacheInner::default()
+            })),
+        }
+    }
+
     /// (hits, misses): misses are the signatures actually verified.
     pub fn stats(&self) -> (u64, u64) {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = self.lock();
         (inner.hits, inner.misses)
+    }
+
+    /// Verdicts held.
+    pub fn len(&self) -> usize {
+        self.lock().verdicts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl VertexVerifier for SharedVerdictCache {
     fn verify(&self, vertex: &Vertex, validators: &ValidatorSet) -> Result<(), VertexError> {
-        let key = (
-            vertex.digest(),
-            Digest(*blake3::hash(vertex.signature().as_bytes()).as_bytes()),
-        );
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(verdict) = inner.verdicts.get(&key).cloned() {
-            inner.hits += 1;
-            return verdict;
+        let key = key_of(vertex);
+        {
+            let mut inner = self.lock();
+            if let Some(verdict) = inner.verdicts.get(&key).cloned() {
+                inner.hits += 1;
+                return verdict;
+            }
+            inner.misses += 1;
         }
-        inner.misses += 1;
         let verdict = vertex.verify(validators);
-        inner.verdicts.insert(key, verdict.clone());
+        self.lock().insert(key, verdict.clone());
         verdict
+    }
+
+    /// Verifies the vertices not cached yet in parallel (rayon), then answers from
+    /// the cache; the lock is never held while verifying.
+    fn verify_batch(
+        &self,
+        vertices: &[Arc<Vertex>],
+        validators: &ValidatorSet,
+    ) -> Vec<Result<(), VertexError>> {
+        use rayon::prelude::*;
+        let keys: Vec<VerdictKey> = vertices.iter().map(|v| key_of(v)).collect();
+        let missing: Vec<usize> = {
+            let inner = self.lock();
+            (0..vertices.len())
+                .filter(|&i| !inner.verdicts.contains_key(&keys[i]))
+                .collect()
+        };
+        let fresh: Vec<(usize, Result<(), VertexError>)> = missing
+            .par_iter()
+            .map(|&i| (i, vertices[i].verify(validators)))
+            .collect();
+        let mut inner = self.lock();
+        inner.misses += fresh.len() as u64;
+        inner.hits += (vertices.len() - fresh.len()) as u64;
+        let mut out: Vec<Option<Result<(), VertexError>>> = vec![None; vertices.len()];
+        for (i, verdict) in fresh {
+            inner.insert(keys[i], verdict.clone());
+            out[i] = Some(verdict);
+        }
+        out.into_iter()
+            .zip(&keys)
+            .zip(vertices)
+            .map(|((verdict, key), v)| {
+                verdict
+                    .or_else(|| inner.verdicts.get(key).cloned())
+                    // Evicted between the two locks (a tiny cache): verify again.
+                    .unwrap_or_else(|| v.verify(validators))
+            })
+            .collect()
     }
 }
 
@@ -129,5 +229,9 @@ mod tests {
             assert_eq!(cached, direct);
         }
         assert_eq!(cache.stats(), (9, 9));
+        let batch = SharedVerdictCache::with_capacity(4);
+        assert_eq!(batch.verify_batch(&vertices, b.validators()), direct);
+        assert_eq!(batch.len(), 4, "bounded: the oldest verdicts are forgotten");
+        assert_eq!(batch.verify_batch(&vertices, b.validators()), direct);
     }
 }

@@ -20,7 +20,7 @@
 //! - **determinism** (by the caller running a seed twice): the trace digest, a hash of
 //!   every honest node's commits and blocks and of the network counters, is equal.
 
-mod byzantine;
+pub mod byzantine;
 pub mod network;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -570,6 +570,7 @@ impl Simulation {
         self.max_dag_bytes = self.max_dag_bytes.max(engine.dag().encoded_bytes());
         self.max_pending = self.max_pending.max(engine.pending_len());
         let mut committed = false;
+        let mut last_sequence = None;
         for output in outputs {
             match output {
                 Output::Broadcast(v) => self.broadcast(i, now, v),
@@ -584,6 +585,7 @@ impl Simulation {
                 }
                 Output::Committed(commit) => {
                     committed = true;
+                    last_sequence = Some(commit.subdag.sequence);
                     self.record_commit(i, now, commit);
                 }
                 Output::Skipped { .. } | Output::Rejected { .. } => {}
@@ -619,6 +621,13 @@ impl Simulation {
                 }
             }
         }
+        // The sealer state is persisted with every commit (`record_commit`), so the
+        // engine may forget what it kept for replay.
+        if let Some(through) = last_sequence
+            && self.nodes[i].sealer.is_some()
+        {
+            self.handle(i, now, Input::Executed { through });
+        }
         committed
     }
 
@@ -626,6 +635,17 @@ impl Simulation {
         let node = &mut self.nodes[i];
         let honest = node.behaviour.is_none();
         let s = &commit.subdag;
+        if let Some(seen) = node.commit_log.get(s.sequence as usize) {
+            // Replayed after a restart (not acknowledged before the crash): the same
+            // commit again, which the application has applied already.
+            if *seen != s.digest() && honest {
+                self.violations.push(format!(
+                    "node {i} replayed commit {} with different contents",
+                    s.sequence
+                ));
+            }
+            return;
+        }
         if s.sequence != node.commit_log.len() as u64 && honest {
             self.violations.push(format!(
                 "node {i} committed sequence {} after {} commits",
