@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
+use dualchain_contract::stats;
 use dualchain_core::crypto::ValidatorKeypair;
 use dualchain_core::types::ChainId;
 use rand::SeedableRng;
@@ -107,14 +108,14 @@ fn payloads(size: usize, count: usize, round: usize) -> Vec<Bytes> {
         .collect()
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+/// Median of the rounds (at least one round always runs).
+fn median(values: Vec<f64>) -> f64 {
+    stats::median(&values).expect("at least one round")
 }
 
+/// Nearest-rank percentile of one round's sorted latencies, µs.
 fn percentile(sorted: &[Duration], q: f64) -> f64 {
-    let ix = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[ix].as_secs_f64() * 1e6
+    stats::percentile(sorted, q).map_or(0.0, |d| d.as_secs_f64() * 1e6)
 }
 
 fn loopback() -> SocketAddr {

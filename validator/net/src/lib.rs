@@ -34,7 +34,7 @@ pub mod transport;
 
 pub use fault::{FaultConfig, FaultDecision, FaultInjector};
 pub use identity::{MemberSet, Membership, PeerId};
-pub use memory::{MemoryHub, MemoryNetwork};
+pub use memory::{LinkLatency, MemoryHub, MemoryNetwork};
 pub use metrics::NetMetrics;
 pub use network::{BroadcastOutcome, EventReceiver, InboundRequest, NetError, NetEvent, Network};
 pub use wire::{Message, MessageKind, WireError};

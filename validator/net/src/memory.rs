@@ -3,14 +3,21 @@
 //! Nodes join a shared [`MemoryHub`]; messages go straight to the receiver's event
 //! channel, through the same fault injector semantics as the QUIC transport (drop,
 //! delay, partitions; one injector for the whole hub) and the same duplicate
-//! suppression, kind checks and size limits. Delays need a tokio runtime (they are
-//! timers); everything else is immediate.
+//! suppression, kind checks and size limits. A hub made with
+//! [`MemoryHub::with_latency`] also delays every message by a link latency drawn
+//! from its own seeded RNG (a whole-node simulation under virtual time then sees a
+//! realistic, reproducible network). Delays need a tokio runtime (they are timers);
+//! everything else is immediate.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::Mutex;
+
 use bytes::Bytes;
 use dashmap::DashMap;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tokio::sync::oneshot;
 
 use crate::dedup::SeenCache;
@@ -27,21 +34,50 @@ struct MemoryNode {
     seen: Arc<SeenCache>,
 }
 
+/// One-way latency of every message of a hub: `base + uniform(0..=jitter)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkLatency {
+    pub base: Duration,
+    pub jitter: Duration,
+}
+
 /// The shared medium of in-memory nodes.
 pub struct MemoryHub {
     nodes: DashMap<PeerId, MemoryNode>,
     faults: Arc<FaultInjector>,
     event_capacity: usize,
+    latency: LinkLatency,
+    latency_rng: Mutex<ChaCha8Rng>,
 }
 
 impl MemoryHub {
     /// A hub whose fault injector draws from `seed`.
     pub fn new(seed: u64) -> Arc<Self> {
+        Self::with_latency(seed, LinkLatency::default())
+    }
+
+    /// A hub whose messages each take `latency` (drawn from an RNG seeded by `seed`).
+    pub fn with_latency(seed: u64, latency: LinkLatency) -> Arc<Self> {
         Arc::new(Self {
             nodes: DashMap::new(),
             faults: Arc::new(FaultInjector::new(seed)),
             event_capacity: 4096,
+            latency,
+            latency_rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0x6c61_7465_6e63_7921)),
         })
+    }
+
+    /// The link latency of one message.
+    fn link_delay(&self) -> Duration {
+        if self.latency.jitter.is_zero() {
+            return self.latency.base;
+        }
+        let jitter_ms = self.latency.jitter.as_millis() as u64;
+        let mut rng = self
+            .latency_rng
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.latency.base + Duration::from_millis(rng.random_range(0..=jitter_ms))
     }
 
     /// Adds a node; the others get `PeerConnected` for it and it gets one per other.
@@ -114,8 +150,24 @@ pub struct MemoryNetwork {
 }
 
 impl MemoryNetwork {
+    /// [`Network::send`] without a future: the in-memory hub never makes a sender
+    /// wait (a full receiver drops the message, as a full QUIC queue does).
+    pub fn send_now(&self, peer: PeerId, message: Message) -> Result<(), NetError> {
+        check_outbound(&message, KindClass::Broadcast)?;
+        match self.route(peer, message) {
+            Delivery::NoPeer => Err(NetError::NotConnected(peer)),
+            _ => Ok(()),
+        }
+    }
+
     fn route(&self, to: PeerId, message: Message) -> Delivery {
-        match self.hub.faults.decide(self.local, to) {
+        let link = self.hub.link_delay();
+        let decision = match self.hub.faults.decide(self.local, to) {
+            FaultDecision::Deliver if !link.is_zero() => FaultDecision::Delay(link),
+            FaultDecision::Delay(d) => FaultDecision::Delay(d + link),
+            other => other,
+        };
+        match decision {
             FaultDecision::Deliver => self.hub.deliver(self.local, to, message),
             FaultDecision::Delay(d) => {
                 let hub = self.hub.clone();
@@ -167,13 +219,7 @@ impl Network for MemoryNetwork {
     }
 
     fn send(&self, peer: PeerId, message: Message) -> NetFuture<'_, Result<(), NetError>> {
-        Box::pin(async move {
-            check_outbound(&message, KindClass::Broadcast)?;
-            match self.route(peer, message) {
-                Delivery::NoPeer => Err(NetError::NotConnected(peer)),
-                _ => Ok(()),
-            }
-        })
+        Box::pin(async move { self.send_now(peer, message) })
     }
 
     fn request(
@@ -184,7 +230,11 @@ impl Network for MemoryNetwork {
     ) -> NetFuture<'_, Result<Bytes, NetError>> {
         Box::pin(async move {
             check_outbound(&message, KindClass::Request)?;
-            let decision = self.hub.faults.decide(self.local, peer);
+            let decision = match self.hub.faults.decide(self.local, peer) {
+                FaultDecision::Deliver => FaultDecision::Delay(self.hub.link_delay()),
+                FaultDecision::Delay(d) => FaultDecision::Delay(d + self.hub.link_delay()),
+                other => other,
+            };
             let events = self
                 .hub
                 .nodes
@@ -213,6 +263,7 @@ impl Network for MemoryNetwork {
                     .map_err(|_| NetError::NotConnected(peer))?;
                 let payload = rx.await.map_err(|_| NetError::Declined(peer))?;
                 if let FaultDecision::Delay(d) = decision {
+                    // The answer takes the link back (and the fault's delay again).
                     tokio::time::sleep(d).await;
                 }
                 Message::new(chain, response_kind, payload.clone()).check_size()?;
@@ -284,6 +335,28 @@ mod tests {
         a.faults().heal();
         assert!(a.request(p(2), q, Duration::from_secs(1)).await.is_ok());
         responder.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn link_latency_delays_every_message_within_its_bounds() {
+        let latency = LinkLatency {
+            base: Duration::from_millis(10),
+            jitter: Duration::from_millis(40),
+        };
+        let hub = MemoryHub::with_latency(7, latency);
+        let (a, _arx) = hub.join(p(1));
+        let (_b, mut brx) = hub.join(p(2));
+        for i in 0..20u8 {
+            let started = tokio::time::Instant::now();
+            let m = Message::new(ChainId::Alpha, MessageKind::Vertex, vec![i]);
+            a.send_now(p(2), m.clone()).unwrap();
+            assert_eq!(next_broadcast(&mut brx).await, Some((p(1), m)));
+            let took = started.elapsed();
+            assert!(
+                (Duration::from_millis(10)..=Duration::from_millis(50)).contains(&took),
+                "{took:?}"
+            );
+        }
     }
 
     #[tokio::test]
