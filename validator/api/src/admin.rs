@@ -19,7 +19,7 @@ use dualchain_proto::{Admin, RequireAdminToken};
 use tonic::service::Interceptor;
 use tonic::{Code, Request, Response, Status};
 
-use crate::faults::validate_fault_injection;
+use crate::convert::{fault_change_from_proto, fault_plan_to_proto, snapshot_to_proto};
 use crate::request_metrics::RequestMetrics;
 use crate::server::Context;
 use crate::status::{api_status, blocking};
@@ -125,8 +125,8 @@ impl AdminService {
     ) -> Result<SnapshotResult, Status> {
         let chain = self.resolve(request.chain)?;
         let api = Arc::clone(&self.context.api);
-        let mut result = blocking("snapshot", move || api.snapshot().map_err(api_status)).await??;
-        result.chain = chain as i32;
+        let snapshot = blocking("snapshot", move || api.snapshot().map_err(api_status)).await??;
+        let result = snapshot_to_proto(snapshot);
         tracing::info!(
             chain = chain.as_str_name(),
             height = result.height,
@@ -136,19 +136,18 @@ impl AdminService {
         Ok(result)
     }
 
-    async fn set_faults_inner(&self, mut faults: FaultInjection) -> Result<FaultInjection, Status> {
+    async fn set_faults_inner(&self, faults: FaultInjection) -> Result<FaultInjection, Status> {
         let chain = self.resolve(faults.chain)?;
-        validate_fault_injection(&faults)
-            .map_err(|error| Status::invalid_argument(error.to_string()))?;
-        faults.chain = chain as i32;
-        faults.active = false;
+        // Limits first, then the peer ids: both INVALID_ARGUMENT before the chain
+        // sees anything.
+        let change = fault_change_from_proto(&faults)?;
         let api = Arc::clone(&self.context.api);
-        let mut in_force = blocking("fault injection", move || {
-            api.set_faults(faults).map_err(api_status)
+        let served = api.chain();
+        let plan = blocking("fault injection", move || {
+            api.set_faults(change).map_err(api_status)
         })
         .await??;
-        in_force.chain = chain as i32;
-        in_force.clear = false;
+        let in_force = fault_plan_to_proto(&plan, served);
         tracing::info!(
             chain = chain.as_str_name(),
             active = in_force.active,
@@ -161,11 +160,9 @@ impl AdminService {
         &self,
         request: GetFaultInjectionRequest,
     ) -> Result<FaultInjection, Status> {
-        let chain = self.resolve(request.chain)?;
-        let mut in_force = self.context.api.faults();
-        in_force.chain = chain as i32;
-        in_force.clear = false;
-        Ok(in_force)
+        self.resolve(request.chain)?;
+        let api = &self.context.api;
+        Ok(fault_plan_to_proto(&api.faults(), api.chain()))
     }
 
     fn observe<T>(

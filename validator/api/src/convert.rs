@@ -1,4 +1,8 @@
-//! Core block types → `dualchain.v1` messages.
+//! Conversions between this crate's inputs and `dualchain.v1` messages: core
+//! block types → proto, and the domain types of [`crate::domain`] ↔ proto. This
+//! is the only place where either meets the wire format.
+//!
+//! # Blocks and certificates
 //!
 //! Byte fields carry the canonical encodings of `dualchain_core::encoding`
 //! (`Canonical::to_canonical_bytes`: a version byte followed by the encoding),
@@ -16,13 +20,31 @@
 //! (0 when BFT commit finalized it at the tip), while
 //! [`FinalizedBlock::confirmation_depth`] counts the block itself too, hence the
 //! subtraction of one.
+//!
+//! # Domain types
+//!
+//! - digests, roots and checksums become 32-byte `bytes` fields (a transaction
+//!   digest the chain could not compute becomes empty bytes);
+//! - [`Admission`] → `TxResult` with index 0: the caller knows the position;
+//! - [`FaultPlan`] → `FaultInjection` names the serving chain, `active` is
+//!   [`FaultPlan::is_active`], `clear` is always false, and peer ids are lowercase
+//!   hex (as `NodeStatus.peer_id`);
+//! - `FaultInjection` → [`FaultChange`] first applies
+//!   [`validate_fault_injection`], then requires every partition peer id to be 64
+//!   hex characters (a 32-byte peer id); both refusals are INVALID_ARGUMENT.
 
 use dualchain_core::encoding::Canonical;
-use dualchain_core::types::{BlockCertificate, BlockHeader};
+use dualchain_core::types::{BlockCertificate, BlockHeader, ChainId};
 use dualchain_proto::v1;
+use tonic::Status;
 
 use crate::FinalizedBlock;
 use crate::chain::to_proto;
+use crate::domain::{
+    Admission, AdmissionStatus, ChainStatus, FaultChange, FaultPlan, Health, NodeStatus,
+    SnapshotInfo,
+};
+use crate::faults::validate_fault_injection;
 
 /// The proto header of a core header (decoded fields plus its digest).
 fn header_to_proto(header: &BlockHeader) -> v1::BlockHeader {
@@ -125,6 +147,172 @@ pub fn finality_event(
     }
 }
 
+/// The proto value of a chain's health.
+pub(crate) fn health_to_proto(health: Health) -> v1::Health {
+    match health {
+        Health::Healthy => v1::Health::Healthy,
+        Health::Degraded => v1::Health::Degraded,
+        Health::Stalled => v1::Health::Stalled,
+        Health::Stopped => v1::Health::Stopped,
+    }
+}
+
+/// The health a `dualchain.v1` status reports, e.g. in another node's
+/// `GetStatus` answer; `None` for `HEALTH_UNSPECIFIED` (unknown).
+pub fn health_from_proto(health: v1::Health) -> Option<Health> {
+    match health {
+        v1::Health::Unspecified => None,
+        v1::Health::Healthy => Some(Health::Healthy),
+        v1::Health::Degraded => Some(Health::Degraded),
+        v1::Health::Stalled => Some(Health::Stalled),
+        v1::Health::Stopped => Some(Health::Stopped),
+    }
+}
+
+/// The `GetStatus` entry of one chain.
+pub(crate) fn chain_status_to_proto(status: ChainStatus) -> v1::ChainStatus {
+    v1::ChainStatus {
+        chain: to_proto(status.chain) as i32,
+        height: status.height,
+        finalized_height: status.finalized_height,
+        round: status.round,
+        epoch: status.epoch,
+        connected_peers: status.connected_peers,
+        mempool_depth: status.mempool_depth,
+        mempool_capacity: status.mempool_capacity,
+        health: health_to_proto(status.health) as i32,
+        health_reason: status.health_reason,
+        paused: status.paused,
+        last_block_time_unix_ms: status.last_block_time_unix_ms,
+        latest_state_root: status.latest_state_root.as_bytes().to_vec(),
+        head_digest: status.head_digest.as_bytes().to_vec(),
+        fault_injection_active: status.fault_injection_active,
+    }
+}
+
+/// The `GetStatus` answer; chains keep the node's order.
+pub(crate) fn node_status_to_proto(status: NodeStatus) -> v1::NodeStatus {
+    v1::NodeStatus {
+        node_version: status.node_version,
+        validator_key_digest: status.validator_key_digest.as_bytes().to_vec(),
+        validator_index: status.validator_index,
+        epoch: status.epoch,
+        chains: status
+            .chains
+            .into_iter()
+            .map(chain_status_to_proto)
+            .collect(),
+        peer_id: status.peer_id,
+        started_at_unix_ms: status.started_at_unix_ms,
+    }
+}
+
+/// The proto value of an admission outcome.
+pub(crate) fn admission_status_to_proto(status: AdmissionStatus) -> v1::TxStatus {
+    match status {
+        AdmissionStatus::Accepted => v1::TxStatus::Accepted,
+        AdmissionStatus::Duplicate => v1::TxStatus::Duplicate,
+        AdmissionStatus::MempoolFull => v1::TxStatus::MempoolFull,
+        AdmissionStatus::InvalidEncoding => v1::TxStatus::InvalidEncoding,
+        AdmissionStatus::InvalidSignature => v1::TxStatus::InvalidSignature,
+        AdmissionStatus::WrongChain => v1::TxStatus::WrongChain,
+        AdmissionStatus::UnsignedNotAllowed => v1::TxStatus::UnsignedNotAllowed,
+        AdmissionStatus::TooLarge => v1::TxStatus::TooLarge,
+        AdmissionStatus::RateLimited => v1::TxStatus::RateLimited,
+        AdmissionStatus::RejectedOther => v1::TxStatus::RejectedOther,
+        AdmissionStatus::InternalError => v1::TxStatus::InternalError,
+    }
+}
+
+/// The result of one admission, with `index` 0: the caller sets the
+/// transaction's position (in the request, or across the stream).
+pub(crate) fn admission_to_proto(admission: Admission) -> v1::TxResult {
+    v1::TxResult {
+        index: 0,
+        digest: admission
+            .digest
+            .map(|digest| digest.as_bytes().to_vec())
+            .unwrap_or_default(),
+        status: admission_status_to_proto(admission.status) as i32,
+        reason: admission.reason,
+    }
+}
+
+/// The `TriggerSnapshot` answer.
+pub(crate) fn snapshot_to_proto(snapshot: SnapshotInfo) -> v1::SnapshotResult {
+    v1::SnapshotResult {
+        height: snapshot.height,
+        path: snapshot.path,
+        checksum: snapshot.checksum.to_vec(),
+        chain: to_proto(snapshot.chain) as i32,
+        size_bytes: snapshot.size_bytes,
+        state_root: snapshot.state_root.as_bytes().to_vec(),
+        created_at_unix_ms: snapshot.created_at_unix_ms,
+    }
+}
+
+/// The fault injection in force on `chain` (the serving chain), as answered by
+/// `SetFaultInjection` and `GetFaultInjection`.
+pub(crate) fn fault_plan_to_proto(plan: &FaultPlan, chain: ChainId) -> v1::FaultInjection {
+    v1::FaultInjection {
+        chain: to_proto(chain) as i32,
+        drop_probability: plan.drop_probability,
+        added_delay_ms: plan.added_delay_ms,
+        jitter_ms: plan.jitter_ms,
+        partitions: plan
+            .partitions
+            .iter()
+            .map(|group| v1::PeerGroup {
+                peer_ids: group.iter().map(hex::encode).collect(),
+            })
+            .collect(),
+        clear: false,
+        expires_after_ms: plan.expires_after_ms,
+        active: plan.is_active(),
+    }
+}
+
+/// The change a `SetFaultInjection` request asks for. The request is checked
+/// against the documented limits first ([`validate_fault_injection`]), then
+/// every partition peer id must be 64 hex characters; `chain` and `active` are
+/// ignored (the caller resolved the chain; `active` is output only).
+pub(crate) fn fault_change_from_proto(faults: &v1::FaultInjection) -> Result<FaultChange, Status> {
+    validate_fault_injection(faults)
+        .map_err(|error| Status::invalid_argument(error.to_string()))?;
+    if faults.clear {
+        return Ok(FaultChange::Clear);
+    }
+    let partitions = faults
+        .partitions
+        .iter()
+        .map(|group| {
+            group
+                .peer_ids
+                .iter()
+                .map(|id| peer_id_from_hex(id))
+                .collect()
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(FaultChange::Set(FaultPlan {
+        drop_probability: faults.drop_probability,
+        added_delay_ms: faults.added_delay_ms,
+        jitter_ms: faults.jitter_ms,
+        partitions,
+        expires_after_ms: faults.expires_after_ms,
+    }))
+}
+
+/// A peer id as `NodeStatus.peer_id` spells it: 64 hex characters.
+fn peer_id_from_hex(id: &str) -> Result<[u8; 32], Status> {
+    let mut bytes = [0u8; 32];
+    if id.len() != 64 || hex::decode_to_slice(id, &mut bytes).is_err() {
+        return Err(Status::invalid_argument(format!(
+            "peer id {id:?} is not 64 hex characters (use GetStatus.peer_id)"
+        )));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use std::sync::Arc;
@@ -134,7 +322,8 @@ pub(crate) mod tests {
     use dualchain_core::types::{
         Address, AssetId, Block, BlockBody, BlockHeader, ChainId, Output, Transaction, TxPayload,
     };
-    use dualchain_proto::v1::{Chain, FinalityEventKind};
+    use dualchain_proto::v1::{Chain, FinalityEventKind, PeerGroup, TxStatus};
+    use tonic::Code;
 
     use super::*;
 
@@ -270,5 +459,247 @@ pub(crate) mod tests {
         assert_eq!(delta.kind(), FinalityEventKind::DeltaBlockFinalized);
         assert!(delta.tx_digests.is_empty());
         assert!(!delta.replayed);
+    }
+
+    #[test]
+    fn every_admission_status_maps_to_its_tx_status() {
+        let cases = [
+            (AdmissionStatus::Accepted, TxStatus::Accepted),
+            (AdmissionStatus::Duplicate, TxStatus::Duplicate),
+            (AdmissionStatus::MempoolFull, TxStatus::MempoolFull),
+            (AdmissionStatus::InvalidEncoding, TxStatus::InvalidEncoding),
+            (
+                AdmissionStatus::InvalidSignature,
+                TxStatus::InvalidSignature,
+            ),
+            (AdmissionStatus::WrongChain, TxStatus::WrongChain),
+            (
+                AdmissionStatus::UnsignedNotAllowed,
+                TxStatus::UnsignedNotAllowed,
+            ),
+            (AdmissionStatus::TooLarge, TxStatus::TooLarge),
+            (AdmissionStatus::RateLimited, TxStatus::RateLimited),
+            (AdmissionStatus::RejectedOther, TxStatus::RejectedOther),
+            (AdmissionStatus::InternalError, TxStatus::InternalError),
+        ];
+        for (status, expected) in cases {
+            assert_eq!(admission_status_to_proto(status), expected, "{status:?}");
+            let result = admission_to_proto(Admission::refused(None, status, "why".into()));
+            assert_eq!(result.status(), expected);
+            assert!(result.digest.is_empty(), "no digest: empty bytes");
+            assert_eq!(result.reason, "why");
+            assert_eq!(result.index, 0, "the caller sets the position");
+        }
+        let accepted = admission_to_proto(Admission::accepted(Digest([7; 32])));
+        assert_eq!(accepted.status(), TxStatus::Accepted);
+        assert_eq!(accepted.digest, vec![7; 32]);
+        assert!(accepted.reason.is_empty());
+    }
+
+    #[test]
+    fn health_round_trips() {
+        for health in [
+            Health::Healthy,
+            Health::Degraded,
+            Health::Stalled,
+            Health::Stopped,
+        ] {
+            assert_eq!(health_from_proto(health_to_proto(health)), Some(health));
+        }
+        assert_eq!(health_to_proto(Health::Stalled), v1::Health::Stalled);
+        assert_eq!(health_from_proto(v1::Health::Unspecified), None);
+    }
+
+    #[test]
+    fn node_status_fields() {
+        let chain = ChainStatus {
+            chain: ChainId::Delta,
+            height: 9,
+            finalized_height: 8,
+            round: 31,
+            epoch: 2,
+            connected_peers: 3,
+            mempool_depth: 17,
+            mempool_capacity: 1_000,
+            health: Health::Degraded,
+            health_reason: "paused by an admin call".into(),
+            paused: true,
+            last_block_time_unix_ms: 1_700_000_000_000,
+            latest_state_root: Digest([5; 32]),
+            head_digest: Digest([6; 32]),
+            fault_injection_active: true,
+        };
+        let status = node_status_to_proto(NodeStatus {
+            node_version: "0.1.0".into(),
+            validator_key_digest: Digest([0xAB; 32]),
+            validator_index: Some(0),
+            epoch: 2,
+            chains: vec![chain.clone()],
+            peer_id: "ab".repeat(32),
+            started_at_unix_ms: 1_699_000_000_000,
+        });
+        assert_eq!(status.node_version, "0.1.0");
+        assert_eq!(status.validator_key_digest, vec![0xAB; 32]);
+        assert_eq!(status.validator_index, Some(0));
+        assert_eq!(status.epoch, 2);
+        assert_eq!(status.peer_id, "ab".repeat(32));
+        assert_eq!(status.started_at_unix_ms, 1_699_000_000_000);
+        assert_eq!(
+            status.chains,
+            vec![v1::ChainStatus {
+                chain: Chain::Delta as i32,
+                height: 9,
+                finalized_height: 8,
+                round: 31,
+                epoch: 2,
+                connected_peers: 3,
+                mempool_depth: 17,
+                mempool_capacity: 1_000,
+                health: v1::Health::Degraded as i32,
+                health_reason: "paused by an admin call".into(),
+                paused: true,
+                last_block_time_unix_ms: 1_700_000_000_000,
+                latest_state_root: vec![5; 32],
+                head_digest: vec![6; 32],
+                fault_injection_active: true,
+            }]
+        );
+    }
+
+    #[test]
+    fn snapshot_fields() {
+        let result = snapshot_to_proto(SnapshotInfo {
+            chain: ChainId::Alpha,
+            height: 40,
+            path: "/data/snapshots/alpha-40.snap".into(),
+            checksum: [3; 32],
+            size_bytes: 4_096,
+            state_root: Digest([4; 32]),
+            created_at_unix_ms: 1_700_000_000_000,
+        });
+        assert_eq!(
+            result,
+            v1::SnapshotResult {
+                height: 40,
+                path: "/data/snapshots/alpha-40.snap".into(),
+                checksum: vec![3; 32],
+                chain: Chain::Alpha as i32,
+                size_bytes: 4_096,
+                state_root: vec![4; 32],
+                created_at_unix_ms: 1_700_000_000_000,
+            }
+        );
+    }
+
+    #[test]
+    fn a_bad_peer_id_is_refused_with_its_name() {
+        let good = "0f".repeat(32);
+        for bad in [
+            "validator-0".to_owned(),
+            "0f".repeat(31),
+            format!("{good}00"),
+            format!("{}zz", "0f".repeat(31)),
+        ] {
+            let faults = v1::FaultInjection {
+                drop_probability: 0.5,
+                partitions: vec![
+                    PeerGroup {
+                        peer_ids: vec![good.clone()],
+                    },
+                    PeerGroup {
+                        peer_ids: vec![good.clone(), bad.clone()],
+                    },
+                ],
+                ..Default::default()
+            };
+            let status = fault_change_from_proto(&faults).unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument);
+            assert!(status.message().contains(&bad), "{}", status.message());
+            assert!(
+                status.message().contains("GetStatus.peer_id"),
+                "{}",
+                status.message()
+            );
+        }
+    }
+
+    #[test]
+    fn limits_are_checked_before_peer_ids() {
+        let faults = v1::FaultInjection {
+            drop_probability: 2.0,
+            partitions: vec![PeerGroup {
+                peer_ids: vec!["not-hex".into()],
+            }],
+            ..Default::default()
+        };
+        let status = fault_change_from_proto(&faults).unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().contains("drop_probability"),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[test]
+    fn clear_is_a_clear_change() {
+        let clear = v1::FaultInjection {
+            chain: Chain::Delta as i32,
+            clear: true,
+            active: true,
+            ..Default::default()
+        };
+        assert_eq!(fault_change_from_proto(&clear).unwrap(), FaultChange::Clear);
+        let with_settings = v1::FaultInjection {
+            clear: true,
+            jitter_ms: 5,
+            ..Default::default()
+        };
+        assert_eq!(
+            fault_change_from_proto(&with_settings).unwrap_err().code(),
+            Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn a_fault_plan_round_trips_through_proto() {
+        let plan = FaultPlan {
+            drop_probability: 0.125,
+            added_delay_ms: 250,
+            jitter_ms: 40,
+            partitions: vec![vec![[0x01; 32], [0xAB; 32]], vec![[0xFE; 32]]],
+            expires_after_ms: 30_000,
+        };
+        let proto = fault_plan_to_proto(&plan, ChainId::Delta);
+        assert_eq!(proto.chain(), Chain::Delta);
+        assert!(proto.active);
+        assert!(!proto.clear);
+        assert_eq!(proto.partitions[0].peer_ids[1], "ab".repeat(32));
+        assert_eq!(
+            fault_change_from_proto(&proto).unwrap(),
+            FaultChange::Set(plan)
+        );
+
+        let idle = fault_plan_to_proto(&FaultPlan::default(), ChainId::Alpha);
+        assert_eq!(idle.chain(), Chain::Alpha);
+        assert!(!idle.active);
+        assert_eq!(
+            fault_change_from_proto(&idle).unwrap(),
+            FaultChange::Set(FaultPlan::default())
+        );
+    }
+
+    #[test]
+    fn upper_case_peer_ids_are_accepted() {
+        let faults = v1::FaultInjection {
+            partitions: vec![PeerGroup {
+                peer_ids: vec!["AB".repeat(32)],
+            }],
+            ..Default::default()
+        };
+        let FaultChange::Set(plan) = fault_change_from_proto(&faults).unwrap() else {
+            panic!("not a set");
+        };
+        assert_eq!(plan.partitions, vec![vec![[0xAB; 32]]]);
     }
 }

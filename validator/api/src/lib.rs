@@ -19,7 +19,10 @@
 //! - `server`: options, error type, the serve functions and graceful shutdown;
 //! - `chain`: which chain a request names, against the chain this port serves;
 //! - `status`: every [`ApiError`] → `tonic::Status` mapping, in one place;
-//! - `convert`: core block/certificate types → proto messages;
+//! - [`domain`]: what [`ChainApi`] speaks (status, admissions, snapshots, fault
+//!   plans), free of protobuf types;
+//! - `convert`: core block/certificate types → proto messages, and domain types ↔
+//!   proto messages (the only place either meets the wire format);
 //! - `transactions`, `node`, `finality`, `admin`: the service implementations;
 //! - `oversize`: oversized requests → RESOURCE_EXHAUSTED, as the contract says;
 //! - `faults`: validation of `FaultInjection` against the documented limits;
@@ -31,11 +34,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dualchain_core::types::{Block, BlockCertificate, ChainId};
-use dualchain_proto::v1;
 
 mod admin;
 mod chain;
 mod convert;
+pub mod domain;
 mod faults;
 mod finality;
 mod health;
@@ -47,7 +50,11 @@ mod server;
 mod status;
 mod transactions;
 
-pub use convert::{block_to_proto, finality_event};
+pub use convert::{block_to_proto, finality_event, health_from_proto};
+pub use domain::{
+    Admission, AdmissionStatus, ChainStatus, FaultChange, FaultPlan, Health, NodeStatus,
+    SnapshotInfo,
+};
 pub use faults::{FaultValidationError, validate_fault_injection};
 pub use metrics_http::{MetricsServeError, serve_metrics, serve_metrics_on};
 pub use server::{ApiOptions, ApiServeError, DEFAULT_MAX_REPLAY_BLOCKS, serve_api, serve_api_on};
@@ -87,19 +94,21 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// What one chain of a running validator offers the API. Implemented by the node;
-/// every method is cheap or bounded unless documented as blocking.
+/// What one chain of a running validator offers the API, in domain types (see
+/// [`domain`]); the conversions to `dualchain.v1` live in this crate only.
+/// Implemented by the node; every method is cheap or bounded unless documented as
+/// blocking.
 pub trait ChainApi: Send + Sync + 'static {
     /// The chain this API port serves.
     fn chain(&self) -> ChainId;
 
     /// Node-wide status; `chains` holds at least this chain.
-    fn node_status(&self) -> v1::NodeStatus;
+    fn node_status(&self) -> NodeStatus;
 
     /// Admits canonical transaction bytes into the mempool, one result per input in
-    /// order (`index` is the position in `transactions`). CPU-bound (decoding and
-    /// signature verification): call from a blocking context.
-    fn submit(&self, transactions: &[Bytes]) -> Vec<v1::TxResult>;
+    /// order. CPU-bound (decoding and signature verification): call from a blocking
+    /// context.
+    fn submit(&self, transactions: &[Bytes]) -> Vec<Admission>;
 
     /// Transactions waiting in the mempool.
     fn mempool_depth(&self) -> u64;
@@ -123,14 +132,14 @@ pub trait ChainApi: Send + Sync + 'static {
     fn resume(&self) -> Result<(bool, u64), ApiError>;
 
     /// Writes a snapshot of the chain's state. Blocking (seconds on big states).
-    fn snapshot(&self) -> Result<v1::SnapshotResult, ApiError>;
+    fn snapshot(&self) -> Result<SnapshotInfo, ApiError>;
 
-    /// Replaces the chain's fault injection (already validated against the proto
-    /// limits); `clear` removes it. Returns the settings now in force.
-    fn set_faults(&self, faults: v1::FaultInjection) -> Result<v1::FaultInjection, ApiError>;
+    /// Replaces the chain's fault injection, or clears it; returns the settings now
+    /// in force.
+    fn set_faults(&self, change: FaultChange) -> Result<FaultPlan, ApiError>;
 
     /// The fault injection in force.
-    fn faults(&self) -> v1::FaultInjection;
+    fn faults(&self) -> FaultPlan;
 
     /// Size of the validator set of `epoch`, for `BlockCertificate.validator_count`
     /// (clients compare it with the signer count). `None` when unknown, which the

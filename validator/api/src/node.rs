@@ -8,7 +8,7 @@ use dualchain_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::convert::block_to_proto;
+use crate::convert::{block_to_proto, node_status_to_proto};
 use crate::finality::{self, FinalityStream};
 use crate::server::Context;
 use crate::status::{api_status, blocking};
@@ -71,7 +71,7 @@ impl dualchain_proto::Node for NodeService {
         _request: Request<GetStatusRequest>,
     ) -> Result<Response<NodeStatus>, Status> {
         let started = Instant::now();
-        let result = Ok(self.context.api.node_status());
+        let result = Ok(node_status_to_proto(self.context.api.node_status()));
         self.context.metrics.observe("GetStatus", started, &result);
         result.map(Response::new)
     }

@@ -28,6 +28,7 @@ use dualchain_proto::v1::{
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::chain;
+use crate::convert::admission_to_proto;
 use crate::server::Context;
 use crate::status::blocking;
 
@@ -198,9 +199,10 @@ async fn admit(
                 answers.len()
             )));
         }
-        for (position, mut answer) in positions.into_iter().zip(answers) {
-            answer.index = first_index + position as u64;
-            results[position] = Some(answer);
+        for (position, answer) in positions.into_iter().zip(answers) {
+            let mut result = admission_to_proto(answer);
+            result.index = first_index + position as u64;
+            results[position] = Some(result);
         }
     }
     Ok(results.into_iter().flatten().collect())

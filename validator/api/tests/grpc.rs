@@ -19,7 +19,7 @@ use tonic::Code;
 use tonic::Streaming;
 use tonic::transport::Channel;
 
-use support::{FakeChain, Running, TOKEN, bounded, options_with_token};
+use support::{FakeChain, Running, TOKEN, bounded, options_with_token, peer_id};
 
 async fn delta_server() -> Running {
     Running::start(FakeChain::new(ChainId::Delta, 64), options_with_token()).await
@@ -818,6 +818,13 @@ async fn fault_injection_is_validated_and_round_trips() {
                 jitter_ms: 5,
                 ..Default::default()
             },
+            // Partitions name peers by GetStatus.peer_id: 64 hex characters.
+            FaultInjection {
+                partitions: vec![PeerGroup {
+                    peer_ids: vec![peer_id(0), "validator-1".into()],
+                }],
+                ..Default::default()
+            },
         ];
         for faults in invalid {
             let status = right.set_fault_injection(faults.clone()).await.unwrap_err();
@@ -838,7 +845,7 @@ async fn fault_injection_is_validated_and_round_trips() {
                 drop_probability: 0.25,
                 added_delay_ms: 100,
                 partitions: vec![PeerGroup {
-                    peer_ids: vec!["validator-0".into(), "validator-1".into()],
+                    peer_ids: vec![peer_id(0), peer_id(1)],
                 }],
                 ..Default::default()
             })
@@ -856,6 +863,7 @@ async fn fault_injection_is_validated_and_round_trips() {
             .into_inner();
         assert_eq!(read.drop_probability, 0.25);
         assert_eq!(read.partitions.len(), 1);
+        assert_eq!(read.partitions[0].peer_ids, vec![peer_id(0), peer_id(1)]);
         let cleared = right
             .set_fault_injection(FaultInjection {
                 clear: true,

@@ -10,15 +10,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use dualchain_api::{ApiError, ApiOptions, ApiServeError, ChainApi, FinalizedBlock};
+use dualchain_api::{
+    Admission, AdmissionStatus, ApiError, ApiOptions, ApiServeError, ChainApi, ChainStatus,
+    FaultChange, FaultPlan, FinalizedBlock, Health, NodeStatus, SnapshotInfo,
+};
 use dualchain_core::crypto::ValidatorKeypair;
 use dualchain_core::hash::{Digest, HashDomain};
 use dualchain_core::types::{
     Address, AssetId, Block, BlockBody, BlockCertificate, BlockHeader, ChainId, Output,
     Transaction, TxPayload,
-};
-use dualchain_proto::v1::{
-    self, ChainStatus, FaultInjection, Health, NodeStatus, SnapshotResult, TxResult, TxStatus,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot};
@@ -45,7 +45,7 @@ pub struct FakeChain {
     events: Mutex<Option<broadcast::Sender<FinalizedBlock>>>,
     pub ready: AtomicBool,
     paused: AtomicBool,
-    faults: Mutex<FaultInjection>,
+    faults: Mutex<FaultPlan>,
     seen: Mutex<HashSet<Vec<u8>>>,
     /// Lengths of every transaction that reached `submit`.
     pub submitted_lengths: Mutex<Vec<usize>>,
@@ -69,7 +69,7 @@ impl FakeChain {
             events: Mutex::new(Some(events)),
             ready: AtomicBool::new(true),
             paused: AtomicBool::new(false),
-            faults: Mutex::new(FaultInjection::default()),
+            faults: Mutex::new(FaultPlan::default()),
             seen: Mutex::new(HashSet::new()),
             submitted_lengths: Mutex::new(Vec::new()),
             keep_last: AtomicU64::new(0),
@@ -181,11 +181,10 @@ pub fn make_block(chain: ChainId, height: u64, tx_count: usize) -> Block {
     Block { header, body }
 }
 
-fn proto_chain(chain: ChainId) -> v1::Chain {
-    match chain {
-        ChainId::Alpha => v1::Chain::Alpha,
-        ChainId::Delta => v1::Chain::Delta,
-    }
+/// A valid peer id (64 hex characters, as `GetStatus.peer_id` spells one) for
+/// partitions.
+pub fn peer_id(n: u8) -> String {
+    hex::encode([n; 32])
 }
 
 impl ChainApi for FakeChain {
@@ -197,53 +196,54 @@ impl ChainApi for FakeChain {
         let height = self.finalized.load(Ordering::SeqCst);
         NodeStatus {
             node_version: "0.1.0+test".into(),
-            validator_key_digest: vec![0xAB; 32],
+            validator_key_digest: Digest([0xAB; 32]),
             validator_index: Some(0),
             epoch: 2,
             chains: vec![ChainStatus {
-                chain: proto_chain(self.chain) as i32,
+                chain: self.chain,
                 height,
                 finalized_height: height,
-                health: Health::Healthy as i32,
-                paused: self.paused.load(Ordering::SeqCst),
+                round: 0,
+                epoch: 2,
+                connected_peers: 0,
                 mempool_depth: self.mempool_depth(),
-                ..Default::default()
+                mempool_capacity: 0,
+                health: Health::Healthy,
+                health_reason: String::new(),
+                paused: self.paused.load(Ordering::SeqCst),
+                last_block_time_unix_ms: 0,
+                latest_state_root: Digest::ZERO,
+                head_digest: Digest::ZERO,
+                fault_injection_active: self.faults.lock().unwrap().is_active(),
             }],
             peer_id: "validator-0".into(),
             started_at_unix_ms: 1_699_000_000_000,
         }
     }
 
-    fn submit(&self, transactions: &[Bytes]) -> Vec<TxResult> {
+    fn submit(&self, transactions: &[Bytes]) -> Vec<Admission> {
         let mut seen = self.seen.lock().unwrap();
         let mut lengths = self.submitted_lengths.lock().unwrap();
         transactions
             .iter()
-            .enumerate()
-            .map(|(index, tx)| {
+            .map(|tx| {
                 lengths.push(tx.len());
-                let (status, digest) = if tx.is_empty() {
-                    (TxStatus::InvalidEncoding, Vec::new())
-                } else {
-                    let digest = HashDomain::Transaction.hash(tx).as_bytes().to_vec();
-                    if tx[0] == 0xFF {
-                        (TxStatus::InvalidSignature, digest)
-                    } else if !seen.insert(tx.to_vec()) {
-                        (TxStatus::Duplicate, digest)
-                    } else {
-                        (TxStatus::Accepted, digest)
-                    }
-                };
-                TxResult {
-                    index: index as u64,
-                    digest,
-                    status: status as i32,
-                    reason: if status == TxStatus::Accepted {
-                        String::new()
-                    } else {
-                        format!("fake: {}", status.as_str_name())
-                    },
+                if tx.is_empty() {
+                    return Admission::refused(
+                        None,
+                        AdmissionStatus::InvalidEncoding,
+                        "fake: InvalidEncoding".into(),
+                    );
                 }
+                let digest = HashDomain::Transaction.hash(tx);
+                let status = if tx[0] == 0xFF {
+                    AdmissionStatus::InvalidSignature
+                } else if !seen.insert(tx.to_vec()) {
+                    AdmissionStatus::Duplicate
+                } else {
+                    return Admission::accepted(digest);
+                };
+                Admission::refused(Some(digest), status, format!("fake: {status:?}"))
             })
             .collect()
     }
@@ -289,41 +289,34 @@ impl ChainApi for FakeChain {
         ))
     }
 
-    fn snapshot(&self) -> Result<SnapshotResult, ApiError> {
+    fn snapshot(&self) -> Result<SnapshotInfo, ApiError> {
         if self.paused.load(Ordering::SeqCst) {
             return Err(ApiError::Aborted(
                 "a snapshot is already being written".into(),
             ));
         }
         let height = self.finalized_height();
-        Ok(SnapshotResult {
+        Ok(SnapshotInfo {
+            chain: self.chain,
             height,
             path: format!("/data/snapshots/{height}.snap"),
-            checksum: vec![1; 32],
-            chain: 0,
+            checksum: [1; 32],
             size_bytes: 4096,
-            state_root: vec![height as u8; 32],
+            state_root: Digest([height as u8; 32]),
             created_at_unix_ms: 1_700_000_000_000,
         })
     }
 
-    fn set_faults(&self, faults: FaultInjection) -> Result<FaultInjection, ApiError> {
-        let in_force = if faults.clear {
-            FaultInjection::default()
-        } else {
-            FaultInjection {
-                active: faults.drop_probability > 0.0
-                    || faults.added_delay_ms > 0
-                    || faults.jitter_ms > 0
-                    || !faults.partitions.is_empty(),
-                ..faults
-            }
+    fn set_faults(&self, change: FaultChange) -> Result<FaultPlan, ApiError> {
+        let in_force = match change {
+            FaultChange::Clear => FaultPlan::default(),
+            FaultChange::Set(plan) => plan,
         };
         *self.faults.lock().unwrap() = in_force.clone();
         Ok(in_force)
     }
 
-    fn faults(&self) -> FaultInjection {
+    fn faults(&self) -> FaultPlan {
         self.faults.lock().unwrap().clone()
     }
 
