@@ -12,8 +12,10 @@ setup:
 ## The main job: N validators over QUIC on 127.0.0.1 under load with live progress,
 ## then a report (report.md, report.json, PNG plots) in ./devnet-report.
 DEVNET_ARGS ?= --validators 4 --duration 60s
+## `dualchain devnet` runs dualchain-tools (built next to dualchain), which starts
+## `dualchain run` validators.
 devnet: setup
-	cargo build --release --locked -p dualchain-node
+	cargo build --release --locked -p dualchain-node -p dualchain-tools
 	$(CARGO_TARGET_DIR)/release/dualchain devnet $(DEVNET_ARGS)
 
 ## The test suite: formatting, lints, every test of the workspace, then the operator's

@@ -21,8 +21,8 @@ use crate::names;
 
 /// Where the loadgen container finds the accounts keyring.
 pub const ACCOUNTS_DIR: &str = "/var/run/dualchain/accounts";
-/// Key of the loadgen result in the result ConfigMap.
-pub const RESULT_KEY: &str = "result.json";
+/// Key of the loadgen result in the result ConfigMap (the loadgen writes it).
+pub use dualchain_contract::loadgen::RESULT_KEY;
 /// Key of the report in the report ConfigMap.
 pub const REPORT_KEY: &str = "report.json";
 

@@ -20,7 +20,6 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use serde::{Deserialize, Serialize};
 use tracing::{info, instrument, warn};
 use zeroize::Zeroizing;
 
@@ -56,41 +55,9 @@ pub mod phase {
     pub const SCHEDULED: &str = "Scheduled";
 }
 
-/// The JSON `dualchain loadgen --json` writes (the loadgen result contract).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct LoadgenResult {
-    /// Committed transactions per second over the run.
-    pub average_tps: f64,
-    pub submitted: u64,
-    pub committed: u64,
-    #[serde(default)]
-    pub rejected: u64,
-    /// Submit-to-finality latency percentiles in milliseconds.
-    pub finality_ms: Percentiles,
-    pub signed: bool,
-}
-
-/// Latency percentiles in milliseconds.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Percentiles {
-    pub p50: u64,
-    pub p95: u64,
-    pub p99: u64,
-}
-
-/// Largest result document accepted (the termination-log fallback is 4 KiB anyway).
-const MAX_RESULT_BYTES: usize = 64 * 1024;
-
-/// Parses a loadgen result, bounded in size.
-pub fn parse_result(text: &str) -> std::result::Result<LoadgenResult, String> {
-    if text.len() > MAX_RESULT_BYTES {
-        return Err(format!(
-            "result is {} bytes, more than {MAX_RESULT_BYTES}",
-            text.len()
-        ));
-    }
-    serde_json::from_str(text.trim()).map_err(|e| format!("result is not loadgen JSON: {e}"))
-}
+/// The loadgen result contract (what `dualchain loadgen --json` writes) and its
+/// parser, defined once in `dualchain-contract` and shared with the loadgen.
+pub use dualchain_contract::loadgen::{LoadgenResult, Percentiles, parse_result};
 
 /// Entry point for the controller.
 #[instrument(skip_all, fields(benchmark = %bench.name_any(), namespace = bench.namespace().unwrap_or_default()))]

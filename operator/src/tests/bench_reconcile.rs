@@ -168,12 +168,13 @@ async fn full_lifecycle_to_success_and_ttl_teardown() {
         "nightly-loadgen",
         json!({"status": {"succeeded": 1}}),
     );
+    // Exactly the merge patch the loadgen sends, carrying its full `--json` document.
     fake.patch(
         "v1",
         NS,
         "configmaps",
         "nightly-result",
-        json!({"data": {"result.json": GOOD_RESULT}}),
+        dualchain_loadgen::result_sink::patch_body(&loadgen_document()),
     );
     network_ready(&fake, "nightly-net", 4, 30);
     step(&fake, &ctx, "nightly").await;
@@ -432,6 +433,55 @@ async fn scheduled_benchmarks_create_runs_and_keep_bounded_history() {
     let runs = stored(&fake, "nightly").status.unwrap().runs;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].result.as_deref(), Some("Failed"));
+}
+
+/// What a real `dualchain loadgen --json` run with [`GOOD_RESULT`]'s figures prints:
+/// the loadgen's own report type, serialized as the loadgen serializes it.
+fn loadgen_report() -> dualchain_loadgen::LoadgenReport {
+    dualchain_loadgen::LoadgenReport {
+        result: parse_result(GOOD_RESULT).unwrap(),
+        accepted: 28_900,
+        uncommitted: 70,
+        target_tps: Some(500.0),
+        duration_s: 60.0,
+        run_s: 60.0,
+        targets: vec!["http://nightly-net-0.nightly-net-peers.ns.svc:4030".into()],
+        rejected_by_status: [("DUPLICATE".to_string(), 12)].into(),
+        ..Default::default()
+    }
+}
+
+fn loadgen_document() -> String {
+    serde_json::to_string(&loadgen_report()).unwrap()
+}
+
+#[test]
+fn the_loadgen_output_round_trips_through_the_operator_parser() {
+    let report = loadgen_report();
+    // The full document (stdout, the ConfigMap) and the compact one (the
+    // termination-log fallback) both parse to exactly the loadgen's contract fields.
+    let full = loadgen_document();
+    assert_eq!(parse_result(&full).unwrap(), report.result);
+    let compact = report.result.to_json();
+    assert_eq!(parse_result(&compact).unwrap(), report.result);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("termination-log");
+    let oversized = format!(
+        "{}{}",
+        &full[..full.len() - 1],
+        format_args!(",\"pad\":\"{}\"}}", "x".repeat(5000))
+    );
+    dualchain_loadgen::result_sink::write_termination_log(&log, &oversized, &compact).unwrap();
+    assert_eq!(
+        parse_result(&std::fs::read_to_string(&log).unwrap()).unwrap(),
+        report.result
+    );
+    // The key the loadgen patches is the key the operator reads.
+    let patch = dualchain_loadgen::result_sink::patch_body(&full);
+    let text = patch["data"][crate::build::benchmark::RESULT_KEY]
+        .as_str()
+        .unwrap();
+    assert_eq!(parse_result(text).unwrap(), report.result);
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! Each command has a clap [`clap::Args`] struct (doc comments are the help text), a
 //! `run_*` function returning its serialisable result (for tests and embedding), and a
 //! `*_main` function that runs it on its own tokio runtime, prints it and returns the
-//! process outcome. The `dualchain` binary wires them as:
+//! process outcome. The `dualchain-tools` binary (which `dualchain devnet|loadgen|status`
+//! forward to) wires them as:
 //!
 //! ```text
 //! Command::Loadgen(a) => dualchain_loadgen::cli::loadgen_main(a),
@@ -153,20 +154,24 @@ pub fn render_loadgen(report: &LoadgenReport) -> String {
         "load: {} {} for {:.1}s, target {target}, {} accounts, {} target(s)\n\
          submitted {} ({:.0} tx/s achieved), accepted {}, rejected {}, committed {} ({:.0} tx/s)\n\
          finality p50 {} ms, p95 {} ms, p99 {} ms ({} samples)\n",
-        if report.signed { "signed" } else { "unsigned" },
+        if report.result.signed {
+            "signed"
+        } else {
+            "unsigned"
+        },
         report.workload.name(),
         report.duration_s,
         report.accounts,
         report.targets.len(),
-        report.submitted,
+        report.result.submitted,
         report.achieved_submit_tps,
         report.accepted,
-        report.rejected,
-        report.committed,
-        report.average_tps,
-        report.finality_ms.p50,
-        report.finality_ms.p95,
-        report.finality_ms.p99,
+        report.result.rejected,
+        report.result.committed,
+        report.result.average_tps,
+        report.result.finality_ms.p50,
+        report.result.finality_ms.p95,
+        report.result.finality_ms.p99,
         report.latency.samples,
     );
     if !report.rejected_by_status.is_empty() {
@@ -204,7 +209,7 @@ pub fn loadgen_main(args: LoadgenArgs) -> anyhow::Result<()> {
             print!("{}", render_loadgen(&report));
         }
         if let Some(target) = &args.result_configmap {
-            let compact = report.contract_json().to_string();
+            let compact = report.result.to_json();
             match crate::result_sink::publish(target, &full, &compact, &args.termination_log).await
             {
                 Ok(via) => tracing::info!(via, "published the load result"),
@@ -284,8 +289,9 @@ pub struct DevnetArgs {
     /// Transactions per SubmitBatch call.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
-    /// The `dualchain` binary to start validators with [default: this executable].
-    #[arg(long, value_name = "PATH")]
+    /// The `dualchain` binary to start validators with [default: the `dualchain` that
+    /// forwarded this command, else the one next to this executable, else on PATH].
+    #[arg(long, value_name = "PATH", env = dualchain_contract::binaries::NODE_BINARY_ENV)]
     pub node_binary: Option<PathBuf>,
     /// How long validators may take to become ready.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]

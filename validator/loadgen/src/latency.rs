@@ -3,10 +3,12 @@
 //! Samples are kept exactly (microseconds, `u32`: up to 71 minutes) up to
 //! [`MAX_EXACT_SAMPLES`]; past that, reservoir sampling with a seeded RNG keeps a
 //! uniform subset of fixed size, so memory stays bounded on long runs while the
-//! percentiles stay unbiased. Percentiles use the nearest-rank definition.
+//! percentiles stay unbiased. Percentiles use the nearest-rank definition of
+//! [`dualchain_contract::stats`], the one every reported p50/p95/p99 uses.
 
 use std::time::Duration;
 
+use dualchain_contract::stats::percentile;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -31,14 +33,9 @@ impl Default for LatencyRecorder {
     }
 }
 
-/// Percentiles in milliseconds, rounded up to whole milliseconds as the loadgen result
-/// contract requires (integers; rounding up never flatters a run).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Percentiles {
-    pub p50: u64,
-    pub p95: u64,
-    pub p99: u64,
-}
+/// Percentiles in whole milliseconds, rounded up, as the loadgen result contract
+/// carries them (defined in `dualchain-contract`).
+pub use dualchain_contract::stats::Percentiles;
 
 /// Summary of a recorder, in milliseconds (fractional where it helps plots).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -90,23 +87,17 @@ impl LatencyRecorder {
 
     /// Nearest-rank percentiles, rounded up to whole milliseconds.
     pub fn percentiles(&self) -> Percentiles {
-        let sorted = self.sorted();
-        let ms = |q| percentile_us(&sorted, q).map_or(0, |us| u64::from(us).div_ceil(1000));
-        Percentiles {
-            p50: ms(50.0),
-            p95: ms(95.0),
-            p99: ms(99.0),
-        }
+        Percentiles::from_sorted_micros(&self.sorted())
     }
 
     pub fn summary(&self) -> LatencySummary {
         let sorted = self.sorted();
-        let ms = |q| percentile_us(&sorted, q).map_or(0.0, |us| f64::from(us) / 1000.0);
+        let ms = |q| percentile(&sorted, q).map_or(0.0, |us| f64::from(us) / 1000.0);
         let cdf = if sorted.is_empty() {
             Vec::new()
         } else {
             (1..=100)
-                .map(|p| (ms(f64::from(p)), f64::from(p) / 100.0))
+                .map(|p| (ms(f64::from(p) / 100.0), f64::from(p) / 100.0))
                 .collect()
         };
         LatencySummary {
@@ -117,10 +108,10 @@ impl LatencyRecorder {
                 self.sum_us as f64 / self.seen as f64 / 1000.0
             },
             max_ms: f64::from(self.max_us) / 1000.0,
-            p50_ms: ms(50.0),
-            p90_ms: ms(90.0),
-            p95_ms: ms(95.0),
-            p99_ms: ms(99.0),
+            p50_ms: ms(0.50),
+            p90_ms: ms(0.90),
+            p95_ms: ms(0.95),
+            p99_ms: ms(0.99),
             cdf,
         }
     }
@@ -130,15 +121,6 @@ impl LatencyRecorder {
         sorted.sort_unstable();
         sorted
     }
-}
-
-/// Nearest-rank percentile `q` (0 < q ≤ 100) of sorted samples.
-pub fn percentile_us(sorted: &[u32], q: f64) -> Option<u32> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((q / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
 #[cfg(test)]

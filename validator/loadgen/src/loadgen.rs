@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use dualchain_contract::LoadgenResult;
 use dualchain_proto::v1::{Chain, StreamFinalityRequest, SubmitBatchRequest, TxStatus};
 use dualchain_proto::{NodeClient, TransactionsClient};
 use serde::Serialize;
@@ -38,7 +39,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::accounts::{Account, AccountSource, load_accounts};
-use crate::latency::{LatencyRecorder, LatencySummary, Percentiles};
+use crate::latency::{LatencyRecorder, LatencySummary};
 use crate::schedule::{DEFAULT_BURST_PERIOD, RateSchedule, Shape};
 use crate::workload::{PreparedTx, TxClass, TxPlanner, WorkloadKind, materialize};
 
@@ -148,21 +149,13 @@ pub struct GeneratorStats {
     pub limited_by_preparation: bool,
 }
 
-/// The result of a load run. The first six fields are the operator's loadgen result
-/// contract (`operator/README.md`); the rest helps people and plots.
+/// The result of a load run: the operator's loadgen result contract
+/// ([`LoadgenResult`], defined once in `dualchain-contract`, serialized flat at the top
+/// level), then what helps people and plots. `average_tps` is committed / `run_s`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LoadgenReport {
-    /// Committed transactions per second: committed / `run_s`.
-    pub average_tps: f64,
-    /// Transactions sent (each counted once, however often retried).
-    pub submitted: u64,
-    /// Own transactions seen in finality events.
-    pub committed: u64,
-    /// Transactions whose final admission outcome was a refusal.
-    pub rejected: u64,
-    /// Submit → finality latency percentiles, whole milliseconds (rounded up).
-    pub finality_ms: Percentiles,
-    pub signed: bool,
+    #[serde(flatten)]
+    pub result: LoadgenResult,
     pub accepted: u64,
     /// Accepted, meant to commit, not seen final before the drain timeout.
     pub uncommitted: u64,
@@ -194,20 +187,6 @@ pub struct LoadgenReport {
     pub chain_txs_committed: u64,
     pub latency: LatencySummary,
     pub timeline: Vec<TimelinePoint>,
-}
-
-impl LoadgenReport {
-    /// The contract fields only, for the 4 KiB termination-log fallback.
-    pub fn contract_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "average_tps": self.average_tps,
-            "submitted": self.submitted,
-            "committed": self.committed,
-            "rejected": self.rejected,
-            "finality_ms": self.finality_ms,
-            "signed": self.signed,
-        })
-    }
 }
 
 /// Counters a progress display reads while a run goes on.
@@ -328,7 +307,7 @@ impl LiveStats {
             rejected: self.rejected.load(Ordering::Relaxed),
             committed: self.committed.load(Ordering::Relaxed),
             committed_tps: recent_commits as f64 / window,
-            finality_p95_ms: crate::latency::percentile_us(&recent, 95.0)
+            finality_p95_ms: dualchain_contract::stats::percentile(&recent, 0.95)
                 .map(|us| f64::from(us) / 1000.0),
         }
     }
@@ -647,12 +626,14 @@ pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<
     let latency = lock(&shared.latency);
     let outcome = lock(&shared.outcome);
     Ok(LoadgenReport {
-        average_tps: committed as f64 / run_s,
-        submitted,
-        committed,
-        rejected: outcome.final_rejected,
-        finality_ms: latency.percentiles(),
-        signed: config.signed,
+        result: LoadgenResult {
+            average_tps: committed as f64 / run_s,
+            submitted,
+            committed,
+            rejected: outcome.final_rejected,
+            finality_ms: latency.percentiles(),
+            signed: config.signed,
+        },
         accepted,
         uncommitted: lock(&shared.pending).len() as u64,
         target_tps: config.tps,

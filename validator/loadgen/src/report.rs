@@ -443,10 +443,13 @@ mod tests {
             recorder.record(std::time::Duration::from_millis(ms));
         }
         let loadgen = LoadgenReport {
-            average_tps: 1990.0,
-            submitted: 60_000,
-            committed: 59_700,
-            finality_ms: recorder.percentiles(),
+            result: dualchain_contract::LoadgenResult {
+                average_tps: 1990.0,
+                submitted: 60_000,
+                committed: 59_700,
+                finality_ms: recorder.percentiles(),
+                ..Default::default()
+            },
             latency: recorder.summary(),
             timeline: (0..30)
                 .map(|t| TimelinePoint {

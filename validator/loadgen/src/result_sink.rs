@@ -15,10 +15,8 @@ use kube::api::{Api, Patch, PatchParams};
 
 /// Where the termination message of a container is read from.
 pub const TERMINATION_LOG: &str = "/dev/termination-log";
-/// Kubernetes reads at most this much of the termination log.
-pub const TERMINATION_LOG_MAX_BYTES: usize = 4096;
-/// The operator refuses result documents larger than this.
-pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+/// The contract's limits and key, shared with the operator's parser.
+pub use dualchain_contract::loadgen::{MAX_RESULT_BYTES, RESULT_KEY, TERMINATION_LOG_MAX_BYTES};
 
 /// A `NS/NAME` ConfigMap reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,7 +52,7 @@ impl std::str::FromStr for ConfigMapRef {
 
 /// The merge-patch body that sets `data["result.json"]`.
 pub fn patch_body(result_json: &str) -> serde_json::Value {
-    serde_json::json!({ "data": { "result.json": result_json } })
+    serde_json::json!({ "data": { RESULT_KEY: result_json } })
 }
 
 /// Picks the document to publish: the full one if it fits `limit`, else the compact one.
@@ -85,7 +83,7 @@ pub async fn patch_configmap(target: &ConfigMapRef, result_json: &str) -> anyhow
     .await
     .with_context(|| {
         format!(
-            "PATCH configmap {}/{} (result.json)",
+            "PATCH configmap {}/{} ({RESULT_KEY})",
             target.namespace, target.name
         )
     })?;

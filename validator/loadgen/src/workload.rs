@@ -32,9 +32,7 @@ use std::sync::Arc;
 
 use dualchain_core::crypto::AccountSignature;
 use dualchain_core::encoding::Canonical;
-use dualchain_core::types::{
-    AssetId, Authorization, ChainId, Output, SignedTransaction, Transaction, TxPayload,
-};
+use dualchain_core::types::{Authorization, SignedTransaction, Transaction};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -181,19 +179,13 @@ impl TxPlanner {
     }
 
     fn transfer(&mut self, sender: usize, recipient: usize, nonce: u64) -> Transaction {
-        Transaction {
-            chain: ChainId::Delta,
-            sender: self.addresses[sender],
+        let amount = self.rng.random_range(1..=1000);
+        dualchain_testkit::workload::transfer(
+            self.addresses[sender],
+            self.addresses[recipient],
             nonce,
-            fee: 1,
-            payload: TxPayload::Transfer {
-                outputs: vec![Output {
-                    to: self.addresses[recipient],
-                    asset: AssetId::NATIVE,
-                    amount: self.rng.random_range(1..=1000),
-                }],
-            },
-        }
+            amount,
+        )
     }
 
     fn other_account(&mut self, sender: usize) -> usize {

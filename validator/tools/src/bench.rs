@@ -1,0 +1,23 @@
+//! `dualchain bench ...`: macro benchmarks that measure a component against a
+//! baseline run in the same process on the same input, so the figures are ratios
+//! that mean something on a shared machine.
+
+use clap::Subcommand;
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Sequential vs parallel transaction execution on one seeded workload.
+    Exec(dualchain_execution::cli::BenchExecArgs),
+    /// QUIC transport throughput and request latency against raw quinn on loopback.
+    Net(dualchain_net::cli::BenchNetArgs),
+    /// Mempool ingestion rate against a plain Mutex<VecDeque> baseline.
+    Mempool(dualchain_mempool::cli::Args),
+}
+
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Exec(args) => dualchain_execution::cli::run(args),
+        Command::Net(args) => dualchain_net::cli::run_bench_net(args),
+        Command::Mempool(args) => dualchain_mempool::cli::run(args),
+    }
+}
