@@ -1,18 +1,23 @@
 //! `dualchain`: the validator binary.
 //!
-//! One binary, one subcommand per job: `run` (a validator), `devnet` (the main job),
-//! `loadgen`, `status`, keys, genesis, snapshots, the consensus simulator (`sim`) and
-//! the macro benchmarks (`bench exec|net|mempool`).
+//! It runs a validator (`run`) and makes what one needs (`keygen`, `genesis`,
+//! `snapshot`). The client-side commands — `devnet` (the main job), `loadgen`,
+//! `status`, the macro benchmarks (`bench exec|net|mempool`) and the simulator
+//! (`sim`) — live in the `dualchain-tools` binary, so the validator links neither kube
+//! nor the plotting stack; `dualchain` forwards them with their arguments unchanged
+//! (see [`forward`]), so `dualchain devnet …` works as documented.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use dualchain_contract::binaries::{NODE_BINARY_ENV, TOOLS_BIN, VALIDATOR_BIN, find_companion};
 
-mod chain;
 mod commands;
 mod config;
 mod node;
 mod peers;
+mod seams;
 
 /// dualchain: a post-quantum dual-chain (Alpha / Delta) validator network.
 #[derive(Parser, Debug)]
@@ -41,19 +46,95 @@ enum Command {
     /// Export a node's state to a snapshot file, or bootstrap a fresh node from one.
     #[command(subcommand)]
     Snapshot(commands::snapshot::Command),
-    /// Macro benchmarks: each measures against a baseline run in the same process.
-    #[command(subcommand)]
-    Bench(commands::bench::Command),
-    /// Deterministic multi-validator consensus simulation (virtual time, seeded faults).
-    Sim(dualchain_consensus::cli::SimArgs),
+    /// Macro benchmarks: exec, net, mempool; each against a baseline in the same process (runs dualchain-tools).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Bench(ToolArgs),
+    /// Deterministic simulation in virtual time with seeded faults, of consensus engines or whole validators (runs dualchain-tools).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Sim(ToolArgs),
     /// Run one validator: Alpha, Delta or both chains (QUIC peers, gRPC API, metrics).
     Run(Box<config::RunArgs>),
-    /// The main job: N validators on this machine over QUIC, under load, with live progress and a report.
-    Devnet(Box<dualchain_loadgen::cli::DevnetArgs>),
-    /// Open-loop load over gRPC against a network's Delta APIs; latency to finality.
-    Loadgen(Box<dualchain_loadgen::cli::LoadgenArgs>),
-    /// Print a running node's status.
-    Status(dualchain_loadgen::cli::StatusArgs),
+    /// The main job: N validators on this machine over QUIC, under load, with live progress and a report (runs dualchain-tools).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Devnet(ToolArgs),
+    /// Open-loop load over gRPC against a network's Delta APIs; latency to finality (runs dualchain-tools).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Loadgen(ToolArgs),
+    /// Print a running node's status (runs dualchain-tools).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Status(ToolArgs),
+}
+
+/// The arguments of a command `dualchain-tools` implements, passed on unchanged.
+#[derive(clap::Args, Debug)]
+struct ToolArgs {
+    /// Arguments of the command (`--help` shows them).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., value_name = "ARGS")]
+    args: Vec<OsString>,
+}
+
+impl Command {
+    /// The forwarded command's name and arguments, if it is one.
+    fn forwarded(&self) -> Option<(&'static str, &[OsString])> {
+        let (name, args) = match self {
+            Command::Bench(a) => ("bench", a),
+            Command::Sim(a) => ("sim", a),
+            Command::Devnet(a) => ("devnet", a),
+            Command::Loadgen(a) => ("loadgen", a),
+            Command::Status(a) => ("status", a),
+            _ => return None,
+        };
+        Some((name, &args.args))
+    }
+}
+
+/// Runs `dualchain-tools <command> <args…>`, found next to this executable or on
+/// `PATH`, and exits with its status. On Unix the tools replace this process (`exec`),
+/// so signals, the exit status and the terminal go to them directly; argv[0] stays
+/// `dualchain`, so their usage lines read `dualchain <command>`. A devnet started this
+/// way runs validators with this very binary ([`NODE_BINARY_ENV`]).
+fn forward(command: &str, log_format: Option<LogFormat>, args: &[OsString]) -> ExitCode {
+    let me = std::env::current_exe().ok();
+    let Some(tools) = find_companion(TOOLS_BIN) else {
+        let here = me.as_deref().and_then(std::path::Path::parent).map_or_else(
+            || "this executable".to_string(),
+            |d| d.display().to_string(),
+        );
+        eprintln!(
+            "error: `{VALIDATOR_BIN} {command}` is provided by the `{TOOLS_BIN}` binary, which is \
+             neither in {here} nor on PATH.\n\
+             Build it next to `{VALIDATOR_BIN}` with `cargo build -p {TOOLS_BIN}` (with \
+             `--release` for a release build), or install the `{TOOLS_BIN}` executable beside \
+             `{VALIDATOR_BIN}` or on PATH."
+        );
+        return ExitCode::FAILURE;
+    };
+    let mut child = std::process::Command::new(&tools);
+    if let Some(format) = log_format {
+        let value = format.to_possible_value().expect("no skipped variants");
+        child.args(["--log-format", value.get_name()]);
+    }
+    child.arg(command).args(args);
+    if std::env::var_os(NODE_BINARY_ENV).is_none()
+        && let Some(me) = &me
+    {
+        child.env(NODE_BINARY_ENV, me);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let err = child.arg0(VALIDATOR_BIN).exec();
+        eprintln!("error: cannot run {}: {err}", tools.display());
+        ExitCode::from(126)
+    }
+    #[cfg(not(unix))]
+    match child.status() {
+        Ok(status) => ExitCode::from(status.code().map_or(1, |c| c.clamp(0, 255) as u8)),
+        Err(err) => {
+            eprintln!("error: cannot run {}: {err}", tools.display());
+            ExitCode::from(126)
+        }
+    }
 }
 
 /// `RUST_LOG` wins over the config file's `logLevel`; both fall back to `info`.
@@ -73,6 +154,9 @@ fn init_logging(format: LogFormat, file_level: Option<&str>) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some((command, args)) = cli.command.forwarded() {
+        return forward(command, cli.log_format, args);
+    }
     // `run` may name its log settings in the config file; read them before logging starts.
     let file = match &cli.command {
         Command::Run(args) => args
@@ -91,12 +175,12 @@ fn main() -> ExitCode {
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Genesis(args) => commands::genesis::run(args),
         Command::Snapshot(cmd) => commands::snapshot::run(cmd),
-        Command::Bench(cmd) => commands::bench::run(cmd),
-        Command::Sim(args) => dualchain_consensus::cli::run(args),
         Command::Run(args) => node::run(*args),
-        Command::Devnet(args) => dualchain_loadgen::cli::devnet_main(*args),
-        Command::Loadgen(args) => dualchain_loadgen::cli::loadgen_main(*args),
-        Command::Status(args) => dualchain_loadgen::cli::status_main(args),
+        Command::Bench(_)
+        | Command::Sim(_)
+        | Command::Devnet(_)
+        | Command::Loadgen(_)
+        | Command::Status(_) => unreachable!("forwarded above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -115,5 +199,60 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tool_commands_capture_every_argument_unchanged() {
+        for (argv, name, rest) in [
+            (
+                vec!["dualchain", "devnet", "--help"],
+                "devnet",
+                vec!["--help"],
+            ),
+            (
+                vec!["dualchain", "devnet", "--validators", "4", "--json"],
+                "devnet",
+                vec!["--validators", "4", "--json"],
+            ),
+            (
+                vec!["dualchain", "bench", "exec", "--txs", "10", "--version"],
+                "bench",
+                vec!["exec", "--txs", "10", "--version"],
+            ),
+            (vec!["dualchain", "sim", "-h"], "sim", vec!["-h"]),
+            (vec!["dualchain", "status"], "status", vec![]),
+            (
+                vec!["dualchain", "loadgen", "--targets", "http://a:1", "--", "x"],
+                "loadgen",
+                vec!["--targets", "http://a:1", "--", "x"],
+            ),
+        ] {
+            let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            let (command, args) = cli.command.forwarded().expect("a forwarded command");
+            assert_eq!(command, name);
+            let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+            assert_eq!(args, rest, "{argv:?}");
+        }
+        let cli = Cli::try_parse_from(["dualchain", "--log-format", "json", "status"]).unwrap();
+        assert!(matches!(cli.log_format, Some(LogFormat::Json)));
+        assert!(
+            Cli::try_parse_from(["dualchain", "keygen", "--out", "k"])
+                .unwrap()
+                .command
+                .forwarded()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn help_lists_the_forwarded_commands() {
+        let help = Cli::command().render_help().to_string();
+        for name in ["devnet", "loadgen", "status", "bench", "sim"] {
+            let line = help
+                .lines()
+                .find(|l| l.trim_start().starts_with(name))
+                .unwrap_or_else(|| panic!("{name} missing from\n{help}"));
+            assert!(line.contains("(runs dualchain-tools)"), "{line}");
+        }
     }
 }

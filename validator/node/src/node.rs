@@ -6,9 +6,9 @@
 //! then drains (servers stop accepting, chains finish their current step, executor
 //! threads write their last block) and exits within 60 s.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -17,16 +17,18 @@ use dualchain_core::crypto::ValidatorScheme;
 use dualchain_core::keyfile;
 use dualchain_core::types::{ChainId, Genesis};
 use dualchain_proto::v1;
+use dualchain_runtime::chain::build_context;
+use dualchain_runtime::health::{SiblingProbe, monitor};
+use dualchain_runtime::{ChainOptions, ChainService, NodeChains, NodeIdentity, supervise};
+use futures::future::BoxFuture;
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::chain::api::{ChainService, NodeFacts};
-use crate::chain::shared::{ChainShared, unix_ms};
-use crate::chain::{ChainRunConfig, NodeIdentity, build_shared, supervise};
 use crate::config::{FileConfig, NodeConfig, RunArgs, read_admin_token};
 use crate::peers::{dial_targets, load_peers};
+use crate::seams::{ChainIo, NodeSeams};
 
 /// How long a clean stop may take before the process exits anyway.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(60);
@@ -81,13 +83,13 @@ async fn run_node(cfg: NodeConfig) -> anyhow::Result<()> {
         tracing::warn!("no admin token configured: every dualchain.v1.Admin call will be refused");
     }
     let genesis_digest = genesis.hash();
-    let identity = NodeIdentity {
+    let identity = Arc::new(NodeIdentity {
         genesis: Arc::new(genesis),
         genesis_digest,
         validators,
         me,
         key: Arc::new(key),
-    };
+    });
     tracing::info!(
         network = %identity.genesis.network,
         validator = me,
@@ -97,19 +99,40 @@ async fn run_node(cfg: NodeConfig) -> anyhow::Result<()> {
 
     let registry = Registry::new();
     let chains = cfg.chains.chains();
-    let mut shared = Vec::new();
+    let mut io = BTreeMap::new();
     for &chain in &chains {
-        shared.push(build_shared(
+        let params = identity.genesis.chain(chain);
+        io.insert(
             chain,
-            &identity,
-            cfg.mempool_capacity,
-            cfg.execution_mode,
-            cfg.chain_data_dir(chain).join("snapshots"),
+            ChainIo {
+                data_dir: cfg.chain_data_dir(chain),
+                p2p_listen: cfg
+                    .listen(chain)
+                    .p2p
+                    .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], params.p2p_port))),
+                peers: dial_targets(&peers, u32::from(me), chain),
+                sync_policy: cfg.sync_policy,
+            },
+        );
+    }
+    let seams = Arc::new(NodeSeams::new(io));
+    let mut contexts = Vec::new();
+    for &chain in &chains {
+        contexts.push(build_context(
+            chain,
+            identity.clone(),
+            seams.clone(),
+            ChainOptions {
+                mempool_capacity: cfg.mempool_capacity,
+                execution_mode: cfg.execution_mode,
+                snapshot_dir: Some(cfg.chain_data_dir(chain).join("snapshots")),
+                snapshot_interval_blocks: cfg.snapshot_interval_blocks,
+            },
             &registry,
         )?);
     }
-    let facts = Arc::new(NodeFacts {
-        chains: shared.clone(),
+    let node = Arc::new(NodeChains {
+        chains: contexts.clone(),
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -121,22 +144,19 @@ async fn run_node(cfg: NodeConfig) -> anyhow::Result<()> {
     };
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
 
-    for chain_state in &shared {
-        let chain = chain_state.chain;
+    for ctx in &contexts {
+        let chain = ctx.chain;
         let params = identity.genesis.chain(chain);
-        let listen = cfg.listen(chain);
-        let p2p = listen
-            .p2p
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], params.p2p_port)));
-        let api_addr = listen
+        let api_addr = cfg
+            .listen(chain)
             .api
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], params.api_port)));
         let listener = TcpListener::bind(api_addr)
             .await
             .with_context(|| format!("binding the {chain} API on {api_addr}"))?;
         let api: Arc<dyn ChainApi> = Arc::new(ChainService {
-            shared: chain_state.clone(),
-            node: facts.clone(),
+            ctx: ctx.clone(),
+            node: node.clone(),
         });
         let options = ApiOptions {
             admin_token: admin_token.clone(),
@@ -149,18 +169,10 @@ async fn run_node(cfg: NodeConfig) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("the {chain} API server failed"))
         });
-
-        let run_cfg = ChainRunConfig {
-            data_dir: cfg.chain_data_dir(chain),
-            p2p_listen: p2p,
-            peers: dial_targets(&peers, u32::from(me), chain),
-            sync_policy: cfg.sync_policy,
-            snapshot_interval_blocks: cfg.snapshot_interval_blocks,
-        };
-        let supervised = chain_state.clone();
+        let supervised = ctx.clone();
         let rx = stop_rx.clone();
         tasks.spawn(async move {
-            supervise(supervised, run_cfg, rx).await;
+            supervise(supervised, rx).await;
             Ok(())
         });
     }
@@ -176,11 +188,13 @@ async fn run_node(cfg: NodeConfig) -> anyhow::Result<()> {
             .context("the metrics endpoint failed")
     });
 
-    let monitored = shared.clone();
-    let peer_chain_api = cfg.peer_chain_api.clone();
+    let sibling = cfg
+        .peer_chain_api
+        .clone()
+        .map(|url| Box::new(GrpcSibling { url, client: None }) as Box<dyn SiblingProbe>);
     let rx = stop_rx.clone();
     tasks.spawn(async move {
-        monitor_health(monitored, peer_chain_api, rx).await;
+        monitor(contexts, sibling, rx).await;
         Ok(())
     });
 
@@ -239,132 +253,20 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-/// The newest block of the other chain, for timing-drift checks.
-#[derive(Clone, Copy, Debug)]
-struct OtherChain {
-    block_time_ms: u64,
-    last_block_unix_ms: u64,
+/// The other chain's container of this pod, asked over its gRPC status.
+struct GrpcSibling {
+    url: String,
+    client: Option<dualchain_proto::NodeClient<tonic::transport::Channel>>,
 }
 
-/// Every second: stalled (no block for 3× the block time), degraded (restarted in the
-/// last minute, paused, or drifting from the other chain), catching up, healthy.
-async fn monitor_health(
-    chains: Vec<Arc<ChainShared>>,
-    peer_chain_api: Option<String>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut remote: Option<dualchain_proto::NodeClient<tonic::transport::Channel>> = None;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            _ = tick.tick() => {}
-        }
-        let now = unix_ms();
-        let mut others: Vec<(ChainId, OtherChain)> = chains
-            .iter()
-            .map(|c| {
-                (
-                    c.chain,
-                    OtherChain {
-                        block_time_ms: c.block_time_ms,
-                        last_block_unix_ms: last_activity(c),
-                    },
-                )
-            })
-            .collect();
-        let mut sibling_error = None;
-        if let Some(url) = &peer_chain_api
-            && let Some(first) = chains.first()
-        {
-            match query_peer_chain(url, &mut remote).await {
-                Ok((id, last_block_unix_ms)) => others.push((
-                    id,
-                    OtherChain {
-                        block_time_ms: first.genesis.chain(id).block_time_ms,
-                        last_block_unix_ms,
-                    },
-                )),
-                Err(e) => {
-                    sibling_error = Some(format!(
-                        "the other chain's API at {url} does not answer: {e}"
-                    ))
-                }
-            }
-        }
-        for chain in &chains {
-            let (mut health, mut reason) = assess(chain, now, &others);
-            if health == v1::Health::Healthy
-                && let Some(e) = &sibling_error
-            {
-                (health, reason) = (v1::Health::Degraded, format!("timing drift unknown: {e}"));
-            }
-            chain.set_health(health, reason);
-        }
+impl SiblingProbe for GrpcSibling {
+    fn last_block(&mut self) -> BoxFuture<'_, Result<(ChainId, u64), String>> {
+        Box::pin(query_peer_chain(&self.url, &mut self.client))
     }
-}
 
-fn last_activity(chain: &ChainShared) -> u64 {
-    let head = chain.head();
-    if head.committed_at_unix_ms > 0 {
-        head.committed_at_unix_ms
-    } else {
-        chain.started_at_unix_ms.max(chain.genesis.genesis_time_ms)
+    fn describe(&self) -> String {
+        self.url.clone()
     }
-}
-
-fn assess(chain: &ChainShared, now: u64, all: &[(ChainId, OtherChain)]) -> (v1::Health, String) {
-    if !chain.running.load(Ordering::Acquire) {
-        let restarts = chain.restarts.load(Ordering::Relaxed);
-        return if restarts > 0 {
-            (
-                v1::Health::Degraded,
-                format!("restarting (restart {restarts})"),
-            )
-        } else {
-            (v1::Health::Stopped, "opening the store and starting".into())
-        };
-    }
-    let head = chain.head();
-    let behind = now.saturating_sub(head.block_timestamp_ms);
-    chain.catching_up.store(
-        behind > 10 * chain.block_time_ms.max(1_000) && head.height > 0,
-        Ordering::Release,
-    );
-    let idle = now.saturating_sub(last_activity(chain));
-    if idle > 3 * chain.block_time_ms {
-        return (
-            v1::Health::Stalled,
-            format!(
-                "no block for {:.1} s (3x the {} ms block time)",
-                idle as f64 / 1000.0,
-                chain.block_time_ms
-            ),
-        );
-    }
-    if chain.is_paused() {
-        return (v1::Health::Degraded, "paused by an admin call".into());
-    }
-    let last_restart = chain.last_restart_unix_ms.load(Ordering::Relaxed);
-    if last_restart > 0 && now.saturating_sub(last_restart) < 60_000 {
-        return (
-            v1::Health::Degraded,
-            "restarted within the last minute".into(),
-        );
-    }
-    if let Some((other_chain, other)) = all.iter().find(|(c, _)| *c != chain.chain) {
-        let other_idle = now.saturating_sub(other.last_block_unix_ms);
-        if other_idle > 3 * other.block_time_ms {
-            return (
-                v1::Health::Degraded,
-                format!(
-                    "timing drift: the {other_chain} chain has sealed no block for {:.1} s",
-                    other_idle as f64 / 1000.0
-                ),
-            );
-        }
-    }
-    (v1::Health::Healthy, String::new())
 }
 
 async fn query_peer_chain(

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, TOKEN};
+use common::{TOKEN, cluster};
 use dualchain_core::types::ChainId;
 use dualchain_proto::v1;
 
@@ -23,36 +23,10 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Every validator in `which` has the same block (digest and state root) at `height`.
-async fn assert_same_block(c: &Cluster, which: &[usize], chain: ChainId, height: u64) {
-    let mut ids = Vec::new();
-    for &i in which {
-        let id = c
-            .block_id(i, chain, height)
-            .await
-            .unwrap_or_else(|| panic!("validator {i} has no {chain} block {height}"));
-        ids.push(id);
-    }
-    assert!(
-        ids.windows(2).all(|w| w[0] == w[1]),
-        "{chain} block {height} differs between validators {which:?}"
-    );
-}
-
-async fn min_height(c: &Cluster, which: &[usize], chain: ChainId) -> u64 {
-    let mut min = u64::MAX;
-    for &i in which {
-        min = min.min(c.height(i, chain).await.unwrap_or(0));
-    }
-    min
-}
-
 #[test]
 fn four_validators_agree_survive_a_kill_catch_up_and_stop_cleanly() {
-    let mut c = Cluster::new(4, ALPHA_MS, DELTA_MS, 400);
-    for i in 0..4 {
-        c.start(i);
-    }
+    let mut c = cluster(4, ALPHA_MS, DELTA_MS, 400);
+    c.start_all().unwrap();
     runtime().block_on(async {
         let all = [0, 1, 2, 3];
         for i in all {
@@ -64,19 +38,19 @@ fn four_validators_agree_survive_a_kill_catch_up_and_stop_cleanly() {
         let txs = c.transfers(0, 1);
         let mut accepted = 0;
         for (i, part) in txs.chunks(100).enumerate() {
-            accepted += c.submit(i % 4, part.to_vec()).await;
+            accepted += c.submit(i % 4, part).await;
         }
         assert_eq!(accepted as usize, txs.len());
-        let h = min_height(&c, &all, ChainId::Delta).await + 10;
+        let h = c.min_height(&all, ChainId::Delta).await + 10;
         for i in all {
             c.wait_height(i, ChainId::Delta, h, WAIT).await;
         }
         for height in 1..=h {
-            assert_same_block(&c, &all, ChainId::Delta, height).await;
+            c.assert_same_block(&all, ChainId::Delta, height).await;
         }
-        let ha = min_height(&c, &all, ChainId::Alpha).await;
+        let ha = c.min_height(&all, ChainId::Alpha).await;
         for height in 1..=ha {
-            assert_same_block(&c, &all, ChainId::Alpha, height).await;
+            c.assert_same_block(&all, ChainId::Alpha, height).await;
         }
         // Blocks were certified by 2f+1 votes.
         let mut certified = 0;
@@ -120,54 +94,55 @@ fn four_validators_agree_survive_a_kill_catch_up_and_stop_cleanly() {
         let txs = c.transfers(1, 1);
         let mut accepted = 0;
         for (i, part) in txs.chunks(100).enumerate() {
-            accepted += c.submit(i % 3, part.to_vec()).await;
+            accepted += c.submit(i % 3, part).await;
         }
         assert_eq!(accepted as usize, txs.len());
         let three = [0, 1, 2];
-        let target = min_height(&c, &three, ChainId::Delta).await + 15;
+        let target = c.min_height(&three, ChainId::Delta).await + 15;
         for i in three {
             c.wait_height(i, ChainId::Delta, target, WAIT).await;
         }
-        assert_same_block(&c, &three, ChainId::Delta, target).await;
+        c.assert_same_block(&three, ChainId::Delta, target).await;
 
         // Restarted, it catches up to the same state.
-        c.start(3);
-        let target = min_height(&c, &three, ChainId::Delta).await + 5;
+        c.start(3).unwrap();
+        let target = c.min_height(&three, ChainId::Delta).await + 5;
         c.wait_height(3, ChainId::Delta, target, WAIT).await;
         for height in [1, target / 2, target] {
-            assert_same_block(&c, &all, ChainId::Delta, height).await;
+            c.assert_same_block(&all, ChainId::Delta, height).await;
         }
-        let alpha_target = min_height(&c, &three, ChainId::Alpha).await;
+        let alpha_target = c.min_height(&three, ChainId::Alpha).await;
         c.wait_height(3, ChainId::Alpha, alpha_target, WAIT).await;
-        assert_same_block(&c, &all, ChainId::Alpha, alpha_target).await;
+        c.assert_same_block(&all, ChainId::Alpha, alpha_target)
+            .await;
 
         // SIGTERM: a clean stop (exit 0) that loses nothing.
         let before = c.height(1, ChainId::Delta).await.unwrap();
         let before_id = c.block_id(1, ChainId::Delta, before).await.unwrap();
-        let statuses = c.terminate(1, Duration::from_secs(60));
+        let statuses = c.terminate(1, Duration::from_secs(60)).await;
         assert!(
             statuses.iter().all(|s| s.is_some_and(|s| s.success())),
             "SIGTERM exit: {statuses:?}\n{}",
-            c.log("v1.log")
+            c.log(1)
         );
-        assert!(c.log("v1.log").contains("stopped cleanly"));
-        c.start(1);
+        assert!(c.log(1).contains("stopped cleanly"));
+        c.start(1).unwrap();
         c.wait_height(1, ChainId::Delta, before + 3, WAIT).await;
         assert_eq!(
             c.block_id(1, ChainId::Delta, before).await.unwrap(),
             before_id
         );
-        let now = min_height(&c, &all, ChainId::Delta).await;
-        assert_same_block(&c, &all, ChainId::Delta, now).await;
+        let now = c.min_height(&all, ChainId::Delta).await;
+        c.assert_same_block(&all, ChainId::Delta, now).await;
     });
 }
 
 #[test]
 fn killing_the_alpha_processes_leaves_delta_sealing() {
-    let mut c = Cluster::new(4, ALPHA_MS, DELTA_MS, 10);
+    let mut c = cluster(4, ALPHA_MS, DELTA_MS, 10);
     for i in 0..4 {
-        c.start_chain(i, ChainId::Alpha);
-        c.start_chain(i, ChainId::Delta);
+        c.start_chain(i, ChainId::Alpha).unwrap();
+        c.start_chain(i, ChainId::Delta).unwrap();
     }
     runtime().block_on(async {
         let all = [0, 1, 2, 3];
@@ -175,17 +150,15 @@ fn killing_the_alpha_processes_leaves_delta_sealing() {
             c.wait_height(i, ChainId::Delta, 5, WAIT).await;
             c.wait_height(i, ChainId::Alpha, 2, WAIT).await;
         }
-        // The Alpha process is the first one started for each validator.
         for i in all {
-            let mut alpha = c.procs[i].remove(0);
-            alpha.kill().unwrap();
-            alpha.wait().unwrap();
+            c.kill_chain(i, ChainId::Alpha);
+            assert_eq!(c.pids(i).len(), 1, "validator {i}'s Delta process remains");
         }
-        let h = min_height(&c, &all, ChainId::Delta).await + 10;
+        let h = c.min_height(&all, ChainId::Delta).await + 10;
         for i in all {
             c.wait_height(i, ChainId::Delta, h, WAIT).await;
         }
-        assert_same_block(&c, &all, ChainId::Delta, h).await;
+        c.assert_same_block(&all, ChainId::Delta, h).await;
         // Delta notices: its sibling chain (over the pod-local API) stopped.
         tokio::time::sleep(Duration::from_millis(4 * ALPHA_MS)).await;
         let status = c.chain_status(0, ChainId::Delta).await.unwrap();
@@ -195,8 +168,8 @@ fn killing_the_alpha_processes_leaves_delta_sealing() {
 
 #[test]
 fn a_key_outside_the_validator_set_is_refused() {
-    let mut c = Cluster::new(2, ALPHA_MS, DELTA_MS, 1);
-    let (status, log) = c.run_stranger();
+    let c = cluster(2, ALPHA_MS, DELTA_MS, 1);
+    let (status, log) = c.run_stranger().unwrap();
     assert!(!status.success());
     assert!(log.contains("not in the genesis validator set"), "{log}");
 }

@@ -1,83 +1,85 @@
-//! One chain of a validator: its shared state, its task group (consensus driver,
-//! executor thread, transport) and the supervisor that restarts the group when it
-//! fails while the other chain keeps going.
+//! One chain of a validator: building its context, opening it (store, genesis,
+//! engine, transport), running its task group (consensus driver, block executor)
+//! and the supervisor that restarts the group when it fails while the other chain
+//! keeps going.
 
-pub mod api;
-pub mod driver;
-pub mod exec;
-pub mod journal;
-pub mod metrics;
-pub mod shared;
-pub mod votes;
-
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::Context;
-use dualchain_consensus::{
-    BlockSealer, DagBft, DagBftConfig, DirectVerifier, KvConsensusStore, SealerConfig,
-};
+use anyhow::{Context, bail};
+use dualchain_api::{FaultPlan, Health};
+use dualchain_consensus::{BlockSealer, DagBft, DagBftConfig, KvConsensusStore, SealerConfig};
 use dualchain_core::Digest;
 use dualchain_core::chain_store::{ChainStore, StateChange};
-use dualchain_core::crypto::ValidatorKeypair;
 use dualchain_core::encoding::Canonical;
-use dualchain_core::types::{ChainId, Genesis, ValidatorIndex, ValidatorSet};
+use dualchain_core::types::{ChainId, Genesis, ValidatorSet};
 use dualchain_execution::records::{RecordKey, RecordKind};
 use dualchain_execution::state::genesis_state_changes;
 use dualchain_execution::{ExecutionMode, Executor, ExecutorConfig, SignatureVerifier, StateCache};
 use dualchain_mempool::{Mempool, MempoolConfig};
-use dualchain_net::{Membership, NetConfig, Network, PeerAddress, PeerId, QuicNetwork};
-use dualchain_proto::v1;
-use dualchain_storage::{Column, KvEngine, SyncPolicy};
-use dualchain_store::snapshot::SnapshotPolicy;
-use dualchain_store::{RocksEngine, StoreOptions};
+use dualchain_net::{Network, PeerId};
+use dualchain_storage::{Column, KvEngine};
 use prometheus::Registry;
 use tokio::sync::{broadcast, mpsc, watch};
 
-use self::driver::Driver;
-use self::exec::BlockExecutor;
-use self::journal::{BufferedEngine, SEALER_STATE_KEY, read_journal};
-use self::metrics::{ChainLabelled, ChainMetrics};
-use self::shared::{ChainShared, FINALITY_CHANNEL_CAPACITY, Head, Live, unix_ms};
-use self::votes::VoteBook;
+use crate::clock::Clock;
+use crate::context::{
+    ChainContext, FINALITY_CHANNEL_CAPACITY, Head, HealthView, Live, NodeIdentity,
+};
+use crate::driver::{Driver, Engine};
+use crate::executor::{BlockExecutor, SEALER_STATE_KEY};
+use crate::metrics::{ChainLabelled, ChainMetrics};
+use crate::seams::{Placement, Seams};
+use crate::votes::VoteBook;
 
-/// Identity and parameters every chain of the node shares.
-pub struct NodeIdentity {
-    pub genesis: Arc<Genesis>,
-    pub genesis_digest: Digest,
-    pub validators: Arc<ValidatorSet>,
-    pub me: ValidatorIndex,
-    pub key: Arc<ValidatorKeypair>,
-}
+/// Committed sub-DAGs (and certificates, snapshot requests) queued for the block
+/// executor. When the queue is full the driver stops proposing and stops taking
+/// network input until the executor catches up: this capacity *is* the limit between
+/// consensus and execution.
+pub const EXEC_QUEUE_CAPACITY: usize = 32;
+/// Executor events (votes, acknowledgements) queued for the driver.
+pub const EXEC_EVENTS_CAPACITY: usize = 256;
+/// Vertex signature verdicts a node's chain keeps (about ten minutes of vertices of
+/// a 100-validator committee at ten rounds per second would be 600k; a verdict is
+/// only needed between pre-verification and intake, so far fewer suffice).
+pub const VERTEX_VERDICT_CAPACITY: usize = 65_536;
 
-/// Where and how one chain runs.
+/// Per-chain settings of a validator that are not seams.
 #[derive(Clone, Debug)]
-pub struct ChainRunConfig {
-    pub data_dir: PathBuf,
-    pub p2p_listen: SocketAddr,
-    pub peers: Vec<PeerAddress>,
-    pub sync_policy: SyncPolicy,
+pub struct ChainOptions {
+    pub mempool_capacity: usize,
+    pub execution_mode: ExecutionMode,
+    pub snapshot_dir: Option<PathBuf>,
     pub snapshot_interval_blocks: u64,
 }
 
+impl Default for ChainOptions {
+    fn default() -> Self {
+        Self {
+            mempool_capacity: MempoolConfig::default().max_txs,
+            execution_mode: ExecutionMode::Parallel,
+            snapshot_dir: None,
+            snapshot_interval_blocks: 0,
+        }
+    }
+}
+
 /// Builds the state of `chain` that outlives task restarts; registers its metrics.
-pub fn build_shared(
+pub fn build_context<S: Seams>(
     chain: ChainId,
-    id: &NodeIdentity,
-    mempool_capacity: usize,
-    execution_mode: ExecutionMode,
-    snapshot_dir: PathBuf,
+    identity: Arc<NodeIdentity>,
+    seams: Arc<S>,
+    options: ChainOptions,
     registry: &Registry,
-) -> anyhow::Result<Arc<ChainShared>> {
-    let verifier = Arc::new(SignatureVerifier::for_genesis(&id.genesis));
+) -> anyhow::Result<Arc<ChainContext<S>>> {
+    let verifier = Arc::new(SignatureVerifier::for_genesis(&identity.genesis));
     let mempool = Arc::new(
         Mempool::with_metrics(
             chain,
             MempoolConfig {
-                max_txs: mempool_capacity,
+                max_txs: options.mempool_capacity,
                 ..MempoolConfig::default()
             },
             registry,
@@ -88,7 +90,7 @@ pub fn build_shared(
         Executor::new(
             chain,
             ExecutorConfig {
-                mode: execution_mode,
+                mode: options.execution_mode,
                 ..ExecutorConfig::default()
             },
             verifier.clone(),
@@ -108,22 +110,23 @@ pub fn build_shared(
     )?))?;
     let metrics = ChainMetrics::register(registry, chain)?;
     let (finality, _) = broadcast::channel(FINALITY_CHANNEL_CAPACITY);
-    Ok(Arc::new(ChainShared {
+    let clock = seams.clock();
+    Ok(Arc::new(ChainContext {
         chain,
-        genesis: id.genesis.clone(),
-        genesis_digest: id.genesis_digest,
-        validators: id.validators.clone(),
-        me: id.me,
-        key: id.key.clone(),
-        peer_id: PeerId::of(id.key.public()),
+        peer_id: PeerId::of(identity.key.public()),
+        block_time_ms: identity.genesis.chain(chain).block_time_ms,
+        vertex_verdicts: seams.vertex_verdicts(chain),
+        started_at_unix_ms: clock.unix_ms(),
+        identity,
+        seams,
+        clock,
         mempool,
         verifier,
         executor,
         metrics,
         net_registry,
-        started_at_unix_ms: unix_ms(),
-        block_time_ms: id.genesis.chain(chain).block_time_ms,
-        snapshot_dir,
+        snapshot_dir: options.snapshot_dir,
+        snapshot_interval_blocks: options.snapshot_interval_blocks,
         finality,
         head: Mutex::new(Head::default()),
         round: AtomicU64::new(0),
@@ -133,15 +136,12 @@ pub fn build_shared(
         catching_up: AtomicBool::new(false),
         restarts: AtomicU64::new(0),
         last_restart_unix_ms: AtomicU64::new(0),
-        health: Mutex::new(shared::HealthView {
-            health: v1::Health::Stopped as i32,
+        health: Mutex::new(HealthView {
+            health: Health::Stopped,
             reason: "starting".into(),
         }),
         live: Mutex::new(Live::default()),
-        faults: Mutex::new(v1::FaultInjection {
-            chain: shared::proto_chain(chain) as i32,
-            ..Default::default()
-        }),
+        faults: Mutex::new(FaultPlan::default()),
         faults_generation: AtomicU64::new(0),
     }))
 }
@@ -196,154 +196,170 @@ pub fn engine_config(chain: ChainId, genesis: &Genesis, genesis_digest: Digest) 
     cfg
 }
 
-/// Opens the chain's database (initialising it from genesis on first start) and
-/// runs the task group until shutdown or failure.
-pub async fn run_chain(
-    shared: Arc<ChainShared>,
-    cfg: ChainRunConfig,
-    shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let chain = shared.chain;
-    let db_dir = cfg.data_dir.join("db");
-    let sync = cfg.sync_policy;
-    let db = tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&db_dir)
-            .with_context(|| format!("creating data directory {}", db_dir.display()))?;
-        RocksEngine::open(
-            &db_dir,
-            &StoreOptions {
-                sync,
-                ..StoreOptions::default()
-            },
-        )
-        .with_context(|| format!("opening the {chain} database in {}", db_dir.display()))
-    })
-    .await??;
-    let db = Arc::new(db);
+/// Runs `f` (blocking: opening a database, joining a thread) where the placement
+/// wants it.
+async fn blocking<T: Send + 'static>(
+    placement: Placement,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    match placement {
+        Placement::Threads => Ok(tokio::task::spawn_blocking(f).await?),
+        Placement::Inline => Ok(f()),
+    }
+}
 
-    let mut store = ChainStore::open(db.clone(), chain).context("opening the chain store")?;
+/// The chain store opened (and initialised from genesis on first start) and checked
+/// to belong to this network.
+fn open_store<S: Seams>(
+    ctx: &ChainContext<S>,
+    db: S::Engine,
+) -> anyhow::Result<ChainStore<S::Engine>> {
+    let chain = ctx.chain;
+    let mut store = ChainStore::open(db, chain).context("opening the chain store")?;
     if store.head().is_none() {
-        let changes = genesis_changes(chain, &shared.genesis, &shared.validators);
+        let changes = genesis_changes(chain, ctx.genesis(), ctx.validators());
         store
-            .init_genesis(shared.genesis_digest, &changes)
+            .init_genesis(ctx.identity.genesis_digest, &changes)
             .context("writing the genesis state")?;
         tracing::info!(%chain, root = %store.state_root(), "initialised from genesis");
     }
-    let head = *store.head().expect("initialised above");
-    if head.height == 0 && head.block_digest != shared.genesis_digest.0 {
-        anyhow::bail!(
-            "the {chain} database in {} belongs to another genesis (its genesis digest differs); use a fresh data directory",
-            cfg.data_dir.display()
+    let head = store.head().expect("initialised above");
+    if head.height == 0 && head.block_digest != ctx.identity.genesis_digest.0 {
+        bail!(
+            "the {chain} database belongs to another genesis (its genesis digest differs); use a fresh data directory"
         );
     }
-    let head_block = store.get_block(head.height)?;
-    shared.set_head(Head {
+    let block_timestamp_ms = store
+        .get_block(head.height)?
+        .map_or(ctx.genesis().genesis_time_ms, |b| b.header.timestamp_ms);
+    ctx.set_head(Head {
         height: head.height,
         digest: Digest(head.block_digest),
         state_root: Digest(head.state_root),
-        block_timestamp_ms: head_block
-            .as_ref()
-            .map_or(shared.genesis.genesis_time_ms, |b| b.header.timestamp_ms),
-        committed_at_unix_ms: shared.head().committed_at_unix_ms,
+        block_timestamp_ms,
+        committed_at_unix_ms: ctx.head().committed_at_unix_ms,
     });
-    shared.metrics.height.set(head.height as i64);
-    shared.metrics.finalized_height.set(head.height as i64);
+    ctx.metrics.height.set(head.height as i64);
+    ctx.metrics.finalized_height.set(head.height as i64);
+    Ok(store)
+}
 
-    let sealer_cfg = SealerConfig {
-        chain,
-        epoch: shared.validators.epoch(),
-        block_time_ms: shared.block_time_ms,
+/// The sealer resumed from the state written with the last block.
+fn open_sealer<S: Seams>(ctx: &ChainContext<S>, db: &S::Engine) -> anyhow::Result<BlockSealer> {
+    let cfg = SealerConfig {
+        chain: ctx.chain,
+        epoch: ctx.validators().epoch(),
+        block_time_ms: ctx.block_time_ms,
         first_height: 1,
-        genesis_parent: shared.genesis_digest,
+        genesis_parent: ctx.identity.genesis_digest,
         max_gap_blocks: 10_000,
     };
-    let sealer = match db.get(Column::Meta, SEALER_STATE_KEY)? {
-        Some(bytes) => BlockSealer::from_state_bytes(sealer_cfg, &bytes)
+    Ok(match db.get(Column::Meta, SEALER_STATE_KEY)? {
+        Some(bytes) => BlockSealer::from_state_bytes(cfg, &bytes)
             .context("the persisted sealer state is corrupt")?,
-        None => BlockSealer::new(sealer_cfg)?,
-    };
-    let journal = read_journal(db.as_ref(), sealer.next_sequence())?;
+        None => BlockSealer::new(cfg)?,
+    })
+}
+
+/// Consensus and execution must describe one history: every commit the engine
+/// forgot was executed, and the executor is not ahead of consensus.
+fn check_consistent(
+    chain: ChainId,
+    engine: &Engine<impl KvEngine>,
+    sealer: &BlockSealer,
+    head_height: u64,
+) -> anyhow::Result<()> {
+    let executed_next = sealer.next_sequence();
+    if executed_next > engine.next_sequence() {
+        bail!(
+            "the {chain} chain store holds blocks through height {head_height} (commit {executed_next}) \
+             but the consensus store knows of only {} commits: the database was imported from a \
+             snapshot or its consensus records were lost. Joining a network from a snapshot needs \
+             state sync, which this build does not have; start from an empty data directory",
+            engine.next_sequence()
+        );
+    }
+    if let Some(through) = engine.executed_through()
+        && through >= executed_next
+    {
+        bail!(
+            "the {chain} consensus store forgot commit {through} as executed, but the chain store \
+             holds commits only up to {}: the two disagree; the database is damaged",
+            executed_next.saturating_sub(1)
+        );
+    }
+    Ok(())
+}
+
+/// Opens the chain (store, genesis, engine, transport) and runs its task group until
+/// shutdown or failure.
+pub async fn run_chain<S: Seams>(
+    ctx: Arc<ChainContext<S>>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let chain = ctx.chain;
+    let placement = ctx.seams.placement();
+    let seams = ctx.seams.clone();
+    let db = blocking(placement, move || seams.open_store(chain))
+        .await?
+        .with_context(|| format!("opening the {chain} database"))?;
+    let store = open_store(&ctx, db.clone())?;
+    let head = store.head().expect("opened");
+    let sealer = open_sealer(&ctx, &db)?;
     let cache = StateCache::new(db.clone(), head.height);
 
-    let net_registry = Registry::new();
-    *shared
-        .net_registry
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = net_registry.clone();
-    let mut net_cfg = NetConfig::new(cfg.p2p_listen);
-    net_cfg.peers = cfg.peers.clone();
-    net_cfg.seed = u64::from(shared.me) << 8 | u64::from(chain.tag());
-    let membership = Membership::from_validator_set(&shared.validators);
-    let (net, events) = QuicNetwork::start(net_cfg, shared.key.clone(), membership, &net_registry)
-        .with_context(|| format!("starting the {chain} transport on {}", cfg.p2p_listen))?;
-    let net = Arc::new(net);
-
-    let buffered = BufferedEngine::new(db.clone());
-    let engine_cfg = engine_config(chain, &shared.genesis, shared.genesis_digest);
-    let (max_batch_txs, max_queued_txs) = (engine_cfg.max_batch_txs, engine_cfg.max_queued_txs);
-    let engine = DagBft::open(
+    let engine_cfg = engine_config(chain, ctx.genesis(), ctx.identity.genesis_digest);
+    let engine: Engine<S::Engine> = DagBft::open(
         engine_cfg,
-        shared.me,
-        shared.key.clone(),
-        shared.validators.clone(),
-        KvConsensusStore::new(buffered.clone()),
-        DirectVerifier,
+        ctx.me(),
+        ctx.key().clone(),
+        ctx.validators().clone(),
+        KvConsensusStore::new(db.clone()),
+        ctx.vertex_verdicts.clone(),
     )
     .context("opening the consensus engine")?;
+    check_consistent(chain, &engine, &sealer, head.height)?;
 
-    let (exec_tx, exec_rx) = std::sync::mpsc::channel();
-    let (exec_events_tx, exec_events_rx) = mpsc::unbounded_channel();
-    shared.metrics.exec_queue_depth.set(0);
-    let executor = BlockExecutor {
-        shared: shared.clone(),
-        db: db.clone(),
-        store,
-        cache,
-        sealer,
-        snapshots: SnapshotPolicy {
-            every_blocks: cfg.snapshot_interval_blocks,
-            dir: shared.snapshot_dir.clone(),
-            keep: 2,
-        },
-        events: exec_events_tx,
-    };
-    let exec_thread = std::thread::Builder::new()
-        .name(format!("exec-{chain}"))
-        .spawn(move || executor.run(journal, exec_rx))
-        .context("starting the executor thread")?;
+    let net_registry = Registry::new();
+    let (net, events) = ctx
+        .seams
+        .start_network(chain, ctx.key(), ctx.validators(), &net_registry)
+        .with_context(|| format!("starting the {chain} transport"))?;
+    *ctx.net_registry
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = net_registry;
 
-    *shared.live() = Live {
-        db: Some(db.clone()),
+    let (exec_tx, exec_rx) = mpsc::channel(EXEC_QUEUE_CAPACITY);
+    let (events_tx, events_rx) = mpsc::channel(EXEC_EVENTS_CAPACITY);
+    ctx.metrics.exec_queue_depth.set(0);
+    let reader = store.reader();
+    let executor = BlockExecutor::new(ctx.clone(), store, cache, sealer, events_tx);
+    let exec_task = executor.spawn(placement, exec_rx)?;
+
+    *ctx.live() = Live {
+        reader: Some(reader),
         exec: Some(exec_tx.clone()),
         faults: Some(net.faults().clone()),
     };
-    shared.running.store(true, Ordering::Release);
-    tracing::info!(%chain, height = head.height, listen = %net.local_addr(), "chain running");
+    ctx.running.store(true, Ordering::Release);
+    tracing::info!(%chain, height = head.height, "chain running");
 
-    let votes = VoteBook::new(chain, shared.validators.clone(), 0);
+    let votes = VoteBook::new(chain, ctx.validators().clone(), 0);
     let driver = Driver::new(
-        shared.clone(),
+        ctx.clone(),
         engine,
-        buffered,
-        db,
         net.clone(),
         events,
         exec_tx,
-        exec_events_rx,
+        events_rx,
         votes,
-        max_batch_txs,
-        max_queued_txs,
     );
     let driven = driver.run(shutdown).await;
 
-    shared.running.store(false, Ordering::Release);
-    *shared.live() = Live::default();
-    net.shutdown().await;
-    let joined = tokio::task::spawn_blocking(move || exec_thread.join()).await?;
-    let executed = match joined {
-        Ok(result) => result,
-        Err(_) => Err(anyhow::anyhow!("the executor thread panicked")),
-    };
+    ctx.running.store(false, Ordering::Release);
+    *ctx.live() = Live::default();
+    ctx.seams.stop_network(net).await;
+    let executed = exec_task.join(placement).await;
     match (driven, executed) {
         (Err(e), Err(exec)) => Err(exec.context(format!("{e:#}"))),
         (Err(e), Ok(())) => Err(e),
@@ -351,45 +367,40 @@ pub async fn run_chain(
     }
 }
 
-/// Runs `chain` and restarts it with exponential backoff (1 s → 30 s) when it fails,
-/// marking it degraded; returns on shutdown.
-pub async fn supervise(
-    shared: Arc<ChainShared>,
-    cfg: ChainRunConfig,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// Runs `ctx`'s chain and restarts it with exponential backoff (1 s → 30 s) when it
+/// fails, marking it degraded; returns on shutdown.
+pub async fn supervise<S: Seams>(ctx: Arc<ChainContext<S>>, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Duration::from_secs(1);
     loop {
-        let started = Instant::now();
-        let result = run_chain(shared.clone(), cfg.clone(), shutdown.clone()).await;
+        let started = ctx.clock.monotonic_ms();
+        let result = run_chain(ctx.clone(), shutdown.clone()).await;
         if *shutdown.borrow() {
             if let Err(e) = result {
-                tracing::warn!(chain = %shared.chain, error = %format!("{e:#}"), "chain stopped with an error during shutdown");
+                tracing::warn!(chain = %ctx.chain, error = %format!("{e:#}"), "chain stopped with an error during shutdown");
             }
-            shared.set_health(v1::Health::Stopped, "stopped");
+            ctx.set_health(Health::Stopped, "stopped");
             return;
         }
         let reason = match result {
             Ok(()) => "the chain's task group ended unexpectedly".to_string(),
             Err(e) => format!("{e:#}"),
         };
-        shared.restarts.fetch_add(1, Ordering::Relaxed);
-        shared
-            .last_restart_unix_ms
-            .store(unix_ms(), Ordering::Relaxed);
-        shared.metrics.restarts.inc();
-        shared.set_health(
-            v1::Health::Degraded,
+        ctx.restarts.fetch_add(1, Ordering::Relaxed);
+        ctx.last_restart_unix_ms
+            .store(ctx.unix_ms(), Ordering::Relaxed);
+        ctx.metrics.restarts.inc();
+        ctx.set_health(
+            Health::Degraded,
             format!("restarting after failure: {reason}"),
         );
-        tracing::error!(chain = %shared.chain, error = %reason, backoff_s = backoff.as_secs(), "chain failed; restarting");
-        if started.elapsed() > Duration::from_secs(60) {
+        tracing::error!(chain = %ctx.chain, error = %reason, backoff_s = backoff.as_secs(), "chain failed; restarting");
+        if ctx.clock.monotonic_ms().saturating_sub(started) > 60_000 {
             backoff = Duration::from_secs(1);
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = shutdown.wait_for(|stop| *stop) => {
-                shared.set_health(v1::Health::Stopped, "stopped");
+                ctx.set_health(Health::Stopped, "stopped");
                 return;
             }
         }

@@ -1,44 +1,58 @@
 //! The consensus driver of one chain: the only owner of the sans-I/O engine.
 //!
-//! One tokio task turns the world into engine inputs — peer messages, timers,
-//! mempool batches — and the engine's outputs into the world: broadcasts, fetches,
-//! committed sub-DAGs for the executor, block votes. After every engine step its
-//! store writes (held back by [`BufferedEngine`]) and the journal entries of what it
-//! committed are written in **one** batch before any output leaves, so the engine's
-//! "persist before broadcast" rule holds and no decision is ever lost (see
-//! [`super::journal`]).
+//! One task turns the world into engine inputs — peer messages, timers, mempool
+//! batches, executor acknowledgements — and the engine's outputs into the world:
+//! broadcasts, fetches, committed sub-DAGs for the executor, block votes. The engine
+//! persists what an output depends on before returning it (its own vertex, its
+//! commits), so the driver carries outputs out at once.
+//!
+//! Back-pressure by construction: committed sub-DAGs go to the executor over a
+//! bounded channel ([`crate::chain::EXEC_QUEUE_CAPACITY`]). While it is full the
+//! driver proposes no new transactions and takes no network input, timers or sync
+//! answers (the transport's bounded event queue then pushes back on the peers); it
+//! only hands the executor its backlog and takes the executor's events, so the two
+//! can never wait on each other.
+//!
+//! A burst of network events is handled as one unit: vertex signatures are verified
+//! together (on the rayon pool, off the event loop, with [`Placement::Threads`]), the
+//! vertices enter the engine as one input (one store write), then the burst's sync
+//! requests are answered.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use bytes::Bytes;
+use dualchain_consensus::verify::VertexVerifier;
 use dualchain_consensus::wire::NetMessage;
 use dualchain_consensus::{
-    Consensus, DagBft, DirectVerifier, Input, KvConsensusStore, Output, SyncRequest,
+    Consensus, DagBft, Input, KvConsensusStore, Output, SharedVerdictCache, SyncRequest,
 };
+use dualchain_core::Digest;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{BlockCertificate, ValidatorIndex, Vertex};
-use dualchain_mempool::AdmissionTime;
-use dualchain_net::{InboundRequest, Message, MessageKind, NetEvent, Network, PeerId, QuicNetwork};
-use dualchain_storage::{Column, KvEngine, WriteBatch};
-use dualchain_store::RocksEngine;
+use dualchain_mempool::{AdmissionTime, Batch, Envelope, encoded_len};
+use dualchain_net::{
+    EventReceiver, InboundRequest, Message, MessageKind, NetEvent, Network, PeerId,
+};
 use tokio::sync::{mpsc, watch};
 
-use super::exec::{ExecCommand, ExecEvent};
-use super::journal::{BufferedEngine, encode_subdag, journal_key};
-use super::shared::{ChainShared, unix_ms};
-use super::votes::VoteBook;
+use crate::chain::EXEC_QUEUE_CAPACITY;
+use crate::clock::Clock;
+use crate::context::ChainContext;
+use crate::executor::{ExecCommand, ExecEvent};
+use crate::seams::{Placement, Seams};
+use crate::votes::VoteBook;
 
-pub type Engine = DagBft<KvConsensusStore<BufferedEngine<Arc<RocksEngine>>>, DirectVerifier>;
+/// The engine of a runtime chain over storage engine `E`.
+pub type Engine<E> = DagBft<KvConsensusStore<E>, SharedVerdictCache>;
+
+type EngineOutput = Output<std::convert::Infallible>;
 
 /// How often the driver offers the engine a mempool batch and refreshes gauges.
 const BATCH_INTERVAL: Duration = Duration::from_millis(10);
-/// Sub-DAGs queued for the executor above which no new batches are proposed
-/// (execution back-pressure reaches consensus, and through it the mempool).
-const MAX_EXEC_BACKLOG: i64 = 32;
 /// How long a vertex fetch from one peer may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes of vertices in one sync answer. The engine answers with up to
@@ -47,58 +61,69 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// a prefix (the engine lists parents before children), and the requester asks again
 /// for the rest.
 const MAX_SYNC_ANSWER_BYTES: usize = 16 * 1024 * 1024;
-/// Network events handled per write (see `Driver::on_net_burst`).
-const MAX_EVENTS_PER_WRITE: usize = 256;
+/// Network events handled per engine step.
+const MAX_EVENTS_PER_BURST: usize = 256;
 /// Bytes of transactions per proposal: far below the vertex limit.
 const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// Sync answers from fetch tasks waiting for the driver.
+const SYNC_ANSWERS_CAPACITY: usize = 64;
+/// Our vote for a header not certified after this long is broadcast again.
+const VOTE_RESEND_MS: u64 = 1_000;
+/// Votes resent per tick at most.
+const MAX_VOTE_RESENDS_PER_TICK: usize = 16;
 
-pub struct Driver {
-    pub shared: Arc<ChainShared>,
-    pub engine: Engine,
-    pub buffered: BufferedEngine<Arc<RocksEngine>>,
-    pub db: Arc<RocksEngine>,
-    pub net: Arc<QuicNetwork>,
-    pub events: dualchain_net::EventReceiver,
-    pub exec: std::sync::mpsc::Sender<ExecCommand>,
-    pub exec_events: mpsc::UnboundedReceiver<ExecEvent>,
-    pub votes: VoteBook,
-    pub max_batch_txs: usize,
-    pub max_queued_txs: usize,
+pub struct Driver<S: Seams> {
+    ctx: Arc<ChainContext<S>>,
+    engine: Engine<S::Engine>,
+    net: Arc<S::Net>,
+    events: EventReceiver,
+    exec: mpsc::Sender<ExecCommand>,
+    /// Commands for the executor that did not fit in its queue yet, in order.
+    outbox: VecDeque<ExecCommand>,
+    exec_events: mpsc::Receiver<ExecEvent>,
+    votes: VoteBook,
+    max_batch_txs: usize,
+    max_queued_txs: usize,
     peers: HashMap<PeerId, ValidatorIndex>,
     peer_ids: Vec<PeerId>,
     timer_at: Option<u64>,
-    sync_tx: mpsc::UnboundedSender<(ValidatorIndex, Vec<Arc<Vertex>>)>,
-    sync_rx: mpsc::UnboundedReceiver<(ValidatorIndex, Vec<Arc<Vertex>>)>,
-    /// Journal entries of steps not yet written.
-    journal: WriteBatch,
-    /// Steps whose outputs wait for the burst's write (see `on_net_burst`).
-    deferred: Option<Vec<Step>>,
+    sync_tx: mpsc::Sender<(ValidatorIndex, Vec<Arc<Vertex>>)>,
+    sync_rx: mpsc::Receiver<(ValidatorIndex, Vec<Arc<Vertex>>)>,
+    /// Admission times of the transactions handed to the engine and not yet
+    /// proposed, so a stopping chain gives them back to the mempool in their place.
+    queued: HashMap<Digest, AdmissionTime>,
 }
 
-/// One engine step's outputs, waiting for its writes to be durable.
-struct Step {
-    outputs: Vec<Output<std::convert::Infallible>>,
-    answering: Option<(ValidatorIndex, InboundRequest)>,
-    now: u64,
+/// What woke the driver.
+enum Wake {
+    Executor(Option<ExecEvent>),
+    /// A queued command went to the executor.
+    Sent,
+    Net(Option<NetEvent>),
+    SyncAnswer(ValidatorIndex, Vec<Arc<Vertex>>),
+    Timer,
+    Tick,
 }
 
-impl Driver {
-    #[allow(clippy::too_many_arguments)]
+/// What a burst of network events asks of the engine.
+#[derive(Default)]
+struct Burst {
+    vertices: Vec<(ValidatorIndex, Arc<Vertex>)>,
+    requests: Vec<(ValidatorIndex, SyncRequest, InboundRequest)>,
+}
+
+impl<S: Seams> Driver<S> {
     pub fn new(
-        shared: Arc<ChainShared>,
-        engine: Engine,
-        buffered: BufferedEngine<Arc<RocksEngine>>,
-        db: Arc<RocksEngine>,
-        net: Arc<QuicNetwork>,
-        events: dualchain_net::EventReceiver,
-        exec: std::sync::mpsc::Sender<ExecCommand>,
-        exec_events: mpsc::UnboundedReceiver<ExecEvent>,
+        ctx: Arc<ChainContext<S>>,
+        engine: Engine<S::Engine>,
+        net: Arc<S::Net>,
+        events: EventReceiver,
+        exec: mpsc::Sender<ExecCommand>,
+        exec_events: mpsc::Receiver<ExecEvent>,
         votes: VoteBook,
-        max_batch_txs: usize,
-        max_queued_txs: usize,
     ) -> Self {
-        let peer_ids: Vec<PeerId> = shared
-            .validators
+        let peer_ids: Vec<PeerId> = ctx
+            .validators()
             .validators()
             .iter()
             .map(|v| PeerId::of(&v.public_key))
@@ -108,15 +133,16 @@ impl Driver {
             .enumerate()
             .map(|(i, p)| (*p, i as ValidatorIndex))
             .collect();
-        let (sync_tx, sync_rx) = mpsc::unbounded_channel();
+        let (sync_tx, sync_rx) = mpsc::channel(SYNC_ANSWERS_CAPACITY);
+        let cfg = engine.config();
+        let (max_batch_txs, max_queued_txs) = (cfg.max_batch_txs, cfg.max_queued_txs);
         Self {
-            shared,
+            ctx,
             engine,
-            buffered,
-            db,
             net,
             events,
             exec,
+            outbox: VecDeque::new(),
             exec_events,
             votes,
             max_batch_txs,
@@ -126,173 +152,253 @@ impl Driver {
             timer_at: None,
             sync_tx,
             sync_rx,
-            journal: WriteBatch::new(),
-            deferred: None,
+            queued: HashMap::new(),
         }
     }
 
     /// Runs until `shutdown` turns true (clean stop) or something fails (the
-    /// supervisor restarts the chain).
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        self.step(Input::Start, None)?;
+    /// supervisor restarts the chain). Either way, transactions the engine took but
+    /// did not propose go back to the mempool.
+    pub async fn run(mut self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let result = self.event_loop(shutdown).await;
+        self.reinstate_queued();
+        result
+    }
+
+    async fn event_loop(&mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        // Start replays the commits the executor has not acknowledged.
+        let outputs = self.step(Input::Start);
+        self.dispatch(outputs, None)?;
         let mut tick = tokio::time::interval(BATCH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let timer = self.timer_at.map(|at| {
-                let wait = at.saturating_sub(unix_ms());
-                tokio::time::sleep(Duration::from_millis(wait))
-            });
-            tokio::select! {
+            let blocked = !self.outbox.is_empty();
+            let timer = self
+                .timer_at
+                .map(|at| tokio::time::sleep_until(self.ctx.clock.instant_at(at)));
+            // The branches only take what woke the driver; it is handled below, once
+            // the channel futures (which borrow the driver) are gone.
+            let wake = tokio::select! {
                 biased;
                 changed = shutdown.changed() => {
                     if changed.is_err() || *shutdown.borrow() {
                         return Ok(());
                     }
+                    continue;
                 }
-                event = self.events.recv() => {
-                    let Some(event) = event else { bail!("transport stopped") };
-                    self.busy("driver", |d| d.on_net_burst(event))?;
+                event = self.exec_events.recv() => Wake::Executor(event),
+                permit = self.exec.reserve(), if blocked => match permit {
+                    Ok(permit) => {
+                        permit.send(self.outbox.pop_front().expect("blocked means non-empty"));
+                        Wake::Sent
+                    }
+                    Err(_) => Wake::Executor(None),
+                },
+                event = self.events.recv(), if !blocked => Wake::Net(event),
+                Some((from, vertices)) = self.sync_rx.recv(), if !blocked => {
+                    Wake::SyncAnswer(from, vertices)
                 }
-                Some((from, vertices)) = self.sync_rx.recv() => {
-                    if !self.shared.is_paused() {
-                        self.busy("driver", |d| d.step(Input::SyncResponse { from, vertices }, None))?;
+                _ = async { timer.expect("guarded").await }, if timer.is_some() && !blocked => {
+                    Wake::Timer
+                }
+                _ = tick.tick(), if !blocked => Wake::Tick,
+            };
+            match wake {
+                Wake::Executor(None) => bail!("the block executor stopped"),
+                Wake::Executor(Some(event)) => self.busy(|d| d.on_exec_event(event))?,
+                Wake::Sent => self.flush_outbox()?,
+                Wake::Net(None) => bail!("transport stopped"),
+                Wake::Net(Some(event)) => self.on_net_burst(event).await?,
+                Wake::SyncAnswer(from, vertices) => {
+                    if !self.ctx.is_paused() {
+                        self.verify_off_loop(&vertices).await;
+                        let outputs = self.busy(|d| d.step(Input::SyncResponse { from, vertices }));
+                        self.dispatch(outputs, None)?;
                     }
                 }
-                Some(event) = self.exec_events.recv() => {
-                    self.busy("driver", |d| d.on_exec_event(event))?;
-                }
-                _ = async { timer.expect("guarded").await }, if timer.is_some() => {
+                Wake::Timer => {
                     self.timer_at = None;
-                    if !self.shared.is_paused() {
-                        self.busy("driver", |d| d.step(Input::TimeoutFired, None))?;
+                    if !self.ctx.is_paused() {
+                        let outputs = self.busy(|d| d.step(Input::TimeoutFired));
+                        self.dispatch(outputs, None)?;
                     }
                 }
-                _ = tick.tick() => {
-                    self.busy("driver", |d| d.on_tick())?;
-                }
+                Wake::Tick => self.busy(|d| d.on_tick())?,
             }
         }
     }
 
-    fn busy<T>(&mut self, task: &str, f: impl FnOnce(&mut Self) -> T) -> T {
+    fn busy<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
         let started = std::time::Instant::now();
         let out = f(self);
-        self.shared
+        self.ctx
             .metrics
             .driver_busy_seconds
-            .with_label_values(&[task])
+            .with_label_values(&["driver"])
             .inc_by(started.elapsed().as_micros() as u64);
         out
     }
 
+    /// One engine step at the clock's current time.
+    fn step(&mut self, input: Input<std::convert::Infallible>) -> Vec<EngineOutput> {
+        self.engine.handle(self.ctx.clock.now(), input)
+    }
+
     fn on_tick(&mut self) -> anyhow::Result<()> {
+        let ctx = &self.ctx;
         let peers = self.net.connected_peers().len() as u64;
-        self.shared.connected_peers.store(peers, Ordering::Relaxed);
-        self.shared.metrics.peers.set(peers as i64);
+        ctx.connected_peers.store(peers, Ordering::Relaxed);
+        ctx.metrics.peers.set(peers as i64);
+        let backlog = EXEC_QUEUE_CAPACITY - self.exec.capacity() + self.outbox.len();
+        ctx.metrics.exec_queue_depth.set(backlog as i64);
         if let Some(round) = self.engine.last_proposed_round() {
-            self.shared.round.store(round, Ordering::Relaxed);
-            self.shared.metrics.round.set(round as i64);
+            ctx.round.store(round, Ordering::Relaxed);
+            ctx.metrics.round.set(round as i64);
         }
-        if self.shared.is_paused() || self.shared.metrics.exec_queue_depth.get() > MAX_EXEC_BACKLOG
+        let now_ms = ctx.clock.monotonic_ms();
+        for vote in
+            self.votes
+                .due_resends(ctx.me(), now_ms, VOTE_RESEND_MS, MAX_VOTE_RESENDS_PER_TICK)
         {
+            self.broadcast_vote(&vote);
+        }
+        let ctx = &self.ctx;
+        // No room in the executor's queue: propose nothing new (the mempool keeps it).
+        if ctx.is_paused() || self.exec.capacity() == 0 {
             return Ok(());
         }
         let room = self.max_queued_txs.saturating_sub(self.engine.queued_txs());
         let want = room.min(self.max_batch_txs);
-        if want == 0 || self.shared.mempool.is_empty() {
+        if want == 0 || ctx.mempool.is_empty() {
             return Ok(());
         }
-        let now = AdmissionTime::from_micros(unix_ms().saturating_mul(1000));
-        let batch = self
-            .shared
-            .mempool
-            .take_batch_at(want, MAX_BATCH_BYTES, now);
+        let now = AdmissionTime::from_micros(ctx.clock.monotonic_ms().saturating_mul(1000));
+        let batch = ctx.mempool.take_batch_at(want, MAX_BATCH_BYTES, now);
         if batch.is_empty() {
             return Ok(());
         }
-        let transactions = batch.into_transactions();
-        self.step(Input::BatchReady { transactions }, None)
+        let mut transactions = Vec::with_capacity(batch.len());
+        for envelope in batch.envelopes {
+            self.queued.insert(envelope.digest(), envelope.admitted_at);
+            transactions.push(envelope.tx);
+        }
+        let outputs = self.step(Input::BatchReady { transactions });
+        self.dispatch(outputs, None)
     }
 
-    fn on_net_event(&mut self, event: NetEvent) -> anyhow::Result<()> {
+    /// Handles a burst of ready network events as one unit (see the module docs).
+    async fn on_net_burst(&mut self, first: NetEvent) -> anyhow::Result<()> {
+        let mut burst = Burst::default();
+        self.collect(first, &mut burst);
+        for _ in 1..MAX_EVENTS_PER_BURST {
+            let Some(event) = self.events.try_recv() else {
+                break;
+            };
+            self.collect(event, &mut burst);
+        }
+        if !burst.vertices.is_empty() {
+            let vertices: Vec<Arc<Vertex>> =
+                burst.vertices.iter().map(|(_, v)| v.clone()).collect();
+            self.verify_off_loop(&vertices).await;
+            let outputs = self.busy(|d| {
+                d.step(Input::VerticesReceived {
+                    vertices: burst.vertices,
+                })
+            });
+            self.dispatch(outputs, None)?;
+        }
+        for (from, request, inbound) in burst.requests {
+            let outputs = self.busy(|d| d.step(Input::SyncRequest { from, request }));
+            self.dispatch(outputs, Some((from, inbound)))?;
+        }
+        Ok(())
+    }
+
+    /// Sorts one network event into the burst (votes are handled at once: they do
+    /// not touch the engine).
+    fn collect(&mut self, event: NetEvent, burst: &mut Burst) {
+        let chain = self.ctx.chain;
         match event {
-            NetEvent::PeerConnected(peer) => {
-                tracing::debug!(chain = %self.shared.chain, %peer, "peer connected");
-                Ok(())
-            }
+            NetEvent::PeerConnected(peer) => tracing::debug!(%chain, %peer, "peer connected"),
             NetEvent::PeerDisconnected(peer) => {
-                tracing::debug!(chain = %self.shared.chain, %peer, "peer disconnected");
-                Ok(())
+                tracing::debug!(%chain, %peer, "peer disconnected")
             }
             NetEvent::Broadcast { from, message } => {
                 let Some(&index) = self.peers.get(&from) else {
-                    return Ok(());
+                    return;
                 };
-                if self.shared.is_paused() {
-                    return Ok(());
+                if self.ctx.is_paused() {
+                    return;
                 }
                 match message.kind {
                     MessageKind::Vertex => match NetMessage::from_canonical_bytes(&message.payload)
                     {
-                        Ok(NetMessage::Vertex(vertex)) => self.step(
-                            Input::VertexReceived {
-                                from: index,
-                                vertex,
-                            },
-                            None,
-                        ),
+                        Ok(NetMessage::Vertex(vertex)) => burst.vertices.push((index, vertex)),
                         Ok(_) | Err(_) => {
-                            tracing::debug!(chain = %self.shared.chain, %from, "undecodable vertex message");
-                            Ok(())
+                            tracing::debug!(%chain, %from, "undecodable vertex message")
                         }
                     },
-                    MessageKind::Certificate => {
-                        self.on_votes(&message.payload);
-                        Ok(())
-                    }
-                    _ => Ok(()),
+                    MessageKind::Certificate => self.on_votes(&message.payload),
+                    _ => {}
                 }
             }
-            NetEvent::Request(request) => self.on_request(request),
+            NetEvent::Request(request) => {
+                let Some(&index) = self.peers.get(&request.from) else {
+                    return;
+                };
+                // Dropping a request declines it; the peer asks someone else.
+                if self.ctx.is_paused() || request.message.kind != MessageKind::FetchVertices {
+                    return;
+                }
+                if let Ok(NetMessage::SyncRequest(sync)) =
+                    NetMessage::from_canonical_bytes(&request.message.payload)
+                {
+                    burst.requests.push((index, sync, request));
+                }
+            }
         }
     }
 
-    fn on_request(&mut self, request: InboundRequest) -> anyhow::Result<()> {
-        let Some(&index) = self.peers.get(&request.from) else {
-            return Ok(());
-        };
-        if self.shared.is_paused() || request.message.kind != MessageKind::FetchVertices {
-            // Dropping the request declines it; the peer asks someone else.
-            return Ok(());
+    /// Verifies vertex signatures into the engine's verdict cache, on the rayon pool
+    /// (the event loop waits without blocking its thread) or inline.
+    async fn verify_off_loop(&self, vertices: &[Arc<Vertex>]) {
+        if vertices.is_empty() {
+            return;
         }
-        let sync = match NetMessage::from_canonical_bytes(&request.message.payload) {
-            Ok(NetMessage::SyncRequest(sync)) => sync,
-            _ => return Ok(()),
-        };
-        self.step(
-            Input::SyncRequest {
-                from: index,
-                request: sync,
-            },
-            Some((index, request)),
-        )
+        let cache = self.ctx.vertex_verdicts.clone();
+        let validators = self.ctx.validators().clone();
+        match self.ctx.seams.placement() {
+            Placement::Inline => {
+                cache.verify_batch(vertices, &validators);
+            }
+            Placement::Threads => {
+                let vertices = vertices.to_vec();
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                rayon::spawn(move || {
+                    cache.verify_batch(&vertices, &validators);
+                    let _ = tx.send(());
+                });
+                // A dropped sender only means the engine verifies these itself.
+                let _ = rx.await;
+            }
+        }
     }
 
     fn on_votes(&mut self, payload: &[u8]) {
         let votes = match BlockCertificate::from_canonical_bytes(payload) {
             Ok(v) => v,
             Err(_) => {
-                self.shared.metrics.votes_rejected.inc();
+                self.ctx.metrics.votes_rejected.inc();
                 return;
             }
         };
-        let head = self.shared.head().height;
+        let head = self.ctx.head().height;
         match self.votes.add_votes(&votes, head) {
-            Ok(Some(certificate)) => self.persist_certificate(certificate),
+            Ok(Some(certificate)) => self.certified(certificate),
             Ok(None) => {}
             Err(e) => {
-                self.shared.metrics.votes_rejected.inc();
-                tracing::debug!(chain = %self.shared.chain, error = %e, "block vote refused");
+                self.ctx.metrics.votes_rejected.inc();
+                tracing::debug!(chain = %self.ctx.chain, error = %e, "block vote refused");
             }
         }
     }
@@ -300,167 +406,115 @@ impl Driver {
     fn on_exec_event(&mut self, event: ExecEvent) -> anyhow::Result<()> {
         match event {
             ExecEvent::Executed { header, vote } => {
-                let single =
-                    BlockCertificate::from_votes(&header, [(self.engine.me(), vote.clone())]);
-                let message = Message::new(
-                    self.shared.chain,
-                    MessageKind::Certificate,
-                    single.to_canonical_bytes(),
-                );
-                if let Err(e) = self.net.try_broadcast(message) {
-                    tracing::debug!(chain = %self.shared.chain, error = %e, "vote broadcast failed");
+                let me = self.ctx.me();
+                let single = BlockCertificate::from_votes(&header, [(me, vote.clone())]);
+                self.broadcast_vote(&single);
+                let now_ms = self.ctx.clock.monotonic_ms();
+                if let Some(certificate) = self.votes.add_own(me, *header, vote, now_ms) {
+                    self.certified(certificate);
                 }
-                if let Some(certificate) = self.votes.add_own(self.engine.me(), header, vote) {
-                    self.persist_certificate(certificate);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn persist_certificate(&mut self, certificate: BlockCertificate) {
-        let mut batch = WriteBatch::new();
-        batch.put(
-            Column::Certificates,
-            dualchain_storage::keys::height_key(certificate.height).to_vec(),
-            certificate.to_canonical_bytes(),
-        );
-        match self.db.write(batch) {
-            Ok(()) => {
-                self.shared.metrics.certificates.inc();
-                self.shared
-                    .metrics
-                    .certified_height
-                    .set(self.votes.certified_height() as i64);
-            }
-            Err(e) => {
-                tracing::warn!(chain = %self.shared.chain, height = certificate.height, error = %e, "could not persist a block certificate");
-            }
-        }
-    }
-
-    /// One engine step: handle the input, persist its writes with the journal entries
-    /// of its commits in one batch, then carry out its outputs. `answering` is an
-    /// inbound fetch whose reply is the engine's `SendVertices` to that peer.
-    fn step(
-        &mut self,
-        input: Input<std::convert::Infallible>,
-        answering: Option<(ValidatorIndex, InboundRequest)>,
-    ) -> anyhow::Result<()> {
-        let now = unix_ms();
-        let outputs = self.engine.handle(now, input);
-        for output in &outputs {
-            if let Output::Committed(commit) = output {
-                self.journal.put(
-                    Column::Meta,
-                    journal_key(commit.subdag.sequence),
-                    encode_subdag(&commit.subdag),
-                );
-            }
-        }
-        let step = Step {
-            outputs,
-            answering,
-            now,
-        };
-        match &mut self.deferred {
-            Some(steps) => {
-                steps.push(step);
                 Ok(())
             }
-            None => self.finish(vec![step]),
+            ExecEvent::Durable { through } => {
+                let outputs = self.step(Input::Executed { through });
+                self.dispatch(outputs, None)
+            }
         }
     }
 
-    /// Handles a burst of ready network events as one unit: every engine step runs,
-    /// their writes go to disk in one batch (one fsync instead of one per vertex),
-    /// then their outputs leave in order.
-    fn on_net_burst(&mut self, first: NetEvent) -> anyhow::Result<()> {
-        self.deferred = Some(Vec::new());
-        let mut result = self.on_net_event(first);
-        let mut taken = 1;
-        while result.is_ok() && taken < MAX_EVENTS_PER_WRITE {
-            let Some(event) = self.events.try_recv() else {
-                break;
-            };
-            result = self.on_net_event(event);
-            taken += 1;
+    fn broadcast_vote(&self, vote: &BlockCertificate) {
+        let message = Message::new(
+            self.ctx.chain,
+            MessageKind::Certificate,
+            vote.to_canonical_bytes(),
+        );
+        if let Err(e) = self.net.try_broadcast(message) {
+            tracing::debug!(chain = %self.ctx.chain, error = %e, "vote broadcast failed");
         }
-        let steps = self.deferred.take().unwrap_or_default();
-        result?;
-        self.finish(steps)
     }
 
-    /// Persists the engine's held-back writes and the journal, then carries out the
-    /// steps' outputs.
-    fn finish(&mut self, steps: Vec<Step>) -> anyhow::Result<()> {
-        let mut batch = self.buffered.take();
-        batch.extend(std::mem::take(&mut self.journal));
-        if !batch.is_empty() {
-            self.db
-                .write(batch)
-                .context("persisting the consensus state and commit journal")?;
-        }
-        for step in steps {
-            self.dispatch(step)?;
+    /// A certificate formed: the executor (the chain store's writer) stores it.
+    fn certified(&mut self, certificate: BlockCertificate) {
+        self.ctx
+            .metrics
+            .certified_height
+            .set(self.votes.certified_height() as i64);
+        self.outbox.push_back(ExecCommand::Certificate(certificate));
+    }
+
+    /// Moves queued executor commands into its channel while there is room.
+    fn flush_outbox(&mut self) -> anyhow::Result<()> {
+        while let Some(command) = self.outbox.pop_front() {
+            match self.exec.try_send(command) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(command)) => {
+                    self.outbox.push_front(command);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => bail!("the block executor stopped"),
+            }
         }
         Ok(())
     }
 
-    fn dispatch(&mut self, step: Step) -> anyhow::Result<()> {
-        let Step {
-            outputs,
-            mut answering,
-            now,
-        } = step;
+    /// Carries out one step's outputs. `answering` is an inbound fetch whose reply
+    /// is the engine's `SendVertices` to that peer.
+    fn dispatch(
+        &mut self,
+        outputs: Vec<EngineOutput>,
+        mut answering: Option<(ValidatorIndex, InboundRequest)>,
+    ) -> anyhow::Result<()> {
+        let chain = self.ctx.chain;
         for output in outputs {
             match output {
                 Output::Broadcast(vertex) => {
+                    if vertex.content().author == self.ctx.me() {
+                        for tx in &vertex.content().transactions {
+                            self.queued.remove(&tx.digest());
+                        }
+                    }
                     let message = Message::new(
-                        self.shared.chain,
+                        chain,
                         MessageKind::Vertex,
                         NetMessage::Vertex(vertex).to_canonical_bytes(),
                     );
                     if let Err(e) = self.net.try_broadcast(message) {
-                        tracing::warn!(chain = %self.shared.chain, error = %e, "vertex broadcast failed");
+                        tracing::warn!(%chain, error = %e, "vertex broadcast failed");
                     }
                 }
-                Output::SendVertices { to, vertices } => {
-                    if let Some((peer, _)) = &answering
-                        && *peer == to
-                    {
-                        let (_, request) = answering.take().expect("checked");
+                Output::SendVertices { to, vertices } => match answering.take() {
+                    Some((peer, request)) if peer == to => {
                         let vertices = fit_sync_answer(vertices, MAX_SYNC_ANSWER_BYTES);
                         let payload = NetMessage::SyncResponse(vertices).to_canonical_bytes();
                         if let Err(e) = request.respond(Bytes::from(payload)) {
-                            tracing::warn!(chain = %self.shared.chain, error = %e, "sync answer refused");
+                            tracing::warn!(%chain, error = %e, "sync answer refused");
                         }
-                    } else {
+                    }
+                    other => {
+                        answering = other;
                         self.push_vertices(to, vertices);
                     }
-                }
+                },
                 Output::RequestVertices { to, request } => self.fetch(to, request),
                 Output::Committed(commit) => {
-                    let metrics = &self.shared.metrics;
+                    let now = self.ctx.clock.unix_ms();
                     for v in &commit.subdag.vertices {
                         let created = v.content().timestamp_ms;
-                        metrics
+                        self.ctx
+                            .metrics
                             .commit_latency
                             .observe(now.saturating_sub(created) as f64 / 1000.0);
                     }
-                    metrics.exec_queue_depth.inc();
-                    self.exec
-                        .send(ExecCommand::Commit(commit.subdag))
-                        .map_err(|_| anyhow::anyhow!("the block executor stopped"))?;
+                    self.outbox.push_back(ExecCommand::Commit(commit.subdag));
                 }
                 Output::Skipped { round, leader } => {
-                    tracing::debug!(chain = %self.shared.chain, round, leader, "leader slot skipped");
+                    tracing::debug!(%chain, round, leader, "leader slot skipped");
                 }
                 Output::Misbehaviour(evidence) => {
-                    tracing::warn!(chain = %self.shared.chain, ?evidence, "validator misbehaviour");
+                    tracing::warn!(%chain, ?evidence, "validator misbehaviour");
                 }
                 Output::Rejected { from, reason } => {
-                    tracing::debug!(chain = %self.shared.chain, from, %reason, "input rejected");
+                    tracing::debug!(%chain, from, %reason, "input rejected");
                 }
                 Output::SetTimer { at_ms } => self.timer_at = Some(at_ms),
                 Output::SendEngine { message, .. } => match message {},
@@ -472,7 +526,7 @@ impl Driver {
             let payload = NetMessage::SyncResponse(Vec::new()).to_canonical_bytes();
             let _ = request.respond(Bytes::from(payload));
         }
-        Ok(())
+        self.flush_outbox()
     }
 
     fn push_vertices(&self, to: ValidatorIndex, vertices: Vec<Arc<Vertex>>) {
@@ -480,7 +534,7 @@ impl Driver {
             return;
         };
         let net = self.net.clone();
-        let chain = self.shared.chain;
+        let chain = self.ctx.chain;
         tokio::spawn(async move {
             for vertex in vertices {
                 let message = Message::new(
@@ -500,7 +554,7 @@ impl Driver {
             return;
         };
         let net = self.net.clone();
-        let chain = self.shared.chain;
+        let chain = self.ctx.chain;
         let answers = self.sync_tx.clone();
         let payload = NetMessage::SyncRequest(request).to_canonical_bytes();
         tokio::spawn(async move {
@@ -508,13 +562,47 @@ impl Driver {
             match net.request(peer, message, FETCH_TIMEOUT).await {
                 Ok(bytes) => match NetMessage::from_canonical_bytes(&bytes) {
                     Ok(NetMessage::SyncResponse(vertices)) => {
-                        let _ = answers.send((to, vertices));
+                        let _ = answers.send((to, vertices)).await;
                     }
                     _ => tracing::debug!(%chain, %peer, "undecodable sync answer"),
                 },
                 Err(e) => tracing::debug!(%chain, %peer, error = %e, "vertex fetch failed"),
             }
         });
+    }
+
+    /// Gives the transactions queued in the engine back to the mempool, with their
+    /// admission times, so a restart of the chain's tasks loses none of them.
+    fn reinstate_queued(&mut self) {
+        let transactions = self.engine.take_queued();
+        if transactions.is_empty() {
+            return;
+        }
+        let now = AdmissionTime::from_micros(self.ctx.clock.monotonic_ms().saturating_mul(1000));
+        let envelopes: Vec<Envelope> = transactions
+            .into_iter()
+            .map(|tx| Envelope {
+                admitted_at: self.queued.get(&tx.digest()).copied().unwrap_or(now),
+                encoded_len: encoded_len(&tx),
+                tx,
+            })
+            .collect();
+        let bytes = envelopes.iter().map(|e| e.encoded_len).sum();
+        let count = envelopes.len();
+        let refused = self
+            .ctx
+            .mempool
+            .reinstate(Batch { envelopes, bytes })
+            .into_iter()
+            .filter(Result::is_err)
+            .count();
+        self.queued.clear();
+        tracing::info!(
+            chain = %self.ctx.chain,
+            count,
+            refused,
+            "queued transactions given back to the mempool"
+        );
     }
 }
 

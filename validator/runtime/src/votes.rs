@@ -20,6 +20,9 @@ use dualchain_core::types::{BlockCertificate, BlockHeader, ValidatorIndex, Valid
 const MAX_HEIGHTS_AHEAD: u64 = 1_000;
 /// Executed headers kept waiting for votes before they are given up on.
 const MAX_PENDING_HEADERS: usize = 4_096;
+/// Times our vote for one header is sent again while it is not certified (a lost
+/// vote would otherwise leave the height uncertified on every node that missed it).
+pub const MAX_VOTE_RESENDS: u32 = 5;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum VoteError {
@@ -38,11 +41,19 @@ struct HeightVotes {
     by_digest: HashMap<Digest, BTreeMap<ValidatorIndex, ValidatorSignature>>,
 }
 
+/// A header we executed, with our vote and when we last sent it.
+struct Own {
+    header: BlockHeader,
+    vote: ValidatorSignature,
+    sent_at_ms: u64,
+    resends: u32,
+}
+
 pub struct VoteBook {
     validators: Arc<ValidatorSet>,
     chain: dualchain_core::types::ChainId,
     votes: BTreeMap<u64, HeightVotes>,
-    ours: BTreeMap<u64, BlockHeader>,
+    ours: BTreeMap<u64, Own>,
     certified: u64,
 }
 
@@ -111,13 +122,14 @@ impl VoteBook {
         Ok(self.try_certify(votes.height))
     }
 
-    /// Records our own executed header and vote; returns the certificate if the votes
-    /// already there complete it.
+    /// Records our own executed header and vote, sent at `now_ms`; returns the
+    /// certificate if the votes already there complete it.
     pub fn add_own(
         &mut self,
         me: ValidatorIndex,
         header: BlockHeader,
         vote: ValidatorSignature,
+        now_ms: u64,
     ) -> Option<BlockCertificate> {
         let height = header.height;
         self.votes
@@ -126,16 +138,52 @@ impl VoteBook {
             .by_digest
             .entry(header.digest())
             .or_default()
-            .insert(me, vote);
-        self.ours.insert(height, header);
+            .insert(me, vote.clone());
+        self.ours.insert(
+            height,
+            Own {
+                header,
+                vote,
+                sent_at_ms: now_ms,
+                resends: 0,
+            },
+        );
         while self.ours.len() > MAX_PENDING_HEADERS {
             self.ours.pop_first();
         }
         self.try_certify(height)
     }
 
+    /// Our votes for uncertified headers last sent at least `every_ms` ago (lowest
+    /// heights first, at most `max`, each at most [`MAX_VOTE_RESENDS`] times), as
+    /// one-signer certificates to broadcast again.
+    pub fn due_resends(
+        &mut self,
+        me: ValidatorIndex,
+        now_ms: u64,
+        every_ms: u64,
+        max: usize,
+    ) -> Vec<BlockCertificate> {
+        let mut out = Vec::new();
+        for own in self.ours.values_mut() {
+            if out.len() >= max {
+                break;
+            }
+            if own.resends >= MAX_VOTE_RESENDS || now_ms < own.sent_at_ms + every_ms {
+                continue;
+            }
+            own.resends += 1;
+            own.sent_at_ms = now_ms;
+            out.push(BlockCertificate::from_votes(
+                &own.header,
+                [(me, own.vote.clone())],
+            ));
+        }
+        out
+    }
+
     fn try_certify(&mut self, height: u64) -> Option<BlockCertificate> {
-        let header = self.ours.get(&height)?;
+        let header = &self.ours.get(&height)?.header;
         let digest = header.digest();
         let signers = self.votes.get(&height)?.by_digest.get(&digest)?;
         if self.validators.stake_of(signers.keys().copied()) < self.validators.quorum_stake() {
@@ -196,7 +244,7 @@ mod tests {
         let other = header(1, 8);
         assert_eq!(book.add_votes(&vote_of(&keys, 2, &other), 0).unwrap(), None);
         assert_eq!(
-            book.add_own(0, h.clone(), BlockCertificate::vote(&keys[0], &h)),
+            book.add_own(0, h.clone(), BlockCertificate::vote(&keys[0], &h), 0),
             None
         );
         let cert = book
@@ -206,6 +254,44 @@ mod tests {
         cert.verify(&h, &set).unwrap();
         assert_eq!(cert.signatures.len(), 3);
         assert_eq!(book.certified_height(), 1);
+    }
+
+    #[test]
+    fn uncertified_votes_are_resent_a_bounded_number_of_times() {
+        let (keys, set) = sim_validators(4, 0).unwrap();
+        let set = Arc::new(set);
+        let mut book = VoteBook::new(ChainId::Delta, set.clone(), 0);
+        let (h1, h2) = (header(1, 1), header(2, 2));
+        book.add_own(0, h1.clone(), BlockCertificate::vote(&keys[0], &h1), 0);
+        book.add_own(0, h2.clone(), BlockCertificate::vote(&keys[0], &h2), 500);
+        assert!(book.due_resends(0, 999, 1_000, 8).is_empty());
+        let due = book.due_resends(0, 1_000, 1_000, 8);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].height, 1);
+        assert_eq!(due[0].signatures[0].0, 0);
+        // A resent vote is a vote peers accept.
+        let mut peer = VoteBook::new(ChainId::Delta, set, 0);
+        assert_eq!(peer.add_votes(&due[0], 0).unwrap(), None);
+        assert_eq!(
+            book.due_resends(0, 1_500, 1_000, 1).len(),
+            1,
+            "height 2 now"
+        );
+        // Once certified, a height is no longer resent; the others stop after the cap.
+        book.add_votes(&vote_of(&keys, 1, &h2), 2).unwrap();
+        assert!(
+            book.add_votes(&vote_of(&keys, 2, &h2), 2)
+                .unwrap()
+                .is_some()
+        );
+        let mut resent = 0;
+        for t in 2..20 {
+            for v in book.due_resends(0, t * 1_000, 1_000, 8) {
+                assert_eq!(v.height, 1);
+                resent += 1;
+            }
+        }
+        assert_eq!(resent, MAX_VOTE_RESENDS - 1);
     }
 
     #[test]

@@ -1,4 +1,3 @@
-pub mod bench;
 pub mod genesis;
 pub mod keygen;
 pub mod snapshot;

@@ -1,0 +1,211 @@
+//! What a run must show, read from the honest validators' stores after they stopped:
+//! identical blocks (and so receipts and state roots) per height on both chains,
+//! receipts that match their headers, state that matches its roots, a quorum
+//! certificate for every height, and every accepted transaction executed exactly
+//! once. Also the run's trace digest, for the determinism check.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use dualchain_core::Digest;
+use dualchain_core::chain_store::ChainStore;
+use dualchain_core::encoding::Canonical;
+use dualchain_core::types::{
+    Block, BlockCertificate, ChainId, Receipt, ReceiptStatus, ValidatorIndex, ValidatorSet,
+};
+
+use crate::seams::{SimStore, slot};
+
+/// One honest validator's chain as it ended.
+pub struct ChainView {
+    pub node: ValidatorIndex,
+    pub blocks: Vec<Block>,
+    pub receipts: Vec<Vec<Receipt>>,
+    pub certified: BTreeSet<u64>,
+}
+
+/// Findings of the checks.
+#[derive(Clone, Debug, Default)]
+pub struct Findings {
+    pub safety: Vec<String>,
+    pub certificates: Vec<String>,
+    pub exactly_once: Vec<String>,
+    /// Lowest head height among the honest validators, per chain (Alpha, Delta).
+    pub min_heights: [u64; 2],
+    pub trace: Digest,
+    /// Certificates (by the hash of header digest and certificate bytes) already found
+    /// valid: honest nodes hold byte-identical ones, and ML-DSA-87 verification is
+    /// most of what reading a chain costs.
+    verified_certificates: BTreeSet<Digest>,
+}
+
+/// Reads `node`'s chain from its store (reopening it checks state against roots).
+pub fn read_chain(
+    node: ValidatorIndex,
+    chain: ChainId,
+    store: &Arc<SimStore>,
+    validators: &ValidatorSet,
+    findings: &mut Findings,
+) -> Option<ChainView> {
+    let store = match ChainStore::open(store.clone(), chain) {
+        Ok(store) => store,
+        Err(e) => {
+            findings
+                .safety
+                .push(format!("node {node} {chain}: store does not reopen: {e}"));
+            return None;
+        }
+    };
+    let reader = store.reader();
+    let head = reader.head().map_or(0, |h| h.height);
+    let mut view = ChainView {
+        node,
+        blocks: Vec::new(),
+        receipts: Vec::new(),
+        certified: BTreeSet::new(),
+    };
+    for height in 1..=head {
+        let (block, receipts, certificate) = match (
+            reader.get_block(height),
+            reader.get_receipts(height),
+            reader.get_certificate(height),
+        ) {
+            (Ok(Some(b)), Ok(r), Ok(c)) => (b, r, c),
+            other => {
+                findings.safety.push(format!(
+                    "node {node} {chain}: block {height} unreadable: {:?}",
+                    other.0.err()
+                ));
+                return None;
+            }
+        };
+        if Receipt::root(&receipts) != block.header.receipts_root {
+            findings.safety.push(format!(
+                "node {node} {chain}: stored receipts of block {height} do not match its header"
+            ));
+        }
+        if let Some(cert) = certificate {
+            let key = certificate_key(&block, &cert);
+            if findings.verified_certificates.contains(&key) {
+                view.certified.insert(height);
+            } else {
+                match cert.verify(&block.header, validators) {
+                    Ok(()) => {
+                        findings.verified_certificates.insert(key);
+                        view.certified.insert(height);
+                    }
+                    Err(e) => findings.safety.push(format!(
+                        "node {node} {chain}: certificate of block {height} does not verify: {e}"
+                    )),
+                }
+            }
+        }
+        view.blocks.push(block);
+        view.receipts.push(receipts);
+    }
+    Some(view)
+}
+
+/// What makes a verified certificate the same one: the header it certifies and its
+/// exact bytes.
+fn certificate_key(block: &Block, cert: &BlockCertificate) -> Digest {
+    let mut h = blake3::Hasher::new_derive_key("dualchain 2026-12 sim verified certificate v1");
+    h.update(block.header.digest().as_bytes());
+    h.update(&cert.to_canonical_bytes());
+    Digest(*h.finalize().as_bytes())
+}
+
+/// Cross-node checks of one chain; `margin` heights at the tip need no certificate
+/// (their votes may still be in flight when the run stops).
+pub fn check_chain(chain: ChainId, views: &[ChainView], margin: u64, findings: &mut Findings) {
+    let mut by_height: BTreeMap<u64, (Digest, ValidatorIndex)> = BTreeMap::new();
+    for view in views {
+        for block in &view.blocks {
+            let height = block.header.height;
+            let digest = block.header.digest();
+            match by_height.get(&height) {
+                Some((other, who)) if *other != digest => findings.safety.push(format!(
+                    "{chain} height {height}: nodes {who} and {} hold different blocks",
+                    view.node
+                )),
+                Some(_) => {}
+                None => {
+                    by_height.insert(height, (digest, view.node));
+                }
+            }
+        }
+    }
+    let min_head = views
+        .iter()
+        .map(|v| v.blocks.len() as u64)
+        .min()
+        .unwrap_or(0);
+    findings.min_heights[slot(chain)] = min_head;
+    for height in 1..=min_head.saturating_sub(margin) {
+        if !views.iter().any(|v| v.certified.contains(&height)) {
+            findings.certificates.push(format!(
+                "{chain} height {height}: no honest validator holds a quorum certificate"
+            ));
+        }
+    }
+}
+
+/// Every accepted transaction has exactly one successful receipt in the chain
+/// (duplicates included by two proposers fail their nonce check and change nothing).
+pub fn check_exactly_once(
+    accepted: &BTreeSet<Digest>,
+    longest: &ChainView,
+    findings: &mut Findings,
+) {
+    let mut successes: BTreeMap<Digest, u32> = BTreeMap::new();
+    for receipts in &longest.receipts {
+        for r in receipts {
+            if r.status == ReceiptStatus::Success {
+                *successes.entry(r.tx_digest).or_default() += 1;
+            }
+        }
+    }
+    let mut missing = 0;
+    for digest in accepted {
+        match successes.get(digest).copied().unwrap_or(0) {
+            1 => {}
+            0 => missing += 1,
+            n => findings
+                .exactly_once
+                .push(format!("transaction {digest} executed {n} times")),
+        }
+    }
+    if missing > 0 {
+        findings.exactly_once.push(format!(
+            "{missing} of {} accepted transactions never executed",
+            accepted.len()
+        ));
+    }
+    let unknown = successes.keys().filter(|d| !accepted.contains(d)).count();
+    if unknown > 0 {
+        findings.exactly_once.push(format!(
+            "{unknown} transactions executed that no client had submitted"
+        ));
+    }
+}
+
+/// A digest of every honest validator's chains and of the clients' outcome.
+pub fn trace_digest(chains: &[&[ChainView]; 2], extra: &[u64]) -> Digest {
+    let mut h = blake3::Hasher::new_derive_key("dualchain 2026-12 whole-node simulation trace v1");
+    for views in chains {
+        for view in views.iter() {
+            h.update(&view.node.to_le_bytes());
+            h.update(&(view.blocks.len() as u64).to_le_bytes());
+            for block in &view.blocks {
+                h.update(block.header.digest().as_bytes());
+            }
+            for height in &view.certified {
+                h.update(&height.to_le_bytes());
+            }
+        }
+    }
+    for x in extra {
+        h.update(&x.to_le_bytes());
+    }
+    Digest(*h.finalize().as_bytes())
+}

@@ -1,0 +1,514 @@
+//! `dualchain sim`: `--mode consensus` (the consensus engines alone, the default) or
+//! `--mode node` (whole validators). Flags that only one mode understands are
+//! refused in the other, with the reason.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use dualchain_consensus::cli::SimArgs as ConsensusArgs;
+use dualchain_consensus::finality::Histogram;
+use dualchain_core::types::ChainId;
+use serde::Serialize;
+
+use crate::config::NodeSimConfig;
+use crate::run::{RunResult, run};
+
+/// What to simulate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The DAG-BFT engines, sealer and finality tracker of one chain.
+    #[default]
+    Consensus,
+    /// Complete validators: both chains, mempool, consensus, executor, votes and
+    /// certificates, persistence; with clients submitting transactions.
+    Node,
+}
+
+/// Simulate a network in virtual time with seeded faults.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SimArgs {
+    /// What to simulate.
+    #[arg(long, value_enum, default_value_t = Mode::Consensus)]
+    pub mode: Mode,
+    /// Number of validators (equal stake).
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Byzantine validators (equivocate, withhold, invalid signatures, garbage; one
+    /// behaviour each, rotating with the seed). At most ⌊(N-1)/3⌋ keeps safety.
+    #[arg(long, default_value_t = 0)]
+    pub byzantine: usize,
+    /// Probability that a message is lost (0 ≤ P < 1).
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
+    /// Partition the network into two random sides for this many seconds, then heal.
+    #[arg(long, default_value_t = 0.0)]
+    pub partition_secs: f64,
+    /// Honest validators that crash and restart from their persisted state.
+    #[arg(long, default_value_t = 0)]
+    pub crash: usize,
+    /// Seeds to run (seed numbers first-seed, first-seed+1, …).
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 0)]
+    pub first_seed: u64,
+    /// Skip re-running every seed to check determinism.
+    #[arg(long)]
+    pub no_determinism_check: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// [consensus] Every honest validator must commit a leader of at least this round [default: 30].
+    #[arg(long)]
+    pub rounds: Option<u64>,
+    /// [consensus] Chain whose timing defaults to use (alpha or delta) [default: delta].
+    #[arg(long)]
+    pub chain: Option<ChainId>,
+    /// [consensus] Rounds of DAG kept in memory below the last decided slot.
+    #[arg(long)]
+    pub retention: Option<u64>,
+    /// [consensus] Rounds of vertices kept in each node's store for lagging peers.
+    #[arg(long)]
+    pub store_retention: Option<u64>,
+    /// [consensus] Block time of the sealer in milliseconds [default: 1000].
+    #[arg(long)]
+    pub block_ms: Option<u64>,
+
+    /// [node] Offered Delta load in transactions per simulated second [default: 1000].
+    #[arg(long)]
+    pub tps: Option<u64>,
+    /// [node] Simulated seconds of load [default: 30].
+    #[arg(long)]
+    pub load_secs: Option<u64>,
+    /// [node] Client accounts, each with one transaction in flight [default: 8000].
+    #[arg(long)]
+    pub accounts: Option<usize>,
+    /// [node] Block times "ALPHA_MS/DELTA_MS" [default: 15000/3000, the genesis defaults].
+    #[arg(long, value_name = "ALPHA_MS/DELTA_MS")]
+    pub block_times: Option<String>,
+    /// [node] Seeds simulated at once (each on one thread) [default: the cores].
+    #[arg(long)]
+    pub parallel: Option<usize>,
+}
+
+impl SimArgs {
+    fn consensus_only(&self) -> Vec<&'static str> {
+        let mut set = Vec::new();
+        if self.rounds.is_some() {
+            set.push("--rounds");
+        }
+        if self.chain.is_some() {
+            set.push("--chain");
+        }
+        if self.retention.is_some() {
+            set.push("--retention");
+        }
+        if self.store_retention.is_some() {
+            set.push("--store-retention");
+        }
+        if self.block_ms.is_some() {
+            set.push("--block-ms");
+        }
+        set
+    }
+
+    fn node_only(&self) -> Vec<&'static str> {
+        let mut set = Vec::new();
+        if self.tps.is_some() {
+            set.push("--tps");
+        }
+        if self.load_secs.is_some() {
+            set.push("--load-secs");
+        }
+        if self.accounts.is_some() {
+            set.push("--accounts");
+        }
+        if self.block_times.is_some() {
+            set.push("--block-times");
+        }
+        if self.parallel.is_some() {
+            set.push("--parallel");
+        }
+        set
+    }
+
+    fn consensus_args(&self) -> ConsensusArgs {
+        let defaults = ConsensusArgs::default();
+        ConsensusArgs {
+            validators: self.validators,
+            byzantine: self.byzantine,
+            loss: self.loss,
+            partition_secs: self.partition_secs,
+            crash: self.crash,
+            seeds: self.seeds,
+            first_seed: self.first_seed,
+            rounds: self.rounds.unwrap_or(defaults.rounds),
+            chain: self.chain.unwrap_or(defaults.chain),
+            retention: self.retention,
+            store_retention: self.store_retention,
+            block_ms: self.block_ms.unwrap_or(defaults.block_ms),
+            no_determinism_check: self.no_determinism_check,
+            json: self.json,
+        }
+    }
+
+    /// The configuration of seed `seed` in node mode.
+    pub fn node_config(&self, seed: u64) -> anyhow::Result<NodeSimConfig> {
+        let mut cfg = NodeSimConfig::new(self.validators, seed);
+        cfg.byzantine = self.byzantine;
+        cfg.loss = self.loss;
+        cfg.partition_ms = (self.partition_secs * 1_000.0).round() as u64;
+        cfg.crashes = self.crash;
+        if let Some(tps) = self.tps {
+            cfg.tps = tps;
+        }
+        if let Some(secs) = self.load_secs {
+            cfg.load_ms = secs.saturating_mul(1_000);
+        }
+        if let Some(accounts) = self.accounts {
+            cfg.accounts = accounts;
+        }
+        if let Some(times) = &self.block_times {
+            let (alpha, delta) = times
+                .split_once('/')
+                .and_then(|(a, d)| Some((a.trim().parse().ok()?, d.trim().parse().ok()?)))
+                .with_context(|| {
+                    format!(
+                        "--block-times must be ALPHA_MS/DELTA_MS, e.g. 15000/3000, got {times:?}"
+                    )
+                })?;
+            cfg.alpha_block_ms = alpha;
+            cfg.delta_block_ms = delta;
+        }
+        cfg.validate().map_err(anyhow::Error::msg)?;
+        Ok(cfg)
+    }
+}
+
+/// The report of `dualchain sim --mode node`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct NodeSimSummary {
+    pub mode: Mode,
+    pub validators: usize,
+    pub byzantine: usize,
+    pub loss: f64,
+    pub partition_secs: f64,
+    pub crash: usize,
+    pub tps: u64,
+    pub load_secs: u64,
+    pub runs: u64,
+    pub safety_violations: u64,
+    pub liveness_failures: u64,
+    pub determinism_failures: u64,
+    pub exactly_once_violations: u64,
+    pub certificate_failures: u64,
+    pub transactions_submitted: u64,
+    pub transactions_committed: u64,
+    pub resubmissions: u64,
+    /// Submission to inclusion in a block of the observer, simulated ms.
+    pub commit_latency_ms_p50: Option<u64>,
+    pub commit_latency_ms_p99: Option<u64>,
+    /// Lowest head height of an honest validator in any run.
+    pub alpha_height_min: u64,
+    pub delta_height_min: u64,
+    pub crashes: u64,
+    pub virtual_secs_total: f64,
+    pub wall_secs: f64,
+    pub sim_seconds_per_wall_second: f64,
+    /// The first failures, for diagnosis.
+    pub failures: Vec<String>,
+}
+
+impl NodeSimSummary {
+    pub fn passed(&self) -> bool {
+        self.safety_violations == 0
+            && self.liveness_failures == 0
+            && self.determinism_failures == 0
+            && self.exactly_once_violations == 0
+            && self.certificate_failures == 0
+    }
+}
+
+fn push_failure(failures: &mut Vec<String>, seed: u64, what: &str, f: &str) {
+    if failures.len() < 20 {
+        failures.push(format!("seed {seed}: {what}: {f}"));
+    }
+}
+
+fn absorb(s: &mut NodeSimSummary, latencies: &mut Histogram, r: RunResult) {
+    s.runs += 1;
+    for (what, list, counter) in [
+        ("safety", &r.safety_violations, &mut s.safety_violations),
+        ("liveness", &r.liveness_failures, &mut s.liveness_failures),
+        (
+            "exactly once",
+            &r.exactly_once_violations,
+            &mut s.exactly_once_violations,
+        ),
+        (
+            "certificates",
+            &r.certificate_failures,
+            &mut s.certificate_failures,
+        ),
+    ] {
+        *counter += list.len() as u64;
+        for f in list {
+            push_failure(&mut s.failures, r.seed, what, f);
+        }
+    }
+    s.transactions_submitted += r.clients.submitted;
+    s.transactions_committed += r.clients.committed;
+    s.resubmissions += r.clients.resubmissions;
+    for l in &r.clients.latencies_ms {
+        latencies.record(*l);
+    }
+    s.alpha_height_min = s.alpha_height_min.min(r.min_heights[0]);
+    s.delta_height_min = s.delta_height_min.min(r.min_heights[1]);
+    s.crashes += r.crashes;
+    s.virtual_secs_total += r.virtual_ms as f64 / 1000.0;
+}
+
+/// A seed's run and, for the determinism check, its second run.
+type SeedOutcome = anyhow::Result<(RunResult, Option<RunResult>)>;
+
+/// Runs every seed in node mode (twice unless `no_determinism_check`), `parallel`
+/// seeds at a time, and summarises.
+pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    if !(0.0..=3_600.0).contains(&args.partition_secs) {
+        bail!("--partition-secs must be between 0 and 3600");
+    }
+    let first = args.node_config(args.first_seed)?;
+    let parallel = args
+        .parallel
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 64);
+    let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
+    let results: Mutex<Vec<(u64, SeedOutcome)>> = Mutex::new(Vec::new());
+    let next = Mutex::new(0usize);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..parallel.min(seeds.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = {
+                        let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
+                        let i = *n;
+                        *n += 1;
+                        i
+                    };
+                    let Some(&seed) = seeds.get(i) else { return };
+                    let outcome = (|| {
+                        let cfg = args.node_config(seed)?;
+                        let result =
+                            run(&cfg).with_context(|| format!("simulation of seed {seed}"))?;
+                        let again = if args.no_determinism_check {
+                            None
+                        } else {
+                            Some(
+                                run(&cfg)
+                                    .with_context(|| format!("second simulation of seed {seed}"))?,
+                            )
+                        };
+                        Ok((result, again))
+                    })();
+                    results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((seed, outcome));
+                }
+            });
+        }
+    });
+    let wall = started.elapsed().max(Duration::from_millis(1));
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    results.sort_by_key(|(seed, _)| *seed);
+    let mut summary = NodeSimSummary {
+        mode: Mode::Node,
+        validators: args.validators,
+        byzantine: args.byzantine,
+        loss: args.loss,
+        partition_secs: args.partition_secs,
+        crash: args.crash,
+        tps: first.tps,
+        load_secs: first.load_ms / 1000,
+        runs: 0,
+        safety_violations: 0,
+        liveness_failures: 0,
+        determinism_failures: 0,
+        exactly_once_violations: 0,
+        certificate_failures: 0,
+        transactions_submitted: 0,
+        transactions_committed: 0,
+        resubmissions: 0,
+        commit_latency_ms_p50: None,
+        commit_latency_ms_p99: None,
+        alpha_height_min: u64::MAX,
+        delta_height_min: u64::MAX,
+        crashes: 0,
+        virtual_secs_total: 0.0,
+        wall_secs: wall.as_secs_f64(),
+        sim_seconds_per_wall_second: 0.0,
+        failures: Vec::new(),
+    };
+    let mut latencies = Histogram::default();
+    let mut simulated = 0.0;
+    for (seed, outcome) in results {
+        let (result, again) = outcome?;
+        simulated += result.virtual_ms as f64 / 1000.0;
+        if let Some(again) = again {
+            simulated += again.virtual_ms as f64 / 1000.0;
+            if again.trace != result.trace {
+                summary.determinism_failures += 1;
+                push_failure(
+                    &mut summary.failures,
+                    seed,
+                    "determinism",
+                    "two runs of the seed produced different traces",
+                );
+            }
+        }
+        absorb(&mut summary, &mut latencies, result);
+    }
+    summary.commit_latency_ms_p50 = latencies.percentile(0.5);
+    summary.commit_latency_ms_p99 = latencies.percentile(0.99);
+    summary.sim_seconds_per_wall_second = simulated / wall.as_secs_f64();
+    Ok(summary)
+}
+
+fn render<T: Serialize>(summary: &T, json: bool) -> String {
+    if json {
+        return serde_json::to_string_pretty(summary).expect("summary serialises");
+    }
+    let value = serde_json::to_value(summary).expect("summary serialises");
+    let mut out = String::new();
+    if let Some(map) = value.as_object() {
+        for (k, v) in map {
+            out.push_str(&format!("{k}: {v}\n"));
+        }
+    }
+    out
+}
+
+/// `dualchain sim`: runs the mode, prints the report, fails if a check failed.
+pub fn run_cli(args: SimArgs) -> anyhow::Result<()> {
+    match args.mode {
+        Mode::Consensus => {
+            let node_only = args.node_only();
+            if !node_only.is_empty() {
+                bail!("{} only apply to --mode node", node_only.join(", "));
+            }
+            dualchain_consensus::cli::run(args.consensus_args())
+        }
+        Mode::Node => {
+            let consensus_only = args.consensus_only();
+            if !consensus_only.is_empty() {
+                bail!(
+                    "{} only apply to --mode consensus",
+                    consensus_only.join(", ")
+                );
+            }
+            let summary = run_node_sim(&args)?;
+            println!("{}", render(&summary, args.json));
+            if !summary.passed() {
+                bail!(
+                    "simulation failed: {} safety violations, {} liveness failures, {} determinism failures, {} exactly-once violations, {} certificate failures",
+                    summary.safety_violations,
+                    summary.liveness_failures,
+                    summary.determinism_failures,
+                    summary.exactly_once_violations,
+                    summary.certificate_failures
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    fn parse(args: &[&str]) -> SimArgs {
+        Cli::try_parse_from(std::iter::once("sim").chain(args.iter().copied()))
+            .unwrap()
+            .sim
+    }
+
+    #[test]
+    fn flags_of_the_other_mode_are_refused_with_the_reason() {
+        let err = run_cli(parse(&["--mode", "node", "--rounds", "5"])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("--rounds only apply to --mode consensus"),
+            "{err}"
+        );
+        let err = run_cli(parse(&["--tps", "5"])).unwrap_err();
+        assert!(
+            err.to_string().contains("--tps only apply to --mode node"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn node_flags_become_the_run_configuration() {
+        let args = parse(&[
+            "--mode",
+            "node",
+            "--validators",
+            "7",
+            "--byzantine",
+            "2",
+            "--loss",
+            "0.05",
+            "--crash",
+            "1",
+            "--partition-secs",
+            "5",
+            "--tps",
+            "200",
+            "--load-secs",
+            "10",
+            "--block-times",
+            "2000/500",
+        ]);
+        assert_eq!(args.mode, Mode::Node);
+        let cfg = args.node_config(3).unwrap();
+        assert_eq!(
+            (cfg.validators, cfg.byzantine, cfg.crashes, cfg.seed),
+            (7, 2, 1, 3)
+        );
+        assert_eq!(
+            (cfg.partition_ms, cfg.tps, cfg.load_ms),
+            (5_000, 200, 10_000)
+        );
+        assert_eq!((cfg.alpha_block_ms, cfg.delta_block_ms), (2_000, 500));
+        let bad = parse(&["--mode", "node", "--block-times", "2000"]);
+        assert!(bad.node_config(0).is_err());
+        let unaligned = parse(&["--mode", "node", "--block-times", "2100/500"]);
+        assert!(unaligned.node_config(0).is_err());
+        let too_many = parse(&[
+            "--mode",
+            "node",
+            "--validators",
+            "4",
+            "--byzantine",
+            "2",
+            "--crash",
+            "2",
+        ]);
+        assert!(too_many.node_config(0).is_err());
+    }
+}

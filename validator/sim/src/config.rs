@@ -1,0 +1,127 @@
+//! Parameters of one whole-node simulation run.
+
+use std::time::Duration;
+
+use dualchain_core::types::{MAX_VALIDATORS, ValidatorIndex};
+use dualchain_net::LinkLatency;
+
+use crate::seams::StoreBug;
+
+/// Virtual Unix time at which every simulation starts (its genesis time).
+pub const SIM_EPOCH_MS: u64 = 1_767_225_600_000;
+
+/// One run, fixed by its seed.
+#[derive(Clone, Debug)]
+pub struct NodeSimConfig {
+    pub validators: usize,
+    /// Byzantine validators (one behaviour each, rotating with the seed).
+    pub byzantine: usize,
+    /// Probability that any one message is lost, on both chains, all run long.
+    pub loss: f64,
+    /// A partition into two random sides from `fault_start_ms`, for this long.
+    pub partition_ms: u64,
+    /// Honest validators (never the observer) that crash one after another from
+    /// `fault_start_ms` and restart from their stores after `crash_ms`.
+    pub crashes: usize,
+    pub crash_ms: u64,
+    /// Crash exactly these validators instead of seeded ones (tests).
+    pub crash_nodes: Option<Vec<ValidatorIndex>>,
+    pub fault_start_ms: u64,
+    /// Offered Delta load (transactions per virtual second) from 1 s to `load_ms`.
+    pub tps: u64,
+    pub load_ms: u64,
+    /// After the load, how long every accepted transaction may take to commit.
+    pub drain_ms: u64,
+    /// Client accounts (each has at most one transaction in flight).
+    pub accounts: usize,
+    /// A client resubmits a transaction not committed after this long.
+    pub retry_ms: u64,
+    pub alpha_block_ms: u64,
+    pub delta_block_ms: u64,
+    pub latency: LinkLatency,
+    pub seed: u64,
+    /// A bug planted in one validator's store (tests of the simulator itself).
+    pub bug: Option<(ValidatorIndex, StoreBug)>,
+}
+
+impl NodeSimConfig {
+    /// A fault-free run of `validators` with the chains' real block times.
+    pub fn new(validators: usize, seed: u64) -> Self {
+        Self {
+            validators,
+            byzantine: 0,
+            loss: 0.0,
+            partition_ms: 0,
+            crashes: 0,
+            crash_ms: 5_000,
+            crash_nodes: None,
+            fault_start_ms: 6_000,
+            tps: 1_000,
+            load_ms: 30_000,
+            drain_ms: 60_000,
+            accounts: 8_000,
+            retry_ms: 12_000,
+            alpha_block_ms: 15_000,
+            delta_block_ms: 3_000,
+            latency: LinkLatency {
+                base: Duration::from_millis(10),
+                jitter: Duration::from_millis(40),
+            },
+            seed,
+            bug: None,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_VALIDATORS).contains(&self.validators) {
+            return Err(format!(
+                "validators must be 1..={MAX_VALIDATORS}, got {}",
+                self.validators
+            ));
+        }
+        let crashes = self.crash_nodes.as_ref().map_or(self.crashes, Vec::len);
+        if self.byzantine + crashes >= self.validators {
+            return Err(format!(
+                "{} Byzantine plus {crashes} crashing validators leave no honest validator that stays up to observe the network (of {})",
+                self.byzantine, self.validators
+            ));
+        }
+        if !(0.0..1.0).contains(&self.loss) {
+            return Err(format!("loss must be in [0, 1), got {}", self.loss));
+        }
+        if self.alpha_block_ms == 0
+            || self.delta_block_ms == 0
+            || !self.alpha_block_ms.is_multiple_of(self.delta_block_ms)
+        {
+            return Err(format!(
+                "block times must be positive and Alpha's ({}) a multiple of Delta's ({})",
+                self.alpha_block_ms, self.delta_block_ms
+            ));
+        }
+        if self.tps > 0 && self.accounts == 0 {
+            return Err("a load needs at least one client account".into());
+        }
+        if let Some(nodes) = &self.crash_nodes
+            && let Some(bad) = nodes.iter().find(|n| usize::from(**n) >= self.validators)
+        {
+            return Err(format!("crash node {bad} is not a validator"));
+        }
+        Ok(())
+    }
+
+    /// When the last fault ends.
+    pub fn faults_end_ms(&self) -> u64 {
+        let crashes = self.crash_nodes.as_ref().map_or(self.crashes, Vec::len) as u64;
+        let partition_end = if self.partition_ms > 0 {
+            self.fault_start_ms + self.partition_ms
+        } else {
+            0
+        };
+        let crash_end = if crashes > 0 {
+            self.fault_start_ms + 1_000 * (crashes - 1) + self.crash_ms
+        } else {
+            0
+        };
+        partition_end.max(crash_end)
+    }
+}

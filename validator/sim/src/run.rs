@@ -1,0 +1,549 @@
+//! One whole-node simulation run: N complete validators — both chains, mempool,
+//! consensus, sealer, parallel executor, votes and certificates, the runtime's own
+//! persistence — on a single-threaded tokio runtime whose clock is paused (virtual
+//! time), over the in-memory hubs with seeded latency, loss and partitions, with
+//! crashes (a crashed validator loses everything but its stores) and Byzantine
+//! validators, while the clients submit transactions. Then the checks of
+//! [`crate::checks`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dualchain_api::ChainApi;
+use dualchain_consensus::SharedVerdictCache;
+use dualchain_consensus::keys::sim_validator_key;
+use dualchain_consensus::sim::Behaviour;
+use dualchain_core::Digest;
+use dualchain_core::types::{
+    AssetId, ChainId, ChainParams, Genesis, GenesisAccount, GenesisValidator, ValidatorIndex,
+};
+use dualchain_net::{MemoryHub, PeerId};
+use dualchain_runtime::chain::build_context;
+use dualchain_runtime::{
+    ChainContext, ChainOptions, ChainService, Clock, NodeChains, NodeIdentity, VirtualClock,
+    supervise,
+};
+use prometheus::Registry;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::checks::{self, Findings};
+use crate::config::{NodeSimConfig, SIM_EPOCH_MS};
+use crate::seams::{SimSeams, SimStore, slot};
+use crate::workload::{ClientStats, Clients, account_address};
+
+/// How often the clients act (virtual time).
+const CLIENT_TICK_MS: u64 = 20;
+/// Native balance of every client account.
+const ACCOUNT_BALANCE: u64 = 1_000_000_000_000;
+/// How long the honest validators get to reach the same heights after the drain.
+const SETTLE_MS: u64 = 60_000;
+/// Tip heights that need no certificate yet when the run stops.
+const CERTIFICATE_MARGIN: u64 = 2;
+
+/// What one run produced and what its checks found.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    pub seed: u64,
+    pub safety_violations: Vec<String>,
+    pub liveness_failures: Vec<String>,
+    pub exactly_once_violations: Vec<String>,
+    pub certificate_failures: Vec<String>,
+    pub trace: Digest,
+    pub virtual_ms: u64,
+    pub clients: ClientStats,
+    /// Lowest head height of an honest validator (Alpha, Delta).
+    pub min_heights: [u64; 2],
+    pub crashes: u64,
+    pub behaviours: Vec<Behaviour>,
+}
+
+/// Runs one seed to completion.
+pub fn run(cfg: &NodeSimConfig) -> anyhow::Result<RunResult> {
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()?;
+    // Everything that reads the clock is made inside the paused runtime: outside it,
+    // tokio's clock is the real one.
+    runtime.block_on(async { Simulation::new(cfg.clone())?.run().await })
+}
+
+/// The genesis of a simulated network: the simulation's validator keys, funded
+/// client accounts, unsigned transactions allowed (the clients do not sign: the
+/// simulator spends its time on consensus and execution, not account signatures).
+pub fn genesis(cfg: &NodeSimConfig) -> Genesis {
+    Genesis {
+        network: "sim".into(),
+        genesis_time_ms: SIM_EPOCH_MS,
+        epoch_length_alpha_blocks: 240,
+        allow_unsigned_transactions: true,
+        alpha: ChainParams {
+            block_time_ms: cfg.alpha_block_ms,
+            ..ChainParams::alpha_default()
+        },
+        delta: ChainParams {
+            block_time_ms: cfg.delta_block_ms,
+            ..ChainParams::delta_default()
+        },
+        validators: (0..cfg.validators)
+            .map(|i| GenesisValidator {
+                name: format!("v{i}"),
+                public_key: sim_validator_key(i).public().clone(),
+                stake: 1,
+            })
+            .collect(),
+        accounts: (0..cfg.accounts)
+            .map(|i| GenesisAccount {
+                address: account_address(i),
+                balances: [(AssetId::NATIVE, ACCOUNT_BALANCE)].into(),
+            })
+            .collect(),
+    }
+}
+
+/// A running incarnation of a validator (lost on a crash).
+struct Incarnation {
+    contexts: Vec<Arc<ChainContext<SimSeams>>>,
+    apis: Vec<Arc<dyn ChainApi>>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct SimNode {
+    index: ValidatorIndex,
+    behaviour: Option<Behaviour>,
+    seams: Arc<SimSeams>,
+    identity: Arc<NodeIdentity>,
+    running: Option<Incarnation>,
+}
+
+impl SimNode {
+    fn honest(&self) -> bool {
+        self.behaviour.is_none()
+    }
+
+    fn start(&mut self) -> anyhow::Result<()> {
+        let registry = Registry::new();
+        let mut contexts = Vec::new();
+        for chain in ChainId::ALL {
+            contexts.push(build_context(
+                chain,
+                self.identity.clone(),
+                self.seams.clone(),
+                ChainOptions::default(),
+                &registry,
+            )?);
+        }
+        let node = Arc::new(NodeChains {
+            chains: contexts.clone(),
+        });
+        let apis = contexts
+            .iter()
+            .map(|ctx| {
+                Arc::new(ChainService {
+                    ctx: ctx.clone(),
+                    node: node.clone(),
+                }) as Arc<dyn ChainApi>
+            })
+            .collect();
+        let (stop, stop_rx) = watch::channel(false);
+        let tasks = contexts
+            .iter()
+            .map(|ctx| tokio::spawn(supervise(ctx.clone(), stop_rx.clone())))
+            .collect();
+        self.running = Some(Incarnation {
+            contexts,
+            apis,
+            stop,
+            tasks,
+        });
+        Ok(())
+    }
+
+    /// Everything in memory is lost at once; the stores stay.
+    fn crash(&mut self) {
+        if let Some(incarnation) = self.running.take() {
+            for task in &incarnation.tasks {
+                task.abort();
+            }
+            self.seams.kill_networks();
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(incarnation) = self.running.take() {
+            let _ = incarnation.stop.send(true);
+            for task in incarnation.tasks {
+                let _ = tokio::time::timeout(Duration::from_secs(60), task).await;
+            }
+        }
+    }
+
+    fn api(&self, chain: ChainId) -> Option<Arc<dyn ChainApi>> {
+        let running = self.running.as_ref()?;
+        Some(running.apis[slot(chain)].clone())
+    }
+
+    fn height(&self, chain: ChainId) -> u64 {
+        self.running
+            .as_ref()
+            .map_or(0, |r| r.contexts[slot(chain)].head().height)
+    }
+
+    /// Failures of the runtime itself (not simulated crashes).
+    fn failures(&self) -> Vec<String> {
+        let Some(running) = &self.running else {
+            return Vec::new();
+        };
+        running
+            .contexts
+            .iter()
+            .filter_map(|ctx| {
+                let restarts = ctx.restarts.load(std::sync::atomic::Ordering::Relaxed);
+                (restarts > 0).then(|| {
+                    format!(
+                        "validator {} {}: its task group failed {restarts} times; last: {}",
+                        self.index,
+                        ctx.chain,
+                        ctx.health().reason
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+/// A scheduled fault.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Crash(ValidatorIndex),
+    Restart(ValidatorIndex),
+    PartitionStart,
+    PartitionHeal,
+}
+
+struct Simulation {
+    cfg: NodeSimConfig,
+    clock: Arc<VirtualClock>,
+    hubs: [Arc<MemoryHub>; 2],
+    nodes: Vec<SimNode>,
+    observer: ValidatorIndex,
+    faults: Vec<(u64, Fault)>,
+    partition: Vec<Vec<PeerId>>,
+    rng: ChaCha8Rng,
+    crashes: u64,
+}
+
+impl Simulation {
+    fn new(cfg: NodeSimConfig) -> anyhow::Result<Self> {
+        let genesis = Arc::new(genesis(&cfg));
+        genesis.validate()?;
+        let validators = Arc::new(genesis.validator_set()?);
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let mut order: Vec<ValidatorIndex> = (0..cfg.validators as ValidatorIndex).collect();
+        order.shuffle(&mut rng);
+        let crashing: Vec<ValidatorIndex> = match &cfg.crash_nodes {
+            Some(nodes) => nodes.clone(),
+            None => order[cfg.byzantine..cfg.byzantine + cfg.crashes].to_vec(),
+        };
+        let byzantine: Vec<ValidatorIndex> = order
+            .iter()
+            .copied()
+            .filter(|i| !crashing.contains(i))
+            .take(cfg.byzantine)
+            .collect();
+        let observer = order
+            .iter()
+            .copied()
+            .find(|i| !crashing.contains(i) && !byzantine.contains(i))
+            .expect("validated: an honest validator stays up");
+        let clock = Arc::new(VirtualClock::new(SIM_EPOCH_MS));
+        let hubs = [ChainId::Alpha, ChainId::Delta].map(|chain| {
+            let hub = MemoryHub::with_latency(cfg.seed ^ u64::from(chain.tag()) << 40, cfg.latency);
+            hub.faults()
+                .set_drop_probability(cfg.loss)
+                .expect("validated loss");
+            hub
+        });
+        let verdicts = [SharedVerdictCache::new(), SharedVerdictCache::new()];
+        let peers: Arc<Vec<PeerId>> = Arc::new(
+            (0..cfg.validators)
+                .map(|i| PeerId::of(sim_validator_key(i).public()))
+                .collect(),
+        );
+        let genesis_digest = genesis.hash();
+        let nodes = (0..cfg.validators)
+            .map(|i| {
+                let index = i as ValidatorIndex;
+                let behaviour = byzantine
+                    .iter()
+                    .position(|b| *b == index)
+                    .map(|k| Behaviour::ALL[(cfg.seed as usize + k) % Behaviour::ALL.len()]);
+                let bug = cfg.bug.filter(|(node, _)| *node == index).map(|(_, b)| b);
+                SimNode {
+                    index,
+                    behaviour,
+                    seams: Arc::new(SimSeams {
+                        clock: clock.clone(),
+                        stores: [Arc::new(SimStore::new(bug)), Arc::new(SimStore::new(bug))],
+                        hubs: hubs.clone(),
+                        verdicts: verdicts.clone(),
+                        behaviour,
+                        peers: peers.clone(),
+                        index,
+                        seed: cfg.seed,
+                        nets: Default::default(),
+                    }),
+                    identity: Arc::new(NodeIdentity {
+                        genesis: genesis.clone(),
+                        genesis_digest,
+                        validators: validators.clone(),
+                        me: index,
+                        key: sim_validator_key(i),
+                    }),
+                    running: None,
+                }
+            })
+            .collect();
+        let mut faults = Vec::new();
+        let mut partition = Vec::new();
+        if cfg.partition_ms > 0 {
+            let mut side: Vec<bool> = (0..cfg.validators).map(|_| rng.random_bool(0.5)).collect();
+            if cfg.validators > 1 && side.iter().all(|s| *s == side[0]) {
+                side[0] = !side[0];
+            }
+            for want in [true, false] {
+                partition.push(
+                    (0..cfg.validators)
+                        .filter(|i| side[*i] == want)
+                        .map(|i| peers[i])
+                        .collect(),
+                );
+            }
+            faults.push((cfg.fault_start_ms, Fault::PartitionStart));
+            faults.push((cfg.fault_start_ms + cfg.partition_ms, Fault::PartitionHeal));
+        }
+        for (k, node) in crashing.iter().enumerate() {
+            let at = cfg.fault_start_ms + 1_000 * k as u64;
+            faults.push((at, Fault::Crash(*node)));
+            faults.push((at + cfg.crash_ms, Fault::Restart(*node)));
+        }
+        faults.sort_by_key(|(at, _)| *at);
+        Ok(Self {
+            cfg,
+            clock,
+            hubs,
+            nodes,
+            observer,
+            faults,
+            partition,
+            rng,
+            crashes: 0,
+        })
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.clock.monotonic_ms() - SIM_EPOCH_MS
+    }
+
+    async fn sleep_until(&self, at_ms: u64) {
+        tokio::time::sleep_until(self.clock.instant_at(SIM_EPOCH_MS + at_ms)).await;
+    }
+
+    fn apply(&mut self, fault: Fault) -> anyhow::Result<()> {
+        match fault {
+            Fault::Crash(i) => {
+                self.crashes += 1;
+                self.nodes[usize::from(i)].crash();
+            }
+            Fault::Restart(i) => self.nodes[usize::from(i)].start()?,
+            Fault::PartitionStart => {
+                for hub in &self.hubs {
+                    hub.faults().partition(self.partition.clone())?;
+                }
+            }
+            Fault::PartitionHeal => {
+                for hub in &self.hubs {
+                    hub.faults().heal();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The Delta APIs of the running validators (clients may pick any of them).
+    fn targets(&self) -> Vec<Arc<dyn ChainApi>> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.api(ChainId::Delta))
+            .collect()
+    }
+
+    fn observer_api(&self) -> Arc<dyn ChainApi> {
+        self.nodes[usize::from(self.observer)]
+            .api(ChainId::Delta)
+            .expect("the observer never crashes")
+    }
+
+    async fn run(mut self) -> anyhow::Result<RunResult> {
+        for node in &mut self.nodes {
+            node.start()?;
+        }
+        let mut clients = Clients::new(self.cfg.accounts, self.cfg.retry_ms);
+        let mut client_rng = ChaCha8Rng::seed_from_u64(self.rng.random());
+        let mut liveness = Vec::new();
+        let faults_end = self.cfg.faults_end_ms();
+        let load_end = self.cfg.load_ms;
+        let mut next_fault = 0;
+        let mut now = 0;
+        loop {
+            while let Some(&(at, fault)) = self.faults.get(next_fault)
+                && at <= now
+            {
+                self.apply(fault)?;
+                next_fault += 1;
+            }
+            let targets = self.targets();
+            if (1_000..load_end).contains(&now) {
+                clients.offer(now, self.cfg.tps, CLIENT_TICK_MS, &targets, &mut client_rng);
+            }
+            clients.retry(now, &targets);
+            clients.observe(now, self.observer_api().as_ref());
+            if now >= load_end && now >= faults_end && next_fault == self.faults.len() {
+                if clients.in_flight() == 0 {
+                    break;
+                }
+                if now >= load_end.max(faults_end) + self.cfg.drain_ms {
+                    liveness.push(format!(
+                        "{} transactions still not committed {} s after the load and faults ended",
+                        clients.in_flight(),
+                        self.cfg.drain_ms / 1000
+                    ));
+                    break;
+                }
+            }
+            now += CLIENT_TICK_MS;
+            self.sleep_until(now).await;
+        }
+        self.settle(&mut liveness).await;
+        for node in &self.nodes {
+            if node.honest() {
+                liveness.extend(node.failures());
+            }
+        }
+        let virtual_ms = self.elapsed_ms();
+        for node in &mut self.nodes {
+            node.stop().await;
+        }
+        Ok(self.check(clients, liveness, virtual_ms))
+    }
+
+    /// Every honest validator reaches the observer's heights on both chains, and the
+    /// chains advanced after the last fault.
+    async fn settle(&mut self, liveness: &mut Vec<String>) {
+        let observer = usize::from(self.observer);
+        let target = ChainId::ALL.map(|c| self.nodes[observer].height(c));
+        let deadline = self.elapsed_ms() + SETTLE_MS;
+        loop {
+            let lagging: Vec<String> = self
+                .nodes
+                .iter()
+                .filter(|n| n.honest())
+                .flat_map(|n| {
+                    ChainId::ALL.into_iter().filter_map(move |c| {
+                        let h = n.height(c);
+                        (h < target[slot(c)]).then(|| {
+                            format!("validator {} {c} at {h} of {}", n.index, target[slot(c)])
+                        })
+                    })
+                })
+                .collect();
+            if lagging.is_empty() {
+                break;
+            }
+            if self.elapsed_ms() >= deadline {
+                liveness.push(format!(
+                    "not every honest validator caught up within {} s: {}",
+                    SETTLE_MS / 1000,
+                    lagging.join(", ")
+                ));
+                break;
+            }
+            let next = self.elapsed_ms() + 200;
+            self.sleep_until(next).await;
+        }
+        let end = self.cfg.faults_end_ms();
+        let delta_blocks_after_faults =
+            self.elapsed_ms().saturating_sub(end) / self.cfg.delta_block_ms;
+        if delta_blocks_after_faults >= 3 && target[slot(ChainId::Delta)] == 0 {
+            liveness.push("the Delta chain sealed no block at all".into());
+        }
+    }
+
+    fn check(&self, clients: Clients, mut liveness: Vec<String>, virtual_ms: u64) -> RunResult {
+        let mut findings = Findings::default();
+        let mut views: [Vec<checks::ChainView>; 2] = [Vec::new(), Vec::new()];
+        for node in self.nodes.iter().filter(|n| n.honest()) {
+            for chain in ChainId::ALL {
+                if let Some(view) = checks::read_chain(
+                    node.index,
+                    chain,
+                    &node.seams.stores[slot(chain)],
+                    &node.identity.validators,
+                    &mut findings,
+                ) {
+                    views[slot(chain)].push(view);
+                }
+            }
+        }
+        for chain in ChainId::ALL {
+            checks::check_chain(
+                chain,
+                &views[slot(chain)],
+                CERTIFICATE_MARGIN,
+                &mut findings,
+            );
+        }
+        if let Some(longest) = views[slot(ChainId::Delta)]
+            .iter()
+            .max_by_key(|v| v.blocks.len())
+        {
+            checks::check_exactly_once(&clients.accepted, longest, &mut findings);
+        }
+        let stats = clients.stats;
+        let mut safety = findings.safety;
+        safety.extend(stats.unexpected_rejections.iter().cloned());
+        if stats.submitted > 0 && stats.committed == 0 {
+            liveness.push("no transaction was committed".into());
+        }
+        let trace = checks::trace_digest(
+            &[&views[0], &views[1]],
+            &[
+                stats.submitted,
+                stats.committed,
+                stats.resubmissions,
+                stats.backlogged,
+                stats.latencies_ms.iter().sum(),
+                virtual_ms,
+            ],
+        );
+        RunResult {
+            seed: self.cfg.seed,
+            safety_violations: safety,
+            liveness_failures: liveness,
+            exactly_once_violations: findings.exactly_once,
+            certificate_failures: findings.certificates,
+            trace,
+            virtual_ms,
+            clients: stats,
+            min_heights: findings.min_heights,
+            crashes: self.crashes,
+            behaviours: self.nodes.iter().filter_map(|n| n.behaviour).collect(),
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The simulated seams of one validator: a memory store per chain (which survives
+//! the node's crashes), the chains' in-memory hubs, the shared virtual clock, and
+//! inline placement. A Byzantine validator's transport rewrites what it sends.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use dualchain_consensus::SharedVerdictCache;
+use dualchain_consensus::sim::Behaviour;
+use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::types::{ChainId, ValidatorIndex, ValidatorSet};
+use dualchain_net::{EventReceiver, MemoryHub, NetEvent, PeerId};
+use dualchain_runtime::{Placement, Seams, VirtualClock};
+use dualchain_storage::{
+    Column, KvEngine, KvIter, MemoryEngine, StorageError, WriteBatch, WriteOp,
+};
+use futures::future::BoxFuture;
+use prometheus::Registry;
+
+use crate::byzantine::SimNet;
+
+/// A bug planted in one node's store, to show the simulator catches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreBug {
+    /// The consensus engine's commit records are silently not written: the journal
+    /// that makes a crash between decision and block write harmless is gone.
+    DropCommitRecords,
+}
+
+/// One chain's store of one simulated validator: a memory engine, optionally with a
+/// planted bug. It outlives the node's crashes (it is the node's disk).
+pub struct SimStore {
+    inner: MemoryEngine,
+    bug: Option<StoreBug>,
+}
+
+impl SimStore {
+    pub fn new(bug: Option<StoreBug>) -> Self {
+        Self {
+            inner: MemoryEngine::new(),
+            bug,
+        }
+    }
+}
+
+const COMMIT_RECORD_PREFIX: &[u8] = b"dag-bft/commit/";
+
+impl KvEngine for SimStore {
+    fn get(&self, column: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(column, key)
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        match self.bug {
+            None => self.inner.write(batch),
+            Some(StoreBug::DropCommitRecords) => {
+                let mut kept = WriteBatch::with_capacity(batch.len());
+                for op in batch.into_ops() {
+                    match op {
+                        WriteOp::Put { column, key, .. }
+                            if column == Column::Consensus
+                                && key.starts_with(COMMIT_RECORD_PREFIX) => {}
+                        WriteOp::Put { column, key, value } => kept.put(column, key, value),
+                        WriteOp::Delete { column, key } => kept.delete(column, key),
+                    }
+                }
+                self.inner.write(kept)
+            }
+        }
+    }
+
+    fn scan_from<'a>(&'a self, column: Column, start: &[u8]) -> Result<KvIter<'a>, StorageError> {
+        self.inner.scan_from(column, start)
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        self.inner.flush()
+    }
+}
+
+/// What a simulated validator's chains stand on.
+pub struct SimSeams {
+    pub clock: Arc<VirtualClock>,
+    pub stores: [Arc<SimStore>; 2],
+    pub hubs: [Arc<MemoryHub>; 2],
+    pub verdicts: [SharedVerdictCache; 2],
+    pub behaviour: Option<Behaviour>,
+    /// Every validator's peer id, in validator-set order.
+    pub peers: Arc<Vec<PeerId>>,
+    pub index: ValidatorIndex,
+    pub seed: u64,
+    /// The transports of the running incarnation, per chain (a crash kills them).
+    pub nets: Mutex<[Option<Arc<SimNet>>; 2]>,
+}
+
+impl SimSeams {
+    /// Kills the running incarnation's transports: it leaves both hubs at once.
+    pub fn kill_networks(&self) {
+        let nets = std::mem::take(&mut *self.nets.lock().unwrap_or_else(PoisonError::into_inner));
+        for net in nets.into_iter().flatten() {
+            net.leave();
+        }
+    }
+}
+
+pub fn slot(chain: ChainId) -> usize {
+    match chain {
+        ChainId::Alpha => 0,
+        ChainId::Delta => 1,
+    }
+}
+
+impl Seams for SimSeams {
+    type Engine = Arc<SimStore>;
+    type Net = SimNet;
+    type Clock = VirtualClock;
+
+    fn clock(&self) -> Arc<VirtualClock> {
+        self.clock.clone()
+    }
+
+    fn placement(&self) -> Placement {
+        Placement::Inline
+    }
+
+    fn open_store(&self, chain: ChainId) -> anyhow::Result<Arc<SimStore>> {
+        Ok(self.stores[slot(chain)].clone())
+    }
+
+    fn start_network(
+        &self,
+        chain: ChainId,
+        key: &Arc<ValidatorKeypair>,
+        _validators: &ValidatorSet,
+        _registry: &Registry,
+    ) -> anyhow::Result<(Arc<SimNet>, EventReceiver)> {
+        let hub = &self.hubs[slot(chain)];
+        let (net, events) = hub.join(PeerId::of(key.public()));
+        let byzantine = self.behaviour.map(|behaviour| {
+            crate::byzantine::Byzantine::new(
+                behaviour,
+                key.clone(),
+                self.peers.clone(),
+                usize::from(self.index),
+                self.seed ^ (u64::from(self.index) << 32) ^ u64::from(chain.tag()),
+            )
+        });
+        let events = match self.behaviour {
+            // A withholding validator answers no sync request.
+            Some(Behaviour::Withhold) => decline_requests(events),
+            _ => events,
+        };
+        let net = Arc::new(SimNet::new(net, hub.clone(), byzantine.map(Mutex::new)));
+        self.nets.lock().unwrap_or_else(PoisonError::into_inner)[slot(chain)] = Some(net.clone());
+        Ok((net, events))
+    }
+
+    fn stop_network(&self, net: Arc<SimNet>) -> BoxFuture<'static, ()> {
+        Box::pin(async move { net.leave() })
+    }
+
+    fn vertex_verdicts(&self, chain: ChainId) -> SharedVerdictCache {
+        self.verdicts[slot(chain)].clone()
+    }
+}
+
+/// Passes every event on except requests, which are dropped (declined).
+fn decline_requests(mut events: EventReceiver) -> EventReceiver {
+    let (tx, rx) = EventReceiver::channel(4096);
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if matches!(event, NetEvent::Request(_)) {
+                continue;
+            }
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
