@@ -78,6 +78,23 @@ mod tests {
     }
 
     #[test]
+    fn every_rate_survives_the_round_trip_bit_for_bit() {
+        // 388.86879863052235 came back one ulp off before serde_json's exact float
+        // parsing (`float_roundtrip`) was enabled: the operator must read what was sent.
+        let mut r = parse_result(DOC).unwrap();
+        for tps in [
+            388.868_798_630_522_35,
+            0.1 + 0.2,
+            1e-300,
+            123_456.789_012_345_67,
+        ] {
+            r.average_tps = tps;
+            let back = parse_result(&r.to_json()).unwrap();
+            assert_eq!(back.average_tps.to_bits(), tps.to_bits(), "{tps}");
+        }
+    }
+
+    #[test]
     fn unknown_fields_are_ignored_and_rejected_defaults_to_zero() {
         let r = parse_result(
             r#"{"average_tps": 1, "submitted": 2, "committed": 1, "extra": [1],
