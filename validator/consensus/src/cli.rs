@@ -11,9 +11,10 @@ use crate::finality::Histogram;
 use crate::sim::{RunResult, SimConfig, run_once};
 use crate::verify::SharedVerdictCache;
 
-/// Simulate a DAG-BFT network of N validators in virtual time, with faults.
+/// The network, faults and seeds of a simulation run: what the consensus simulator and
+/// the whole-node simulator (`dualchain-sim`) both take.
 #[derive(clap::Args, Debug, Clone, PartialEq)]
-pub struct SimArgs {
+pub struct RunArgs {
     /// Number of validators (equal stake).
     #[arg(long, default_value_t = 4)]
     pub validators: usize,
@@ -36,6 +37,35 @@ pub struct SimArgs {
     /// First seed.
     #[arg(long, default_value_t = 0)]
     pub first_seed: u64,
+    /// Skip re-running every seed to check determinism.
+    #[arg(long)]
+    pub no_determinism_check: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Default for RunArgs {
+    fn default() -> Self {
+        Self {
+            validators: 4,
+            byzantine: 0,
+            loss: 0.0,
+            partition_secs: 0.0,
+            crash: 0,
+            seeds: 1,
+            first_seed: 0,
+            no_determinism_check: false,
+            json: false,
+        }
+    }
+}
+
+/// Simulate a DAG-BFT network of N validators in virtual time, with faults.
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct SimArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Every honest validator must commit a leader of at least this round.
     #[arg(long, default_value_t = 30)]
     pub rounds: u64,
@@ -52,31 +82,17 @@ pub struct SimArgs {
     /// Block time of the sealer in milliseconds (default: 1000, so short runs seal blocks).
     #[arg(long, default_value_t = 1_000)]
     pub block_ms: u64,
-    /// Skip re-running every seed to check determinism.
-    #[arg(long)]
-    pub no_determinism_check: bool,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
 impl Default for SimArgs {
     fn default() -> Self {
         Self {
-            validators: 4,
-            byzantine: 0,
-            loss: 0.0,
-            partition_secs: 0.0,
-            crash: 0,
-            seeds: 1,
-            first_seed: 0,
+            run: RunArgs::default(),
             rounds: 30,
             chain: ChainId::Delta,
             retention: None,
             store_retention: None,
             block_ms: 1_000,
-            no_determinism_check: false,
-            json: false,
         }
     }
 }
@@ -133,7 +149,7 @@ impl SimSummary {
 
 /// The simulation parameters of one seed.
 pub fn sim_config(args: &SimArgs, seed: u64) -> SimConfig {
-    let mut cfg = SimConfig::new(args.validators, seed);
+    let mut cfg = SimConfig::new(args.run.validators, seed);
     cfg.engine = DagBftConfig {
         epoch_seed: cfg.engine.epoch_seed,
         ..DagBftConfig::for_chain(args.chain)
@@ -144,10 +160,10 @@ pub fn sim_config(args: &SimArgs, seed: u64) -> SimConfig {
     if let Some(r) = args.store_retention {
         cfg.engine.store_retention_rounds = r;
     }
-    cfg.byzantine = args.byzantine;
-    cfg.loss = args.loss;
-    cfg.partition_ms = (args.partition_secs * 1_000.0).round() as u64;
-    cfg.crashes = args.crash;
+    cfg.byzantine = args.run.byzantine;
+    cfg.loss = args.run.loss;
+    cfg.partition_ms = (args.run.partition_secs * 1_000.0).round() as u64;
+    cfg.crashes = args.run.crash;
     cfg.rounds = args.rounds;
     cfg.block_time_ms = args.block_ms;
     cfg
@@ -155,26 +171,26 @@ pub fn sim_config(args: &SimArgs, seed: u64) -> SimConfig {
 
 /// Runs every seed (twice unless `no_determinism_check`) and summarises.
 pub fn run_sim(args: &SimArgs) -> anyhow::Result<SimSummary> {
-    if !(3..=100).contains(&args.validators) {
+    if !(3..=100).contains(&args.run.validators) {
         bail!(
             "--validators must be between 3 and 100, got {}",
-            args.validators
+            args.run.validators
         );
     }
-    if !(0.0..=3_600.0).contains(&args.partition_secs) {
+    if !(0.0..=3_600.0).contains(&args.run.partition_secs) {
         bail!("--partition-secs must be between 0 and 3600");
     }
-    if args.seeds == 0 {
+    if args.run.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
     let verdicts = SharedVerdictCache::new();
     let started = Instant::now();
     let mut summary = SimSummary {
-        validators: args.validators,
-        byzantine: args.byzantine,
-        loss: args.loss,
-        partition_secs: args.partition_secs,
-        crash: args.crash,
+        validators: args.run.validators,
+        byzantine: args.run.byzantine,
+        loss: args.run.loss,
+        partition_secs: args.run.partition_secs,
+        crash: args.run.crash,
         rounds: args.rounds,
         runs: 0,
         safety_violations: 0,
@@ -205,12 +221,12 @@ pub fn run_sim(args: &SimArgs) -> anyhow::Result<SimSummary> {
     let mut rounds = Histogram::default();
     let mut ms = Histogram::default();
     let mut vertices_all_runs = 0u64;
-    for seed in args.first_seed..args.first_seed + args.seeds {
+    for seed in args.run.first_seed..args.run.first_seed + args.run.seeds {
         let cfg = sim_config(args, seed);
         let result = run_once(cfg.clone(), &verdicts)
             .with_context(|| format!("simulation of seed {seed}"))?;
         vertices_all_runs += result.vertices_created;
-        if !args.no_determinism_check {
+        if !args.run.no_determinism_check {
             let again = run_once(cfg, &verdicts)
                 .with_context(|| format!("second simulation of seed {seed}"))?;
             vertices_all_runs += again.vertices_created;
@@ -287,7 +303,7 @@ pub fn render(summary: &SimSummary, json: bool) -> String {
 /// Runs the simulation, prints the report, and fails if any check failed.
 pub fn run(args: SimArgs) -> anyhow::Result<()> {
     let summary = run_sim(&args)?;
-    println!("{}", render(&summary, args.json));
+    println!("{}", render(&summary, args.run.json));
     if !summary.passed() {
         bail!(
             "simulation failed: {} safety violations, {} liveness failures, {} determinism failures",
@@ -333,10 +349,16 @@ mod tests {
         .unwrap();
         let a = cli.sim;
         assert_eq!(
-            (a.validators, a.byzantine, a.crash, a.seeds, a.rounds),
+            (
+                a.run.validators,
+                a.run.byzantine,
+                a.run.crash,
+                a.run.seeds,
+                a.rounds
+            ),
             (7, 2, 1, 3, 12)
         );
-        assert!(a.json && (a.loss - 0.05).abs() < 1e-12);
+        assert!(a.run.json && (a.run.loss - 0.05).abs() < 1e-12);
         assert_eq!(sim_config(&a, 9).partition_ms, 1_500);
         assert!(Cli::try_parse_from(["sim", "--validators", "many"]).is_err());
     }
@@ -345,15 +367,24 @@ mod tests {
     fn refuses_out_of_range_arguments() {
         for bad in [
             SimArgs {
-                validators: 2,
+                run: RunArgs {
+                    validators: 2,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             SimArgs {
-                seeds: 0,
+                run: RunArgs {
+                    seeds: 0,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             SimArgs {
-                loss: 1.5,
+                run: RunArgs {
+                    loss: 1.5,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         ] {
@@ -364,12 +395,15 @@ mod tests {
     #[test]
     fn a_small_run_reports_every_field() {
         let args = SimArgs {
-            validators: 4,
-            byzantine: 1,
-            loss: 0.05,
-            seeds: 2,
+            run: RunArgs {
+                validators: 4,
+                byzantine: 1,
+                loss: 0.05,
+                seeds: 2,
+                json: true,
+                ..Default::default()
+            },
             rounds: 8,
-            json: true,
             ..Default::default()
         };
         let s = run_sim(&args).unwrap();

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+pub use dualchain_consensus::cli::RunArgs;
 use dualchain_consensus::cli::SimArgs as ConsensusArgs;
 use dualchain_consensus::finality::Histogram;
 use dualchain_core::types::ChainId;
@@ -32,34 +33,8 @@ pub struct SimArgs {
     /// What to simulate.
     #[arg(long, value_enum, default_value_t = Mode::Consensus)]
     pub mode: Mode,
-    /// Number of validators (equal stake).
-    #[arg(long, default_value_t = 4)]
-    pub validators: usize,
-    /// Byzantine validators (equivocate, withhold, invalid signatures, garbage; one
-    /// behaviour each, rotating with the seed). At most ⌊(N-1)/3⌋ keeps safety.
-    #[arg(long, default_value_t = 0)]
-    pub byzantine: usize,
-    /// Probability that a message is lost (0 ≤ P < 1).
-    #[arg(long, default_value_t = 0.0)]
-    pub loss: f64,
-    /// Partition the network into two random sides for this many seconds, then heal.
-    #[arg(long, default_value_t = 0.0)]
-    pub partition_secs: f64,
-    /// Honest validators that crash and restart from their persisted state.
-    #[arg(long, default_value_t = 0)]
-    pub crash: usize,
-    /// Seeds to run (seed numbers first-seed, first-seed+1, …).
-    #[arg(long, default_value_t = 1)]
-    pub seeds: u64,
-    /// First seed.
-    #[arg(long, default_value_t = 0)]
-    pub first_seed: u64,
-    /// Skip re-running every seed to check determinism.
-    #[arg(long)]
-    pub no_determinism_check: bool,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 
     /// [consensus] Every honest validator must commit a leader of at least this round [default: 30].
     #[arg(long)]
@@ -138,30 +113,22 @@ impl SimArgs {
     fn consensus_args(&self) -> ConsensusArgs {
         let defaults = ConsensusArgs::default();
         ConsensusArgs {
-            validators: self.validators,
-            byzantine: self.byzantine,
-            loss: self.loss,
-            partition_secs: self.partition_secs,
-            crash: self.crash,
-            seeds: self.seeds,
-            first_seed: self.first_seed,
+            run: self.run.clone(),
             rounds: self.rounds.unwrap_or(defaults.rounds),
             chain: self.chain.unwrap_or(defaults.chain),
             retention: self.retention,
             store_retention: self.store_retention,
             block_ms: self.block_ms.unwrap_or(defaults.block_ms),
-            no_determinism_check: self.no_determinism_check,
-            json: self.json,
         }
     }
 
     /// The configuration of seed `seed` in node mode.
     pub fn node_config(&self, seed: u64) -> anyhow::Result<NodeSimConfig> {
-        let mut cfg = NodeSimConfig::new(self.validators, seed);
-        cfg.byzantine = self.byzantine;
-        cfg.loss = self.loss;
-        cfg.partition_ms = (self.partition_secs * 1_000.0).round() as u64;
-        cfg.crashes = self.crash;
+        let mut cfg = NodeSimConfig::new(self.run.validators, seed);
+        cfg.byzantine = self.run.byzantine;
+        cfg.loss = self.run.loss;
+        cfg.partition_ms = (self.run.partition_secs * 1_000.0).round() as u64;
+        cfg.crashes = self.run.crash;
         if let Some(tps) = self.tps {
             cfg.tps = tps;
         }
@@ -277,18 +244,18 @@ type SeedOutcome = anyhow::Result<(RunResult, Option<RunResult>)>;
 /// Runs every seed in node mode (twice unless `no_determinism_check`), `parallel`
 /// seeds at a time, and summarises.
 pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
-    if args.seeds == 0 {
+    if args.run.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
-    if !(0.0..=3_600.0).contains(&args.partition_secs) {
+    if !(0.0..=3_600.0).contains(&args.run.partition_secs) {
         bail!("--partition-secs must be between 0 and 3600");
     }
-    let first = args.node_config(args.first_seed)?;
+    let first = args.node_config(args.run.first_seed)?;
     let parallel = args
         .parallel
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, 64);
-    let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
+    let seeds: Vec<u64> = (args.run.first_seed..args.run.first_seed + args.run.seeds).collect();
     let results: Mutex<Vec<(u64, SeedOutcome)>> = Mutex::new(Vec::new());
     let next = Mutex::new(0usize);
     let started = Instant::now();
@@ -307,7 +274,7 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
                         let cfg = args.node_config(seed)?;
                         let result =
                             run(&cfg).with_context(|| format!("simulation of seed {seed}"))?;
-                        let again = if args.no_determinism_check {
+                        let again = if args.run.no_determinism_check {
                             None
                         } else {
                             Some(
@@ -330,11 +297,11 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
     results.sort_by_key(|(seed, _)| *seed);
     let mut summary = NodeSimSummary {
         mode: Mode::Node,
-        validators: args.validators,
-        byzantine: args.byzantine,
-        loss: args.loss,
-        partition_secs: args.partition_secs,
-        crash: args.crash,
+        validators: args.run.validators,
+        byzantine: args.run.byzantine,
+        loss: args.run.loss,
+        partition_secs: args.run.partition_secs,
+        crash: args.run.crash,
         tps: first.tps,
         load_secs: first.load_ms / 1000,
         runs: 0,
@@ -414,7 +381,7 @@ pub fn run_cli(args: SimArgs) -> anyhow::Result<()> {
                 );
             }
             let summary = run_node_sim(&args)?;
-            println!("{}", render(&summary, args.json));
+            println!("{}", render(&summary, args.run.json));
             if !summary.passed() {
                 bail!(
                     "simulation failed: {} safety violations, {} liveness failures, {} determinism failures, {} exactly-once violations, {} certificate failures",

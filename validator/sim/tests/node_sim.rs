@@ -2,21 +2,23 @@
 //! (`dualchain sim --mode node --validators 4 --byzantine 1 --loss 0.05 --crash 1
 //! --partition-secs 5`), and a planted bug it must catch.
 
-use dualchain_sim::cli::{Mode, SimArgs, run_node_sim};
+use dualchain_sim::cli::{Mode, RunArgs, SimArgs, run_node_sim};
 use dualchain_sim::{NodeSimConfig, StoreBug, run};
 
 fn acceptance_args(seeds: u64) -> SimArgs {
     SimArgs {
         mode: Mode::Node,
-        validators: 4,
-        byzantine: 1,
-        loss: 0.05,
-        partition_secs: 5.0,
-        crash: 1,
-        seeds,
-        first_seed: 0,
-        no_determinism_check: false,
-        json: true,
+        run: RunArgs {
+            validators: 4,
+            byzantine: 1,
+            loss: 0.05,
+            partition_secs: 5.0,
+            crash: 1,
+            seeds,
+            first_seed: 0,
+            no_determinism_check: false,
+            json: true,
+        },
         rounds: None,
         chain: None,
         retention: None,

@@ -40,6 +40,14 @@ impl Behaviour {
         Behaviour::InvalidSignatures,
         Behaviour::Garbage,
     ];
+
+    /// What validator `index` does in the run of `seed` whose Byzantine validators are
+    /// `byzantine` (in choice order): the k-th of them takes the behaviour `seed + k`,
+    /// so consecutive seeds rotate through every behaviour.
+    pub fn of(byzantine: &[ValidatorIndex], index: ValidatorIndex, seed: u64) -> Option<Self> {
+        let k = byzantine.iter().position(|b| *b == index)?;
+        Some(Self::ALL[(seed as usize + k) % Self::ALL.len()])
+    }
 }
 
 /// Per-node memory of a Byzantine behaviour.

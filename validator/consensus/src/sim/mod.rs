@@ -271,10 +271,7 @@ impl Simulation {
         let nodes = (0..cfg.validators)
             .map(|i| {
                 let index = i as ValidatorIndex;
-                let behaviour = byzantine
-                    .iter()
-                    .position(|b| *b == index)
-                    .map(|k| Behaviour::ALL[(cfg.seed as usize + k) % Behaviour::ALL.len()]);
+                let behaviour = Behaviour::of(&byzantine, index, cfg.seed);
                 Node {
                     index,
                     behaviour,
