@@ -1,6 +1,10 @@
 # dualchain — see README.md. Build caches live outside the clone.
 DUALCHAIN_CACHE ?= $(HOME)/.cache/dualchain
 export CARGO_TARGET_DIR ?= $(DUALCHAIN_CACHE)/target
+# The shared target directory outlives clones (CI builds a fresh clone every time), and
+# incremental caches are kept per source path: without this they grow by gigabytes per
+# clone until the disk is full. Dependencies are cached either way.
+export CARGO_INCREMENTAL ?= 0
 # RocksDB's C++ build uses every core it is given; keep the machine responsive.
 export CARGO_BUILD_JOBS ?= $(shell nproc)
 
