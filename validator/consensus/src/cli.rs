@@ -285,8 +285,8 @@ fn absorb(s: &mut SimSummary, rounds: &mut Histogram, ms: &mut Histogram, r: Run
     s.restarts += r.restarts;
 }
 
-/// Renders the summary as pretty JSON or as `key: value` lines.
-pub fn render(summary: &SimSummary, json: bool) -> String {
+/// Renders a simulation summary as pretty JSON or as `key: value` lines.
+pub fn render<T: Serialize>(summary: &T, json: bool) -> String {
     if json {
         return serde_json::to_string_pretty(summary).expect("summary serialises");
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 pub use dualchain_consensus::cli::RunArgs;
-use dualchain_consensus::cli::SimArgs as ConsensusArgs;
+use dualchain_consensus::cli::{SimArgs as ConsensusArgs, render};
 use dualchain_consensus::finality::Histogram;
 use dualchain_core::types::ChainId;
 use serde::Serialize;
@@ -346,20 +346,6 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
     summary.commit_latency_ms_p99 = latencies.percentile(0.99);
     summary.sim_seconds_per_wall_second = simulated / wall.as_secs_f64();
     Ok(summary)
-}
-
-fn render<T: Serialize>(summary: &T, json: bool) -> String {
-    if json {
-        return serde_json::to_string_pretty(summary).expect("summary serialises");
-    }
-    let value = serde_json::to_value(summary).expect("summary serialises");
-    let mut out = String::new();
-    if let Some(map) = value.as_object() {
-        for (k, v) in map {
-            out.push_str(&format!("{k}: {v}\n"));
-        }
-    }
-    out
 }
 
 /// `dualchain sim`: runs the mode, prints the report, fails if a check failed.
