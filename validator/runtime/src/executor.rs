@@ -305,6 +305,9 @@ impl<S: Seams> BlockExecutor<S> {
     }
 
     fn maybe_snapshot(&self) {
+        if self.ctx.snapshot_interval_blocks == 0 {
+            return;
+        }
         let (Some(dir), Some(head)) = (&self.ctx.snapshot_dir, self.store.head()) else {
             return;
         };

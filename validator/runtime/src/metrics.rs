@@ -23,7 +23,6 @@ pub struct ChainMetrics {
     pub transactions_committed: IntCounter,
     pub transactions_failed: IntCounter,
     pub execution_seconds: Histogram,
-    pub state_root_seconds: Histogram,
     pub block_commit_seconds: Histogram,
     pub peers: IntGauge,
     pub exec_queue_depth: IntGauge,
@@ -81,13 +80,9 @@ impl ChainMetrics {
                 "dualchain_block_execution_seconds",
                 "Executing one block's transactions",
             )?,
-            state_root_seconds: hist(
-                "dualchain_state_root_seconds",
-                "Computing a block's state root",
-            )?,
             block_commit_seconds: hist(
                 "dualchain_block_commit_seconds",
-                "Writing one block (state, receipts, head) in one atomic batch",
+                "Sealing one block (its state root, computed once) and writing it (state, receipts, head) in one atomic batch",
             )?,
             peers: IntGauge::with_opts(opts("dualchain_peers", "Connected validator peers"))?,
             exec_queue_depth: IntGauge::with_opts(opts(
@@ -123,7 +118,6 @@ impl ChainMetrics {
         registry.register(Box::new(m.transactions_committed.clone()))?;
         registry.register(Box::new(m.transactions_failed.clone()))?;
         registry.register(Box::new(m.execution_seconds.clone()))?;
-        registry.register(Box::new(m.state_root_seconds.clone()))?;
         registry.register(Box::new(m.block_commit_seconds.clone()))?;
         registry.register(Box::new(m.peers.clone()))?;
         registry.register(Box::new(m.exec_queue_depth.clone()))?;
