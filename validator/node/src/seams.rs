@@ -85,7 +85,9 @@ impl Seams for NodeSeams {
         registry: &Registry,
     ) -> anyhow::Result<(Arc<QuicNetwork>, EventReceiver)> {
         let io = self.io(chain)?;
-        let me = validators.index_of(key.public()).unwrap_or(0);
+        let me = validators
+            .index_of(key.public())
+            .with_context(|| format!("the {chain} key is not in the validator set"))?;
         let mut cfg = NetConfig::new(io.p2p_listen);
         cfg.peers = io.peers.clone();
         cfg.seed = u64::from(me) << 8 | u64::from(chain.tag());
