@@ -426,11 +426,6 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         self.executed_through
     }
 
-    /// Commits decided but not yet acknowledged as executed.
-    pub fn unexecuted_commits(&self) -> usize {
-        self.unacked.len()
-    }
-
     /// Takes every transaction queued for our next proposals (a chain that stops
     /// gives them back to its mempool).
     pub fn take_queued(&mut self) -> Vec<SignedTransaction> {

@@ -8,7 +8,7 @@
 //! - [`binaries`] — the names of the two executables (`dualchain`, `dualchain-tools`)
 //!   and how one finds the other.
 //!
-//! This crate depends on serde only, so the validator binary, the tools, the operator
+//! This crate depends on serde and serde_json only, so the validator binary, the tools, the operator
 //! and the I/O-free cores can all use it without linking anything else (in particular
 //! neither kube nor the plotting stack reach the validator binary through it).
 

@@ -32,7 +32,6 @@ pub struct Findings {
     pub exactly_once: Vec<String>,
     /// Lowest head height among the honest validators, per chain (Alpha, Delta).
     pub min_heights: [u64; 2],
-    pub trace: Digest,
     /// Certificates (by the hash of header digest and certificate bytes) already found
     /// valid: honest nodes hold byte-identical ones, and ML-DSA-87 verification is
     /// most of what reading a chain costs.

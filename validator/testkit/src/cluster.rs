@@ -300,21 +300,12 @@ impl LocalCluster {
         &self.dir
     }
 
-    /// `self.dir()/rel`.
-    pub fn path(&self, rel: &str) -> PathBuf {
-        self.dir.join(rel)
-    }
-
     /// Keeps the directory after the cluster is dropped; returns its path.
     pub fn keep_dir(&mut self) -> PathBuf {
         if let Some(temp) = self.temp.take() {
             let _ = temp.keep();
         }
         self.dir.clone()
-    }
-
-    pub fn spec(&self) -> &ClusterSpec {
-        &self.spec
     }
 
     pub fn len(&self) -> usize {

@@ -10,8 +10,6 @@
 //! - [`client`] — small gRPC client helpers (status, heights, blocks, readiness, submit).
 //! - [`workload`] — Delta transfers between funded accounts.
 //! - [`ports`] — loopback ports free for TCP and UDP, and `peers.json` planning.
-//! - [`stats`] — the percentile helpers (re-exported from `dualchain-contract`, where
-//!   product code such as the loadgen's latency figures uses them too).
 
 #![deny(unsafe_code)]
 
@@ -20,8 +18,6 @@ pub mod cluster;
 pub mod fake;
 pub mod ports;
 pub mod workload;
-
-pub use dualchain_contract::stats;
 
 pub use cluster::{ClusterSpec, LocalCluster, StopRecord};
 pub use fake::{FakeNode, FakeNodeConfig, FakeServer};
