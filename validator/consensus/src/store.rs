@@ -44,7 +44,9 @@ use crate::consensus::{CommittedSubDag, Round};
 const COLUMN: Column = Column::Consensus;
 const STATE_KEY: &[u8] = b"dag-bft/state";
 const COMMITTED_PREFIX: &[u8] = b"dag-bft/committed/";
-const COMMIT_PREFIX: &[u8] = b"dag-bft/commit/";
+/// Key prefix of the commit records (public so a simulator can plant a store bug on
+/// exactly these records).
+pub const COMMIT_PREFIX: &[u8] = b"dag-bft/commit/";
 /// Vertices one commit record may name (a leader's whole uncommitted history is
 /// bounded by the retention window times the committee; this is far above).
 const MAX_COMMIT_VERTICES: usize = 1_000_000;

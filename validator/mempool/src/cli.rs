@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, ensure};
+use dualchain_contract::stats;
 use dualchain_core::hash::HashDomain;
 use dualchain_core::types::Verdict;
 use dualchain_core::types::{
@@ -297,15 +298,9 @@ fn drain_order_hash(pool: &Mempool, batch: usize) -> String {
     }
 }
 
+/// Median of the runs (at least one always runs).
 fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let middle = sorted.len() / 2;
-    if sorted.len().is_multiple_of(2) {
-        (sorted[middle - 1] + sorted[middle]) / 2.0
-    } else {
-        sorted[middle]
-    }
+    stats::median(values).expect("at least one run")
 }
 
 fn median_absolute_deviation_percent(values: &[f64]) -> f64 {

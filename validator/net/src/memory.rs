@@ -231,7 +231,11 @@ impl Network for MemoryNetwork {
         Box::pin(async move {
             check_outbound(&message, KindClass::Request)?;
             let decision = match self.hub.faults.decide(self.local, peer) {
-                FaultDecision::Deliver => FaultDecision::Delay(self.hub.link_delay()),
+                // As in `route`: no latency configured, no (zero-length) sleep.
+                FaultDecision::Deliver => match self.hub.link_delay() {
+                    d if d.is_zero() => FaultDecision::Deliver,
+                    d => FaultDecision::Delay(d),
+                },
                 FaultDecision::Delay(d) => FaultDecision::Delay(d + self.hub.link_delay()),
                 other => other,
             };

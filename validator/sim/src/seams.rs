@@ -42,8 +42,6 @@ impl SimStore {
     }
 }
 
-const COMMIT_RECORD_PREFIX: &[u8] = b"dag-bft/commit/";
-
 impl KvEngine for SimStore {
     fn get(&self, column: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         self.inner.get(column, key)
@@ -58,7 +56,7 @@ impl KvEngine for SimStore {
                     match op {
                         WriteOp::Put { column, key, .. }
                             if column == Column::Consensus
-                                && key.starts_with(COMMIT_RECORD_PREFIX) => {}
+                                && key.starts_with(dualchain_consensus::store::COMMIT_PREFIX) => {}
                         WriteOp::Put { column, key, value } => kept.put(column, key, value),
                         WriteOp::Delete { column, key } => kept.delete(column, key),
                     }
