@@ -55,7 +55,8 @@ pub struct SimArgs {
     /// [node] Offered Delta load in transactions per simulated second [default: 1000].
     #[arg(long)]
     pub tps: Option<u64>,
-    /// [node] Simulated seconds of load [default: 30].
+    /// [node] Simulated second at which the clients stop offering load; they start at
+    /// second 1, so `--load-secs 30` offers 29 s of load [default: 30; at least 2].
     #[arg(long)]
     pub load_secs: Option<u64>,
     /// [node] Client accounts, each with one transaction in flight [default: 8000].
@@ -181,9 +182,13 @@ pub struct NodeSimSummary {
     /// Lowest head height of an honest validator in any run.
     pub alpha_height_min: u64,
     pub delta_height_min: u64,
+    /// Crash/restart faults applied, over all runs.
     pub crashes: u64,
+    /// Simulated seconds of the first run of every seed (the determinism re-runs not
+    /// counted).
     pub virtual_secs_total: f64,
     pub wall_secs: f64,
+    /// Simulated seconds of every run, determinism re-runs included, per wall second.
     pub sim_seconds_per_wall_second: f64,
     /// The first failures, for diagnosis.
     pub failures: Vec<String>,

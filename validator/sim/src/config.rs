@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use dualchain_core::types::{MAX_VALIDATORS, ValidatorIndex};
+use dualchain_core::types::{ChainParams, MAX_VALIDATORS, ValidatorIndex};
 use dualchain_net::LinkLatency;
 
 use crate::seams::StoreBug;
@@ -27,7 +27,8 @@ pub struct NodeSimConfig {
     /// Crash exactly these validators instead of seeded ones (tests).
     pub crash_nodes: Option<Vec<ValidatorIndex>>,
     pub fault_start_ms: u64,
-    /// Offered Delta load (transactions per virtual second) from 1 s to `load_ms`.
+    /// Offered Delta load (transactions per virtual second) from 1 s to `load_ms`
+    /// (at least 2 s, so some load is offered).
     pub tps: u64,
     pub load_ms: u64,
     /// After the load, how long every accepted transaction may take to commit.
@@ -61,8 +62,8 @@ impl NodeSimConfig {
             drain_ms: 60_000,
             accounts: 8_000,
             retry_ms: 12_000,
-            alpha_block_ms: 15_000,
-            delta_block_ms: 3_000,
+            alpha_block_ms: ChainParams::alpha_default().block_time_ms,
+            delta_block_ms: ChainParams::delta_default().block_time_ms,
             latency: LinkLatency {
                 base: Duration::from_millis(10),
                 jitter: Duration::from_millis(40),
@@ -88,6 +89,12 @@ impl NodeSimConfig {
         }
         if !(0.0..1.0).contains(&self.loss) {
             return Err(format!("loss must be in [0, 1), got {}", self.loss));
+        }
+        if self.load_ms < 2_000 {
+            return Err(format!(
+                "load must run until at least 2 s (it starts at 1 s), got {} ms",
+                self.load_ms
+            ));
         }
         if self.alpha_block_ms == 0
             || self.delta_block_ms == 0

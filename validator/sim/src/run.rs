@@ -440,8 +440,9 @@ impl Simulation {
         Ok(self.check(clients, liveness, virtual_ms))
     }
 
-    /// Every honest validator reaches the observer's heights on both chains, and the
-    /// chains advanced after the last fault.
+    /// Every honest validator reaches the observer's heights on both chains (the
+    /// heights it had when the run stopped); and, when at least three Delta block
+    /// times passed after the last fault, Delta sealed at least one block.
     async fn settle(&mut self, liveness: &mut Vec<String>) {
         let observer = usize::from(self.observer);
         let target = ChainId::ALL.map(|c| self.nodes[observer].height(c));
