@@ -143,17 +143,17 @@ fn help_lists_the_tool_commands_and_the_validator_keeps_its_own() {
 }
 
 /// With the real tools built next to `dualchain` (as `cargo test --workspace` and
-/// `cargo build --workspace` do), the tools' own help comes back.
+/// `cargo build --workspace` do), the tools' own help comes back. Run alone
+/// (`cargo test -p dualchain-node`) it needs `cargo build -p dualchain-tools` first.
 #[test]
 fn the_real_tools_answer_when_built_alongside() {
     let tools = dualchain().with_file_name("dualchain-tools");
-    if !tools.is_file() {
-        eprintln!(
-            "skipped: {} not built (cargo build -p dualchain-tools)",
-            tools.display()
-        );
-        return;
-    }
+    assert!(
+        tools.is_file(),
+        "{} is not built: `cargo test --workspace` builds it (dualchain-tools has \
+         integration tests), or run `cargo build -p dualchain-tools`",
+        tools.display()
+    );
     for (command, needle) in [
         ("devnet", "--validators"),
         ("loadgen", "--targets"),
