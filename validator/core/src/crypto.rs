@@ -22,6 +22,13 @@
 //!
 //! Secret material is a 32-byte seed (FIPS 204 ξ); the expanded key is derived from it
 //! and zeroised on drop. Neither is ever printed: `Debug` shows only the public key.
+//!
+//! With the `simulated-signatures` feature (the whole-node simulator only), a key pair
+//! can also be made by [`Keypair::simulated`]: it signs with a keyed BLAKE3 hash of the
+//! same length as an ML-DSA signature, so a simulation spends its time on the protocol
+//! instead of on lattice arithmetic. Such a key exists only in the process that made it:
+//! a public key decoded from bytes is always ML-DSA, so a simulated signature never
+//! verifies anywhere else, and no production code path can construct one.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -130,7 +137,26 @@ pub enum SignatureError {
 /// expanded verifying key is computed once, on first use, and shared by clones.
 pub struct PublicKey<S: Scheme> {
     bytes: Arc<[u8]>,
-    verifying: Arc<OnceLock<Option<ml_dsa::VerifyingKey<S::Params>>>>,
+    verifier: Verifier<S>,
+}
+
+/// How a public key checks signatures.
+enum Verifier<S: Scheme> {
+    /// FIPS 204 verification with the expanded key (made on first use).
+    MlDsa(Arc<OnceLock<Option<ml_dsa::VerifyingKey<S::Params>>>>),
+    /// The in-process simulation scheme: the BLAKE3 key that made the signatures.
+    #[cfg(feature = "simulated-signatures")]
+    Simulated(Arc<Zeroizing<[u8; 32]>>),
+}
+
+impl<S: Scheme> Clone for Verifier<S> {
+    fn clone(&self) -> Self {
+        match self {
+            Verifier::MlDsa(key) => Verifier::MlDsa(key.clone()),
+            #[cfg(feature = "simulated-signatures")]
+            Verifier::Simulated(key) => Verifier::Simulated(key.clone()),
+        }
+    }
 }
 
 impl<S: Scheme> PublicKey<S> {
@@ -142,7 +168,7 @@ impl<S: Scheme> PublicKey<S> {
         }
         Ok(Self {
             bytes: Arc::from(bytes),
-            verifying: Arc::new(OnceLock::new()),
+            verifier: Verifier::MlDsa(Arc::new(OnceLock::new())),
         })
     }
 
@@ -154,15 +180,6 @@ impl<S: Scheme> PublicKey<S> {
         hex::encode(&self.bytes)
     }
 
-    fn verifying_key(&self) -> Option<&ml_dsa::VerifyingKey<S::Params>> {
-        self.verifying
-            .get_or_init(|| {
-                let encoded = EncodedVerifyingKey::<S::Params>::try_from(&self.bytes[..]).ok()?;
-                Some(ml_dsa::VerifyingKey::<S::Params>::decode(&encoded))
-            })
-            .as_ref()
-    }
-
     /// Verifies `signature` over `message` in `domain`.
     pub fn verify(
         &self,
@@ -170,8 +187,34 @@ impl<S: Scheme> PublicKey<S> {
         message: &[u8],
         signature: &Signature<S>,
     ) -> Result<(), SignatureError> {
-        let key = self
-            .verifying_key()
+        match &self.verifier {
+            Verifier::MlDsa(expanded) => {
+                Self::verify_ml_dsa(&self.bytes, expanded, domain, message, signature)
+            }
+            #[cfg(feature = "simulated-signatures")]
+            Verifier::Simulated(key) => {
+                if simulated::sign::<S>(key, domain, message) == *signature {
+                    Ok(())
+                } else {
+                    Err(SignatureError::Invalid { role: S::ROLE })
+                }
+            }
+        }
+    }
+
+    fn verify_ml_dsa(
+        bytes: &[u8],
+        expanded: &OnceLock<Option<ml_dsa::VerifyingKey<S::Params>>>,
+        domain: SigningDomain,
+        message: &[u8],
+        signature: &Signature<S>,
+    ) -> Result<(), SignatureError> {
+        let key = expanded
+            .get_or_init(|| {
+                let encoded = EncodedVerifyingKey::<S::Params>::try_from(bytes).ok()?;
+                Some(ml_dsa::VerifyingKey::<S::Params>::decode(&encoded))
+            })
+            .as_ref()
             .ok_or(SignatureError::MalformedKey { role: S::ROLE })?;
         let encoded = EncodedSignature::<S::Params>::try_from(signature.as_bytes())
             .map_err(|_| SignatureError::MalformedSignature { role: S::ROLE })?;
@@ -196,7 +239,7 @@ impl<S: Scheme> Clone for PublicKey<S> {
     fn clone(&self) -> Self {
         Self {
             bytes: self.bytes.clone(),
-            verifying: self.verifying.clone(),
+            verifier: self.verifier.clone(),
         }
     }
 }
@@ -315,8 +358,16 @@ impl<S: Scheme> Decode for Signature<S> {
 /// A secret signing key of scheme `S`, held as its 32-byte seed plus the derived key.
 pub struct Keypair<S: Scheme> {
     seed: Zeroizing<[u8; 32]>,
-    signing: Box<ml_dsa::SigningKey<S::Params>>,
+    signing: Signer<S>,
     public: PublicKey<S>,
+}
+
+/// How a key pair signs.
+enum Signer<S: Scheme> {
+    MlDsa(Box<ml_dsa::SigningKey<S::Params>>),
+    /// The simulation scheme's MAC key (shared with the public key, which verifies with it).
+    #[cfg(feature = "simulated-signatures")]
+    Simulated(Arc<Zeroizing<[u8; 32]>>),
 }
 
 impl<S: Scheme> Keypair<S> {
@@ -328,8 +379,26 @@ impl<S: Scheme> Keypair<S> {
             .expect("ml-dsa produced a public key of the scheme's length");
         Self {
             seed: Zeroizing::new(*seed),
-            signing,
+            signing: Signer::MlDsa(signing),
             public,
+        }
+    }
+
+    /// A key pair of the in-process simulation scheme, derived from `seed` (see the
+    /// module documentation): signatures are keyed BLAKE3 hashes of ML-DSA's length.
+    /// Its public key verifies only through this process's copy of it; the same bytes
+    /// decoded anywhere are an ML-DSA key that rejects every simulated signature.
+    #[cfg(feature = "simulated-signatures")]
+    pub fn simulated(seed: &[u8; 32]) -> Self {
+        let (bytes, key) = simulated::derive::<S>(seed);
+        let key = Arc::new(key);
+        Self {
+            seed: Zeroizing::new(*seed),
+            signing: Signer::Simulated(key.clone()),
+            public: PublicKey {
+                bytes: Arc::from(bytes),
+                verifier: Verifier::Simulated(key),
+            },
         }
     }
 
@@ -360,13 +429,56 @@ impl<S: Scheme> Keypair<S> {
 
     /// Signs `message` in `domain` (deterministic FIPS 204 signing).
     pub fn sign(&self, domain: SigningDomain, message: &[u8]) -> Signature<S> {
-        let sig = self
-            .signing
-            .expanded_key()
-            .sign_deterministic(message, domain.context())
-            .expect("every signing-domain context is shorter than 255 bytes");
-        Signature::from_bytes(sig.encode().as_slice())
-            .expect("ml-dsa produced a signature of the scheme's length")
+        match &self.signing {
+            Signer::MlDsa(signing) => {
+                let sig = signing
+                    .expanded_key()
+                    .sign_deterministic(message, domain.context())
+                    .expect("every signing-domain context is shorter than 255 bytes");
+                Signature::from_bytes(sig.encode().as_slice())
+                    .expect("ml-dsa produced a signature of the scheme's length")
+            }
+            #[cfg(feature = "simulated-signatures")]
+            Signer::Simulated(key) => simulated::sign::<S>(key, domain, message),
+        }
+    }
+}
+
+/// The simulation scheme: a keyed BLAKE3 MAC stretched to the scheme's signature length.
+/// Fast, deterministic and domain-separated like the real one; secure only in the sense
+/// that a node of a simulation cannot sign for another without its key.
+#[cfg(feature = "simulated-signatures")]
+mod simulated {
+    use super::*;
+
+    const PUBLIC_CONTEXT: &str = "dualchain 2026-12 simulated signature public key";
+    const SECRET_CONTEXT: &str = "dualchain 2026-12 simulated signature secret key";
+
+    /// The public key bytes and the MAC key of `seed`.
+    pub(super) fn derive<S: Scheme>(seed: &[u8; 32]) -> (Vec<u8>, Zeroizing<[u8; 32]>) {
+        let mut hasher = blake3::Hasher::new_derive_key(PUBLIC_CONTEXT);
+        hasher.update(&[S::TAG as u8]).update(seed);
+        let mut public = vec![0u8; S::PUBLIC_KEY_LEN];
+        hasher.finalize_xof().fill(&mut public);
+        let mut secret = blake3::Hasher::new_derive_key(SECRET_CONTEXT);
+        secret.update(&[S::TAG as u8]).update(seed);
+        (public, Zeroizing::new(*secret.finalize().as_bytes()))
+    }
+
+    pub(super) fn sign<S: Scheme>(
+        key: &[u8; 32],
+        domain: SigningDomain,
+        message: &[u8],
+    ) -> Signature<S> {
+        let context = domain.context();
+        let mut hasher = blake3::Hasher::new_keyed(key);
+        hasher
+            .update(&(context.len() as u64).to_le_bytes())
+            .update(context)
+            .update(message);
+        let mut bytes = vec![0u8; S::SIGNATURE_LEN];
+        hasher.finalize_xof().fill(&mut bytes);
+        Signature::from_bytes(&bytes).expect("filled to the scheme's signature length")
     }
 }
 
@@ -465,6 +577,58 @@ mod tests {
         assert!(!shown.contains(&hex::encode([0xAB; 32])));
         assert!(!shown.to_lowercase().contains("abababab"));
         assert!(shown.contains("redacted"));
+    }
+
+    #[cfg(feature = "simulated-signatures")]
+    #[test]
+    fn simulated_signatures_verify_only_in_process_and_only_their_own() {
+        let key = ValidatorKeypair::simulated(&[5; 32]);
+        let sig = key.sign(SigningDomain::Vertex, b"digest");
+        assert_eq!(sig.as_bytes().len(), ValidatorScheme::SIGNATURE_LEN);
+        assert_eq!(
+            key.public().as_bytes().len(),
+            ValidatorScheme::PUBLIC_KEY_LEN
+        );
+        assert_eq!(
+            sig,
+            ValidatorKeypair::simulated(&[5; 32]).sign(SigningDomain::Vertex, b"digest")
+        );
+        key.public()
+            .verify(SigningDomain::Vertex, b"digest", &sig)
+            .unwrap();
+        let invalid = Err(SignatureError::Invalid { role: "validator" });
+        assert_eq!(
+            key.public().verify(SigningDomain::Vertex, b"digesT", &sig),
+            invalid
+        );
+        assert_eq!(
+            key.public()
+                .verify(SigningDomain::BlockVote, b"digest", &sig),
+            invalid
+        );
+        let other = ValidatorKeypair::simulated(&[6; 32]);
+        assert_eq!(
+            other
+                .public()
+                .verify(SigningDomain::Vertex, b"digest", &sig),
+            invalid
+        );
+        // The same public key bytes, decoded, are an ML-DSA key: a simulated signature
+        // never verifies outside the process that made the key.
+        let decoded = ValidatorPublicKey::from_bytes(key.public().as_bytes()).unwrap();
+        assert_eq!(decoded, *key.public());
+        assert!(
+            decoded
+                .verify(SigningDomain::Vertex, b"digest", &sig)
+                .is_err()
+        );
+        // And a real key never accepts one either.
+        let real = validator(5);
+        assert!(
+            real.public()
+                .verify(SigningDomain::Vertex, b"digest", &sig)
+                .is_err()
+        );
     }
 
     #[test]

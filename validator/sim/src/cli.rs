@@ -12,7 +12,7 @@ use dualchain_consensus::finality::Histogram;
 use dualchain_core::types::ChainId;
 use serde::Serialize;
 
-use crate::config::NodeSimConfig;
+use crate::config::{NodeSimConfig, Signatures};
 use crate::run::{RunResult, run};
 
 /// What to simulate.
@@ -68,6 +68,10 @@ pub struct SimArgs {
     /// [node] Seeds simulated at once (each on one thread) [default: the cores].
     #[arg(long)]
     pub parallel: Option<usize>,
+    /// [node] Validator signatures: keyed-hash stand-ins of ML-DSA-87's size, made and
+    /// checked everywhere a real one is, or real ML-DSA-87 [default: simulated].
+    #[arg(long, value_enum)]
+    pub signatures: Option<Signatures>,
 }
 
 impl SimArgs {
@@ -108,6 +112,9 @@ impl SimArgs {
         if self.parallel.is_some() {
             set.push("--parallel");
         }
+        if self.signatures.is_some() {
+            set.push("--signatures");
+        }
         set
     }
 
@@ -139,6 +146,9 @@ impl SimArgs {
         if let Some(accounts) = self.accounts {
             cfg.accounts = accounts;
         }
+        if let Some(signatures) = self.signatures {
+            cfg.signatures = signatures;
+        }
         if let Some(times) = &self.block_times {
             let (alpha, delta) = times
                 .split_once('/')
@@ -167,6 +177,8 @@ pub struct NodeSimSummary {
     pub crash: usize,
     pub tps: u64,
     pub load_secs: u64,
+    /// Which validator signatures the runs made and checked.
+    pub signatures: Signatures,
     pub runs: u64,
     pub safety_violations: u64,
     pub liveness_failures: u64,
@@ -309,6 +321,7 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         crash: args.run.crash,
         tps: first.tps,
         load_secs: first.load_ms / 1000,
+        signatures: first.signatures,
         runs: 0,
         safety_violations: 0,
         liveness_failures: 0,
@@ -453,6 +466,9 @@ mod tests {
             (5_000, 200, 10_000)
         );
         assert_eq!((cfg.alpha_block_ms, cfg.delta_block_ms), (2_000, 500));
+        assert_eq!(cfg.signatures, Signatures::Simulated, "the default");
+        let real = parse(&["--mode", "node", "--signatures", "ml-dsa"]);
+        assert_eq!(real.node_config(0).unwrap().signatures, Signatures::MlDsa);
         let bad = parse(&["--mode", "node", "--block-times", "2000"]);
         assert!(bad.node_config(0).is_err());
         let unaligned = parse(&["--mode", "node", "--block-times", "2100/500"]);

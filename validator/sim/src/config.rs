@@ -10,6 +10,19 @@ use crate::seams::StoreBug;
 /// Virtual Unix time at which every simulation starts (its genesis time).
 pub const SIM_EPOCH_MS: u64 = 1_767_225_600_000;
 
+/// Which signatures the simulated validators make and check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Signatures {
+    /// Keyed-hash signatures of ML-DSA-87's length (`Keypair::simulated`): every
+    /// signature is still made, carried and checked, but costs microseconds, so the run
+    /// measures the protocol rather than lattice arithmetic.
+    #[default]
+    Simulated,
+    /// Real ML-DSA-87, as a validator signs (several times slower to simulate).
+    MlDsa,
+}
+
 /// One run, fixed by its seed.
 #[derive(Clone, Debug)]
 pub struct NodeSimConfig {
@@ -40,6 +53,7 @@ pub struct NodeSimConfig {
     pub alpha_block_ms: u64,
     pub delta_block_ms: u64,
     pub latency: LinkLatency,
+    pub signatures: Signatures,
     pub seed: u64,
     /// A bug planted in one validator's store (tests of the simulator itself).
     pub bug: Option<(ValidatorIndex, StoreBug)>,
@@ -68,6 +82,7 @@ impl NodeSimConfig {
                 base: Duration::from_millis(10),
                 jitter: Duration::from_millis(40),
             },
+            signatures: Signatures::default(),
             seed,
             bug: None,
         }

@@ -26,6 +26,6 @@ pub mod run;
 pub mod seams;
 pub mod workload;
 
-pub use config::NodeSimConfig;
+pub use config::{NodeSimConfig, Signatures};
 pub use run::{RunResult, run};
 pub use seams::StoreBug;

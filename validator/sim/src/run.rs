@@ -14,6 +14,7 @@ use dualchain_consensus::SharedVerdictCache;
 use dualchain_consensus::keys::sim_validator_key;
 use dualchain_consensus::sim::Behaviour;
 use dualchain_core::Digest;
+use dualchain_core::crypto::ValidatorKeypair;
 use dualchain_core::types::{
     AssetId, ChainId, ChainParams, Genesis, GenesisAccount, GenesisValidator, ValidatorIndex,
 };
@@ -31,10 +32,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::checks::{self, Findings};
-use crate::config::{NodeSimConfig, SIM_EPOCH_MS};
+use crate::config::{NodeSimConfig, SIM_EPOCH_MS, Signatures};
 use crate::seams::{SimSeams, SimStore, slot};
 use crate::workload::{ClientStats, Clients, account_address};
 
+/// Key derivation context of simulated-scheme validator keys (public: simulation only).
+const SIM_KEY_CONTEXT: &str = "dualchain 2026-12 whole-node simulation validator key v1";
 /// How often the clients act (virtual time).
 const CLIENT_TICK_MS: u64 = 20;
 /// Native balance of every client account.
@@ -77,6 +80,23 @@ pub fn run(cfg: &NodeSimConfig) -> anyhow::Result<RunResult> {
 /// client accounts, unsigned transactions allowed (the clients do not sign: the
 /// simulator spends its time on consensus and execution, not account signatures).
 pub fn genesis(cfg: &NodeSimConfig) -> Genesis {
+    genesis_of(cfg, &validator_keys(cfg))
+}
+
+/// The validators' keys of a run: deterministic per index, of the configured scheme.
+pub fn validator_keys(cfg: &NodeSimConfig) -> Vec<Arc<ValidatorKeypair>> {
+    (0..cfg.validators)
+        .map(|i| match cfg.signatures {
+            Signatures::MlDsa => sim_validator_key(i),
+            Signatures::Simulated => {
+                let seed = blake3::derive_key(SIM_KEY_CONTEXT, &(i as u64).to_le_bytes());
+                Arc::new(ValidatorKeypair::simulated(&seed))
+            }
+        })
+        .collect()
+}
+
+fn genesis_of(cfg: &NodeSimConfig, keys: &[Arc<ValidatorKeypair>]) -> Genesis {
     Genesis {
         network: "sim".into(),
         genesis_time_ms: SIM_EPOCH_MS,
@@ -90,10 +110,12 @@ pub fn genesis(cfg: &NodeSimConfig) -> Genesis {
             block_time_ms: cfg.delta_block_ms,
             ..ChainParams::delta_default()
         },
-        validators: (0..cfg.validators)
-            .map(|i| GenesisValidator {
+        validators: keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| GenesisValidator {
                 name: format!("v{i}"),
-                public_key: sim_validator_key(i).public().clone(),
+                public_key: key.public().clone(),
                 stake: 1,
             })
             .collect(),
@@ -241,7 +263,8 @@ struct Simulation {
 
 impl Simulation {
     fn new(cfg: NodeSimConfig) -> anyhow::Result<Self> {
-        let genesis = Arc::new(genesis(&cfg));
+        let keys = validator_keys(&cfg);
+        let genesis = Arc::new(genesis_of(&cfg, &keys));
         genesis.validate()?;
         let validators = Arc::new(genesis.validator_set()?);
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -271,11 +294,8 @@ impl Simulation {
             hub
         });
         let verdicts = [SharedVerdictCache::new(), SharedVerdictCache::new()];
-        let peers: Arc<Vec<PeerId>> = Arc::new(
-            (0..cfg.validators)
-                .map(|i| PeerId::of(sim_validator_key(i).public()))
-                .collect(),
-        );
+        let peers: Arc<Vec<PeerId>> =
+            Arc::new(keys.iter().map(|key| PeerId::of(key.public())).collect());
         let genesis_digest = genesis.hash();
         let nodes = (0..cfg.validators)
             .map(|i| {
@@ -301,7 +321,7 @@ impl Simulation {
                         genesis_digest,
                         validators: validators.clone(),
                         me: index,
-                        key: sim_validator_key(i),
+                        key: keys[i].clone(),
                     }),
                     running: None,
                 }

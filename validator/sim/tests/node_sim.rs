@@ -3,7 +3,7 @@
 //! --partition-secs 5`), and a planted bug it must catch.
 
 use dualchain_sim::cli::{Mode, RunArgs, SimArgs, run_node_sim};
-use dualchain_sim::{NodeSimConfig, StoreBug, run};
+use dualchain_sim::{NodeSimConfig, Signatures, StoreBug, run};
 
 fn acceptance_args(seeds: u64) -> SimArgs {
     SimArgs {
@@ -29,6 +29,7 @@ fn acceptance_args(seeds: u64) -> SimArgs {
         accounts: Some(3_000),
         block_times: None,
         parallel: None,
+        signatures: None,
     }
 }
 
@@ -48,6 +49,27 @@ fn every_fault_at_once_keeps_safety_liveness_exactly_once_and_determinism() {
     );
     assert!(summary.delta_height_min >= 5, "{summary:#?}");
     assert!(summary.alpha_height_min >= 1, "{summary:#?}");
+}
+
+#[test]
+fn real_ml_dsa_signatures_run_the_same_protocol() {
+    // The default runs use keyed-hash stand-ins; this one signs and verifies every
+    // vertex, vote and certificate with ML-DSA-87, as validators do.
+    let mut args = acceptance_args(1);
+    args.run.no_determinism_check = true;
+    args.tps = Some(100);
+    args.load_secs = Some(8);
+    args.accounts = Some(800);
+    args.signatures = Some(Signatures::MlDsa);
+    let summary = run_node_sim(&args).unwrap();
+    assert_eq!(summary.signatures, Signatures::MlDsa);
+    assert!(summary.passed(), "{summary:#?}");
+    assert!(summary.transactions_submitted >= 600, "{summary:#?}");
+    assert_eq!(
+        summary.transactions_committed, summary.transactions_submitted,
+        "{summary:#?}"
+    );
+    assert!(summary.delta_height_min >= 3, "{summary:#?}");
 }
 
 fn journal_run(bug: Option<StoreBug>, seed: u64) -> dualchain_sim::RunResult {
