@@ -28,10 +28,11 @@ pub enum HashDomain {
     AccountAddress,
     ValidatorId,
     Snapshot,
+    AttestationId,
 }
 
 impl HashDomain {
-    const COUNT: usize = HashDomain::Snapshot as usize + 1;
+    const COUNT: usize = HashDomain::AttestationId as usize + 1;
 
     /// The BLAKE3 `derive_key` context: globally unique, fixed forever per version.
     pub const fn context(self) -> &'static str {
@@ -48,6 +49,7 @@ impl HashDomain {
             HashDomain::AccountAddress => "dualchain 2026-11 account address v1",
             HashDomain::ValidatorId => "dualchain 2026-11 validator id v1",
             HashDomain::Snapshot => "dualchain 2026-11 snapshot v1",
+            HashDomain::AttestationId => "dualchain 2026-12 attestation id v1",
         }
     }
 
@@ -188,7 +190,9 @@ mod tests {
             HashDomain::AccountAddress,
             HashDomain::ValidatorId,
             HashDomain::Snapshot,
+            HashDomain::AttestationId,
         ];
+        assert_eq!(all.len(), HashDomain::COUNT);
         let digests: std::collections::HashSet<_> =
             all.iter().map(|d| d.hash(b"same bytes")).collect();
         assert_eq!(digests.len(), all.len());

@@ -22,8 +22,8 @@ use foldhash::fast::RandomState;
 use crate::keys::RECORD_PREFIX;
 use crate::state::StateError;
 
-/// Largest record value accepted (a full validator set of 1000 ML-DSA-87 keys fits).
-pub const MAX_RECORD_BYTES: usize = 4 * 1024 * 1024;
+/// Largest record value accepted (defined with the attestations that carry records).
+pub use dualchain_core::types::MAX_RECORD_BYTES;
 
 /// What kind of record a key names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -547,7 +547,7 @@ pub struct Proof {
 }
 
 /// Why a proof failed to decode or verify.
-#[derive(thiserror::Error, Debug, PartialEq, Eq)]
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum ProofError {
     /// The encoding ended early.
     #[error("proof encoding is truncated")]

@@ -3,6 +3,7 @@
 //! Size limits live next to the types they bound; every decoder enforces them.
 
 mod account;
+mod attestation;
 mod block;
 mod chain;
 mod genesis;
@@ -13,6 +14,10 @@ mod validator;
 mod vertex;
 
 pub use account::{Address, AssetId};
+pub use attestation::{
+    Attestation, AttestationContext, AttestationError, AttestationId, CertificateCache,
+    MAX_ATTESTED_KEY_BYTES, MAX_RECORD_BYTES,
+};
 pub use block::{Block, BlockBody, BlockCertificate, BlockHeader, CertificateError};
 pub use chain::{ChainId, ConsensusEngine};
 pub use genesis::{ChainParams, Genesis, GenesisAccount, GenesisError, GenesisValidator};
