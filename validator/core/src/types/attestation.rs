@@ -9,9 +9,9 @@
 //! Verification ([`Attestation::verify`]) is pure and deterministic: it reads only the
 //! attestation and the [`AttestationContext`] the target chain's state provides, so
 //! every validator of the target reaches the same verdict on the same bytes. The cache
-//! of verified certificates ([`CertificateCache`]) is keyed by the certificate's exact
-//! bytes, so a cache hit can never accept what a cold verification would refuse: a node
-//! with a warm cache and one without decide alike.
+//! of verified certificates ([`CertificateCache`]) hits only for the byte-identical
+//! certificate of the same header and epoch, so a cache hit can never accept what a cold
+//! verification would refuse: a node with a warm cache and one without decide alike.
 //!
 //! What an attestation proves is identified by its [`AttestationId`]: the source chain,
 //! the record key and the value. A record attested twice (at two heights, with other
@@ -22,7 +22,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 
-use dualchain_merkle::{Hash32, Proof, ProofError, hash_key, hash_value};
+use dualchain_merkle::{Hash32, MAX_PROOF_DEPTH, Proof, ProofError, hash_key, hash_value};
 
 use crate::encoding::{Canonical, Decode, DecodeError, Encode, Reader, write_var_bytes};
 use crate::hash::{Digest, HashDomain};
@@ -36,8 +36,9 @@ pub const MAX_ATTESTED_KEY_BYTES: usize = 64;
 /// Largest record value a chain stores, and so the largest an attestation carries (a
 /// validator set of 512 ML-DSA-87 keys fits).
 pub const MAX_RECORD_BYTES: usize = 4 * 1024 * 1024;
-/// Largest encoded inclusion proof: 256 siblings of 32 bytes, bitmap, depth, terminal.
-const MAX_PROOF_BYTES: usize = 2 + 32 + 256 * 32 + 1 + 64;
+/// Largest encoded inclusion proof: depth, sibling bitmap, every sibling, terminal tag
+/// with another leaf's key and value hash.
+const MAX_PROOF_BYTES: usize = 2 + MAX_PROOF_DEPTH / 8 + MAX_PROOF_DEPTH * 32 + 1 + 64;
 
 /// A record of the source chain with the proof that a quorum finalized it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,8 +127,8 @@ impl Attestation {
     }
 
     /// Checks everything, cheapest first: chains, epoch, freshness and single use (state
-    /// lookups), then the proof (hashes), then the certificate (signatures, cached by
-    /// their exact bytes in `cache`). Returns the id to record as consumed.
+    /// lookups), then the proof (hashes), then the certificate (signatures, skipped for
+    /// a certificate `cache` already verified). Returns the id to record as consumed.
     pub fn verify(
         &self,
         ctx: &AttestationContext<'_>,
@@ -163,7 +164,7 @@ impl Attestation {
         if (ctx.consumed)(&id) {
             return Err(AttestationError::Replayed(id));
         }
-        self.verify_proof_with(&value_hash)?;
+        self.verify_proof(&value_hash)?;
         match cache {
             Some(cache) => cache.verify(&self.certificate, &self.header, validators)?,
             None => self.certificate.verify(&self.header, validators)?,
@@ -171,12 +172,8 @@ impl Attestation {
         Ok(id)
     }
 
-    /// The inclusion proof of `key → value` under the header's state root.
-    pub fn verify_proof(&self) -> Result<(), AttestationError> {
-        self.verify_proof_with(&hash_value(&self.value))
-    }
-
-    fn verify_proof_with(&self, value_hash: &Hash32) -> Result<(), AttestationError> {
+    /// The inclusion proof of `key → value` (its hash given) under the header's state root.
+    fn verify_proof(&self, value_hash: &Hash32) -> Result<(), AttestationError> {
         if self.key.is_empty() || self.key.len() > MAX_ATTESTED_KEY_BYTES {
             return Err(AttestationError::BadKey {
                 len: self.key.len(),
