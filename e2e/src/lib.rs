@@ -21,6 +21,15 @@ use rand::Rng as _;
 use serde::de::DeserializeOwned;
 use tokio::process::{Child, Command};
 
+/// This package's directory. Read at run time (cargo sets it for `cargo test`): the
+/// compile-time value names whichever clone built the cached binary, and CI builds
+/// every clone into one shared target directory.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// Label put on every namespace the suite creates, so leftovers are easy to find.
 pub const E2E_LABEL: &str = "dualchain.dev/e2e";
 
@@ -38,7 +47,7 @@ pub fn simulated_pods() -> bool {
 
 /// The repository root (the workspace this crate lives in).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    manifest_dir()
         .parent()
         .expect("e2e/ has a parent directory")
         .to_path_buf()

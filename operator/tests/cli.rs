@@ -2,8 +2,17 @@
 //! (This integration test also makes `cargo test` build the binary that the e2e suite
 //! in `e2e/` starts as the operator process.)
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
+
+/// This package's directory. Read at run time (cargo sets it for `cargo test`): the
+/// compile-time value names whichever clone built the cached binary, and CI builds
+/// every clone into one shared target directory.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
 
 fn operator(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dualchain-operator"))
@@ -13,9 +22,7 @@ fn operator(args: &[&str]) -> Output {
 }
 
 fn repo_file(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(relative)
+    manifest_dir().join("..").join(relative)
 }
 
 #[test]

@@ -6,21 +6,26 @@
 //! normal` shows.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::process::Command;
 
 const FORBIDDEN: [&str; 3] = ["kube", "k8s-openapi", "plotters"];
 
+/// This package's directory. Read at run time (cargo sets it for `cargo test`): the
+/// compile-time value names whichever clone built the cached binary, and CI builds
+/// every clone into one shared target directory.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 fn metadata() -> serde_json::Value {
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let manifest = manifest_dir().join("Cargo.toml");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--manifest-path",
-            manifest,
-        ])
+        .args(["metadata", "--format-version", "1", "--manifest-path"])
+        .arg(&manifest)
         .output()
         .expect("running cargo metadata");
     assert!(
