@@ -29,10 +29,11 @@ pub enum HashDomain {
     ValidatorId,
     Snapshot,
     AttestationId,
+    RecordId,
 }
 
 impl HashDomain {
-    const COUNT: usize = HashDomain::AttestationId as usize + 1;
+    const COUNT: usize = HashDomain::RecordId as usize + 1;
 
     /// The BLAKE3 `derive_key` context: globally unique, fixed forever per version.
     pub const fn context(self) -> &'static str {
@@ -50,6 +51,7 @@ impl HashDomain {
             HashDomain::ValidatorId => "dualchain 2026-11 validator id v1",
             HashDomain::Snapshot => "dualchain 2026-11 snapshot v1",
             HashDomain::AttestationId => "dualchain 2026-12 attestation id v1",
+            HashDomain::RecordId => "dualchain 2026-12 record id v1",
         }
     }
 
@@ -191,6 +193,7 @@ mod tests {
             HashDomain::ValidatorId,
             HashDomain::Snapshot,
             HashDomain::AttestationId,
+            HashDomain::RecordId,
         ];
         assert_eq!(all.len(), HashDomain::COUNT);
         let digests: std::collections::HashSet<_> =

@@ -35,8 +35,8 @@ pub const BALANCE_PREFIX: u8 = b'B';
 pub const FEE_POOL_KEY: &[u8] = b"F";
 /// Namespace byte of burned supply per asset.
 pub const BURNED_PREFIX: u8 = b'X';
-/// Namespace byte of Alpha records.
-pub const RECORD_PREFIX: u8 = b'R';
+/// Namespace byte of cross-chain records.
+pub use dualchain_core::types::RECORD_PREFIX;
 
 /// Key of an account record.
 pub fn account_key(address: &Address) -> [u8; 33] {

@@ -21,6 +21,7 @@
 //! [`cli`] holds `dualchain bench exec`; [`workload`] its seeded workloads.
 
 pub mod cli;
+pub mod crosschain;
 pub mod executor;
 pub mod keys;
 pub mod merge;

@@ -2,10 +2,10 @@
 //! sparse Merkle tree, behind the same cache / block-overlay / merge shape as
 //! Delta's accounts.
 //!
-//! A record is an opaque, size-limited byte string under `R ‖ kind ‖ id` (see
-//! [`crate::keys`]); its meaning belongs to the cross-chain transaction kinds
-//! (reserved tags 16–31), which are not defined yet. What is here is the state side
-//! they will run on: [`RecordState`] (thread-safe, lazily loaded, cache-first at a
+//! A record is a size-limited byte string under `R ‖ kind ‖ id` (see
+//! [`crate::keys`]); the kinds and their value encodings are defined in
+//! `dualchain_core::types` (`crosschain`), the transitions in [`crate::crosschain`].
+//! What is here is the state side they run on: [`RecordState`] (thread-safe, lazily loaded, cache-first at a
 //! height, like [`crate::state::StateCache`]), [`RecordBlock`] (a block's
 //! read-your-writes overlay that never touches the cache), and the merge into state
 //! changes for [`dualchain_core::chain_store::ChainStore::commit_block`].
@@ -19,41 +19,12 @@ use dualchain_core::chain_store::StateChange;
 use dualchain_storage::{Column, KvEngine};
 use foldhash::fast::RandomState;
 
-use crate::keys::RECORD_PREFIX;
 use crate::state::StateError;
 
 /// Largest record value accepted (defined with the attestations that carry records).
 pub use dualchain_core::types::MAX_RECORD_BYTES;
 
-/// What kind of record a key names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum RecordKind {
-    /// A cross-chain lock (sAX lock / unlock).
-    Lock = 1,
-    /// A governance proposal or its tally.
-    Governance = 2,
-    /// A validator set of an epoch.
-    ValidatorSet = 3,
-}
-
-/// The key of one record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RecordKey {
-    pub kind: RecordKind,
-    pub id: [u8; 32],
-}
-
-impl RecordKey {
-    /// The key in the `state` column.
-    pub fn state_key(&self) -> [u8; 34] {
-        let mut key = [0u8; 34];
-        key[0] = RECORD_PREFIX;
-        key[1] = self.kind as u8;
-        key[2..].copy_from_slice(&self.id);
-        key
-    }
-}
+pub use dualchain_core::types::{RecordKey, RecordKind};
 
 /// Why a record write was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

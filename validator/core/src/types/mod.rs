@@ -6,6 +6,7 @@ mod account;
 mod attestation;
 mod block;
 mod chain;
+mod crosschain;
 mod genesis;
 mod peers;
 mod receipt;
@@ -20,6 +21,12 @@ pub use attestation::{
 };
 pub use block::{Block, BlockBody, BlockCertificate, BlockHeader, CertificateError};
 pub use chain::{ChainId, ConsensusEngine};
+pub use crosschain::{
+    AttestationRefusal, CrossChainEvent, CrossChainFailure, CrossChainOp, GovernanceExecution,
+    LockRecord, LockStatus, MAX_PARAMETER_NAME, ParameterChange, ParameterName, ParameterRecord,
+    ProposalRecord, ProposalStatus, RECORD_PREFIX, RecordKey, RecordKind, StakeRecord, StakeStatus,
+    VoteRecord, decode_u64_record,
+};
 pub use genesis::{ChainParams, Genesis, GenesisAccount, GenesisError, GenesisValidator};
 pub use peers::PeerEntry;
 pub use receipt::{FailureReason, Receipt, ReceiptStatus};

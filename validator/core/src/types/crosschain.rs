@@ -1,0 +1,911 @@
+//! The cross-chain records of both chains, the operations that change them, and why an
+//! operation is refused.
+//!
+//! Records are state entries under `R ‖ kind ‖ id(32)` (see [`RecordKey`]), so they are
+//! leaves of the chain's sparse Merkle tree and can be attested to the other chain. Each
+//! record value is a canonical encoding that changes whenever the record's meaning does
+//! (a lock that is released is a different value than the same lock held), because an
+//! attestation is identified by `(source chain, key, value)` and consumed once.
+//!
+//! | kind | chain | id | value |
+//! |---|---|---|---|
+//! | `Lock` | Alpha | digest of the locking transaction | [`LockRecord`] |
+//! | `Governance` | Alpha | proposal id | [`GovernanceExecution`] |
+//! | `ValidatorSet` | Alpha | epoch (big-endian, zero-padded) | a `ValidatorSet` |
+//! | `Stake` | Delta | lock id | [`StakeRecord`] |
+//! | `StakeWeight` | Delta | owner address | voting weight, `u64` little-endian |
+//! | `TotalStake` | Delta | zero | sum of all weights, `u64` little-endian |
+//! | `Proposal` | Delta | digest of the proposing transaction | [`ProposalRecord`] |
+//! | `Vote` | Delta | `H(proposal, voter)` | [`VoteRecord`] |
+//! | `Parameter` | Alpha | parameter name, zero-padded | [`ParameterRecord`] |
+//! | `Consumed` | both | attestation id | `[1]` |
+//! | `SourceHeight` | both | zero | newest attested source height, `u64` little-endian |
+//!
+//! The transitions live in `dualchain_execution::crosschain`; the protocol is written
+//! out in ARCHITECTURE.md ("Cross-chain protocol").
+
+use crate::encoding::{Canonical, Decode, DecodeError, Encode, Reader, write_var_bytes};
+use crate::hash::Digest;
+
+use super::account::Address;
+use super::attestation::{Attestation, AttestationError};
+use super::block::CertificateError;
+
+/// Namespace byte of records in the `state` column.
+pub const RECORD_PREFIX: u8 = b'R';
+/// Longest governance parameter name.
+pub const MAX_PARAMETER_NAME: usize = 32;
+
+/// What kind of record a key names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum RecordKind {
+    /// Alpha: an sAX lock.
+    Lock = 1,
+    /// Alpha: an executed governance result.
+    Governance = 2,
+    /// Alpha: a validator set of an epoch.
+    ValidatorSet = 3,
+    /// Delta: the stake an attested lock gives its owner.
+    Stake = 4,
+    /// Delta: an owner's voting weight (sum of their active stakes).
+    StakeWeight = 5,
+    /// Delta: the sum of all voting weights.
+    TotalStake = 6,
+    /// Delta: a governance proposal and its tally.
+    Proposal = 7,
+    /// Delta: one account's vote on one proposal.
+    Vote = 8,
+    /// Alpha: a parameter set by governance.
+    Parameter = 9,
+    /// Both: an attestation already applied on this chain.
+    Consumed = 10,
+    /// Both: the newest source height this chain accepted an attestation of.
+    SourceHeight = 11,
+}
+
+impl RecordKind {
+    pub fn from_u8(tag: u8) -> Option<Self> {
+        use RecordKind::*;
+        [
+            Lock,
+            Governance,
+            ValidatorSet,
+            Stake,
+            StakeWeight,
+            TotalStake,
+            Proposal,
+            Vote,
+            Parameter,
+            Consumed,
+            SourceHeight,
+        ]
+        .into_iter()
+        .find(|kind| *kind as u8 == tag)
+    }
+}
+
+/// The key of one record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordKey {
+    pub kind: RecordKind,
+    pub id: [u8; 32],
+}
+
+impl RecordKey {
+    pub fn new(kind: RecordKind, id: [u8; 32]) -> Self {
+        Self { kind, id }
+    }
+
+    /// A record whose kind has a single instance (id zero).
+    pub fn singleton(kind: RecordKind) -> Self {
+        Self { kind, id: [0; 32] }
+    }
+
+    /// The key in the `state` column.
+    pub fn state_key(&self) -> [u8; 34] {
+        let mut key = [0u8; 34];
+        key[0] = RECORD_PREFIX;
+        key[1] = self.kind as u8;
+        key[2..].copy_from_slice(&self.id);
+        key
+    }
+
+    /// Parses a `state` column key; `None` for anything that is not a record key.
+    pub fn from_state_key(key: &[u8]) -> Option<Self> {
+        let key: &[u8; 34] = key.try_into().ok()?;
+        if key[0] != RECORD_PREFIX {
+            return None;
+        }
+        let kind = RecordKind::from_u8(key[1])?;
+        Some(Self {
+            kind,
+            id: key[2..].try_into().ok()?,
+        })
+    }
+}
+
+/// Decodes a `u64` record value (weights, totals, heights): exactly 8 bytes.
+pub fn decode_u64_record(bytes: &[u8]) -> Result<u64, DecodeError> {
+    let array: [u8; 8] = bytes.try_into().map_err(|_| DecodeError::Invalid {
+        what: "u64 record",
+        detail: format!("a u64 record is 8 bytes, got {}", bytes.len()),
+    })?;
+    Ok(u64::from_le_bytes(array))
+}
+
+macro_rules! canonical_record {
+    ($ty:ty, $name:literal, $max:expr) => {
+        impl Canonical for $ty {
+            const NAME: &'static str = $name;
+            const MAX_ENCODED_LEN: usize = $max;
+        }
+    };
+}
+
+/// The state of an sAX lock on Alpha.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockStatus {
+    /// The amount is held until `unlock_at_ms`.
+    Locked,
+    /// Returned to the owner in the Alpha block of time `at_ms`.
+    Released { at_ms: u64 },
+}
+
+/// An sAX lock: `amount` of the owner's Alpha balance held until `unlock_at_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockRecord {
+    pub owner: Address,
+    pub amount: u64,
+    pub unlock_at_ms: u64,
+    pub status: LockStatus,
+}
+
+impl Encode for LockRecord {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.owner.encode_to(out);
+        self.amount.encode_to(out);
+        self.unlock_at_ms.encode_to(out);
+        match self.status {
+            LockStatus::Locked => out.push(0),
+            LockStatus::Released { at_ms } => {
+                out.push(1);
+                at_ms.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for LockRecord {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            owner: Decode::decode_from(r)?,
+            amount: r.read_u64("lock amount")?,
+            unlock_at_ms: r.read_u64("unlock time")?,
+            status: match r.read_u8("lock status")? {
+                0 => LockStatus::Locked,
+                1 => LockStatus::Released {
+                    at_ms: r.read_u64("release time")?,
+                },
+                tag => {
+                    return Err(DecodeError::UnknownTag {
+                        what: "lock status",
+                        tag,
+                    });
+                }
+            },
+        })
+    }
+}
+canonical_record!(LockRecord, "lock record", 1 + 32 + 8 + 8 + 1 + 8);
+
+/// The state of a stake on Delta.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StakeStatus {
+    /// Counts as voting weight.
+    Active,
+    /// The owner asked for the unlock at `requested_at_ms`; no longer voting weight.
+    /// This record version, attested to Alpha, releases the lock there.
+    Unlocking { requested_at_ms: u64 },
+    /// Alpha's release was attested back: both chains agree the lock is over.
+    Released { at_ms: u64 },
+}
+
+/// The stake an attested Alpha lock gives its owner on Delta (keyed by the lock id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StakeRecord {
+    pub owner: Address,
+    pub amount: u64,
+    pub unlock_at_ms: u64,
+    pub status: StakeStatus,
+}
+
+impl Encode for StakeRecord {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.owner.encode_to(out);
+        self.amount.encode_to(out);
+        self.unlock_at_ms.encode_to(out);
+        match self.status {
+            StakeStatus::Active => out.push(0),
+            StakeStatus::Unlocking { requested_at_ms } => {
+                out.push(1);
+                requested_at_ms.encode_to(out);
+            }
+            StakeStatus::Released { at_ms } => {
+                out.push(2);
+                at_ms.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for StakeRecord {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            owner: Decode::decode_from(r)?,
+            amount: r.read_u64("stake amount")?,
+            unlock_at_ms: r.read_u64("unlock time")?,
+            status: match r.read_u8("stake status")? {
+                0 => StakeStatus::Active,
+                1 => StakeStatus::Unlocking {
+                    requested_at_ms: r.read_u64("unlock request time")?,
+                },
+                2 => StakeStatus::Released {
+                    at_ms: r.read_u64("release time")?,
+                },
+                tag => {
+                    return Err(DecodeError::UnknownTag {
+                        what: "stake status",
+                        tag,
+                    });
+                }
+            },
+        })
+    }
+}
+canonical_record!(StakeRecord, "stake record", 1 + 32 + 8 + 8 + 1 + 8);
+
+/// A governance parameter name: 1–32 bytes of `[a-z0-9_.-]`, stored zero-padded as a
+/// record id.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ParameterName(String);
+
+impl ParameterName {
+    pub fn new(name: &str) -> Result<Self, DecodeError> {
+        let valid = !name.is_empty()
+            && name.len() <= MAX_PARAMETER_NAME
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
+        if !valid {
+            return Err(DecodeError::Invalid {
+                what: "parameter name",
+                detail: format!(
+                    "{name:?}: a parameter name is 1-{MAX_PARAMETER_NAME} characters of a-z, 0-9, '_', '.', '-'"
+                ),
+            });
+        }
+        Ok(Self(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The record id of this parameter.
+    pub fn record_id(&self) -> [u8; 32] {
+        let mut id = [0u8; 32];
+        id[..self.0.len()].copy_from_slice(self.0.as_bytes());
+        id
+    }
+}
+
+impl Encode for ParameterName {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write_var_bytes(out, self.0.as_bytes());
+    }
+}
+
+impl Decode for ParameterName {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let name = r.read_string(MAX_PARAMETER_NAME, "parameter name")?;
+        Self::new(&name)
+    }
+}
+
+/// What a proposal does on Alpha when it passes: set a parameter record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParameterChange {
+    pub name: ParameterName,
+    pub value: u64,
+}
+
+impl Encode for ParameterChange {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.name.encode_to(out);
+        self.value.encode_to(out);
+    }
+}
+
+impl Decode for ParameterChange {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            name: Decode::decode_from(r)?,
+            value: r.read_u64("parameter value")?,
+        })
+    }
+}
+
+/// Where a proposal stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProposalStatus {
+    /// Votes are accepted until the voting deadline.
+    Open,
+    /// Quorum and threshold were met at the deadline; this record version, attested to
+    /// Alpha before `execute_by_ms`, executes the change there.
+    Passed,
+    /// Too little of the stake voted.
+    RejectedNoQuorum,
+    /// Quorum met, but not enough of the votes approved.
+    RejectedThreshold,
+}
+
+/// A governance proposal on Delta and its running tally.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProposalRecord {
+    pub proposer: Address,
+    pub change: ParameterChange,
+    pub voting_deadline_ms: u64,
+    /// Alpha executes a passed result only in blocks no later than this.
+    pub execute_by_ms: u64,
+    /// Total stake when the proposal opened: the base of the quorum.
+    pub total_stake: u64,
+    pub votes_for: u64,
+    pub votes_against: u64,
+    pub status: ProposalStatus,
+}
+
+impl Encode for ProposalRecord {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.proposer.encode_to(out);
+        self.change.encode_to(out);
+        self.voting_deadline_ms.encode_to(out);
+        self.execute_by_ms.encode_to(out);
+        self.total_stake.encode_to(out);
+        self.votes_for.encode_to(out);
+        self.votes_against.encode_to(out);
+        out.push(match self.status {
+            ProposalStatus::Open => 0,
+            ProposalStatus::Passed => 1,
+            ProposalStatus::RejectedNoQuorum => 2,
+            ProposalStatus::RejectedThreshold => 3,
+        });
+    }
+}
+
+impl Decode for ProposalRecord {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            proposer: Decode::decode_from(r)?,
+            change: Decode::decode_from(r)?,
+            voting_deadline_ms: r.read_u64("voting deadline")?,
+            execute_by_ms: r.read_u64("execution deadline")?,
+            total_stake: r.read_u64("total stake")?,
+            votes_for: r.read_u64("votes for")?,
+            votes_against: r.read_u64("votes against")?,
+            status: match r.read_u8("proposal status")? {
+                0 => ProposalStatus::Open,
+                1 => ProposalStatus::Passed,
+                2 => ProposalStatus::RejectedNoQuorum,
+                3 => ProposalStatus::RejectedThreshold,
+                tag => {
+                    return Err(DecodeError::UnknownTag {
+                        what: "proposal status",
+                        tag,
+                    });
+                }
+            },
+        })
+    }
+}
+canonical_record!(
+    ProposalRecord,
+    "proposal record",
+    1 + 32 + 4 + MAX_PARAMETER_NAME + 8 * 6 + 1
+);
+
+/// One account's vote on one proposal (the record makes a second vote fail).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VoteRecord {
+    pub approve: bool,
+    pub weight: u64,
+}
+
+impl Encode for VoteRecord {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.approve.encode_to(out);
+        self.weight.encode_to(out);
+    }
+}
+
+impl Decode for VoteRecord {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            approve: r.read_bool("vote")?,
+            weight: r.read_u64("vote weight")?,
+        })
+    }
+}
+canonical_record!(VoteRecord, "vote record", 1 + 1 + 8);
+
+/// A governance result executed on Alpha (keyed by the proposal id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GovernanceExecution {
+    pub change: ParameterChange,
+    pub executed_at_ms: u64,
+}
+
+impl Encode for GovernanceExecution {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.change.encode_to(out);
+        self.executed_at_ms.encode_to(out);
+    }
+}
+
+impl Decode for GovernanceExecution {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            change: Decode::decode_from(r)?,
+            executed_at_ms: r.read_u64("execution time")?,
+        })
+    }
+}
+canonical_record!(
+    GovernanceExecution,
+    "governance execution",
+    1 + 4 + MAX_PARAMETER_NAME + 8 + 8
+);
+
+/// A parameter's value on Alpha and the proposal that set it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParameterRecord {
+    pub value: u64,
+    pub proposal: Digest,
+}
+
+impl Encode for ParameterRecord {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.value.encode_to(out);
+        self.proposal.encode_to(out);
+    }
+}
+
+impl Decode for ParameterRecord {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            value: r.read_u64("parameter value")?,
+            proposal: Decode::decode_from(r)?,
+        })
+    }
+}
+canonical_record!(ParameterRecord, "parameter record", 1 + 8 + 32);
+
+/// A cross-chain operation, sent by an account (which pays the fee and whose nonce
+/// advances like any transaction's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CrossChainOp {
+    /// Alpha: lock `amount` of the sender's sAX until `unlock_at_ms`.
+    SaxLock { amount: u64, unlock_at_ms: u64 },
+    /// Either chain: apply an attested record of the other chain. Anyone may relay.
+    Attest(Box<Attestation>),
+    /// Delta: end the sender's stake of `lock` (its voting weight goes at once; the
+    /// lock is released on Alpha when this request is attested there).
+    SaxUnlock { lock: Digest },
+    /// Delta: propose a parameter change, voted on for `voting_period_ms`.
+    Propose {
+        change: ParameterChange,
+        voting_period_ms: u64,
+    },
+    /// Delta: vote on an open proposal with the sender's whole voting weight.
+    Vote { proposal: Digest, approve: bool },
+    /// Delta: close the vote of a proposal whose deadline passed. Anyone may send it.
+    FinalizeProposal { proposal: Digest },
+}
+
+/// What an operation did, for the event stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CrossChainEvent {
+    SaxLocked {
+        lock: Digest,
+        owner: Address,
+        amount: u64,
+    },
+    /// Delta credited the stake of an attested lock (`sax_lock_attested`).
+    SaxLockAttested {
+        lock: Digest,
+        owner: Address,
+        amount: u64,
+    },
+    SaxUnlockRequested {
+        lock: Digest,
+    },
+    /// Alpha released a lock whose unlock request was attested.
+    SaxReleased {
+        lock: Digest,
+        owner: Address,
+        amount: u64,
+    },
+    /// Delta saw Alpha's release: both chains agree the lock is over.
+    SaxUnlockCompleted {
+        lock: Digest,
+    },
+    ProposalOpened {
+        proposal: Digest,
+    },
+    VoteCast {
+        proposal: Digest,
+        voter: Address,
+        weight: u64,
+    },
+    ProposalFinalized {
+        proposal: Digest,
+        status: ProposalStatus,
+    },
+    /// Alpha executed an attested passed result (`governance_executed`).
+    GovernanceExecuted {
+        proposal: Digest,
+        change: ParameterChange,
+    },
+}
+
+/// Which attestation check refused (a flat code, so a receipt stays small and
+/// canonical; the node logs the full [`AttestationError`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum AttestationRefusal {
+    WrongSourceChain = 0,
+    EpochMismatch = 1,
+    UnknownEpoch = 2,
+    CertificateWrongEpoch = 3,
+    CertificateWrongHeader = 4,
+    CertificateUnknownSigner = 5,
+    CertificateNoQuorum = 6,
+    CertificateBadSignature = 7,
+    BadKey = 8,
+    Proof = 9,
+    Stale = 10,
+    Replayed = 11,
+}
+
+impl From<&AttestationError> for AttestationRefusal {
+    fn from(error: &AttestationError) -> Self {
+        use AttestationRefusal as R;
+        match error {
+            AttestationError::WrongSourceChain { .. } => R::WrongSourceChain,
+            AttestationError::EpochMismatch { .. } => R::EpochMismatch,
+            AttestationError::UnknownEpoch { .. } => R::UnknownEpoch,
+            AttestationError::Certificate(c) => match c {
+                CertificateError::WrongEpoch { .. } => R::CertificateWrongEpoch,
+                CertificateError::WrongHeader { .. } => R::CertificateWrongHeader,
+                CertificateError::UnknownSigner(_) => R::CertificateUnknownSigner,
+                CertificateError::NoQuorum { .. } => R::CertificateNoQuorum,
+                CertificateError::BadSignature { .. } => R::CertificateBadSignature,
+            },
+            AttestationError::BadKey { .. } => R::BadKey,
+            AttestationError::Proof(_) => R::Proof,
+            AttestationError::Stale { .. } => R::Stale,
+            AttestationError::Replayed(_) => R::Replayed,
+        }
+    }
+}
+
+/// Why a cross-chain operation was refused. Each is its own typed receipt reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum CrossChainFailure {
+    #[error("the operation is not accepted on this chain")]
+    WrongChainForOp,
+    #[error("the attestation was refused: {0:?}")]
+    Attestation(AttestationRefusal),
+    #[error("the attested record is not one this chain acts on")]
+    UnattestableRecord,
+    #[error("a record of this chain is unreadable (a consensus bug)")]
+    CorruptRecord,
+    #[error("an amount of zero")]
+    ZeroAmount,
+    #[error("the unlock time is not after the current block time")]
+    UnlockTimeInPast,
+    #[error("no such lock")]
+    UnknownLock,
+    #[error("the lock belongs to another account")]
+    NotLockOwner,
+    #[error("the time lock runs until {unlock_at_ms} ms; the block time is {now_ms} ms")]
+    LockNotExpired { unlock_at_ms: u64, now_ms: u64 },
+    #[error("the lock is already being unlocked or released")]
+    AlreadyUnlocked,
+    #[error("the lock was already attested")]
+    AlreadyStaked,
+    #[error("the sender has no voting weight")]
+    NoVotingWeight,
+    #[error("the voting period is zero or longer than allowed")]
+    BadVotingPeriod,
+    #[error("no such proposal")]
+    UnknownProposal,
+    #[error("the proposal's voting is closed")]
+    VotingClosed,
+    #[error("the proposal's voting deadline has not passed")]
+    VotingOpen,
+    #[error("this account already voted on the proposal")]
+    AlreadyVoted,
+    #[error("the proposal did not pass")]
+    NotPassed,
+    #[error("the governance result's execution window has ended")]
+    GovernanceExpired,
+    #[error("the governance result was already executed")]
+    AlreadyExecuted,
+    #[error("insufficient sAX: needed {needed}, {available} available")]
+    InsufficientBalance { available: u64, needed: u64 },
+    #[error("an amount or tally would overflow")]
+    Overflow,
+}
+
+impl CrossChainFailure {
+    fn tag(&self) -> u8 {
+        use CrossChainFailure::*;
+        match self {
+            WrongChainForOp => 0,
+            Attestation(_) => 1,
+            UnattestableRecord => 2,
+            CorruptRecord => 3,
+            ZeroAmount => 4,
+            UnlockTimeInPast => 5,
+            UnknownLock => 6,
+            NotLockOwner => 7,
+            LockNotExpired { .. } => 8,
+            AlreadyUnlocked => 9,
+            AlreadyStaked => 10,
+            NoVotingWeight => 11,
+            BadVotingPeriod => 12,
+            UnknownProposal => 13,
+            VotingClosed => 14,
+            VotingOpen => 15,
+            AlreadyVoted => 16,
+            NotPassed => 17,
+            GovernanceExpired => 18,
+            AlreadyExecuted => 19,
+            InsufficientBalance { .. } => 20,
+            Overflow => 21,
+        }
+    }
+
+    /// A stable snake-case code for APIs and metrics.
+    pub fn code(&self) -> &'static str {
+        use CrossChainFailure::*;
+        match self {
+            WrongChainForOp => "wrong_chain_for_operation",
+            Attestation(_) => "attestation_refused",
+            UnattestableRecord => "unattestable_record",
+            CorruptRecord => "corrupt_record",
+            ZeroAmount => "zero_amount",
+            UnlockTimeInPast => "unlock_time_in_past",
+            UnknownLock => "unknown_lock",
+            NotLockOwner => "not_lock_owner",
+            LockNotExpired { .. } => "lock_not_expired",
+            AlreadyUnlocked => "already_unlocked",
+            AlreadyStaked => "already_staked",
+            NoVotingWeight => "no_voting_weight",
+            BadVotingPeriod => "bad_voting_period",
+            UnknownProposal => "unknown_proposal",
+            VotingClosed => "voting_closed",
+            VotingOpen => "voting_open",
+            AlreadyVoted => "already_voted",
+            NotPassed => "not_passed",
+            GovernanceExpired => "governance_expired",
+            AlreadyExecuted => "already_executed",
+            InsufficientBalance { .. } => "insufficient_balance",
+            Overflow => "overflow",
+        }
+    }
+}
+
+impl Encode for CrossChainFailure {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        out.push(self.tag());
+        match self {
+            CrossChainFailure::Attestation(refusal) => out.push(*refusal as u8),
+            CrossChainFailure::LockNotExpired {
+                unlock_at_ms,
+                now_ms,
+            } => {
+                unlock_at_ms.encode_to(out);
+                now_ms.encode_to(out);
+            }
+            CrossChainFailure::InsufficientBalance { available, needed } => {
+                available.encode_to(out);
+                needed.encode_to(out);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Decode for CrossChainFailure {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        use CrossChainFailure::*;
+        let tag = r.read_u8("cross-chain failure")?;
+        let unit = [
+            WrongChainForOp,
+            UnattestableRecord,
+            CorruptRecord,
+            ZeroAmount,
+            UnlockTimeInPast,
+            UnknownLock,
+            NotLockOwner,
+            AlreadyUnlocked,
+            AlreadyStaked,
+            NoVotingWeight,
+            BadVotingPeriod,
+            UnknownProposal,
+            VotingClosed,
+            VotingOpen,
+            AlreadyVoted,
+            NotPassed,
+            GovernanceExpired,
+            AlreadyExecuted,
+            Overflow,
+        ];
+        if let Some(failure) = unit.into_iter().find(|f| f.tag() == tag) {
+            return Ok(failure);
+        }
+        match tag {
+            1 => {
+                let code = r.read_u8("attestation refusal")?;
+                let refusal = ATTESTATION_REFUSALS
+                    .into_iter()
+                    .find(|r| *r as u8 == code)
+                    .ok_or(DecodeError::UnknownTag {
+                        what: "attestation refusal",
+                        tag: code,
+                    })?;
+                Ok(Attestation(refusal))
+            }
+            8 => Ok(LockNotExpired {
+                unlock_at_ms: r.read_u64("unlock time")?,
+                now_ms: r.read_u64("block time")?,
+            }),
+            20 => Ok(InsufficientBalance {
+                available: r.read_u64("available")?,
+                needed: r.read_u64("needed")?,
+            }),
+            tag => Err(DecodeError::UnknownTag {
+                what: "cross-chain failure",
+                tag,
+            }),
+        }
+    }
+}
+
+const ATTESTATION_REFUSALS: [AttestationRefusal; 12] = {
+    use AttestationRefusal::*;
+    [
+        WrongSourceChain,
+        EpochMismatch,
+        UnknownEpoch,
+        CertificateWrongEpoch,
+        CertificateWrongHeader,
+        CertificateUnknownSigner,
+        CertificateNoQuorum,
+        CertificateBadSignature,
+        BadKey,
+        Proof,
+        Stale,
+        Replayed,
+    ]
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip<T: Canonical + PartialEq + std::fmt::Debug>(value: T) {
+        let bytes = value.to_canonical_bytes();
+        assert!(bytes.len() <= T::MAX_ENCODED_LEN, "{} bound", T::NAME);
+        assert_eq!(T::from_canonical_bytes(&bytes).unwrap(), value);
+    }
+
+    #[test]
+    fn records_roundtrip_within_their_bounds() {
+        let owner = Address([7; 32]);
+        let name = ParameterName::new(&"x".repeat(MAX_PARAMETER_NAME)).unwrap();
+        roundtrip(LockRecord {
+            owner,
+            amount: u64::MAX,
+            unlock_at_ms: 9,
+            status: LockStatus::Released { at_ms: u64::MAX },
+        });
+        roundtrip(StakeRecord {
+            owner,
+            amount: 1,
+            unlock_at_ms: 2,
+            status: StakeStatus::Unlocking { requested_at_ms: 3 },
+        });
+        roundtrip(ProposalRecord {
+            proposer: owner,
+            change: ParameterChange {
+                name: name.clone(),
+                value: u64::MAX,
+            },
+            voting_deadline_ms: u64::MAX,
+            execute_by_ms: u64::MAX,
+            total_stake: u64::MAX,
+            votes_for: u64::MAX,
+            votes_against: u64::MAX,
+            status: ProposalStatus::RejectedThreshold,
+        });
+        roundtrip(VoteRecord {
+            approve: true,
+            weight: 5,
+        });
+        roundtrip(GovernanceExecution {
+            change: ParameterChange { name, value: 1 },
+            executed_at_ms: u64::MAX,
+        });
+        roundtrip(ParameterRecord {
+            value: 3,
+            proposal: Digest::ZERO,
+        });
+    }
+
+    #[test]
+    fn parameter_names_are_checked() {
+        assert!(ParameterName::new("alpha.block_time-ms2").is_ok());
+        for bad in [
+            "",
+            "Upper",
+            "space here",
+            &"x".repeat(MAX_PARAMETER_NAME + 1),
+        ] {
+            assert!(ParameterName::new(bad).is_err(), "{bad:?}");
+        }
+        let name = ParameterName::new("gov.id").unwrap();
+        assert_eq!(&name.record_id()[..6], b"gov.id");
+        assert!(name.record_id()[6..].iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn record_keys_parse_back_and_refuse_other_keys() {
+        let key = RecordKey::new(RecordKind::Vote, [3; 32]);
+        assert_eq!(RecordKey::from_state_key(&key.state_key()), Some(key));
+        let mut other = key.state_key();
+        other[1] = 200;
+        assert_eq!(RecordKey::from_state_key(&other), None);
+        assert_eq!(RecordKey::from_state_key(b"A"), None);
+    }
+
+    #[test]
+    fn failures_roundtrip_and_unknown_tags_are_refused() {
+        let mut all = vec![
+            CrossChainFailure::LockNotExpired {
+                unlock_at_ms: 1,
+                now_ms: 2,
+            },
+            CrossChainFailure::WrongChainForOp,
+            CrossChainFailure::AlreadyExecuted,
+            CrossChainFailure::InsufficientBalance {
+                available: 3,
+                needed: 4,
+            },
+            CrossChainFailure::Overflow,
+        ];
+        all.extend(ATTESTATION_REFUSALS.map(CrossChainFailure::Attestation));
+        for failure in all {
+            let mut bytes = Vec::new();
+            failure.encode_to(&mut bytes);
+            let mut r = Reader::new(&bytes);
+            assert_eq!(CrossChainFailure::decode_from(&mut r).unwrap(), failure);
+            r.finish("failure").unwrap();
+        }
+        for bytes in [&[22u8][..], &[1, 12], &[8, 0], &[20, 1]] {
+            assert!(CrossChainFailure::decode_from(&mut Reader::new(bytes)).is_err());
+        }
+    }
+}
