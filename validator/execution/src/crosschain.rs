@@ -28,6 +28,7 @@
 //! one writes its `Consumed` record, so each attested record version acts once.
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use dualchain_core::encoding::{Canonical, DecodeError};
 use dualchain_core::hash::{Digest, HashDomain};
@@ -39,8 +40,8 @@ use dualchain_core::types::{
 };
 use dualchain_storage::KvEngine;
 
-use crate::records::RecordBlock;
-use crate::state::StateError;
+use crate::records::{RecordBlock, RecordChanges};
+use crate::state::{StateCache, StateError};
 
 use CrossChainFailure as F;
 
@@ -86,6 +87,57 @@ impl CrossChainParams {
             return Err("freshness_blocks and max_voting_period_ms must be positive".into());
         }
         Ok(())
+    }
+}
+
+/// What every validator of a network uses to run cross-chain operations: the
+/// parameters and the other chain's validator sets (from the genesis), and the cache
+/// of verified certificates (which never changes a verdict, see `CertificateCache`).
+pub struct CrossChainSetup {
+    pub params: CrossChainParams,
+    pub source_sets: BTreeMap<u64, ValidatorSet>,
+    pub certificates: CertificateCache,
+}
+
+impl CrossChainSetup {
+    /// Certificates remembered by the cache.
+    pub const CERTIFICATE_CACHE: usize = 1024;
+
+    pub fn new(params: CrossChainParams, source_sets: BTreeMap<u64, ValidatorSet>) -> Self {
+        Self {
+            params,
+            source_sets,
+            certificates: CertificateCache::new(Self::CERTIFICATE_CACHE),
+        }
+    }
+}
+
+/// One block's cross-chain context: its clock and its records overlay. The overlay is
+/// behind a mutex because the parallel executor shares the rule context between
+/// workers; every cross-chain transaction declares the same records slot, so they
+/// all run in one group, in block order, and the lock is never contended.
+pub struct CrossChainBlock<'a, E: KvEngine> {
+    records: Mutex<RecordBlock<'a, E>>,
+    pub now_ms: u64,
+    pub setup: &'a CrossChainSetup,
+}
+
+impl<'a, E: KvEngine> CrossChainBlock<'a, E> {
+    pub fn new(cache: &'a StateCache<E>, now_ms: u64, setup: &'a CrossChainSetup) -> Self {
+        Self {
+            records: Mutex::new(RecordBlock::new(cache)),
+            now_ms,
+            setup,
+        }
+    }
+
+    pub fn records(&self) -> MutexGuard<'_, RecordBlock<'a, E>> {
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The block's record changes (the overlay is empty afterwards).
+    pub fn take_changes(&self) -> Result<RecordChanges, StateError> {
+        self.records().finish()
     }
 }
 

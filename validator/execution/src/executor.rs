@@ -25,7 +25,9 @@ use dualchain_storage::KvEngine;
 use prometheus::{IntCounter, Registry};
 use rayon::prelude::*;
 
+use crate::crosschain::{CrossChainBlock, CrossChainSetup};
 use crate::outcome::{AccountUpdate, BlockOutcome, ExecutionStats};
+use crate::records::RecordChanges;
 use crate::rules::{Accumulators, RuleContext, Scratch, apply_tx};
 use crate::schedule::{Schedule, plan};
 use crate::state::{StateCache, StateError, Totals};
@@ -158,6 +160,7 @@ pub struct Executor {
     metrics: ExecutorMetrics,
     last_shadow_diff: Mutex<Option<String>>,
     divergence: Mutex<Option<DivergenceHook>>,
+    cross_chain: Option<Arc<CrossChainSetup>>,
 }
 
 impl Executor {
@@ -177,12 +180,21 @@ impl Executor {
             metrics,
             last_shadow_diff: Mutex::new(None),
             divergence: Mutex::new(None),
+            cross_chain: None,
         })
     }
 
     /// Runs parallel work on `pool` instead of rayon's global pool.
     pub fn with_thread_pool(mut self, pool: Arc<rayon::ThreadPool>) -> Self {
         self.pool = Some(pool);
+        self
+    }
+
+    /// Executes cross-chain operations with this setup (the same on every validator
+    /// of the network: it comes from the genesis). Without one they are refused
+    /// (`Disabled`): only benchmarks and account-only tests run so.
+    pub fn with_cross_chain(mut self, setup: Arc<CrossChainSetup>) -> Self {
+        self.cross_chain = Some(setup);
         self
     }
 
@@ -231,17 +243,29 @@ impl Executor {
         }
     }
 
-    /// Executes a block in the configured mode on the state at `cache.height()`.
+    /// Executes a block in the configured mode on the state at `cache.height()`, at
+    /// block time zero (account-only callers: benchmarks, tests).
     pub fn execute_block<E: KvEngine>(
         &self,
         cache: &StateCache<E>,
         txs: &[SignedTransaction],
     ) -> Result<BlockOutcome, ExecutionError> {
+        self.execute_block_at(cache, txs, 0)
+    }
+
+    /// Executes a block whose consensus timestamp is `timestamp_ms`: the clock of its
+    /// cross-chain operations (time locks, voting deadlines).
+    pub fn execute_block_at<E: KvEngine>(
+        &self,
+        cache: &StateCache<E>,
+        txs: &[SignedTransaction],
+        timestamp_ms: u64,
+    ) -> Result<BlockOutcome, ExecutionError> {
         let verdicts = self.verdicts(txs);
         let outcome = match self.config.mode {
-            ExecutionMode::Sequential => self.execute_sequential(cache, txs, &verdicts)?,
-            ExecutionMode::Parallel => self.execute_parallel(cache, txs, &verdicts)?,
-            ExecutionMode::Shadow => self.execute_shadow(cache, txs, &verdicts)?,
+            ExecutionMode::Sequential => self.sequential_at(cache, txs, &verdicts, timestamp_ms)?,
+            ExecutionMode::Parallel => self.parallel_at(cache, txs, &verdicts, timestamp_ms)?,
+            ExecutionMode::Shadow => self.shadow_at(cache, txs, &verdicts, timestamp_ms)?,
         };
         self.metrics.blocks.inc();
         self.metrics
@@ -256,35 +280,68 @@ impl Executor {
         Ok(outcome)
     }
 
-    /// The reference executor: every transaction in block order, on this thread.
+    /// The reference executor: every transaction in block order, on this thread (block
+    /// time zero).
     pub fn execute_sequential<E: KvEngine>(
         &self,
         cache: &StateCache<E>,
         txs: &[SignedTransaction],
         verdicts: &[Verdict],
     ) -> Result<BlockOutcome, ExecutionError> {
-        check_verdicts(txs, verdicts)?;
-        let access = BlockAccess::build(txs);
-        let ctx = RuleContext {
-            chain: self.chain,
-            cache,
-        };
-        run_block_in_order(&ctx, txs, verdicts, &access)
+        self.sequential_at(cache, txs, verdicts, 0)
     }
 
     /// The parallel executor: independent groups on rayon workers, results in block
-    /// order. Identical in outcome to [`Self::execute_sequential`].
+    /// order. Identical in outcome to [`Self::execute_sequential`] (block time zero).
     pub fn execute_parallel<E: KvEngine>(
         &self,
         cache: &StateCache<E>,
         txs: &[SignedTransaction],
         verdicts: &[Verdict],
     ) -> Result<BlockOutcome, ExecutionError> {
+        self.parallel_at(cache, txs, verdicts, 0)
+    }
+
+    /// The records overlay and clock of one block's cross-chain operations.
+    fn cross_block<'a, E: KvEngine>(
+        &'a self,
+        cache: &'a StateCache<E>,
+        timestamp_ms: u64,
+    ) -> Option<CrossChainBlock<'a, E>> {
+        let setup = self.cross_chain.as_deref()?;
+        Some(CrossChainBlock::new(cache, timestamp_ms, setup))
+    }
+
+    fn sequential_at<E: KvEngine>(
+        &self,
+        cache: &StateCache<E>,
+        txs: &[SignedTransaction],
+        verdicts: &[Verdict],
+        timestamp_ms: u64,
+    ) -> Result<BlockOutcome, ExecutionError> {
+        check_verdicts(txs, verdicts)?;
+        let access = BlockAccess::build(txs);
+        let cross = self.cross_block(cache, timestamp_ms);
+        let ctx = RuleContext {
+            chain: self.chain,
+            cache,
+            cross: cross.as_ref(),
+        };
+        run_block_in_order(&ctx, txs, verdicts, &access)
+    }
+
+    fn parallel_at<E: KvEngine>(
+        &self,
+        cache: &StateCache<E>,
+        txs: &[SignedTransaction],
+        verdicts: &[Verdict],
+        timestamp_ms: u64,
+    ) -> Result<BlockOutcome, ExecutionError> {
         check_verdicts(txs, verdicts)?;
         if txs.len() < self.config.min_parallel_batch.max(2) {
-            return self.execute_sequential(cache, txs, verdicts);
+            return self.sequential_at(cache, txs, verdicts, timestamp_ms);
         }
-        self.parallel_inner(cache, txs, verdicts)
+        self.parallel_inner(cache, txs, verdicts, timestamp_ms)
     }
 
     /// Worker threads parallel work runs on.
@@ -300,6 +357,7 @@ impl Executor {
         cache: &StateCache<E>,
         txs: &[SignedTransaction],
         verdicts: &[Verdict],
+        timestamp_ms: u64,
     ) -> Result<BlockOutcome, ExecutionError> {
         // Access sets, plan and merge run on the calling thread; only the chunks go
         // to the pool, so a block that will not be split never pays a hand-off.
@@ -311,9 +369,11 @@ impl Executor {
         } else {
             None
         };
+        let cross = self.cross_block(cache, timestamp_ms);
         let ctx = RuleContext {
             chain: self.chain,
             cache,
+            cross: cross.as_ref(),
         };
         let Some(schedule) = schedule else {
             // One worker, or one dominant group: the in-order pass is the fastest.
@@ -394,14 +454,15 @@ impl Executor {
         )
     }
 
-    fn execute_shadow<E: KvEngine>(
+    fn shadow_at<E: KvEngine>(
         &self,
         cache: &StateCache<E>,
         txs: &[SignedTransaction],
         verdicts: &[Verdict],
+        timestamp_ms: u64,
     ) -> Result<BlockOutcome, ExecutionError> {
-        let reference = self.execute_sequential(cache, txs, verdicts)?;
-        let mut parallel = self.execute_parallel(cache, txs, verdicts)?;
+        let reference = self.sequential_at(cache, txs, verdicts, timestamp_ms)?;
+        let mut parallel = self.parallel_at(cache, txs, verdicts, timestamp_ms)?;
         if let Some(hook) = self
             .divergence
             .lock()
@@ -542,6 +603,10 @@ fn finish<'s, E: KvEngine>(
             .burned
             .insert(asset, ctx.cache.burned(asset)?.saturating_add(amount));
     }
+    let records = match ctx.cross {
+        Some(cross) => cross.take_changes()?,
+        None => RecordChanges::default(),
+    };
     Ok(BlockOutcome {
         chain: ctx.chain,
         base_height: ctx.cache.height(),
@@ -550,6 +615,7 @@ fn finish<'s, E: KvEngine>(
         fees: acc.fees,
         burned,
         totals_after,
+        records,
         stats,
     })
 }

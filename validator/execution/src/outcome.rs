@@ -20,6 +20,7 @@ use crate::keys::{
     AccountRecord, FEE_POOL_KEY, account_key, balance_key, burned_key, describe_key,
     describe_value, encode_balance, encode_total,
 };
+use crate::records::RecordChanges;
 use crate::state::Totals;
 
 /// BLAKE3 hashers with the Merkle key / value contexts already derived: cloning one
@@ -87,6 +88,8 @@ pub struct BlockOutcome {
     /// Fee pool after the block, and the burned supply after it of each asset the
     /// block burned.
     pub totals_after: Totals,
+    /// Cross-chain record writes of the block, in key order.
+    pub records: RecordChanges,
     pub stats: ExecutionStats,
 }
 
@@ -99,6 +102,7 @@ impl PartialEq for BlockOutcome {
             && self.fees == other.fees
             && self.burned == other.burned
             && self.totals_after == other.totals_after
+            && self.records == other.records
     }
 }
 
@@ -106,7 +110,8 @@ impl Eq for BlockOutcome {}
 
 impl BlockOutcome {
     /// The state changes to write: per account its record then its balances, in
-    /// slot order, then the fee pool, then burned supplies by asset. Deterministic,
+    /// slot order, then the fee pool, then burned supplies by asset, then the
+    /// cross-chain records by key. Deterministic,
     /// so equal outcomes give byte-identical batches.
     pub fn state_changes(&self) -> Vec<StateChange> {
         let mut changes = Vec::with_capacity(self.account_updates.len() * 2 + 2);
@@ -125,6 +130,7 @@ impl BlockOutcome {
         changes
     }
 
+    /// Accumulators, then cross-chain records (in key order).
     fn total_changes(&self) -> Vec<StateChange> {
         let mut changes = Vec::new();
         if self.fees != 0 {
@@ -136,6 +142,7 @@ impl BlockOutcome {
         for (&asset, &total) in &self.totals_after.burned {
             changes.push((burned_key(asset).to_vec(), encode_total(total)));
         }
+        changes.extend(self.records.state_changes());
         changes
     }
 

@@ -39,17 +39,21 @@
 //! - `Burn`: the sender's balance of the asset (after the fee) must cover the amount;
 //!   it is removed and added to the asset's burned supply.
 //! - `MultisigConfigure`: the sender's policy becomes the given one.
+//! - `CrossChain`: [`crate::crosschain::apply`] decides over the block's records and
+//!   clock; its record writes, the sender's sAX debit (a lock) and an owner's credit
+//!   (a release) are applied together or not at all (`CrossChain(..)` failures).
 //!
 //! Duplicate transactions need no special case: the second copy carries a nonce the
 //! first already used and fails at step 5.
 
 use dualchain_core::types::{
-    Address, AssetId, Authorization, ChainId, FailureReason, Receipt, ReceiptStatus,
-    SignedTransaction, TxPayload, tx_limits,
+    Address, AssetId, Authorization, ChainId, CrossChainFailure, CrossChainOp, FailureReason,
+    Receipt, ReceiptStatus, SignedTransaction, TxPayload, tx_limits,
 };
 use dualchain_storage::KvEngine;
 use smallvec::SmallVec;
 
+use crate::crosschain::{self, CrossChainBlock, CrossChainEnv};
 use crate::keys::MultisigPolicy;
 use crate::state::{StateCache, StateError};
 use crate::verify::Verdict;
@@ -59,6 +63,9 @@ use crate::workset::{Slot, Slots};
 pub struct RuleContext<'a, E: KvEngine> {
     pub chain: ChainId,
     pub cache: &'a StateCache<E>,
+    /// The block's cross-chain clock and records; `None` refuses cross-chain
+    /// operations (`Disabled`).
+    pub cross: Option<&'a CrossChainBlock<'a, E>>,
 }
 
 /// Fees and burns of a part of a block. Each worker keeps its own and they are
@@ -158,7 +165,7 @@ pub fn apply_tx<E: KvEngine, S: Slots>(
     sender.nonce = next_nonce;
     acc.fees += u128::from(tx.fee);
 
-    let status = match apply_payload(ctx, &tx.payload, access, slots, acc, scratch)? {
+    let status = match apply_payload(ctx, stx, access, slots, acc, scratch)? {
         Ok(()) => ReceiptStatus::Success,
         Err(reason) => ReceiptStatus::Failed(reason),
     };
@@ -176,6 +183,8 @@ fn is_well_formed(stx: &SignedTransaction) -> bool {
         TxPayload::MultisigConfigure { threshold, signers } => {
             MultisigPolicy::new(*threshold, signers).is_some()
         }
+        // Every field of an operation is checked when it is decoded or built.
+        TxPayload::CrossChain(_) => true,
     };
     let auth_ok = match stx.auth() {
         Authorization::Multisig { approvals } => {
@@ -224,13 +233,13 @@ fn authorize(stx: &SignedTransaction, sender: &Slot) -> Result<(), FailureReason
 /// Step 9. The outer `Result` is a storage error, the inner one the receipt's reason.
 fn apply_payload<E: KvEngine, S: Slots>(
     ctx: &RuleContext<'_, E>,
-    payload: &TxPayload,
+    stx: &SignedTransaction,
     access: &[u32],
     slots: &mut S,
     acc: &mut Accumulators,
     scratch: &mut Scratch,
 ) -> Result<Result<(), FailureReason>, StateError> {
-    match payload {
+    match &stx.tx().payload {
         TxPayload::Transfer { outputs } | TxPayload::MultisigSpend { outputs } => {
             transfer(ctx, outputs, access, slots, scratch)
         }
@@ -254,7 +263,80 @@ fn apply_payload<E: KvEngine, S: Slots>(
             }
             Ok(Ok(()))
         }
+        TxPayload::CrossChain(op) => {
+            Ok(cross_chain(ctx, stx, op, access, slots)?.map_err(FailureReason::CrossChain))
+        }
     }
+}
+
+/// A cross-chain operation: [`crosschain::apply`] decides, then its record writes,
+/// the sender's debit and an owner's credit are applied together. `access` is
+/// `[sender, RECORDS_SLOT, credited account?]`.
+fn cross_chain<E: KvEngine, S: Slots>(
+    ctx: &RuleContext<'_, E>,
+    stx: &SignedTransaction,
+    op: &CrossChainOp,
+    access: &[u32],
+    slots: &mut S,
+) -> Result<Result<(), CrossChainFailure>, StateError> {
+    let Some(cross) = ctx.cross else {
+        return Ok(Err(CrossChainFailure::Disabled));
+    };
+    let sender_balance = *slots
+        .slot(access[0])
+        .balance_mut(AssetId::NATIVE, ctx.cache)?;
+    let sets = |epoch: u64| cross.setup.source_sets.get(&epoch);
+    let env = CrossChainEnv {
+        chain: ctx.chain,
+        now_ms: cross.now_ms,
+        tx_digest: stx.digest(),
+        sender: stx.tx().sender,
+        sender_balance,
+        params: &cross.setup.params,
+        source_sets: &sets,
+        certificates: Some(&cross.setup.certificates),
+    };
+    let mut records = cross.records();
+    let effects = match crosschain::apply(&env, op, &*records)? {
+        Ok(effects) => effects,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    // Everything that can fail is checked before anything is written.
+    let credit = match effects.credit {
+        Some((owner, amount)) => {
+            let slot_index = *access
+                .get(2)
+                .expect("BlockAccess declares the credited account of an attested unlock");
+            let slot = slots.slot(slot_index);
+            assert_eq!(
+                slot.address, owner,
+                "the declared account is the one credited"
+            );
+            let balance = *slot.balance_mut(AssetId::NATIVE, ctx.cache)?;
+            match balance.checked_add(amount) {
+                Some(credited) => Some((slot_index, credited)),
+                None => return Ok(Err(CrossChainFailure::Overflow)),
+            }
+        }
+        None => None,
+    };
+    if records.write_all(effects.writes).is_err() {
+        // The machine writes canonical records far below the size limit.
+        return Ok(Err(CrossChainFailure::CorruptRecord));
+    }
+    assert!(
+        effects.debit_sender <= sender_balance,
+        "apply checked the sender's balance"
+    );
+    *slots
+        .slot(access[0])
+        .balance_mut(AssetId::NATIVE, ctx.cache)? -= effects.debit_sender;
+    if let Some((slot_index, credited)) = credit {
+        *slots
+            .slot(slot_index)
+            .balance_mut(AssetId::NATIVE, ctx.cache)? = credited;
+    }
+    Ok(Ok(()))
 }
 
 fn transfer<E: KvEngine, S: Slots>(

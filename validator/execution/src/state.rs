@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dashmap::DashMap;
 use dualchain_core::chain_store::StateChange;
 use dualchain_core::encoding::DecodeError;
-use dualchain_core::types::{Address, AssetId, Genesis};
+use dualchain_core::types::{Address, AssetId, Genesis, RecordKey};
 use dualchain_storage::{Column, KvEngine, StorageError};
 use foldhash::fast::RandomState;
 
@@ -60,6 +60,8 @@ pub struct StateCache<E: KvEngine> {
     balances: DashMap<(Address, AssetId), u64, RandomState>,
     fee_pool: DashMap<(), u128, RandomState>,
     burned: DashMap<AssetId, u128, RandomState>,
+    /// Cross-chain records (absent ones included), see [`crate::records`].
+    records: DashMap<RecordKey, Option<Arc<[u8]>>, RandomState>,
 }
 
 impl<E: KvEngine> StateCache<E> {
@@ -72,6 +74,7 @@ impl<E: KvEngine> StateCache<E> {
             balances: DashMap::with_hasher(RandomState::default()),
             fee_pool: DashMap::with_hasher(RandomState::default()),
             burned: DashMap::with_hasher(RandomState::default()),
+            records: DashMap::with_hasher(RandomState::default()),
         }
     }
 
@@ -137,6 +140,18 @@ impl<E: KvEngine> StateCache<E> {
             .value())
     }
 
+    /// The cross-chain record under `key` at the cache's height.
+    pub fn record(&self, key: &RecordKey) -> Result<Option<Arc<[u8]>>, StateError> {
+        if let Some(hit) = self.records.get(key) {
+            return Ok(hit.clone());
+        }
+        let value: Option<Arc<[u8]>> = self
+            .engine
+            .get(Column::State, &key.state_key())?
+            .map(Arc::from);
+        Ok(self.records.entry(*key).or_insert(value).value().clone())
+    }
+
     /// Every fee ever charged.
     pub fn fee_pool(&self) -> Result<u128, StateError> {
         if let Some(hit) = self.fee_pool.get(&()) {
@@ -187,6 +202,10 @@ impl<E: KvEngine> StateCache<E> {
         for (&asset, &total) in &outcome.totals_after.burned {
             self.burned.insert(asset, total);
         }
+        for (key, value) in &outcome.records.0 {
+            self.records
+                .insert(*key, value.as_ref().map(|v| Arc::from(v.as_slice())));
+        }
         self.height.store(height, Ordering::Release);
         Ok(())
     }
@@ -197,6 +216,7 @@ impl<E: KvEngine> StateCache<E> {
         self.balances.clear();
         self.fee_pool.clear();
         self.burned.clear();
+        self.records.clear();
     }
 
     /// Pre-loads `records` and (non-native) `balances` as the state at the cache's

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use dualchain_core::types::{Address, AssetId, SignedTransaction};
+use dualchain_core::types::{Address, AssetId, SignedTransaction, TxPayload};
 use dualchain_storage::KvEngine;
 use foldhash::fast::RandomState;
 use smallvec::SmallVec;
@@ -19,11 +19,19 @@ use smallvec::SmallVec;
 use crate::keys::{AccountRecord, MultisigPolicy};
 use crate::state::{StateCache, StateError};
 
+/// The slot every cross-chain transaction declares besides its accounts: it stands
+/// for the chain's records, so the scheduler puts all cross-chain transactions of a
+/// block into one group that runs in block order. Never read or written as an
+/// account by the rules (an account with these bytes as its address would merely
+/// join that group).
+pub const RECORDS_SLOT: Address = Address([0xFF; 32]);
+
 /// The declared access sets of a block.
 #[derive(Debug, Default)]
 pub struct BlockAccess {
     /// `slots[offsets[i]..offsets[i + 1]]` is transaction `i`'s access set: its
-    /// sender's slot, then one slot per output in output order.
+    /// sender's slot, then one slot per output in output order; for a cross-chain
+    /// operation, the sender, [`RECORDS_SLOT`], then the account it may credit.
     offsets: Vec<u32>,
     slots: Vec<u32>,
     /// The account of each slot.
@@ -53,6 +61,12 @@ impl BlockAccess {
             intern(&tx.sender, &mut slots);
             for output in tx.payload.outputs() {
                 intern(&output.to, &mut slots);
+            }
+            if let TxPayload::CrossChain(op) = &tx.payload {
+                intern(&RECORDS_SLOT, &mut slots);
+                if let Some(owner) = op.credited_account() {
+                    intern(&owner, &mut slots);
+                }
             }
             offsets.push(slots.len() as u32);
         }

@@ -82,6 +82,13 @@ pub fn encoded_len(stx: &SignedTransaction) -> usize {
         }
         TxPayload::Burn { .. } => 4 + 8,
         TxPayload::MultisigConfigure { signers, .. } => 1 + LEN_PREFIX + 32 * signers.len(),
+        // Rare and of many shapes (an attestation nests a header, a certificate and a
+        // proof): measured by encoding.
+        TxPayload::CrossChain(op) => {
+            let mut body = Vec::new();
+            op.encode_body(&mut body);
+            body.len()
+        }
     };
     let auth = 1 + match stx.auth() {
         Authorization::Single {
@@ -105,7 +112,7 @@ mod tests {
     use super::*;
     use dualchain_core::crypto::AccountKeypair;
     use dualchain_core::encoding::Canonical;
-    use dualchain_core::types::{Address, AssetId, ChainId, Output, Transaction};
+    use dualchain_core::types::{Address, AssetId, ChainId, CrossChainOp, Output, Transaction};
 
     fn tx(sender: Address, payload: TxPayload) -> Transaction {
         Transaction {
@@ -142,6 +149,14 @@ mod tests {
             TxPayload::MultisigSpend {
                 outputs: vec![output],
             },
+            TxPayload::CrossChain(CrossChainOp::SaxLock {
+                amount: 1,
+                unlock_at_ms: 2,
+            }),
+            TxPayload::CrossChain(CrossChainOp::Vote {
+                proposal: dualchain_core::hash::Digest([4; 32]),
+                approve: false,
+            }),
         ];
         for payload in payloads {
             let t = tx(sender, payload);

@@ -11,7 +11,7 @@ use dualchain_api::{
     NodeStatus, SnapshotInfo,
 };
 use dualchain_core::encoding::Canonical;
-use dualchain_core::types::{ChainId, SignedTransaction};
+use dualchain_core::types::{ChainId, SignedTransaction, TxPayload};
 use dualchain_mempool::{AdmissionTime, Rejection};
 use dualchain_net::PeerId;
 use tokio::sync::broadcast;
@@ -153,7 +153,7 @@ impl<S: Seams> ChainApi for ChainService<S> {
                     Admission::refused(
                         None,
                         AdmissionStatus::RejectedOther,
-                        "the Alpha chain accepts no transaction kinds yet (its cross-chain kinds, tags 16-31, are not defined); submit transfers to Delta".into(),
+                        "the Alpha chain accepts no transactions yet: its cross-chain operations (kinds 16-21) are defined but this node version does not execute them; submit transfers to Delta".into(),
                     )
                 })
                 .collect();
@@ -165,6 +165,13 @@ impl<S: Seams> ChainApi for ChainService<S> {
         let mut txs = Vec::with_capacity(transactions.len());
         for (i, bytes) in transactions.iter().enumerate() {
             match SignedTransaction::from_canonical_bytes(bytes) {
+                Ok(tx) if matches!(tx.tx().payload, TxPayload::CrossChain(_)) => {
+                    results[i] = Some(Admission::refused(
+                        Some(tx.digest()),
+                        AdmissionStatus::RejectedOther,
+                        "cross-chain operations (kinds 16-21) are not executed by this node version yet; nothing was queued".into(),
+                    ));
+                }
                 Ok(tx) => {
                     positions.push(i);
                     txs.push(tx);

@@ -512,6 +512,109 @@ pub enum CrossChainOp {
     FinalizeProposal { proposal: Digest },
 }
 
+impl CrossChainOp {
+    /// First transaction-kind tag of the cross-chain operations (the reserved range
+    /// is 16–31; this version uses 16–21).
+    pub const FIRST_TAG: u8 = 16;
+    const SAX_LOCK: u8 = 16;
+    const ATTEST: u8 = 17;
+    const SAX_UNLOCK: u8 = 18;
+    const PROPOSE: u8 = 19;
+    const VOTE: u8 = 20;
+    const FINALIZE_PROPOSAL: u8 = 21;
+
+    /// The transaction-kind tag of this operation.
+    pub fn tag(&self) -> u8 {
+        match self {
+            CrossChainOp::SaxLock { .. } => Self::SAX_LOCK,
+            CrossChainOp::Attest(_) => Self::ATTEST,
+            CrossChainOp::SaxUnlock { .. } => Self::SAX_UNLOCK,
+            CrossChainOp::Propose { .. } => Self::PROPOSE,
+            CrossChainOp::Vote { .. } => Self::VOTE,
+            CrossChainOp::FinalizeProposal { .. } => Self::FINALIZE_PROPOSAL,
+        }
+    }
+
+    /// Whether `tag` is a cross-chain operation this version knows.
+    pub fn is_tag(tag: u8) -> bool {
+        (Self::SAX_LOCK..=Self::FINALIZE_PROPOSAL).contains(&tag)
+    }
+
+    /// The account an operation may credit besides its sender, read from the
+    /// transaction alone (so executors can declare it before running): the owner of
+    /// the lock an attested unlock request releases.
+    pub fn credited_account(&self) -> Option<Address> {
+        let CrossChainOp::Attest(attestation) = self else {
+            return None;
+        };
+        let key = RecordKey::from_state_key(&attestation.key)?;
+        if key.kind != RecordKind::Stake {
+            return None;
+        }
+        StakeRecord::from_canonical_bytes(&attestation.value)
+            .ok()
+            .map(|stake| stake.owner)
+    }
+
+    /// Encodes the operation's body (the tag is written by the transaction payload).
+    pub fn encode_body(&self, out: &mut Vec<u8>) {
+        match self {
+            CrossChainOp::SaxLock {
+                amount,
+                unlock_at_ms,
+            } => {
+                amount.encode_to(out);
+                unlock_at_ms.encode_to(out);
+            }
+            CrossChainOp::Attest(attestation) => attestation.encode_to(out),
+            CrossChainOp::SaxUnlock { lock } => lock.encode_to(out),
+            CrossChainOp::Propose {
+                change,
+                voting_period_ms,
+            } => {
+                change.encode_to(out);
+                voting_period_ms.encode_to(out);
+            }
+            CrossChainOp::Vote { proposal, approve } => {
+                proposal.encode_to(out);
+                approve.encode_to(out);
+            }
+            CrossChainOp::FinalizeProposal { proposal } => proposal.encode_to(out),
+        }
+    }
+
+    /// Decodes the body of the operation with transaction-kind `tag`.
+    pub fn decode_body(tag: u8, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match tag {
+            Self::SAX_LOCK => CrossChainOp::SaxLock {
+                amount: r.read_u64("lock amount")?,
+                unlock_at_ms: r.read_u64("unlock time")?,
+            },
+            Self::ATTEST => CrossChainOp::Attest(Box::new(Decode::decode_from(r)?)),
+            Self::SAX_UNLOCK => CrossChainOp::SaxUnlock {
+                lock: Decode::decode_from(r)?,
+            },
+            Self::PROPOSE => CrossChainOp::Propose {
+                change: Decode::decode_from(r)?,
+                voting_period_ms: r.read_u64("voting period")?,
+            },
+            Self::VOTE => CrossChainOp::Vote {
+                proposal: Decode::decode_from(r)?,
+                approve: r.read_bool("vote")?,
+            },
+            Self::FINALIZE_PROPOSAL => CrossChainOp::FinalizeProposal {
+                proposal: Decode::decode_from(r)?,
+            },
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "transaction kind",
+                    tag,
+                });
+            }
+        })
+    }
+}
+
 /// What an operation did, for the event stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CrossChainEvent {
@@ -646,6 +749,10 @@ pub enum CrossChainFailure {
     InsufficientBalance { available: u64, needed: u64 },
     #[error("an amount or tally would overflow")]
     Overflow,
+    #[error(
+        "this executor runs without a cross-chain setup (benchmarks only; nodes always have one)"
+    )]
+    Disabled,
 }
 
 impl CrossChainFailure {
@@ -674,6 +781,7 @@ impl CrossChainFailure {
             AlreadyExecuted => 19,
             InsufficientBalance { .. } => 20,
             Overflow => 21,
+            Disabled => 22,
         }
     }
 
@@ -703,6 +811,7 @@ impl CrossChainFailure {
             AlreadyExecuted => "already_executed",
             InsufficientBalance { .. } => "insufficient_balance",
             Overflow => "overflow",
+            Disabled => "cross_chain_disabled",
         }
     }
 }
@@ -752,6 +861,7 @@ impl Decode for CrossChainFailure {
             GovernanceExpired,
             AlreadyExecuted,
             Overflow,
+            Disabled,
         ];
         if let Some(failure) = unit.into_iter().find(|f| f.tag() == tag) {
             return Ok(failure);
@@ -904,7 +1014,7 @@ mod tests {
             assert_eq!(CrossChainFailure::decode_from(&mut r).unwrap(), failure);
             r.finish("failure").unwrap();
         }
-        for bytes in [&[22u8][..], &[1, 12], &[8, 0], &[20, 1]] {
+        for bytes in [&[23u8][..], &[1, 12], &[8, 0], &[20, 1]] {
             assert!(CrossChainFailure::decode_from(&mut Reader::new(bytes)).is_err());
         }
     }

@@ -4,6 +4,7 @@ use crate::encoding::{Canonical, Decode, DecodeError, Encode, Reader};
 use crate::hash::{Digest, HashDomain, list_root};
 
 use super::account::AssetId;
+use super::crosschain::CrossChainFailure;
 
 /// Why a transaction failed. Failed transactions still get a receipt (and, per the
 /// executor's rules, may still pay their fee and advance the nonce).
@@ -37,6 +38,8 @@ pub enum FailureReason {
     /// outputs, an invalid multisig policy or approval list). Only transactions built
     /// in memory, never decoded ones, can reach the executor like this.
     Malformed,
+    /// A cross-chain operation was refused (which check, in the inner reason).
+    CrossChain(CrossChainFailure),
 }
 
 impl FailureReason {
@@ -53,6 +56,7 @@ impl FailureReason {
             FailureReason::WrongChain => "wrong_chain",
             FailureReason::Overflow => "overflow",
             FailureReason::Malformed => "malformed",
+            FailureReason::CrossChain(failure) => failure.code(),
         }
     }
 }
@@ -77,6 +81,7 @@ impl std::fmt::Display for FailureReason {
                 f,
                 "insufficient {asset}: needed {needed}, {available} available"
             ),
+            FailureReason::CrossChain(failure) => write!(f, "cross-chain: {failure}"),
             other => f.write_str(other.code()),
         }
     }
@@ -113,6 +118,10 @@ impl Encode for FailureReason {
             FailureReason::WrongChain => out.push(8),
             FailureReason::Overflow => out.push(9),
             FailureReason::Malformed => out.push(10),
+            FailureReason::CrossChain(failure) => {
+                out.push(11);
+                failure.encode_to(out);
+            }
         }
     }
 }
@@ -141,6 +150,7 @@ impl Decode for FailureReason {
             8 => FailureReason::WrongChain,
             9 => FailureReason::Overflow,
             10 => FailureReason::Malformed,
+            11 => FailureReason::CrossChain(Decode::decode_from(r)?),
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "failure reason",

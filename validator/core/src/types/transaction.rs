@@ -12,6 +12,7 @@ use crate::hash::{Digest, HashDomain};
 
 use super::account::{Address, AssetId};
 use super::chain::ChainId;
+use super::crosschain::CrossChainOp;
 
 /// Size limits of transactions.
 pub mod limits {
@@ -55,8 +56,8 @@ const OUTPUT_LEN: usize = 32 + 4 + 8;
 /// What a transaction does.
 ///
 /// Tags 0–3 are the account kinds below; tags 16–31 are reserved for the cross-chain
-/// kinds (sAX lock and unlock, attestations, governance proposals and votes, epoch
-/// changes) and are refused by this version's decoder until they are defined.
+/// kinds: 16–21 are the [`CrossChainOp`]s (sAX lock and unlock, attestations,
+/// governance), the rest (epoch changes) are refused by this version's decoder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxPayload {
     /// Moves funds from the sender to one or many outputs, each in its own asset.
@@ -71,6 +72,8 @@ pub enum TxPayload {
     },
     /// A transfer out of a multisig account, authorised by its signers' approvals.
     MultisigSpend { outputs: Vec<Output> },
+    /// A cross-chain operation (tags 16–21).
+    CrossChain(CrossChainOp),
 }
 
 impl TxPayload {
@@ -122,6 +125,10 @@ impl Encode for TxPayload {
                 out.push(Self::MULTISIG_SPEND);
                 write_vec(out, outputs);
             }
+            TxPayload::CrossChain(op) => {
+                out.push(op.tag());
+                op.encode_body(out);
+            }
         }
     }
 }
@@ -155,6 +162,9 @@ impl Decode for TxPayload {
             Self::MULTISIG_SPEND => Ok(TxPayload::MultisigSpend {
                 outputs: decode_outputs(r)?,
             }),
+            tag if CrossChainOp::is_tag(tag) => {
+                Ok(TxPayload::CrossChain(CrossChainOp::decode_body(tag, r)?))
+            }
             tag => Err(DecodeError::UnknownTag {
                 what: "transaction kind",
                 tag,
@@ -630,14 +640,51 @@ mod tests {
     }
 
     #[test]
-    fn reserved_cross_chain_tags_are_refused_for_now() {
+    fn cross_chain_kinds_roundtrip_and_the_rest_of_the_range_is_refused() {
+        use crate::types::{ParameterChange, ParameterName};
+        let ops = [
+            CrossChainOp::SaxLock {
+                amount: 5,
+                unlock_at_ms: 6,
+            },
+            CrossChainOp::SaxUnlock {
+                lock: Digest([1; 32]),
+            },
+            CrossChainOp::Propose {
+                change: ParameterChange {
+                    name: ParameterName::new("gov.id").unwrap(),
+                    value: 2,
+                },
+                voting_period_ms: 3,
+            },
+            CrossChainOp::Vote {
+                proposal: Digest([2; 32]),
+                approve: true,
+            },
+            CrossChainOp::FinalizeProposal {
+                proposal: Digest([3; 32]),
+            },
+        ];
+        for op in ops {
+            let mut tx = transfer(&key(1), 0);
+            tx.payload = TxPayload::CrossChain(op);
+            let signed = tx.sign(&key(1));
+            let bytes = signed.to_canonical_bytes();
+            assert_eq!(
+                SignedTransaction::from_canonical_bytes(&bytes).unwrap(),
+                signed
+            );
+        }
+
         let mut bytes = transfer(&key(1), 0).unsigned().to_canonical_bytes();
         let payload_tag_at = 1 + 1 + 32 + 8 + 8;
         assert_eq!(bytes[payload_tag_at], TxPayload::TRANSFER);
-        bytes[payload_tag_at] = *TxPayload::RESERVED_CROSS_CHAIN.start();
-        assert!(matches!(
-            SignedTransaction::from_canonical_bytes(&bytes),
-            Err(DecodeError::UnknownTag { .. })
-        ));
+        for tag in [22, *TxPayload::RESERVED_CROSS_CHAIN.end(), 4, 15] {
+            bytes[payload_tag_at] = tag;
+            assert!(matches!(
+                SignedTransaction::from_canonical_bytes(&bytes),
+                Err(DecodeError::UnknownTag { .. })
+            ));
+        }
     }
 }

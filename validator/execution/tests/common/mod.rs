@@ -420,7 +420,7 @@ impl Model {
             TxPayload::MultisigConfigure { threshold, signers } => {
                 MultisigPolicy::new(*threshold, signers).is_none()
             }
-            TxPayload::Burn { .. } => false,
+            TxPayload::Burn { .. } | TxPayload::CrossChain(_) => false,
         } || match stx.auth() {
             Authorization::Multisig { approvals } => {
                 approvals.is_empty()
@@ -507,6 +507,10 @@ impl Model {
 
     fn payload(&mut self, sender: &Address, payload: &TxPayload) -> Result<(), FailureReason> {
         match payload {
+            // The executors under test run without a cross-chain setup.
+            TxPayload::CrossChain(_) => Err(FailureReason::CrossChain(
+                dualchain_core::types::CrossChainFailure::Disabled,
+            )),
             TxPayload::Transfer { outputs } | TxPayload::MultisigSpend { outputs } => {
                 let mut needs: Vec<(AssetId, u64)> = Vec::new();
                 for o in outputs {
