@@ -58,6 +58,8 @@ pub fn build(
                 balances: balances.clone(),
             })
             .collect(),
+        sax_allocations: Vec::new(),
+        cross_chain: Default::default(),
     };
     genesis.validate()?;
     Ok(genesis)

@@ -45,50 +45,7 @@ use crate::state::{StateCache, StateError};
 
 use CrossChainFailure as F;
 
-/// Protocol parameters of the cross-chain flows (the same on every validator).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CrossChainParams {
-    /// How many source blocks an attestation may lag the newest one accepted.
-    pub freshness_blocks: u64,
-    /// Share of the total stake (basis points) that must vote for a result to count.
-    pub quorum_bps: u16,
-    /// A proposal passes when more than this share (basis points) of the cast weight
-    /// approves.
-    pub threshold_bps: u16,
-    /// Longest voting period a proposal may ask for.
-    pub max_voting_period_ms: u64,
-    /// How long after its voting deadline a passed result may execute on Alpha.
-    pub execution_window_ms: u64,
-}
-
-impl Default for CrossChainParams {
-    fn default() -> Self {
-        Self {
-            // 600 Alpha blocks are 2.5 h; 600 Delta blocks 30 min.
-            freshness_blocks: 600,
-            quorum_bps: 3_334,
-            threshold_bps: 5_000,
-            max_voting_period_ms: 7 * 24 * 3_600_000,
-            execution_window_ms: 24 * 3_600_000,
-        }
-    }
-}
-
-impl CrossChainParams {
-    /// Refuses parameters no network should run with.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.quorum_bps > 10_000 || self.threshold_bps >= 10_000 {
-            return Err(format!(
-                "quorum_bps ({}) must be at most 10000 and threshold_bps ({}) below 10000",
-                self.quorum_bps, self.threshold_bps
-            ));
-        }
-        if self.freshness_blocks == 0 || self.max_voting_period_ms == 0 {
-            return Err("freshness_blocks and max_voting_period_ms must be positive".into());
-        }
-        Ok(())
-    }
-}
+pub use dualchain_core::types::CrossChainParams;
 
 /// What every validator of a network uses to run cross-chain operations: the
 /// parameters and the other chain's validator sets (from the genesis), and the cache

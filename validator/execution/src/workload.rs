@@ -131,6 +131,8 @@ impl Workload {
                     balances: BTreeMap::from([(AssetId::NATIVE, INITIAL_BALANCE)]),
                 })
                 .collect(),
+            sax_allocations: Vec::new(),
+            cross_chain: Default::default(),
         };
         Self { genesis, txs }
     }

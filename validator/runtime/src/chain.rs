@@ -3,6 +3,7 @@
 //! and the supervisor that restarts the group when it fails while the other chain
 //! keeps going.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,8 @@ use dualchain_core::Digest;
 use dualchain_core::chain_store::{ChainStore, StateChange};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{ChainId, Genesis, ValidatorSet};
+use dualchain_execution::crosschain::CrossChainSetup;
+use dualchain_execution::keys::{AccountRecord, account_key};
 use dualchain_execution::records::{RecordKey, RecordKind};
 use dualchain_execution::state::genesis_state_changes;
 use dualchain_execution::{ExecutionMode, Executor, ExecutorConfig, SignatureVerifier, StateCache};
@@ -95,7 +98,8 @@ pub fn build_context<S: Seams>(
             },
             verifier.clone(),
         )
-        .context("building the executor")?,
+        .context("building the executor")?
+        .with_cross_chain(Arc::new(cross_chain_setup(&identity.genesis)?)),
     );
     registry.register(Box::new(ChainLabelled::new(
         Arc::new(Mutex::new(executor.registry().clone())),
@@ -146,8 +150,21 @@ pub fn build_context<S: Seams>(
     }))
 }
 
-/// The state a chain starts from: Delta's funded accounts, Alpha's validator-set
-/// record of epoch 0.
+/// What the executors of both chains need for cross-chain operations: the genesis
+/// parameters and the other chain's validator set of epoch 0 (one validator set runs
+/// both chains; epochs that change it are issue 16).
+pub fn cross_chain_setup(genesis: &Genesis) -> anyhow::Result<CrossChainSetup> {
+    let set = genesis
+        .validator_set()
+        .context("the genesis validator set")?;
+    Ok(CrossChainSetup::new(
+        genesis.cross_chain.clone(),
+        BTreeMap::from([(0, set)]),
+    ))
+}
+
+/// The state a chain starts from: Delta's funded accounts; Alpha's validator-set
+/// record of epoch 0 and its sAX allocations (account records on Alpha).
 pub fn genesis_changes(
     chain: ChainId,
     genesis: &Genesis,
@@ -164,10 +181,21 @@ pub fn genesis_changes(
                     id
                 },
             };
-            vec![(
+            let mut changes = vec![(
                 key.state_key().to_vec(),
                 Some(validators.to_canonical_bytes()),
-            )]
+            )];
+            for allocation in &genesis.sax_allocations {
+                let record = AccountRecord {
+                    native: allocation.amount,
+                    ..AccountRecord::default()
+                };
+                changes.push((
+                    account_key(&allocation.address).to_vec(),
+                    record.encode_value(),
+                ));
+            }
+            changes
         }
     }
 }
@@ -424,6 +452,8 @@ mod tests {
             delta: dualchain_core::types::ChainParams::delta_default(),
             validators: vec![],
             accounts: vec![],
+            sax_allocations: vec![],
+            cross_chain: Default::default(),
         };
         genesis.delta.block_time_ms = 300;
         for chain in [ChainId::Alpha, ChainId::Delta] {

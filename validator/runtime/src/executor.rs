@@ -239,7 +239,7 @@ impl<S: Seams> BlockExecutor<S> {
         let started = Instant::now();
         let outcome = ctx
             .executor
-            .execute_block(&self.cache, &txs)
+            .execute_block_at(&self.cache, &txs, header.timestamp_ms)
             .with_context(|| format!("executing block {}", header.height))?;
         metrics
             .execution_seconds

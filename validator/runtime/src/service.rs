@@ -35,6 +35,13 @@ pub struct ChainService<S: Seams> {
     pub node: Arc<NodeChains<S>>,
 }
 
+/// Alpha holds records and sAX: it takes only cross-chain operations. Delta takes
+/// every kind (an operation meant for Alpha fails there with a typed receipt, like any
+/// transaction of the wrong kind for its chain).
+fn accepts_kind(chain: ChainId, payload: &TxPayload) -> bool {
+    chain == ChainId::Delta || matches!(payload, TxPayload::CrossChain(_))
+}
+
 fn rejection_status(rejection: &Rejection) -> AdmissionStatus {
     match rejection {
         Rejection::WrongChain { .. } => AdmissionStatus::WrongChain,
@@ -147,17 +154,6 @@ impl<S: Seams> ChainApi for ChainService<S> {
 
     fn submit(&self, transactions: &[Bytes]) -> Vec<Admission> {
         let ctx = &self.ctx;
-        if ctx.chain == ChainId::Alpha {
-            return (0..transactions.len())
-                .map(|_| {
-                    Admission::refused(
-                        None,
-                        AdmissionStatus::RejectedOther,
-                        "the Alpha chain accepts no transactions yet: its cross-chain operations (kinds 16-21) are defined but this node version does not execute them; submit transfers to Delta".into(),
-                    )
-                })
-                .collect();
-        }
         let mut results: Vec<Option<Admission>> = vec![None; transactions.len()];
         // Positions and transactions side by side, so the batch verifies in place
         // and each transaction then moves into the mempool without a copy.
@@ -165,11 +161,11 @@ impl<S: Seams> ChainApi for ChainService<S> {
         let mut txs = Vec::with_capacity(transactions.len());
         for (i, bytes) in transactions.iter().enumerate() {
             match SignedTransaction::from_canonical_bytes(bytes) {
-                Ok(tx) if matches!(tx.tx().payload, TxPayload::CrossChain(_)) => {
+                Ok(tx) if !accepts_kind(ctx.chain, &tx.tx().payload) => {
                     results[i] = Some(Admission::refused(
                         Some(tx.digest()),
                         AdmissionStatus::RejectedOther,
-                        "cross-chain operations (kinds 16-21) are not executed by this node version yet; nothing was queued".into(),
+                        "the Alpha chain accepts only cross-chain operations (kinds 16-21: sAX lock, attestations); submit transfers to Delta".into(),
                     ));
                 }
                 Ok(tx) => {

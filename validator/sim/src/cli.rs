@@ -185,9 +185,14 @@ pub struct NodeSimSummary {
     pub determinism_failures: u64,
     pub exactly_once_violations: u64,
     pub certificate_failures: u64,
+    /// Delta transfers accepted by a validator, and of those committed.
     pub transactions_submitted: u64,
     pub transactions_committed: u64,
     pub resubmissions: u64,
+    /// Alpha sAX locks (offered at 1% of `tps`, at least one a second) accepted, and
+    /// of those committed.
+    pub alpha_locks_submitted: u64,
+    pub alpha_locks_committed: u64,
     /// Submission to inclusion in a block of the observer, simulated ms.
     pub commit_latency_ms_p50: Option<u64>,
     pub commit_latency_ms_p99: Option<u64>,
@@ -245,7 +250,9 @@ fn absorb(s: &mut NodeSimSummary, latencies: &mut Histogram, r: RunResult) {
     }
     s.transactions_submitted += r.clients.submitted;
     s.transactions_committed += r.clients.committed;
-    s.resubmissions += r.clients.resubmissions;
+    s.resubmissions += r.clients.resubmissions + r.alpha_clients.resubmissions;
+    s.alpha_locks_submitted += r.alpha_clients.submitted;
+    s.alpha_locks_committed += r.alpha_clients.committed;
     for l in &r.clients.latencies_ms {
         latencies.record(*l);
     }
@@ -331,6 +338,8 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         transactions_submitted: 0,
         transactions_committed: 0,
         resubmissions: 0,
+        alpha_locks_submitted: 0,
+        alpha_locks_committed: 0,
         commit_latency_ms_p50: None,
         commit_latency_ms_p99: None,
         alpha_height_min: u64::MAX,

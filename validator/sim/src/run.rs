@@ -16,7 +16,8 @@ use dualchain_consensus::sim::Behaviour;
 use dualchain_core::Digest;
 use dualchain_core::crypto::ValidatorKeypair;
 use dualchain_core::types::{
-    AssetId, ChainId, ChainParams, Genesis, GenesisAccount, GenesisValidator, ValidatorIndex,
+    AssetId, ChainId, ChainParams, Genesis, GenesisAccount, GenesisValidator, SaxAllocation,
+    ValidatorIndex,
 };
 use dualchain_net::{MemoryHub, PeerId};
 use dualchain_runtime::chain::build_context;
@@ -57,7 +58,10 @@ pub struct RunResult {
     pub certificate_failures: Vec<String>,
     pub trace: Digest,
     pub virtual_ms: u64,
+    /// Delta's transfer clients.
     pub clients: ClientStats,
+    /// Alpha's sAX-lock clients.
+    pub alpha_clients: ClientStats,
     /// Lowest head height of an honest validator (Alpha, Delta).
     pub min_heights: [u64; 2],
     pub crashes: u64,
@@ -125,6 +129,13 @@ fn genesis_of(cfg: &NodeSimConfig, keys: &[Arc<ValidatorKeypair>]) -> Genesis {
                 balances: [(AssetId::NATIVE, ACCOUNT_BALANCE)].into(),
             })
             .collect(),
+        sax_allocations: (0..cfg.accounts)
+            .map(|i| SaxAllocation {
+                address: account_address(i),
+                amount: ACCOUNT_BALANCE,
+            })
+            .collect(),
+        cross_chain: Default::default(),
     }
 }
 
@@ -393,17 +404,14 @@ impl Simulation {
         Ok(())
     }
 
-    /// The Delta APIs of the running validators (clients may pick any of them).
-    fn targets(&self) -> Vec<Arc<dyn ChainApi>> {
-        self.nodes
-            .iter()
-            .filter_map(|n| n.api(ChainId::Delta))
-            .collect()
+    /// The `chain` APIs of the running validators (clients may pick any of them).
+    fn targets(&self, chain: ChainId) -> Vec<Arc<dyn ChainApi>> {
+        self.nodes.iter().filter_map(|n| n.api(chain)).collect()
     }
 
-    fn observer_api(&self) -> Arc<dyn ChainApi> {
+    fn observer_api(&self, chain: ChainId) -> Arc<dyn ChainApi> {
         self.nodes[usize::from(self.observer)]
-            .api(ChainId::Delta)
+            .api(chain)
             .expect("the observer never crashes")
     }
 
@@ -411,7 +419,14 @@ impl Simulation {
         for node in &mut self.nodes {
             node.start()?;
         }
-        let mut clients = Clients::new(self.cfg.accounts, self.cfg.retry_ms);
+        // Delta transfers at the offered rate; Alpha sAX locks at 1% of it (at least
+        // one a second), so Alpha executes real transactions under the same faults.
+        let mut clients =
+            ChainId::ALL.map(|c| Clients::new(c, self.cfg.accounts, self.cfg.retry_ms));
+        let rates = ChainId::ALL.map(|c| match c {
+            ChainId::Delta => self.cfg.tps,
+            ChainId::Alpha => (self.cfg.tps / 100).max(u64::from(self.cfg.tps > 0)),
+        });
         let mut client_rng = ChaCha8Rng::seed_from_u64(self.rng.random());
         let mut liveness = Vec::new();
         let faults_end = self.cfg.faults_end_ms();
@@ -425,20 +440,24 @@ impl Simulation {
                 self.apply(fault)?;
                 next_fault += 1;
             }
-            let targets = self.targets();
-            if (1_000..load_end).contains(&now) {
-                clients.offer(now, self.cfg.tps, CLIENT_TICK_MS, &targets, &mut client_rng);
+            for chain in ChainId::ALL {
+                let clients = &mut clients[slot(chain)];
+                let targets = self.targets(chain);
+                if (1_000..load_end).contains(&now) {
+                    let rate = rates[slot(chain)];
+                    clients.offer(now, rate, CLIENT_TICK_MS, &targets, &mut client_rng);
+                }
+                clients.retry(now, &targets);
+                clients.observe(now, self.observer_api(chain).as_ref());
             }
-            clients.retry(now, &targets);
-            clients.observe(now, self.observer_api().as_ref());
             if now >= load_end && now >= faults_end && next_fault == self.faults.len() {
-                if clients.in_flight() == 0 {
+                let in_flight: usize = clients.iter().map(Clients::in_flight).sum();
+                if in_flight == 0 {
                     break;
                 }
                 if now >= load_end.max(faults_end) + self.cfg.drain_ms {
                     liveness.push(format!(
-                        "{} transactions still not committed {} s after the load and faults ended",
-                        clients.in_flight(),
+                        "{in_flight} transactions still not committed {} s after the load and faults ended",
                         self.cfg.drain_ms / 1000
                     ));
                     break;
@@ -503,7 +522,12 @@ impl Simulation {
         }
     }
 
-    fn check(&self, clients: Clients, mut liveness: Vec<String>, virtual_ms: u64) -> RunResult {
+    fn check(
+        &self,
+        clients: [Clients; 2],
+        mut liveness: Vec<String>,
+        virtual_ms: u64,
+    ) -> RunResult {
         let mut findings = Findings::default();
         let mut views: [Vec<checks::ChainView>; 2] = [Vec::new(), Vec::new()];
         for node in self.nodes.iter().filter(|n| n.honest()) {
@@ -527,29 +551,28 @@ impl Simulation {
                 &mut findings,
             );
         }
-        if let Some(longest) = views[slot(ChainId::Delta)]
-            .iter()
-            .max_by_key(|v| v.blocks.len())
-        {
-            checks::check_exactly_once(&clients.accepted, longest, &mut findings);
-        }
-        let stats = clients.stats;
-        let mut safety = findings.safety;
-        safety.extend(stats.unexpected_rejections.iter().cloned());
-        if stats.submitted > 0 && stats.committed == 0 {
-            liveness.push("no transaction was committed".into());
-        }
-        let trace = checks::trace_digest(
-            &[&views[0], &views[1]],
-            &[
+        let mut safety = std::mem::take(&mut findings.safety);
+        let mut trace_inputs = vec![virtual_ms];
+        for chain in ChainId::ALL {
+            let clients = &clients[slot(chain)];
+            if let Some(longest) = views[slot(chain)].iter().max_by_key(|v| v.blocks.len()) {
+                checks::check_exactly_once(&clients.accepted, longest, &mut findings);
+            }
+            let stats = &clients.stats;
+            safety.extend(stats.unexpected_rejections.iter().cloned());
+            if stats.submitted > 0 && stats.committed == 0 {
+                liveness.push(format!("no {chain} transaction was committed"));
+            }
+            trace_inputs.extend([
                 stats.submitted,
                 stats.committed,
                 stats.resubmissions,
                 stats.backlogged,
                 stats.latencies_ms.iter().sum(),
-                virtual_ms,
-            ],
-        );
+            ]);
+        }
+        let trace = checks::trace_digest(&[&views[0], &views[1]], &trace_inputs);
+        let [alpha_clients, delta_clients] = clients;
         RunResult {
             seed: self.cfg.seed,
             safety_violations: safety,
@@ -558,7 +581,8 @@ impl Simulation {
             certificate_failures: findings.certificates,
             trace,
             virtual_ms,
-            clients: stats,
+            clients: delta_clients.stats,
+            alpha_clients: alpha_clients.stats,
             min_heights: findings.min_heights,
             crashes: self.crashes,
             behaviours: self.nodes.iter().filter_map(|n| n.behaviour).collect(),

@@ -1,8 +1,10 @@
-//! The simulated clients: funded accounts sending Delta transfers at an offered rate
+//! The simulated clients: funded accounts sending transactions at an offered rate
 //! through the validators' own admission path ([`ChainApi::submit`]), each account
 //! with one transaction in flight, resubmitting to another validator when one is not
 //! committed in time — as a real wallet would. Commitment is read from one honest
-//! validator's blocks ([`ChainApi::block`]).
+//! validator's blocks ([`ChainApi::block`]). On Delta the clients send transfers; on
+//! Alpha they lock sAX (the first step of the cross-chain flow), so Alpha executes
+//! real transactions under the same faults.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -11,7 +13,14 @@ use bytes::Bytes;
 use dualchain_api::{AdmissionStatus, ChainApi};
 use dualchain_core::Digest;
 use dualchain_core::encoding::Canonical;
-use dualchain_core::types::{Address, AssetId, ChainId, Output, Transaction, TxPayload};
+use dualchain_core::types::{
+    Address, AssetId, ChainId, CrossChainOp, Output, Transaction, TxPayload,
+};
+
+use crate::config::SIM_EPOCH_MS;
+
+/// How long the simulated sAX locks hold (past the end of any run).
+const LOCK_MS: u64 = 24 * 3_600_000;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -64,8 +73,9 @@ pub struct ClientStats {
     pub latencies_ms: Vec<u64>,
 }
 
-/// The clients of one run.
+/// The clients of one run on one chain.
 pub struct Clients {
+    chain: ChainId,
     accounts: Vec<Account>,
     idle: VecDeque<usize>,
     by_digest: HashMap<Digest, usize>,
@@ -78,8 +88,9 @@ pub struct Clients {
 }
 
 impl Clients {
-    pub fn new(accounts: usize, retry_ms: u64) -> Self {
+    pub fn new(chain: ChainId, accounts: usize, retry_ms: u64) -> Self {
         Self {
+            chain,
             accounts: (0..accounts)
                 .map(|i| Account {
                     address: account_address(i),
@@ -102,20 +113,30 @@ impl Clients {
         self.by_digest.len()
     }
 
-    fn transfer(&self, account: usize, now_ms: u64) -> (Digest, Bytes) {
+    /// The account's next transaction: a transfer to the sink on Delta, a lock of a
+    /// little sAX on Alpha.
+    fn next_tx(&self, account: usize, now_ms: u64) -> (Digest, Bytes) {
         let a = &self.accounts[account];
-        let tx = Transaction {
-            chain: ChainId::Delta,
-            sender: a.address,
-            nonce: a.nonce,
-            fee: 1,
-            payload: TxPayload::Transfer {
+        let amount = 1 + now_ms % 1_000;
+        let payload = match self.chain {
+            ChainId::Delta => TxPayload::Transfer {
                 outputs: vec![Output {
                     to: sink_address(),
                     asset: AssetId::NATIVE,
-                    amount: 1 + now_ms % 1_000,
+                    amount,
                 }],
             },
+            ChainId::Alpha => TxPayload::CrossChain(CrossChainOp::SaxLock {
+                amount,
+                unlock_at_ms: SIM_EPOCH_MS + now_ms + LOCK_MS,
+            }),
+        };
+        let tx = Transaction {
+            chain: self.chain,
+            sender: a.address,
+            nonce: a.nonce,
+            fee: 1,
+            payload,
         }
         .unsigned();
         (tx.digest(), Bytes::from(tx.to_canonical_bytes()))
@@ -143,7 +164,7 @@ impl Clients {
                 self.stats.backlogged += 1;
                 continue;
             };
-            let (digest, bytes) = self.transfer(account, now_ms);
+            let (digest, bytes) = self.next_tx(account, now_ms);
             let first_target = rng.random_range(0..targets.len());
             self.accounts[account].pending = Some(Pending {
                 digest,

@@ -49,6 +49,12 @@ fn every_fault_at_once_keeps_safety_liveness_exactly_once_and_determinism() {
     );
     assert!(summary.delta_height_min >= 5, "{summary:#?}");
     assert!(summary.alpha_height_min >= 1, "{summary:#?}");
+    // Alpha executes sAX locks (3 a second here) under the same faults.
+    assert!(summary.alpha_locks_submitted >= 2 * 30, "{summary:#?}");
+    assert_eq!(
+        summary.alpha_locks_committed, summary.alpha_locks_submitted,
+        "every accepted lock committed: {summary:#?}"
+    );
 }
 
 #[test]

@@ -14,6 +14,7 @@ use crate::hash::{Digest, HashDomain};
 
 use super::account::{Address, AssetId};
 use super::chain::{ChainId, ConsensusEngine};
+use super::crosschain::CrossChainParams;
 use super::validator::{MAX_VALIDATORS, ValidatorSet, ValidatorSetError};
 
 const MAX_NAME_LEN: usize = 64;
@@ -143,6 +144,30 @@ impl Decode for GenesisAccount {
     }
 }
 
+/// An account's initial sAX: its native balance on Alpha, which it can lock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaxAllocation {
+    pub address: Address,
+    pub amount: u64,
+}
+
+impl Encode for SaxAllocation {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.address.encode_to(out);
+        self.amount.encode_to(out);
+    }
+}
+
+impl Decode for SaxAllocation {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            address: Decode::decode_from(r)?,
+            amount: r.read_u64("sAX amount")?,
+        })
+    }
+}
+
 /// Why a genesis is not usable.
 #[derive(Debug, thiserror::Error)]
 pub enum GenesisError {
@@ -160,6 +185,10 @@ pub enum GenesisError {
     ZeroEpoch,
     #[error("account {0} appears twice")]
     DuplicateAccount(Address),
+    #[error("the sAX allocations add up to more than {max}", max = u64::MAX)]
+    SaxSupplyOverflow,
+    #[error("cross_chain: {0}")]
+    CrossChain(String),
     #[error("network name must be 1 to {MAX_NAME_LEN} bytes")]
     BadName,
     #[error("genesis JSON: {0}")]
@@ -185,7 +214,14 @@ pub struct Genesis {
     pub alpha: ChainParams,
     pub delta: ChainParams,
     pub validators: Vec<GenesisValidator>,
+    /// Delta accounts and their balances.
     pub accounts: Vec<GenesisAccount>,
+    /// Alpha accounts and their sAX (what can be locked for stake on Delta).
+    #[serde(default)]
+    pub sax_allocations: Vec<SaxAllocation>,
+    /// Parameters of attestations and governance (defaults when absent).
+    #[serde(default)]
+    pub cross_chain: CrossChainParams,
 }
 
 impl Genesis {
@@ -252,6 +288,20 @@ impl Genesis {
                 return Err(GenesisError::DuplicateAccount(account.address));
             }
         }
+        let mut seen = BTreeSet::new();
+        let mut supply: u64 = 0;
+        for allocation in &self.sax_allocations {
+            if !seen.insert(allocation.address) {
+                return Err(GenesisError::DuplicateAccount(allocation.address));
+            }
+            // Bounded total supply: stake weights and tallies can then never overflow.
+            supply = supply
+                .checked_add(allocation.amount)
+                .ok_or(GenesisError::SaxSupplyOverflow)?;
+        }
+        self.cross_chain
+            .validate()
+            .map_err(GenesisError::CrossChain)?;
         Ok(())
     }
 
@@ -277,6 +327,8 @@ impl Encode for Genesis {
         self.delta.encode_to(out);
         write_vec(out, &self.validators);
         write_vec(out, &self.accounts);
+        write_vec(out, &self.sax_allocations);
+        self.cross_chain.encode_to(out);
     }
 }
 
@@ -291,6 +343,8 @@ impl Decode for Genesis {
             delta: Decode::decode_from(r)?,
             validators: r.read_vec(MAX_VALIDATORS, 4 + 2592 + 8, "genesis validators")?,
             accounts: r.read_vec(MAX_GENESIS_ACCOUNTS, 36, "genesis accounts")?,
+            sax_allocations: r.read_vec(MAX_GENESIS_ACCOUNTS, 40, "sAX allocations")?,
+            cross_chain: Decode::decode_from(r)?,
         })
     }
 }
@@ -346,6 +400,11 @@ mod tests {
                 address: Address([5; 32]),
                 balances: [(AssetId::NATIVE, 1_000), (AssetId(3), 7)].into(),
             }],
+            sax_allocations: vec![SaxAllocation {
+                address: Address([5; 32]),
+                amount: 500,
+            }],
+            cross_chain: CrossChainParams::default(),
         }
     }
 
@@ -395,6 +454,29 @@ mod tests {
             sample(0).validate(),
             Err(GenesisError::Validators(_))
         ));
+        let mut g = sample(4);
+        g.sax_allocations.push(SaxAllocation {
+            address: Address([6; 32]),
+            amount: u64::MAX,
+        });
+        assert!(matches!(g.validate(), Err(GenesisError::SaxSupplyOverflow)));
+        let mut g = sample(4);
+        g.sax_allocations.push(g.sax_allocations[0].clone());
+        assert!(matches!(
+            g.validate(),
+            Err(GenesisError::DuplicateAccount(_))
+        ));
+        let mut g = sample(4);
+        g.cross_chain.quorum_bps = 10_001;
+        assert!(matches!(g.validate(), Err(GenesisError::CrossChain(_))));
+        // A genesis written before the cross-chain fields still parses, with defaults.
+        let mut json: serde_json::Value = serde_json::from_str(&sample(1).to_json()).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.remove("sax_allocations");
+        object.remove("cross_chain");
+        let old = Genesis::from_json(&json.to_string()).unwrap();
+        assert!(old.sax_allocations.is_empty());
+        assert_eq!(old.cross_chain, CrossChainParams::default());
         let json = sample(1).to_json().replace("\"stake\"", "\"stakes\"");
         assert!(matches!(
             Genesis::from_json(&json),

@@ -22,12 +22,14 @@ pub use attestation::{
 pub use block::{Block, BlockBody, BlockCertificate, BlockHeader, CertificateError};
 pub use chain::{ChainId, ConsensusEngine};
 pub use crosschain::{
-    AttestationRefusal, CrossChainEvent, CrossChainFailure, CrossChainOp, GovernanceExecution,
-    LockRecord, LockStatus, MAX_PARAMETER_NAME, ParameterChange, ParameterName, ParameterRecord,
-    ProposalRecord, ProposalStatus, RECORD_PREFIX, RecordKey, RecordKind, StakeRecord, StakeStatus,
-    VoteRecord, decode_u64_record,
+    AttestationRefusal, CrossChainEvent, CrossChainFailure, CrossChainOp, CrossChainParams,
+    GovernanceExecution, LockRecord, LockStatus, MAX_PARAMETER_NAME, ParameterChange,
+    ParameterName, ParameterRecord, ProposalRecord, ProposalStatus, RECORD_PREFIX, RecordKey,
+    RecordKind, StakeRecord, StakeStatus, VoteRecord, decode_u64_record,
 };
-pub use genesis::{ChainParams, Genesis, GenesisAccount, GenesisError, GenesisValidator};
+pub use genesis::{
+    ChainParams, Genesis, GenesisAccount, GenesisError, GenesisValidator, SaxAllocation,
+};
 pub use peers::PeerEntry;
 pub use receipt::{FailureReason, Receipt, ReceiptStatus};
 pub use transaction::{

@@ -8,6 +8,7 @@ use dualchain_core::crypto::{AccountKeypair, ValidatorScheme};
 use dualchain_core::keyfile;
 use dualchain_core::types::{
     Address, AssetId, ChainParams, ConsensusEngine, Genesis, GenesisAccount, GenesisValidator,
+    SaxAllocation,
 };
 use rayon::prelude::*;
 
@@ -37,6 +38,10 @@ pub struct Args {
     /// Initial balance of every account in each funded asset.
     #[arg(long, default_value_t = 1_000_000_000_000)]
     balance: u64,
+    /// sAX (Alpha's native asset, lockable for stake and voting weight on Delta) of
+    /// every generated account; 0 allocates none.
+    #[arg(long, value_name = "AMOUNT", default_value_t = 1_000_000)]
+    sax: u64,
     /// Fund assets 0..K (asset 0 is the native fee asset).
     #[arg(long, value_name = "K", default_value_t = 1)]
     assets: u32,
@@ -164,6 +169,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             balances: balances.clone(),
         })
         .collect();
+    let sax_allocations = account_keys
+        .iter()
+        .filter(|_| args.sax > 0)
+        .map(|k| SaxAllocation {
+            address: Address::of(k.public()),
+            amount: args.sax,
+        })
+        .collect();
 
     let genesis_time_ms = match args.genesis_time_ms {
         Some(t) => t,
@@ -191,6 +204,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         validators,
         accounts,
+        sax_allocations,
+        cross_chain: Default::default(),
     };
     genesis
         .validate()
