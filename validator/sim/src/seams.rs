@@ -70,6 +70,14 @@ impl KvEngine for SimStore {
         self.inner.scan_from(column, start)
     }
 
+    fn scan_prefix<'a>(
+        &'a self,
+        column: Column,
+        prefix: &[u8],
+    ) -> Result<KvIter<'a>, StorageError> {
+        self.inner.scan_prefix(column, prefix)
+    }
+
     fn flush(&self) -> Result<(), StorageError> {
         self.inner.flush()
     }

@@ -79,6 +79,9 @@ pub struct Clients {
     accounts: Vec<Account>,
     idle: VecDeque<usize>,
     by_digest: HashMap<Digest, usize>,
+    /// Pending transactions by `(last sent, account)`: retries take the due ones
+    /// from the front instead of scanning every account each tick.
+    due: BTreeSet<(u64, usize)>,
     /// Every transaction accepted at least once.
     pub accepted: BTreeSet<Digest>,
     carry: f64,
@@ -100,6 +103,7 @@ impl Clients {
                 .collect(),
             idle: (0..accounts).collect(),
             by_digest: HashMap::new(),
+            due: BTreeSet::new(),
             accepted: BTreeSet::new(),
             carry: 0.0,
             observed_height: 0,
@@ -175,6 +179,7 @@ impl Clients {
                 attempts: 0,
             });
             self.by_digest.insert(digest, account);
+            self.due.insert((now_ms, account));
             self.submit(targets[first_target].as_ref(), digest, bytes, now_ms);
         }
     }
@@ -194,7 +199,9 @@ impl Clients {
                 if let Some(&account) = self.by_digest.get(&digest)
                     && let Some(p) = self.accounts[account].pending.as_mut()
                 {
+                    self.due.remove(&(p.last_sent_ms, account));
                     p.last_sent_ms = now_ms.saturating_sub(self.retry_ms) + 500;
+                    self.due.insert((p.last_sent_ms, account));
                 }
             }
             other => self.stats.unexpected_rejections.push(format!(
@@ -209,18 +216,25 @@ impl Clients {
         if targets.is_empty() {
             return;
         }
-        let due: Vec<(Digest, Bytes, usize)> = self
-            .accounts
-            .iter_mut()
-            .filter_map(|a| a.pending.as_mut())
-            .filter(|p| now_ms >= p.last_sent_ms + self.retry_ms)
-            .map(|p| {
-                p.last_sent_ms = now_ms;
-                p.attempts += 1;
-                let target = (p.first_target + p.attempts) % targets.len();
-                (p.digest, p.bytes.clone(), target)
-            })
+        let ready: Vec<(u64, usize)> = self
+            .due
+            .iter()
+            .take_while(|(last_sent_ms, _)| now_ms >= last_sent_ms + self.retry_ms)
+            .copied()
             .collect();
+        let mut due = Vec::with_capacity(ready.len());
+        for (last_sent_ms, account) in ready {
+            self.due.remove(&(last_sent_ms, account));
+            self.due.insert((now_ms, account));
+            let p = self.accounts[account]
+                .pending
+                .as_mut()
+                .expect("every due entry has a pending transaction");
+            p.last_sent_ms = now_ms;
+            p.attempts += 1;
+            let target = (p.first_target + p.attempts) % targets.len();
+            due.push((p.digest, p.bytes.clone(), target));
+        }
         for (digest, bytes, target) in due {
             self.stats.resubmissions += 1;
             self.submit(targets[target].as_ref(), digest, bytes, now_ms);
@@ -241,6 +255,7 @@ impl Clients {
                 };
                 let a = &mut self.accounts[account];
                 if let Some(p) = a.pending.take() {
+                    self.due.remove(&(p.last_sent_ms, account));
                     self.stats.latencies_ms.push(now_ms - p.first_sent_ms);
                 }
                 a.nonce += 1;
