@@ -286,6 +286,14 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
     std::thread::scope(|scope| {
         for _ in 0..parallel.min(seeds.len()) {
             scope.spawn(|| {
+                // One simulation per thread and already a thread per core: the
+                // executor's and the tree's data parallelism runs on this thread
+                // (rayon's work splitting still happens, its workers do not spin
+                // against the other simulations).
+                let _inline = rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .use_current_thread()
+                    .build();
                 loop {
                     let i = {
                         let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
