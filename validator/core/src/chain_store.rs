@@ -30,7 +30,10 @@ use dualchain_storage::{Column, KvEngine, StorageError, WriteBatch, keys};
 
 use crate::encoding::{Canonical, DecodeError};
 use crate::hash::Digest;
-use crate::types::{Block, BlockBody, BlockCertificate, BlockHeader, ChainId, Receipt};
+use crate::types::{
+    Attestation, Block, BlockBody, BlockCertificate, BlockHeader, ChainId, Receipt, RecordProof,
+    is_attestable,
+};
 use dualchain_merkle::Proof;
 
 /// A change to one state key: `Some(value)` to set, `None` to delete.
@@ -276,7 +279,8 @@ impl<E: KvEngine> ChainStore<E> {
         };
         let block = Block { header, body };
         debug_assert!(block.body_matches_header());
-        let batch = block_batch(&block, receipts, changes, None, extra);
+        let proofs = attestable_proofs(&tree, self.chain(), changes);
+        let batch = block_batch(&block, receipts, changes, &proofs, None, extra);
         let new_head = head_of(&block);
         self.write_or_undo(&mut tree, batch, undo, new_head)?;
         Ok(block)
@@ -326,7 +330,15 @@ impl<E: KvEngine> ChainStore<E> {
                 computed,
             });
         }
-        let batch = block_batch(block, receipts, changes, certificate, WriteBatch::new());
+        let proofs = attestable_proofs(&tree, self.chain(), changes);
+        let batch = block_batch(
+            block,
+            receipts,
+            changes,
+            &proofs,
+            certificate,
+            WriteBatch::new(),
+        );
         self.write_or_undo(&mut tree, batch, undo, head_of(block))?;
         Ok(computed)
     }
@@ -475,6 +487,76 @@ impl<E: KvEngine> ChainReader<E> {
         )
     }
 
+    /// The attestable records the block at `height` changed, with their inclusion
+    /// proofs against its state root, in state-change order.
+    pub fn record_proofs(&self, height: u64) -> Result<Vec<RecordProof>, ChainStoreError> {
+        self.shared
+            .engine
+            .scan_prefix(Column::Meta, &record_proof_height_prefix(height))?
+            .map(|item| {
+                let (_, bytes) = item?;
+                RecordProof::from_canonical_bytes(&bytes).map_err(|source| {
+                    ChainStoreError::Decode {
+                        what: "record proof",
+                        source,
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// The attestation of the record `key` as the block at `height` changed it: `None`
+    /// when that block did not change an attestable `key` or this node does not hold the
+    /// block's certificate.
+    pub fn attestation(
+        &self,
+        height: u64,
+        key: &[u8],
+    ) -> Result<Option<Attestation>, ChainStoreError> {
+        let Some(proof) = self.get_decoded::<RecordProof>(
+            Column::Meta,
+            &record_proof_key(height, key),
+            "record proof",
+        )?
+        else {
+            return Ok(None);
+        };
+        self.attest_with(height, vec![proof])
+            .map(|list| list.and_then(|mut list| list.pop()))
+    }
+
+    /// Attestations of every attestable record the block at `height` changed; `None`
+    /// when this node does not hold the block's certificate (yet).
+    pub fn attestations_at(
+        &self,
+        height: u64,
+    ) -> Result<Option<Vec<Attestation>>, ChainStoreError> {
+        let proofs = self.record_proofs(height)?;
+        if proofs.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        self.attest_with(height, proofs)
+    }
+
+    fn attest_with(
+        &self,
+        height: u64,
+        proofs: Vec<RecordProof>,
+    ) -> Result<Option<Vec<Attestation>>, ChainStoreError> {
+        let Some(certificate) = self.get_certificate(height)? else {
+            return Ok(None);
+        };
+        let block = self
+            .get_block(height)?
+            .ok_or(ChainStoreError::NoBlock(height))?;
+        Ok(Some(
+            proofs
+                .into_iter()
+                .map(|proof| proof.attest(block.header.clone(), certificate.clone()))
+                .collect(),
+        ))
+    }
+
     pub fn get_receipts(&self, height: u64) -> Result<Vec<Receipt>, ChainStoreError> {
         self.shared
             .engine
@@ -521,11 +603,20 @@ fn block_batch(
     block: &Block,
     receipts: &[Receipt],
     changes: &[StateChange],
+    proofs: &[RecordProof],
     certificate: Option<&BlockCertificate>,
     extra: WriteBatch,
 ) -> WriteBatch {
     let height = block.header.height;
-    let mut batch = WriteBatch::with_capacity(receipts.len() + changes.len() + extra.len() + 3);
+    let mut batch =
+        WriteBatch::with_capacity(receipts.len() + changes.len() + proofs.len() + extra.len() + 3);
+    for proof in proofs {
+        batch.put(
+            Column::Meta,
+            record_proof_key(height, &proof.key),
+            proof.to_canonical_bytes(),
+        );
+    }
     batch.put(
         Column::Blocks,
         keys::height_key(height).to_vec(),
@@ -549,6 +640,50 @@ fn block_batch(
     batch.extend(extra);
     head_of(block).put_into(&mut batch);
     batch
+}
+
+/// Prefix of the stored record proofs in the `meta` column: prefix, height (big
+/// endian, so a height's proofs are one prefix scan), state key.
+const RECORD_PROOF_PREFIX: &[u8] = b"record-proof/";
+
+fn record_proof_key(height: u64, key: &[u8]) -> Vec<u8> {
+    let mut out = record_proof_height_prefix(height);
+    out.extend_from_slice(key);
+    out
+}
+
+fn record_proof_height_prefix(height: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RECORD_PROOF_PREFIX.len() + 8 + 34);
+    out.extend_from_slice(RECORD_PROOF_PREFIX);
+    out.extend_from_slice(&height.to_be_bytes());
+    out
+}
+
+/// Inclusion proofs, against `tree` (already updated with `changes`), of the changed
+/// records the other chain acts on ([`is_attestable`]). A key changed twice in one
+/// batch is proven once, with its final value.
+fn attestable_proofs(
+    tree: &SparseMerkleTree,
+    chain: ChainId,
+    changes: &[StateChange],
+) -> Vec<RecordProof> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut proofs = Vec::new();
+    for (key, value) in changes.iter().rev() {
+        if !seen.insert(key.as_slice()) {
+            continue;
+        }
+        let Some(value) = value else { continue };
+        if is_attestable(chain, key, value) {
+            proofs.push(RecordProof {
+                key: key.clone(),
+                value: value.clone(),
+                proof: tree.prove(&hash_key(key)),
+            });
+        }
+    }
+    proofs.reverse();
+    proofs
 }
 
 /// Applies `changes` to the tree and returns the updates that undo them.
@@ -616,6 +751,97 @@ mod tests {
 
     fn change(k: &str, v: Option<&str>) -> StateChange {
         (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec()))
+    }
+
+    #[test]
+    fn sealed_blocks_keep_proofs_of_attestable_records_until_certified() {
+        use crate::crypto::ValidatorKeypair;
+        use crate::types::{
+            AttestationContext, LockRecord, LockStatus, RecordKey, RecordKind, ValidatorSet,
+        };
+        let engine = Arc::new(MemoryEngine::new());
+        let mut store = ChainStore::open(engine.clone(), ChainId::Alpha).unwrap();
+        store
+            .init_genesis(HashDomain::Genesis.hash(b"g"), &[change("a", Some("1"))])
+            .unwrap();
+        let lock = LockRecord {
+            owner: crate::types::Address([5; 32]),
+            amount: 500,
+            unlock_at_ms: 9,
+            status: LockStatus::Locked,
+        };
+        let lock_key = RecordKey::new(RecordKind::Lock, [1; 32])
+            .state_key()
+            .to_vec();
+        let weight_key = RecordKey::new(RecordKind::StakeWeight, [2; 32])
+            .state_key()
+            .to_vec();
+        let changes = vec![
+            (lock_key.clone(), Some(b"first".to_vec())),
+            (weight_key, Some(7u64.to_le_bytes().to_vec())),
+            change("a", Some("2")),
+            (lock_key.clone(), Some(lock.to_canonical_bytes())),
+        ];
+        let draft = BlockDraft::default();
+        let block = store
+            .seal_and_commit(
+                draft,
+                BlockBody::default(),
+                &[],
+                &changes,
+                WriteBatch::new(),
+            )
+            .unwrap();
+        let proofs = store.reader().record_proofs(1).unwrap();
+        assert_eq!(proofs.len(), 1, "only the lock, once, with its final value");
+        assert_eq!(proofs[0].key, lock_key);
+        assert_eq!(proofs[0].value, lock.to_canonical_bytes());
+        assert_eq!(store.reader().attestations_at(1).unwrap(), None);
+        assert_eq!(store.reader().record_proofs(2).unwrap(), vec![]);
+
+        let keys: Vec<_> = (0..4u8)
+            .map(|i| ValidatorKeypair::from_seed(&[i + 90; 32]))
+            .collect();
+        let set = ValidatorSet::new(0, keys.iter().map(|k| (k.public().clone(), 1))).unwrap();
+        let certificate = BlockCertificate::from_votes(
+            &block.header,
+            keys.iter()
+                .take(3)
+                .enumerate()
+                .map(|(i, k)| (i as u16, BlockCertificate::vote(k, &block.header))),
+        );
+        store.put_certificate(&certificate).unwrap();
+        // Committing more blocks moves the head; the proof still attests height 1.
+        let more = vec![change("a", Some("3"))];
+        store
+            .seal_and_commit(
+                BlockDraft::default(),
+                BlockBody::default(),
+                &[],
+                &more,
+                WriteBatch::new(),
+            )
+            .unwrap();
+        let reopened = ChainStore::open(engine, ChainId::Alpha).unwrap();
+        let attestations = reopened.reader().attestations_at(1).unwrap().unwrap();
+        assert_eq!(attestations.len(), 1);
+        assert_eq!(
+            reopened
+                .reader()
+                .attestation(1, &lock_key)
+                .unwrap()
+                .as_ref(),
+            Some(&attestations[0])
+        );
+        let sets = |epoch: u64| (epoch == 0).then_some(&set);
+        let context = AttestationContext {
+            target: ChainId::Delta,
+            validator_sets: &sets,
+            newest_source_height: 0,
+            freshness_blocks: 10,
+            consumed: &|_| false,
+        };
+        attestations[0].verify(&context, None).unwrap();
     }
 
     #[test]

@@ -422,6 +422,17 @@ impl<S: Scheme> Keypair<S> {
         &self.public
     }
 
+    /// An ML-DSA key pair of scheme `T` derived from this one's seed under `context`
+    /// (a BLAKE3 derive-key context naming the purpose). A validator uses it for the
+    /// account it relays attestations from, so that account's key lives exactly where
+    /// the validator key lives and needs no file of its own. Always ML-DSA, also from a
+    /// simulated key: transactions carry their public key as bytes, and bytes decode
+    /// only to ML-DSA keys.
+    pub fn derive<T: Scheme>(&self, context: &str) -> Keypair<T> {
+        let seed = Zeroizing::new(blake3::derive_key(context, self.seed.as_ref()));
+        Keypair::from_seed(&seed)
+    }
+
     /// The secret seed. Only key files may call this; never log it.
     pub fn seed(&self) -> &[u8; 32] {
         &self.seed
@@ -521,6 +532,32 @@ mod tests {
             a.sign(SigningDomain::Transaction, b"m").as_bytes().len(),
             2420
         );
+    }
+
+    #[test]
+    fn derived_keys_are_deterministic_per_context_and_sign() {
+        let v = validator(7);
+        let relay: AccountKeypair = v.derive("dualchain test relay");
+        assert_eq!(
+            relay.public(),
+            v.derive::<AccountScheme>("dualchain test relay").public()
+        );
+        assert_ne!(
+            relay.public(),
+            v.derive::<AccountScheme>("dualchain test other").public()
+        );
+        assert_ne!(
+            relay.public(),
+            validator(8)
+                .derive::<AccountScheme>("dualchain test relay")
+                .public()
+        );
+        assert_ne!(relay.seed(), v.seed());
+        let sig = relay.sign(SigningDomain::Transaction, b"tx");
+        relay
+            .public()
+            .verify(SigningDomain::Transaction, b"tx", &sig)
+            .unwrap();
     }
 
     #[test]

@@ -177,6 +177,22 @@ async fn run_node(cfg: NodeConfig) -> anyhow::Result<()> {
         });
     }
 
+    // Both chains in this process: their records travel between them in process.
+    // (One chain per process relays through the sibling's API, which this build
+    // does not do yet: see the README.)
+    let apis: Vec<Arc<dyn ChainApi>> = contexts
+        .iter()
+        .map(|ctx| {
+            Arc::new(ChainService {
+                ctx: ctx.clone(),
+                node: node.clone(),
+            }) as Arc<dyn ChainApi>
+        })
+        .collect();
+    for relay in dualchain_runtime::relay::spawn_in_process(&contexts, &apis, &stop_rx) {
+        tasks.spawn(async move { relay.await.context("the attestation relay failed") });
+    }
+
     let metrics_listener = TcpListener::bind(cfg.metrics_listen)
         .await
         .with_context(|| format!("binding the metrics endpoint on {}", cfg.metrics_listen))?;

@@ -19,6 +19,8 @@
 //! - [`driver`]: the consensus driver, the only owner of the engine;
 //! - [`executor`]: the block executor (seal → execute → commit → vote);
 //! - [`votes`]: block votes → block certificates;
+//! - [`relay`]: the attestation relay, carrying each chain's finalized records to the
+//!   other as `Attest` transactions;
 //! - [`service`]: [`ChainService`], the chain's [`dualchain_api::ChainApi`];
 //! - [`health`]: the health assessment of a chain;
 //! - [`metrics`]: the chain's Prometheus metrics.
@@ -41,6 +43,7 @@ pub mod driver;
 pub mod executor;
 pub mod health;
 pub mod metrics;
+pub mod relay;
 pub mod seams;
 pub mod service;
 pub mod votes;

@@ -11,8 +11,10 @@ use dualchain_core::Digest;
 use dualchain_core::chain_store::ChainStore;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
-    Block, BlockCertificate, ChainId, Receipt, ReceiptStatus, ValidatorIndex, ValidatorSet,
+    Address, Block, BlockCertificate, ChainId, LockRecord, LockStatus, RECORD_PREFIX, Receipt,
+    ReceiptStatus, RecordKind, StakeRecord, ValidatorIndex, ValidatorSet,
 };
+use dualchain_storage::{Column, KvEngine};
 
 use crate::seams::{SimStore, slot};
 
@@ -151,15 +153,18 @@ pub fn check_chain(chain: ChainId, views: &[ChainView], margin: u64, findings: &
 
 /// Every accepted transaction has exactly one successful receipt in the chain
 /// (duplicates included by two proposers fail their nonce check and change nothing).
+/// Transactions of the validators' `relayers` (attestations) are not the clients' and
+/// are left out.
 pub fn check_exactly_once(
     accepted: &BTreeSet<Digest>,
     longest: &ChainView,
+    relayers: &BTreeSet<Address>,
     findings: &mut Findings,
 ) {
     let mut successes: BTreeMap<Digest, u32> = BTreeMap::new();
-    for receipts in &longest.receipts {
-        for r in receipts {
-            if r.status == ReceiptStatus::Success {
+    for (block, receipts) in longest.blocks.iter().zip(&longest.receipts) {
+        for (tx, r) in block.body.transactions.iter().zip(receipts) {
+            if r.status == ReceiptStatus::Success && !relayers.contains(&tx.tx().sender) {
                 *successes.entry(r.tx_digest).or_default() += 1;
             }
         }
@@ -186,6 +191,92 @@ pub fn check_exactly_once(
             "{unknown} transactions executed that no client had submitted"
         ));
     }
+}
+
+/// How one validator's two chains agree on sAX: its Alpha locks against its Delta
+/// stakes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordsAgreement {
+    /// Alpha locks (held or released).
+    pub locks: u64,
+    /// Delta stakes created from attested locks.
+    pub stakes: u64,
+    /// Held locks with no stake on Delta yet (attestation still on its way).
+    pub unattested: u64,
+}
+
+fn records<E: KvEngine, T>(
+    store: &E,
+    kind: RecordKind,
+    decode: impl Fn(&[u8]) -> Option<T>,
+) -> Result<BTreeMap<Vec<u8>, Option<T>>, String> {
+    let prefix = [RECORD_PREFIX, kind as u8];
+    let iter = store
+        .scan_prefix(Column::State, &prefix)
+        .map_err(|e| e.to_string())?;
+    let mut out = BTreeMap::new();
+    for item in iter {
+        let (key, value) = item.map_err(|e| e.to_string())?;
+        out.insert(key[2..].to_vec(), decode(&value));
+    }
+    Ok(out)
+}
+
+/// Compares `node`'s Alpha locks with its Delta stakes: a stake must match the lock
+/// it attests (owner, amount, time lock) and a stake without a lock, or a record that
+/// does not decode, is a safety violation. Held locks without a stake are counted.
+pub fn check_records<E: KvEngine>(
+    node: ValidatorIndex,
+    alpha: &E,
+    delta: &E,
+    safety: &mut Vec<String>,
+) -> RecordsAgreement {
+    let (locks, stakes) = match (
+        records(alpha, RecordKind::Lock, |v| {
+            LockRecord::from_canonical_bytes(v).ok()
+        }),
+        records(delta, RecordKind::Stake, |v| {
+            StakeRecord::from_canonical_bytes(v).ok()
+        }),
+    ) {
+        (Ok(locks), Ok(stakes)) => (locks, stakes),
+        (Err(e), _) | (_, Err(e)) => {
+            safety.push(format!("node {node}: records unreadable: {e}"));
+            return RecordsAgreement::default();
+        }
+    };
+    let mut agreement = RecordsAgreement {
+        locks: locks.len() as u64,
+        stakes: stakes.len() as u64,
+        unattested: 0,
+    };
+    for (id, stake) in &stakes {
+        let lock = locks.get(id);
+        let agrees = match (stake, lock) {
+            (Some(stake), Some(Some(lock))) => {
+                stake.owner == lock.owner
+                    && stake.amount == lock.amount
+                    && stake.unlock_at_ms == lock.unlock_at_ms
+            }
+            _ => false,
+        };
+        if !agrees {
+            safety.push(format!(
+                "node {node}: Delta stake {} does not match an Alpha lock ({stake:?} against {lock:?})",
+                Digest(id.as_slice().try_into().unwrap_or([0; 32]))
+            ));
+        }
+    }
+    for (id, lock) in &locks {
+        match lock {
+            None => safety.push(format!("node {node}: an Alpha lock record does not decode")),
+            Some(lock) if lock.status == LockStatus::Locked && !stakes.contains_key(id) => {
+                agreement.unattested += 1;
+            }
+            Some(_) => {}
+        }
+    }
+    agreement
 }
 
 /// A digest of every honest validator's chains and of the clients' outcome.

@@ -193,6 +193,9 @@ pub struct NodeSimSummary {
     /// of those committed.
     pub alpha_locks_submitted: u64,
     pub alpha_locks_committed: u64,
+    /// Delta stakes made from attested Alpha locks (relayed by the validators), at
+    /// the honest validator with the fewest, summed over seeds.
+    pub alpha_locks_attested: u64,
     /// Submission to inclusion in a block of the observer, simulated ms.
     pub commit_latency_ms_p50: Option<u64>,
     pub commit_latency_ms_p99: Option<u64>,
@@ -253,6 +256,7 @@ fn absorb(s: &mut NodeSimSummary, latencies: &mut Histogram, r: RunResult) {
     s.resubmissions += r.clients.resubmissions + r.alpha_clients.resubmissions;
     s.alpha_locks_submitted += r.alpha_clients.submitted;
     s.alpha_locks_committed += r.alpha_clients.committed;
+    s.alpha_locks_attested += r.records.stakes;
     for l in &r.clients.latencies_ms {
         latencies.record(*l);
     }
@@ -348,6 +352,7 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         resubmissions: 0,
         alpha_locks_submitted: 0,
         alpha_locks_committed: 0,
+        alpha_locks_attested: 0,
         commit_latency_ms_p50: None,
         commit_latency_ms_p99: None,
         alpha_height_min: u64::MAX,

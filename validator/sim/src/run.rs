@@ -6,6 +6,7 @@
 //! validators, while the clients submit transactions. Then the checks of
 //! [`crate::checks`].
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,11 +17,12 @@ use dualchain_consensus::sim::Behaviour;
 use dualchain_core::Digest;
 use dualchain_core::crypto::ValidatorKeypair;
 use dualchain_core::types::{
-    AssetId, ChainId, ChainParams, Genesis, GenesisAccount, GenesisValidator, SaxAllocation,
-    ValidatorIndex,
+    Address, AssetId, ChainId, ChainParams, Genesis, GenesisAccount, GenesisValidator,
+    SaxAllocation, ValidatorIndex,
 };
 use dualchain_net::{MemoryHub, PeerId};
 use dualchain_runtime::chain::build_context;
+use dualchain_runtime::relay;
 use dualchain_runtime::{
     ChainContext, ChainOptions, ChainService, Clock, NodeChains, NodeIdentity, VirtualClock,
     supervise,
@@ -66,6 +68,9 @@ pub struct RunResult {
     pub min_heights: [u64; 2],
     pub crashes: u64,
     pub behaviours: Vec<Behaviour>,
+    /// Alpha locks and the Delta stakes attested from them, at the honest validator
+    /// with the fewest stakes.
+    pub records: checks::RecordsAgreement,
 }
 
 /// Runs one seed to completion.
@@ -175,7 +180,7 @@ impl SimNode {
         let node = Arc::new(NodeChains {
             chains: contexts.clone(),
         });
-        let apis = contexts
+        let apis: Vec<Arc<dyn ChainApi>> = contexts
             .iter()
             .map(|ctx| {
                 Arc::new(ChainService {
@@ -185,10 +190,11 @@ impl SimNode {
             })
             .collect();
         let (stop, stop_rx) = watch::channel(false);
-        let tasks = contexts
+        let mut tasks: Vec<JoinHandle<()>> = contexts
             .iter()
             .map(|ctx| tokio::spawn(supervise(ctx.clone(), stop_rx.clone())))
             .collect();
+        tasks.extend(relay::spawn_in_process(&contexts, &apis, &stop_rx));
         self.running = Some(Incarnation {
             contexts,
             apis,
@@ -514,11 +520,49 @@ impl Simulation {
             let next = self.elapsed_ms() + 200;
             self.sleep_until(next).await;
         }
+        self.settle_records(liveness).await;
         let end = self.cfg.faults_end_ms();
         let delta_blocks_after_faults =
             self.elapsed_ms().saturating_sub(end) / self.cfg.delta_block_ms;
         if delta_blocks_after_faults >= 3 && target[slot(ChainId::Delta)] == 0 {
             liveness.push("the Delta chain sealed no block at all".into());
+        }
+    }
+
+    /// Every honest validator's Delta holds a stake for every lock its Alpha holds
+    /// (the last locks' attestations are on their way when the load stops).
+    async fn settle_records(&mut self, liveness: &mut Vec<String>) {
+        let deadline = self.elapsed_ms() + SETTLE_MS;
+        loop {
+            let mut ignored = Vec::new();
+            let unattested: Vec<String> = self
+                .nodes
+                .iter()
+                .filter(|n| n.honest())
+                .filter_map(|n| {
+                    let agreement = checks::check_records(
+                        n.index,
+                        n.seams.stores[slot(ChainId::Alpha)].as_ref(),
+                        n.seams.stores[slot(ChainId::Delta)].as_ref(),
+                        &mut ignored,
+                    );
+                    (agreement.unattested > 0)
+                        .then(|| format!("validator {}: {} locks", n.index, agreement.unattested))
+                })
+                .collect();
+            if unattested.is_empty() {
+                return;
+            }
+            if self.elapsed_ms() >= deadline {
+                liveness.push(format!(
+                    "sAX locks not attested on Delta within {} s of the settle: {}",
+                    SETTLE_MS / 1000,
+                    unattested.join(", ")
+                ));
+                return;
+            }
+            let next = self.elapsed_ms() + 500;
+            self.sleep_until(next).await;
         }
     }
 
@@ -552,11 +596,28 @@ impl Simulation {
             );
         }
         let mut safety = std::mem::take(&mut findings.safety);
+        let mut records: Option<checks::RecordsAgreement> = None;
+        for node in self.nodes.iter().filter(|n| n.honest()) {
+            let agreement = checks::check_records(
+                node.index,
+                node.seams.stores[slot(ChainId::Alpha)].as_ref(),
+                node.seams.stores[slot(ChainId::Delta)].as_ref(),
+                &mut safety,
+            );
+            if records.is_none_or(|r| agreement.stakes < r.stakes) {
+                records = Some(agreement);
+            }
+        }
+        let relayers: BTreeSet<Address> = self
+            .nodes
+            .iter()
+            .map(|n| Address::of(relay::relay_keypair(&n.identity.key).public()))
+            .collect();
         let mut trace_inputs = vec![virtual_ms];
         for chain in ChainId::ALL {
             let clients = &clients[slot(chain)];
             if let Some(longest) = views[slot(chain)].iter().max_by_key(|v| v.blocks.len()) {
-                checks::check_exactly_once(&clients.accepted, longest, &mut findings);
+                checks::check_exactly_once(&clients.accepted, longest, &relayers, &mut findings);
             }
             let stats = &clients.stats;
             safety.extend(stats.unexpected_rejections.iter().cloned());
@@ -586,6 +647,7 @@ impl Simulation {
             min_heights: findings.min_heights,
             crashes: self.crashes,
             behaviours: self.nodes.iter().filter_map(|n| n.behaviour).collect(),
+            records: records.unwrap_or_default(),
         }
     }
 }

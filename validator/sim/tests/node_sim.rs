@@ -55,6 +55,12 @@ fn every_fault_at_once_keeps_safety_liveness_exactly_once_and_determinism() {
         summary.alpha_locks_committed, summary.alpha_locks_submitted,
         "every accepted lock committed: {summary:#?}"
     );
+    // The validators relay every lock to Delta, where it becomes stake, on every
+    // honest validator (the checks compare each one's locks and stakes).
+    assert_eq!(
+        summary.alpha_locks_attested, summary.alpha_locks_committed,
+        "every lock attested: {summary:#?}"
+    );
 }
 
 #[test]

@@ -237,6 +237,61 @@ impl Canonical for Attestation {
         + MAX_PROOF_BYTES;
 }
 
+/// One attestable record as the source chain committed it: its key, its value and its
+/// inclusion proof against the state root of the block that changed it. The source
+/// chain stores these with the block ([`crate::types::is_attestable`] says which), so an
+/// attestation can be assembled whenever that block's certificate is known, long after
+/// the head moved on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordProof {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub proof: Proof,
+}
+
+impl RecordProof {
+    /// The attestation of this record by `header` (the block that changed it) and the
+    /// block's `certificate`.
+    pub fn attest(self, header: BlockHeader, certificate: BlockCertificate) -> Attestation {
+        Attestation {
+            header,
+            certificate,
+            key: self.key,
+            value: self.value,
+            proof: self.proof,
+        }
+    }
+}
+
+impl Encode for RecordProof {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write_var_bytes(out, &self.key);
+        write_var_bytes(out, &self.value);
+        write_var_bytes(out, &self.proof.to_bytes());
+    }
+}
+
+impl Decode for RecordProof {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let key = r
+            .read_var_bytes(MAX_ATTESTED_KEY_BYTES, "record key")?
+            .to_vec();
+        let value = r.read_var_bytes(MAX_RECORD_BYTES, "record value")?.to_vec();
+        let proof_bytes = r.read_var_bytes(MAX_PROOF_BYTES, "record proof")?;
+        let proof = Proof::from_bytes(proof_bytes).map_err(|e| DecodeError::Invalid {
+            what: "record proof",
+            detail: e.to_string(),
+        })?;
+        Ok(Self { key, value, proof })
+    }
+}
+
+impl Canonical for RecordProof {
+    const NAME: &'static str = "record proof";
+    const MAX_ENCODED_LEN: usize =
+        1 + 4 + MAX_ATTESTED_KEY_BYTES + 4 + MAX_RECORD_BYTES + 4 + MAX_PROOF_BYTES;
+}
+
 /// Certificates already verified, by header digest: a block whose records are attested
 /// many times has its signatures checked once. A hit needs the very same certificate
 /// (compared byte for byte) of the same epoch, so a warm cache never accepts what a cold

@@ -30,6 +30,7 @@ use crate::hash::Digest;
 use super::account::Address;
 use super::attestation::{Attestation, AttestationError};
 use super::block::CertificateError;
+use super::chain::ChainId;
 
 /// Namespace byte of records in the `state` column.
 pub const RECORD_PREFIX: u8 = b'R';
@@ -190,6 +191,25 @@ impl RecordKey {
             kind,
             id: key[2..].try_into().ok()?,
         })
+    }
+}
+
+/// Whether a record version committed on `source` is meant for the other chain: the
+/// records the other chain's executor acts on when attested (Alpha's locks, held or
+/// released; Delta's stakes being unlocked and its passed proposals). The source chain
+/// keeps an inclusion proof of exactly these at the height that changed them, so a
+/// relayer can build the attestation once the block is certified.
+pub fn is_attestable(source: ChainId, key: &[u8], value: &[u8]) -> bool {
+    let Some(key) = RecordKey::from_state_key(key) else {
+        return false;
+    };
+    match (source, key.kind) {
+        (ChainId::Alpha, RecordKind::Lock) => LockRecord::from_canonical_bytes(value).is_ok(),
+        (ChainId::Delta, RecordKind::Stake) => StakeRecord::from_canonical_bytes(value)
+            .is_ok_and(|stake| matches!(stake.status, StakeStatus::Unlocking { .. })),
+        (ChainId::Delta, RecordKind::Proposal) => ProposalRecord::from_canonical_bytes(value)
+            .is_ok_and(|proposal| proposal.status == ProposalStatus::Passed),
+        _ => false,
     }
 }
 

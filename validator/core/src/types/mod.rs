@@ -17,7 +17,7 @@ mod vertex;
 pub use account::{Address, AssetId};
 pub use attestation::{
     Attestation, AttestationContext, AttestationError, AttestationId, CertificateCache,
-    MAX_ATTESTED_KEY_BYTES, MAX_RECORD_BYTES,
+    MAX_ATTESTED_KEY_BYTES, MAX_RECORD_BYTES, RecordProof,
 };
 pub use block::{Block, BlockBody, BlockCertificate, BlockHeader, CertificateError};
 pub use chain::{ChainId, ConsensusEngine};
@@ -25,7 +25,7 @@ pub use crosschain::{
     AttestationRefusal, CrossChainEvent, CrossChainFailure, CrossChainOp, CrossChainParams,
     GovernanceExecution, LockRecord, LockStatus, MAX_PARAMETER_NAME, ParameterChange,
     ParameterName, ParameterRecord, ProposalRecord, ProposalStatus, RECORD_PREFIX, RecordKey,
-    RecordKind, StakeRecord, StakeStatus, VoteRecord, decode_u64_record,
+    RecordKind, StakeRecord, StakeStatus, VoteRecord, decode_u64_record, is_attestable,
 };
 pub use genesis::{
     ChainParams, Genesis, GenesisAccount, GenesisError, GenesisValidator, SaxAllocation,

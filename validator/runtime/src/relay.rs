@@ -1,0 +1,701 @@
+//! The attestation relay: carries the records one chain finalizes for the other.
+//!
+//! Each block a chain commits stores inclusion proofs of the records the other chain
+//! acts on (Alpha's locks, Delta's unlocking stakes and passed proposals; see
+//! [`dualchain_core::types::is_attestable`]). Once this validator holds the block's
+//! certificate, the records become [`Attestation`]s; the relay submits each to the other
+//! chain as a `CrossChainOp::Attest` transaction from the validator's relay account,
+//! whose key is derived from the validator key ([`relay_keypair`]).
+//!
+//! Every validator relays, but not every validator at once: the *designated* relayer
+//! of an attestation (its id modulo the committee size) submits it as soon as it knows
+//! it, the next validator in index order when the target chain has committed
+//! [`BACKUP_AFTER_BLOCKS`] blocks without consuming it, the one after that after twice
+//! as many, and so on. A silent or Byzantine relayer therefore delays an
+//! attestation by a few target blocks, never loses it; a duplicate that still gets
+//! through is refused by the target as `Replayed` and changes nothing. Anyone else may
+//! relay the same bytes through the public API.
+//!
+//! [`RelayPlanner`] is the sans-I/O core (what to submit, with which nonce, given what
+//! the target chain shows); [`run_relay`] is its loop over a [`RelaySource`] and a
+//! [`RelayTarget`] — in-process chains here ([`InProcessSource`], [`InProcessTarget`]),
+//! the same traits over gRPC for two containers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dualchain_api::{Admission, AdmissionStatus, ChainApi};
+use dualchain_core::crypto::{AccountKeypair, AccountScheme, ValidatorKeypair};
+use dualchain_core::encoding::Canonical;
+use dualchain_core::types::{
+    Address, Attestation, AttestationId, ChainId, CrossChainOp, RecordKey, RecordKind, Transaction,
+    TxPayload, decode_u64_record,
+};
+use dualchain_execution::keys::{AccountRecord, account_key};
+use tokio::sync::watch;
+
+use crate::context::ChainContext;
+use crate::seams::Seams;
+
+/// Derive-key context of a validator's relay account key.
+pub const RELAY_ACCOUNT_CONTEXT: &str = "dualchain 2026-12 attestation relay account v1";
+/// Target blocks each backup relayer waits after the one before it.
+pub const BACKUP_AFTER_BLOCKS: u64 = 3;
+/// Target blocks after which a submitted, still unexecuted relay transaction counts as
+/// lost (dropped with an orphaned vertex or a restart) and its nonce is reused.
+pub const RESUBMIT_AFTER_BLOCKS: u64 = 4;
+/// Relay transactions of one relayer in the target's mempool at once.
+pub const MAX_IN_FLIGHT: usize = 16;
+/// Attestations a relayer tracks; beyond it the oldest are forgotten (a client or
+/// another validator can still relay them).
+pub const MAX_PENDING: usize = 4_096;
+/// Source heights without a certificate on this node that the relay waits for before
+/// it skips the height (the certificate's votes were missed; others relay it).
+pub const CERTIFICATE_WAIT_BLOCKS: u64 = 3;
+/// Source heights read per pass, so one pass stays short after a long outage.
+pub const MAX_HEIGHTS_PER_PASS: u64 = 256;
+
+/// The relay account of a validator: an ML-DSA-44 account key derived from its
+/// validator key, so it exists wherever the validator key exists and nowhere else.
+pub fn relay_keypair(validator: &ValidatorKeypair) -> AccountKeypair {
+    validator.derive::<AccountScheme>(RELAY_ACCOUNT_CONTEXT)
+}
+
+/// Where a relay reads attestations: one chain of this validator.
+pub trait RelaySource: Send + Sync {
+    /// Newest committed height (0 when unknown or not running).
+    fn head_height(&self) -> u64;
+    /// Attestations of the attestable records changed at `height`; `None` while this
+    /// node holds no certificate for it.
+    fn attestations_at(&self, height: u64) -> anyhow::Result<Option<Vec<Attestation>>>;
+}
+
+/// What the target chain shows a relayer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TargetView {
+    /// The target's committed height.
+    pub height: u64,
+    /// The relay account's next nonce there.
+    pub nonce: u64,
+    /// The newest source height the target accepted an attestation of.
+    pub newest_source_height: u64,
+    /// Which of the asked ids the target consumed.
+    pub consumed: BTreeSet<AttestationId>,
+}
+
+/// Where a relay delivers: the other chain.
+pub trait RelayTarget: Send + Sync {
+    fn chain(&self) -> ChainId;
+    /// The target's view for `relayer` and the ids of interest; `None` while the
+    /// target is not running.
+    fn view(&self, relayer: &Address, ids: &[AttestationId]) -> anyhow::Result<Option<TargetView>>;
+    /// Submits canonical transactions (one admission each, in order).
+    fn submit(&self, transactions: &[Bytes]) -> Vec<Admission>;
+}
+
+/// One attestation the relayer knows of.
+#[derive(Clone, Debug)]
+struct Pending {
+    attestation: Attestation,
+    id: AttestationId,
+    /// 0 for the designated relayer, 1 for the first backup, and so on.
+    rank: u64,
+    /// Target height at the first plan after the relay learned of it (for the
+    /// backup delay).
+    seen_at_target: Option<u64>,
+    /// `(nonce, target height)` of the transaction carrying it, while in flight.
+    submitted: Option<(u64, u64)>,
+}
+
+/// A transaction the planner wants submitted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submission {
+    pub nonce: u64,
+    pub id: AttestationId,
+    pub transaction: Transaction,
+}
+
+/// The relay's decisions, without I/O: fed with source attestations and target views,
+/// it says what to submit under which nonce.
+pub struct RelayPlanner {
+    target: ChainId,
+    me: u64,
+    committee: u64,
+    relayer: Address,
+    freshness_blocks: u64,
+    /// Next source height to read.
+    cursor: u64,
+    /// By (source height, position): relay order is source order.
+    pending: BTreeMap<(u64, u32), Pending>,
+    /// Consumed or superseded ids recently dropped, so a re-read height does not
+    /// bring them back.
+    done: BTreeSet<AttestationId>,
+}
+
+impl RelayPlanner {
+    /// A planner for validator `me` of `committee`, relaying to `target` from the
+    /// account `relayer`, starting at source height `from`.
+    pub fn new(
+        target: ChainId,
+        me: u64,
+        committee: u64,
+        relayer: Address,
+        freshness_blocks: u64,
+        from: u64,
+    ) -> Self {
+        assert!(
+            committee > 0 && me < committee,
+            "relayer outside the committee"
+        );
+        Self {
+            target,
+            me,
+            committee,
+            relayer,
+            freshness_blocks,
+            cursor: from.max(1),
+            pending: BTreeMap::new(),
+            done: BTreeSet::new(),
+        }
+    }
+
+    /// The next source height to read.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Attestations tracked and not yet consumed.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Ids the planner needs the target's consumption status of.
+    pub fn ids(&self) -> Vec<AttestationId> {
+        self.pending.values().map(|p| p.id).collect()
+    }
+
+    /// Reads source heights from the cursor: each certified height's attestations are
+    /// tracked; a height without a certificate stops the pass, unless the source is
+    /// already [`CERTIFICATE_WAIT_BLOCKS`] past it (then it is skipped).
+    pub fn read_source(&mut self, source: &dyn RelaySource) -> anyhow::Result<()> {
+        let head = source.head_height();
+        // Older heights are stale on the target whatever it has seen: skip them (after
+        // a start or a long outage).
+        self.cursor = self
+            .cursor
+            .max(head.saturating_sub(self.freshness_blocks))
+            .max(1);
+        let last = head.min(self.cursor.saturating_add(MAX_HEIGHTS_PER_PASS - 1));
+        while self.cursor <= last {
+            match source.attestations_at(self.cursor)? {
+                Some(attestations) => self.add(self.cursor, attestations),
+                None if head >= self.cursor + CERTIFICATE_WAIT_BLOCKS => {
+                    tracing::debug!(target_chain = %self.target, height = self.cursor, "no certificate for the height; other validators relay its records");
+                }
+                None => break,
+            }
+            self.cursor += 1;
+        }
+        Ok(())
+    }
+
+    /// Tracks the attestations of source `height`.
+    pub fn add(&mut self, height: u64, attestations: Vec<Attestation>) {
+        for (position, attestation) in attestations.into_iter().enumerate() {
+            let id = attestation.id();
+            if self.done.contains(&id) {
+                continue;
+            }
+            let designated =
+                u64::from_le_bytes(id.0.0[..8].try_into().expect("8 bytes")) % self.committee;
+            let rank = (self.me + self.committee - designated) % self.committee;
+            self.pending.insert(
+                (height, position as u32),
+                Pending {
+                    attestation,
+                    id,
+                    rank,
+                    seen_at_target: None,
+                    submitted: None,
+                },
+            );
+        }
+        while self.pending.len() > MAX_PENDING {
+            if let Some((_, dropped)) = self.pending.pop_first() {
+                tracing::warn!(target_chain = %self.target, id = %dropped.id.0, "relay backlog full; forgetting the oldest attestation");
+            }
+        }
+    }
+
+    /// Given the target's view, the transactions to submit now (nonces ascending).
+    pub fn plan(&mut self, view: &TargetView) -> Vec<Submission> {
+        self.forget_finished(view);
+        self.release_lost(view);
+        let mut in_flight: Vec<u64> = self
+            .pending
+            .values()
+            .filter_map(|p| p.submitted.map(|(nonce, _)| nonce))
+            .collect();
+        in_flight.sort_unstable();
+        let mut next = in_flight
+            .last()
+            .map_or(view.nonce, |n| n + 1)
+            .max(view.nonce);
+        let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
+        let mut out = Vec::new();
+        for pending in self.pending.values_mut() {
+            if out.len() >= room {
+                break;
+            }
+            let seen = *pending.seen_at_target.get_or_insert(view.height);
+            let due = view.height >= seen + pending.rank * BACKUP_AFTER_BLOCKS;
+            if pending.submitted.is_some() || !due {
+                continue;
+            }
+            pending.submitted = Some((next, view.height));
+            out.push(Submission {
+                nonce: next,
+                id: pending.id,
+                transaction: Transaction {
+                    chain: self.target,
+                    sender: self.relayer,
+                    nonce: next,
+                    fee: 0,
+                    payload: TxPayload::CrossChain(CrossChainOp::Attest(Box::new(
+                        pending.attestation.clone(),
+                    ))),
+                },
+            });
+            next += 1;
+        }
+        out
+    }
+
+    /// The target refused the submission with `nonce`: it and every later one are
+    /// free again (the nonces after it were not admitted either, see [`run_relay`]).
+    pub fn refused(&mut self, nonce: u64) {
+        for pending in self.pending.values_mut() {
+            if pending.submitted.is_some_and(|(n, _)| n >= nonce) {
+                pending.submitted = None;
+            }
+        }
+    }
+
+    /// Drops what the target consumed or can no longer accept (stale).
+    fn forget_finished(&mut self, view: &TargetView) {
+        let freshness = self.freshness_blocks;
+        let done = &mut self.done;
+        self.pending.retain(|(height, _), pending| {
+            let stale = height.saturating_add(freshness) < view.newest_source_height;
+            let finished = view.consumed.contains(&pending.id) || stale;
+            if finished {
+                done.insert(pending.id);
+            }
+            !finished
+        });
+        while self.done.len() > MAX_PENDING {
+            self.done.pop_first();
+        }
+    }
+
+    /// A transaction whose nonce the target's account passed without consuming its
+    /// attestation executed and failed (or another transaction took the nonce): free
+    /// it. An in-flight transaction still unexecuted after [`RESUBMIT_AFTER_BLOCKS`]
+    /// means the lane is stuck (it, or one before it, was lost): free every in-flight
+    /// one, so they go out again from the account's nonce.
+    fn release_lost(&mut self, view: &TargetView) {
+        let stuck = self.pending.values().any(|p| {
+            p.submitted.is_some_and(|(nonce, at)| {
+                nonce >= view.nonce && view.height >= at + RESUBMIT_AFTER_BLOCKS
+            })
+        });
+        for pending in self.pending.values_mut() {
+            if pending
+                .submitted
+                .is_some_and(|(nonce, _)| nonce < view.nonce || stuck)
+            {
+                pending.submitted = None;
+            }
+        }
+    }
+}
+
+/// A chain of this process as a relay source.
+pub struct InProcessSource<S: Seams> {
+    pub ctx: Arc<ChainContext<S>>,
+}
+
+impl<S: Seams> RelaySource for InProcessSource<S> {
+    fn head_height(&self) -> u64 {
+        self.ctx.head().height
+    }
+
+    fn attestations_at(&self, height: u64) -> anyhow::Result<Option<Vec<Attestation>>> {
+        let Some(reader) = self.ctx.live().reader.clone() else {
+            return Ok(None);
+        };
+        Ok(reader.attestations_at(height)?)
+    }
+}
+
+/// A chain of this process as a relay target (state read from its store, submissions
+/// through its API like any client's).
+pub struct InProcessTarget<S: Seams> {
+    pub ctx: Arc<ChainContext<S>>,
+    pub api: Arc<dyn ChainApi>,
+}
+
+impl<S: Seams> RelayTarget for InProcessTarget<S> {
+    fn chain(&self) -> ChainId {
+        self.ctx.chain
+    }
+
+    fn view(&self, relayer: &Address, ids: &[AttestationId]) -> anyhow::Result<Option<TargetView>> {
+        let Some(reader) = self.ctx.live().reader.clone() else {
+            return Ok(None);
+        };
+        // The height first: state read afterwards is at least that new.
+        let height = reader.head().map_or(0, |h| h.height);
+        let nonce = match reader.get_state(&account_key(relayer))? {
+            Some(bytes) => AccountRecord::decode_value(&bytes)?.nonce,
+            None => 0,
+        };
+        let newest =
+            match reader.get_state(&RecordKey::singleton(RecordKind::SourceHeight).state_key())? {
+                Some(bytes) => decode_u64_record(&bytes)?,
+                None => 0,
+            };
+        let mut consumed = BTreeSet::new();
+        for id in ids {
+            let key = RecordKey::new(RecordKind::Consumed, id.0.0).state_key();
+            if reader.get_state(&key)?.is_some() {
+                consumed.insert(*id);
+            }
+        }
+        Ok(Some(TargetView {
+            height,
+            nonce,
+            newest_source_height: newest,
+            consumed,
+        }))
+    }
+
+    fn submit(&self, transactions: &[Bytes]) -> Vec<Admission> {
+        self.api.submit(transactions)
+    }
+}
+
+/// How often a relay looks at its source and target.
+pub const RELAY_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Starts the two relays (Alpha → Delta, Delta → Alpha) of a validator running both
+/// chains in this process; `apis[i]` is the API of `contexts[i]`. Returns no task
+/// when a chain is missing.
+pub fn spawn_in_process<S: Seams>(
+    contexts: &[Arc<ChainContext<S>>],
+    apis: &[Arc<dyn ChainApi>],
+    shutdown: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    assert_eq!(contexts.len(), apis.len(), "one API per chain");
+    let find = |chain: ChainId| contexts.iter().position(|c| c.chain == chain);
+    let (Some(alpha), Some(delta)) = (find(ChainId::Alpha), find(ChainId::Delta)) else {
+        return Vec::new();
+    };
+    let ctx = &contexts[alpha];
+    let key = Arc::new(relay_keypair(ctx.key()));
+    let committee = ctx.validators().len() as u64;
+    let me = u64::from(ctx.me());
+    let freshness = ctx.genesis().cross_chain.freshness_blocks;
+    [(alpha, delta), (delta, alpha)]
+        .into_iter()
+        .map(|(from, to)| {
+            let source = Arc::new(InProcessSource {
+                ctx: contexts[from].clone(),
+            });
+            let target = Arc::new(InProcessTarget {
+                ctx: contexts[to].clone(),
+                api: apis[to].clone(),
+            });
+            tokio::spawn(run_relay(
+                source,
+                target,
+                key.clone(),
+                me,
+                committee,
+                freshness,
+                RELAY_INTERVAL,
+                shutdown.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// Relays from `source` to `target` every `interval` until shutdown. `me` and
+/// `committee` pick the designated relayer; `from` is the first source height read.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_relay(
+    source: Arc<dyn RelaySource>,
+    target: Arc<dyn RelayTarget>,
+    key: Arc<AccountKeypair>,
+    me: u64,
+    committee: u64,
+    freshness_blocks: u64,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let relayer = Address::of(key.public());
+    let mut planner =
+        RelayPlanner::new(target.chain(), me, committee, relayer, freshness_blocks, 1);
+    loop {
+        if let Err(e) = relay_pass(&mut planner, source.as_ref(), target.as_ref(), &key) {
+            tracing::warn!(target_chain = %target.chain(), error = %format!("{e:#}"), "relay pass failed; retrying");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// One pass: read the source, look at the target, submit what is due.
+pub fn relay_pass(
+    planner: &mut RelayPlanner,
+    source: &dyn RelaySource,
+    target: &dyn RelayTarget,
+    key: &AccountKeypair,
+) -> anyhow::Result<()> {
+    planner.read_source(source)?;
+    if planner.pending() == 0 {
+        return Ok(());
+    }
+    let relayer = Address::of(key.public());
+    let Some(view) = target.view(&relayer, &planner.ids())? else {
+        return Ok(());
+    };
+    for submission in planner.plan(&view) {
+        let bytes = Bytes::from(submission.transaction.sign(key).to_canonical_bytes());
+        let admission = target.submit(&[bytes]).pop();
+        let admitted = admission.as_ref().is_some_and(|a| {
+            matches!(
+                a.status,
+                AdmissionStatus::Accepted | AdmissionStatus::Duplicate
+            )
+        });
+        if !admitted {
+            tracing::debug!(target_chain = %target.chain(), nonce = submission.nonce, reason = ?admission.map(|a| a.reason), "relay transaction not admitted; retrying later");
+            planner.refused(submission.nonce);
+            break;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use dualchain_core::Digest;
+    use dualchain_core::types::{BlockCertificate, BlockHeader, RecordProof};
+
+    use super::*;
+
+    const ME: u64 = 1;
+    const COMMITTEE: u64 = 4;
+    const FRESHNESS: u64 = 100;
+
+    /// An attestation of Alpha height `height` whose id is unique per `n` (verification
+    /// is the target's business; the relay only carries bytes).
+    fn attestation(height: u64, n: u32) -> Attestation {
+        let header = BlockHeader {
+            chain: ChainId::Alpha,
+            height,
+            epoch: 0,
+            slot: height,
+            parent: Digest::ZERO,
+            timestamp_ms: 0,
+            vertices_root: Digest::ZERO,
+            transactions_root: Digest::ZERO,
+            receipts_root: Digest::ZERO,
+            state_root: Digest::ZERO,
+            tx_count: 0,
+        };
+        let certificate = BlockCertificate::from_votes(&header, []);
+        let key = RecordKey::new(RecordKind::Lock, [n as u8; 32])
+            .state_key()
+            .to_vec();
+        RecordProof {
+            key,
+            value: n.to_le_bytes().to_vec(),
+            proof: dualchain_merkle::SparseMerkleTree::new().prove(&[0; 32]),
+        }
+        .attest(header, certificate)
+    }
+
+    fn planner() -> RelayPlanner {
+        RelayPlanner::new(
+            ChainId::Delta,
+            ME,
+            COMMITTEE,
+            Address([9; 32]),
+            FRESHNESS,
+            1,
+        )
+    }
+
+    /// `count` attestations at `height` for which `ME` is backup number `rank` (0: the
+    /// designated relayer).
+    fn ranked(height: u64, rank: u64, count: usize) -> Vec<Attestation> {
+        (0..u32::MAX)
+            .map(|n| attestation(height, n))
+            .filter(|a| {
+                let designated =
+                    u64::from_le_bytes(a.id().0.0[..8].try_into().unwrap()) % COMMITTEE;
+                (ME + COMMITTEE - designated) % COMMITTEE == rank
+            })
+            .take(count)
+            .collect()
+    }
+
+    fn designated(height: u64, count: usize) -> Vec<Attestation> {
+        ranked(height, 0, count)
+    }
+
+    fn view(height: u64, nonce: u64) -> TargetView {
+        TargetView {
+            height,
+            nonce,
+            ..TargetView::default()
+        }
+    }
+
+    #[test]
+    fn the_designated_relayer_goes_first_then_one_backup_after_another() {
+        let mut planner = planner();
+        let mine = designated(5, 2);
+        let first_backup = ranked(5, 1, 1);
+        let second_backup = ranked(5, 2, 1);
+        planner.add(
+            5,
+            [&mine[..], &first_backup[..], &second_backup[..]].concat(),
+        );
+        let first = planner.plan(&view(10, 7));
+        let ids: Vec<_> = first.iter().map(|s| s.id).collect();
+        assert_eq!(ids, mine.iter().map(Attestation::id).collect::<Vec<_>>());
+        assert_eq!(first.iter().map(|s| s.nonce).collect::<Vec<_>>(), [7, 8]);
+        assert!(first.iter().all(|s| s.transaction.nonce == s.nonce
+            && s.transaction.fee == 0
+            && s.transaction.chain == ChainId::Delta));
+        // The designated two executed; the backups follow at their turns.
+        let after = |height: u64| {
+            let mut v = view(height, 9);
+            v.consumed.extend(mine.iter().map(Attestation::id));
+            v
+        };
+        assert!(
+            planner
+                .plan(&after(10 + BACKUP_AFTER_BLOCKS - 1))
+                .is_empty()
+        );
+        let backup = planner.plan(&after(10 + BACKUP_AFTER_BLOCKS));
+        assert_eq!(backup.len(), 1);
+        assert_eq!(backup[0].id, first_backup[0].id());
+        assert_eq!(backup[0].nonce, 9);
+        assert!(
+            planner
+                .plan(&after(10 + 2 * BACKUP_AFTER_BLOCKS - 1))
+                .is_empty()
+        );
+        let second = planner.plan(&after(10 + 2 * BACKUP_AFTER_BLOCKS));
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].id, second_backup[0].id());
+        assert_eq!(
+            second[0].nonce, 10,
+            "after the first backup, still in flight"
+        );
+    }
+
+    #[test]
+    fn consumed_and_stale_attestations_are_dropped_and_not_read_again() {
+        let mut planner = planner();
+        let old = designated(3, 1);
+        let fresh = designated(200, 1);
+        planner.add(3, old.clone());
+        planner.add(200, fresh.clone());
+        let mut v = view(10, 0);
+        v.newest_source_height = 3 + FRESHNESS + 1;
+        let out = planner.plan(&v);
+        assert_eq!(out.len(), 1, "the stale one is never sent");
+        assert_eq!(out[0].id, fresh[0].id());
+        let mut v = view(11, 1);
+        v.consumed.insert(fresh[0].id());
+        assert!(planner.plan(&v).is_empty());
+        assert_eq!(planner.pending(), 0);
+        planner.add(200, fresh);
+        assert_eq!(planner.pending(), 0, "a consumed id does not come back");
+    }
+
+    #[test]
+    fn a_refused_submission_frees_its_nonce_and_every_later_one() {
+        let mut planner = planner();
+        planner.add(5, designated(5, 3));
+        assert_eq!(planner.plan(&view(1, 0)).len(), 3);
+        planner.refused(1);
+        let again = planner.plan(&view(1, 0));
+        assert_eq!(again.iter().map(|s| s.nonce).collect::<Vec<_>>(), [1, 2]);
+    }
+
+    #[test]
+    fn a_lost_transaction_is_sent_again_after_the_resubmit_delay() {
+        let mut planner = planner();
+        planner.add(5, designated(5, 2));
+        assert_eq!(planner.plan(&view(1, 0)).len(), 2);
+        // Nonce 0 executed without consuming its attestation (it failed): the
+        // attestation goes out again after the one still in flight.
+        let out = planner.plan(&view(2, 1));
+        assert_eq!(out.iter().map(|s| s.nonce).collect::<Vec<_>>(), [2]);
+        assert!(planner.plan(&view(RESUBMIT_AFTER_BLOCKS, 1)).is_empty());
+        // Nonce 1 never executed: the lane is stuck, everything goes out again from
+        // the account's nonce.
+        let resent = planner.plan(&view(1 + RESUBMIT_AFTER_BLOCKS, 1));
+        assert_eq!(resent.iter().map(|s| s.nonce).collect::<Vec<_>>(), [1, 2]);
+    }
+
+    struct Source {
+        head: u64,
+        certified: Mutex<BTreeMap<u64, Vec<Attestation>>>,
+    }
+
+    impl RelaySource for Source {
+        fn head_height(&self) -> u64 {
+            self.head
+        }
+
+        fn attestations_at(&self, height: u64) -> anyhow::Result<Option<Vec<Attestation>>> {
+            Ok(self.certified.lock().unwrap().get(&height).cloned())
+        }
+    }
+
+    #[test]
+    fn the_source_is_read_in_order_waiting_for_certificates_then_skipping() {
+        let mut planner = planner();
+        let mut certified = BTreeMap::new();
+        certified.insert(1, designated(1, 1));
+        certified.insert(3, designated(3, 1));
+        let source = Source {
+            head: 3,
+            certified: Mutex::new(certified),
+        };
+        planner.read_source(&source).unwrap();
+        assert_eq!(planner.cursor(), 2, "waits for height 2's certificate");
+        assert_eq!(planner.pending(), 1);
+        let source = Source {
+            head: 2 + CERTIFICATE_WAIT_BLOCKS,
+            ..source
+        };
+        planner.read_source(&source).unwrap();
+        assert_eq!(planner.cursor(), 4, "height 2 skipped, 3 read, 4 awaited");
+        assert_eq!(planner.pending(), 2);
+    }
+}
