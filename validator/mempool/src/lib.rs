@@ -9,8 +9,9 @@
 //!   verdict). Nothing is dropped silently; the only removals besides draining are
 //!   committed transactions and transactions whose nonce a commit made stale, both
 //!   counted in metrics.
-//! - **Dedup by digest**: a transaction already pending, or recently proposed or
-//!   included, is refused. The digest covers the transaction but not its signature, so a
+//! - **Dedup by digest**: a transaction already pending, recently included, or
+//!   proposed less than 30 s of admission time ago, is refused (a proposal whose
+//!   vertex never commits must not make its transactions unsubmittable here). The digest covers the transaction but not its signature, so a
 //!   re-signed copy is still a duplicate.
 //! - **Fairness**: each sender has its own lane (capped at
 //!   [`MempoolConfig::max_per_sender`]), and batches drain lanes round-robin: every

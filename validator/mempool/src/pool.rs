@@ -174,7 +174,7 @@ impl Mempool {
         shard.check_admissible(&digest, &sender, nonce, self.config.max_per_sender)?;
         // Checked under the shard lock: a concurrent commit marks the digest before it
         // scans the shards, so either we see the mark or its scan sees our insertion.
-        if self.recent.contains(&digest) {
+        if self.recent.refuses(&digest, envelope.admitted_at) {
             return Err(Rejection::DuplicateIncluded { digest });
         }
         self.reserve(envelope.encoded_len)?;
@@ -258,7 +258,7 @@ impl Mempool {
             }
             rounds = rounds.saturating_mul(2).min(self.config.max_per_sender);
         };
-        let batch = self.remove_picked(&selection.picks);
+        let batch = self.remove_picked(&selection.picks, now);
         if let Some(metrics) = &self.metrics {
             metrics.drained(batch.len());
             if let Some(now) = now {
@@ -270,10 +270,10 @@ impl Mempool {
         batch
     }
 
-    /// Removes the picked transactions from their shards (marking them recent) and
-    /// returns them in pick order. A pick that a concurrent commit removed meanwhile
-    /// is simply absent.
-    fn remove_picked(&self, picks: &[Candidate]) -> Batch {
+    /// Removes the picked transactions from their shards (marking them proposed at
+    /// `now`) and returns them in pick order. A pick that a concurrent commit removed
+    /// meanwhile is simply absent.
+    fn remove_picked(&self, picks: &[Candidate], now: Option<AdmissionTime>) -> Batch {
         let mut slots: Vec<Option<Envelope>> = vec![None; picks.len()];
         let mut order: Vec<usize> = (0..picks.len()).collect();
         // Stable: within a lane, picks stay in nonce order, so removal pops the front.
@@ -285,7 +285,7 @@ impl Mempool {
             while position < order.len() && picks[order[position]].shard as usize == shard_index {
                 let pick = &picks[order[position]];
                 if let Some(envelope) = shard.remove_exact(&pick.sender, pick.nonce, &pick.digest) {
-                    self.recent.mark(pick.digest);
+                    self.recent.mark_proposed(pick.digest, now);
                     slots[order[position]] = Some(envelope);
                 }
                 position += 1;
@@ -322,7 +322,7 @@ impl Mempool {
         for stx in committed {
             let (sender, nonce, digest) = (stx.tx().sender, stx.tx().nonce, stx.digest());
             let mut shard = self.shard_of(&sender);
-            self.recent.mark(digest);
+            self.recent.mark_included(digest);
             if let Some(envelope) = shard.remove_digest(&digest) {
                 released_bytes += envelope.encoded_len;
                 outcome.removed += 1;
@@ -352,7 +352,7 @@ impl Mempool {
     /// the full transactions when the block is at hand.
     pub fn remove_committed_digests(&self, digests: &[Digest]) -> CommitRemoval {
         for digest in digests {
-            self.recent.mark(*digest);
+            self.recent.mark_included(*digest);
         }
         let mut outcome = CommitRemoval::default();
         let mut released_bytes = 0;
