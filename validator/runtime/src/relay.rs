@@ -10,7 +10,7 @@
 //! Every validator relays, but not every validator at once: the *designated* relayer
 //! of an attestation (its id modulo the committee size) submits it as soon as it knows
 //! it, the next validator in index order when the target chain has committed
-//! [`BACKUP_AFTER_BLOCKS`] blocks without consuming it, the one after that after twice
+//! blocks for [`BACKUP_AFTER_MS`] without consuming it, the one after that after twice
 //! as many, and so on. A silent or Byzantine relayer therefore delays an
 //! attestation by a few target blocks, never loses it; a duplicate that still gets
 //! through is refused by the target as `Replayed` and changes nothing. Anyone else may
@@ -41,19 +41,22 @@ use crate::seams::Seams;
 
 /// Derive-key context of a validator's relay account key.
 pub const RELAY_ACCOUNT_CONTEXT: &str = "dualchain 2026-12 attestation relay account v1";
-/// Target blocks each backup relayer waits after the one before it.
-pub const BACKUP_AFTER_BLOCKS: u64 = 3;
-/// Target blocks after which a submitted, still unexecuted relay transaction counts as
-/// lost (dropped with an orphaned vertex or a restart) and its nonce is reused.
-pub const RESUBMIT_AFTER_BLOCKS: u64 = 4;
+/// Target time (in its blocks, at least one) each backup relayer waits after the one
+/// before it.
+pub const BACKUP_AFTER_MS: u64 = 9_000;
+/// Target time (in its blocks, at least two) after which a submitted, still
+/// unexecuted relay transaction counts as lost (dropped with an orphaned vertex or a
+/// restart) and its nonce is reused. Not shorter than the mempool's refusal of a
+/// proposed transaction (30 s), or the same bytes would be refused again.
+pub const RESUBMIT_AFTER_MS: u64 = 30_000;
 /// Relay transactions of one relayer in the target's mempool at once.
 pub const MAX_IN_FLIGHT: usize = 16;
 /// Attestations a relayer tracks; beyond it the oldest are forgotten (a client or
 /// another validator can still relay them).
 pub const MAX_PENDING: usize = 4_096;
-/// Source heights without a certificate on this node that the relay waits for before
-/// it skips the height (the certificate's votes were missed; others relay it).
-pub const CERTIFICATE_WAIT_BLOCKS: u64 = 3;
+/// Uncertified source heights with records a relay waits for at most; beyond it the
+/// oldest is given up (other validators, or any client, relay its records).
+pub const MAX_WAITING_HEIGHTS: usize = 1_024;
 /// Source heights read per pass, so one pass stays short after a long outage.
 pub const MAX_HEIGHTS_PER_PASS: u64 = 256;
 
@@ -88,6 +91,8 @@ pub struct TargetView {
 /// Where a relay delivers: the other chain.
 pub trait RelayTarget: Send + Sync {
     fn chain(&self) -> ChainId;
+    /// The target's block time (the relay's delays are counted in its blocks).
+    fn block_time_ms(&self) -> u64;
     /// The target's view for `relayer` and the ids of interest; `None` while the
     /// target is not running.
     fn view(&self, relayer: &Address, ids: &[AttestationId]) -> anyhow::Result<Option<TargetView>>;
@@ -125,8 +130,13 @@ pub struct RelayPlanner {
     committee: u64,
     relayer: Address,
     freshness_blocks: u64,
+    /// [`BACKUP_AFTER_MS`] and [`RESUBMIT_AFTER_MS`] in target blocks.
+    backup_blocks: u64,
+    resubmit_blocks: u64,
     /// Next source height to read.
     cursor: u64,
+    /// Heights read before this node held their certificate.
+    waiting: BTreeSet<u64>,
     /// By (source height, position): relay order is source order.
     pending: BTreeMap<(u64, u32), Pending>,
     /// Consumed or superseded ids recently dropped, so a re-read height does not
@@ -135,10 +145,11 @@ pub struct RelayPlanner {
 }
 
 impl RelayPlanner {
-    /// A planner for validator `me` of `committee`, relaying to `target` from the
-    /// account `relayer`, starting at source height `from`.
+    /// A planner for validator `me` of `committee`, relaying to `target` (whose
+    /// blocks come every `target_block_ms`) from the account `relayer`, starting at
+    /// source height `from`.
     pub fn new(
-        target: ChainId,
+        (target, target_block_ms): (ChainId, u64),
         me: u64,
         committee: u64,
         relayer: Address,
@@ -149,13 +160,17 @@ impl RelayPlanner {
             committee > 0 && me < committee,
             "relayer outside the committee"
         );
+        let block_ms = target_block_ms.max(1);
         Self {
+            backup_blocks: BACKUP_AFTER_MS.div_ceil(block_ms).max(1),
+            resubmit_blocks: RESUBMIT_AFTER_MS.div_ceil(block_ms).max(2),
             target,
             me,
             committee,
             relayer,
             freshness_blocks,
             cursor: from.max(1),
+            waiting: BTreeSet::new(),
             pending: BTreeMap::new(),
             done: BTreeSet::new(),
         }
@@ -177,28 +192,43 @@ impl RelayPlanner {
     }
 
     /// Reads source heights from the cursor: each certified height's attestations are
-    /// tracked; a height without a certificate stops the pass, unless the source is
-    /// already [`CERTIFICATE_WAIT_BLOCKS`] past it (then it is skipped).
+    /// tracked; a height with records but no certificate on this node yet (its votes
+    /// are late: a crashed or partitioned validator votes when it catches up) waits
+    /// and is read again on every pass until it is certified or stale.
     pub fn read_source(&mut self, source: &dyn RelaySource) -> anyhow::Result<()> {
         let head = source.head_height();
+        let oldest = head.saturating_sub(self.freshness_blocks).max(1);
         // Older heights are stale on the target whatever it has seen: skip them (after
         // a start or a long outage).
-        self.cursor = self
-            .cursor
-            .max(head.saturating_sub(self.freshness_blocks))
-            .max(1);
+        self.cursor = self.cursor.max(oldest);
+        self.waiting.retain(|height| *height >= oldest);
+        for height in self.waiting.clone() {
+            if let Some(attestations) = source.attestations_at(height)? {
+                self.waiting.remove(&height);
+                self.add(height, attestations);
+            }
+        }
         let last = head.min(self.cursor.saturating_add(MAX_HEIGHTS_PER_PASS - 1));
         while self.cursor <= last {
             match source.attestations_at(self.cursor)? {
                 Some(attestations) => self.add(self.cursor, attestations),
-                None if head >= self.cursor + CERTIFICATE_WAIT_BLOCKS => {
-                    tracing::debug!(target_chain = %self.target, height = self.cursor, "no certificate for the height; other validators relay its records");
+                None => {
+                    self.waiting.insert(self.cursor);
                 }
-                None => break,
             }
             self.cursor += 1;
         }
+        while self.waiting.len() > MAX_WAITING_HEIGHTS {
+            if let Some(height) = self.waiting.pop_first() {
+                tracing::warn!(target_chain = %self.target, height, "too many uncertified heights; no longer waiting for this one (other validators relay its records)");
+            }
+        }
         Ok(())
+    }
+
+    /// Source heights with records waiting for this node's certificate.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
     }
 
     /// Tracks the attestations of source `height`.
@@ -250,7 +280,7 @@ impl RelayPlanner {
                 break;
             }
             let seen = *pending.seen_at_target.get_or_insert(view.height);
-            let due = view.height >= seen + pending.rank * BACKUP_AFTER_BLOCKS;
+            let due = view.height >= seen + pending.rank * self.backup_blocks;
             if pending.submitted.is_some() || !due {
                 continue;
             }
@@ -302,13 +332,13 @@ impl RelayPlanner {
 
     /// A transaction whose nonce the target's account passed without consuming its
     /// attestation executed and failed (or another transaction took the nonce): free
-    /// it. An in-flight transaction still unexecuted after [`RESUBMIT_AFTER_BLOCKS`]
+    /// it. An in-flight transaction still unexecuted after [`RESUBMIT_AFTER_MS`]
     /// means the lane is stuck (it, or one before it, was lost): free every in-flight
     /// one, so they go out again from the account's nonce.
     fn release_lost(&mut self, view: &TargetView) {
         let stuck = self.pending.values().any(|p| {
             p.submitted.is_some_and(|(nonce, at)| {
-                nonce >= view.nonce && view.height >= at + RESUBMIT_AFTER_BLOCKS
+                nonce >= view.nonce && view.height >= at + self.resubmit_blocks
             })
         });
         for pending in self.pending.values_mut() {
@@ -350,6 +380,10 @@ pub struct InProcessTarget<S: Seams> {
 impl<S: Seams> RelayTarget for InProcessTarget<S> {
     fn chain(&self) -> ChainId {
         self.ctx.chain
+    }
+
+    fn block_time_ms(&self) -> u64 {
+        self.ctx.block_time_ms
     }
 
     fn view(&self, relayer: &Address, ids: &[AttestationId]) -> anyhow::Result<Option<TargetView>> {
@@ -446,8 +480,8 @@ pub async fn run_relay(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let relayer = Address::of(key.public());
-    let mut planner =
-        RelayPlanner::new(target.chain(), me, committee, relayer, freshness_blocks, 1);
+    let target_chain = (target.chain(), target.block_time_ms());
+    let mut planner = RelayPlanner::new(target_chain, me, committee, relayer, freshness_blocks, 1);
     loop {
         if let Err(e) = relay_pass(&mut planner, source.as_ref(), target.as_ref(), &key) {
             tracing::warn!(target_chain = %target.chain(), error = %format!("{e:#}"), "relay pass failed; retrying");
@@ -504,6 +538,10 @@ mod tests {
     const ME: u64 = 1;
     const COMMITTEE: u64 = 4;
     const FRESHNESS: u64 = 100;
+    /// A 3 s target: backups after 3 blocks, resubmission after 10.
+    const BLOCK_MS: u64 = 3_000;
+    const BACKUP_AFTER_BLOCKS: u64 = 3;
+    const RESUBMIT_AFTER_BLOCKS: u64 = 10;
 
     /// An attestation of Alpha height `height` whose id is unique per `n` (verification
     /// is the target's business; the relay only carries bytes).
@@ -534,13 +572,17 @@ mod tests {
     }
 
     fn planner() -> RelayPlanner {
+        planner_from(1)
+    }
+
+    fn planner_from(height: u64) -> RelayPlanner {
         RelayPlanner::new(
-            ChainId::Delta,
+            (ChainId::Delta, BLOCK_MS),
             ME,
             COMMITTEE,
             Address([9; 32]),
             FRESHNESS,
-            1,
+            height,
         )
     }
 
@@ -678,24 +720,46 @@ mod tests {
     }
 
     #[test]
-    fn the_source_is_read_in_order_waiting_for_certificates_then_skipping() {
+    fn uncertified_heights_wait_and_are_read_once_certified_until_stale() {
         let mut planner = planner();
         let mut certified = BTreeMap::new();
         certified.insert(1, designated(1, 1));
         certified.insert(3, designated(3, 1));
+        let late = designated(2, 1);
         let source = Source {
             head: 3,
             certified: Mutex::new(certified),
         };
         planner.read_source(&source).unwrap();
-        assert_eq!(planner.cursor(), 2, "waits for height 2's certificate");
-        assert_eq!(planner.pending(), 1);
+        assert_eq!(planner.cursor(), 4, "height 2 does not hold up height 3");
+        assert_eq!((planner.pending(), planner.waiting()), (2, 1));
+        planner.read_source(&source).unwrap();
+        assert_eq!((planner.pending(), planner.waiting()), (2, 1));
+        source.certified.lock().unwrap().insert(2, late.clone());
+        planner.read_source(&source).unwrap();
+        assert_eq!((planner.pending(), planner.waiting()), (3, 0));
+        let sent = planner.plan(&view(1, 0));
+        assert_eq!(sent.len(), 3);
+        assert_eq!(sent[1].id, late[0].id(), "relayed in source height order");
+
+        // A height that never gets a certificate is given up once stale.
+        let mut planner = planner_from(1);
         let source = Source {
-            head: 2 + CERTIFICATE_WAIT_BLOCKS,
+            head: 5,
+            certified: Mutex::new(BTreeMap::new()),
+        };
+        planner.read_source(&source).unwrap();
+        assert_eq!(planner.waiting(), 5);
+        let source = Source {
+            head: 3 + FRESHNESS,
             ..source
         };
         planner.read_source(&source).unwrap();
-        assert_eq!(planner.cursor(), 4, "height 2 skipped, 3 read, 4 awaited");
-        assert_eq!(planner.pending(), 2);
+        assert_eq!(planner.cursor(), 4 + FRESHNESS);
+        assert_eq!(
+            planner.waiting(),
+            FRESHNESS as usize + 1,
+            "heights 1 and 2 are stale"
+        );
     }
 }

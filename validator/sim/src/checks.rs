@@ -12,7 +12,7 @@ use dualchain_core::chain_store::ChainStore;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
     Address, Block, BlockCertificate, ChainId, LockRecord, LockStatus, RECORD_PREFIX, Receipt,
-    ReceiptStatus, RecordKind, StakeRecord, ValidatorIndex, ValidatorSet,
+    ReceiptStatus, RecordKind, StakeRecord, StakeStatus, ValidatorIndex, ValidatorSet,
 };
 use dualchain_storage::{Column, KvEngine};
 
@@ -223,8 +223,9 @@ fn records<E: KvEngine, T>(
 }
 
 /// Compares `node`'s Alpha locks with its Delta stakes: a stake must match the lock
-/// it attests (owner, amount, time lock) and a stake without a lock, or a record that
-/// does not decode, is a safety violation. Held locks without a stake are counted.
+/// it attests (owner, amount, time lock, and a released stake the release time of a
+/// released lock; an active stake of a released lock is money on both chains) and a
+/// stake without a lock, or a record that does not decode, is a safety violation. Held locks without a stake are counted.
 pub fn check_records<E: KvEngine>(
     node: ValidatorIndex,
     alpha: &E,
@@ -260,7 +261,18 @@ pub fn check_records<E: KvEngine>(
             }
             _ => false,
         };
-        if !agrees {
+        let status_agrees = match (stake, lock) {
+            (Some(stake), Some(Some(lock))) => match (stake.status, lock.status) {
+                (StakeStatus::Released { at_ms }, LockStatus::Released { at_ms: released }) => {
+                    at_ms == released
+                }
+                (StakeStatus::Released { .. }, LockStatus::Locked) => false,
+                (StakeStatus::Active, LockStatus::Released { .. }) => false,
+                _ => true,
+            },
+            _ => true,
+        };
+        if !agrees || !status_agrees {
             safety.push(format!(
                 "node {node}: Delta stake {} does not match an Alpha lock ({stake:?} against {lock:?})",
                 Digest(id.as_slice().try_into().unwrap_or([0; 32]))

@@ -196,6 +196,14 @@ pub struct NodeSimSummary {
     /// Delta stakes made from attested Alpha locks (relayed by the validators), at
     /// the honest validator with the fewest, summed over seeds.
     pub alpha_locks_attested: u64,
+    /// Runs whose governance flow completed (lock, stake, propose, vote, finalize,
+    /// execute on Alpha, unlock, release, release attested back).
+    pub governance_flows_completed: u64,
+    /// Forged attestations the Byzantine validators got into honest mempools (every
+    /// one must fail with a typed receipt: a stake from one is a safety violation).
+    pub forged_attestations: u64,
+    /// Of those, refused by the attestation checks in a block (typed receipt).
+    pub forged_attestations_refused: u64,
     /// Submission to inclusion in a block of the observer, simulated ms.
     pub commit_latency_ms_p50: Option<u64>,
     pub commit_latency_ms_p99: Option<u64>,
@@ -257,6 +265,13 @@ fn absorb(s: &mut NodeSimSummary, latencies: &mut Histogram, r: RunResult) {
     s.alpha_locks_submitted += r.alpha_clients.submitted;
     s.alpha_locks_committed += r.alpha_clients.committed;
     s.alpha_locks_attested += r.records.stakes;
+    s.forged_attestations += r.forged_attestations;
+    s.forged_attestations_refused += r.forged_refused;
+    s.governance_flows_completed += u64::from(
+        r.flow
+            .last()
+            .is_some_and(|(stage, _)| *stage == crate::flow::Stage::Done),
+    );
     for l in &r.clients.latencies_ms {
         latencies.record(*l);
     }
@@ -353,6 +368,9 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         alpha_locks_submitted: 0,
         alpha_locks_committed: 0,
         alpha_locks_attested: 0,
+        governance_flows_completed: 0,
+        forged_attestations: 0,
+        forged_attestations_refused: 0,
         commit_latency_ms_p50: None,
         commit_latency_ms_p99: None,
         alpha_height_min: u64::MAX,

@@ -14,6 +14,9 @@
 //! - [`seams`]: the simulated seams (and the store bugs tests plant);
 //! - [`byzantine`]: the simulated transport and Byzantine validators' rewriting;
 //! - [`workload`]: the clients;
+//! - [`flow`]: the cross-chain governance flow (lock, stake, propose, vote, execute,
+//!   unlock) every run drives;
+//! - [`forgery`]: the forged attestations Byzantine validators relay;
 //! - [`run`]: one run;
 //! - [`checks`]: what a run must show;
 //! - [`cli`]: `dualchain sim` (both modes).
@@ -22,6 +25,8 @@ pub mod byzantine;
 pub mod checks;
 pub mod cli;
 pub mod config;
+pub mod flow;
+pub mod forgery;
 pub mod run;
 pub mod seams;
 pub mod workload;

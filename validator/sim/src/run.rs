@@ -16,10 +16,13 @@ use dualchain_consensus::keys::sim_validator_key;
 use dualchain_consensus::sim::Behaviour;
 use dualchain_core::Digest;
 use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
-    Address, AssetId, ChainId, ChainParams, Genesis, GenesisAccount, GenesisValidator,
-    SaxAllocation, ValidatorIndex,
+    Address, AssetId, Attestation, ChainId, ChainParams, CrossChainFailure, CrossChainOp,
+    FailureReason, Genesis, GenesisAccount, GenesisValidator, ReceiptStatus, SaxAllocation,
+    Transaction, TxPayload, ValidatorIndex,
 };
+use dualchain_execution::keys::{AccountRecord, account_key};
 use dualchain_net::{MemoryHub, PeerId};
 use dualchain_runtime::chain::build_context;
 use dualchain_runtime::relay;
@@ -27,6 +30,7 @@ use dualchain_runtime::{
     ChainContext, ChainOptions, ChainService, Clock, NodeChains, NodeIdentity, VirtualClock,
     supervise,
 };
+use dualchain_storage::{Column, KvEngine};
 use prometheus::Registry;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -36,6 +40,8 @@ use tokio::task::JoinHandle;
 
 use crate::checks::{self, Findings};
 use crate::config::{NodeSimConfig, SIM_EPOCH_MS, Signatures};
+use crate::flow::{self, FlowView, GovernanceFlow};
+use crate::forgery;
 use crate::seams::{SimSeams, SimStore, slot};
 use crate::workload::{ClientStats, Clients, account_address};
 
@@ -43,6 +49,13 @@ use crate::workload::{ClientStats, Clients, account_address};
 const SIM_KEY_CONTEXT: &str = "dualchain 2026-12 whole-node simulation validator key v1";
 /// How often the clients act (virtual time).
 const CLIENT_TICK_MS: u64 = 20;
+/// How often the governance flow looks at the observer's state.
+const FLOW_TICK_MS: u64 = 200;
+/// Beyond the drain, how long the governance flow may still take (its steps wait for
+/// Alpha's 15 s blocks several times).
+const FLOW_EXTRA_MS: u64 = 90_000;
+/// How often each Byzantine validator relays forged attestations during the load.
+const FORGE_EVERY_MS: u64 = 3_000;
 /// Native balance of every client account.
 const ACCOUNT_BALANCE: u64 = 1_000_000_000_000;
 /// How long the honest validators get to reach the same heights after the drain.
@@ -71,6 +84,14 @@ pub struct RunResult {
     /// Alpha locks and the Delta stakes attested from them, at the honest validator
     /// with the fewest stakes.
     pub records: checks::RecordsAgreement,
+    /// How far the governance flow got, and when each stage was reached.
+    pub flow: Vec<(flow::Stage, u64)>,
+    /// Forged attestations Byzantine validators got into honest validators' mempools
+    /// (each must fail at execution; a stake from one is a safety violation).
+    pub forged_attestations: u64,
+    /// Of those, refused at execution by the attestation checks (in the observer's
+    /// chain; some may still wait in a mempool or be dropped with a lost vertex).
+    pub forged_refused: u64,
 }
 
 /// Runs one seed to completion.
@@ -129,14 +150,18 @@ fn genesis_of(cfg: &NodeSimConfig, keys: &[Arc<ValidatorKeypair>]) -> Genesis {
             })
             .collect(),
         accounts: (0..cfg.accounts)
-            .map(|i| GenesisAccount {
-                address: account_address(i),
+            .map(account_address)
+            .chain((0..flow::STAKERS).map(flow::staker_address))
+            .map(|address| GenesisAccount {
+                address,
                 balances: [(AssetId::NATIVE, ACCOUNT_BALANCE)].into(),
             })
             .collect(),
         sax_allocations: (0..cfg.accounts)
-            .map(|i| SaxAllocation {
-                address: account_address(i),
+            .map(account_address)
+            .chain((0..flow::STAKERS).map(flow::staker_address))
+            .map(|address| SaxAllocation {
+                address,
                 amount: ACCOUNT_BALANCE,
             })
             .collect(),
@@ -276,6 +301,8 @@ struct Simulation {
     partition: Vec<Vec<PeerId>>,
     rng: ChaCha8Rng,
     crashes: u64,
+    /// Forged attestations the Byzantine validators got into honest mempools.
+    forged: u64,
 }
 
 impl Simulation {
@@ -378,6 +405,7 @@ impl Simulation {
             partition,
             rng,
             crashes: 0,
+            forged: 0,
         })
     }
 
@@ -434,6 +462,7 @@ impl Simulation {
             ChainId::Alpha => (self.cfg.tps / 100).max(u64::from(self.cfg.tps > 0)),
         });
         let mut client_rng = ChaCha8Rng::seed_from_u64(self.rng.random());
+        let mut flow = GovernanceFlow::new(self.rng.random_range(1..1_000_000));
         let mut liveness = Vec::new();
         let faults_end = self.cfg.faults_end_ms();
         let load_end = self.cfg.load_ms;
@@ -456,16 +485,34 @@ impl Simulation {
                 clients.retry(now, &targets);
                 clients.observe(now, self.observer_api(chain).as_ref());
             }
+            if now.is_multiple_of(FLOW_TICK_MS) {
+                self.step_flow(&mut flow, now);
+            }
+            if now.is_multiple_of(FORGE_EVERY_MS) && (1_000..load_end).contains(&now) {
+                self.relay_forgeries();
+            }
             if now >= load_end && now >= faults_end && next_fault == self.faults.len() {
                 let in_flight: usize = clients.iter().map(Clients::in_flight).sum();
-                if in_flight == 0 {
+                if in_flight == 0 && flow.done() {
                     break;
                 }
-                if now >= load_end.max(faults_end) + self.cfg.drain_ms {
-                    liveness.push(format!(
-                        "{in_flight} transactions still not committed {} s after the load and faults ended",
-                        self.cfg.drain_ms / 1000
-                    ));
+                let drained = now >= load_end.max(faults_end) + self.cfg.drain_ms;
+                let flow_over = now >= load_end.max(faults_end) + self.cfg.drain_ms + FLOW_EXTRA_MS;
+                if (drained && in_flight > 0) || flow_over {
+                    if in_flight > 0 {
+                        liveness.push(format!(
+                            "{in_flight} transactions still not committed {} s after the load and faults ended",
+                            self.cfg.drain_ms / 1000
+                        ));
+                    }
+                    if !flow.done() {
+                        liveness.push(format!(
+                            "the governance flow stuck at {:?} {} s after the load and faults ended (reached: {:?})",
+                            flow.stage(),
+                            (self.cfg.drain_ms + FLOW_EXTRA_MS) / 1000,
+                            flow.reached
+                        ));
+                    }
                     break;
                 }
             }
@@ -482,7 +529,7 @@ impl Simulation {
         for node in &mut self.nodes {
             node.stop().await;
         }
-        Ok(self.check(clients, liveness, virtual_ms))
+        Ok(self.check(clients, flow, liveness, virtual_ms))
     }
 
     /// Every honest validator reaches the observer's heights on both chains (the
@@ -566,9 +613,97 @@ impl Simulation {
         }
     }
 
+    /// Each running Byzantine validator sends an honest validator's Delta two forged
+    /// lock attestations ([`forgery`]) from its own account, with the right nonce so
+    /// they reach the attestation checks.
+    fn relay_forgeries(&mut self) {
+        let honest: Vec<Arc<dyn ChainApi>> = self
+            .nodes
+            .iter()
+            .filter(|n| n.honest())
+            .filter_map(|n| n.api(ChainId::Delta))
+            .collect();
+        let mut sent = 0;
+        for node in self.nodes.iter().filter(|n| !n.honest()) {
+            let Some(running) = &node.running else {
+                continue;
+            };
+            let forger = forgery::forger_address(node.index);
+            let delta_store = &node.seams.stores[slot(ChainId::Delta)];
+            let mut nonce = delta_store
+                .get(Column::State, &account_key(&forger))
+                .ok()
+                .flatten()
+                .and_then(|bytes| AccountRecord::decode_value(&bytes).ok())
+                .map_or(0, |account| account.nonce);
+            let alpha = &running.contexts[slot(ChainId::Alpha)];
+            let head = alpha.head().height;
+            let reader = alpha.live().reader.clone();
+            let real = reader.and_then(|reader| {
+                (head.saturating_sub(5)..=head)
+                    .rev()
+                    .filter_map(|h| reader.attestations_at(h).ok().flatten())
+                    .find_map(|list| list.into_iter().next())
+            });
+            let mut forged: Vec<Attestation> = real
+                .and_then(|real| forgery::tampered(&real, forger))
+                .into_iter()
+                .collect();
+            forged.push(forgery::invented(
+                &node.identity.key,
+                node.index,
+                forger,
+                head + 1,
+                1_000_000_000_000_000,
+            ));
+            for attestation in forged {
+                let tx = Transaction {
+                    chain: ChainId::Delta,
+                    sender: forger,
+                    nonce,
+                    fee: 0,
+                    payload: TxPayload::CrossChain(CrossChainOp::Attest(Box::new(attestation))),
+                }
+                .unsigned();
+                // Both to one validator, so they stay in nonce order.
+                let Some(target) = honest.get(usize::from(node.index) % honest.len().max(1)) else {
+                    break;
+                };
+                let admission = target.submit(&[bytes::Bytes::from(tx.to_canonical_bytes())]);
+                if admission
+                    .first()
+                    .is_some_and(|a| a.status == dualchain_api::AdmissionStatus::Accepted)
+                {
+                    sent += 1;
+                    nonce += 1;
+                }
+            }
+        }
+        self.forged += sent;
+    }
+
+    /// One step of the governance flow against the observer's state.
+    fn step_flow(&self, flow: &mut GovernanceFlow, now: u64) {
+        let observer = &self.nodes[usize::from(self.observer)];
+        let Some(running) = &observer.running else {
+            return;
+        };
+        let targets = ChainId::ALL.map(|c| self.targets(c));
+        let view = FlowView {
+            alpha: &observer.seams.stores[slot(ChainId::Alpha)],
+            delta: &observer.seams.stores[slot(ChainId::Delta)],
+            delta_time_ms: running.contexts[slot(ChainId::Delta)]
+                .head()
+                .block_timestamp_ms,
+            targets: [&targets[0], &targets[1]],
+        };
+        flow.step(now, &view);
+    }
+
     fn check(
         &self,
         clients: [Clients; 2],
+        flow: GovernanceFlow,
         mut liveness: Vec<String>,
         virtual_ms: u64,
     ) -> RunResult {
@@ -596,6 +731,7 @@ impl Simulation {
             );
         }
         let mut safety = std::mem::take(&mut findings.safety);
+        safety.extend(flow.unexpected.iter().cloned());
         let mut records: Option<checks::RecordsAgreement> = None;
         for node in self.nodes.iter().filter(|n| n.honest()) {
             let agreement = checks::check_records(
@@ -608,10 +744,12 @@ impl Simulation {
                 records = Some(agreement);
             }
         }
+        // Not the clients': the validators' relay accounts and the flow's stakers.
         let relayers: BTreeSet<Address> = self
             .nodes
             .iter()
             .map(|n| Address::of(relay::relay_keypair(&n.identity.key).public()))
+            .chain((0..flow::STAKERS).map(flow::staker_address))
             .collect();
         let mut trace_inputs = vec![virtual_ms];
         for chain in ChainId::ALL {
@@ -632,6 +770,43 @@ impl Simulation {
                 stats.latencies_ms.iter().sum(),
             ]);
         }
+        let forgers: BTreeSet<Address> = self
+            .nodes
+            .iter()
+            .filter(|n| !n.honest())
+            .map(|n| forgery::forger_address(n.index))
+            .collect();
+        let mut forged_refused = 0;
+        if let Some(longest) = views[slot(ChainId::Delta)]
+            .iter()
+            .max_by_key(|v| v.blocks.len())
+        {
+            for (block, receipts) in longest.blocks.iter().zip(&longest.receipts) {
+                for (tx, receipt) in block.body.transactions.iter().zip(receipts) {
+                    if !forgers.contains(&tx.tx().sender) {
+                        continue;
+                    }
+                    // Failing before the payload (a stale nonce when two forgeries
+                    // overtake each other) is a refusal too; only success is wrong.
+                    match &receipt.status {
+                        ReceiptStatus::Failed(FailureReason::CrossChain(
+                            CrossChainFailure::Attestation(_),
+                        )) => forged_refused += 1,
+                        ReceiptStatus::Failed(_) => {}
+                        ReceiptStatus::Success => safety.push(format!(
+                            "a forged attestation of validator {:?} was applied",
+                            tx.tx().sender
+                        )),
+                    }
+                }
+            }
+        }
+        trace_inputs.push(forged_refused);
+        trace_inputs.extend(
+            flow.reached
+                .iter()
+                .flat_map(|(stage, at)| [*stage as u64, *at]),
+        );
         let trace = checks::trace_digest(&[&views[0], &views[1]], &trace_inputs);
         let [alpha_clients, delta_clients] = clients;
         RunResult {
@@ -646,8 +821,11 @@ impl Simulation {
             alpha_clients: alpha_clients.stats,
             min_heights: findings.min_heights,
             crashes: self.crashes,
+            forged_attestations: self.forged,
+            forged_refused,
             behaviours: self.nodes.iter().filter_map(|n| n.behaviour).collect(),
             records: records.unwrap_or_default(),
+            flow: flow.reached,
         }
     }
 }
