@@ -189,6 +189,12 @@ async fn run_node(cfg: NodeConfig) -> anyhow::Result<()> {
             }) as Arc<dyn ChainApi>
         })
         .collect();
+    if contexts.len() == 1 {
+        tracing::warn!(
+            chain = %contexts[0].chain,
+            "one chain per process: this build does not relay cross-chain records to the other chain's process; run --chain both for the cross-chain flow"
+        );
+    }
     for relay in dualchain_runtime::relay::spawn_in_process(&contexts, &apis, &stop_rx) {
         tasks.spawn(async move { relay.await.context("the attestation relay failed") });
     }
