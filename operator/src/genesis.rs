@@ -7,11 +7,32 @@
 use dualchain_core::crypto::ValidatorPublicKey;
 use dualchain_core::types::{
     Address, AssetId, ChainParams, Genesis, GenesisAccount, GenesisError, GenesisValidator,
+    SaxAllocation,
 };
 
 use crate::crd::network::DualChainNetworkSpec;
 use crate::names;
 use crate::ports;
+
+/// Most bytes of genesis JSON a ConfigMap may hold (Kubernetes allows 1 MiB of data;
+/// the rest is left for metadata).
+pub const MAX_CONFIGMAP_GENESIS_BYTES: usize = 1_000_000;
+
+/// The genesis as the ConfigMap holds it: compact JSON, refused with the figures to
+/// change when it does not fit.
+pub fn configmap_json(genesis: &Genesis) -> Result<String, String> {
+    let json = serde_json::to_string(genesis).map_err(|e| e.to_string())?;
+    if json.len() > MAX_CONFIGMAP_GENESIS_BYTES {
+        return Err(format!(
+            "the genesis is {} bytes of JSON ({} validators, {} accounts, {} sAX allocations) and a ConfigMap holds at most {MAX_CONFIGMAP_GENESIS_BYTES}; lower genesis.accounts or genesis.assets, or set genesis.sax to 0",
+            json.len(),
+            genesis.validators.len(),
+            genesis.accounts.len(),
+            genesis.sax_allocations.len()
+        ));
+    }
+    Ok(json)
+}
 
 /// Builds and validates the genesis of network `name`.
 pub fn build(
@@ -58,7 +79,14 @@ pub fn build(
                 balances: balances.clone(),
             })
             .collect(),
-        sax_allocations: Vec::new(),
+        sax_allocations: accounts
+            .iter()
+            .filter(|_| t.genesis.sax > 0)
+            .map(|address| SaxAllocation {
+                address: *address,
+                amount: t.genesis.sax,
+            })
+            .collect(),
         cross_chain: Default::default(),
     };
     genesis.validate()?;
@@ -95,11 +123,43 @@ mod tests {
         assert_eq!((g.alpha.p2p_port, g.alpha.api_port), (4130, 3030));
         assert_eq!((g.delta.p2p_port, g.delta.api_port), (4131, 4030));
         assert_eq!(g.accounts.len(), 2);
+        // Every account can lock sAX (the cross-chain flow); 0 allocates none.
+        assert_eq!(g.sax_allocations.len(), 2);
+        assert!(g.sax_allocations.iter().all(|a| a.amount == 1_000_000));
+        let mut none = DualChainNetworkSpec::default();
+        none.template.genesis.sax = 0;
+        let g0 = build("devnet", &none, &keys, &accounts, 1_700_000_000_000).unwrap();
+        assert!(g0.sax_allocations.is_empty());
         // Round-trips through the JSON the ConfigMap holds.
         let parsed = Genesis::from_json(&g.to_json()).unwrap();
+        let compact = Genesis::from_json(&configmap_json(&g).unwrap()).unwrap();
+        assert_eq!(compact.hash(), g.hash());
         assert_eq!(parsed.hash(), g.hash());
         assert!(matches_validators(&parsed, &keys));
         assert!(!matches_validators(&parsed, &keys[..3]));
+    }
+
+    #[test]
+    fn a_genesis_too_large_for_a_configmap_is_refused_with_what_to_change() {
+        let keys = vec![ValidatorKeypair::from_seed(&[1; 32]).public().clone()];
+        let accounts: Vec<Address> = (0..5_000u32)
+            .map(|i| Address(*blake3::hash(&i.to_le_bytes()).as_bytes()))
+            .collect();
+        let mut spec = DualChainNetworkSpec::default();
+        spec.template.genesis.assets = 16;
+        let g = build("n", &spec, &keys, &accounts, 0).unwrap();
+        let err = configmap_json(&g).unwrap_err();
+        assert!(err.contains("lower genesis.accounts"), "{err}");
+        // 4,000 accounts fit with the default assets and sAX (as the CRD documents).
+        let g = build(
+            "n",
+            &DualChainNetworkSpec::default(),
+            &keys,
+            &accounts[..4_000],
+            0,
+        )
+        .unwrap();
+        assert!(configmap_json(&g).is_ok());
     }
 
     #[test]

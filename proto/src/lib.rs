@@ -12,7 +12,9 @@
 //!   - `transactions.proto`: service `Transactions` (submission);
 //!   - `node.proto`: service `Node` (status, blocks, finality stream);
 //!   - `admin.proto`: service `Admin` (pause/resume, snapshots, faults),
-//!     bearer-token protected.
+//!     bearer-token protected;
+//!   - `crosschain.proto`: service `CrossChain` (records with proofs,
+//!     attestations for the other chain).
 //! - [`v1`] — the code generated from them by `build.rs`: prost messages and
 //!   enums, plus tonic clients (`v1::*_client`) and servers (`v1::*_server`),
 //!   re-exported at the crate root ([`NodeClient`], [`NodeServer`], ...).
@@ -85,6 +87,8 @@ pub use auth::{
 };
 pub use v1::admin_client::AdminClient;
 pub use v1::admin_server::{Admin, AdminServer};
+pub use v1::cross_chain_client::CrossChainClient;
+pub use v1::cross_chain_server::{CrossChain, CrossChainServer};
 pub use v1::node_client::NodeClient;
 pub use v1::node_server::{Node, NodeServer};
 pub use v1::transactions_client::TransactionsClient;
@@ -127,4 +131,13 @@ pub mod limits {
     pub const MAX_PEERS_PER_GROUP: usize = 1_024;
     /// Maximum length of `PauseChainRequest.reason`, in bytes.
     pub const MAX_PAUSE_REASON_BYTES: usize = 256;
+    /// Maximum length of `GetRecordRequest.key`, in bytes.
+    pub const MAX_RECORD_KEY_BYTES: usize = 256;
+    /// Maximum length of `GetAttestationRequest.key`, in bytes (attestable
+    /// records have short keys).
+    pub const MAX_ATTESTED_KEY_BYTES: usize = 64;
+    /// Records per `BlockRecords` page when `GetBlockRecordsRequest.limit` is 0.
+    pub const DEFAULT_RECORDS_PER_PAGE: usize = 256;
+    /// Maximum `GetBlockRecordsRequest.limit`.
+    pub const MAX_RECORDS_PER_PAGE: usize = 1_024;
 }

@@ -18,7 +18,7 @@ fn package_files(set: &FileDescriptorSet) -> Vec<&FileDescriptorProto> {
 }
 
 #[test]
-fn names_the_three_services_and_their_methods() {
+fn names_the_four_services_and_their_methods() {
     let set = descriptor_set();
     let files = package_files(&set);
     assert!(!files.is_empty(), "no file of package {PACKAGE}");
@@ -66,6 +66,14 @@ fn names_the_three_services_and_their_methods() {
                 ("TriggerSnapshot", false, false),
                 ("SetFaultInjection", false, false),
                 ("GetFaultInjection", false, false),
+            ],
+        ),
+        (
+            "CrossChain",
+            vec![
+                ("GetRecord", false, false),
+                ("GetAttestation", false, false),
+                ("GetBlockRecords", false, false),
             ],
         ),
     ]

@@ -137,6 +137,7 @@ impl Node for TestNode {
                     Vec::new()
                 },
                 replayed: req.from_height.is_some(),
+                cross_chain_events: Vec::new(),
             })
         });
         // Pace the stream a little so the client really reads it incrementally.

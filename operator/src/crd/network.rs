@@ -203,7 +203,9 @@ pub use delta_spec::DeltaChainSpec;
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GenesisSettings {
-    /// Number of funded accounts (0 to 5000; the genesis must fit a 1 MiB ConfigMap).
+    /// Number of funded accounts (0 to 5000; the genesis must fit a 1 MiB ConfigMap:
+    /// about 4,000 with one asset and sAX, more without sAX; a genesis that does not
+    /// fit is refused, naming what to lower).
     /// Their ML-DSA-44 keys go to the `<network>-accounts` Secret for load generators.
     #[serde(default = "default_accounts")]
     #[x_kube(validation = Rule::new("self <= 5000").message("genesis.accounts must be at most 5000 (the genesis must fit in a 1 MiB ConfigMap)"))]
@@ -214,6 +216,10 @@ pub struct GenesisSettings {
     /// Initial balance of every account in each funded asset.
     #[serde(default = "default_balance")]
     pub balance: u64,
+    /// sAX (Alpha's native asset, lockable for stake and voting weight on Delta) of
+    /// every account; 0 allocates none (then nobody can lock or vote).
+    #[serde(default = "default_sax")]
+    pub sax: u64,
     /// Fund assets 0..assets (asset 0 is the native fee asset); 1 to 16.
     #[serde(default = "default_assets")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 16").message("genesis.assets must be between 1 and 16"))]
@@ -233,6 +239,7 @@ impl Default for GenesisSettings {
             accounts: default_accounts(),
             accounts_seed: None,
             balance: default_balance(),
+            sax: default_sax(),
             assets: default_assets(),
             stake: default_stake(),
             allow_unsigned_transactions: false,
@@ -452,6 +459,9 @@ fn default_accounts() -> u32 {
 }
 fn default_balance() -> u64 {
     1_000_000_000_000
+}
+fn default_sax() -> u64 {
+    1_000_000
 }
 fn default_assets() -> u32 {
     1

@@ -516,11 +516,9 @@ async fn ensure_genesis(
     let genesis = crate::genesis::build(&r.name, &net.spec, keys, &accounts, now_ms)
         .map_err(|e| Error::Genesis(e.to_string()))?;
     let hash = genesis.hash().to_hex();
+    let json = crate::genesis::configmap_json(&genesis).map_err(Error::Genesis)?;
     match config_maps
-        .create(
-            &post_params(),
-            &build::genesis_configmap(r, genesis.to_json(), &hash),
-        )
+        .create(&post_params(), &build::genesis_configmap(r, json, &hash))
         .await
     {
         Ok(_) => {

@@ -33,8 +33,11 @@
 //!   [`validate_fault_injection`], then requires every partition peer id to be 64
 //!   hex characters (a 32-byte peer id); both refusals are INVALID_ARGUMENT.
 
+use dualchain_core::Digest;
 use dualchain_core::encoding::Canonical;
-use dualchain_core::types::{BlockCertificate, BlockHeader, ChainId};
+use dualchain_core::types::{
+    BlockCertificate, BlockHeader, ChainId, CrossChainEvent, ProposalStatus, TxEvent,
+};
 use dualchain_proto::v1;
 use tonic::Status;
 
@@ -144,7 +147,67 @@ pub fn finality_event(
         confirmation_depth: block.confirmation_depth.saturating_sub(1),
         tx_digests,
         replayed,
+        cross_chain_events: block.events.0.iter().map(event_to_proto).collect(),
     }
+}
+
+/// The proto form of one cross-chain event.
+pub(crate) fn event_to_proto(event: &TxEvent) -> v1::CrossChainEvent {
+    let bytes = |d: &Digest| d.as_bytes().to_vec();
+    let mut out = v1::CrossChainEvent {
+        name: event.event.name().to_string(),
+        tx_digest: bytes(&event.tx),
+        ..Default::default()
+    };
+    match &event.event {
+        CrossChainEvent::SaxLocked {
+            lock,
+            owner,
+            amount,
+        }
+        | CrossChainEvent::SaxLockAttested {
+            lock,
+            owner,
+            amount,
+        }
+        | CrossChainEvent::SaxReleased {
+            lock,
+            owner,
+            amount,
+        } => {
+            out.id = bytes(lock);
+            out.account = owner.as_bytes().to_vec();
+            out.amount = *amount;
+        }
+        CrossChainEvent::SaxUnlockRequested { lock }
+        | CrossChainEvent::SaxUnlockCompleted { lock } => out.id = bytes(lock),
+        CrossChainEvent::ProposalOpened { proposal } => out.id = bytes(proposal),
+        CrossChainEvent::VoteCast {
+            proposal,
+            voter,
+            weight,
+        } => {
+            out.id = bytes(proposal);
+            out.account = voter.as_bytes().to_vec();
+            out.amount = *weight;
+        }
+        CrossChainEvent::ProposalFinalized { proposal, status } => {
+            out.id = bytes(proposal);
+            out.proposal_status = match status {
+                ProposalStatus::Open => "OPEN",
+                ProposalStatus::Passed => "PASSED",
+                ProposalStatus::RejectedNoQuorum => "REJECTED_NO_QUORUM",
+                ProposalStatus::RejectedThreshold => "REJECTED_THRESHOLD",
+            }
+            .to_string();
+        }
+        CrossChainEvent::GovernanceExecuted { proposal, change } => {
+            out.id = bytes(proposal);
+            out.parameter = change.name.as_str().to_string();
+            out.value = change.value;
+        }
+    }
+    out
 }
 
 /// The proto value of a chain's health.
@@ -380,6 +443,7 @@ pub(crate) mod tests {
             block: Arc::new(block),
             finalized_at_unix_ms: 1_700_000_001_234,
             confirmation_depth: 1,
+            events: Arc::default(),
         }
     }
 
@@ -459,6 +523,62 @@ pub(crate) mod tests {
         assert_eq!(delta.kind(), FinalityEventKind::DeltaBlockFinalized);
         assert!(delta.tx_digests.is_empty());
         assert!(!delta.replayed);
+    }
+
+    #[test]
+    fn cross_chain_events_ride_on_the_finality_event() {
+        use dualchain_core::types::{Address, BlockEvents, ParameterChange, ParameterName};
+        let (lock, owner) = (Digest([7; 32]), Address([8; 32]));
+        let events = vec![
+            TxEvent {
+                tx: Digest([1; 32]),
+                event: CrossChainEvent::SaxLockAttested {
+                    lock,
+                    owner,
+                    amount: 500,
+                },
+            },
+            TxEvent {
+                tx: Digest([2; 32]),
+                event: CrossChainEvent::ProposalFinalized {
+                    proposal: lock,
+                    status: ProposalStatus::RejectedNoQuorum,
+                },
+            },
+            TxEvent {
+                tx: Digest([3; 32]),
+                event: CrossChainEvent::GovernanceExecuted {
+                    proposal: lock,
+                    change: ParameterChange {
+                        name: ParameterName::new("gov.id").unwrap(),
+                        value: 9,
+                    },
+                },
+            },
+        ];
+        let finalized = FinalizedBlock {
+            events: Arc::new(BlockEvents(events)),
+            ..certified(sample_block(ChainId::Delta, 3, 1))
+        };
+        let proto = finality_event(&finalized, false, false).cross_chain_events;
+        let names: Vec<&str> = proto.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "sax_lock_attested",
+                "proposal_finalized",
+                "governance_executed"
+            ]
+        );
+        assert_eq!(proto[0].tx_digest, vec![1; 32]);
+        assert_eq!(
+            (proto[0].id.clone(), proto[0].account.clone()),
+            (vec![7; 32], vec![8; 32])
+        );
+        assert_eq!(proto[0].amount, 500);
+        assert_eq!(proto[1].proposal_status, "REJECTED_NO_QUORUM");
+        assert!(proto[1].account.is_empty());
+        assert_eq!((proto[2].parameter.as_str(), proto[2].value), ("gov.id", 9));
     }
 
     #[test]

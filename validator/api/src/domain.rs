@@ -5,7 +5,8 @@
 //! linkerd's policy controller: domain types in the core, proto at the edge).
 
 use dualchain_core::Digest;
-use dualchain_core::types::ChainId;
+use dualchain_core::types::{BlockCertificate, BlockHeader, ChainId, RecordProof};
+use dualchain_merkle::Proof;
 
 /// Health of one chain on a node, from best to worst.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -161,4 +162,27 @@ pub enum FaultChange {
     Clear,
     /// Replace the settings in force.
     Set(FaultPlan),
+}
+
+/// One state record at a node's head, with its sparse-Merkle proof against the head's
+/// state root (inclusion when `value` is set, non-inclusion otherwise).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordAtHead {
+    pub height: u64,
+    pub state_root: Digest,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+    pub proof: Proof,
+}
+
+/// A page of the attestable records one block changed, with what turns each into an
+/// attestation: the block's header and, once the node holds it, its certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockRecords {
+    pub header: BlockHeader,
+    pub certificate: Option<BlockCertificate>,
+    /// Records from the requested start, in the order the block changed them.
+    pub records: Vec<RecordProof>,
+    /// Index of the first record of the next page, when more follow.
+    pub next_start: Option<u32>,
 }

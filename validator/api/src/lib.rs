@@ -8,7 +8,7 @@
 //! # Entry points
 //!
 //! - [`serve_api`] / [`serve_api_on`]: one tonic server for one chain with the
-//!   `Transactions`, `Node` and `Admin` services (Admin behind the bearer token of
+//!   `Transactions`, `Node`, `CrossChain` and `Admin` services (Admin behind the bearer token of
 //!   [`ApiOptions::admin_token`]), `grpc.health.v1` and server reflection (v1 and
 //!   v1alpha), until a shutdown future completes.
 //! - [`serve_metrics`] / [`serve_metrics_on`]: `GET /metrics` (Prometheus text
@@ -23,7 +23,8 @@
 //!   plans), free of protobuf types;
 //! - `convert`: core block/certificate types → proto messages, and domain types ↔
 //!   proto messages (the only place either meets the wire format);
-//! - `transactions`, `node`, `finality`, `admin`: the service implementations;
+//! - `transactions`, `node`, `finality`, `admin`, `crosschain`: the service
+//!   implementations;
 //! - `oversize`: oversized requests → RESOURCE_EXHAUSTED, as the contract says;
 //! - `faults`: validation of `FaultInjection` against the documented limits;
 //! - `health`: `grpc.health.v1` statuses (`""` and `dualchain.v1.Node`);
@@ -33,11 +34,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dualchain_core::types::{Block, BlockCertificate, ChainId};
+use dualchain_core::types::{Attestation, Block, BlockCertificate, BlockEvents, ChainId};
 
 mod admin;
 mod chain;
 mod convert;
+mod crosschain;
 pub mod domain;
 mod faults;
 mod finality;
@@ -52,8 +54,8 @@ mod transactions;
 
 pub use convert::{block_to_proto, finality_event, health_from_proto};
 pub use domain::{
-    Admission, AdmissionStatus, ChainStatus, FaultChange, FaultPlan, Health, NodeStatus,
-    SnapshotInfo,
+    Admission, AdmissionStatus, BlockRecords, ChainStatus, FaultChange, FaultPlan, Health,
+    NodeStatus, RecordAtHead, SnapshotInfo,
 };
 pub use faults::{FaultValidationError, validate_fault_injection};
 pub use metrics_http::{MetricsServeError, serve_metrics, serve_metrics_on};
@@ -70,6 +72,9 @@ pub struct FinalizedBlock {
     pub finalized_at_unix_ms: u64,
     /// Blocks committed on top of this one, including itself, when the event was made.
     pub confirmation_depth: u32,
+    /// The block's cross-chain events (`sax_lock_attested`, `governance_executed`, …),
+    /// streamed with its finality event.
+    pub events: Arc<BlockEvents>,
 }
 
 /// Why a chain refused an API call.
@@ -149,4 +154,21 @@ pub trait ChainApi: Send + Sync + 'static {
         let _ = epoch;
         None
     }
+
+    /// The record `key` at the head, with its proof (a store read and ~256 hashes).
+    fn record(&self, key: &[u8]) -> Result<RecordAtHead, ApiError>;
+
+    /// Up to `limit` attestable records the block at `height` changed, from index
+    /// `start`; `None` above the head or below what this node keeps. A store read.
+    fn block_records(
+        &self,
+        height: u64,
+        start: usize,
+        limit: usize,
+    ) -> Result<Option<BlockRecords>, ApiError>;
+
+    /// The attestation of record `key` as the block at `height` changed it:
+    /// NotFound when it did not change such a record, Unavailable while this node
+    /// lacks the block's certificate. A store read.
+    fn attestation(&self, height: u64, key: &[u8]) -> Result<Attestation, ApiError>;
 }

@@ -1,6 +1,6 @@
 //! The gRPC server of one chain: options, errors, wiring and graceful shutdown.
 //!
-//! One tonic server carries `dualchain.v1.{Transactions, Node, Admin}`,
+//! One tonic server carries `dualchain.v1.{Transactions, Node, CrossChain, Admin}`,
 //! `grpc.health.v1.Health` and server reflection (`grpc.reflection.v1` and
 //! `v1alpha`, describing `dualchain.v1` and the health service). Message size
 //! limits apply to both directions of every `dualchain.v1` service; an oversized
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dualchain_proto::limits::{DEFAULT_MAX_GRPC_MESSAGE_BYTES, MIN_FINALITY_STREAM_BUFFER};
-use dualchain_proto::{AdminServer, AdminToken, NodeServer, TransactionsServer};
+use dualchain_proto::{AdminServer, AdminToken, CrossChainServer, NodeServer, TransactionsServer};
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -31,6 +31,7 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::ChainApi;
 use crate::admin::{AdminAuth, AdminService};
+use crate::crosschain::CrossChainService;
 use crate::node::NodeService;
 use crate::oversize::OversizeIsResourceExhausted;
 use crate::request_metrics::RequestMetrics;
@@ -205,6 +206,11 @@ pub async fn serve_api_on(
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit),
     );
+    let crosschain = OversizeIsResourceExhausted::new(
+        CrossChainServer::new(CrossChainService::new(Arc::clone(&context)))
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit),
+    );
     let admin = OversizeIsResourceExhausted::new(InterceptedService::new(
         AdminServer::new(AdminService::new(Arc::clone(&context)))
             .max_decoding_message_size(limit)
@@ -224,6 +230,7 @@ pub async fn serve_api_on(
         .add_service(reflection_v1alpha)
         .add_service(transactions)
         .add_service(node)
+        .add_service(crosschain)
         .add_service(admin)
         .serve_with_incoming_shutdown(incoming, async {
             let _ = stop_accepting_signal.await;

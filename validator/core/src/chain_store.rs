@@ -31,8 +31,8 @@ use dualchain_storage::{Column, KvEngine, StorageError, WriteBatch, keys};
 use crate::encoding::{Canonical, DecodeError};
 use crate::hash::Digest;
 use crate::types::{
-    Attestation, Block, BlockBody, BlockCertificate, BlockHeader, ChainId, Receipt, RecordProof,
-    is_attestable,
+    Attestation, Block, BlockBody, BlockCertificate, BlockEvents, BlockHeader, ChainId, Receipt,
+    RecordProof, is_attestable,
 };
 use dualchain_merkle::Proof;
 
@@ -557,6 +557,13 @@ impl<E: KvEngine> ChainReader<E> {
         ))
     }
 
+    /// The cross-chain events of the block at `height` (empty when it had none).
+    pub fn events(&self, height: u64) -> Result<BlockEvents, ChainStoreError> {
+        Ok(self
+            .get_decoded(Column::Meta, &events_key(height), "block events")?
+            .unwrap_or_default())
+    }
+
     pub fn get_receipts(&self, height: u64) -> Result<Vec<Receipt>, ChainStoreError> {
         self.shared
             .engine
@@ -645,6 +652,16 @@ fn block_batch(
 /// Prefix of the stored record proofs in the `meta` column: prefix, height (big
 /// endian, so a height's proofs are one prefix scan), state key.
 const RECORD_PROOF_PREFIX: &[u8] = b"record-proof/";
+const EVENTS_PREFIX: &[u8] = b"events/";
+
+/// The `meta` key of the cross-chain events of the block at `height` (written by the
+/// block's executor into the block's batch; see [`ChainReader::events`]).
+pub fn events_key(height: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(EVENTS_PREFIX.len() + 8);
+    out.extend_from_slice(EVENTS_PREFIX);
+    out.extend_from_slice(&height.to_be_bytes());
+    out
+}
 
 fn record_proof_key(height: u64, key: &[u8]) -> Vec<u8> {
     let mut out = record_proof_height_prefix(height);

@@ -36,7 +36,7 @@ use dualchain_core::types::{
     Address, Attestation, AttestationContext, AttestationId, AttestationRefusal, CertificateCache,
     ChainId, CrossChainEvent, CrossChainFailure, CrossChainOp, GovernanceExecution, LockRecord,
     LockStatus, ParameterChange, ParameterRecord, ProposalRecord, ProposalStatus, RecordKey,
-    RecordKind, StakeRecord, StakeStatus, ValidatorSet, VoteRecord, decode_u64_record,
+    RecordKind, StakeRecord, StakeStatus, TxEvent, ValidatorSet, VoteRecord, decode_u64_record,
 };
 use dualchain_storage::KvEngine;
 
@@ -95,6 +95,11 @@ impl<'a, E: KvEngine> CrossChainBlock<'a, E> {
     /// The block's record changes (the overlay is empty afterwards).
     pub fn take_changes(&self) -> Result<RecordChanges, StateError> {
         self.records().finish()
+    }
+
+    /// The block's events, in the order the operations ran.
+    pub fn take_events(&self) -> Vec<TxEvent> {
+        self.records().take_events()
     }
 }
 

@@ -20,7 +20,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use dualchain_core::types::{ChainId, Receipt, SignedTransaction};
+use dualchain_core::hash::Digest;
+use dualchain_core::types::{ChainId, Receipt, SignedTransaction, TxEvent};
 use dualchain_storage::KvEngine;
 use prometheus::{IntCounter, Registry};
 use rayon::prelude::*;
@@ -603,9 +604,12 @@ fn finish<'s, E: KvEngine>(
             .burned
             .insert(asset, ctx.cache.burned(asset)?.saturating_add(amount));
     }
-    let records = match ctx.cross {
-        Some(cross) => cross.take_changes()?,
-        None => RecordChanges::default(),
+    let (records, events) = match ctx.cross {
+        Some(cross) => (
+            cross.take_changes()?,
+            in_block_order(cross.take_events(), &receipts),
+        ),
+        None => (RecordChanges::default(), Vec::new()),
     };
     Ok(BlockOutcome {
         chain: ctx.chain,
@@ -616,8 +620,21 @@ fn finish<'s, E: KvEngine>(
         burned,
         totals_after,
         records,
+        events,
         stats,
     })
+}
+
+/// `events` sorted by their transaction's position in the block (the receipts' order),
+/// whatever order the executor ran the operations in.
+fn in_block_order(mut events: Vec<TxEvent>, receipts: &[Receipt]) -> Vec<TxEvent> {
+    let position: std::collections::HashMap<Digest, usize> = receipts
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.tx_digest, i))
+        .collect();
+    events.sort_by_key(|e| position.get(&e.tx).copied().unwrap_or(usize::MAX));
+    events
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use dualchain_core::chain_store::StateChange;
 use dualchain_core::hash::Digest;
-use dualchain_core::types::{Address, AssetId, ChainId, Receipt};
+use dualchain_core::types::{Address, AssetId, ChainId, Receipt, TxEvent};
 use dualchain_merkle::{Hash32, KEY_CONTEXT, VALUE_CONTEXT};
 use rayon::prelude::*;
 use smallvec::SmallVec;
@@ -90,6 +90,8 @@ pub struct BlockOutcome {
     pub totals_after: Totals,
     /// Cross-chain record writes of the block, in key order.
     pub records: RecordChanges,
+    /// Events of the block's successful cross-chain operations, in block order.
+    pub events: Vec<TxEvent>,
     pub stats: ExecutionStats,
 }
 
@@ -103,6 +105,7 @@ impl PartialEq for BlockOutcome {
             && self.burned == other.burned
             && self.totals_after == other.totals_after
             && self.records == other.records
+            && self.events == other.events
     }
 }
 

@@ -18,7 +18,7 @@ use crate::state::{StateCache, StateError};
 /// Largest record value accepted (defined with the attestations that carry records).
 pub use dualchain_core::types::MAX_RECORD_BYTES;
 
-pub use dualchain_core::types::{RecordKey, RecordKind};
+pub use dualchain_core::types::{RecordKey, RecordKind, TxEvent};
 
 /// Why a record write was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -49,6 +49,8 @@ impl RecordChanges {
 pub struct RecordBlock<'a, E: KvEngine> {
     state: &'a StateCache<E>,
     staged: BTreeMap<RecordKey, Option<Vec<u8>>>,
+    /// Events of the block's successful operations, in the order they ran.
+    events: Vec<TxEvent>,
 }
 
 impl<'a, E: KvEngine> RecordBlock<'a, E> {
@@ -56,6 +58,7 @@ impl<'a, E: KvEngine> RecordBlock<'a, E> {
         Self {
             state,
             staged: BTreeMap::new(),
+            events: Vec::new(),
         }
     }
 
@@ -87,6 +90,16 @@ impl<'a, E: KvEngine> RecordBlock<'a, E> {
         }
         self.staged.extend(writes);
         Ok(())
+    }
+
+    /// Records what a successful operation did.
+    pub fn push_event(&mut self, event: TxEvent) {
+        self.events.push(event);
+    }
+
+    /// The events pushed during the block (none are kept afterwards).
+    pub fn take_events(&mut self) -> Vec<TxEvent> {
+        std::mem::take(&mut self.events)
     }
 
     /// The block's changes, dropping writes that restore the committed value. The

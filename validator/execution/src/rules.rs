@@ -48,7 +48,7 @@
 
 use dualchain_core::types::{
     Address, AssetId, Authorization, ChainId, CrossChainFailure, CrossChainOp, FailureReason,
-    Receipt, ReceiptStatus, SignedTransaction, TxPayload, tx_limits,
+    Receipt, ReceiptStatus, SignedTransaction, TxEvent, TxPayload, tx_limits,
 };
 use dualchain_storage::KvEngine;
 use smallvec::SmallVec;
@@ -324,6 +324,10 @@ fn cross_chain<E: KvEngine, S: Slots>(
         // The machine writes canonical records far below the size limit.
         return Ok(Err(CrossChainFailure::CorruptRecord));
     }
+    records.push_event(TxEvent {
+        tx: stx.digest(),
+        event: effects.event,
+    });
     assert!(
         effects.debit_sender <= sender_balance,
         "apply checked the sender's balance"

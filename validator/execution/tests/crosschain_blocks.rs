@@ -174,6 +174,16 @@ fn locks_and_their_attestations_run_through_both_executors_alike() {
             .count(),
         3
     );
+    // One `sax_locked` event per successful lock, in block order, naming its lock.
+    let events: Vec<(Digest, &str)> = outcome
+        .events
+        .iter()
+        .map(|e| (e.tx, e.event.name()))
+        .collect();
+    assert_eq!(
+        events,
+        locks.iter().map(|l| (*l, "sax_locked")).collect::<Vec<_>>()
+    );
     let block = seal_and_commit(
         &mut alpha_store,
         &alpha_cache,

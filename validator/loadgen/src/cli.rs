@@ -114,6 +114,11 @@ impl LoadgenArgs {
                 return Err(crate::accounts::AccountsError::NoSource.into());
             }
         };
+        if self.workload == WorkloadKind::Crosschain {
+            anyhow::bail!(
+                "--workload crosschain drives both chains of every validator beside the transfers; run it with `dualchain devnet --workload crosschain`"
+            );
+        }
         let mut config = LoadgenConfig::new(self.targets.clone(), accounts);
         config.tps = if self.max_load { None } else { self.tps };
         config.duration = self.duration;
@@ -320,6 +325,15 @@ pub fn devnet_main(args: DevnetArgs) -> anyhow::Result<()> {
     }
     if !report.state_roots_agree {
         return Err(crate::devnet::disagreement_error(&report, &args.report));
+    }
+    if let Some(crosschain) = &report.crosschain
+        && !crosschain.records_agree
+    {
+        anyhow::bail!(
+            "cross-chain records disagree (report in {}): {}",
+            args.report.display(),
+            crosschain.disagreements.join("; ")
+        );
     }
     Ok(())
 }

@@ -45,6 +45,7 @@ pub use crate::report::DevnetReport;
 use crate::report::{
     AlphaFigures, DeltaFigures, HeightSample, RootCheck, ShutdownRecord, ValidatorMemory,
 };
+use crate::workload::WorkloadKind;
 
 /// Default Alpha and Delta block times at `--time-scale 1`.
 pub const ALPHA_BLOCK_MS: u64 = 15_000;
@@ -342,7 +343,8 @@ pub async fn run(args: &DevnetArgs) -> anyhow::Result<DevnetReport> {
     let (alpha_ms, delta_ms) = block_times(args.time_scale)?;
     let bin = node_binary(args)?;
     let mut spec = ClusterSpec::new(args.validators).block_times(alpha_ms, delta_ms);
-    spec.accounts = args.accounts;
+    // The cross-chain workload's accounts come after the transfer load's.
+    spec.accounts = args.accounts + crosschain_accounts(args);
     spec.accounts_seed = args.accounts_seed;
     spec.allow_unsigned = !args.signed;
     spec.genesis_delay = GENESIS_DELAY;
@@ -394,6 +396,45 @@ pub async fn run(args: &DevnetArgs) -> anyhow::Result<DevnetReport> {
         Path::new(crate::report::DEFAULT_FONT),
     )?;
     Ok(report)
+}
+
+/// Funded accounts the cross-chain workload needs beyond the transfer load's.
+fn crosschain_accounts(args: &DevnetArgs) -> usize {
+    if args.workload == WorkloadKind::Crosschain {
+        crate::crosschain_load::EXTRA_ACCOUNTS
+    } else {
+        0
+    }
+}
+
+/// Starts the cross-chain workload (`--workload crosschain`) beside the load: its
+/// accounts follow the transfer load's; it runs for the load's duration plus twelve
+/// Alpha blocks (for the governance round and the unlocks to finish).
+fn start_crosschain(
+    args: &DevnetArgs,
+    (alpha_urls, delta_urls): (Vec<String>, Vec<String>),
+    (alpha_ms, delta_ms): (u64, u64),
+) -> Option<tokio::task::JoinHandle<anyhow::Result<crate::crosschain_load::CrosschainFigures>>> {
+    if args.workload != WorkloadKind::Crosschain {
+        return None;
+    }
+    let keys = dualchain_core::keyfile::seeded_account_keys(
+        args.accounts + crate::crosschain_load::EXTRA_ACCOUNTS,
+        args.accounts_seed,
+    )
+    .into_iter()
+    .skip(args.accounts)
+    .collect();
+    let config = crate::crosschain_load::CrosschainConfig {
+        alpha_urls,
+        delta_urls,
+        senders: crate::crosschain_load::senders(keys, !args.signed),
+        alpha_block_ms: alpha_ms,
+        delta_block_ms: delta_ms,
+        duration: args.duration,
+    };
+    let deadline = Instant::now() + args.duration + Duration::from_millis(12 * alpha_ms);
+    Some(tokio::spawn(crate::crosschain_load::run(config, deadline)))
 }
 
 /// The error a devnet run ends with when the validators' state roots disagree.
@@ -450,7 +491,11 @@ async fn drive(
     );
     config.tps = Some(args.tps);
     config.duration = args.duration;
-    config.workload = args.workload;
+    // Beside the cross-chain flow, the transfers are the steady load.
+    config.workload = match args.workload {
+        WorkloadKind::Crosschain => WorkloadKind::Steady,
+        other => other,
+    };
     config.signed = args.signed;
     config.batch = args.batch;
     config.drain_timeout = Duration::from_millis((delta_ms * 10).max(5_000));
@@ -468,9 +513,21 @@ async fn drive(
             }
         }
     });
+    let crosschain = start_crosschain(
+        args,
+        (alpha_urls.clone(), delta_urls.clone()),
+        (alpha_ms, delta_ms),
+    );
     let loadgen = crate::loadgen::run(config, live.clone()).await;
     start_marker.abort();
     let loadgen = loadgen.context("running the load")?;
+    let crosschain = match crosschain {
+        Some(task) => {
+            eprintln!("devnet: load done; waiting for the cross-chain flow to finish");
+            Some(task.await.context("the cross-chain workload panicked")??)
+        }
+        None => None,
+    };
     let load_end = args.duration.as_secs_f64();
 
     // Memory at the end of the load (VmHWM is the peak over the whole run).
@@ -542,6 +599,7 @@ async fn drive(
         plots_without_text: false,
         data_dir: None,
         loadgen,
+        crosschain,
     })
 }
 

@@ -16,13 +16,18 @@
 //! - [`devnet`] — `dualchain devnet`: N local validators, load, state-root check, report.
 //! - [`progress`] — live progress lines / bars while a devnet runs.
 //! - [`report`] — devnet `report.json`, `report.md` and PNG plots.
+//! - [`crosschain_load`] — the cross-chain side of `devnet --workload crosschain`:
+//!   locks and their attestation latency, a governance round, records compared.
+//! - [`flow_cli`] — `dualchain sax …` / `dualchain gov …`: the cross-chain flow by hand.
 //! - [`cli`] — the clap argument structs and `run_*` entry points the binary wires in.
 
 #![deny(unsafe_code)]
 
 pub mod accounts;
 pub mod cli;
+pub mod crosschain_load;
 pub mod devnet;
+pub mod flow_cli;
 pub mod latency;
 pub mod loadgen;
 pub mod progress;

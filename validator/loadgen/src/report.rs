@@ -22,6 +22,7 @@ pub const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 pub const TPS_PLOT: &str = "tps.png";
 pub const LATENCY_PLOT: &str = "finality_cdf.png";
 pub const HEIGHTS_PLOT: &str = "heights.png";
+pub const ATTESTATION_PLOT: &str = "attestation_latency.png";
 
 /// Figures of the Delta chain over the run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -120,6 +121,9 @@ pub struct DevnetReport {
     /// Where keys, genesis, databases and logs were (kept with --keep).
     pub data_dir: Option<String>,
     pub loadgen: LoadgenReport,
+    /// The cross-chain workload's figures (`--workload crosschain` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crosschain: Option<crate::crosschain_load::CrosschainFigures>,
 }
 
 /// Registers the plot font once per process; false if it cannot be loaded.
@@ -282,7 +286,23 @@ pub fn write_plots(
         &[("alpha", MAGENTA, alpha), ("delta", BLUE, delta)],
     )
     .map_err(|e| anyhow::anyhow!("drawing {}: {e}", heights.display()))?;
-    Ok((vec![tps, latency, heights], text))
+    let mut plots = vec![tps, latency, heights];
+    if let Some(crosschain) = &report.crosschain {
+        let mut points = crosschain.attestation_latencies.clone();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let path = dir.join(ATTESTATION_PLOT);
+        line_chart(
+            &path,
+            text,
+            "Attestation latency: lock on Alpha -> stake on Delta",
+            "seconds since the cross-chain workload started",
+            "latency, ms",
+            &[("attestation latency", RGBColor(200, 100, 0), points)],
+        )
+        .map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))?;
+        plots.push(path);
+    }
+    Ok((plots, text))
 }
 
 /// The human summary (`report.md`).
@@ -340,6 +360,43 @@ pub fn render_markdown(r: &DevnetReport) -> String {
     ];
     for (k, v) in rows {
         let _ = writeln!(md, "| {k} | {v} |");
+    }
+    if let Some(c) = &r.crosschain {
+        let _ = writeln!(md, "\n## Cross-chain\n\n| figure | value |\n|---|---|");
+        let rows: Vec<(&str, String)> = vec![
+            (
+                "locks sent / attested to Delta",
+                format!("{} / {}", c.locks_sent, c.locks_attested),
+            ),
+            (
+                "attestation latency p50 / p95 / p99",
+                format!(
+                    "{} / {} / {} ms",
+                    c.attestation_latency_ms_p50,
+                    c.attestation_latency_ms_p95,
+                    c.attestation_latency_ms_p99
+                ),
+            ),
+            (
+                "governance results executed on Alpha",
+                c.governance_executed.to_string(),
+            ),
+            (
+                "unlocks released on Alpha / attested back",
+                format!("{} / {}", c.unlocks_released, c.releases_attested),
+            ),
+            ("attestations applied", c.attestations.to_string()),
+            (
+                "records agree on every validator",
+                c.records_agree.to_string(),
+            ),
+        ];
+        for (k, v) in rows {
+            let _ = writeln!(md, "| {k} | {v} |");
+        }
+        for d in c.disagreements.iter().chain(&c.errors).take(10) {
+            let _ = writeln!(md, "\n- {d}");
+        }
     }
     if !r.rejected_by_status.is_empty() {
         let _ = writeln!(md, "\n## Refusals\n\n| status | count |\n|---|---|");
@@ -517,6 +574,7 @@ mod tests {
             plots_without_text: false,
             data_dir: None,
             loadgen,
+            crosschain: None,
         }
     }
 

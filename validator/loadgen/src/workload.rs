@@ -55,6 +55,10 @@ pub enum WorkloadKind {
     /// The documented mix of conflicts, duplicates, bad signatures, stale nonces and
     /// over-size transactions, at a constant rate.
     Adversarial,
+    /// Steady transfers on Delta beside the cross-chain flow (sAX locks attested to
+    /// Delta, a governance round executed on Alpha, unlocks released): `dualchain
+    /// devnet` only, which reaches both chains of every validator.
+    Crosschain,
 }
 
 impl WorkloadKind {
@@ -63,6 +67,7 @@ impl WorkloadKind {
             WorkloadKind::Steady => "steady",
             WorkloadKind::Bursty => "bursty",
             WorkloadKind::Adversarial => "adversarial",
+            WorkloadKind::Crosschain => "crosschain",
         }
     }
 }

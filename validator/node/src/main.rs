@@ -2,8 +2,8 @@
 //!
 //! It runs a validator (`run`) and makes what one needs (`keygen`, `genesis`,
 //! `snapshot`). The client-side commands — `devnet` (the main job), `loadgen`,
-//! `status`, the macro benchmarks (`bench exec|net|mempool`) and the simulator
-//! (`sim`) — live in the `dualchain-tools` binary, so the validator links neither kube
+//! `status`, the macro benchmarks (`bench exec|net|mempool`), the simulator
+//! (`sim`) and the cross-chain flow by hand (`sax`, `gov`) — live in the `dualchain-tools` binary, so the validator links neither kube
 //! nor the plotting stack; `dualchain` forwards them with their arguments unchanged
 //! (see [`forward`]), so `dualchain devnet …` works as documented.
 
@@ -18,6 +18,7 @@ mod config;
 mod node;
 mod peers;
 mod seams;
+mod sibling;
 
 /// dualchain: a post-quantum dual-chain (Alpha / Delta) validator network.
 #[derive(Parser, Debug)]
@@ -63,6 +64,12 @@ enum Command {
     /// Print a running node's status (runs dualchain-tools).
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Status(ToolArgs),
+    /// sAX on a running network: lock on Alpha (stake on Delta), unlock, show (runs dualchain-tools).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Sax(ToolArgs),
+    /// Governance on a running network: propose, vote, finalize, show (runs dualchain-tools).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Gov(ToolArgs),
 }
 
 /// The arguments of a command `dualchain-tools` implements, passed on unchanged.
@@ -82,6 +89,8 @@ impl Command {
             Command::Devnet(a) => ("devnet", a),
             Command::Loadgen(a) => ("loadgen", a),
             Command::Status(a) => ("status", a),
+            Command::Sax(a) => ("sax", a),
+            Command::Gov(a) => ("gov", a),
             _ => return None,
         };
         Some((name, &args.args))
@@ -180,7 +189,9 @@ fn main() -> ExitCode {
         | Command::Sim(_)
         | Command::Devnet(_)
         | Command::Loadgen(_)
-        | Command::Status(_) => unreachable!("forwarded above"),
+        | Command::Status(_)
+        | Command::Sax(_)
+        | Command::Gov(_) => unreachable!("forwarded above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

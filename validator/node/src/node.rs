@@ -12,15 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use dualchain_api::{ApiOptions, ChainApi};
+use dualchain_api::ApiOptions;
 use dualchain_core::crypto::ValidatorScheme;
 use dualchain_core::keyfile;
-use dualchain_core::types::{ChainId, Genesis};
-use dualchain_proto::v1;
+use dualchain_core::types::Genesis;
 use dualchain_runtime::chain::build_context;
 use dualchain_runtime::health::{SiblingProbe, monitor};
-use dualchain_runtime::{ChainOptions, ChainService, NodeChains, NodeIdentity, supervise};
-use futures::future::BoxFuture;
+use dualchain_runtime::{ChainOptions, NodeChains, NodeIdentity, supervise};
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -29,6 +27,7 @@ use tokio::task::JoinSet;
 use crate::config::{FileConfig, NodeConfig, RunArgs, read_admin_token};
 use crate::peers::{dial_targets, load_peers};
 use crate::seams::{ChainIo, NodeSeams};
+use crate::sibling::{GrpcSibling, SiblingSource};
 
 /// How long a clean stop may take before the process exits anyway.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(60);
@@ -144,7 +143,8 @@ async fn run_node(cfg: NodeConfig) -> anyhow::Result<()> {
     };
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
 
-    for ctx in &contexts {
+    let apis = node.apis();
+    for (index, ctx) in contexts.iter().enumerate() {
         let chain = ctx.chain;
         let params = identity.genesis.chain(chain);
         let api_addr = cfg
@@ -154,10 +154,7 @@ async fn run_node(cfg: NodeConfig) -> anyhow::Result<()> {
         let listener = TcpListener::bind(api_addr)
             .await
             .with_context(|| format!("binding the {chain} API on {api_addr}"))?;
-        let api: Arc<dyn ChainApi> = Arc::new(ChainService {
-            ctx: ctx.clone(),
-            node: node.clone(),
-        });
+        let api = apis[index].clone();
         let options = ApiOptions {
             admin_token: admin_token.clone(),
             metrics_registry: Some(registry.clone()),
@@ -178,24 +175,26 @@ async fn run_node(cfg: NodeConfig) -> anyhow::Result<()> {
     }
 
     // Both chains in this process: their records travel between them in process.
-    // (One chain per process relays through the sibling's API, which this build
-    // does not do yet: see the README.)
-    let apis: Vec<Arc<dyn ChainApi>> = contexts
-        .iter()
-        .map(|ctx| {
-            Arc::new(ChainService {
-                ctx: ctx.clone(),
-                node: node.clone(),
-            }) as Arc<dyn ChainApi>
-        })
-        .collect();
-    if contexts.len() == 1 {
-        tracing::warn!(
-            chain = %contexts[0].chain,
-            "one chain per process: this build does not relay cross-chain records to the other chain's process; run --chain both for the cross-chain flow"
-        );
+    // One chain per process: this chain reads the other's records from the sibling
+    // process's API (the pod's other container) and submits them here.
+    let mut relays = dualchain_runtime::relay::spawn_in_process(&contexts, &apis, &stop_rx);
+    if let [ctx] = contexts.as_slice() {
+        let other = ctx.chain.other();
+        match &cfg.peer_chain_api {
+            Some(url) => {
+                let source = Arc::new(SiblingSource::new(other, url)?);
+                tracing::info!(chain = %ctx.chain, sibling = %url, "relaying {other} records from the sibling process");
+                relays.push(dualchain_runtime::relay::spawn_into(
+                    source, ctx, &apis[0], &stop_rx,
+                ));
+            }
+            None => tracing::warn!(
+                chain = %ctx.chain,
+                "one chain per process and no --peer-chain-api: this chain receives no {other} records (locks, stakes, governance results); set it to the other chain's API"
+            ),
+        }
     }
-    for relay in dualchain_runtime::relay::spawn_in_process(&contexts, &apis, &stop_rx) {
+    for relay in relays {
         tasks.spawn(async move { relay.await.context("the attestation relay failed") });
     }
 
@@ -210,10 +209,10 @@ async fn run_node(cfg: NodeConfig) -> anyhow::Result<()> {
             .context("the metrics endpoint failed")
     });
 
-    let sibling = cfg
-        .peer_chain_api
-        .clone()
-        .map(|url| Box::new(GrpcSibling { url, client: None }) as Box<dyn SiblingProbe>);
+    let sibling = match &cfg.peer_chain_api {
+        Some(url) => Some(Box::new(GrpcSibling::new(url)?) as Box<dyn SiblingProbe>),
+        None => None,
+    };
     let rx = stop_rx.clone();
     tasks.spawn(async move {
         monitor(contexts, sibling, rx).await;
@@ -273,48 +272,4 @@ async fn shutdown_signal() -> &'static str {
             "SIGINT"
         }
     }
-}
-
-/// The other chain's container of this pod, asked over its gRPC status.
-struct GrpcSibling {
-    url: String,
-    client: Option<dualchain_proto::NodeClient<tonic::transport::Channel>>,
-}
-
-impl SiblingProbe for GrpcSibling {
-    fn last_block(&mut self) -> BoxFuture<'_, Result<(ChainId, u64), String>> {
-        Box::pin(query_peer_chain(&self.url, &mut self.client))
-    }
-
-    fn describe(&self) -> String {
-        self.url.clone()
-    }
-}
-
-async fn query_peer_chain(
-    url: &str,
-    client: &mut Option<dualchain_proto::NodeClient<tonic::transport::Channel>>,
-) -> Result<(ChainId, u64), String> {
-    if client.is_none() {
-        let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
-            .map_err(|e| format!("invalid URL: {e}"))?
-            .connect_timeout(Duration::from_secs(1));
-        *client = Some(dualchain_proto::NodeClient::new(endpoint.connect_lazy()));
-    }
-    let mut c = client.clone().ok_or("no client")?;
-    let status = tokio::time::timeout(
-        Duration::from_secs(2),
-        c.get_status(v1::GetStatusRequest {}),
-    )
-    .await
-    .map_err(|_| "timed out".to_string())?
-    .map_err(|e| e.message().to_string())?
-    .into_inner();
-    let chain = status.chains.first().ok_or("no chain in its status")?;
-    let id = match chain.chain() {
-        v1::Chain::Alpha => ChainId::Alpha,
-        v1::Chain::Delta => ChainId::Delta,
-        v1::Chain::Unspecified => return Err("unspecified chain in its status".into()),
-    };
-    Ok((id, chain.last_block_time_unix_ms))
 }

@@ -19,9 +19,10 @@ use std::time::Instant;
 use anyhow::Context;
 use dualchain_api::{FinalizedBlock, SnapshotInfo};
 use dualchain_consensus::{BlockSealer, CommittedSubDag, SealedBlock};
-use dualchain_core::chain_store::ChainStore;
+use dualchain_core::chain_store::{ChainStore, events_key};
 use dualchain_core::crypto::ValidatorSignature;
-use dualchain_core::types::{BlockCertificate, BlockHeader};
+use dualchain_core::encoding::Canonical;
+use dualchain_core::types::{BlockCertificate, BlockEvents, BlockHeader};
 use dualchain_execution::StateCache;
 use dualchain_execution::merge::{SealParams, seal_and_commit};
 use dualchain_storage::{Column, KvEngine, WriteBatch};
@@ -247,6 +248,14 @@ impl<S: Seams> BlockExecutor<S> {
 
         let started = Instant::now();
         let mut extra = WriteBatch::new();
+        let events = BlockEvents(outcome.events.clone());
+        if !events.0.is_empty() {
+            extra.put(
+                Column::Meta,
+                events_key(header.height),
+                events.to_canonical_bytes(),
+            );
+        }
         if persist_sealer {
             extra.put(
                 Column::Meta,
@@ -299,6 +308,7 @@ impl<S: Seams> BlockExecutor<S> {
             certificate: None,
             finalized_at_unix_ms: now,
             confirmation_depth: 1,
+            events: Arc::new(events),
         });
         self.maybe_snapshot();
         Ok(ExecEvent::Executed { header, vote })

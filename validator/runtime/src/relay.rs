@@ -34,6 +34,7 @@ use dualchain_core::types::{
     TxPayload, decode_u64_record,
 };
 use dualchain_execution::keys::{AccountRecord, account_key};
+use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use crate::context::ChainContext;
@@ -66,13 +67,18 @@ pub fn relay_keypair(validator: &ValidatorKeypair) -> AccountKeypair {
     validator.derive::<AccountScheme>(RELAY_ACCOUNT_CONTEXT)
 }
 
-/// Where a relay reads attestations: one chain of this validator.
+/// Where a relay reads attestations: the other chain of this validator, in this
+/// process ([`InProcessSource`]) or in the pod's other container over gRPC (the node's
+/// sibling source). Answers are futures so a remote source reads without blocking.
 pub trait RelaySource: Send + Sync {
     /// Newest committed height (0 when unknown or not running).
-    fn head_height(&self) -> u64;
+    fn head_height(&self) -> BoxFuture<'_, anyhow::Result<u64>>;
     /// Attestations of the attestable records changed at `height`; `None` while this
     /// node holds no certificate for it.
-    fn attestations_at(&self, height: u64) -> anyhow::Result<Option<Vec<Attestation>>>;
+    fn attestations_at(
+        &self,
+        height: u64,
+    ) -> BoxFuture<'_, anyhow::Result<Option<Vec<Attestation>>>>;
 }
 
 /// What the target chain shows a relayer.
@@ -195,35 +201,46 @@ impl RelayPlanner {
     /// tracked; a height with records but no certificate on this node yet (its votes
     /// are late: a crashed or partitioned validator votes when it catches up) waits
     /// and is read again on every pass until it is certified or stale.
-    pub fn read_source(&mut self, source: &dyn RelaySource) -> anyhow::Result<()> {
-        let head = source.head_height();
+    pub async fn read_source(&mut self, source: &dyn RelaySource) -> anyhow::Result<()> {
+        let head = source.head_height().await?;
+        for height in self.heights_to_read(head) {
+            let attestations = source.attestations_at(height).await?;
+            self.read(height, attestations);
+        }
+        Ok(())
+    }
+
+    /// The source heights to read now, given the source's `head`: those still waiting
+    /// for a certificate, then up to [`MAX_HEIGHTS_PER_PASS`] new ones from the cursor
+    /// (which moves past them: each waits until [`RelayPlanner::read`] gets it, so a
+    /// failed read is retried on the next pass).
+    pub fn heights_to_read(&mut self, head: u64) -> Vec<u64> {
         let oldest = head.saturating_sub(self.freshness_blocks).max(1);
         // Older heights are stale on the target whatever it has seen: skip them (after
         // a start or a long outage).
         self.cursor = self.cursor.max(oldest);
         self.waiting.retain(|height| *height >= oldest);
-        for height in self.waiting.clone() {
-            if let Some(attestations) = source.attestations_at(height)? {
-                self.waiting.remove(&height);
-                self.add(height, attestations);
-            }
-        }
-        let last = head.min(self.cursor.saturating_add(MAX_HEIGHTS_PER_PASS - 1));
-        while self.cursor <= last {
-            match source.attestations_at(self.cursor)? {
-                Some(attestations) => self.add(self.cursor, attestations),
-                None => {
-                    self.waiting.insert(self.cursor);
-                }
-            }
-            self.cursor += 1;
-        }
         while self.waiting.len() > MAX_WAITING_HEIGHTS {
             if let Some(height) = self.waiting.pop_first() {
                 tracing::warn!(target_chain = %self.target, height, "too many uncertified heights; no longer waiting for this one (other validators relay its records)");
             }
         }
-        Ok(())
+        let last = head.min(self.cursor.saturating_add(MAX_HEIGHTS_PER_PASS - 1));
+        while self.cursor <= last {
+            self.waiting.insert(self.cursor);
+            self.cursor += 1;
+        }
+        self.waiting.iter().copied().collect()
+    }
+
+    /// What the source answered for `height`: its attestations once certified
+    /// (tracked from now on), `None` while it waits for its certificate.
+    pub fn read(&mut self, height: u64, attestations: Option<Vec<Attestation>>) {
+        if let Some(attestations) = attestations
+            && self.waiting.remove(&height)
+        {
+            self.add(height, attestations);
+        }
     }
 
     /// Source heights with records waiting for this node's certificate.
@@ -358,15 +375,21 @@ pub struct InProcessSource<S: Seams> {
 }
 
 impl<S: Seams> RelaySource for InProcessSource<S> {
-    fn head_height(&self) -> u64 {
-        self.ctx.head().height
+    fn head_height(&self) -> BoxFuture<'_, anyhow::Result<u64>> {
+        let height = self.ctx.head().height;
+        Box::pin(async move { Ok(height) })
     }
 
-    fn attestations_at(&self, height: u64) -> anyhow::Result<Option<Vec<Attestation>>> {
-        let Some(reader) = self.ctx.live().reader.clone() else {
-            return Ok(None);
+    fn attestations_at(
+        &self,
+        height: u64,
+    ) -> BoxFuture<'_, anyhow::Result<Option<Vec<Attestation>>>> {
+        // A local store read: answered at once.
+        let answer = match self.ctx.live().reader.clone() {
+            Some(reader) => reader.attestations_at(height).map_err(Into::into),
+            None => Ok(None),
         };
-        Ok(reader.attestations_at(height)?)
+        Box::pin(async move { answer })
     }
 }
 
@@ -437,33 +460,44 @@ pub fn spawn_in_process<S: Seams>(
     let (Some(alpha), Some(delta)) = (find(ChainId::Alpha), find(ChainId::Delta)) else {
         return Vec::new();
     };
-    let ctx = &contexts[alpha];
-    let key = Arc::new(relay_keypair(ctx.key()));
-    let committee = ctx.validators().len() as u64;
-    let me = u64::from(ctx.me());
-    let freshness = ctx.genesis().cross_chain.freshness_blocks;
     [(alpha, delta), (delta, alpha)]
         .into_iter()
         .map(|(from, to)| {
             let source = Arc::new(InProcessSource {
                 ctx: contexts[from].clone(),
             });
-            let target = Arc::new(InProcessTarget {
-                ctx: contexts[to].clone(),
-                api: apis[to].clone(),
-            });
-            tokio::spawn(run_relay(
-                source,
-                target,
-                key.clone(),
-                me,
-                committee,
-                freshness,
-                RELAY_INTERVAL,
-                shutdown.clone(),
-            ))
+            spawn_into(source, &contexts[to], &apis[to], shutdown)
         })
         .collect()
+}
+
+/// Starts a relay from `source` (the other chain, wherever it runs) into `target`, a
+/// chain of this process whose API is `api`: how a validator running one chain per
+/// process (one per container) gets the other container's records.
+pub fn spawn_into<S: Seams>(
+    source: Arc<dyn RelaySource>,
+    target: &Arc<ChainContext<S>>,
+    api: &Arc<dyn ChainApi>,
+    shutdown: &watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let key = Arc::new(relay_keypair(target.key()));
+    let committee = target.validators().len() as u64;
+    let me = u64::from(target.me());
+    let freshness = target.genesis().cross_chain.freshness_blocks;
+    let target = Arc::new(InProcessTarget {
+        ctx: target.clone(),
+        api: api.clone(),
+    });
+    tokio::spawn(run_relay(
+        source,
+        target,
+        key,
+        me,
+        committee,
+        freshness,
+        RELAY_INTERVAL,
+        shutdown.clone(),
+    ))
 }
 
 /// Relays from `source` to `target` every `interval` until shutdown. `me` and
@@ -482,9 +516,23 @@ pub async fn run_relay(
     let relayer = Address::of(key.public());
     let target_chain = (target.chain(), target.block_time_ms());
     let mut planner = RelayPlanner::new(target_chain, me, committee, relayer, freshness_blocks, 1);
+    // A source that is down (the sibling process restarting) fails every pass: say so
+    // when the reason changes, not twice a second.
+    let mut last_error: Option<String> = None;
     loop {
-        if let Err(e) = relay_pass(&mut planner, source.as_ref(), target.as_ref(), &key) {
-            tracing::warn!(target_chain = %target.chain(), error = %format!("{e:#}"), "relay pass failed; retrying");
+        match relay_pass(&mut planner, source.as_ref(), target.as_ref(), &key).await {
+            Ok(()) => {
+                if last_error.take().is_some() {
+                    tracing::info!(target_chain = %target.chain(), "relay passes succeed again");
+                }
+            }
+            Err(e) => {
+                let error = format!("{e:#}");
+                if last_error.as_ref() != Some(&error) {
+                    tracing::warn!(target_chain = %target.chain(), %error, "relay pass failed; retrying every pass");
+                }
+                last_error = Some(error);
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
@@ -494,13 +542,13 @@ pub async fn run_relay(
 }
 
 /// One pass: read the source, look at the target, submit what is due.
-pub fn relay_pass(
+pub async fn relay_pass(
     planner: &mut RelayPlanner,
     source: &dyn RelaySource,
     target: &dyn RelayTarget,
     key: &AccountKeypair,
 ) -> anyhow::Result<()> {
-    planner.read_source(source)?;
+    planner.read_source(source).await?;
     if planner.pending() == 0 {
         return Ok(());
     }
@@ -710,13 +758,37 @@ mod tests {
     }
 
     impl RelaySource for Source {
-        fn head_height(&self) -> u64 {
-            self.head
+        fn head_height(&self) -> BoxFuture<'_, anyhow::Result<u64>> {
+            Box::pin(async move { Ok(self.head) })
         }
 
-        fn attestations_at(&self, height: u64) -> anyhow::Result<Option<Vec<Attestation>>> {
-            Ok(self.certified.lock().unwrap().get(&height).cloned())
+        fn attestations_at(
+            &self,
+            height: u64,
+        ) -> BoxFuture<'_, anyhow::Result<Option<Vec<Attestation>>>> {
+            Box::pin(async move { Ok(self.certified.lock().unwrap().get(&height).cloned()) })
         }
+    }
+
+    fn read(planner: &mut RelayPlanner, source: &Source) {
+        futures::executor::block_on(planner.read_source(source)).unwrap();
+    }
+
+    #[test]
+    fn a_height_whose_read_failed_is_read_again_on_the_next_pass() {
+        let mut planner = planner();
+        let mut certified = BTreeMap::new();
+        certified.insert(1, designated(1, 1));
+        certified.insert(2, designated(2, 1));
+        // The source (the sibling process, say) fails after answering height 1.
+        assert_eq!(planner.heights_to_read(2), [1, 2]);
+        planner.read(1, certified.get(&1).cloned());
+        assert_eq!((planner.pending(), planner.waiting()), (1, 1));
+        assert_eq!(planner.cursor(), 3, "the cursor moved past both");
+        // Next pass: height 2 comes again, and nothing new.
+        assert_eq!(planner.heights_to_read(2), [2]);
+        planner.read(2, certified.get(&2).cloned());
+        assert_eq!((planner.pending(), planner.waiting()), (2, 0));
     }
 
     #[test]
@@ -730,13 +802,13 @@ mod tests {
             head: 3,
             certified: Mutex::new(certified),
         };
-        planner.read_source(&source).unwrap();
+        read(&mut planner, &source);
         assert_eq!(planner.cursor(), 4, "height 2 does not hold up height 3");
         assert_eq!((planner.pending(), planner.waiting()), (2, 1));
-        planner.read_source(&source).unwrap();
+        read(&mut planner, &source);
         assert_eq!((planner.pending(), planner.waiting()), (2, 1));
         source.certified.lock().unwrap().insert(2, late.clone());
-        planner.read_source(&source).unwrap();
+        read(&mut planner, &source);
         assert_eq!((planner.pending(), planner.waiting()), (3, 0));
         let sent = planner.plan(&view(1, 0));
         assert_eq!(sent.len(), 3);
@@ -748,13 +820,13 @@ mod tests {
             head: 5,
             certified: Mutex::new(BTreeMap::new()),
         };
-        planner.read_source(&source).unwrap();
+        read(&mut planner, &source);
         assert_eq!(planner.waiting(), 5);
         let source = Source {
             head: 3 + FRESHNESS,
             ..source
         };
-        planner.read_source(&source).unwrap();
+        read(&mut planner, &source);
         assert_eq!(planner.cursor(), 4 + FRESHNESS);
         assert_eq!(
             planner.waiting(),

@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dualchain_api::{
-    Admission, AdmissionStatus, ApiError, ChainApi, FaultChange, FaultPlan, FinalizedBlock,
-    NodeStatus, SnapshotInfo,
+    Admission, AdmissionStatus, ApiError, BlockRecords, ChainApi, FaultChange, FaultPlan,
+    FinalizedBlock, NodeStatus, RecordAtHead, SnapshotInfo,
 };
+use dualchain_core::Digest;
 use dualchain_core::encoding::Canonical;
-use dualchain_core::types::{ChainId, SignedTransaction, TxPayload};
+use dualchain_core::types::{Attestation, ChainId, SignedTransaction, TxPayload};
 use dualchain_mempool::{AdmissionTime, Rejection};
+use dualchain_merkle::{hash_key, hash_value};
 use dualchain_net::PeerId;
 use tokio::sync::broadcast;
 
@@ -23,10 +25,29 @@ use crate::seams::Seams;
 
 /// How long `TriggerSnapshot` waits for the executor.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Attempts to read a record and its proof from one state (a block committing
+/// between the two reads makes them disagree), and the pause between attempts.
+const RECORD_READ_ATTEMPTS: usize = 32;
+const RECORD_READ_PAUSE: Duration = Duration::from_millis(2);
 
 /// Every chain of the node, for the node-wide status each chain's API reports.
 pub struct NodeChains<S: Seams> {
     pub chains: Vec<Arc<ChainContext<S>>>,
+}
+
+impl<S: Seams> NodeChains<S> {
+    /// One [`ChainApi`] per chain, in the order of `chains`.
+    pub fn apis(self: &Arc<Self>) -> Vec<Arc<dyn ChainApi>> {
+        self.chains
+            .iter()
+            .map(|ctx| {
+                Arc::new(ChainService {
+                    ctx: ctx.clone(),
+                    node: self.clone(),
+                }) as Arc<dyn ChainApi>
+            })
+            .collect()
+    }
 }
 
 /// The API of one chain of a validator.
@@ -63,7 +84,51 @@ fn restarting(chain: ChainId) -> ApiError {
     ))
 }
 
+fn store_error(what: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(format!("reading {what}: {e}"))
+}
+
 impl<S: Seams> ChainService<S> {
+    /// The store reader, or Unavailable while the chain restarts.
+    fn reader(&self) -> Result<dualchain_core::chain_store::ChainReader<S::Engine>, ApiError> {
+        self.ctx
+            .live()
+            .reader
+            .clone()
+            .ok_or_else(|| restarting(self.ctx.chain))
+    }
+
+    /// The record `key` and its proof, read from one state: the value, then the proof
+    /// with the head it is against; a block committed in between (or a tree already
+    /// ahead of the head while a block commits) fails the proof check, and the read is
+    /// repeated.
+    fn read_record(&self, key: &[u8]) -> Result<RecordAtHead, ApiError> {
+        let reader = self.reader()?;
+        let hashed = hash_key(key);
+        for _ in 0..RECORD_READ_ATTEMPTS {
+            let value = reader
+                .get_state(key)
+                .map_err(|e| store_error("a record", e))?;
+            let (head, proof) = reader.prove(key);
+            let (height, root) =
+                head.map_or((0, reader.state_root().0), |h| (h.height, h.state_root));
+            let value_hash = value.as_deref().map(hash_value);
+            if proof.verify(&root, &hashed, value_hash.as_ref()).is_ok() {
+                return Ok(RecordAtHead {
+                    height,
+                    state_root: Digest(root),
+                    key: key.to_vec(),
+                    value,
+                    proof,
+                });
+            }
+            std::thread::sleep(RECORD_READ_PAUSE);
+        }
+        Err(ApiError::Unavailable(
+            "blocks committed during every read of this record; try again".into(),
+        ))
+    }
+
     fn read_block(&self, height: u64) -> Result<Option<FinalizedBlock>, ApiError> {
         let Some(reader) = self.ctx.live().reader.clone() else {
             return Err(restarting(self.ctx.chain));
@@ -77,12 +142,16 @@ impl<S: Seams> ChainService<S> {
         let certificate = reader
             .get_certificate(height)
             .map_err(|e| ApiError::Internal(format!("reading certificate {height}: {e}")))?;
+        let events = reader
+            .events(height)
+            .map_err(|e| ApiError::Internal(format!("reading events {height}: {e}")))?;
         let head = self.ctx.head().height;
         Ok(Some(FinalizedBlock {
             block: Arc::new(block),
             certificate,
             finalized_at_unix_ms: 0,
             confirmation_depth: (head.saturating_sub(height) + 1).min(u32::MAX as u64) as u32,
+            events: Arc::new(events),
         }))
     }
 
@@ -299,5 +368,70 @@ impl<S: Seams> ChainApi for ChainService<S> {
 
     fn faults(&self) -> FaultPlan {
         self.ctx.faults()
+    }
+
+    fn record(&self, key: &[u8]) -> Result<RecordAtHead, ApiError> {
+        self.read_record(key)
+    }
+
+    fn block_records(
+        &self,
+        height: u64,
+        start: usize,
+        limit: usize,
+    ) -> Result<Option<BlockRecords>, ApiError> {
+        let reader = self.reader()?;
+        let Some(block) = reader
+            .get_block(height)
+            .map_err(|e| store_error("a block", e))?
+        else {
+            return Ok(None);
+        };
+        let certificate = reader
+            .get_certificate(height)
+            .map_err(|e| store_error("a certificate", e))?;
+        let mut records = reader
+            .record_proofs(height)
+            .map_err(|e| store_error("record proofs", e))?;
+        let total = records.len();
+        let end = total.min(start.saturating_add(limit));
+        let page: Vec<_> = if start < end {
+            records.truncate(end);
+            records.split_off(start)
+        } else {
+            Vec::new()
+        };
+        Ok(Some(BlockRecords {
+            header: block.header,
+            certificate,
+            records: page,
+            next_start: (end < total).then(|| u32::try_from(end).unwrap_or(u32::MAX)),
+        }))
+    }
+
+    fn attestation(&self, height: u64, key: &[u8]) -> Result<Attestation, ApiError> {
+        let reader = self.reader()?;
+        if let Some(attestation) = reader
+            .attestation(height, key)
+            .map_err(|e| store_error("an attestation", e))?
+        {
+            return Ok(attestation);
+        }
+        let changed = reader
+            .record_proofs(height)
+            .map_err(|e| store_error("record proofs", e))?
+            .iter()
+            .any(|proof| proof.key == key);
+        if changed {
+            Err(ApiError::Unavailable(format!(
+                "this node does not hold the certificate of {} block {height} yet; try again",
+                self.ctx.chain
+            )))
+        } else {
+            Err(ApiError::NotFound(format!(
+                "{} block {height} did not change an attestable record with this key",
+                self.ctx.chain
+            )))
+        }
     }
 }

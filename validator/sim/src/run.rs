@@ -27,8 +27,7 @@ use dualchain_net::{MemoryHub, PeerId};
 use dualchain_runtime::chain::build_context;
 use dualchain_runtime::relay;
 use dualchain_runtime::{
-    ChainContext, ChainOptions, ChainService, Clock, NodeChains, NodeIdentity, VirtualClock,
-    supervise,
+    ChainContext, ChainOptions, Clock, NodeChains, NodeIdentity, VirtualClock, supervise,
 };
 use dualchain_storage::{Column, KvEngine};
 use prometheus::Registry;
@@ -205,15 +204,7 @@ impl SimNode {
         let node = Arc::new(NodeChains {
             chains: contexts.clone(),
         });
-        let apis: Vec<Arc<dyn ChainApi>> = contexts
-            .iter()
-            .map(|ctx| {
-                Arc::new(ChainService {
-                    ctx: ctx.clone(),
-                    node: node.clone(),
-                }) as Arc<dyn ChainApi>
-            })
-            .collect();
+        let apis = node.apis();
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks: Vec<JoinHandle<()>> = contexts
             .iter()

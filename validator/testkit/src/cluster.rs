@@ -295,6 +295,11 @@ impl LocalCluster {
         })
     }
 
+    /// What the cluster was prepared from.
+    pub fn spec(&self) -> &ClusterSpec {
+        &self.spec
+    }
+
     /// The directory holding keys, genesis, data and logs.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -392,10 +397,7 @@ impl LocalCluster {
             ChainId::Alpha => p.metrics_port,
             ChainId::Delta => p.delta_metrics_port,
         };
-        let other = match chain {
-            ChainId::Alpha => ChainId::Delta,
-            ChainId::Delta => ChainId::Alpha,
-        };
+        let other = chain.other();
         let data = self.layout.data_dirs[i].join(chain.name());
         let mut args = self.common_run_args(&self.layout.key_dirs[i], &data);
         args.splice(1..1, ["--chain".to_string(), chain.name().to_string()]);

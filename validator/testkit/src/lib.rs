@@ -8,6 +8,8 @@
 //!   `grpc.health.v1`): mempool-like admission, blocks sealed on the wall clock,
 //!   `StreamFinality` events carrying the admitted digests.
 //! - [`client`] — small gRPC client helpers (status, heights, blocks, readiness, submit).
+//! - [`crosschain`] — the cross-chain flow over gRPC: records with checked proofs,
+//!   lock / unlock / propose / vote / finalize at the sender's next nonce.
 //! - [`workload`] — Delta transfers between funded accounts.
 //! - [`ports`] — loopback ports free for TCP and UDP, and `peers.json` planning.
 
@@ -15,6 +17,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod crosschain;
 pub mod fake;
 pub mod ports;
 pub mod workload;

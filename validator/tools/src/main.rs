@@ -1,7 +1,8 @@
 //! `dualchain-tools`: the client side of dualchain.
 //!
 //! `devnet` (the main job), `loadgen`, `status`, the macro benchmarks (`bench
-//! exec|net|mempool`) and the deterministic simulator (`sim`). The validator binary
+//! exec|net|mempool`), the deterministic simulator (`sim`) and the cross-chain flow by
+//! hand (`sax`, `gov`). The validator binary
 //! `dualchain` forwards these commands here unchanged, so `dualchain devnet …` and
 //! `dualchain-tools devnet …` are the same command; keeping them in their own binary
 //! keeps kube, k8s-openapi and the plotting stack out of the validator.
@@ -49,6 +50,12 @@ enum Command {
     Bench(bench::Command),
     /// Deterministic simulation in virtual time with seeded faults: the consensus engines (`--mode consensus`) or whole validators (`--mode node`).
     Sim(Box<dualchain_sim::cli::SimArgs>),
+    /// sAX on a running network: lock on Alpha (stake on Delta), unlock, show a lock's records.
+    #[command(subcommand)]
+    Sax(dualchain_loadgen::flow_cli::SaxCommand),
+    /// Governance on a running network: propose, vote, finalize on Delta (executed on Alpha), show.
+    #[command(subcommand)]
+    Gov(dualchain_loadgen::flow_cli::GovCommand),
 }
 
 /// `RUST_LOG` filters; `info` otherwise.
@@ -73,6 +80,8 @@ fn main() -> ExitCode {
         Command::Status(args) => dualchain_loadgen::cli::status_main(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Sim(args) => dualchain_sim::cli::run_cli(*args),
+        Command::Sax(command) => dualchain_loadgen::flow_cli::sax_main(command),
+        Command::Gov(command) => dualchain_loadgen::flow_cli::gov_main(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

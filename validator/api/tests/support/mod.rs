@@ -11,15 +11,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dualchain_api::{
-    Admission, AdmissionStatus, ApiError, ApiOptions, ApiServeError, ChainApi, ChainStatus,
-    FaultChange, FaultPlan, FinalizedBlock, Health, NodeStatus, SnapshotInfo,
+    Admission, AdmissionStatus, ApiError, ApiOptions, ApiServeError, BlockRecords, ChainApi,
+    ChainStatus, FaultChange, FaultPlan, FinalizedBlock, Health, NodeStatus, RecordAtHead,
+    SnapshotInfo,
 };
 use dualchain_core::crypto::ValidatorKeypair;
 use dualchain_core::hash::{Digest, HashDomain};
 use dualchain_core::types::{
-    Address, AssetId, Block, BlockBody, BlockCertificate, BlockHeader, ChainId, Output,
-    Transaction, TxPayload,
+    Address, AssetId, Attestation, Block, BlockBody, BlockCertificate, BlockHeader, ChainId,
+    Output, RecordProof, Transaction, TxPayload,
 };
+use dualchain_merkle::{SparseMerkleTree, hash_key, hash_value};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
@@ -57,6 +59,10 @@ pub struct FakeChain {
     /// Sign certificates for committed blocks.
     pub certify: AtomicBool,
     keys: Vec<ValidatorKeypair>,
+    /// State records at the head (key → value), proved from a tree built on demand.
+    pub records: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+    /// Attestable records each height changed.
+    pub record_proofs: Mutex<BTreeMap<u64, Vec<RecordProof>>>,
 }
 
 impl FakeChain {
@@ -78,6 +84,8 @@ impl FakeChain {
             keys: (0..4u8)
                 .map(|i| ValidatorKeypair::from_seed(&[i + 1; 32]))
                 .collect(),
+            records: Mutex::new(BTreeMap::new()),
+            record_proofs: Mutex::new(BTreeMap::new()),
         });
         // Genesis, height 0.
         fake.insert(make_block(chain, 0, 0), None);
@@ -91,6 +99,7 @@ impl FakeChain {
             certificate,
             finalized_at_unix_ms: 1_700_000_000_000 + height,
             confirmation_depth: 1,
+            events: Arc::default(),
         };
         let mut blocks = self.blocks.lock().unwrap();
         blocks.insert(height, finalized.clone());
@@ -322,6 +331,63 @@ impl ChainApi for FakeChain {
 
     fn validator_count(&self, _epoch: u64) -> Option<u32> {
         Some(self.keys.len() as u32)
+    }
+
+    fn record(&self, key: &[u8]) -> Result<RecordAtHead, ApiError> {
+        let records = self.records.lock().unwrap();
+        let tree = SparseMerkleTree::from_leaves(
+            records.iter().map(|(k, v)| (hash_key(k), hash_value(v))),
+        );
+        Ok(RecordAtHead {
+            height: self.finalized_height(),
+            state_root: Digest(tree.root()),
+            key: key.to_vec(),
+            value: records.get(key).cloned(),
+            proof: tree.prove(&hash_key(key)),
+        })
+    }
+
+    fn block_records(
+        &self,
+        height: u64,
+        start: usize,
+        limit: usize,
+    ) -> Result<Option<BlockRecords>, ApiError> {
+        let Some(block) = self.stored_block(height) else {
+            return Ok(None);
+        };
+        let all = self
+            .record_proofs
+            .lock()
+            .unwrap()
+            .get(&height)
+            .cloned()
+            .unwrap_or_default();
+        let end = all.len().min(start.saturating_add(limit));
+        Ok(Some(BlockRecords {
+            header: block.block.header.clone(),
+            certificate: block.certificate.clone(),
+            records: all.get(start..end).map(<[_]>::to_vec).unwrap_or_default(),
+            next_start: (end < all.len()).then_some(end as u32),
+        }))
+    }
+
+    fn attestation(&self, height: u64, key: &[u8]) -> Result<Attestation, ApiError> {
+        let proof = self
+            .record_proofs
+            .lock()
+            .unwrap()
+            .get(&height)
+            .and_then(|list| list.iter().find(|p| p.key == key).cloned())
+            .ok_or_else(|| ApiError::NotFound(format!("no attestable record at {height}")))?;
+        let block = self
+            .stored_block(height)
+            .ok_or_else(|| ApiError::NotFound(format!("no block at {height}")))?;
+        let certificate = block
+            .certificate
+            .clone()
+            .ok_or_else(|| ApiError::Unavailable(format!("block {height} is not certified yet")))?;
+        Ok(proof.attest(block.block.header.clone(), certificate))
     }
 }
 

@@ -19,6 +19,14 @@ pub enum ChainId {
 impl ChainId {
     pub const ALL: [ChainId; 2] = [ChainId::Alpha, ChainId::Delta];
 
+    /// The other chain of the network (the one attestations come from and go to).
+    pub const fn other(self) -> ChainId {
+        match self {
+            ChainId::Alpha => ChainId::Delta,
+            ChainId::Delta => ChainId::Alpha,
+        }
+    }
+
     pub const fn name(self) -> &'static str {
         match self {
             ChainId::Alpha => "alpha",

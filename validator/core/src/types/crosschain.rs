@@ -462,12 +462,35 @@ impl Encode for ProposalRecord {
         self.total_stake.encode_to(out);
         self.votes_for.encode_to(out);
         self.votes_against.encode_to(out);
-        out.push(match self.status {
+        self.status.encode_to(out);
+    }
+}
+
+impl Encode for ProposalStatus {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        out.push(match self {
             ProposalStatus::Open => 0,
             ProposalStatus::Passed => 1,
             ProposalStatus::RejectedNoQuorum => 2,
             ProposalStatus::RejectedThreshold => 3,
         });
+    }
+}
+
+impl Decode for ProposalStatus {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.read_u8("proposal status")? {
+            0 => ProposalStatus::Open,
+            1 => ProposalStatus::Passed,
+            2 => ProposalStatus::RejectedNoQuorum,
+            3 => ProposalStatus::RejectedThreshold,
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "proposal status",
+                    tag,
+                });
+            }
+        })
     }
 }
 
@@ -481,18 +504,7 @@ impl Decode for ProposalRecord {
             total_stake: r.read_u64("total stake")?,
             votes_for: r.read_u64("votes for")?,
             votes_against: r.read_u64("votes against")?,
-            status: match r.read_u8("proposal status")? {
-                0 => ProposalStatus::Open,
-                1 => ProposalStatus::Passed,
-                2 => ProposalStatus::RejectedNoQuorum,
-                3 => ProposalStatus::RejectedThreshold,
-                tag => {
-                    return Err(DecodeError::UnknownTag {
-                        what: "proposal status",
-                        tag,
-                    });
-                }
-            },
+            status: Decode::decode_from(r)?,
         })
     }
 }
@@ -748,6 +760,214 @@ pub enum CrossChainEvent {
         change: ParameterChange,
     },
 }
+
+impl CrossChainEvent {
+    /// The event's name in the specification (`sax_lock_attested`, `governance_executed`, …).
+    pub const fn name(&self) -> &'static str {
+        match self {
+            CrossChainEvent::SaxLocked { .. } => "sax_locked",
+            CrossChainEvent::SaxLockAttested { .. } => "sax_lock_attested",
+            CrossChainEvent::SaxUnlockRequested { .. } => "sax_unlock_requested",
+            CrossChainEvent::SaxReleased { .. } => "sax_released",
+            CrossChainEvent::SaxUnlockCompleted { .. } => "sax_unlock_completed",
+            CrossChainEvent::ProposalOpened { .. } => "proposal_opened",
+            CrossChainEvent::VoteCast { .. } => "vote_cast",
+            CrossChainEvent::ProposalFinalized { .. } => "proposal_finalized",
+            CrossChainEvent::GovernanceExecuted { .. } => "governance_executed",
+        }
+    }
+}
+
+impl Encode for CrossChainEvent {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            CrossChainEvent::SaxLocked {
+                lock,
+                owner,
+                amount,
+            } => {
+                out.push(0);
+                encode_triple(out, lock, owner, *amount);
+            }
+            CrossChainEvent::SaxLockAttested {
+                lock,
+                owner,
+                amount,
+            } => {
+                out.push(1);
+                encode_triple(out, lock, owner, *amount);
+            }
+            CrossChainEvent::SaxUnlockRequested { lock } => {
+                out.push(2);
+                lock.encode_to(out);
+            }
+            CrossChainEvent::SaxReleased {
+                lock,
+                owner,
+                amount,
+            } => {
+                out.push(3);
+                encode_triple(out, lock, owner, *amount);
+            }
+            CrossChainEvent::SaxUnlockCompleted { lock } => {
+                out.push(4);
+                lock.encode_to(out);
+            }
+            CrossChainEvent::ProposalOpened { proposal } => {
+                out.push(5);
+                proposal.encode_to(out);
+            }
+            CrossChainEvent::VoteCast {
+                proposal,
+                voter,
+                weight,
+            } => {
+                out.push(6);
+                encode_triple(out, proposal, voter, *weight);
+            }
+            CrossChainEvent::ProposalFinalized { proposal, status } => {
+                out.push(7);
+                proposal.encode_to(out);
+                status.encode_to(out);
+            }
+            CrossChainEvent::GovernanceExecuted { proposal, change } => {
+                out.push(8);
+                proposal.encode_to(out);
+                change.encode_to(out);
+            }
+        }
+    }
+}
+
+/// `(id, account, amount)`, the shape most events share.
+fn encode_triple(out: &mut Vec<u8>, id: &Digest, account: &Address, amount: u64) {
+    id.encode_to(out);
+    account.encode_to(out);
+    amount.encode_to(out);
+}
+
+fn decode_triple(r: &mut Reader<'_>) -> Result<(Digest, Address, u64), DecodeError> {
+    Ok((
+        Decode::decode_from(r)?,
+        Decode::decode_from(r)?,
+        r.read_u64("event amount")?,
+    ))
+}
+
+impl Decode for CrossChainEvent {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.read_u8("cross-chain event")? {
+            0 => {
+                let (lock, owner, amount) = decode_triple(r)?;
+                CrossChainEvent::SaxLocked {
+                    lock,
+                    owner,
+                    amount,
+                }
+            }
+            1 => {
+                let (lock, owner, amount) = decode_triple(r)?;
+                CrossChainEvent::SaxLockAttested {
+                    lock,
+                    owner,
+                    amount,
+                }
+            }
+            2 => CrossChainEvent::SaxUnlockRequested {
+                lock: Decode::decode_from(r)?,
+            },
+            3 => {
+                let (lock, owner, amount) = decode_triple(r)?;
+                CrossChainEvent::SaxReleased {
+                    lock,
+                    owner,
+                    amount,
+                }
+            }
+            4 => CrossChainEvent::SaxUnlockCompleted {
+                lock: Decode::decode_from(r)?,
+            },
+            5 => CrossChainEvent::ProposalOpened {
+                proposal: Decode::decode_from(r)?,
+            },
+            6 => {
+                let (proposal, voter, weight) = decode_triple(r)?;
+                CrossChainEvent::VoteCast {
+                    proposal,
+                    voter,
+                    weight,
+                }
+            }
+            7 => CrossChainEvent::ProposalFinalized {
+                proposal: Decode::decode_from(r)?,
+                status: Decode::decode_from(r)?,
+            },
+            8 => CrossChainEvent::GovernanceExecuted {
+                proposal: Decode::decode_from(r)?,
+                change: Decode::decode_from(r)?,
+            },
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "cross-chain event",
+                    tag,
+                });
+            }
+        })
+    }
+}
+
+/// Longest encoding of one [`TxEvent`].
+const MAX_TX_EVENT_LEN: usize = 32 + 1 + 32 + 4 + MAX_PARAMETER_NAME + 8;
+
+/// A cross-chain event and the transaction that caused it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxEvent {
+    pub tx: Digest,
+    pub event: CrossChainEvent,
+}
+
+impl Encode for TxEvent {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.tx.encode_to(out);
+        self.event.encode_to(out);
+    }
+}
+
+impl Decode for TxEvent {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            tx: Decode::decode_from(r)?,
+            event: Decode::decode_from(r)?,
+        })
+    }
+}
+
+/// The cross-chain events of one block in block order (what the node stores beside
+/// the block and streams with its finality event). Derived data: not part of any root.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockEvents(pub Vec<TxEvent>);
+
+impl Encode for BlockEvents {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        crate::encoding::write_vec(out, &self.0);
+    }
+}
+
+impl Decode for BlockEvents {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self(r.read_vec(
+            super::block::MAX_BLOCK_TXS,
+            32 + 1 + 32,
+            "block events",
+        )?))
+    }
+}
+
+canonical_record!(
+    BlockEvents,
+    "block events",
+    1 + 4 + super::block::MAX_BLOCK_TXS * MAX_TX_EVENT_LEN
+);
 
 /// Which attestation check refused (a flat code, so a receipt stays small and
 /// canonical; the node logs the full [`AttestationError`]).
@@ -1008,6 +1228,78 @@ mod tests {
         let bytes = value.to_canonical_bytes();
         assert!(bytes.len() <= T::MAX_ENCODED_LEN, "{} bound", T::NAME);
         assert_eq!(T::from_canonical_bytes(&bytes).unwrap(), value);
+    }
+
+    #[test]
+    fn every_event_roundtrips_and_unknown_tags_are_refused() {
+        let (id, account) = (Digest([3; 32]), Address([4; 32]));
+        let change = ParameterChange {
+            name: ParameterName::new(&"y".repeat(MAX_PARAMETER_NAME)).unwrap(),
+            value: u64::MAX,
+        };
+        let events = vec![
+            CrossChainEvent::SaxLocked {
+                lock: id,
+                owner: account,
+                amount: 1,
+            },
+            CrossChainEvent::SaxLockAttested {
+                lock: id,
+                owner: account,
+                amount: 2,
+            },
+            CrossChainEvent::SaxUnlockRequested { lock: id },
+            CrossChainEvent::SaxReleased {
+                lock: id,
+                owner: account,
+                amount: 3,
+            },
+            CrossChainEvent::SaxUnlockCompleted { lock: id },
+            CrossChainEvent::ProposalOpened { proposal: id },
+            CrossChainEvent::VoteCast {
+                proposal: id,
+                voter: account,
+                weight: 4,
+            },
+            CrossChainEvent::ProposalFinalized {
+                proposal: id,
+                status: ProposalStatus::RejectedThreshold,
+            },
+            CrossChainEvent::GovernanceExecuted {
+                proposal: id,
+                change,
+            },
+        ];
+        let names: std::collections::BTreeSet<_> = events.iter().map(|e| e.name()).collect();
+        assert_eq!(names.len(), events.len(), "one name per kind");
+        let block = BlockEvents(
+            events
+                .into_iter()
+                .enumerate()
+                .map(|(i, event)| TxEvent {
+                    tx: Digest([i as u8; 32]),
+                    event,
+                })
+                .collect(),
+        );
+        let longest = block.0.iter().map(|e| {
+            let mut out = Vec::new();
+            e.encode_to(&mut out);
+            out.len()
+        });
+        assert!(longest.max().unwrap() <= MAX_TX_EVENT_LEN);
+        roundtrip(block.clone());
+        roundtrip(BlockEvents::default());
+        let mut bytes = block.to_canonical_bytes();
+        // The first event's tag follows the version, the count and its digest.
+        bytes[1 + 4 + 32] = 9;
+        assert!(matches!(
+            BlockEvents::from_canonical_bytes(&bytes),
+            Err(DecodeError::UnknownTag {
+                what: "cross-chain event",
+                tag: 9
+            })
+        ));
     }
 
     #[test]

@@ -22,10 +22,11 @@ pub use attestation::{
 pub use block::{Block, BlockBody, BlockCertificate, BlockHeader, CertificateError};
 pub use chain::{ChainId, ConsensusEngine};
 pub use crosschain::{
-    AttestationRefusal, CrossChainEvent, CrossChainFailure, CrossChainOp, CrossChainParams,
-    GovernanceExecution, LockRecord, LockStatus, MAX_PARAMETER_NAME, ParameterChange,
-    ParameterName, ParameterRecord, ProposalRecord, ProposalStatus, RECORD_PREFIX, RecordKey,
-    RecordKind, StakeRecord, StakeStatus, VoteRecord, decode_u64_record, is_attestable,
+    AttestationRefusal, BlockEvents, CrossChainEvent, CrossChainFailure, CrossChainOp,
+    CrossChainParams, GovernanceExecution, LockRecord, LockStatus, MAX_PARAMETER_NAME,
+    ParameterChange, ParameterName, ParameterRecord, ProposalRecord, ProposalStatus, RECORD_PREFIX,
+    RecordKey, RecordKind, StakeRecord, StakeStatus, TxEvent, VoteRecord, decode_u64_record,
+    is_attestable,
 };
 pub use genesis::{
     ChainParams, Genesis, GenesisAccount, GenesisError, GenesisValidator, SaxAllocation,

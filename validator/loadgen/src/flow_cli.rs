@@ -1,0 +1,369 @@
+//! `dualchain sax …` and `dualchain gov …`: drive the cross-chain flow by hand on a
+//! running network — lock sAX on Alpha, unlock on Delta, propose, vote and finalize on
+//! Delta — and show both chains' records of a lock or a proposal, each read with its
+//! proof (see `dualchain_testkit::crosschain`).
+//!
+//! Every command sends one operation at the sender's next nonce, then (unless
+//! `--no-wait`) waits for its effect, printing the record as JSON.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use dualchain_core::Digest;
+use dualchain_core::crypto::AccountScheme;
+use dualchain_core::keyfile::{read_key, read_keyring};
+use dualchain_core::types::{
+    ChainId, CrossChainOp, LockRecord, LockStatus, ParameterChange, ParameterName, ParameterRecord,
+    ProposalRecord, ProposalStatus, RecordKind, StakeRecord, StakeStatus,
+};
+use dualchain_testkit::crosschain::{ChainClient, Sender};
+use serde_json::json;
+
+use crate::cli::parse_duration;
+
+/// Where the chains are and who sends.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FlowArgs {
+    /// Alpha gRPC API of a validator.
+    #[arg(long, default_value = "http://127.0.0.1:3030", value_name = "URL")]
+    pub alpha: String,
+    /// Delta gRPC API of a validator.
+    #[arg(long, default_value = "http://127.0.0.1:4030", value_name = "URL")]
+    pub delta: String,
+    /// Directory of the sender's account key (`dualchain keygen --kind account`). Not
+    /// needed by `show`.
+    #[arg(long, value_name = "DIR", conflicts_with = "keyring")]
+    pub key: Option<PathBuf>,
+    /// Or a keyring file (`dualchain genesis` writes `<genesis>.accounts.keys`) and the
+    /// index of the sender's account in it.
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+    #[arg(long, default_value_t = 0, requires = "keyring")]
+    pub account: usize,
+    /// Return once the transaction is admitted instead of waiting for its effect.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Longest wait for an effect.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `dualchain sax`: sAX locks, the stake they give on Delta, and their release.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum SaxCommand {
+    /// Lock sAX on Alpha; prints the lock id and, once attested, the stake on Delta.
+    Lock {
+        #[command(flatten)]
+        flow: FlowArgs,
+        /// sAX to lock.
+        #[arg(long)]
+        amount: u64,
+        /// How long the lock holds (from now).
+        #[arg(long = "for", value_parser = parse_duration, value_name = "DURATION")]
+        duration: Duration,
+    },
+    /// Ask Delta to end a stake (after its time lock); waits for Alpha's release.
+    Unlock {
+        #[command(flatten)]
+        flow: FlowArgs,
+        /// The lock id `sax lock` printed.
+        #[arg(long)]
+        lock: Digest,
+    },
+    /// Both chains' records of a lock.
+    Show {
+        #[command(flatten)]
+        flow: FlowArgs,
+        #[arg(long)]
+        lock: Digest,
+    },
+}
+
+/// `dualchain gov`: proposals and votes on Delta, results executed on Alpha.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum GovCommand {
+    /// Propose setting a parameter; needs stake (voting weight) on Delta.
+    Propose {
+        #[command(flatten)]
+        flow: FlowArgs,
+        /// Parameter name (lowercase letters, digits, `_.-`).
+        #[arg(long)]
+        parameter: String,
+        #[arg(long)]
+        value: u64,
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        voting_period: Duration,
+    },
+    /// Vote on an open proposal with the sender's whole stake.
+    Vote {
+        #[command(flatten)]
+        flow: FlowArgs,
+        #[arg(long)]
+        proposal: Digest,
+        /// Vote against instead of for.
+        #[arg(long)]
+        reject: bool,
+    },
+    /// Close a proposal's vote after its deadline; a passed one is then executed on
+    /// Alpha (waits for that).
+    Finalize {
+        #[command(flatten)]
+        flow: FlowArgs,
+        #[arg(long)]
+        proposal: Digest,
+    },
+    /// A proposal on Delta and its parameter on Alpha.
+    Show {
+        #[command(flatten)]
+        flow: FlowArgs,
+        #[arg(long)]
+        proposal: Digest,
+    },
+}
+
+fn sender(flow: &FlowArgs) -> anyhow::Result<Sender> {
+    let key = match (&flow.key, &flow.keyring) {
+        (Some(dir), _) => read_key::<AccountScheme>(dir)
+            .with_context(|| format!("reading the account key in {}", dir.display()))?,
+        (None, Some(file)) => {
+            let keys = read_keyring(file)
+                .with_context(|| format!("reading the keyring {}", file.display()))?;
+            let count = keys.len();
+            keys.into_iter().nth(flow.account).with_context(|| {
+                format!(
+                    "--account {} is outside the keyring's {count} accounts",
+                    flow.account
+                )
+            })?
+        }
+        (None, None) => {
+            anyhow::bail!("the sender's key is needed: --key DIR, or --keyring FILE --account N")
+        }
+    };
+    Ok(Sender::Key(Box::new(key)))
+}
+
+async fn chains(flow: &FlowArgs) -> anyhow::Result<(ChainClient, ChainClient)> {
+    Ok((
+        ChainClient::connect(&flow.alpha, ChainId::Alpha).await?,
+        ChainClient::connect(&flow.delta, ChainId::Delta).await?,
+    ))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
+fn print(value: serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
+}
+
+/// `dualchain sax …`.
+pub fn sax_main(command: SaxCommand) -> anyhow::Result<()> {
+    runtime()?.block_on(sax(command))
+}
+
+/// `dualchain gov …`.
+pub fn gov_main(command: GovCommand) -> anyhow::Result<()> {
+    runtime()?.block_on(gov(command))
+}
+
+async fn sax(command: SaxCommand) -> anyhow::Result<()> {
+    match command {
+        SaxCommand::Lock {
+            flow,
+            amount,
+            duration,
+        } => {
+            let (alpha, delta) = chains(&flow).await?;
+            let unlock_at_ms = dualchain_testkit::unix_ms()
+                .saturating_add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
+            let op = CrossChainOp::SaxLock {
+                amount,
+                unlock_at_ms,
+            };
+            let lock = alpha.send(&sender(&flow)?, op).await?;
+            print(json!({ "lock": lock.to_hex(), "unlock_at_unix_ms": unlock_at_ms }));
+            if !flow.no_wait {
+                delta
+                    .wait_for::<StakeRecord>(RecordKind::Stake, lock, flow.timeout, |s| {
+                        s.status == StakeStatus::Active
+                    })
+                    .await?;
+                show_lock(&alpha, &delta, lock).await?;
+            }
+        }
+        SaxCommand::Unlock { flow, lock } => {
+            let (alpha, delta) = chains(&flow).await?;
+            delta
+                .send(&sender(&flow)?, CrossChainOp::SaxUnlock { lock })
+                .await?;
+            if !flow.no_wait {
+                alpha
+                    .wait_for::<LockRecord>(RecordKind::Lock, lock, flow.timeout, |l| {
+                        matches!(l.status, LockStatus::Released { .. })
+                    })
+                    .await?;
+            }
+            show_lock(&alpha, &delta, lock).await?;
+        }
+        SaxCommand::Show { flow, lock } => {
+            let (alpha, delta) = chains(&flow).await?;
+            show_lock(&alpha, &delta, lock).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn gov(command: GovCommand) -> anyhow::Result<()> {
+    match command {
+        GovCommand::Propose {
+            flow,
+            parameter,
+            value,
+            voting_period,
+        } => {
+            let (alpha, delta) = chains(&flow).await?;
+            let name = ParameterName::new(&parameter)
+                .map_err(|e| anyhow::anyhow!("--parameter {parameter:?}: {e}"))?;
+            let op = CrossChainOp::Propose {
+                change: ParameterChange { name, value },
+                voting_period_ms: u64::try_from(voting_period.as_millis()).unwrap_or(u64::MAX),
+            };
+            let proposal = delta.send(&sender(&flow)?, op).await?;
+            if !flow.no_wait {
+                delta
+                    .wait_for::<ProposalRecord>(
+                        RecordKind::Proposal,
+                        proposal,
+                        flow.timeout,
+                        |_| true,
+                    )
+                    .await?;
+            }
+            show_proposal(&alpha, &delta, proposal).await?;
+        }
+        GovCommand::Vote {
+            flow,
+            proposal,
+            reject,
+        } => {
+            let (alpha, delta) = chains(&flow).await?;
+            let before = delta
+                .decoded::<ProposalRecord>(RecordKind::Proposal, proposal)
+                .await?
+                .context("no such proposal on Delta")?;
+            let op = CrossChainOp::Vote {
+                proposal,
+                approve: !reject,
+            };
+            delta.send(&sender(&flow)?, op).await?;
+            if !flow.no_wait {
+                let cast = before.votes_for + before.votes_against;
+                delta
+                    .wait_for::<ProposalRecord>(RecordKind::Proposal, proposal, flow.timeout, |p| {
+                        p.votes_for + p.votes_against > cast || p.status != ProposalStatus::Open
+                    })
+                    .await?;
+            }
+            show_proposal(&alpha, &delta, proposal).await?;
+        }
+        GovCommand::Finalize { flow, proposal } => {
+            let (alpha, delta) = chains(&flow).await?;
+            let op = CrossChainOp::FinalizeProposal { proposal };
+            delta.send(&sender(&flow)?, op).await?;
+            if !flow.no_wait {
+                let closed = delta
+                    .wait_for::<ProposalRecord>(RecordKind::Proposal, proposal, flow.timeout, |p| {
+                        p.status != ProposalStatus::Open
+                    })
+                    .await?;
+                if closed.status == ProposalStatus::Passed {
+                    alpha
+                        .wait_for::<ParameterRecord>(
+                            RecordKind::Parameter,
+                            Digest(closed.change.name.record_id()),
+                            flow.timeout,
+                            |p| p.proposal == proposal,
+                        )
+                        .await?;
+                }
+            }
+            show_proposal(&alpha, &delta, proposal).await?;
+        }
+        GovCommand::Show { flow, proposal } => {
+            let (alpha, delta) = chains(&flow).await?;
+            show_proposal(&alpha, &delta, proposal).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn show_lock(alpha: &ChainClient, delta: &ChainClient, lock: Digest) -> anyhow::Result<()> {
+    let on_alpha = alpha.decoded::<LockRecord>(RecordKind::Lock, lock).await?;
+    let on_delta = delta
+        .decoded::<StakeRecord>(RecordKind::Stake, lock)
+        .await?;
+    print(json!({
+        "lock": lock.to_hex(),
+        "alpha": on_alpha.map(|l| json!({
+            "owner": l.owner.to_string(),
+            "amount": l.amount,
+            "unlock_at_unix_ms": l.unlock_at_ms,
+            "status": format!("{:?}", l.status),
+        })),
+        "delta": on_delta.map(|s| json!({
+            "owner": s.owner.to_string(),
+            "amount": s.amount,
+            "unlock_at_unix_ms": s.unlock_at_ms,
+            "status": format!("{:?}", s.status),
+        })),
+    }));
+    Ok(())
+}
+
+async fn show_proposal(
+    alpha: &ChainClient,
+    delta: &ChainClient,
+    proposal: Digest,
+) -> anyhow::Result<()> {
+    let record = delta
+        .decoded::<ProposalRecord>(RecordKind::Proposal, proposal)
+        .await?;
+    let parameter = match &record {
+        Some(p) => {
+            alpha
+                .decoded::<ParameterRecord>(
+                    RecordKind::Parameter,
+                    Digest(p.change.name.record_id()),
+                )
+                .await?
+        }
+        None => None,
+    };
+    print(json!({
+        "proposal": proposal.to_hex(),
+        "delta": record.map(|p| json!({
+            "parameter": p.change.name.as_str(),
+            "value": p.change.value,
+            "voting_deadline_unix_ms": p.voting_deadline_ms,
+            "execute_by_unix_ms": p.execute_by_ms,
+            "total_stake": p.total_stake,
+            "votes_for": p.votes_for,
+            "votes_against": p.votes_against,
+            "status": format!("{:?}", p.status),
+        })),
+        "alpha_parameter": parameter.map(|p| json!({
+            "value": p.value,
+            "set_by_proposal": p.proposal.to_hex(),
+        })),
+    }));
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! A client of the cross-chain flow over gRPC: read a chain's records (lock, stake,
+//! proposal, parameter, account) with their proofs, and send the flow's operations
+//! (sAX lock on Alpha; unlock, propose, vote and finalize on Delta) at the sender's
+//! next nonce. `dualchain sax …` / `dualchain gov …` and the process-cluster tests use it.
+//!
+//! A record's proof is checked against the state root the same answer names; a client
+//! that must not trust the node compares that root with the header of a certified block
+//! (`Node/GetBlock` with its certificate).
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use dualchain_core::Digest;
+use dualchain_core::crypto::AccountKeypair;
+use dualchain_core::encoding::Canonical;
+use dualchain_core::types::{
+    Address, ChainId, CrossChainOp, RecordKey, RecordKind, SignedTransaction, Transaction,
+    TxPayload,
+};
+use dualchain_execution::keys::{AccountRecord, account_key};
+use dualchain_merkle::{Proof, hash_key, hash_value};
+use dualchain_proto::v1::{self, TxStatus};
+use dualchain_proto::{CrossChainClient, TransactionsClient};
+use tonic::transport::Channel;
+
+use crate::client::{CALL_TIMEOUT, connect, proto_chain};
+
+/// Fee of every operation sent here (cross-chain operations pay the transfer minimum).
+pub const OPERATION_FEE: u64 = 1;
+
+/// Who sends an operation: a key that signs it, or an address whose transactions go
+/// unsigned (only on a network whose genesis allows unsigned benchmark transactions).
+pub enum Sender {
+    Key(Box<AccountKeypair>),
+    Unsigned(Address),
+}
+
+impl Sender {
+    pub fn address(&self) -> Address {
+        match self {
+            Sender::Key(key) => Address::of(key.public()),
+            Sender::Unsigned(address) => *address,
+        }
+    }
+
+    fn authorise(&self, tx: Transaction) -> SignedTransaction {
+        match self {
+            Sender::Key(key) => tx.sign(key),
+            Sender::Unsigned(_) => tx.unsigned(),
+        }
+    }
+}
+
+/// One chain's API, for the flow.
+pub struct ChainClient {
+    url: String,
+    chain: ChainId,
+    channel: Channel,
+}
+
+impl ChainClient {
+    /// Connects to the `chain` API at `url` (`http://host:port`).
+    pub async fn connect(url: &str, chain: ChainId) -> anyhow::Result<Self> {
+        Ok(Self {
+            url: url.to_string(),
+            chain,
+            channel: connect(url).await?,
+        })
+    }
+
+    pub fn chain(&self) -> ChainId {
+        self.chain
+    }
+
+    /// The record `key` at the node's head: (head height, value), its proof checked.
+    pub async fn record(&self, key: &[u8]) -> anyhow::Result<(u64, Option<Vec<u8>>)> {
+        let mut client = CrossChainClient::new(self.channel.clone());
+        let request = v1::GetRecordRequest {
+            chain: proto_chain(self.chain) as i32,
+            key: key.to_vec(),
+        };
+        let answer = tokio::time::timeout(CALL_TIMEOUT, client.get_record(request))
+            .await
+            .with_context(|| format!("GetRecord on {} timed out", self.url))?
+            .with_context(|| format!("GetRecord on {}", self.url))?
+            .into_inner();
+        let root: [u8; 32] = answer.state_root.as_slice().try_into().map_err(|_| {
+            anyhow!(
+                "{} sent a state root of {} bytes",
+                self.url,
+                answer.state_root.len()
+            )
+        })?;
+        let proof = Proof::from_bytes(&answer.proof)
+            .map_err(|e| anyhow!("{} sent a malformed proof: {e}", self.url))?;
+        let value_hash = answer.value.as_deref().map(hash_value);
+        proof
+            .verify(&root, &hash_key(key), value_hash.as_ref())
+            .map_err(|e| anyhow!("{}'s proof of the record does not verify: {e}", self.url))?;
+        Ok((answer.height, answer.value))
+    }
+
+    /// The record of `kind` with `id`, decoded; `None` if there is none.
+    pub async fn decoded<T: Canonical>(
+        &self,
+        kind: RecordKind,
+        id: Digest,
+    ) -> anyhow::Result<Option<T>> {
+        let key = RecordKey::new(kind, id.0).state_key();
+        match self.record(&key).await?.1 {
+            Some(bytes) => Ok(Some(T::from_canonical_bytes(&bytes).with_context(
+                || format!("{} sent a malformed {kind:?} record", self.url),
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The next nonce of `address` on this chain (0 for an account it does not know).
+    pub async fn nonce(&self, address: &Address) -> anyhow::Result<u64> {
+        match self.record(&account_key(address)).await?.1 {
+            Some(bytes) => Ok(AccountRecord::decode_value(&bytes)
+                .with_context(|| format!("{} sent a malformed account record", self.url))?
+                .nonce),
+            None => Ok(0),
+        }
+    }
+
+    /// Sends `op` from `sender` at its next nonce; returns the transaction's digest
+    /// (the id of the lock or proposal it creates). A refusal is an error with the
+    /// node's reason.
+    pub async fn send(&self, sender: &Sender, op: CrossChainOp) -> anyhow::Result<Digest> {
+        let nonce = self.nonce(&sender.address()).await?;
+        let tx = sender.authorise(Transaction {
+            chain: self.chain,
+            sender: sender.address(),
+            nonce,
+            fee: OPERATION_FEE,
+            payload: TxPayload::CrossChain(op),
+        });
+        let digest = tx.digest();
+        let mut client = TransactionsClient::new(self.channel.clone());
+        let request = v1::SubmitBatchRequest {
+            chain: proto_chain(self.chain) as i32,
+            transactions: vec![tx.to_canonical_bytes()],
+        };
+        let answer = tokio::time::timeout(CALL_TIMEOUT, client.submit_batch(request))
+            .await
+            .with_context(|| format!("SubmitBatch on {} timed out", self.url))?
+            .with_context(|| format!("SubmitBatch on {}", self.url))?
+            .into_inner();
+        let result = answer
+            .results
+            .first()
+            .ok_or_else(|| anyhow!("{} answered no result", self.url))?;
+        match result.status() {
+            TxStatus::Accepted | TxStatus::Duplicate => Ok(digest),
+            status => bail!(
+                "{} refused the transaction ({}): {}",
+                self.url,
+                status.as_str_name(),
+                result.reason
+            ),
+        }
+    }
+
+    /// Waits until the record of `kind` with `id` exists and `done` holds for it,
+    /// polling every 200 ms, for at most `timeout`; returns it. Read errors (a node
+    /// restarting) are retried until the deadline.
+    pub async fn wait_for<T: Canonical>(
+        &self,
+        kind: RecordKind,
+        id: Digest,
+        timeout: Duration,
+        done: impl Fn(&T) -> bool,
+    ) -> anyhow::Result<T> {
+        self.wait_for_every(kind, id, timeout, Duration::from_millis(200), done)
+            .await
+    }
+
+    /// [`ChainClient::wait_for`], polling every `poll`.
+    pub async fn wait_for_every<T: Canonical>(
+        &self,
+        kind: RecordKind,
+        id: Digest,
+        timeout: Duration,
+        poll: Duration,
+        done: impl Fn(&T) -> bool,
+    ) -> anyhow::Result<T> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = String::from("no record yet");
+        loop {
+            match self.decoded::<T>(kind, id).await {
+                Ok(Some(record)) if done(&record) => return Ok(record),
+                Ok(Some(_)) => last = "the record is not in the expected state yet".into(),
+                Ok(None) => {}
+                Err(e) => last = format!("{e:#}"),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "{kind:?} record {} on {} ({}) not as expected after {timeout:?}: {last}",
+                    id,
+                    self.chain,
+                    self.url
+                );
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+}
