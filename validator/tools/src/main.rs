@@ -106,7 +106,10 @@ mod tests {
     fn every_command_is_there() {
         let cli = Cli::command();
         let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
-        assert_eq!(names, ["devnet", "loadgen", "status", "bench", "sim"]);
+        assert_eq!(
+            names,
+            ["devnet", "loadgen", "status", "bench", "sim", "sax", "gov"]
+        );
         let bench = cli.find_subcommand("bench").unwrap();
         let kinds: Vec<&str> = bench.get_subcommands().map(|c| c.get_name()).collect();
         assert_eq!(kinds, ["exec", "net", "mempool"]);
