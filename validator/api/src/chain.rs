@@ -10,10 +10,19 @@ use dualchain_proto::v1::Chain;
 use tonic::Status;
 
 /// The proto value of a core chain id.
-pub(crate) fn to_proto(chain: ChainId) -> Chain {
+pub fn to_proto(chain: ChainId) -> Chain {
     match chain {
         ChainId::Alpha => Chain::Alpha,
         ChainId::Delta => Chain::Delta,
+    }
+}
+
+/// The core chain id of a proto value (`None` for `CHAIN_UNSPECIFIED`).
+pub fn from_proto(chain: Chain) -> Option<ChainId> {
+    match chain {
+        Chain::Alpha => Some(ChainId::Alpha),
+        Chain::Delta => Some(ChainId::Delta),
+        Chain::Unspecified => None,
     }
 }
 

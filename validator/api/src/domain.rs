@@ -186,3 +186,29 @@ pub struct BlockRecords {
     /// Index of the first record of the next page, when more follow.
     pub next_start: Option<u32>,
 }
+
+impl BlockRecords {
+    /// The page of `all` (a block's records in order) from `start`, at most `limit`.
+    pub fn page(
+        header: BlockHeader,
+        certificate: Option<BlockCertificate>,
+        mut all: Vec<RecordProof>,
+        start: usize,
+        limit: usize,
+    ) -> Self {
+        let total = all.len();
+        let end = total.min(start.saturating_add(limit));
+        all.truncate(end);
+        let records = if start < end {
+            all.split_off(start)
+        } else {
+            Vec::new()
+        };
+        Self {
+            header,
+            certificate,
+            records,
+            next_start: (end < total).then(|| u32::try_from(end).unwrap_or(u32::MAX)),
+        }
+    }
+}

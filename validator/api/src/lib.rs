@@ -52,6 +52,7 @@ mod server;
 mod status;
 mod transactions;
 
+pub use chain::{from_proto as chain_from_proto, to_proto as chain_to_proto};
 pub use convert::{block_to_proto, finality_event, health_from_proto};
 pub use domain::{
     Admission, AdmissionStatus, BlockRecords, ChainStatus, FaultChange, FaultPlan, Health,

@@ -33,6 +33,25 @@ fn record_proofs(count: u8) -> Vec<RecordProof> {
         .collect()
 }
 
+/// A server whose heights 1 (not certified) and 2 (certified) both changed the same
+/// `count` records.
+async fn two_blocks_with_records(count: u8) -> (Running, Vec<RecordProof>) {
+    let server = alpha_server().await;
+    server.fake.commit(0);
+    server.fake.certify.store(true, Ordering::SeqCst);
+    server.fake.commit(0);
+    let proofs = record_proofs(count);
+    for height in [1, 2] {
+        server
+            .fake
+            .record_proofs
+            .lock()
+            .unwrap()
+            .insert(height, proofs.clone());
+    }
+    (server, proofs)
+}
+
 #[tokio::test]
 async fn a_record_comes_with_a_proof_of_inclusion_or_absence() {
     bounded(async {
@@ -142,19 +161,7 @@ async fn bad_keys_limits_and_chains_are_refused() {
 #[tokio::test]
 async fn block_records_page_and_carry_the_certificate_once_held() {
     bounded(async {
-        let server = alpha_server().await;
-        server.fake.commit(0); // height 1: not certified
-        server.fake.certify.store(true, Ordering::SeqCst);
-        server.fake.commit(0); // height 2: certified
-        let proofs = record_proofs(5);
-        for height in [1, 2] {
-            server
-                .fake
-                .record_proofs
-                .lock()
-                .unwrap()
-                .insert(height, proofs.clone());
-        }
+        let (server, proofs) = two_blocks_with_records(5).await;
         let mut client = CrossChainClient::new(server.channel().await);
         let page = |height, start, limit| GetBlockRecordsRequest {
             chain: 0,
@@ -208,19 +215,7 @@ async fn block_records_page_and_carry_the_certificate_once_held() {
 #[tokio::test]
 async fn an_attestation_is_served_once_certified_and_only_for_changed_records() {
     bounded(async {
-        let server = alpha_server().await;
-        server.fake.commit(0); // height 1: not certified
-        server.fake.certify.store(true, Ordering::SeqCst);
-        server.fake.commit(0); // height 2: certified
-        let proofs = record_proofs(2);
-        for height in [1, 2] {
-            server
-                .fake
-                .record_proofs
-                .lock()
-                .unwrap()
-                .insert(height, proofs.clone());
-        }
+        let (server, proofs) = two_blocks_with_records(2).await;
         let mut client = CrossChainClient::new(server.channel().await);
         let ask = |height, key: &[u8]| GetAttestationRequest {
             chain: Chain::Alpha as i32,

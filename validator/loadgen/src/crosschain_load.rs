@@ -27,6 +27,7 @@ use dualchain_core::types::{
     ProposalRecord, ProposalStatus, RecordKind, StakeRecord, StakeStatus,
 };
 use dualchain_testkit::crosschain::{ChainClient, Sender};
+use dualchain_testkit::sleep_until_unix_ms;
 use serde::Serialize;
 
 /// Accounts that lock for latency samples.
@@ -391,13 +392,6 @@ async fn governance_flow(
     Ok(())
 }
 
-async fn sleep_until_unix_ms(at: u64) {
-    let now = dualchain_testkit::unix_ms();
-    if at > now {
-        tokio::time::sleep(Duration::from_millis(at - now)).await;
-    }
-}
-
 /// Whether a lock's Alpha record and its Delta stake tell one story.
 fn consistent(lock: &Option<LockRecord>, stake: &Option<StakeRecord>) -> bool {
     match (lock, stake) {
@@ -414,6 +408,9 @@ fn consistent(lock: &Option<LockRecord>, stake: &Option<StakeRecord>) -> bool {
     }
 }
 
+/// Both chains' APIs of one validator, or why it could not be reached.
+type Validator = Result<(ChainClient, ChainClient), String>;
+
 /// Every validator's view of every lock and of the proposal; retried until `settle`
 /// passes so transitions in flight at the end can land. Returns what disagrees.
 async fn compare_records(
@@ -423,8 +420,18 @@ async fn compare_records(
     settle: Duration,
 ) -> Vec<String> {
     let until = Instant::now() + settle;
+    let mut validators: Vec<Validator> = Vec::new();
+    for (a, d) in config.alpha_urls.iter().zip(&config.delta_urls) {
+        let both = async {
+            Ok::<_, anyhow::Error>((
+                ChainClient::connect(a, ChainId::Alpha).await?,
+                ChainClient::connect(d, ChainId::Delta).await?,
+            ))
+        };
+        validators.push(both.await.map_err(|e| format!("{e:#}")));
+    }
     loop {
-        let found = disagreements(config, locks, proposal).await;
+        let found = disagreements(&validators, locks, proposal).await;
         if found.is_empty() || Instant::now() >= until {
             return found;
         }
@@ -433,30 +440,21 @@ async fn compare_records(
 }
 
 async fn disagreements(
-    config: &CrosschainConfig,
+    validators: &[Validator],
     locks: &[Digest],
     proposal: Option<&(Digest, ParameterChange)>,
 ) -> Vec<String> {
     let mut out = Vec::new();
     let mut clients = Vec::new();
-    for (a, d) in config.alpha_urls.iter().zip(&config.delta_urls) {
-        match (
-            ChainClient::connect(a, ChainId::Alpha).await,
-            ChainClient::connect(d, ChainId::Delta).await,
-        ) {
-            (Ok(a), Ok(d)) => clients.push((a, d)),
-            (a, d) => {
-                let e = a.err().or(d.err()).map(|e| format!("{e:#}"));
-                out.push(format!(
-                    "cannot reach a validator: {}",
-                    e.unwrap_or_default()
-                ));
-            }
+    for (i, validator) in validators.iter().enumerate() {
+        match validator {
+            Ok((alpha, delta)) => clients.push((i, alpha, delta)),
+            Err(e) => out.push(format!("cannot reach validator {i}: {e}")),
         }
     }
     for lock in locks {
         let mut views = BTreeMap::new();
-        for (i, (alpha, delta)) in clients.iter().enumerate() {
+        for &(i, alpha, delta) in &clients {
             let l = alpha.decoded::<LockRecord>(RecordKind::Lock, *lock).await;
             let s = delta.decoded::<StakeRecord>(RecordKind::Stake, *lock).await;
             match (l, s) {
@@ -483,7 +481,7 @@ async fn disagreements(
     }
     if let Some((id, change)) = proposal {
         let mut seen = Vec::new();
-        for (alpha, delta) in &clients {
+        for &(_, alpha, delta) in &clients {
             let p = delta
                 .decoded::<ProposalRecord>(RecordKind::Proposal, *id)
                 .await;

@@ -20,7 +20,7 @@ use dualchain_core::types::{
 use dualchain_testkit::crosschain::{ChainClient, Sender};
 use serde_json::json;
 
-use crate::cli::parse_duration;
+use crate::cli::{parse_duration, runtime};
 
 /// Where the chains are and who sends.
 #[derive(clap::Args, Debug, Clone)]
@@ -149,13 +149,6 @@ async fn chains(flow: &FlowArgs) -> anyhow::Result<(ChainClient, ChainClient)> {
         ChainClient::connect(&flow.alpha, ChainId::Alpha).await?,
         ChainClient::connect(&flow.delta, ChainId::Delta).await?,
     ))
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")
 }
 
 fn print(value: serde_json::Value) {

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use dualchain_api::{chain_from_proto, chain_to_proto};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{Attestation, BlockCertificate, BlockHeader, ChainId, RecordProof};
 use dualchain_proto::limits::{DEFAULT_MAX_GRPC_MESSAGE_BYTES, MAX_RECORDS_PER_PAGE};
@@ -33,21 +34,6 @@ pub fn channel(url: &str) -> anyhow::Result<Channel> {
         .with_context(|| format!("invalid --peer-chain-api URL {url:?}"))?
         .connect_timeout(Duration::from_secs(1));
     Ok(endpoint.connect_lazy())
-}
-
-fn proto_chain(chain: ChainId) -> v1::Chain {
-    match chain {
-        ChainId::Alpha => v1::Chain::Alpha,
-        ChainId::Delta => v1::Chain::Delta,
-    }
-}
-
-fn core_chain(chain: v1::Chain) -> Option<ChainId> {
-    match chain {
-        v1::Chain::Alpha => Some(ChainId::Alpha),
-        v1::Chain::Delta => Some(ChainId::Delta),
-        v1::Chain::Unspecified => None,
-    }
 }
 
 /// The sibling's status, bounded in time.
@@ -80,7 +66,7 @@ impl SiblingProbe for GrpcSibling {
         Box::pin(async move {
             let status = sibling_status(self.channel.clone()).await?;
             let chain = status.chains.first().ok_or("no chain in its status")?;
-            let id = core_chain(chain.chain()).ok_or("unspecified chain in its status")?;
+            let id = chain_from_proto(chain.chain()).ok_or("unspecified chain in its status")?;
             Ok((id, chain.last_block_time_unix_ms))
         })
     }
@@ -119,7 +105,7 @@ impl SiblingSource {
         let chain = status
             .chains
             .iter()
-            .find(|c| core_chain(c.chain()) == Some(self.chain))
+            .find(|c| chain_from_proto(c.chain()) == Some(self.chain))
             .ok_or_else(|| {
                 anyhow!(
                     "the sibling at {} does not serve the {} chain",
@@ -133,7 +119,7 @@ impl SiblingSource {
     /// One page of the block's records, checked to be of the asked block.
     async fn page(&self, height: u64, start: u32) -> anyhow::Result<Option<v1::BlockRecords>> {
         let request = v1::GetBlockRecordsRequest {
-            chain: proto_chain(self.chain) as i32,
+            chain: chain_to_proto(self.chain) as i32,
             height,
             start,
             limit: MAX_RECORDS_PER_PAGE as u32,

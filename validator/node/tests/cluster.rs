@@ -7,21 +7,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TOKEN, cluster};
+use common::{TOKEN, cluster, runtime};
 use dualchain_core::types::ChainId;
 use dualchain_proto::v1;
 
 const ALPHA_MS: u64 = 1_000;
 const DELTA_MS: u64 = 200;
 const WAIT: Duration = Duration::from_secs(90);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn four_validators_agree_survive_a_kill_catch_up_and_stop_cleanly() {

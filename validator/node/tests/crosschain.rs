@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster;
+use common::{cluster, runtime};
 use dualchain_core::Digest;
 use dualchain_core::types::{
     ChainId, CrossChainOp, LockRecord, LockStatus, ParameterChange, ParameterName, ParameterRecord,
@@ -20,6 +20,7 @@ use dualchain_core::types::{
 use dualchain_proto::v1;
 use dualchain_testkit::LocalCluster;
 use dualchain_testkit::crosschain::{ChainClient, Sender};
+use dualchain_testkit::sleep_until_unix_ms;
 use dualchain_testkit::workload::seeded_addresses;
 
 const ALPHA_MS: u64 = 1_000;
@@ -34,14 +35,6 @@ const LOCK_FOR_MS: u64 = 30_000;
 const VOTING_PERIOD_MS: u64 = 3_000;
 const PARAMETER: &str = "test.flow";
 const PARAMETER_VALUE: u64 = 7;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 async fn clients(c: &LocalCluster, chain: ChainId) -> Vec<ChainClient> {
     let mut out = Vec::new();
@@ -98,13 +91,6 @@ async fn streamed(c: &LocalCluster, chain: ChainId, name: &str, id: Digest) -> b
         false
     };
     tokio::time::timeout(WAIT, found).await.unwrap_or(false)
-}
-
-async fn sleep_until_unix_ms(at: u64) {
-    let now = dualchain_testkit::unix_ms();
-    if at > now {
-        tokio::time::sleep(Duration::from_millis(at - now)).await;
-    }
 }
 
 /// The whole flow; with `restart_delta`, every validator's Delta process (one chain

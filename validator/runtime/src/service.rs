@@ -130,9 +130,7 @@ impl<S: Seams> ChainService<S> {
     }
 
     fn read_block(&self, height: u64) -> Result<Option<FinalizedBlock>, ApiError> {
-        let Some(reader) = self.ctx.live().reader.clone() else {
-            return Err(restarting(self.ctx.chain));
-        };
+        let reader = self.reader()?;
         let Some(block) = reader
             .get_block(height)
             .map_err(|e| ApiError::Internal(format!("reading block {height}: {e}")))?
@@ -390,23 +388,16 @@ impl<S: Seams> ChainApi for ChainService<S> {
         let certificate = reader
             .get_certificate(height)
             .map_err(|e| store_error("a certificate", e))?;
-        let mut records = reader
+        let records = reader
             .record_proofs(height)
             .map_err(|e| store_error("record proofs", e))?;
-        let total = records.len();
-        let end = total.min(start.saturating_add(limit));
-        let page: Vec<_> = if start < end {
-            records.truncate(end);
-            records.split_off(start)
-        } else {
-            Vec::new()
-        };
-        Ok(Some(BlockRecords {
-            header: block.header,
+        Ok(Some(BlockRecords::page(
+            block.header,
             certificate,
-            records: page,
-            next_start: (end < total).then(|| u32::try_from(end).unwrap_or(u32::MAX)),
-        }))
+            records,
+            start,
+            limit,
+        )))
     }
 
     fn attestation(&self, height: u64, key: &[u8]) -> Result<Attestation, ApiError> {

@@ -45,6 +45,14 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Sleeps until the wall clock reads `at` (ms since the Unix epoch); at once if past.
+pub async fn sleep_until_unix_ms(at: u64) {
+    let now = unix_ms();
+    if at > now {
+        tokio::time::sleep(std::time::Duration::from_millis(at - now)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -363,13 +363,13 @@ impl ChainApi for FakeChain {
             .get(&height)
             .cloned()
             .unwrap_or_default();
-        let end = all.len().min(start.saturating_add(limit));
-        Ok(Some(BlockRecords {
-            header: block.block.header.clone(),
-            certificate: block.certificate.clone(),
-            records: all.get(start..end).map(<[_]>::to_vec).unwrap_or_default(),
-            next_start: (end < all.len()).then_some(end as u32),
-        }))
+        Ok(Some(BlockRecords::page(
+            block.block.header.clone(),
+            block.certificate.clone(),
+            all,
+            start,
+            limit,
+        )))
     }
 
     fn attestation(&self, height: u64, key: &[u8]) -> Result<Attestation, ApiError> {

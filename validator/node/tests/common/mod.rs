@@ -28,3 +28,12 @@ pub fn cluster(n: usize, alpha_ms: u64, delta_ms: u64, accounts: usize) -> Local
     spec.dir_prefix = "dualchain-node-test-".into();
     LocalCluster::prepare(bin(), spec).expect("preparing the cluster")
 }
+
+/// The runtime the cluster tests drive their clients on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
