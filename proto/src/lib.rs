@@ -109,8 +109,13 @@ pub const PACKAGE: &str = "dualchain.v1";
 /// Limits documented in the .proto files, for servers to enforce and clients
 /// to respect.
 pub mod limits {
-    /// Maximum size of one canonically encoded transaction: 128 KiB.
+    /// Maximum size of one canonically encoded transaction: 128 KiB, for every kind
+    /// but attestations.
     pub const MAX_TX_BYTES: usize = 128 * 1024;
+    /// Maximum size of one canonically encoded attestation transaction (kind 17),
+    /// which carries a quorum certificate of up to 512 ML-DSA-87 signatures and the
+    /// attested record: 6,704,052 bytes (the node's codec derives the same number).
+    pub const MAX_ATTEST_TX_BYTES: usize = 6_704_052;
     /// Maximum number of transactions in one `SubmitBatchRequest` or one
     /// `SubmitRequest` message.
     pub const MAX_TXS_PER_MESSAGE: usize = 10_000;

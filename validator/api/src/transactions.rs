@@ -3,8 +3,10 @@
 //! Rules (from `transactions.proto`):
 //! - a message with more than [`MAX_TXS_PER_MESSAGE`] transactions fails the call
 //!   with INVALID_ARGUMENT and admits nothing from that message;
-//! - a transaction over [`MAX_TX_BYTES`] gets `TX_STATUS_TOO_LARGE` here and never
-//!   reaches the chain (it is not decoded);
+//! - a transaction over its kind's limit (`MAX_TX_BYTES`, or `MAX_ATTEST_TX_BYTES`
+//!   for an attestation; [`SignedTransaction::max_len_of_encoding`] reads the kind
+//!   tag) gets `TX_STATUS_TOO_LARGE` here and never reaches the chain (it is not
+//!   decoded);
 //! - every other transaction goes to [`crate::ChainApi::submit`], on a blocking
 //!   thread (decoding and ML-DSA verification are CPU-bound), and its result
 //!   keeps the transaction's position: the request index for `SubmitBatch`, the
@@ -20,7 +22,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use dualchain_proto::limits::{MAX_SUMMARY_REJECTED_RESULTS, MAX_TX_BYTES, MAX_TXS_PER_MESSAGE};
+use dualchain_core::types::SignedTransaction;
+use dualchain_proto::limits::{MAX_SUMMARY_REJECTED_RESULTS, MAX_TXS_PER_MESSAGE};
 use dualchain_proto::v1::{
     Chain, StatusCount, SubmitBatchRequest, SubmitBatchResponse, SubmitRequest, SubmitSummary,
     TxResult, TxStatus,
@@ -165,13 +168,14 @@ async fn admit(
     let mut candidates = Vec::with_capacity(count);
     let mut positions = Vec::with_capacity(count);
     for (position, tx) in transactions.into_iter().enumerate() {
-        if tx.len() > MAX_TX_BYTES {
+        let limit = SignedTransaction::max_len_of_encoding(&tx);
+        if tx.len() > limit {
             results[position] = Some(TxResult {
                 index: first_index + position as u64,
                 digest: Vec::new(),
                 status: TxStatus::TooLarge as i32,
                 reason: format!(
-                    "transaction is {} bytes, above the limit of {MAX_TX_BYTES} bytes",
+                    "transaction is {} bytes, above the limit of {limit} bytes of its kind",
                     tx.len()
                 ),
             });

@@ -8,7 +8,7 @@ use std::time::Duration;
 use dualchain_api::{ApiOptions, ApiServeError, ChainApi};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{BlockBody, BlockCertificate, BlockHeader, ChainId};
-use dualchain_proto::limits::{MAX_TX_BYTES, MAX_TXS_PER_MESSAGE};
+use dualchain_proto::limits::{MAX_ATTEST_TX_BYTES, MAX_TX_BYTES, MAX_TXS_PER_MESSAGE};
 use dualchain_proto::v1::{
     Chain, FaultInjection, FinalityEvent, FinalityEventKind, GetBlockRequest,
     GetFaultInjectionRequest, GetStatusRequest, PauseChainRequest, PeerGroup, ResumeChainRequest,
@@ -42,6 +42,20 @@ async fn next_event(stream: &mut Streaming<FinalityEvent>) -> FinalityEvent {
 
 // ------------------------------------------------------------- transactions
 
+/// `len` bytes whose kind tag says "attestation" (the API reads only the tag).
+fn attestation_shaped(len: usize) -> Vec<u8> {
+    let mut bytes = vec![9; len];
+    bytes[1 + 1 + 32 + 8 + 8] = 17;
+    bytes
+}
+
+#[test]
+fn the_documented_limits_are_the_codecs() {
+    use dualchain_core::types::tx_limits;
+    assert_eq!(MAX_TX_BYTES, tx_limits::MAX_TX_BYTES);
+    assert_eq!(MAX_ATTEST_TX_BYTES, tx_limits::MAX_ATTEST_TX_BYTES);
+}
+
 #[tokio::test]
 async fn submit_batch_maps_every_transaction_in_order() {
     bounded(async {
@@ -54,6 +68,8 @@ async fn submit_batch_maps_every_transaction_in_order() {
             vec![0xFF, 1, 2],
             b"first".to_vec(),
             vec![8; MAX_TX_BYTES],
+            attestation_shaped(MAX_TX_BYTES + 1),
+            attestation_shaped(MAX_ATTEST_TX_BYTES + 1),
         ];
         let response = client
             .submit_batch(SubmitBatchRequest {
@@ -74,21 +90,31 @@ async fn submit_batch_maps_every_transaction_in_order() {
                 TxStatus::InvalidSignature,
                 TxStatus::Duplicate,
                 TxStatus::Accepted,
+                TxStatus::Accepted,
+                TxStatus::TooLarge,
             ]
         );
         let indexes: Vec<_> = response.results.iter().map(|r| r.index).collect();
-        assert_eq!(indexes, vec![0, 1, 2, 3, 4, 5]);
-        assert_eq!(response.accepted, 2);
-        assert_eq!(response.rejected, 4);
-        assert_eq!(response.mempool_depth, 2);
+        assert_eq!(indexes, vec![0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(response.accepted, 3);
+        assert_eq!(response.rejected, 5);
+        assert_eq!(response.mempool_depth, 3);
         let too_large = &response.results[2];
         assert!(too_large.digest.is_empty());
         assert!(too_large.reason.contains("131072"), "{}", too_large.reason);
+        let attestation_too_large = &response.results[7];
+        assert!(
+            attestation_too_large.reason.contains("6704052"),
+            "{}",
+            attestation_too_large.reason
+        );
         assert_eq!(response.results[0].digest.len(), 32);
-        // The oversized transaction never reached the chain.
+        // The oversized transactions never reached the chain; an attestation above
+        // the ordinary limit did.
         let lengths = server.fake.submitted_lengths.lock().unwrap().clone();
-        assert_eq!(lengths.len(), 5);
-        assert!(lengths.iter().all(|&len| len <= MAX_TX_BYTES));
+        assert_eq!(lengths.len(), 6);
+        assert!(lengths[..5].iter().all(|&len| len <= MAX_TX_BYTES));
+        assert_eq!(lengths[5], MAX_TX_BYTES + 1);
         drop(server.stop().await);
     })
     .await;

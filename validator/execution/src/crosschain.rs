@@ -37,6 +37,7 @@ use dualchain_core::types::{
     ChainId, CrossChainEvent, CrossChainFailure, CrossChainOp, GovernanceExecution, LockRecord,
     LockStatus, ParameterChange, ParameterRecord, ProposalRecord, ProposalStatus, RecordKey,
     RecordKind, StakeRecord, StakeStatus, TxEvent, ValidatorSet, VoteRecord, decode_u64_record,
+    is_attestable,
 };
 use dualchain_storage::KvEngine;
 
@@ -377,6 +378,53 @@ fn tally(record: &ProposalRecord, params: &CrossChainParams) -> ProposalStatus {
     } else {
         ProposalStatus::RejectedThreshold
     }
+}
+
+/// The admission check of an `Attest` for chain `target`, against its committed
+/// `records`: the record is one `target` applies, it was not consumed, and the
+/// attestation verifies as the executor would verify it (same freshness window, same
+/// certificate cache, so a block's certificate is checked once for both). A refusal
+/// means the transaction could only fail: consumption, the newest source height and
+/// a certificate's verdict never go back. A pass promises nothing (the state moves
+/// before the block), so the executor checks again.
+pub fn check_attest_admission(
+    setup: &CrossChainSetup,
+    target: ChainId,
+    attestation: &Attestation,
+    records: &impl RecordRead,
+) -> Result<Result<(), CrossChainFailure>, StateError> {
+    let applied_here = RecordKey::from_state_key(&attestation.key).is_some_and(|key| {
+        matches!(
+            (target, key.kind),
+            (ChainId::Delta, RecordKind::Lock)
+                | (ChainId::Alpha, RecordKind::Stake | RecordKind::Proposal)
+        )
+    });
+    if !applied_here || !is_attestable(target.other(), &attestation.key, &attestation.value) {
+        return Ok(Err(F::UnattestableRecord));
+    }
+    let height_key = RecordKey::singleton(RecordKind::SourceHeight);
+    let newest = match records.record(&height_key)? {
+        Some(bytes) => decode_u64_record(&bytes).map_err(|e| corrupt(&height_key, e))?,
+        None => 0,
+    };
+    let id = attestation.id();
+    let consumed = records
+        .record(&RecordKey::new(RecordKind::Consumed, id.0.0))?
+        .is_some();
+    let sets = |epoch: u64| setup.source_sets.get(&epoch);
+    let is_consumed = |candidate: &AttestationId| consumed && *candidate == id;
+    let context = AttestationContext {
+        target,
+        validator_sets: &sets,
+        newest_source_height: newest,
+        freshness_blocks: setup.params.freshness_blocks,
+        consumed: &is_consumed,
+    };
+    Ok(attestation
+        .verify(&context, Some(&setup.certificates))
+        .map(|_| ())
+        .map_err(|error| F::Attestation(AttestationRefusal::from(&error))))
 }
 
 fn attest(

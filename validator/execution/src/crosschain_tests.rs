@@ -653,3 +653,81 @@ proptest::proptest! {
         }
     }
 }
+
+/// Admission refuses an `Attest` that could only fail, with the executor's reasons,
+/// and passes one that may apply without consuming it.
+#[test]
+fn admission_refuses_attestations_that_could_only_fail() {
+    let (mut alpha, mut delta, lock) = locked_and_staked();
+    let setup = CrossChainSetup::new(
+        CrossChainParams::default(),
+        BTreeMap::from([(0, validators().clone())]),
+    );
+    let admit = |records: &BTreeMap<RecordKey, Vec<u8>>, att: &Attestation| {
+        check_attest_admission(&setup, ChainId::Delta, att, records).expect("no storage error")
+    };
+    let replay = alpha.attest(RecordKey::new(RecordKind::Lock, lock.0));
+    assert_eq!(
+        admit(&delta.records, &replay),
+        Err(F::Attestation(AttestationRefusal::Replayed))
+    );
+
+    let bob_lock = lock_id(
+        &alpha
+            .run(
+                BOB,
+                CrossChainOp::SaxLock {
+                    amount: 5,
+                    unlock_at_ms: T0 + 1,
+                },
+            )
+            .unwrap(),
+    );
+    let key = RecordKey::new(RecordKind::Lock, bob_lock.0);
+    let fresh = alpha.attest(key);
+    assert_eq!(admit(&delta.records, &fresh), Ok(()));
+    assert_eq!(
+        admit(&delta.records, &fresh),
+        Ok(()),
+        "admission consumes nothing"
+    );
+
+    let mut inflated = fresh.clone();
+    let mut record = LockRecord::from_canonical_bytes(&inflated.value).unwrap();
+    record.amount = 1_000_000;
+    inflated.value = record.to_canonical_bytes();
+    assert_eq!(
+        admit(&delta.records, &inflated),
+        Err(F::Attestation(AttestationRefusal::Proof))
+    );
+    let mut unsigned = fresh.clone();
+    unsigned.certificate.signatures.truncate(2);
+    assert_eq!(
+        admit(&delta.records, &unsigned),
+        Err(F::Attestation(AttestationRefusal::CertificateNoQuorum))
+    );
+    let mut huge = fresh.clone();
+    huge.value = vec![0; 1 << 20];
+    assert_eq!(admit(&delta.records, &huge), Err(F::UnattestableRecord));
+    // Delta's own record, and an Alpha record Delta does not act on.
+    let own = delta.attest(RecordKey::new(RecordKind::Stake, lock.0));
+    assert_eq!(admit(&delta.records, &own), Err(F::UnattestableRecord));
+    alpha.records.insert(
+        RecordKey::new(RecordKind::Parameter, [1; 32]),
+        b"anything".to_vec(),
+    );
+    let parameter = alpha.attest(RecordKey::new(RecordKind::Parameter, [1; 32]));
+    assert_eq!(
+        admit(&delta.records, &parameter),
+        Err(F::UnattestableRecord)
+    );
+
+    delta.records.insert(
+        RecordKey::singleton(RecordKind::SourceHeight),
+        (fresh.header.height + 601).to_le_bytes().to_vec(),
+    );
+    assert_eq!(
+        admit(&delta.records, &fresh),
+        Err(F::Attestation(AttestationRefusal::Stale))
+    );
+}

@@ -203,6 +203,11 @@ impl Executor {
         self.chain
     }
 
+    /// The cross-chain setup, when cross-chain operations run here.
+    pub fn cross_chain(&self) -> Option<&Arc<CrossChainSetup>> {
+        self.cross_chain.as_ref()
+    }
+
     pub fn config(&self) -> &ExecutorConfig {
         &self.config
     }

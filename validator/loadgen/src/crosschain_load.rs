@@ -70,6 +70,62 @@ pub struct CrosschainFigures {
     pub disagreements: Vec<String>,
     /// Operations that failed (first few).
     pub errors: Vec<String>,
+    /// The transfer load ran alone for its first `baseline_s` seconds and beside the
+    /// cross-chain flow afterwards: own transfers committed per second in each phase
+    /// (see [`TransferRates`]) and `with / without`.
+    pub baseline_s: f64,
+    pub transfer_tps_without_crosschain: f64,
+    pub transfer_tps_with_crosschain: f64,
+    pub transfer_tps_ratio: f64,
+}
+
+/// Committed-transfer rates of the two phases of one run, each measured from block to
+/// block ([`rate_between`]) over its phase less its first `lag_s` seconds (the
+/// transactions still in flight when a phase starts belong to the one before).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TransferRates {
+    pub without: f64,
+    pub with: f64,
+}
+
+impl TransferRates {
+    /// The rates of `[lag, baseline)` and `[baseline + lag, end)`, from the
+    /// loadgen's `(seconds since start, committed)` finality events; `None` when a
+    /// phase saw fewer than two blocks with own transactions.
+    pub fn measure(events: &[(f64, u64)], baseline_s: f64, end_s: f64, lag_s: f64) -> Option<Self> {
+        Some(Self {
+            without: rate_between(events, lag_s, baseline_s)?,
+            with: rate_between(events, baseline_s + lag_s, end_s)?,
+        })
+    }
+
+    /// `with / without` (0 when nothing committed without).
+    pub fn ratio(&self) -> f64 {
+        if self.without > 0.0 {
+            self.with / self.without
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Transactions committed per second by the finality events in `[from_s, to_s)`,
+/// from the first such event to the last: the first event's own transactions were
+/// sealed before the measured span, so they are not counted; `None` with fewer than
+/// two events. Whole-second bins would count a block more or less depending on
+/// where the window's edges fall.
+pub fn rate_between(events: &[(f64, u64)], from_s: f64, to_s: f64) -> Option<f64> {
+    let inside: Vec<&(f64, u64)> = events
+        .iter()
+        .filter(|(t, _)| *t >= from_s && *t < to_s)
+        .collect();
+    let (first, last) = (inside.first()?, inside.last()?);
+    let span = last.0 - first.0;
+    if inside.len() < 2 || span <= 0.0 {
+        return None;
+    }
+    let committed: u64 = inside[1..].iter().map(|(_, n)| n).sum();
+    Some(committed as f64 / span)
 }
 
 /// Where the workload runs and who sends.
@@ -559,5 +615,36 @@ mod tests {
         let mut other = stake(StakeStatus::Active);
         other.as_mut().unwrap().amount = 6;
         assert!(!consistent(&lock(LockStatus::Locked), &other));
+    }
+
+    /// Blocks every `period` s with `per_block` transactions, from `t0`.
+    fn blocks(t0: f64, period: f64, count: usize, per_block: u64) -> Vec<(f64, u64)> {
+        (0..count)
+            .map(|i| (t0 + period * i as f64, per_block))
+            .collect()
+    }
+
+    #[test]
+    fn rates_are_measured_from_block_to_block_whatever_the_phase() {
+        // 900 transactions every 3 s is 300/s wherever the window's edges fall.
+        for t0 in [0.1, 0.9, 1.7, 2.5] {
+            let events = blocks(t0, 3.0, 40, 900);
+            let rate = rate_between(&events, 2.0, 20.0).unwrap();
+            assert!((rate - 300.0).abs() < 1e-9, "phase {t0}: {rate}");
+        }
+        assert_eq!(rate_between(&blocks(0.5, 3.0, 40, 900), 1.0, 3.0), None);
+        assert_eq!(rate_between(&[], 0.0, 100.0), None);
+    }
+
+    #[test]
+    fn a_slower_second_phase_shows_in_the_ratio() {
+        let mut events = blocks(0.2, 0.5, 40, 100); // 200/s until 19.7 s
+        events.extend(blocks(20.2, 0.5, 80, 90)); // 180/s after
+        let rates = TransferRates::measure(&events, 20.0, 60.0, 1.0).unwrap();
+        assert!((rates.without - 200.0).abs() < 1e-9, "{rates:?}");
+        assert!((rates.with - 180.0).abs() < 1e-9, "{rates:?}");
+        assert!((rates.ratio() - 0.9).abs() < 1e-9);
+        // A phase without two blocks cannot be measured.
+        assert_eq!(TransferRates::measure(&events[..2], 20.0, 60.0, 1.0), None);
     }
 }

@@ -407,13 +407,19 @@ fn crosschain_accounts(args: &DevnetArgs) -> usize {
     }
 }
 
-/// Starts the cross-chain workload (`--workload crosschain`) beside the load: its
-/// accounts follow the transfer load's; it runs for the load's duration plus twelve
-/// Alpha blocks (for the governance round and the unlocks to finish).
+/// The share of the load window the transfers run alone before the cross-chain flow
+/// starts beside them (the baseline of `crosschain.transfer_tps_ratio`).
+const CROSSCHAIN_BASELINE_SHARE: u32 = 3;
+
+/// Starts the cross-chain workload (`--workload crosschain`): its accounts follow the
+/// transfer load's; it starts a third of the way into the load window (the transfers
+/// alone before it are the throughput baseline) and runs to the window's end plus
+/// twelve Alpha blocks (for the governance round and the unlocks to finish).
 fn start_crosschain(
     args: &DevnetArgs,
     (alpha_urls, delta_urls): (Vec<String>, Vec<String>),
     (alpha_ms, delta_ms): (u64, u64),
+    live: Arc<LiveStats>,
 ) -> Option<tokio::task::JoinHandle<anyhow::Result<crate::crosschain_load::CrosschainFigures>>> {
     if args.workload != WorkloadKind::Crosschain {
         return None;
@@ -425,16 +431,57 @@ fn start_crosschain(
     .into_iter()
     .skip(args.accounts)
     .collect();
+    let baseline = args.duration / CROSSCHAIN_BASELINE_SHARE;
     let config = crate::crosschain_load::CrosschainConfig {
         alpha_urls,
         delta_urls,
         senders: crate::crosschain_load::senders(keys, !args.signed),
         alpha_block_ms: alpha_ms,
         delta_block_ms: delta_ms,
-        duration: args.duration,
+        duration: args.duration - baseline,
     };
-    let deadline = Instant::now() + args.duration + Duration::from_millis(12 * alpha_ms);
-    Some(tokio::spawn(crate::crosschain_load::run(config, deadline)))
+    let tail = args.duration - baseline + Duration::from_millis(12 * alpha_ms);
+    Some(tokio::spawn(async move {
+        // The send window opens once the load's accounts are ready.
+        let start = loop {
+            if let Some(start) = live.started_at() {
+                break start;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        tokio::time::sleep_until((start + baseline).into()).await;
+        let mut figures = crate::crosschain_load::run(config, Instant::now() + tail).await?;
+        figures.baseline_s = baseline.as_secs_f64();
+        Ok(figures)
+    }))
+}
+
+/// Fills the transfer-throughput comparison of the cross-chain figures from the
+/// load's finality events, leaving out of each phase its first `finality p50`
+/// (rounded up to a second).
+fn compare_transfer_rates(
+    figures: &mut crate::crosschain_load::CrosschainFigures,
+    events: &[(f64, u64)],
+    load_end_s: f64,
+    finality_p50_ms: u64,
+) {
+    let lag_s = (finality_p50_ms as f64 / 1000.0).ceil().max(1.0);
+    match crate::crosschain_load::TransferRates::measure(
+        events,
+        figures.baseline_s,
+        load_end_s,
+        lag_s,
+    ) {
+        Some(rates) => {
+            figures.transfer_tps_without_crosschain = rates.without;
+            figures.transfer_tps_with_crosschain = rates.with;
+            figures.transfer_tps_ratio = rates.ratio();
+        }
+        None => figures.errors.push(format!(
+            "transfer throughput could not be compared: a phase saw fewer than two blocks of transfers (baseline {:.1} s, lag {lag_s} s); run longer",
+            figures.baseline_s
+        )),
+    }
 }
 
 /// The error a devnet run ends with when the validators' state roots disagree.
@@ -517,18 +564,26 @@ async fn drive(
         args,
         (alpha_urls.clone(), delta_urls.clone()),
         (alpha_ms, delta_ms),
+        live.clone(),
     );
     let loadgen = crate::loadgen::run(config, live.clone()).await;
     start_marker.abort();
     let loadgen = loadgen.context("running the load")?;
+    let load_end = args.duration.as_secs_f64();
     let crosschain = match crosschain {
         Some(task) => {
             eprintln!("devnet: load done; waiting for the cross-chain flow to finish");
-            Some(task.await.context("the cross-chain workload panicked")??)
+            let mut figures = task.await.context("the cross-chain workload panicked")??;
+            compare_transfer_rates(
+                &mut figures,
+                &live.commit_events(),
+                load_end,
+                loadgen.result.finality_ms.p50,
+            );
+            Some(figures)
         }
         None => None,
     };
-    let load_end = args.duration.as_secs_f64();
 
     // Memory at the end of the load (VmHWM is the peak over the whole run).
     let memory: Vec<ValidatorMemory> = (0..cluster.len())

@@ -200,7 +200,13 @@ pub struct LiveStats {
     timeline: Mutex<Vec<TimelinePoint>>,
     recent_latencies: Mutex<VecDeque<(Instant, Duration)>>,
     commits: Mutex<VecDeque<(Instant, u64)>>,
+    /// Every finality event that committed own transactions: when it arrived and how
+    /// many (bounded by [`MAX_COMMIT_EVENTS`]; one per block, so hours of blocks).
+    commit_log: Mutex<Vec<(Instant, u64)>>,
 }
+
+/// Finality events [`LiveStats::commit_events`] keeps; later ones are not logged.
+const MAX_COMMIT_EVENTS: usize = 1 << 20;
 
 /// A consistent-enough view of [`LiveStats`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -260,6 +266,12 @@ impl LiveStats {
         self.bump_timeline(at, 0, n);
         let horizon = at.checked_sub(LIVE_WINDOW);
         {
+            let mut log = Self::lock(&self.commit_log);
+            if log.len() < MAX_COMMIT_EVENTS {
+                log.push((at, n));
+            }
+        }
+        {
             let mut commits = Self::lock(&self.commits);
             commits.push_back((at, n));
             while commits
@@ -315,6 +327,19 @@ impl LiveStats {
     /// Per-second counts so far.
     pub fn timeline(&self) -> Vec<TimelinePoint> {
         Self::lock(&self.timeline).clone()
+    }
+
+    /// `(seconds since the send window opened, own transactions committed)` per
+    /// finality event, in arrival order: rates over a window measured from block to
+    /// block rather than in whole-second bins.
+    pub fn commit_events(&self) -> Vec<(f64, u64)> {
+        let Some(start) = self.started_at() else {
+            return Vec::new();
+        };
+        Self::lock(&self.commit_log)
+            .iter()
+            .map(|(t, n)| (t.saturating_duration_since(start).as_secs_f64(), *n))
+            .collect()
     }
 }
 

@@ -152,12 +152,21 @@ type Points = Vec<(f64, f64)>;
 /// A named, coloured line.
 type Series<'a> = (&'a str, RGBColor, Points);
 
+/// How a chart's series are drawn.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// Joined points: a rate, a CDF, a height over time.
+    Lines,
+    /// One dot per sample: independent samples whose order means nothing (lines
+    /// through clustered samples would draw shapes that are not there).
+    Dots,
+}
+
 fn line_chart(
     path: &Path,
     text: bool,
-    title: &str,
-    x_desc: &str,
-    y_desc: &str,
+    (title, x_desc, y_desc): (&str, &str, &str),
+    style: Style,
     series: &[Series<'_>],
 ) -> DrawResult {
     let root = BitMapBackend::new(path, (1000, 600)).into_drawing_area();
@@ -197,10 +206,17 @@ fn line_chart(
     }
     for (name, color, points) in series {
         let color = *color;
-        let drawn = chart.draw_series(LineSeries::new(
-            points.iter().copied(),
-            color.stroke_width(2),
-        ))?;
+        let drawn = match style {
+            Style::Lines => chart.draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))?,
+            Style::Dots => chart.draw_series(
+                points
+                    .iter()
+                    .map(|&point| Circle::new(point, 3, color.filled())),
+            )?,
+        };
         if text {
             drawn.label(*name).legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2))
@@ -244,9 +260,12 @@ pub fn write_plots(
     line_chart(
         &tps,
         text,
-        "Delta TPS over time",
-        "seconds since load start",
-        "transactions / s",
+        (
+            "Delta TPS over time",
+            "seconds since load start",
+            "transactions / s",
+        ),
+        Style::Lines,
         &[
             ("submitted", BLUE, submitted),
             ("committed (final)", RGBColor(0, 140, 60), committed),
@@ -259,9 +278,12 @@ pub fn write_plots(
     line_chart(
         &latency,
         text,
-        "Delta submit -> finality latency (CDF)",
-        "latency, ms",
-        "fraction of transactions",
+        (
+            "Delta submit -> finality latency (CDF)",
+            "latency, ms",
+            "fraction of transactions",
+        ),
+        Style::Lines,
         &[("finality latency", RED, cdf)],
     )
     .map_err(|e| anyhow::anyhow!("drawing {}: {e}", latency.display()))?;
@@ -280,23 +302,28 @@ pub fn write_plots(
     line_chart(
         &heights,
         text,
-        "Chain heights (validator 0)",
-        "seconds since load start",
-        "height",
+        (
+            "Chain heights (validator 0)",
+            "seconds since load start",
+            "height",
+        ),
+        Style::Lines,
         &[("alpha", MAGENTA, alpha), ("delta", BLUE, delta)],
     )
     .map_err(|e| anyhow::anyhow!("drawing {}: {e}", heights.display()))?;
     let mut plots = vec![tps, latency, heights];
     if let Some(crosschain) = &report.crosschain {
-        let mut points = crosschain.attestation_latencies.clone();
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let points = crosschain.attestation_latencies.clone();
         let path = dir.join(ATTESTATION_PLOT);
         line_chart(
             &path,
             text,
-            "Attestation latency: lock on Alpha -> stake on Delta",
-            "seconds since the cross-chain workload started",
-            "latency, ms",
+            (
+                "Attestation latency: lock on Alpha -> stake on Delta",
+                "seconds since the cross-chain workload started",
+                "latency, ms",
+            ),
+            Style::Dots,
             &[("attestation latency", RGBColor(200, 100, 0), points)],
         )
         .map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))?;
@@ -389,6 +416,16 @@ pub fn render_markdown(r: &DevnetReport) -> String {
             (
                 "records agree on every validator",
                 c.records_agree.to_string(),
+            ),
+            (
+                "Delta transfers/s without / with cross-chain traffic",
+                format!(
+                    "{:.1} / {:.1} (ratio {:.3}; the first {:.0} s ran transfers alone)",
+                    c.transfer_tps_without_crosschain,
+                    c.transfer_tps_with_crosschain,
+                    c.transfer_tps_ratio,
+                    c.baseline_s
+                ),
             ),
         ];
         for (k, v) in rows {

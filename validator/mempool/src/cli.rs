@@ -101,7 +101,7 @@ pub fn measure(args: &Args) -> anyhow::Result<Report> {
         max_bytes: args
             .txs
             .saturating_mul(1_024)
-            .max(MempoolConfig::default().max_tx_bytes),
+            .max(MempoolConfig::default().max_attest_tx_bytes),
         max_per_sender: per_sender.max(1),
         recent_capacity: args.txs.saturating_mul(2),
         ..MempoolConfig::default()

@@ -1,6 +1,7 @@
 //! Bounds of one chain's mempool.
 
-use dualchain_core::types::tx_limits::MAX_TX_BYTES;
+use dualchain_core::types::TxPayload;
+use dualchain_core::types::tx_limits::{MAX_ATTEST_TX_BYTES, MAX_TX_BYTES};
 
 /// Limits of a mempool. All bounds are hard: admission refuses what would exceed them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +15,9 @@ pub struct MempoolConfig {
     pub max_per_sender: usize,
     /// Encoded size of one transaction (the protocol limit by default).
     pub max_tx_bytes: usize,
+    /// Encoded size of one attestation transaction, which carries a quorum
+    /// certificate (the protocol limit by default).
+    pub max_attest_tx_bytes: usize,
     /// Digests of proposed or included transactions remembered to refuse replays.
     pub recent_capacity: usize,
     /// Lock shards (a power of two); more shards, less contention between producers.
@@ -27,6 +31,7 @@ impl Default for MempoolConfig {
             max_bytes: 512 * 1024 * 1024,
             max_per_sender: 4_096,
             max_tx_bytes: MAX_TX_BYTES,
+            max_attest_tx_bytes: MAX_ATTEST_TX_BYTES,
             recent_capacity: 1 << 20,
             shards: 64,
         }
@@ -41,9 +46,10 @@ pub enum ConfigError {
     #[error("mempool shards must be a power of two between 1 and 4096, got {0}")]
     Shards(usize),
     #[error(
-        "max_tx_bytes {max_tx_bytes} is larger than the whole pool's max_bytes {max_bytes}: no transaction of that size could ever be admitted"
+        "{name} {max_tx_bytes} is larger than the whole pool's max_bytes {max_bytes}: no transaction of that size could ever be admitted"
     )]
     TxLargerThanPool {
+        name: &'static str,
         max_tx_bytes: usize,
         max_bytes: usize,
     },
@@ -56,6 +62,7 @@ impl MempoolConfig {
             ("max_bytes", self.max_bytes),
             ("max_per_sender", self.max_per_sender),
             ("max_tx_bytes", self.max_tx_bytes),
+            ("max_attest_tx_bytes", self.max_attest_tx_bytes),
             ("recent_capacity", self.recent_capacity),
         ] {
             if value == 0 {
@@ -65,13 +72,28 @@ impl MempoolConfig {
         if !self.shards.is_power_of_two() || self.shards > 4096 {
             return Err(ConfigError::Shards(self.shards));
         }
-        if self.max_tx_bytes > self.max_bytes {
-            return Err(ConfigError::TxLargerThanPool {
-                max_tx_bytes: self.max_tx_bytes,
-                max_bytes: self.max_bytes,
-            });
+        for (name, max_tx_bytes) in [
+            ("max_tx_bytes", self.max_tx_bytes),
+            ("max_attest_tx_bytes", self.max_attest_tx_bytes),
+        ] {
+            if max_tx_bytes > self.max_bytes {
+                return Err(ConfigError::TxLargerThanPool {
+                    name,
+                    max_tx_bytes,
+                    max_bytes: self.max_bytes,
+                });
+            }
         }
         Ok(())
+    }
+
+    /// The size limit of one transaction of `payload`'s kind.
+    pub fn max_tx_bytes_of(&self, payload: &TxPayload) -> usize {
+        if payload.max_encoded_len() > MAX_TX_BYTES {
+            self.max_attest_tx_bytes
+        } else {
+            self.max_tx_bytes
+        }
     }
 }
 
@@ -95,11 +117,26 @@ mod tests {
         let tx_too_big = MempoolConfig {
             max_bytes: 10,
             max_tx_bytes: 11,
+            max_attest_tx_bytes: 10,
             ..MempoolConfig::default()
         };
         assert!(matches!(
             tx_too_big.validate(),
-            Err(ConfigError::TxLargerThanPool { .. })
+            Err(ConfigError::TxLargerThanPool {
+                name: "max_tx_bytes",
+                ..
+            })
+        ));
+        let attest_too_big = MempoolConfig {
+            max_bytes: MAX_TX_BYTES,
+            ..MempoolConfig::default()
+        };
+        assert!(matches!(
+            attest_too_big.validate(),
+            Err(ConfigError::TxLargerThanPool {
+                name: "max_attest_tx_bytes",
+                ..
+            })
         ));
     }
 }

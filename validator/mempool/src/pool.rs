@@ -152,11 +152,9 @@ impl Mempool {
             Verdict::UnsignedNotAllowed => return Err(Rejection::UnsignedNotAllowed),
         }
         let size = encoded_len(&tx);
-        if size > self.config.max_tx_bytes {
-            return Err(Rejection::Oversize {
-                size,
-                limit: self.config.max_tx_bytes,
-            });
+        let limit = self.config.max_tx_bytes_of(&tx.tx().payload);
+        if size > limit {
+            return Err(Rejection::Oversize { size, limit });
         }
         self.insert(Envelope {
             tx,

@@ -15,6 +15,7 @@ fn small() -> MempoolConfig {
     MempoolConfig {
         max_txs: 100,
         max_bytes: 1 << 20,
+        max_attest_tx_bytes: 1 << 20,
         max_per_sender: 10,
         recent_capacity: 1_000,
         shards: 4,
@@ -170,6 +171,7 @@ fn full_pool_refuses_by_count_and_by_bytes_then_recovers() {
     let by_bytes = pool(MempoolConfig {
         max_bytes: 3 * size + size / 2,
         max_tx_bytes: size,
+        max_attest_tx_bytes: size,
         ..small()
     });
     for n in 0..3 {

@@ -27,6 +27,7 @@ fn config(max_txs: usize, max_bytes: usize, max_per_sender: usize, shards: usize
         max_bytes,
         max_per_sender,
         max_tx_bytes: 500,
+        max_attest_tx_bytes: 500,
         recent_capacity: 10_000,
         shards,
     }

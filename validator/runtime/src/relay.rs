@@ -118,6 +118,10 @@ struct Pending {
     seen_at_target: Option<u64>,
     /// `(nonce, target height)` of the transaction carrying it, while in flight.
     submitted: Option<(u64, u64)>,
+    /// Not planned before this target height: the target refused it at admission, and
+    /// the attestations behind it go first (one that can never be admitted must not
+    /// hold up the relayer's lane; it is forgotten once consumed or stale).
+    retry_at: u64,
 }
 
 /// A transaction the planner wants submitted.
@@ -266,6 +270,7 @@ impl RelayPlanner {
                     rank,
                     seen_at_target: None,
                     submitted: None,
+                    retry_at: 0,
                 },
             );
         }
@@ -298,7 +303,7 @@ impl RelayPlanner {
             }
             let seen = *pending.seen_at_target.get_or_insert(view.height);
             let due = view.height >= seen + pending.rank * self.backup_blocks;
-            if pending.submitted.is_some() || !due {
+            if pending.submitted.is_some() || !due || view.height < pending.retry_at {
                 continue;
             }
             pending.submitted = Some((next, view.height));
@@ -321,12 +326,17 @@ impl RelayPlanner {
     }
 
     /// The target refused the submission with `nonce`: it and every later one are
-    /// free again (the nonces after it were not admitted either, see [`run_relay`]).
+    /// free again (the nonces after it were not admitted either, see [`run_relay`]);
+    /// the refused one waits a backup delay, so the others go out first.
     pub fn refused(&mut self, nonce: u64) {
+        let delay = self.backup_blocks.max(1);
         for pending in self.pending.values_mut() {
-            if pending.submitted.is_some_and(|(n, _)| n >= nonce) {
-                pending.submitted = None;
+            match pending.submitted {
+                Some((n, at)) if n == nonce => pending.retry_at = at + delay,
+                Some((n, _)) if n > nonce => {}
+                _ => continue,
             }
+            pending.submitted = None;
         }
     }
 
@@ -730,10 +740,17 @@ mod tests {
     fn a_refused_submission_frees_its_nonce_and_every_later_one() {
         let mut planner = planner();
         planner.add(5, designated(5, 3));
-        assert_eq!(planner.plan(&view(1, 0)).len(), 3);
+        let first = planner.plan(&view(1, 0));
+        assert_eq!(first.len(), 3);
         planner.refused(1);
+        // The refused attestation waits; the one behind it takes its nonce.
         let again = planner.plan(&view(1, 0));
-        assert_eq!(again.iter().map(|s| s.nonce).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(again.iter().map(|s| s.nonce).collect::<Vec<_>>(), [1]);
+        assert_eq!(again[0].id, first[2].id);
+        assert!(planner.plan(&view(BACKUP_AFTER_BLOCKS, 0)).is_empty());
+        let retried = planner.plan(&view(1 + BACKUP_AFTER_BLOCKS, 0));
+        assert_eq!(retried.len(), 1);
+        assert_eq!((retried[0].nonce, retried[0].id), (2, first[1].id));
     }
 
     #[test]

@@ -11,11 +11,17 @@ use dualchain_api::{
     FinalizedBlock, NodeStatus, RecordAtHead, SnapshotInfo,
 };
 use dualchain_core::Digest;
-use dualchain_core::encoding::Canonical;
-use dualchain_core::types::{Attestation, ChainId, SignedTransaction, TxPayload};
+use dualchain_core::chain_store::{ChainReader, ChainStoreError};
+use dualchain_core::encoding::{Canonical, DecodeError};
+use dualchain_core::types::{
+    Attestation, ChainId, CrossChainOp, RecordKey, SignedTransaction, TxPayload,
+};
+use dualchain_execution::crosschain::{RecordRead, check_attest_admission};
+use dualchain_execution::state::StateError;
 use dualchain_mempool::{AdmissionTime, Rejection};
 use dualchain_merkle::{hash_key, hash_value};
 use dualchain_net::PeerId;
+use dualchain_storage::KvEngine;
 use tokio::sync::broadcast;
 
 use crate::clock::Clock;
@@ -78,6 +84,25 @@ fn rejection_status(rejection: &Rejection) -> AdmissionStatus {
     }
 }
 
+/// A chain's committed records, as the admission check of an attestation reads them.
+struct CommittedRecords<E: KvEngine>(ChainReader<E>);
+
+impl<E: KvEngine> RecordRead for CommittedRecords<E> {
+    fn record(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, StateError> {
+        match self.0.get_state(&key.state_key()) {
+            Ok(value) => Ok(value),
+            Err(ChainStoreError::Storage(e)) => Err(e.into()),
+            Err(other) => Err(StateError::Decode {
+                what: "committed record",
+                source: DecodeError::Invalid {
+                    what: "committed record",
+                    detail: other.to_string(),
+                },
+            }),
+        }
+    }
+}
+
 fn restarting(chain: ChainId) -> ApiError {
     ApiError::Unavailable(format!(
         "the {chain} chain is restarting; try again shortly"
@@ -89,8 +114,32 @@ fn store_error(what: &str, e: impl std::fmt::Display) -> ApiError {
 }
 
 impl<S: Seams> ChainService<S> {
+    /// Why an `Attest` transaction could only fail here, if it could (see
+    /// `check_attest_admission`): such transactions carry no fee, so the mempool
+    /// takes only those that may apply. `None` for every other kind.
+    fn attestation_refusal(&self, tx: &SignedTransaction) -> Option<String> {
+        let TxPayload::CrossChain(CrossChainOp::Attest(attestation)) = &tx.tx().payload else {
+            return None;
+        };
+        let Some(setup) = self.ctx.executor.cross_chain() else {
+            return Some("cross-chain operations are disabled on this node".into());
+        };
+        let Some(reader) = self.ctx.live().reader.clone() else {
+            return Some(format!(
+                "the {} chain is restarting; relay the attestation again shortly",
+                self.ctx.chain
+            ));
+        };
+        let records = CommittedRecords(reader);
+        match check_attest_admission(setup, self.ctx.chain, attestation, &records) {
+            Ok(Ok(())) => None,
+            Ok(Err(failure)) => Some(format!("the attestation could only fail: {failure}")),
+            Err(e) => Some(format!("reading the records to check the attestation: {e}")),
+        }
+    }
+
     /// The store reader, or Unavailable while the chain restarts.
-    fn reader(&self) -> Result<dualchain_core::chain_store::ChainReader<S::Engine>, ApiError> {
+    fn reader(&self) -> Result<ChainReader<S::Engine>, ApiError> {
         self.ctx
             .live()
             .reader
@@ -235,16 +284,26 @@ impl<S: Seams> ChainApi for ChainService<S> {
                         "the Alpha chain accepts only cross-chain operations (kinds 16-21: sAX lock, attestations); submit transfers to Delta".into(),
                     ));
                 }
-                Ok(tx) => {
-                    positions.push(i);
-                    txs.push(tx);
-                }
+                Ok(tx) => match self.attestation_refusal(&tx) {
+                    Some(reason) => {
+                        results[i] = Some(Admission::refused(
+                            Some(tx.digest()),
+                            AdmissionStatus::RejectedOther,
+                            reason,
+                        ));
+                    }
+                    None => {
+                        positions.push(i);
+                        txs.push(tx);
+                    }
+                },
                 Err(e) => {
-                    results[i] = Some(Admission::refused(
-                        None,
-                        AdmissionStatus::InvalidEncoding,
-                        e.to_string(),
-                    ));
+                    let status = if SignedTransaction::is_oversize(&e) {
+                        AdmissionStatus::TooLarge
+                    } else {
+                        AdmissionStatus::InvalidEncoding
+                    };
+                    results[i] = Some(Admission::refused(None, status, e.to_string()));
                 }
             }
         }

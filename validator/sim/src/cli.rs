@@ -199,9 +199,14 @@ pub struct NodeSimSummary {
     /// Runs whose governance flow completed (lock, stake, propose, vote, finalize,
     /// execute on Alpha, unlock, release, release attested back).
     pub governance_flows_completed: u64,
-    /// Forged attestations the Byzantine validators got into honest mempools (every
-    /// one must fail with a typed receipt: a stake from one is a safety violation).
+    /// Forged attestations the Byzantine validators put into their own vertices, past
+    /// any admission check (every one must fail with a typed receipt: a stake from one
+    /// is a safety violation).
     pub forged_attestations: u64,
+    /// The same forgeries offered to honest validators' APIs, and how many of those
+    /// were admitted (admission refuses them all: anything but 0 is a defect).
+    pub forged_attestations_offered_to_honest: u64,
+    pub forged_attestations_admitted_by_honest: u64,
     /// Of those, refused by the attestation checks in a block (typed receipt).
     pub forged_attestations_refused: u64,
     /// Submission to inclusion in a block of the observer, simulated ms.
@@ -266,6 +271,8 @@ fn absorb(s: &mut NodeSimSummary, latencies: &mut Histogram, r: RunResult) {
     s.alpha_locks_committed += r.alpha_clients.committed;
     s.alpha_locks_attested += r.records.stakes;
     s.forged_attestations += r.forged_attestations;
+    s.forged_attestations_offered_to_honest += r.forged_offered;
+    s.forged_attestations_admitted_by_honest += r.forged_admitted;
     s.forged_attestations_refused += r.forged_refused;
     s.governance_flows_completed += u64::from(
         r.flow
@@ -370,6 +377,8 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         alpha_locks_attested: 0,
         governance_flows_completed: 0,
         forged_attestations: 0,
+        forged_attestations_offered_to_honest: 0,
+        forged_attestations_admitted_by_honest: 0,
         forged_attestations_refused: 0,
         commit_latency_ms_p50: None,
         commit_latency_ms_p99: None,

@@ -20,9 +20,10 @@ use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
     Address, AssetId, Attestation, ChainId, ChainParams, CrossChainFailure, CrossChainOp,
     FailureReason, Genesis, GenesisAccount, GenesisValidator, ReceiptStatus, SaxAllocation,
-    Transaction, TxPayload, ValidatorIndex,
+    Transaction, TxPayload, ValidatorIndex, Verdict,
 };
 use dualchain_execution::keys::{AccountRecord, account_key};
+use dualchain_mempool::AdmissionTime;
 use dualchain_net::{MemoryHub, PeerId};
 use dualchain_runtime::chain::build_context;
 use dualchain_runtime::relay;
@@ -85,9 +86,14 @@ pub struct RunResult {
     pub records: checks::RecordsAgreement,
     /// How far the governance flow got, and when each stage was reached.
     pub flow: Vec<(flow::Stage, u64)>,
-    /// Forged attestations Byzantine validators got into honest validators' mempools
+    /// Forged attestations Byzantine validators put into their own mempools, and so
+    /// into their vertices, past any admission check, as a Byzantine proposer can
     /// (each must fail at execution; a stake from one is a safety violation).
     pub forged_attestations: u64,
+    /// The same forgeries offered to honest validators' APIs, and how many of those
+    /// were admitted (the admission check refuses every one: must stay 0).
+    pub forged_offered: u64,
+    pub forged_admitted: u64,
     /// Of those, refused at execution by the attestation checks (in the observer's
     /// chain; some may still wait in a mempool or be dropped with a lost vertex).
     pub forged_refused: u64,
@@ -292,8 +298,11 @@ struct Simulation {
     partition: Vec<Vec<PeerId>>,
     rng: ChaCha8Rng,
     crashes: u64,
-    /// Forged attestations the Byzantine validators got into honest mempools.
+    /// Forged attestations the Byzantine validators put into their own mempools.
     forged: u64,
+    /// Forgeries offered to honest validators' APIs, and admitted there.
+    forged_offered: u64,
+    forged_admitted: u64,
 }
 
 impl Simulation {
@@ -397,6 +406,8 @@ impl Simulation {
             rng,
             crashes: 0,
             forged: 0,
+            forged_offered: 0,
+            forged_admitted: 0,
         })
     }
 
@@ -604,9 +615,11 @@ impl Simulation {
         }
     }
 
-    /// Each running Byzantine validator sends an honest validator's Delta two forged
-    /// lock attestations ([`forgery`]) from its own account, with the right nonce so
-    /// they reach the attestation checks.
+    /// Each running Byzantine validator makes two forged lock attestations
+    /// ([`forgery`]) from its own account, with the right nonce so they reach the
+    /// attestation checks: it offers them to an honest validator's Delta API (whose
+    /// admission must refuse them) and puts them into its own mempool directly, so its
+    /// vertices carry them to every honest executor.
     fn relay_forgeries(&mut self) {
         let honest: Vec<Arc<dyn ChainApi>> = self
             .nodes
@@ -614,40 +627,21 @@ impl Simulation {
             .filter(|n| n.honest())
             .filter_map(|n| n.api(ChainId::Delta))
             .collect();
-        let mut sent = 0;
+        let now = AdmissionTime::from_micros(self.elapsed_ms().saturating_mul(1000));
+        let (mut sent, mut offered, mut admitted) = (0, 0, 0);
         for node in self.nodes.iter().filter(|n| !n.honest()) {
             let Some(running) = &node.running else {
                 continue;
             };
             let forger = forgery::forger_address(node.index);
-            let delta_store = &node.seams.stores[slot(ChainId::Delta)];
-            let mut nonce = delta_store
+            let delta = &running.contexts[slot(ChainId::Delta)];
+            let mut nonce = node.seams.stores[slot(ChainId::Delta)]
                 .get(Column::State, &account_key(&forger))
                 .ok()
                 .flatten()
                 .and_then(|bytes| AccountRecord::decode_value(&bytes).ok())
                 .map_or(0, |account| account.nonce);
-            let alpha = &running.contexts[slot(ChainId::Alpha)];
-            let head = alpha.head().height;
-            let reader = alpha.live().reader.clone();
-            let real = reader.and_then(|reader| {
-                (head.saturating_sub(5)..=head)
-                    .rev()
-                    .filter_map(|h| reader.attestations_at(h).ok().flatten())
-                    .find_map(|list| list.into_iter().next())
-            });
-            let mut forged: Vec<Attestation> = real
-                .and_then(|real| forgery::tampered(&real, forger))
-                .into_iter()
-                .collect();
-            forged.push(forgery::invented(
-                &node.identity.key,
-                node.index,
-                forger,
-                head + 1,
-                1_000_000_000_000_000,
-            ));
-            for attestation in forged {
+            for attestation in Self::forgeries(node, running, forger) {
                 let tx = Transaction {
                     chain: ChainId::Delta,
                     sender: forger,
@@ -656,21 +650,50 @@ impl Simulation {
                     payload: TxPayload::CrossChain(CrossChainOp::Attest(Box::new(attestation))),
                 }
                 .unsigned();
-                // Both to one validator, so they stay in nonce order.
-                let Some(target) = honest.get(usize::from(node.index) % honest.len().max(1)) else {
-                    break;
-                };
-                let admission = target.submit(&[bytes::Bytes::from(tx.to_canonical_bytes())]);
-                if admission
-                    .first()
-                    .is_some_and(|a| a.status == dualchain_api::AdmissionStatus::Accepted)
-                {
+                if let Some(target) = honest.get(usize::from(node.index) % honest.len().max(1)) {
+                    offered += 1;
+                    let admission = target.submit(&[bytes::Bytes::from(tx.to_canonical_bytes())]);
+                    if admission
+                        .first()
+                        .is_some_and(|a| a.status == dualchain_api::AdmissionStatus::Accepted)
+                    {
+                        admitted += 1;
+                    }
+                }
+                if delta.mempool.admit(tx, Verdict::Valid, now).is_ok() {
                     sent += 1;
                     nonce += 1;
                 }
             }
         }
         self.forged += sent;
+        self.forged_offered += offered;
+        self.forged_admitted += admitted;
+    }
+
+    /// A tampered copy of a recent real attestation (when there is one) and an
+    /// invented one signed by the Byzantine validator alone.
+    fn forgeries(node: &SimNode, running: &Incarnation, forger: Address) -> Vec<Attestation> {
+        let alpha = &running.contexts[slot(ChainId::Alpha)];
+        let head = alpha.head().height;
+        let real = alpha.live().reader.clone().and_then(|reader| {
+            (head.saturating_sub(5)..=head)
+                .rev()
+                .filter_map(|h| reader.attestations_at(h).ok().flatten())
+                .find_map(|list| list.into_iter().next())
+        });
+        let mut forged: Vec<Attestation> = real
+            .and_then(|real| forgery::tampered(&real, forger))
+            .into_iter()
+            .collect();
+        forged.push(forgery::invented(
+            &node.identity.key,
+            node.index,
+            forger,
+            head + 1,
+            1_000_000_000_000_000,
+        ));
+        forged
     }
 
     /// One step of the governance flow against the observer's state.
@@ -813,6 +836,8 @@ impl Simulation {
             min_heights: findings.min_heights,
             crashes: self.crashes,
             forged_attestations: self.forged,
+            forged_offered: self.forged_offered,
+            forged_admitted: self.forged_admitted,
             forged_refused,
             behaviours: self.nodes.iter().filter_map(|n| n.behaviour).collect(),
             records: records.unwrap_or_default(),

@@ -185,11 +185,15 @@ impl FakeNode {
             status: status as i32,
             reason: String::new(),
         };
-        if bytes.len() > dualchain_proto::limits::MAX_TX_BYTES {
+        if bytes.len() > SignedTransaction::max_len_of_encoding(bytes) {
             return (result(TxStatus::TooLarge, Vec::new()), None);
         }
-        let Ok(stx) = SignedTransaction::from_canonical_bytes(bytes) else {
-            return (result(TxStatus::InvalidEncoding, Vec::new()), None);
+        let stx = match SignedTransaction::from_canonical_bytes(bytes) {
+            Ok(stx) => stx,
+            Err(e) if SignedTransaction::is_oversize(&e) => {
+                return (result(TxStatus::TooLarge, Vec::new()), None);
+            }
+            Err(_) => return (result(TxStatus::InvalidEncoding, Vec::new()), None),
         };
         let digest = stx.digest().0;
         if stx

@@ -432,3 +432,63 @@ proptest! {
         }
     }
 }
+
+/// An attestation of a 100-validator network carries 67 ML-DSA-87 signatures, far
+/// above the ordinary transaction limit: it still travels as one transaction, and the
+/// kind tag read without decoding gives the admission its limit.
+#[test]
+fn an_attestation_of_a_hundred_validators_fits_its_transaction_kind() {
+    use crate::crypto::AccountKeypair;
+    use crate::types::tx_limits::{MAX_ATTEST_TX_BYTES, MAX_TX_BYTES};
+    use crate::types::{Address, CrossChainOp, SignedTransaction, Transaction, TxPayload};
+    let keys: Vec<_> = (0..100u8)
+        .map(|i| ValidatorKeypair::from_seed(&[i; 32]))
+        .collect();
+    let set = ValidatorSet::new(0, keys.iter().map(|k| (k.public().clone(), 1))).unwrap();
+    let tree = tree();
+    let header = header(&tree, 10, 0);
+    let quorum = (0..100u16)
+        .take_while(|i| set.stake_of(0..*i) < set.quorum_stake())
+        .map(|i| (i, BlockCertificate::vote(&keys[usize::from(i)], &header)));
+    let certificate = BlockCertificate::from_votes(&header, quorum);
+    assert_eq!(certificate.signatures.len(), 67);
+    certificate.verify(&header, &set).unwrap();
+    let attestation = Attestation {
+        certificate,
+        header,
+        key: KEY.to_vec(),
+        value: VALUE.to_vec(),
+        proof: tree.prove(&hash_key(KEY)),
+    };
+    let relayer = AccountKeypair::from_seed(&[9; 32]);
+    let tx = Transaction {
+        chain: ChainId::Delta,
+        sender: Address::of(relayer.public()),
+        nonce: 0,
+        fee: 0,
+        payload: TxPayload::CrossChain(CrossChainOp::Attest(Box::new(attestation))),
+    };
+    let signed = tx.clone().sign(&relayer);
+    let bytes = signed.to_canonical_bytes();
+    assert!(bytes.len() > MAX_TX_BYTES && bytes.len() < MAX_ATTEST_TX_BYTES);
+    assert_eq!(
+        SignedTransaction::max_len_of_encoding(&bytes),
+        MAX_ATTEST_TX_BYTES
+    );
+    assert_eq!(
+        SignedTransaction::from_canonical_bytes(&bytes).unwrap(),
+        signed
+    );
+    // Any other kind keeps the ordinary limit, read from the same offset.
+    let transfer = Transaction {
+        payload: TxPayload::Burn {
+            asset: crate::types::AssetId::NATIVE,
+            amount: 1,
+        },
+        ..tx
+    };
+    assert_eq!(
+        SignedTransaction::max_len_of_encoding(&transfer.sign(&relayer).to_canonical_bytes()),
+        MAX_TX_BYTES
+    );
+}

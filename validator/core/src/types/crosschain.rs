@@ -617,7 +617,7 @@ impl CrossChainOp {
     /// is 16–31; this version uses 16–21).
     pub const FIRST_TAG: u8 = 16;
     const SAX_LOCK: u8 = 16;
-    const ATTEST: u8 = 17;
+    pub(crate) const ATTEST: u8 = 17;
     const SAX_UNLOCK: u8 = 18;
     const PROPOSE: u8 = 19;
     const VOTE: u8 = 20;

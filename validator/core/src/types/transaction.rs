@@ -20,8 +20,17 @@ pub mod limits {
     pub const MAX_OUTPUTS: usize = 256;
     /// Signers of one multisig policy (and approvals of one transaction).
     pub const MAX_MULTISIG_SIGNERS: usize = 16;
-    /// Encoded size of one signed transaction (the gRPC API documents the same limit).
+    /// Encoded size of one signed transaction of any kind but `Attest` (the gRPC API
+    /// documents the same limit).
     pub const MAX_TX_BYTES: usize = 128 * 1024;
+    /// Encoded size of one signed `Attest` transaction. An attestation carries a
+    /// quorum certificate of ML-DSA-87 signatures (4,629 bytes per signer: 67 signers,
+    /// 310 KB, for 100 equal validators) and the attested record, so it is bounded by
+    /// the largest attestation the decoder accepts plus an ordinary transaction's room
+    /// for the envelope and authorization; every other kind stays under
+    /// [`MAX_TX_BYTES`].
+    pub const MAX_ATTEST_TX_BYTES: usize =
+        MAX_TX_BYTES + <crate::types::Attestation as crate::encoding::Canonical>::MAX_ENCODED_LEN;
 }
 use limits::*;
 
@@ -77,6 +86,15 @@ pub enum TxPayload {
 }
 
 impl TxPayload {
+    /// The largest canonical encoding of a signed transaction of this kind:
+    /// [`MAX_ATTEST_TX_BYTES`] for attestations, [`MAX_TX_BYTES`] for every other kind.
+    pub fn max_encoded_len(&self) -> usize {
+        match self {
+            TxPayload::CrossChain(CrossChainOp::Attest(_)) => MAX_ATTEST_TX_BYTES,
+            _ => MAX_TX_BYTES,
+        }
+    }
+
     const TRANSFER: u8 = 0;
     const BURN: u8 = 1;
     const MULTISIG_CONFIGURE: u8 = 2;
@@ -407,7 +425,27 @@ pub struct SignedTransaction {
     digest: Digest,
 }
 
+/// Offset of the payload's kind tag in a canonical transaction: version, chain,
+/// sender, nonce and fee come first, all of fixed size.
+const KIND_TAG_OFFSET: usize = 1 + 1 + 32 + 8 + 8;
+
 impl SignedTransaction {
+    /// The size limit of the transaction that `bytes` encode, read from its kind tag
+    /// without decoding, so that an admission refuses bytes above it before spending
+    /// work on them (bytes too short to hold a tag get the ordinary limit).
+    pub fn max_len_of_encoding(bytes: &[u8]) -> usize {
+        match bytes.get(KIND_TAG_OFFSET) {
+            Some(&tag) if tag == CrossChainOp::ATTEST => MAX_ATTEST_TX_BYTES,
+            _ => MAX_TX_BYTES,
+        }
+    }
+
+    /// Whether `error`, from decoding a transaction, says it is larger than its
+    /// kind's limit (an admission answers that as "too large", not "malformed").
+    pub fn is_oversize(error: &DecodeError) -> bool {
+        matches!(error, DecodeError::TooLong { what, .. } if *what == Self::NAME)
+    }
+
     pub fn new(tx: Transaction, auth: Authorization) -> Self {
         let digest = tx.digest();
         Self { tx, auth, digest }
@@ -486,19 +524,34 @@ impl Encode for SignedTransaction {
 }
 
 impl Decode for SignedTransaction {
+    /// Refuses a transaction larger than its kind's limit
+    /// ([`TxPayload::max_encoded_len`]) with [`DecodeError::TooLong`], wherever it is
+    /// read: API, mempool or a peer's vertex.
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let start = r.rest();
         let tx = Transaction::decode_from(r)?;
         let tx_bytes = &start[..start.len() - r.remaining()];
         let digest = HashDomain::Transaction.hash(tx_bytes);
         let auth = Authorization::decode_from(r)?;
+        // The limits are on the canonical encoding: a version byte before what is read
+        // here (a vertex carries its transactions without it).
+        let len = 1 + start.len() - r.remaining();
+        let max = tx.payload.max_encoded_len();
+        if len > max {
+            return Err(DecodeError::TooLong {
+                what: Self::NAME,
+                len,
+                max,
+            });
+        }
         Ok(Self { tx, auth, digest })
     }
 }
 
 impl Canonical for SignedTransaction {
     const NAME: &'static str = "transaction";
-    const MAX_ENCODED_LEN: usize = MAX_TX_BYTES;
+    /// The largest of any kind; [`TxPayload::max_encoded_len`] is the limit of each.
+    const MAX_ENCODED_LEN: usize = MAX_ATTEST_TX_BYTES;
 }
 
 #[cfg(test)]

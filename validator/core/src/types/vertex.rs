@@ -7,7 +7,10 @@ use crate::encoding::{
 use crate::hash::{Digest, HashDomain};
 
 use super::chain::ChainId;
-use super::transaction::{SignedTransaction, limits::MAX_TX_BYTES};
+use super::transaction::{
+    SignedTransaction,
+    limits::{MAX_ATTEST_TX_BYTES, MAX_TX_BYTES},
+};
 use super::validator::{MAX_VALIDATORS, ValidatorIndex, ValidatorSet};
 
 /// Size limits of vertices.
@@ -226,5 +229,6 @@ impl Canonical for Vertex {
     const MAX_ENCODED_LEN: usize = MAX_VERTEX_BYTES;
 }
 
-// A vertex must be able to carry at least one maximal transaction.
+// A vertex must be able to carry several maximal transactions of every kind.
 const _: () = assert!(MAX_VERTEX_BYTES > 4 * MAX_TX_BYTES);
+const _: () = assert!(MAX_VERTEX_BYTES > 4 * MAX_ATTEST_TX_BYTES);
