@@ -27,6 +27,7 @@ fn producers_outrunning_consumers_get_explicit_rejections_and_bounds_hold() {
     let config = MempoolConfig {
         max_txs: 5_000,
         max_bytes: 5_000 * 120,
+        max_attest_tx_bytes: 5_000 * 120,
         max_per_sender: 1_000,
         recent_capacity: 1 << 20,
         shards: 64,
