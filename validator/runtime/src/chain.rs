@@ -4,6 +4,7 @@
 //! keeps going.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,7 @@ use dualchain_execution::{ExecutionMode, Executor, ExecutorConfig, SignatureVeri
 use dualchain_mempool::{Mempool, MempoolConfig};
 use dualchain_net::{Network, PeerId};
 use dualchain_storage::{Column, KvEngine};
+use futures::FutureExt;
 use prometheus::Registry;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -382,7 +384,12 @@ pub async fn run_chain<S: Seams>(
         events_rx,
         votes,
     );
-    let driven = driver.run(shutdown).await;
+    // The driver runs as a task of its own, so a panic in it (a bug in the engine or
+    // a store) fails this chain's task group like an error: the cleanup below runs and
+    // the supervisor restarts this chain while the other goes on.
+    let driven = DriverTask(tokio::spawn(driver.run(shutdown)))
+        .finish(chain)
+        .await;
 
     ctx.running.store(false, Ordering::Release);
     *ctx.live() = Live::default();
@@ -395,13 +402,61 @@ pub async fn run_chain<S: Seams>(
     }
 }
 
+/// The consensus driver's task, aborted if the chain's future is dropped (a stopping
+/// node), so it never outlives its task group.
+struct DriverTask(tokio::task::JoinHandle<anyhow::Result<()>>);
+
+impl DriverTask {
+    /// The driver's result; a panic becomes an error naming the panic.
+    async fn finish(mut self, chain: ChainId) -> anyhow::Result<()> {
+        match (&mut self.0).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => Err(anyhow::anyhow!(
+                "the {chain} consensus driver panicked: {}",
+                panic_message(e.into_panic().as_ref())
+            )),
+            Err(e) => Err(anyhow::anyhow!(
+                "the {chain} consensus driver was cancelled: {e}"
+            )),
+        }
+    }
+}
+
+impl Drop for DriverTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The text of a panic's payload (`panic!` with a message gives `&str` or `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
 /// Runs `ctx`'s chain and restarts it with exponential backoff (1 s → 30 s) when it
 /// fails, marking it degraded; returns on shutdown.
 pub async fn supervise<S: Seams>(ctx: Arc<ChainContext<S>>, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = ctx.clock.monotonic_ms();
-        let result = run_chain(ctx.clone(), shutdown.clone()).await;
+        // A panic while opening or closing the chain (the driver's own panics are
+        // errors already) fails this chain alone too.
+        let result = AssertUnwindSafe(run_chain(ctx.clone(), shutdown.clone()))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|payload| {
+                ctx.running.store(false, Ordering::Release);
+                *ctx.live() = Live::default();
+                Err(anyhow::anyhow!(
+                    "the {} chain panicked: {}",
+                    ctx.chain,
+                    panic_message(payload.as_ref())
+                ))
+            });
         if *shutdown.borrow() {
             if let Err(e) = result {
                 tracing::warn!(chain = %ctx.chain, error = %format!("{e:#}"), "chain stopped with an error during shutdown");

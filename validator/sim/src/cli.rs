@@ -199,9 +199,9 @@ pub struct NodeSimSummary {
     /// Runs whose governance flow completed (lock, stake, propose, vote, finalize,
     /// execute on Alpha, unlock, release, release attested back).
     pub governance_flows_completed: u64,
-    /// Forged attestations the Byzantine validators put into their own vertices, past
-    /// any admission check (every one must fail with a typed receipt: a stake from one
-    /// is a safety violation).
+    /// Forged attestations planted past admission, as a proposer that skips it would
+    /// carry them (every one must fail with a typed receipt: a stake from one is a
+    /// safety violation).
     pub forged_attestations: u64,
     /// The same forgeries offered to honest validators' APIs, and how many of those
     /// were admitted (admission refuses them all: anything but 0 is a defect).

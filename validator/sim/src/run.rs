@@ -23,7 +23,7 @@ use dualchain_core::types::{
     Transaction, TxPayload, ValidatorIndex, Verdict,
 };
 use dualchain_execution::keys::{AccountRecord, account_key};
-use dualchain_mempool::AdmissionTime;
+use dualchain_mempool::{AdmissionTime, Mempool};
 use dualchain_net::{MemoryHub, PeerId};
 use dualchain_runtime::chain::build_context;
 use dualchain_runtime::relay;
@@ -86,9 +86,9 @@ pub struct RunResult {
     pub records: checks::RecordsAgreement,
     /// How far the governance flow got, and when each stage was reached.
     pub flow: Vec<(flow::Stage, u64)>,
-    /// Forged attestations Byzantine validators put into their own mempools, and so
-    /// into their vertices, past any admission check, as a Byzantine proposer can
-    /// (each must fail at execution; a stake from one is a safety violation).
+    /// Forged attestations planted past admission (in the Byzantine validator's
+    /// mempool and an honest one's, as a proposer that skips admission carries them;
+    /// each must fail at execution: a stake from one is a safety violation).
     pub forged_attestations: u64,
     /// The same forgeries offered to honest validators' APIs, and how many of those
     /// were admitted (the admission check refuses every one: must stay 0).
@@ -298,7 +298,7 @@ struct Simulation {
     partition: Vec<Vec<PeerId>>,
     rng: ChaCha8Rng,
     crashes: u64,
-    /// Forged attestations the Byzantine validators put into their own mempools.
+    /// Forged attestations the Byzantine validators planted past admission.
     forged: u64,
     /// Forgeries offered to honest validators' APIs, and admitted there.
     forged_offered: u64,
@@ -351,7 +351,9 @@ impl Simulation {
                     behaviour,
                     seams: Arc::new(SimSeams {
                         clock: clock.clone(),
-                        stores: [Arc::new(SimStore::new(bug)), Arc::new(SimStore::new(bug))],
+                        stores: [ChainId::Alpha, ChainId::Delta].map(|chain| {
+                            Arc::new(SimStore::new(bug.filter(|b| b.applies_to(chain))))
+                        }),
                         hubs: hubs.clone(),
                         verdicts: verdicts.clone(),
                         behaviour,
@@ -617,15 +619,23 @@ impl Simulation {
 
     /// Each running Byzantine validator makes two forged lock attestations
     /// ([`forgery`]) from its own account, with the right nonce so they reach the
-    /// attestation checks: it offers them to an honest validator's Delta API (whose
-    /// admission must refuse them) and puts them into its own mempool directly, so its
-    /// vertices carry them to every honest executor.
+    /// attestation checks. It offers them to an honest validator's Delta API, whose
+    /// admission must refuse them; then the simulator plants them past admission, in
+    /// its own mempool and in that honest validator's, as a proposer that skips
+    /// admission would carry them (a Byzantine proposer's vertices alone rarely commit
+    /// when it withholds or equivocates), so every honest executor meets them.
     fn relay_forgeries(&mut self) {
-        let honest: Vec<Arc<dyn ChainApi>> = self
+        let honest: Vec<(Arc<dyn ChainApi>, Arc<Mempool>)> = self
             .nodes
             .iter()
             .filter(|n| n.honest())
-            .filter_map(|n| n.api(ChainId::Delta))
+            .filter_map(|n| {
+                let running = n.running.as_ref()?;
+                Some((
+                    running.apis[slot(ChainId::Delta)].clone(),
+                    running.contexts[slot(ChainId::Delta)].mempool.clone(),
+                ))
+            })
             .collect();
         let now = AdmissionTime::from_micros(self.elapsed_ms().saturating_mul(1000));
         let (mut sent, mut offered, mut admitted) = (0, 0, 0);
@@ -633,8 +643,12 @@ impl Simulation {
             let Some(running) = &node.running else {
                 continue;
             };
+            let Some((api, mempool)) = honest.get(usize::from(node.index) % honest.len().max(1))
+            else {
+                break;
+            };
             let forger = forgery::forger_address(node.index);
-            let delta = &running.contexts[slot(ChainId::Delta)];
+            let own = &running.contexts[slot(ChainId::Delta)].mempool;
             let mut nonce = node.seams.stores[slot(ChainId::Delta)]
                 .get(Column::State, &account_key(&forger))
                 .ok()
@@ -650,17 +664,17 @@ impl Simulation {
                     payload: TxPayload::CrossChain(CrossChainOp::Attest(Box::new(attestation))),
                 }
                 .unsigned();
-                if let Some(target) = honest.get(usize::from(node.index) % honest.len().max(1)) {
-                    offered += 1;
-                    let admission = target.submit(&[bytes::Bytes::from(tx.to_canonical_bytes())]);
-                    if admission
-                        .first()
-                        .is_some_and(|a| a.status == dualchain_api::AdmissionStatus::Accepted)
-                    {
-                        admitted += 1;
-                    }
+                offered += 1;
+                let admission = api.submit(&[bytes::Bytes::from(tx.to_canonical_bytes())]);
+                if admission
+                    .first()
+                    .is_some_and(|a| a.status == dualchain_api::AdmissionStatus::Accepted)
+                {
+                    admitted += 1;
                 }
-                if delta.mempool.admit(tx, Verdict::Valid, now).is_ok() {
+                let planted_own = own.admit(tx.clone(), Verdict::Valid, now).is_ok();
+                let planted_honest = mempool.admit(tx, Verdict::Valid, now).is_ok();
+                if planted_own || planted_honest {
                     sent += 1;
                     nonce += 1;
                 }

@@ -2,6 +2,7 @@
 //! the node's crashes), the chains' in-memory hubs, the shared virtual clock, and
 //! inline placement. A Byzantine validator's transport rewrites what it sends.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dualchain_consensus::SharedVerdictCache;
@@ -24,6 +25,24 @@ pub enum StoreBug {
     /// The consensus engine's commit records are silently not written: the journal
     /// that makes a crash between decision and block write harmless is gone.
     DropCommitRecords,
+    /// The `nth` write of a consensus commit record to `chain`'s store panics, once
+    /// (a bug that crashes the consensus driver mid-run): the supervisor must restart
+    /// that chain alone, from its store.
+    PanicOnCommitRecord { chain: ChainId, nth: u64 },
+}
+
+impl StoreBug {
+    /// Whether the bug is planted in `chain`'s store.
+    pub fn applies_to(self, chain: ChainId) -> bool {
+        match self {
+            StoreBug::DropCommitRecords => true,
+            StoreBug::PanicOnCommitRecord { chain: buggy, .. } => buggy == chain,
+        }
+    }
+}
+
+fn is_commit_record(column: Column, key: &[u8]) -> bool {
+    column == Column::Consensus && key.starts_with(dualchain_consensus::store::COMMIT_PREFIX)
 }
 
 /// One chain's store of one simulated validator: a memory engine, optionally with a
@@ -31,6 +50,8 @@ pub enum StoreBug {
 pub struct SimStore {
     inner: MemoryEngine,
     bug: Option<StoreBug>,
+    /// Commit-record writes so far (for [`StoreBug::PanicOnCommitRecord`]).
+    commit_writes: AtomicU64,
 }
 
 impl SimStore {
@@ -38,6 +59,7 @@ impl SimStore {
         Self {
             inner: MemoryEngine::new(),
             bug,
+            commit_writes: AtomicU64::new(0),
         }
     }
 }
@@ -50,13 +72,23 @@ impl KvEngine for SimStore {
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
         match self.bug {
             None => self.inner.write(batch),
+            Some(StoreBug::PanicOnCommitRecord { nth, .. }) => {
+                let commits = batch
+                    .ops()
+                    .iter()
+                    .filter(|op| matches!(op, WriteOp::Put { column, key, .. } if is_commit_record(*column, key)))
+                    .count() as u64;
+                let before = self.commit_writes.fetch_add(commits, Ordering::Relaxed);
+                if before < nth && before + commits >= nth {
+                    panic!("planted bug: commit record write {nth} panics");
+                }
+                self.inner.write(batch)
+            }
             Some(StoreBug::DropCommitRecords) => {
                 let mut kept = WriteBatch::with_capacity(batch.len());
                 for op in batch.into_ops() {
                     match op {
-                        WriteOp::Put { column, key, .. }
-                            if column == Column::Consensus
-                                && key.starts_with(dualchain_consensus::store::COMMIT_PREFIX) => {}
+                        WriteOp::Put { column, key, .. } if is_commit_record(column, &key) => {}
                         WriteOp::Put { column, key, value } => kept.put(column, key, value),
                         WriteOp::Delete { column, key } => kept.delete(column, key),
                     }

@@ -2,6 +2,7 @@
 //! (`dualchain sim --mode node --validators 4 --byzantine 1 --loss 0.05 --crash 1
 //! --partition-secs 5`), and a planted bug it must catch.
 
+use dualchain_core::types::ChainId;
 use dualchain_sim::cli::{Mode, RunArgs, SimArgs, run_node_sim};
 use dualchain_sim::{NodeSimConfig, Signatures, StoreBug, run};
 
@@ -136,5 +137,34 @@ fn a_validator_that_drops_its_commit_journal_is_caught() {
             .iter()
             .any(|f| f.contains("validator 1") && f.contains("neither executed nor kept")),
         "the lost commits must be found: {buggy:#?}"
+    );
+}
+
+#[test]
+fn a_panicking_chain_restarts_alone_and_the_network_goes_on() {
+    // Validator 1's Delta consensus driver panics mid-run (a planted store bug); its
+    // supervisor must restart that chain from its store while its Alpha goes on.
+    let mut cfg = NodeSimConfig::new(4, 12);
+    cfg.bug = Some((
+        1,
+        StoreBug::PanicOnCommitRecord {
+            chain: ChainId::Delta,
+            nth: 20,
+        },
+    ));
+    cfg.tps = 200;
+    cfg.load_ms = 12_000;
+    cfg.accounts = 2_000;
+    let result = run(&cfg).unwrap();
+    assert!(result.safety_violations.is_empty(), "{result:#?}");
+    assert!(result.exactly_once_violations.is_empty(), "{result:#?}");
+    assert!(result.certificate_failures.is_empty(), "{result:#?}");
+    // The restart itself is the one runtime failure the run reports.
+    assert_eq!(result.liveness_failures.len(), 1, "{result:#?}");
+    let failure = &result.liveness_failures[0];
+    assert!(
+        failure.contains("validator 1 delta: its task group failed 1 times")
+            && failure.contains("consensus driver panicked: planted bug"),
+        "{failure}"
     );
 }
