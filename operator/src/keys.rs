@@ -162,6 +162,17 @@ pub fn keyring_addresses(secret: &str, text: &str) -> Result<Vec<Address>, KeyEr
 mod tests {
     use super::*;
 
+    /// Writes `bytes` as a pod sees a key Secret: mode 0400 (the volumes'
+    /// `defaultMode`; keyfile refuses secrets other users may read).
+    fn write_as_mounted(path: &std::path::Path, bytes: &[u8]) {
+        std::fs::write(path, bytes).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        }
+    }
+
     #[test]
     fn validator_secret_matches_keyfile_layout_and_round_trips() {
         let key = ValidatorKeypair::from_seed(&[7u8; 32]);
@@ -169,7 +180,7 @@ mod tests {
         // Same directory layout as `dualchain keygen`: mount it and keyfile reads it.
         let dir = tempfile::tempdir().unwrap();
         for (file, bytes) in &data {
-            std::fs::write(dir.path().join(file), &bytes.0).unwrap();
+            write_as_mounted(&dir.path().join(file), &bytes.0);
         }
         let loaded = dualchain_core::keyfile::read_key::<dualchain_core::crypto::ValidatorScheme>(
             dir.path(),
@@ -207,7 +218,7 @@ mod tests {
         let keys = seeded_account_keys(3, 42);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
-        std::fs::write(&path, keyring_text(&keys).as_bytes()).unwrap();
+        write_as_mounted(&path, keyring_text(&keys).as_bytes());
         let read = dualchain_core::keyfile::read_keyring(&path).unwrap();
         assert_eq!(read.len(), 3);
         let addresses = keyring_addresses("s", &keyring_text(&keys)).unwrap();

@@ -106,6 +106,10 @@ pub enum KeyFileError {
         "{path} does not match the secret seed in the same directory (corrupt or mixed-up key files)"
     )]
     PublicKeyMismatch { path: PathBuf },
+    #[error(
+        "{path} holds secret key material but other users may access it (mode {mode:04o}); run `chmod o-rwx {path}` (0600, or 0440 with a group such as a pod's fsGroup)"
+    )]
+    ReadableByOthers { path: PathBuf, mode: u32 },
     #[error("{path}, line {line}: {detail}")]
     BadKeyringLine {
         path: PathBuf,
@@ -215,6 +219,27 @@ fn write_private(path: &Path, content: &[u8]) -> Result<(), KeyFileError> {
     file.sync_all().map_err(err)
 }
 
+/// Reads a file of secret key material, refusing one that users other than its owner
+/// and group may access: a seed anyone on the machine can read is no longer a secret.
+/// Group access stays allowed, since Kubernetes gives mounted secrets to the pod's
+/// `fsGroup`.
+fn read_secret(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(metadata) = fs::metadata(path) {
+            let mode = metadata.permissions().mode() & 0o7777;
+            if mode & 0o007 != 0 {
+                return Err(KeyFileError::ReadableByOthers {
+                    path: path.to_path_buf(),
+                    mode,
+                });
+            }
+        }
+    }
+    read_text(path)
+}
+
 fn read_text(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
     match fs::read_to_string(path) {
         Ok(s) => Ok(Zeroizing::new(s)),
@@ -261,7 +286,7 @@ pub fn read_key<S: Scheme>(dir: &Path) -> Result<Keypair<S>, KeyFileError> {
         });
     }
     let seed_path = dir.join(SEED_FILE);
-    let seed_text = read_text(&seed_path)?;
+    let seed_text = read_secret(&seed_path)?;
     let seed_hex = seed_text.trim();
     let bad_seed = |detail| KeyFileError::BadSeed {
         path: seed_path.clone(),
@@ -374,7 +399,7 @@ pub fn write_keyring(
 /// Reads a keyring written by [`write_keyring`], checking every address against its key.
 pub fn read_keyring(path: &Path) -> Result<Vec<crate::crypto::AccountKeypair>, KeyFileError> {
     use rayon::prelude::*;
-    let text = read_text(path)?;
+    let text = read_secret(path)?;
     let lines: Vec<(usize, &str)> = text
         .lines()
         .enumerate()
@@ -502,6 +527,42 @@ mod tests {
             read_key::<AccountScheme>(&dir),
             Err(KeyFileError::Missing { .. })
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn secrets_others_may_read_are_refused_and_group_access_is_allowed() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("v");
+        write_key(&dir, &ValidatorKeypair::from_seed(&[5; 32])).unwrap();
+        let keyring = tmp.path().join("accounts.keys");
+        write_keyring(&keyring, &[AccountKeypair::from_seed(&[6; 32])]).unwrap();
+        let chmod = |path: &Path, mode: u32| {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        };
+        let seed = dir.join(SEED_FILE);
+        for mode in [0o644, 0o604, 0o601] {
+            chmod(&seed, mode);
+            let err = read_key::<ValidatorScheme>(&dir).unwrap_err();
+            assert!(
+                matches!(&err, KeyFileError::ReadableByOthers { mode: m, .. } if *m == mode),
+                "{err}"
+            );
+            assert!(err.to_string().contains("chmod o-rwx"), "{err}");
+            chmod(&keyring, mode);
+            assert!(matches!(
+                read_keyring(&keyring),
+                Err(KeyFileError::ReadableByOthers { .. })
+            ));
+        }
+        // A pod's fsGroup makes mounted secrets group-readable.
+        for mode in [0o600, 0o440, 0o400] {
+            chmod(&seed, mode);
+            chmod(&keyring, mode);
+            read_key::<ValidatorScheme>(&dir).unwrap();
+            read_keyring(&keyring).unwrap();
+        }
     }
 
     #[test]

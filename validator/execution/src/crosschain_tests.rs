@@ -281,11 +281,9 @@ fn a_lock_is_staked_once_and_locks_need_funds_and_a_future_unlock_time() {
     );
 }
 
-#[test]
-fn forged_and_misdirected_attestations_are_refused_with_their_reason() {
-    let (mut alpha, mut delta, lock) = locked_and_staked();
-    // A second lock, not yet attested, so the forgeries are not refused as replays.
-    let bob_lock = lock_id(
+/// Bob locks 5 sAX on Alpha (a lock not yet attested); the key of its record.
+fn bob_locks(alpha: &mut Chain) -> RecordKey {
+    let lock = lock_id(
         &alpha
             .run(
                 BOB,
@@ -296,7 +294,14 @@ fn forged_and_misdirected_attestations_are_refused_with_their_reason() {
             )
             .unwrap(),
     );
-    let key = RecordKey::new(RecordKind::Lock, bob_lock.0);
+    RecordKey::new(RecordKind::Lock, lock.0)
+}
+
+#[test]
+fn forged_and_misdirected_attestations_are_refused_with_their_reason() {
+    let (mut alpha, mut delta, lock) = locked_and_staked();
+    // A second lock, not yet attested, so the forgeries are not refused as replays.
+    let key = bob_locks(&mut alpha);
     let before = delta.records.clone();
 
     let mut inflated = alpha.attest(key);
@@ -672,18 +677,7 @@ fn admission_refuses_attestations_that_could_only_fail() {
         Err(F::Attestation(AttestationRefusal::Replayed))
     );
 
-    let bob_lock = lock_id(
-        &alpha
-            .run(
-                BOB,
-                CrossChainOp::SaxLock {
-                    amount: 5,
-                    unlock_at_ms: T0 + 1,
-                },
-            )
-            .unwrap(),
-    );
-    let key = RecordKey::new(RecordKind::Lock, bob_lock.0);
+    let key = bob_locks(&mut alpha);
     let fresh = alpha.attest(key);
     assert_eq!(admit(&delta.records, &fresh), Ok(()));
     assert_eq!(
