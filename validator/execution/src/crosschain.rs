@@ -381,49 +381,61 @@ fn tally(record: &ProposalRecord, params: &CrossChainParams) -> ProposalStatus {
 }
 
 /// The admission check of an `Attest` for chain `target`, against its committed
-/// `records`: the record is one `target` applies, it was not consumed, and the
-/// attestation verifies as the executor would verify it (same freshness window, same
-/// certificate cache, so a block's certificate is checked once for both). A refusal
-/// means the transaction could only fail: consumption, the newest source height and
-/// a certificate's verdict never go back. A pass promises nothing (the state moves
-/// before the block), so the executor checks again.
+/// `records`: the record is one `target` applies (an attestable record of the other
+/// chain, which also bounds the value) and the attestation passes the executor's own
+/// verification ([`verify_attestation`], with the shared certificate cache, so a
+/// block's certificate is checked once for both). A refusal means the transaction
+/// could only fail: consumption, the newest source height and a certificate's verdict
+/// never go back. A pass promises nothing (the state moves before the block), so the
+/// executor checks again.
 pub fn check_attest_admission(
     setup: &CrossChainSetup,
     target: ChainId,
     attestation: &Attestation,
     records: &impl RecordRead,
 ) -> Result<Result<(), CrossChainFailure>, StateError> {
-    let applied_here = RecordKey::from_state_key(&attestation.key).is_some_and(|key| {
-        matches!(
-            (target, key.kind),
-            (ChainId::Delta, RecordKind::Lock)
-                | (ChainId::Alpha, RecordKind::Stake | RecordKind::Proposal)
-        )
-    });
-    if !applied_here || !is_attestable(target.other(), &attestation.key, &attestation.value) {
+    if !is_attestable(target.other(), &attestation.key, &attestation.value) {
         return Ok(Err(F::UnattestableRecord));
     }
-    let height_key = RecordKey::singleton(RecordKind::SourceHeight);
-    let newest = match records.record(&height_key)? {
-        Some(bytes) => decode_u64_record(&bytes).map_err(|e| corrupt(&height_key, e))?,
-        None => 0,
-    };
-    let id = attestation.id();
-    let consumed = records
-        .record(&RecordKey::new(RecordKind::Consumed, id.0.0))?
-        .is_some();
     let sets = |epoch: u64| setup.source_sets.get(&epoch);
+    let verified = verify_attestation(
+        (target, &sets),
+        &setup.params,
+        Some(&setup.certificates),
+        attestation,
+        &Staged::new(records),
+    )?;
+    Ok(verified.map(|_| ()))
+}
+
+/// Verifies `attestation` for the chain `target` (whose known source validator sets
+/// `sets` gives) against the records `tx` sees: the newest source height accepted
+/// (freshness) and whether it was consumed. Returns that newest height.
+fn verify_attestation<'s>(
+    (target, sets): (ChainId, &dyn Fn(u64) -> Option<&'s ValidatorSet>),
+    params: &CrossChainParams,
+    certificates: Option<&CertificateCache>,
+    attestation: &Attestation,
+    tx: &Staged<'_, impl RecordRead>,
+) -> Result<Result<u64, CrossChainFailure>, StateError> {
+    let newest = tx.u64_record(&RecordKey::singleton(RecordKind::SourceHeight))?;
+    let id = attestation.id();
+    let consumed = tx
+        .get(&RecordKey::new(RecordKind::Consumed, id.0.0))?
+        .is_some();
     let is_consumed = |candidate: &AttestationId| consumed && *candidate == id;
+    // Local closures, so the context borrows nothing longer than this call.
+    let sets = |epoch: u64| sets(epoch);
     let context = AttestationContext {
         target,
         validator_sets: &sets,
         newest_source_height: newest,
-        freshness_blocks: setup.params.freshness_blocks,
+        freshness_blocks: params.freshness_blocks,
         consumed: &is_consumed,
     };
     Ok(attestation
-        .verify(&context, Some(&setup.certificates))
-        .map(|_| ())
+        .verify(&context, certificates)
+        .map(|_| newest)
         .map_err(|error| F::Attestation(AttestationRefusal::from(&error))))
 }
 
@@ -432,24 +444,16 @@ fn attest(
     tx: &mut Staged<'_, impl RecordRead>,
     attestation: &Attestation,
 ) -> Step {
-    let height_key = RecordKey::singleton(RecordKind::SourceHeight);
-    let newest = tx.u64_record(&height_key)?;
-    let id = attestation.id();
-    let consumed_key = RecordKey::new(RecordKind::Consumed, id.0.0);
-    let consumed = tx.get(&consumed_key)?.is_some();
-    // Local closures, so the context borrows nothing longer than this call.
-    let sets = |epoch: u64| (env.source_sets)(epoch);
-    let is_consumed = |candidate: &AttestationId| consumed && *candidate == id;
-    let context = AttestationContext {
-        target: env.chain,
-        validator_sets: &sets,
-        newest_source_height: newest,
-        freshness_blocks: env.params.freshness_blocks,
-        consumed: &is_consumed,
+    let newest = match verify_attestation(
+        (env.chain, env.source_sets),
+        env.params,
+        env.certificates,
+        attestation,
+        tx,
+    )? {
+        Ok(newest) => newest,
+        Err(failure) => return Ok(Err(failure)),
     };
-    if let Err(error) = attestation.verify(&context, env.certificates) {
-        return Ok(Err(F::Attestation(AttestationRefusal::from(&error))));
-    }
     let Some(key) = RecordKey::from_state_key(&attestation.key) else {
         return Ok(Err(F::UnattestableRecord));
     };
@@ -462,9 +466,15 @@ fn attest(
         _ => Err(F::UnattestableRecord),
     };
     if step.is_ok() {
-        tx.put(consumed_key, vec![1]);
+        tx.put(
+            RecordKey::new(RecordKind::Consumed, attestation.id().0.0),
+            vec![1],
+        );
         let height = attestation.header.height.max(newest);
-        tx.put(height_key, height.to_le_bytes().to_vec());
+        tx.put(
+            RecordKey::singleton(RecordKind::SourceHeight),
+            height.to_le_bytes().to_vec(),
+        );
     }
     Ok(step)
 }

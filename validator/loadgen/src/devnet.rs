@@ -442,13 +442,7 @@ fn start_crosschain(
     };
     let tail = args.duration - baseline + Duration::from_millis(12 * alpha_ms);
     Some(tokio::spawn(async move {
-        // The send window opens once the load's accounts are ready.
-        let start = loop {
-            if let Some(start) = live.started_at() {
-                break start;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let start = live.wait_started().await;
         tokio::time::sleep_until((start + baseline).into()).await;
         let mut figures = crate::crosschain_load::run(config, Instant::now() + tail).await?;
         figures.baseline_s = baseline.as_secs_f64();
@@ -547,17 +541,11 @@ async fn drive(
     config.batch = args.batch;
     config.drain_timeout = Duration::from_millis((delta_ms * 10).max(5_000));
     // The monitor's clock starts with the send window.
-    let live_for_start = live.clone();
     let start_marker = tokio::spawn({
-        let load_start = load_start.clone();
+        let (live, load_start) = (live.clone(), load_start.clone());
         async move {
-            loop {
-                if let Some(start) = live_for_start.started_at() {
-                    *lock(&load_start) = Some(start);
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            let start = live.wait_started().await;
+            *lock(&load_start) = Some(start);
         }
     });
     let crosschain = start_crosschain(

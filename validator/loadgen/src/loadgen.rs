@@ -199,9 +199,9 @@ pub struct LiveStats {
     pub committed: AtomicU64,
     timeline: Mutex<Vec<TimelinePoint>>,
     recent_latencies: Mutex<VecDeque<(Instant, Duration)>>,
-    commits: Mutex<VecDeque<(Instant, u64)>>,
     /// Every finality event that committed own transactions: when it arrived and how
-    /// many (bounded by [`MAX_COMMIT_EVENTS`]; one per block, so hours of blocks).
+    /// many (bounded by [`MAX_COMMIT_EVENTS`]; one per block, so weeks of blocks). Its
+    /// tail is the live committed rate, the whole of it the rates of a run's phases.
     commit_log: Mutex<Vec<(Instant, u64)>>,
 }
 
@@ -241,6 +241,17 @@ impl LiveStats {
         *Self::lock(&self.start)
     }
 
+    /// Waits for the send window to open (it opens once the load's accounts are
+    /// ready); when it did.
+    pub async fn wait_started(&self) -> Instant {
+        loop {
+            if let Some(start) = self.started_at() {
+                return start;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn second_of(&self, at: Instant) -> u64 {
         self.started_at()
             .map_or(0, |s| at.saturating_duration_since(s).as_secs())
@@ -271,16 +282,6 @@ impl LiveStats {
                 log.push((at, n));
             }
         }
-        {
-            let mut commits = Self::lock(&self.commits);
-            commits.push_back((at, n));
-            while commits
-                .front()
-                .is_some_and(|(t, _)| horizon.is_some_and(|h| *t < h))
-            {
-                commits.pop_front();
-            }
-        }
         let mut recent = Self::lock(&self.recent_latencies);
         recent.extend(latencies.iter().map(|l| (at, *l)));
         while recent.len() > 65_536
@@ -301,9 +302,10 @@ impl LiveStats {
         let window = elapsed.min(LIVE_WINDOW).as_secs_f64().max(1e-3);
         let horizon = now.checked_sub(LIVE_WINDOW);
         let in_window = |t: &Instant| horizon.is_none_or(|h| *t >= h);
-        let recent_commits: u64 = Self::lock(&self.commits)
+        let recent_commits: u64 = Self::lock(&self.commit_log)
             .iter()
-            .filter(|(t, _)| in_window(t))
+            .rev()
+            .take_while(|(t, _)| in_window(t))
             .map(|(_, n)| n)
             .sum();
         let mut recent: Vec<u32> = Self::lock(&self.recent_latencies)
