@@ -38,8 +38,12 @@ pub const GOV_STAKERS: usize = 3;
 pub const EXTRA_ACCOUNTS: usize = LOCKERS + GOV_STAKERS;
 /// How often records are polled.
 pub const POLL: Duration = Duration::from_millis(50);
-/// sAX each lock holds (every generated account has 1,000,000).
+/// sAX each latency lock holds (every generated account has 1,000,000).
 const LOCK_AMOUNT: u64 = 1_000;
+/// sAX each governance staker locks: a hundred lockers' worth, so the stakers hold
+/// the quorum of the total stake whatever number of the lockers' locks were attested
+/// by the time the proposal opens (the quorum is of all stake).
+const GOV_LOCK_AMOUNT: u64 = 100 * LOCK_AMOUNT;
 /// The parameter the governance flow sets.
 pub const PARAMETER: &str = "devnet.crosschain";
 /// Errors kept in the report.
@@ -345,7 +349,7 @@ async fn governance_flow(
     let mut locks = Vec::new();
     for staker in stakers {
         let op = CrossChainOp::SaxLock {
-            amount: LOCK_AMOUNT,
+            amount: GOV_LOCK_AMOUNT,
             unlock_at_ms,
         };
         locks.push(alpha.send(staker, op).await?);
