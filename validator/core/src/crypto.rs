@@ -1,4 +1,12 @@
-//! Post-quantum signatures: ML-DSA (FIPS 204) via RustCrypto's `ml-dsa`.
+//! Post-quantum signatures: ML-DSA (FIPS 204).
+//!
+//! Behind this module's types, two implementations, each the fastest measured here for
+//! its job (`cargo bench -p dualchain-benches --bench crypto` runs all candidates side
+//! by side): AWS-LC verifies ([`verify_aws_lc`]) and `libcrux-ml-dsa` generates keys
+//! and signs deterministically ([`sign_libcrux`]). RustCrypto's `ml-dsa`, an
+//! independent implementation, checks both in this module's tests: the same seeds give
+//! the same keys and signatures, and every signature, intact or tampered with, gets
+//! the same verdict from it as from AWS-LC.
 //!
 //! Two parameter sets, chosen per role:
 //!
@@ -34,12 +42,15 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
-use ml_dsa::{EncodedSignature, EncodedVerifyingKey, MlDsa44, MlDsa87, MlDsaParams};
 use rand::{CryptoRng, TryRngCore};
 use zeroize::Zeroizing;
 
 use crate::encoding::{Decode, DecodeError, Encode, Reader};
 use crate::hash::{Digest, HashDomain};
+
+mod sign_libcrux;
+#[allow(unsafe_code)]
+mod verify_aws_lc;
 
 /// What a signature is for. Each domain is a distinct FIPS 204 context string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,9 +99,16 @@ impl SchemeTag {
     }
 }
 
+/// An ML-DSA parameter set, as the implementations behind this module name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ParameterSet {
+    MlDsa44,
+    MlDsa87,
+}
+
 /// A role's signature scheme: which ML-DSA parameter set, and its sizes.
 pub trait Scheme: Send + Sync + 'static {
-    type Params: MlDsaParams;
+    const PARAMETER_SET: ParameterSet;
     const TAG: SchemeTag;
     const PUBLIC_KEY_LEN: usize;
     const SIGNATURE_LEN: usize;
@@ -103,7 +121,7 @@ pub trait Scheme: Send + Sync + 'static {
 pub struct ValidatorScheme;
 
 impl Scheme for ValidatorScheme {
-    type Params = MlDsa87;
+    const PARAMETER_SET: ParameterSet = ParameterSet::MlDsa87;
     const TAG: SchemeTag = SchemeTag::MlDsa87;
     const PUBLIC_KEY_LEN: usize = 2592;
     const SIGNATURE_LEN: usize = 4627;
@@ -115,7 +133,7 @@ impl Scheme for ValidatorScheme {
 pub struct AccountScheme;
 
 impl Scheme for AccountScheme {
-    type Params = MlDsa44;
+    const PARAMETER_SET: ParameterSet = ParameterSet::MlDsa44;
     const TAG: SchemeTag = SchemeTag::MlDsa44;
     const PUBLIC_KEY_LEN: usize = 1312;
     const SIGNATURE_LEN: usize = 2420;
@@ -134,7 +152,7 @@ pub enum SignatureError {
 }
 
 /// A public key of scheme `S`. Equality and hashing use the encoded bytes; the
-/// expanded verifying key is computed once, on first use, and shared by clones.
+/// parsed verifying key is made once, on first use, and shared by clones.
 pub struct PublicKey<S: Scheme> {
     bytes: Arc<[u8]>,
     verifier: Verifier<S>,
@@ -142,8 +160,11 @@ pub struct PublicKey<S: Scheme> {
 
 /// How a public key checks signatures.
 enum Verifier<S: Scheme> {
-    /// FIPS 204 verification with the expanded key (made on first use).
-    MlDsa(Arc<OnceLock<Option<ml_dsa::VerifyingKey<S::Params>>>>),
+    /// FIPS 204 verification with the parsed key (made on first use).
+    MlDsa(
+        Arc<OnceLock<Option<verify_aws_lc::VerifyingKey>>>,
+        PhantomData<S>,
+    ),
     /// The in-process simulation scheme: the BLAKE3 key that made the signatures.
     #[cfg(feature = "simulated-signatures")]
     Simulated(Arc<Zeroizing<[u8; 32]>>),
@@ -152,7 +173,7 @@ enum Verifier<S: Scheme> {
 impl<S: Scheme> Clone for Verifier<S> {
     fn clone(&self) -> Self {
         match self {
-            Verifier::MlDsa(key) => Verifier::MlDsa(key.clone()),
+            Verifier::MlDsa(key, _) => Verifier::MlDsa(key.clone(), PhantomData),
             #[cfg(feature = "simulated-signatures")]
             Verifier::Simulated(key) => Verifier::Simulated(key.clone()),
         }
@@ -168,7 +189,7 @@ impl<S: Scheme> PublicKey<S> {
         }
         Ok(Self {
             bytes: Arc::from(bytes),
-            verifier: Verifier::MlDsa(Arc::new(OnceLock::new())),
+            verifier: Verifier::MlDsa(Arc::new(OnceLock::new()), PhantomData),
         })
     }
 
@@ -188,8 +209,8 @@ impl<S: Scheme> PublicKey<S> {
         signature: &Signature<S>,
     ) -> Result<(), SignatureError> {
         match &self.verifier {
-            Verifier::MlDsa(expanded) => {
-                Self::verify_ml_dsa(&self.bytes, expanded, domain, message, signature)
+            Verifier::MlDsa(parsed, _) => {
+                Self::verify_ml_dsa(&self.bytes, parsed, domain, message, signature)
             }
             #[cfg(feature = "simulated-signatures")]
             Verifier::Simulated(key) => {
@@ -204,23 +225,16 @@ impl<S: Scheme> PublicKey<S> {
 
     fn verify_ml_dsa(
         bytes: &[u8],
-        expanded: &OnceLock<Option<ml_dsa::VerifyingKey<S::Params>>>,
+        parsed: &OnceLock<Option<verify_aws_lc::VerifyingKey>>,
         domain: SigningDomain,
         message: &[u8],
         signature: &Signature<S>,
     ) -> Result<(), SignatureError> {
-        let key = expanded
-            .get_or_init(|| {
-                let encoded = EncodedVerifyingKey::<S::Params>::try_from(bytes).ok()?;
-                Some(ml_dsa::VerifyingKey::<S::Params>::decode(&encoded))
-            })
+        let key = parsed
+            .get_or_init(|| verify_aws_lc::VerifyingKey::parse(S::PARAMETER_SET, bytes))
             .as_ref()
             .ok_or(SignatureError::MalformedKey { role: S::ROLE })?;
-        let encoded = EncodedSignature::<S::Params>::try_from(signature.as_bytes())
-            .map_err(|_| SignatureError::MalformedSignature { role: S::ROLE })?;
-        let sig = ml_dsa::Signature::<S::Params>::decode(&encoded)
-            .ok_or(SignatureError::MalformedSignature { role: S::ROLE })?;
-        if key.verify_with_context(message, domain.context(), &sig) {
+        if key.verify(message, domain.context(), signature.as_bytes()) {
             Ok(())
         } else {
             Err(SignatureError::Invalid { role: S::ROLE })
@@ -358,13 +372,13 @@ impl<S: Scheme> Decode for Signature<S> {
 /// A secret signing key of scheme `S`, held as its 32-byte seed plus the derived key.
 pub struct Keypair<S: Scheme> {
     seed: Zeroizing<[u8; 32]>,
-    signing: Signer<S>,
+    signing: Signer,
     public: PublicKey<S>,
 }
 
 /// How a key pair signs.
-enum Signer<S: Scheme> {
-    MlDsa(Box<ml_dsa::SigningKey<S::Params>>),
+enum Signer {
+    MlDsa(sign_libcrux::SigningKey),
     /// The simulation scheme's MAC key (shared with the public key, which verifies with it).
     #[cfg(feature = "simulated-signatures")]
     Simulated(Arc<Zeroizing<[u8; 32]>>),
@@ -373,10 +387,9 @@ enum Signer<S: Scheme> {
 impl<S: Scheme> Keypair<S> {
     /// Derives the key pair from a 32-byte seed (FIPS 204 `KeyGen_internal(ξ)`).
     pub fn from_seed(seed: &[u8; 32]) -> Self {
-        let signing = Box::new(ml_dsa::SigningKey::<S::Params>::from_seed(&(*seed).into()));
-        let encoded = ml_dsa::signature::Keypair::verifying_key(signing.as_ref()).encode();
-        let public = PublicKey::from_bytes(encoded.as_slice())
-            .expect("ml-dsa produced a public key of the scheme's length");
+        let (signing, encoded) = sign_libcrux::SigningKey::from_seed(S::PARAMETER_SET, seed);
+        let public = PublicKey::from_bytes(&encoded)
+            .expect("ML-DSA key generation made a public key of the scheme's length");
         Self {
             seed: Zeroizing::new(*seed),
             signing: Signer::MlDsa(signing),
@@ -442,12 +455,8 @@ impl<S: Scheme> Keypair<S> {
     pub fn sign(&self, domain: SigningDomain, message: &[u8]) -> Signature<S> {
         match &self.signing {
             Signer::MlDsa(signing) => {
-                let sig = signing
-                    .expanded_key()
-                    .sign_deterministic(message, domain.context())
-                    .expect("every signing-domain context is shorter than 255 bytes");
-                Signature::from_bytes(sig.encode().as_slice())
-                    .expect("ml-dsa produced a signature of the scheme's length")
+                Signature::from_bytes(&signing.sign(message, domain.context()))
+                    .expect("ML-DSA signing made a signature of the scheme's length")
             }
             #[cfg(feature = "simulated-signatures")]
             Signer::Simulated(key) => simulated::sign::<S>(key, domain, message),
@@ -666,6 +675,164 @@ mod tests {
                 .verify(SigningDomain::Vertex, b"digest", &sig)
                 .is_err()
         );
+    }
+
+    /// RustCrypto `ml-dsa`'s verdict on a signature, as the independent reference.
+    fn reference_verifies<P: ml_dsa::MlDsaParams>(
+        public: &[u8],
+        domain: SigningDomain,
+        message: &[u8],
+        signature: &[u8],
+    ) -> bool {
+        let key = ml_dsa::EncodedVerifyingKey::<P>::try_from(public).unwrap();
+        let key = ml_dsa::VerifyingKey::<P>::decode(&key);
+        let Ok(encoded) = ml_dsa::EncodedSignature::<P>::try_from(signature) else {
+            return false;
+        };
+        ml_dsa::Signature::<P>::decode(&encoded)
+            .is_some_and(|sig| key.verify_with_context(message, domain.context(), &sig))
+    }
+
+    /// The reference's key and deterministic signature for `seed`.
+    fn reference_sign<P: ml_dsa::MlDsaParams>(
+        seed: &[u8; 32],
+        domain: SigningDomain,
+        message: &[u8],
+    ) -> (Vec<u8>, Vec<u8>) {
+        let key = ml_dsa::SigningKey::<P>::from_seed(&(*seed).into());
+        let public = ml_dsa::signature::Keypair::verifying_key(&key)
+            .encode()
+            .to_vec();
+        let sig = key
+            .expanded_key()
+            .sign_deterministic(message, domain.context())
+            .unwrap();
+        (public, sig.encode().to_vec())
+    }
+
+    #[test]
+    fn keys_and_signatures_are_those_of_the_reference_implementation() {
+        for seed in [[0u8; 32], [7; 32], [0xff; 32]] {
+            for domain in [SigningDomain::Vertex, SigningDomain::Attestation] {
+                let ours = ValidatorKeypair::from_seed(&seed);
+                let sig = ours.sign(domain, b"a message");
+                let (public, reference) =
+                    reference_sign::<ml_dsa::MlDsa87>(&seed, domain, b"a message");
+                assert_eq!(ours.public().as_bytes(), &public[..]);
+                assert_eq!(sig.as_bytes(), &reference[..]);
+
+                let ours = AccountKeypair::from_seed(&seed);
+                let sig = ours.sign(domain, b"a message");
+                let (public, reference) =
+                    reference_sign::<ml_dsa::MlDsa44>(&seed, domain, b"a message");
+                assert_eq!(ours.public().as_bytes(), &public[..]);
+                assert_eq!(sig.as_bytes(), &reference[..]);
+            }
+        }
+    }
+
+    /// What tampering a case applies before both implementations judge it.
+    #[derive(Debug, Clone)]
+    enum Tamper {
+        None,
+        SignatureByte { at: usize, xor: u8 },
+        MessageByte { at: usize, xor: u8 },
+        Domain,
+        PublicKeyByte { at: usize, xor: u8 },
+    }
+
+    fn tamper() -> impl proptest::strategy::Strategy<Value = Tamper> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Tamper::None),
+            (any::<usize>(), 1u8..).prop_map(|(at, xor)| Tamper::SignatureByte { at, xor }),
+            (any::<usize>(), 1u8..).prop_map(|(at, xor)| Tamper::MessageByte { at, xor }),
+            Just(Tamper::Domain),
+            (any::<usize>(), 1u8..).prop_map(|(at, xor)| Tamper::PublicKeyByte { at, xor }),
+        ]
+    }
+
+    /// Applies `tamper` to one signed case and returns (our verdict, reference verdict).
+    fn judge<S: Scheme, P: ml_dsa::MlDsaParams>(
+        seed: [u8; 32],
+        mut message: Vec<u8>,
+        tamper: &Tamper,
+    ) -> (bool, bool) {
+        let key = Keypair::<S>::from_seed(&seed);
+        let sig = key.sign(SigningDomain::Transaction, &message);
+        let mut sig = sig.as_bytes().to_vec();
+        let mut public = key.public().as_bytes().to_vec();
+        let mut domain = SigningDomain::Transaction;
+        match *tamper {
+            Tamper::None => {}
+            Tamper::SignatureByte { at, xor } => {
+                let len = sig.len();
+                sig[at % len] ^= xor
+            }
+            Tamper::MessageByte { at, xor } => {
+                let len = message.len();
+                message[at % len] ^= xor
+            }
+            Tamper::Domain => domain = SigningDomain::Vertex,
+            Tamper::PublicKeyByte { at, xor } => {
+                let len = public.len();
+                public[at % len] ^= xor
+            }
+        }
+        let ours = PublicKey::<S>::from_bytes(&public)
+            .unwrap()
+            .verify(domain, &message, &Signature::from_bytes(&sig).unwrap())
+            .is_ok();
+        (
+            ours,
+            reference_verifies::<P>(&public, domain, &message, &sig),
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// AWS-LC and the reference agree on every verdict: a consensus rule must not
+        /// depend on which FIPS 204 implementation a node links.
+        #[test]
+        fn verification_agrees_with_the_reference_implementation(
+            seed in proptest::prelude::any::<[u8; 32]>(),
+            message in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..200),
+            tamper in tamper(),
+        ) {
+            let untouched = matches!(tamper, Tamper::None);
+            let (ours, reference) =
+                judge::<ValidatorScheme, ml_dsa::MlDsa87>(seed, message.clone(), &tamper);
+            proptest::prop_assert_eq!(ours, reference);
+            proptest::prop_assert_eq!(ours, untouched);
+            let (ours, reference) =
+                judge::<AccountScheme, ml_dsa::MlDsa44>(seed, message, &tamper);
+            proptest::prop_assert_eq!(ours, reference);
+            proptest::prop_assert_eq!(ours, untouched);
+        }
+    }
+
+    #[test]
+    fn verification_is_shared_across_threads() {
+        let key = ValidatorKeypair::from_seed(&[1; 32]);
+        let sig = key.sign(SigningDomain::BlockVote, b"header");
+        let public = key.public().clone();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..8 {
+                        public
+                            .verify(SigningDomain::BlockVote, b"header", &sig)
+                            .unwrap();
+                        assert!(
+                            public
+                                .verify(SigningDomain::BlockVote, b"headeR", &sig)
+                                .is_err()
+                        );
+                    }
+                });
+            }
+        });
     }
 
     #[test]

@@ -12,7 +12,10 @@
 //! - [`chain_store`]: the typed layer over the storage engine — one atomic write
 //!   batch per sealed block, and the state root.
 //!
-//! This crate does no I/O besides reading and writing key files.
+//! This crate does no I/O besides reading and writing key files. Its only `unsafe`
+//! code is the AWS-LC verification call in `crypto::verify_aws_lc`.
+
+#![deny(unsafe_code)]
 
 pub mod chain_store;
 pub mod crypto;
