@@ -79,6 +79,12 @@ pub enum AdmissionStatus {
     UnsignedNotAllowed,
     /// Larger than a transaction may be.
     TooLarge,
+    /// The nonce is spent: below the sender's next nonce on the committed state.
+    NonceTooOld,
+    /// The nonce is beyond the window the node accepts ahead of the sender's next one.
+    NonceTooNew,
+    /// The sender does not exist, or cannot pay the fee plus what it moves.
+    InsufficientBalance,
     /// The node sheds load from this sender (transient).
     RateLimited,
     /// Refused by a rule not listed above; the reason says which.

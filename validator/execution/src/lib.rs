@@ -5,6 +5,8 @@
 //!
 //! 1. **admission** — [`verify::SignatureVerifier`] checks signatures in parallel once
 //!    and caches the verdicts (unsigned only with the genesis flag);
+//!    [`admission::check_sender`] keeps out what could only fail against the committed
+//!    state (spent nonce, unknown sender, unpayable fee or amounts);
 //! 2. **execution** — [`executor::Executor`] in one of three [`ExecutionMode`]s runs
 //!    the rules of [`rules`] (the exact rules, including what a failed transaction
 //!    still changes, are written there) over a working set ([`workset`]) loaded
@@ -20,6 +22,7 @@
 //!
 //! [`cli`] holds `dualchain bench exec`; [`workload`] its seeded workloads.
 
+pub mod admission;
 pub mod cli;
 pub mod crosschain;
 pub mod executor;

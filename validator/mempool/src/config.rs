@@ -13,6 +13,10 @@ pub struct MempoolConfig {
     /// Pending transactions of one sender: what keeps one flooding sender from
     /// taking the whole pool.
     pub max_per_sender: usize,
+    /// How far ahead of a sender's next nonce (on the committed state) admission
+    /// accepts a nonce: room for what a sender has in flight through the pool and
+    /// consensus, while a far-future nonce, which could only fail, is refused.
+    pub max_nonce_ahead: u64,
     /// Encoded size of one transaction (the protocol limit by default).
     pub max_tx_bytes: usize,
     /// Encoded size of one attestation transaction, which carries a quorum
@@ -30,6 +34,7 @@ impl Default for MempoolConfig {
             max_txs: 500_000,
             max_bytes: 512 * 1024 * 1024,
             max_per_sender: 4_096,
+            max_nonce_ahead: 16_384,
             max_tx_bytes: MAX_TX_BYTES,
             max_attest_tx_bytes: MAX_ATTEST_TX_BYTES,
             recent_capacity: 1 << 20,
@@ -68,6 +73,9 @@ impl MempoolConfig {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
             }
+        }
+        if self.max_nonce_ahead == 0 {
+            return Err(ConfigError::Zero("max_nonce_ahead"));
         }
         if !self.shards.is_power_of_two() || self.shards > 4096 {
             return Err(ConfigError::Shards(self.shards));

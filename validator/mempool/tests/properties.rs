@@ -28,6 +28,7 @@ fn config(max_txs: usize, max_bytes: usize, max_per_sender: usize, shards: usize
         max_per_sender,
         max_tx_bytes: 500,
         max_attest_tx_bytes: 500,
+        max_nonce_ahead: 1_000,
         recent_capacity: 10_000,
         shards,
     }

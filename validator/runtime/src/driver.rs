@@ -33,6 +33,7 @@ use dualchain_consensus::{
 use dualchain_core::Digest;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{BlockCertificate, ValidatorIndex, Vertex};
+use dualchain_execution::admission::{Stage, check_sender};
 use dualchain_mempool::{AdmissionTime, Batch, Envelope, encoded_len};
 use dualchain_net::{
     EventReceiver, InboundRequest, Message, MessageKind, NetEvent, Network, PeerId,
@@ -41,6 +42,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::chain::EXEC_QUEUE_CAPACITY;
 use crate::clock::Clock;
+use crate::committed::CommittedState;
 use crate::context::ChainContext;
 use crate::executor::{ExecCommand, ExecEvent};
 use crate::seams::{Placement, Seams};
@@ -277,10 +279,27 @@ impl<S: Seams> Driver<S> {
         if batch.is_empty() {
             return Ok(());
         }
+        // The state may have moved since admission: what can now only fail (a spent
+        // nonce, a fee or amount the sender no longer has) is dropped, not proposed.
+        let committed = ctx.live().reader.clone().map(CommittedState);
         let mut transactions = Vec::with_capacity(batch.len());
+        let mut dropped = 0;
         for envelope in batch.envelopes {
+            if let Some(state) = &committed
+                && matches!(
+                    check_sender(envelope.tx.tx(), state, Stage::Proposal),
+                    Ok(Err(_))
+                )
+            {
+                dropped += 1;
+                continue;
+            }
             self.queued.insert(envelope.digest(), envelope.admitted_at);
             transactions.push(envelope.tx);
+        }
+        ctx.metrics.proposals_dropped_unpayable.inc_by(dropped);
+        if transactions.is_empty() {
+            return Ok(());
         }
         let outputs = self.step(Input::BatchReady { transactions });
         self.dispatch(outputs, None)

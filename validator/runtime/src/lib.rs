@@ -38,6 +38,7 @@
 
 pub mod chain;
 pub mod clock;
+mod committed;
 pub mod context;
 pub mod driver;
 pub mod executor;

@@ -30,6 +30,7 @@ pub struct ChainMetrics {
     pub certificates: IntCounter,
     pub restarts: IntCounter,
     pub votes_rejected: IntCounter,
+    pub proposals_dropped_unpayable: IntCounter,
 }
 
 impl ChainMetrics {
@@ -108,6 +109,10 @@ impl ChainMetrics {
                 "dualchain_block_votes_rejected_total",
                 "Block votes refused (bad signature, unknown signer, conflicting header)",
             ))?,
+            proposals_dropped_unpayable: IntCounter::with_opts(opts(
+                "dualchain_proposal_dropped_unpayable_total",
+                "Pending transactions a proposer dropped instead of proposing: against the committed state their nonce was spent or they could not pay",
+            ))?,
         };
         registry.register(Box::new(m.height.clone()))?;
         registry.register(Box::new(m.finalized_height.clone()))?;
@@ -125,6 +130,7 @@ impl ChainMetrics {
         registry.register(Box::new(m.certificates.clone()))?;
         registry.register(Box::new(m.restarts.clone()))?;
         registry.register(Box::new(m.votes_rejected.clone()))?;
+        registry.register(Box::new(m.proposals_dropped_unpayable.clone()))?;
         Ok(m)
     }
 }

@@ -11,20 +11,18 @@ use dualchain_api::{
     FinalizedBlock, NodeStatus, RecordAtHead, SnapshotInfo,
 };
 use dualchain_core::Digest;
-use dualchain_core::chain_store::{ChainReader, ChainStoreError};
-use dualchain_core::encoding::{Canonical, DecodeError};
-use dualchain_core::types::{
-    Attestation, ChainId, CrossChainOp, RecordKey, SignedTransaction, TxPayload,
-};
-use dualchain_execution::crosschain::{RecordRead, check_attest_admission};
-use dualchain_execution::state::StateError;
+use dualchain_core::chain_store::ChainReader;
+use dualchain_core::encoding::Canonical;
+use dualchain_core::types::{Attestation, ChainId, CrossChainOp, SignedTransaction, TxPayload};
+use dualchain_execution::admission::{SenderRefusal, Stage, check_sender};
+use dualchain_execution::crosschain::check_attest_admission;
 use dualchain_mempool::{AdmissionTime, Rejection};
 use dualchain_merkle::{hash_key, hash_value};
 use dualchain_net::PeerId;
-use dualchain_storage::KvEngine;
 use tokio::sync::broadcast;
 
 use crate::clock::Clock;
+use crate::committed::CommittedState;
 use crate::context::ChainContext;
 use crate::executor::ExecCommand;
 use crate::seams::Seams;
@@ -84,22 +82,14 @@ fn rejection_status(rejection: &Rejection) -> AdmissionStatus {
     }
 }
 
-/// A chain's committed records, as the admission check of an attestation reads them.
-struct CommittedRecords<E: KvEngine>(ChainReader<E>);
-
-impl<E: KvEngine> RecordRead for CommittedRecords<E> {
-    fn record(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, StateError> {
-        match self.0.get_state(&key.state_key()) {
-            Ok(value) => Ok(value),
-            Err(ChainStoreError::Storage(e)) => Err(e.into()),
-            Err(other) => Err(StateError::Decode {
-                what: "committed record",
-                source: DecodeError::Invalid {
-                    what: "committed record",
-                    detail: other.to_string(),
-                },
-            }),
-        }
+/// The API status of a refusal against the committed state.
+fn sender_refusal_status(refusal: &SenderRefusal) -> AdmissionStatus {
+    match refusal {
+        SenderRefusal::NonceTooOld { .. } => AdmissionStatus::NonceTooOld,
+        SenderRefusal::NonceTooNew { .. } => AdmissionStatus::NonceTooNew,
+        SenderRefusal::UnknownSender
+        | SenderRefusal::CannotPayFee { .. }
+        | SenderRefusal::InsufficientBalance { .. } => AdmissionStatus::InsufficientBalance,
     }
 }
 
@@ -130,11 +120,40 @@ impl<S: Seams> ChainService<S> {
                 self.ctx.chain
             ));
         };
-        let records = CommittedRecords(reader);
+        let records = CommittedState(reader);
         match check_attest_admission(setup, self.ctx.chain, attestation, &records) {
             Ok(Ok(())) => None,
             Ok(Err(failure)) => Some(format!("the attestation could only fail: {failure}")),
             Err(e) => Some(format!("reading the records to check the attestation: {e}")),
+        }
+    }
+
+    /// Why `tx` could only fail against this chain's committed state, if it could:
+    /// the attestation check for `Attest`, then the sender check for every kind (see
+    /// `dualchain_execution::admission`). A transaction the mempool already holds or
+    /// recently saw is left to it, so a client's retry of its own transaction is
+    /// answered `Duplicate`, not `NonceTooOld`.
+    fn state_refusal(&self, tx: &SignedTransaction) -> Option<(AdmissionStatus, String)> {
+        if let Some(reason) = self.attestation_refusal(tx) {
+            return Some((AdmissionStatus::RejectedOther, reason));
+        }
+        let digest = tx.digest();
+        if self.ctx.mempool.is_pending(&digest) || self.ctx.mempool.is_recent(&digest) {
+            return None;
+        }
+        // While the chain restarts there is no reader: admit, and let the proposer's
+        // check (the same one) keep out what cannot pay.
+        let reader = self.ctx.live().reader.clone()?;
+        let stage = Stage::Admission {
+            nonce_window: self.ctx.mempool.config().max_nonce_ahead,
+        };
+        match check_sender(tx.tx(), &CommittedState(reader), stage) {
+            Ok(Ok(())) => None,
+            Ok(Err(refusal)) => Some((sender_refusal_status(&refusal), refusal.to_string())),
+            Err(e) => Some((
+                AdmissionStatus::InternalError,
+                format!("reading the sender's account: {e}"),
+            )),
         }
     }
 
@@ -284,13 +303,9 @@ impl<S: Seams> ChainApi for ChainService<S> {
                         "the Alpha chain accepts only cross-chain operations (kinds 16-21: sAX lock, attestations); submit transfers to Delta".into(),
                     ));
                 }
-                Ok(tx) => match self.attestation_refusal(&tx) {
-                    Some(reason) => {
-                        results[i] = Some(Admission::refused(
-                            Some(tx.digest()),
-                            AdmissionStatus::RejectedOther,
-                            reason,
-                        ));
+                Ok(tx) => match self.state_refusal(&tx) {
+                    Some((status, reason)) => {
+                        results[i] = Some(Admission::refused(Some(tx.digest()), status, reason));
                     }
                     None => {
                         positions.push(i);

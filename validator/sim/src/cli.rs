@@ -209,6 +209,10 @@ pub struct NodeSimSummary {
     pub forged_attestations_admitted_by_honest: u64,
     /// Of those, refused by the attestation checks in a block (typed receipt).
     pub forged_attestations_refused: u64,
+    /// Transfers from unfunded accounts offered to honest APIs, and how many were
+    /// admitted (admission against state refuses them all: anything but 0 is a defect).
+    pub unpayable_offered_to_honest: u64,
+    pub unpayable_admitted_by_honest: u64,
     /// Submission to inclusion in a block of the observer, simulated ms.
     pub commit_latency_ms_p50: Option<u64>,
     pub commit_latency_ms_p99: Option<u64>,
@@ -274,6 +278,8 @@ fn absorb(s: &mut NodeSimSummary, latencies: &mut Histogram, r: RunResult) {
     s.forged_attestations_offered_to_honest += r.forged_offered;
     s.forged_attestations_admitted_by_honest += r.forged_admitted;
     s.forged_attestations_refused += r.forged_refused;
+    s.unpayable_offered_to_honest += r.unpayable_offered;
+    s.unpayable_admitted_by_honest += r.unpayable_admitted;
     s.governance_flows_completed += u64::from(
         r.flow
             .last()
@@ -380,6 +386,8 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         forged_attestations_offered_to_honest: 0,
         forged_attestations_admitted_by_honest: 0,
         forged_attestations_refused: 0,
+        unpayable_offered_to_honest: 0,
+        unpayable_admitted_by_honest: 0,
         commit_latency_ms_p50: None,
         commit_latency_ms_p99: None,
         alpha_height_min: u64::MAX,

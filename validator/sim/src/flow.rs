@@ -323,7 +323,14 @@ impl GovernanceFlow {
         let admission = target.submit(&[Bytes::from(tx.to_canonical_bytes())]);
         match admission.first().map(|a| a.status) {
             Some(AdmissionStatus::Accepted | AdmissionStatus::Duplicate) => {}
-            Some(AdmissionStatus::MempoolFull | AdmissionStatus::RateLimited) | None => {}
+            // Transient, or the nonce read from the store was already spent by the
+            // stage's previous attempt: the next attempt reads it again.
+            Some(
+                AdmissionStatus::MempoolFull
+                | AdmissionStatus::RateLimited
+                | AdmissionStatus::NonceTooOld,
+            )
+            | None => {}
             Some(other) => self.unexpected.push(format!(
                 "flow {stage:?} transaction of staker {staker} refused: {other:?}"
             )),

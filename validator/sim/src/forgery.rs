@@ -22,6 +22,18 @@ pub fn forger_address(index: ValidatorIndex) -> Address {
     ))
 }
 
+/// The `k`-th account a Byzantine validator sends unpayable transfers from: never
+/// funded, so every transfer from it could only fail.
+pub fn spammer_address(index: ValidatorIndex, k: u64) -> Address {
+    let mut seed = [0u8; 10];
+    seed[..2].copy_from_slice(&index.to_le_bytes());
+    seed[2..].copy_from_slice(&k.to_le_bytes());
+    Address(blake3::derive_key(
+        "dualchain 2026-12 simulated spammer v1",
+        &seed,
+    ))
+}
+
 /// `real` with its lock rewritten: the forger owns it, and it holds 1000 times more.
 /// The inclusion proof no longer matches the value.
 pub fn tampered(real: &Attestation, forger: Address) -> Option<Attestation> {

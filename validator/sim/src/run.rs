@@ -19,7 +19,7 @@ use dualchain_core::crypto::ValidatorKeypair;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
     Address, AssetId, Attestation, ChainId, ChainParams, CrossChainFailure, CrossChainOp,
-    FailureReason, Genesis, GenesisAccount, GenesisValidator, ReceiptStatus, SaxAllocation,
+    FailureReason, Genesis, GenesisAccount, GenesisValidator, Output, ReceiptStatus, SaxAllocation,
     Transaction, TxPayload, ValidatorIndex, Verdict,
 };
 use dualchain_execution::keys::{AccountRecord, account_key};
@@ -54,6 +54,8 @@ const FLOW_TICK_MS: u64 = 200;
 /// Beyond the drain, how long the governance flow may still take (its steps wait for
 /// Alpha's 15 s blocks several times).
 const FLOW_EXTRA_MS: u64 = 90_000;
+/// Transfers from unfunded accounts each Byzantine validator offers per forgery round.
+const UNPAYABLE_PER_ROUND: u64 = 4;
 /// How often each Byzantine validator relays forged attestations during the load.
 const FORGE_EVERY_MS: u64 = 3_000;
 /// Native balance of every client account.
@@ -97,6 +99,11 @@ pub struct RunResult {
     /// Of those, refused at execution by the attestation checks (in the observer's
     /// chain; some may still wait in a mempool or be dropped with a lost vertex).
     pub forged_refused: u64,
+    /// Transfers from accounts that do not exist (which would fail and pay nothing)
+    /// the Byzantine validators offered to honest APIs, and how many were admitted
+    /// (admission against state refuses them all: must stay 0).
+    pub unpayable_offered: u64,
+    pub unpayable_admitted: u64,
 }
 
 /// Runs one seed to completion.
@@ -303,6 +310,10 @@ struct Simulation {
     /// Forgeries offered to honest validators' APIs, and admitted there.
     forged_offered: u64,
     forged_admitted: u64,
+    /// Transfers from unfunded accounts offered to honest validators' APIs, and
+    /// admitted there.
+    unpayable_offered: u64,
+    unpayable_admitted: u64,
 }
 
 impl Simulation {
@@ -410,6 +421,8 @@ impl Simulation {
             forged: 0,
             forged_offered: 0,
             forged_admitted: 0,
+            unpayable_offered: 0,
+            unpayable_admitted: 0,
         })
     }
 
@@ -494,6 +507,7 @@ impl Simulation {
             }
             if now.is_multiple_of(FORGE_EVERY_MS) && (1_000..load_end).contains(&now) {
                 self.relay_forgeries();
+                self.offer_unpayable();
             }
             if now >= load_end && now >= faults_end && next_fault == self.faults.len() {
                 let in_flight: usize = clients.iter().map(Clients::in_flight).sum();
@@ -685,6 +699,56 @@ impl Simulation {
         self.forged_admitted += admitted;
     }
 
+    /// Each running Byzantine validator offers an honest validator's Delta API
+    /// transfers from accounts that do not exist: valid transactions (the network
+    /// takes unsigned ones) that could only fail, paying nothing. Admission against
+    /// state must refuse every one.
+    fn offer_unpayable(&mut self) {
+        let honest: Vec<Arc<dyn ChainApi>> = self
+            .nodes
+            .iter()
+            .filter(|n| n.honest())
+            .filter_map(|n| Some(n.running.as_ref()?.apis[slot(ChainId::Delta)].clone()))
+            .collect();
+        let (mut offered, mut admitted) = (0, 0);
+        for node in self
+            .nodes
+            .iter()
+            .filter(|n| !n.honest() && n.running.is_some())
+        {
+            let Some(api) = honest.get(usize::from(node.index) % honest.len().max(1)) else {
+                break;
+            };
+            let batch: Vec<bytes::Bytes> = (0..UNPAYABLE_PER_ROUND)
+                .map(|k| {
+                    let tx = Transaction {
+                        chain: ChainId::Delta,
+                        sender: forgery::spammer_address(node.index, self.unpayable_offered + k),
+                        nonce: 0,
+                        fee: 1,
+                        payload: TxPayload::Transfer {
+                            outputs: vec![Output {
+                                to: forgery::forger_address(node.index),
+                                asset: AssetId::NATIVE,
+                                amount: 1,
+                            }],
+                        },
+                    }
+                    .unsigned();
+                    bytes::Bytes::from(tx.to_canonical_bytes())
+                })
+                .collect();
+            offered += batch.len() as u64;
+            admitted += api
+                .submit(&batch)
+                .iter()
+                .filter(|a| a.status == dualchain_api::AdmissionStatus::Accepted)
+                .count() as u64;
+        }
+        self.unpayable_offered += offered;
+        self.unpayable_admitted += admitted;
+    }
+
     /// A tampered copy of a recent real attestation (when there is one) and an
     /// invented one signed by the Byzantine validator alone.
     fn forgeries(node: &SimNode, running: &Incarnation, forger: Address) -> Vec<Attestation> {
@@ -853,6 +917,8 @@ impl Simulation {
             forged_offered: self.forged_offered,
             forged_admitted: self.forged_admitted,
             forged_refused,
+            unpayable_offered: self.unpayable_offered,
+            unpayable_admitted: self.unpayable_admitted,
             behaviours: self.nodes.iter().filter_map(|n| n.behaviour).collect(),
             records: records.unwrap_or_default(),
             flow: flow.reached,

@@ -194,6 +194,10 @@ impl Clients {
                     self.stats.submitted += 1;
                 }
             }
+            // A retry after the transaction committed, once the pool forgot its digest:
+            // its nonce is spent. Nothing to do; finality tracking sees the commit (and
+            // reports the transaction lost if the nonce went to anything else).
+            AdmissionStatus::NonceTooOld if self.accepted.contains(&digest) => {}
             // Transient: try again soon (to another validator).
             AdmissionStatus::MempoolFull | AdmissionStatus::RateLimited => {
                 if let Some(&account) = self.by_digest.get(&digest)

@@ -82,6 +82,9 @@ fn every_fault_at_once_keeps_safety_liveness_exactly_once_and_determinism() {
         summary.forged_attestations_admitted_by_honest, 0,
         "{summary:#?}"
     );
+    // Transfers that could only fail and pay nothing are refused at admission.
+    assert!(summary.unpayable_offered_to_honest > 0, "{summary:#?}");
+    assert_eq!(summary.unpayable_admitted_by_honest, 0, "{summary:#?}");
 }
 
 #[test]
