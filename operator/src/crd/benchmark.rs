@@ -27,6 +27,7 @@ use super::network::NetworkTemplate;
     derive = "PartialEq",
     doc = "A benchmark: a short-lived network, a load run with optional faults, and a verdict.",
     validation = Rule::new("self.metadata.name.size() <= 37").message("a BenchmarkCluster name must be at most 37 characters (runs and networks append suffixes)"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("a BenchmarkCluster name must be a DNS-1035 label: lower-case letters, digits and '-', starting with a letter and ending with a letter or digit (its networks' Services are named after it)"),
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Lifecycle phase"}"#,
     printcolumn = r#"{"name":"Validators","type":"integer","jsonPath":".spec.validators","description":"Validators in the benchmark network"}"#,
     printcolumn = r#"{"name":"TPS","type":"number","jsonPath":".status.results.averageTps","description":"Average committed transactions per second"}"#,

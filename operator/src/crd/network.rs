@@ -31,6 +31,7 @@ use super::common::{ChainProgress, ChainResources, Condition, ResourceAmounts};
     derive = "PartialEq",
     doc = "A dualchain network: N validators, each a pod running the Alpha and Delta chains.",
     validation = Rule::new("self.metadata.name.size() <= 52").message("a DualChainNetwork name must be at most 52 characters (it prefixes pod and Service names)"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("a DualChainNetwork name must be a DNS-1035 label: lower-case letters, digits and '-', starting with a letter and ending with a letter or digit (it prefixes Service names)"),
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Lifecycle phase"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.ready","description":"Ready validators / desired validators"}"#,
     printcolumn = r#"{"name":"Alpha","type":"integer","jsonPath":".status.alpha.height","description":"Alpha chain height"}"#,
@@ -77,7 +78,7 @@ pub struct NetworkTemplate {
     pub delta: DeltaChainSpec,
     /// Epoch length in Alpha blocks; validator-set changes take effect at epoch boundaries.
     #[serde(default = "default_epoch_length")]
-    #[x_kube(validation = Rule::new("self >= 1").message("epochLengthAlphaBlocks must be at least 1"))]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1000000000").message("epochLengthAlphaBlocks must be between 1 and 1000000000"))]
     pub epoch_length_alpha_blocks: u64,
     /// Genesis accounts and balances. Fixed at creation: changing genesis would fork the network.
     #[serde(default)]
@@ -149,7 +150,7 @@ macro_rules! chain_spec {
         pub struct $name {
             #[doc = concat!("Target block time of ", $chain, " in milliseconds (greater than 0).")]
             #[serde(default = "default_block_time")]
-            #[x_kube(validation = Rule::new("self > 0").message("blockTimeMs must be greater than 0"))]
+            #[x_kube(validation = Rule::new("self > 0 && self <= 3600000").message("blockTimeMs must be between 1 and 3600000 (one hour)"))]
             pub block_time_ms: u64,
             /// Consensus engine.
             #[serde(default)]

@@ -209,8 +209,9 @@ pub struct NodeSimSummary {
     pub forged_attestations_admitted_by_honest: u64,
     /// Of those, refused by the attestation checks in a block (typed receipt).
     pub forged_attestations_refused: u64,
-    /// Transfers from unfunded accounts offered to honest APIs, and how many were
-    /// admitted (admission against state refuses them all: anything but 0 is a defect).
+    /// Transactions that could only fail and pay nothing (from unfunded accounts, at
+    /// spent nonces) offered to honest APIs, and how many were admitted (admission
+    /// against state refuses them all: anything but 0 is a defect).
     pub unpayable_offered_to_honest: u64,
     pub unpayable_admitted_by_honest: u64,
     /// Submission to inclusion in a block of the observer, simulated ms.

@@ -20,7 +20,7 @@ use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
     Address, AssetId, Attestation, ChainId, ChainParams, CrossChainFailure, CrossChainOp,
     FailureReason, Genesis, GenesisAccount, GenesisValidator, Output, ReceiptStatus, SaxAllocation,
-    Transaction, TxPayload, ValidatorIndex, Verdict,
+    SignedTransaction, Transaction, TxPayload, ValidatorIndex, Verdict,
 };
 use dualchain_execution::keys::{AccountRecord, account_key};
 use dualchain_mempool::{AdmissionTime, Mempool};
@@ -54,6 +54,24 @@ const FLOW_TICK_MS: u64 = 200;
 /// Beyond the drain, how long the governance flow may still take (its steps wait for
 /// Alpha's 15 s blocks several times).
 const FLOW_EXTRA_MS: u64 = 90_000;
+/// An unsigned Delta transfer of `amount` native units, fee 1.
+fn transfer(sender: Address, nonce: u64, to: Address, amount: u64) -> SignedTransaction {
+    Transaction {
+        chain: ChainId::Delta,
+        sender,
+        nonce,
+        fee: 1,
+        payload: TxPayload::Transfer {
+            outputs: vec![Output {
+                to,
+                asset: AssetId::NATIVE,
+                amount,
+            }],
+        },
+    }
+    .unsigned()
+}
+
 /// Transfers from unfunded accounts each Byzantine validator offers per forgery round.
 const UNPAYABLE_PER_ROUND: u64 = 4;
 /// How often each Byzantine validator relays forged attestations during the load.
@@ -99,9 +117,10 @@ pub struct RunResult {
     /// Of those, refused at execution by the attestation checks (in the observer's
     /// chain; some may still wait in a mempool or be dropped with a lost vertex).
     pub forged_refused: u64,
-    /// Transfers from accounts that do not exist (which would fail and pay nothing)
-    /// the Byzantine validators offered to honest APIs, and how many were admitted
-    /// (admission against state refuses them all: must stay 0).
+    /// Transactions that could only fail and pay nothing (transfers from accounts
+    /// that do not exist, a client's transfer at a spent nonce) the Byzantine
+    /// validators offered to honest APIs, and how many were admitted (admission
+    /// against state refuses them all: must stay 0).
     pub unpayable_offered: u64,
     pub unpayable_admitted: u64,
 }
@@ -310,8 +329,7 @@ struct Simulation {
     /// Forgeries offered to honest validators' APIs, and admitted there.
     forged_offered: u64,
     forged_admitted: u64,
-    /// Transfers from unfunded accounts offered to honest validators' APIs, and
-    /// admitted there.
+    /// Unpayable transactions offered to honest validators' APIs, and admitted there.
     unpayable_offered: u64,
     unpayable_admitted: u64,
 }
@@ -700,15 +718,14 @@ impl Simulation {
     }
 
     /// Each running Byzantine validator offers an honest validator's Delta API
-    /// transfers from accounts that do not exist: valid transactions (the network
-    /// takes unsigned ones) that could only fail, paying nothing. Admission against
-    /// state must refuse every one.
+    /// transactions that could only fail, paying nothing: transfers from accounts
+    /// that do not exist (valid transactions: the network takes unsigned ones), and a
+    /// client's transfer at a nonce it already spent, with an amount no client sends
+    /// (a new digest, so no recent-digest set can know it). Admission against state
+    /// must refuse every one.
     fn offer_unpayable(&mut self) {
-        let honest: Vec<Arc<dyn ChainApi>> = self
-            .nodes
-            .iter()
-            .filter(|n| n.honest())
-            .filter_map(|n| Some(n.running.as_ref()?.apis[slot(ChainId::Delta)].clone()))
+        let honest: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].honest() && self.nodes[i].running.is_some())
             .collect();
         let (mut offered, mut admitted) = (0, 0);
         for node in self
@@ -716,31 +733,41 @@ impl Simulation {
             .iter()
             .filter(|n| !n.honest() && n.running.is_some())
         {
-            let Some(api) = honest.get(usize::from(node.index) % honest.len().max(1)) else {
+            let Some(&target) = honest.get(usize::from(node.index) % honest.len().max(1)) else {
                 break;
             };
-            let batch: Vec<bytes::Bytes> = (0..UNPAYABLE_PER_ROUND)
+            let target = &self.nodes[target];
+            let Some(running) = &target.running else {
+                continue;
+            };
+            let mut batch: Vec<SignedTransaction> = (0..UNPAYABLE_PER_ROUND)
                 .map(|k| {
-                    let tx = Transaction {
-                        chain: ChainId::Delta,
-                        sender: forgery::spammer_address(node.index, self.unpayable_offered + k),
-                        nonce: 0,
-                        fee: 1,
-                        payload: TxPayload::Transfer {
-                            outputs: vec![Output {
-                                to: forgery::forger_address(node.index),
-                                asset: AssetId::NATIVE,
-                                amount: 1,
-                            }],
-                        },
-                    }
-                    .unsigned();
-                    bytes::Bytes::from(tx.to_canonical_bytes())
+                    let sender = forgery::spammer_address(node.index, self.unpayable_offered + k);
+                    transfer(sender, 0, forgery::forger_address(node.index), 1)
                 })
                 .collect();
-            offered += batch.len() as u64;
-            admitted += api
-                .submit(&batch)
+            let client = account_address(usize::from(node.index) % self.cfg.accounts.max(1));
+            let spent = target.seams.stores[slot(ChainId::Delta)]
+                .get(Column::State, &account_key(&client))
+                .ok()
+                .flatten()
+                .and_then(|bytes| AccountRecord::decode_value(&bytes).ok())
+                .and_then(|account| account.nonce.checked_sub(1));
+            if let Some(nonce) = spent {
+                batch.push(transfer(
+                    client,
+                    nonce,
+                    forgery::forger_address(node.index),
+                    1_001,
+                ));
+            }
+            let bytes: Vec<bytes::Bytes> = batch
+                .iter()
+                .map(|tx| bytes::Bytes::from(tx.to_canonical_bytes()))
+                .collect();
+            offered += bytes.len() as u64;
+            admitted += running.apis[slot(ChainId::Delta)]
+                .submit(&bytes)
                 .iter()
                 .filter(|a| a.status == dualchain_api::AdmissionStatus::Accepted)
                 .count() as u64;

@@ -20,6 +20,13 @@ use super::validator::{MAX_VALIDATORS, ValidatorSet, ValidatorSetError};
 const MAX_NAME_LEN: usize = 64;
 const MAX_GENESIS_ACCOUNTS: usize = 10_000_000;
 const MAX_ASSETS_PER_ACCOUNT: usize = 1024;
+/// The last millisecond of year 9999: a genesis time beyond it is a mistake, and the
+/// bound keeps `genesis time + slot × block time` far from `u64` overflow.
+pub const MAX_GENESIS_TIME_MS: u64 = 253_402_300_799_999;
+/// One hour: the longest block time (the defaults are 15 s and 3 s).
+pub const MAX_BLOCK_TIME_MS: u64 = 3_600_000;
+/// The longest epoch, in Alpha blocks (about 475 years of 15 s blocks).
+pub const MAX_EPOCH_LENGTH_ALPHA_BLOCKS: u64 = 1_000_000_000;
 
 /// Parameters of one chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,6 +198,20 @@ pub enum GenesisError {
     CrossChain(String),
     #[error("network name must be 1 to {MAX_NAME_LEN} bytes")]
     BadName,
+    #[error("validator {index}'s name must be 1 to {MAX_NAME_LEN} bytes")]
+    BadValidatorName { index: usize },
+    #[error("{count} {what}: at most {max} fit in a genesis")]
+    TooMany {
+        what: &'static str,
+        count: usize,
+        max: usize,
+    },
+    #[error("genesis_time_ms {0} is beyond year 9999 ({MAX_GENESIS_TIME_MS})")]
+    GenesisTimeOutOfRange(u64),
+    #[error("{chain} block time {ms} ms is longer than one hour ({MAX_BLOCK_TIME_MS} ms)")]
+    BlockTimeTooLong { chain: ChainId, ms: u64 },
+    #[error("epoch length {0} is more than {MAX_EPOCH_LENGTH_ALPHA_BLOCKS} Alpha blocks")]
+    EpochTooLong(u64),
     #[error("genesis JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("genesis: {0}")]
@@ -253,6 +274,7 @@ impl Genesis {
             return Err(GenesisError::BadName);
         }
         self.validator_set()?;
+        self.validate_bounds()?;
         for chain in ChainId::ALL {
             if self.chain(chain).block_time_ms == 0 {
                 return Err(GenesisError::ZeroBlockTime { chain });
@@ -302,6 +324,51 @@ impl Genesis {
         self.cross_chain
             .validate()
             .map_err(GenesisError::CrossChain)?;
+        Ok(())
+    }
+
+    /// What the canonical decoder and the slot arithmetic can handle: names and list
+    /// lengths within the decoder's limits (a genesis it cannot read back could never
+    /// be served to a joining node), times and lengths far from overflow.
+    fn validate_bounds(&self) -> Result<(), GenesisError> {
+        for (index, validator) in self.validators.iter().enumerate() {
+            if validator.name.is_empty() || validator.name.len() > MAX_NAME_LEN {
+                return Err(GenesisError::BadValidatorName { index });
+            }
+        }
+        for (what, count, max) in [
+            ("accounts", self.accounts.len(), MAX_GENESIS_ACCOUNTS),
+            (
+                "sAX allocations",
+                self.sax_allocations.len(),
+                MAX_GENESIS_ACCOUNTS,
+            ),
+            (
+                "assets of one account",
+                self.accounts
+                    .iter()
+                    .map(|a| a.balances.len())
+                    .max()
+                    .unwrap_or(0),
+                MAX_ASSETS_PER_ACCOUNT,
+            ),
+        ] {
+            if count > max {
+                return Err(GenesisError::TooMany { what, count, max });
+            }
+        }
+        if self.genesis_time_ms > MAX_GENESIS_TIME_MS {
+            return Err(GenesisError::GenesisTimeOutOfRange(self.genesis_time_ms));
+        }
+        for chain in ChainId::ALL {
+            let ms = self.chain(chain).block_time_ms;
+            if ms > MAX_BLOCK_TIME_MS {
+                return Err(GenesisError::BlockTimeTooLong { chain, ms });
+            }
+        }
+        if self.epoch_length_alpha_blocks > MAX_EPOCH_LENGTH_ALPHA_BLOCKS {
+            return Err(GenesisError::EpochTooLong(self.epoch_length_alpha_blocks));
+        }
         Ok(())
     }
 
@@ -441,6 +508,57 @@ mod tests {
             g.validate(),
             Err(GenesisError::ZeroBlockTime { .. })
         ));
+        let mut g = sample(4);
+        g.validators[2].name = "v".repeat(MAX_NAME_LEN + 1);
+        assert!(matches!(
+            g.validate(),
+            Err(GenesisError::BadValidatorName { index: 2 })
+        ));
+        g.validators[2].name.clear();
+        assert!(matches!(
+            g.validate(),
+            Err(GenesisError::BadValidatorName { index: 2 })
+        ));
+        let mut g = sample(4);
+        g.genesis_time_ms = MAX_GENESIS_TIME_MS + 1;
+        assert!(matches!(
+            g.validate(),
+            Err(GenesisError::GenesisTimeOutOfRange(_))
+        ));
+        let mut g = sample(4);
+        g.alpha.block_time_ms = MAX_BLOCK_TIME_MS * 2;
+        g.delta.block_time_ms = MAX_BLOCK_TIME_MS;
+        assert!(matches!(
+            g.validate(),
+            Err(GenesisError::BlockTimeTooLong {
+                chain: ChainId::Alpha,
+                ..
+            })
+        ));
+        let mut g = sample(4);
+        g.epoch_length_alpha_blocks = u64::MAX;
+        assert!(matches!(g.validate(), Err(GenesisError::EpochTooLong(_))));
+        let mut g = sample(4);
+        g.accounts[0].balances = (0..=MAX_ASSETS_PER_ACCOUNT as u32)
+            .map(|asset| (AssetId(asset), 1))
+            .collect();
+        assert!(matches!(
+            g.validate(),
+            Err(GenesisError::TooMany {
+                what: "assets of one account",
+                ..
+            })
+        ));
+        // At the bounds, the genesis validates and its canonical bytes read back.
+        let mut g = sample(4);
+        g.validators[0].name = "v".repeat(MAX_NAME_LEN);
+        g.genesis_time_ms = MAX_GENESIS_TIME_MS;
+        g.epoch_length_alpha_blocks = MAX_EPOCH_LENGTH_ALPHA_BLOCKS;
+        g.validate().unwrap();
+        assert_eq!(
+            Genesis::from_canonical_bytes(&g.to_canonical_bytes()).unwrap(),
+            g
+        );
         let mut g = sample(4);
         g.delta.api_port = g.alpha.api_port;
         assert!(matches!(g.validate(), Err(GenesisError::PortClash(3030))));
