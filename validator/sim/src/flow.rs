@@ -22,7 +22,6 @@ use dualchain_core::types::{
     StakeRecord, StakeStatus, Transaction, TxPayload,
 };
 use dualchain_execution::crosschain::vote_id;
-use dualchain_execution::keys::{AccountRecord, account_key};
 use dualchain_storage::{Column, KvEngine};
 
 use crate::config::SIM_EPOCH_MS;
@@ -304,12 +303,7 @@ impl GovernanceFlow {
             ChainId::Delta => view.delta,
         };
         let sender = staker_address(staker);
-        let nonce = store
-            .get(Column::State, &account_key(&sender))
-            .ok()
-            .flatten()
-            .and_then(|bytes| AccountRecord::decode_value(&bytes).ok())
-            .map_or(0, |account| account.nonce);
+        let nonce = store.next_nonce(&sender);
         let tx = Transaction {
             chain,
             sender,

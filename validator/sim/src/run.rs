@@ -22,15 +22,13 @@ use dualchain_core::types::{
     FailureReason, Genesis, GenesisAccount, GenesisValidator, Output, ReceiptStatus, SaxAllocation,
     SignedTransaction, Transaction, TxPayload, ValidatorIndex, Verdict,
 };
-use dualchain_execution::keys::{AccountRecord, account_key};
-use dualchain_mempool::{AdmissionTime, Mempool};
+use dualchain_mempool::AdmissionTime;
 use dualchain_net::{MemoryHub, PeerId};
 use dualchain_runtime::chain::build_context;
 use dualchain_runtime::relay;
 use dualchain_runtime::{
     ChainContext, ChainOptions, Clock, NodeChains, NodeIdentity, VirtualClock, supervise,
 };
-use dualchain_storage::{Column, KvEngine};
 use prometheus::Registry;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -657,36 +655,20 @@ impl Simulation {
     /// admission would carry them (a Byzantine proposer's vertices alone rarely commit
     /// when it withholds or equivocates), so every honest executor meets them.
     fn relay_forgeries(&mut self) {
-        let honest: Vec<(Arc<dyn ChainApi>, Arc<Mempool>)> = self
-            .nodes
-            .iter()
-            .filter(|n| n.honest())
-            .filter_map(|n| {
-                let running = n.running.as_ref()?;
-                Some((
-                    running.apis[slot(ChainId::Delta)].clone(),
-                    running.contexts[slot(ChainId::Delta)].mempool.clone(),
-                ))
-            })
-            .collect();
         let now = AdmissionTime::from_micros(self.elapsed_ms().saturating_mul(1000));
         let (mut sent, mut offered, mut admitted) = (0, 0, 0);
         for node in self.nodes.iter().filter(|n| !n.honest()) {
             let Some(running) = &node.running else {
                 continue;
             };
-            let Some((api, mempool)) = honest.get(usize::from(node.index) % honest.len().max(1))
-            else {
+            let Some((_, target)) = self.honest_target(node) else {
                 break;
             };
+            let api = &target.apis[slot(ChainId::Delta)];
+            let mempool = &target.contexts[slot(ChainId::Delta)].mempool;
             let forger = forgery::forger_address(node.index);
             let own = &running.contexts[slot(ChainId::Delta)].mempool;
-            let mut nonce = node.seams.stores[slot(ChainId::Delta)]
-                .get(Column::State, &account_key(&forger))
-                .ok()
-                .flatten()
-                .and_then(|bytes| AccountRecord::decode_value(&bytes).ok())
-                .map_or(0, |account| account.nonce);
+            let mut nonce = node.seams.stores[slot(ChainId::Delta)].next_nonce(&forger);
             for attestation in Self::forgeries(node, running, forger) {
                 let tx = Transaction {
                     chain: ChainId::Delta,
@@ -724,21 +706,14 @@ impl Simulation {
     /// (a new digest, so no recent-digest set can know it). Admission against state
     /// must refuse every one.
     fn offer_unpayable(&mut self) {
-        let honest: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].honest() && self.nodes[i].running.is_some())
-            .collect();
         let (mut offered, mut admitted) = (0, 0);
         for node in self
             .nodes
             .iter()
             .filter(|n| !n.honest() && n.running.is_some())
         {
-            let Some(&target) = honest.get(usize::from(node.index) % honest.len().max(1)) else {
+            let Some((target, running)) = self.honest_target(node) else {
                 break;
-            };
-            let target = &self.nodes[target];
-            let Some(running) = &target.running else {
-                continue;
             };
             let mut batch: Vec<SignedTransaction> = (0..UNPAYABLE_PER_ROUND)
                 .map(|k| {
@@ -748,11 +723,8 @@ impl Simulation {
                 .collect();
             let client = account_address(usize::from(node.index) % self.cfg.accounts.max(1));
             let spent = target.seams.stores[slot(ChainId::Delta)]
-                .get(Column::State, &account_key(&client))
-                .ok()
-                .flatten()
-                .and_then(|bytes| AccountRecord::decode_value(&bytes).ok())
-                .and_then(|account| account.nonce.checked_sub(1));
+                .next_nonce(&client)
+                .checked_sub(1);
             if let Some(nonce) = spent {
                 batch.push(transfer(
                     client,
@@ -774,6 +746,18 @@ impl Simulation {
         }
         self.unpayable_offered += offered;
         self.unpayable_admitted += admitted;
+    }
+
+    /// The running honest validator Byzantine `node` sends its bad transactions to
+    /// (spread over the honest ones by index), with its incarnation.
+    fn honest_target(&self, node: &SimNode) -> Option<(&SimNode, &Incarnation)> {
+        let honest: Vec<&SimNode> = self
+            .nodes
+            .iter()
+            .filter(|n| n.honest() && n.running.is_some())
+            .collect();
+        let target = *honest.get(usize::from(node.index) % honest.len().max(1))?;
+        Some((target, target.running.as_ref()?))
     }
 
     /// A tampered copy of a recent real attestation (when there is one) and an

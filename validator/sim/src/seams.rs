@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use dualchain_consensus::SharedVerdictCache;
 use dualchain_consensus::sim::Behaviour;
 use dualchain_core::crypto::ValidatorKeypair;
-use dualchain_core::types::{ChainId, ValidatorIndex, ValidatorSet};
+use dualchain_core::types::{Address, ChainId, ValidatorIndex, ValidatorSet};
+use dualchain_execution::keys::{AccountRecord, account_key};
 use dualchain_net::{EventReceiver, MemoryHub, NetEvent, PeerId};
 use dualchain_runtime::{Placement, Seams, VirtualClock};
 use dualchain_storage::{
@@ -61,6 +62,16 @@ impl SimStore {
             bug,
             commit_writes: AtomicU64::new(0),
         }
+    }
+
+    /// The committed next nonce of `address` on this store's chain (0 if the account
+    /// is absent or does not decode), as a simulated client reads it.
+    pub fn next_nonce(&self, address: &Address) -> u64 {
+        self.get(Column::State, &account_key(address))
+            .ok()
+            .flatten()
+            .and_then(|bytes| AccountRecord::decode_value(&bytes).ok())
+            .map_or(0, |account| account.nonce)
     }
 }
 
