@@ -44,8 +44,17 @@ pub struct DagBftConfig {
     /// Transactions queued for proposal; further batches are refused (the mempool
     /// keeps them).
     pub max_queued_txs: usize,
-    /// Vertices buffered while their parents are fetched.
-    pub max_pending_vertices: usize,
+    /// Vertices of one author buffered while their parents are fetched.
+    pub max_pending_per_author: usize,
+    /// Encoded bytes buffered while parents are fetched, all authors together; each
+    /// author may use an equal share (a vertex larger than its author's share is
+    /// not buffered: it is fetched again, with its parents, when a vertex we hold
+    /// references it).
+    pub max_pending_bytes: usize,
+    /// A vertex with missing parents is buffered only up to this many rounds above
+    /// our highest quorum round; beyond, we are behind, and fetch it with its
+    /// ancestors instead of holding it.
+    pub max_pending_rounds_ahead: Round,
     /// Vertices accepted up to this many rounds above our highest round.
     pub max_round_lookahead: Round,
     /// Vertices in one sync response.
@@ -75,7 +84,9 @@ impl DagBftConfig {
             backpressure_step_ms: delay / 2,
             max_batch_txs: 4_096,
             max_queued_txs: 65_536,
-            max_pending_vertices: 100_000,
+            max_pending_per_author: 64,
+            max_pending_bytes: 256 * 1024 * 1024,
+            max_pending_rounds_ahead: 16,
             max_round_lookahead: 1_000,
             max_sync_vertices: 2_000,
         }

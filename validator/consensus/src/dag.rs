@@ -18,7 +18,6 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use dualchain_core::Digest;
-use dualchain_core::encoding::Encode;
 use dualchain_core::types::{ValidatorIndex, ValidatorSet, Vertex};
 use serde::Serialize;
 
@@ -343,16 +342,7 @@ impl Dag {
 /// transactions, timestamp, signature.
 pub fn encoded_len(vertex: &Vertex) -> usize {
     let c = vertex.content();
-    let mut scratch = Vec::new();
-    let txs: usize = c
-        .transactions
-        .iter()
-        .map(|t| {
-            scratch.clear();
-            t.encode_to(&mut scratch);
-            scratch.len()
-        })
-        .sum();
+    let txs = c.payload_bytes();
     1 + 8
         + 8
         + 2
@@ -393,6 +383,7 @@ pub struct SnapshotVertex {
 mod tests {
     use super::*;
     use crate::testing::DagBuilder;
+    use dualchain_core::encoding::Encode;
 
     #[test]
     fn insert_detects_duplicates_equivocation_and_gc() {

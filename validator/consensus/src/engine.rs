@@ -32,13 +32,12 @@
 //!   our latest vertex: with message loss, nodes stuck just below quorum learn the
 //!   vertices they missed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use dualchain_core::Digest;
 use dualchain_core::crypto::ValidatorKeypair;
-use dualchain_core::encoding::Encode;
 use dualchain_core::types::{
     ChainId, SignedTransaction, UnsignedVertex, ValidatorIndex, ValidatorSet, Vertex, VertexError,
     VertexRef, vertex_limits,
@@ -52,11 +51,14 @@ use crate::consensus::{
 use crate::dag::{Dag, DagSnapshot, Inserted, ParentError, encoded_len};
 use crate::evidence::Evidence;
 use crate::leader::LeaderSchedule;
+use crate::pending::{OverBudget, Pending, PendingBudget};
 use crate::store::{CommitRecord, ConsensusStore, EngineState, StoreChanges, StoreError};
 use crate::verify::VertexVerifier;
 
-/// Digests in one sync request.
-pub const MAX_SYNC_DIGESTS: usize = 4_096;
+/// Digests in one sync request: 40 bytes each, so that a full request fits the
+/// transport's 64 KiB request frame (4,096 did not, and such a request was refused
+/// locally, for ever).
+pub const MAX_SYNC_DIGESTS: usize = 1_600;
 /// Encoded bytes of vertices in one sync response.
 pub const MAX_SYNC_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
@@ -77,8 +79,10 @@ pub enum RejectReason {
     Invalid(#[from] VertexError),
     #[error("invalid parents: {0}")]
     Parents(#[from] ParentError),
-    #[error("{0} vertices already wait for their parents")]
-    PendingFull(usize),
+    #[error("not buffered: {0}")]
+    OverBudget(#[from] OverBudget),
+    #[error("vertex of round {round} dropped: its parents never arrived")]
+    ParentsNeverArrived { round: Round },
     #[error("validator {0} equivocated; its vertices are taken only as needed parents")]
     Equivocator(ValidatorIndex),
 }
@@ -111,61 +115,15 @@ pub struct EngineStats {
     pub sync_requests_served: u64,
     pub resends: u64,
     pub max_pending: usize,
-}
-
-/// Vertices waiting for parents.
-#[derive(Default)]
-struct Pending {
-    waiting: HashMap<Digest, (Arc<Vertex>, usize)>,
-    /// Missing parent → vertices waiting for it.
-    children: HashMap<Digest, Vec<Digest>>,
-}
-
-impl Pending {
-    fn contains(&self, d: &Digest) -> bool {
-        self.waiting.contains_key(d)
-    }
-
-    fn len(&self) -> usize {
-        self.waiting.len()
-    }
-
-    /// Whether a buffered vertex waits for `d`.
-    fn is_wanted(&self, d: &Digest) -> bool {
-        self.children.contains_key(d)
-    }
-
-    fn add(&mut self, vertex: Arc<Vertex>, missing: &[Digest]) {
-        let d = vertex.digest();
-        for m in missing {
-            self.children.entry(*m).or_default().push(d);
-        }
-        self.waiting.insert(d, (vertex, missing.len()));
-    }
-
-    /// Vertices whose last missing parent is `parent`.
-    fn release(&mut self, parent: &Digest) -> Vec<Arc<Vertex>> {
-        let mut ready = Vec::new();
-        for child in self.children.remove(parent).unwrap_or_default() {
-            if let Some((_, missing)) = self.waiting.get_mut(&child) {
-                *missing -= 1;
-                if *missing == 0 {
-                    ready.push(self.waiting.remove(&child).expect("present").0);
-                }
-            }
-        }
-        ready.sort_by_key(|v| (v.content().round, v.digest()));
-        ready
-    }
-
-    fn gc_below(&mut self, round: Round) {
-        self.waiting.retain(|_, (v, _)| v.content().round >= round);
-        let waiting = &self.waiting;
-        self.children.retain(|_, cs| {
-            cs.retain(|c| waiting.contains_key(c));
-            !cs.is_empty()
-        });
-    }
+    pub max_pending_bytes: usize,
+    /// Vertices too far above our quorum round to buffer (fetched with their
+    /// ancestors instead).
+    pub deferred_ahead: u64,
+    /// Buffered vertices dropped because their parents never arrived.
+    pub abandoned: u64,
+    /// Buffered vertices evicted by a newer vertex of their author (its allowance
+    /// was full).
+    pub evicted_pending: u64,
 }
 
 /// A missing vertex being fetched.
@@ -189,6 +147,9 @@ pub struct DagBft<S: ConsensusStore, V: VertexVerifier> {
     committer: Committer,
     pending: Pending,
     fetches: BTreeMap<Digest, Fetch>,
+    /// Per author, the vertex too far ahead to buffer that we fetch (with its
+    /// ancestors) to catch up: one per author, so no author can crowd out the rest.
+    chasing: BTreeMap<ValidatorIndex, Digest>,
     /// Vertices dropped from memory but still in the store, by round (pruned at
     /// `store_retention_rounds`).
     evicted: BTreeMap<Round, Vec<Digest>>,
@@ -249,6 +210,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             validators,
             pending: Pending::default(),
             fetches: BTreeMap::new(),
+            chasing: BTreeMap::new(),
             evicted: BTreeMap::new(),
             store,
             verifier,
@@ -372,6 +334,20 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
 
     pub fn pending_len(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Encoded bytes of the vertices waiting for parents.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.bytes()
+    }
+
+    /// What one author may hold in the pending buffer: a count, and an equal share
+    /// of the byte budget.
+    fn pending_budget(&self) -> PendingBudget {
+        PendingBudget {
+            vertices: self.cfg.max_pending_per_author,
+            bytes: self.cfg.max_pending_bytes / self.validators.len().max(1),
+        }
     }
 
     pub fn last_proposed_round(&self) -> Option<Round> {
@@ -578,28 +554,89 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         match self.dag.missing_parents(&vertex) {
             Err(e) => self.reject(from, e.into(), out),
             Ok(missing) if missing.is_empty() => self.accept(now, vertex, out),
-            Ok(missing) => {
-                if self.pending.len() >= self.cfg.max_pending_vertices {
-                    let n = self.pending.len();
-                    return self.reject(from, RejectReason::PendingFull(n), out);
-                }
-                for m in &missing {
-                    if !self.pending.contains(m) && !self.fetches.contains_key(m) {
-                        self.fetches.insert(
-                            *m,
-                            Fetch {
-                                hint: from,
-                                attempts: 0,
-                                next_at: now,
-                                round: c.round - 1,
-                            },
-                        );
-                    }
-                }
-                self.fetches.remove(&d);
-                self.pending.add(vertex, &missing);
-                self.stats.max_pending = self.stats.max_pending.max(self.pending.len());
+            Ok(missing) => self.buffer(now, from, vertex, missing, out),
+        }
+    }
+
+    /// Holds a vertex whose parents are missing while they are fetched, if it is
+    /// within a few rounds of our quorum round and its author within its budget.
+    fn buffer(
+        &mut self,
+        now: TimeMs,
+        from: ValidatorIndex,
+        vertex: Arc<Vertex>,
+        missing: Vec<Digest>,
+        out: &mut Vec<Output<Infallible>>,
+    ) {
+        let c = vertex.content();
+        let window_top = self
+            .highest_quorum_round()
+            .unwrap_or(self.dag.gc_round())
+            .saturating_add(self.cfg.max_pending_rounds_ahead);
+        if c.round > window_top {
+            return self.chase(now, from, &vertex);
+        }
+        let bytes = encoded_len(&vertex);
+        match self
+            .pending
+            .make_room(c.author, bytes, self.pending_budget())
+        {
+            Ok(evicted) => self.stats.evicted_pending += evicted.len() as u64,
+            Err(e) => return self.reject(from, e.into(), out),
+        }
+        for m in &missing {
+            if !self.pending.contains(m) && !self.fetches.contains_key(m) {
+                self.fetches.insert(
+                    *m,
+                    Fetch {
+                        hint: from,
+                        attempts: 0,
+                        next_at: now,
+                        round: c.round - 1,
+                    },
+                );
             }
+        }
+        let d = vertex.digest();
+        self.fetches.remove(&d);
+        self.pending.add(vertex, &missing, bytes);
+        self.stats.max_pending = self.stats.max_pending.max(self.pending.len());
+        self.stats.max_pending_bytes = self.stats.max_pending_bytes.max(self.pending.bytes());
+    }
+
+    /// A vertex too far above our quorum round to buffer: we are behind (or its
+    /// author runs ahead). Fetch it from the sender instead; the answer carries its
+    /// ancestors above our quorum round, lowest first, so each answer moves us up.
+    /// One such fetch per author at a time.
+    fn chase(&mut self, now: TimeMs, from: ValidatorIndex, vertex: &Arc<Vertex>) {
+        self.stats.deferred_ahead += 1;
+        let c = vertex.content();
+        if self
+            .chasing
+            .get(&c.author)
+            .is_some_and(|d| self.fetches.contains_key(d))
+        {
+            return;
+        }
+        let d = vertex.digest();
+        self.fetches.entry(d).or_insert(Fetch {
+            hint: from,
+            attempts: 0,
+            next_at: now,
+            round: c.round,
+        });
+        self.chasing.insert(c.author, d);
+    }
+
+    /// Vertices dropped from the pending buffer with parents that never came: a
+    /// strike for each author (see [`crate::pending`]).
+    fn penalise_abandoned(&mut self, dropped: Vec<Arc<Vertex>>, out: &mut Vec<Output<Infallible>>) {
+        for v in dropped {
+            let c = v.content();
+            self.stats.abandoned += 1;
+            self.pending.strike(c.author);
+            let reason = RejectReason::ParentsNeverArrived { round: c.round };
+            self.reject(c.author, reason, out);
         }
     }
 
@@ -636,6 +673,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
                 }
             }
             self.stats.accepted += 1;
+            self.pending.forgive(author);
             self.changes.vertices.push(v.clone());
             let round = v.content().round;
             if author == self.me && self.last_proposed_round.is_none_or(|r| round > r) {
@@ -805,20 +843,16 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         true
     }
 
-    /// Transactions for our next vertex, within the vertex size limit.
+    /// Transactions for our next vertex, within the vertex payload limit.
     fn take_batch(&mut self) -> Vec<SignedTransaction> {
         let mut batch = Vec::new();
         let mut bytes = 0usize;
-        let mut scratch = Vec::new();
-        let limit = vertex_limits::MAX_VERTEX_BYTES / 2;
-        while batch.len() < self.cfg.max_batch_txs {
+        while batch.len() < self.cfg.max_batch_txs.min(vertex_limits::MAX_VERTEX_TXS) {
             let Some(tx) = self.queue.front() else { break };
-            scratch.clear();
-            tx.encode_to(&mut scratch);
-            if bytes + scratch.len() > limit {
+            if bytes + tx.encoded_len() > vertex_limits::MAX_VERTEX_PAYLOAD_BYTES {
                 break;
             }
-            bytes += scratch.len();
+            bytes += tx.encoded_len();
             batch.push(self.queue.pop_front().expect("front exists"));
         }
         batch
@@ -865,7 +899,8 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             for (round, digest) in self.dag.gc_below(gc) {
                 self.evicted.entry(round).or_default().push(digest);
             }
-            self.pending.gc_below(gc);
+            let dropped = self.pending.gc_below(gc);
+            self.penalise_abandoned(dropped, out);
             self.fetches.retain(|_, f| f.round >= gc);
             self.quorum_since = self.quorum_since.split_off(&gc);
         }
@@ -920,6 +955,8 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         }
         for d in give_up {
             self.fetches.remove(&d);
+            let dropped = self.pending.abandon(&d);
+            self.penalise_abandoned(dropped, out);
         }
         if by_peer.is_empty() {
             return next;

@@ -27,6 +27,7 @@ pub mod evidence;
 pub mod finality;
 pub mod keys;
 pub mod leader;
+pub mod pending;
 pub mod sealer;
 pub mod sim;
 pub mod store;
@@ -43,6 +44,6 @@ pub use consensus::{
 pub use engine::{DagBft, EngineError, EngineStats, RejectReason};
 pub use evidence::Evidence;
 pub use finality::{FinalityEvent, FinalityTracker};
-pub use sealer::{BlockSealer, SealedBlock, SealerConfig};
+pub use sealer::{BlockLimits, BlockSealer, SealedBlock, SealerConfig};
 pub use store::{ConsensusStore, KvConsensusStore};
 pub use verify::{DirectVerifier, SharedVerdictCache, VertexVerifier};

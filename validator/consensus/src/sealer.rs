@@ -9,14 +9,23 @@
 //! - slots in between without commits get empty blocks (at most `max_gap_blocks` per
 //!   gap), so heights follow time: with Alpha at 15 s and Delta at 3 s, Delta seals
 //!   five blocks per Alpha block;
-//! - heights increase by one per sealed block; each header names its predecessor.
+//! - heights increase by one per sealed block; each header names its predecessor;
+//! - a block never exceeds the protocol's block limits (transactions, vertices, body
+//!   bytes: what the decoder, the API and snapshots accept): when the next vertex of a
+//!   slot would not fit, the open block is sealed and another block of the same slot
+//!   begins. Vertices are never split, and one always fits an empty block (the vertex
+//!   limits are below the block limits), so a proposer stuffing vertices makes more
+//!   blocks, never a block nobody can read.
 //!
 //! The header is the *pre-execution* header: `receipts_root` and `state_root` are
 //! zero until the executor fills them.
 
 use dualchain_core::Digest;
 use dualchain_core::encoding::{Canonical, Decode, DecodeError, Encode, Reader, write_vec};
-use dualchain_core::types::{Block, BlockBody, BlockHeader, ChainId, SignedTransaction};
+use dualchain_core::types::{
+    Block, BlockBody, BlockHeader, ChainId, MAX_BLOCK_BODY_BYTES, MAX_BLOCK_TXS,
+    MAX_BLOCK_VERTICES, SignedTransaction, Vertex,
+};
 
 use crate::consensus::{CommittedSubDag, TimeMs};
 
@@ -32,6 +41,34 @@ pub struct SealerConfig {
     pub genesis_parent: Digest,
     /// Empty blocks emitted at most for one gap between commits.
     pub max_gap_blocks: u64,
+    /// Limits of one block: the protocol's, unless a test needs smaller ones (never
+    /// larger: [`BlockSealer::new`] refuses them).
+    pub limits: BlockLimits,
+}
+
+/// What one block may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockLimits {
+    pub max_txs: usize,
+    pub max_vertices: usize,
+    /// Canonical encoding of the body, version byte included.
+    pub max_body_bytes: usize,
+}
+
+impl BlockLimits {
+    /// The limits every block of the protocol is held to.
+    pub const PROTOCOL: Self = Self {
+        max_txs: MAX_BLOCK_TXS,
+        max_vertices: MAX_BLOCK_VERTICES,
+        max_body_bytes: MAX_BLOCK_BODY_BYTES,
+    };
+
+    fn within_protocol(&self) -> bool {
+        self.max_txs <= MAX_BLOCK_TXS
+            && self.max_vertices <= MAX_BLOCK_VERTICES
+            && self.max_body_bytes <= MAX_BLOCK_BODY_BYTES
+            && self.max_vertices > 0
+    }
 }
 
 impl SealerConfig {
@@ -47,6 +84,7 @@ impl SealerConfig {
             first_height: 1,
             genesis_parent: Digest::ZERO,
             max_gap_blocks: 10_000,
+            limits: BlockLimits::PROTOCOL,
         }
     }
 }
@@ -58,6 +96,8 @@ pub enum SealError {
     OutOfOrder { expected: u64, got: u64 },
     #[error("block time must be positive")]
     ZeroBlockTime,
+    #[error("block limits {0:?} are zero or above the protocol's")]
+    Limits(BlockLimits),
 }
 
 /// A sealed block (pre-execution header and body) and the commits it holds.
@@ -78,7 +118,7 @@ impl SealedBlock {
     }
 }
 
-/// The slot being filled.
+/// The block being filled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct OpenSlot {
     slot: u64,
@@ -86,6 +126,45 @@ struct OpenSlot {
     transactions: Vec<SignedTransaction>,
     first_sequence: u64,
     last_sequence: u64,
+    /// Encoded bytes of `transactions` (derived, not persisted).
+    tx_bytes: usize,
+}
+
+impl OpenSlot {
+    fn new(slot: u64, sequence: u64) -> Self {
+        Self {
+            slot,
+            vertices: Vec::new(),
+            transactions: Vec::new(),
+            first_sequence: sequence,
+            last_sequence: sequence,
+            tx_bytes: 0,
+        }
+    }
+
+    /// Whether `vertex` may join this block. An empty block takes any vertex: a
+    /// decoded vertex is within every block limit on its own.
+    fn fits(&self, vertex: &Vertex, limits: &BlockLimits) -> bool {
+        if self.vertices.is_empty() {
+            return true;
+        }
+        let c = vertex.content();
+        let body = 1 + BlockBody::encoded_len_of(
+            self.vertices.len() + 1,
+            self.tx_bytes + c.payload_bytes(),
+        );
+        self.vertices.len() < limits.max_vertices
+            && self.transactions.len() + c.transactions.len() <= limits.max_txs
+            && body <= limits.max_body_bytes
+    }
+
+    fn push(&mut self, vertex: &Vertex, sequence: u64) {
+        let c = vertex.content();
+        self.last_sequence = sequence;
+        self.vertices.push(vertex.digest());
+        self.tx_bytes += c.payload_bytes();
+        self.transactions.extend(c.transactions.iter().cloned());
+    }
 }
 
 /// Seals blocks of one chain from its committed sequence.
@@ -102,6 +181,9 @@ impl BlockSealer {
     pub fn new(cfg: SealerConfig) -> Result<Self, SealError> {
         if cfg.block_time_ms == 0 {
             return Err(SealError::ZeroBlockTime);
+        }
+        if !cfg.limits.within_protocol() {
+            return Err(SealError::Limits(cfg.limits));
         }
         Ok(Self {
             next_height: cfg.first_height,
@@ -137,11 +219,13 @@ impl BlockSealer {
         self.next_sequence += 1;
         let slot = subdag.timestamp_ms / self.cfg.block_time_ms;
         let mut sealed = Vec::new();
-        match self.open.take() {
-            Some(mut open) if slot <= open.slot => {
-                append(&mut open, subdag);
+        // A commit whose slot is not after the open one joins it (commit timestamps
+        // never go back, so this is only ever the same slot).
+        let slot = match self.open.take() {
+            Some(open) if slot <= open.slot => {
+                let slot = open.slot;
                 self.open = Some(open);
-                return Ok(sealed);
+                slot
             }
             Some(open) => {
                 let last_slot = open.slot;
@@ -149,33 +233,41 @@ impl BlockSealer {
                 let gap = slot - last_slot - 1;
                 if gap <= self.cfg.max_gap_blocks {
                     for empty in last_slot + 1..slot {
-                        sealed.push(self.seal(OpenSlot {
-                            slot: empty,
-                            vertices: Vec::new(),
-                            transactions: Vec::new(),
-                            first_sequence: 0,
-                            last_sequence: 0,
-                        }));
+                        sealed.push(self.seal(OpenSlot::new(empty, 0)));
                     }
                 }
+                slot
             }
-            None => {}
-        }
-        let mut open = OpenSlot {
-            slot,
-            vertices: Vec::new(),
-            transactions: Vec::new(),
-            first_sequence: subdag.sequence,
-            last_sequence: subdag.sequence,
+            None => slot,
         };
-        append(&mut open, subdag);
-        self.open = Some(open);
+        for vertex in &subdag.vertices {
+            match self.open.take() {
+                Some(open) if open.fits(vertex, &self.cfg.limits) => self.open = Some(open),
+                Some(full) => sealed.push(self.seal(full)),
+                None => {}
+            }
+            self.open
+                .get_or_insert_with(|| OpenSlot::new(slot, subdag.sequence))
+                .push(vertex, subdag.sequence);
+        }
+        self.open
+            .get_or_insert_with(|| OpenSlot::new(slot, subdag.sequence))
+            .last_sequence = subdag.sequence;
         Ok(sealed)
     }
 
     fn seal(&mut self, open: OpenSlot) -> SealedBlock {
         let commits =
             (!open.vertices.is_empty()).then_some((open.first_sequence, open.last_sequence));
+        let body_bytes = 1 + BlockBody::encoded_len_of(open.vertices.len(), open.tx_bytes);
+        assert!(
+            open.vertices.len() <= 1
+                || (open.vertices.len() <= self.cfg.limits.max_vertices
+                    && open.transactions.len() <= self.cfg.limits.max_txs
+                    && body_bytes <= self.cfg.limits.max_body_bytes),
+            "the sealer filled a block of slot {} beyond its limits",
+            open.slot
+        );
         let body = BlockBody {
             vertices: open.vertices,
             transactions: open.transactions,
@@ -227,15 +319,6 @@ impl BlockSealer {
     }
 }
 
-fn append(open: &mut OpenSlot, subdag: &CommittedSubDag) {
-    open.last_sequence = subdag.sequence;
-    for v in &subdag.vertices {
-        open.vertices.push(v.digest());
-        open.transactions
-            .extend(v.content().transactions.iter().cloned());
-    }
-}
-
 struct SealerState {
     next_height: u64,
     parent: Digest,
@@ -269,17 +352,20 @@ impl Decode for SealerState {
         let next_sequence = r.read_u64("next sequence")?;
         let open = match r.read_u8("open slot tag")? {
             0 => None,
-            1 => Some(OpenSlot {
-                slot: r.read_u64("slot")?,
-                vertices: r.read_vec(
-                    dualchain_core::types::vertex_limits::MAX_VERTEX_TXS * 64,
-                    32,
-                    "open vertices",
-                )?,
-                transactions: r.read_vec(4_000_000, 1 + 32 + 8 + 8 + 1, "open transactions")?,
-                first_sequence: r.read_u64("first sequence")?,
-                last_sequence: r.read_u64("last sequence")?,
-            }),
+            1 => {
+                let slot = r.read_u64("slot")?;
+                let vertices = r.read_vec(MAX_BLOCK_VERTICES, 32, "open vertices")?;
+                let transactions: Vec<SignedTransaction> =
+                    r.read_vec(MAX_BLOCK_TXS, 1 + 32 + 8 + 8 + 1, "open transactions")?;
+                Some(OpenSlot {
+                    slot,
+                    vertices,
+                    tx_bytes: transactions.iter().map(|t| t.encoded_len()).sum(),
+                    transactions,
+                    first_sequence: r.read_u64("first sequence")?,
+                    last_sequence: r.read_u64("last sequence")?,
+                })
+            }
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "open slot",
@@ -298,14 +384,20 @@ impl Decode for SealerState {
 
 impl Canonical for SealerState {
     const NAME: &'static str = "sealer state";
-    const MAX_ENCODED_LEN: usize = 1024 * 1024 * 1024;
+    /// Positions and at most one open block.
+    const MAX_ENCODED_LEN: usize = 1024 + MAX_BLOCK_BODY_BYTES;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
     use crate::testing::DagBuilder;
-    use dualchain_core::types::VertexRef;
+    use dualchain_core::types::{
+        Address, AssetId, Output, Transaction, TxPayload, UnsignedVertex, VertexRef,
+        vertex_limits::MAX_VERTEX_PAYLOAD_BYTES,
+    };
 
     fn subdag(seq: u64, ts: u64, b: &DagBuilder) -> CommittedSubDag {
         let v = b.vertex(0, (seq % 4) as u16).clone();
@@ -399,5 +491,149 @@ mod tests {
         }
         assert_eq!(x, y);
         assert!(BlockSealer::from_state_bytes(cfg, &[1, 2, 3]).is_err());
+    }
+
+    /// A vertex of `author` carrying `txs` unsigned transfers of `outputs` outputs each.
+    fn stuffed(b: &DagBuilder, author: u16, txs: usize, outputs: usize) -> Arc<Vertex> {
+        let transactions = (0..txs as u64)
+            .map(|nonce| {
+                Transaction {
+                    chain: ChainId::Delta,
+                    sender: Address([author as u8; 32]),
+                    nonce,
+                    fee: 1,
+                    payload: TxPayload::Transfer {
+                        outputs: vec![
+                            Output {
+                                to: Address([9; 32]),
+                                asset: AssetId::NATIVE,
+                                amount: 1,
+                            };
+                            outputs
+                        ],
+                    },
+                }
+                .unsigned()
+            })
+            .collect();
+        Arc::new(
+            UnsignedVertex {
+                chain: ChainId::Delta,
+                epoch: 0,
+                round: 1,
+                author,
+                parents: vec![],
+                transactions,
+                timestamp_ms: 1,
+            }
+            .sign(b.key(author)),
+        )
+    }
+
+    fn commit_of(seq: u64, ts: u64, vertices: Vec<Arc<Vertex>>) -> CommittedSubDag {
+        CommittedSubDag {
+            sequence: seq,
+            leader: vertices[0].reference(),
+            leader_round: seq,
+            timestamp_ms: ts,
+            vertices,
+        }
+    }
+
+    fn check_within(blk: &SealedBlock, limits: &BlockLimits) {
+        let body = &blk.block.body;
+        assert!(body.vertices.len() <= limits.max_vertices);
+        assert!(body.transactions.len() <= limits.max_txs);
+        assert!(body.to_canonical_bytes().len() <= limits.max_body_bytes);
+        assert!(blk.block.body_matches_header());
+    }
+
+    #[test]
+    fn a_stuffed_slot_becomes_several_blocks_of_that_slot_each_within_the_limits() {
+        let b = builder();
+        let limits = BlockLimits {
+            max_txs: 10,
+            max_vertices: 3,
+            max_body_bytes: 2_000,
+        };
+        let cfg = SealerConfig {
+            limits,
+            ..SealerConfig::for_chain(ChainId::Delta)
+        };
+        // Slot 0: a commit of five vertices of four small transactions, then a commit
+        // of two vertices with larger ones; slot 1 closes it.
+        let commits = [
+            commit_of(0, 100, (0..5).map(|a| stuffed(&b, a % 4, 4, 1)).collect()),
+            commit_of(1, 200, vec![stuffed(&b, 0, 2, 8), stuffed(&b, 1, 1, 1)]),
+            commit_of(2, 3_100, vec![stuffed(&b, 2, 1, 1)]),
+        ];
+        let mut straight = BlockSealer::new(cfg.clone()).unwrap();
+        let mut restarted = BlockSealer::new(cfg.clone()).unwrap();
+        let (mut blocks, mut again) = (Vec::new(), Vec::new());
+        for c in &commits {
+            blocks.extend(straight.on_commit(c).unwrap());
+            again.extend(restarted.on_commit(c).unwrap());
+            let bytes = restarted.to_state_bytes();
+            restarted = BlockSealer::from_state_bytes(cfg.clone(), &bytes).unwrap();
+        }
+        assert_eq!(blocks, again, "sealing is deterministic across restarts");
+        assert!(blocks.len() >= 3, "{} blocks", blocks.len());
+        for (i, blk) in blocks.iter().enumerate() {
+            check_within(blk, &limits);
+            assert_eq!(blk.block.header.slot, 0);
+            assert_eq!(blk.height(), 1 + i as u64);
+            if i > 0 {
+                assert_eq!(blk.block.header.parent, blocks[i - 1].digest());
+            }
+        }
+        // Every vertex and transaction of slot 0, in committed order, exactly once.
+        let sealed_vertices: Vec<Digest> = blocks
+            .iter()
+            .flat_map(|b| b.block.body.vertices.clone())
+            .collect();
+        let committed: Vec<Digest> = commits[..2]
+            .iter()
+            .flat_map(|c| c.vertices.iter().map(|v| v.digest()))
+            .collect();
+        assert_eq!(sealed_vertices, committed);
+        let sealed_txs: usize = blocks.iter().map(|b| b.block.body.transactions.len()).sum();
+        assert_eq!(sealed_txs, 5 * 4 + 2 + 1);
+        // A commit split over two blocks is named by both.
+        assert_eq!(blocks[0].commits.map(|c| c.0), Some(0));
+        assert_eq!(blocks.last().unwrap().commits.map(|c| c.1), Some(1));
+    }
+
+    #[test]
+    fn vertices_at_the_payload_limit_make_blocks_that_decode() {
+        let b = builder();
+        // 256-output transfers of about 12 KB: as many as one vertex may carry.
+        let one = stuffed(&b, 0, 1, 256).content().payload_bytes();
+        let per_vertex = MAX_VERTEX_PAYLOAD_BYTES / one;
+        let vertices: Vec<_> = (0..3).map(|a| stuffed(&b, a, per_vertex, 256)).collect();
+        let mut s = BlockSealer::new(SealerConfig::for_chain(ChainId::Delta)).unwrap();
+        let mut blocks = s.on_commit(&commit_of(0, 100, vertices)).unwrap();
+        blocks.extend(
+            s.on_commit(&commit_of(1, 3_100, vec![stuffed(&b, 3, 1, 1)]))
+                .unwrap(),
+        );
+        // Two such vertices fill a block; the third starts another one of slot 0.
+        let per_block: Vec<_> = blocks.iter().map(|b| b.block.body.vertices.len()).collect();
+        assert_eq!(per_block, vec![2, 1]);
+        assert!(blocks.iter().all(|b| b.block.header.slot == 0));
+        for blk in &blocks {
+            check_within(blk, &BlockLimits::PROTOCOL);
+            let bytes = blk.block.to_canonical_bytes();
+            assert_eq!(Block::from_canonical_bytes(&bytes).unwrap(), blk.block);
+        }
+    }
+
+    #[test]
+    fn limits_above_the_protocol_are_refused() {
+        let mut cfg = SealerConfig::for_chain(ChainId::Delta);
+        cfg.limits.max_body_bytes += 1;
+        assert!(matches!(BlockSealer::new(cfg), Err(SealError::Limits(_))));
+        let mut cfg = SealerConfig::for_chain(ChainId::Delta);
+        cfg.limits.max_vertices = 0;
+        assert!(matches!(BlockSealer::new(cfg), Err(SealError::Limits(_))));
     }
 }

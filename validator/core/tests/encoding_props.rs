@@ -69,8 +69,13 @@ fn payload() -> impl Strategy<Value = TxPayload> {
 }
 
 fn transaction() -> impl Strategy<Value = SignedTransaction> {
+    chain().prop_flat_map(transaction_of)
+}
+
+/// A transaction of `chain` (a vertex carries only its own chain's transactions).
+fn transaction_of(chain: ChainId) -> impl Strategy<Value = SignedTransaction> {
     (
-        chain(),
+        Just(chain),
         0..4usize,
         any::<u64>(),
         any::<u64>(),
@@ -149,13 +154,17 @@ fn header() -> impl Strategy<Value = BlockHeader> {
 }
 
 fn vertex() -> impl Strategy<Value = Vertex> {
+    chain().prop_flat_map(vertex_of)
+}
+
+fn vertex_of(chain: ChainId) -> impl Strategy<Value = Vertex> {
     (
-        chain(),
+        Just(chain),
         any::<u64>(),
         1..1000u64,
         0..4u16,
         prop::collection::btree_map(0..4u16, any::<[u8; 32]>(), 0..4),
-        prop::collection::vec(transaction(), 0..3),
+        prop::collection::vec(transaction_of(chain), 0..3),
         any::<u64>(),
     )
         .prop_map(|(chain, epoch, round, author, parents, transactions, ts)| {
@@ -364,6 +373,74 @@ fn certificates_verify_only_with_a_quorum_of_valid_votes() {
         BlockCertificate::from_canonical_bytes(&dup.to_canonical_bytes()),
         Err(DecodeError::NonCanonical { .. })
     ));
+}
+
+/// A vertex's batch is held to the payload limit and to the vertex's chain when it is
+/// decoded, before any signature is checked.
+#[test]
+fn vertex_batches_over_the_payload_limit_or_of_the_other_chain_do_not_decode() {
+    use dualchain_core::types::vertex_limits::{MAX_VERTEX_BYTES, MAX_VERTEX_PAYLOAD_BYTES};
+    // Unsigned transfers with 256 outputs: about 12 KB each, so the byte limit is
+    // reached long before the count limit.
+    let memo = |chain: ChainId, nonce: u64| {
+        Transaction {
+            chain,
+            sender: Address([1; 32]),
+            nonce,
+            fee: 1,
+            payload: TxPayload::Transfer {
+                outputs: vec![
+                    Output {
+                        to: Address([2; 32]),
+                        asset: AssetId::NATIVE,
+                        amount: 1,
+                    };
+                    256
+                ],
+            },
+        }
+        .unsigned()
+    };
+    let vertex = |transactions: Vec<SignedTransaction>| {
+        UnsignedVertex {
+            chain: ChainId::Delta,
+            epoch: 0,
+            round: 0,
+            author: 0,
+            parents: vec![],
+            transactions,
+            timestamp_ms: 1,
+        }
+        .sign(&validator_keys()[0])
+    };
+    let one = memo(ChainId::Delta, 0);
+    let fit = MAX_VERTEX_PAYLOAD_BYTES / one.encoded_len();
+    let full: Vec<_> = (0..fit as u64).map(|n| memo(ChainId::Delta, n)).collect();
+    let at_limit = vertex(full.clone());
+    assert!(at_limit.content().payload_bytes() <= MAX_VERTEX_PAYLOAD_BYTES);
+    let bytes = at_limit.to_canonical_bytes();
+    assert!(bytes.len() <= MAX_VERTEX_BYTES);
+    assert_eq!(Vertex::from_canonical_bytes(&bytes).unwrap(), at_limit);
+
+    let mut over = full;
+    over.push(memo(ChainId::Delta, fit as u64));
+    let over = vertex(over);
+    assert!(over.content().payload_bytes() > MAX_VERTEX_PAYLOAD_BYTES);
+    assert!(matches!(
+        Vertex::from_canonical_bytes(&over.to_canonical_bytes()),
+        Err(DecodeError::TooLong {
+            what: "vertex batch",
+            ..
+        })
+    ));
+
+    let mixed = vertex(vec![memo(ChainId::Delta, 0), memo(ChainId::Alpha, 1)]);
+    let err = Vertex::from_canonical_bytes(&mixed.to_canonical_bytes()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("chain alpha in a vertex of chain delta"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! What the pool stores per transaction, and the batches it hands to the proposer.
 
 use dualchain_core::hash::Digest;
-use dualchain_core::types::{Authorization, SignedTransaction, TxPayload};
+use dualchain_core::types::SignedTransaction;
 
 /// When a transaction was admitted, on a clock chosen by the caller (for example
 /// microseconds since the node started, or a plain admission sequence number).
@@ -64,47 +64,13 @@ impl Batch {
 
 /// The version byte of canonical encodings.
 const VERSION_BYTE: usize = 1;
-/// Length prefix of encoded sequences.
-const LEN_PREFIX: usize = 4;
-/// chain tag + sender + nonce + fee.
-const TX_HEADER: usize = 1 + 32 + 8 + 8;
-/// address + asset + amount.
-const OUTPUT_LEN: usize = 32 + 4 + 8;
 
 /// The canonical encoded size of a signed transaction (version byte included, the
 /// size [`MAX_TX_BYTES`](dualchain_core::types::tx_limits::MAX_TX_BYTES) bounds),
-/// computed from its shape without encoding it: admission is on the hot path. A unit
-/// test pins it to the encoder's output for every kind.
+/// without encoding it: the transaction measured itself when it was decoded or
+/// built. A unit test pins it to the encoder's output for every kind.
 pub fn encoded_len(stx: &SignedTransaction) -> usize {
-    let payload = 1 + match &stx.tx().payload {
-        TxPayload::Transfer { outputs } | TxPayload::MultisigSpend { outputs } => {
-            LEN_PREFIX + OUTPUT_LEN * outputs.len()
-        }
-        TxPayload::Burn { .. } => 4 + 8,
-        TxPayload::MultisigConfigure { signers, .. } => 1 + LEN_PREFIX + 32 * signers.len(),
-        // Rare and of many shapes (an attestation nests a header, a certificate and a
-        // proof): measured by encoding.
-        TxPayload::CrossChain(op) => {
-            let mut body = Vec::new();
-            op.encode_body(&mut body);
-            body.len()
-        }
-    };
-    let auth = 1 + match stx.auth() {
-        Authorization::Single {
-            public_key,
-            signature,
-        } => public_key.as_bytes().len() + signature.as_bytes().len(),
-        Authorization::Multisig { approvals } => {
-            LEN_PREFIX
-                + approvals
-                    .iter()
-                    .map(|a| a.public_key.as_bytes().len() + a.signature.as_bytes().len())
-                    .sum::<usize>()
-        }
-        Authorization::Unsigned => 0,
-    };
-    VERSION_BYTE + TX_HEADER + payload + auth
+    VERSION_BYTE + stx.encoded_len()
 }
 
 #[cfg(test)]
@@ -112,7 +78,9 @@ mod tests {
     use super::*;
     use dualchain_core::crypto::AccountKeypair;
     use dualchain_core::encoding::Canonical;
-    use dualchain_core::types::{Address, AssetId, ChainId, CrossChainOp, Output, Transaction};
+    use dualchain_core::types::{
+        Address, AssetId, ChainId, CrossChainOp, Output, Transaction, TxPayload,
+    };
 
     fn tx(sender: Address, payload: TxPayload) -> Transaction {
         Transaction {

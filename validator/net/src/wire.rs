@@ -31,8 +31,17 @@ use thiserror::Error;
 pub const WIRE_VERSION: u8 = 1;
 /// Fixed header size: version, chain, kind and the `u32` payload length.
 pub const FRAME_HEADER_LEN: usize = 7;
-/// The largest payload any kind allows (a batch of vertex responses).
-pub const MAX_FRAME_PAYLOAD: usize = 2 * vertex_limits::MAX_VERTEX_BYTES;
+/// The largest payload any kind allows (a batch of vertices or blocks answering a
+/// sync request).
+pub const MAX_FRAME_PAYLOAD: usize = 64 * MIB;
+// A response frame holds two of the largest vertices, or one of the largest blocks
+// with its header and certificate.
+const _: () = assert!(MAX_FRAME_PAYLOAD >= 2 * vertex_limits::MAX_VERTEX_BYTES);
+const _: () = assert!(
+    MAX_FRAME_PAYLOAD
+        >= <dualchain_core::types::Block as Canonical>::MAX_ENCODED_LEN
+            + <BlockCertificate as Canonical>::MAX_ENCODED_LEN
+);
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;

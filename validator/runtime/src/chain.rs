@@ -282,7 +282,7 @@ fn open_sealer<S: Seams>(ctx: &ChainContext<S>, db: &S::Engine) -> anyhow::Resul
         block_time_ms: ctx.block_time_ms,
         first_height: 1,
         genesis_parent: ctx.identity.genesis_digest,
-        max_gap_blocks: 10_000,
+        ..SealerConfig::for_chain(ctx.chain)
     };
     Ok(match db.get(Column::Meta, SEALER_STATE_KEY)? {
         Some(bytes) => BlockSealer::from_state_bytes(cfg, &bytes)

@@ -253,3 +253,164 @@ fn a_failed_store_write_halts_before_anything_leaves() {
     assert!(e.is_halted());
     assert!(e.handle(1, Input::TimeoutFired).is_empty());
 }
+
+/// A vertex of `author` in `round` whose parents are made up (`salt` keeps them apart).
+fn orphan(b: &DagBuilder, round: Round, author: ValidatorIndex, salt: u32) -> Arc<Vertex> {
+    let refs = (0..3u16)
+        .map(|a| {
+            let mut d = [a as u8; 32];
+            d[..4].copy_from_slice(&salt.to_le_bytes());
+            VertexRef {
+                author: a,
+                digest: Digest(d),
+            }
+        })
+        .collect();
+    b.custom_vertex_refs(round, author, refs)
+}
+
+fn rejections(out: &[Output<Infallible>]) -> Vec<RejectReason> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Rejected { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn requests(out: &[Output<Infallible>]) -> Vec<(ValidatorIndex, SyncRequest)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::RequestVertices { to, request } => Some((*to, request.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_orphan_flood_fills_only_its_authors_share_and_honest_vertices_still_wait() {
+    let mut b = DagBuilder::new(4);
+    b.full_rounds(0..4);
+    let db = Arc::new(MemoryEngine::new());
+    let mut e = open(&b, &db);
+    for a in 0..4 {
+        for r in 0..2 {
+            receive(&mut e, 0, a, b.vertex(r, a));
+        }
+    }
+    let budget = e.pending_budget();
+    assert_eq!(budget.vertices, e.config().max_pending_per_author);
+    // Validator 3 sends twice its allowance of vertices whose parents do not exist,
+    // all within the rounds a vertex may wait in: the newer displace the older.
+    let mut refused = 0;
+    for k in 0..2 * budget.vertices as u32 {
+        let round = 2 + Round::from(k) % e.config().max_pending_rounds_ahead;
+        let out = receive(&mut e, 1, 3, &orphan(&b, round, 3, k));
+        refused += rejections(&out)
+            .iter()
+            .filter(|r| matches!(r, RejectReason::OverBudget(o) if o.author == 3))
+            .count();
+    }
+    assert_eq!(e.pending_len(), budget.vertices);
+    assert_eq!(refused, 0);
+    assert_eq!(e.stats().evicted_pending, budget.vertices as u64);
+    assert!(e.pending_bytes() <= budget.bytes);
+    // An honest vertex whose parents are late still waits, and attaches when they come.
+    let honest = b.vertex(3, 1).clone();
+    receive(&mut e, 2, 1, &honest);
+    assert!(e.pending.contains(&honest.digest()));
+    for a in 0..4 {
+        receive(&mut e, 3, a, b.vertex(2, a));
+    }
+    assert!(e.dag().contains(&honest.digest()));
+}
+
+#[test]
+fn vertices_far_above_the_quorum_round_are_chased_not_buffered() {
+    let mut b = DagBuilder::new(4);
+    b.full_rounds(0..40);
+    let db = Arc::new(MemoryEngine::new());
+    let mut e = open(&b, &db);
+    for a in 0..4 {
+        receive(&mut e, 0, a, b.vertex(0, a));
+    }
+    // A peer 39 rounds ahead: its vertex is not held, it is fetched with its ancestors.
+    let ahead = b.vertex(39, 2).clone();
+    let out = receive(&mut e, 1, 2, &ahead);
+    assert_eq!(e.pending_len(), 0);
+    assert_eq!(e.stats().deferred_ahead, 1);
+    let asked = requests(&out);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].0, 2);
+    assert_eq!(asked[0].1.wanted, vec![(39, ahead.digest())]);
+    // A second one of the same author does not start a second chase.
+    let out = receive(&mut e, 2, 2, b.vertex(38, 2));
+    assert!(requests(&out).is_empty());
+
+    // A peer holding the whole DAG answers each request; we catch up.
+    let db2 = Arc::new(MemoryEngine::new());
+    let mut peer = open(&b, &db2);
+    let mut all = b.all().to_vec();
+    all.sort_by_key(|v| v.content().round);
+    for v in &all {
+        receive(&mut peer, 0, v.content().author, v);
+    }
+    let mut now = 10;
+    let mut pending_requests = asked;
+    for _ in 0..20 {
+        for (_, request) in std::mem::take(&mut pending_requests) {
+            let served = peer.handle(now, Input::SyncRequest { from: 1, request });
+            for o in served {
+                if let Output::SendVertices { vertices, .. } = o {
+                    let out = e.handle(now, Input::SyncResponse { from: 2, vertices });
+                    pending_requests.extend(requests(&out));
+                }
+            }
+        }
+        now += e.config().sync_retry_ms;
+        pending_requests.extend(requests(&e.handle(now, Input::TimeoutFired)));
+        if e.dag().contains(&ahead.digest()) {
+            break;
+        }
+    }
+    assert!(e.dag().contains(&ahead.digest()), "caught up to round 39");
+    assert!(e.stats().max_pending <= 4 * e.config().max_pending_rounds_ahead as usize);
+}
+
+#[test]
+fn parents_that_never_come_cost_the_author_strikes_and_halve_its_allowance() {
+    let mut b = DagBuilder::new(4);
+    b.full_rounds(0..2);
+    let db = Arc::new(MemoryEngine::new());
+    let mut e = open(&b, &db);
+    for a in 0..4 {
+        receive(&mut e, 0, a, b.vertex(0, a));
+    }
+    let fake = orphan(&b, 1, 3, 7);
+    receive(&mut e, 1, 3, &fake);
+    assert_eq!(e.pending_len(), 1);
+    // Every fetch attempt of the made-up parents goes unanswered.
+    let mut now = 1;
+    let mut never = Vec::new();
+    for _ in 0..=e.config().max_fetch_attempts {
+        now += e.config().sync_retry_ms;
+        never.extend(rejections(&e.handle(now, Input::TimeoutFired)));
+    }
+    assert_eq!(
+        never,
+        vec![RejectReason::ParentsNeverArrived { round: 1 }],
+        "one drop, blamed on the author"
+    );
+    assert_eq!(e.pending_len(), 0);
+    assert_eq!(e.stats().abandoned, 1);
+    assert_eq!(e.pending.strikes(3), 1);
+    let budget = e.pending_budget();
+    let halved = e.pending.make_room(3, usize::MAX / 2, budget).unwrap_err();
+    assert_eq!(
+        halved.allowed_vertices,
+        e.config().max_pending_per_author / 2
+    );
+    // Its next vertex that attaches forgives the strike.
+    receive(&mut e, now, 3, b.vertex(1, 3));
+    assert_eq!(e.pending.strikes(3), 0);
+}

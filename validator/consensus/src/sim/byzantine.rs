@@ -10,19 +10,26 @@
 //! - [`Behaviour::InvalidSignatures`]: every peer first gets a copy with a corrupted
 //!   signature, and only half of them the valid vertex;
 //! - [`Behaviour::Garbage`]: besides the real vertex every peer gets random bytes, a
-//!   truncated vertex, and a vertex claiming another author (signed with the wrong key).
+//!   truncated vertex, and a vertex claiming another author (signed with the wrong key);
+//! - [`Behaviour::OrphanFlood`]: besides the real vertex every peer gets
+//!   [`ORPHANS_PER_ROUND`] validly signed vertices of the next few rounds whose parents
+//!   do not exist (the pending-buffer attack: they can never attach).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use dualchain_core::Digest;
 use dualchain_core::crypto::ValidatorKeypair;
 use dualchain_core::encoding::Canonical;
-use dualchain_core::types::{UnsignedVertex, ValidatorIndex, Vertex};
+use dualchain_core::types::{UnsignedVertex, ValidatorIndex, Vertex, VertexRef};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::consensus::Round;
 use crate::wire::NetMessage;
+
+/// Orphans an [`Behaviour::OrphanFlood`] node sends each peer per round.
+pub const ORPHANS_PER_ROUND: usize = 24;
 
 /// What a Byzantine node does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -31,14 +38,16 @@ pub enum Behaviour {
     Withhold,
     InvalidSignatures,
     Garbage,
+    OrphanFlood,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 4] = [
+    pub const ALL: [Behaviour; 5] = [
         Behaviour::Equivocate,
         Behaviour::Withhold,
         Behaviour::InvalidSignatures,
         Behaviour::Garbage,
+        Behaviour::OrphanFlood,
     ];
 
     /// What validator `index` does in the run of `seed` whose Byzantine validators are
@@ -156,6 +165,32 @@ impl Behaviour {
                     plan.push((to, truncated.clone()));
                     plan.push((to, forged.clone()));
                     plan.push((to, honest.clone()));
+                }
+                plan
+            }
+            Behaviour::OrphanFlood => {
+                let c = vertex.content();
+                let mut plan: Plan = peers.iter().map(|to| (*to, honest.clone())).collect();
+                for k in 0..ORPHANS_PER_ROUND {
+                    // Parents of a quorum of authors (so the vertex verifies), with
+                    // digests nobody ever produced.
+                    let parents = (0..n as ValidatorIndex)
+                        .map(|author| VertexRef {
+                            author,
+                            digest: Digest(rng.random()),
+                        })
+                        .collect();
+                    let orphan = Arc::new(
+                        UnsignedVertex {
+                            round: c.round + 1 + (k as Round % 8),
+                            parents,
+                            transactions: Vec::new(),
+                            ..c.clone()
+                        }
+                        .sign(key),
+                    );
+                    let bytes = encode(&orphan);
+                    plan.extend(peers.iter().map(|to| (*to, bytes.clone())));
                 }
                 plan
             }

@@ -187,7 +187,12 @@ pub struct RunResult {
     pub latency_ms: Histogram,
     pub max_dag_vertices: usize,
     pub max_dag_bytes: usize,
+    /// Most vertices (and their encoded bytes) an honest node held waiting for
+    /// parents.
     pub max_pending: usize,
+    pub max_pending_bytes: usize,
+    /// Vertices honest nodes dropped because their parents never arrived.
+    pub abandoned: u64,
     pub vertices_created: u64,
     pub virtual_ms: TimeMs,
     pub messages_sent: u64,
@@ -248,6 +253,7 @@ pub struct Simulation {
     max_dag_vertices: usize,
     max_dag_bytes: usize,
     max_pending: usize,
+    max_pending_bytes: usize,
     messages_sent: u64,
     messages_dropped: u64,
     bytes_sent: u64,
@@ -333,6 +339,7 @@ impl Simulation {
             max_dag_vertices: 0,
             max_dag_bytes: 0,
             max_pending: 0,
+            max_pending_bytes: 0,
             messages_sent: 0,
             messages_dropped: 0,
             bytes_sent: 0,
@@ -557,6 +564,7 @@ impl Simulation {
 
     /// Feeds one input to node `i` and carries out its outputs; `true` if it committed.
     fn handle(&mut self, i: usize, now: TimeMs, input: Input<Infallible>) -> bool {
+        let honest = self.nodes[i].honest();
         let Some(engine) = self.nodes[i].engine.as_mut() else {
             return false;
         };
@@ -565,7 +573,10 @@ impl Simulation {
             .max_dag_vertices
             .max(engine.dag().len() + engine.pending_len());
         self.max_dag_bytes = self.max_dag_bytes.max(engine.dag().encoded_bytes());
-        self.max_pending = self.max_pending.max(engine.pending_len());
+        if honest {
+            self.max_pending = self.max_pending.max(engine.pending_len());
+            self.max_pending_bytes = self.max_pending_bytes.max(engine.pending_bytes());
+        }
         let mut committed = false;
         let mut last_sequence = None;
         for output in outputs {
@@ -749,6 +760,8 @@ impl Simulation {
     }
 
     fn finish(self, now: TimeMs, liveness_failure: Option<String>) -> RunResult {
+        let abandoned = self.honest_total(|s| s.abandoned);
+        let rejected_signatures = self.honest_total(|s| s.rejected_signatures);
         let mut violations = self.violations;
         let honest: Vec<&Node> = self.nodes.iter().filter(|n| n.honest()).collect();
         // Committed sequences: prefixes of the longest.
@@ -824,22 +837,30 @@ impl Simulation {
             max_dag_vertices: self.max_dag_vertices,
             max_dag_bytes: self.max_dag_bytes,
             max_pending: self.max_pending,
+            max_pending_bytes: self.max_pending_bytes,
+            abandoned,
             vertices_created: self.nodes.iter().map(|n| n.proposed).sum(),
             virtual_ms: now,
             messages_sent: self.messages_sent,
             messages_dropped: self.messages_dropped,
             bytes_sent: self.bytes_sent,
-            rejected_signatures: self
-                .nodes
-                .iter()
-                .filter(|n| n.honest())
-                .filter_map(|n| n.engine.as_ref())
-                .map(|e| e.stats().rejected_signatures)
-                .sum(),
+            rejected_signatures,
             undecodable_messages: self.undecodable,
             equivocation_evidence: self.evidence,
             restarts: self.restarts,
         }
+    }
+}
+
+impl Simulation {
+    /// A counter of the honest engines, summed.
+    fn honest_total(&self, counter: impl Fn(&crate::engine::EngineStats) -> u64) -> u64 {
+        self.nodes
+            .iter()
+            .filter(|n| n.honest())
+            .filter_map(|n| n.engine.as_ref())
+            .map(|e| counter(e.stats()))
+            .sum()
     }
 }
 

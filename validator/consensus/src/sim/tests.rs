@@ -1,6 +1,7 @@
 //! Simulator self-tests; the many-seed acceptance run lives in `tests/sim_seeds.rs`.
 
 use super::*;
+use crate::sim::byzantine::ORPHANS_PER_ROUND;
 
 fn run(cfg: SimConfig) -> RunResult {
     run_once(cfg, &SharedVerdictCache::new()).unwrap()
@@ -52,8 +53,48 @@ fn every_byzantine_behaviour_is_survived_and_detected() {
                 assert!(r.undecodable_messages > 0 && r.rejected_signatures > 0)
             }
             Behaviour::Withhold => {}
+            Behaviour::OrphanFlood => assert!(
+                r.max_pending <= cfg_pending_bound(),
+                "{} vertices waited",
+                r.max_pending
+            ),
         }
     }
+}
+
+/// What an honest node may hold waiting for parents in a 4-validator run: one
+/// author's allowance for the flooder, and a few rounds of everyone else.
+fn cfg_pending_bound() -> usize {
+    let engine = SimConfig::new(4, 0).engine;
+    engine.max_pending_per_author + 3 * engine.max_pending_rounds_ahead as usize
+}
+
+#[test]
+fn an_orphan_flood_is_held_to_its_authors_share_and_costs_little_throughput() {
+    // Seed 4: the single Byzantine validator floods (Behaviour::ALL[4]).
+    let mut cfg = SimConfig::new(4, 4);
+    cfg.rounds = 40;
+    let clean = run(cfg.clone());
+    assert_clean(&clean);
+    cfg.byzantine = 1;
+    let attacked = run(cfg.clone());
+    assert_clean(&attacked);
+    let flood = (ORPHANS_PER_ROUND as u64) * 3 * cfg.rounds;
+    assert!(
+        attacked.max_pending <= cfg_pending_bound(),
+        "{} vertices waited under a flood of about {flood}",
+        attacked.max_pending
+    );
+    assert!(attacked.max_pending_bytes <= cfg.engine.max_pending_bytes);
+    // The flood did fill the flooder's allowance (and, unbounded, it held 983).
+    assert!(attacked.max_pending >= cfg.engine.max_pending_per_author);
+    // Throughput: the target rounds are reached in at most 1.25x the clean time.
+    assert!(
+        attacked.virtual_ms * 4 <= clean.virtual_ms * 5,
+        "{} ms under attack, {} ms clean",
+        attacked.virtual_ms,
+        clean.virtual_ms
+    );
 }
 
 #[test]

@@ -11,11 +11,21 @@ use super::transaction::SignedTransaction;
 use super::validator::{MAX_VALIDATORS, ValidatorIndex, ValidatorSet};
 
 /// Transactions in one block body.
-pub const MAX_BLOCK_TXS: usize = 4_000_000;
+pub const MAX_BLOCK_TXS: usize = 262_144;
 /// Vertices committed into one block.
-pub const MAX_BLOCK_VERTICES: usize = 1_000_000;
-/// Encoded size of one block body.
-pub const MAX_BLOCK_BODY_BYTES: usize = 1024 * 1024 * 1024;
+pub const MAX_BLOCK_VERTICES: usize = 65_536;
+/// Encoded size of one block body (with its version byte). A block must fit what
+/// reads it back: the gRPC `GetBlock` answer (64 MiB by default), a snapshot value
+/// (64 MiB) and a sync frame with its certificate. The sealer starts another block
+/// of the same slot rather than exceed any of these three limits.
+pub const MAX_BLOCK_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+// One vertex always fits a block on its own, so the sealer can always make progress.
+const _: () = assert!(MAX_BLOCK_TXS >= super::vertex::limits::MAX_VERTEX_TXS);
+const _: () = assert!(
+    MAX_BLOCK_BODY_BYTES
+        > 1 + BlockBody::encoded_len_of(1, super::vertex::limits::MAX_VERTEX_PAYLOAD_BYTES)
+);
 
 /// The executed block header that validators sign.
 ///
@@ -97,6 +107,13 @@ pub struct BlockBody {
 }
 
 impl BlockBody {
+    /// The length of `encode_to`'s output for a body of `vertices` vertex digests and
+    /// transactions whose encodings total `tx_bytes` (the canonical form adds one
+    /// version byte).
+    pub const fn encoded_len_of(vertices: usize, tx_bytes: usize) -> usize {
+        4 + 32 * vertices + 4 + tx_bytes
+    }
+
     pub fn vertices_root(&self) -> Digest {
         list_root(HashDomain::VertexListRoot, &self.vertices)
     }

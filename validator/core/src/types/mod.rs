@@ -19,7 +19,10 @@ pub use attestation::{
     Attestation, AttestationContext, AttestationError, AttestationId, CertificateCache,
     MAX_ATTESTED_KEY_BYTES, MAX_RECORD_BYTES, RecordProof,
 };
-pub use block::{Block, BlockBody, BlockCertificate, BlockHeader, CertificateError};
+pub use block::{
+    Block, BlockBody, BlockCertificate, BlockHeader, CertificateError, MAX_BLOCK_BODY_BYTES,
+    MAX_BLOCK_TXS, MAX_BLOCK_VERTICES,
+};
 pub use chain::{ChainId, ConsensusEngine};
 pub use crosschain::{
     AttestationRefusal, BlockEvents, CrossChainEvent, CrossChainFailure, CrossChainOp,

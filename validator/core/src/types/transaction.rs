@@ -216,14 +216,11 @@ impl Transaction {
     pub fn sign(self, key: &AccountKeypair) -> SignedTransaction {
         let digest = self.digest();
         let signature = key.sign(SigningDomain::Transaction, digest.as_bytes());
-        SignedTransaction {
-            tx: self,
-            auth: Authorization::Single {
-                public_key: key.public().clone(),
-                signature,
-            },
-            digest,
-        }
+        let auth = Authorization::Single {
+            public_key: key.public().clone(),
+            signature,
+        };
+        SignedTransaction::assemble(self, auth, digest)
     }
 
     /// Approves with several signers of a multisig policy.
@@ -238,22 +235,14 @@ impl Transaction {
             .collect();
         approvals.sort_by(|a, b| a.public_key.cmp(&b.public_key));
         approvals.dedup_by(|a, b| a.public_key == b.public_key);
-        SignedTransaction {
-            tx: self,
-            auth: Authorization::Multisig { approvals },
-            digest,
-        }
+        SignedTransaction::assemble(self, Authorization::Multisig { approvals }, digest)
     }
 
     /// Leaves the transaction unsigned: valid only on a network whose genesis enables
     /// the unsigned benchmark mode.
     pub fn unsigned(self) -> SignedTransaction {
         let digest = self.digest();
-        SignedTransaction {
-            tx: self,
-            auth: Authorization::Unsigned,
-            digest,
-        }
+        SignedTransaction::assemble(self, Authorization::Unsigned, digest)
     }
 }
 
@@ -423,6 +412,9 @@ pub struct SignedTransaction {
     tx: Transaction,
     auth: Authorization,
     digest: Digest,
+    /// Bytes of `encode_to` (transaction and authorisation, no version byte), known
+    /// for free at decode: batches, vertices and blocks are sized without re-encoding.
+    encoded_len: u32,
 }
 
 /// Offset of the payload's kind tag in a canonical transaction: version, chain,
@@ -448,7 +440,27 @@ impl SignedTransaction {
 
     pub fn new(tx: Transaction, auth: Authorization) -> Self {
         let digest = tx.digest();
-        Self { tx, auth, digest }
+        Self::assemble(tx, auth, digest)
+    }
+
+    /// A transaction built locally (not decoded): measures its encoding once.
+    fn assemble(tx: Transaction, auth: Authorization, digest: Digest) -> Self {
+        let mut bytes = Vec::with_capacity(256);
+        tx.encode_to(&mut bytes);
+        auth.encode_to(&mut bytes);
+        let encoded_len = u32::try_from(bytes.len()).expect("a transaction is far below 4 GiB");
+        Self {
+            tx,
+            auth,
+            digest,
+            encoded_len,
+        }
+    }
+
+    /// The length of [`Encode::encode_to`]'s output (what a vertex or block body
+    /// holds per transaction), without encoding.
+    pub fn encoded_len(&self) -> usize {
+        self.encoded_len as usize
     }
 
     pub fn tx(&self) -> &Transaction {
@@ -544,7 +556,12 @@ impl Decode for SignedTransaction {
                 max,
             });
         }
-        Ok(Self { tx, auth, digest })
+        Ok(Self {
+            tx,
+            auth,
+            digest,
+            encoded_len: (len - 1) as u32,
+        })
     }
 }
 
@@ -594,6 +611,24 @@ mod tests {
         assert_eq!(back, stx);
         assert_eq!(back.digest(), stx.tx().digest());
         back.verify_signatures(false).unwrap();
+    }
+
+    #[test]
+    fn encoded_len_is_the_length_of_the_encoding_built_or_decoded() {
+        let (a, b) = (key(1), key(2));
+        let built = [
+            transfer(&a, 0).sign(&a),
+            transfer(&a, 1).sign_multisig(&[&a, &b]),
+            transfer(&a, 2).unsigned(),
+        ];
+        for stx in built {
+            let mut bytes = Vec::new();
+            stx.encode_to(&mut bytes);
+            assert_eq!(stx.encoded_len(), bytes.len());
+            let decoded =
+                SignedTransaction::from_canonical_bytes(&stx.to_canonical_bytes()).unwrap();
+            assert_eq!(decoded.encoded_len(), bytes.len());
+        }
     }
 
     #[test]

@@ -17,8 +17,15 @@ use super::validator::{MAX_VALIDATORS, ValidatorIndex, ValidatorSet};
 pub mod limits {
     /// Transactions in one vertex's batch.
     pub const MAX_VERTEX_TXS: usize = 16_384;
+    /// Encoded bytes of one vertex's transactions: what a proposer may batch into a
+    /// vertex, and what a received vertex may carry (checked at decode, before any
+    /// signature work). Two of the largest attestation transactions fit.
+    pub const MAX_VERTEX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
+    /// Encoded bytes of a vertex without its transactions, at most: fixed fields,
+    /// one parent per validator of the largest set, an ML-DSA-87 signature.
+    pub const MAX_VERTEX_OVERHEAD_BYTES: usize = 64 * 1024;
     /// Encoded size of one vertex (the transport's frame limit for vertices).
-    pub const MAX_VERTEX_BYTES: usize = 32 * 1024 * 1024;
+    pub const MAX_VERTEX_BYTES: usize = MAX_VERTEX_PAYLOAD_BYTES + MAX_VERTEX_OVERHEAD_BYTES;
 }
 use limits::*;
 
@@ -61,6 +68,15 @@ pub struct UnsignedVertex {
 }
 
 impl UnsignedVertex {
+    /// Encoded bytes of the batch (at most [`MAX_VERTEX_PAYLOAD_BYTES`] in any vertex
+    /// that decodes).
+    pub fn payload_bytes(&self) -> usize {
+        self.transactions
+            .iter()
+            .map(SignedTransaction::encoded_len)
+            .sum()
+    }
+
     /// The vertex digest: BLAKE3 (vertex domain) of the unsigned content.
     pub fn digest(&self) -> Digest {
         let mut bytes = Vec::with_capacity(256);
@@ -106,7 +122,25 @@ impl Decode for UnsignedVertex {
                 detail: "a round-0 vertex has no parents".into(),
             });
         }
-        let transactions = r.read_vec(MAX_VERTEX_TXS, 1 + 32 + 8 + 8 + 1, "vertex batch")?;
+        let transactions: Vec<SignedTransaction> =
+            r.read_vec(MAX_VERTEX_TXS, 1 + 32 + 8 + 8 + 1, "vertex batch")?;
+        let payload: usize = transactions.iter().map(|t| t.encoded_len()).sum();
+        if payload > MAX_VERTEX_PAYLOAD_BYTES {
+            return Err(DecodeError::TooLong {
+                what: "vertex batch",
+                len: payload,
+                max: MAX_VERTEX_PAYLOAD_BYTES,
+            });
+        }
+        if let Some(t) = transactions.iter().find(|t| t.tx().chain != chain) {
+            return Err(DecodeError::Invalid {
+                what: "vertex batch",
+                detail: format!(
+                    "a transaction of chain {} in a vertex of chain {chain}",
+                    t.tx().chain
+                ),
+            });
+        }
         let timestamp_ms = r.read_u64("timestamp")?;
         Ok(Self {
             chain,
@@ -230,5 +264,17 @@ impl Canonical for Vertex {
 }
 
 // A vertex must be able to carry several maximal transactions of every kind.
-const _: () = assert!(MAX_VERTEX_BYTES > 4 * MAX_TX_BYTES);
-const _: () = assert!(MAX_VERTEX_BYTES > 4 * MAX_ATTEST_TX_BYTES);
+const _: () = assert!(MAX_VERTEX_PAYLOAD_BYTES > 4 * MAX_TX_BYTES);
+const _: () = assert!(MAX_VERTEX_PAYLOAD_BYTES > 2 * MAX_ATTEST_TX_BYTES);
+// Everything but the batch fits the overhead: fixed fields, parents, signature.
+const _: () = assert!(
+    MAX_VERTEX_OVERHEAD_BYTES
+        > 1 + 8
+            + 8
+            + 2
+            + 4
+            + MAX_VALIDATORS * (2 + 32)
+            + 4
+            + 8
+            + <crate::crypto::ValidatorScheme as crate::crypto::Scheme>::SIGNATURE_LEN
+);
