@@ -412,7 +412,12 @@ impl<S: Seams> Driver<S> {
             }
         };
         let head = self.ctx.head().height;
-        match self.votes.add_votes(&votes, head) {
+        let equivocations = self.votes.equivocations();
+        let added = self.votes.add_votes(&votes, head);
+        if self.votes.equivocations() > equivocations {
+            tracing::warn!(chain = %self.ctx.chain, height = votes.height, "a validator signed two block headers of one height");
+        }
+        match added {
             Ok(Some(certificate)) => self.certified(certificate),
             Ok(None) => {}
             Err(e) => {
@@ -660,6 +665,23 @@ mod tests {
             }
             .sign(&dualchain_consensus::keys::sim_validator_key(0)),
         )
+    }
+
+    #[test]
+    fn the_largest_sync_request_fits_the_transport_frame() {
+        let request = SyncRequest {
+            wanted: vec![
+                (u64::MAX, Digest([7; 32]));
+                dualchain_consensus::engine::MAX_SYNC_DIGESTS
+            ],
+            have_through_round: u64::MAX,
+        };
+        let bytes = NetMessage::SyncRequest(request).to_canonical_bytes();
+        assert!(
+            bytes.len() <= MessageKind::FetchVertices.max_payload(),
+            "{} bytes",
+            bytes.len()
+        );
     }
 
     #[test]

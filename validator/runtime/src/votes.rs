@@ -3,21 +3,26 @@
 //! After executing a block every validator signs its executed header (state root
 //! included) and broadcasts the signature as a one-signer [`BlockCertificate`]. Votes
 //! are checked on arrival (signer in the set, ML-DSA-87 signature over the header
-//! digest) and kept per (height, header digest) — a vote may arrive before we
-//! executed the block. Once our own header for a height is known and votes for that
+//! digest) and kept per height, **one per signer** — a vote may arrive before we
+//! executed the block. An honest validator signs one header per height, so a
+//! signer's second header at a height is verified once and kept as evidence of vote
+//! equivocation, and anything further from it at that height is ignored unverified:
+//! a member cannot make us store or verify votes for arbitrary digests. Once our own header for a height is known and votes for that
 //! same digest carry a quorum of stake, the certificate is formed; it is the
 //! finality proof persisted next to the block. Votes for a digest other than ours
 //! are evidence that someone executed differently; they never count for our header.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use dualchain_core::Digest;
 use dualchain_core::crypto::{SigningDomain, ValidatorSignature};
 use dualchain_core::types::{BlockCertificate, BlockHeader, ValidatorIndex, ValidatorSet};
 
-/// Heights above our head we buffer votes for (a peer slightly ahead).
-const MAX_HEIGHTS_AHEAD: u64 = 1_000;
+/// Heights above our head we buffer votes for (a peer ahead of us: 256 Delta
+/// blocks are almost 13 minutes). With one vote per signer per height, this bounds
+/// the book at `validators × 256` votes.
+const MAX_HEIGHTS_AHEAD: u64 = 256;
 /// Executed headers kept waiting for votes before they are given up on.
 const MAX_PENDING_HEADERS: usize = 4_096;
 /// Times our vote for one header is sent again while it is not certified (a lost
@@ -38,7 +43,22 @@ pub enum VoteError {
 
 #[derive(Default)]
 struct HeightVotes {
-    by_digest: HashMap<Digest, BTreeMap<ValidatorIndex, ValidatorSignature>>,
+    /// Each signer's vote at this height: the header digest it signed.
+    by_signer: BTreeMap<ValidatorIndex, (Digest, ValidatorSignature)>,
+    /// A second header a signer signed at this height (verified): the evidence.
+    conflicting: BTreeMap<ValidatorIndex, (Digest, ValidatorSignature)>,
+}
+
+impl HeightVotes {
+    fn signers_of(
+        &self,
+        digest: &Digest,
+    ) -> impl Iterator<Item = (ValidatorIndex, &ValidatorSignature)> {
+        self.by_signer
+            .iter()
+            .filter(move |(_, (d, _))| d == digest)
+            .map(|(i, (_, s))| (*i, s))
+    }
 }
 
 /// A header we executed, with our vote and when we last sent it.
@@ -55,6 +75,8 @@ pub struct VoteBook {
     votes: BTreeMap<u64, HeightVotes>,
     ours: BTreeMap<u64, Own>,
     certified: u64,
+    /// Signers seen signing two headers at one height.
+    equivocations: u64,
 }
 
 impl VoteBook {
@@ -69,7 +91,13 @@ impl VoteBook {
             votes: BTreeMap::new(),
             ours: BTreeMap::new(),
             certified,
+            equivocations: 0,
         }
+    }
+
+    /// Times a signer was seen signing a second header at one height.
+    pub fn equivocations(&self) -> u64 {
+        self.equivocations
     }
 
     pub fn certified_height(&self) -> u64 {
@@ -95,38 +123,32 @@ impl VoteBook {
         if votes.height <= self.certified && !self.ours.contains_key(&votes.height) {
             return Ok(None);
         }
-        // Resends make repeated votes routine: a signature identical to one already
-        // recorded was verified when it was recorded.
-        let known = self
-            .votes
-            .get(&votes.height)
-            .and_then(|h| h.by_digest.get(&votes.header_digest));
+        let digest = votes.header_digest;
         for (index, signature) in &votes.signatures {
-            let member = self
-                .validators
+            self.validators
                 .get(*index)
                 .ok_or(VoteError::UnknownSigner(*index))?;
-            if known.and_then(|k| k.get(index)) == Some(signature) {
-                continue;
-            }
+            let height = self.votes.entry(votes.height).or_default();
+            let evidence = match height.by_signer.get(index) {
+                // Resends make repeated votes routine; the first one was verified.
+                Some((d, _)) if *d == digest => continue,
+                None => false,
+                // A second header from one signer: verified once, kept as evidence.
+                Some(_) if !height.conflicting.contains_key(index) => true,
+                Some(_) => continue,
+            };
+            let member = self.validators.get(*index).expect("checked above");
             member
                 .public_key
-                .verify(
-                    SigningDomain::BlockVote,
-                    votes.header_digest.as_bytes(),
-                    signature,
-                )
+                .verify(SigningDomain::BlockVote, digest.as_bytes(), signature)
                 .map_err(|_| VoteError::BadSignature(*index))?;
-        }
-        let entry = self
-            .votes
-            .entry(votes.height)
-            .or_default()
-            .by_digest
-            .entry(votes.header_digest)
-            .or_default();
-        for (index, signature) in &votes.signatures {
-            entry.entry(*index).or_insert_with(|| signature.clone());
+            let vote = (digest, signature.clone());
+            if evidence {
+                height.conflicting.insert(*index, vote);
+                self.equivocations += 1;
+            } else {
+                height.by_signer.insert(*index, vote);
+            }
         }
         Ok(self.try_certify(votes.height))
     }
@@ -144,10 +166,8 @@ impl VoteBook {
         self.votes
             .entry(height)
             .or_default()
-            .by_digest
-            .entry(header.digest())
-            .or_default()
-            .insert(me, vote.clone());
+            .by_signer
+            .insert(me, (header.digest(), vote.clone()));
         self.ours.insert(
             height,
             Own {
@@ -194,12 +214,17 @@ impl VoteBook {
     fn try_certify(&mut self, height: u64) -> Option<BlockCertificate> {
         let header = &self.ours.get(&height)?.header;
         let digest = header.digest();
-        let signers = self.votes.get(&height)?.by_digest.get(&digest)?;
-        if self.validators.stake_of(signers.keys().copied()) < self.validators.quorum_stake() {
+        let votes = self.votes.get(&height)?;
+        let stake = self
+            .validators
+            .stake_of(votes.signers_of(&digest).map(|(i, _)| i));
+        if stake < self.validators.quorum_stake() {
             return None;
         }
-        let certificate =
-            BlockCertificate::from_votes(header, signers.iter().map(|(i, s)| (*i, s.clone())));
+        let certificate = BlockCertificate::from_votes(
+            header,
+            votes.signers_of(&digest).map(|(i, s)| (i, s.clone())),
+        );
         self.ours.remove(&height);
         self.votes.remove(&height);
         self.certified = self.certified.max(height);
@@ -301,6 +326,36 @@ mod tests {
             }
         }
         assert_eq!(resent, MAX_VOTE_RESENDS - 1);
+    }
+
+    #[test]
+    fn one_vote_per_signer_per_height_and_one_conflicting_header_as_evidence() {
+        let (keys, set) = sim_validators(4, 0).unwrap();
+        let set = Arc::new(set);
+        let mut book = VoteBook::new(ChainId::Delta, set.clone(), 0);
+        let ours = header(1, 7);
+        assert_eq!(book.add_votes(&vote_of(&keys, 1, &ours), 0).unwrap(), None);
+        // Validator 1 then signs 50 other headers of height 1: the first is kept as
+        // evidence, the rest are neither verified nor stored.
+        for root in 0..50 {
+            let other = header(1, 100 + root);
+            let mut v = vote_of(&keys, 1, &other);
+            if root > 0 {
+                // Not even a valid signature: never looked at.
+                v.signatures[0].1 = BlockCertificate::vote(&keys[2], &other);
+            }
+            assert_eq!(book.add_votes(&v, 0), Ok(None));
+        }
+        assert_eq!(book.equivocations(), 1);
+        let height = &book.votes[&1];
+        assert_eq!((height.by_signer.len(), height.conflicting.len()), (1, 1));
+        // Its first vote still counts toward our header.
+        book.add_own(0, ours.clone(), BlockCertificate::vote(&keys[0], &ours), 0);
+        let cert = book
+            .add_votes(&vote_of(&keys, 2, &ours), 0)
+            .unwrap()
+            .expect("validators 0, 1, 2");
+        cert.verify(&ours, &set).unwrap();
     }
 
     #[test]
