@@ -18,8 +18,8 @@ pub struct RunArgs {
     /// Number of validators (equal stake).
     #[arg(long, default_value_t = 4)]
     pub validators: usize,
-    /// Byzantine validators (equivocate, withhold, invalid signatures, garbage; one
-    /// behaviour each, rotating with the seed). At most ⌊(N-1)/3⌋ keeps safety.
+    /// Byzantine validators (equivocate, withhold, invalid signatures, garbage, orphan
+    /// flood; one behaviour each, rotating with the seed). At most ⌊(N-1)/3⌋ keeps safety.
     #[arg(long, default_value_t = 0)]
     pub byzantine: usize,
     /// Probability that a message is lost (0 ≤ P < 1).

@@ -25,6 +25,9 @@ pub struct DagBftConfig {
     pub resend_timeout_ms: TimeMs,
     /// Retry a sync request after this long without an answer (to another peer).
     pub sync_retry_ms: TimeMs,
+    /// At most one sync request to one peer per this interval (what falls due in
+    /// between goes in the next one): peers serve each of us within a rate limit.
+    pub min_sync_interval_ms: TimeMs,
     /// Sync attempts for one missing vertex before giving up on it.
     pub max_fetch_attempts: u32,
     /// Rounds kept below the last decided leader slot. Vertices older than a commit
@@ -77,6 +80,7 @@ impl DagBftConfig {
             leader_timeout_ms: leader,
             resend_timeout_ms: resend,
             sync_retry_ms: leader / 2,
+            min_sync_interval_ms: 50,
             max_fetch_attempts: 64,
             retention_rounds: 64,
             store_retention_rounds: 256,

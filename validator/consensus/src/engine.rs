@@ -32,7 +32,7 @@
 //!   our latest vertex: with message loss, nodes stuck just below quorum learn the
 //!   vertices they missed.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -53,6 +53,7 @@ use crate::evidence::Evidence;
 use crate::leader::LeaderSchedule;
 use crate::pending::{OverBudget, Pending, PendingBudget};
 use crate::store::{CommitRecord, ConsensusStore, EngineState, StoreChanges, StoreError};
+use crate::sync::{SyncLimits, answer_sync, stored_vertex};
 use crate::verify::VertexVerifier;
 
 /// Digests in one sync request: 40 bytes each, so that a full request fits the
@@ -150,6 +151,8 @@ pub struct DagBft<S: ConsensusStore, V: VertexVerifier> {
     /// Per author, the vertex too far ahead to buffer that we fetch (with its
     /// ancestors) to catch up: one per author, so no author can crowd out the rest.
     chasing: BTreeMap<ValidatorIndex, Digest>,
+    /// When we last sent each peer a sync request.
+    last_request_ms: BTreeMap<ValidatorIndex, TimeMs>,
     /// Vertices dropped from memory but still in the store, by round (pruned at
     /// `store_retention_rounds`).
     evicted: BTreeMap<Round, Vec<Digest>>,
@@ -211,6 +214,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             pending: Pending::default(),
             fetches: BTreeMap::new(),
             chasing: BTreeMap::new(),
+            last_request_ms: BTreeMap::new(),
             evicted: BTreeMap::new(),
             store,
             verifier,
@@ -628,9 +632,28 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         self.chasing.insert(c.author, d);
     }
 
+    /// Stops fetching the parents of vertices that left the pending buffer unless
+    /// another buffered vertex waits for them (or we chase them): otherwise every
+    /// orphan of a flood would leave its made-up parents being asked of every peer
+    /// until the fetch gives up.
+    fn forget_fetches_for(&mut self, dropped: &[Arc<Vertex>]) {
+        for v in dropped {
+            for p in &v.content().parents {
+                let d = &p.digest;
+                if self.fetches.contains_key(d)
+                    && !self.pending.is_wanted(d)
+                    && !self.chasing.values().any(|c| c == d)
+                {
+                    self.fetches.remove(d);
+                }
+            }
+        }
+    }
+
     /// Vertices dropped from the pending buffer with parents that never came: a
     /// strike for each author (see [`crate::pending`]).
     fn penalise_abandoned(&mut self, dropped: Vec<Arc<Vertex>>, out: &mut Vec<Output<Infallible>>) {
+        self.forget_fetches_for(&dropped);
         for v in dropped {
             let c = v.content();
             self.stats.abandoned += 1;
@@ -695,8 +718,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         }
     }
 
-    /// Answers a sync request with the asked vertices and their ancestors above the
-    /// requester's `have_through_round`, lowest rounds first, within size limits.
+    /// Answers a sync request from the DAG and, for evicted rounds, the store.
     fn serve(
         &mut self,
         from: ValidatorIndex,
@@ -707,45 +729,11 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             return;
         }
         self.stats.sync_requests_served += 1;
-        let mut asked = Vec::new();
-        let mut ancestors = Vec::new();
-        let mut seen = HashSet::new();
-        let mut stack: Vec<(Round, Digest, bool)> = request
-            .wanted
-            .iter()
-            .take(MAX_SYNC_DIGESTS)
-            .map(|(r, d)| (*r, *d, true))
-            .collect();
-        let budget = self.cfg.max_sync_vertices.saturating_mul(4);
-        while let Some((round, d, is_asked)) = stack.pop() {
-            if seen.len() >= budget || !seen.insert(d) {
-                continue;
-            }
-            let Some(v) = self.lookup(round, &d) else {
-                continue;
-            };
-            let c = v.content();
-            if c.round > 0 && c.round - 1 > request.have_through_round {
-                stack.extend(c.parents.iter().map(|p| (c.round - 1, p.digest, false)));
-            }
-            if is_asked {
-                asked.push(v);
-            } else {
-                ancestors.push(v);
-            }
-        }
-        ancestors.sort_by_key(|v| (v.content().round, v.content().author, v.digest()));
-        let mut vertices = Vec::new();
-        let mut bytes = 0usize;
-        for v in asked.into_iter().chain(ancestors) {
-            let len = encoded_len(&v);
-            if vertices.len() >= self.cfg.max_sync_vertices || bytes + len > MAX_SYNC_RESPONSE_BYTES
-            {
-                break;
-            }
-            bytes += len;
-            vertices.push(v);
-        }
+        let limits = SyncLimits {
+            max_vertices: self.cfg.max_sync_vertices,
+            max_bytes: MAX_SYNC_RESPONSE_BYTES,
+        };
+        let vertices = answer_sync(&request, limits, |r, d| self.lookup(r, d));
         if !vertices.is_empty() {
             out.push(Output::SendVertices { to: from, vertices });
         }
@@ -759,9 +747,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         if round >= self.dag.gc_round() {
             return None;
         }
-        // A store error only means we cannot help this peer; it retries elsewhere.
-        let v = self.store.vertex(round, digest).ok().flatten()?;
-        (v.digest() == *digest && v.content().round == round).then_some(v)
+        stored_vertex(&self.store, round, digest)
     }
 
     /// The highest round at which we hold a quorum.
@@ -934,6 +920,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         let mut by_peer: BTreeMap<ValidatorIndex, Vec<(Round, Digest)>> = BTreeMap::new();
         let mut give_up = Vec::new();
         let mut next = None::<TimeMs>;
+        let interval = self.cfg.min_sync_interval_ms;
         for (d, f) in self.fetches.iter_mut() {
             if f.next_at > now {
                 next = Some(next.map_or(f.next_at, |t| t.min(f.next_at)));
@@ -947,6 +934,13 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             let mut peer = ((u64::from(f.hint) + u64::from(f.attempts)) % n) as ValidatorIndex;
             if peer == self.me {
                 peer = ((u64::from(peer) + 1) % n) as ValidatorIndex;
+            }
+            // One request per peer per interval: what is due waits for the next.
+            if let Some(last) = self.last_request_ms.get(&peer)
+                && now < last + interval
+            {
+                next = Some(next.map_or(last + interval, |t| t.min(last + interval)));
+                continue;
             }
             f.attempts += 1;
             f.next_at = now + self.cfg.sync_retry_ms;
@@ -966,6 +960,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             if to == self.me {
                 continue;
             }
+            self.last_request_ms.insert(to, now);
             for chunk in wanted.chunks(MAX_SYNC_DIGESTS) {
                 self.stats.sync_requests_sent += 1;
                 out.push(Output::RequestVertices {

@@ -31,6 +31,7 @@ pub mod pending;
 pub mod sealer;
 pub mod sim;
 pub mod store;
+pub mod sync;
 pub mod verify;
 pub mod wire;
 

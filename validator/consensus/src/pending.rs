@@ -61,6 +61,9 @@ struct Waiting {
     vertex: Arc<Vertex>,
     /// Parents still missing.
     missing: usize,
+    /// The parents that were missing when it arrived (to unlink it if it leaves
+    /// before they come).
+    awaited: Vec<Digest>,
     bytes: usize,
 }
 
@@ -184,6 +187,7 @@ impl Pending {
         let waiting = Waiting {
             vertex,
             missing: missing.len(),
+            awaited: missing.to_vec(),
             bytes,
         };
         self.waiting.insert(d, waiting);
@@ -261,9 +265,18 @@ impl Pending {
         }
     }
 
-    /// Takes a vertex out, keeping the per-author accounting exact.
+    /// Takes a vertex out, keeping the per-author accounting and the parent links
+    /// exact (a parent nothing waits for any more is no longer wanted).
     fn remove(&mut self, d: &Digest) -> Option<Waiting> {
         let w = self.waiting.remove(d)?;
+        for parent in &w.awaited {
+            if let Some(children) = self.children.get_mut(parent) {
+                children.retain(|c| c != d);
+                if children.is_empty() {
+                    self.children.remove(parent);
+                }
+            }
+        }
         let author = w.vertex.content().author;
         let u = self
             .authors
@@ -337,6 +350,9 @@ mod tests {
         assert_eq!((full.held_vertices, full.held_bytes), (1, 5_000));
         assert!(p.make_room(2, 40_001, BUDGET).is_err());
         assert_eq!((p.len(), p.bytes()), (2, 10_000));
+        // The evicted vertices' missing parents are no longer wanted.
+        assert!(!p.is_wanted(&Digest([11; 32])) && !p.is_wanted(&Digest([13; 32])));
+        assert!(p.is_wanted(&Digest([10; 32])));
     }
 
     #[test]

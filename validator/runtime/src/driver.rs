@@ -16,7 +16,8 @@
 //! A burst of network events is handled as one unit: vertex signatures are verified
 //! together (on the rayon pool, off the event loop, with [`Placement::Threads`]), the
 //! vertices enter the engine as one input (one store write), then the burst's sync
-//! requests are answered.
+//! requests go to the [`SyncServer`], which answers them from the store off this
+//! task, each peer within its limits.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -24,7 +25,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::bail;
-use bytes::Bytes;
 use dualchain_consensus::verify::VertexVerifier;
 use dualchain_consensus::wire::NetMessage;
 use dualchain_consensus::{
@@ -46,6 +46,7 @@ use crate::committed::CommittedState;
 use crate::context::ChainContext;
 use crate::executor::{ExecCommand, ExecEvent};
 use crate::seams::{Placement, Seams};
+use crate::sync_server::{Served, SyncServer};
 use crate::votes::VoteBook;
 
 /// The engine of a runtime chain over storage engine `E`.
@@ -57,12 +58,6 @@ type EngineOutput = Output<std::convert::Infallible>;
 const BATCH_INTERVAL: Duration = Duration::from_millis(10);
 /// How long a vertex fetch from one peer may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bytes of vertices in one sync answer. The engine answers with up to
-/// `max_sync_vertices` vertices, which with full vertices can be gigabytes; the
-/// transport refuses frames over the `Vertices` kind's limit. The answer is cut to
-/// a prefix (the engine lists parents before children), and the requester asks again
-/// for the rest.
-const MAX_SYNC_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 /// Network events handled per engine step.
 const MAX_EVENTS_PER_BURST: usize = 256;
 /// Bytes of transactions per proposal: far below the vertex limit.
@@ -91,6 +86,8 @@ pub struct Driver<S: Seams> {
     timer_at: Option<u64>,
     sync_tx: mpsc::Sender<(ValidatorIndex, Vec<Arc<Vertex>>)>,
     sync_rx: mpsc::Receiver<(ValidatorIndex, Vec<Arc<Vertex>>)>,
+    /// Answers peers' sync requests off this task.
+    sync_server: SyncServer<S::Engine>,
     /// Admission times of the transactions handed to the engine and not yet
     /// proposed, so a stopping chain gives them back to the mempool in their place.
     queued: HashMap<Digest, AdmissionTime>,
@@ -136,6 +133,7 @@ impl<S: Seams> Driver<S> {
             .map(|(i, p)| (*p, i as ValidatorIndex))
             .collect();
         let (sync_tx, sync_rx) = mpsc::channel(SYNC_ANSWERS_CAPACITY);
+        let sync_server = SyncServer::new(engine.store().engine().clone(), ctx.seams.placement());
         let cfg = engine.config();
         let (max_batch_txs, max_queued_txs) = (cfg.max_batch_txs, cfg.max_queued_txs);
         Self {
@@ -154,6 +152,7 @@ impl<S: Seams> Driver<S> {
             timer_at: None,
             sync_tx,
             sync_rx,
+            sync_server,
             queued: HashMap::new(),
         }
     }
@@ -170,7 +169,7 @@ impl<S: Seams> Driver<S> {
     async fn event_loop(&mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         // Start replays the commits the executor has not acknowledged.
         let outputs = self.step(Input::Start);
-        self.dispatch(outputs, None)?;
+        self.dispatch(outputs)?;
         let mut tick = tokio::time::interval(BATCH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -215,14 +214,14 @@ impl<S: Seams> Driver<S> {
                     if !self.ctx.is_paused() {
                         self.verify_off_loop(&vertices).await;
                         let outputs = self.busy(|d| d.step(Input::SyncResponse { from, vertices }));
-                        self.dispatch(outputs, None)?;
+                        self.dispatch(outputs)?;
                     }
                 }
                 Wake::Timer => {
                     self.timer_at = None;
                     if !self.ctx.is_paused() {
                         let outputs = self.busy(|d| d.step(Input::TimeoutFired));
-                        self.dispatch(outputs, None)?;
+                        self.dispatch(outputs)?;
                     }
                 }
                 Wake::Tick => self.busy(|d| d.on_tick())?,
@@ -302,7 +301,7 @@ impl<S: Seams> Driver<S> {
             return Ok(());
         }
         let outputs = self.step(Input::BatchReady { transactions });
-        self.dispatch(outputs, None)
+        self.dispatch(outputs)
     }
 
     /// Handles a burst of ready network events as one unit (see the module docs).
@@ -324,11 +323,15 @@ impl<S: Seams> Driver<S> {
                     vertices: burst.vertices,
                 })
             });
-            self.dispatch(outputs, None)?;
+            self.dispatch(outputs)?;
         }
         for (from, request, inbound) in burst.requests {
-            let outputs = self.busy(|d| d.step(Input::SyncRequest { from, request }));
-            self.dispatch(outputs, Some((from, inbound)))?;
+            let now = self.ctx.clock.monotonic_ms();
+            let metrics = &self.ctx.metrics;
+            match self.sync_server.serve(from, request, inbound, now) {
+                Served::Answering => metrics.sync_requests_served.inc(),
+                Served::Declined => metrics.sync_requests_declined.inc(),
+            }
         }
         Ok(())
     }
@@ -441,7 +444,7 @@ impl<S: Seams> Driver<S> {
             }
             ExecEvent::Durable { through } => {
                 let outputs = self.step(Input::Executed { through });
-                self.dispatch(outputs, None)
+                self.dispatch(outputs)
             }
         }
     }
@@ -481,13 +484,8 @@ impl<S: Seams> Driver<S> {
         Ok(())
     }
 
-    /// Carries out one step's outputs. `answering` is an inbound fetch whose reply
-    /// is the engine's `SendVertices` to that peer.
-    fn dispatch(
-        &mut self,
-        outputs: Vec<EngineOutput>,
-        mut answering: Option<(ValidatorIndex, InboundRequest)>,
-    ) -> anyhow::Result<()> {
+    /// Carries out one step's outputs.
+    fn dispatch(&mut self, outputs: Vec<EngineOutput>) -> anyhow::Result<()> {
         let chain = self.ctx.chain;
         for output in outputs {
             match output {
@@ -506,19 +504,9 @@ impl<S: Seams> Driver<S> {
                         tracing::warn!(%chain, error = %e, "vertex broadcast failed");
                     }
                 }
-                Output::SendVertices { to, vertices } => match answering.take() {
-                    Some((peer, request)) if peer == to => {
-                        let vertices = fit_sync_answer(vertices, MAX_SYNC_ANSWER_BYTES);
-                        let payload = NetMessage::SyncResponse(vertices).to_canonical_bytes();
-                        if let Err(e) = request.respond(Bytes::from(payload)) {
-                            tracing::warn!(%chain, error = %e, "sync answer refused");
-                        }
-                    }
-                    other => {
-                        answering = other;
-                        self.push_vertices(to, vertices);
-                    }
-                },
+                // Peers' requests are answered by the sync server; the engine
+                // sends vertices only if it is ever fed a request itself.
+                Output::SendVertices { to, vertices } => self.push_vertices(to, vertices),
                 Output::RequestVertices { to, request } => self.fetch(to, request),
                 Output::Committed(commit) => {
                     let now = self.ctx.clock.unix_ms();
@@ -544,11 +532,6 @@ impl<S: Seams> Driver<S> {
                 Output::SendEngine { message, .. } => match message {},
                 Output::Halted { reason } => bail!("consensus halted: {reason}"),
             }
-        }
-        if let Some((_, request)) = answering {
-            // Nothing to send: an empty answer beats making the peer time out.
-            let payload = NetMessage::SyncResponse(Vec::new()).to_canonical_bytes();
-            let _ = request.respond(Bytes::from(payload));
         }
         self.flush_outbox()
     }
@@ -630,42 +613,9 @@ impl<S: Seams> Driver<S> {
     }
 }
 
-/// The longest prefix of `vertices` whose encodings fit in `budget` bytes (at least
-/// one vertex, which always fits the frame limit on its own).
-fn fit_sync_answer(mut vertices: Vec<Arc<Vertex>>, budget: usize) -> Vec<Arc<Vertex>> {
-    let mut used = 0usize;
-    let mut keep = 0;
-    for v in &vertices {
-        let size = v.to_canonical_bytes().len();
-        if keep > 0 && used + size > budget {
-            break;
-        }
-        used += size;
-        keep += 1;
-    }
-    vertices.truncate(keep);
-    vertices
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dualchain_core::types::{ChainId, UnsignedVertex};
-
-    fn vertex(round: u64) -> Arc<Vertex> {
-        Arc::new(
-            UnsignedVertex {
-                chain: ChainId::Delta,
-                epoch: 0,
-                round,
-                author: 0,
-                parents: vec![],
-                transactions: vec![],
-                timestamp_ms: round,
-            }
-            .sign(&dualchain_consensus::keys::sim_validator_key(0)),
-        )
-    }
 
     #[test]
     fn the_largest_sync_request_fits_the_transport_frame() {
@@ -682,20 +632,5 @@ mod tests {
             "{} bytes",
             bytes.len()
         );
-    }
-
-    #[test]
-    fn sync_answers_are_cut_to_the_byte_budget_keeping_the_order() {
-        let vertices: Vec<_> = (0..10).map(vertex).collect();
-        let one = vertices[0].to_canonical_bytes().len();
-        let cut = fit_sync_answer(vertices.clone(), 3 * one + one / 2);
-        assert_eq!(cut.len(), 3);
-        assert_eq!(cut[..], vertices[..3]);
-        assert_eq!(
-            fit_sync_answer(vertices.clone(), 1).len(),
-            1,
-            "one vertex always goes"
-        );
-        assert_eq!(fit_sync_answer(vertices.clone(), usize::MAX).len(), 10);
     }
 }

@@ -47,6 +47,7 @@ pub mod metrics;
 pub mod relay;
 pub mod seams;
 pub mod service;
+pub mod sync_server;
 pub mod votes;
 
 pub use chain::{ChainOptions, engine_config, genesis_changes, run_chain, supervise};

@@ -31,6 +31,8 @@ pub struct ChainMetrics {
     pub restarts: IntCounter,
     pub votes_rejected: IntCounter,
     pub proposals_dropped_unpayable: IntCounter,
+    pub sync_requests_served: IntCounter,
+    pub sync_requests_declined: IntCounter,
 }
 
 impl ChainMetrics {
@@ -113,6 +115,14 @@ impl ChainMetrics {
                 "dualchain_proposal_dropped_unpayable_total",
                 "Pending transactions a proposer dropped instead of proposing: against the committed state their nonce was spent or they could not pay",
             ))?,
+            sync_requests_served: IntCounter::with_opts(opts(
+                "dualchain_sync_requests_served_total",
+                "Peers' vertex sync requests answered from the consensus store",
+            ))?,
+            sync_requests_declined: IntCounter::with_opts(opts(
+                "dualchain_sync_requests_declined_total",
+                "Peers' vertex sync requests answered empty because the peer was over its rate, byte or concurrency limit",
+            ))?,
         };
         registry.register(Box::new(m.height.clone()))?;
         registry.register(Box::new(m.finalized_height.clone()))?;
@@ -131,6 +141,8 @@ impl ChainMetrics {
         registry.register(Box::new(m.restarts.clone()))?;
         registry.register(Box::new(m.votes_rejected.clone()))?;
         registry.register(Box::new(m.proposals_dropped_unpayable.clone()))?;
+        registry.register(Box::new(m.sync_requests_served.clone()))?;
+        registry.register(Box::new(m.sync_requests_declined.clone()))?;
         Ok(m)
     }
 }
