@@ -37,6 +37,7 @@ pub use identity::{MemberSet, Membership, PeerId};
 pub use memory::{LinkLatency, MemoryHub, MemoryNetwork};
 pub use metrics::NetMetrics;
 pub use network::{BroadcastOutcome, EventReceiver, InboundRequest, NetError, NetEvent, Network};
+pub use score::Offence;
 pub use wire::{Message, MessageKind, WireError};
 
 #[cfg(feature = "quic")]

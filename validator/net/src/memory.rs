@@ -27,6 +27,7 @@ use crate::network::{
     BroadcastOutcome, EventReceiver, EventSender, InboundRequest, NetError, NetEvent, NetFuture,
     Network, check_outbound,
 };
+use crate::score::Offence;
 use crate::wire::{KindClass, Message};
 
 struct MemoryNode {
@@ -48,6 +49,9 @@ pub struct MemoryHub {
     event_capacity: usize,
     latency: LinkLatency,
     latency_rng: Mutex<ChaCha8Rng>,
+    /// Offences reported against each peer ([`Network::report`]): the in-memory
+    /// network counts them (for tests and the simulator); it scores and bans no one.
+    reports: DashMap<PeerId, u64>,
 }
 
 impl MemoryHub {
@@ -64,7 +68,13 @@ impl MemoryHub {
             event_capacity: 4096,
             latency,
             latency_rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0x6c61_7465_6e63_7921)),
+            reports: DashMap::new(),
         })
+    }
+
+    /// Offences reported against `peer` by any node of the hub.
+    pub fn reports_against(&self, peer: &PeerId) -> u64 {
+        self.reports.get(peer).map_or(0, |r| *r)
     }
 
     /// The link latency of one message.
@@ -281,6 +291,10 @@ impl Network for MemoryNetwork {
 
     fn faults(&self) -> &Arc<FaultInjector> {
         &self.hub.faults
+    }
+
+    fn report(&self, peer: PeerId, _offence: Offence) {
+        *self.hub.reports.entry(peer).or_insert(0) += 1;
     }
 }
 

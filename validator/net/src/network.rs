@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::fault::FaultInjector;
 use crate::identity::PeerId;
+use crate::score::Offence;
 use crate::wire::{KindClass, Message, MessageKind, WireError};
 
 /// A boxed future, so the trait stays object-safe (`Arc<dyn Network>`).
@@ -208,6 +209,11 @@ pub trait Network: Send + Sync {
 
     /// The runtime fault switch of this network.
     fn faults(&self) -> &Arc<FaultInjector>;
+
+    /// The layer above found a message from `peer` well-formed but wrong (see
+    /// [`Offence::InvalidContent`]): it costs the peer score as a wire offence does,
+    /// down to a ban and a disconnect.
+    fn report(&self, peer: PeerId, offence: Offence);
 }
 
 /// Checks an outbound message's kind class and size.

@@ -48,6 +48,15 @@ pub enum Offence {
     RequestTimeout,
     /// No answer to a heartbeat in time.
     HeartbeatMissed,
+    /// A well-formed message the layer above found wrong: a vertex or vote whose
+    /// signature does not verify, of the other chain, or with impossible parents.
+    /// Reported through [`crate::Network::report`]: a frame that decodes earned a
+    /// point, and garbage must not be a way to earn score.
+    InvalidContent,
+    /// A vertex whose parents the sender never provided (dropped after every fetch
+    /// of them failed): an honest node sends only vertices whose parents it holds,
+    /// but a slow link can make it look so, hence the mild penalty.
+    MissingParents,
 }
 
 impl Offence {
@@ -58,6 +67,8 @@ impl Offence {
             Offence::UnexpectedFrame => 20,
             Offence::RequestTimeout => 5,
             Offence::HeartbeatMissed => 10,
+            Offence::InvalidContent => 25,
+            Offence::MissingParents => 5,
         }
     }
 
@@ -68,6 +79,8 @@ impl Offence {
             Offence::UnexpectedFrame => "unexpected",
             Offence::RequestTimeout => "request_timeout",
             Offence::HeartbeatMissed => "heartbeat_missed",
+            Offence::InvalidContent => "invalid_content",
+            Offence::MissingParents => "missing_parents",
         }
     }
 }

@@ -15,7 +15,7 @@ use dualchain_net::throttle::RateLimit;
 use dualchain_net::wire::{FrameHeader, WIRE_VERSION};
 use dualchain_net::{
     EventReceiver, MemberSet, Membership, Message, MessageKind, NetConfig, NetError, NetEvent,
-    Network, PeerAddress, PeerId, QuicNetwork, tls,
+    Network, Offence, PeerAddress, PeerId, QuicNetwork, tls,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -754,4 +754,33 @@ async fn frames_before_garbage_are_delivered_and_the_rest_refused() {
     assert_eq!(node.net.peer_score(&sender_id), 1 - 25);
     client.close(0u32.into(), b"");
     node.net.shutdown().await;
+}
+
+/// A layer above reporting a peer's well-formed but wrong messages bans it as wire
+/// garbage would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reported_invalid_content_costs_score_down_to_a_ban() {
+    let keys = keys(2, 9);
+    let view = membership(&keys);
+    let nodes = mesh(&keys, &view).await;
+    let peer = nodes[1].id;
+    let before = nodes[0].net.peer_score(&peer);
+    nodes[0].net.report(peer, Offence::MissingParents);
+    let after = nodes[0].net.peer_score(&peer);
+    assert_eq!(after, before - 5);
+    // Down to the threshold (-100) at 25 a report.
+    let needed = (after + 100 + 24) / 25;
+    for k in 0..needed {
+        assert!(
+            !nodes[0].net.is_banned(&peer),
+            "banned after {k} of {needed}"
+        );
+        nodes[0].net.report(peer, Offence::InvalidContent);
+    }
+    assert!(nodes[0].net.is_banned(&peer));
+    wait_for("the banned peer is disconnected", || {
+        !nodes[0].net.connected_peers().contains(&peer)
+    })
+    .await;
+    shutdown(nodes).await;
 }

@@ -28,15 +28,16 @@ use anyhow::bail;
 use dualchain_consensus::verify::VertexVerifier;
 use dualchain_consensus::wire::NetMessage;
 use dualchain_consensus::{
-    Consensus, DagBft, Input, KvConsensusStore, Output, SharedVerdictCache, SyncRequest,
+    Consensus, DagBft, Input, KvConsensusStore, Output, RejectReason, SharedVerdictCache,
+    SyncRequest,
 };
 use dualchain_core::Digest;
 use dualchain_core::encoding::Canonical;
-use dualchain_core::types::{BlockCertificate, ValidatorIndex, Vertex};
+use dualchain_core::types::{BlockCertificate, ValidatorIndex, Vertex, VertexError};
 use dualchain_execution::admission::{Stage, check_sender};
 use dualchain_mempool::{AdmissionTime, Batch, Envelope, encoded_len};
 use dualchain_net::{
-    EventReceiver, InboundRequest, Message, MessageKind, NetEvent, Network, PeerId,
+    EventReceiver, InboundRequest, Message, MessageKind, NetEvent, Network, Offence, PeerId,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -47,7 +48,7 @@ use crate::context::ChainContext;
 use crate::executor::{ExecCommand, ExecEvent};
 use crate::seams::{Placement, Seams};
 use crate::sync_server::{Served, SyncServer};
-use crate::votes::VoteBook;
+use crate::votes::{VoteBook, VoteError};
 
 /// The engine of a runtime chain over storage engine `E`.
 pub type Engine<E> = DagBft<KvConsensusStore<E>, SharedVerdictCache>;
@@ -360,7 +361,7 @@ impl<S: Seams> Driver<S> {
                             tracing::debug!(%chain, %from, "undecodable vertex message")
                         }
                     },
-                    MessageKind::Certificate => self.on_votes(&message.payload),
+                    MessageKind::Certificate => self.on_votes(from, &message.payload),
                     _ => {}
                 }
             }
@@ -406,7 +407,7 @@ impl<S: Seams> Driver<S> {
         }
     }
 
-    fn on_votes(&mut self, payload: &[u8]) {
+    fn on_votes(&mut self, from: PeerId, payload: &[u8]) {
         let votes = match BlockCertificate::from_canonical_bytes(payload) {
             Ok(v) => v,
             Err(_) => {
@@ -426,6 +427,9 @@ impl<S: Seams> Driver<S> {
             Err(e) => {
                 self.ctx.metrics.votes_rejected.inc();
                 tracing::debug!(chain = %self.ctx.chain, error = %e, "block vote refused");
+                if matches!(e, VoteError::BadSignature(_) | VoteError::UnknownSigner(_)) {
+                    self.net.report(from, Offence::InvalidContent);
+                }
             }
         }
     }
@@ -527,6 +531,10 @@ impl<S: Seams> Driver<S> {
                 }
                 Output::Rejected { from, reason } => {
                     tracing::debug!(%chain, from, %reason, "input rejected");
+                    let peer = self.peer_ids.get(usize::from(from));
+                    if let (Some(offence), Some(&peer)) = (offence_of(&reason), peer) {
+                        self.net.report(peer, offence);
+                    }
                 }
                 Output::SetTimer { at_ms } => self.timer_at = Some(at_ms),
                 Output::SendEngine { message, .. } => match message {},
@@ -613,9 +621,66 @@ impl<S: Seams> Driver<S> {
     }
 }
 
+/// What an engine refusal says about the peer it is blamed on: semantic garbage
+/// (it decoded, so it earned the transport a point) must cost more than it earns.
+/// Refusals an honest peer can cause (it is ahead, behind, or in another epoch, or
+/// its allowance is full) cost nothing.
+fn offence_of(reason: &RejectReason) -> Option<Offence> {
+    match reason {
+        RejectReason::WrongChain(_) | RejectReason::Parents(_) => Some(Offence::InvalidContent),
+        RejectReason::Invalid(VertexError::WrongEpoch { .. }) => None,
+        RejectReason::Invalid(_) => Some(Offence::InvalidContent),
+        RejectReason::ParentsNeverArrived { .. } => Some(Offence::MissingParents),
+        RejectReason::TooOld { .. }
+        | RejectReason::TooFarAhead { .. }
+        | RejectReason::OverBudget(_)
+        | RejectReason::Equivocator(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn garbage_costs_the_sender_and_honest_refusals_cost_nothing() {
+        use dualchain_core::crypto::SignatureError;
+        let bad_signature =
+            RejectReason::Invalid(VertexError::Signature(SignatureError::Invalid {
+                role: "validator",
+            }));
+        assert_eq!(offence_of(&bad_signature), Some(Offence::InvalidContent));
+        assert_eq!(
+            offence_of(&RejectReason::WrongChain(
+                dualchain_core::types::ChainId::Alpha
+            )),
+            Some(Offence::InvalidContent)
+        );
+        assert_eq!(
+            offence_of(&RejectReason::ParentsNeverArrived { round: 3 }),
+            Some(Offence::MissingParents)
+        );
+        let honest = [
+            RejectReason::TooOld {
+                round: 1,
+                gc_round: 5,
+            },
+            RejectReason::TooFarAhead {
+                round: 5_000,
+                ours: 1,
+                lookahead: 1_000,
+            },
+            RejectReason::Invalid(VertexError::WrongEpoch { vertex: 2, set: 1 }),
+            RejectReason::Equivocator(2),
+        ];
+        for reason in honest {
+            assert_eq!(offence_of(&reason), None, "{reason}");
+        }
+        assert!(
+            Offence::InvalidContent.penalty() > 1,
+            "more than a frame earns"
+        );
+    }
 
     #[test]
     fn the_largest_sync_request_fits_the_transport_frame() {

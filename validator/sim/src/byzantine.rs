@@ -22,7 +22,7 @@ use dualchain_core::types::BlockCertificate;
 use dualchain_net::network::NetFuture;
 use dualchain_net::{
     BroadcastOutcome, FaultInjector, MemoryHub, MemoryNetwork, Message, MessageKind, NetError,
-    Network, PeerId,
+    Network, Offence, PeerId,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -210,5 +210,9 @@ impl Network for SimNet {
 
     fn faults(&self) -> &Arc<FaultInjector> {
         self.inner.faults()
+    }
+
+    fn report(&self, peer: PeerId, offence: Offence) {
+        self.inner.report(peer, offence)
     }
 }

@@ -214,6 +214,11 @@ pub struct NodeSimSummary {
     /// against state refuses them all: anything but 0 is a defect).
     pub unpayable_offered_to_honest: u64,
     pub unpayable_admitted_by_honest: u64,
+    /// Offences validators reported against honest peers (must be 0: an honest
+    /// validator is never scored down for what an honest node does) and against
+    /// Byzantine ones.
+    pub reports_against_honest: u64,
+    pub reports_against_byzantine: u64,
     /// Submission to inclusion in a block of the observer, simulated ms.
     pub commit_latency_ms_p50: Option<u64>,
     pub commit_latency_ms_p99: Option<u64>,
@@ -281,6 +286,8 @@ fn absorb(s: &mut NodeSimSummary, latencies: &mut Histogram, r: RunResult) {
     s.forged_attestations_refused += r.forged_refused;
     s.unpayable_offered_to_honest += r.unpayable_offered;
     s.unpayable_admitted_by_honest += r.unpayable_admitted;
+    s.reports_against_honest += r.reports_against_honest;
+    s.reports_against_byzantine += r.reports_against_byzantine;
     s.governance_flows_completed += u64::from(
         r.flow
             .last()
@@ -389,6 +396,8 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         forged_attestations_refused: 0,
         unpayable_offered_to_honest: 0,
         unpayable_admitted_by_honest: 0,
+        reports_against_honest: 0,
+        reports_against_byzantine: 0,
         commit_latency_ms_p50: None,
         commit_latency_ms_p99: None,
         alpha_height_min: u64::MAX,

@@ -121,6 +121,11 @@ pub struct RunResult {
     /// against state refuses them all: must stay 0).
     pub unpayable_offered: u64,
     pub unpayable_admitted: u64,
+    /// Offences the validators' runtimes reported to the transport (both chains)
+    /// against honest validators (a false accusation: must stay 0) and against the
+    /// Byzantine ones.
+    pub reports_against_honest: u64,
+    pub reports_against_byzantine: u64,
 }
 
 /// Runs one seed to completion.
@@ -912,6 +917,19 @@ impl Simulation {
         );
         let trace = checks::trace_digest(&[&views[0], &views[1]], &trace_inputs);
         let [alpha_clients, delta_clients] = clients;
+        let (mut reports_against_honest, mut reports_against_byzantine) = (0, 0);
+        for node in &self.nodes {
+            let Some(info) = node.identity.validators.get(node.index) else {
+                continue;
+            };
+            let peer = PeerId::of(&info.public_key);
+            let reports: u64 = self.hubs.iter().map(|h| h.reports_against(&peer)).sum();
+            if node.honest() {
+                reports_against_honest += reports;
+            } else {
+                reports_against_byzantine += reports;
+            }
+        }
         RunResult {
             seed: self.cfg.seed,
             safety_violations: safety,
@@ -930,6 +948,8 @@ impl Simulation {
             forged_refused,
             unpayable_offered: self.unpayable_offered,
             unpayable_admitted: self.unpayable_admitted,
+            reports_against_honest,
+            reports_against_byzantine,
             behaviours: self.nodes.iter().filter_map(|n| n.behaviour).collect(),
             records: records.unwrap_or_default(),
             flow: flow.reached,

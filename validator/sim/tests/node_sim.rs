@@ -85,6 +85,24 @@ fn every_fault_at_once_keeps_safety_liveness_exactly_once_and_determinism() {
     // Transfers that could only fail and pay nothing are refused at admission.
     assert!(summary.unpayable_offered_to_honest > 0, "{summary:#?}");
     assert_eq!(summary.unpayable_admitted_by_honest, 0, "{summary:#?}");
+    // Loss, a partition and a crash never get an honest validator scored down.
+    assert_eq!(summary.reports_against_honest, 0, "{summary:#?}");
+}
+
+#[test]
+fn invalid_signatures_cost_the_byzantine_validator_score_and_no_honest_one() {
+    // Seed 2: the Byzantine validator sends every vertex first with a corrupt
+    // signature.
+    let mut args = acceptance_args(1);
+    args.run.first_seed = 2;
+    args.run.partition_secs = 0.0;
+    args.run.crash = 0;
+    args.run.no_determinism_check = true;
+    args.load_secs = Some(5);
+    let summary = run_node_sim(&args).unwrap();
+    assert!(summary.passed(), "{summary:#?}");
+    assert!(summary.reports_against_byzantine > 0, "{summary:#?}");
+    assert_eq!(summary.reports_against_honest, 0, "{summary:#?}");
 }
 
 #[test]
@@ -187,6 +205,7 @@ fn an_orphan_flooding_validator_costs_the_honest_ones_nothing() {
     let clean = run_node_sim(&args).unwrap();
     assert!(attacked.passed(), "{attacked:#?}");
     assert!(clean.passed(), "{clean:#?}");
+    assert_eq!(attacked.reports_against_honest, 0, "{attacked:#?}");
     assert_eq!(
         attacked.transactions_committed, attacked.transactions_submitted,
         "{attacked:#?}"

@@ -142,7 +142,10 @@ impl Inner {
             Offence::MalformedFrame => Some(DropReason::Malformed),
             Offence::OversizeFrame => Some(DropReason::Oversize),
             Offence::UnexpectedFrame => Some(DropReason::Unexpected),
-            Offence::RequestTimeout | Offence::HeartbeatMissed => None,
+            Offence::RequestTimeout
+            | Offence::HeartbeatMissed
+            | Offence::InvalidContent
+            | Offence::MissingParents => None,
         };
         if let Some(reason) = reason {
             self.metrics.dropped(reason);
@@ -381,6 +384,19 @@ impl Network for QuicNetwork {
 
     fn faults(&self) -> &Arc<FaultInjector> {
         &self.inner.faults
+    }
+
+    fn report(&self, peer: PeerId, offence: Offence) {
+        match self.inner.link(&peer) {
+            Some(link) => {
+                self.inner
+                    .offence(peer, &link.conn, offence, "reported by the consensus layer")
+            }
+            None => {
+                // Not connected now: the score still counts at the next connection.
+                self.inner.scores.penalise(peer, offence, Instant::now());
+            }
+        }
     }
 }
 
