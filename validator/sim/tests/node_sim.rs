@@ -34,6 +34,17 @@ fn acceptance_args(seeds: u64) -> SimArgs {
     }
 }
 
+/// One run of seed `seed` (which picks the Byzantine validator's behaviour) with
+/// message loss but no partition or crash.
+fn one_byzantine_behaviour(seed: u64) -> SimArgs {
+    let mut args = acceptance_args(1);
+    args.run.first_seed = seed;
+    args.run.partition_secs = 0.0;
+    args.run.crash = 0;
+    args.run.no_determinism_check = true;
+    args
+}
+
 #[test]
 fn every_fault_at_once_keeps_safety_liveness_exactly_once_and_determinism() {
     let summary = run_node_sim(&acceptance_args(2)).unwrap();
@@ -93,11 +104,7 @@ fn every_fault_at_once_keeps_safety_liveness_exactly_once_and_determinism() {
 fn invalid_signatures_cost_the_byzantine_validator_score_and_no_honest_one() {
     // Seed 2: the Byzantine validator sends every vertex first with a corrupt
     // signature.
-    let mut args = acceptance_args(1);
-    args.run.first_seed = 2;
-    args.run.partition_secs = 0.0;
-    args.run.crash = 0;
-    args.run.no_determinism_check = true;
+    let mut args = one_byzantine_behaviour(2);
     args.load_secs = Some(5);
     let summary = run_node_sim(&args).unwrap();
     assert!(summary.passed(), "{summary:#?}");
@@ -195,11 +202,7 @@ fn an_orphan_flooding_validator_costs_the_honest_ones_nothing() {
     // Seed 4 gives the Byzantine validator the orphan flood: 24 signed vertices per
     // peer per round whose parents do not exist. Measured against the same seed with
     // every validator honest.
-    let mut args = acceptance_args(1);
-    args.run.first_seed = 4;
-    args.run.partition_secs = 0.0;
-    args.run.crash = 0;
-    args.run.no_determinism_check = true;
+    let mut args = one_byzantine_behaviour(4);
     let attacked = run_node_sim(&args).unwrap();
     args.run.byzantine = 0;
     let clean = run_node_sim(&args).unwrap();
