@@ -244,11 +244,6 @@ impl Pending {
                 dropped.extend(self.abandon(&d));
             }
         }
-        let waiting = &self.waiting;
-        self.children.retain(|_, cs| {
-            cs.retain(|c| waiting.contains_key(c));
-            !cs.is_empty()
-        });
         dropped
     }
 

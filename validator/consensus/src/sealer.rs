@@ -63,6 +63,14 @@ impl BlockLimits {
         max_body_bytes: MAX_BLOCK_BODY_BYTES,
     };
 
+    /// Whether a block of `vertices` vertices and `txs` transactions whose encodings
+    /// total `tx_bytes` is within these limits.
+    fn admit(&self, vertices: usize, txs: usize, tx_bytes: usize) -> bool {
+        // The canonical body: its version byte, then the encoding.
+        let body_bytes = 1 + BlockBody::encoded_len_of(vertices, tx_bytes);
+        vertices <= self.max_vertices && txs <= self.max_txs && body_bytes <= self.max_body_bytes
+    }
+
     fn within_protocol(&self) -> bool {
         self.max_txs <= MAX_BLOCK_TXS
             && self.max_vertices <= MAX_BLOCK_VERTICES
@@ -142,28 +150,24 @@ impl OpenSlot {
         }
     }
 
-    /// Whether `vertex` may join this block. An empty block takes any vertex: a
-    /// decoded vertex is within every block limit on its own.
-    fn fits(&self, vertex: &Vertex, limits: &BlockLimits) -> bool {
-        if self.vertices.is_empty() {
-            return true;
-        }
-        let c = vertex.content();
-        let body = 1 + BlockBody::encoded_len_of(
-            self.vertices.len() + 1,
-            self.tx_bytes + c.payload_bytes(),
-        );
-        self.vertices.len() < limits.max_vertices
-            && self.transactions.len() + c.transactions.len() <= limits.max_txs
-            && body <= limits.max_body_bytes
+    /// Whether `vertex`, whose transactions' encodings total `payload` bytes, may
+    /// join this block. An empty block takes any vertex: a decoded vertex is within
+    /// every block limit on its own.
+    fn fits(&self, vertex: &Vertex, payload: usize, limits: &BlockLimits) -> bool {
+        self.vertices.is_empty()
+            || limits.admit(
+                self.vertices.len() + 1,
+                self.transactions.len() + vertex.content().transactions.len(),
+                self.tx_bytes + payload,
+            )
     }
 
-    fn push(&mut self, vertex: &Vertex, sequence: u64) {
-        let c = vertex.content();
+    fn push(&mut self, vertex: &Vertex, payload: usize, sequence: u64) {
         self.last_sequence = sequence;
         self.vertices.push(vertex.digest());
-        self.tx_bytes += c.payload_bytes();
-        self.transactions.extend(c.transactions.iter().cloned());
+        self.tx_bytes += payload;
+        let txs = &vertex.content().transactions;
+        self.transactions.extend(txs.iter().cloned());
     }
 }
 
@@ -241,14 +245,17 @@ impl BlockSealer {
             None => slot,
         };
         for vertex in &subdag.vertices {
+            let payload = vertex.content().payload_bytes();
             match self.open.take() {
-                Some(open) if open.fits(vertex, &self.cfg.limits) => self.open = Some(open),
+                Some(open) if open.fits(vertex, payload, &self.cfg.limits) => {
+                    self.open = Some(open)
+                }
                 Some(full) => sealed.push(self.seal(full)),
                 None => {}
             }
             self.open
                 .get_or_insert_with(|| OpenSlot::new(slot, subdag.sequence))
-                .push(vertex, subdag.sequence);
+                .push(vertex, payload, subdag.sequence);
         }
         self.open
             .get_or_insert_with(|| OpenSlot::new(slot, subdag.sequence))
@@ -259,12 +266,13 @@ impl BlockSealer {
     fn seal(&mut self, open: OpenSlot) -> SealedBlock {
         let commits =
             (!open.vertices.is_empty()).then_some((open.first_sequence, open.last_sequence));
-        let body_bytes = 1 + BlockBody::encoded_len_of(open.vertices.len(), open.tx_bytes);
         assert!(
             open.vertices.len() <= 1
-                || (open.vertices.len() <= self.cfg.limits.max_vertices
-                    && open.transactions.len() <= self.cfg.limits.max_txs
-                    && body_bytes <= self.cfg.limits.max_body_bytes),
+                || self.cfg.limits.admit(
+                    open.vertices.len(),
+                    open.transactions.len(),
+                    open.tx_bytes
+                ),
             "the sealer filled a block of slot {} beyond its limits",
             open.slot
         );

@@ -134,8 +134,12 @@ impl<S: Seams> Driver<S> {
             .map(|(i, p)| (*p, i as ValidatorIndex))
             .collect();
         let (sync_tx, sync_rx) = mpsc::channel(SYNC_ANSWERS_CAPACITY);
-        let sync_server = SyncServer::new(engine.store().engine().clone(), ctx.seams.placement());
         let cfg = engine.config();
+        let sync_server = SyncServer::new(
+            engine.store().engine().clone(),
+            cfg.max_sync_vertices,
+            ctx.seams.placement(),
+        );
         let (max_batch_txs, max_queued_txs) = (cfg.max_batch_txs, cfg.max_queued_txs);
         Self {
             ctx,

@@ -36,11 +36,9 @@ pub const REQUEST_BURST: f64 = 80.0;
 /// Sustained answer bytes per second per peer.
 pub const BYTES_PER_SECOND: f64 = 32.0 * 1024.0 * 1024.0;
 pub const BYTE_BURST: f64 = 64.0 * 1024.0 * 1024.0;
-/// Vertices and bytes in one answer.
-pub const ANSWER_LIMITS: SyncLimits = SyncLimits {
-    max_vertices: 2_000,
-    max_bytes: 16 * 1024 * 1024,
-};
+/// Bytes of vertices in one answer (a prefix, parents before children: the peer
+/// asks again for the rest).
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 /// One peer's allowance: two token buckets and its answers in the making.
 struct Allowance {
@@ -85,6 +83,7 @@ impl Allowance {
 /// Answers sync requests of the peers of one chain.
 pub struct SyncServer<E> {
     store: Arc<KvConsensusStore<E>>,
+    limits: SyncLimits,
     placement: Placement,
     peers: HashMap<ValidatorIndex, Allowance>,
 }
@@ -100,10 +99,15 @@ pub enum Served {
 
 impl<E: KvEngine + Clone + 'static> SyncServer<E> {
     /// A server reading `engine` (the chain's database, shared with the engine's
-    /// store).
-    pub fn new(engine: E, placement: Placement) -> Self {
+    /// store), answering with at most `max_vertices` vertices (the engine's
+    /// `max_sync_vertices`) and [`MAX_ANSWER_BYTES`].
+    pub fn new(engine: E, max_vertices: usize, placement: Placement) -> Self {
         Self {
             store: Arc::new(KvConsensusStore::new(engine)),
+            limits: SyncLimits {
+                max_vertices,
+                max_bytes: MAX_ANSWER_BYTES,
+            },
             placement,
             peers: HashMap::new(),
         }
@@ -122,18 +126,18 @@ impl<E: KvEngine + Clone + 'static> SyncServer<E> {
             .entry(from)
             .or_insert_with(|| Allowance::new(now_ms));
         if !allowance.admit(now_ms) {
-            respond(inbound, &[]);
+            respond(inbound, Vec::new());
             return Served::Declined;
         }
         let in_flight = allowance.in_flight.clone();
         let served_bytes = allowance.served_bytes.clone();
         in_flight.fetch_add(1, Ordering::AcqRel);
-        let store = self.store.clone();
+        let (store, limits) = (self.store.clone(), self.limits);
         let work = move || {
-            let vertices = answer_sync(&request, ANSWER_LIMITS, |round, digest| {
+            let vertices = answer_sync(&request, limits, |round, digest| {
                 stored_vertex(store.as_ref(), round, digest)
             });
-            let bytes = respond(inbound, &vertices);
+            let bytes = respond(inbound, vertices);
             served_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
             in_flight.fetch_sub(1, Ordering::AcqRel);
         };
@@ -149,8 +153,8 @@ impl<E: KvEngine + Clone + 'static> SyncServer<E> {
 
 /// Sends `vertices` as the answer; returns its size. A peer that stopped waiting is
 /// not an error.
-fn respond(inbound: InboundRequest, vertices: &[Arc<dualchain_core::types::Vertex>]) -> usize {
-    let payload = NetMessage::SyncResponse(vertices.to_vec()).to_canonical_bytes();
+fn respond(inbound: InboundRequest, vertices: Vec<Arc<dualchain_core::types::Vertex>>) -> usize {
+    let payload = NetMessage::SyncResponse(vertices).to_canonical_bytes();
     let len = payload.len();
     let _ = inbound.respond(Bytes::from(payload));
     len
@@ -222,7 +226,7 @@ mod tests {
             ..StoreChanges::default()
         };
         store.apply(&changes).unwrap();
-        let mut server = SyncServer::new(db, Placement::Inline);
+        let mut server = SyncServer::new(db, 2_000, Placement::Inline);
         let tip = dag[2][3].clone();
         let request = SyncRequest {
             wanted: vec![(2, tip.digest())],

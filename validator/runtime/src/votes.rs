@@ -7,7 +7,8 @@
 //! executed the block. An honest validator signs one header per height, so a
 //! signer's second header at a height is verified once and kept as evidence of vote
 //! equivocation, and anything further from it at that height is ignored unverified:
-//! a member cannot make us store or verify votes for arbitrary digests. Once our own header for a height is known and votes for that
+//! a member cannot make us store or verify votes for arbitrary digests. Once our own
+//! header for a height is known and votes for that
 //! same digest carry a quorum of stake, the certificate is formed; it is the
 //! finality proof persisted next to the block. Votes for a digest other than ours
 //! are evidence that someone executed differently; they never count for our header.
@@ -125,7 +126,8 @@ impl VoteBook {
         }
         let digest = votes.header_digest;
         for (index, signature) in &votes.signatures {
-            self.validators
+            let member = self
+                .validators
                 .get(*index)
                 .ok_or(VoteError::UnknownSigner(*index))?;
             let height = self.votes.entry(votes.height).or_default();
@@ -137,7 +139,6 @@ impl VoteBook {
                 Some(_) if !height.conflicting.contains_key(index) => true,
                 Some(_) => continue,
             };
-            let member = self.validators.get(*index).expect("checked above");
             member
                 .public_key
                 .verify(SigningDomain::BlockVote, digest.as_bytes(), signature)

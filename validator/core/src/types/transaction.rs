@@ -207,25 +207,30 @@ pub struct Transaction {
 impl Transaction {
     /// The transaction's identity: BLAKE3 (transaction domain) of its encoding.
     pub fn digest(&self) -> Digest {
+        self.measure().0
+    }
+
+    /// The digest and the length of the encoding it hashes (one encoding for both).
+    fn measure(&self) -> (Digest, usize) {
         let mut bytes = Vec::with_capacity(128);
         self.encode_to(&mut bytes);
-        HashDomain::Transaction.hash(&bytes)
+        (HashDomain::Transaction.hash(&bytes), bytes.len())
     }
 
     /// Signs as a single-key account. The sender must be `Address::of(key.public())`.
     pub fn sign(self, key: &AccountKeypair) -> SignedTransaction {
-        let digest = self.digest();
+        let (digest, tx_len) = self.measure();
         let signature = key.sign(SigningDomain::Transaction, digest.as_bytes());
         let auth = Authorization::Single {
             public_key: key.public().clone(),
             signature,
         };
-        SignedTransaction::assemble(self, auth, digest)
+        SignedTransaction::assemble(self, auth, digest, tx_len)
     }
 
     /// Approves with several signers of a multisig policy.
     pub fn sign_multisig(self, keys: &[&AccountKeypair]) -> SignedTransaction {
-        let digest = self.digest();
+        let (digest, tx_len) = self.measure();
         let mut approvals: Vec<Approval> = keys
             .iter()
             .map(|k| Approval {
@@ -235,14 +240,15 @@ impl Transaction {
             .collect();
         approvals.sort_by(|a, b| a.public_key.cmp(&b.public_key));
         approvals.dedup_by(|a, b| a.public_key == b.public_key);
-        SignedTransaction::assemble(self, Authorization::Multisig { approvals }, digest)
+        let auth = Authorization::Multisig { approvals };
+        SignedTransaction::assemble(self, auth, digest, tx_len)
     }
 
     /// Leaves the transaction unsigned: valid only on a network whose genesis enables
     /// the unsigned benchmark mode.
     pub fn unsigned(self) -> SignedTransaction {
-        let digest = self.digest();
-        SignedTransaction::assemble(self, Authorization::Unsigned, digest)
+        let (digest, tx_len) = self.measure();
+        SignedTransaction::assemble(self, Authorization::Unsigned, digest, tx_len)
     }
 }
 
@@ -304,6 +310,29 @@ pub enum Authorization {
     Multisig { approvals: Vec<Approval> },
     /// No signature: the benchmark mode a genesis flag must enable explicitly.
     Unsigned,
+}
+
+impl Authorization {
+    /// The length of `encode_to`'s output, from its shape: a tag, then raw keys and
+    /// signatures (the multisig list with its length prefix).
+    fn encoded_len(&self) -> usize {
+        let approval = |key: &AccountPublicKey, signature: &AccountSignature| {
+            key.as_bytes().len() + signature.as_bytes().len()
+        };
+        1 + match self {
+            Authorization::Single {
+                public_key,
+                signature,
+            } => approval(public_key, signature),
+            Authorization::Multisig { approvals } => {
+                4 + approvals
+                    .iter()
+                    .map(|a| approval(&a.public_key, &a.signature))
+                    .sum::<usize>()
+            }
+            Authorization::Unsigned => 0,
+        }
+    }
 }
 
 impl Encode for Authorization {
@@ -439,16 +468,15 @@ impl SignedTransaction {
     }
 
     pub fn new(tx: Transaction, auth: Authorization) -> Self {
-        let digest = tx.digest();
-        Self::assemble(tx, auth, digest)
+        let (digest, tx_len) = tx.measure();
+        Self::assemble(tx, auth, digest, tx_len)
     }
 
-    /// A transaction built locally (not decoded): measures its encoding once.
-    fn assemble(tx: Transaction, auth: Authorization, digest: Digest) -> Self {
-        let mut bytes = Vec::with_capacity(256);
-        tx.encode_to(&mut bytes);
-        auth.encode_to(&mut bytes);
-        let encoded_len = u32::try_from(bytes.len()).expect("a transaction is far below 4 GiB");
+    /// A transaction built locally (not decoded), from its digest and the length of
+    /// the transaction's encoding that the digest hashed.
+    fn assemble(tx: Transaction, auth: Authorization, digest: Digest, tx_len: usize) -> Self {
+        let encoded_len =
+            u32::try_from(tx_len + auth.encoded_len()).expect("a transaction is far below 4 GiB");
         Self {
             tx,
             auth,

@@ -122,9 +122,18 @@ impl Decode for UnsignedVertex {
                 detail: "a round-0 vertex has no parents".into(),
             });
         }
-        let transactions: Vec<SignedTransaction> =
-            r.read_vec(MAX_VERTEX_TXS, 1 + 32 + 8 + 8 + 1, "vertex batch")?;
-        let payload: usize = transactions.iter().map(|t| t.encoded_len()).sum();
+        let transactions = r.read_vec(MAX_VERTEX_TXS, 1 + 32 + 8 + 8 + 1, "vertex batch")?;
+        let timestamp_ms = r.read_u64("timestamp")?;
+        let vertex = Self {
+            chain,
+            epoch,
+            round,
+            author,
+            parents,
+            transactions,
+            timestamp_ms,
+        };
+        let payload = vertex.payload_bytes();
         if payload > MAX_VERTEX_PAYLOAD_BYTES {
             return Err(DecodeError::TooLong {
                 what: "vertex batch",
@@ -132,7 +141,7 @@ impl Decode for UnsignedVertex {
                 max: MAX_VERTEX_PAYLOAD_BYTES,
             });
         }
-        if let Some(t) = transactions.iter().find(|t| t.tx().chain != chain) {
+        if let Some(t) = vertex.transactions.iter().find(|t| t.tx().chain != chain) {
             return Err(DecodeError::Invalid {
                 what: "vertex batch",
                 detail: format!(
@@ -141,16 +150,7 @@ impl Decode for UnsignedVertex {
                 ),
             });
         }
-        let timestamp_ms = r.read_u64("timestamp")?;
-        Ok(Self {
-            chain,
-            epoch,
-            round,
-            author,
-            parents,
-            transactions,
-            timestamp_ms,
-        })
+        Ok(vertex)
     }
 }
 
