@@ -124,6 +124,10 @@ pub mod limits {
     /// Default maximum gRPC message size the node accepts and sends: 64 MiB
     /// (tonic's own default is 4 MiB, too small for full batches).
     pub const DEFAULT_MAX_GRPC_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+    /// Largest request message of the query and admin services (`Node`,
+    /// `CrossChain`, `Admin`), whose requests are a few fields: 64 KiB. Larger
+    /// requests are RESOURCE_EXHAUSTED.
+    pub const MAX_QUERY_REQUEST_BYTES: usize = 64 * 1024;
     /// Length of every digest (BLAKE3) in the API, in bytes.
     pub const DIGEST_LEN: usize = 32;
     /// Minimum per-stream buffer of `StreamFinality`, in events.

@@ -81,7 +81,7 @@ impl AdminService {
             )));
         }
         let api = Arc::clone(&self.context.api);
-        let (already_paused, height) = blocking("pause", move || {
+        let (already_paused, height) = blocking(&self.context.blocking, "pause", move || {
             api.pause(&request.reason).map_err(api_status)
         })
         .await??;
@@ -104,8 +104,10 @@ impl AdminService {
     ) -> Result<ResumeChainResponse, Status> {
         let chain = self.resolve(request.chain)?;
         let api = Arc::clone(&self.context.api);
-        let (already_running, height) =
-            blocking("resume", move || api.resume().map_err(api_status)).await??;
+        let (already_running, height) = blocking(&self.context.blocking, "resume", move || {
+            api.resume().map_err(api_status)
+        })
+        .await??;
         tracing::info!(
             chain = chain.as_str_name(),
             already_running,
@@ -125,7 +127,10 @@ impl AdminService {
     ) -> Result<SnapshotResult, Status> {
         let chain = self.resolve(request.chain)?;
         let api = Arc::clone(&self.context.api);
-        let snapshot = blocking("snapshot", move || api.snapshot().map_err(api_status)).await??;
+        let snapshot = blocking(&self.context.blocking, "snapshot", move || {
+            api.snapshot().map_err(api_status)
+        })
+        .await??;
         let result = snapshot_to_proto(snapshot);
         tracing::info!(
             chain = chain.as_str_name(),
@@ -143,7 +148,7 @@ impl AdminService {
         let change = fault_change_from_proto(&faults)?;
         let api = Arc::clone(&self.context.api);
         let served = api.chain();
-        let plan = blocking("fault injection", move || {
+        let plan = blocking(&self.context.blocking, "fault injection", move || {
             api.set_faults(change).map_err(api_status)
         })
         .await??;

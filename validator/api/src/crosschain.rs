@@ -55,7 +55,7 @@ impl CrossChainService {
         let api = Arc::clone(&self.context.api);
         let chain = crate::chain::resolve(request.chain, api.chain())?;
         check_key(&request.key, MAX_RECORD_KEY_BYTES)?;
-        let record = blocking("record read", move || {
+        let record = blocking(&self.context.blocking, "record read", move || {
             api.record(&request.key).map_err(api_status)
         })
         .await??;
@@ -77,7 +77,7 @@ impl CrossChainService {
         crate::chain::resolve(request.chain, api.chain())?;
         check_key(&request.key, MAX_ATTESTED_KEY_BYTES)?;
         let height = request.height;
-        let attestation = blocking("attestation read", move || {
+        let attestation = blocking(&self.context.blocking, "attestation read", move || {
             api.attestation(height, &request.key).map_err(api_status)
         })
         .await??;
@@ -96,7 +96,7 @@ impl CrossChainService {
         let limit = page_limit(request.limit)?;
         let height = request.height;
         let start = request.start as usize;
-        let page = blocking("block records read", move || {
+        let page = blocking(&self.context.blocking, "block records read", move || {
             api.block_records(height, start, limit).map_err(api_status)
         })
         .await??;

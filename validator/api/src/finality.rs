@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use dualchain_proto::limits::MIN_FINALITY_STREAM_BUFFER;
 use dualchain_proto::v1::{FinalityEvent, StreamFinalityRequest};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
@@ -61,7 +61,14 @@ pub(crate) async fn open(
     let (next, replay_to) = match request.from_height {
         None => (finalized.saturating_add(1), None),
         Some(from) => {
-            check_replay_start(&api, from, finalized, context.max_replay_blocks).await?;
+            check_replay_start(
+                &context.blocking,
+                &api,
+                from,
+                finalized,
+                context.max_replay_blocks,
+            )
+            .await?;
             (from, (from <= finalized).then_some(finalized))
         }
     };
@@ -71,6 +78,7 @@ pub(crate) async fn open(
     let (sender, receiver) = mpsc::channel(buffer);
     let pump = Pump {
         api,
+        blocking: Arc::clone(&context.blocking),
         sender,
         shutdown: context.shutdown.clone(),
         include_tx_digests: request.include_tx_digests,
@@ -83,6 +91,7 @@ pub(crate) async fn open(
 
 /// Refuses a replay start that is outside the window or no longer stored.
 async fn check_replay_start(
+    threads: &Semaphore,
     api: &Arc<dyn ChainApi>,
     from: u64,
     finalized: u64,
@@ -101,7 +110,7 @@ async fn check_replay_start(
         )));
     }
     let reader = Arc::clone(api);
-    let kept = blocking("finality replay check", move || reader.block(from))
+    let kept = blocking(threads, "finality replay check", move || reader.block(from))
         .await?
         .map_err(api_status)?;
     if kept.is_none() {
@@ -122,6 +131,8 @@ enum Wake {
 /// Feeds one stream: replay, then live events with gap repair.
 struct Pump {
     api: Arc<dyn ChainApi>,
+    /// The server's permits for blocking chain reads.
+    blocking: Arc<Semaphore>,
     sender: mpsc::Sender<Result<FinalityEvent, Status>>,
     shutdown: watch::Receiver<bool>,
     include_tx_digests: bool,
@@ -196,7 +207,7 @@ impl Pump {
             let chunk_end = to.min(from.saturating_add(READ_CHUNK - 1));
             let api = Arc::clone(&self.api);
             let include = self.include_tx_digests;
-            let read = blocking("finality store read", move || {
+            let read = blocking(&self.blocking, "finality store read", move || {
                 read_events(api.as_ref(), from, chunk_end, include, replayed)
             })
             .await;

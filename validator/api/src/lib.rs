@@ -37,7 +37,9 @@ use bytes::Bytes;
 use dualchain_core::types::{Attestation, Block, BlockCertificate, BlockEvents, ChainId};
 
 mod admin;
+mod call_limits;
 mod chain;
+mod connections;
 mod convert;
 mod crosschain;
 pub mod domain;
@@ -52,7 +54,9 @@ mod server;
 mod status;
 mod transactions;
 
+pub use call_limits::CallLimits;
 pub use chain::{from_proto as chain_from_proto, to_proto as chain_to_proto};
+pub use connections::{ApiConnectInfo, ConnectionLimits, LimitedConnection, MIN_IDLE_TO_EVICT};
 pub use convert::{block_to_proto, finality_event, health_from_proto};
 pub use domain::{
     Admission, AdmissionStatus, BlockRecords, ChainStatus, FaultChange, FaultPlan, Health,

@@ -27,7 +27,7 @@ impl NodeService {
         let api = Arc::clone(&self.context.api);
         let chain = crate::chain::resolve(request.chain, api.chain())?;
         // A block can be large (body encoding, store read): off the async workers.
-        blocking("block read", move || {
+        blocking(&self.context.blocking, "block read", move || {
             let height = request.height;
             let Some(block) = api.block(height).map_err(api_status)? else {
                 let finalized = api.finalized_height();

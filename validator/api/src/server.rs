@@ -4,7 +4,19 @@
 //! `grpc.health.v1.Health` and server reflection (`grpc.reflection.v1` and
 //! `v1alpha`, describing `dualchain.v1` and the health service). Message size
 //! limits apply to both directions of every `dualchain.v1` service; an oversized
-//! request is RESOURCE_EXHAUSTED (see `oversize`).
+//! request is RESOURCE_EXHAUSTED (see `oversize`). Requests of the query and
+//! admin services (`Node`, `CrossChain`, `Admin`) are small by design and are
+//! held to [`MAX_QUERY_REQUEST_BYTES`]; only `Transactions` takes the full
+//! message limit.
+//!
+//! What one client can take (the threat model in ARCHITECTURE.md lists the
+//! rest): connections are capped in total and per address, idle ones closed
+//! and evicted (`connections`); calls, streams and submissions in flight are
+//! capped with immediate RESOURCE_EXHAUSTED beyond (load shedding), unary calls
+//! time out (`call_limits`); each HTTP/2 connection takes at most
+//! [`MAX_STREAMS_PER_CONNECTION`] streams and [`MAX_CALLS_PER_CONNECTION`]
+//! calls at once, keeps a 16 KiB header list, and is pinged so dead peers are
+//! found; chain reads and writes run on at most [`MAX_BLOCKING_CALLS`] threads.
 //!
 //! Shutdown sequence, when the caller's shutdown future completes:
 //! 1. a shared flag turns true: health goes NOT_SERVING (then its watchers
@@ -20,17 +32,20 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dualchain_proto::limits::{DEFAULT_MAX_GRPC_MESSAGE_BYTES, MIN_FINALITY_STREAM_BUFFER};
+use dualchain_proto::limits::{
+    DEFAULT_MAX_GRPC_MESSAGE_BYTES, MAX_QUERY_REQUEST_BYTES, MIN_FINALITY_STREAM_BUFFER,
+};
 use dualchain_proto::{AdminServer, AdminToken, CrossChainServer, NodeServer, TransactionsServer};
 use prometheus::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
 use crate::ChainApi;
 use crate::admin::{AdminAuth, AdminService};
+use crate::call_limits::{CallGateLayer, CallLimits};
+use crate::connections::{ConnectionLimits, ConnectionTable, LimitedIncoming};
 use crate::crosschain::CrossChainService;
 use crate::node::NodeService;
 use crate::oversize::OversizeIsResourceExhausted;
@@ -39,6 +54,19 @@ use crate::transactions::TransactionsService;
 
 /// Default number of blocks `StreamFinality` replays for `from_height`.
 pub const DEFAULT_MAX_REPLAY_BLOCKS: u64 = 10_000;
+/// HTTP/2 streams one connection may have open at once.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 128;
+/// Calls one connection may have in its handlers at once; more are
+/// RESOURCE_EXHAUSTED (tonic's per-connection limit with load shedding).
+pub const MAX_CALLS_PER_CONNECTION: usize = 64;
+/// Chain calls (store reads, admission, admin actions) running at once on
+/// blocking threads; more wait for a thread (bounded by the call limits).
+pub const MAX_BLOCKING_CALLS: usize = 32;
+/// Largest HTTP/2 header list accepted (metadata, the admin token).
+const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+/// HTTP/2 pings on idle connections, and how long an answer may take.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the gRPC API of one chain is served.
 #[derive(Clone)]
@@ -62,6 +90,10 @@ pub struct ApiOptions {
     pub shutdown_grace: Duration,
     /// Where the API's request metrics are registered (none: not exported).
     pub metrics_registry: Option<Registry>,
+    /// How many connections are kept, per address, and for how long idle.
+    pub connections: ConnectionLimits,
+    /// How many calls run at once and for how long.
+    pub calls: CallLimits,
 }
 
 impl Default for ApiOptions {
@@ -74,6 +106,8 @@ impl Default for ApiOptions {
             ready_poll_interval: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(10),
             metrics_registry: None,
+            connections: ConnectionLimits::default(),
+            calls: CallLimits::default(),
         }
     }
 }
@@ -91,6 +125,8 @@ impl fmt::Debug for ApiOptions {
             .field("ready_poll_interval", &self.ready_poll_interval)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("metrics_registry", &self.metrics_registry.is_some())
+            .field("connections", &self.connections)
+            .field("calls", &self.calls)
             .finish()
     }
 }
@@ -123,6 +159,12 @@ impl ApiOptions {
         if self.ready_poll_interval.is_zero() {
             return invalid("ready_poll_interval must be positive".into());
         }
+        self.connections
+            .validate()
+            .or_else(|message| invalid(format!("connections.{message}")))?;
+        self.calls
+            .validate()
+            .or_else(|message| invalid(format!("calls.{message}")))?;
         Ok(())
     }
 }
@@ -155,6 +197,10 @@ pub(crate) struct Context {
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) finality_stream_buffer: usize,
     pub(crate) max_replay_blocks: u64,
+    /// Longest a `SubmitTransactions` stream may go without a message.
+    pub(crate) submission_idle_timeout: Duration,
+    /// Permits for chain calls on blocking threads ([`MAX_BLOCKING_CALLS`]).
+    pub(crate) blocking: Arc<Semaphore>,
 }
 
 /// Binds `listen` and serves the gRPC API of `api`'s chain until `shutdown`
@@ -193,9 +239,15 @@ pub async fn serve_api_on(
         shutdown: stop_receiver.clone(),
         finality_stream_buffer: options.finality_stream_buffer,
         max_replay_blocks: options.max_replay_blocks,
+        submission_idle_timeout: options.calls.submission_idle_timeout,
+        blocking: Arc::new(Semaphore::new(MAX_BLOCKING_CALLS)),
     });
+    let registry = options.metrics_registry.as_ref();
+    let connections = ConnectionTable::new(options.connections.clone(), chain, registry)?;
+    let gate = CallGateLayer::new(&options.calls, Arc::clone(&connections), chain, registry)?;
 
     let limit = options.max_message_bytes;
+    let query_limit = limit.min(MAX_QUERY_REQUEST_BYTES);
     let transactions = OversizeIsResourceExhausted::new(
         TransactionsServer::new(TransactionsService::new(Arc::clone(&context)))
             .max_decoding_message_size(limit)
@@ -203,17 +255,17 @@ pub async fn serve_api_on(
     );
     let node = OversizeIsResourceExhausted::new(
         NodeServer::new(NodeService::new(Arc::clone(&context)))
-            .max_decoding_message_size(limit)
+            .max_decoding_message_size(query_limit)
             .max_encoding_message_size(limit),
     );
     let crosschain = OversizeIsResourceExhausted::new(
         CrossChainServer::new(CrossChainService::new(Arc::clone(&context)))
-            .max_decoding_message_size(limit)
+            .max_decoding_message_size(query_limit)
             .max_encoding_message_size(limit),
     );
     let admin = OversizeIsResourceExhausted::new(InterceptedService::new(
         AdminServer::new(AdminService::new(Arc::clone(&context)))
-            .max_decoding_message_size(limit)
+            .max_decoding_message_size(query_limit)
             .max_encoding_message_size(limit),
         AdminAuth::new(options.admin_token.as_deref(), metrics),
     ));
@@ -223,8 +275,16 @@ pub async fn serve_api_on(
         crate::health::start(Arc::clone(&api), options.ready_poll_interval, stop_receiver).await;
 
     let (stop_accepting, stop_accepting_signal) = oneshot::channel::<()>();
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = LimitedIncoming::new(listener, Arc::clone(&connections));
+    let reaper = tokio::spawn(Arc::clone(&connections).reap_idle());
     let server = Server::builder()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .concurrency_limit_per_connection(MAX_CALLS_PER_CONNECTION)
+        .load_shed(true)
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+        .layer(gate)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -236,10 +296,12 @@ pub async fn serve_api_on(
             let _ = stop_accepting_signal.await;
         });
     let mut server = pin!(server);
+    let _reaper = AbortOnDrop(reaper);
     tracing::info!(
         %chain,
         addr = %local_addr,
         admin_enabled = options.admin_token.is_some(),
+        max_connections = options.connections.max_connections,
         "gRPC API listening"
     );
 
@@ -271,6 +333,15 @@ pub async fn serve_api_on(
     }
     tracing::info!(%chain, "gRPC API stopped");
     Ok(())
+}
+
+/// Aborts a background task when the server returns, however it returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Reflection over `dualchain.v1` and `grpc.health.v1` (the reflection service

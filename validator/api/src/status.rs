@@ -5,6 +5,7 @@
 //! .proto files document (NOT_FOUND for missing blocks, ABORTED for a snapshot
 //! already running, RESOURCE_EXHAUSTED for a full volume, ...).
 
+use tokio::sync::Semaphore;
 use tonic::Status;
 
 use crate::ApiError;
@@ -30,12 +31,22 @@ pub(crate) fn join_status(what: &str, error: tokio::task::JoinError) -> Status {
     Status::internal(format!("internal error: {what} did not complete"))
 }
 
-/// Runs a CPU- or I/O-bound chain call off the async workers.
-pub(crate) async fn blocking<T, F>(what: &'static str, work: F) -> Result<T, Status>
+/// Runs a CPU- or I/O-bound chain call off the async workers, once one of
+/// `threads`' permits is free (so calls never grow the blocking pool without
+/// bound).
+pub(crate) async fn blocking<T, F>(
+    threads: &Semaphore,
+    what: &'static str,
+    work: F,
+) -> Result<T, Status>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
+    let _permit = threads
+        .acquire()
+        .await
+        .map_err(|_| Status::unavailable("the server is shutting down"))?;
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|error| join_status(what, error))
@@ -73,7 +84,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_blocking_task_is_an_internal_status() {
-        let status = blocking("test work", || -> u32 { panic!("boom") })
+        let threads = Semaphore::new(1);
+        let status = blocking(&threads, "test work", || -> u32 { panic!("boom") })
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::Internal);

@@ -28,6 +28,7 @@ use dualchain_proto::v1::{
     Chain, StatusCount, SubmitBatchRequest, SubmitBatchResponse, SubmitRequest, SubmitSummary,
     TxResult, TxStatus,
 };
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::chain;
@@ -52,7 +53,7 @@ impl TransactionsService {
         let api = &self.context.api;
         let chain = chain::resolve(request.chain, api.chain())?;
         check_count(request.transactions.len(), "the batch")?;
-        let results = admit(api, request.transactions, 0).await?;
+        let results = admit(&self.context.blocking, api, request.transactions, 0).await?;
         let accepted = results
             .iter()
             .filter(|result| result.status() == TxStatus::Accepted)
@@ -77,6 +78,7 @@ impl TransactionsService {
         let mut stream_chain: Option<Chain> = None;
         let mut first_message_at: Option<Instant> = None;
         let mut message_number: u64 = 0;
+        let idle_limit = self.context.submission_idle_timeout;
         loop {
             let message = tokio::select! {
                 biased;
@@ -85,7 +87,15 @@ impl TransactionsService {
                         "the server is shutting down; transactions admitted so far stay admitted",
                     ));
                 }
-                message = stream.message() => message.map_err(crate::oversize::remap)?,
+                message = tokio::time::timeout(idle_limit, stream.message()) => match message {
+                    Ok(message) => message.map_err(crate::oversize::remap)?,
+                    Err(_) => {
+                        return Err(Status::deadline_exceeded(format!(
+                            "no message on the stream for {idle_limit:?}; transactions admitted \
+                             so far stay admitted"
+                        )));
+                    }
+                },
             };
             let Some(message) = message else { break };
             first_message_at.get_or_insert_with(Instant::now);
@@ -108,7 +118,13 @@ impl TransactionsService {
                 message.transactions.len(),
                 &format!("stream message {message_number}"),
             )?;
-            let results = admit(api, message.transactions, summary.received).await?;
+            let results = admit(
+                &self.context.blocking,
+                api,
+                message.transactions,
+                summary.received,
+            )
+            .await?;
             summary.add(results);
             message_number += 1;
         }
@@ -159,6 +175,7 @@ fn check_count(count: usize, what: &str) -> Result<(), Status> {
 /// Admits one message's transactions and answers one result per transaction,
 /// in order, indexed from `first_index`.
 async fn admit(
+    threads: &Semaphore,
     api: &Arc<dyn crate::ChainApi>,
     transactions: Vec<Vec<u8>>,
     first_index: u64,
@@ -188,7 +205,7 @@ async fn admit(
     if !candidates.is_empty() {
         let chain_api = Arc::clone(api);
         let submitted = candidates.len();
-        let answers = blocking("transaction admission", move || {
+        let answers = blocking(threads, "transaction admission", move || {
             chain_api.submit(&candidates)
         })
         .await?;

@@ -133,6 +133,13 @@ pub struct RunArgs {
     /// Block executor mode [default: parallel].
     #[arg(long, value_enum, env = "DUALCHAIN_EXECUTION_MODE")]
     pub execution_mode: Option<ExecutionModeArg>,
+    /// Most gRPC connections each chain's API keeps open [default: 4096, fewer if the
+    /// open-file limit leaves less; a configured value the limit cannot hold is refused].
+    #[arg(long, value_name = "N", env = "DUALCHAIN_API_MAX_CONNECTIONS")]
+    pub api_max_connections: Option<usize>,
+    /// Most gRPC connections from one client address, per chain [default: 512].
+    #[arg(long, value_name = "N", env = "DUALCHAIN_API_MAX_CONNECTIONS_PER_IP")]
+    pub api_max_connections_per_ip: Option<usize>,
 }
 
 /// The config file. Every key is optional; `logLevel`/`logFormat` are read by `main`
@@ -158,6 +165,8 @@ pub struct FileConfig {
     pub mempool_capacity: Option<usize>,
     pub snapshot_interval_blocks: Option<u64>,
     pub execution_mode: Option<ExecutionModeArg>,
+    pub api_max_connections: Option<usize>,
+    pub api_max_connections_per_ip: Option<usize>,
     pub log_level: Option<String>,
     pub log_format: Option<String>,
 }
@@ -199,6 +208,9 @@ pub struct NodeConfig {
     pub mempool_capacity: usize,
     pub snapshot_interval_blocks: u64,
     pub execution_mode: ExecutionMode,
+    /// API connection caps as configured (`None`: fit to the open-file limit).
+    pub api_max_connections: Option<usize>,
+    pub api_max_connections_per_ip: Option<usize>,
 }
 
 impl NodeConfig {
@@ -284,6 +296,10 @@ impl NodeConfig {
                 .or(file.execution_mode)
                 .unwrap_or(ExecutionModeArg::Parallel)
                 .into(),
+            api_max_connections: args.api_max_connections.or(file.api_max_connections),
+            api_max_connections_per_ip: args
+                .api_max_connections_per_ip
+                .or(file.api_max_connections_per_ip),
         })
     }
 

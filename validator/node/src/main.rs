@@ -16,6 +16,7 @@ use dualchain_contract::binaries::{NODE_BINARY_ENV, TOOLS_BIN, VALIDATOR_BIN, fi
 mod commands;
 mod config;
 mod node;
+mod open_files;
 mod peers;
 mod seams;
 mod sibling;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use dualchain_api::ApiOptions;
+use dualchain_api::{ApiOptions, ConnectionLimits};
 use dualchain_core::crypto::ValidatorScheme;
 use dualchain_core::keyfile;
 use dualchain_core::types::Genesis;
@@ -38,15 +38,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         None => FileConfig::default(),
     };
     let cfg = NodeConfig::resolve(args, file)?;
+    let open_files = crate::open_files::raise_open_file_limit();
+    let connection_limits = crate::open_files::api_connection_limits(
+        cfg.api_max_connections,
+        cfg.api_max_connections_per_ip,
+        cfg.chains.chains().len(),
+        open_files,
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("dualchain")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run_node(cfg))
+    runtime.block_on(run_node(cfg, connection_limits))
 }
 
-async fn run_node(cfg: NodeConfig) -> anyhow::Result<()> {
+async fn run_node(cfg: NodeConfig, connection_limits: ConnectionLimits) -> anyhow::Result<()> {
     let genesis_json = std::fs::read_to_string(&cfg.genesis)
         .with_context(|| format!("reading genesis {}", cfg.genesis.display()))?;
     let genesis = Genesis::from_json(&genesis_json)
@@ -158,6 +165,7 @@ async fn run_node(cfg: NodeConfig) -> anyhow::Result<()> {
         let options = ApiOptions {
             admin_token: admin_token.clone(),
             metrics_registry: Some(registry.clone()),
+            connections: connection_limits.clone(),
             ..ApiOptions::default()
         };
         let shutdown = stopped(&stop_rx);

@@ -33,6 +33,10 @@ use rocksdb::{
     Direction, ErrorKind, FlushOptions, IteratorMode, Options, ReadOptions, WriteOptions,
 };
 
+/// Most files one database keeps open (SST tables beyond it are reopened on
+/// demand through the table cache).
+pub const MAX_OPEN_FILES: i32 = 512;
+
 /// How [`RocksEngine::open`] configures RocksDB.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreOptions {
@@ -201,6 +205,9 @@ impl RocksEngine {
         db_opts.create_missing_column_families(is_new);
         db_opts.set_max_background_jobs(opts.background_jobs());
         db_opts.set_keep_log_file_num(10);
+        // Bounded so a database with many SST files cannot take the descriptors
+        // the API's connections and the peers need (the node budgets for it).
+        db_opts.set_max_open_files(MAX_OPEN_FILES);
         let descriptors = names
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(name, opts.column_options(&cache)));

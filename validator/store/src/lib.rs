@@ -12,7 +12,7 @@
 pub mod engine;
 pub mod snapshot;
 
-pub use engine::{RocksEngine, StoreOptions};
+pub use engine::{MAX_OPEN_FILES, RocksEngine, StoreOptions};
 pub use snapshot::{
     SnapshotError, SnapshotInfo, SnapshotPolicy, export_snapshot, import_snapshot, list_snapshots,
     maybe_snapshot, snapshot_file_name, state_root,
