@@ -119,13 +119,34 @@ pub fn new_admin_token() -> Result<Zeroizing<String>, KeyError> {
     Ok(Zeroizing::new(hex::encode(bytes.as_ref())))
 }
 
-pub use dualchain_core::keyfile::seeded_account_keys;
+pub use dualchain_core::keyfile::{master_seeded_account_keys, seeded_account_keys};
 
-/// A random seed for account keys when the spec sets none.
-pub fn random_seed() -> Result<u64, KeyError> {
-    rand::rngs::OsRng
-        .try_next_u64()
-        .map_err(|e| KeyError::Entropy(e.to_string()))
+/// Where a network's funded account keys come from.
+pub enum AccountSeed {
+    /// `genesis.accountsSeed`: reproducible, and public (benchmarks only).
+    Public(u64),
+    /// No seed in the spec: 256 random bits from the OS (a 64-bit seed could be
+    /// searched), never stored; the keys live only in the accounts Secret.
+    Secret(Zeroizing<[u8; 32]>),
+}
+
+impl AccountSeed {
+    /// A fresh secret seed.
+    pub fn secret() -> Result<Self, KeyError> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng
+            .try_fill_bytes(seed.as_mut())
+            .map_err(|e| KeyError::Entropy(e.to_string()))?;
+        Ok(Self::Secret(seed))
+    }
+
+    /// The first `count` account keys of this seed.
+    pub fn keys(&self, count: usize) -> Vec<AccountKeypair> {
+        match self {
+            AccountSeed::Public(seed) => seeded_account_keys(count, *seed),
+            AccountSeed::Secret(master) => master_seeded_account_keys(count, master),
+        }
+    }
 }
 
 /// Keyring text in the `keyfile::write_keyring` format.
@@ -211,6 +232,21 @@ mod tests {
         let err = validator_public_key("s", &data).unwrap_err();
         assert!(matches!(err, KeyError::BadPublicKey { .. }));
         assert!(!err.to_string().contains(&hex::encode(key.seed())));
+    }
+
+    #[test]
+    fn unseeded_networks_get_unrelated_keys_and_seeded_ones_reproducible_keys() {
+        let address = |seed: &AccountSeed| Address::of(seed.keys(1)[0].public());
+        let (a, b) = (
+            AccountSeed::secret().unwrap(),
+            AccountSeed::secret().unwrap(),
+        );
+        assert_ne!(address(&a), address(&b));
+        assert_eq!(address(&a), address(&a), "one seed, one set of keys");
+        assert_eq!(
+            address(&AccountSeed::Public(42)),
+            Address::of(seeded_account_keys(1, 42)[0].public())
+        );
     }
 
     #[test]

@@ -211,7 +211,8 @@ pub struct GenesisSettings {
     #[serde(default = "default_accounts")]
     #[x_kube(validation = Rule::new("self <= 5000").message("genesis.accounts must be at most 5000 (the genesis must fit in a 1 MiB ConfigMap)"))]
     pub accounts: u32,
-    /// Derive account keys from this seed (reproducible benchmarks); random when unset.
+    /// Derive account keys from this public seed (reproducible benchmarks: anyone who
+    /// knows it holds the keys); when unset, from a secret 256-bit random seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounts_seed: Option<u64>,
     /// Initial balance of every account in each funded asset.

@@ -565,10 +565,10 @@ async fn ensure_accounts(
         return read(secret);
     }
     let seed = match net.spec.template.genesis.accounts_seed {
-        Some(seed) => seed,
-        None => keys::random_seed()?,
+        Some(seed) => keys::AccountSeed::Public(seed),
+        None => keys::AccountSeed::secret()?,
     };
-    let account_keys = tokio::task::spawn_blocking(move || keys::seeded_account_keys(count, seed))
+    let account_keys = tokio::task::spawn_blocking(move || seed.keys(count))
         .await
         .map_err(|e| Error::Keys(keys::KeyError::Entropy(e.to_string())))?;
     let text = keys::keyring_text(&account_keys);

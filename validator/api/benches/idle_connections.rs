@@ -81,9 +81,9 @@ async fn run(scale: Scale) {
          {} evicted for newcomers",
         idle.len(),
         scale.addresses,
-        metric(&registry, "dualchain_api_connections"),
-        metric(&registry, "dualchain_api_connections_refused_total"),
-        metric(&registry, "dualchain_api_connections_closed_total"),
+        metric(&registry, "dualchain_api_connections") as u64,
+        metric(&registry, "dualchain_api_connections_refused_total") as u64,
+        metric(&registry, "dualchain_api_connections_closed_total") as u64,
     );
     report("GetStatus on an open channel", &baseline, &attacked);
     report(

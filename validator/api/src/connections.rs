@@ -8,10 +8,13 @@
 //! - at most [`ConnectionLimits::max_connections`] slots, and at most
 //!   [`ConnectionLimits::max_connections_per_ip`] per client address. A client
 //!   over its address's share is closed at once;
-//! - when the table is full, the connection idle for longest (no call in
-//!   flight, none started for at least [`MIN_IDLE_TO_EVICT`]) is closed to make
-//!   room; if every connection is busy the newcomer is closed instead, so idle
-//!   sockets can never lock out a client that has work to do;
+//! - when the table is full, a newcomer displaces an idle connection (no call in
+//!   flight): one of the address holding the most connections if the newcomer's
+//!   address would still hold fewer, however young (so a few addresses churning
+//!   fresh connections cannot lock everyone else out), else the connection idle
+//!   longest if idle for at least [`MIN_IDLE_TO_EVICT`]. If every candidate is
+//!   busy the newcomer is closed instead: idle sockets never lock out a client
+//!   with work to do;
 //! - a connection with no call for [`ConnectionLimits::idle_timeout`] is closed;
 //! - accept errors that mean "out of descriptors or memory" pause the accept
 //!   loop (10 ms, doubling to 1 s) instead of retrying at once.
@@ -175,15 +178,38 @@ impl Slots {
         Some(slot)
     }
 
-    /// The connection idle longest, if idle since before `cutoff_ms`.
-    fn longest_idle(&self, cutoff_ms: u64) -> Option<u64> {
+    /// The connection idle longest among those from `from` (any address if
+    /// `None`), if idle since before `cutoff_ms`.
+    fn longest_idle(&self, from: Option<IpAddr>, cutoff_ms: u64) -> Option<u64> {
         self.by_id
             .values()
-            .filter(|slot| !slot.is_closing())
+            .filter(|slot| !slot.is_closing() && from.is_none_or(|ip| slot.ip == ip))
             .filter_map(|slot| Some((slot.idle_since_ms()?, slot.id)))
             .filter(|(since, _)| *since <= cutoff_ms)
             .min()
             .map(|(_, id)| id)
+    }
+
+    /// The connection a newcomer from `ip` displaces from a full table: an idle
+    /// one of the address holding the most connections if `ip` would still hold
+    /// fewer (fairness between addresses: a flood from a few addresses that keeps
+    /// its connections young cannot lock others out), else the longest-idle
+    /// connection idle since before `cutoff_ms`.
+    fn victim(&self, ip: IpAddr, now_ms: u64) -> Option<u64> {
+        let mine = self.per_ip.get(&ip).copied().unwrap_or(0);
+        let heaviest = self
+            .per_ip
+            .iter()
+            .max_by_key(|(_, count)| **count)
+            .filter(|(_, count)| mine + 1 < **count)
+            .map(|(address, _)| *address);
+        if let Some(address) = heaviest
+            && let Some(victim) = self.longest_idle(Some(address), now_ms)
+        {
+            return Some(victim);
+        }
+        let cutoff = now_ms.checked_sub(MIN_IDLE_TO_EVICT.as_millis() as u64)?;
+        self.longest_idle(None, cutoff)
     }
 }
 
@@ -269,8 +295,7 @@ impl ConnectionTable {
             return Err(self.refuse(Refusal::PerIp));
         }
         if slots.by_id.len() >= self.limits.max_connections {
-            let cutoff = now.checked_sub(MIN_IDLE_TO_EVICT.as_millis() as u64);
-            let Some(victim) = cutoff.and_then(|cutoff| slots.longest_idle(cutoff)) else {
+            let Some(victim) = slots.victim(ip, now) else {
                 return Err(self.refuse(Refusal::Full));
             };
             let victim = slots.remove(victim).expect("the victim was just found");
@@ -626,6 +651,25 @@ mod tests {
         tokio::time::advance(Duration::from_secs(3)).await;
         assert_eq!(table.close_idle(), 1);
         assert_eq!(table.open(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_newcomer_displaces_a_young_idle_connection_of_the_heaviest_address() {
+        let table = table(4, 4);
+        let flood: Vec<_> = (0..3).map(|_| table.admit(ip(9)).unwrap()).collect();
+        let busy = table.begin_call(Arc::clone(&flood[0]));
+        let other = table.admit(ip(8)).unwrap();
+        // Full; everything is younger than MIN_IDLE_TO_EVICT.
+        let honest = table.admit(ip(1)).expect("the heaviest address gives way");
+        assert!(flood[1].is_closing() || flood[2].is_closing());
+        assert!(
+            !flood[0].is_closing(),
+            "never a connection with a call in flight"
+        );
+        assert!(!other.is_closing() && !honest.is_closing());
+        // The flooder itself gains nothing by it: it is not lighter than itself.
+        assert_eq!(table.admit(ip(9)).unwrap_err(), Refusal::Full);
+        drop(busy);
     }
 
     #[tokio::test(start_paused = true)]

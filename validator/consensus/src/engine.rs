@@ -705,6 +705,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
                 self.last_proposed_round = Some(round);
                 self.last_proposed = Some(v.clone());
                 self.changes.state = Some(self.engine_state());
+                self.changes.signed = true;
             }
             // Only vertices above the lowest undecided slot can change a decision.
             if round > self.committer.state().next_slot {
@@ -822,8 +823,10 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         self.last_proposal_ms = now;
         self.last_resend_ms = now;
         self.stats.proposed += 1;
-        // Persisted with the state (our last round) before the broadcast leaves.
+        // Persisted with the state (our last round) before the broadcast leaves,
+        // synced whatever the store's policy.
         self.changes.state = Some(self.engine_state());
+        self.changes.signed = true;
         self.accept(now, vertex.clone(), out);
         out.push(Output::Broadcast(vertex));
         true

@@ -207,6 +207,11 @@ pub struct StoreChanges {
     /// Sequences of commits the consumer executed (their records go).
     pub executed: Vec<u64>,
     pub state: Option<EngineState>,
+    /// The changes record a vertex we signed (our last proposed round moved):
+    /// they must survive power loss before the vertex leaves, whatever the
+    /// store's sync policy, or a restart could sign another vertex for the
+    /// same round.
+    pub signed: bool,
 }
 
 impl StoreChanges {
@@ -335,6 +340,13 @@ impl<E: KvEngine> ConsensusStore for KvConsensusStore<E> {
         if let Some(state) = &changes.state {
             batch.put(COLUMN, STATE_KEY, state.to_canonical_bytes());
         }
+        if changes.signed {
+            assert!(
+                changes.state.is_some(),
+                "a signed vertex is recorded with the state that remembers its round"
+            );
+            batch.require_sync();
+        }
         self.engine.write(batch)?;
         Ok(())
     }
@@ -381,6 +393,7 @@ mod tests {
                 commits: vec![],
                 executed: vec![],
                 state: Some(state),
+                signed: true,
             })
             .unwrap();
         let loaded = store.load().unwrap().unwrap();

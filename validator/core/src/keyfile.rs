@@ -342,9 +342,27 @@ pub fn generate_key(dir: &Path, kind: KeyKind) -> Result<AnyKeypair, KeyFileErro
 /// seed gives the same accounts on the command line and in a cluster. Benchmark
 /// networks only: anyone who knows the seed holds the keys.
 pub fn seeded_account_keys(count: usize, seed: u64) -> Vec<crate::crypto::AccountKeypair> {
-    use rand::{RngCore, SeedableRng};
+    use rand::SeedableRng;
+    account_keys_from(rand_chacha::ChaCha20Rng::seed_from_u64(seed), count)
+}
+
+/// Account keys derived from a secret 256-bit master seed (ChaCha20 seeded with it,
+/// 32 bytes per key): what the operator uses when no public seed is configured, so the
+/// keys are as hard to guess as the master seed, not 64 bits.
+pub fn master_seeded_account_keys(
+    count: usize,
+    master: &[u8; 32],
+) -> Vec<crate::crypto::AccountKeypair> {
+    use rand::SeedableRng;
+    account_keys_from(rand_chacha::ChaCha20Rng::from_seed(*master), count)
+}
+
+fn account_keys_from(
+    mut rng: rand_chacha::ChaCha20Rng,
+    count: usize,
+) -> Vec<crate::crypto::AccountKeypair> {
+    use rand::RngCore;
     use rayon::prelude::*;
-    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
     let seeds: Vec<Zeroizing<[u8; 32]>> = (0..count)
         .map(|_| {
             let mut s = Zeroizing::new([0u8; 32]);

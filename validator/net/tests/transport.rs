@@ -784,3 +784,94 @@ async fn reported_invalid_content_costs_score_down_to_a_ban() {
     .await;
     shutdown(nodes).await;
 }
+
+/// A raw client that completes hybrid TLS and then sends nothing.
+async fn silent_tls_client(
+    server: SocketAddr,
+) -> Result<(quinn::Endpoint, quinn::Connection), String> {
+    let mut client = quinn::Endpoint::client(loopback()).unwrap();
+    client.set_default_client_config(quinn::ClientConfig::new(Arc::new(
+        tls::client_config().unwrap(),
+    )));
+    let connecting = client
+        .connect(server, tls::SERVER_NAME)
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(WAIT, connecting).await {
+        Ok(Ok(conn)) => Ok((client, conn)),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_its_hello_a_peer_gets_one_stream_and_a_small_window() {
+    let keys = keys(2, 61);
+    let view = membership(&keys);
+    let node = start(config(loopback(), vec![]), &keys[0], &view);
+    let (_client, conn) = silent_tls_client(node.net.local_addr()).await.unwrap();
+    let short = Duration::from_millis(500);
+
+    // The hello's stream is the only one it may open.
+    let (mut first, _recv) = tokio::time::timeout(short, conn.open_bi())
+        .await
+        .expect("one bidirectional stream is granted")
+        .unwrap();
+    assert!(
+        tokio::time::timeout(short, conn.open_bi()).await.is_err(),
+        "a second stream must wait for the identity"
+    );
+    assert!(
+        tokio::time::timeout(short, conn.open_uni()).await.is_err(),
+        "no broadcast stream before the identity"
+    );
+    // That one stream is the hello's: the first frame that is not a hello
+    // ends the connection (before the limits, a peer could open 136 streams
+    // and fill 32 MiB of window here without ever proving who it is).
+    let header = FrameHeader {
+        chain: ChainId::Alpha,
+        kind: MessageKind::Vertex,
+        len: 1024,
+    };
+    first.write_all(&header.encode()).await.unwrap();
+    tokio::time::timeout(WAIT, conn.closed())
+        .await
+        .expect("a first frame that is not a hello ends the connection");
+
+    // Proven members still get the full limits: a large message goes through.
+    let mut pair = mesh(&keys, &view).await;
+    let big = Message::new(ChainId::Alpha, MessageKind::Vertex, vec![7u8; 4 << 20]);
+    pair[0].net.send(pair[1].id, big.clone()).await.unwrap();
+    let (from, got) = next_broadcast(&mut pair[1]).await;
+    assert_eq!((from, got.payload.len()), (pair[0].id, big.payload.len()));
+    for n in pair {
+        n.net.shutdown().await;
+    }
+    node.net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_beyond_the_limit_are_retried_then_refused() {
+    let keys = keys(1, 62);
+    let mut cfg = config(loopback(), vec![]);
+    cfg.max_pending_handshakes = 2;
+    let node = start(cfg, &keys[0], &membership(&keys));
+    let addr = node.net.local_addr();
+
+    // Two clients sit in their identity handshake (TLS done, no hello).
+    let (_a, _conn_a) = silent_tls_client(addr).await.unwrap();
+    let (_b, _conn_b) = silent_tls_client(addr).await.unwrap();
+    let refused = silent_tls_client(addr)
+        .await
+        .expect_err("a third handshake must be refused");
+    assert!(refused.to_string().contains("refused"), "{refused}");
+    assert!(node.net.metrics().handshake_failures("retry_sent") >= 1);
+    assert_eq!(node.net.metrics().handshake_failures("overloaded"), 1);
+
+    // The silent ones time out (2 s in this config) and free their permits.
+    wait_for("the silent handshakes to time out", || {
+        node.net.metrics().handshake_failures("timeout") == 2
+    })
+    .await;
+    assert!(silent_tls_client(addr).await.is_ok());
+    node.net.shutdown().await;
+}

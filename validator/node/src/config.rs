@@ -41,7 +41,8 @@ pub enum SyncPolicyArg {
     /// fsync the write-ahead log with every block (no committed block is ever lost).
     EveryBatch,
     /// Leave flushing to the OS (faster; a machine crash may lose the newest blocks,
-    /// which the node then re-fetches from its peers).
+    /// which the node then re-fetches from its peers). What the validator signed
+    /// (its last proposed round and vertex) is fsync'ed anyway.
     OsBuffered,
 }
 

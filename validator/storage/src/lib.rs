@@ -120,6 +120,9 @@ pub enum WriteOp {
 pub struct WriteBatch {
     ops: Vec<WriteOp>,
     payload_bytes: usize,
+    /// Must reach stable storage before `write` returns whatever the engine's
+    /// [`SyncPolicy`] (see [`WriteBatch::require_sync`]).
+    must_sync: bool,
 }
 
 impl WriteBatch {
@@ -131,7 +134,22 @@ impl WriteBatch {
         Self {
             ops: Vec::with_capacity(ops),
             payload_bytes: 0,
+            must_sync: false,
         }
+    }
+
+    /// Makes this batch durable before `write` returns even under
+    /// [`SyncPolicy::OsBuffered`]: for what a validator signed (its last
+    /// proposed round and vertex). Losing that to a power cut would let it sign
+    /// a second, different vertex for the same round — equivocation by an
+    /// honest node.
+    pub fn require_sync(&mut self) {
+        self.must_sync = true;
+    }
+
+    /// Whether this batch must be synced regardless of the policy.
+    pub fn requires_sync(&self) -> bool {
+        self.must_sync
     }
 
     pub fn put(&mut self, column: Column, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
@@ -149,6 +167,7 @@ impl WriteBatch {
     /// Appends every operation of `other` after the operations of `self`.
     pub fn extend(&mut self, other: WriteBatch) {
         self.payload_bytes += other.payload_bytes;
+        self.must_sync |= other.must_sync;
         self.ops.extend(other.ops);
     }
 
@@ -185,6 +204,13 @@ pub enum SyncPolicy {
     /// power loss may lose the most recent batches (never a partial one). For
     /// benchmarks and simulations.
     OsBuffered,
+}
+
+impl SyncPolicy {
+    /// Whether `batch` must be synced before the write returns.
+    pub fn syncs(self, batch: &WriteBatch) -> bool {
+        self == SyncPolicy::EveryBatch || batch.requires_sync()
+    }
 }
 
 impl std::str::FromStr for SyncPolicy {
@@ -232,7 +258,8 @@ pub type KvIter<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + Send
 pub trait KvEngine: Send + Sync {
     fn get(&self, column: Column, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
-    /// Applies `batch` atomically under the engine's [`SyncPolicy`].
+    /// Applies `batch` atomically under the engine's [`SyncPolicy`] (synced
+    /// anyway if [`WriteBatch::requires_sync`]).
     fn write(&self, batch: WriteBatch) -> Result<()>;
 
     /// Scans `column` from `start` (inclusive) upwards.
@@ -356,6 +383,15 @@ mod tests {
     #[test]
     fn sync_policy_parses() {
         assert_eq!("every-batch".parse(), Ok(SyncPolicy::EveryBatch));
+        let mut signed = WriteBatch::new();
+        signed.put(Column::Consensus, b"state".to_vec(), b"round 7".to_vec());
+        assert!(!SyncPolicy::OsBuffered.syncs(&signed));
+        signed.require_sync();
+        assert!(SyncPolicy::OsBuffered.syncs(&signed));
+        let mut merged = WriteBatch::new();
+        merged.extend(signed);
+        assert!(merged.requires_sync(), "extending keeps the requirement");
+        assert!(SyncPolicy::EveryBatch.syncs(&WriteBatch::new()));
         assert_eq!("os-buffered".parse(), Ok(SyncPolicy::OsBuffered));
         assert!("sometimes".parse::<SyncPolicy>().is_err());
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::{Column, KvEngine, KvIter, Result, StorageError, WriteBatch, WriteOp};
 
@@ -15,6 +15,9 @@ type ColumnMap = BTreeMap<Vec<u8>, Vec<u8>>;
 pub struct MemoryEngine {
     columns: RwLock<[ColumnMap; Column::ALL.len()]>,
     fail_writes: AtomicBool,
+    /// Writes whose batch demanded a sync ([`WriteBatch::requires_sync`]): what a
+    /// durable engine would have fsync'ed under any policy.
+    required_syncs: AtomicU64,
 }
 
 impl MemoryEngine {
@@ -26,6 +29,11 @@ impl MemoryEngine {
     /// applying anything, until switched off again. For failure tests.
     pub fn set_fail_writes(&self, fail: bool) {
         self.fail_writes.store(fail, Ordering::SeqCst);
+    }
+
+    /// Applied writes whose batch required a sync whatever the policy.
+    pub fn required_syncs(&self) -> u64 {
+        self.required_syncs.load(Ordering::SeqCst)
     }
 
     /// Number of entries in `column`.
@@ -50,6 +58,9 @@ impl KvEngine for MemoryEngine {
             return Err(StorageError::Io(
                 "injected write failure (no space left on device)".into(),
             ));
+        }
+        if batch.requires_sync() {
+            self.required_syncs.fetch_add(1, Ordering::SeqCst);
         }
         let mut columns = self.columns.write().unwrap_or_else(|e| e.into_inner());
         for op in batch.into_ops() {

@@ -16,6 +16,10 @@
 //! | [`SyncPolicy::EveryBatch`] | the WAL record is written **and fsync'ed** | yes | yes |
 //! | [`SyncPolicy::OsBuffered`] | the WAL record is in the OS page cache | yes | the most recent batches may be lost, never a part of one |
 //!
+//! A batch marked [`WriteBatch::require_sync`] is fsync'ed under either policy: the
+//! consensus engine marks the batch that records a vertex it signed, so power loss
+//! can never make a validator forget a round it signed for and sign it again.
+//!
 //! Memtables are flushed to SST files by RocksDB in the background; that never affects
 //! durability, since the WAL covers everything not yet in an SST file.
 //! [`KvEngine::flush`] syncs the WAL (so it turns every earlier `OsBuffered` write into
@@ -327,6 +331,7 @@ impl KvEngine for RocksEngine {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
+        let sync = self.sync.syncs(&batch);
         let mut rocks =
             rocksdb::WriteBatch::with_capacity_bytes(batch.payload_bytes() + 16 * batch.len() + 12);
         for op in batch.into_ops() {
@@ -336,7 +341,7 @@ impl KvEngine for RocksEngine {
             }
         }
         let mut wo = WriteOptions::default();
-        wo.set_sync(self.sync == SyncPolicy::EveryBatch);
+        wo.set_sync(sync);
         self.db.write_opt(rocks, &wo).map_err(|e| {
             map_rocks_error(
                 e,

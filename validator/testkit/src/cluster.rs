@@ -64,6 +64,8 @@ pub struct ClusterSpec {
     pub env: Vec<(String, String)>,
     /// Prefix of the temporary directory's name.
     pub dir_prefix: String,
+    /// Soft and hard `RLIMIT_NOFILE` of the validator processes (`None`: inherited).
+    pub open_file_limit: Option<u64>,
 }
 
 impl ClusterSpec {
@@ -83,6 +85,7 @@ impl ClusterSpec {
             json_logs: false,
             env: Vec::new(),
             dir_prefix: "dualchain-cluster-".into(),
+            open_file_limit: None,
         }
     }
 
@@ -200,18 +203,28 @@ pub fn send_signal(pid: u32, signal: libc::c_int) -> std::io::Result<()> {
     }
 }
 
-/// `dualchain run` with its own process group and, on Linux, a parent-death signal.
+/// `dualchain run` with its own process group, `open_files` as its open-file
+/// limit if given and, on Linux, a parent-death signal.
 #[allow(unsafe_code)]
-fn node_command(bin: &Path) -> Command {
+fn node_command(bin: &Path, open_files: Option<u64>) -> Command {
     use std::os::unix::process::CommandExt;
     let mut command = Command::new(bin);
     command.stdin(Stdio::null()).process_group(0);
+    let limit = open_files.map(|n| libc::rlimit {
+        rlim_cur: n as libc::rlim_t,
+        rlim_max: n as libc::rlim_t,
+    });
     #[cfg(target_os = "linux")]
     // SAFETY: the closure runs in the forked child before exec and only calls
-    // prctl(2), which is async-signal-safe.
+    // prctl(2) and setrlimit(2), which are async-signal-safe; `limit` is a copy.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(limit) = &limit
+                && libc::setrlimit(libc::RLIMIT_NOFILE, limit) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -436,7 +449,7 @@ impl LocalCluster {
             .open(&log)
             .with_context(|| format!("opening {}", log.display()))?;
         let err = out.try_clone()?;
-        let child = node_command(&self.bin)
+        let child = node_command(&self.bin, self.spec.open_file_limit)
             .args(&args)
             .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
             .stdout(out)
@@ -487,7 +500,7 @@ impl LocalCluster {
         }
         let mut args = self.common_run_args(&key, &self.dir.join("stranger/data"));
         args = self.finish_args(args);
-        let out = node_command(&self.bin)
+        let out = node_command(&self.bin, self.spec.open_file_limit)
             .args(&args)
             .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
             .output()

@@ -45,6 +45,28 @@ fn broadcasts(out: &[Output<Infallible>]) -> Vec<Arc<Vertex>> {
 }
 
 #[test]
+fn what_we_sign_is_synced_whatever_the_policy_and_what_peers_sent_is_not() {
+    let mut b = DagBuilder::new(4);
+    b.full_rounds(0..1);
+    let db = Arc::new(MemoryEngine::new());
+    let mut e = open(&b, &db);
+    let out = e.handle(0, Input::Start);
+    assert_eq!(broadcasts(&out).len(), 1, "our round-0 vertex");
+    assert_eq!(db.required_syncs(), 1, "the step that signed it was synced");
+
+    // Peers' vertices (no proposal of ours yet: the round delay has not passed).
+    for author in 1..4 {
+        let out = receive(&mut e, 1, author, b.vertex(0, author));
+        assert!(broadcasts(&out).is_empty());
+    }
+    assert_eq!(
+        db.required_syncs(),
+        1,
+        "accepting others' vertices is not synced"
+    );
+}
+
+#[test]
 fn open_refuses_a_foreign_key_or_index() {
     let b = DagBuilder::new(4);
     let db = Arc::new(MemoryEngine::new());

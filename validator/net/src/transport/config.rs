@@ -109,8 +109,13 @@ pub struct NetConfig {
     pub seen_cache_capacity: usize,
     /// Capacity of the inbound event channel.
     pub event_capacity: usize,
-    /// Concurrent inbound request streams per connection.
+    /// Concurrent inbound request streams per connection (once the peer's
+    /// identity is proven; before that, one stream: the hello).
     pub max_concurrent_requests: u32,
+    /// Inbound connections in their handshake (QUIC, TLS and the identity
+    /// hello) at once. Beyond half of it, a client whose address is not yet
+    /// validated is sent a QUIC retry first; beyond all of it, refused.
+    pub max_pending_handshakes: usize,
     pub score: ScoreConfig,
     /// Seed of the fault injector's RNG and the reconnect jitter.
     pub seed: u64,
@@ -136,29 +141,69 @@ impl NetConfig {
             seen_cache_capacity: 65_536,
             event_capacity: 4096,
             max_concurrent_requests: 128,
+            max_pending_handshakes: 64,
             score: ScoreConfig::default(),
             seed: 0,
         }
     }
 }
 
-/// The QUIC transport parameters (shared with the raw-quinn bench baseline so the
-/// two measure the same link).
+/// Connection-level receive window until the peer's identity hello verifies:
+/// room for the hello (about 8 KiB) and little else, so an unauthenticated peer
+/// can make us buffer at most this much.
+pub const PRE_IDENTITY_RECEIVE_WINDOW: u32 = 128 * 1024;
+/// Connection-level receive window of a proven member.
+pub const MEMBER_RECEIVE_WINDOW: u32 = 32 * 1024 * 1024;
+/// Unidirectional (broadcast) streams a proven member may keep open.
+pub const MEMBER_UNI_STREAMS: u32 = 8;
+
+/// The transport parameters every connection starts with, before the peer
+/// has proven its identity: one bidirectional stream (the hello), no
+/// unidirectional stream, [`PRE_IDENTITY_RECEIVE_WINDOW`]. The limits of
+/// [`quic_transport_config`] are granted once the hello verifies
+/// ([`grant_member_limits`]).
+pub fn pre_identity_transport_config(idle_timeout: Duration) -> Arc<quinn::TransportConfig> {
+    let mut t = member_transport_config(idle_timeout, 1);
+    t.max_concurrent_uni_streams(0u32.into());
+    t.receive_window(PRE_IDENTITY_RECEIVE_WINDOW.into());
+    Arc::new(t)
+}
+
+/// Raises a connection whose peer proved its identity to the limits of
+/// [`quic_transport_config`].
+pub fn grant_member_limits(conn: &quinn::Connection, max_concurrent_requests: u32) {
+    conn.set_receive_window(MEMBER_RECEIVE_WINDOW.into());
+    conn.set_max_concurrent_uni_streams(MEMBER_UNI_STREAMS.into());
+    conn.set_max_concurrent_bi_streams(max_concurrent_requests.into());
+}
+
+/// The QUIC transport parameters of a proven member's connection (shared with
+/// the raw-quinn bench baseline so the two measure the same link).
 pub fn quic_transport_config(
     idle_timeout: Duration,
     max_concurrent_requests: u32,
 ) -> Arc<quinn::TransportConfig> {
+    Arc::new(member_transport_config(
+        idle_timeout,
+        max_concurrent_requests,
+    ))
+}
+
+fn member_transport_config(
+    idle_timeout: Duration,
+    max_concurrent_requests: u32,
+) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.max_idle_timeout(quinn::IdleTimeout::try_from(idle_timeout).ok());
     t.keep_alive_interval(Some(idle_timeout / 3));
     // A few long-lived broadcast streams per peer; requests get their own streams.
-    t.max_concurrent_uni_streams(8u32.into());
+    t.max_concurrent_uni_streams(MEMBER_UNI_STREAMS.into());
     t.max_concurrent_bidi_streams(max_concurrent_requests.into());
     // Windows sized for 64 KiB–32 MiB frames on LAN/loopback bandwidth-delay products.
     t.stream_receive_window((8u32 * 1024 * 1024).into());
-    t.receive_window((32u32 * 1024 * 1024).into());
+    t.receive_window(MEMBER_RECEIVE_WINDOW.into());
     t.send_window(32 * 1024 * 1024);
-    Arc::new(t)
+    t
 }
 
 #[cfg(test)]

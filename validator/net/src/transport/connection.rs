@@ -9,7 +9,7 @@ use bytes::Bytes;
 use dashmap::mapref::entry::Entry;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::ChainId;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use super::frames::{FrameStreamReader, ReadFrameError, read_frame};
 use super::{Inner, Link, Outbound, close_code, next_generation};
@@ -75,11 +75,57 @@ pub(crate) fn record_tls_failure(
     }
 }
 
+/// What to do with a connection attempt, given the handshakes in progress.
+enum Admission {
+    Accept(OwnedSemaphorePermit),
+    /// Ask the client to prove its address first (a QUIC retry costs us no
+    /// state); a real client comes back at once with the token.
+    Retry,
+    Refuse,
+}
+
+/// Handshakes are costly (ML-KEM, ML-DSA, a task): beyond half of the
+/// permits an unvalidated address is retried, beyond all of them refused.
+fn admission(inner: &Inner, incoming: &quinn::Incoming) -> Admission {
+    let busy = inner.config.max_pending_handshakes - inner.handshakes.available_permits();
+    if busy * 2 >= inner.config.max_pending_handshakes
+        && !incoming.remote_address_validated()
+        && incoming.may_retry()
+    {
+        return Admission::Retry;
+    }
+    match Arc::clone(&inner.handshakes).try_acquire_owned() {
+        Ok(permit) => Admission::Accept(permit),
+        Err(_) => Admission::Refuse,
+    }
+}
+
 /// Accepts connections until the endpoint closes.
 pub(crate) async fn accept_loop(inner: Arc<Inner>) {
     while let Some(incoming) = inner.endpoint.accept().await {
+        let permit = match admission(&inner, &incoming) {
+            Admission::Accept(permit) => permit,
+            Admission::Retry => {
+                inner.metrics.handshake_failed("retry_sent");
+                if incoming.retry().is_err() {
+                    tracing::debug!("cannot send a QUIC retry");
+                }
+                continue;
+            }
+            Admission::Refuse => {
+                inner.metrics.handshake_failed("overloaded");
+                tracing::debug!(
+                    remote = %incoming.remote_address(),
+                    "refused a connection: too many handshakes in progress"
+                );
+                incoming.refuse();
+                continue;
+            }
+        };
         let node = inner.clone();
         inner.spawn(async move {
+            // Held until the identity is proven or refused.
+            let _permit = permit;
             let remote = incoming.remote_address();
             let connecting = match incoming.accept() {
                 Ok(c) => c,
@@ -196,7 +242,10 @@ pub(crate) async fn establish(
         Err(_) => Err(EstablishError::Timeout),
     };
     let peer = match result.and_then(|peer| admit(inner, peer, role, remote)) {
-        Ok(peer) => peer,
+        Ok(peer) => {
+            super::config::grant_member_limits(&conn, inner.config.max_concurrent_requests);
+            peer
+        }
         Err(e) => {
             inner.metrics.handshake_failed(e.reason());
             let code = match &e {

@@ -35,9 +35,10 @@ use dashmap::DashMap;
 use dualchain_core::crypto::ValidatorKeypair;
 use prometheus::Registry;
 use thiserror::Error;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
+use config::pre_identity_transport_config;
 pub use config::{NetConfig, PeerAddress, PeerAddressError, quic_transport_config};
 
 use crate::dedup::SeenCache;
@@ -78,6 +79,8 @@ pub enum StartError {
     },
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("invalid transport configuration: {0}")]
+    Config(String),
 }
 
 /// One outbound frame waiting in a peer's send queue.
@@ -118,6 +121,9 @@ pub(crate) struct Inner {
     /// Woken when a connection goes away, so dialers retry without waiting a round.
     link_lost: Notify,
     tasks: Mutex<JoinSet<()>>,
+    /// Permits for inbound connections in their handshake
+    /// ([`NetConfig::max_pending_handshakes`]).
+    handshakes: Arc<Semaphore>,
 }
 
 impl Inner {
@@ -193,7 +199,12 @@ impl QuicNetwork {
         registry: &Registry,
     ) -> Result<(Self, EventReceiver), StartError> {
         let metrics = NetMetrics::new(registry)?;
-        let transport = quic_transport_config(config.idle_timeout, config.max_concurrent_requests);
+        if config.max_pending_handshakes == 0 {
+            return Err(StartError::Config(
+                "max_pending_handshakes must be positive".into(),
+            ));
+        }
+        let transport = pre_identity_transport_config(config.idle_timeout);
         let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(tls::server_config()?));
         server_config.transport_config(transport.clone());
         let mut client_config = quinn::ClientConfig::new(Arc::new(tls::client_config()?));
@@ -224,6 +235,7 @@ impl QuicNetwork {
             next_generation: AtomicU64::new(1),
             link_lost: Notify::new(),
             tasks: Mutex::new(JoinSet::new()),
+            handshakes: Arc::new(Semaphore::new(config.max_pending_handshakes)),
             config,
         });
         tracing::info!(peer = %local, addr = ?inner.endpoint.local_addr().ok(), "transport listening (TLS 1.3, X25519MLKEM768 only)");
