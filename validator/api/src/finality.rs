@@ -91,7 +91,7 @@ pub(crate) async fn open(
 
 /// Refuses a replay start that is outside the window or no longer stored.
 async fn check_replay_start(
-    threads: &Semaphore,
+    threads: &Arc<Semaphore>,
     api: &Arc<dyn ChainApi>,
     from: u64,
     finalized: u64,

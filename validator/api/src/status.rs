@@ -5,6 +5,8 @@
 //! .proto files document (NOT_FOUND for missing blocks, ABORTED for a snapshot
 //! already running, RESOURCE_EXHAUSTED for a full volume, ...).
 
+use std::sync::Arc;
+
 use tokio::sync::Semaphore;
 use tonic::Status;
 
@@ -33,9 +35,10 @@ pub(crate) fn join_status(what: &str, error: tokio::task::JoinError) -> Status {
 
 /// Runs a CPU- or I/O-bound chain call off the async workers, once one of
 /// `threads`' permits is free (so calls never grow the blocking pool without
-/// bound).
+/// bound). The permit goes with the work: a call that times out or is
+/// cancelled frees it only when its thread is done.
 pub(crate) async fn blocking<T, F>(
-    threads: &Semaphore,
+    threads: &Arc<Semaphore>,
     what: &'static str,
     work: F,
 ) -> Result<T, Status>
@@ -43,13 +46,16 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    let _permit = threads
-        .acquire()
+    let permit = Arc::clone(threads)
+        .acquire_owned()
         .await
         .map_err(|_| Status::unavailable("the server is shutting down"))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| join_status(what, error))
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .map_err(|error| join_status(what, error))
 }
 
 #[cfg(test)]
@@ -84,7 +90,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_blocking_task_is_an_internal_status() {
-        let threads = Semaphore::new(1);
+        let threads = Arc::new(Semaphore::new(1));
         let status = blocking(&threads, "test work", || -> u32 { panic!("boom") })
             .await
             .unwrap_err();

@@ -175,7 +175,7 @@ fn check_count(count: usize, what: &str) -> Result<(), Status> {
 /// Admits one message's transactions and answers one result per transaction,
 /// in order, indexed from `first_index`.
 async fn admit(
-    threads: &Semaphore,
+    threads: &Arc<Semaphore>,
     api: &Arc<dyn crate::ChainApi>,
     transactions: Vec<Vec<u8>>,
     first_index: u64,

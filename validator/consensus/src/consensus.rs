@@ -93,6 +93,12 @@ pub enum Input<M> {
         from: ValidatorIndex,
         vertices: Vec<Arc<Vertex>>,
     },
+    /// A peer passed on evidence of a validator's misbehaviour (checked here:
+    /// forged evidence is rejected like any invalid content).
+    EvidenceReceived {
+        from: ValidatorIndex,
+        evidence: crate::evidence::Evidence,
+    },
     /// The mempool has transactions for our next vertex.
     BatchReady {
         transactions: Vec<SignedTransaction>,

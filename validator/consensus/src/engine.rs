@@ -86,6 +86,8 @@ pub enum RejectReason {
     ParentsNeverArrived { round: Round },
     #[error("validator {0} equivocated; its vertices are taken only as needed parents")]
     Equivocator(ValidatorIndex),
+    #[error("evidence that proves nothing: {0}")]
+    BadEvidence(#[from] crate::evidence::EvidenceError),
 }
 
 /// Why an engine could not be opened.
@@ -168,6 +170,9 @@ pub struct DagBft<S: ConsensusStore, V: VertexVerifier> {
     quorum_since: BTreeMap<Round, TimeMs>,
     queue: VecDeque<SignedTransaction>,
     equivocators: BTreeSet<ValidatorIndex>,
+    /// Validators whose evidence we hold (persisted, passed on once): at most one
+    /// piece per validator, so the store and the gossip stay bounded.
+    evidenced: BTreeSet<ValidatorIndex>,
     timer_at: Option<TimeMs>,
     proposal_wake: Option<TimeMs>,
     dag_changed: bool,
@@ -227,6 +232,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             quorum_since: BTreeMap::new(),
             queue: VecDeque::new(),
             equivocators: BTreeSet::new(),
+            evidenced: BTreeSet::new(),
             timer_at: None,
             proposal_wake: None,
             dag_changed: false,
@@ -264,6 +270,11 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             )));
         }
         self.replay = p.commits;
+        for evidence in p.evidence {
+            let offender = evidence.offender();
+            self.equivocators.insert(offender);
+            self.evidenced.insert(offender);
+        }
         for v in p.vertices {
             let round = v.content().round;
             if round < p.state.gc_round {
@@ -580,6 +591,10 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         if c.round > window_top {
             return self.chase(now, from, &vertex);
         }
+        if let Some(first) = self.pending.in_slot(c.author, c.round) {
+            let first = first.clone();
+            return self.equivocation_in_pending(from, first, vertex, out);
+        }
         let bytes = encoded_len(&vertex);
         match self
             .pending
@@ -606,6 +621,59 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         self.pending.add(vertex, &missing, bytes);
         self.stats.max_pending = self.stats.max_pending.max(self.pending.len());
         self.stats.max_pending_bytes = self.stats.max_pending_bytes.max(self.pending.bytes());
+    }
+
+    /// `second` claims the slot of `first`, which waits for its parents: both are
+    /// signed (verified before buffering), so this is equivocation even though
+    /// neither reached the DAG. The evidence goes out; `first` keeps waiting (an
+    /// honest vertex may name it as a parent) and `second` is refused.
+    fn equivocation_in_pending(
+        &mut self,
+        from: ValidatorIndex,
+        first: Arc<Vertex>,
+        second: Arc<Vertex>,
+        out: &mut Vec<Output<Infallible>>,
+    ) {
+        let author = second.content().author;
+        if first.digest() == second.digest() {
+            return;
+        }
+        self.stats.equivocations += 1;
+        self.equivocators.insert(author);
+        self.record_evidence(Evidence::Equivocation { first, second }, out);
+        self.reject(from, RejectReason::Equivocator(author), out);
+    }
+
+    /// Keeps the first proof against its offender: persisted with this step and
+    /// handed out once ([`Output::Misbehaviour`]), which the runtime passes on to
+    /// its peers; later proofs against the same validator add nothing.
+    fn record_evidence(&mut self, evidence: Evidence, out: &mut Vec<Output<Infallible>>) {
+        let offender = evidence.offender();
+        self.equivocators.insert(offender);
+        if self.evidenced.insert(offender) {
+            self.changes.evidence.push(evidence.clone());
+            out.push(Output::Misbehaviour(evidence));
+        }
+    }
+
+    /// Evidence a peer passed on: checked (two signature verifications) unless
+    /// we already hold a proof against that validator.
+    fn on_evidence(
+        &mut self,
+        from: ValidatorIndex,
+        evidence: Evidence,
+        out: &mut Vec<Output<Infallible>>,
+    ) {
+        if evidence.chain() != self.cfg.chain {
+            return self.reject(from, RejectReason::WrongChain(evidence.chain()), out);
+        }
+        if self.evidenced.contains(&evidence.offender()) {
+            return;
+        }
+        match evidence.verify(&self.validators) {
+            Ok(()) => self.record_evidence(evidence, out),
+            Err(e) => self.reject(from, e.into(), out),
+        }
     }
 
     /// A vertex too far above our quorum round to buffer: we are behind (or its
@@ -688,10 +756,8 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
                     self.stats.equivocations += 1;
                     self.equivocators.insert(author);
                     if let Some(first) = self.dag.get(&existing).cloned() {
-                        out.push(Output::Misbehaviour(Evidence::Equivocation {
-                            first,
-                            second: v.clone(),
-                        }));
+                        let second = v.clone();
+                        self.record_evidence(Evidence::Equivocation { first, second }, out);
                     }
                 }
             }
@@ -1069,6 +1135,9 @@ impl<S: ConsensusStore, V: VertexVerifier> Consensus for DagBft<S, V> {
             Input::BatchReady { transactions } => {
                 let room = self.cfg.max_queued_txs.saturating_sub(self.queue.len());
                 self.queue.extend(transactions.into_iter().take(room));
+            }
+            Input::EvidenceReceived { from, evidence } => {
+                self.on_evidence(from, evidence, &mut out)
             }
             Input::TimeoutFired => self.timer_at = None,
             Input::Executed { through } => self.on_executed(through),

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use dualchain_core::types::{ValidatorIndex, ValidatorSet, Vertex};
+use dualchain_core::encoding::{Canonical, Decode, DecodeError, Encode, Reader};
+use dualchain_core::types::{ValidatorIndex, ValidatorSet, Vertex, vertex_limits};
 
 /// Provable misbehaviour.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +34,13 @@ impl Evidence {
         }
     }
 
+    /// The chain whose vertices the evidence holds.
+    pub fn chain(&self) -> dualchain_core::types::ChainId {
+        match self {
+            Evidence::Equivocation { first, .. } => first.content().chain,
+        }
+    }
+
     /// Checks the evidence: both vertices verify under `validators` (signatures
     /// included) and occupy the same slot with different digests.
     pub fn verify(&self, validators: &ValidatorSet) -> Result<(), EvidenceError> {
@@ -51,6 +59,40 @@ impl Evidence {
             }
         }
     }
+}
+
+const TAG_EQUIVOCATION: u8 = 0;
+
+impl Encode for Evidence {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Evidence::Equivocation { first, second } => {
+                out.push(TAG_EQUIVOCATION);
+                first.encode_to(out);
+                second.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for Evidence {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.read_u8("evidence")? {
+            TAG_EQUIVOCATION => Ok(Evidence::Equivocation {
+                first: Arc::new(Vertex::decode_from(r)?),
+                second: Arc::new(Vertex::decode_from(r)?),
+            }),
+            tag => Err(DecodeError::UnknownTag {
+                what: "evidence",
+                tag,
+            }),
+        }
+    }
+}
+
+impl Canonical for Evidence {
+    const NAME: &'static str = "evidence";
+    const MAX_ENCODED_LEN: usize = 1 + 2 * vertex_limits::MAX_VERTEX_BYTES;
 }
 
 #[cfg(test)]
@@ -83,5 +125,25 @@ mod tests {
             other_slot.verify(b.validators()),
             Err(EvidenceError::DifferentSlots)
         );
+    }
+
+    #[test]
+    fn evidence_round_trips_and_bad_bytes_are_errors() {
+        let mut b = DagBuilder::new(4);
+        b.full_rounds(0..1);
+        let ev = Evidence::Equivocation {
+            first: b.vertex(0, 1).clone(),
+            second: b.equivocate(0, 1, 3),
+        };
+        let bytes = ev.to_canonical_bytes();
+        let back = Evidence::from_canonical_bytes(&bytes).unwrap();
+        assert_eq!(back, ev);
+        back.verify(b.validators()).unwrap();
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            assert!(Evidence::from_canonical_bytes(&bytes[..cut]).is_err());
+        }
+        let mut unknown = bytes.clone();
+        unknown[0] = 9;
+        assert!(Evidence::from_canonical_bytes(&unknown).is_err());
     }
 }

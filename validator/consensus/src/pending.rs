@@ -84,6 +84,9 @@ pub struct Pending {
     /// Missing parent → vertices waiting for it.
     children: HashMap<Digest, Vec<Digest>>,
     authors: BTreeMap<ValidatorIndex, AuthorUse>,
+    /// The waiting vertex of each (author, round): a second, different one is an
+    /// equivocation found before either reached the DAG.
+    slots: HashMap<(ValidatorIndex, Round), Digest>,
     bytes: usize,
 }
 
@@ -103,6 +106,18 @@ impl Pending {
     /// Encoded bytes of every waiting vertex.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// The waiting vertex `author` signed for `round`, if any.
+    pub fn in_slot(&self, author: ValidatorIndex, round: Round) -> Option<&Arc<Vertex>> {
+        let d = self.slots.get(&(author, round))?;
+        Some(
+            &self
+                .waiting
+                .get(d)
+                .expect("a slot names a waiting vertex")
+                .vertex,
+        )
     }
 
     /// Whether a buffered vertex waits for `d`.
@@ -179,6 +194,12 @@ impl Pending {
         for m in missing {
             self.children.entry(*m).or_default().push(d);
         }
+        let slot = (vertex.content().author, vertex.content().round);
+        let previous = self.slots.insert(slot, d);
+        assert!(
+            previous.is_none(),
+            "a second vertex for a waiting one's slot is evidence, never buffered"
+        );
         let author = self.authors.entry(vertex.content().author).or_default();
         author.vertices += 1;
         author.bytes += bytes;
@@ -273,6 +294,7 @@ impl Pending {
             }
         }
         let author = w.vertex.content().author;
+        self.slots.remove(&(author, w.vertex.content().round));
         let u = self
             .authors
             .get_mut(&author)

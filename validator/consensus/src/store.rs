@@ -39,6 +39,7 @@ use dualchain_storage::{Column, KvEngine, StorageError, WriteBatch, keys::vertex
 
 use crate::commit::CommitterState;
 use crate::consensus::{CommittedSubDag, Round};
+use crate::evidence::Evidence;
 
 /// The column of every record below: validator-private, never exported.
 const COLUMN: Column = Column::Consensus;
@@ -47,6 +48,8 @@ const COMMITTED_PREFIX: &[u8] = b"dag-bft/committed/";
 /// Key prefix of the commit records (public so a simulator can plant a store bug on
 /// exactly these records).
 pub const COMMIT_PREFIX: &[u8] = b"dag-bft/commit/";
+/// Proofs of misbehaviour, one per validator (not garbage-collected with the DAG).
+const EVIDENCE_PREFIX: &[u8] = b"dag-bft/evidence/";
 /// Vertices one commit record may name (a leader's whole uncommitted history is
 /// bounded by the retention window times the committee; this is far above).
 const MAX_COMMIT_VERTICES: usize = 1_000_000;
@@ -193,6 +196,8 @@ pub struct Persisted {
     pub committed: Vec<Digest>,
     /// Commits not acknowledged as executed, in sequence order.
     pub commits: Vec<CommitRecord>,
+    /// Proofs of misbehaviour, one per offending validator, in validator order.
+    pub evidence: Vec<Evidence>,
 }
 
 /// The writes of one engine step, applied atomically.
@@ -207,6 +212,8 @@ pub struct StoreChanges {
     /// Sequences of commits the consumer executed (their records go).
     pub executed: Vec<u64>,
     pub state: Option<EngineState>,
+    /// New proofs of misbehaviour (kept until the validator set changes).
+    pub evidence: Vec<Evidence>,
     /// The changes record a vertex we signed (our last proposed round moved):
     /// they must survive power loss before the vertex leaves, whatever the
     /// store's sync policy, or a restart could sign another vertex for the
@@ -221,6 +228,7 @@ impl StoreChanges {
             && self.removed.is_empty()
             && self.commits.is_empty()
             && self.executed.is_empty()
+            && self.evidence.is_empty()
             && self.state.is_none()
     }
 }
@@ -254,6 +262,12 @@ impl<E: KvEngine> KvConsensusStore<E> {
 fn committed_key(round: Round, digest: &Digest) -> Vec<u8> {
     let mut key = COMMITTED_PREFIX.to_vec();
     key.extend_from_slice(&vertex_key(round, digest.as_bytes()));
+    key
+}
+
+fn evidence_key(offender: ValidatorIndex) -> Vec<u8> {
+    let mut key = EVIDENCE_PREFIX.to_vec();
+    key.extend_from_slice(&offender.to_be_bytes());
     key
 }
 
@@ -295,11 +309,17 @@ impl<E: KvEngine> ConsensusStore for KvConsensusStore<E> {
             }
             commits.push(record);
         }
+        let mut evidence = Vec::new();
+        for item in self.engine.scan_prefix(COLUMN, EVIDENCE_PREFIX)? {
+            let (_, value) = item?;
+            evidence.push(Evidence::from_canonical_bytes(&value).map_err(corrupt("evidence"))?);
+        }
         Ok(Some(Persisted {
             state,
             vertices,
             committed,
             commits,
+            evidence,
         }))
     }
 
@@ -339,6 +359,13 @@ impl<E: KvEngine> ConsensusStore for KvConsensusStore<E> {
         }
         if let Some(state) = &changes.state {
             batch.put(COLUMN, STATE_KEY, state.to_canonical_bytes());
+        }
+        for evidence in &changes.evidence {
+            batch.put(
+                COLUMN,
+                evidence_key(evidence.offender()),
+                evidence.to_canonical_bytes(),
+            );
         }
         if changes.signed {
             assert!(
@@ -393,6 +420,7 @@ mod tests {
                 commits: vec![],
                 executed: vec![],
                 state: Some(state),
+                evidence: vec![],
                 signed: true,
             })
             .unwrap();

@@ -69,6 +69,9 @@ pub enum MessageKind {
     Transactions = 2,
     /// A block certificate (broadcast).
     Certificate = 3,
+    /// Proof that a validator misbehaved: two signed vertices for one slot
+    /// (broadcast once by every validator that learns it).
+    Evidence = 4,
     /// Fetch missing vertices by reference (request → [`MessageKind::Vertices`]).
     FetchVertices = 16,
     /// Fetch blocks by height range (request → [`MessageKind::Blocks`]).
@@ -91,10 +94,11 @@ pub enum MessageKind {
 
 impl MessageKind {
     /// Every kind, in tag order (metrics pre-resolve one label per entry).
-    pub const ALL: [MessageKind; 12] = [
+    pub const ALL: [MessageKind; 13] = [
         MessageKind::Vertex,
         MessageKind::Transactions,
         MessageKind::Certificate,
+        MessageKind::Evidence,
         MessageKind::FetchVertices,
         MessageKind::FetchBlocks,
         MessageKind::ConsensusQuery,
@@ -128,6 +132,7 @@ impl MessageKind {
             MessageKind::Vertex => "vertex",
             MessageKind::Transactions => "transactions",
             MessageKind::Certificate => "certificate",
+            MessageKind::Evidence => "evidence",
             MessageKind::FetchVertices => "fetch_vertices",
             MessageKind::FetchBlocks => "fetch_blocks",
             MessageKind::ConsensusQuery => "consensus_query",
@@ -142,9 +147,10 @@ impl MessageKind {
 
     pub const fn class(self) -> KindClass {
         match self {
-            MessageKind::Vertex | MessageKind::Transactions | MessageKind::Certificate => {
-                KindClass::Broadcast
-            }
+            MessageKind::Vertex
+            | MessageKind::Transactions
+            | MessageKind::Certificate
+            | MessageKind::Evidence => KindClass::Broadcast,
             MessageKind::FetchVertices
             | MessageKind::FetchBlocks
             | MessageKind::ConsensusQuery
@@ -176,6 +182,8 @@ impl MessageKind {
             MessageKind::Vertex => vertex_limits::MAX_VERTEX_BYTES,
             MessageKind::Transactions => 8 * MIB,
             MessageKind::Certificate => <BlockCertificate as Canonical>::MAX_ENCODED_LEN,
+            // Two vertices and a tag.
+            MessageKind::Evidence => 2 * vertex_limits::MAX_VERTEX_BYTES + 16,
             MessageKind::FetchVertices | MessageKind::FetchBlocks => 64 * KIB,
             MessageKind::ConsensusQuery => MIB,
             MessageKind::Ping | MessageKind::Pong => 8,

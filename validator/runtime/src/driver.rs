@@ -28,7 +28,7 @@ use anyhow::bail;
 use dualchain_consensus::verify::VertexVerifier;
 use dualchain_consensus::wire::NetMessage;
 use dualchain_consensus::{
-    Consensus, DagBft, Input, KvConsensusStore, Output, RejectReason, SharedVerdictCache,
+    Consensus, DagBft, Evidence, Input, KvConsensusStore, Output, RejectReason, SharedVerdictCache,
     SyncRequest,
 };
 use dualchain_core::Digest;
@@ -110,6 +110,7 @@ enum Wake {
 struct Burst {
     vertices: Vec<(ValidatorIndex, Arc<Vertex>)>,
     requests: Vec<(ValidatorIndex, SyncRequest, InboundRequest)>,
+    evidence: Vec<(ValidatorIndex, Evidence)>,
 }
 
 impl<S: Seams> Driver<S> {
@@ -330,6 +331,10 @@ impl<S: Seams> Driver<S> {
             });
             self.dispatch(outputs)?;
         }
+        for (from, evidence) in burst.evidence {
+            let outputs = self.step(Input::EvidenceReceived { from, evidence });
+            self.dispatch(outputs)?;
+        }
         for (from, request, inbound) in burst.requests {
             let now = self.ctx.clock.monotonic_ms();
             let metrics = &self.ctx.metrics;
@@ -366,6 +371,14 @@ impl<S: Seams> Driver<S> {
                         }
                     },
                     MessageKind::Certificate => self.on_votes(from, &message.payload),
+                    MessageKind::Evidence => match Evidence::from_canonical_bytes(&message.payload)
+                    {
+                        Ok(evidence) => burst.evidence.push((index, evidence)),
+                        Err(error) => {
+                            tracing::debug!(%chain, %from, %error, "undecodable evidence");
+                            self.net.report(from, Offence::InvalidContent);
+                        }
+                    },
                     _ => {}
                 }
             }
@@ -531,7 +544,14 @@ impl<S: Seams> Driver<S> {
                     tracing::debug!(%chain, round, leader, "leader slot skipped");
                 }
                 Output::Misbehaviour(evidence) => {
-                    tracing::warn!(%chain, ?evidence, "validator misbehaviour");
+                    let offender = evidence.offender();
+                    tracing::warn!(%chain, offender, "validator misbehaviour proven: equivocation; passing the evidence on");
+                    self.ctx.metrics.evidence_recorded.inc();
+                    let message =
+                        Message::new(chain, MessageKind::Evidence, evidence.to_canonical_bytes());
+                    if let Err(e) = self.net.try_broadcast(message) {
+                        tracing::warn!(%chain, error = %e, "evidence broadcast failed");
+                    }
                 }
                 Output::Rejected { from, reason } => {
                     tracing::debug!(%chain, from, %reason, "input rejected");
@@ -639,6 +659,7 @@ fn offence_of(reason: &RejectReason) -> Option<Offence> {
         | RejectReason::TooFarAhead { .. }
         | RejectReason::OverBudget(_)
         | RejectReason::Equivocator(_) => None,
+        RejectReason::BadEvidence(_) => Some(Offence::InvalidContent),
     }
 }
 

@@ -33,6 +33,7 @@ pub struct ChainMetrics {
     pub proposals_dropped_unpayable: IntCounter,
     pub sync_requests_served: IntCounter,
     pub sync_requests_declined: IntCounter,
+    pub evidence_recorded: IntCounter,
 }
 
 impl ChainMetrics {
@@ -123,6 +124,10 @@ impl ChainMetrics {
                 "dualchain_sync_requests_declined_total",
                 "Peers' vertex sync requests answered empty because the peer was over its rate, byte or concurrency limit",
             ))?,
+            evidence_recorded: IntCounter::with_opts(opts(
+                "dualchain_evidence_recorded_total",
+                "Validators proven to have misbehaved (equivocation), each once: found here or received and checked; persisted and passed on",
+            ))?,
         };
         registry.register(Box::new(m.height.clone()))?;
         registry.register(Box::new(m.finalized_height.clone()))?;
@@ -143,6 +148,7 @@ impl ChainMetrics {
         registry.register(Box::new(m.proposals_dropped_unpayable.clone()))?;
         registry.register(Box::new(m.sync_requests_served.clone()))?;
         registry.register(Box::new(m.sync_requests_declined.clone()))?;
+        registry.register(Box::new(m.evidence_recorded.clone()))?;
         Ok(m)
     }
 }

@@ -219,6 +219,9 @@ pub struct NodeSimSummary {
     /// Byzantine ones.
     pub reports_against_honest: u64,
     pub reports_against_byzantine: u64,
+    /// Per chain (Alpha, Delta), the fewest proofs of misbehaviour an honest
+    /// validator recorded in any run (each proof once per chain).
+    pub evidence_at_honest_min: [u64; 2],
     /// Submission to inclusion in a block of the observer, simulated ms.
     pub commit_latency_ms_p50: Option<u64>,
     pub commit_latency_ms_p99: Option<u64>,
@@ -288,6 +291,13 @@ fn absorb(s: &mut NodeSimSummary, latencies: &mut Histogram, r: RunResult) {
     s.unpayable_admitted_by_honest += r.unpayable_admitted;
     s.reports_against_honest += r.reports_against_honest;
     s.reports_against_byzantine += r.reports_against_byzantine;
+    for (min, run) in s
+        .evidence_at_honest_min
+        .iter_mut()
+        .zip(r.evidence_at_honest_min)
+    {
+        *min = (*min).min(run);
+    }
     s.governance_flows_completed += u64::from(
         r.flow
             .last()
@@ -398,6 +408,7 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         unpayable_admitted_by_honest: 0,
         reports_against_honest: 0,
         reports_against_byzantine: 0,
+        evidence_at_honest_min: [u64::MAX; 2],
         commit_latency_ms_p50: None,
         commit_latency_ms_p99: None,
         alpha_height_min: u64::MAX,

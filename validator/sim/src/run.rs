@@ -126,6 +126,11 @@ pub struct RunResult {
     /// Byzantine ones.
     pub reports_against_honest: u64,
     pub reports_against_byzantine: u64,
+    /// Per chain (Alpha, Delta), the fewest proofs of misbehaviour an honest
+    /// validator recorded (found itself or received and checked): with an
+    /// equivocating validator, gossip must bring the proof to every honest one,
+    /// and each records it once (counted since the validator's last start).
+    pub evidence_at_honest_min: [u64; 2],
 }
 
 /// Runs one seed to completion.
@@ -565,10 +570,12 @@ impl Simulation {
             }
         }
         let virtual_ms = self.elapsed_ms();
+        // Read from the running validators' metrics, before they stop.
+        let evidence = self.evidence_at_honest_min();
         for node in &mut self.nodes {
             node.stop().await;
         }
-        Ok(self.check(clients, flow, liveness, virtual_ms))
+        Ok(self.check(clients, flow, liveness, virtual_ms, evidence))
     }
 
     /// Every honest validator reaches the observer's heights on both chains (the
@@ -808,12 +815,33 @@ impl Simulation {
         flow.step(now, &view);
     }
 
+    /// Per chain, the fewest proofs of misbehaviour a running honest validator
+    /// recorded since its start.
+    fn evidence_at_honest_min(&self) -> [u64; 2] {
+        let mut min = [u64::MAX; 2];
+        for node in self.nodes.iter().filter(|n| n.honest()) {
+            for (slot, chain) in ChainId::ALL.into_iter().enumerate() {
+                let recorded = node.running.as_ref().map_or(0, |running| {
+                    running
+                        .contexts
+                        .iter()
+                        .filter(|ctx| ctx.chain == chain)
+                        .map(|ctx| ctx.metrics.evidence_recorded.get())
+                        .sum()
+                });
+                min[slot] = min[slot].min(recorded);
+            }
+        }
+        min
+    }
+
     fn check(
         &self,
         clients: [Clients; 2],
         flow: GovernanceFlow,
         mut liveness: Vec<String>,
         virtual_ms: u64,
+        evidence_at_honest_min: [u64; 2],
     ) -> RunResult {
         let mut findings = Findings::default();
         let mut views: [Vec<checks::ChainView>; 2] = [Vec::new(), Vec::new()];
@@ -931,6 +959,7 @@ impl Simulation {
             }
         }
         RunResult {
+            evidence_at_honest_min,
             seed: self.cfg.seed,
             safety_violations: safety,
             liveness_failures: liveness,

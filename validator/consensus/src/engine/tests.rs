@@ -9,8 +9,12 @@ use dualchain_storage::MemoryEngine;
 type TestEngine = DagBft<KvConsensusStore<Arc<MemoryEngine>>, DirectVerifier>;
 
 fn open(b: &DagBuilder, db: &Arc<MemoryEngine>) -> TestEngine {
+    open_with(b, db, DagBftConfig::for_chain(ChainId::Delta))
+}
+
+fn open_with(b: &DagBuilder, db: &Arc<MemoryEngine>, config: DagBftConfig) -> TestEngine {
     DagBft::open(
-        DagBftConfig::for_chain(ChainId::Delta),
+        config,
         0,
         crate::keys::sim_validator_key(0),
         b.validators_arc(),
@@ -202,6 +206,99 @@ fn missing_parents_are_fetched_then_the_child_is_inserted() {
     assert!(e.dag().contains(&b.vertex(1, 2).digest()));
 }
 
+fn evidence_in(out: &[Output<Infallible>]) -> Vec<Evidence> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Misbehaviour(ev) => Some(ev.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn two_vertices_for_one_slot_are_evidence_even_while_both_wait_for_parents() {
+    let mut b = DagBuilder::new(4);
+    b.full_rounds(0..3);
+    let twin = b.equivocate(2, 1, 7);
+    let db = Arc::new(MemoryEngine::new());
+    let mut e = open(&b, &db);
+    e.handle(0, Input::Start);
+    // Validator 1's round-2 vertex before its round-1 parents: it waits.
+    let out = receive(&mut e, 1, 1, b.vertex(2, 1));
+    assert!(evidence_in(&out).is_empty());
+    assert_eq!(e.pending_len(), 1);
+    // Its twin for the same slot, also waiting-worthy: evidence, not a second entry.
+    let out = receive(&mut e, 2, 1, &twin);
+    let evidence = evidence_in(&out);
+    assert_eq!(evidence.len(), 1);
+    assert_eq!(evidence[0].offender(), 1);
+    evidence[0].verify(b.validators()).unwrap();
+    assert_eq!(e.stats().equivocations, 1);
+    assert!(e.equivocators().contains(&1));
+    assert_eq!(
+        e.pending_len(),
+        1,
+        "the first keeps waiting, the twin is refused"
+    );
+    // The same vertex again is a duplicate, not evidence.
+    let out = receive(&mut e, 3, 1, b.vertex(2, 1));
+    assert!(evidence_in(&out).is_empty());
+    assert_eq!(e.stats().equivocations, 1);
+}
+
+#[test]
+fn evidence_from_a_peer_is_checked_kept_across_a_restart_and_passed_on_once() {
+    let mut b = DagBuilder::new(4);
+    b.full_rounds(0..1);
+    let evidence = Evidence::Equivocation {
+        first: b.vertex(0, 2).clone(),
+        second: b.equivocate(0, 2, 11),
+    };
+    let db = Arc::new(MemoryEngine::new());
+    let mut e = open(&b, &db);
+    e.handle(0, Input::Start);
+
+    // A forgery (two different slots) is refused as invalid content.
+    let forged = Evidence::Equivocation {
+        first: b.vertex(0, 2).clone(),
+        second: b.vertex(0, 3).clone(),
+    };
+    let out = e.handle(
+        1,
+        Input::EvidenceReceived {
+            from: 1,
+            evidence: forged,
+        },
+    );
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Rejected {
+            from: 1,
+            reason: RejectReason::BadEvidence(_)
+        }
+    )));
+    assert!(e.equivocators().is_empty());
+
+    // Real evidence: recorded and handed out once for the runtime to pass on.
+    let received = Input::EvidenceReceived {
+        from: 1,
+        evidence: evidence.clone(),
+    };
+    let out = e.handle(2, received.clone());
+    assert_eq!(evidence_in(&out), vec![evidence.clone()]);
+    assert!(e.equivocators().contains(&2));
+    let again = e.handle(3, received);
+    assert!(
+        evidence_in(&again).is_empty(),
+        "known evidence is not passed on again"
+    );
+
+    // The proof outlives the process (and the DAG's garbage collection).
+    drop(e);
+    let reopened = open(&b, &db);
+    assert!(reopened.equivocators().contains(&2));
+}
+
 #[test]
 fn equivocation_yields_verifiable_evidence_and_later_vertices_are_ignored() {
     let mut b = DagBuilder::new(4);
@@ -314,19 +411,25 @@ fn an_orphan_flood_fills_only_its_authors_share_and_honest_vertices_still_wait()
     let mut b = DagBuilder::new(4);
     b.full_rounds(0..4);
     let db = Arc::new(MemoryEngine::new());
-    let mut e = open(&b, &db);
+    // An allowance below the rounds a vertex may wait in, so one author can reach
+    // it with one vertex per round (two in a round are evidence, not a flood).
+    let mut config = DagBftConfig::for_chain(ChainId::Delta);
+    config.max_pending_per_author = 6;
+    let mut e = open_with(&b, &db, config);
     for a in 0..4 {
         for r in 0..2 {
             receive(&mut e, 0, a, b.vertex(r, a));
         }
     }
     let budget = e.pending_budget();
-    assert_eq!(budget.vertices, e.config().max_pending_per_author);
+    assert_eq!(budget.vertices, 6);
+    assert!(2 * budget.vertices as Round <= e.config().max_pending_rounds_ahead);
     // Validator 3 sends twice its allowance of vertices whose parents do not exist,
-    // all within the rounds a vertex may wait in: the newer displace the older.
+    // one per round within the rounds a vertex may wait in: the newer displace the
+    // older.
     let mut refused = 0;
     for k in 0..2 * budget.vertices as u32 {
-        let round = 2 + Round::from(k) % e.config().max_pending_rounds_ahead;
+        let round = 2 + Round::from(k);
         let out = receive(&mut e, 1, 3, &orphan(&b, round, 3, k));
         refused += rejections(&out)
             .iter()
