@@ -174,7 +174,8 @@ pub(crate) struct CallGate<S> {
 
 /// What a call holds until its response body ends.
 struct Held {
-    _call: OwnedSemaphorePermit,
+    /// A stream permit for streaming methods, a call permit for the rest.
+    _permit: OwnedSemaphorePermit,
     _submission: Option<OwnedSemaphorePermit>,
     _on_connection: Option<CallOnConnection>,
 }
@@ -212,17 +213,17 @@ impl CallGateLayer {
         status.into_http()
     }
 
-    /// The permits for a call to `path`, or the limit that sheds it.
-    fn admit(&self, path: &str) -> Result<Held, Shed> {
+    /// The permits for a call to `path` (a stream permit, or a call permit and for
+    /// a submission a submission permit too), or the limit that sheds it.
+    fn admit(
+        &self,
+        path: &str,
+    ) -> Result<(OwnedSemaphorePermit, Option<OwnedSemaphorePermit>), Shed> {
         let permit = |pool: &Arc<Semaphore>, shed: Shed| {
             Arc::clone(pool).try_acquire_owned().map_err(|_| shed)
         };
         if STREAM_PATHS.contains(&path) {
-            return Ok(Held {
-                _call: permit(&self.streams, Shed::Streams)?,
-                _submission: None,
-                _on_connection: None,
-            });
+            return Ok((permit(&self.streams, Shed::Streams)?, None));
         }
         let call = permit(&self.calls, Shed::Calls)?;
         let submission = if path.starts_with(TRANSACTIONS_PREFIX) {
@@ -230,11 +231,7 @@ impl CallGateLayer {
         } else {
             None
         };
-        Ok(Held {
-            _call: call,
-            _submission: submission,
-            _on_connection: None,
-        })
+        Ok((call, submission))
     }
 }
 
@@ -257,17 +254,21 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let path = request.uri().path();
         let timeout = (path != SUBMIT_TRANSACTIONS_PATH).then_some(self.shared.call_timeout);
-        let mut held = match self.shared.admit(path) {
-            Ok(held) => held,
+        let (permit, submission) = match self.shared.admit(path) {
+            Ok(permits) => permits,
             Err(shed) => {
                 let refusal = self.shared.refuse(shed.reason(), shed.status());
                 return Box::pin(std::future::ready(Ok(refusal)));
             }
         };
-        held._on_connection = request
-            .extensions()
-            .get::<ApiConnectInfo>()
-            .map(|info| self.shared.table.begin_call(Arc::clone(&info.slot)));
+        let held = Held {
+            _permit: permit,
+            _submission: submission,
+            _on_connection: request
+                .extensions()
+                .get::<ApiConnectInfo>()
+                .map(|info| self.shared.table.begin_call(Arc::clone(&info.slot))),
+        };
         let shared = self.shared.clone();
         let response = self.inner.call(request);
         Box::pin(async move {

@@ -30,10 +30,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use dualchain_core::types::ChainId;
+use futures::task::AtomicWaker;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -110,7 +111,7 @@ pub(crate) struct Slot {
     last_active_ms: AtomicU64,
     closing: AtomicBool,
     /// The connection task's read waker, woken when the slot is closed.
-    waker: Mutex<Option<Waker>>,
+    waker: AtomicWaker,
 }
 
 impl Slot {
@@ -121,10 +122,7 @@ impl Slot {
 
     fn close(&self) {
         self.closing.store(true, Ordering::Release);
-        let waker = self.waker.lock().expect("slot waker lock").take();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.waker.wake();
     }
 
     fn is_closing(&self) -> bool {
@@ -133,11 +131,7 @@ impl Slot {
 
     /// Remembers `cx`'s waker so [`Slot::close`] can wake the connection.
     fn register(&self, cx: &Context<'_>) {
-        let mut waker = self.waker.lock().expect("slot waker lock");
-        match waker.as_ref() {
-            Some(known) if known.will_wake(cx.waker()) => {}
-            _ => *waker = Some(cx.waker().clone()),
-        }
+        self.waker.register(cx.waker());
     }
 }
 
@@ -183,7 +177,7 @@ impl Slots {
     fn longest_idle(&self, from: Option<IpAddr>, cutoff_ms: u64) -> Option<u64> {
         self.by_id
             .values()
-            .filter(|slot| !slot.is_closing() && from.is_none_or(|ip| slot.ip == ip))
+            .filter(|slot| from.is_none_or(|ip| slot.ip == ip))
             .filter_map(|slot| Some((slot.idle_since_ms()?, slot.id)))
             .filter(|(since, _)| *since <= cutoff_ms)
             .min()
@@ -298,10 +292,7 @@ impl ConnectionTable {
             let Some(victim) = slots.victim(ip, now) else {
                 return Err(self.refuse(Refusal::Full));
             };
-            let victim = slots.remove(victim).expect("the victim was just found");
-            victim.close();
-            self.metrics.closed.with_label_values(&["evicted"]).inc();
-            self.metrics.open.dec();
+            self.close_slot(&mut slots, victim, "evicted");
         }
         let id = slots.next_id;
         slots.next_id += 1;
@@ -311,13 +302,26 @@ impl ConnectionTable {
             calls_in_flight: AtomicUsize::new(0),
             last_active_ms: AtomicU64::new(now),
             closing: AtomicBool::new(false),
-            waker: Mutex::new(None),
+            waker: AtomicWaker::new(),
         });
         slots.by_id.insert(id, Arc::clone(&slot));
         *slots.per_ip.entry(ip).or_insert(0) += 1;
         assert!(slots.by_id.len() <= self.limits.max_connections);
-        self.metrics.open.inc();
+        self.count_open(&slots);
         Ok(slot)
+    }
+
+    /// Takes `id` out of the table and makes its connection end.
+    fn close_slot(&self, slots: &mut Slots, id: u64, reason: &str) {
+        if let Some(slot) = slots.remove(id) {
+            slot.close();
+            self.metrics.closed.with_label_values(&[reason]).inc();
+            self.count_open(slots);
+        }
+    }
+
+    fn count_open(&self, slots: &Slots) {
+        self.metrics.open.set(slots.by_id.len() as i64);
     }
 
     fn refuse(&self, refusal: Refusal) -> Refusal {
@@ -330,8 +334,9 @@ impl ConnectionTable {
 
     /// Frees the slot of a connection that ended (no-op if it was evicted).
     fn release(&self, id: u64) {
-        if self.lock().remove(id).is_some() {
-            self.metrics.open.dec();
+        let mut slots = self.lock();
+        if slots.remove(id).is_some() {
+            self.count_open(&slots);
         }
     }
 
@@ -353,15 +358,8 @@ impl ConnectionTable {
             .map(|slot| slot.id)
             .collect();
         for id in &idle {
-            if let Some(slot) = slots.remove(*id) {
-                slot.close();
-                self.metrics.open.dec();
-            }
+            self.close_slot(&mut slots, *id, "idle");
         }
-        self.metrics
-            .closed
-            .with_label_values(&["idle"])
-            .inc_by(idle.len() as u64);
         idle.len()
     }
 

@@ -592,7 +592,6 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             return self.chase(now, from, &vertex);
         }
         if let Some(first) = self.pending.in_slot(c.author, c.round) {
-            let first = first.clone();
             return self.equivocation_in_pending(from, first, vertex, out);
         }
         let bytes = encoded_len(&vertex);
@@ -624,9 +623,10 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
     }
 
     /// `second` claims the slot of `first`, which waits for its parents: both are
-    /// signed (verified before buffering), so this is equivocation even though
-    /// neither reached the DAG. The evidence goes out; `first` keeps waiting (an
-    /// honest vertex may name it as a parent) and `second` is refused.
+    /// signed (verified before buffering) and differ (intake drops a vertex
+    /// already waiting), so this is equivocation even though neither reached the
+    /// DAG. The evidence goes out; `first` keeps waiting (an honest vertex may
+    /// name it as a parent) and `second` is refused.
     fn equivocation_in_pending(
         &mut self,
         from: ValidatorIndex,
@@ -634,12 +634,9 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         second: Arc<Vertex>,
         out: &mut Vec<Output<Infallible>>,
     ) {
+        debug_assert_ne!(first.digest(), second.digest());
         let author = second.content().author;
-        if first.digest() == second.digest() {
-            return;
-        }
         self.stats.equivocations += 1;
-        self.equivocators.insert(author);
         self.record_evidence(Evidence::Equivocation { first, second }, out);
         self.reject(from, RejectReason::Equivocator(author), out);
     }

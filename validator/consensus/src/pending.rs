@@ -109,15 +109,10 @@ impl Pending {
     }
 
     /// The waiting vertex `author` signed for `round`, if any.
-    pub fn in_slot(&self, author: ValidatorIndex, round: Round) -> Option<&Arc<Vertex>> {
+    pub fn in_slot(&self, author: ValidatorIndex, round: Round) -> Option<Arc<Vertex>> {
         let d = self.slots.get(&(author, round))?;
-        Some(
-            &self
-                .waiting
-                .get(d)
-                .expect("a slot names a waiting vertex")
-                .vertex,
-        )
+        let waiting = self.waiting.get(d).expect("a slot names a waiting vertex");
+        Some(Arc::clone(&waiting.vertex))
     }
 
     /// Whether a buffered vertex waits for `d`.

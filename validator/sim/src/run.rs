@@ -820,16 +820,14 @@ impl Simulation {
     fn evidence_at_honest_min(&self) -> [u64; 2] {
         let mut min = [u64::MAX; 2];
         for node in self.nodes.iter().filter(|n| n.honest()) {
-            for (slot, chain) in ChainId::ALL.into_iter().enumerate() {
+            for chain in ChainId::ALL {
                 let recorded = node.running.as_ref().map_or(0, |running| {
-                    running
-                        .contexts
-                        .iter()
-                        .filter(|ctx| ctx.chain == chain)
-                        .map(|ctx| ctx.metrics.evidence_recorded.get())
-                        .sum()
+                    running.contexts[slot(chain)]
+                        .metrics
+                        .evidence_recorded
+                        .get()
                 });
-                min[slot] = min[slot].min(recorded);
+                min[slot(chain)] = min[slot(chain)].min(recorded);
             }
         }
         min
