@@ -1,11 +1,22 @@
 //! Loopback ports and the `peers.json` of a local network.
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
 use anyhow::{Context, bail};
 use dualchain_core::types::{ChainId, PeerEntry};
 
-/// Picks `count` distinct loopback ports free for both TCP and UDP right now (the
-/// listeners are held until all are chosen, then released).
+/// Every port [`free_ports`] handed out in this process. The listeners are released
+/// before the validators bind, so without this two clusters planned concurrently
+/// (tests run in parallel in one process) could be given the same port by the
+/// kernel: CI once saw a Delta API bound on another cluster's Alpha API port.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// Picks `count` distinct loopback ports free for both TCP and UDP right now and
+/// never handed out before by this process (the listeners are held until all are
+/// chosen, then released).
 pub fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     let mut held = Vec::with_capacity(count);
     let mut ports = Vec::with_capacity(count);
     let mut attempts = 0;
@@ -16,12 +27,16 @@ pub fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
         }
         let tcp = std::net::TcpListener::bind("127.0.0.1:0").context("binding a loopback port")?;
         let port = tcp.local_addr()?.port();
+        if handed_out.contains(&port) {
+            continue;
+        }
         // QUIC needs the same number free on UDP.
         if let Ok(udp) = std::net::UdpSocket::bind(("127.0.0.1", port)) {
             ports.push(port);
             held.push((tcp, udp));
         }
     }
+    handed_out.extend(&ports);
     Ok(ports)
 }
 
@@ -93,6 +108,16 @@ pub fn peers_json(peers: &[LocalPeer]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_is_never_handed_out_twice_in_one_process() {
+        let first = free_ports(32).unwrap();
+        let second = free_ports(32).unwrap();
+        assert!(
+            first.iter().all(|p| !second.contains(p)),
+            "{first:?} {second:?}"
+        );
+    }
 
     #[test]
     fn peers_json_matches_the_run_contract_and_ports_are_distinct() {
