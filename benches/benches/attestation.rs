@@ -7,13 +7,16 @@
 //! Run: `cargo bench -p dualchain-benches --bench attestation`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use dualchain_core::crypto::{SigningDomain, ValidatorKeypair};
+use dualchain_core::crypto::{NetworkId, SigningDomain, ValidatorKeypair};
 use dualchain_core::hash::Digest;
 use dualchain_core::types::{
     Attestation, AttestationContext, AttestationId, BlockCertificate, BlockHeader,
     CertificateCache, ChainId, ValidatorSet,
 };
 use dualchain_merkle::{SparseMerkleTree, hash_key, hash_value};
+
+/// The network of the fixture.
+const NET: NetworkId = NetworkId(Digest([0x11; 32]));
 
 /// State of the source chain: this many records (proof depth ≈ log2 of it).
 const RECORDS: u64 = 200_000;
@@ -48,7 +51,12 @@ fn fixture() -> (Attestation, ValidatorSet, Vec<ValidatorKeypair>) {
     };
     let certificate = BlockCertificate::from_votes(
         &header,
-        (0..3u16).map(|i| (i, BlockCertificate::vote(&keys[usize::from(i)], &header))),
+        (0..3u16).map(|i| {
+            (
+                i,
+                BlockCertificate::vote(&keys[usize::from(i)], &header, NET),
+            )
+        }),
     );
     let attestation = Attestation {
         header,
@@ -70,10 +78,11 @@ fn verify(c: &mut Criterion) {
         newest_source_height: 100,
         freshness_blocks: 1_000,
         consumed: &consumed,
+        network: NET,
     };
     attestation.verify(&ctx, None).unwrap();
     let sig = keys[0].sign(
-        SigningDomain::BlockVote,
+        SigningDomain::BlockVote.on(NET),
         b"baseline message of 32 bytes....",
     );
 
@@ -82,7 +91,7 @@ fn verify(c: &mut Criterion) {
     g.bench_function("baseline: one ML-DSA-87 verification", |b| {
         b.iter(|| {
             keys[0].public().verify(
-                SigningDomain::BlockVote,
+                SigningDomain::BlockVote.on(NET),
                 b"baseline message of 32 bytes....",
                 &sig,
             )

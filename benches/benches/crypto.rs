@@ -15,18 +15,19 @@ use aws_lc_rs::signature::{
 };
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dualchain_core::crypto::{AccountScheme, ValidatorScheme};
-use dualchain_core::crypto::{Keypair, Scheme, SigningDomain};
-use dualchain_core::hash::HashDomain;
+use dualchain_core::crypto::{Keypair, NetworkId, Scheme, SigningContext, SigningDomain};
+use dualchain_core::hash::{Digest, HashDomain};
 use fips204::traits::{SerDes, Signer as _, Verifier as _};
 
 const MESSAGE: &[u8; 32] = b"a 32-byte digest of some object.";
-const DOMAIN: SigningDomain = SigningDomain::Vertex;
+const DOMAIN: SigningContext = SigningDomain::Vertex.on(NetworkId(Digest([0x11; 32])));
 const SEED: [u8; 32] = [7; 32];
 
 /// One parameter set's implementations, each as a (name, verify, sign) pair of closures.
 macro_rules! parameter_set {
     ($c:expr, $label:literal, $scheme:ty, $rc:ty, $crux:ident, $fips:ident, $lc_verify:expr, $lc_sign:expr) => {{
-        let context = DOMAIN.context();
+        let context = DOMAIN.context_string();
+        let context = context.as_bytes();
         let ours = Keypair::<$scheme>::from_seed(&SEED);
         let our_sig = ours.sign(DOMAIN, MESSAGE);
         let public = ours.public().as_bytes().to_vec();

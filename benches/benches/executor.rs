@@ -10,14 +10,14 @@
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dualchain_core::types::ChainId;
+use dualchain_core::types::{ChainId, Genesis};
 use dualchain_execution::workload::{GenesisState, Workload, WorkloadSpec};
 use dualchain_execution::{ExecutionMode, Executor, ExecutorConfig, SignatureVerifier};
 
 const SIZES: [usize; 5] = [10, 50, 100, 500, 10_000];
 const THREADS: usize = 2;
 
-fn executor(mode: ExecutionMode, pool: &Arc<rayon::ThreadPool>, allow_unsigned: bool) -> Executor {
+fn executor(mode: ExecutionMode, pool: &Arc<rayon::ThreadPool>, genesis: &Genesis) -> Executor {
     let config = ExecutorConfig {
         mode,
         ..ExecutorConfig::default()
@@ -25,7 +25,7 @@ fn executor(mode: ExecutionMode, pool: &Arc<rayon::ThreadPool>, allow_unsigned: 
     Executor::new(
         ChainId::Delta,
         config,
-        Arc::new(SignatureVerifier::new(allow_unsigned)),
+        Arc::new(SignatureVerifier::for_genesis(genesis)),
     )
     .expect("executor")
     .with_thread_pool(pool.clone())
@@ -49,9 +49,8 @@ fn bench_executor(c: &mut Criterion) {
                 signed: false,
             });
             let state = GenesisState::build(&workload.genesis).expect("genesis");
-            let allow = workload.genesis.allow_unsigned_transactions;
-            let sequential = executor(ExecutionMode::Sequential, &pool, allow);
-            let parallel = executor(ExecutionMode::Parallel, &pool, allow);
+            let sequential = executor(ExecutionMode::Sequential, &pool, &workload.genesis);
+            let parallel = executor(ExecutionMode::Parallel, &pool, &workload.genesis);
             let verdicts = sequential.verdicts(&workload.txs);
             group.throughput(Throughput::Elements(txs as u64));
             group.bench_with_input(BenchmarkId::new("sequential", txs), &txs, |b, _| {

@@ -57,6 +57,7 @@ impl Node for TestNode {
         Ok(Response::new(NodeStatus {
             node_version: "0.1.0+test".into(),
             validator_key_digest: digest(0xAB, 0),
+            network_id: digest(0x4E, 0),
             validator_index: Some(0),
             epoch: 7,
             chains: vec![ChainStatus {

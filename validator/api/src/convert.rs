@@ -267,6 +267,7 @@ pub(crate) fn node_status_to_proto(status: NodeStatus) -> v1::NodeStatus {
             .collect(),
         peer_id: status.peer_id,
         started_at_unix_ms: status.started_at_unix_ms,
+        network_id: status.network_id.0.as_bytes().to_vec(),
     }
 }
 
@@ -393,6 +394,9 @@ pub(crate) mod tests {
 
     use super::*;
 
+    const NET: dualchain_core::crypto::NetworkId =
+        dualchain_core::crypto::NetworkId(dualchain_core::Digest([0x11; 32]));
+
     /// A block at `height` with `tx_count` unsigned transfers whose header
     /// commits to its body, as the chain store would hold it.
     pub(crate) fn sample_block(chain: ChainId, height: u64, tx_count: usize) -> Block {
@@ -438,9 +442,12 @@ pub(crate) mod tests {
         let keys: Vec<_> = (0..3u8)
             .map(|i| ValidatorKeypair::from_seed(&[i + 1; 32]))
             .collect();
-        let votes = [0u16, 2]
-            .into_iter()
-            .map(|i| (i, BlockCertificate::vote(&keys[i as usize], &block.header)));
+        let votes = [0u16, 2].into_iter().map(|i| {
+            (
+                i,
+                BlockCertificate::vote(&keys[i as usize], &block.header, NET),
+            )
+        });
         FinalizedBlock {
             certificate: Some(BlockCertificate::from_votes(&block.header, votes)),
             block: Arc::new(block),
@@ -666,7 +673,9 @@ pub(crate) mod tests {
             chains: vec![chain.clone()],
             peer_id: "ab".repeat(32),
             started_at_unix_ms: 1_699_000_000_000,
+            network_id: dualchain_core::crypto::NetworkId(Digest([0xCD; 32])),
         });
+        assert_eq!(status.network_id, vec![0xCD; 32]);
         assert_eq!(status.node_version, "0.1.0");
         assert_eq!(status.validator_key_digest, vec![0xAB; 32]);
         assert_eq!(status.validator_index, Some(0));

@@ -5,6 +5,7 @@
 //! linkerd's policy controller: domain types in the core, proto at the edge).
 
 use dualchain_core::Digest;
+use dualchain_core::crypto::NetworkId;
 use dualchain_core::types::{BlockCertificate, BlockHeader, ChainId, RecordProof};
 use dualchain_merkle::Proof;
 
@@ -59,6 +60,8 @@ pub struct NodeStatus {
     /// Peer id on the p2p network (hex), as partitions name peers.
     pub peer_id: String,
     pub started_at_unix_ms: u64,
+    /// The network every signature is bound to (the genesis hash).
+    pub network_id: NetworkId,
 }
 
 /// The outcome of admitting one transaction.

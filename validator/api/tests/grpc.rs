@@ -348,6 +348,7 @@ async fn status_comes_from_the_chain() {
             .unwrap()
             .into_inner();
         assert_eq!(status.peer_id, "validator-0");
+        assert_eq!(status.network_id, support::NETWORK.0.as_bytes().to_vec());
         assert_eq!(status.chains.len(), 1);
         assert_eq!(status.chains[0].chain(), Chain::Delta);
         assert_eq!(status.chains[0].height, 3);

@@ -1,18 +1,22 @@
 //! Engine parameters, with per-chain defaults.
 
 use dualchain_core::Digest;
+use dualchain_core::crypto::NetworkId;
 use dualchain_core::types::ChainId;
 
 use crate::consensus::{Round, TimeMs};
 
 /// Parameters of the DAG-BFT engine. Every honest validator of a chain must use the
-/// same `chain`, `epoch_seed`, `retention_rounds` and `genesis_time_ms` (they change
+/// same `chain`, `epoch_seed`, `network`, `retention_rounds` and `genesis_time_ms` (they change
 /// the committed sequence); the timing fields are local tuning.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DagBftConfig {
     pub chain: ChainId,
     /// Seed of the leader schedule (from genesis / the epoch change).
     pub epoch_seed: Digest,
+    /// The network vertices are signed for (the genesis hash): a vertex signed for
+    /// another network, even by a member's key, does not verify.
+    pub network: NetworkId,
     /// Commit timestamp of round-0 leaders and lower bound of every commit timestamp.
     pub genesis_time_ms: TimeMs,
     /// Minimum time between two of our proposals: the chain's pace (Delta tighter
@@ -75,6 +79,7 @@ impl DagBftConfig {
         Self {
             chain,
             epoch_seed: Digest::ZERO,
+            network: NetworkId(Digest::ZERO),
             genesis_time_ms: 0,
             min_round_delay_ms: delay,
             leader_timeout_ms: leader,

@@ -554,7 +554,10 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             };
             return self.reject(from, reason, out);
         }
-        let verdict = verdict.unwrap_or_else(|| self.verifier.verify(&vertex, &self.validators));
+        let verdict = verdict.unwrap_or_else(|| {
+            self.verifier
+                .verify(&vertex, &self.validators, self.cfg.network)
+        });
         if let Err(e) = verdict {
             return self.reject(from, e.into(), out);
         }
@@ -667,7 +670,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         if self.evidenced.contains(&evidence.offender()) {
             return;
         }
-        match evidence.verify(&self.validators) {
+        match evidence.verify(&self.validators, self.cfg.network) {
             Ok(()) => self.record_evidence(evidence, out),
             Err(e) => self.reject(from, e.into(), out),
         }
@@ -879,7 +882,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
                 transactions,
                 timestamp_ms,
             }
-            .sign(&self.key),
+            .sign(&self.key, self.cfg.network),
         );
         self.last_proposed = Some(vertex.clone());
         self.last_proposed_round = Some(round);
@@ -1124,7 +1127,9 @@ impl<S: ConsensusStore, V: VertexVerifier> Consensus for DagBft<S, V> {
                     !self.dag.contains(&v.digest()) && !self.pending.contains(&v.digest())
                 });
                 vertices.sort_by_key(|v| v.content().round);
-                let verdicts = self.verifier.verify_batch(&vertices, &self.validators);
+                let verdicts =
+                    self.verifier
+                        .verify_batch(&vertices, &self.validators, self.cfg.network);
                 for (v, verdict) in vertices.into_iter().zip(verdicts) {
                     self.receive(now, from, v, Some(verdict), &mut out);
                 }

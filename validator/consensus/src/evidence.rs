@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use dualchain_core::crypto::NetworkId;
 use dualchain_core::encoding::{Canonical, Decode, DecodeError, Encode, Reader};
 use dualchain_core::types::{ValidatorIndex, ValidatorSet, Vertex, vertex_limits};
 
@@ -41,9 +42,13 @@ impl Evidence {
         }
     }
 
-    /// Checks the evidence: both vertices verify under `validators` (signatures
-    /// included) and occupy the same slot with different digests.
-    pub fn verify(&self, validators: &ValidatorSet) -> Result<(), EvidenceError> {
+    /// Checks the evidence: both vertices verify under `validators` of `network`
+    /// (signatures included) and occupy the same slot with different digests.
+    pub fn verify(
+        &self,
+        validators: &ValidatorSet,
+        network: NetworkId,
+    ) -> Result<(), EvidenceError> {
         match self {
             Evidence::Equivocation { first, second } => {
                 if first.digest() == second.digest() {
@@ -53,8 +58,8 @@ impl Evidence {
                 if (a.chain, a.epoch, a.round, a.author) != (b.chain, b.epoch, b.round, b.author) {
                     return Err(EvidenceError::DifferentSlots);
                 }
-                first.verify(validators)?;
-                second.verify(validators)?;
+                first.verify(validators, network)?;
+                second.verify(validators, network)?;
                 Ok(())
             }
         }
@@ -110,19 +115,22 @@ mod tests {
             first: first.clone(),
             second: second.clone(),
         };
-        assert_eq!(ev.verify(b.validators()), Ok(()));
+        assert_eq!(ev.verify(b.validators(), b.network()), Ok(()));
         assert_eq!(ev.offender(), 3);
         let same = Evidence::Equivocation {
             first: first.clone(),
             second: first.clone(),
         };
-        assert_eq!(same.verify(b.validators()), Err(EvidenceError::SameVertex));
+        assert_eq!(
+            same.verify(b.validators(), b.network()),
+            Err(EvidenceError::SameVertex)
+        );
         let other_slot = Evidence::Equivocation {
             first,
             second: b.vertex(1, 2).clone(),
         };
         assert_eq!(
-            other_slot.verify(b.validators()),
+            other_slot.verify(b.validators(), b.network()),
             Err(EvidenceError::DifferentSlots)
         );
     }
@@ -138,7 +146,7 @@ mod tests {
         let bytes = ev.to_canonical_bytes();
         let back = Evidence::from_canonical_bytes(&bytes).unwrap();
         assert_eq!(back, ev);
-        back.verify(b.validators()).unwrap();
+        back.verify(b.validators(), b.network()).unwrap();
         for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
             assert!(Evidence::from_canonical_bytes(&bytes[..cut]).is_err());
         }

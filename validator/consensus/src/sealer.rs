@@ -534,7 +534,7 @@ mod tests {
                 transactions,
                 timestamp_ms: 1,
             }
-            .sign(b.key(author)),
+            .sign(b.key(author), b.network()),
         )
     }
 

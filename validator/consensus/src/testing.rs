@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
 use dualchain_core::types::{
     ChainId, UnsignedVertex, ValidatorIndex, ValidatorSet, Vertex, VertexRef,
 };
 
+use crate::DagBftConfig;
 use crate::consensus::Round;
 use crate::dag::Dag;
 use crate::keys::sim_validators;
@@ -17,6 +18,9 @@ use crate::keys::sim_validators;
 pub struct DagBuilder {
     keys: Vec<Arc<ValidatorKeypair>>,
     validators: Arc<ValidatorSet>,
+    /// The network vertices are signed for: the engine configuration's default, so
+    /// an engine built with `DagBftConfig::for_chain` verifies them.
+    network: NetworkId,
     slots: BTreeMap<(Round, ValidatorIndex), Arc<Vertex>>,
     /// Every vertex built, in creation order (equivocations included if added).
     order: Vec<Arc<Vertex>>,
@@ -28,6 +32,7 @@ impl DagBuilder {
         Self {
             keys,
             validators: Arc::new(set),
+            network: DagBftConfig::for_chain(ChainId::Alpha).network,
             slots: BTreeMap::new(),
             order: Vec::new(),
         }
@@ -43,6 +48,11 @@ impl DagBuilder {
 
     pub fn key(&self, author: ValidatorIndex) -> &ValidatorKeypair {
         &self.keys[usize::from(author)]
+    }
+
+    /// The network every vertex of this builder is signed for.
+    pub fn network(&self) -> NetworkId {
+        self.network
     }
 
     pub fn n(&self) -> usize {
@@ -100,7 +110,7 @@ impl DagBuilder {
             timestamp_ms: original.timestamp_ms + 1 + salt,
             ..original
         };
-        let v = Arc::new(twin.sign(self.key(author)));
+        let v = Arc::new(twin.sign(self.key(author), self.network));
         self.order.push(v.clone());
         v
     }
@@ -120,7 +130,7 @@ impl DagBuilder {
             .collect();
         let mut v = self.unsigned(round, author, refs);
         v.timestamp_ms += salt;
-        Arc::new(v.sign(self.key(author)))
+        Arc::new(v.sign(self.key(author), self.network))
     }
 
     /// A signed vertex with explicit parent references (not registered).
@@ -130,7 +140,10 @@ impl DagBuilder {
         author: ValidatorIndex,
         parents: Vec<VertexRef>,
     ) -> Arc<Vertex> {
-        Arc::new(self.unsigned(round, author, parents).sign(self.key(author)))
+        Arc::new(
+            self.unsigned(round, author, parents)
+                .sign(self.key(author), self.network),
+        )
     }
 
     fn unsigned(

@@ -4,18 +4,25 @@
 //! function of the vertex bytes and the validator set. A simulator running a hundred
 //! nodes in one thread would otherwise verify every vertex a hundred times;
 //! [`SharedVerdictCache`] verifies each distinct (digest, signature) pair once and
-//! shares the verdict. The key includes a hash of the signature, so a forged copy of a
-//! valid vertex (same digest, other signature) is verified on its own and refused.
+//! shares the verdict. The key includes a hash of the signature and of the network, so a
+//! forged copy of a valid vertex (same digest, other signature) is verified on its own
+//! and refused, and a verdict for one network is never an answer for another.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use dualchain_core::Digest;
+use dualchain_core::crypto::NetworkId;
 use dualchain_core::types::{ValidatorSet, Vertex, VertexError};
 
 /// Checks a vertex against the validator set (see [`Vertex::verify`]).
 pub trait VertexVerifier {
-    fn verify(&self, vertex: &Vertex, validators: &ValidatorSet) -> Result<(), VertexError>;
+    fn verify(
+        &self,
+        vertex: &Vertex,
+        validators: &ValidatorSet,
+        network: NetworkId,
+    ) -> Result<(), VertexError>;
 
     /// Verifies a batch (a sync response can carry thousands of vertices), one verdict
     /// per vertex in order. Verifiers may spread the work over cores; the verdicts, and
@@ -24,10 +31,11 @@ pub trait VertexVerifier {
         &self,
         vertices: &[Arc<Vertex>],
         validators: &ValidatorSet,
+        network: NetworkId,
     ) -> Vec<Result<(), VertexError>> {
         vertices
             .iter()
-            .map(|v| self.verify(v, validators))
+            .map(|v| self.verify(v, validators, network))
             .collect()
     }
 }
@@ -37,8 +45,13 @@ pub trait VertexVerifier {
 pub struct DirectVerifier;
 
 impl VertexVerifier for DirectVerifier {
-    fn verify(&self, vertex: &Vertex, validators: &ValidatorSet) -> Result<(), VertexError> {
-        vertex.verify(validators)
+    fn verify(
+        &self,
+        vertex: &Vertex,
+        validators: &ValidatorSet,
+        network: NetworkId,
+    ) -> Result<(), VertexError> {
+        vertex.verify(validators, network)
     }
 
     /// Verifies the batch on the rayon pool (ML-DSA-87 verification dominates intake).
@@ -46,9 +59,13 @@ impl VertexVerifier for DirectVerifier {
         &self,
         vertices: &[Arc<Vertex>],
         validators: &ValidatorSet,
+        network: NetworkId,
     ) -> Vec<Result<(), VertexError>> {
         use rayon::prelude::*;
-        vertices.par_iter().map(|v| v.verify(validators)).collect()
+        vertices
+            .par_iter()
+            .map(|v| v.verify(validators, network))
+            .collect()
     }
 }
 
@@ -97,11 +114,12 @@ impl CacheInner {
     }
 }
 
-fn key_of(vertex: &Vertex) -> VerdictKey {
-    (
-        vertex.digest(),
-        Digest(*blake3::hash(vertex.signature().as_bytes()).as_bytes()),
-    )
+fn key_of(vertex: &Vertex, network: NetworkId) -> VerdictKey {
+    let mut signature = blake3::Hasher::new();
+    signature
+        .update(&network.0.0)
+        .update(vertex.signature().as_bytes());
+    (vertex.digest(), Digest(*signature.finalize().as_bytes()))
 }
 
 impl SharedVerdictCache {
@@ -140,8 +158,13 @@ impl SharedVerdictCache {
 }
 
 impl VertexVerifier for SharedVerdictCache {
-    fn verify(&self, vertex: &Vertex, validators: &ValidatorSet) -> Result<(), VertexError> {
-        let key = key_of(vertex);
+    fn verify(
+        &self,
+        vertex: &Vertex,
+        validators: &ValidatorSet,
+        network: NetworkId,
+    ) -> Result<(), VertexError> {
+        let key = key_of(vertex, network);
         {
             let mut inner = self.lock();
             if let Some(verdict) = inner.verdicts.get(&key).cloned() {
@@ -150,7 +173,7 @@ impl VertexVerifier for SharedVerdictCache {
             }
             inner.misses += 1;
         }
-        let verdict = vertex.verify(validators);
+        let verdict = vertex.verify(validators, network);
         self.lock().insert(key, verdict.clone());
         verdict
     }
@@ -161,9 +184,10 @@ impl VertexVerifier for SharedVerdictCache {
         &self,
         vertices: &[Arc<Vertex>],
         validators: &ValidatorSet,
+        network: NetworkId,
     ) -> Vec<Result<(), VertexError>> {
         use rayon::prelude::*;
-        let keys: Vec<VerdictKey> = vertices.iter().map(|v| key_of(v)).collect();
+        let keys: Vec<VerdictKey> = vertices.iter().map(|v| key_of(v, network)).collect();
         let missing: Vec<usize> = {
             let inner = self.lock();
             (0..vertices.len())
@@ -172,7 +196,7 @@ impl VertexVerifier for SharedVerdictCache {
         };
         let fresh: Vec<(usize, Result<(), VertexError>)> = missing
             .par_iter()
-            .map(|&i| (i, vertices[i].verify(validators)))
+            .map(|&i| (i, vertices[i].verify(validators, network)))
             .collect();
         let mut inner = self.lock();
         inner.misses += fresh.len() as u64;
@@ -189,7 +213,7 @@ impl VertexVerifier for SharedVerdictCache {
                 verdict
                     .or_else(|| inner.verdicts.get(key).cloned())
                     // Evicted between the two locks (a tiny cache): verify again.
-                    .unwrap_or_else(|| v.verify(validators))
+                    .unwrap_or_else(|| v.verify(validators, network))
             })
             .collect()
     }
@@ -214,24 +238,33 @@ mod tests {
             dualchain_core::encoding::Canonical::from_canonical_bytes(&bytes).unwrap();
         assert_eq!(forged.digest(), good.digest());
         vertices.push(Arc::new(forged));
-        let direct: Vec<_> = vertices.iter().map(|v| v.verify(b.validators())).collect();
+        let direct: Vec<_> = vertices
+            .iter()
+            .map(|v| v.verify(b.validators(), b.network()))
+            .collect();
         assert!(direct[..8].iter().all(Result::is_ok) && direct[8].is_err());
         assert_eq!(
-            DirectVerifier.verify_batch(&vertices, b.validators()),
+            DirectVerifier.verify_batch(&vertices, b.validators(), b.network()),
             direct
         );
         let cache = SharedVerdictCache::new();
         for _ in 0..2 {
             let cached: Vec<_> = vertices
                 .iter()
-                .map(|v| cache.verify(v, b.validators()))
+                .map(|v| cache.verify(v, b.validators(), b.network()))
                 .collect();
             assert_eq!(cached, direct);
         }
         assert_eq!(cache.stats(), (9, 9));
         let batch = SharedVerdictCache::with_capacity(4);
-        assert_eq!(batch.verify_batch(&vertices, b.validators()), direct);
+        assert_eq!(
+            batch.verify_batch(&vertices, b.validators(), b.network()),
+            direct
+        );
         assert_eq!(batch.len(), 4, "bounded: the oldest verdicts are forgotten");
-        assert_eq!(batch.verify_batch(&vertices, b.validators()), direct);
+        assert_eq!(
+            batch.verify_batch(&vertices, b.validators(), b.network()),
+            direct
+        );
     }
 }

@@ -137,7 +137,7 @@ mod tests {
         };
         assert_eq!(w.content().round, 3);
         assert_ne!(w.digest(), v.digest());
-        assert!(w.verify(b.validators()).is_err());
+        assert!(w.verify(b.validators(), b.network()).is_err());
     }
 
     #[test]

@@ -736,7 +736,10 @@ fn put_state_changes(batch: &mut WriteBatch, changes: &[StateChange]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::NetworkId;
     use crate::hash::HashDomain;
+
+    const NET: NetworkId = NetworkId(Digest([0x11; 32]));
     use crate::types::{BlockBody, ReceiptStatus};
     use dualchain_storage::MemoryEngine;
     use std::sync::Arc;
@@ -825,7 +828,7 @@ mod tests {
             keys.iter()
                 .take(3)
                 .enumerate()
-                .map(|(i, k)| (i as u16, BlockCertificate::vote(k, &block.header))),
+                .map(|(i, k)| (i as u16, BlockCertificate::vote(k, &block.header, NET))),
         );
         store.put_certificate(&certificate).unwrap();
         // Committing more blocks moves the head; the proof still attests height 1.
@@ -857,6 +860,7 @@ mod tests {
             newest_source_height: 0,
             freshness_blocks: 10,
             consumed: &|_| false,
+            network: NET,
         };
         attestations[0].verify(&context, None).unwrap();
     }

@@ -22,9 +22,11 @@
 //!   every address derivation ([`SchemeTag`]), so a stronger account set can be added
 //!   without ambiguity.
 //!
-//! Domain separation of signatures uses FIPS 204's context string ([`SigningDomain`]):
-//! a vertex signature can never verify as a transaction or certificate signature, even
-//! over the same 32 bytes. Signing is deterministic (FIPS 204's deterministic
+//! Domain separation of signatures uses FIPS 204's context string ([`SigningContext`]):
+//! its purpose ([`SigningDomain`]) and its network ([`NetworkId`], the genesis hash).
+//! A vertex signature can never verify as a transaction or certificate signature, even
+//! over the same 32 bytes, and nothing signed for one network verifies on another, even
+//! when networks share keys (benchmark networks reuse account seeds). Signing is deterministic (FIPS 204's deterministic
 //! variant): the same key and message always give the same bytes, which keeps replays
 //! and test vectors reproducible.
 //!
@@ -71,7 +73,16 @@ pub enum SigningDomain {
 }
 
 impl SigningDomain {
-    pub const fn context(self) -> &'static [u8] {
+    /// This domain's signatures for `network`.
+    pub const fn on(self, network: NetworkId) -> SigningContext {
+        SigningContext {
+            domain: self,
+            network,
+        }
+    }
+
+    /// The label of the domain, the first part of every context string made with it.
+    pub const fn label(self) -> &'static [u8] {
         match self {
             SigningDomain::Transaction => b"dualchain/v1/transaction",
             SigningDomain::Vertex => b"dualchain/v1/vertex",
@@ -80,6 +91,61 @@ impl SigningDomain {
             SigningDomain::Attestation => b"dualchain/v1/attestation",
             SigningDomain::QueryResponse => b"dualchain/v1/query-response",
         }
+    }
+}
+
+/// The network a signature belongs to: the hash of the network's genesis (both chains
+/// share it). Every node knows it from its genesis; clients learn it from
+/// `NodeStatus.network_id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NetworkId(pub Digest);
+
+impl fmt::Display for NetworkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// Longest context string: the longest label, a separator and the network id.
+const MAX_CONTEXT_LEN: usize = 64;
+
+/// What a signature covers besides its message: what it is for and on which network.
+/// Its FIPS 204 context string is `<domain label>/<32 bytes of network id>`, so a
+/// signature made under one context never verifies under another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SigningContext {
+    pub domain: SigningDomain,
+    pub network: NetworkId,
+}
+
+/// A FIPS 204 context string, on the stack (signing must not allocate per call).
+pub struct ContextString {
+    bytes: [u8; MAX_CONTEXT_LEN],
+    len: usize,
+}
+
+impl ContextString {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl SigningContext {
+    /// The FIPS 204 context string, for any other implementation that must produce or
+    /// check our signatures.
+    pub fn context_string(&self) -> ContextString {
+        let label = self.domain.label();
+        let network = &self.network.0.0;
+        let len = label.len() + 1 + network.len();
+        assert!(
+            len <= MAX_CONTEXT_LEN,
+            "context strings fit FIPS 204's 255 bytes"
+        );
+        let mut bytes = [0u8; MAX_CONTEXT_LEN];
+        bytes[..label.len()].copy_from_slice(label);
+        bytes[label.len()] = b'/';
+        bytes[label.len() + 1..len].copy_from_slice(network);
+        ContextString { bytes, len }
     }
 }
 
@@ -201,20 +267,20 @@ impl<S: Scheme> PublicKey<S> {
         hex::encode(&self.bytes)
     }
 
-    /// Verifies `signature` over `message` in `domain`.
+    /// Verifies `signature` over `message` in `context`.
     pub fn verify(
         &self,
-        domain: SigningDomain,
+        context: SigningContext,
         message: &[u8],
         signature: &Signature<S>,
     ) -> Result<(), SignatureError> {
         match &self.verifier {
             Verifier::MlDsa(parsed, _) => {
-                Self::verify_ml_dsa(&self.bytes, parsed, domain, message, signature)
+                Self::verify_ml_dsa(&self.bytes, parsed, context, message, signature)
             }
             #[cfg(feature = "simulated-signatures")]
             Verifier::Simulated(key) => {
-                if simulated::sign::<S>(key, domain, message) == *signature {
+                if simulated::sign::<S>(key, context, message) == *signature {
                     Ok(())
                 } else {
                     Err(SignatureError::Invalid { role: S::ROLE })
@@ -226,7 +292,7 @@ impl<S: Scheme> PublicKey<S> {
     fn verify_ml_dsa(
         bytes: &[u8],
         parsed: &OnceLock<Option<verify_aws_lc::VerifyingKey>>,
-        domain: SigningDomain,
+        context: SigningContext,
         message: &[u8],
         signature: &Signature<S>,
     ) -> Result<(), SignatureError> {
@@ -234,7 +300,11 @@ impl<S: Scheme> PublicKey<S> {
             .get_or_init(|| verify_aws_lc::VerifyingKey::parse(S::PARAMETER_SET, bytes))
             .as_ref()
             .ok_or(SignatureError::MalformedKey { role: S::ROLE })?;
-        if key.verify(message, domain.context(), signature.as_bytes()) {
+        if key.verify(
+            message,
+            context.context_string().as_bytes(),
+            signature.as_bytes(),
+        ) {
             Ok(())
         } else {
             Err(SignatureError::Invalid { role: S::ROLE })
@@ -451,15 +521,16 @@ impl<S: Scheme> Keypair<S> {
         &self.seed
     }
 
-    /// Signs `message` in `domain` (deterministic FIPS 204 signing).
-    pub fn sign(&self, domain: SigningDomain, message: &[u8]) -> Signature<S> {
+    /// Signs `message` in `context` (deterministic FIPS 204 signing).
+    pub fn sign(&self, context: SigningContext, message: &[u8]) -> Signature<S> {
         match &self.signing {
             Signer::MlDsa(signing) => {
-                Signature::from_bytes(&signing.sign(message, domain.context()))
+                let context = context.context_string();
+                Signature::from_bytes(&signing.sign(message, context.as_bytes()))
                     .expect("ML-DSA signing made a signature of the scheme's length")
             }
             #[cfg(feature = "simulated-signatures")]
-            Signer::Simulated(key) => simulated::sign::<S>(key, domain, message),
+            Signer::Simulated(key) => simulated::sign::<S>(key, context, message),
         }
     }
 }
@@ -487,10 +558,11 @@ mod simulated {
 
     pub(super) fn sign<S: Scheme>(
         key: &[u8; 32],
-        domain: SigningDomain,
+        context: SigningContext,
         message: &[u8],
     ) -> Signature<S> {
-        let context = domain.context();
+        let context = context.context_string();
+        let context = context.as_bytes();
         let mut hasher = blake3::Hasher::new_keyed(key);
         hasher
             .update(&(context.len() as u64).to_le_bytes())
@@ -526,6 +598,8 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
+    const NET: NetworkId = NetworkId(Digest([0x11; 32]));
+
     fn validator(seed: u64) -> ValidatorKeypair {
         ValidatorKeypair::generate(&mut ChaCha20Rng::seed_from_u64(seed))
     }
@@ -534,11 +608,16 @@ mod tests {
     fn sizes_match_fips_204() {
         let v = validator(1);
         assert_eq!(v.public().as_bytes().len(), 2592);
-        assert_eq!(v.sign(SigningDomain::Vertex, b"m").as_bytes().len(), 4627);
+        assert_eq!(
+            v.sign(SigningDomain::Vertex.on(NET), b"m").as_bytes().len(),
+            4627
+        );
         let a = AccountKeypair::from_seed(&[3; 32]);
         assert_eq!(a.public().as_bytes().len(), 1312);
         assert_eq!(
-            a.sign(SigningDomain::Transaction, b"m").as_bytes().len(),
+            a.sign(SigningDomain::Transaction.on(NET), b"m")
+                .as_bytes()
+                .len(),
             2420
         );
     }
@@ -562,20 +641,20 @@ mod tests {
                 .public()
         );
         assert_ne!(relay.seed(), v.seed());
-        let sig = relay.sign(SigningDomain::Transaction, b"tx");
+        let sig = relay.sign(SigningDomain::Transaction.on(NET), b"tx");
         relay
             .public()
-            .verify(SigningDomain::Transaction, b"tx", &sig)
+            .verify(SigningDomain::Transaction.on(NET), b"tx", &sig)
             .unwrap();
     }
 
     #[test]
     fn signature_verifies_and_is_deterministic() {
         let v = validator(2);
-        let sig = v.sign(SigningDomain::Vertex, b"vertex digest");
-        assert_eq!(sig, v.sign(SigningDomain::Vertex, b"vertex digest"));
+        let sig = v.sign(SigningDomain::Vertex.on(NET), b"vertex digest");
+        assert_eq!(sig, v.sign(SigningDomain::Vertex.on(NET), b"vertex digest"));
         v.public()
-            .verify(SigningDomain::Vertex, b"vertex digest", &sig)
+            .verify(SigningDomain::Vertex.on(NET), b"vertex digest", &sig)
             .unwrap();
     }
 
@@ -583,21 +662,22 @@ mod tests {
     fn tampered_message_wrong_key_and_wrong_domain_fail() {
         let v = validator(3);
         let other = validator(4);
-        let sig = v.sign(SigningDomain::Vertex, b"message");
+        let sig = v.sign(SigningDomain::Vertex.on(NET), b"message");
         let invalid = Err(SignatureError::Invalid { role: "validator" });
         assert_eq!(
-            v.public().verify(SigningDomain::Vertex, b"messagE", &sig),
+            v.public()
+                .verify(SigningDomain::Vertex.on(NET), b"messagE", &sig),
             invalid
         );
         assert_eq!(
             other
                 .public()
-                .verify(SigningDomain::Vertex, b"message", &sig),
+                .verify(SigningDomain::Vertex.on(NET), b"message", &sig),
             invalid
         );
         assert_eq!(
             v.public()
-                .verify(SigningDomain::BlockVote, b"message", &sig),
+                .verify(SigningDomain::BlockVote.on(NET), b"message", &sig),
             invalid
         );
         let mut bytes = sig.as_bytes().to_vec();
@@ -605,9 +685,30 @@ mod tests {
         let flipped = ValidatorSignature::from_bytes(&bytes).unwrap();
         assert!(
             v.public()
-                .verify(SigningDomain::Vertex, b"message", &flipped)
+                .verify(SigningDomain::Vertex.on(NET), b"message", &flipped)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_signature_verifies_only_on_its_network() {
+        let v = validator(3);
+        let elsewhere = NetworkId(Digest([0x12; 32]));
+        let sig = v.sign(SigningDomain::Vertex.on(NET), b"message");
+        assert_eq!(
+            v.public()
+                .verify(SigningDomain::Vertex.on(elsewhere), b"message", &sig),
+            Err(SignatureError::Invalid { role: "validator" })
+        );
+        assert_ne!(sig, v.sign(SigningDomain::Vertex.on(elsewhere), b"message"));
+        let context = SigningDomain::QueryResponse.on(NET).context_string();
+        assert_eq!(context.as_bytes().len(), 27 + 1 + 32);
+        assert!(
+            context
+                .as_bytes()
+                .starts_with(b"dualchain/v1/query-response/")
+        );
+        assert!(context.as_bytes().ends_with(&[0x11; 32]));
     }
 
     #[test]
@@ -629,7 +730,7 @@ mod tests {
     #[test]
     fn simulated_signatures_verify_only_in_process_and_only_their_own() {
         let key = ValidatorKeypair::simulated(&[5; 32]);
-        let sig = key.sign(SigningDomain::Vertex, b"digest");
+        let sig = key.sign(SigningDomain::Vertex.on(NET), b"digest");
         assert_eq!(sig.as_bytes().len(), ValidatorScheme::SIGNATURE_LEN);
         assert_eq!(
             key.public().as_bytes().len(),
@@ -637,26 +738,27 @@ mod tests {
         );
         assert_eq!(
             sig,
-            ValidatorKeypair::simulated(&[5; 32]).sign(SigningDomain::Vertex, b"digest")
+            ValidatorKeypair::simulated(&[5; 32]).sign(SigningDomain::Vertex.on(NET), b"digest")
         );
         key.public()
-            .verify(SigningDomain::Vertex, b"digest", &sig)
+            .verify(SigningDomain::Vertex.on(NET), b"digest", &sig)
             .unwrap();
         let invalid = Err(SignatureError::Invalid { role: "validator" });
         assert_eq!(
-            key.public().verify(SigningDomain::Vertex, b"digesT", &sig),
+            key.public()
+                .verify(SigningDomain::Vertex.on(NET), b"digesT", &sig),
             invalid
         );
         assert_eq!(
             key.public()
-                .verify(SigningDomain::BlockVote, b"digest", &sig),
+                .verify(SigningDomain::BlockVote.on(NET), b"digest", &sig),
             invalid
         );
         let other = ValidatorKeypair::simulated(&[6; 32]);
         assert_eq!(
             other
                 .public()
-                .verify(SigningDomain::Vertex, b"digest", &sig),
+                .verify(SigningDomain::Vertex.on(NET), b"digest", &sig),
             invalid
         );
         // The same public key bytes, decoded, are an ML-DSA key: a simulated signature
@@ -665,14 +767,14 @@ mod tests {
         assert_eq!(decoded, *key.public());
         assert!(
             decoded
-                .verify(SigningDomain::Vertex, b"digest", &sig)
+                .verify(SigningDomain::Vertex.on(NET), b"digest", &sig)
                 .is_err()
         );
         // And a real key never accepts one either.
         let real = validator(5);
         assert!(
             real.public()
-                .verify(SigningDomain::Vertex, b"digest", &sig)
+                .verify(SigningDomain::Vertex.on(NET), b"digest", &sig)
                 .is_err()
         );
     }
@@ -680,7 +782,7 @@ mod tests {
     /// RustCrypto `ml-dsa`'s verdict on a signature, as the independent reference.
     fn reference_verifies<P: ml_dsa::MlDsaParams>(
         public: &[u8],
-        domain: SigningDomain,
+        domain: SigningContext,
         message: &[u8],
         signature: &[u8],
     ) -> bool {
@@ -689,21 +791,22 @@ mod tests {
         let Ok(encoded) = ml_dsa::EncodedSignature::<P>::try_from(signature) else {
             return false;
         };
-        ml_dsa::Signature::<P>::decode(&encoded)
-            .is_some_and(|sig| key.verify_with_context(message, domain.context(), &sig))
+        ml_dsa::Signature::<P>::decode(&encoded).is_some_and(|sig| {
+            key.verify_with_context(message, domain.context_string().as_bytes(), &sig)
+        })
     }
 
     /// Asserts our key pair of scheme `S` from `seed` has the reference's public key
     /// and deterministic signature of a message in `domain`.
     fn assert_matches_reference<S: Scheme, P: ml_dsa::MlDsaParams>(
         seed: &[u8; 32],
-        domain: SigningDomain,
+        domain: SigningContext,
     ) {
         let reference = ml_dsa::SigningKey::<P>::from_seed(&(*seed).into());
         let public = ml_dsa::signature::Keypair::verifying_key(&reference).encode();
         let sig = reference
             .expanded_key()
-            .sign_deterministic(b"a message", domain.context())
+            .sign_deterministic(b"a message", domain.context_string().as_bytes())
             .unwrap();
         let ours = Keypair::<S>::from_seed(seed);
         assert_eq!(ours.public().as_bytes(), public.as_slice());
@@ -716,7 +819,10 @@ mod tests {
     #[test]
     fn keys_and_signatures_are_those_of_the_reference_implementation() {
         for seed in [[0u8; 32], [7; 32], [0xff; 32]] {
-            for domain in [SigningDomain::Vertex, SigningDomain::Attestation] {
+            for domain in [
+                SigningDomain::Vertex.on(NET),
+                SigningDomain::Attestation.on(NET),
+            ] {
                 assert_matches_reference::<ValidatorScheme, ml_dsa::MlDsa87>(&seed, domain);
                 assert_matches_reference::<AccountScheme, ml_dsa::MlDsa44>(&seed, domain);
             }
@@ -730,6 +836,7 @@ mod tests {
         SignatureByte { at: usize, xor: u8 },
         MessageByte { at: usize, xor: u8 },
         Domain,
+        Network,
         PublicKeyByte { at: usize, xor: u8 },
     }
 
@@ -740,6 +847,7 @@ mod tests {
             (any::<usize>(), 1u8..).prop_map(|(at, xor)| Tamper::SignatureByte { at, xor }),
             (any::<usize>(), 1u8..).prop_map(|(at, xor)| Tamper::MessageByte { at, xor }),
             Just(Tamper::Domain),
+            Just(Tamper::Network),
             (any::<usize>(), 1u8..).prop_map(|(at, xor)| Tamper::PublicKeyByte { at, xor }),
         ]
     }
@@ -751,10 +859,10 @@ mod tests {
         tamper: &Tamper,
     ) -> (bool, bool) {
         let key = Keypair::<S>::from_seed(&seed);
-        let sig = key.sign(SigningDomain::Transaction, &message);
+        let sig = key.sign(SigningDomain::Transaction.on(NET), &message);
         let mut sig = sig.as_bytes().to_vec();
         let mut public = key.public().as_bytes().to_vec();
-        let mut domain = SigningDomain::Transaction;
+        let mut domain = SigningDomain::Transaction.on(NET);
         match *tamper {
             Tamper::None => {}
             Tamper::SignatureByte { at, xor } => {
@@ -765,7 +873,10 @@ mod tests {
                 let len = message.len();
                 message[at % len] ^= xor
             }
-            Tamper::Domain => domain = SigningDomain::Vertex,
+            Tamper::Domain => domain = SigningDomain::Vertex.on(NET),
+            Tamper::Network => {
+                domain = SigningDomain::Transaction.on(NetworkId(Digest([0x12; 32])))
+            }
             Tamper::PublicKeyByte { at, xor } => {
                 let len = public.len();
                 public[at % len] ^= xor
@@ -807,18 +918,18 @@ mod tests {
     #[test]
     fn verification_is_shared_across_threads() {
         let key = ValidatorKeypair::from_seed(&[1; 32]);
-        let sig = key.sign(SigningDomain::BlockVote, b"header");
+        let sig = key.sign(SigningDomain::BlockVote.on(NET), b"header");
         let public = key.public().clone();
         std::thread::scope(|scope| {
             for _ in 0..4 {
                 scope.spawn(|| {
                     for _ in 0..8 {
                         public
-                            .verify(SigningDomain::BlockVote, b"header", &sig)
+                            .verify(SigningDomain::BlockVote.on(NET), b"header", &sig)
                             .unwrap();
                         assert!(
                             public
-                                .verify(SigningDomain::BlockVote, b"headeR", &sig)
+                                .verify(SigningDomain::BlockVote.on(NET), b"headeR", &sig)
                                 .is_err()
                         );
                     }

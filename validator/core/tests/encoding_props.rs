@@ -4,15 +4,20 @@
 
 use std::sync::OnceLock;
 
-use dualchain_core::crypto::{AccountKeypair, ValidatorKeypair};
+use dualchain_core::crypto::{AccountKeypair, NetworkId, ValidatorKeypair};
 use dualchain_core::encoding::{Canonical, DecodeError};
 use dualchain_core::hash::Digest;
 use dualchain_core::types::{
-    Address, AssetId, BlockCertificate, BlockHeader, ChainId, FailureReason, Output, Receipt,
-    ReceiptStatus, SignedTransaction, Transaction, TxPayload, UnsignedVertex, ValidatorSet, Vertex,
-    VertexRef,
+    Address, AssetId, BlockCertificate, BlockHeader, CertificateError, ChainId, FailureReason,
+    Output, Receipt, ReceiptStatus, SignedTransaction, Transaction, TxPayload, UnsignedVertex,
+    ValidatorSet, Vertex, VertexError, VertexRef,
 };
 use proptest::prelude::*;
+
+/// The network everything here is signed for.
+const NET: NetworkId = NetworkId(Digest([0x11; 32]));
+/// Another network sharing the keys.
+const OTHER_NET: NetworkId = NetworkId(Digest([0x12; 32]));
 
 fn account_keys() -> &'static [AccountKeypair] {
     static KEYS: OnceLock<Vec<AccountKeypair>> = OnceLock::new();
@@ -93,8 +98,11 @@ fn transaction_of(chain: ChainId) -> impl Strategy<Value = SignedTransaction> {
             };
             match auth {
                 0 => tx.unsigned(),
-                1 => tx.sign(key),
-                _ => tx.sign_multisig(&[&account_keys()[0], &account_keys()[(signer % 3) + 1]]),
+                1 => tx.sign(key, NET),
+                _ => tx.sign_multisig(
+                    &[&account_keys()[0], &account_keys()[(signer % 3) + 1]],
+                    NET,
+                ),
             }
         })
 }
@@ -183,7 +191,7 @@ fn vertex_of(chain: ChainId) -> impl Strategy<Value = Vertex> {
                 transactions,
                 timestamp_ms: ts,
             }
-            .sign(&validator_keys()[usize::from(author)])
+            .sign(&validator_keys()[usize::from(author)], NET)
         })
 }
 
@@ -342,28 +350,38 @@ fn certificates_verify_only_with_a_quorum_of_valid_votes() {
     let votes: Vec<_> = keys
         .iter()
         .enumerate()
-        .map(|(i, k)| (i as u16, BlockCertificate::vote(k, &header)))
+        .map(|(i, k)| (i as u16, BlockCertificate::vote(k, &header, NET)))
         .collect();
     let cert = BlockCertificate::from_votes(&header, votes[..3].iter().cloned().rev());
-    cert.verify(&header, &set).unwrap();
+    cert.verify(&header, &set, NET).unwrap();
     let back = BlockCertificate::from_canonical_bytes(&cert.to_canonical_bytes()).unwrap();
     assert_eq!(back, cert);
 
     let two = BlockCertificate::from_votes(&header, votes[..2].iter().cloned());
-    assert!(two.verify(&header, &set).is_err(), "2 of 4 is not a quorum");
+    assert!(
+        two.verify(&header, &set, NET).is_err(),
+        "2 of 4 is not a quorum"
+    );
 
     let mut forged = cert.clone();
     forged.signatures[1].1 = votes[0].1.clone();
     assert!(
-        forged.verify(&header, &set).is_err(),
+        forged.verify(&header, &set, NET).is_err(),
         "a copied vote must not count"
     );
 
     let mut other = header.clone();
     other.state_root = Digest([6; 32]);
     assert!(
-        cert.verify(&other, &set).is_err(),
+        cert.verify(&other, &set, NET).is_err(),
         "certificate of another header"
+    );
+    assert!(
+        matches!(
+            cert.verify(&header, &set, OTHER_NET),
+            Err(CertificateError::BadSignature { .. })
+        ),
+        "certificate of another network"
     );
 
     // Duplicate signers cannot be encoded: the decoder requires strictly increasing indices.
@@ -411,7 +429,7 @@ fn vertex_batches_over_the_payload_limit_or_of_the_other_chain_do_not_decode() {
             transactions,
             timestamp_ms: 1,
         }
-        .sign(&validator_keys()[0])
+        .sign(&validator_keys()[0], NET)
     };
     let one = memo(ChainId::Delta, 0);
     let fit = MAX_VERTEX_PAYLOAD_BYTES / one.encoded_len();
@@ -463,20 +481,30 @@ fn vertices_are_checked_against_the_validator_set() {
             transactions: vec![],
             timestamp_ms: 1,
         }
-        .sign(&keys[usize::from(author)])
+        .sign(&keys[usize::from(author)], NET)
     };
-    make(1, parents.clone(), 2).verify(&set).unwrap();
+    make(1, parents.clone(), 2).verify(&set, NET).unwrap();
     assert!(
-        make(1, parents[..2].to_vec(), 2).verify(&set).is_err(),
+        make(1, parents[..2].to_vec(), 2).verify(&set, NET).is_err(),
         "2 parents < quorum 3"
     );
     assert!(
-        make(1, parents.clone(), 3).verify(&set).is_err(),
+        make(1, parents.clone(), 3).verify(&set, NET).is_err(),
         "wrong epoch"
     );
     // Signed by validator 2's key but claiming author 1.
     let mut content = make(1, parents.clone(), 2).content().clone();
     content.author = 1;
-    let impostor = content.sign(&keys[2]);
-    assert!(impostor.verify(&set).is_err());
+    let impostor = content.sign(&keys[2], NET);
+    assert!(impostor.verify(&set, NET).is_err());
+    // A vertex of another network (same keys, same content) is refused here.
+    let foreign = make(1, parents.clone(), 2)
+        .content()
+        .clone()
+        .sign(&keys[1], OTHER_NET);
+    foreign.verify(&set, OTHER_NET).unwrap();
+    assert!(matches!(
+        foreign.verify(&set, NET),
+        Err(VertexError::Signature(_))
+    ));
 }

@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
     let exec = Executor::new(
         ChainId::Delta,
         ExecutorConfig::default(),
-        Arc::new(SignatureVerifier::new(true)),
+        Arc::new(SignatureVerifier::for_genesis(&workload.genesis)),
     )?
     .with_thread_pool(pool);
     let verdicts = exec.verdicts(&workload.txs);

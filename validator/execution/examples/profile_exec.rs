@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
             mode: ExecutionMode::Sequential,
             ..ExecutorConfig::default()
         },
-        Arc::new(SignatureVerifier::new(true)),
+        Arc::new(SignatureVerifier::for_genesis(&workload.genesis)),
     )?;
     let verdicts = executor.verdicts(&workload.txs);
     let best = |f: &mut dyn FnMut()| {
@@ -69,7 +69,7 @@ fn main() -> anyhow::Result<()> {
     let parallel = Executor::new(
         ChainId::Delta,
         ExecutorConfig::default(),
-        Arc::new(SignatureVerifier::new(true)),
+        Arc::new(SignatureVerifier::for_genesis(&workload.genesis)),
     )?
     .with_thread_pool(pool);
     let par = best(&mut || {

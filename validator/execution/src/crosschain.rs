@@ -30,6 +30,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use dualchain_core::crypto::NetworkId;
 use dualchain_core::encoding::{Canonical, DecodeError};
 use dualchain_core::hash::{Digest, HashDomain};
 use dualchain_core::types::{
@@ -55,17 +56,24 @@ pub struct CrossChainSetup {
     pub params: CrossChainParams,
     pub source_sets: BTreeMap<u64, ValidatorSet>,
     pub certificates: CertificateCache,
+    /// The network whose certificates attestations must carry (the genesis hash).
+    pub network: NetworkId,
 }
 
 impl CrossChainSetup {
     /// Certificates remembered by the cache.
     pub const CERTIFICATE_CACHE: usize = 1024;
 
-    pub fn new(params: CrossChainParams, source_sets: BTreeMap<u64, ValidatorSet>) -> Self {
+    pub fn new(
+        params: CrossChainParams,
+        source_sets: BTreeMap<u64, ValidatorSet>,
+        network: NetworkId,
+    ) -> Self {
         Self {
             params,
             source_sets,
             certificates: CertificateCache::new(Self::CERTIFICATE_CACHE),
+            network,
         }
     }
 }
@@ -135,6 +143,8 @@ pub struct CrossChainEnv<'a> {
     /// The other chain's validator set of an epoch.
     pub source_sets: &'a dyn Fn(u64) -> Option<&'a ValidatorSet>,
     pub certificates: Option<&'a CertificateCache>,
+    /// The network attestations' certificates are signed for.
+    pub network: NetworkId,
 }
 
 /// What a successful operation changes; the caller applies all of it or nothing.
@@ -399,7 +409,7 @@ pub fn check_attest_admission(
     }
     let sets = |epoch: u64| setup.source_sets.get(&epoch);
     let verified = verify_attestation(
-        (target, &sets),
+        (target, &sets, setup.network),
         &setup.params,
         Some(&setup.certificates),
         attestation,
@@ -412,7 +422,7 @@ pub fn check_attest_admission(
 /// `sets` gives) against the records `tx` sees: the newest source height accepted
 /// (freshness) and whether it was consumed. Returns that newest height.
 fn verify_attestation<'s>(
-    (target, sets): (ChainId, &dyn Fn(u64) -> Option<&'s ValidatorSet>),
+    (target, sets, network): (ChainId, &dyn Fn(u64) -> Option<&'s ValidatorSet>, NetworkId),
     params: &CrossChainParams,
     certificates: Option<&CertificateCache>,
     attestation: &Attestation,
@@ -432,6 +442,7 @@ fn verify_attestation<'s>(
         newest_source_height: newest,
         freshness_blocks: params.freshness_blocks,
         consumed: &is_consumed,
+        network,
     };
     Ok(attestation
         .verify(&context, certificates)
@@ -445,7 +456,7 @@ fn attest(
     attestation: &Attestation,
 ) -> Step {
     let newest = match verify_attestation(
-        (env.chain, env.source_sets),
+        (env.chain, env.source_sets, env.network),
         env.params,
         env.certificates,
         attestation,

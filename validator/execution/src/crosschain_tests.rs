@@ -10,6 +10,8 @@ use dualchain_core::types::{BlockCertificate, BlockHeader, ParameterName};
 use dualchain_merkle::{SparseMerkleTree, hash_key, hash_value};
 
 use super::*;
+const NET: dualchain_core::crypto::NetworkId =
+    dualchain_core::crypto::NetworkId(dualchain_core::Digest([0x11; 32]));
 
 const T0: u64 = 1_767_225_600_000;
 const ALICE: Address = Address([0xA1; 32]);
@@ -73,6 +75,7 @@ impl Chain {
             params: &self.params,
             source_sets: &sets,
             certificates: None,
+            network: NET,
         };
         let effects = apply(&env, &op, &self.records).expect("no storage error")?;
         for (key, value) in effects.writes {
@@ -111,7 +114,12 @@ impl Chain {
         Attestation {
             certificate: BlockCertificate::from_votes(
                 &header,
-                (0..3u16).map(|i| (i, BlockCertificate::vote(&keys()[usize::from(i)], &header))),
+                (0..3u16).map(|i| {
+                    (
+                        i,
+                        BlockCertificate::vote(&keys()[usize::from(i)], &header, NET),
+                    )
+                }),
             ),
             header,
             value: self.records[&key].clone(),
@@ -667,6 +675,7 @@ fn admission_refuses_attestations_that_could_only_fail() {
     let setup = CrossChainSetup::new(
         CrossChainParams::default(),
         BTreeMap::from([(0, validators().clone())]),
+        NET,
     );
     let admit = |records: &BTreeMap<RecordKey, Vec<u8>>, att: &Attestation| {
         check_attest_admission(&setup, ChainId::Delta, att, records).expect("no storage error")

@@ -649,6 +649,9 @@ mod tests {
     use dualchain_core::types::{FailureReason, ReceiptStatus};
     use std::io::Write;
 
+    const NET: dualchain_core::crypto::NetworkId =
+        dualchain_core::crypto::NetworkId(dualchain_core::Digest([0x11; 32]));
+
     fn setup(txs: usize, conflict: f64) -> (Workload, GenesisState) {
         let workload = Workload::generate(&WorkloadSpec {
             txs,
@@ -672,7 +675,7 @@ mod tests {
                 mode,
                 ..ExecutorConfig::default()
             },
-            Arc::new(SignatureVerifier::new(true)),
+            Arc::new(SignatureVerifier::new(NET, true)),
         )
         .unwrap()
         .with_thread_pool(Arc::new(pool))

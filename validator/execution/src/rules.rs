@@ -295,6 +295,7 @@ fn cross_chain<E: KvEngine, S: Slots>(
         params: &cross.setup.params,
         source_sets: &sets,
         certificates: Some(&cross.setup.certificates),
+        network: cross.setup.network,
     };
     let mut records = cross.records();
     let effects = match crosschain::apply(&env, op, &*records)? {

@@ -17,7 +17,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
-use dualchain_core::crypto::AccountPublicKey;
+use dualchain_core::crypto::{AccountPublicKey, NetworkId};
 use dualchain_core::encoding::Encode;
 use dualchain_core::hash::Digest;
 use dualchain_core::types::{Address, Authorization, Genesis, SignedTransaction};
@@ -31,6 +31,8 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 1 << 20;
 
 /// Parallel signature verifier with a verdict cache.
 pub struct SignatureVerifier {
+    /// Signatures verify only for this network (the genesis hash).
+    network: NetworkId,
     allow_unsigned: bool,
     capacity: usize,
     /// `(digest, auth fingerprint)` → (verdict, insertion sequence number).
@@ -50,17 +52,19 @@ impl dualchain_core::types::VerdictSource for SignatureVerifier {
 }
 
 impl SignatureVerifier {
-    /// A verifier for a network: the unsigned mode follows the genesis flag.
+    /// A verifier for a network: its id is the genesis hash, the unsigned mode
+    /// follows the genesis flag.
     pub fn for_genesis(genesis: &Genesis) -> Self {
-        Self::new(genesis.allow_unsigned_transactions)
+        Self::new(genesis.network_id(), genesis.allow_unsigned_transactions)
     }
 
-    pub fn new(allow_unsigned: bool) -> Self {
-        Self::with_capacity(allow_unsigned, DEFAULT_CACHE_CAPACITY)
+    pub fn new(network: NetworkId, allow_unsigned: bool) -> Self {
+        Self::with_capacity(network, allow_unsigned, DEFAULT_CACHE_CAPACITY)
     }
 
-    pub fn with_capacity(allow_unsigned: bool, capacity: usize) -> Self {
+    pub fn with_capacity(network: NetworkId, allow_unsigned: bool, capacity: usize) -> Self {
         Self {
+            network,
             allow_unsigned,
             capacity: capacity.max(2),
             cache: DashMap::with_hasher(RandomState::default()),
@@ -69,6 +73,11 @@ impl SignatureVerifier {
             misses: AtomicU64::new(0),
             keys: DashMap::with_hasher(RandomState::default()),
         }
+    }
+
+    /// The network whose signatures this verifier accepts.
+    pub fn network(&self) -> NetworkId {
+        self.network
     }
 
     /// Whether this network runs in the unsigned benchmark mode (reports must say so).
@@ -92,9 +101,11 @@ impl SignatureVerifier {
             return hit.0;
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let verdict = Verdict::from(
-            &stx.verify_signatures_with(self.allow_unsigned, |key| self.interned(key)),
-        );
+        let verdict = Verdict::from(&stx.verify_signatures_with(
+            self.network,
+            self.allow_unsigned,
+            |key| self.interned(key),
+        ));
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         self.cache.insert(key, (verdict, sequence));
         if self.cache.len() > self.capacity {
@@ -171,6 +182,8 @@ fn auth_fingerprint(auth: &Authorization) -> [u8; 32] {
 mod tests {
     use super::*;
     use dualchain_core::crypto::AccountKeypair;
+
+    const NET: NetworkId = NetworkId(Digest([0x11; 32]));
     use dualchain_core::types::{AssetId, ChainId, Output, Transaction, TxPayload};
 
     fn tx(key: &AccountKeypair, nonce: u64) -> Transaction {
@@ -193,21 +206,25 @@ mod tests {
     fn interned_keys_give_the_same_verdicts_as_fresh_ones() {
         let alice = AccountKeypair::from_seed(&[1; 32]);
         let bob = AccountKeypair::from_seed(&[2; 32]);
-        let verifier = SignatureVerifier::new(false);
+        let verifier = SignatureVerifier::new(NET, false);
         // The first transaction interns Alice's key; later ones verify with it.
-        let txs: Vec<SignedTransaction> = (0..3).map(|n| tx(&alice, n).sign(&alice)).collect();
+        let txs: Vec<SignedTransaction> = (0..3).map(|n| tx(&alice, n).sign(&alice, NET)).collect();
         assert_eq!(verifier.verify_batch(&txs), vec![Verdict::Valid; 3]);
         assert_eq!(verifier.keys.len(), 1);
         // Alice's interned key does not make Bob's signature over Alice's
         // transaction valid, nor a signature over another message.
-        let forged = tx(&alice, 9).sign(&bob);
+        let forged = tx(&alice, 9).sign(&bob, NET);
         // A signature Alice made over another transaction.
-        let wrong_message =
-            SignedTransaction::new(tx(&alice, 10), tx(&alice, 11).sign(&alice).auth().clone());
-        for bad in [forged, wrong_message] {
+        let wrong_message = SignedTransaction::new(
+            tx(&alice, 10),
+            tx(&alice, 11).sign(&alice, NET).auth().clone(),
+        );
+        // Alice's own signature, made for another network.
+        let other_network = tx(&alice, 12).sign(&alice, NetworkId(Digest([0x12; 32])));
+        for bad in [forged, wrong_message, other_network] {
             assert_eq!(verifier.verdict(&bad), Verdict::Invalid);
             assert_eq!(
-                Verdict::from(&bad.verify_signatures(false)),
+                Verdict::from(&bad.verify_signatures(NET, false)),
                 Verdict::Invalid,
                 "the fresh path agrees"
             );
@@ -217,8 +234,8 @@ mod tests {
     #[test]
     fn verdicts_are_cached_per_digest_and_authorisation() {
         let key = AccountKeypair::from_seed(&[1; 32]);
-        let good = tx(&key, 0).sign(&key);
-        let verifier = SignatureVerifier::new(false);
+        let good = tx(&key, 0).sign(&key, NET);
+        let verifier = SignatureVerifier::new(NET, false);
         assert_eq!(
             verifier.verify_batch(std::slice::from_ref(&good)),
             vec![Verdict::Valid]
@@ -228,8 +245,10 @@ mod tests {
 
         // Same digest, someone else's signature: must not ride on the cached verdict.
         let other = AccountKeypair::from_seed(&[2; 32]);
-        let forged =
-            SignedTransaction::new(good.tx().clone(), tx(&key, 0).sign(&other).auth().clone());
+        let forged = SignedTransaction::new(
+            good.tx().clone(),
+            tx(&key, 0).sign(&other, NET).auth().clone(),
+        );
         assert_eq!(forged.digest(), good.digest());
         assert_eq!(verifier.verdict(&forged), Verdict::Invalid);
         verifier.forget(std::slice::from_ref(&good));
@@ -241,20 +260,20 @@ mod tests {
         let key = AccountKeypair::from_seed(&[1; 32]);
         let unsigned = tx(&key, 0).unsigned();
         assert_eq!(
-            SignatureVerifier::new(false).verdict(&unsigned),
+            SignatureVerifier::new(NET, false).verdict(&unsigned),
             Verdict::UnsignedNotAllowed
         );
         assert_eq!(
-            SignatureVerifier::new(true).verdict(&unsigned),
+            SignatureVerifier::new(NET, true).verdict(&unsigned),
             Verdict::Valid
         );
     }
 
     #[test]
     fn the_cache_stays_bounded() {
-        let verifier = SignatureVerifier::with_capacity(false, 4);
+        let verifier = SignatureVerifier::with_capacity(NET, false, 4);
         let key = AccountKeypair::from_seed(&[3; 32]);
-        let txs: Vec<_> = (0..10).map(|n| tx(&key, n).sign(&key)).collect();
+        let txs: Vec<_> = (0..10).map(|n| tx(&key, n).sign(&key, NET)).collect();
         for stx in &txs {
             assert_eq!(verifier.verdict(stx), Verdict::Valid);
             assert!(verifier.cached() <= 4);

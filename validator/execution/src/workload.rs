@@ -87,30 +87,6 @@ impl Workload {
                 (sender, nonce, recipient, rng.random_range(1..=1000))
             })
             .collect();
-        let txs = plan
-            .par_iter()
-            .map(|&(sender, nonce, recipient, amount)| {
-                let tx = Transaction {
-                    chain: ChainId::Delta,
-                    sender: addresses[sender],
-                    nonce,
-                    fee: 1,
-                    payload: TxPayload::Transfer {
-                        outputs: vec![Output {
-                            to: addresses[recipient],
-                            asset: AssetId::NATIVE,
-                            amount,
-                        }],
-                    },
-                };
-                if spec.signed {
-                    tx.sign(&keys[sender])
-                } else {
-                    tx.unsigned()
-                }
-            })
-            .collect();
-
         let validator = ValidatorKeypair::from_seed(&rng.random());
         let genesis = Genesis {
             network: "bench-exec".into(),
@@ -134,6 +110,31 @@ impl Workload {
             sax_allocations: Vec::new(),
             cross_chain: Default::default(),
         };
+        let network = genesis.network_id();
+        let txs = plan
+            .par_iter()
+            .map(|&(sender, nonce, recipient, amount)| {
+                let tx = Transaction {
+                    chain: ChainId::Delta,
+                    sender: addresses[sender],
+                    nonce,
+                    fee: 1,
+                    payload: TxPayload::Transfer {
+                        outputs: vec![Output {
+                            to: addresses[recipient],
+                            asset: AssetId::NATIVE,
+                            amount,
+                        }],
+                    },
+                };
+                if spec.signed {
+                    tx.sign(&keys[sender], network)
+                } else {
+                    tx.unsigned()
+                }
+            })
+            .collect();
+
         Self { genesis, txs }
     }
 }

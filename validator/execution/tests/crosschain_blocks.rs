@@ -22,6 +22,8 @@ use dualchain_execution::{
     BlockOutcome, ExecutionMode, Executor, ExecutorConfig, SignatureVerifier, StateCache,
 };
 use dualchain_storage::{MemoryEngine, WriteBatch};
+const NET: dualchain_core::crypto::NetworkId =
+    dualchain_core::crypto::NetworkId(dualchain_core::Digest([0x11; 32]));
 
 type Engine = Arc<MemoryEngine>;
 
@@ -67,8 +69,9 @@ fn executor(chain: ChainId, mode: ExecutionMode, set: &ValidatorSet) -> Executor
     let setup = CrossChainSetup::new(
         CrossChainParams::default(),
         BTreeMap::from([(0, set.clone())]),
+        NET,
     );
-    Executor::new(chain, config, Arc::new(SignatureVerifier::new(true)))
+    Executor::new(chain, config, Arc::new(SignatureVerifier::new(NET, true)))
         .unwrap()
         .with_cross_chain(Arc::new(setup))
 }
@@ -208,7 +211,7 @@ fn locks_and_their_attestations_run_through_both_executors_alike() {
         (0..3u16).map(|i| {
             (
                 i,
-                BlockCertificate::vote(&keys[usize::from(i)], &block.header),
+                BlockCertificate::vote(&keys[usize::from(i)], &block.header, NET),
             )
         }),
     );
@@ -289,7 +292,7 @@ fn without_a_setup_cross_chain_operations_are_refused_alike() {
     let plain = Executor::new(
         ChainId::Alpha,
         ExecutorConfig::default(),
-        Arc::new(SignatureVerifier::new(true)),
+        Arc::new(SignatureVerifier::new(NET, true)),
     )
     .unwrap();
     let outcome = plain.execute_block_at(&cache, &txs, T0).unwrap();

@@ -19,6 +19,8 @@ use dualchain_execution::{
     BlockOutcome, ExecutionMode, Executor, ExecutorConfig, SignatureVerifier, Verdict,
 };
 use proptest::prelude::*;
+const NET: dualchain_core::crypto::NetworkId =
+    dualchain_core::crypto::NetworkId(dualchain_core::Digest([0x11; 32]));
 
 fn pool_of_threads() -> Arc<rayon::ThreadPool> {
     static POOL: OnceLock<Arc<rayon::ThreadPool>> = OnceLock::new();
@@ -45,7 +47,7 @@ fn forced_parallel(mode: ExecutionMode) -> Executor {
     Executor::new(
         ChainId::Delta,
         config,
-        Arc::new(SignatureVerifier::new(true)),
+        Arc::new(SignatureVerifier::new(NET, true)),
     )
     .unwrap()
     .with_thread_pool(pool_of_threads())
@@ -247,7 +249,7 @@ fn signed_blocks_verify_once_and_agree() {
     let other = dualchain_core::crypto::AccountKeypair::from_seed(&[42; 32]);
     tampered[0] = dualchain_core::types::SignedTransaction::new(
         tampered[0].tx().clone(),
-        tampered[0].tx().clone().sign(&other).auth().clone(),
+        tampered[0].tx().clone().sign(&other, NET).auth().clone(),
     );
     let outcome = executor.execute_block(&state.cache, &tampered).unwrap();
     assert_eq!(

@@ -17,6 +17,8 @@ use dualchain_execution::keys::{
 use dualchain_execution::{
     BlockOutcome, ExecutionMode, Executor, ExecutorConfig, SignatureVerifier, StateCache,
 };
+const NET: dualchain_core::crypto::NetworkId =
+    dualchain_core::crypto::NetworkId(dualchain_core::Digest([0x11; 32]));
 
 const ALICE: Address = Address([0xA1; 32]);
 const BOB: Address = Address([0xB0; 32]);
@@ -65,7 +67,7 @@ fn run(state: &BTreeMap<Vec<u8>, Vec<u8>>, txs: &[SignedTransaction]) -> BlockOu
             mode: ExecutionMode::Shadow,
             ..ExecutorConfig::default()
         },
-        Arc::new(SignatureVerifier::new(true)),
+        Arc::new(SignatureVerifier::new(NET, true)),
     )
     .unwrap();
     let outcome = executor.execute_block(&cache, txs).unwrap();
@@ -252,7 +254,7 @@ fn multisig_accounts_need_enough_policy_approvals() {
     };
     let approved = |which: &[usize]| {
         let signers: Vec<_> = which.iter().map(|&i| &k.keys[i]).collect();
-        tx(ALICE, 1, 1, spend()).sign_multisig(&signers)
+        tx(ALICE, 1, 1, spend()).sign_multisig(&signers, NET)
     };
     let txs = vec![
         tx(ALICE, 0, 1, spend()).unsigned(),

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use dualchain_contract::LoadgenResult;
+use dualchain_core::crypto::NetworkId;
 use dualchain_proto::v1::{Chain, StreamFinalityRequest, SubmitBatchRequest, TxStatus};
 use dualchain_proto::{NodeClient, TransactionsClient};
 use serde::Serialize;
@@ -405,6 +406,27 @@ pub async fn connect(url: &str) -> anyhow::Result<Channel> {
         .with_context(|| format!("cannot connect to {url}"))
 }
 
+/// The network id every target reports; targets of different networks (a mistyped
+/// endpoint) are refused, since transactions signed for one would fail on the other.
+async fn targets_network(targets: &[String]) -> anyhow::Result<NetworkId> {
+    let mut network: Option<(NetworkId, &str)> = None;
+    for url in targets {
+        let id = dualchain_testkit::client::network_id(url)
+            .await
+            .with_context(|| format!("learning the network id of {url}"))?;
+        match network {
+            Some((first, first_url)) if first != id => bail!(
+                "targets belong to different networks: {first_url} reports {first}, {url} reports {id}"
+            ),
+            Some(_) => {}
+            None => network = Some((id, url)),
+        }
+    }
+    network
+        .map(|(id, _)| id)
+        .context("no target to learn the network id from")
+}
+
 /// Runs a load, reporting live figures into `live`.
 pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<LoadgenReport> {
     config.validate()?;
@@ -432,6 +454,7 @@ pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<
     for url in &config.targets {
         channels.push(connect(url).await?);
     }
+    let network = targets_network(&config.targets).await?;
 
     // Subscribe to finality before anything is sent, so no commit can be missed.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -485,7 +508,7 @@ pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<
         let signed = config.signed;
         std::thread::Builder::new()
             .name("loadgen-prepare".into())
-            .spawn(move || prepare_loop(planner, accounts, signed, total, prep_tx, stop))
+            .spawn(move || prepare_loop(planner, accounts, network, signed, total, prep_tx, stop))
             .context("starting the preparation thread")?
     };
     if config.signed {
@@ -688,6 +711,7 @@ pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<
 fn prepare_loop(
     mut planner: TxPlanner,
     accounts: Arc<Vec<Account>>,
+    network: NetworkId,
     signed: bool,
     total: Option<u64>,
     out: mpsc::Sender<Vec<PreparedTx>>,
@@ -700,7 +724,7 @@ fn prepare_loop(
             break;
         }
         let n = (PREPARE_CHUNK as u64).min(left) as usize;
-        let chunk = materialize(planner.plan_chunk(n), &accounts, signed);
+        let chunk = materialize(planner.plan_chunk(n), &accounts, network, signed);
         produced += n as u64;
         if out.blocking_send(chunk).is_err() {
             break;

@@ -14,6 +14,9 @@ pub struct StatusView {
     pub endpoint: String,
     pub node_version: String,
     pub validator_key_digest: String,
+    /// The network this node belongs to (hex of its genesis digest): what every
+    /// signature sent to it must be bound to.
+    pub network_id: String,
     pub validator_index: Option<u32>,
     pub epoch: u64,
     pub peer_id: String,
@@ -80,6 +83,7 @@ impl StatusView {
             endpoint: endpoint.to_owned(),
             node_version: s.node_version.clone(),
             validator_key_digest: hex::encode(&s.validator_key_digest),
+            network_id: hex::encode(&s.network_id),
             validator_index: s.validator_index,
             epoch: s.epoch,
             peer_id: s.peer_id.clone(),
@@ -96,6 +100,7 @@ impl StatusView {
             .map_or("not in the validator set".to_owned(), |i| i.to_string());
         let _ = writeln!(out, "node      {}", self.endpoint);
         let _ = writeln!(out, "version   {}", self.node_version);
+        let _ = writeln!(out, "network   {}", short(&self.network_id));
         let _ = writeln!(out, "validator {index}");
         let _ = writeln!(out, "peer id   {}", self.peer_id);
         let _ = writeln!(out, "epoch     {}", self.epoch);
@@ -182,6 +187,7 @@ mod tests {
             validator_index: Some(0),
             epoch: 2,
             peer_id: "peer-0".into(),
+            network_id: vec![0x5e; 32],
             chains: vec![
                 chain(Chain::Alpha, 10, Health::Healthy, ""),
                 chain(Chain::Delta, 50, Health::Degraded, "timing drift"),
@@ -192,6 +198,7 @@ mod tests {
         let text = view.render();
         for part in [
             "validator 0",
+            "network   5e5e5e5e5e5e5e5e",
             "alpha: healthy",
             "delta: degraded (timing drift)",
             "height 50 (finalized 49)",
@@ -202,6 +209,7 @@ mod tests {
         }
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["chains"][1]["chain"], "delta");
+        assert_eq!(json["network_id"], "5e".repeat(32));
         assert_eq!(json["chains"][0]["latest_state_root"], "ab".repeat(32));
         let observer = StatusView::from_proto("x", &NodeStatus::default()).render();
         assert!(observer.contains("not in the validator set"));

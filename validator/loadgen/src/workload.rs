@@ -30,7 +30,7 @@
 
 use std::sync::Arc;
 
-use dualchain_core::crypto::AccountSignature;
+use dualchain_core::crypto::{AccountSignature, NetworkId};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{Authorization, SignedTransaction, Transaction};
 use rand::{Rng, SeedableRng};
@@ -272,14 +272,20 @@ impl TxPlanner {
 ///
 /// Unsigned mode still signs the bad-signature class, so that it carries a signature
 /// to fail; everything else goes out with [`Authorization::Unsigned`].
-pub fn materialize(plans: Vec<TxPlan>, accounts: &[Account], signed: bool) -> Vec<PreparedTx> {
+/// Signatures are for `network` (the targets' `NodeStatus.network_id`).
+pub fn materialize(
+    plans: Vec<TxPlan>,
+    accounts: &[Account],
+    network: NetworkId,
+    signed: bool,
+) -> Vec<PreparedTx> {
     plans
         .into_par_iter()
-        .map(|plan| prepare_one(plan, accounts, signed))
+        .map(|plan| prepare_one(plan, accounts, network, signed))
         .collect()
 }
 
-fn prepare_one(plan: TxPlan, accounts: &[Account], signed: bool) -> PreparedTx {
+fn prepare_one(plan: TxPlan, accounts: &[Account], network: NetworkId, signed: bool) -> PreparedTx {
     match plan {
         TxPlan::Oversize => {
             let mut bytes = vec![0u8; OVERSIZE_TX_BYTES];
@@ -297,9 +303,9 @@ fn prepare_one(plan: TxPlan, accounts: &[Account], signed: bool) -> PreparedTx {
             corrupt,
         } => {
             let stx = if corrupt {
-                corrupt_signature(tx.sign(&accounts[signer].key))
+                corrupt_signature(tx.sign(&accounts[signer].key, network))
             } else if signed {
-                tx.sign(&accounts[signer].key)
+                tx.sign(&accounts[signer].key, network)
             } else {
                 tx.unsigned()
             };
@@ -336,10 +342,14 @@ fn corrupt_signature(stx: SignedTransaction) -> SignedTransaction {
 }
 
 /// Checks that a prepared transaction decodes and carries (or not) a valid signature,
-/// as the node's admission would. Used by tests and by `--verify-sample`.
-pub fn admission_check(tx: &PreparedTx, allow_unsigned: bool) -> Result<(), String> {
+/// as the node's admission on `network` would (the tests of this module).
+pub fn admission_check(
+    tx: &PreparedTx,
+    network: NetworkId,
+    allow_unsigned: bool,
+) -> Result<(), String> {
     let stx = SignedTransaction::from_canonical_bytes(&tx.bytes).map_err(|e| e.to_string())?;
-    stx.verify_signatures(allow_unsigned)
+    stx.verify_signatures(network, allow_unsigned)
         .map_err(|e| e.to_string())?;
     Ok(())
 }
@@ -351,6 +361,10 @@ mod tests {
     use super::*;
     use crate::accounts::{AccountSource, load_accounts};
 
+    /// The network this test signs for.
+    const NET: dualchain_core::crypto::NetworkId =
+        dualchain_core::crypto::NetworkId(dualchain_core::Digest([0x11; 32]));
+
     fn accounts(n: usize) -> Vec<Account> {
         load_accounts(&AccountSource::Seed { seed: 3, count: n }).unwrap()
     }
@@ -359,11 +373,11 @@ mod tests {
     fn steady_transfers_are_valid_signed_and_nonces_are_contiguous() {
         let accounts = accounts(4);
         let mut planner = TxPlanner::new(&accounts, WorkloadKind::Steady, 1, None);
-        let txs = materialize(planner.plan_chunk(12), &accounts, true);
+        let txs = materialize(planner.plan_chunk(12), &accounts, NET, true);
         let mut next: HashMap<_, u64> = HashMap::new();
         for tx in &txs {
             assert_eq!(tx.class, TxClass::Valid);
-            admission_check(tx, false).unwrap();
+            admission_check(tx, NET, false).unwrap();
             let stx = SignedTransaction::from_canonical_bytes(&tx.bytes).unwrap();
             assert_eq!(tx.tracked_digest, Some(stx.digest().0));
             let expected = next.entry(stx.tx().sender).or_default();
@@ -378,10 +392,10 @@ mod tests {
     fn unsigned_transfers_need_the_unsigned_mode() {
         let accounts = accounts(3);
         let mut planner = TxPlanner::new(&accounts, WorkloadKind::Steady, 1, None);
-        let txs = materialize(planner.plan_chunk(3), &accounts, false);
+        let txs = materialize(planner.plan_chunk(3), &accounts, NET, false);
         for tx in &txs {
-            admission_check(tx, true).unwrap();
-            assert!(admission_check(tx, false).is_err());
+            admission_check(tx, NET, true).unwrap();
+            assert!(admission_check(tx, NET, false).is_err());
         }
     }
 
@@ -390,7 +404,7 @@ mod tests {
         let accounts = accounts(5);
         let run = |seed| {
             let mut planner = TxPlanner::new(&accounts, WorkloadKind::Adversarial, seed, None);
-            materialize(planner.plan_chunk(200), &accounts, false)
+            materialize(planner.plan_chunk(200), &accounts, NET, false)
                 .into_iter()
                 .map(|t| t.bytes)
                 .collect::<Vec<_>>()
@@ -403,16 +417,16 @@ mod tests {
     fn adversarial_mix_has_every_class_and_each_fails_as_documented() {
         let accounts = accounts(8);
         let mut planner = TxPlanner::new(&accounts, WorkloadKind::Adversarial, 5, None);
-        let txs = materialize(planner.plan_chunk(2000), &accounts, true);
+        let txs = materialize(planner.plan_chunk(2000), &accounts, NET, true);
         let mut counts: HashMap<TxClass, usize> = HashMap::new();
         for tx in &txs {
             *counts.entry(tx.class).or_default() += 1;
             match tx.class {
-                TxClass::Valid | TxClass::HotConflict => admission_check(tx, false).unwrap(),
-                TxClass::BadSignature => assert!(admission_check(tx, true).is_err()),
+                TxClass::Valid | TxClass::HotConflict => admission_check(tx, NET, false).unwrap(),
+                TxClass::BadSignature => assert!(admission_check(tx, NET, true).is_err()),
                 TxClass::Oversize => assert_eq!(tx.bytes.len(), OVERSIZE_TX_BYTES),
                 TxClass::Duplicate | TxClass::StaleNonce => {
-                    admission_check(tx, false).unwrap();
+                    admission_check(tx, NET, false).unwrap();
                     assert!(tx.tracked_digest.is_none());
                 }
             }
@@ -438,7 +452,7 @@ mod tests {
     fn duplicates_repeat_the_previous_valid_bytes_and_stale_nonces_are_used_ones() {
         let accounts = accounts(6);
         let mut planner = TxPlanner::new(&accounts, WorkloadKind::Adversarial, 11, None);
-        let txs = materialize(planner.plan_chunk(500), &accounts, true);
+        let txs = materialize(planner.plan_chunk(500), &accounts, NET, true);
         let mut last_valid: Option<&PreparedTx> = None;
         let mut used: HashMap<_, u64> = HashMap::new();
         for tx in &txs {

@@ -76,11 +76,13 @@ pub fn encoded_len(stx: &SignedTransaction) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dualchain_core::crypto::AccountKeypair;
+    use dualchain_core::crypto::{AccountKeypair, NetworkId};
     use dualchain_core::encoding::Canonical;
     use dualchain_core::types::{
         Address, AssetId, ChainId, CrossChainOp, Output, Transaction, TxPayload,
     };
+
+    const NET: NetworkId = NetworkId(dualchain_core::hash::Digest([0x11; 32]));
 
     fn tx(sender: Address, payload: TxPayload) -> Transaction {
         Transaction {
@@ -130,8 +132,8 @@ mod tests {
             let t = tx(sender, payload);
             for stx in [
                 t.clone().unsigned(),
-                t.clone().sign(&a),
-                t.clone().sign_multisig(&[&a, &b]),
+                t.clone().sign(&a, NET),
+                t.clone().sign_multisig(&[&a, &b], NET),
             ] {
                 assert_eq!(encoded_len(&stx), stx.to_canonical_bytes().len(), "{stx:?}");
             }

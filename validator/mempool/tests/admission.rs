@@ -3,7 +3,8 @@
 mod common;
 
 use common::*;
-use dualchain_core::crypto::AccountKeypair;
+use dualchain_core::Digest;
+use dualchain_core::crypto::{AccountKeypair, NetworkId};
 use dualchain_core::types::{Address, Authorization, ChainId, SignedTransaction, Transaction};
 use dualchain_execution::{SignatureVerifier, Verdict};
 use dualchain_mempool::{
@@ -59,9 +60,12 @@ fn refuses_wrong_chain_bad_verdicts_and_oversize() {
     assert!(pool.is_empty() && limited.is_empty());
 }
 
+/// The network the verifier admits for; any other is refused.
+const NETWORK: NetworkId = NetworkId(Digest([0x4e; 32]));
+
 #[test]
 fn admit_verified_uses_the_verifier_verdict() {
-    let strict = SignatureVerifier::new(false);
+    let strict = SignatureVerifier::new(NETWORK, false);
     let pool = pool(small());
     assert_eq!(
         pool.admit_verified(transfer(1, 0), &strict, AdmissionTime(0)),
@@ -72,17 +76,27 @@ fn admit_verified_uses_the_verifier_verdict() {
         sender: Address::of(key.public()),
         ..transfer(1, 0).tx().clone()
     };
-    let signed = tx.clone().sign(&key);
+    let signed = tx.clone().sign(&key, NETWORK);
     pool.admit_verified(signed.clone(), &strict, AdmissionTime(1))
         .unwrap();
     // Someone else's signature over the same transaction: invalid, and refused.
     let other = AccountKeypair::from_seed(&[6; 32]);
-    let forged = SignedTransaction::new(tx.clone(), tx.sign(&other).auth().clone());
+    let forged =
+        SignedTransaction::new(tx.clone(), tx.clone().sign(&other, NETWORK).auth().clone());
     let fresh = common::pool(small());
     assert_eq!(
         fresh.admit_verified(forged, &strict, AdmissionTime(2)),
         Err(Rejection::InvalidSignature)
     );
+    // The sender's own signature, made for another network (a replay of a
+    // transaction from a testnet with the same keys): invalid here too.
+    let elsewhere = NetworkId(Digest([0x4f; 32]));
+    let replayed = tx.sign(&key, elsewhere);
+    assert_eq!(
+        fresh.admit_verified(replayed, &strict, AdmissionTime(3)),
+        Err(Rejection::InvalidSignature)
+    );
+    assert!(fresh.is_empty());
 }
 
 #[test]

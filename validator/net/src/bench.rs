@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use dualchain_contract::stats;
-use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
 use dualchain_core::types::ChainId;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -34,6 +34,9 @@ use crate::tls;
 use crate::transport::frames::FrameStreamReader;
 use crate::transport::{NetConfig, QuicNetwork, quic_transport_config};
 use crate::wire::{FRAME_HEADER_LEN, FrameHeader, KindClass, Message, MessageKind};
+
+/// The network of the two bench endpoints.
+const BENCH_NETWORK: NetworkId = NetworkId(dualchain_core::Digest([0xbe; 32]));
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -143,11 +146,18 @@ async fn dualchain_pair() -> anyhow::Result<DualchainPair> {
     let (b, b_events) = QuicNetwork::start(
         config.clone(),
         kb.clone(),
+        BENCH_NETWORK,
         membership.clone(),
         &prometheus::Registry::new(),
     )?;
     config.peers = vec![crate::transport::PeerAddress::Socket(b.local_addr())];
-    let (a, a_events) = QuicNetwork::start(config, ka, membership, &prometheus::Registry::new())?;
+    let (a, a_events) = QuicNetwork::start(
+        config,
+        ka,
+        BENCH_NETWORK,
+        membership,
+        &prometheus::Registry::new(),
+    )?;
     // A's own inbound events are not part of the measurement: drain them.
     tokio::spawn(drain(a_events));
     let b_id = PeerId::of(kb.public());

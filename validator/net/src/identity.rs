@@ -3,7 +3,8 @@
 //! TLS certificates are ephemeral and self-signed: they authenticate nothing. What
 //! binds a connection to a validator is the identity hello each side sends after the
 //! QUIC handshake: its ML-DSA-87 public key and a signature, in the
-//! [`SigningDomain::PeerIdentity`] domain, over
+//! [`SigningDomain::PeerIdentity`] domain of the network (so a validator of two networks
+//! sharing its key cannot be impersonated on one with a hello of the other), over
 //!
 //! ```text
 //! role byte (0 = dialer, 1 = acceptor) ‖ TLS exporter secret of this connection
@@ -25,7 +26,7 @@ use std::sync::Arc;
 
 use dualchain_core::Digest;
 use dualchain_core::crypto::{
-    Scheme, SigningDomain, ValidatorKeypair, ValidatorPublicKey, ValidatorScheme,
+    NetworkId, Scheme, SigningDomain, ValidatorKeypair, ValidatorPublicKey, ValidatorScheme,
     ValidatorSignature,
 };
 use dualchain_core::encoding::{Canonical, Decode, DecodeError, Encode, Reader};
@@ -129,9 +130,15 @@ fn signed_message(role: Role, exporter: &[u8; EXPORTER_LEN]) -> [u8; 1 + EXPORTE
 }
 
 impl Hello {
-    /// Signs this connection's exporter secret as `role`.
-    pub fn sign(keypair: &ValidatorKeypair, role: Role, exporter: &[u8; EXPORTER_LEN]) -> Self {
-        let signature = keypair.sign(SigningDomain::PeerIdentity, &signed_message(role, exporter));
+    /// Signs this connection's exporter secret as `role`, on `network`.
+    pub fn sign(
+        keypair: &ValidatorKeypair,
+        role: Role,
+        exporter: &[u8; EXPORTER_LEN],
+        network: NetworkId,
+    ) -> Self {
+        let context = SigningDomain::PeerIdentity.on(network);
+        let signature = keypair.sign(context, &signed_message(role, exporter));
         Self {
             role,
             public_key: keypair.public().clone(),
@@ -140,12 +147,14 @@ impl Hello {
     }
 
     /// Accepts the hello if it comes from the expected role, from a current member,
-    /// and signs this connection's exporter secret. Returns the member's id.
+    /// and signs this connection's exporter secret on `network`. Returns the member's
+    /// id.
     pub fn verify(
         &self,
         expected: Role,
         exporter: &[u8; EXPORTER_LEN],
         membership: &MemberSet,
+        network: NetworkId,
     ) -> Result<PeerId, IdentityError> {
         if self.role != expected {
             return Err(IdentityError::WrongRole {
@@ -159,7 +168,7 @@ impl Hello {
         }
         self.public_key
             .verify(
-                SigningDomain::PeerIdentity,
+                SigningDomain::PeerIdentity.on(network),
                 &signed_message(self.role, exporter),
                 &self.signature,
             )
@@ -295,6 +304,8 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
+    const NET: NetworkId = NetworkId(Digest([0x11; 32]));
+
     fn key(seed: u64) -> ValidatorKeypair {
         ValidatorKeypair::generate(&mut ChaCha20Rng::seed_from_u64(seed))
     }
@@ -304,11 +315,11 @@ mod tests {
         let a = key(1);
         let members = MemberSet::new(0, [a.public().clone()]);
         let exporter = [7u8; EXPORTER_LEN];
-        let hello = Hello::sign(&a, Role::Dialer, &exporter);
+        let hello = Hello::sign(&a, Role::Dialer, &exporter, NET);
         let decoded = Hello::from_canonical_bytes(&hello.to_canonical_bytes()).unwrap();
         assert_eq!(decoded, hello);
         assert_eq!(
-            decoded.verify(Role::Dialer, &exporter, &members),
+            decoded.verify(Role::Dialer, &exporter, &members, NET),
             Ok(PeerId::of(a.public()))
         );
     }
@@ -318,20 +329,32 @@ mod tests {
         let a = key(1);
         let outsider = key(2);
         let members = MemberSet::new(0, [a.public().clone()]);
-        let hello = Hello::sign(&a, Role::Dialer, &[7; EXPORTER_LEN]);
+        let hello = Hello::sign(&a, Role::Dialer, &[7; EXPORTER_LEN], NET);
         // Another connection's exporter secret: the relayed signature fails.
         assert!(matches!(
-            hello.verify(Role::Dialer, &[8; EXPORTER_LEN], &members),
+            hello.verify(Role::Dialer, &[8; EXPORTER_LEN], &members, NET),
+            Err(IdentityError::BadSignature(_))
+        ));
+        // The same key's hello on another network (a validator of a testnet and
+        // the mainnet with one key): refused here.
+        let other_network = Hello::sign(
+            &a,
+            Role::Dialer,
+            &[7; EXPORTER_LEN],
+            NetworkId(Digest([0x12; 32])),
+        );
+        assert!(matches!(
+            other_network.verify(Role::Dialer, &[7; EXPORTER_LEN], &members, NET),
             Err(IdentityError::BadSignature(_))
         ));
         // Reflected back at its sender.
         assert!(matches!(
-            hello.verify(Role::Acceptor, &[7; EXPORTER_LEN], &members),
+            hello.verify(Role::Acceptor, &[7; EXPORTER_LEN], &members, NET),
             Err(IdentityError::WrongRole { .. })
         ));
-        let stranger = Hello::sign(&outsider, Role::Dialer, &[7; EXPORTER_LEN]);
+        let stranger = Hello::sign(&outsider, Role::Dialer, &[7; EXPORTER_LEN], NET);
         assert!(matches!(
-            stranger.verify(Role::Dialer, &[7; EXPORTER_LEN], &members),
+            stranger.verify(Role::Dialer, &[7; EXPORTER_LEN], &members, NET),
             Err(IdentityError::UnknownValidator(_))
         ));
         // A member's key with the impostor's signature.
@@ -340,7 +363,7 @@ mod tests {
             ..stranger
         };
         assert!(matches!(
-            impostor.verify(Role::Dialer, &[7; EXPORTER_LEN], &members),
+            impostor.verify(Role::Dialer, &[7; EXPORTER_LEN], &members, NET),
             Err(IdentityError::BadSignature(_))
         ));
     }
@@ -362,7 +385,7 @@ mod tests {
 
     #[test]
     fn truncated_or_garbage_hello_is_malformed() {
-        let hello = Hello::sign(&key(1), Role::Acceptor, &[0; EXPORTER_LEN]);
+        let hello = Hello::sign(&key(1), Role::Acceptor, &[0; EXPORTER_LEN], NET);
         let bytes = hello.to_canonical_bytes();
         assert!(Hello::from_canonical_bytes(&bytes[..bytes.len() - 1]).is_err());
         let mut bad = bytes.clone();

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::Digest;
+use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::ChainId;
 use dualchain_net::identity::{EXPORTER_LABEL, EXPORTER_LEN, Hello, Role};
@@ -21,6 +22,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 const WAIT: Duration = Duration::from_secs(10);
+/// The network every node of these tests belongs to.
+const NET: NetworkId = NetworkId(Digest([0x7e; 32]));
 
 fn keys(n: usize, seed: u64) -> Vec<Arc<ValidatorKeypair>> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -59,6 +62,7 @@ fn start(config: NetConfig, key: &Arc<ValidatorKeypair>, view: &Membership) -> N
     let (net, events) = QuicNetwork::start(
         config,
         key.clone(),
+        NET,
         view.clone(),
         &prometheus::Registry::new(),
     )
@@ -322,7 +326,8 @@ async fn impersonators_are_refused() {
     let addr = node.net.local_addr();
 
     // Valid TLS, a key outside the validator set.
-    let (c1, conn, _) = raw_identity_client(addr, |x| Hello::sign(outsider, Role::Dialer, x)).await;
+    let (c1, conn, _) =
+        raw_identity_client(addr, |x| Hello::sign(outsider, Role::Dialer, x, NET)).await;
     let closed = tokio::time::timeout(WAIT, conn.closed()).await.unwrap();
     assert!(
         closed.to_string().contains("identity_unknown_validator"),
@@ -332,7 +337,7 @@ async fn impersonators_are_refused() {
     // Valid TLS, a member's public key, signed by someone else.
     let (c2, conn, _) = raw_identity_client(addr, |x| Hello {
         public_key: victim.public().clone(),
-        ..Hello::sign(outsider, Role::Dialer, x)
+        ..Hello::sign(outsider, Role::Dialer, x, NET)
     })
     .await;
     let closed = tokio::time::timeout(WAIT, conn.closed()).await.unwrap();
@@ -343,7 +348,7 @@ async fn impersonators_are_refused() {
 
     // A member's genuine signature, but over another connection's secret (relayed).
     let (c3, conn, _) = raw_identity_client(addr, |_| {
-        Hello::sign(victim, Role::Dialer, &[0; EXPORTER_LEN])
+        Hello::sign(victim, Role::Dialer, &[0; EXPORTER_LEN], NET)
     })
     .await;
     let closed = tokio::time::timeout(WAIT, conn.closed()).await.unwrap();
@@ -352,14 +357,25 @@ async fn impersonators_are_refused() {
         "{closed}"
     );
 
+    // A member's genuine signature over this connection, made for another network
+    // (the same key validating a testnet): refused.
+    let testnet = NetworkId(Digest([0x7f; 32]));
+    let (c5, conn, _) =
+        raw_identity_client(addr, |x| Hello::sign(victim, Role::Dialer, x, testnet)).await;
+    let closed = tokio::time::timeout(WAIT, conn.closed()).await.unwrap();
+    assert!(
+        closed.to_string().contains("identity_bad_signature"),
+        "{closed}"
+    );
+
     let m = node.net.metrics();
     assert_eq!(m.handshake_failures("identity_unknown_validator"), 1);
-    assert_eq!(m.handshake_failures("identity_bad_signature"), 2);
+    assert_eq!(m.handshake_failures("identity_bad_signature"), 3);
     assert!(node.net.connected_peers().is_empty());
 
     // The genuine victim is accepted, so the refusals above were about identity.
     let (c4, conn, mut recv) =
-        raw_identity_client(addr, |x| Hello::sign(victim, Role::Dialer, x)).await;
+        raw_identity_client(addr, |x| Hello::sign(victim, Role::Dialer, x, NET)).await;
     let mut header = [0u8; 7];
     recv.read_exact(&mut header).await.unwrap();
     assert_eq!(
@@ -371,7 +387,7 @@ async fn impersonators_are_refused() {
     })
     .await;
     conn.close(0u32.into(), b"");
-    for c in [c1, c2, c3, c4] {
+    for c in [c1, c2, c3, c4, c5] {
         c.close(0u32.into(), b"");
     }
     node.net.shutdown().await;
@@ -392,7 +408,7 @@ async fn oversize_garbage_and_unexpected_frames_are_rejected_then_banned() {
     let rogue = PeerId::of(rogue_key.public());
     // The hello stream's receive half is kept: dropping it would refuse the answer.
     let (client, conn, _hello_answer) = raw_identity_client(node.net.local_addr(), |x| {
-        Hello::sign(&rogue_key, Role::Dialer, x)
+        Hello::sign(&rogue_key, Role::Dialer, x, NET)
     })
     .await;
     wait_for("the rogue to be admitted", || {
@@ -460,7 +476,7 @@ async fn oversize_garbage_and_unexpected_frames_are_rejected_then_banned() {
 
     // A banned validator cannot come back while the ban lasts.
     let (client2, conn2, _answer2) = raw_identity_client(node.net.local_addr(), |x| {
-        Hello::sign(&rogue_key, Role::Dialer, x)
+        Hello::sign(&rogue_key, Role::Dialer, x, NET)
     })
     .await;
     let closed = tokio::time::timeout(WAIT, conn2.closed()).await.unwrap();
@@ -507,6 +523,7 @@ async fn restarted_peer_is_reconnected() {
         match QuicNetwork::start(
             config(b_addr, vec![]),
             keys[1].clone(),
+            NET,
             view.clone(),
             &prometheus::Registry::new(),
         ) {
@@ -731,7 +748,7 @@ async fn frames_before_garbage_are_delivered_and_the_rest_refused() {
     let sender = all[1].clone();
     let sender_id = PeerId::of(sender.public());
     let (client, conn, _hello_answer) = raw_identity_client(node.net.local_addr(), |x| {
-        Hello::sign(&sender, Role::Dialer, x)
+        Hello::sign(&sender, Role::Dialer, x, NET)
     })
     .await;
     wait_for("the sender to be admitted", || {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use dualchain_consensus::SharedVerdictCache;
-use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
 use dualchain_core::types::{ChainId, ValidatorSet};
 use dualchain_net::{EventReceiver, Membership, NetConfig, PeerAddress, QuicNetwork};
 use dualchain_runtime::chain::VERTEX_VERDICT_CAPACITY;
@@ -81,6 +81,7 @@ impl Seams for NodeSeams {
         &self,
         chain: ChainId,
         key: &Arc<ValidatorKeypair>,
+        network: NetworkId,
         validators: &ValidatorSet,
         registry: &Registry,
     ) -> anyhow::Result<(Arc<QuicNetwork>, EventReceiver)> {
@@ -92,7 +93,7 @@ impl Seams for NodeSeams {
         cfg.peers = io.peers.clone();
         cfg.seed = u64::from(me) << 8 | u64::from(chain.tag());
         let membership = Membership::from_validator_set(validators);
-        let (net, events) = QuicNetwork::start(cfg, key.clone(), membership, registry)
+        let (net, events) = QuicNetwork::start(cfg, key.clone(), network, membership, registry)
             .with_context(|| format!("listening on {}", io.p2p_listen))?;
         tracing::info!(%chain, listen = %net.local_addr(), "transport started");
         Ok((Arc::new(net), events))

@@ -15,6 +15,7 @@ use dualchain_api::{FaultPlan, Health};
 use dualchain_consensus::{BlockSealer, DagBft, DagBftConfig, KvConsensusStore, SealerConfig};
 use dualchain_core::Digest;
 use dualchain_core::chain_store::{ChainStore, StateChange};
+use dualchain_core::crypto::NetworkId;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{ChainId, Genesis, ValidatorSet};
 use dualchain_execution::crosschain::CrossChainSetup;
@@ -162,6 +163,7 @@ pub fn cross_chain_setup(genesis: &Genesis) -> anyhow::Result<CrossChainSetup> {
     Ok(CrossChainSetup::new(
         genesis.cross_chain.clone(),
         BTreeMap::from([(0, set)]),
+        genesis.network_id(),
     ))
 }
 
@@ -211,6 +213,7 @@ pub fn engine_config(chain: ChainId, genesis: &Genesis, genesis_digest: Digest) 
     let block_time = genesis.chain(chain).block_time_ms.max(1);
     let delay = cfg.min_round_delay_ms.min((block_time / 10).max(10));
     cfg.epoch_seed = genesis_digest;
+    cfg.network = NetworkId(genesis_digest);
     cfg.genesis_time_ms = genesis.genesis_time_ms;
     cfg.min_round_delay_ms = delay;
     cfg.leader_timeout_ms = delay * 6;
@@ -353,7 +356,13 @@ pub async fn run_chain<S: Seams>(
     let net_registry = Registry::new();
     let (net, events) = ctx
         .seams
-        .start_network(chain, ctx.key(), ctx.validators(), &net_registry)
+        .start_network(
+            chain,
+            ctx.key(),
+            ctx.identity.network(),
+            ctx.validators(),
+            &net_registry,
+        )
         .with_context(|| format!("starting the {chain} transport"))?;
     *ctx.net_registry
         .lock()
@@ -374,7 +383,7 @@ pub async fn run_chain<S: Seams>(
     ctx.running.store(true, Ordering::Release);
     tracing::info!(%chain, height = head.height, "chain running");
 
-    let votes = VoteBook::new(chain, ctx.validators().clone(), 0);
+    let votes = VoteBook::new(chain, ctx.validators().clone(), ctx.identity.network(), 0);
     let driver = Driver::new(
         ctx.clone(),
         engine,

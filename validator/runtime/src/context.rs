@@ -14,7 +14,7 @@ use dualchain_api::{ChainStatus, FaultPlan, FinalizedBlock, Health};
 use dualchain_consensus::SharedVerdictCache;
 use dualchain_core::Digest;
 use dualchain_core::chain_store::ChainReader;
-use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
 use dualchain_core::types::{ChainId, Genesis, ValidatorIndex, ValidatorSet};
 use dualchain_execution::{Executor, SignatureVerifier};
 use dualchain_mempool::Mempool;
@@ -36,6 +36,13 @@ pub struct NodeIdentity {
     pub validators: Arc<ValidatorSet>,
     pub me: ValidatorIndex,
     pub key: Arc<ValidatorKeypair>,
+}
+
+impl NodeIdentity {
+    /// The network every signature of this node is bound to: the genesis hash.
+    pub fn network(&self) -> NetworkId {
+        NetworkId(self.genesis_digest)
+    }
 }
 
 /// Newest committed block, as the status reports it.

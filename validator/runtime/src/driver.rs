@@ -407,15 +407,16 @@ impl<S: Seams> Driver<S> {
         }
         let cache = self.ctx.vertex_verdicts.clone();
         let validators = self.ctx.validators().clone();
+        let network = self.ctx.identity.network();
         match self.ctx.seams.placement() {
             Placement::Inline => {
-                cache.verify_batch(vertices, &validators);
+                cache.verify_batch(vertices, &validators, network);
             }
             Placement::Threads => {
                 let vertices = vertices.to_vec();
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 rayon::spawn(move || {
-                    cache.verify_batch(&vertices, &validators);
+                    cache.verify_batch(&vertices, &validators, network);
                     let _ = tx.send(());
                 });
                 // A dropped sender only means the engine verifies these itself.

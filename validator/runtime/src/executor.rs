@@ -300,7 +300,7 @@ impl<S: Seams> BlockExecutor<S> {
             block_timestamp_ms: block.header.timestamp_ms,
             committed_at_unix_ms: now,
         });
-        let vote = BlockCertificate::vote(ctx.key(), &block.header);
+        let vote = BlockCertificate::vote(ctx.key(), &block.header, ctx.identity.network());
         let header = Box::new(block.header.clone());
         // No subscriber is not an error: the event is for whoever listens.
         let _ = ctx.finality.send(FinalizedBlock {

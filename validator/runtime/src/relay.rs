@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dualchain_api::{Admission, AdmissionStatus, ChainApi};
-use dualchain_core::crypto::{AccountKeypair, AccountScheme, ValidatorKeypair};
+use dualchain_core::crypto::{AccountKeypair, AccountScheme, NetworkId, ValidatorKeypair};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
     Address, Attestation, AttestationId, ChainId, CrossChainOp, RecordKey, RecordKind, Transaction,
@@ -491,6 +491,7 @@ pub fn spawn_into<S: Seams>(
     shutdown: &watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let key = Arc::new(relay_keypair(target.key()));
+    let network = target.identity.network();
     let committee = target.validators().len() as u64;
     let me = u64::from(target.me());
     let freshness = target.genesis().cross_chain.freshness_blocks;
@@ -502,6 +503,7 @@ pub fn spawn_into<S: Seams>(
         source,
         target,
         key,
+        network,
         me,
         committee,
         freshness,
@@ -517,6 +519,7 @@ pub async fn run_relay(
     source: Arc<dyn RelaySource>,
     target: Arc<dyn RelayTarget>,
     key: Arc<AccountKeypair>,
+    network: NetworkId,
     me: u64,
     committee: u64,
     freshness_blocks: u64,
@@ -530,7 +533,15 @@ pub async fn run_relay(
     // when the reason changes, not twice a second.
     let mut last_error: Option<String> = None;
     loop {
-        match relay_pass(&mut planner, source.as_ref(), target.as_ref(), &key).await {
+        match relay_pass(
+            &mut planner,
+            source.as_ref(),
+            target.as_ref(),
+            &key,
+            network,
+        )
+        .await
+        {
             Ok(()) => {
                 if last_error.take().is_some() {
                     tracing::info!(target_chain = %target.chain(), "relay passes succeed again");
@@ -551,12 +562,14 @@ pub async fn run_relay(
     }
 }
 
-/// One pass: read the source, look at the target, submit what is due.
+/// One pass: read the source, look at the target, submit what is due (signed by
+/// `key` for `network`).
 pub async fn relay_pass(
     planner: &mut RelayPlanner,
     source: &dyn RelaySource,
     target: &dyn RelayTarget,
     key: &AccountKeypair,
+    network: NetworkId,
 ) -> anyhow::Result<()> {
     planner.read_source(source).await?;
     if planner.pending() == 0 {
@@ -567,7 +580,12 @@ pub async fn relay_pass(
         return Ok(());
     };
     for submission in planner.plan(&view) {
-        let bytes = Bytes::from(submission.transaction.sign(key).to_canonical_bytes());
+        let bytes = Bytes::from(
+            submission
+                .transaction
+                .sign(key, network)
+                .to_canonical_bytes(),
+        );
         let admission = target.submit(&[bytes]).pop();
         let admitted = admission.as_ref().is_some_and(|a| {
             matches!(

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use dualchain_consensus::SharedVerdictCache;
-use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
 use dualchain_core::types::{ChainId, ValidatorSet};
 use dualchain_net::{EventReceiver, Network};
 use dualchain_storage::KvEngine;
@@ -43,12 +43,13 @@ pub trait Seams: Send + Sync + 'static {
     /// Blocking: with [`Placement::Threads`] it runs on a blocking thread.
     fn open_store(&self, chain: ChainId) -> anyhow::Result<Self::Engine>;
 
-    /// Starts `chain`'s transport as validator `key` of `validators`; its metrics go
-    /// into `registry`.
+    /// Starts `chain`'s transport as validator `key` of `validators` on `network`; its
+    /// metrics go into `registry`.
     fn start_network(
         &self,
         chain: ChainId,
         key: &Arc<ValidatorKeypair>,
+        network: NetworkId,
         validators: &ValidatorSet,
         registry: &Registry,
     ) -> anyhow::Result<(Arc<Self::Net>, EventReceiver)>;

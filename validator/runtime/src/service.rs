@@ -284,6 +284,7 @@ impl<S: Seams> ChainApi for ChainService<S> {
             chains: self.node.chains.iter().map(|c| c.chain_status()).collect(),
             peer_id: hex::encode(ctx.peer_id.0.as_bytes()),
             started_at_unix_ms: ctx.started_at_unix_ms,
+            network_id: ctx.identity.network(),
         }
     }
 

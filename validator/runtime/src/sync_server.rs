@@ -171,6 +171,10 @@ mod tests {
     use dualchain_storage::MemoryEngine;
     use tokio::sync::oneshot;
 
+    /// The network this test signs for.
+    const NET: dualchain_core::crypto::NetworkId =
+        dualchain_core::crypto::NetworkId(dualchain_core::Digest([0x11; 32]));
+
     /// Rounds `0..rounds` of 4 validators, each vertex referencing the whole round
     /// before.
     fn full_rounds(rounds: u64) -> Vec<Vec<Arc<Vertex>>> {
@@ -191,7 +195,7 @@ mod tests {
                             transactions: vec![],
                             timestamp_ms: round,
                         }
-                        .sign(&sim_validator_key(usize::from(author))),
+                        .sign(&sim_validator_key(usize::from(author)), NET),
                     )
                 })
                 .collect();

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use dualchain_core::Digest;
-use dualchain_core::crypto::{SigningDomain, ValidatorSignature};
+use dualchain_core::crypto::{NetworkId, SigningDomain, ValidatorSignature};
 use dualchain_core::types::{BlockCertificate, BlockHeader, ValidatorIndex, ValidatorSet};
 
 /// Heights above our head we buffer votes for (a peer ahead of us: 256 Delta
@@ -72,6 +72,8 @@ struct Own {
 
 pub struct VoteBook {
     validators: Arc<ValidatorSet>,
+    /// Votes are signatures for this network (the genesis hash).
+    network: NetworkId,
     chain: dualchain_core::types::ChainId,
     votes: BTreeMap<u64, HeightVotes>,
     ours: BTreeMap<u64, Own>,
@@ -84,10 +86,12 @@ impl VoteBook {
     pub fn new(
         chain: dualchain_core::types::ChainId,
         validators: Arc<ValidatorSet>,
+        network: NetworkId,
         certified: u64,
     ) -> Self {
         Self {
             validators,
+            network,
             chain,
             votes: BTreeMap::new(),
             ours: BTreeMap::new(),
@@ -141,7 +145,11 @@ impl VoteBook {
             };
             member
                 .public_key
-                .verify(SigningDomain::BlockVote, digest.as_bytes(), signature)
+                .verify(
+                    SigningDomain::BlockVote.on(self.network),
+                    digest.as_bytes(),
+                    signature,
+                )
                 .map_err(|_| VoteError::BadSignature(*index))?;
             let vote = (digest, signature.clone());
             if evidence {
@@ -243,6 +251,10 @@ mod tests {
     use dualchain_consensus::keys::sim_validators;
     use dualchain_core::types::ChainId;
 
+    /// The network this test signs for.
+    const NET: dualchain_core::crypto::NetworkId =
+        dualchain_core::crypto::NetworkId(dualchain_core::Digest([0x11; 32]));
+
     fn header(height: u64, root: u8) -> BlockHeader {
         BlockHeader {
             chain: ChainId::Delta,
@@ -264,14 +276,14 @@ mod tests {
         i: u16,
         h: &BlockHeader,
     ) -> BlockCertificate {
-        BlockCertificate::from_votes(h, [(i, BlockCertificate::vote(&keys[i as usize], h))])
+        BlockCertificate::from_votes(h, [(i, BlockCertificate::vote(&keys[i as usize], h, NET))])
     }
 
     #[test]
     fn quorum_of_matching_votes_certifies_and_verifies() {
         let (keys, set) = sim_validators(4, 0).unwrap();
         let set = Arc::new(set);
-        let mut book = VoteBook::new(ChainId::Delta, set.clone(), 0);
+        let mut book = VoteBook::new(ChainId::Delta, set.clone(), NET, 0);
         let h = header(1, 7);
         // A peer's vote before we executed: buffered.
         assert_eq!(book.add_votes(&vote_of(&keys, 1, &h), 0).unwrap(), None);
@@ -279,14 +291,14 @@ mod tests {
         let other = header(1, 8);
         assert_eq!(book.add_votes(&vote_of(&keys, 2, &other), 0).unwrap(), None);
         assert_eq!(
-            book.add_own(0, h.clone(), BlockCertificate::vote(&keys[0], &h), 0),
+            book.add_own(0, h.clone(), BlockCertificate::vote(&keys[0], &h, NET), 0),
             None
         );
         let cert = book
             .add_votes(&vote_of(&keys, 3, &h), 1)
             .unwrap()
             .expect("3 of 4");
-        cert.verify(&h, &set).unwrap();
+        cert.verify(&h, &set, NET).unwrap();
         assert_eq!(cert.signatures.len(), 3);
         assert_eq!(book.certified_height(), 1);
     }
@@ -295,17 +307,22 @@ mod tests {
     fn uncertified_votes_are_resent_a_bounded_number_of_times() {
         let (keys, set) = sim_validators(4, 0).unwrap();
         let set = Arc::new(set);
-        let mut book = VoteBook::new(ChainId::Delta, set.clone(), 0);
+        let mut book = VoteBook::new(ChainId::Delta, set.clone(), NET, 0);
         let (h1, h2) = (header(1, 1), header(2, 2));
-        book.add_own(0, h1.clone(), BlockCertificate::vote(&keys[0], &h1), 0);
-        book.add_own(0, h2.clone(), BlockCertificate::vote(&keys[0], &h2), 500);
+        book.add_own(0, h1.clone(), BlockCertificate::vote(&keys[0], &h1, NET), 0);
+        book.add_own(
+            0,
+            h2.clone(),
+            BlockCertificate::vote(&keys[0], &h2, NET),
+            500,
+        );
         assert!(book.due_resends(0, 999, 1_000, 8).is_empty());
         let due = book.due_resends(0, 1_000, 1_000, 8);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].height, 1);
         assert_eq!(due[0].signatures[0].0, 0);
         // A resent vote is a vote peers accept.
-        let mut peer = VoteBook::new(ChainId::Delta, set, 0);
+        let mut peer = VoteBook::new(ChainId::Delta, set, NET, 0);
         assert_eq!(peer.add_votes(&due[0], 0).unwrap(), None);
         assert_eq!(
             book.due_resends(0, 1_500, 1_000, 1).len(),
@@ -333,7 +350,7 @@ mod tests {
     fn one_vote_per_signer_per_height_and_one_conflicting_header_as_evidence() {
         let (keys, set) = sim_validators(4, 0).unwrap();
         let set = Arc::new(set);
-        let mut book = VoteBook::new(ChainId::Delta, set.clone(), 0);
+        let mut book = VoteBook::new(ChainId::Delta, set.clone(), NET, 0);
         let ours = header(1, 7);
         assert_eq!(book.add_votes(&vote_of(&keys, 1, &ours), 0).unwrap(), None);
         // Validator 1 then signs 50 other headers of height 1: the first is kept as
@@ -343,7 +360,7 @@ mod tests {
             let mut v = vote_of(&keys, 1, &other);
             if root > 0 {
                 // Not even a valid signature: never looked at.
-                v.signatures[0].1 = BlockCertificate::vote(&keys[2], &other);
+                v.signatures[0].1 = BlockCertificate::vote(&keys[2], &other, NET);
             }
             assert_eq!(book.add_votes(&v, 0), Ok(None));
         }
@@ -351,18 +368,23 @@ mod tests {
         let height = &book.votes[&1];
         assert_eq!((height.by_signer.len(), height.conflicting.len()), (1, 1));
         // Its first vote still counts toward our header.
-        book.add_own(0, ours.clone(), BlockCertificate::vote(&keys[0], &ours), 0);
+        book.add_own(
+            0,
+            ours.clone(),
+            BlockCertificate::vote(&keys[0], &ours, NET),
+            0,
+        );
         let cert = book
             .add_votes(&vote_of(&keys, 2, &ours), 0)
             .unwrap()
             .expect("validators 0, 1, 2");
-        cert.verify(&ours, &set).unwrap();
+        cert.verify(&ours, &set, NET).unwrap();
     }
 
     #[test]
     fn forged_and_foreign_votes_are_refused() {
         let (keys, set) = sim_validators(4, 0).unwrap();
-        let mut book = VoteBook::new(ChainId::Delta, Arc::new(set), 0);
+        let mut book = VoteBook::new(ChainId::Delta, Arc::new(set), NET, 0);
         let h = header(1, 7);
         let mut forged = vote_of(&keys, 1, &h);
         forged.signatures[0].0 = 2;

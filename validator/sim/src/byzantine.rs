@@ -16,7 +16,7 @@ use dualchain_consensus::sim::Behaviour;
 use dualchain_consensus::sim::byzantine::State;
 use dualchain_consensus::wire::NetMessage;
 use dualchain_core::Digest;
-use dualchain_core::crypto::{SigningDomain, ValidatorKeypair};
+use dualchain_core::crypto::{NetworkId, SigningDomain, ValidatorKeypair};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::BlockCertificate;
 use dualchain_net::network::NetFuture;
@@ -31,6 +31,7 @@ use rand_chacha::ChaCha8Rng;
 pub struct Byzantine {
     behaviour: Behaviour,
     key: Arc<ValidatorKeypair>,
+    network: NetworkId,
     peers: Arc<Vec<PeerId>>,
     me: usize,
     state: State,
@@ -41,6 +42,7 @@ impl Byzantine {
     pub fn new(
         behaviour: Behaviour,
         key: Arc<ValidatorKeypair>,
+        network: NetworkId,
         peers: Arc<Vec<PeerId>>,
         me: usize,
         seed: u64,
@@ -48,6 +50,7 @@ impl Byzantine {
         Self {
             behaviour,
             key,
+            network,
             peers,
             me,
             state: State::default(),
@@ -68,7 +71,7 @@ impl Byzantine {
                 let plan = self.behaviour.plan(
                     &mut self.state,
                     &mut self.rng,
-                    &self.key,
+                    (&self.key, self.network),
                     self.peers.len(),
                     self.me,
                     &vertex,
@@ -92,8 +95,10 @@ impl Byzantine {
                     header_digest: forged_digest,
                     signatures: vec![(
                         self.me as u16,
-                        self.key
-                            .sign(SigningDomain::BlockVote, forged_digest.as_bytes()),
+                        self.key.sign(
+                            SigningDomain::BlockVote.on(self.network),
+                            forged_digest.as_bytes(),
+                        ),
                     )],
                     ..vote
                 };

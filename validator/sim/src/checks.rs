@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use dualchain_core::Digest;
 use dualchain_core::chain_store::ChainStore;
+use dualchain_core::crypto::NetworkId;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
     Address, Block, BlockCertificate, ChainId, LockRecord, LockStatus, RECORD_PREFIX, Receipt,
@@ -45,7 +46,7 @@ pub fn read_chain(
     node: ValidatorIndex,
     chain: ChainId,
     store: &Arc<SimStore>,
-    validators: &ValidatorSet,
+    (validators, network): (&ValidatorSet, NetworkId),
     findings: &mut Findings,
 ) -> Option<ChainView> {
     let store = match ChainStore::open(store.clone(), chain) {
@@ -90,7 +91,7 @@ pub fn read_chain(
             if findings.verified_certificates.contains(&key) {
                 view.certified.insert(height);
             } else {
-                match cert.verify(&block.header, validators) {
+                match cert.verify(&block.header, validators, network) {
                     Ok(()) => {
                         findings.verified_certificates.insert(key);
                         view.certified.insert(height);

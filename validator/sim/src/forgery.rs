@@ -6,7 +6,7 @@
 //! matching Alpha lock.
 
 use dualchain_core::Digest;
-use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
     Address, Attestation, BlockCertificate, BlockHeader, ChainId, LockRecord, LockStatus,
@@ -49,7 +49,7 @@ pub fn tampered(real: &Attestation, forger: Address) -> Option<Attestation> {
 /// finalized: the proof is sound against the invented state root, the certificate
 /// carries only the forger's vote.
 pub fn invented(
-    key: &ValidatorKeypair,
+    (key, network): (&ValidatorKeypair, NetworkId),
     index: ValidatorIndex,
     forger: Address,
     height: u64,
@@ -81,8 +81,10 @@ pub fn invented(
         state_root: Digest(tree.root()),
         tx_count: 0,
     };
-    let certificate =
-        BlockCertificate::from_votes(&header, [(index, BlockCertificate::vote(key, &header))]);
+    let certificate = BlockCertificate::from_votes(
+        &header,
+        [(index, BlockCertificate::vote(key, &header, network))],
+    );
     RecordProof {
         proof: tree.prove(&hash_key(&state_key)),
         key: state_key,

@@ -788,7 +788,7 @@ impl Simulation {
             .into_iter()
             .collect();
         forged.push(forgery::invented(
-            &node.identity.key,
+            (&node.identity.key, node.identity.network()),
             node.index,
             forger,
             head + 1,
@@ -849,7 +849,7 @@ impl Simulation {
                     node.index,
                     chain,
                     &node.seams.stores[slot(chain)],
-                    &node.identity.validators,
+                    (&node.identity.validators, node.identity.network()),
                     &mut findings,
                 ) {
                     views[slot(chain)].push(view);

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use dualchain_consensus::SharedVerdictCache;
 use dualchain_consensus::sim::Behaviour;
-use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
 use dualchain_core::types::{Address, ChainId, ValidatorIndex, ValidatorSet};
 use dualchain_execution::keys::{AccountRecord, account_key};
 use dualchain_net::{EventReceiver, MemoryHub, NetEvent, PeerId};
@@ -179,6 +179,7 @@ impl Seams for SimSeams {
         &self,
         chain: ChainId,
         key: &Arc<ValidatorKeypair>,
+        network: NetworkId,
         _validators: &ValidatorSet,
         _registry: &Registry,
     ) -> anyhow::Result<(Arc<SimNet>, EventReceiver)> {
@@ -188,6 +189,7 @@ impl Seams for SimSeams {
             crate::byzantine::Byzantine::new(
                 behaviour,
                 key.clone(),
+                network,
                 self.peers.clone(),
                 usize::from(self.index),
                 self.seed ^ (u64::from(self.index) << 32) ^ u64::from(chain.tag()),

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use dualchain_core::Digest;
+use dualchain_core::crypto::NetworkId;
 use dualchain_core::types::ChainId;
 use dualchain_proto::v1::{self, Chain};
 use dualchain_proto::{NodeClient, TransactionsClient};
@@ -55,6 +57,24 @@ async fn bounded<T>(
 pub async fn node_status(url: &str) -> anyhow::Result<v1::NodeStatus> {
     let mut node = NodeClient::new(connect(url).await?);
     bounded(url, "GetStatus", node.get_status(v1::GetStatusRequest {})).await
+}
+
+/// The network id a node reports (`NodeStatus.network_id`): what every transaction
+/// sent to it must be signed for. A missing or malformed id (a node that predates
+/// network-bound signatures) is an error rather than a guess.
+pub fn network_id_of(url: &str, status: &v1::NodeStatus) -> anyhow::Result<NetworkId> {
+    let bytes: [u8; 32] = status.network_id.as_slice().try_into().map_err(|_| {
+        anyhow::anyhow!(
+            "{url} reports a network id of {} bytes, not 32: it cannot be signed for",
+            status.network_id.len()
+        )
+    })?;
+    Ok(NetworkId(Digest(bytes)))
+}
+
+/// The network id of the node at `url` (see [`network_id_of`]).
+pub async fn network_id(url: &str) -> anyhow::Result<NetworkId> {
+    network_id_of(url, &node_status(url).await?)
 }
 
 /// The status of `chain` on the node at `url`.

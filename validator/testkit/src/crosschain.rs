@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use dualchain_core::Digest;
-use dualchain_core::crypto::AccountKeypair;
+use dualchain_core::crypto::{AccountKeypair, NetworkId};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
     Address, ChainId, CrossChainOp, RecordKey, RecordKind, SignedTransaction, Transaction,
@@ -23,7 +23,7 @@ use dualchain_proto::v1::{self, TxStatus};
 use dualchain_proto::{CrossChainClient, TransactionsClient};
 use tonic::transport::Channel;
 
-use crate::client::{CALL_TIMEOUT, connect, proto_chain};
+use crate::client::{CALL_TIMEOUT, connect, network_id, proto_chain};
 
 /// Fee of every operation sent here (cross-chain operations pay the transfer minimum).
 pub const OPERATION_FEE: u64 = 1;
@@ -43,9 +43,9 @@ impl Sender {
         }
     }
 
-    fn authorise(&self, tx: Transaction) -> SignedTransaction {
+    fn authorise(&self, tx: Transaction, network: NetworkId) -> SignedTransaction {
         match self {
-            Sender::Key(key) => tx.sign(key),
+            Sender::Key(key) => tx.sign(key, network),
             Sender::Unsigned(_) => tx.unsigned(),
         }
     }
@@ -56,15 +56,19 @@ pub struct ChainClient {
     url: String,
     chain: ChainId,
     channel: Channel,
+    /// What the node says its network is: operations are signed for it.
+    network: NetworkId,
 }
 
 impl ChainClient {
-    /// Connects to the `chain` API at `url` (`http://host:port`).
+    /// Connects to the `chain` API at `url` (`http://host:port`) and learns its
+    /// network id.
     pub async fn connect(url: &str, chain: ChainId) -> anyhow::Result<Self> {
         Ok(Self {
             url: url.to_string(),
             chain,
             channel: connect(url).await?,
+            network: network_id(url).await?,
         })
     }
 
@@ -130,13 +134,16 @@ impl ChainClient {
     /// node's reason.
     pub async fn send(&self, sender: &Sender, op: CrossChainOp) -> anyhow::Result<Digest> {
         let nonce = self.nonce(&sender.address()).await?;
-        let tx = sender.authorise(Transaction {
-            chain: self.chain,
-            sender: sender.address(),
-            nonce,
-            fee: OPERATION_FEE,
-            payload: TxPayload::CrossChain(op),
-        });
+        let tx = sender.authorise(
+            Transaction {
+                chain: self.chain,
+                sender: sender.address(),
+                nonce,
+                fee: OPERATION_FEE,
+                payload: TxPayload::CrossChain(op),
+            },
+            self.network,
+        );
         let digest = tx.digest();
         let mut client = TransactionsClient::new(self.channel.clone());
         let request = v1::SubmitBatchRequest {

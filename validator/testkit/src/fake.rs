@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context;
+use dualchain_core::Digest;
+use dualchain_core::crypto::NetworkId;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{Address, SignedTransaction};
 use dualchain_proto::v1::{
@@ -51,7 +53,12 @@ pub struct FakeNodeConfig {
     pub refuse_some_once: bool,
     /// Report state roots no other fake reports.
     pub diverge: bool,
+    /// The network id it reports and verifies signatures for.
+    pub network: NetworkId,
 }
+
+/// The network id of fake nodes unless a test picks another.
+pub const FAKE_NETWORK: NetworkId = NetworkId(Digest([0xfa; 32]));
 
 impl FakeNodeConfig {
     /// Delta only, one block every `block_ms` from now, unsigned allowed.
@@ -63,6 +70,7 @@ impl FakeNodeConfig {
             allow_unsigned: true,
             refuse_some_once: false,
             diverge: false,
+            network: FAKE_NETWORK,
         }
     }
 
@@ -197,7 +205,7 @@ impl FakeNode {
         };
         let digest = stx.digest().0;
         if stx
-            .verify_signatures(self.inner.config.allow_unsigned)
+            .verify_signatures(self.inner.config.network, self.inner.config.allow_unsigned)
             .is_err()
         {
             return (result(TxStatus::InvalidSignature, digest.to_vec()), None);
@@ -432,6 +440,7 @@ impl Node for FakeNode {
         Ok(Response::new(NodeStatus {
             node_version: "0.0.0-fake".into(),
             chains,
+            network_id: self.inner.config.network.0.as_bytes().to_vec(),
             ..NodeStatus::default()
         }))
     }

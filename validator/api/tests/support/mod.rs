@@ -15,7 +15,7 @@ use dualchain_api::{
     ChainStatus, FaultChange, FaultPlan, FinalizedBlock, Health, NodeStatus, RecordAtHead,
     SnapshotInfo,
 };
-use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
 use dualchain_core::hash::{Digest, HashDomain};
 use dualchain_core::types::{
     Address, AssetId, Attestation, Block, BlockBody, BlockCertificate, BlockHeader, ChainId,
@@ -28,6 +28,8 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 pub const TOKEN: &str = "test-admin-token-5e1f";
+/// The network this fake node reports and signs its certificates for.
+pub const NETWORK: NetworkId = NetworkId(Digest([0xCD; 32]));
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `body` under a hard time bound so a hung server fails the test.
@@ -120,7 +122,7 @@ impl FakeChain {
             let votes = [0u16, 1, 3].into_iter().map(|i| {
                 (
                     i,
-                    BlockCertificate::vote(&self.keys[usize::from(i)], &block.header),
+                    BlockCertificate::vote(&self.keys[usize::from(i)], &block.header, NETWORK),
                 )
             });
             BlockCertificate::from_votes(&block.header, votes)
@@ -227,6 +229,7 @@ impl ChainApi for FakeChain {
             }],
             peer_id: "validator-0".into(),
             started_at_unix_ms: 1_699_000_000_000,
+            network_id: NETWORK,
         }
     }
 

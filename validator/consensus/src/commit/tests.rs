@@ -276,7 +276,7 @@ fn random_views_agree(seed: u64) -> usize {
                 // An equivocation: same parents, other timestamp.
                 let mut u = this.last().unwrap().content().clone();
                 u.timestamp_ms += 7;
-                this.push(Arc::new(u.sign(b.key(a))));
+                this.push(Arc::new(u.sign(b.key(a), b.network())));
             }
         }
         if this.len() < 3 {

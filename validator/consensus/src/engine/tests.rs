@@ -115,7 +115,7 @@ fn proposes_round_zero_then_advances_on_quorum_after_the_round_delay() {
     assert_eq!(v1.len(), 1, "{out:?}");
     assert_eq!(v1[0].content().round, 1);
     assert!(v1[0].content().parents.len() >= 3);
-    assert!(v1[0].verify(b.validators()).is_ok());
+    assert!(v1[0].verify(b.validators(), b.network()).is_ok());
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn refuses_bad_vertices_with_reasons() {
     // Wrong chain.
     let mut alpha = b.vertex(0, 1).content().clone();
     alpha.chain = ChainId::Alpha;
-    let alpha = Arc::new(alpha.sign(b.key(1)));
+    let alpha = Arc::new(alpha.sign(b.key(1), b.network()));
     let out = receive(&mut e, 0, 1, &alpha);
     assert!(out.iter().any(|o| matches!(
         o,
@@ -137,7 +137,7 @@ fn refuses_bad_vertices_with_reasons() {
         }
     )));
     // A vertex claiming author 2, signed by author 1.
-    let forged = Arc::new(b.vertex(0, 2).content().clone().sign(b.key(1)));
+    let forged = Arc::new(b.vertex(0, 2).content().clone().sign(b.key(1), b.network()));
     let out = receive(&mut e, 0, 1, &forged);
     assert!(out.iter().any(|o| matches!(
         o,
@@ -150,7 +150,7 @@ fn refuses_bad_vertices_with_reasons() {
     // Far in the future.
     let mut far = b.vertex(1, 1).content().clone();
     far.round = 5_000;
-    let far = Arc::new(far.sign(b.key(1)));
+    let far = Arc::new(far.sign(b.key(1), b.network()));
     let out = receive(&mut e, 0, 1, &far);
     assert!(out.iter().any(|o| matches!(
         o,
@@ -232,7 +232,7 @@ fn two_vertices_for_one_slot_are_evidence_even_while_both_wait_for_parents() {
     let evidence = evidence_in(&out);
     assert_eq!(evidence.len(), 1);
     assert_eq!(evidence[0].offender(), 1);
-    evidence[0].verify(b.validators()).unwrap();
+    evidence[0].verify(b.validators(), b.network()).unwrap();
     assert_eq!(e.stats().equivocations, 1);
     assert!(e.equivocators().contains(&1));
     assert_eq!(
@@ -319,7 +319,7 @@ fn equivocation_yields_verifiable_evidence_and_later_vertices_are_ignored() {
         })
         .expect("evidence");
     assert_eq!(evidence.offender(), 3);
-    assert!(evidence.verify(b.validators()).is_ok());
+    assert!(evidence.verify(b.validators(), b.network()).is_ok());
     assert!(e.equivocators().contains(&3));
     let out = e.handle(5_000, Input::TimeoutFired);
     let v = broadcasts(&out);

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use dualchain_core::Digest;
-use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{UnsignedVertex, ValidatorIndex, Vertex, VertexRef};
 use rand::Rng;
@@ -83,12 +83,13 @@ pub fn honest_plan(n: usize, from: usize, vertex: &Arc<Vertex>) -> Plan {
 }
 
 impl Behaviour {
-    /// The messages a Byzantine node sends instead of broadcasting `vertex`.
+    /// The messages a Byzantine node sends instead of broadcasting `vertex`, signing
+    /// what it forges with its own key for `network`.
     pub fn plan(
         self,
         state: &mut State,
         rng: &mut ChaCha8Rng,
-        key: &ValidatorKeypair,
+        (key, network): (&ValidatorKeypair, NetworkId),
         n: usize,
         from: usize,
         vertex: &Arc<Vertex>,
@@ -112,7 +113,7 @@ impl Behaviour {
                                 transactions: Vec::new(),
                                 ..c.clone()
                             }
-                            .sign(key),
+                            .sign(key, network),
                         )
                     })
                     .clone();
@@ -153,7 +154,7 @@ impl Behaviour {
                         author: ((from + 1) % n) as ValidatorIndex,
                         ..c.clone()
                     }
-                    .sign(key),
+                    .sign(key, network),
                 );
                 let forged = encode(&forged);
                 let truncated: Arc<[u8]> = honest[..honest.len() / 2].to_vec().into();
@@ -187,7 +188,7 @@ impl Behaviour {
                             transactions: Vec::new(),
                             ..c.clone()
                         }
-                        .sign(key),
+                        .sign(key, network),
                     );
                     let bytes = encode(&orphan);
                     plan.extend(peers.iter().map(|to| (*to, bytes.clone())));

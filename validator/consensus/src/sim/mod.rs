@@ -599,7 +599,7 @@ impl Simulation {
                 Output::Skipped { .. } | Output::Rejected { .. } => {}
                 Output::Misbehaviour(evidence) => {
                     self.evidence += 1;
-                    if let Err(e) = evidence.verify(&self.validators) {
+                    if let Err(e) = evidence.verify(&self.validators, self.cfg.engine.network) {
                         self.violations
                             .push(format!("node {i} produced invalid evidence: {e}"));
                     }
@@ -749,9 +749,17 @@ impl Simulation {
             None => byzantine::honest_plan(self.nodes.len(), from, &vertex),
             Some(b) => {
                 let key = self.keys[from].clone();
+                let network = self.cfg.engine.network;
                 let n = self.nodes.len();
                 let node = &mut self.nodes[from];
-                b.plan(&mut node.byz, &mut self.rng, &key, n, from, &vertex)
+                b.plan(
+                    &mut node.byz,
+                    &mut self.rng,
+                    (&key, network),
+                    n,
+                    from,
+                    &vertex,
+                )
             }
         };
         for (to, bytes) in plan {

@@ -24,6 +24,7 @@ use std::sync::{Mutex, PoisonError};
 
 use dualchain_merkle::{Hash32, MAX_PROOF_DEPTH, Proof, ProofError, hash_key, hash_value};
 
+use crate::crypto::NetworkId;
 use crate::encoding::{Canonical, Decode, DecodeError, Encode, Reader, write_var_bytes};
 use crate::hash::{Digest, HashDomain};
 
@@ -71,6 +72,8 @@ pub struct AttestationContext<'a> {
     pub freshness_blocks: u64,
     /// Whether the target chain already consumed this id.
     pub consumed: &'a dyn Fn(&AttestationId) -> bool,
+    /// The network both chains belong to: certificates are signed for it.
+    pub network: NetworkId,
 }
 
 /// Why an attestation was refused; each reason is its own variant, so a receipt can
@@ -166,8 +169,12 @@ impl Attestation {
         }
         self.verify_proof(&value_hash)?;
         match cache {
-            Some(cache) => cache.verify(&self.certificate, &self.header, validators)?,
-            None => self.certificate.verify(&self.header, validators)?,
+            Some(cache) => {
+                cache.verify(&self.certificate, &self.header, validators, ctx.network)?
+            }
+            None => self
+                .certificate
+                .verify(&self.header, validators, ctx.network)?,
         }
         Ok(id)
     }
@@ -294,8 +301,8 @@ impl Canonical for RecordProof {
 
 /// Certificates already verified, by header digest: a block whose records are attested
 /// many times has its signatures checked once. A hit needs the very same certificate
-/// (compared byte for byte) of the same epoch, so a warm cache never accepts what a cold
-/// check would refuse. Bounded: the oldest entries leave first.
+/// (compared byte for byte) of the same epoch and network, so a warm cache never accepts
+/// what a cold check would refuse. Bounded: the oldest entries leave first.
 pub struct CertificateCache {
     capacity: usize,
     inner: Mutex<CacheInner>,
@@ -303,7 +310,7 @@ pub struct CertificateCache {
 
 #[derive(Default)]
 struct CacheInner {
-    verified: HashMap<Digest, BlockCertificate>,
+    verified: HashMap<Digest, (NetworkId, BlockCertificate)>,
     order: VecDeque<Digest>,
 }
 
@@ -316,26 +323,32 @@ impl CertificateCache {
         }
     }
 
-    /// `certificate.verify(header, validators)`, skipped when this exact certificate
-    /// was verified for this header before.
+    /// `certificate.verify(header, validators, network)`, skipped when this exact
+    /// certificate was verified for this header and network before.
     pub fn verify(
         &self,
         certificate: &BlockCertificate,
         header: &BlockHeader,
         validators: &ValidatorSet,
+        network: NetworkId,
     ) -> Result<(), CertificateError> {
         let digest = header.digest();
         let hit = self
             .lock()
             .verified
             .get(&digest)
-            .is_some_and(|known| known == certificate && known.epoch == validators.epoch());
+            .is_some_and(|(known_network, known)| {
+                *known_network == network
+                    && known == certificate
+                    && known.epoch == validators.epoch()
+            });
         if hit {
             return Ok(());
         }
-        certificate.verify(header, validators)?;
+        certificate.verify(header, validators, network)?;
         let mut inner = self.lock();
-        if inner.verified.insert(digest, certificate.clone()).is_none() {
+        let entry = (network, certificate.clone());
+        if inner.verified.insert(digest, entry).is_none() {
             inner.order.push_back(digest);
             while inner.order.len() > self.capacity {
                 let oldest = inner.order.pop_front().expect("longer than capacity ≥ 1");

@@ -4,8 +4,11 @@ use dualchain_merkle::{ProofError, SparseMerkleTree, hash_key, hash_value};
 use proptest::prelude::*;
 
 use super::*;
-use crate::crypto::ValidatorKeypair;
+use crate::crypto::{NetworkId, ValidatorKeypair};
 use crate::types::ValidatorIndex;
+
+/// The network of every attestation here.
+const NET: NetworkId = NetworkId(Digest([0x11; 32]));
 
 const KEY: &[u8] = b"R\x01lock-0001";
 const VALUE: &[u8] = b"lock v1: 500 sAX until 1767225900000";
@@ -55,9 +58,12 @@ fn header(tree: &SparseMerkleTree, height: u64, epoch: u64) -> BlockHeader {
 fn certify(header: &BlockHeader, signers: &[ValidatorIndex]) -> BlockCertificate {
     BlockCertificate::from_votes(
         header,
-        signers
-            .iter()
-            .map(|i| (*i, BlockCertificate::vote(&keys()[usize::from(*i)], header))),
+        signers.iter().map(|i| {
+            (
+                *i,
+                BlockCertificate::vote(&keys()[usize::from(*i)], header, NET),
+            )
+        }),
     )
 }
 
@@ -87,6 +93,7 @@ struct Target {
     newest: u64,
     window: u64,
     consumed: Vec<AttestationId>,
+    network: NetworkId,
 }
 
 impl Default for Target {
@@ -97,6 +104,7 @@ impl Default for Target {
             newest: 12,
             window: 100,
             consumed: Vec::new(),
+            network: NET,
         }
     }
 }
@@ -119,6 +127,7 @@ impl Target {
             newest_source_height: self.newest,
             freshness_blocks: self.window,
             consumed: &consumed,
+            network: self.network,
         };
         a.verify(&ctx, cache)
     }
@@ -262,7 +271,7 @@ fn certificates_below_quorum_or_from_outside_the_set_are_refused() {
 
     let mut outsider = attestation();
     let stranger = ValidatorKeypair::from_seed(&[99; 32]);
-    let vote = BlockCertificate::vote(&stranger, &outsider.header);
+    let vote = BlockCertificate::vote(&stranger, &outsider.header, NET);
     outsider.certificate.signatures.push((7, vote));
     assert_eq!(
         Target::default().check(&outsider),
@@ -273,7 +282,7 @@ fn certificates_below_quorum_or_from_outside_the_set_are_refused() {
 
     // A member's slot signed by someone else's key.
     let mut forged = attestation();
-    forged.certificate.signatures[1].1 = BlockCertificate::vote(&stranger, &forged.header);
+    forged.certificate.signatures[1].1 = BlockCertificate::vote(&stranger, &forged.header, NET);
     assert!(matches!(
         Target::default().check(&forged),
         Err(AttestationError::Certificate(
@@ -397,6 +406,22 @@ fn a_warm_cache_decides_exactly_as_a_cold_check() {
         Target::default().check(&bad)
     );
     assert!(Target::default().check(&bad).is_err());
+    // ...and a certificate verified for this network is not accepted for another,
+    // cached or not: it was signed for this one.
+    let elsewhere = Target {
+        network: NetworkId(Digest([0x12; 32])),
+        ..Target::default()
+    };
+    assert!(matches!(
+        elsewhere.check_cached(&a, Some(&cache)),
+        Err(AttestationError::Certificate(
+            CertificateError::BadSignature { index: 0, .. }
+        ))
+    ));
+    assert_eq!(
+        elsewhere.check_cached(&a, Some(&cache)),
+        elsewhere.check(&a)
+    );
     // Bounded: the oldest certificate leaves first.
     for height in [11, 12] {
         let h = header(&tree, height, 0);
@@ -449,10 +474,15 @@ fn an_attestation_of_a_hundred_validators_fits_its_transaction_kind() {
     let header = header(&tree, 10, 0);
     let quorum = (0..100u16)
         .take_while(|i| set.stake_of(0..*i) < set.quorum_stake())
-        .map(|i| (i, BlockCertificate::vote(&keys[usize::from(i)], &header)));
+        .map(|i| {
+            (
+                i,
+                BlockCertificate::vote(&keys[usize::from(i)], &header, NET),
+            )
+        });
     let certificate = BlockCertificate::from_votes(&header, quorum);
     assert_eq!(certificate.signatures.len(), 67);
-    certificate.verify(&header, &set).unwrap();
+    certificate.verify(&header, &set, NET).unwrap();
     let attestation = Attestation {
         certificate,
         header,
@@ -468,7 +498,7 @@ fn an_attestation_of_a_hundred_validators_fits_its_transaction_kind() {
         fee: 0,
         payload: TxPayload::CrossChain(CrossChainOp::Attest(Box::new(attestation))),
     };
-    let signed = tx.clone().sign(&relayer);
+    let signed = tx.clone().sign(&relayer, NET);
     let bytes = signed.to_canonical_bytes();
     assert!(bytes.len() > MAX_TX_BYTES && bytes.len() < MAX_ATTEST_TX_BYTES);
     assert_eq!(
@@ -488,7 +518,7 @@ fn an_attestation_of_a_hundred_validators_fits_its_transaction_kind() {
         ..tx
     };
     assert_eq!(
-        SignedTransaction::max_len_of_encoding(&transfer.sign(&relayer).to_canonical_bytes()),
+        SignedTransaction::max_len_of_encoding(&transfer.sign(&relayer, NET).to_canonical_bytes()),
         MAX_TX_BYTES
     );
 }

@@ -1,6 +1,8 @@
 //! Blocks, and the certificates that make them final.
 
-use crate::crypto::{SignatureError, SigningDomain, ValidatorKeypair, ValidatorSignature};
+use crate::crypto::{
+    NetworkId, SignatureError, SigningDomain, ValidatorKeypair, ValidatorSignature,
+};
 use crate::encoding::{
     Canonical, Decode, DecodeError, Encode, Reader, check_strictly_increasing, write_len, write_vec,
 };
@@ -225,9 +227,16 @@ pub struct BlockCertificate {
 }
 
 impl BlockCertificate {
-    /// A validator's vote: its signature over the header digest.
-    pub fn vote(key: &ValidatorKeypair, header: &BlockHeader) -> ValidatorSignature {
-        key.sign(SigningDomain::BlockVote, header.digest().as_bytes())
+    /// A validator's vote: its signature over the header digest, on `network`.
+    pub fn vote(
+        key: &ValidatorKeypair,
+        header: &BlockHeader,
+        network: NetworkId,
+    ) -> ValidatorSignature {
+        key.sign(
+            SigningDomain::BlockVote.on(network),
+            header.digest().as_bytes(),
+        )
     }
 
     /// Builds a certificate from votes (any order; duplicates keep the first).
@@ -247,12 +256,14 @@ impl BlockCertificate {
         }
     }
 
-    /// Checks the certificate against `header` and the epoch's validator set: every
-    /// signer is a member, every signature verifies, and the signers hold a quorum.
+    /// Checks the certificate against `header` and the epoch's validator set of
+    /// `network`: every signer is a member, every signature verifies, and the signers
+    /// hold a quorum.
     pub fn verify(
         &self,
         header: &BlockHeader,
         validators: &ValidatorSet,
+        network: NetworkId,
     ) -> Result<(), CertificateError> {
         if self.epoch != validators.epoch() {
             return Err(CertificateError::WrongEpoch {
@@ -287,7 +298,7 @@ impl BlockCertificate {
             member
                 .public_key
                 .verify(
-                    SigningDomain::BlockVote,
+                    SigningDomain::BlockVote.on(network),
                     self.header_digest.as_bytes(),
                     signature,
                 )

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::ValidatorPublicKey;
+use crate::crypto::{NetworkId, ValidatorPublicKey};
 use crate::encoding::{Canonical, Decode, DecodeError, Encode, Reader, write_len, write_vec};
 use crate::hash::{Digest, HashDomain};
 
@@ -249,6 +249,11 @@ impl Genesis {
     /// The network's identity: BLAKE3 (genesis domain) of the canonical encoding.
     pub fn hash(&self) -> Digest {
         HashDomain::Genesis.hash(&self.to_canonical_bytes())
+    }
+
+    /// The network id every signature of this network is bound to (its hash).
+    pub fn network_id(&self) -> NetworkId {
+        NetworkId(self.hash())
     }
 
     pub fn chain(&self, chain: ChainId) -> &ChainParams {

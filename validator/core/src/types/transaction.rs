@@ -4,7 +4,7 @@
 //! a transaction's identity cannot be changed by re-encoding or re-signing it, which
 //! makes deduplication and receipts by digest sound.
 
-use crate::crypto::{AccountKeypair, AccountPublicKey, AccountSignature, SigningDomain};
+use crate::crypto::{AccountKeypair, AccountPublicKey, AccountSignature, NetworkId, SigningDomain};
 use crate::encoding::{
     Canonical, Decode, DecodeError, Encode, Reader, check_strictly_increasing, write_vec,
 };
@@ -217,10 +217,11 @@ impl Transaction {
         (HashDomain::Transaction.hash(&bytes), bytes.len())
     }
 
-    /// Signs as a single-key account. The sender must be `Address::of(key.public())`.
-    pub fn sign(self, key: &AccountKeypair) -> SignedTransaction {
+    /// Signs as a single-key account for `network`. The sender must be
+    /// `Address::of(key.public())`.
+    pub fn sign(self, key: &AccountKeypair, network: NetworkId) -> SignedTransaction {
         let (digest, tx_len) = self.measure();
-        let signature = key.sign(SigningDomain::Transaction, digest.as_bytes());
+        let signature = key.sign(SigningDomain::Transaction.on(network), digest.as_bytes());
         let auth = Authorization::Single {
             public_key: key.public().clone(),
             signature,
@@ -228,14 +229,14 @@ impl Transaction {
         SignedTransaction::assemble(self, auth, digest, tx_len)
     }
 
-    /// Approves with several signers of a multisig policy.
-    pub fn sign_multisig(self, keys: &[&AccountKeypair]) -> SignedTransaction {
+    /// Approves with several signers of a multisig policy, for `network`.
+    pub fn sign_multisig(self, keys: &[&AccountKeypair], network: NetworkId) -> SignedTransaction {
         let (digest, tx_len) = self.measure();
         let mut approvals: Vec<Approval> = keys
             .iter()
             .map(|k| Approval {
                 public_key: k.public().clone(),
-                signature: k.sign(SigningDomain::Transaction, digest.as_bytes()),
+                signature: k.sign(SigningDomain::Transaction.on(network), digest.as_bytes()),
             })
             .collect();
         approvals.sort_by(|a, b| a.public_key.cmp(&b.public_key));
@@ -508,10 +509,15 @@ impl SignedTransaction {
     }
 
     /// The stateless signature check done once at admission: the key matches the
-    /// sender and every signature verifies over the digest in the transaction domain.
-    /// Multisig policy membership is a state question, left to the executor.
-    pub fn verify_signatures(&self, allow_unsigned: bool) -> Result<(), TxSignatureError> {
-        self.verify_signatures_with(allow_unsigned, |key| key.clone())
+    /// sender and every signature verifies over the digest in the transaction domain
+    /// of `network`. Multisig policy membership is a state question, left to the
+    /// executor.
+    pub fn verify_signatures(
+        &self,
+        network: NetworkId,
+        allow_unsigned: bool,
+    ) -> Result<(), TxSignatureError> {
+        self.verify_signatures_with(network, allow_unsigned, |key| key.clone())
     }
 
     /// [`SignedTransaction::verify_signatures`], verifying with the key `intern`
@@ -521,6 +527,7 @@ impl SignedTransaction {
     /// arrives again in every transaction it sends).
     pub fn verify_signatures_with(
         &self,
+        network: NetworkId,
         allow_unsigned: bool,
         intern: impl Fn(&AccountPublicKey) -> AccountPublicKey,
     ) -> Result<(), TxSignatureError> {
@@ -539,13 +546,17 @@ impl SignedTransaction {
                 }
                 let key = intern(public_key);
                 debug_assert_eq!(key.as_bytes(), public_key.as_bytes());
-                key.verify(SigningDomain::Transaction, message, signature)?;
+                key.verify(SigningDomain::Transaction.on(network), message, signature)?;
                 Ok(())
             }
             Authorization::Multisig { approvals } => {
                 for (index, a) in approvals.iter().enumerate() {
                     intern(&a.public_key)
-                        .verify(SigningDomain::Transaction, message, &a.signature)
+                        .verify(
+                            SigningDomain::Transaction.on(network),
+                            message,
+                            &a.signature,
+                        )
                         .map_err(|source| TxSignatureError::InvalidApproval { index, source })?;
                 }
                 Ok(())
@@ -603,6 +614,8 @@ impl Canonical for SignedTransaction {
 mod tests {
     use super::*;
 
+    const NET: NetworkId = NetworkId(Digest([0x11; 32]));
+
     fn key(seed: u8) -> AccountKeypair {
         AccountKeypair::from_seed(&[seed; 32])
     }
@@ -633,20 +646,37 @@ mod tests {
     #[test]
     fn signed_transfer_round_trips_and_verifies() {
         let k = key(1);
-        let stx = transfer(&k, 0).sign(&k);
+        let stx = transfer(&k, 0).sign(&k, NET);
         let bytes = stx.to_canonical_bytes();
         let back = SignedTransaction::from_canonical_bytes(&bytes).unwrap();
         assert_eq!(back, stx);
         assert_eq!(back.digest(), stx.tx().digest());
-        back.verify_signatures(false).unwrap();
+        back.verify_signatures(NET, false).unwrap();
+    }
+
+    #[test]
+    fn a_transaction_signed_for_another_network_fails() {
+        let k = key(1);
+        let elsewhere = NetworkId(Digest([0x12; 32]));
+        let single = transfer(&k, 0).sign(&k, elsewhere);
+        assert!(matches!(
+            single.verify_signatures(NET, false),
+            Err(TxSignatureError::Invalid(_))
+        ));
+        let multi = transfer(&k, 1).sign_multisig(&[&k], elsewhere);
+        assert!(matches!(
+            multi.verify_signatures(NET, false),
+            Err(TxSignatureError::InvalidApproval { index: 0, .. })
+        ));
+        single.verify_signatures(elsewhere, false).unwrap();
     }
 
     #[test]
     fn encoded_len_is_the_length_of_the_encoding_built_or_decoded() {
         let (a, b) = (key(1), key(2));
         let built = [
-            transfer(&a, 0).sign(&a),
-            transfer(&a, 1).sign_multisig(&[&a, &b]),
+            transfer(&a, 0).sign(&a, NET),
+            transfer(&a, 1).sign_multisig(&[&a, &b], NET),
             transfer(&a, 2).unsigned(),
         ];
         for stx in built {
@@ -662,7 +692,7 @@ mod tests {
     #[test]
     fn signature_of_another_transaction_or_key_fails() {
         let k = key(1);
-        let stx = transfer(&k, 0).sign(&k);
+        let stx = transfer(&k, 0).sign(&k, NET);
         let Authorization::Single { signature, .. } = stx.auth().clone() else {
             unreachable!()
         };
@@ -674,13 +704,13 @@ mod tests {
             },
         );
         assert!(matches!(
-            replay.verify_signatures(false),
+            replay.verify_signatures(NET, false),
             Err(TxSignatureError::Invalid(_))
         ));
         let other = key(2);
-        let wrong_sender = transfer(&k, 0).sign(&other);
+        let wrong_sender = transfer(&k, 0).sign(&other, NET);
         assert!(matches!(
-            wrong_sender.verify_signatures(false),
+            wrong_sender.verify_signatures(NET, false),
             Err(TxSignatureError::SenderMismatch { .. })
         ));
     }
@@ -689,10 +719,10 @@ mod tests {
     fn unsigned_needs_the_flag() {
         let stx = transfer(&key(1), 0).unsigned();
         assert_eq!(
-            stx.verify_signatures(false),
+            stx.verify_signatures(NET, false),
             Err(TxSignatureError::UnsignedNotAllowed)
         );
-        stx.verify_signatures(true).unwrap();
+        stx.verify_signatures(NET, true).unwrap();
     }
 
     #[test]
@@ -708,8 +738,8 @@ mod tests {
             },
             ..transfer(&a, 0)
         };
-        let stx = tx.sign_multisig(&[&b, &a]);
-        stx.verify_signatures(false).unwrap();
+        let stx = tx.sign_multisig(&[&b, &a], NET);
+        stx.verify_signatures(NET, false).unwrap();
         let bytes = stx.to_canonical_bytes();
         assert_eq!(
             SignedTransaction::from_canonical_bytes(&bytes).unwrap(),
@@ -784,7 +814,7 @@ mod tests {
         for op in ops {
             let mut tx = transfer(&key(1), 0);
             tx.payload = TxPayload::CrossChain(op);
-            let signed = tx.sign(&key(1));
+            let signed = tx.sign(&key(1), NET);
             let bytes = signed.to_canonical_bytes();
             assert_eq!(
                 SignedTransaction::from_canonical_bytes(&bytes).unwrap(),

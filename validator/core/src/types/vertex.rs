@@ -1,6 +1,8 @@
 //! DAG vertices: a validator's proposal for one round of one chain.
 
-use crate::crypto::{SignatureError, SigningDomain, ValidatorKeypair, ValidatorSignature};
+use crate::crypto::{
+    NetworkId, SignatureError, SigningDomain, ValidatorKeypair, ValidatorSignature,
+};
 use crate::encoding::{
     Canonical, Decode, DecodeError, Encode, Reader, check_strictly_increasing, write_vec,
 };
@@ -84,10 +86,10 @@ impl UnsignedVertex {
         HashDomain::Vertex.hash(&bytes)
     }
 
-    /// Signs the digest with the author's validator key.
-    pub fn sign(self, key: &ValidatorKeypair) -> Vertex {
+    /// Signs the digest with the author's validator key, for `network`.
+    pub fn sign(self, key: &ValidatorKeypair, network: NetworkId) -> Vertex {
         let digest = self.digest();
-        let signature = key.sign(SigningDomain::Vertex, digest.as_bytes());
+        let signature = key.sign(SigningDomain::Vertex.on(network), digest.as_bytes());
         Vertex {
             content: self,
             digest,
@@ -199,8 +201,9 @@ impl Vertex {
     }
 
     /// Checks what can be checked without the DAG: epoch, author membership, parents
-    /// from the set with quorum stake (except in round 0), and the author's signature.
-    pub fn verify(&self, validators: &ValidatorSet) -> Result<(), VertexError> {
+    /// from the set with quorum stake (except in round 0), and the author's signature
+    /// on `network`.
+    pub fn verify(&self, validators: &ValidatorSet, network: NetworkId) -> Result<(), VertexError> {
         let c = &self.content;
         if c.epoch != validators.epoch() {
             return Err(VertexError::WrongEpoch {
@@ -229,7 +232,7 @@ impl Vertex {
             }
         }
         author.public_key.verify(
-            SigningDomain::Vertex,
+            SigningDomain::Vertex.on(network),
             self.digest.as_bytes(),
             &self.signature,
         )?;

@@ -39,7 +39,8 @@ pub fn keys() -> &'static Keys {
             .map(|i| AccountKeypair::from_seed(&[i + 1; 32]))
             .collect();
         let addresses = keys.iter().map(|k| Address::of(k.public())).collect();
-        let signature = keys[0].sign(SigningDomain::Transaction, b"test");
+        let network = dualchain_core::crypto::NetworkId(dualchain_core::Digest([0x11; 32]));
+        let signature = keys[0].sign(SigningDomain::Transaction.on(network), b"test");
         Keys {
             keys,
             addresses,

@@ -198,7 +198,7 @@ async fn exchange_hellos(
     remote: SocketAddr,
 ) -> Result<PeerId, EstablishError> {
     let exporter = exporter_secret(conn)?;
-    let ours = hello_frame(&Hello::sign(&inner.keypair, role, &exporter))?;
+    let ours = hello_frame(&Hello::sign(&inner.keypair, role, &exporter, inner.network))?;
     let io = |e: &dyn std::fmt::Display| EstablishError::Handshake(e.to_string());
     match role {
         Role::Dialer => {
@@ -206,12 +206,22 @@ async fn exchange_hellos(
             send.write_chunk(ours).await.map_err(|e| io(&e))?;
             send.finish().map_err(|e| io(&e))?;
             let theirs = read_hello(&mut recv).await?;
-            Ok(theirs.verify(Role::Acceptor, &exporter, &inner.membership.current())?)
+            Ok(theirs.verify(
+                Role::Acceptor,
+                &exporter,
+                &inner.membership.current(),
+                inner.network,
+            )?)
         }
         Role::Acceptor => {
             let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| io(&e))?;
             let theirs = read_hello(&mut recv).await?;
-            let peer = theirs.verify(Role::Dialer, &exporter, &inner.membership.current())?;
+            let peer = theirs.verify(
+                Role::Dialer,
+                &exporter,
+                &inner.membership.current(),
+                inner.network,
+            )?;
             // A banned validator learns nothing more than the refusal. (Ourselves
             // still gets our hello, so the dialing side learns the address is its own.)
             if peer != inner.local {

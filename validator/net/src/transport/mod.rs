@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use dualchain_core::crypto::ValidatorKeypair;
+use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
 use prometheus::Registry;
 use thiserror::Error;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
@@ -103,6 +103,8 @@ pub(crate) struct Inner {
     config: NetConfig,
     local: PeerId,
     keypair: Arc<ValidatorKeypair>,
+    /// The network identity hellos are signed for (the genesis hash).
+    network: NetworkId,
     membership: Membership,
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
@@ -195,6 +197,7 @@ impl QuicNetwork {
     pub fn start(
         config: NetConfig,
         keypair: Arc<ValidatorKeypair>,
+        network: NetworkId,
         membership: Membership,
         registry: &Registry,
     ) -> Result<(Self, EventReceiver), StartError> {
@@ -220,6 +223,7 @@ impl QuicNetwork {
         let inner = Arc::new(Inner {
             local,
             keypair,
+            network,
             membership,
             endpoint,
             client_config,
