@@ -194,3 +194,34 @@ async fn unreachable_target_is_a_clear_error() {
         .unwrap_err();
     assert!(format!("{err:#}").contains(&url), "{err:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targets_of_two_networks_are_refused_before_any_load() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let mainnet = start(false, false).await;
+        let testnet = FakeNode::new(FakeNodeConfig {
+            network: dualchain_core::crypto::NetworkId(dualchain_core::Digest([0x7e; 32])),
+            ..FakeNodeConfig::delta(FINALIZE_EVERY_MS)
+        })
+        .start()
+        .await
+        .unwrap();
+        let live = LiveStats::new();
+        let err = run(
+            config(vec![mainnet.url(), testnet.url()], 100.0, 1),
+            live.clone(),
+        )
+        .await
+        .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("targets belong to different networks"),
+            "{message}"
+        );
+        // Nothing was signed for either network, so nothing was sent.
+        assert_eq!(mainnet.node.accepted(), 0);
+        assert_eq!(testnet.node.accepted(), 0);
+    })
+    .await
+    .expect("the refusal comes at once");
+}
