@@ -110,7 +110,8 @@ echo "e2e: control plane up in $(($(date +%s) - t0))s ($(kubectl version -o json
 
 export DUALCHAIN_E2E_SIMULATED_PODS=1
 t0=$(date +%s)
-timeout 300 "$E2E_HELM_TESTS" --ignored
+# One at a time: both install the chart, whose crds/ the first install creates.
+timeout 300 "$E2E_HELM_TESTS" --ignored --test-threads 1
 # shellcheck disable=SC2086 # the filter is a list of test-name words
 timeout 900 "$E2E_OPERATOR_TESTS" --ignored --test-threads 8 ${DUALCHAIN_E2E_FILTER:-}
 echo "e2e: suite passed in $(($(date +%s) - t0))s"

@@ -13,7 +13,6 @@
 //! Permanent problems (invalid spec, corrupt key Secret, genesis that no longer matches
 //! the keys) set `phase: Failed` with a condition and wait for a spec change.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use dualchain_core::crypto::ValidatorPublicKey;
@@ -22,7 +21,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
@@ -366,25 +365,13 @@ async fn ensure_validator_keys(
     secrets: &Api<Secret>,
     validators: u32,
 ) -> Result<Vec<ValidatorPublicKey>> {
-    let selector = format!(
-        "{}={},{}=validator-key",
-        names::NETWORK_LABEL,
-        r.name,
-        names::ROLE_LABEL
-    );
-    let existing: HashMap<String, Secret> = secrets
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items
-        .into_iter()
-        .map(|s| (s.name_any(), s))
-        .collect();
+    // Each key Secret is read by its name: the operator never lists Secrets (its RBAC
+    // grants only get and create), so it cannot read a Secret it did not name.
     let results: Vec<(ValidatorPublicKey, bool)> = futures::stream::iter(0..validators)
         .map(|index| {
             let name = names::validator_secret(&r.name, index);
-            let found = existing.get(&name).cloned();
             async move {
-                match found {
+                match secrets.get_opt(&name).await? {
                     Some(secret) => Ok((read_key(&name, &secret)?, false)),
                     None => create_key(r, secrets, index, &name).await,
                 }

@@ -388,6 +388,18 @@ impl FakeApi {
         self.state.lock().unwrap().log.clear();
     }
 
+    /// GET requests on a whole collection of `resource` (list or watch), which the
+    /// operator's RBAC does not allow for Secrets.
+    pub fn collection_reads(&self, resource: &str) -> usize {
+        self.log()
+            .iter()
+            .filter(|l| {
+                l.method == "GET"
+                    && l.path.trim_end_matches('/').rsplit('/').next() == Some(resource)
+            })
+            .count()
+    }
+
     /// Requests with this method whose path contains `fragment`.
     pub fn count(&self, method: &str, fragment: &str) -> usize {
         self.log()

@@ -125,6 +125,8 @@ async fn first_creation_builds_every_object_with_owner_references() {
     assert_eq!(condition(&net, "FaultTolerant").status, "True");
     // Events for the significant actions.
     assert!(fake.count("POST", "events") >= 3);
+    // Secrets are only ever read by name (RBAC grants get/create, not list/watch).
+    assert_eq!(fake.collection_reads("secrets"), 0, "{:#?}", fake.log());
 }
 
 #[tokio::test]
@@ -482,6 +484,9 @@ async fn hundred_validators_reconcile_in_few_requests() {
             .len(),
         100
     );
-    // One list + one create per key, and a constant number of other calls.
-    assert!(fake.log().len() < 130, "{} requests", fake.log().len());
+    // One get + one create per key (Secrets are never listed), and a constant number
+    // of other calls.
+    assert_eq!(fake.collection_reads("secrets"), 0);
+    assert_eq!(fake.count("GET", "/secrets/big-validator-"), 100);
+    assert!(fake.log().len() < 230, "{} requests", fake.log().len());
 }
