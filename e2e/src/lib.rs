@@ -234,6 +234,13 @@ impl Operator {
         Self::spawn(cluster, namespace, &["--no-leader-election"]).await
     }
 
+    /// Like [`Operator::start`], with further `dualchain-operator run` arguments.
+    pub async fn start_with(cluster: &Cluster, namespace: &str, extra: &[&str]) -> Result<Self> {
+        let mut args = vec!["--no-leader-election"];
+        args.extend_from_slice(extra);
+        Self::spawn(cluster, namespace, &args).await
+    }
+
     /// Like [`Operator::start`], but competing for the Lease in `namespace` as
     /// `identity`, as replicas of the in-cluster Deployment do.
     pub async fn start_elected(cluster: &Cluster, namespace: &str, identity: &str) -> Result<Self> {

@@ -256,6 +256,21 @@ async fn default_install_is_namespaced_and_cannot_list_secrets() -> Result<()> {
         .and_then(|env| env.iter().find(|e| e.name == "WATCH_NAMESPACE"))
         .and_then(|e| e.value.clone());
     assert_eq!(watch.as_deref(), Some(ns.name.as_str()));
+    // The operator names its own pods, which every network's NetworkPolicy admits.
+    let args = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.args.clone())
+        .unwrap_or_default();
+    assert!(
+        args.iter().any(|a| a
+            == &format!(
+                "--operator-pod-labels=app.kubernetes.io/name=dualchain-operator,app.kubernetes.io/instance={release}"
+            )),
+        "{args:?}"
+    );
 
     let sa = format!("system:serviceaccount:{}:{fullname}", ns.name);
     let here = ns.name.as_str();
@@ -286,6 +301,8 @@ async fn default_install_is_namespaced_and_cannot_list_secrets() -> Result<()> {
         ("create", "rbac.authorization.k8s.io", "roles", here),
         ("patch", "rbac.authorization.k8s.io", "rolebindings", here),
         ("create", "events.k8s.io", "events", here),
+        ("create", "networking.k8s.io", "networkpolicies", here),
+        ("patch", "networking.k8s.io", "networkpolicies", here),
     ];
     for (verb, group, resource, namespace) in allowed {
         assert!(

@@ -17,7 +17,9 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyIngressRule};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
@@ -218,6 +220,140 @@ async fn devnet_example_reconciles_into_owned_children() -> Result<()> {
     assert_eq!(
         condition(&net, "FaultTolerant"),
         Some(("True", "QuorumMargin"))
+    );
+    Ok(())
+}
+
+/// `(protocol, port)` pairs of one NetworkPolicy rule.
+fn rule_ports(rule: &NetworkPolicyIngressRule) -> BTreeSet<(String, i32)> {
+    rule.ports
+        .iter()
+        .flatten()
+        .map(|p| {
+            let port = match &p.port {
+                Some(IntOrString::Int(n)) => *n,
+                other => panic!("unexpected port {other:?}"),
+            };
+            (p.protocol.clone().unwrap_or_default(), port)
+        })
+        .collect()
+}
+
+fn match_labels(selector: Option<&LabelSelector>) -> BTreeMap<String, String> {
+    selector
+        .and_then(|s| s.match_labels.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes cluster: run e2e/run.sh"]
+async fn each_network_gets_a_network_policy_admitting_only_peers_operator_and_loadgen() -> Result<()>
+{
+    let (cluster, ns) = setup("netpol").await?;
+    let client = &cluster.client;
+    let nets: Api<DualChainNetwork> = ns.api(client);
+    let net = nets
+        .create(&PostParams::default(), &devnet_example()?)
+        .await?;
+    let _operator = Operator::start_with(
+        &cluster,
+        &ns.name,
+        &[
+            "--operator-namespace",
+            "dualchain-system",
+            "--operator-pod-labels",
+            "app.kubernetes.io/name=dualchain-operator,app.kubernetes.io/instance=prod",
+        ],
+    )
+    .await?;
+
+    let policy = wait_object(
+        &ns.api::<NetworkPolicy>(client),
+        "devnet",
+        "created",
+        |_| true,
+    )
+    .await?;
+    assert!(
+        controlled_by(&policy, &net),
+        "NetworkPolicy is not owned by the network"
+    );
+    let sts = wait_object(&ns.api::<StatefulSet>(client), "devnet", "created", |_| {
+        true
+    })
+    .await?;
+    let validators = match_labels(sts.spec.as_ref().map(|s| &s.selector));
+    assert!(!validators.is_empty());
+    let spec = policy.spec.as_ref().context("NetworkPolicy without spec")?;
+    // It guards exactly the validator pods, for ingress.
+    assert_eq!(match_labels(spec.pod_selector.as_ref()), validators);
+    assert_eq!(
+        spec.policy_types.as_deref(),
+        Some(&["Ingress".to_string()][..])
+    );
+    let rules = spec.ingress.as_deref().unwrap_or_default();
+    assert_eq!(rules.len(), 3, "{rules:#?}");
+    let tcp = |p| ("TCP".to_string(), p);
+    let udp = |p| ("UDP".to_string(), p);
+
+    // p2p of both chains: only this network's validators.
+    assert_eq!(
+        rule_ports(&rules[0]),
+        BTreeSet::from([udp(4130), udp(4131)])
+    );
+    let p2p_from = rules[0].from.as_deref().unwrap_or_default();
+    assert_eq!(p2p_from.len(), 1);
+    assert!(p2p_from[0].namespace_selector.is_none() && p2p_from[0].ip_block.is_none());
+    assert_eq!(match_labels(p2p_from[0].pod_selector.as_ref()), validators);
+
+    // gRPC APIs: the validators, the network's loadgen pods, the operator's pods.
+    assert_eq!(
+        rule_ports(&rules[1]),
+        BTreeSet::from([tcp(3030), tcp(4030)])
+    );
+    let api_from = rules[1].from.as_deref().unwrap_or_default();
+    let peers: BTreeSet<(BTreeMap<String, String>, BTreeMap<String, String>)> = api_from
+        .iter()
+        .map(|peer| {
+            assert!(peer.ip_block.is_none(), "{peer:?}");
+            (
+                match_labels(peer.namespace_selector.as_ref()),
+                match_labels(peer.pod_selector.as_ref()),
+            )
+        })
+        .collect();
+    let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        peers,
+        BTreeSet::from([
+            (BTreeMap::new(), validators.clone()),
+            (
+                BTreeMap::new(),
+                labels(&[
+                    ("app.kubernetes.io/component", "loadgen"),
+                    ("dualchain.dev/loadgen-network", "devnet"),
+                ])
+            ),
+            (
+                labels(&[("kubernetes.io/metadata.name", "dualchain-system")]),
+                labels(&[
+                    ("app.kubernetes.io/name", "dualchain-operator"),
+                    ("app.kubernetes.io/instance", "prod"),
+                ])
+            ),
+        ])
+    );
+
+    // Metrics: from anywhere, and nothing else is open.
+    assert!(rules[2].from.is_none());
+    assert_eq!(
+        rule_ports(&rules[2]),
+        BTreeSet::from([tcp(9100), tcp(9101)])
     );
     Ok(())
 }

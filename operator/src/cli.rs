@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::context::Settings;
+use crate::context::{OperatorPods, Settings};
 use crate::runtime::RunOptions;
 
 /// Kubernetes operator for dualchain networks and benchmark clusters.
@@ -57,6 +57,14 @@ pub struct RunArgs {
     /// Namespace of the leader-election Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub lease_namespace: String,
+    /// Namespace of the operator's own pods (with --operator-pod-labels).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub operator_namespace: Option<String>,
+    /// Labels of the operator's own pods, `key=value,...`: every network's NetworkPolicy
+    /// admits these pods (in --operator-namespace) to the validators' gRPC API ports
+    /// [default: none admitted, for an operator running outside the cluster].
+    #[arg(long, env = "OPERATOR_POD_LABELS", value_name = "LABELS")]
+    pub operator_pod_labels: Option<String>,
     /// Identity in the Lease [default: pod name, else host name and process id].
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -99,6 +107,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Run(run) => {
             init_tracing(run.log_json);
             install_crypto_provider();
+            let operator_pods = operator_pods(
+                run.operator_namespace.as_deref(),
+                run.operator_pod_labels.as_deref(),
+            )?;
+            if operator_pods.is_none() {
+                tracing::warn!(
+                    "no --operator-pod-labels: validators' NetworkPolicies admit no operator pod \
+                     to their API ports (fine for an operator running outside the cluster)"
+                );
+            }
             let options = RunOptions {
                 kubeconfig: run.kubeconfig,
                 context: run.context,
@@ -108,6 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 lease_namespace: run.lease_namespace,
                 identity: run.identity.unwrap_or_else(default_identity),
                 settings: Settings {
+                    operator_pods,
                     status_interval: std::time::Duration::from_secs(
                         run.status_interval_secs.max(1),
                     ),
@@ -120,6 +139,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .build()?
                 .block_on(crate::runtime::run(options))
         }
+    }
+}
+
+/// The operator's own pods, from `--operator-namespace` and `--operator-pod-labels`.
+fn operator_pods(
+    namespace: Option<&str>,
+    labels: Option<&str>,
+) -> anyhow::Result<Option<OperatorPods>> {
+    match (namespace, labels) {
+        (_, None) => Ok(None),
+        (None, Some(_)) => {
+            anyhow::bail!("--operator-pod-labels needs --operator-namespace (or POD_NAMESPACE)")
+        }
+        (Some(namespace), Some(labels)) => OperatorPods::parse(namespace, labels)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("--operator-pod-labels: {e}")),
     }
 }
 
@@ -205,5 +240,30 @@ mod tests {
             _ => panic!("expected run"),
         }
         assert!(Cli::try_parse_from(["op", "run", "--metrics-addr", "nope"]).is_err());
+    }
+
+    #[test]
+    fn operator_pod_labels_are_parsed_or_refused() {
+        assert_eq!(operator_pods(Some("ops"), None).unwrap(), None);
+        let pods = operator_pods(Some("ops"), Some("a=1, b=2"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(pods.namespace, "ops");
+        assert_eq!(
+            pods.labels,
+            std::collections::BTreeMap::from([
+                ("a".to_string(), "1".to_string()),
+                ("b".to_string(), "2".to_string())
+            ])
+        );
+        for bad in ["a", "a=", "=1", "a=1,a=2", ""] {
+            let err = operator_pods(Some("ops"), Some(bad)).unwrap_err();
+            assert!(
+                err.to_string().contains("--operator-pod-labels"),
+                "{bad}: {err}"
+            );
+        }
+        assert!(operator_pods(None, Some("a=1")).is_err());
+        assert!(operator_pods(Some(""), Some("a=1")).is_err());
     }
 }

@@ -15,6 +15,11 @@ pub const BENCHMARK_LABEL: &str = "dualchain.dev/benchmark";
 pub const VALIDATOR_INDEX_LABEL: &str = "dualchain.dev/validator-index";
 /// Label marking what a Secret/ConfigMap holds (`validator-key`, `admin-token`, ...).
 pub const ROLE_LABEL: &str = "dualchain.dev/role";
+/// Label on a network's loadgen pods carrying the network's name: the validators'
+/// NetworkPolicy admits pods with it (and `app.kubernetes.io/component=loadgen`) to the
+/// gRPC API ports. Not the network label itself: that would put loadgen pods under the
+/// StatefulSet's selector, the PodDisruptionBudget and the peer Service.
+pub const LOADGEN_NETWORK_LABEL: &str = "dualchain.dev/loadgen-network";
 /// Pod-template annotation: digest of genesis + node config; a change rolls the pods.
 pub const CONFIG_HASH_ANNOTATION: &str = "dualchain.dev/config-hash";
 /// StatefulSet annotation: digest of the rendered pod template (rollout bookkeeping).
@@ -36,6 +41,14 @@ pub fn network_selector(network: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".into(), "dualchain".into()),
         (NETWORK_LABEL.into(), network.into()),
+    ])
+}
+
+/// The labels that let a pod call network `network`'s gRPC API as its load generator.
+pub fn loadgen_peer_labels(network: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/component".into(), "loadgen".into()),
+        (LOADGEN_NETWORK_LABEL.into(), network.into()),
     ])
 }
 
@@ -84,6 +97,9 @@ pub fn accounts_secret(network: &str) -> String {
     format!("{network}-accounts")
 }
 pub fn pdb(network: &str) -> String {
+    network.to_string()
+}
+pub fn network_policy(network: &str) -> String {
     network.to_string()
 }
 pub fn service_monitor(network: &str) -> String {

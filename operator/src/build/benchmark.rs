@@ -183,6 +183,8 @@ pub fn job_deadline_seconds(bench: &BenchmarkCluster) -> i64 {
 pub fn loadgen_job(b: &BenchRef, bench: &BenchmarkCluster) -> Job {
     let mut labels = names::benchmark_labels(&b.name);
     labels.remove("app.kubernetes.io/managed-by");
+    // What the validators' NetworkPolicy admits to their gRPC API ports.
+    labels.extend(names::loadgen_peer_labels(&names::bench_network(&b.name)));
     let q = |s: &str| Quantity(s.to_string());
     Job {
         metadata: b.meta(names::bench_job(&b.name)),

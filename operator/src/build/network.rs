@@ -20,6 +20,10 @@ use k8s_openapi::api::core::v1::{
     SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection,
     VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -27,6 +31,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Resource, ResourceExt};
 
+use crate::context::OperatorPods;
 use crate::crd::common::{ChainResources, fault_tolerance};
 use crate::crd::network::DualChainNetwork;
 use crate::keys::{ADMIN_TOKEN_KEY, KEYRING_KEY};
@@ -307,6 +312,94 @@ pub fn pdb(net: &NetworkRef, validators: u32) -> PodDisruptionBudget {
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+fn policy_port(port: u16, protocol: &str) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        port: Some(IntOrString::Int(port.into())),
+        protocol: Some(protocol.into()),
+        ..Default::default()
+    }
+}
+
+fn pods_here(labels: BTreeMap<String, String>) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(labels),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Who may reach the network's validators (ingress only; kubelet probes from the pod's
+/// own node are always allowed by NetworkPolicy semantics):
+/// - p2p (QUIC, UDP) of both chains: the same network's validator pods;
+/// - gRPC APIs of both chains (they carry `Admin`): the same network's validators, the
+///   operator's pods (status probes, admin calls) and the network's loadgen pods;
+/// - metrics: anyone (Prometheus), as before.
+///
+/// Policies are additive: a cluster admin opens the API to further clients with a
+/// policy of their own selecting the same pods.
+pub fn network_policy(net: &NetworkRef, operator: Option<&OperatorPods>) -> NetworkPolicy {
+    let validators = || pods_here(names::network_selector(&net.name));
+    let api_ports = || {
+        vec![
+            policy_port(ports::ALPHA_API, "TCP"),
+            policy_port(ports::DELTA_API, "TCP"),
+        ]
+    };
+    let mut api_clients = vec![
+        validators(),
+        pods_here(names::loadgen_peer_labels(&net.name)),
+    ];
+    if let Some(op) = operator {
+        api_clients.push(NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "kubernetes.io/metadata.name".to_string(),
+                    op.namespace.clone(),
+                )])),
+                ..Default::default()
+            }),
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(op.labels.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    NetworkPolicy {
+        metadata: net.meta(names::network_policy(&net.name), &[]),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(names::network_selector(&net.name)),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![
+                NetworkPolicyIngressRule {
+                    from: Some(vec![validators()]),
+                    ports: Some(vec![
+                        policy_port(ports::ALPHA_P2P, "UDP"),
+                        policy_port(ports::DELTA_P2P, "UDP"),
+                    ]),
+                },
+                NetworkPolicyIngressRule {
+                    from: Some(api_clients),
+                    ports: Some(api_ports()),
+                },
+                NetworkPolicyIngressRule {
+                    from: None,
+                    ports: Some(vec![
+                        policy_port(ports::ALPHA_METRICS, "TCP"),
+                        policy_port(ports::DELTA_METRICS, "TCP"),
+                    ]),
+                },
+            ]),
+            ..Default::default()
+        }),
     }
 }
 

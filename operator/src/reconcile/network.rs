@@ -4,8 +4,9 @@
 //! 1. validator key Secrets — created when absent, never updated or overwritten;
 //! 2. admin token Secret — likewise;
 //! 3. genesis ConfigMap — built once from the keys; later only checked against them;
-//! 4. config ConfigMap, Services, PodDisruptionBudget, optional ServiceMonitor — applied
-//!    with server-side apply (field manager `dualchain-operator`);
+//! 4. config ConfigMap, Services, NetworkPolicy, PodDisruptionBudget, optional
+//!    ServiceMonitor — applied with server-side apply (field manager
+//!    `dualchain-operator`);
 //! 5. StatefulSet — applied with the partition chosen by [`crate::rollout::plan`];
 //! 6. status — pod readiness plus each validator's gRPC status (unreachable validators
 //!    become a `Degraded` condition, not an error).
@@ -20,6 +21,7 @@ use dualchain_core::types::{Address, Genesis};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -210,6 +212,14 @@ async fn reconcile_inner(net: &DualChainNetwork, ctx: &Context) -> Result<Action
         &services,
         &names::client_service(&r.name),
         &build::client_service(&r),
+    )
+    .await?;
+    // Before the StatefulSet, so no validator pod runs unprotected.
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &r.namespace);
+    apply(
+        &policies,
+        &names::network_policy(&r.name),
+        &build::network_policy(&r, ctx.settings.operator_pods.as_ref()),
     )
     .await?;
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &r.namespace);

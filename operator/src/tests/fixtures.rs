@@ -135,6 +135,10 @@ pub fn context(
         validators,
         clock,
         settings: Settings {
+            operator_pods: Some(
+                crate::context::OperatorPods::parse("operators", "app.kubernetes.io/name=op")
+                    .unwrap(),
+            ),
             probe_concurrency: 4,
             write_concurrency: 4,
             ..Settings::default()

@@ -89,6 +89,7 @@ async fn first_creation_builds_every_object_with_owner_references() {
         ("policy/v1", "poddisruptionbudgets", "devnet"),
         ("apps/v1", "statefulsets", "devnet"),
         ("v1", "secrets", "devnet-admin-token"),
+        ("networking.k8s.io/v1", "networkpolicies", "devnet"),
     ] {
         let obj = fake
             .get(gv, NS, resource, name)
@@ -105,6 +106,29 @@ async fn first_creation_builds_every_object_with_owner_references() {
     let s = sts(&fake, "devnet");
     assert_eq!(s["spec"]["replicas"], 4);
     assert_eq!(s["spec"]["updateStrategy"]["rollingUpdate"]["partition"], 0);
+    // The NetworkPolicy guards exactly the StatefulSet's pods, admits the operator's pods
+    // (from the context's settings) to the API ports, and is applied before the
+    // StatefulSet.
+    let policy = fake
+        .get("networking.k8s.io/v1", NS, "networkpolicies", "devnet")
+        .unwrap();
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        s["spec"]["selector"]["matchLabels"]
+    );
+    let api_from = &policy["spec"]["ingress"][1]["from"];
+    assert_eq!(
+        api_from[2],
+        json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "operators"}},
+               "podSelector": {"matchLabels": {"app.kubernetes.io/name": "op"}}})
+    );
+    let position = |fragment: &str| {
+        fake.log()
+            .iter()
+            .position(|l| l.method == "PATCH" && l.path.contains(fragment))
+            .unwrap()
+    };
+    assert!(position("/networkpolicies/devnet") < position("/statefulsets/devnet"));
     // Server-side apply with our field manager.
     assert!(fake.log().iter().any(|l| l.method == "PATCH"
         && l.path.contains("statefulsets")

@@ -39,6 +39,29 @@ fn services_and_pdb() {
 }
 
 #[test]
+fn network_policy() {
+    let (_, r) = devnet();
+    let operator = crate::context::OperatorPods::parse(
+        "dualchain-system",
+        "app.kubernetes.io/name=dualchain-operator,app.kubernetes.io/instance=prod",
+    )
+    .unwrap();
+    insta::assert_yaml_snapshot!("network_policy", build::network_policy(&r, Some(&operator)));
+    // Without operator pods (an operator outside the cluster) only that peer is gone.
+    let policy = build::network_policy(&r, None);
+    let api_from = policy.spec.unwrap().ingress.unwrap()[1]
+        .from
+        .clone()
+        .unwrap();
+    assert_eq!(api_from.len(), 2);
+    assert!(
+        api_from
+            .iter()
+            .all(|peer| peer.namespace_selector.is_none())
+    );
+}
+
+#[test]
 fn config_and_service_monitor() {
     let (net, r) = devnet();
     insta::assert_yaml_snapshot!("config", build::config_configmap(&r, &net).unwrap());
