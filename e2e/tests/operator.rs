@@ -143,7 +143,8 @@ async fn devnet_example_reconciles_into_owned_children() -> Result<()> {
 
     let secrets: Api<Secret> = ns.api(client);
     let mut secret_names: Vec<String> = (0..4).map(|i| format!("devnet-validator-{i}")).collect();
-    secret_names.extend(["devnet-admin-token".into(), "devnet-accounts".into()]);
+    secret_names.extend((0..4).map(|i| format!("devnet-admin-token-{i}")));
+    secret_names.push("devnet-accounts".into());
     for name in &secret_names {
         let secret = secrets
             .get(name)
@@ -155,7 +156,7 @@ async fn devnet_example_reconciles_into_owned_children() -> Result<()> {
         );
     }
     let configmaps: Api<ConfigMap> = ns.api(client);
-    for name in ["devnet-genesis", "devnet-config"] {
+    for name in ["devnet-genesis", "devnet-config", "devnet-admin-digests"] {
         let cm = configmaps
             .get(name)
             .await
@@ -622,7 +623,7 @@ async fn deleting_the_network_collects_its_children() -> Result<()> {
         )
         .await?;
     }
-    wait_gone(&ns.api::<Secret>(client), "doomed-admin-token", gone).await?;
+    wait_gone(&ns.api::<Secret>(client), "doomed-admin-token-0", gone).await?;
     Ok(())
 }
 
@@ -924,18 +925,17 @@ async fn operator_killed_mid_reconcile_converges_without_duplicates() -> Result<
             "Secret {name} changed across the restart"
         );
     }
-    // Exactly one network's worth of everything else, and the genesis names these keys.
-    let others: Vec<String> = all
+    // Exactly one network's worth of everything else (an admin token per validator),
+    // and the genesis names these keys.
+    let others: BTreeSet<String> = all
         .iter()
         .map(|s| s.name_any())
         .filter(|n| n.starts_with("big-") && !n.starts_with("big-validator-"))
         .collect();
-    assert_eq!(
-        others.iter().collect::<BTreeSet<_>>(),
-        ["big-accounts".to_string(), "big-admin-token".to_string()]
-            .iter()
-            .collect()
-    );
+    let mut expected_others: BTreeSet<String> =
+        (0..N).map(|i| format!("big-admin-token-{i}")).collect();
+    expected_others.insert("big-accounts".into());
+    assert_eq!(others, expected_others);
     let genesis = ns.api::<ConfigMap>(client).get("big-genesis").await?;
     assert_eq!(genesis_validators(&genesis)?, N as usize);
     let sets_now = sets.list(&ListParams::default()).await?;

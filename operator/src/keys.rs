@@ -32,6 +32,8 @@ pub enum KeyError {
         found: String,
         expected: &'static str,
     },
+    #[error("Secret {secret}: `token` is missing or not a usable bearer token")]
+    BadAdminToken { secret: String },
     #[error("Secret {secret}: `public_key` is not an ML-DSA-87 public key in hex")]
     BadPublicKey { secret: String },
     #[error("Secret {secret}: line {line} of the keyring is malformed ({detail})")]
@@ -117,6 +119,13 @@ pub fn new_admin_token() -> Result<Zeroizing<String>, KeyError> {
         .try_fill_bytes(bytes.as_mut())
         .map_err(|e| KeyError::Entropy(e.to_string()))?;
     Ok(Zeroizing::new(hex::encode(bytes.as_ref())))
+}
+
+/// The BLAKE3 digest of an admin token, 64 hex digits: what a validator started with
+/// `--admin-token-digest-file` checks presented tokens against. A digest reveals
+/// nothing usable about the token (it is 256 random bits), so it may be shared.
+pub fn admin_token_digest(token: &str) -> String {
+    blake3::hash(token.as_bytes()).to_hex().to_string()
 }
 
 pub use dualchain_core::keyfile::{master_seeded_account_keys, seeded_account_keys};
@@ -279,5 +288,20 @@ mod tests {
         let b = new_admin_token().unwrap();
         assert_ne!(*a, *b);
         assert!(dualchain_proto::AdminToken::new(&a).is_ok());
+    }
+
+    #[test]
+    fn admin_token_digests_are_the_nodes_blake3_of_the_token() {
+        let token = new_admin_token().unwrap();
+        let digest = admin_token_digest(&token);
+        assert_eq!(digest.len(), 64);
+        assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()));
+        // The node decodes the hex and compares BLAKE3(presented token) with it.
+        assert_eq!(
+            hex::decode(&digest).unwrap(),
+            blake3::hash(token.as_bytes()).as_bytes()
+        );
+        assert_ne!(digest, admin_token_digest(&new_admin_token().unwrap()));
+        assert!(!digest.contains(token.as_str()));
     }
 }

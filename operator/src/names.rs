@@ -90,8 +90,15 @@ pub fn config_configmap(network: &str) -> String {
 pub fn validator_secret(network: &str, index: u32) -> String {
     format!("{network}-validator-{index}")
 }
-pub fn admin_token_secret(network: &str) -> String {
-    format!("{network}-admin-token")
+/// Secret holding validator `index`'s own admin token (the operator's copy; validator
+/// pods never mount it).
+pub fn admin_token_secret(network: &str, index: u32) -> String {
+    format!("{network}-admin-token-{index}")
+}
+/// ConfigMap holding each validator's admin token digest, keyed by pod name (what the
+/// validator pods mount).
+pub fn admin_digests_configmap(network: &str) -> String {
+    format!("{network}-admin-digests")
 }
 pub fn accounts_secret(network: &str) -> String {
     format!("{network}-accounts")

@@ -19,6 +19,8 @@ use crate::build::network::ChainName;
 /// One chain endpoint of one validator.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Target {
+    /// The validator's index (its admin token is that validator's own).
+    pub index: u32,
     /// Pod name (for messages).
     pub validator: String,
     pub host: String,

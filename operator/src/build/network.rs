@@ -16,9 +16,9 @@ use k8s_openapi::api::core::v1::{
     EmptyDirVolumeSource, EnvVar, EnvVarSource, GRPCAction, KeyToPath, ObjectFieldSelector,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
-    ResourceRequirements, SeccompProfile, Secret, SecretProjection, SecretVolumeSource,
-    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection,
-    VolumeResourceRequirements, WeightedPodAffinityTerm,
+    ResourceRequirements, SeccompProfile, Secret, SecretProjection, SecurityContext, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -47,7 +47,8 @@ pub const GENESIS_DIR: &str = "/etc/dualchain/genesis";
 pub const CONFIG_DIR: &str = "/etc/dualchain/config";
 /// Where the pod's own validator key directory is mounted.
 pub const KEY_DIR: &str = "/var/run/dualchain/key";
-/// Where the admin token Secret is mounted.
+/// Where the admin digests ConfigMap is mounted: `<ADMIN_DIR>/<pod name>` holds the
+/// BLAKE3 digest of that validator's admin token. No token is ever in a pod.
 pub const ADMIN_DIR: &str = "/var/run/dualchain/admin";
 /// The persistent volume; each chain uses `<DATA_DIR>/<chain>`.
 pub const DATA_DIR: &str = "/var/lib/dualchain";
@@ -122,12 +123,17 @@ pub fn validator_key_secret(
     }
 }
 
-/// Secret holding the admin bearer token (created once, never updated).
-pub fn admin_token_secret(net: &NetworkRef, token: &str) -> Secret {
+/// Secret holding validator `index`'s admin bearer token (created once, never updated;
+/// only the operator reads it, no pod mounts it).
+pub fn admin_token_secret(net: &NetworkRef, index: u32, token: &str) -> Secret {
+    let index_text = index.to_string();
     Secret {
         metadata: net.meta(
-            names::admin_token_secret(&net.name),
-            &[(ROLE_LABEL, "admin-token")],
+            names::admin_token_secret(&net.name, index),
+            &[
+                (ROLE_LABEL, "admin-token"),
+                (names::VALIDATOR_INDEX_LABEL, &index_text),
+            ],
         ),
         type_: Some("Opaque".into()),
         immutable: Some(true),
@@ -135,6 +141,20 @@ pub fn admin_token_secret(net: &NetworkRef, token: &str) -> Secret {
             ADMIN_TOKEN_KEY.to_string(),
             ByteString(token.as_bytes().to_vec()),
         )])),
+        ..Default::default()
+    }
+}
+
+/// ConfigMap of every validator's admin token digest, keyed by pod name (server-side
+/// applied; a digest of 256 random bits reveals nothing usable, so every pod may see
+/// all of them, unlike the tokens).
+pub fn admin_digests_configmap(net: &NetworkRef, digests: BTreeMap<String, String>) -> ConfigMap {
+    ConfigMap {
+        metadata: net.meta(
+            names::admin_digests_configmap(&net.name),
+            &[(ROLE_LABEL, "admin-digests")],
+        ),
+        data: Some(digests),
         ..Default::default()
     }
 }
@@ -591,8 +611,9 @@ pub fn run_args(chain: ChainName) -> Vec<String> {
         format!("{CONFIG_DIR}/{PEERS_KEY}"),
         "--key-dir".into(),
         KEY_DIR.into(),
-        "--admin-token-file".into(),
-        format!("{ADMIN_DIR}/{ADMIN_TOKEN_KEY}"),
+        // Kubernetes expands $(POD_NAME) from the container's environment.
+        "--admin-token-digest-file".into(),
+        format!("{ADMIN_DIR}/$(POD_NAME)"),
         "--data-dir".into(),
         format!("{DATA_DIR}/{c}"),
         "--p2p-listen".into(),
@@ -659,7 +680,7 @@ fn chain_container(net: &DualChainNetwork, chain: ChainName) -> Container {
             mount("genesis", GENESIS_DIR, true),
             mount("config", CONFIG_DIR, true),
             key_mount,
-            mount("admin-token", ADMIN_DIR, true),
+            mount("admin-digests", ADMIN_DIR, true),
             mount("tmp", "/tmp", false),
         ]),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
@@ -772,10 +793,10 @@ pub fn pod_template(net: &DualChainNetwork, config_hash: &str) -> PodTemplateSpe
                 },
                 validator_keys_volume(&name, net.spec.validators),
                 Volume {
-                    name: "admin-token".into(),
-                    secret: Some(SecretVolumeSource {
-                        secret_name: Some(names::admin_token_secret(&name)),
-                        default_mode: Some(0o400),
+                    name: "admin-digests".into(),
+                    config_map: Some(ConfigMapVolumeSource {
+                        name: names::admin_digests_configmap(&name),
+                        default_mode: Some(0o444),
                         ..Default::default()
                     }),
                     ..Default::default()

@@ -11,6 +11,7 @@
 //! create-if-absent), so resuming never duplicates anything. Time comes from the
 //! context's clock (deadlines, fault windows, TTL).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, instrument, warn};
 use zeroize::Zeroizing;
 
-use super::network::apply;
+use super::network::{apply, read_admin_token};
 use crate::build::benchmark::{self as build, BenchRef, RESULT_KEY};
 use crate::build::network::ChainName;
 use crate::conditions::{self, Desired};
@@ -36,7 +37,6 @@ use crate::crd::common::ChainProgress;
 use crate::crd::network::DualChainNetwork;
 use crate::cron::Schedule;
 use crate::error::{Error, Result, is_conflict, is_not_found};
-use crate::keys::ADMIN_TOKEN_KEY;
 use crate::names;
 use crate::validators::{FaultSettings, Target};
 
@@ -449,18 +449,31 @@ async fn running(
     Ok(Action::requeue(wait))
 }
 
-async fn admin_token(ctx: &Context, b: &BenchRef) -> Result<Zeroizing<String>> {
+/// Each validator's own admin token, by index (read by name from the network's
+/// per-validator Secrets; a token never serves another validator).
+type AdminTokens = HashMap<u32, Zeroizing<String>>;
+
+async fn admin_tokens(ctx: &Context, b: &BenchRef, indices: &[u32]) -> Result<AdminTokens> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &b.namespace);
-    let secret = secrets
-        .get(&names::admin_token_secret(&names::bench_network(&b.name)))
-        .await?;
-    let bytes = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(ADMIN_TOKEN_KEY))
-        .map(|b| Zeroizing::new(String::from_utf8_lossy(&b.0).trim().to_string()))
-        .unwrap_or_default();
-    Ok(bytes)
+    let net = names::bench_network(&b.name);
+    let mut tokens = AdminTokens::new();
+    for &index in indices {
+        let name = names::admin_token_secret(&net, index);
+        let secret = secrets.get(&name).await?;
+        tokens.insert(index, read_admin_token(&name, &secret)?);
+    }
+    Ok(tokens)
+}
+
+/// The token of the validator `target` names.
+fn token_for(
+    tokens: &AdminTokens,
+    target: &Target,
+) -> std::result::Result<Zeroizing<String>, String> {
+    tokens
+        .get(&target.index)
+        .cloned()
+        .ok_or_else(|| format!("no admin token read for {}", target.validator))
 }
 
 fn targets(b: &BenchRef, indices: impl IntoIterator<Item = u32>) -> Vec<Target> {
@@ -469,6 +482,7 @@ fn targets(b: &BenchRef, indices: impl IntoIterator<Item = u32>) -> Vec<Target> 
         .into_iter()
         .flat_map(|i| {
             ChainName::ALL.map(|chain| Target {
+                index: i,
                 validator: names::validator_pod(&net, i),
                 host: names::validator_host(&net, &b.namespace, i),
                 chain,
@@ -502,7 +516,6 @@ async fn drive_faults(
         return Ok(None);
     }
     let mut next: Option<i64> = None;
-    let mut token: Option<Zeroizing<String>> = None;
     for (i, fault) in bench.spec.faults.iter().enumerate() {
         let start = i64::from(fault.start_seconds);
         let end = start + i64::from(fault.duration_seconds);
@@ -522,12 +535,9 @@ async fn drive_faults(
                 state.message = "window passed before it could be applied".into();
             }
             "Pending" if elapsed >= start => {
-                if token.is_none() {
-                    token = Some(admin_token(ctx, b).await?);
-                }
-                let token = token.clone().unwrap_or_default();
+                let tokens = admin_tokens(ctx, b, &affected).await?;
                 let remaining_ms = ((end - elapsed).max(1) as u64) * 1000;
-                let outcome = apply_fault(ctx, b, fault, &affected, token, remaining_ms).await;
+                let outcome = apply_fault(ctx, b, fault, &affected, &tokens, remaining_ms).await;
                 match outcome {
                     Ok(()) => {
                         state.state = "Active".into();
@@ -556,11 +566,8 @@ async fn drive_faults(
                 }
             }
             "Active" if elapsed >= end => {
-                if token.is_none() {
-                    token = Some(admin_token(ctx, b).await?);
-                }
-                let token = token.clone().unwrap_or_default();
-                let outcome = revert_fault(ctx, b, fault.kind, &affected, token).await;
+                let tokens = admin_tokens(ctx, b, &affected).await?;
+                let outcome = revert_fault(ctx, b, fault.kind, &affected, &tokens).await;
                 state.state = if outcome.is_ok() { "Done" } else { "Failed" }.into();
                 if let Err(e) = outcome {
                     state.message = format!("reverting: {e}");
@@ -589,16 +596,15 @@ async fn apply_fault(
     b: &BenchRef,
     fault: &crate::crd::benchmark::Fault,
     affected: &[u32],
-    token: Zeroizing<String>,
+    tokens: &AdminTokens,
     expires_after_ms: u64,
 ) -> std::result::Result<(), String> {
     let api = &ctx.validators;
     match fault.kind {
         FaultKind::Kill => {
             for t in targets(b, affected.iter().copied()) {
-                api.pause(t, token.clone(), true)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let token = token_for(tokens, &t)?;
+                api.pause(t, token, true).await.map_err(|e| e.to_string())?;
             }
         }
         FaultKind::Partition => {
@@ -619,7 +625,8 @@ async fn apply_fault(
                         expires_after_ms,
                         ..Default::default()
                     };
-                    api.set_fault(t, token.clone(), Some(settings))
+                    let token = token_for(tokens, &t)?;
+                    api.set_fault(t, token, Some(settings))
                         .await
                         .map_err(|e| e.to_string())?;
                 }
@@ -634,7 +641,8 @@ async fn apply_fault(
                 expires_after_ms,
             };
             for t in targets(b, affected.iter().copied()) {
-                api.set_fault(t, token.clone(), Some(settings.clone()))
+                let token = token_for(tokens, &t)?;
+                api.set_fault(t, token, Some(settings.clone()))
                     .await
                     .map_err(|e| e.to_string())?;
             }
@@ -648,12 +656,13 @@ async fn revert_fault(
     b: &BenchRef,
     kind: FaultKind,
     affected: &[u32],
-    token: Zeroizing<String>,
+    tokens: &AdminTokens,
 ) -> std::result::Result<(), String> {
     for t in targets(b, affected.iter().copied()) {
+        let token = token_for(tokens, &t)?;
         let r = match kind {
-            FaultKind::Kill => ctx.validators.pause(t, token.clone(), false).await,
-            _ => ctx.validators.set_fault(t, token.clone(), None).await,
+            FaultKind::Kill => ctx.validators.pause(t, token, false).await,
+            _ => ctx.validators.set_fault(t, token, None).await,
         };
         r.map_err(|e| e.to_string())?;
     }
@@ -670,13 +679,13 @@ async fn clear_faults(
     if !status.faults.iter().any(|f| f.state == "Active") {
         return;
     }
-    let Ok(token) = admin_token(ctx, b).await else {
-        return;
-    };
     for (i, fault) in bench.spec.faults.iter().enumerate() {
         if let Some(state) = status.faults.get_mut(i).filter(|s| s.state == "Active") {
             let affected = fault_validators(fault.kind, fault.validators, bench.spec.validators);
-            state.state = match revert_fault(ctx, b, fault.kind, &affected, token.clone()).await {
+            let Ok(tokens) = admin_tokens(ctx, b, &affected).await else {
+                continue;
+            };
+            state.state = match revert_fault(ctx, b, fault.kind, &affected, &tokens).await {
                 Ok(()) => "Done".into(),
                 Err(e) => {
                     state.message = format!("reverting: {e}");

@@ -2,7 +2,8 @@
 //!
 //! Order of work (each step idempotent, so a crash anywhere converges on retry):
 //! 1. validator key Secrets — created when absent, never updated or overwritten;
-//! 2. admin token Secret — likewise;
+//! 2. one admin token Secret per validator — likewise (only the operator reads them);
+//!    their digests go into a ConfigMap, which is what the pods mount;
 //! 3. genesis ConfigMap — built once from the keys; later only checked against them;
 //! 4. config ConfigMap, Services, NetworkPolicy, PodDisruptionBudget, optional
 //!    ServiceMonitor — applied with server-side apply (field manager
@@ -14,6 +15,7 @@
 //! Permanent problems (invalid spec, corrupt key Secret, genesis that no longer matches
 //! the keys) set `phase: Failed` with a condition and wait for a spec change.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use dualchain_core::crypto::ValidatorPublicKey;
@@ -29,6 +31,7 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{info, instrument, warn};
+use zeroize::Zeroizing;
 
 use crate::build::network::{self as build, ChainName, NetworkRef};
 use crate::conditions::{self, Desired};
@@ -182,13 +185,20 @@ async fn reconcile_inner(net: &DualChainNetwork, ctx: &Context) -> Result<Action
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &r.namespace);
 
     let keys = ensure_validator_keys(ctx, &r, &object_ref, &secrets, net.spec.validators).await?;
-    ensure_admin_token(ctx, &r, &object_ref, &secrets).await?;
+    let admin_digests =
+        ensure_admin_tokens(ctx, &r, &object_ref, &secrets, net.spec.validators).await?;
     let genesis = ensure_genesis(ctx, net, &r, &object_ref, &secrets, &config_maps, &keys).await?;
     let genesis_hash = genesis.hash().to_hex();
 
     let config = build::config_configmap(&r, net)?;
     apply(&config_maps, &names::config_configmap(&r.name), &config).await?;
     let config_data = config.data.clone().unwrap_or_default();
+    // Nodes read their token digest at start: a new token (a deleted token Secret is
+    // regenerated) rolls the validators like any config change.
+    let digests_text: String = admin_digests
+        .iter()
+        .map(|(pod, digest)| format!("{pod}={digest}\n"))
+        .collect();
     let config_hash = build::digest(&[
         genesis_hash.as_bytes(),
         config_data
@@ -199,6 +209,7 @@ async fn reconcile_inner(net: &DualChainNetwork, ctx: &Context) -> Result<Action
             .get(build::PEERS_KEY)
             .map(String::as_bytes)
             .unwrap_or_default(),
+        digests_text.as_bytes(),
     ]);
 
     let services: Api<Service> = Api::namespaced(client.clone(), &r.namespace);
@@ -212,6 +223,13 @@ async fn reconcile_inner(net: &DualChainNetwork, ctx: &Context) -> Result<Action
         &services,
         &names::client_service(&r.name),
         &build::client_service(&r),
+    )
+    .await?;
+    // The pods mount this (never a token), so it exists before the StatefulSet.
+    apply(
+        &config_maps,
+        &names::admin_digests_configmap(&r.name),
+        &build::admin_digests_configmap(&r, admin_digests),
     )
     .await?;
     // Before the StatefulSet, so no validator pod runs unprotected.
@@ -437,35 +455,78 @@ fn post_params() -> PostParams {
     }
 }
 
-async fn ensure_admin_token(
+/// One admin token per validator, each in a Secret of its own that only the operator
+/// reads (created when absent, never updated; read by name). Returns each validator's
+/// token digest, keyed by pod name, for the ConfigMap the pods mount.
+async fn ensure_admin_tokens(
     ctx: &Context,
     r: &NetworkRef,
     object: &ObjectReference,
     secrets: &Api<Secret>,
-) -> Result<()> {
-    let name = names::admin_token_secret(&r.name);
-    if secrets.get_opt(&name).await?.is_some() {
-        return Ok(());
+    validators: u32,
+) -> Result<BTreeMap<String, String>> {
+    let results: Vec<(String, String, bool)> = futures::stream::iter(0..validators)
+        .map(|index| async move {
+            let name = names::admin_token_secret(&r.name, index);
+            let (token, created) = match secrets.get_opt(&name).await? {
+                Some(secret) => (read_admin_token(&name, &secret)?, false),
+                None => {
+                    let token = keys::new_admin_token()?;
+                    match secrets
+                        .create(&post_params(), &build::admin_token_secret(r, index, &token))
+                        .await
+                    {
+                        Ok(_) => (token, true),
+                        // Another writer won the race: theirs is the token.
+                        Err(e) if is_conflict(&e) => {
+                            (read_admin_token(&name, &secrets.get(&name).await?)?, false)
+                        }
+                        Err(e) => return Err(Error::from(e)),
+                    }
+                }
+            };
+            Ok::<_, Error>((
+                names::validator_pod(&r.name, index),
+                keys::admin_token_digest(&token),
+                created,
+            ))
+        })
+        .buffered(ctx.settings.write_concurrency.max(1))
+        .try_collect()
+        .await?;
+    let created = results.iter().filter(|(_, _, created)| *created).count();
+    if created > 0 {
+        info!(created, "generated admin tokens");
+        ctx.event(
+            object,
+            false,
+            "AdminTokensGenerated",
+            "CreateSecrets",
+            format!("generated {created} per-validator admin token Secret(s)"),
+        )
+        .await;
     }
-    let token = keys::new_admin_token()?;
-    match secrets
-        .create(&post_params(), &build::admin_token_secret(r, &token))
-        .await
-    {
-        Ok(_) => {
-            ctx.event(
-                object,
-                false,
-                "AdminTokenGenerated",
-                "CreateSecrets",
-                format!("generated admin token Secret {name}"),
-            )
-            .await;
-            Ok(())
-        }
-        Err(e) if is_conflict(&e) => Ok(()),
-        Err(e) => Err(e.into()),
+    Ok(results
+        .into_iter()
+        .map(|(pod, digest, _)| (pod, digest))
+        .collect())
+}
+
+/// The token of an admin token Secret; one that is not a usable bearer token is a
+/// permanent error (the Secret is never rewritten by the operator).
+pub fn read_admin_token(name: &str, secret: &Secret) -> Result<Zeroizing<String>> {
+    let token = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(keys::ADMIN_TOKEN_KEY))
+        .map(|b| Zeroizing::new(String::from_utf8_lossy(&b.0).trim().to_string()))
+        .unwrap_or_default();
+    if dualchain_proto::AdminToken::new(&token).is_err() {
+        return Err(Error::Keys(keys::KeyError::BadAdminToken {
+            secret: name.to_string(),
+        }));
     }
+    Ok(token)
 }
 
 fn parse_genesis(cm: &ConfigMap) -> Result<Genesis> {
@@ -630,6 +691,7 @@ pub async fn probe_validators(ctx: &Context, r: &NetworkRef, validators: u32) ->
     let targets: Vec<Target> = (0..validators)
         .flat_map(|i| {
             ChainName::ALL.map(|chain| Target {
+                index: i,
                 validator: names::validator_pod(&r.name, i),
                 host: names::validator_host(&r.name, &r.namespace, i),
                 chain,

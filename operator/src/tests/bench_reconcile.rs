@@ -45,15 +45,28 @@ fn network_ready(fake: &FakeApi, name: &str, ready: u32, finalized: u64) {
         "delta": {"height": finalized * 5 + 1, "finalizedHeight": finalized * 5, "epoch": 0, "reachableValidators": ready}}}));
 }
 
-fn admin_token_secret(fake: &FakeApi, network: &str) {
-    fake.put(
-        "v1",
-        NS,
-        "secrets",
-        json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": format!("{network}-admin-token"), "namespace": NS},
-        "data": {"token": "czNjcjN0"}}),
-    );
+/// The admin token of validator `index` in these tests.
+fn token_of(index: u32) -> String {
+    format!("s3cr3t-of-validator-{index}")
+}
+
+/// One admin token Secret per validator, as the network reconciler creates them.
+fn admin_token_secrets(fake: &FakeApi, network: &str, validators: u32) {
+    for index in 0..validators {
+        let secret = k8s_openapi::api::core::v1::Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(format!("{network}-admin-token-{index}")),
+                namespace: Some(NS.into()),
+                ..Default::default()
+            },
+            data: Some(std::collections::BTreeMap::from([(
+                "token".to_string(),
+                k8s_openapi::ByteString(token_of(index).into_bytes()),
+            )])),
+            ..Default::default()
+        };
+        fake.put("v1", NS, "secrets", serde_json::to_value(&secret).unwrap());
+    }
 }
 
 fn spec() -> serde_json::Value {
@@ -65,6 +78,35 @@ fn spec() -> serde_json::Value {
 
 const GOOD_RESULT: &str = r#"{"average_tps": 480.5, "submitted": 30000, "committed": 28830, "rejected": 12,
   "finality_ms": {"p50": 3100, "p95": 6000, "p99": 8000}, "signed": false}"#;
+
+#[tokio::test]
+async fn every_admin_call_carries_the_token_of_the_validator_it_goes_to() {
+    let (client, fake) = FakeApi::start();
+    let clock = TestClock::at(NOW);
+    let validators = Arc::new(FakeValidators::default());
+    let ctx = fixtures::context(client, validators.clone(), clock.clone());
+    let mut s = spec();
+    s["faults"] = json!([{"kind": "messageLoss", "startSeconds": 10, "durationSeconds": 20,
+                          "dropProbability": 0.1}]);
+    create(&fake, "lossy", s);
+    step(&fake, &ctx, "lossy").await;
+    network_ready(&fake, "lossy-net", 4, 10);
+    admin_token_secrets(&fake, "lossy-net", 4);
+    step(&fake, &ctx, "lossy").await;
+    assert_eq!(phase(&fake, "lossy"), "Running");
+    clock.advance(12);
+    step(&fake, &ctx, "lossy").await;
+    let tokens = validators.tokens.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 8, "4 validators x 2 chains: {tokens:?}");
+    for (validator, token) in &tokens {
+        let index: u32 = validator.rsplit('-').next().unwrap().parse().unwrap();
+        assert_eq!(*token, token_of(index), "{validator}");
+    }
+    let distinct: std::collections::BTreeSet<&String> = tokens.iter().map(|(_, t)| t).collect();
+    assert_eq!(distinct.len(), 4);
+    // Only the validators' own Secrets were read, each by name.
+    assert_eq!(fake.collection_reads("secrets"), 0);
+}
 
 #[tokio::test]
 async fn full_lifecycle_to_success_and_ttl_teardown() {
@@ -91,7 +133,7 @@ async fn full_lifecycle_to_success_and_ttl_teardown() {
 
     // Ready -> Running: RBAC, result ConfigMap and the loadgen Job.
     network_ready(&fake, "nightly-net", 4, 10);
-    admin_token_secret(&fake, "nightly-net");
+    admin_token_secrets(&fake, "nightly-net", 4);
     step(&fake, &ctx, "nightly").await;
     assert_eq!(phase(&fake, "nightly"), "Running");
     let job = fake
@@ -137,13 +179,14 @@ async fn full_lifecycle_to_success_and_ttl_teardown() {
     let calls = validators.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert!(calls.iter().all(|c| matches!(c, AdminCall::Pause { validator, paused: true, .. } if validator == "nightly-net-3")));
+    // Each call carries the token of the validator it goes to, and nothing else.
+    let tokens = validators.tokens.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 2);
     assert!(
-        validators
-            .tokens
-            .lock()
-            .unwrap()
+        tokens
             .iter()
-            .all(|t| t == "s3cr3t")
+            .all(|(validator, token)| validator == "nightly-net-3" && *token == token_of(3)),
+        "{tokens:?}"
     );
     assert_eq!(
         stored(&fake, "nightly").status.unwrap().faults[0].state,

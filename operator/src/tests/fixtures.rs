@@ -58,7 +58,8 @@ pub enum AdminCall {
 pub struct FakeValidators {
     pub reports: Mutex<HashMap<String, ChainReport>>,
     pub calls: Mutex<Vec<AdminCall>>,
-    pub tokens: Mutex<Vec<String>>,
+    /// `(validator, token)` of every admin call.
+    pub tokens: Mutex<Vec<(String, String)>>,
 }
 
 impl FakeValidators {
@@ -96,7 +97,10 @@ impl ValidatorApi for FakeValidators {
         token: Zeroizing<String>,
         paused: bool,
     ) -> BoxFuture<'static, Result<(), ValidatorError>> {
-        self.tokens.lock().unwrap().push(token.to_string());
+        self.tokens
+            .lock()
+            .unwrap()
+            .push((target.validator.clone(), token.to_string()));
         self.calls.lock().unwrap().push(AdminCall::Pause {
             validator: target.validator,
             chain: target.chain.as_str(),
@@ -110,7 +114,10 @@ impl ValidatorApi for FakeValidators {
         token: Zeroizing<String>,
         fault: Option<FaultSettings>,
     ) -> BoxFuture<'static, Result<(), ValidatorError>> {
-        self.tokens.lock().unwrap().push(token.to_string());
+        self.tokens
+            .lock()
+            .unwrap()
+            .push((target.validator.clone(), token.to_string()));
         self.calls.lock().unwrap().push(AdminCall::Fault {
             validator: target.validator,
             chain: target.chain.as_str(),

@@ -61,9 +61,42 @@ async fn first_creation_builds_every_object_with_owner_references() {
     let action = reconcile(Arc::new(net), ctx.clone()).await.unwrap();
     assert_eq!(action, Action::requeue(ctx.settings.converging_interval));
 
-    // Four key Secrets in the keygen layout, plus the admin token and the accounts keyring.
+    // Four key Secrets in the keygen layout, four admin tokens (one per validator) and
+    // the accounts keyring.
     let secrets = fake.list("v1", NS, "secrets");
-    assert_eq!(secrets.len(), 6, "{secrets:#?}");
+    assert_eq!(secrets.len(), 9, "{secrets:#?}");
+    // The pods mount each validator's token digest, never a token.
+    let digests = fake
+        .get("v1", NS, "configmaps", "devnet-admin-digests")
+        .unwrap();
+    let mut tokens = std::collections::BTreeSet::new();
+    for i in 0..4 {
+        let s = fake
+            .get("v1", NS, "secrets", &format!("devnet-admin-token-{i}"))
+            .unwrap();
+        let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(s).unwrap();
+        let token = crate::reconcile::network::read_admin_token("s", &secret).unwrap();
+        assert_eq!(
+            digests["data"][format!("devnet-{i}")],
+            json!(keys::admin_token_digest(&token))
+        );
+        tokens.insert(token.to_string());
+    }
+    assert_eq!(tokens.len(), 4, "every validator has a token of its own");
+    let pod = &sts(&fake, "devnet")["spec"]["template"]["spec"];
+    let volumes = pod["volumes"].as_array().unwrap();
+    assert!(
+        volumes.iter().all(|v| v["secret"]["secretName"]
+            .as_str()
+            .is_none_or(|n| !n.contains("admin"))),
+        "{volumes:#?}"
+    );
+    let args = pod["containers"][0]["args"].as_array().unwrap();
+    assert!(
+        args.windows(2).any(|w| w[0] == "--admin-token-digest-file"
+            && w[1] == "/var/run/dualchain/admin/$(POD_NAME)")
+    );
+    assert!(!args.contains(&json!("--admin-token-file")));
     let mut public_keys = Vec::new();
     for i in 0..4 {
         let s = fake
@@ -88,7 +121,9 @@ async fn first_creation_builds_every_object_with_owner_references() {
         ("v1", "services", "devnet-peers"),
         ("policy/v1", "poddisruptionbudgets", "devnet"),
         ("apps/v1", "statefulsets", "devnet"),
-        ("v1", "secrets", "devnet-admin-token"),
+        ("v1", "secrets", "devnet-admin-token-0"),
+        ("v1", "secrets", "devnet-admin-token-3"),
+        ("v1", "configmaps", "devnet-admin-digests"),
         ("networking.k8s.io/v1", "networkpolicies", "devnet"),
     ] {
         let obj = fake
@@ -499,7 +534,7 @@ async fn hundred_validators_reconcile_in_few_requests() {
     .unwrap();
     // Informational only (never asserted): operator-side time against the mock API.
     eprintln!("100-validator first reconcile: {:?}", started.elapsed());
-    assert_eq!(fake.list("v1", NS, "secrets").len(), 102);
+    assert_eq!(fake.list("v1", NS, "secrets").len(), 201);
     let s = sts(&fake, "big");
     assert_eq!(
         s["spec"]["template"]["spec"]["volumes"][2]["projected"]["sources"]
@@ -508,9 +543,10 @@ async fn hundred_validators_reconcile_in_few_requests() {
             .len(),
         100
     );
-    // One get + one create per key (Secrets are never listed), and a constant number
-    // of other calls.
+    // One get + one create per key and per admin token (Secrets are never listed), and
+    // a constant number of other calls.
     assert_eq!(fake.collection_reads("secrets"), 0);
     assert_eq!(fake.count("GET", "/secrets/big-validator-"), 100);
-    assert!(fake.log().len() < 230, "{} requests", fake.log().len());
+    assert_eq!(fake.count("GET", "/secrets/big-admin-token-"), 100);
+    assert!(fake.log().len() < 430, "{} requests", fake.log().len());
 }

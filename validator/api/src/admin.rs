@@ -2,11 +2,15 @@
 //! admin bearer token.
 //!
 //! Authentication runs in [`AdminAuth`], a tonic interceptor, before any
-//! handler: with a configured token it is [`RequireAdminToken`] (constant-time
-//! comparison, one fixed message that never echoes a token); without one every
-//! call is UNAUTHENTICATED with a message saying the admin API is disabled.
-//! Chain calls that may block (locks, file writes) run on blocking threads.
+//! handler, against the node's [`AdminCredential`]: a token is checked by
+//! [`RequireAdminToken`] (constant-time comparison, one fixed message that never
+//! echoes a token); a BLAKE3 digest by hashing the presented bearer token and
+//! comparing digests in constant time, so the node never holds the token
+//! itself. Without a credential every call is UNAUTHENTICATED with a message
+//! saying the admin API is disabled. Chain calls that may block (locks, file
+//! writes) run on blocking threads.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +19,8 @@ use dualchain_proto::v1::{
     Chain, FaultInjection, GetFaultInjectionRequest, PauseChainRequest, PauseChainResponse,
     ResumeChainRequest, ResumeChainResponse, SnapshotResult, TriggerSnapshotRequest,
 };
-use dualchain_proto::{Admin, RequireAdminToken};
+use dualchain_proto::{ADMIN_AUTH_METADATA_KEY, Admin, AdminToken, RequireAdminToken};
+use tonic::metadata::MetadataMap;
 use tonic::service::Interceptor;
 use tonic::{Code, Request, Response, Status};
 
@@ -28,18 +33,106 @@ use crate::status::{api_status, blocking};
 const ADMIN_DISABLED: &str =
     "admin API disabled: this node has no admin token configured, so every Admin call is refused";
 
-/// The token check in front of the `Admin` service.
+/// The one message of every refused bearer token (the same words as
+/// `dualchain_proto::check_admin_token`, so both credentials look alike).
+const REFUSED: &str = "admin call refused: missing or invalid bearer token";
+
+/// What a node checks the bearer token of an `Admin` call against.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AdminCredential {
+    /// The token itself (visible ASCII without spaces).
+    Token(String),
+    /// The BLAKE3 digest of the token's bytes: the node can check a token without
+    /// holding it, so reading the node's files or memory reveals no token.
+    Blake3Digest([u8; 32]),
+}
+
+impl AdminCredential {
+    /// The digest of `token`, as [`AdminCredential::Blake3Digest`] expects it.
+    pub fn digest_of(token: &str) -> [u8; 32] {
+        *blake3::hash(token.as_bytes()).as_bytes()
+    }
+
+    /// Checks a token credential (digests are always well formed).
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        match self {
+            AdminCredential::Token(token) if AdminToken::new(token).is_err() => Err(
+                "admin_token must be non-empty visible ASCII without spaces (use None to \
+                 disable the admin API)"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl From<String> for AdminCredential {
+    fn from(token: String) -> Self {
+        AdminCredential::Token(token)
+    }
+}
+
+impl From<&str> for AdminCredential {
+    fn from(token: &str) -> Self {
+        AdminCredential::Token(token.to_string())
+    }
+}
+
+impl fmt::Debug for AdminCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdminCredential::Token(_) => f.write_str("Token(<redacted>)"),
+            AdminCredential::Blake3Digest(_) => f.write_str("Blake3Digest(<redacted>)"),
+        }
+    }
+}
+
+/// Checks the `authorization: Bearer <token>` entry of `metadata` against a
+/// BLAKE3 digest. Parsing is that of `dualchain_proto::check_admin_token`
+/// (scheme case-insensitive, token trimmed); the comparison is of digests, in
+/// constant time (`blake3::Hash`'s equality), and every failure is the same
+/// UNAUTHENTICATED message.
+fn check_token_digest(metadata: &MetadataMap, digest: &blake3::Hash) -> Result<(), Status> {
+    let refused = || Status::unauthenticated(REFUSED);
+    let value = metadata.get(ADMIN_AUTH_METADATA_KEY).ok_or_else(refused)?;
+    let value = value.to_str().map_err(|_| refused())?;
+    let (scheme, presented) = value.split_once(' ').ok_or_else(refused)?;
+    let presented = presented.trim();
+    if !scheme.eq_ignore_ascii_case("Bearer") || presented.is_empty() {
+        return Err(refused());
+    }
+    if blake3::hash(presented.as_bytes()) == *digest {
+        Ok(())
+    } else {
+        Err(refused())
+    }
+}
+
+#[derive(Clone)]
+enum Check {
+    Token(RequireAdminToken),
+    Digest(blake3::Hash),
+}
+
+/// The credential check in front of the `Admin` service.
 #[derive(Clone)]
 pub(crate) struct AdminAuth {
-    token: Option<RequireAdminToken>,
+    check: Option<Check>,
     metrics: RequestMetrics,
 }
 
 impl AdminAuth {
-    /// `token` must be non-empty when present (checked by the server options).
-    pub(crate) fn new(token: Option<&str>, metrics: RequestMetrics) -> Self {
+    /// A token credential must be valid (checked by the server options).
+    pub(crate) fn new(credential: Option<&AdminCredential>, metrics: RequestMetrics) -> Self {
         Self {
-            token: token.map(RequireAdminToken::new),
+            check: credential.map(|c| match c {
+                AdminCredential::Token(token) => {
+                    Check::Token(RequireAdminToken::new(token.as_str()))
+                }
+                AdminCredential::Blake3Digest(digest) => {
+                    Check::Digest(blake3::Hash::from_bytes(*digest))
+                }
+            }),
             metrics,
         }
     }
@@ -47,8 +140,11 @@ impl AdminAuth {
 
 impl Interceptor for AdminAuth {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        let checked = match &mut self.token {
-            Some(token) => token.call(request),
+        let checked = match &mut self.check {
+            Some(Check::Token(token)) => token.call(request),
+            Some(Check::Digest(digest)) => {
+                check_token_digest(request.metadata(), digest).map(|()| request)
+            }
             None => Err(Status::unauthenticated(ADMIN_DISABLED)),
         };
         if checked.is_err() {

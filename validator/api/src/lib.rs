@@ -8,9 +8,10 @@
 //! # Entry points
 //!
 //! - [`serve_api`] / [`serve_api_on`]: one tonic server for one chain with the
-//!   `Transactions`, `Node`, `CrossChain` and `Admin` services (Admin behind the bearer token of
-//!   [`ApiOptions::admin_token`]), `grpc.health.v1` and server reflection (v1 and
-//!   v1alpha), until a shutdown future completes.
+//!   `Transactions`, `Node`, `CrossChain` and `Admin` services (Admin behind a bearer
+//!   token checked against [`ApiOptions::admin_token`]: the token or its BLAKE3 digest),
+//!   `grpc.health.v1` and server reflection (v1 and v1alpha), until a shutdown future
+//!   completes.
 //! - [`serve_metrics`] / [`serve_metrics_on`]: `GET /metrics` (Prometheus text
 //!   format) and `GET /healthz` over HTTP/1.1.
 //!
@@ -54,6 +55,7 @@ mod server;
 mod status;
 mod transactions;
 
+pub use admin::AdminCredential;
 pub use call_limits::CallLimits;
 pub use chain::{from_proto as chain_from_proto, to_proto as chain_to_proto};
 pub use connections::{ApiConnectInfo, ConnectionLimits, LimitedConnection, MIN_IDLE_TO_EVICT};

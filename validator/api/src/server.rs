@@ -35,7 +35,7 @@ use std::time::Duration;
 use dualchain_proto::limits::{
     DEFAULT_MAX_GRPC_MESSAGE_BYTES, MAX_QUERY_REQUEST_BYTES, MIN_FINALITY_STREAM_BUFFER,
 };
-use dualchain_proto::{AdminServer, AdminToken, CrossChainServer, NodeServer, TransactionsServer};
+use dualchain_proto::{AdminServer, CrossChainServer, NodeServer, TransactionsServer};
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot, watch};
@@ -43,7 +43,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 
 use crate::ChainApi;
-use crate::admin::{AdminAuth, AdminService};
+use crate::admin::{AdminAuth, AdminCredential, AdminService};
 use crate::call_limits::{CallGateLayer, CallLimits};
 use crate::connections::{ConnectionLimits, ConnectionTable, LimitedIncoming};
 use crate::crosschain::CrossChainService;
@@ -71,10 +71,12 @@ const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How the gRPC API of one chain is served.
 #[derive(Clone)]
 pub struct ApiOptions {
-    /// Bearer token required on every `Admin` call. `None` disables the admin
-    /// API: every call is refused with UNAUTHENTICATED. Never logged; must be
-    /// visible ASCII without spaces when set.
-    pub admin_token: Option<String>,
+    /// What the bearer token of every `Admin` call is checked against: the
+    /// token itself, or its BLAKE3 digest (`String`/`&str` convert into a
+    /// token). `None` disables the admin API: every call is refused with
+    /// UNAUTHENTICATED. Never logged; a token must be visible ASCII without
+    /// spaces.
+    pub admin_token: Option<AdminCredential>,
     /// Largest gRPC message accepted and sent, in bytes.
     pub max_message_bytes: usize,
     /// Per-stream buffer of `StreamFinality`, in events (at least
@@ -135,14 +137,8 @@ impl ApiOptions {
     /// Checks the options, with a message naming the field.
     pub fn validate(&self) -> Result<(), ApiServeError> {
         let invalid = |message: String| Err(ApiServeError::InvalidOptions(message));
-        if let Some(token) = &self.admin_token
-            && AdminToken::new(token).is_err()
-        {
-            return invalid(
-                "admin_token must be non-empty visible ASCII without spaces (use None to \
-                 disable the admin API)"
-                    .into(),
-            );
+        if let Some(credential) = &self.admin_token {
+            credential.validate().or_else(invalid)?;
         }
         if self.max_message_bytes == 0 {
             return invalid("max_message_bytes must be positive".into());
@@ -267,7 +263,7 @@ pub async fn serve_api_on(
         AdminServer::new(AdminService::new(Arc::clone(&context)))
             .max_decoding_message_size(query_limit)
             .max_encoding_message_size(limit),
-        AdminAuth::new(options.admin_token.as_deref(), metrics),
+        AdminAuth::new(options.admin_token.as_ref(), metrics),
     ));
     let reflection_v1 = reflection_builder().build_v1()?;
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
@@ -369,7 +365,7 @@ mod tests {
         let cases: [(ApiOptions, &str); 5] = [
             (
                 ApiOptions {
-                    admin_token: Some(String::new()),
+                    admin_token: Some(String::new().into()),
                     ..Default::default()
                 },
                 "admin_token",
@@ -418,5 +414,13 @@ mod tests {
         let shown = format!("{options:?}");
         assert!(!shown.contains("very-secret-token"));
         assert!(shown.contains("redacted"));
+        let digest = AdminCredential::digest_of("very-secret-token");
+        let options = ApiOptions {
+            admin_token: Some(AdminCredential::Blake3Digest(digest)),
+            ..Default::default()
+        };
+        options.validate().unwrap();
+        let shown = format!("{options:?}");
+        assert!(!shown.contains(&hex::encode(digest)), "{shown}");
     }
 }

@@ -5,7 +5,7 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use dualchain_api::{ApiOptions, ApiServeError, ChainApi};
+use dualchain_api::{AdminCredential, ApiOptions, ApiServeError, ChainApi};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{BlockBody, BlockCertificate, BlockHeader, ChainId};
 use dualchain_proto::limits::{MAX_ATTEST_TX_BYTES, MAX_TX_BYTES, MAX_TXS_PER_MESSAGE};
@@ -725,6 +725,51 @@ async fn admin_is_refused_without_a_configured_token() {
     .await;
 }
 
+/// A node configured with the BLAKE3 digest of its own admin token (what the
+/// operator gives each validator) accepts that token and nothing else: not
+/// another validator's token, not the digest itself.
+#[tokio::test]
+async fn a_digest_configured_node_accepts_its_token_and_refuses_another_validators() {
+    bounded(async {
+        let own = "6f776e2d746f6b656e2d6f662d76616c696461746f722d30";
+        let another = "746f6b656e2d6f662d76616c696461746f722d312d2d2d2d";
+        let digest = AdminCredential::digest_of(own);
+        let options = ApiOptions {
+            admin_token: Some(AdminCredential::Blake3Digest(digest)),
+            ..options_with_token()
+        };
+        let server = Running::start(FakeChain::new(ChainId::Delta, 64), options).await;
+        let channel = server.channel().await;
+        let pause = || PauseChainRequest {
+            chain: Chain::Delta as i32,
+            reason: "fault".into(),
+        };
+        for refused in [another, hex::encode(digest).as_str(), TOKEN] {
+            let status = admin(channel.clone(), refused)
+                .pause_chain(pause())
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), Code::Unauthenticated);
+            assert!(!status.message().contains(refused));
+            assert!(!status.message().contains(own));
+        }
+        let status = AdminClient::new(channel.clone())
+            .pause_chain(pause())
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+        // The refused calls changed nothing: the first accepted pause is a new one.
+        let paused = admin(channel, own)
+            .pause_chain(pause())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!paused.already_paused);
+        drop(server.stop().await);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn admin_needs_the_right_token() {
     bounded(async {
@@ -913,7 +958,7 @@ async fn invalid_options_and_busy_ports_are_clear_errors() {
     bounded(async {
         let fake = FakeChain::new(ChainId::Delta, 4);
         let options = ApiOptions {
-            admin_token: Some(String::new()),
+            admin_token: Some(String::new().into()),
             ..Default::default()
         };
         let error = dualchain_api::serve_api(

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use dualchain_api::AdminCredential;
 use dualchain_core::types::ChainId;
 use dualchain_execution::ExecutionMode;
 use dualchain_storage::SyncPolicy;
@@ -95,9 +96,13 @@ pub struct RunArgs {
     /// Peers file: `[{"index","name","host","alphaP2pPort","deltaP2pPort",...}]`.
     #[arg(long, value_name = "FILE", env = "DUALCHAIN_PEERS")]
     pub peers: Option<PathBuf>,
-    /// File holding the bearer token `dualchain.v1.Admin` requires (without it every admin call is refused).
+    /// File holding the bearer token `dualchain.v1.Admin` requires (without it or a digest file every admin call is refused).
     #[arg(long, value_name = "FILE", env = "DUALCHAIN_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// File holding the BLAKE3 digest (64 hex digits) of the bearer token `dualchain.v1.Admin`
+    /// requires: the node checks tokens without holding one. Excludes --admin-token-file.
+    #[arg(long, value_name = "FILE", env = "DUALCHAIN_ADMIN_TOKEN_DIGEST_FILE")]
+    pub admin_token_digest_file: Option<PathBuf>,
     /// QUIC listen address of the single chain run by this process.
     #[arg(long, value_name = "ADDR", env = "DUALCHAIN_P2P_LISTEN")]
     pub p2p_listen: Option<SocketAddr>,
@@ -154,6 +159,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub peers: Option<PathBuf>,
     pub admin_token_file: Option<PathBuf>,
+    pub admin_token_digest_file: Option<PathBuf>,
     pub p2p_listen: Option<SocketAddr>,
     pub api_listen: Option<SocketAddr>,
     pub alpha_p2p_listen: Option<SocketAddr>,
@@ -185,6 +191,16 @@ impl FileConfig {
     }
 }
 
+/// Where the node's `Admin` credential comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminCredentialFile {
+    /// `--admin-token-file` / `adminTokenFile`: the token itself.
+    Token(PathBuf),
+    /// `--admin-token-digest-file` / `adminTokenDigestFile`: the BLAKE3 digest of the
+    /// token's bytes, 64 hex digits (what the operator gives each validator).
+    Digest(PathBuf),
+}
+
 /// Listen addresses of one chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChainListen {
@@ -200,7 +216,9 @@ pub struct NodeConfig {
     pub key_dir: PathBuf,
     pub data_dir: PathBuf,
     pub peers: Option<PathBuf>,
-    pub admin_token_file: Option<PathBuf>,
+    /// The `Admin` credential's source: `--admin-token-file` or
+    /// `--admin-token-digest-file` (at most one), read by [`read_admin_token`].
+    pub admin_credential: Option<AdminCredentialFile>,
     pub alpha: ChainListen,
     pub delta: ChainListen,
     pub metrics_listen: SocketAddr,
@@ -268,13 +286,27 @@ impl NodeConfig {
         if mempool_capacity == 0 {
             bail!("mempool capacity must be at least 1 transaction");
         }
+        let admin_credential = match (
+            args.admin_token_file.or(file.admin_token_file),
+            args.admin_token_digest_file
+                .or(file.admin_token_digest_file),
+        ) {
+            (Some(_), Some(_)) => bail!(
+                "--admin-token-file and --admin-token-digest-file (adminTokenFile, \
+                 adminTokenDigestFile) exclude each other: give the node its admin token or \
+                 the token's digest"
+            ),
+            (Some(token), None) => Some(AdminCredentialFile::Token(token)),
+            (None, Some(digest)) => Some(AdminCredentialFile::Digest(digest)),
+            (None, None) => None,
+        };
         Ok(Self {
             chains,
             genesis: required(args.genesis, file.genesis, "genesis")?,
             key_dir: required(args.key_dir, file.key_dir, "key-dir")?,
             data_dir: required(args.data_dir, file.data_dir, "data-dir")?,
             peers: args.peers.or(file.peers),
-            admin_token_file: args.admin_token_file.or(file.admin_token_file),
+            admin_credential,
             alpha,
             delta,
             metrics_listen: args
@@ -320,18 +352,36 @@ impl NodeConfig {
     }
 }
 
-/// Reads the admin token file: one line of at least 16 printable characters.
-pub fn read_admin_token(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading admin token file {}", path.display()))?;
-    let token = text.trim();
-    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        bail!(
-            "admin token in {} must be at least 16 printable ASCII characters without spaces",
-            path.display()
-        );
+/// Reads the node's `Admin` credential: a token file holds one line of at least 16
+/// printable characters; a digest file one line of 64 hex digits (the BLAKE3 digest of
+/// the token). Neither is ever logged.
+pub fn read_admin_token(source: &AdminCredentialFile) -> anyhow::Result<AdminCredential> {
+    match source {
+        AdminCredentialFile::Token(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading admin token file {}", path.display()))?;
+            let token = text.trim();
+            if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                bail!(
+                    "admin token in {} must be at least 16 printable ASCII characters without spaces",
+                    path.display()
+                );
+            }
+            Ok(AdminCredential::Token(token.to_string()))
+        }
+        AdminCredentialFile::Digest(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading admin token digest file {}", path.display()))?;
+            let mut digest = [0u8; 32];
+            hex::decode_to_slice(text.trim(), &mut digest).map_err(|_| {
+                anyhow::anyhow!(
+                    "admin token digest in {} must be the token's BLAKE3 digest as 64 hex digits",
+                    path.display()
+                )
+            })?;
+            Ok(AdminCredential::Blake3Digest(digest))
+        }
     }
-    Ok(token.to_string())
 }
 
 #[cfg(test)]
@@ -410,9 +460,67 @@ mod tests {
     fn admin_tokens_must_be_long_enough() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t");
+        let source = AdminCredentialFile::Token(p.clone());
         std::fs::write(&p, "short\n").unwrap();
-        assert!(read_admin_token(&p).is_err());
+        assert!(read_admin_token(&source).is_err());
         std::fs::write(&p, "0123456789abcdef0123\n").unwrap();
-        assert_eq!(read_admin_token(&p).unwrap(), "0123456789abcdef0123");
+        assert_eq!(
+            read_admin_token(&source).unwrap(),
+            AdminCredential::Token("0123456789abcdef0123".into())
+        );
+    }
+
+    #[test]
+    fn an_admin_token_digest_file_configures_a_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("digest");
+        let token = "0123456789abcdef0123456789abcdef";
+        let digest = AdminCredential::digest_of(token);
+        std::fs::write(&p, format!("{}\n", hex::encode(digest))).unwrap();
+        // From the flag...
+        let mut args = base_args();
+        args.admin_token_digest_file = Some(p.clone());
+        let cfg = NodeConfig::resolve(args, FileConfig::default()).unwrap();
+        let source = cfg.admin_credential.as_ref().unwrap();
+        assert_eq!(*source, AdminCredentialFile::Digest(p.clone()));
+        assert_eq!(
+            read_admin_token(source).unwrap(),
+            AdminCredential::Blake3Digest(digest)
+        );
+        // ...or from the config file's `adminTokenDigestFile`.
+        let file: FileConfig = serde_json::from_str(&format!(
+            r#"{{"adminTokenDigestFile": {:?}}}"#,
+            p.to_str().unwrap()
+        ))
+        .unwrap();
+        let cfg = NodeConfig::resolve(base_args(), file).unwrap();
+        assert_eq!(
+            cfg.admin_credential.as_ref(),
+            Some(&AdminCredentialFile::Digest(p.clone()))
+        );
+        // Not a digest: refused with the file named, and the content not echoed.
+        for bad in ["abcd", token, &format!("{}zz", &hex::encode(digest)[..62])] {
+            std::fs::write(&p, bad).unwrap();
+            let err = read_admin_token(&AdminCredentialFile::Digest(p.clone())).unwrap_err();
+            let message = format!("{err:#}");
+            assert!(message.contains("64 hex digits"), "{message}");
+            assert!(!message.contains(bad), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_token_and_a_digest_exclude_each_other() {
+        let mut args = base_args();
+        args.admin_token_file = Some("t".into());
+        let file: FileConfig = toml::from_str("adminTokenDigestFile = \"d\"").unwrap();
+        let err = NodeConfig::resolve(args, file).unwrap_err();
+        assert!(err.to_string().contains("exclude each other"), "{err}");
+        let mut args = base_args();
+        args.admin_token_file = Some("t".into());
+        let cfg = NodeConfig::resolve(args, FileConfig::default()).unwrap();
+        assert_eq!(
+            cfg.admin_credential.as_ref(),
+            Some(&AdminCredentialFile::Token("t".into()))
+        );
     }
 }

@@ -81,8 +81,8 @@ async fn run_node(cfg: NodeConfig, connection_limits: ConnectionLimits) -> anyho
         None => Vec::new(),
     };
     let admin_token = cfg
-        .admin_token_file
-        .as_deref()
+        .admin_credential
+        .as_ref()
         .map(read_admin_token)
         .transpose()?;
     if admin_token.is_none() {
