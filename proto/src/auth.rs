@@ -32,17 +32,29 @@ const REFUSED: &str = "admin call refused: missing or invalid bearer token";
 /// yields `UNAUTHENTICATED` with a fixed message that contains neither the
 /// expected nor the presented token.
 pub fn check_admin_token(metadata: &MetadataMap, expected: &str) -> Result<(), Status> {
+    check_bearer_token(metadata, |presented| {
+        !expected.is_empty() && constant_time_eq(presented.as_bytes(), expected.as_bytes())
+    })
+}
+
+/// Checks the `authorization: Bearer <token>` entry of `metadata` with `accept`,
+/// for credentials other than the token itself (a node holding only the token's
+/// digest). Parsing is that of [`check_admin_token`] (scheme case-insensitive,
+/// token trimmed, an empty token refused); `accept` must compare in constant
+/// time. Every failure is the same `UNAUTHENTICATED` message.
+pub fn check_bearer_token(
+    metadata: &MetadataMap,
+    accept: impl FnOnce(&str) -> bool,
+) -> Result<(), Status> {
     let refused = || Status::unauthenticated(REFUSED);
-    if expected.is_empty() {
-        return Err(refused());
-    }
     let value = metadata.get(ADMIN_AUTH_METADATA_KEY).ok_or_else(refused)?;
     let value = value.to_str().map_err(|_| refused())?;
     let (scheme, presented) = value.split_once(' ').ok_or_else(refused)?;
-    if !scheme.eq_ignore_ascii_case(BEARER) {
+    let presented = presented.trim();
+    if !scheme.eq_ignore_ascii_case(BEARER) || presented.is_empty() {
         return Err(refused());
     }
-    if constant_time_eq(presented.trim().as_bytes(), expected.as_bytes()) {
+    if accept(presented) {
         Ok(())
     } else {
         Err(refused())

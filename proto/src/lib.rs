@@ -84,6 +84,7 @@ mod ext;
 
 pub use auth::{
     ADMIN_AUTH_METADATA_KEY, AdminToken, InvalidAdminToken, RequireAdminToken, check_admin_token,
+    check_bearer_token,
 };
 pub use v1::admin_client::AdminClient;
 pub use v1::admin_server::{Admin, AdminServer};

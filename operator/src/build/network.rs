@@ -364,12 +364,6 @@ fn pods_here(labels: BTreeMap<String, String>) -> NetworkPolicyPeer {
 /// policy of their own selecting the same pods.
 pub fn network_policy(net: &NetworkRef, operator: Option<&OperatorPods>) -> NetworkPolicy {
     let validators = || pods_here(names::network_selector(&net.name));
-    let api_ports = || {
-        vec![
-            policy_port(ports::ALPHA_API, "TCP"),
-            policy_port(ports::DELTA_API, "TCP"),
-        ]
-    };
     let mut api_clients = vec![
         validators(),
         pods_here(names::loadgen_peer_labels(&net.name)),
@@ -408,7 +402,10 @@ pub fn network_policy(net: &NetworkRef, operator: Option<&OperatorPods>) -> Netw
                 },
                 NetworkPolicyIngressRule {
                     from: Some(api_clients),
-                    ports: Some(api_ports()),
+                    ports: Some(vec![
+                        policy_port(ports::ALPHA_API, "TCP"),
+                        policy_port(ports::DELTA_API, "TCP"),
+                    ]),
                 },
                 NetworkPolicyIngressRule {
                     from: None,

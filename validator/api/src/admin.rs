@@ -19,8 +19,7 @@ use dualchain_proto::v1::{
     Chain, FaultInjection, GetFaultInjectionRequest, PauseChainRequest, PauseChainResponse,
     ResumeChainRequest, ResumeChainResponse, SnapshotResult, TriggerSnapshotRequest,
 };
-use dualchain_proto::{ADMIN_AUTH_METADATA_KEY, Admin, AdminToken, RequireAdminToken};
-use tonic::metadata::MetadataMap;
+use dualchain_proto::{Admin, AdminToken, RequireAdminToken, check_bearer_token};
 use tonic::service::Interceptor;
 use tonic::{Code, Request, Response, Status};
 
@@ -32,10 +31,6 @@ use crate::status::{api_status, blocking};
 /// Message of every admin call on a node without an admin token.
 const ADMIN_DISABLED: &str =
     "admin API disabled: this node has no admin token configured, so every Admin call is refused";
-
-/// The one message of every refused bearer token (the same words as
-/// `dualchain_proto::check_admin_token`, so both credentials look alike).
-const REFUSED: &str = "admin call refused: missing or invalid bearer token";
 
 /// What a node checks the bearer token of an `Admin` call against.
 #[derive(Clone, PartialEq, Eq)]
@@ -87,27 +82,6 @@ impl fmt::Debug for AdminCredential {
     }
 }
 
-/// Checks the `authorization: Bearer <token>` entry of `metadata` against a
-/// BLAKE3 digest. Parsing is that of `dualchain_proto::check_admin_token`
-/// (scheme case-insensitive, token trimmed); the comparison is of digests, in
-/// constant time (`blake3::Hash`'s equality), and every failure is the same
-/// UNAUTHENTICATED message.
-fn check_token_digest(metadata: &MetadataMap, digest: &blake3::Hash) -> Result<(), Status> {
-    let refused = || Status::unauthenticated(REFUSED);
-    let value = metadata.get(ADMIN_AUTH_METADATA_KEY).ok_or_else(refused)?;
-    let value = value.to_str().map_err(|_| refused())?;
-    let (scheme, presented) = value.split_once(' ').ok_or_else(refused)?;
-    let presented = presented.trim();
-    if !scheme.eq_ignore_ascii_case("Bearer") || presented.is_empty() {
-        return Err(refused());
-    }
-    if blake3::hash(presented.as_bytes()) == *digest {
-        Ok(())
-    } else {
-        Err(refused())
-    }
-}
-
 #[derive(Clone)]
 enum Check {
     Token(RequireAdminToken),
@@ -143,7 +117,11 @@ impl Interceptor for AdminAuth {
         let checked = match &mut self.check {
             Some(Check::Token(token)) => token.call(request),
             Some(Check::Digest(digest)) => {
-                check_token_digest(request.metadata(), digest).map(|()| request)
+                // `blake3::Hash` equality is constant-time.
+                check_bearer_token(request.metadata(), |presented| {
+                    blake3::hash(presented.as_bytes()) == *digest
+                })
+                .map(|()| request)
             }
             None => Err(Status::unauthenticated(ADMIN_DISABLED)),
         };

@@ -26,9 +26,9 @@
 //! its purpose ([`SigningDomain`]) and its network ([`NetworkId`], the genesis hash).
 //! A vertex signature can never verify as a transaction or certificate signature, even
 //! over the same 32 bytes, and nothing signed for one network verifies on another, even
-//! when networks share keys (benchmark networks reuse account seeds). Signing is deterministic (FIPS 204's deterministic
-//! variant): the same key and message always give the same bytes, which keeps replays
-//! and test vectors reproducible.
+//! when networks share keys (benchmark networks reuse account seeds). Signing is
+//! deterministic (FIPS 204's deterministic variant): the same key and message always
+//! give the same bytes, which keeps replays and test vectors reproducible.
 //!
 //! Secret material is a 32-byte seed (FIPS 204 ξ); the expanded key is derived from it
 //! and zeroised on drop. Neither is ever printed: `Debug` shows only the public key.

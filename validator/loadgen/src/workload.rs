@@ -341,19 +341,6 @@ fn corrupt_signature(stx: SignedTransaction) -> SignedTransaction {
     }
 }
 
-/// Checks that a prepared transaction decodes and carries (or not) a valid signature,
-/// as the node's admission on `network` would (the tests of this module).
-pub fn admission_check(
-    tx: &PreparedTx,
-    network: NetworkId,
-    allow_unsigned: bool,
-) -> Result<(), String> {
-    let stx = SignedTransaction::from_canonical_bytes(&tx.bytes).map_err(|e| e.to_string())?;
-    stx.verify_signatures(network, allow_unsigned)
-        .map_err(|e| e.to_string())?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -362,8 +349,20 @@ mod tests {
     use crate::accounts::{AccountSource, load_accounts};
 
     /// The network this test signs for.
-    const NET: dualchain_core::crypto::NetworkId =
-        dualchain_core::crypto::NetworkId(dualchain_core::Digest([0x11; 32]));
+    const NET: NetworkId = NetworkId(dualchain_core::Digest([0x11; 32]));
+
+    /// Checks that a prepared transaction decodes and carries (or not) a valid signature,
+    /// as the node's admission on `network` would.
+    fn admission_check(
+        tx: &PreparedTx,
+        network: NetworkId,
+        allow_unsigned: bool,
+    ) -> Result<(), String> {
+        let stx = SignedTransaction::from_canonical_bytes(&tx.bytes).map_err(|e| e.to_string())?;
+        stx.verify_signatures(network, allow_unsigned)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
 
     fn accounts(n: usize) -> Vec<Account> {
         load_accounts(&AccountSource::Seed { seed: 3, count: n }).unwrap()

@@ -80,7 +80,10 @@ pub fn build_context<S: Seams>(
     options: ChainOptions,
     registry: &Registry,
 ) -> anyhow::Result<Arc<ChainContext<S>>> {
-    let verifier = Arc::new(SignatureVerifier::for_genesis(&identity.genesis));
+    let verifier = Arc::new(SignatureVerifier::new(
+        identity.network(),
+        identity.genesis.allow_unsigned_transactions,
+    ));
     let mempool = Arc::new(
         Mempool::with_metrics(
             chain,
@@ -102,7 +105,7 @@ pub fn build_context<S: Seams>(
             verifier.clone(),
         )
         .context("building the executor")?
-        .with_cross_chain(Arc::new(cross_chain_setup(&identity.genesis)?)),
+        .with_cross_chain(Arc::new(cross_chain_setup(&identity))),
     );
     registry.register(Box::new(ChainLabelled::new(
         Arc::new(Mutex::new(executor.registry().clone())),
@@ -154,17 +157,14 @@ pub fn build_context<S: Seams>(
 }
 
 /// What the executors of both chains need for cross-chain operations: the genesis
-/// parameters and the other chain's validator set of epoch 0 (one validator set runs
-/// both chains; epochs that change it are issue 16).
-pub fn cross_chain_setup(genesis: &Genesis) -> anyhow::Result<CrossChainSetup> {
-    let set = genesis
-        .validator_set()
-        .context("the genesis validator set")?;
-    Ok(CrossChainSetup::new(
-        genesis.cross_chain.clone(),
-        BTreeMap::from([(0, set)]),
-        genesis.network_id(),
-    ))
+/// parameters, the other chain's validator set of epoch 0 (one validator set runs
+/// both chains; epochs that change it are issue 16) and the network.
+pub fn cross_chain_setup(identity: &NodeIdentity) -> CrossChainSetup {
+    CrossChainSetup::new(
+        identity.genesis.cross_chain.clone(),
+        BTreeMap::from([(0, identity.validators.as_ref().clone())]),
+        identity.network(),
+    )
 }
 
 /// The state a chain starts from: Delta's funded accounts; Alpha's validator-set

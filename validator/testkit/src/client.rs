@@ -59,22 +59,18 @@ pub async fn node_status(url: &str) -> anyhow::Result<v1::NodeStatus> {
     bounded(url, "GetStatus", node.get_status(v1::GetStatusRequest {})).await
 }
 
-/// The network id a node reports (`NodeStatus.network_id`): what every transaction
-/// sent to it must be signed for. A missing or malformed id (a node that predates
-/// network-bound signatures) is an error rather than a guess.
-pub fn network_id_of(url: &str, status: &v1::NodeStatus) -> anyhow::Result<NetworkId> {
-    let bytes: [u8; 32] = status.network_id.as_slice().try_into().map_err(|_| {
+/// The network id the node at `url` reports (`NodeStatus.network_id`): what every
+/// transaction sent to it must be signed for. A missing or malformed id (a node that
+/// predates network-bound signatures) is an error rather than a guess.
+pub async fn network_id(url: &str) -> anyhow::Result<NetworkId> {
+    let reported = node_status(url).await?.network_id;
+    let bytes: [u8; 32] = reported.as_slice().try_into().map_err(|_| {
         anyhow::anyhow!(
             "{url} reports a network id of {} bytes, not 32: it cannot be signed for",
-            status.network_id.len()
+            reported.len()
         )
     })?;
     Ok(NetworkId(Digest(bytes)))
-}
-
-/// The network id of the node at `url` (see [`network_id_of`]).
-pub async fn network_id(url: &str) -> anyhow::Result<NetworkId> {
-    network_id_of(url, &node_status(url).await?)
 }
 
 /// The status of `chain` on the node at `url`.
