@@ -76,7 +76,9 @@ pub struct NetworkTemplate {
     /// Delta chain (account state, 3 s blocks by default): block time, consensus, resources.
     #[serde(default)]
     pub delta: DeltaChainSpec,
-    /// Epoch length in Alpha blocks; validator-set changes take effect at epoch boundaries.
+    /// Epoch length in Alpha blocks. At each boundary Alpha fixes the next epoch's
+    /// validator set and Delta takes it from its attestation; the set stays the
+    /// genesis set until validator joins and leaves are accepted (not yet).
     #[serde(default = "default_epoch_length")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 1000000000").message("epochLengthAlphaBlocks must be between 1 and 1000000000"))]
     pub epoch_length_alpha_blocks: u64,

@@ -206,6 +206,25 @@ pub(crate) fn event_to_proto(event: &TxEvent) -> v1::CrossChainEvent {
             out.parameter = change.name.as_str().to_string();
             out.value = change.value;
         }
+        CrossChainEvent::ValidatorJoinRequested {
+            validator,
+            owner,
+            stake,
+        } => {
+            out.id = bytes(validator);
+            out.account = owner.as_bytes().to_vec();
+            out.amount = *stake;
+        }
+        CrossChainEvent::ValidatorLeaveRequested { validator } => out.id = bytes(validator),
+        CrossChainEvent::EpochBoundaryReached {
+            epoch,
+            validators,
+            set,
+        } => {
+            out.id = bytes(set);
+            out.amount = u64::from(*validators);
+            out.value = *epoch;
+        }
     }
     out
 }

@@ -70,6 +70,9 @@ pub enum SigningDomain {
     Attestation,
     /// Signed responses to consensus queries (the Avalanche engine).
     QueryResponse,
+    /// A validator asking to join or leave the set (message:
+    /// `types::set_change_message`).
+    ValidatorSetChange,
 }
 
 impl SigningDomain {
@@ -90,6 +93,7 @@ impl SigningDomain {
             SigningDomain::PeerIdentity => b"dualchain/v1/peer-identity",
             SigningDomain::Attestation => b"dualchain/v1/attestation",
             SigningDomain::QueryResponse => b"dualchain/v1/query-response",
+            SigningDomain::ValidatorSetChange => b"dualchain/v1/set-change",
         }
     }
 }

@@ -35,13 +35,14 @@ use dualchain_core::encoding::{Canonical, DecodeError};
 use dualchain_core::hash::{Digest, HashDomain};
 use dualchain_core::types::{
     Address, Attestation, AttestationContext, AttestationId, AttestationRefusal, CertificateCache,
-    ChainId, CrossChainEvent, CrossChainFailure, CrossChainOp, GovernanceExecution, LockRecord,
-    LockStatus, ParameterChange, ParameterRecord, ProposalRecord, ProposalStatus, RecordKey,
-    RecordKind, StakeRecord, StakeStatus, TxEvent, ValidatorSet, VoteRecord, decode_u64_record,
-    is_attestable,
+    ChainId, CrossChainEvent, CrossChainFailure, CrossChainOp, EpochSchedule, GovernanceExecution,
+    LockRecord, LockStatus, ParameterChange, ParameterRecord, ProposalRecord, ProposalStatus,
+    RecordKey, RecordKind, StakeRecord, StakeStatus, TxEvent, ValidatorSet, VoteRecord,
+    decode_u64_record, is_attestable, validator_set_key,
 };
 use dualchain_storage::KvEngine;
 
+use crate::epochs;
 use crate::records::{RecordBlock, RecordChanges};
 use crate::state::{StateCache, StateError};
 
@@ -54,7 +55,11 @@ pub use dualchain_core::types::CrossChainParams;
 /// of verified certificates (which never changes a verdict, see `CertificateCache`).
 pub struct CrossChainSetup {
     pub params: CrossChainParams,
+    /// Source-chain sets known without the records (the genesis set). Later epochs'
+    /// sets are read from the chain's own `ValidatorSet` records.
     pub source_sets: BTreeMap<u64, ValidatorSet>,
+    /// Where Alpha's epochs end (the genesis' `epoch_length_alpha_blocks`).
+    pub epochs: EpochSchedule,
     pub certificates: CertificateCache,
     /// The network whose certificates attestations must carry (the genesis hash).
     pub network: NetworkId,
@@ -72,11 +77,21 @@ impl CrossChainSetup {
         Self {
             params,
             source_sets,
+            epochs: EpochSchedule::new(DEFAULT_EPOCH_LENGTH),
             certificates: CertificateCache::new(Self::CERTIFICATE_CACHE),
             network,
         }
     }
+
+    /// The same setup with epochs of `length` Alpha blocks (nodes pass the genesis').
+    pub fn with_epoch_length(mut self, length: u64) -> Self {
+        self.epochs = EpochSchedule::new(length);
+        self
+    }
 }
+
+/// Epoch length of a setup that does not name one (the genesis default).
+pub const DEFAULT_EPOCH_LENGTH: u64 = 240;
 
 /// One block's cross-chain context: its clock and its records overlay. The overlay is
 /// behind a mutex because the parallel executor shares the rule context between
@@ -145,6 +160,8 @@ pub struct CrossChainEnv<'a> {
     pub certificates: Option<&'a CertificateCache>,
     /// The network attestations' certificates are signed for.
     pub network: NetworkId,
+    /// Where Alpha's epochs end.
+    pub epochs: EpochSchedule,
 }
 
 /// What a successful operation changes; the caller applies all of it or nothing.
@@ -188,6 +205,12 @@ pub fn apply(env: &CrossChainEnv<'_>, op: &CrossChainOp, records: &impl RecordRe
         (CrossChainOp::FinalizeProposal { proposal }, ChainId::Delta) => {
             finalize(env, &mut tx, *proposal)
         }
+        (CrossChainOp::ValidatorJoin { key, lock, proof }, ChainId::Alpha) => {
+            epochs::join(env, &mut tx, key, *lock, proof)
+        }
+        (CrossChainOp::ValidatorLeave { key, proof }, ChainId::Alpha) => {
+            epochs::leave(env, &mut tx, key, proof)
+        }
         _ => Ok(Err(F::WrongChainForOp)),
     }?;
     Ok(outcome.map(|(event, debit_sender, credit)| Effects {
@@ -199,7 +222,8 @@ pub fn apply(env: &CrossChainEnv<'_>, op: &CrossChainOp, records: &impl RecordRe
 }
 
 /// The event and the balance effects of one operation.
-type Step = Result<Result<(CrossChainEvent, u64, Option<(Address, u64)>), F>, StateError>;
+pub(crate) type Step =
+    Result<Result<(CrossChainEvent, u64, Option<(Address, u64)>), F>, StateError>;
 
 /// The id of a vote record: one per (proposal, voter).
 pub fn vote_id(proposal: &Digest, voter: &Address) -> [u8; 32] {
@@ -434,8 +458,15 @@ fn verify_attestation<'s>(
         .get(&RecordKey::new(RecordKind::Consumed, id.0.0))?
         .is_some();
     let is_consumed = |candidate: &AttestationId| consumed && *candidate == id;
+    // The certifying set: the genesis one, or this chain's record of its epoch (one
+    // set runs both chains, so each chain's own records name the other's sets too).
+    let epoch = attestation.header.epoch;
+    let recorded = match sets(epoch) {
+        Some(_) => None,
+        None => tx.decode::<ValidatorSet>(&validator_set_key(epoch))?,
+    };
     // Local closures, so the context borrows nothing longer than this call.
-    let sets = |epoch: u64| sets(epoch);
+    let sets = |e: u64| sets(e).or(recorded.as_ref().filter(|set| set.epoch() == e));
     let context = AttestationContext {
         target,
         validator_sets: &sets,
@@ -473,6 +504,9 @@ fn attest(
         (ChainId::Alpha, RecordKind::Stake) => unlock_attested(env, tx, key, &attestation.value)?,
         (ChainId::Alpha, RecordKind::Proposal) => {
             result_attested(env, tx, key, &attestation.value)?
+        }
+        (ChainId::Delta, RecordKind::ValidatorSet) => {
+            epochs::set_attested(tx, env.epochs, &attestation.value)?
         }
         _ => Err(F::UnattestableRecord),
     };
@@ -557,6 +591,9 @@ fn unlock_attested(
     if lock.status != LockStatus::Locked {
         return Ok(Err(F::AlreadyUnlocked));
     }
+    if epochs::is_bonded(tx, &Digest(key.id))? {
+        return Ok(Err(F::LockBonded));
+    }
     if env.now_ms < lock.unlock_at_ms {
         return Ok(Err(F::LockNotExpired {
             unlock_at_ms: lock.unlock_at_ms,
@@ -615,33 +652,37 @@ fn result_attested(
 }
 
 /// Read-your-writes staging over the records for one operation.
-struct Staged<'r, R: RecordRead> {
+pub(crate) struct Staged<'r, R: RecordRead> {
     records: &'r R,
-    writes: BTreeMap<RecordKey, Option<Vec<u8>>>,
+    pub(crate) writes: BTreeMap<RecordKey, Option<Vec<u8>>>,
 }
 
 impl<'r, R: RecordRead> Staged<'r, R> {
-    fn new(records: &'r R) -> Self {
+    pub(crate) fn new(records: &'r R) -> Self {
         Self {
             records,
             writes: BTreeMap::new(),
         }
     }
 
-    fn get(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, StateError> {
+    pub(crate) fn get(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, StateError> {
         match self.writes.get(key) {
             Some(value) => Ok(value.clone()),
             None => self.records.record(key),
         }
     }
 
-    fn put(&mut self, key: RecordKey, value: Vec<u8>) {
+    pub(crate) fn put(&mut self, key: RecordKey, value: Vec<u8>) {
         self.writes.insert(key, Some(value));
+    }
+
+    pub(crate) fn delete(&mut self, key: RecordKey) {
+        self.writes.insert(key, None);
     }
 
     /// A record of this chain, decoded. This chain wrote it, so a value that does
     /// not decode is corrupt state: the block fails rather than guessing.
-    fn decode<T: Canonical>(&self, key: &RecordKey) -> Result<Option<T>, StateError> {
+    pub(crate) fn decode<T: Canonical>(&self, key: &RecordKey) -> Result<Option<T>, StateError> {
         self.get(key)?
             .map(|bytes| T::from_canonical_bytes(&bytes).map_err(|e| corrupt(key, e)))
             .transpose()
@@ -699,4 +740,4 @@ fn corrupt(key: &RecordKey, source: DecodeError) -> StateError {
 
 #[cfg(test)]
 #[path = "crosschain_tests.rs"]
-mod tests;
+pub(crate) mod tests;

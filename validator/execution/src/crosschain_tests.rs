@@ -10,15 +10,15 @@ use dualchain_core::types::{BlockCertificate, BlockHeader, ParameterName};
 use dualchain_merkle::{SparseMerkleTree, hash_key, hash_value};
 
 use super::*;
-const NET: dualchain_core::crypto::NetworkId =
+pub(crate) const NET: dualchain_core::crypto::NetworkId =
     dualchain_core::crypto::NetworkId(dualchain_core::Digest([0x11; 32]));
 
-const T0: u64 = 1_767_225_600_000;
-const ALICE: Address = Address([0xA1; 32]);
-const BOB: Address = Address([0xB0; 32]);
-const MALLORY: Address = Address([0x66; 32]);
+pub(crate) const T0: u64 = 1_767_225_600_000;
+pub(crate) const ALICE: Address = Address([0xA1; 32]);
+pub(crate) const BOB: Address = Address([0xB0; 32]);
+pub(crate) const MALLORY: Address = Address([0x66; 32]);
 
-fn keys() -> &'static [ValidatorKeypair] {
+pub(crate) fn keys() -> &'static [ValidatorKeypair] {
     static KEYS: OnceLock<Vec<ValidatorKeypair>> = OnceLock::new();
     KEYS.get_or_init(|| {
         (0..4u8)
@@ -27,7 +27,7 @@ fn keys() -> &'static [ValidatorKeypair] {
     })
 }
 
-fn validators() -> &'static ValidatorSet {
+pub(crate) fn validators() -> &'static ValidatorSet {
     static SET: OnceLock<ValidatorSet> = OnceLock::new();
     SET.get_or_init(|| {
         ValidatorSet::new(0, keys().iter().map(|k| (k.public().clone(), 1))).unwrap()
@@ -35,31 +35,39 @@ fn validators() -> &'static ValidatorSet {
 }
 
 /// One chain: its records, sAX balances (Alpha), height and clock.
-struct Chain {
-    id: ChainId,
-    records: BTreeMap<RecordKey, Vec<u8>>,
-    balances: BTreeMap<Address, u64>,
-    height: u64,
-    now_ms: u64,
+pub(crate) struct Chain {
+    pub(crate) id: ChainId,
+    pub(crate) records: BTreeMap<RecordKey, Vec<u8>>,
+    pub(crate) balances: BTreeMap<Address, u64>,
+    pub(crate) height: u64,
+    pub(crate) now_ms: u64,
     txs: u64,
-    params: CrossChainParams,
+    pub(crate) params: CrossChainParams,
+    /// The epoch of the headers `attest` makes.
+    pub(crate) epoch: u64,
+    pub(crate) schedule: EpochSchedule,
 }
 
 impl Chain {
-    fn new(id: ChainId) -> Self {
+    /// A chain at genesis: the set of epoch 0 and its epoch record, Alice and Bob funded.
+    pub(crate) fn new(id: ChainId) -> Self {
         Self {
             id,
-            records: BTreeMap::new(),
+            records: crate::epochs::genesis_records(validators())
+                .into_iter()
+                .collect(),
             balances: BTreeMap::from([(ALICE, 1_000), (BOB, 500)]),
             height: 0,
             now_ms: T0,
             txs: 0,
             params: CrossChainParams::default(),
+            epoch: 0,
+            schedule: EpochSchedule::new(10),
         }
     }
 
     /// Runs `op` from `sender` in a new block and applies its effects.
-    fn run(&mut self, sender: Address, op: CrossChainOp) -> Result<CrossChainEvent, F> {
+    pub(crate) fn run(&mut self, sender: Address, op: CrossChainOp) -> Result<CrossChainEvent, F> {
         self.txs += 1;
         self.height += 1;
         let mut digest = [0u8; 32];
@@ -76,6 +84,7 @@ impl Chain {
             source_sets: &sets,
             certificates: None,
             network: NET,
+            epochs: self.schedule,
         };
         let effects = apply(&env, &op, &self.records).expect("no storage error")?;
         for (key, value) in effects.writes {
@@ -91,8 +100,9 @@ impl Chain {
         Ok(effects.event)
     }
 
-    /// An attestation of the record under `key` at the current height.
-    fn attest(&self, key: RecordKey) -> Attestation {
+    /// An attestation of the record under `key` at the current height, certified by
+    /// validators 0, 1 and 2 of the set of `self.epoch`.
+    pub(crate) fn attest(&self, key: RecordKey) -> Attestation {
         let mut tree = SparseMerkleTree::new();
         for (k, v) in &self.records {
             tree.insert(hash_key(&k.state_key()), hash_value(v));
@@ -100,7 +110,7 @@ impl Chain {
         let header = BlockHeader {
             chain: self.id,
             height: self.height,
-            epoch: 0,
+            epoch: self.epoch,
             slot: self.height,
             parent: Digest::ZERO,
             timestamp_ms: self.now_ms,
@@ -128,7 +138,7 @@ impl Chain {
         }
     }
 
-    fn decode<T: Canonical>(&self, kind: RecordKind, id: [u8; 32]) -> Option<T> {
+    pub(crate) fn decode<T: Canonical>(&self, kind: RecordKind, id: [u8; 32]) -> Option<T> {
         let bytes = self.records.get(&RecordKey::new(kind, id))?;
         Some(T::from_canonical_bytes(bytes).unwrap())
     }
@@ -140,14 +150,14 @@ impl Chain {
     }
 }
 
-fn lock_id(event: &CrossChainEvent) -> Digest {
+pub(crate) fn lock_id(event: &CrossChainEvent) -> Digest {
     match event {
         CrossChainEvent::SaxLocked { lock, .. } => *lock,
         other => panic!("expected SaxLocked, got {other:?}"),
     }
 }
 
-fn attest(att: Attestation) -> CrossChainOp {
+pub(crate) fn attest(att: Attestation) -> CrossChainOp {
     CrossChainOp::Attest(Box::new(att))
 }
 

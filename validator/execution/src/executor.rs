@@ -610,10 +610,15 @@ fn finish<'s, E: KvEngine>(
             .insert(asset, ctx.cache.burned(asset)?.saturating_add(amount));
     }
     let (records, events) = match ctx.cross {
-        Some(cross) => (
-            cross.take_changes()?,
-            in_block_order(cross.take_events(), &receipts),
-        ),
+        Some(cross) => {
+            let mut events = in_block_order(cross.take_events(), &receipts);
+            events.extend(close_epoch_if_boundary(
+                ctx.chain,
+                ctx.cache.height() + 1,
+                cross,
+            )?);
+            (cross.take_changes()?, events)
+        }
         None => (RecordChanges::default(), Vec::new()),
     };
     Ok(BlockOutcome {
@@ -628,6 +633,29 @@ fn finish<'s, E: KvEngine>(
         events,
         stats,
     })
+}
+
+/// Alpha's boundary block ends its epoch after its transactions: the next set is
+/// fixed ([`crate::epochs::close_epoch`]). The event is the block's, under the zero
+/// transaction digest, after the transactions' events.
+fn close_epoch_if_boundary<E: KvEngine>(
+    chain: ChainId,
+    height: u64,
+    cross: &CrossChainBlock<'_, E>,
+) -> Result<Option<TxEvent>, ExecutionError> {
+    let schedule = cross.setup.epochs;
+    if chain != ChainId::Alpha || !schedule.is_boundary(height) {
+        return Ok(None);
+    }
+    let mut records = cross.records();
+    let (writes, event) = crate::epochs::close_epoch(&*records, schedule, height)?;
+    records
+        .write_all(writes)
+        .expect("a validator set of at most MAX_VALIDATORS members fits a record");
+    Ok(Some(TxEvent {
+        tx: Digest::ZERO,
+        event,
+    }))
 }
 
 /// `events` sorted by their transaction's position in the block (the receipts' order),

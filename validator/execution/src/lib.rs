@@ -25,6 +25,7 @@
 pub mod admission;
 pub mod cli;
 pub mod crosschain;
+pub mod epochs;
 pub mod executor;
 pub mod keys;
 pub mod merge;

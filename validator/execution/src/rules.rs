@@ -296,6 +296,7 @@ fn cross_chain<E: KvEngine, S: Slots>(
         source_sets: &sets,
         certificates: Some(&cross.setup.certificates),
         network: cross.setup.network,
+        epochs: cross.setup.epochs,
     };
     let mut records = cross.records();
     let effects = match crosschain::apply(&env, op, &*records)? {

@@ -43,6 +43,9 @@ pub enum StateError {
         "the state cache is at height {cache}, the block executed at height {block} cannot be applied"
     )]
     WrongHeight { cache: u64, block: u64 },
+    /// A record the chain always holds is missing (its genesis was not written).
+    #[error("corrupt state: {0}")]
+    Corrupt(String),
 }
 
 /// Fee pool and burned supply: the chain-wide accumulators.

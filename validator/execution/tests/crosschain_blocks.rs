@@ -15,7 +15,8 @@ use dualchain_core::types::{
     CrossChainFailure, CrossChainOp, FailureReason, LockRecord, Output, ReceiptStatus, RecordKey,
     RecordKind, SignedTransaction, StakeRecord, StakeStatus, Transaction, TxPayload, ValidatorSet,
 };
-use dualchain_execution::crosschain::{CrossChainParams, CrossChainSetup};
+use dualchain_execution::crosschain::{CrossChainParams, CrossChainSetup, DEFAULT_EPOCH_LENGTH};
+use dualchain_execution::epochs::genesis_records;
 use dualchain_execution::keys::{AccountRecord, account_key};
 use dualchain_execution::merge::{SealParams, seal_and_commit};
 use dualchain_execution::{
@@ -45,9 +46,17 @@ fn validator_set(keys: &[ValidatorKeypair]) -> ValidatorSet {
 
 /// A chain at genesis with accounts 1..=8 holding 1,000 of the native asset each.
 fn genesis(chain: ChainId) -> (ChainStore<Engine>, StateCache<Engine>) {
+    genesis_with(chain, Vec::new())
+}
+
+/// The same with `records` (key, value) in the genesis state too.
+fn genesis_with(
+    chain: ChainId,
+    records: Vec<(RecordKey, Vec<u8>)>,
+) -> (ChainStore<Engine>, StateCache<Engine>) {
     let engine = Arc::new(MemoryEngine::new());
     let mut store = ChainStore::open(engine.clone(), chain).unwrap();
-    let changes: Vec<_> = (1..=8u8)
+    let mut changes: Vec<_> = (1..=8u8)
         .map(|i| {
             let record = AccountRecord {
                 native: 1_000,
@@ -56,11 +65,25 @@ fn genesis(chain: ChainId) -> (ChainStore<Engine>, StateCache<Engine>) {
             (account_key(&account(i)).to_vec(), record.encode_value())
         })
         .collect();
+    changes.extend(
+        records
+            .into_iter()
+            .map(|(key, value)| (key.state_key().to_vec(), Some(value))),
+    );
     store.init_genesis(Digest::ZERO, &changes).unwrap();
     (store, StateCache::new(engine, 0))
 }
 
 fn executor(chain: ChainId, mode: ExecutionMode, set: &ValidatorSet) -> Executor {
+    executor_with_epochs(chain, mode, set, DEFAULT_EPOCH_LENGTH)
+}
+
+fn executor_with_epochs(
+    chain: ChainId,
+    mode: ExecutionMode,
+    set: &ValidatorSet,
+    epoch_length: u64,
+) -> Executor {
     let config = ExecutorConfig {
         mode,
         min_parallel_batch: 2,
@@ -70,7 +93,8 @@ fn executor(chain: ChainId, mode: ExecutionMode, set: &ValidatorSet) -> Executor
         CrossChainParams::default(),
         BTreeMap::from([(0, set.clone())]),
         NET,
-    );
+    )
+    .with_epoch_length(epoch_length);
     Executor::new(chain, config, Arc::new(SignatureVerifier::new(NET, true)))
         .unwrap()
         .with_cross_chain(Arc::new(setup))
@@ -305,4 +329,103 @@ fn without_a_setup_cross_chain_operations_are_refused_alike() {
         "the fee and nonce still apply"
     );
     assert!(outcome.records.0.is_empty());
+}
+
+/// Alpha's boundary block (epochs of two blocks) fixes the set of epoch 1 after its
+/// transactions, in both executors alike, with the block's `epoch_boundary_reached`
+/// event; the record, attested from the certified boundary block, moves Delta into
+/// epoch 1.
+#[test]
+fn the_boundary_block_fixes_the_next_set_and_its_attestation_moves_delta() {
+    let keys = validator_keys();
+    let set = validator_set(&keys);
+    let with_epochs = |chain| genesis_with(chain, genesis_records(&set).to_vec());
+    let run = |chain, cache: &StateCache<Engine>, txs: &[SignedTransaction]| {
+        let sequential = executor_with_epochs(chain, ExecutionMode::Sequential, &set, 2)
+            .execute_block_at(cache, txs, T0)
+            .unwrap();
+        let parallel = executor_with_epochs(chain, ExecutionMode::Parallel, &set, 2)
+            .execute_block_at(cache, txs, T0)
+            .unwrap();
+        assert_eq!(sequential, parallel);
+        sequential
+    };
+    let (mut alpha_store, alpha_cache) = with_epochs(ChainId::Alpha);
+    let mut nonces = BTreeMap::new();
+    let mut block = None;
+    for height in 1..=2u64 {
+        let txs = transfers(ChainId::Alpha, &mut nonces);
+        let outcome = run(ChainId::Alpha, &alpha_cache, &txs);
+        let boundary: Vec<_> = outcome
+            .events
+            .iter()
+            .filter(|e| e.event.name() == "epoch_boundary_reached")
+            .collect();
+        assert_eq!(boundary.len(), usize::from(height == 2), "height {height}");
+        if height == 2 {
+            assert_eq!(boundary[0].tx, Digest::ZERO);
+            assert_eq!(
+                outcome.events.last(),
+                Some(boundary[0]),
+                "after the transactions"
+            );
+        }
+        block = Some(
+            seal_and_commit(
+                &mut alpha_store,
+                &alpha_cache,
+                txs,
+                &outcome,
+                SealParams {
+                    timestamp_ms: T0,
+                    ..SealParams::default()
+                },
+                WriteBatch::default(),
+            )
+            .unwrap(),
+        );
+    }
+    let block = block.unwrap();
+    let key = dualchain_core::types::validator_set_key(1).state_key();
+    let reader = alpha_store.reader();
+    let value = reader
+        .get_state(&key)
+        .unwrap()
+        .expect("Alpha holds the set of epoch 1");
+    let next_set = ValidatorSet::from_canonical_bytes(&value).unwrap();
+    assert_eq!(next_set.epoch(), 1);
+    assert_eq!(next_set.validators(), set.validators());
+
+    let certificate = BlockCertificate::from_votes(
+        &block.header,
+        (0..3u16).map(|i| {
+            (
+                i,
+                BlockCertificate::vote(&keys[usize::from(i)], &block.header, NET),
+            )
+        }),
+    );
+    let attestation = Attestation {
+        header: block.header.clone(),
+        certificate,
+        value,
+        proof: reader.prove(&key).1,
+        key: key.to_vec(),
+    };
+    let (_, delta_cache) = with_epochs(ChainId::Delta);
+    let mut nonces = BTreeMap::new();
+    let mut txs = transfers(ChainId::Delta, &mut nonces);
+    let op = CrossChainOp::Attest(Box::new(attestation));
+    txs.push(tx(ChainId::Delta, 8, 1, TxPayload::CrossChain(op)));
+    let outcome = run(ChainId::Delta, &delta_cache, &txs);
+    assert_eq!(status(&outcome, txs.len() - 1), &ReceiptStatus::Success);
+    let entered: Vec<_> = outcome.events.iter().map(|e| e.event.name()).collect();
+    assert_eq!(entered, ["epoch_boundary_reached"]);
+    assert!(
+        outcome
+            .records
+            .0
+            .contains_key(&dualchain_core::types::validator_set_key(1)),
+        "Delta now holds the set of epoch 1"
+    );
 }

@@ -16,11 +16,10 @@ use dualchain_consensus::{BlockSealer, DagBft, DagBftConfig, KvConsensusStore, S
 use dualchain_core::Digest;
 use dualchain_core::chain_store::{ChainStore, StateChange};
 use dualchain_core::crypto::NetworkId;
-use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{ChainId, Genesis, ValidatorSet};
 use dualchain_execution::crosschain::CrossChainSetup;
+use dualchain_execution::epochs::genesis_records;
 use dualchain_execution::keys::{AccountRecord, account_key};
-use dualchain_execution::records::{RecordKey, RecordKind};
 use dualchain_execution::state::genesis_state_changes;
 use dualchain_execution::{ExecutionMode, Executor, ExecutorConfig, SignatureVerifier, StateCache};
 use dualchain_mempool::{Mempool, MempoolConfig};
@@ -157,38 +156,33 @@ pub fn build_context<S: Seams>(
 }
 
 /// What the executors of both chains need for cross-chain operations: the genesis
-/// parameters, the other chain's validator set of epoch 0 (one validator set runs
-/// both chains; epochs that change it are issue 16) and the network.
+/// parameters, the validator set of epoch 0 (one validator set runs both chains; the
+/// sets of later epochs are read from each chain's own records), the epoch length and
+/// the network.
 pub fn cross_chain_setup(identity: &NodeIdentity) -> CrossChainSetup {
     CrossChainSetup::new(
         identity.genesis.cross_chain.clone(),
         BTreeMap::from([(0, identity.validators.as_ref().clone())]),
         identity.network(),
     )
+    .with_epoch_length(identity.genesis.epoch_length_alpha_blocks)
 }
 
-/// The state a chain starts from: Delta's funded accounts; Alpha's validator-set
-/// record of epoch 0 and its sAX allocations (account records on Alpha).
+/// The state a chain starts from: on both chains the validator set of epoch 0 and its
+/// epoch record; Delta's funded accounts; Alpha's sAX allocations (account records on
+/// Alpha).
 pub fn genesis_changes(
     chain: ChainId,
     genesis: &Genesis,
     validators: &ValidatorSet,
 ) -> Vec<StateChange> {
+    let mut changes: Vec<StateChange> = genesis_records(validators)
+        .into_iter()
+        .map(|(key, value)| (key.state_key().to_vec(), Some(value)))
+        .collect();
     match chain {
-        ChainId::Delta => genesis_state_changes(genesis),
+        ChainId::Delta => changes.extend(genesis_state_changes(genesis)),
         ChainId::Alpha => {
-            let key = RecordKey {
-                kind: RecordKind::ValidatorSet,
-                id: {
-                    let mut id = [0u8; 32];
-                    id[..8].copy_from_slice(&validators.epoch().to_be_bytes());
-                    id
-                },
-            };
-            let mut changes = vec![(
-                key.state_key().to_vec(),
-                Some(validators.to_canonical_bytes()),
-            )];
             for allocation in &genesis.sax_allocations {
                 let record = AccountRecord {
                     native: allocation.amount,
@@ -199,9 +193,9 @@ pub fn genesis_changes(
                     record.encode_value(),
                 ));
             }
-            changes
         }
     }
+    changes
 }
 
 /// Engine parameters for `chain` under `genesis`: the chain's defaults, with round

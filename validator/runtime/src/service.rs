@@ -67,6 +67,23 @@ fn accepts_kind(chain: ChainId, payload: &TxPayload) -> bool {
     chain == ChainId::Delta || matches!(payload, TxPayload::CrossChain(_))
 }
 
+/// Why this build refuses a kind its executor knows: validator join and leave requests
+/// are recorded on Alpha and fix the next epoch's set there, but consensus does not
+/// yet switch to that set at the boundary, so a request would promise a membership
+/// the network does not give.
+fn not_yet_applied(payload: &TxPayload) -> Option<&'static str> {
+    match payload {
+        TxPayload::CrossChain(
+            CrossChainOp::ValidatorJoin { .. } | CrossChainOp::ValidatorLeave { .. },
+        ) => Some(
+            "validator join and leave requests are not accepted yet: this build records the \
+             next epoch's validator set on Alpha but its consensus does not switch sets at \
+             epoch boundaries (issue 16)",
+        ),
+        _ => None,
+    }
+}
+
 fn rejection_status(rejection: &Rejection) -> AdmissionStatus {
     match rejection {
         Rejection::WrongChain { .. } => AdmissionStatus::WrongChain,
@@ -301,7 +318,15 @@ impl<S: Seams> ChainApi for ChainService<S> {
                     results[i] = Some(Admission::refused(
                         Some(tx.digest()),
                         AdmissionStatus::RejectedOther,
-                        "the Alpha chain accepts only cross-chain operations (kinds 16-21: sAX lock, attestations); submit transfers to Delta".into(),
+                        "the Alpha chain accepts only cross-chain operations (kinds 16-23: sAX lock, attestations, governance results, validator set changes); submit transfers to Delta".into(),
+                    ));
+                }
+                Ok(tx) if not_yet_applied(&tx.tx().payload).is_some() => {
+                    let reason = not_yet_applied(&tx.tx().payload).unwrap_or_default();
+                    results[i] = Some(Admission::refused(
+                        Some(tx.digest()),
+                        AdmissionStatus::RejectedOther,
+                        reason.into(),
                     ));
                 }
                 Ok(tx) => match self.state_refusal(&tx) {
@@ -499,5 +524,47 @@ impl<S: Seams> ChainApi for ChainService<S> {
                 self.ctx.chain
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dualchain_core::crypto::{NetworkId, SigningDomain, ValidatorKeypair};
+
+    use super::*;
+
+    #[test]
+    fn set_changes_are_refused_until_consensus_switches_sets_and_the_rest_is_not() {
+        let key = ValidatorKeypair::from_seed(&[3; 32]);
+        let proof = key.sign(
+            SigningDomain::ValidatorSetChange.on(NetworkId(Digest::ZERO)),
+            b"x",
+        );
+        let join = TxPayload::CrossChain(CrossChainOp::ValidatorJoin {
+            key: key.public().clone(),
+            lock: Digest([1; 32]),
+            proof: proof.clone(),
+        });
+        let leave = TxPayload::CrossChain(CrossChainOp::ValidatorLeave {
+            key: key.public().clone(),
+            proof,
+        });
+        for payload in [&join, &leave] {
+            assert!(accepts_kind(ChainId::Alpha, payload));
+            let reason = not_yet_applied(payload).expect("refused");
+            assert!(reason.contains("not accepted yet"), "{reason}");
+        }
+        let lock = TxPayload::CrossChain(CrossChainOp::SaxLock {
+            amount: 1,
+            unlock_at_ms: 2,
+        });
+        assert_eq!(not_yet_applied(&lock), None);
+        assert!(accepts_kind(ChainId::Alpha, &lock));
+        let burn = TxPayload::Burn {
+            asset: dualchain_core::types::AssetId::NATIVE,
+            amount: 1,
+        };
+        assert!(!accepts_kind(ChainId::Alpha, &burn));
+        assert!(accepts_kind(ChainId::Delta, &burn));
     }
 }

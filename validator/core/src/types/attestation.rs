@@ -179,6 +179,26 @@ impl Attestation {
         Ok(id)
     }
 
+    /// Checks the proof and the certificate against `validators` alone, without the
+    /// target chain's freshness and single-use context: what a link of an epoch chain
+    /// needs (`crate::types::verify_epoch_chain`), where the set of each epoch comes
+    /// from the link before.
+    pub fn verify_against(
+        &self,
+        validators: &ValidatorSet,
+        network: NetworkId,
+    ) -> Result<(), AttestationError> {
+        if self.certificate.epoch != self.header.epoch {
+            return Err(AttestationError::EpochMismatch {
+                header: self.header.epoch,
+                certificate: self.certificate.epoch,
+            });
+        }
+        self.verify_proof(&hash_value(&self.value))?;
+        self.certificate.verify(&self.header, validators, network)?;
+        Ok(())
+    }
+
     /// The inclusion proof of `key → value` (its hash given) under the header's state root.
     fn verify_proof(&self, value_hash: &Hash32) -> Result<(), AttestationError> {
         if self.key.is_empty() || self.key.len() > MAX_ATTESTED_KEY_BYTES {

@@ -11,7 +11,11 @@
 //! |---|---|---|---|
 //! | `Lock` | Alpha | digest of the locking transaction | [`LockRecord`] |
 //! | `Governance` | Alpha | proposal id | [`GovernanceExecution`] |
-//! | `ValidatorSet` | Alpha | epoch (big-endian, zero-padded) | a `ValidatorSet` |
+//! | `ValidatorSet` | both | epoch (big-endian, zero-padded) | a `ValidatorSet` (Alpha writes it at its boundary, Delta when it is attested) |
+//! | `Epoch` | both | zero | the current [`EpochRecord`](super::EpochRecord) |
+//! | `PendingSetChanges` | Alpha | zero | [`PendingSetChanges`](super::PendingSetChanges) of the epoch |
+//! | `Member` | Alpha | validator key id | [`MemberRecord`](super::MemberRecord) of a validator that joined with a lock |
+//! | `Bond` | Alpha | lock id | the member id the lock backs |
 //! | `Stake` | Delta | lock id | [`StakeRecord`] |
 //! | `StakeWeight` | Delta | owner address | voting weight, `u64` little-endian |
 //! | `TotalStake` | Delta | zero | sum of all weights, `u64` little-endian |
@@ -31,6 +35,9 @@ use super::account::Address;
 use super::attestation::{Attestation, AttestationError};
 use super::block::CertificateError;
 use super::chain::ChainId;
+use super::epoch::validator_set_key;
+use super::validator::ValidatorSet;
+use crate::crypto::{ValidatorPublicKey, ValidatorSignature};
 
 /// Namespace byte of records in the `state` column.
 pub const RECORD_PREFIX: u8 = b'R';
@@ -52,6 +59,8 @@ pub struct CrossChainParams {
     pub max_voting_period_ms: u64,
     /// How long after its voting deadline a passed result may execute on Alpha.
     pub execution_window_ms: u64,
+    /// Smallest sAX lock that backs a validator's join request (its voting stake).
+    pub min_validator_stake: u64,
 }
 
 impl Default for CrossChainParams {
@@ -63,6 +72,7 @@ impl Default for CrossChainParams {
             threshold_bps: 5_000,
             max_voting_period_ms: 7 * 24 * 3_600_000,
             execution_window_ms: 24 * 3_600_000,
+            min_validator_stake: 1,
         }
     }
 }
@@ -79,6 +89,11 @@ impl CrossChainParams {
         if self.freshness_blocks == 0 || self.max_voting_period_ms == 0 {
             return Err("freshness_blocks and max_voting_period_ms must be positive".into());
         }
+        if self.min_validator_stake == 0 {
+            return Err(
+                "min_validator_stake must be positive (a validator's weight is its stake)".into(),
+            );
+        }
         Ok(())
     }
 }
@@ -90,6 +105,7 @@ impl Encode for CrossChainParams {
         self.threshold_bps.encode_to(out);
         self.max_voting_period_ms.encode_to(out);
         self.execution_window_ms.encode_to(out);
+        self.min_validator_stake.encode_to(out);
     }
 }
 
@@ -101,6 +117,7 @@ impl Decode for CrossChainParams {
             threshold_bps: r.read_u16("threshold")?,
             max_voting_period_ms: r.read_u64("voting period")?,
             execution_window_ms: r.read_u64("execution window")?,
+            min_validator_stake: r.read_u64("minimum validator stake")?,
         })
     }
 }
@@ -131,6 +148,14 @@ pub enum RecordKind {
     Consumed = 10,
     /// Both: the newest source height this chain accepted an attestation of.
     SourceHeight = 11,
+    /// Both: the current epoch.
+    Epoch = 12,
+    /// Alpha: the set changes requested in the current epoch.
+    PendingSetChanges = 13,
+    /// Alpha: a validator that joined with a lock.
+    Member = 14,
+    /// Alpha: a lock bonded to a validator (not releasable while it is).
+    Bond = 15,
 }
 
 impl RecordKind {
@@ -148,6 +173,10 @@ impl RecordKind {
             Parameter,
             Consumed,
             SourceHeight,
+            Epoch,
+            PendingSetChanges,
+            Member,
+            Bond,
         ]
         .into_iter()
         .find(|kind| *kind as u8 == tag)
@@ -209,6 +238,8 @@ pub fn is_attestable(source: ChainId, key: &[u8], value: &[u8]) -> bool {
             .is_ok_and(|stake| matches!(stake.status, StakeStatus::Unlocking { .. })),
         (ChainId::Delta, RecordKind::Proposal) => ProposalRecord::from_canonical_bytes(value)
             .is_ok_and(|proposal| proposal.status == ProposalStatus::Passed),
+        (ChainId::Alpha, RecordKind::ValidatorSet) => ValidatorSet::from_canonical_bytes(value)
+            .is_ok_and(|set| key == validator_set_key(set.epoch())),
         _ => false,
     }
 }
@@ -610,11 +641,25 @@ pub enum CrossChainOp {
     Vote { proposal: Digest, approve: bool },
     /// Delta: close the vote of a proposal whose deadline passed. Anyone may send it.
     FinalizeProposal { proposal: Digest },
+    /// Alpha: `key` asks to join the validator set at the next epoch boundary, with the
+    /// sender's lock `lock` as its stake; `proof` is `key`'s signature over
+    /// `set_change_message(Join, sender, lock, current epoch)`.
+    ValidatorJoin {
+        key: ValidatorPublicKey,
+        lock: Digest,
+        proof: ValidatorSignature,
+    },
+    /// Alpha: `key` asks to leave the set at the next boundary; `proof` as for a join
+    /// (without a lock).
+    ValidatorLeave {
+        key: ValidatorPublicKey,
+        proof: ValidatorSignature,
+    },
 }
 
 impl CrossChainOp {
     /// First transaction-kind tag of the cross-chain operations (the reserved range
-    /// is 16–31; this version uses 16–21).
+    /// is 16–31; this version uses 16–23).
     pub const FIRST_TAG: u8 = 16;
     const SAX_LOCK: u8 = 16;
     pub(crate) const ATTEST: u8 = 17;
@@ -622,6 +667,8 @@ impl CrossChainOp {
     const PROPOSE: u8 = 19;
     const VOTE: u8 = 20;
     const FINALIZE_PROPOSAL: u8 = 21;
+    const VALIDATOR_JOIN: u8 = 22;
+    const VALIDATOR_LEAVE: u8 = 23;
 
     /// The transaction-kind tag of this operation.
     pub fn tag(&self) -> u8 {
@@ -632,12 +679,14 @@ impl CrossChainOp {
             CrossChainOp::Propose { .. } => Self::PROPOSE,
             CrossChainOp::Vote { .. } => Self::VOTE,
             CrossChainOp::FinalizeProposal { .. } => Self::FINALIZE_PROPOSAL,
+            CrossChainOp::ValidatorJoin { .. } => Self::VALIDATOR_JOIN,
+            CrossChainOp::ValidatorLeave { .. } => Self::VALIDATOR_LEAVE,
         }
     }
 
     /// Whether `tag` is a cross-chain operation this version knows.
     pub fn is_tag(tag: u8) -> bool {
-        (Self::SAX_LOCK..=Self::FINALIZE_PROPOSAL).contains(&tag)
+        (Self::SAX_LOCK..=Self::VALIDATOR_LEAVE).contains(&tag)
     }
 
     /// The account an operation may credit besides its sender, read from the
@@ -680,6 +729,15 @@ impl CrossChainOp {
                 approve.encode_to(out);
             }
             CrossChainOp::FinalizeProposal { proposal } => proposal.encode_to(out),
+            CrossChainOp::ValidatorJoin { key, lock, proof } => {
+                key.encode_to(out);
+                lock.encode_to(out);
+                proof.encode_to(out);
+            }
+            CrossChainOp::ValidatorLeave { key, proof } => {
+                key.encode_to(out);
+                proof.encode_to(out);
+            }
         }
     }
 
@@ -704,6 +762,15 @@ impl CrossChainOp {
             },
             Self::FINALIZE_PROPOSAL => CrossChainOp::FinalizeProposal {
                 proposal: Decode::decode_from(r)?,
+            },
+            Self::VALIDATOR_JOIN => CrossChainOp::ValidatorJoin {
+                key: Decode::decode_from(r)?,
+                lock: Decode::decode_from(r)?,
+                proof: Decode::decode_from(r)?,
+            },
+            Self::VALIDATOR_LEAVE => CrossChainOp::ValidatorLeave {
+                key: Decode::decode_from(r)?,
+                proof: Decode::decode_from(r)?,
             },
             tag => {
                 return Err(DecodeError::UnknownTag {
@@ -759,6 +826,25 @@ pub enum CrossChainEvent {
         proposal: Digest,
         change: ParameterChange,
     },
+    /// Alpha recorded a join request for the next boundary (`validator_join_requested`).
+    ValidatorJoinRequested {
+        validator: Digest,
+        owner: Address,
+        stake: u64,
+    },
+    /// Alpha recorded a leave request for the next boundary (`validator_leave_requested`).
+    ValidatorLeaveRequested {
+        validator: Digest,
+    },
+    /// The chain entered `epoch`, run by `validators` validators whose set has digest
+    /// `set` (`epoch_boundary_reached`): on Alpha in its boundary block (an event of
+    /// the block, under the zero transaction digest), on Delta when the set's
+    /// attestation applied.
+    EpochBoundaryReached {
+        epoch: u64,
+        validators: u32,
+        set: Digest,
+    },
 }
 
 impl CrossChainEvent {
@@ -774,6 +860,9 @@ impl CrossChainEvent {
             CrossChainEvent::VoteCast { .. } => "vote_cast",
             CrossChainEvent::ProposalFinalized { .. } => "proposal_finalized",
             CrossChainEvent::GovernanceExecuted { .. } => "governance_executed",
+            CrossChainEvent::ValidatorJoinRequested { .. } => "validator_join_requested",
+            CrossChainEvent::ValidatorLeaveRequested { .. } => "validator_leave_requested",
+            CrossChainEvent::EpochBoundaryReached { .. } => "epoch_boundary_reached",
         }
     }
 }
@@ -834,6 +923,28 @@ impl Encode for CrossChainEvent {
                 out.push(8);
                 proposal.encode_to(out);
                 change.encode_to(out);
+            }
+            CrossChainEvent::ValidatorJoinRequested {
+                validator,
+                owner,
+                stake,
+            } => {
+                out.push(9);
+                encode_triple(out, validator, owner, *stake);
+            }
+            CrossChainEvent::ValidatorLeaveRequested { validator } => {
+                out.push(10);
+                validator.encode_to(out);
+            }
+            CrossChainEvent::EpochBoundaryReached {
+                epoch,
+                validators,
+                set,
+            } => {
+                out.push(11);
+                epoch.encode_to(out);
+                validators.encode_to(out);
+                set.encode_to(out);
             }
         }
     }
@@ -905,6 +1016,22 @@ impl Decode for CrossChainEvent {
             8 => CrossChainEvent::GovernanceExecuted {
                 proposal: Decode::decode_from(r)?,
                 change: Decode::decode_from(r)?,
+            },
+            9 => {
+                let (validator, owner, stake) = decode_triple(r)?;
+                CrossChainEvent::ValidatorJoinRequested {
+                    validator,
+                    owner,
+                    stake,
+                }
+            }
+            10 => CrossChainEvent::ValidatorLeaveRequested {
+                validator: Decode::decode_from(r)?,
+            },
+            11 => CrossChainEvent::EpochBoundaryReached {
+                epoch: r.read_u64("epoch")?,
+                validators: r.read_u32("validators")?,
+                set: Decode::decode_from(r)?,
             },
             tag => {
                 return Err(DecodeError::UnknownTag {
@@ -1061,6 +1188,24 @@ pub enum CrossChainFailure {
         "this executor runs without a cross-chain setup (benchmarks only; nodes always have one)"
     )]
     Disabled,
+    #[error("the key is already a validator (or asked to join this epoch)")]
+    AlreadyValidator,
+    #[error("the key is not a validator of this epoch")]
+    NotAValidator,
+    #[error("the validator key's signature over the request does not verify")]
+    BadSetChangeProof,
+    #[error("the lock backs a validator and cannot be released while it is one")]
+    LockBonded,
+    #[error("a lock of {stake} sAX is below the validator minimum of {min}")]
+    StakeBelowMinimum { stake: u64, min: u64 },
+    #[error("this epoch's set changes are full; ask again after the boundary")]
+    TooManySetChanges,
+    #[error("the set would be left without validators")]
+    SetWouldBeEmpty,
+    #[error("the key already has a request pending for this boundary")]
+    ChangeAlreadyPending,
+    #[error("the attested validator set is not of the epoch after this chain's")]
+    EpochOutOfOrder,
 }
 
 impl CrossChainFailure {
@@ -1090,6 +1235,15 @@ impl CrossChainFailure {
             InsufficientBalance { .. } => 20,
             Overflow => 21,
             Disabled => 22,
+            AlreadyValidator => 23,
+            NotAValidator => 24,
+            BadSetChangeProof => 25,
+            LockBonded => 26,
+            StakeBelowMinimum { .. } => 27,
+            TooManySetChanges => 28,
+            SetWouldBeEmpty => 29,
+            ChangeAlreadyPending => 30,
+            EpochOutOfOrder => 31,
         }
     }
 
@@ -1120,6 +1274,15 @@ impl CrossChainFailure {
             InsufficientBalance { .. } => "insufficient_balance",
             Overflow => "overflow",
             Disabled => "cross_chain_disabled",
+            AlreadyValidator => "already_validator",
+            NotAValidator => "not_a_validator",
+            BadSetChangeProof => "bad_set_change_proof",
+            LockBonded => "lock_bonded",
+            StakeBelowMinimum { .. } => "stake_below_minimum",
+            TooManySetChanges => "too_many_set_changes",
+            SetWouldBeEmpty => "set_would_be_empty",
+            ChangeAlreadyPending => "change_already_pending",
+            EpochOutOfOrder => "epoch_out_of_order",
         }
     }
 }
@@ -1139,6 +1302,10 @@ impl Encode for CrossChainFailure {
             CrossChainFailure::InsufficientBalance { available, needed } => {
                 available.encode_to(out);
                 needed.encode_to(out);
+            }
+            CrossChainFailure::StakeBelowMinimum { stake, min } => {
+                stake.encode_to(out);
+                min.encode_to(out);
             }
             _ => {}
         }
@@ -1170,6 +1337,14 @@ impl Decode for CrossChainFailure {
             AlreadyExecuted,
             Overflow,
             Disabled,
+            AlreadyValidator,
+            NotAValidator,
+            BadSetChangeProof,
+            LockBonded,
+            TooManySetChanges,
+            SetWouldBeEmpty,
+            ChangeAlreadyPending,
+            EpochOutOfOrder,
         ];
         if let Some(failure) = unit.into_iter().find(|f| f.tag() == tag) {
             return Ok(failure);
@@ -1193,6 +1368,10 @@ impl Decode for CrossChainFailure {
             20 => Ok(InsufficientBalance {
                 available: r.read_u64("available")?,
                 needed: r.read_u64("needed")?,
+            }),
+            27 => Ok(StakeBelowMinimum {
+                stake: r.read_u64("stake")?,
+                min: r.read_u64("minimum stake")?,
             }),
             tag => Err(DecodeError::UnknownTag {
                 what: "cross-chain failure",
@@ -1269,6 +1448,17 @@ mod tests {
                 proposal: id,
                 change,
             },
+            CrossChainEvent::ValidatorJoinRequested {
+                validator: id,
+                owner: account,
+                stake: u64::MAX,
+            },
+            CrossChainEvent::ValidatorLeaveRequested { validator: id },
+            CrossChainEvent::EpochBoundaryReached {
+                epoch: u64::MAX,
+                validators: u32::MAX,
+                set: id,
+            },
         ];
         let names: std::collections::BTreeSet<_> = events.iter().map(|e| e.name()).collect();
         assert_eq!(names.len(), events.len(), "one name per kind");
@@ -1292,12 +1482,12 @@ mod tests {
         roundtrip(BlockEvents::default());
         let mut bytes = block.to_canonical_bytes();
         // The first event's tag follows the version, the count and its digest.
-        bytes[1 + 4 + 32] = 9;
+        bytes[1 + 4 + 32] = 12;
         assert!(matches!(
             BlockEvents::from_canonical_bytes(&bytes),
             Err(DecodeError::UnknownTag {
                 what: "cross-chain event",
-                tag: 9
+                tag: 12
             })
         ));
     }
@@ -1385,6 +1575,9 @@ mod tests {
                 needed: 4,
             },
             CrossChainFailure::Overflow,
+            CrossChainFailure::StakeBelowMinimum { stake: 1, min: 2 },
+            CrossChainFailure::EpochOutOfOrder,
+            CrossChainFailure::LockBonded,
         ];
         all.extend(ATTESTATION_REFUSALS.map(CrossChainFailure::Attestation));
         for failure in all {
@@ -1394,7 +1587,7 @@ mod tests {
             assert_eq!(CrossChainFailure::decode_from(&mut r).unwrap(), failure);
             r.finish("failure").unwrap();
         }
-        for bytes in [&[23u8][..], &[1, 12], &[8, 0], &[20, 1]] {
+        for bytes in [&[32u8][..], &[1, 12], &[8, 0], &[20, 1], &[27, 1]] {
             assert!(CrossChainFailure::decode_from(&mut Reader::new(bytes)).is_err());
         }
     }

@@ -7,6 +7,7 @@ mod attestation;
 mod block;
 mod chain;
 mod crosschain;
+mod epoch;
 mod genesis;
 mod peers;
 mod receipt;
@@ -31,8 +32,14 @@ pub use crosschain::{
     RecordKey, RecordKind, StakeRecord, StakeStatus, TxEvent, VoteRecord, decode_u64_record,
     is_attestable,
 };
+pub use epoch::{
+    EpochChainError, EpochRecord, EpochSchedule, MAX_PENDING_SET_CHANGES, MemberRecord,
+    PendingSetChanges, SetChange, SetChangeKind, member_id, next_validator_set, set_change_message,
+    set_digest, validator_set_key, verify_epoch_chain, verify_set_change,
+};
 pub use genesis::{
-    ChainParams, Genesis, GenesisAccount, GenesisError, GenesisValidator, SaxAllocation,
+    ChainParams, Genesis, GenesisAccount, GenesisError, GenesisValidator,
+    MAX_EPOCH_LENGTH_ALPHA_BLOCKS, SaxAllocation,
 };
 pub use peers::PeerEntry;
 pub use receipt::{FailureReason, Receipt, ReceiptStatus};

@@ -65,8 +65,9 @@ const OUTPUT_LEN: usize = 32 + 4 + 8;
 /// What a transaction does.
 ///
 /// Tags 0–3 are the account kinds below; tags 16–31 are reserved for the cross-chain
-/// kinds: 16–21 are the [`CrossChainOp`]s (sAX lock and unlock, attestations,
-/// governance), the rest (epoch changes) are refused by this version's decoder.
+/// kinds: 16–23 are the [`CrossChainOp`]s (sAX lock and unlock, attestations,
+/// governance, validator join and leave), the rest are refused by this version's
+/// decoder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxPayload {
     /// Moves funds from the sender to one or many outputs, each in its own asset.
@@ -787,7 +788,9 @@ mod tests {
 
     #[test]
     fn cross_chain_kinds_roundtrip_and_the_rest_of_the_range_is_refused() {
+        use crate::crypto::{SigningDomain, ValidatorKeypair};
         use crate::types::{ParameterChange, ParameterName};
+        let validator = ValidatorKeypair::from_seed(&[5; 32]);
         let ops = [
             CrossChainOp::SaxLock {
                 amount: 5,
@@ -810,6 +813,15 @@ mod tests {
             CrossChainOp::FinalizeProposal {
                 proposal: Digest([3; 32]),
             },
+            CrossChainOp::ValidatorJoin {
+                key: validator.public().clone(),
+                lock: Digest([4; 32]),
+                proof: validator.sign(SigningDomain::ValidatorSetChange.on(NET), b"join"),
+            },
+            CrossChainOp::ValidatorLeave {
+                key: validator.public().clone(),
+                proof: validator.sign(SigningDomain::ValidatorSetChange.on(NET), b"leave"),
+            },
         ];
         for op in ops {
             let mut tx = transfer(&key(1), 0);
@@ -825,7 +837,7 @@ mod tests {
         let mut bytes = transfer(&key(1), 0).unsigned().to_canonical_bytes();
         let payload_tag_at = 1 + 1 + 32 + 8 + 8;
         assert_eq!(bytes[payload_tag_at], TxPayload::TRANSFER);
-        for tag in [22, *TxPayload::RESERVED_CROSS_CHAIN.end(), 4, 15] {
+        for tag in [24, *TxPayload::RESERVED_CROSS_CHAIN.end(), 4, 15] {
             bytes[payload_tag_at] = tag;
             assert!(matches!(
                 SignedTransaction::from_canonical_bytes(&bytes),

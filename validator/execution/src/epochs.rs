@@ -1,0 +1,309 @@
+//! Epochs in the record state: validator join and leave requests on Alpha, the
+//! boundary block that fixes the next epoch's set, and Delta taking that set from its
+//! attestation.
+//!
+//! - **Join** (`ValidatorJoin`, Alpha): the validator key signs
+//!   `set_change_message(Join, sender, lock, epoch)`; the sender's held lock of at
+//!   least `min_validator_stake` becomes the stake and is bonded (a `Bond` record;
+//!   an attested unlock cannot release it while it backs a member or a request).
+//! - **Leave** (`ValidatorLeave`, Alpha): the member's key signs the request; the set
+//!   never empties.
+//! - **Boundary** ([`close_epoch`], the executor calls it after the transactions of
+//!   Alpha's boundary block): the next set is `next_validator_set(current, pending)`,
+//!   written as the `ValidatorSet` record of the next epoch with the next
+//!   [`EpochRecord`]; joined members get `Member` records, leavers lose theirs and
+//!   their lock's bond.
+//! - **Delta** ([`set_attested`]): an attested Alpha `ValidatorSet` record of the epoch
+//!   after Delta's current one becomes Delta's record of that set, with the same
+//!   `EpochRecord` Alpha wrote; out-of-order sets are refused (and can be relayed
+//!   again once their predecessor applied).
+//!
+//! Requests are limited per epoch ([`MAX_PENDING_SET_CHANGES`]) and the pending record
+//! is one bounded value, so the boundary block does bounded work. Both chains look up
+//! an attestation's certifying set in their own `ValidatorSet` records
+//! ([`validator_set`]), so certificates of later epochs verify as soon as the chain
+//! knows the epoch, and never before.
+
+use dualchain_core::crypto::{ValidatorPublicKey, ValidatorSignature};
+use dualchain_core::encoding::Canonical;
+use dualchain_core::hash::Digest;
+use dualchain_core::types::{
+    CrossChainEvent, CrossChainFailure, EpochRecord, EpochSchedule, LockRecord, LockStatus,
+    MAX_PENDING_SET_CHANGES, MAX_VALIDATORS, MemberRecord, PendingSetChanges, RecordKey,
+    RecordKind, SetChange, SetChangeKind, ValidatorSet, member_id, next_validator_set,
+    set_change_message, set_digest, validator_set_key, verify_set_change,
+};
+
+use crate::crosschain::{CrossChainEnv, RecordRead, Staged, Step};
+use crate::state::StateError;
+
+use CrossChainFailure as F;
+
+fn epoch_key() -> RecordKey {
+    RecordKey::singleton(RecordKind::Epoch)
+}
+
+fn pending_key() -> RecordKey {
+    RecordKey::singleton(RecordKind::PendingSetChanges)
+}
+
+/// The validator set of `epoch` as this chain's records hold it.
+pub fn validator_set(
+    records: &impl RecordRead,
+    epoch: u64,
+) -> Result<Option<ValidatorSet>, StateError> {
+    Staged::new(records).decode(&validator_set_key(epoch))
+}
+
+/// The chain's current epoch record and its validator set. Every chain's genesis
+/// writes both; a chain without them has corrupt state.
+fn current(tx: &Staged<'_, impl RecordRead>) -> Result<(EpochRecord, ValidatorSet), StateError> {
+    let record: EpochRecord = tx
+        .decode(&epoch_key())?
+        .ok_or_else(|| StateError::Corrupt("the chain has no epoch record".into()))?;
+    let set: ValidatorSet = tx
+        .decode(&validator_set_key(record.epoch))?
+        .ok_or_else(|| {
+            StateError::Corrupt(format!(
+                "the chain has no validator set for its epoch {}",
+                record.epoch
+            ))
+        })?;
+    Ok((record, set))
+}
+
+fn pending(tx: &Staged<'_, impl RecordRead>) -> Result<PendingSetChanges, StateError> {
+    Ok(tx.decode(&pending_key())?.unwrap_or_default())
+}
+
+fn put_pending(tx: &mut Staged<'_, impl RecordRead>, pending: &PendingSetChanges) {
+    if pending.0.is_empty() {
+        tx.delete(pending_key());
+    } else {
+        tx.put(pending_key(), pending.to_canonical_bytes());
+    }
+}
+
+/// Members after the pending changes, counted (joins add, leaves remove).
+fn size_after(set: &ValidatorSet, pending: &PendingSetChanges) -> usize {
+    pending.0.iter().fold(set.len(), |n, change| match change {
+        SetChange::Join { .. } => n + 1,
+        SetChange::Leave { .. } => n.saturating_sub(1),
+    })
+}
+
+/// Alpha: `key` asks to join at the next boundary with the sender's `lock` as stake.
+pub(crate) fn join(
+    env: &CrossChainEnv<'_>,
+    tx: &mut Staged<'_, impl RecordRead>,
+    key: &ValidatorPublicKey,
+    lock: Digest,
+    proof: &ValidatorSignature,
+) -> Step {
+    let (epoch, set) = current(tx)?;
+    let message = set_change_message(SetChangeKind::Join, &env.sender, Some(&lock), epoch.epoch);
+    if !verify_set_change(env.network, key, &message, proof) {
+        return Ok(Err(F::BadSetChangeProof));
+    }
+    let mut pending = pending(tx)?;
+    if set.index_of(key).is_some() {
+        return Ok(Err(F::AlreadyValidator));
+    }
+    if pending.0.iter().any(|change| change.key() == key) {
+        return Ok(Err(F::ChangeAlreadyPending));
+    }
+    if pending.0.len() >= MAX_PENDING_SET_CHANGES || size_after(&set, &pending) >= MAX_VALIDATORS {
+        return Ok(Err(F::TooManySetChanges));
+    }
+    let lock_key = RecordKey::new(RecordKind::Lock, lock.0);
+    let Some(record) = tx.decode::<LockRecord>(&lock_key)? else {
+        return Ok(Err(F::UnknownLock));
+    };
+    if record.owner != env.sender {
+        return Ok(Err(F::NotLockOwner));
+    }
+    if record.status != LockStatus::Locked {
+        return Ok(Err(F::AlreadyUnlocked));
+    }
+    let bond_key = RecordKey::new(RecordKind::Bond, lock.0);
+    if tx.get(&bond_key)?.is_some() {
+        return Ok(Err(F::LockBonded));
+    }
+    let min = env.params.min_validator_stake;
+    if record.amount < min {
+        return Ok(Err(F::StakeBelowMinimum {
+            stake: record.amount,
+            min,
+        }));
+    }
+    tx.put(bond_key, member_id(key).to_vec());
+    pending.0.push(SetChange::Join {
+        key: key.clone(),
+        owner: env.sender,
+        lock,
+        stake: record.amount,
+    });
+    put_pending(tx, &pending);
+    let event = CrossChainEvent::ValidatorJoinRequested {
+        validator: key.id(),
+        owner: env.sender,
+        stake: record.amount,
+    };
+    Ok(Ok((event, 0, None)))
+}
+
+/// Alpha: member `key` asks to leave at the next boundary.
+pub(crate) fn leave(
+    env: &CrossChainEnv<'_>,
+    tx: &mut Staged<'_, impl RecordRead>,
+    key: &ValidatorPublicKey,
+    proof: &ValidatorSignature,
+) -> Step {
+    let (epoch, set) = current(tx)?;
+    let message = set_change_message(SetChangeKind::Leave, &env.sender, None, epoch.epoch);
+    if !verify_set_change(env.network, key, &message, proof) {
+        return Ok(Err(F::BadSetChangeProof));
+    }
+    if set.index_of(key).is_none() {
+        return Ok(Err(F::NotAValidator));
+    }
+    let mut pending = pending(tx)?;
+    if pending.0.iter().any(|change| change.key() == key) {
+        return Ok(Err(F::ChangeAlreadyPending));
+    }
+    if pending.0.len() >= MAX_PENDING_SET_CHANGES {
+        return Ok(Err(F::TooManySetChanges));
+    }
+    if size_after(&set, &pending) <= 1 {
+        return Ok(Err(F::SetWouldBeEmpty));
+    }
+    pending.0.push(SetChange::Leave { key: key.clone() });
+    put_pending(tx, &pending);
+    let event = CrossChainEvent::ValidatorLeaveRequested {
+        validator: key.id(),
+    };
+    Ok(Ok((event, 0, None)))
+}
+
+/// Record writes in key order (`None` deletes).
+pub type RecordWrites = std::collections::BTreeMap<RecordKey, Option<Vec<u8>>>;
+
+/// Alpha, after the transactions of the boundary block of `height`: fixes the next
+/// epoch's set and returns its record writes and the event of the boundary. Storage
+/// errors abort the block.
+pub fn close_epoch(
+    records: &impl RecordRead,
+    schedule: EpochSchedule,
+    height: u64,
+) -> Result<(RecordWrites, CrossChainEvent), StateError> {
+    assert!(
+        schedule.is_boundary(height),
+        "only a boundary block closes an epoch"
+    );
+    let mut tx = Staged::new(records);
+    let (epoch, set) = current(&tx)?;
+    let changes = pending(&tx)?.0;
+    let next = next_validator_set(&set, &changes).unwrap_or_else(|error| {
+        // Only a total stake beyond u64 gets here: the epoch keeps its members.
+        tracing::warn!(%error, "the requested set changes do not form a valid set; none applied");
+        next_validator_set(&set, &[]).expect("the current set renumbered is valid")
+    });
+    for change in &changes {
+        settle(&mut tx, change, &next)?;
+    }
+    let start = schedule
+        .first_height_of(next.epoch())
+        .ok_or_else(|| StateError::Corrupt("epoch numbers exhausted".into()))?;
+    let record = epoch.successor(&next, start);
+    tx.put(validator_set_key(next.epoch()), next.to_canonical_bytes());
+    tx.put(epoch_key(), record.to_canonical_bytes());
+    tx.delete(pending_key());
+    let event = CrossChainEvent::EpochBoundaryReached {
+        epoch: next.epoch(),
+        validators: next.len() as u32,
+        set: record.set,
+    };
+    Ok((tx.writes, event))
+}
+
+/// The membership and bond records of one applied (or skipped) change.
+fn settle(
+    tx: &mut Staged<'_, impl RecordRead>,
+    change: &SetChange,
+    next: &ValidatorSet,
+) -> Result<(), StateError> {
+    let id = member_id(change.key());
+    let member_key = RecordKey::new(RecordKind::Member, id);
+    match change {
+        SetChange::Join {
+            key, owner, lock, ..
+        } => {
+            if next.index_of(key).is_some() {
+                let member = MemberRecord {
+                    owner: *owner,
+                    lock: *lock,
+                };
+                tx.put(member_key, member.to_canonical_bytes());
+            } else {
+                tx.delete(RecordKey::new(RecordKind::Bond, lock.0));
+            }
+        }
+        SetChange::Leave { key } => {
+            if next.index_of(key).is_none()
+                && let Some(member) = tx.decode::<MemberRecord>(&member_key)?
+            {
+                tx.delete(RecordKey::new(RecordKind::Bond, member.lock.0));
+                tx.delete(member_key);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Delta: Alpha's set of the epoch after Delta's current one, attested.
+pub(crate) fn set_attested(
+    tx: &mut Staged<'_, impl RecordRead>,
+    schedule: EpochSchedule,
+    value: &[u8],
+) -> Step {
+    let Ok(next) = ValidatorSet::from_canonical_bytes(value) else {
+        return Ok(Err(F::UnattestableRecord));
+    };
+    let (epoch, _) = current(tx)?;
+    if Some(next.epoch()) != epoch.epoch.checked_add(1) {
+        return Ok(Err(F::EpochOutOfOrder));
+    }
+    let Some(start) = schedule.first_height_of(next.epoch()) else {
+        return Ok(Err(F::Overflow));
+    };
+    let record = epoch.successor(&next, start);
+    tx.put(validator_set_key(next.epoch()), value.to_vec());
+    tx.put(epoch_key(), record.to_canonical_bytes());
+    let event = CrossChainEvent::EpochBoundaryReached {
+        epoch: next.epoch(),
+        validators: next.len() as u32,
+        set: set_digest(&next),
+    };
+    Ok(Ok((event, 0, None)))
+}
+
+/// Alpha: whether `lock` backs a validator or a join request (its release waits).
+pub(crate) fn is_bonded(
+    tx: &Staged<'_, impl RecordRead>,
+    lock: &Digest,
+) -> Result<bool, StateError> {
+    Ok(tx.get(&RecordKey::new(RecordKind::Bond, lock.0))?.is_some())
+}
+
+/// The genesis records of epochs on either chain: the set of epoch 0 and its epoch
+/// record.
+pub fn genesis_records(set: &ValidatorSet) -> [(RecordKey, Vec<u8>); 2] {
+    [
+        (validator_set_key(set.epoch()), set.to_canonical_bytes()),
+        (epoch_key(), EpochRecord::genesis(set).to_canonical_bytes()),
+    ]
+}
+
+#[cfg(test)]
+#[path = "epochs_tests.rs"]
+mod tests;

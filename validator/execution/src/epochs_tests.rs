@@ -1,0 +1,314 @@
+//! Validator-set changes over the cross-chain harness's two record maps: requests on
+//! Alpha, the boundary that applies them, Delta taking the set from its attestation,
+//! and the bond that keeps a member's lock from being released.
+
+use std::sync::OnceLock;
+
+use dualchain_core::crypto::{SigningDomain, ValidatorKeypair};
+use dualchain_core::types::{
+    Address, AttestationRefusal, ChainId, CrossChainOp, MemberRecord, StakeRecord, StakeStatus,
+};
+
+use super::*;
+use crate::crosschain::tests::{ALICE, BOB, Chain, NET, T0, attest, keys, lock_id, validators};
+
+/// Keys of validators that are not in the genesis set.
+fn newcomers() -> &'static [ValidatorKeypair] {
+    static KEYS: OnceLock<Vec<ValidatorKeypair>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        (0..2u8)
+            .map(|i| ValidatorKeypair::from_seed(&[i + 150; 32]))
+            .collect()
+    })
+}
+
+fn join_op(key: &ValidatorKeypair, sender: &Address, lock: Digest, epoch: u64) -> CrossChainOp {
+    let message = set_change_message(SetChangeKind::Join, sender, Some(&lock), epoch);
+    CrossChainOp::ValidatorJoin {
+        key: key.public().clone(),
+        lock,
+        proof: key.sign(
+            SigningDomain::ValidatorSetChange.on(NET),
+            message.as_bytes(),
+        ),
+    }
+}
+
+fn leave_op(key: &ValidatorKeypair, sender: &Address, epoch: u64) -> CrossChainOp {
+    let message = set_change_message(SetChangeKind::Leave, sender, None, epoch);
+    CrossChainOp::ValidatorLeave {
+        key: key.public().clone(),
+        proof: key.sign(
+            SigningDomain::ValidatorSetChange.on(NET),
+            message.as_bytes(),
+        ),
+    }
+}
+
+/// `owner` locks `amount` sAX until T0 + 60 s on Alpha.
+fn lock(alpha: &mut Chain, owner: Address, amount: u64) -> Digest {
+    let op = CrossChainOp::SaxLock {
+        amount,
+        unlock_at_ms: T0 + 60_000,
+    };
+    lock_id(&alpha.run(owner, op).unwrap())
+}
+
+/// Runs Alpha's boundary: the harness's next block is the boundary block.
+fn boundary(alpha: &mut Chain) -> CrossChainEvent {
+    alpha.height = alpha.schedule.boundary_of(alpha.epoch).unwrap();
+    let (writes, event) = close_epoch(&alpha.records, alpha.schedule, alpha.height).unwrap();
+    for (key, value) in writes {
+        match value {
+            Some(value) => alpha.records.insert(key, value),
+            None => alpha.records.remove(&key),
+        };
+    }
+    event
+}
+
+fn set_of(chain: &Chain, epoch: u64) -> ValidatorSet {
+    validator_set(&chain.records, epoch).unwrap().unwrap()
+}
+
+#[test]
+fn a_join_enters_the_next_set_at_the_boundary_and_a_leave_leaves_it() {
+    let mut alpha = Chain::new(ChainId::Alpha);
+    let stake = lock(&mut alpha, ALICE, 400);
+    let newcomer = &newcomers()[0];
+    let event = alpha
+        .run(ALICE, join_op(newcomer, &ALICE, stake, 0))
+        .unwrap();
+    assert_eq!(
+        event,
+        CrossChainEvent::ValidatorJoinRequested {
+            validator: newcomer.public().id(),
+            owner: ALICE,
+            stake: 400
+        }
+    );
+    let leaver = &keys()[1];
+    alpha.run(BOB, leave_op(leaver, &BOB, 0)).unwrap();
+    // Nothing changes before the boundary.
+    assert_eq!(set_of(&alpha, 0), *validators());
+    assert!(validator_set(&alpha.records, 1).unwrap().is_none());
+
+    let event = boundary(&mut alpha);
+    let next = set_of(&alpha, 1);
+    let members: Vec<_> = next.validators().iter().map(|v| &v.public_key).collect();
+    assert_eq!(
+        members,
+        [
+            keys()[0].public(),
+            keys()[2].public(),
+            keys()[3].public(),
+            newcomer.public()
+        ]
+    );
+    assert_eq!(next.get(3).unwrap().stake, 400);
+    let record: EpochRecord = alpha.decode(RecordKind::Epoch, [0; 32]).unwrap();
+    assert_eq!(
+        record,
+        EpochRecord::genesis(validators()).successor(&next, 11)
+    );
+    assert_eq!(
+        event,
+        CrossChainEvent::EpochBoundaryReached {
+            epoch: 1,
+            validators: 4,
+            set: set_digest(&next)
+        }
+    );
+    assert!(
+        !alpha.records.contains_key(&pending_key()),
+        "the requests are spent"
+    );
+    let member: MemberRecord = alpha
+        .decode(RecordKind::Member, member_id(newcomer.public()))
+        .unwrap();
+    assert_eq!(
+        member,
+        MemberRecord {
+            owner: ALICE,
+            lock: stake
+        }
+    );
+
+    // In epoch 1 the newcomer leaves again: its bond and membership go at the boundary.
+    alpha.epoch = 1;
+    alpha.run(ALICE, leave_op(newcomer, &ALICE, 1)).unwrap();
+    boundary(&mut alpha);
+    assert_eq!(set_of(&alpha, 2).index_of(newcomer.public()), None);
+    assert!(
+        alpha
+            .decode::<MemberRecord>(RecordKind::Member, member_id(newcomer.public()))
+            .is_none()
+    );
+    assert!(
+        !alpha
+            .records
+            .contains_key(&RecordKey::new(RecordKind::Bond, stake.0))
+    );
+}
+
+#[test]
+fn requests_are_refused_with_their_reason_and_change_nothing() {
+    let mut alpha = Chain::new(ChainId::Alpha);
+    let stake = lock(&mut alpha, ALICE, 400);
+    let small = lock(&mut alpha, BOB, 5);
+    alpha.params.min_validator_stake = 10;
+    let newcomer = &newcomers()[0];
+    let before = alpha.records.clone();
+    let refusals = [
+        // Signed for another epoch, by another key, or for another sender.
+        (join_op(newcomer, &ALICE, stake, 1), F::BadSetChangeProof),
+        (
+            CrossChainOp::ValidatorJoin {
+                key: newcomers()[1].public().clone(),
+                lock: stake,
+                proof: match join_op(newcomer, &ALICE, stake, 0) {
+                    CrossChainOp::ValidatorJoin { proof, .. } => proof,
+                    _ => unreachable!(),
+                },
+            },
+            F::BadSetChangeProof,
+        ),
+        (join_op(newcomer, &BOB, stake, 0), F::BadSetChangeProof),
+        (join_op(&keys()[2], &ALICE, stake, 0), F::AlreadyValidator),
+        (
+            join_op(newcomer, &ALICE, Digest([9; 32]), 0),
+            F::UnknownLock,
+        ),
+        (leave_op(newcomer, &ALICE, 0), F::NotAValidator),
+    ];
+    for (op, failure) in refusals {
+        assert_eq!(alpha.run(ALICE, op), Err(failure));
+    }
+    assert_eq!(
+        alpha.run(BOB, join_op(newcomer, &BOB, stake, 0)),
+        Err(F::NotLockOwner)
+    );
+    assert_eq!(
+        alpha.run(BOB, join_op(newcomer, &BOB, small, 0)),
+        Err(F::StakeBelowMinimum { stake: 5, min: 10 })
+    );
+    assert_eq!(alpha.records, before, "refusals write nothing");
+
+    alpha
+        .run(ALICE, join_op(newcomer, &ALICE, stake, 0))
+        .unwrap();
+    assert_eq!(
+        alpha.run(ALICE, join_op(newcomer, &ALICE, stake, 0)),
+        Err(F::ChangeAlreadyPending)
+    );
+    assert_eq!(
+        alpha.run(ALICE, join_op(&newcomers()[1], &ALICE, stake, 0)),
+        Err(F::LockBonded),
+        "one lock backs one validator"
+    );
+    // With the newcomer joining, all four genesis validators may leave: the set keeps
+    // one member.
+    for key in keys() {
+        alpha.run(BOB, leave_op(key, &BOB, 0)).unwrap();
+    }
+    assert_eq!(
+        boundary(&mut alpha),
+        CrossChainEvent::EpochBoundaryReached {
+            epoch: 1,
+            validators: 1,
+            set: set_digest(&set_of(&alpha, 1)),
+        }
+    );
+    alpha.epoch = 1;
+    assert_eq!(
+        alpha.run(ALICE, leave_op(newcomer, &ALICE, 1)),
+        Err(F::SetWouldBeEmpty)
+    );
+    // A leave signed in epoch 0 does not verify in epoch 1.
+    assert_eq!(
+        alpha.run(ALICE, leave_op(newcomer, &ALICE, 0)),
+        Err(F::BadSetChangeProof)
+    );
+}
+
+#[test]
+fn delta_takes_each_next_set_from_its_attestation_in_order() {
+    let (mut alpha, mut delta) = (Chain::new(ChainId::Alpha), Chain::new(ChainId::Delta));
+    // Validator 3 leaves: the harness's signers 0, 1 and 2 are then a quorum of set 1.
+    alpha.run(BOB, leave_op(&keys()[3], &BOB, 0)).unwrap();
+    boundary(&mut alpha);
+    let first = alpha.attest(validator_set_key(1));
+
+    // Epoch 1 on Alpha (certified by set 1) fixes epoch 2 at its boundary.
+    alpha.epoch = 1;
+    boundary(&mut alpha);
+    let second = alpha.attest(validator_set_key(2));
+    assert_eq!(
+        delta.run(BOB, attest(second.clone())),
+        Err(F::Attestation(AttestationRefusal::UnknownEpoch)),
+        "Delta cannot check a certificate of an epoch it does not know"
+    );
+    // Alpha's record of epoch 2 proven by a header of epoch 0: out of order.
+    alpha.epoch = 0;
+    let early = alpha.attest(validator_set_key(2));
+    assert_eq!(delta.run(BOB, attest(early)), Err(F::EpochOutOfOrder));
+
+    let event = delta.run(BOB, attest(first.clone())).unwrap();
+    assert_eq!(
+        event,
+        CrossChainEvent::EpochBoundaryReached {
+            epoch: 1,
+            validators: 3,
+            set: set_digest(&set_of(&alpha, 1))
+        }
+    );
+    assert_eq!(set_of(&delta, 1), set_of(&alpha, 1));
+    assert_eq!(
+        delta.run(BOB, attest(first)),
+        Err(F::Attestation(AttestationRefusal::Replayed))
+    );
+    // Now set 1 is known from Delta's own records: the certificate of epoch 1 verifies.
+    delta.run(BOB, attest(second)).unwrap();
+    let alpha_epoch: EpochRecord = alpha.decode(RecordKind::Epoch, [0; 32]).unwrap();
+    let delta_epoch: EpochRecord = delta.decode(RecordKind::Epoch, [0; 32]).unwrap();
+    assert_eq!(alpha_epoch, delta_epoch, "both chains hold one epoch chain");
+    assert_eq!(delta_epoch.epoch, 2);
+}
+
+#[test]
+fn a_bonded_lock_is_released_only_after_its_validator_left() {
+    let (mut alpha, mut delta) = (Chain::new(ChainId::Alpha), Chain::new(ChainId::Delta));
+    let stake = lock(&mut alpha, ALICE, 400);
+    delta
+        .run(
+            BOB,
+            attest(alpha.attest(RecordKey::new(RecordKind::Lock, stake.0))),
+        )
+        .unwrap();
+    let newcomer = &newcomers()[0];
+    alpha
+        .run(ALICE, join_op(newcomer, &ALICE, stake, 0))
+        .unwrap();
+    boundary(&mut alpha);
+
+    delta.now_ms = T0 + 60_000;
+    alpha.now_ms = T0 + 60_000;
+    delta
+        .run(ALICE, CrossChainOp::SaxUnlock { lock: stake })
+        .unwrap();
+    let unlocking = delta.attest(RecordKey::new(RecordKind::Stake, stake.0));
+    let record: StakeRecord = delta.decode(RecordKind::Stake, stake.0).unwrap();
+    assert!(matches!(record.status, StakeStatus::Unlocking { .. }));
+    let balance = alpha.balances[&ALICE];
+    assert_eq!(
+        alpha.run(BOB, attest(unlocking.clone())),
+        Err(F::LockBonded)
+    );
+
+    alpha.epoch = 1;
+    alpha.run(ALICE, leave_op(newcomer, &ALICE, 1)).unwrap();
+    boundary(&mut alpha);
+    // The refused attestation was not consumed: relayed again, it releases the lock.
+    alpha.run(BOB, attest(unlocking)).unwrap();
+    assert_eq!(alpha.balances[&ALICE], balance + 400);
+}
