@@ -17,6 +17,9 @@
 //! - [`chain`]: opening a chain (store, genesis, engine, transport), running its task
 //!   group, and the supervisor that restarts it;
 //! - [`driver`]: the consensus driver, the only owner of the engine;
+//! - [`epoch_transition`]: the epoch transition state machine (pause, both
+//!   boundaries, apply, resume; stuck and deadlock detection), not yet fed by the
+//!   chains;
 //! - [`executor`]: the block executor (seal → execute → commit → vote);
 //! - [`votes`]: block votes → block certificates;
 //! - [`relay`]: the attestation relay, carrying each chain's finalized records to the
@@ -41,6 +44,7 @@ pub mod clock;
 mod committed;
 pub mod context;
 pub mod driver;
+pub mod epoch_transition;
 pub mod executor;
 pub mod health;
 pub mod metrics;
