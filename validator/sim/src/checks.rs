@@ -12,8 +12,9 @@ use dualchain_core::chain_store::ChainStore;
 use dualchain_core::crypto::NetworkId;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
-    Address, Block, BlockCertificate, ChainId, LockRecord, LockStatus, RECORD_PREFIX, Receipt,
-    ReceiptStatus, RecordKind, StakeRecord, StakeStatus, ValidatorIndex, ValidatorSet,
+    Address, Block, BlockCertificate, ChainId, EpochRecord, EpochSchedule, LockRecord, LockStatus,
+    RECORD_PREFIX, Receipt, ReceiptStatus, RecordKey, RecordKind, StakeRecord, StakeStatus,
+    ValidatorIndex, ValidatorSet,
 };
 use dualchain_storage::{Column, KvEngine};
 
@@ -292,6 +293,95 @@ pub fn check_records<E: KvEngine>(
     agreement
 }
 
+/// The epochs one honest validator's chains entered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EpochsAgreement {
+    /// The epoch Alpha entered at its last boundary block.
+    pub alpha: u64,
+    /// The epoch Delta entered from Alpha's attested set.
+    pub delta: u64,
+}
+
+/// One chain's validator sets by epoch (their record bytes) and its epoch record.
+type EpochState = (BTreeMap<u64, Vec<u8>>, EpochRecord);
+
+fn epoch_state<E: KvEngine>(store: &E) -> Result<EpochState, String> {
+    let mut sets = BTreeMap::new();
+    for (id, bytes) in records(store, RecordKind::ValidatorSet, |v| Some(v.to_vec()))? {
+        let epoch = u64::from_be_bytes(id[..8].try_into().map_err(|_| "short record id")?);
+        sets.insert(epoch, bytes.unwrap_or_default());
+    }
+    let key = RecordKey::singleton(RecordKind::Epoch).state_key();
+    let bytes = store
+        .get(Column::State, &key)
+        .map_err(|e| e.to_string())?
+        .ok_or("no epoch record")?;
+    let record = EpochRecord::from_canonical_bytes(&bytes).map_err(|e| e.to_string())?;
+    Ok((sets, record))
+}
+
+/// Compares `node`'s epochs on both chains. Alpha holds the set of every epoch from 0
+/// to its current one, and its epoch record is the chain of exactly those sets; Delta
+/// is not ahead of Alpha, holds byte-identical sets for its epochs, and the very epoch
+/// record Alpha wrote for its epoch. Anything else is a safety violation.
+pub fn check_epochs<E: KvEngine>(
+    node: ValidatorIndex,
+    (alpha, delta): (&E, &E),
+    schedule: EpochSchedule,
+    safety: &mut Vec<String>,
+) -> EpochsAgreement {
+    let ((alpha_sets, alpha_record), (delta_sets, delta_record)) =
+        match (epoch_state(alpha), epoch_state(delta)) {
+            (Ok(a), Ok(d)) => (a, d),
+            (Err(e), _) | (_, Err(e)) => {
+                safety.push(format!("node {node}: epoch records unreadable: {e}"));
+                return EpochsAgreement::default();
+            }
+        };
+    let agreement = EpochsAgreement {
+        alpha: alpha_record.epoch,
+        delta: delta_record.epoch,
+    };
+    let mut chain = Vec::new();
+    for epoch in 0..=alpha_record.epoch {
+        let set = alpha_sets
+            .get(&epoch)
+            .and_then(|bytes| ValidatorSet::from_canonical_bytes(bytes).ok());
+        let Some(set) = set.filter(|s| s.epoch() == epoch) else {
+            safety.push(format!(
+                "node {node}: Alpha has no valid set of epoch {epoch}"
+            ));
+            return agreement;
+        };
+        let record = match chain.last() {
+            None => EpochRecord::genesis(&set),
+            Some(previous) => {
+                let start = schedule.first_height_of(epoch).unwrap_or(u64::MAX);
+                EpochRecord::successor(previous, &set, start)
+            }
+        };
+        chain.push(record);
+    }
+    if alpha_sets.len() != chain.len() || chain.last() != Some(&alpha_record) {
+        safety.push(format!(
+            "node {node}: Alpha's epoch record {alpha_record:?} is not the chain of its {} sets",
+            alpha_sets.len()
+        ));
+    }
+    let delta_agrees = delta_record.epoch <= alpha_record.epoch
+        && chain.get(delta_record.epoch as usize) == Some(&delta_record)
+        && delta_sets
+            .iter()
+            .all(|(epoch, bytes)| alpha_sets.get(epoch) == Some(bytes));
+    if !delta_agrees {
+        safety.push(format!(
+            "node {node}: Delta's epoch {} (record {delta_record:?}) is not Alpha's",
+            delta_record.epoch
+        ));
+    }
+    agreement
+}
+
 /// A digest of every honest validator's chains and of the clients' outcome.
 pub fn trace_digest(chains: &[&[ChainView]; 2], extra: &[u64]) -> Digest {
     let mut h = blake3::Hasher::new_derive_key("dualchain 2026-12 whole-node simulation trace v1");
@@ -311,4 +401,91 @@ pub fn trace_digest(chains: &[&[ChainView]; 2], extra: &[u64]) -> Digest {
         h.update(&x.to_le_bytes());
     }
     Digest(*h.finalize().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use dualchain_core::crypto::ValidatorKeypair;
+    use dualchain_core::types::validator_set_key;
+    use dualchain_storage::{MemoryEngine, WriteBatch};
+
+    use super::*;
+
+    const SCHEDULE: u64 = 4;
+
+    fn set(epoch: u64, members: u8) -> ValidatorSet {
+        let keys =
+            (0..members).map(|i| (ValidatorKeypair::simulated(&[i; 32]).public().clone(), 1));
+        ValidatorSet::new(epoch, keys).unwrap()
+    }
+
+    /// A chain's store holding `sets` and the epoch record `record`.
+    fn store(sets: &[ValidatorSet], record: &EpochRecord) -> MemoryEngine {
+        let engine = MemoryEngine::new();
+        let mut batch = WriteBatch::new();
+        for s in sets {
+            batch.put(
+                Column::State,
+                validator_set_key(s.epoch()).state_key().to_vec(),
+                s.to_canonical_bytes(),
+            );
+        }
+        batch.put(
+            Column::State,
+            RecordKey::singleton(RecordKind::Epoch).state_key().to_vec(),
+            record.to_canonical_bytes(),
+        );
+        engine.write(batch).unwrap();
+        engine
+    }
+
+    fn chain(sets: &[ValidatorSet]) -> Vec<EpochRecord> {
+        let schedule = EpochSchedule::new(SCHEDULE);
+        let mut records = vec![EpochRecord::genesis(&sets[0])];
+        for s in &sets[1..] {
+            let start = schedule.first_height_of(s.epoch()).unwrap();
+            records.push(records.last().unwrap().successor(s, start));
+        }
+        records
+    }
+
+    fn check(alpha: &MemoryEngine, delta: &MemoryEngine) -> (EpochsAgreement, Vec<String>) {
+        let mut safety = Vec::new();
+        let agreement = check_epochs(0, (alpha, delta), EpochSchedule::new(SCHEDULE), &mut safety);
+        (agreement, safety)
+    }
+
+    #[test]
+    fn chains_that_hold_one_epoch_chain_agree_and_any_divergence_is_found() {
+        let sets = [set(0, 4), set(1, 5), set(2, 3)];
+        let records = chain(&sets);
+        let alpha = store(&sets, &records[2]);
+
+        // Delta one epoch behind, with Alpha's sets: agreement.
+        let delta = store(&sets[..2], &records[1]);
+        let (agreement, safety) = check(&alpha, &delta);
+        assert_eq!(safety, Vec::<String>::new());
+        assert_eq!(agreement, EpochsAgreement { alpha: 2, delta: 1 });
+
+        // Delta holding another set for epoch 1.
+        let other = [set(0, 4), set(1, 6)];
+        let delta = store(&other, &chain(&other)[1]);
+        assert_eq!(check(&alpha, &delta).1.len(), 1);
+
+        // Delta ahead of Alpha.
+        let short = store(&sets[..2], &records[1]);
+        let ahead = store(&sets, &records[2]);
+        assert_eq!(check(&short, &ahead).1.len(), 1);
+
+        // Alpha's record not the chain of its sets (a boundary at another height).
+        let mut moved = records[2];
+        moved.alpha_start_height += 1;
+        let alpha = store(&sets, &moved);
+        let delta = store(&sets[..1], &records[0]);
+        assert_eq!(check(&alpha, &delta).1.len(), 1);
+
+        // Alpha missing the set of an epoch it entered.
+        let alpha = store(&[sets[0].clone(), sets[2].clone()], &records[2]);
+        assert_eq!(check(&alpha, &delta).1.len(), 1);
+    }
 }

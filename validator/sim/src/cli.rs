@@ -65,6 +65,9 @@ pub struct SimArgs {
     /// [node] Block times "ALPHA_MS/DELTA_MS" [default: 15000/3000, the genesis defaults].
     #[arg(long, value_name = "ALPHA_MS/DELTA_MS")]
     pub block_times: Option<String>,
+    /// [node] Alpha blocks per epoch [default: 2, so a run crosses several boundaries].
+    #[arg(long, value_name = "ALPHA_BLOCKS")]
+    pub epoch_length: Option<u64>,
     /// [node] Seeds simulated at once (each on one thread) [default: the cores].
     #[arg(long)]
     pub parallel: Option<usize>,
@@ -112,6 +115,9 @@ impl SimArgs {
         if self.parallel.is_some() {
             set.push("--parallel");
         }
+        if self.epoch_length.is_some() {
+            set.push("--epoch-length");
+        }
         if self.signatures.is_some() {
             set.push("--signatures");
         }
@@ -148,6 +154,9 @@ impl SimArgs {
         }
         if let Some(signatures) = self.signatures {
             cfg.signatures = signatures;
+        }
+        if let Some(length) = self.epoch_length {
+            cfg.epoch_length_alpha_blocks = length;
         }
         if let Some(times) = &self.block_times {
             let (alpha, delta) = times
@@ -225,6 +234,12 @@ pub struct NodeSimSummary {
     /// Submission to inclusion in a block of the observer, simulated ms.
     pub commit_latency_ms_p50: Option<u64>,
     pub commit_latency_ms_p99: Option<u64>,
+    /// Epoch boundaries both chains of every honest validator crossed, in the run
+    /// that crossed the fewest (Alpha fixing the next set at its boundary block,
+    /// Delta applying it from its attestation; the set is the same while validator
+    /// set changes are not accepted), and the epoch length they were crossed at.
+    pub epochs: u64,
+    pub epoch_length_alpha_blocks: u64,
     /// Lowest head height of an honest validator in any run.
     pub alpha_height_min: u64,
     pub delta_height_min: u64,
@@ -306,6 +321,7 @@ fn absorb(s: &mut NodeSimSummary, latencies: &mut Histogram, r: RunResult) {
     for l in &r.clients.latencies_ms {
         latencies.record(*l);
     }
+    s.epochs = s.epochs.min(r.epochs.delta);
     s.alpha_height_min = s.alpha_height_min.min(r.min_heights[0]);
     s.delta_height_min = s.delta_height_min.min(r.min_heights[1]);
     s.crashes += r.crashes;
@@ -411,6 +427,8 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         evidence_at_honest_min: [u64::MAX; 2],
         commit_latency_ms_p50: None,
         commit_latency_ms_p99: None,
+        epochs: u64::MAX,
+        epoch_length_alpha_blocks: first.epoch_length_alpha_blocks,
         alpha_height_min: u64::MAX,
         delta_height_min: u64::MAX,
         crashes: 0,

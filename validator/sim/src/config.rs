@@ -2,13 +2,18 @@
 
 use std::time::Duration;
 
-use dualchain_core::types::{ChainParams, MAX_VALIDATORS, ValidatorIndex};
+use dualchain_core::types::{
+    ChainParams, MAX_EPOCH_LENGTH_ALPHA_BLOCKS, MAX_VALIDATORS, ValidatorIndex,
+};
 use dualchain_net::LinkLatency;
 
 use crate::seams::StoreBug;
 
 /// Virtual Unix time at which every simulation starts (its genesis time).
 pub const SIM_EPOCH_MS: u64 = 1_767_225_600_000;
+/// Alpha blocks per epoch in a simulated network unless set: a default run (about
+/// seven 15 s Alpha blocks) crosses three boundaries.
+pub const DEFAULT_EPOCH_LENGTH: u64 = 2;
 
 /// Which signatures the simulated validators make and check.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -52,6 +57,9 @@ pub struct NodeSimConfig {
     pub retry_ms: u64,
     pub alpha_block_ms: u64,
     pub delta_block_ms: u64,
+    /// Alpha blocks per epoch: short, so a run crosses several boundaries (each one
+    /// fixes the next set on Alpha and is attested to Delta).
+    pub epoch_length_alpha_blocks: u64,
     pub latency: LinkLatency,
     pub signatures: Signatures,
     pub seed: u64,
@@ -78,6 +86,7 @@ impl NodeSimConfig {
             retry_ms: 12_000,
             alpha_block_ms: ChainParams::alpha_default().block_time_ms,
             delta_block_ms: ChainParams::delta_default().block_time_ms,
+            epoch_length_alpha_blocks: DEFAULT_EPOCH_LENGTH,
             latency: LinkLatency {
                 base: Duration::from_millis(10),
                 jitter: Duration::from_millis(40),
@@ -118,6 +127,12 @@ impl NodeSimConfig {
             return Err(format!(
                 "block times must be positive and Alpha's ({}) a multiple of Delta's ({})",
                 self.alpha_block_ms, self.delta_block_ms
+            ));
+        }
+        if !(1..=MAX_EPOCH_LENGTH_ALPHA_BLOCKS).contains(&self.epoch_length_alpha_blocks) {
+            return Err(format!(
+                "the epoch length must be 1..={MAX_EPOCH_LENGTH_ALPHA_BLOCKS} Alpha blocks, got {}",
+                self.epoch_length_alpha_blocks
             ));
         }
         if self.tps > 0 && self.accounts == 0 {

@@ -19,8 +19,8 @@ use dualchain_core::crypto::ValidatorKeypair;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
     Address, AssetId, Attestation, ChainId, ChainParams, CrossChainFailure, CrossChainOp,
-    FailureReason, Genesis, GenesisAccount, GenesisValidator, Output, ReceiptStatus, SaxAllocation,
-    SignedTransaction, Transaction, TxPayload, ValidatorIndex, Verdict,
+    EpochSchedule, FailureReason, Genesis, GenesisAccount, GenesisValidator, Output, ReceiptStatus,
+    SaxAllocation, SignedTransaction, Transaction, TxPayload, ValidatorIndex, Verdict,
 };
 use dualchain_mempool::AdmissionTime;
 use dualchain_net::{MemoryHub, PeerId};
@@ -102,6 +102,9 @@ pub struct RunResult {
     /// Alpha locks and the Delta stakes attested from them, at the honest validator
     /// with the fewest stakes.
     pub records: checks::RecordsAgreement,
+    /// The epochs both chains entered, at the honest validator whose Delta entered
+    /// the fewest.
+    pub epochs: checks::EpochsAgreement,
     /// How far the governance flow got, and when each stage was reached.
     pub flow: Vec<(flow::Stage, u64)>,
     /// Forged attestations planted past admission (in the Byzantine validator's
@@ -169,7 +172,7 @@ fn genesis_of(cfg: &NodeSimConfig, keys: &[Arc<ValidatorKeypair>]) -> Genesis {
     Genesis {
         network: "sim".into(),
         genesis_time_ms: SIM_EPOCH_MS,
-        epoch_length_alpha_blocks: 240,
+        epoch_length_alpha_blocks: cfg.epoch_length_alpha_blocks,
         allow_unsigned_transactions: true,
         alpha: ChainParams {
             block_time_ms: cfg.alpha_block_ms,
@@ -622,10 +625,17 @@ impl Simulation {
         }
     }
 
+    /// The epoch schedule of the simulated genesis.
+    fn epoch_schedule(&self) -> EpochSchedule {
+        EpochSchedule::new(self.cfg.epoch_length_alpha_blocks)
+    }
+
     /// Every honest validator's Delta holds a stake for every lock its Alpha holds
-    /// (the last locks' attestations are on their way when the load stops).
+    /// and entered the epoch its Alpha entered (the last locks' and sets'
+    /// attestations are on their way when the load stops).
     async fn settle_records(&mut self, liveness: &mut Vec<String>) {
         let deadline = self.elapsed_ms() + SETTLE_MS;
+        let schedule = self.epoch_schedule();
         loop {
             let mut ignored = Vec::new();
             let unattested: Vec<String> = self
@@ -633,14 +643,19 @@ impl Simulation {
                 .iter()
                 .filter(|n| n.honest())
                 .filter_map(|n| {
-                    let agreement = checks::check_records(
-                        n.index,
+                    let stores = (
                         n.seams.stores[slot(ChainId::Alpha)].as_ref(),
                         n.seams.stores[slot(ChainId::Delta)].as_ref(),
-                        &mut ignored,
                     );
-                    (agreement.unattested > 0)
-                        .then(|| format!("validator {}: {} locks", n.index, agreement.unattested))
+                    let agreement =
+                        checks::check_records(n.index, stores.0, stores.1, &mut ignored);
+                    let epochs = checks::check_epochs(n.index, stores, schedule, &mut ignored);
+                    (agreement.unattested > 0 || epochs.delta < epochs.alpha).then(|| {
+                        format!(
+                            "validator {}: {} locks, Delta in epoch {} of Alpha's {}",
+                            n.index, agreement.unattested, epochs.delta, epochs.alpha
+                        )
+                    })
                 })
                 .collect();
             if unattested.is_empty() {
@@ -648,7 +663,7 @@ impl Simulation {
             }
             if self.elapsed_ms() >= deadline {
                 liveness.push(format!(
-                    "sAX locks not attested on Delta within {} s of the settle: {}",
+                    "sAX locks or validator sets not attested on Delta within {} s of the settle: {}",
                     SETTLE_MS / 1000,
                     unattested.join(", ")
                 ));
@@ -867,6 +882,7 @@ impl Simulation {
         let mut safety = std::mem::take(&mut findings.safety);
         safety.extend(flow.unexpected.iter().cloned());
         let mut records: Option<checks::RecordsAgreement> = None;
+        let mut epochs: Option<checks::EpochsAgreement> = None;
         for node in self.nodes.iter().filter(|n| n.honest()) {
             let agreement = checks::check_records(
                 node.index,
@@ -876,6 +892,18 @@ impl Simulation {
             );
             if records.is_none_or(|r| agreement.stakes < r.stakes) {
                 records = Some(agreement);
+            }
+            let entered = checks::check_epochs(
+                node.index,
+                (
+                    node.seams.stores[slot(ChainId::Alpha)].as_ref(),
+                    node.seams.stores[slot(ChainId::Delta)].as_ref(),
+                ),
+                self.epoch_schedule(),
+                &mut safety,
+            );
+            if epochs.is_none_or(|e| entered.delta < e.delta) {
+                epochs = Some(entered);
             }
         }
         // Not the clients': the validators' relay accounts and the flow's stakers.
@@ -979,6 +1007,7 @@ impl Simulation {
             reports_against_byzantine,
             behaviours: self.nodes.iter().filter_map(|n| n.behaviour).collect(),
             records: records.unwrap_or_default(),
+            epochs: epochs.unwrap_or_default(),
             flow: flow.reached,
         }
     }

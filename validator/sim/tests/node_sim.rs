@@ -31,6 +31,7 @@ fn acceptance_args(seeds: u64) -> SimArgs {
         block_times: None,
         parallel: None,
         signatures: None,
+        epoch_length: None,
     }
 }
 
@@ -61,6 +62,11 @@ fn every_fault_at_once_keeps_safety_liveness_exactly_once_and_determinism() {
     );
     assert!(summary.delta_height_min >= 5, "{summary:#?}");
     assert!(summary.alpha_height_min >= 1, "{summary:#?}");
+    // Epochs of two Alpha blocks: Alpha fixes the next set at each boundary, and the
+    // relays carry it to Delta, on every honest validator (the checks compare both
+    // chains' epoch chains).
+    assert_eq!(summary.epoch_length_alpha_blocks, 2);
+    assert!(summary.epochs >= 2, "{summary:#?}");
     // Alpha executes sAX locks (3 a second here) under the same faults.
     assert!(summary.alpha_locks_submitted >= 2 * 30, "{summary:#?}");
     assert_eq!(
