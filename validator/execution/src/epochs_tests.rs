@@ -312,3 +312,172 @@ fn a_bonded_lock_is_released_only_after_its_validator_left() {
     alpha.run(BOB, attest(unlocking)).unwrap();
     assert_eq!(alpha.balances[&ALICE], balance + 400);
 }
+
+#[test]
+fn set_changes_are_a_consensus_rule_refused_unless_the_version_accepts_them() {
+    let mut alpha = Chain::new(ChainId::Alpha);
+    alpha.accept_set_changes = false;
+    let stake = lock(&mut alpha, ALICE, 400);
+    let before = alpha.records.clone();
+    assert_eq!(
+        alpha.run(ALICE, join_op(&newcomers()[0], &ALICE, stake, 0)),
+        Err(F::SetChangesNotAccepted)
+    );
+    assert_eq!(
+        alpha.run(BOB, leave_op(&keys()[1], &BOB, 0)),
+        Err(F::SetChangesNotAccepted)
+    );
+    assert_eq!(alpha.records, before);
+    // The boundary still fixes the next set: the same members.
+    boundary(&mut alpha);
+    assert_eq!(set_of(&alpha, 1).validators(), validators().validators());
+}
+
+/// Every key the property test may use: the genesis validators, then newcomers.
+fn all_keys() -> Vec<&'static ValidatorKeypair> {
+    keys().iter().chain(newcomers()).collect()
+}
+
+/// An attestation of Alpha's record `key` certified by every member of Alpha's set
+/// of `alpha.epoch` (the harness's own signers need not be members any more).
+fn attest_by_members(alpha: &Chain, key: RecordKey) -> dualchain_core::types::Attestation {
+    let mut attestation = alpha.attest(key);
+    let set = set_of(alpha, alpha.epoch);
+    let votes = all_keys().into_iter().filter_map(|kp| {
+        let index = set.index_of(kp.public())?;
+        let vote = dualchain_core::types::BlockCertificate::vote(kp, &attestation.header, NET);
+        Some((index, vote))
+    });
+    let mut votes: Vec<_> = votes.collect();
+    votes.sort_by_key(|(index, _)| *index);
+    attestation.certificate =
+        dualchain_core::types::BlockCertificate::from_votes(&attestation.header, votes);
+    attestation
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Lock {
+        owner: bool,
+        amount: u64,
+    },
+    Join {
+        key: usize,
+        owner: bool,
+        lock: usize,
+    },
+    Leave {
+        key: usize,
+        sender: bool,
+    },
+    Boundary,
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (any::<bool>(), 1..300u64).prop_map(|(owner, amount)| Op::Lock { owner, amount }),
+        (0..6usize, any::<bool>(), 0..8usize).prop_map(|(key, owner, lock)| Op::Join {
+            key,
+            owner,
+            lock
+        }),
+        (0..6usize, any::<bool>()).prop_map(|(key, sender)| Op::Leave { key, sender }),
+        Just(Op::Boundary),
+    ]
+}
+
+/// The invariants of the record side after any sequence of requests and boundaries.
+fn check_invariants(alpha: &Chain, delta: &Chain) {
+    let epoch: EpochRecord = alpha.decode(RecordKind::Epoch, [0; 32]).unwrap();
+    let set = set_of(alpha, epoch.epoch);
+    assert!(!set.is_empty());
+    let pending: PendingSetChanges = alpha
+        .decode(RecordKind::PendingSetChanges, [0; 32])
+        .unwrap_or_default();
+    assert!(pending.0.len() <= MAX_PENDING_SET_CHANGES);
+    // Bonds are exactly the locks of members that joined and of pending joins.
+    let mut backing: Vec<[u8; 32]> = pending
+        .0
+        .iter()
+        .filter_map(|change| match change {
+            SetChange::Join { lock, .. } => Some(lock.0),
+            SetChange::Leave { .. } => None,
+        })
+        .collect();
+    for (key, value) in &alpha.records {
+        if key.kind == RecordKind::Member {
+            let member = MemberRecord::from_canonical_bytes(value).unwrap();
+            assert!(
+                set.validators()
+                    .iter()
+                    .any(|v| member_id(&v.public_key) == key.id),
+                "a member record of a validator outside the set"
+            );
+            backing.push(member.lock.0);
+        }
+    }
+    let mut bonds: Vec<[u8; 32]> = alpha
+        .records
+        .keys()
+        .filter(|k| k.kind == RecordKind::Bond)
+        .map(|k| k.id)
+        .collect();
+    backing.sort();
+    bonds.sort();
+    assert_eq!(bonds, backing, "bonds and what they back");
+    for lock in &bonds {
+        let record: LockRecord = alpha.decode(RecordKind::Lock, *lock).unwrap();
+        assert_eq!(
+            record.status,
+            LockStatus::Locked,
+            "a bonded lock was released"
+        );
+    }
+    // Delta followed every boundary into the same epoch record.
+    let delta_epoch: EpochRecord = delta.decode(RecordKind::Epoch, [0; 32]).unwrap();
+    assert_eq!(delta_epoch, epoch);
+    assert_eq!(set_of(delta, epoch.epoch), set);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn any_requests_and_boundaries_keep_bonds_members_and_both_chains_consistent(
+        ops in proptest::collection::vec(op(), 1..24)
+    ) {
+        let (mut alpha, mut delta) = (Chain::new(ChainId::Alpha), Chain::new(ChainId::Delta));
+        let owners = [ALICE, BOB];
+        let mut locks: Vec<Digest> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Lock { owner, amount } => {
+                    if let Ok(event) = alpha.run(owners[usize::from(owner)], CrossChainOp::SaxLock {
+                        amount,
+                        unlock_at_ms: T0 + 60_000,
+                    }) {
+                        locks.push(lock_id(&event));
+                    }
+                }
+                Op::Join { key, owner, lock } => {
+                    let sender = owners[usize::from(owner)];
+                    let lock = locks.get(lock).copied().unwrap_or(Digest([7; 32]));
+                    let _ = alpha.run(sender, join_op(all_keys()[key], &sender, lock, alpha.epoch));
+                }
+                Op::Leave { key, sender } => {
+                    let sender = owners[usize::from(sender)];
+                    let _ = alpha.run(sender, leave_op(all_keys()[key], &sender, alpha.epoch));
+                }
+                Op::Boundary => {
+                    boundary(&mut alpha);
+                    let next = alpha.epoch + 1;
+                    let attestation = attest_by_members(&alpha, validator_set_key(next));
+                    delta.run(BOB, attest(attestation)).unwrap();
+                    alpha.epoch = next;
+                }
+            }
+            check_invariants(&alpha, &delta);
+        }
+    }
+}

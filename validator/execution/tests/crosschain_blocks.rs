@@ -11,7 +11,7 @@ use dualchain_core::crypto::ValidatorKeypair;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::hash::Digest;
 use dualchain_core::types::{
-    Address, AssetId, Attestation, AttestationRefusal, BlockCertificate, ChainId,
+    Address, AssetId, Attestation, AttestationRefusal, BlockCertificate, BlockHeader, ChainId,
     CrossChainFailure, CrossChainOp, FailureReason, LockRecord, Output, ReceiptStatus, RecordKey,
     RecordKind, SignedTransaction, StakeRecord, StakeStatus, Transaction, TxPayload, ValidatorSet,
 };
@@ -151,6 +151,33 @@ fn execute(
     sequential
 }
 
+/// Seals `txs` with their `outcome` as the next block at time T0 and commits it.
+fn commit(
+    store: &mut ChainStore<Engine>,
+    cache: &StateCache<Engine>,
+    txs: Vec<SignedTransaction>,
+    outcome: &BlockOutcome,
+) -> dualchain_core::types::Block {
+    let params = SealParams {
+        timestamp_ms: T0,
+        ..SealParams::default()
+    };
+    seal_and_commit(store, cache, txs, outcome, params, WriteBatch::default()).unwrap()
+}
+
+/// A certificate of `header` by validators 0, 1 and 2 of `keys`.
+fn certify(keys: &[ValidatorKeypair], header: &BlockHeader) -> BlockCertificate {
+    BlockCertificate::from_votes(
+        header,
+        (0..3u16).map(|i| {
+            (
+                i,
+                BlockCertificate::vote(&keys[usize::from(i)], header, NET),
+            )
+        }),
+    )
+}
+
 fn status(outcome: &BlockOutcome, i: usize) -> &ReceiptStatus {
     &outcome.receipts[i].status
 }
@@ -211,18 +238,7 @@ fn locks_and_their_attestations_run_through_both_executors_alike() {
         events,
         locks.iter().map(|l| (*l, "sax_locked")).collect::<Vec<_>>()
     );
-    let block = seal_and_commit(
-        &mut alpha_store,
-        &alpha_cache,
-        txs,
-        &outcome,
-        SealParams {
-            timestamp_ms: T0,
-            ..SealParams::default()
-        },
-        WriteBatch::default(),
-    )
-    .unwrap();
+    let block = commit(&mut alpha_store, &alpha_cache, txs, &outcome);
     // 1,000 − 3 fees − 10 sent + 10 received − 400 locked.
     assert_eq!(
         alpha_cache.account(&account(1)).unwrap().native,
@@ -230,15 +246,7 @@ fn locks_and_their_attestations_run_through_both_executors_alike() {
     );
 
     // The certified block's lock records, attested on Delta among transfers.
-    let certificate = BlockCertificate::from_votes(
-        &block.header,
-        (0..3u16).map(|i| {
-            (
-                i,
-                BlockCertificate::vote(&keys[usize::from(i)], &block.header, NET),
-            )
-        }),
-    );
+    let certificate = certify(&keys, &block.header);
     let attestation = |lock: &Digest| {
         let key = RecordKey::new(RecordKind::Lock, lock.0).state_key();
         let reader = alpha_store.reader();
@@ -370,20 +378,7 @@ fn the_boundary_block_fixes_the_next_set_and_its_attestation_moves_delta() {
                 "after the transactions"
             );
         }
-        block = Some(
-            seal_and_commit(
-                &mut alpha_store,
-                &alpha_cache,
-                txs,
-                &outcome,
-                SealParams {
-                    timestamp_ms: T0,
-                    ..SealParams::default()
-                },
-                WriteBatch::default(),
-            )
-            .unwrap(),
-        );
+        block = Some(commit(&mut alpha_store, &alpha_cache, txs, &outcome));
     }
     let block = block.unwrap();
     let key = dualchain_core::types::validator_set_key(1).state_key();
@@ -396,15 +391,7 @@ fn the_boundary_block_fixes_the_next_set_and_its_attestation_moves_delta() {
     assert_eq!(next_set.epoch(), 1);
     assert_eq!(next_set.validators(), set.validators());
 
-    let certificate = BlockCertificate::from_votes(
-        &block.header,
-        (0..3u16).map(|i| {
-            (
-                i,
-                BlockCertificate::vote(&keys[usize::from(i)], &block.header, NET),
-            )
-        }),
-    );
+    let certificate = certify(&keys, &block.header);
     let attestation = Attestation {
         header: block.header.clone(),
         certificate,

@@ -1206,6 +1206,10 @@ pub enum CrossChainFailure {
     ChangeAlreadyPending,
     #[error("the attested validator set is not of the epoch after this chain's")]
     EpochOutOfOrder,
+    #[error(
+        "validator join and leave requests are not accepted by this version: consensus does not switch validator sets at epoch boundaries yet"
+    )]
+    SetChangesNotAccepted,
 }
 
 impl CrossChainFailure {
@@ -1244,6 +1248,7 @@ impl CrossChainFailure {
             SetWouldBeEmpty => 29,
             ChangeAlreadyPending => 30,
             EpochOutOfOrder => 31,
+            SetChangesNotAccepted => 32,
         }
     }
 
@@ -1283,6 +1288,7 @@ impl CrossChainFailure {
             SetWouldBeEmpty => "set_would_be_empty",
             ChangeAlreadyPending => "change_already_pending",
             EpochOutOfOrder => "epoch_out_of_order",
+            SetChangesNotAccepted => "set_changes_not_accepted",
         }
     }
 }
@@ -1345,6 +1351,7 @@ impl Decode for CrossChainFailure {
             SetWouldBeEmpty,
             ChangeAlreadyPending,
             EpochOutOfOrder,
+            SetChangesNotAccepted,
         ];
         if let Some(failure) = unit.into_iter().find(|f| f.tag() == tag) {
             return Ok(failure);
@@ -1578,6 +1585,7 @@ mod tests {
             CrossChainFailure::StakeBelowMinimum { stake: 1, min: 2 },
             CrossChainFailure::EpochOutOfOrder,
             CrossChainFailure::LockBonded,
+            CrossChainFailure::SetChangesNotAccepted,
         ];
         all.extend(ATTESTATION_REFUSALS.map(CrossChainFailure::Attestation));
         for failure in all {
@@ -1587,7 +1595,7 @@ mod tests {
             assert_eq!(CrossChainFailure::decode_from(&mut r).unwrap(), failure);
             r.finish("failure").unwrap();
         }
-        for bytes in [&[32u8][..], &[1, 12], &[8, 0], &[20, 1], &[27, 1]] {
+        for bytes in [&[33u8][..], &[1, 12], &[8, 0], &[20, 1], &[27, 1]] {
             assert!(CrossChainFailure::decode_from(&mut Reader::new(bytes)).is_err());
         }
     }
