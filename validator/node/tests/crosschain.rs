@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cluster, runtime};
+use common::{chain_clients, cluster, runtime};
 use dualchain_core::Digest;
 use dualchain_core::types::{
     ChainId, CrossChainOp, LockRecord, LockStatus, ParameterChange, ParameterName, ParameterRecord,
@@ -35,18 +35,6 @@ const LOCK_FOR_MS: u64 = 30_000;
 const VOTING_PERIOD_MS: u64 = 3_000;
 const PARAMETER: &str = "test.flow";
 const PARAMETER_VALUE: u64 = 7;
-
-async fn clients(c: &LocalCluster, chain: ChainId) -> Vec<ChainClient> {
-    let mut out = Vec::new();
-    for i in 0..VALIDATORS {
-        out.push(
-            ChainClient::connect(&c.api_url(i, chain), chain)
-                .await
-                .unwrap_or_else(|e| panic!("validator {i}'s {chain} API: {e:#}")),
-        );
-    }
-    out
-}
 
 /// Waits until every client's record `kind`/`id` satisfies `done`; returns validator
 /// 0's record.
@@ -102,7 +90,7 @@ async fn run_flow(c: &mut LocalCluster, restart_delta: bool) {
     }
     let staker_address = seeded_addresses(ACCOUNTS, c.spec().accounts_seed)[0];
     let staker = Sender::Unsigned(staker_address);
-    let alpha = clients(c, ChainId::Alpha).await;
+    let alpha = chain_clients(c, VALIDATORS, ChainId::Alpha).await;
 
     // Lock on Alpha.
     let unlock_at_ms = dualchain_testkit::unix_ms() + LOCK_FOR_MS;
@@ -138,7 +126,7 @@ async fn run_flow(c: &mut LocalCluster, restart_delta: bool) {
     }
 
     // The attested lock is a stake on Delta, on every validator.
-    let delta = clients(c, ChainId::Delta).await;
+    let delta = chain_clients(c, VALIDATORS, ChainId::Delta).await;
     let stake = on_every_validator::<StakeRecord>(&delta, RecordKind::Stake, lock, |s| {
         s.status == StakeStatus::Active
     })

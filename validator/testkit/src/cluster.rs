@@ -66,6 +66,8 @@ pub struct ClusterSpec {
     pub dir_prefix: String,
     /// Soft and hard `RLIMIT_NOFILE` of the validator processes (`None`: inherited).
     pub open_file_limit: Option<u64>,
+    /// `dualchain genesis --epoch-length` (`None`: the genesis default).
+    pub epoch_length: Option<u64>,
 }
 
 impl ClusterSpec {
@@ -86,6 +88,7 @@ impl ClusterSpec {
             env: Vec::new(),
             dir_prefix: "dualchain-cluster-".into(),
             open_file_limit: None,
+            epoch_length: None,
         }
     }
 
@@ -278,6 +281,9 @@ impl LocalCluster {
         ]);
         if spec.allow_unsigned {
             args.push("--allow-unsigned".into());
+        }
+        if let Some(length) = spec.epoch_length {
+            args.extend(["--epoch-length".into(), length.to_string()]);
         }
         run_helper(&bin, &args)?;
 

@@ -14,8 +14,8 @@ use dualchain_core::Digest;
 use dualchain_core::crypto::{AccountKeypair, NetworkId};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
-    Address, ChainId, CrossChainOp, RecordKey, RecordKind, SignedTransaction, Transaction,
-    TxPayload,
+    Address, Attestation, ChainId, CrossChainOp, EpochSchedule, RecordKey, RecordKind,
+    SignedTransaction, Transaction, TxPayload, validator_set_key,
 };
 use dualchain_execution::keys::{AccountRecord, account_key};
 use dualchain_merkle::{Proof, hash_key, hash_value};
@@ -102,6 +102,66 @@ impl ChainClient {
             .verify(&root, &hash_key(key), value_hash.as_ref())
             .map_err(|e| anyhow!("{}'s proof of the record does not verify: {e}", self.url))?;
         Ok((answer.height, answer.value))
+    }
+
+    /// The attestation of record `key` as this chain's block at `height` changed it
+    /// (`CrossChain/GetAttestation`); `None` while the node holds no certificate of
+    /// that block or the block did not change the record. Nothing is verified here:
+    /// the caller checks it against the set it trusts.
+    pub async fn attestation(
+        &self,
+        height: u64,
+        key: &[u8],
+    ) -> anyhow::Result<Option<Attestation>> {
+        let mut client = CrossChainClient::new(self.channel.clone());
+        let request = v1::GetAttestationRequest {
+            chain: proto_chain(self.chain) as i32,
+            height,
+            key: key.to_vec(),
+        };
+        let answer = tokio::time::timeout(CALL_TIMEOUT, client.get_attestation(request))
+            .await
+            .with_context(|| format!("GetAttestation on {} timed out", self.url))?;
+        match answer {
+            Ok(answer) => Attestation::from_canonical_bytes(&answer.into_inner().attestation)
+                .map(Some)
+                .with_context(|| format!("{} sent a malformed attestation", self.url)),
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::NotFound | tonic::Code::Unavailable
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(status) => Err(anyhow!("GetAttestation on {}: {status}", self.url)),
+        }
+    }
+
+    /// The links of Alpha's epoch chain from epoch 1 through `through`: for each epoch
+    /// the attestation of its `ValidatorSet` record from the boundary block that fixed
+    /// it, for `dualchain_core::types::verify_epoch_chain`. Fails while a boundary is
+    /// not certified at this node yet.
+    pub async fn epoch_chain(
+        &self,
+        schedule: EpochSchedule,
+        through: u64,
+    ) -> anyhow::Result<Vec<Attestation>> {
+        let mut links = Vec::new();
+        for epoch in 1..=through {
+            let height = schedule
+                .boundary_of(epoch - 1)
+                .context("epoch beyond the height range")?;
+            let key = validator_set_key(epoch).state_key();
+            let link = self.attestation(height, &key).await?.with_context(|| {
+                format!(
+                    "{} has no certified attestation of the set of epoch {epoch} at height {height}",
+                    self.url
+                )
+            })?;
+            links.push(link);
+        }
+        Ok(links)
     }
 
     /// The record of `kind` with `id`, decoded; `None` if there is none.

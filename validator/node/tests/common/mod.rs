@@ -19,6 +19,17 @@ pub fn bin() -> PathBuf {
 /// transactions allowed, admin token [`TOKEN`], `RUST_LOG=info`, `--sync-policy
 /// os-buffered`), prepared but not started.
 pub fn cluster(n: usize, alpha_ms: u64, delta_ms: u64, accounts: usize) -> LocalCluster {
+    cluster_with(n, alpha_ms, delta_ms, accounts, |_| {})
+}
+
+/// [`cluster`] with `adjust` applied to the spec before it is prepared.
+pub fn cluster_with(
+    n: usize,
+    alpha_ms: u64,
+    delta_ms: u64,
+    accounts: usize,
+    adjust: impl FnOnce(&mut ClusterSpec),
+) -> LocalCluster {
     let mut spec = ClusterSpec::new(n)
         .block_times(alpha_ms, delta_ms)
         .accounts(accounts);
@@ -26,7 +37,26 @@ pub fn cluster(n: usize, alpha_ms: u64, delta_ms: u64, accounts: usize) -> Local
     spec.extra_run_args = vec!["--sync-policy".into(), "os-buffered".into()];
     spec.env = vec![("RUST_LOG".into(), "info".into())];
     spec.dir_prefix = "dualchain-node-test-".into();
+    adjust(&mut spec);
     LocalCluster::prepare(bin(), spec).expect("preparing the cluster")
+}
+
+/// A cross-chain client of the `chain` API of each of the first `n` validators.
+pub async fn chain_clients(
+    c: &LocalCluster,
+    n: usize,
+    chain: dualchain_core::types::ChainId,
+) -> Vec<dualchain_testkit::crosschain::ChainClient> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let url = c.api_url(i, chain);
+        out.push(
+            dualchain_testkit::crosschain::ChainClient::connect(&url, chain)
+                .await
+                .unwrap_or_else(|e| panic!("validator {i}'s {chain} API: {e:#}")),
+        );
+    }
+    out
 }
 
 /// The runtime the cluster tests drive their clients on.
