@@ -38,7 +38,7 @@ use dualchain_core::types::{
     ChainId, CrossChainEvent, CrossChainFailure, CrossChainOp, EpochSchedule, GovernanceExecution,
     LockRecord, LockStatus, ParameterChange, ParameterRecord, ProposalRecord, ProposalStatus,
     RecordKey, RecordKind, StakeRecord, StakeStatus, TxEvent, ValidatorSet, VoteRecord,
-    decode_u64_record, is_attestable, validator_set_key,
+    decode_u64_record, is_attestable,
 };
 use dualchain_storage::KvEngine;
 
@@ -476,7 +476,7 @@ fn verify_attestation<'s>(
     let epoch = attestation.header.epoch;
     let recorded = match sets(epoch) {
         Some(_) => None,
-        None => tx.decode::<ValidatorSet>(&validator_set_key(epoch))?,
+        None => epochs::recorded_set(tx, epoch)?,
     };
     // Local closures, so the context borrows nothing longer than this call.
     let sets = |e: u64| sets(e).or(recorded.as_ref().filter(|set| set.epoch() == e));

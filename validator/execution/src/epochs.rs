@@ -31,7 +31,7 @@ use dualchain_core::types::{
     CrossChainEvent, CrossChainFailure, EpochRecord, EpochSchedule, LockRecord, LockStatus,
     MAX_PENDING_SET_CHANGES, MAX_VALIDATORS, MemberRecord, PendingSetChanges, RecordKey,
     RecordKind, SetChange, SetChangeKind, ValidatorSet, member_id, next_validator_set,
-    set_change_message, set_digest, validator_set_key, verify_set_change,
+    set_change_message, validator_set_key, verify_set_change,
 };
 
 use crate::crosschain::{CrossChainEnv, RecordRead, Staged, Step};
@@ -47,12 +47,24 @@ fn pending_key() -> RecordKey {
     RecordKey::singleton(RecordKind::PendingSetChanges)
 }
 
+fn bond_key(lock: &Digest) -> RecordKey {
+    RecordKey::new(RecordKind::Bond, lock.0)
+}
+
 /// The validator set of `epoch` as this chain's records hold it.
 pub fn validator_set(
     records: &impl RecordRead,
     epoch: u64,
 ) -> Result<Option<ValidatorSet>, StateError> {
-    Staged::new(records).decode(&validator_set_key(epoch))
+    recorded_set(&Staged::new(records), epoch)
+}
+
+/// [`validator_set`] as one operation's staged view sees it.
+pub(crate) fn recorded_set(
+    tx: &Staged<'_, impl RecordRead>,
+    epoch: u64,
+) -> Result<Option<ValidatorSet>, StateError> {
+    tx.decode(&validator_set_key(epoch))
 }
 
 /// The chain's current epoch record and its validator set. Every chain's genesis
@@ -61,14 +73,12 @@ fn current(tx: &Staged<'_, impl RecordRead>) -> Result<(EpochRecord, ValidatorSe
     let record: EpochRecord = tx
         .decode(&epoch_key())?
         .ok_or_else(|| StateError::Corrupt("the chain has no epoch record".into()))?;
-    let set: ValidatorSet = tx
-        .decode(&validator_set_key(record.epoch))?
-        .ok_or_else(|| {
-            StateError::Corrupt(format!(
-                "the chain has no validator set for its epoch {}",
-                record.epoch
-            ))
-        })?;
+    let set = recorded_set(tx, record.epoch)?.ok_or_else(|| {
+        StateError::Corrupt(format!(
+            "the chain has no validator set for its epoch {}",
+            record.epoch
+        ))
+    })?;
     Ok((record, set))
 }
 
@@ -125,8 +135,7 @@ pub(crate) fn join(
     if record.status != LockStatus::Locked {
         return Ok(Err(F::AlreadyUnlocked));
     }
-    let bond_key = RecordKey::new(RecordKind::Bond, lock.0);
-    if tx.get(&bond_key)?.is_some() {
+    if is_bonded(tx, &lock)? {
         return Ok(Err(F::LockBonded));
     }
     let min = env.params.min_validator_stake;
@@ -136,7 +145,7 @@ pub(crate) fn join(
             min,
         }));
     }
-    tx.put(bond_key, member_id(key).to_vec());
+    tx.put(bond_key(&lock), member_id(key).to_vec());
     pending.0.push(SetChange::Join {
         key: key.clone(),
         owner: env.sender,
@@ -245,14 +254,14 @@ fn settle(
                 };
                 tx.put(member_key, member.to_canonical_bytes());
             } else {
-                tx.delete(RecordKey::new(RecordKind::Bond, lock.0));
+                tx.delete(bond_key(lock));
             }
         }
         SetChange::Leave { key } => {
             if next.index_of(key).is_none()
                 && let Some(member) = tx.decode::<MemberRecord>(&member_key)?
             {
-                tx.delete(RecordKey::new(RecordKind::Bond, member.lock.0));
+                tx.delete(bond_key(&member.lock));
                 tx.delete(member_key);
             }
         }
@@ -282,7 +291,7 @@ pub(crate) fn set_attested(
     let event = CrossChainEvent::EpochBoundaryReached {
         epoch: next.epoch(),
         validators: next.len() as u32,
-        set: set_digest(&next),
+        set: record.set,
     };
     Ok(Ok((event, 0, None)))
 }
@@ -292,7 +301,7 @@ pub(crate) fn is_bonded(
     tx: &Staged<'_, impl RecordRead>,
     lock: &Digest,
 ) -> Result<bool, StateError> {
-    Ok(tx.get(&RecordKey::new(RecordKind::Bond, lock.0))?.is_some())
+    Ok(tx.get(&bond_key(lock))?.is_some())
 }
 
 /// The genesis records of epochs on either chain: the set of epoch 0 and its epoch

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use dualchain_core::crypto::{SigningDomain, ValidatorKeypair};
 use dualchain_core::types::{
     Address, AttestationRefusal, ChainId, CrossChainOp, MemberRecord, StakeRecord, StakeStatus,
+    set_digest,
 };
 
 use super::*;

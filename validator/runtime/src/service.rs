@@ -13,7 +13,9 @@ use dualchain_api::{
 use dualchain_core::Digest;
 use dualchain_core::chain_store::ChainReader;
 use dualchain_core::encoding::Canonical;
-use dualchain_core::types::{Attestation, ChainId, CrossChainOp, SignedTransaction, TxPayload};
+use dualchain_core::types::{
+    Attestation, ChainId, CrossChainFailure, CrossChainOp, SignedTransaction, TxPayload,
+};
 use dualchain_execution::admission::{SenderRefusal, Stage, check_sender};
 use dualchain_execution::crosschain::check_attest_admission;
 use dualchain_mempool::{AdmissionTime, Rejection};
@@ -67,21 +69,17 @@ fn accepts_kind(chain: ChainId, payload: &TxPayload) -> bool {
     chain == ChainId::Delta || matches!(payload, TxPayload::CrossChain(_))
 }
 
-/// Why this build refuses a kind its executor knows: validator join and leave requests
-/// are recorded on Alpha and fix the next epoch's set there, but consensus does not
-/// yet switch to that set at the boundary, so a request would promise a membership
-/// the network does not give.
-fn not_yet_applied(payload: &TxPayload) -> Option<&'static str> {
-    match payload {
+/// The executor's refusal of validator join and leave requests, given at the door:
+/// the same switch (`CrossChainSetup::accept_set_changes`, the consensus rule) decides
+/// both, so the API never admits what every block would refuse.
+fn set_changes_refused(accepted: bool, payload: &TxPayload) -> Option<CrossChainFailure> {
+    let set_change = matches!(
+        payload,
         TxPayload::CrossChain(
-            CrossChainOp::ValidatorJoin { .. } | CrossChainOp::ValidatorLeave { .. },
-        ) => Some(
-            "validator join and leave requests are not accepted yet: this build records the \
-             next epoch's validator set on Alpha but its consensus does not switch sets at \
-             epoch boundaries (issue 16)",
-        ),
-        _ => None,
-    }
+            CrossChainOp::ValidatorJoin { .. } | CrossChainOp::ValidatorLeave { .. }
+        )
+    );
+    (set_change && !accepted).then_some(CrossChainFailure::SetChangesNotAccepted)
 }
 
 fn rejection_status(rejection: &Rejection) -> AdmissionStatus {
@@ -307,6 +305,10 @@ impl<S: Seams> ChainApi for ChainService<S> {
 
     fn submit(&self, transactions: &[Bytes]) -> Vec<Admission> {
         let ctx = &self.ctx;
+        let accepts_set_changes = ctx
+            .executor
+            .cross_chain()
+            .is_some_and(|setup| setup.accept_set_changes);
         let mut results: Vec<Option<Admission>> = vec![None; transactions.len()];
         // Positions and transactions side by side, so the batch verifies in place
         // and each transaction then moves into the mempool without a copy.
@@ -321,12 +323,11 @@ impl<S: Seams> ChainApi for ChainService<S> {
                         "the Alpha chain accepts only cross-chain operations (kinds 16-23: sAX lock, attestations, governance results, validator set changes); submit transfers to Delta".into(),
                     ));
                 }
-                Ok(tx) if not_yet_applied(&tx.tx().payload).is_some() => {
-                    let reason = not_yet_applied(&tx.tx().payload).unwrap_or_default();
+                Ok(tx) if set_changes_refused(accepts_set_changes, &tx.tx().payload).is_some() => {
                     results[i] = Some(Admission::refused(
                         Some(tx.digest()),
                         AdmissionStatus::RejectedOther,
-                        reason.into(),
+                        CrossChainFailure::SetChangesNotAccepted.to_string(),
                     ));
                 }
                 Ok(tx) => match self.state_refusal(&tx) {
@@ -551,14 +552,17 @@ mod tests {
         });
         for payload in [&join, &leave] {
             assert!(accepts_kind(ChainId::Alpha, payload));
-            let reason = not_yet_applied(payload).expect("refused");
+            let reason = set_changes_refused(false, payload)
+                .expect("refused")
+                .to_string();
             assert!(reason.contains("not accepted yet"), "{reason}");
+            assert_eq!(set_changes_refused(true, payload), None);
         }
         let lock = TxPayload::CrossChain(CrossChainOp::SaxLock {
             amount: 1,
             unlock_at_ms: 2,
         });
-        assert_eq!(not_yet_applied(&lock), None);
+        assert_eq!(set_changes_refused(false, &lock), None);
         assert!(accepts_kind(ChainId::Alpha, &lock));
         let burn = TxPayload::Burn {
             asset: dualchain_core::types::AssetId::NATIVE,
