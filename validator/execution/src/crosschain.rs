@@ -97,7 +97,7 @@ impl CrossChainSetup {
 }
 
 /// Epoch length of a setup that does not name one (the genesis default).
-pub const DEFAULT_EPOCH_LENGTH: u64 = 240;
+pub const DEFAULT_EPOCH_LENGTH: u64 = dualchain_core::types::DEFAULT_EPOCH_LENGTH_ALPHA_BLOCKS;
 
 /// One block's cross-chain context: its clock and its records overlay. The overlay is
 /// behind a mutex because the parallel executor shares the rule context between

@@ -30,18 +30,6 @@ pub struct TransitionTimeouts {
     pub apply_ms: u64,
 }
 
-impl TransitionTimeouts {
-    /// Timeouts for a network whose Alpha blocks take `alpha_block_ms`: the next
-    /// set's attestation needs the boundary certified, relayed and included in a Delta
-    /// block (a few Alpha block times); applying it takes one engine restart.
-    pub fn for_alpha_block_time(alpha_block_ms: u64) -> Self {
-        Self {
-            reach_boundary_ms: alpha_block_ms.saturating_mul(4),
-            apply_ms: alpha_block_ms,
-        }
-    }
-}
-
 /// Where the transition to the next epoch stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -137,14 +125,6 @@ impl EpochTransition {
     /// has left and the other has not reached.
     pub fn cross_chain_paused(&self) -> bool {
         !matches!(self.phase, Phase::Steady { .. })
-    }
-
-    /// The epoch both chains run once the transition in progress completes.
-    pub fn target_epoch(&self) -> u64 {
-        match self.phase {
-            Phase::Steady { epoch } => epoch,
-            Phase::Paused { next, .. } | Phase::Applying { next, .. } => next,
-        }
     }
 
     /// Takes one report at `now_ms`. Reports of the past (an epoch already entered)

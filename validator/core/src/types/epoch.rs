@@ -46,10 +46,6 @@ impl EpochSchedule {
         Self { length }
     }
 
-    pub fn length(&self) -> u64 {
-        self.length
-    }
-
     /// The epoch an Alpha block of `height` belongs to (the genesis block, height 0,
     /// to epoch 0).
     pub fn epoch_of(&self, height: u64) -> u64 {

@@ -27,6 +27,9 @@ pub const MAX_GENESIS_TIME_MS: u64 = 253_402_300_799_999;
 pub const MAX_BLOCK_TIME_MS: u64 = 3_600_000;
 /// The longest epoch, in Alpha blocks (about 475 years of 15 s blocks).
 pub const MAX_EPOCH_LENGTH_ALPHA_BLOCKS: u64 = 1_000_000_000;
+/// The epoch length `dualchain genesis` writes unless told otherwise (an hour of 15 s
+/// Alpha blocks).
+pub const DEFAULT_EPOCH_LENGTH_ALPHA_BLOCKS: u64 = 240;
 
 /// Parameters of one chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,8 +38,8 @@ pub use epoch::{
     set_digest, validator_set_key, verify_epoch_chain, verify_set_change,
 };
 pub use genesis::{
-    ChainParams, Genesis, GenesisAccount, GenesisError, GenesisValidator,
-    MAX_EPOCH_LENGTH_ALPHA_BLOCKS, SaxAllocation,
+    ChainParams, DEFAULT_EPOCH_LENGTH_ALPHA_BLOCKS, Genesis, GenesisAccount, GenesisError,
+    GenesisValidator, MAX_EPOCH_LENGTH_ALPHA_BLOCKS, SaxAllocation,
 };
 pub use peers::PeerEntry;
 pub use receipt::{FailureReason, Receipt, ReceiptStatus};

@@ -66,7 +66,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Engine::DagBft)]
     delta_consensus: Engine,
     /// Epoch length in Alpha blocks.
-    #[arg(long, default_value_t = 240)]
+    #[arg(long, default_value_t = dualchain_core::types::DEFAULT_EPOCH_LENGTH_ALPHA_BLOCKS)]
     epoch_length: u64,
     /// Benchmark mode: accept unsigned transactions (reports label such runs "unsigned").
     #[arg(long)]
