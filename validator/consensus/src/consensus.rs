@@ -121,8 +121,14 @@ pub enum Input<M> {
 /// holds them; besides them the peer adds their ancestors of rounds above
 /// `have_through_round`, so a node that fell behind (partition, restart) catches up in
 /// a few round trips instead of one per round.
+///
+/// The request names the `epoch` its vertices belong to (every epoch's DAG starts at
+/// round 0 again). A request naming no vertex asks for the *tips* of an epoch that
+/// ended at the peer: the vertices of its last round there, with their ancestors; a
+/// validator still finishing that epoch learns from them what to fetch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncRequest {
+    pub epoch: u64,
     pub wanted: Vec<(Round, Digest)>,
     pub have_through_round: Round,
 }

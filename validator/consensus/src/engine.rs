@@ -139,6 +139,11 @@ struct Fetch {
     round: Round,
 }
 
+/// Rounds whose vertices an ended epoch's tips name (see [`DagBft::tips`]): the
+/// commit rule looks two rounds past a leader, so three rounds cover the last
+/// decision and the round it was made in.
+pub const TIP_ROUNDS: Round = 4;
+
 /// The DAG-BFT consensus engine of one validator on one chain.
 pub struct DagBft<S: ConsensusStore, V: VertexVerifier> {
     cfg: DagBftConfig,
@@ -155,6 +160,16 @@ pub struct DagBft<S: ConsensusStore, V: VertexVerifier> {
     chasing: BTreeMap<ValidatorIndex, Digest>,
     /// When we last sent each peer a sync request.
     last_request_ms: BTreeMap<ValidatorIndex, TimeMs>,
+    /// When we last asked a peer already in a later epoch for the tips of ours.
+    last_tips_request_ms: Option<TimeMs>,
+    /// Once a later epoch's vertex showed us behind: whom we ask next for our tips
+    /// (every `sync_retry_ms`, going round the committee, until this engine ends;
+    /// gossip delivers each vertex once, and the peers' new epoch may wait for us).
+    tips_from: Option<ValidatorIndex>,
+    /// While a sync answer is taken in and we are behind the epoch: every vertex
+    /// the peers decided the epoch's end on counts, an equivocator's too (nothing
+    /// later will reference them, so they would never be "needed parents").
+    finishing_epoch: bool,
     /// Vertices dropped from memory but still in the store, by round (pruned at
     /// `store_retention_rounds`).
     evicted: BTreeMap<Round, Vec<Digest>>,
@@ -220,6 +235,9 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             fetches: BTreeMap::new(),
             chasing: BTreeMap::new(),
             last_request_ms: BTreeMap::new(),
+            last_tips_request_ms: None,
+            tips_from: None,
+            finishing_epoch: false,
             evicted: BTreeMap::new(),
             store,
             verifier,
@@ -423,6 +441,46 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         self.queue.drain(..).collect()
     }
 
+    /// The epoch this engine runs (its committee's).
+    pub fn epoch(&self) -> u64 {
+        self.validators.epoch()
+    }
+
+    /// Every vertex of the highest [`TIP_ROUNDS`] rounds we hold (at most
+    /// [`crate::store::MAX_TIPS`]): what a peer still finishing this epoch asks for
+    /// once we left it. Not only the top round's ancestors: the commits that ended
+    /// the epoch here were decided on votes and certificates of the last rounds,
+    /// which the top vertices need not all reference.
+    pub fn tips(&self) -> Vec<(Round, Digest)> {
+        let Some(top) = self.dag.highest_round() else {
+            return Vec::new();
+        };
+        (top.saturating_sub(TIP_ROUNDS - 1)..=top)
+            .rev()
+            .flat_map(|round| {
+                self.dag
+                    .round(round)
+                    .flat_map(move |(_, digests)| digests.iter().map(move |d| (round, *d)))
+                    .collect::<Vec<_>>()
+            })
+            .take(crate::store::MAX_TIPS)
+            .collect()
+    }
+
+    /// The transactions of our own vertices that no commit took (yet): when the epoch
+    /// ends, the DAG they are in is abandoned, and they go back to the mempool.
+    pub fn uncommitted_own_transactions(&self) -> Vec<SignedTransaction> {
+        let (Some(lo), Some(hi)) = (self.dag.lowest_round(), self.dag.highest_round()) else {
+            return Vec::new();
+        };
+        (lo..=hi)
+            .flat_map(|round| self.dag.slot(round, self.me).to_vec())
+            .filter(|d| !self.dag.is_committed(d))
+            .filter_map(|d| self.dag.get(&d).cloned())
+            .flat_map(|v| v.content().transactions.clone())
+            .collect()
+    }
+
     /// Rebuilds a kept commit from its record and the stored vertices.
     fn replayed(&self, record: &CommitRecord) -> Result<CommittedSubDag, String> {
         let mut vertices = Vec::with_capacity(record.vertices.len());
@@ -530,6 +588,17 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         if c.chain != self.cfg.chain {
             return self.reject(from, RejectReason::WrongChain(c.chain), out);
         }
+        // Before the round checks: rounds of another epoch are not ours to compare.
+        if c.epoch != self.epoch() {
+            if c.epoch > self.epoch() {
+                self.ask_for_tips(now, from, out);
+            }
+            let wrong = VertexError::WrongEpoch {
+                vertex: c.epoch,
+                set: self.epoch(),
+            };
+            return self.reject(from, wrong.into(), out);
+        }
         if c.round < self.dag.gc_round() {
             let gc_round = self.dag.gc_round();
             return self.reject(
@@ -564,6 +633,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         // An equivocator's further vertices are ignored unless we need them as parents
         // of vertices we hold (honest nodes may reference them).
         if self.equivocators.contains(&c.author)
+            && !self.finishing_epoch
             && !self.fetches.contains_key(&d)
             && !self.pending.is_wanted(&d)
         {
@@ -700,6 +770,60 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         self.chasing.insert(c.author, d);
     }
 
+    /// `from` sent a vertex of a later epoch: it finished ours and we did not (we
+    /// were down or cut off when it ended). The vertices of the last round it holds
+    /// of our epoch, with their ancestors, let our DAG reach the commits that end
+    /// it; we ask at most once per `sync_retry_ms`.
+    fn ask_for_tips(
+        &mut self,
+        now: TimeMs,
+        from: ValidatorIndex,
+        out: &mut Vec<Output<Infallible>>,
+    ) {
+        if from == self.me {
+            return;
+        }
+        if self.tips_from.is_none() {
+            self.tips_from = Some(from);
+        }
+        if self
+            .last_tips_request_ms
+            .is_some_and(|last| now < last + self.cfg.sync_retry_ms)
+        {
+            return;
+        }
+        self.last_tips_request_ms = Some(now);
+        self.stats.sync_requests_sent += 1;
+        out.push(Output::RequestVertices {
+            to: from,
+            request: SyncRequest {
+                epoch: self.epoch(),
+                wanted: Vec::new(),
+                have_through_round: self.highest_quorum_round().unwrap_or(0),
+            },
+        });
+    }
+
+    /// Asks the next peer for our epoch's tips when due (see `tips_from`); returns
+    /// when the next request is.
+    fn retry_tips(&mut self, now: TimeMs, out: &mut Vec<Output<Infallible>>) -> Option<TimeMs> {
+        let from = self.tips_from?;
+        let due = self
+            .last_tips_request_ms
+            .map_or(now, |last| last + self.cfg.sync_retry_ms);
+        if now < due {
+            return Some(due);
+        }
+        let n = self.validators.len() as u64;
+        let mut next = ((u64::from(from) + 1) % n) as ValidatorIndex;
+        if next == self.me {
+            next = ((u64::from(next) + 1) % n) as ValidatorIndex;
+        }
+        self.tips_from = Some(next);
+        self.ask_for_tips(now, from, out);
+        Some(now + self.cfg.sync_retry_ms)
+    }
+
     /// Stops fetching the parents of vertices that left the pending buffer unless
     /// another buffered vertex waits for them (or we chase them): otherwise every
     /// orphan of a flood would leave its made-up parents being asked of every peer
@@ -792,7 +916,8 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         request: SyncRequest,
         out: &mut Vec<Output<Infallible>>,
     ) {
-        if from == self.me {
+        // Our DAG answers only for our epoch; tips are asked of peers that left it.
+        if from == self.me || request.epoch != self.epoch() || request.wanted.is_empty() {
             return;
         }
         self.stats.sync_requests_served += 1;
@@ -1035,6 +1160,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
                 out.push(Output::RequestVertices {
                     to,
                     request: SyncRequest {
+                        epoch: self.validators.epoch(),
                         wanted: chunk.to_vec(),
                         have_through_round,
                     },
@@ -1130,9 +1256,11 @@ impl<S: ConsensusStore, V: VertexVerifier> Consensus for DagBft<S, V> {
                 let verdicts =
                     self.verifier
                         .verify_batch(&vertices, &self.validators, self.cfg.network);
+                self.finishing_epoch = self.last_tips_request_ms.is_some();
                 for (v, verdict) in vertices.into_iter().zip(verdicts) {
                     self.receive(now, from, v, Some(verdict), &mut out);
                 }
+                self.finishing_epoch = false;
             }
             Input::BatchReady { transactions } => {
                 let room = self.cfg.max_queued_txs.saturating_sub(self.queue.len());
@@ -1156,7 +1284,8 @@ impl<S: ConsensusStore, V: VertexVerifier> Consensus for DagBft<S, V> {
         }
         let resend_at = self.resend(now, &mut out);
         let fetch_at = self.request_missing(now, &mut out);
-        let wake = [self.proposal_wake, resend_at, fetch_at]
+        let tips_at = self.retry_tips(now, &mut out);
+        let wake = [self.proposal_wake, resend_at, fetch_at, tips_at]
             .into_iter()
             .flatten()
             .filter(|t| *t > now)

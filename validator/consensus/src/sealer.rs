@@ -17,6 +17,13 @@
 //!   limits are below the block limits), so a proposer stuffing vertices makes more
 //!   blocks, never a block nobody can read.
 //!
+//! - an epoch ends at a block the executor names (on Alpha the boundary height, on
+//!   Delta the block that applied the next set's attestation): the sealer of the next
+//!   epoch ([`BlockSealer::next_epoch`]) continues the heights after it, with the new
+//!   engine's commit sequence from 0, and never goes back to a slot before the last
+//!   block's (the new engine's first commits may fall in the same slot: they make
+//!   another block of it, as a stuffed slot does; later gaps get empty blocks).
+//!
 //! The header is the *pre-execution* header: `receipts_root` and `state_root` are
 //! zero until the executor fills them.
 
@@ -179,6 +186,10 @@ pub struct BlockSealer {
     parent: Digest,
     next_sequence: u64,
     open: Option<OpenSlot>,
+    /// The slot of the previous epoch's last block, until the first commit of this
+    /// epoch: no block goes before it, and the slots after it up to that commit's
+    /// get empty blocks.
+    floor_slot: Option<u64>,
 }
 
 impl BlockSealer {
@@ -194,8 +205,39 @@ impl BlockSealer {
             parent: cfg.genesis_parent,
             next_sequence: 0,
             open: None,
+            floor_slot: None,
             cfg,
         })
+    }
+
+    /// The sealer of the epoch after this one, which ended with the block `last`
+    /// (executed: its digest is the next block's parent). The new engine numbers
+    /// its commits from 0; whatever this sealer still held belongs to the abandoned
+    /// rest of the old epoch.
+    pub fn next_epoch(&self, last: &BlockHeader) -> Self {
+        assert!(
+            last.epoch == self.cfg.epoch && last.chain == self.cfg.chain,
+            "epoch {} of {} ends with its own block, not {:?}",
+            self.cfg.epoch,
+            self.cfg.chain,
+            (last.chain, last.epoch)
+        );
+        Self {
+            cfg: SealerConfig {
+                epoch: self.cfg.epoch + 1,
+                ..self.cfg.clone()
+            },
+            next_height: last.height + 1,
+            parent: last.digest(),
+            next_sequence: 0,
+            open: None,
+            floor_slot: Some(last.slot),
+        }
+    }
+
+    /// The epoch whose commits this sealer takes.
+    pub fn epoch(&self) -> u64 {
+        self.cfg.epoch
     }
 
     pub fn config(&self) -> &SealerConfig {
@@ -221,8 +263,16 @@ impl BlockSealer {
             });
         }
         self.next_sequence += 1;
-        let slot = subdag.timestamp_ms / self.cfg.block_time_ms;
+        let mut slot = subdag.timestamp_ms / self.cfg.block_time_ms;
         let mut sealed = Vec::new();
+        if let Some(floor) = self.floor_slot.take() {
+            slot = slot.max(floor);
+            if slot - floor <= self.cfg.max_gap_blocks + 1 {
+                for empty in floor + 1..slot {
+                    sealed.push(self.seal(OpenSlot::new(empty, 0)));
+                }
+            }
+        }
         // A commit whose slot is not after the open one joins it (commit timestamps
         // never go back, so this is only ever the same slot).
         let slot = match self.open.take() {
@@ -304,17 +354,24 @@ impl BlockSealer {
     /// The sealer's state as bytes, to persist next to the consensus state.
     pub fn to_state_bytes(&self) -> Vec<u8> {
         SealerState {
+            epoch: self.cfg.epoch,
             next_height: self.next_height,
             parent: self.parent,
             next_sequence: self.next_sequence,
             open: self.open.clone(),
+            floor_slot: self.floor_slot,
         }
         .to_canonical_bytes()
     }
 
-    /// A sealer resumed from [`BlockSealer::to_state_bytes`].
+    /// A sealer resumed from [`BlockSealer::to_state_bytes`]; the epoch is the
+    /// persisted one (`cfg.epoch` is only where a new chain starts).
     pub fn from_state_bytes(cfg: SealerConfig, bytes: &[u8]) -> Result<Self, DecodeError> {
         let state = SealerState::from_canonical_bytes(bytes)?;
+        let cfg = SealerConfig {
+            epoch: state.epoch,
+            ..cfg
+        };
         let mut sealer = Self::new(cfg).map_err(|e| DecodeError::Invalid {
             what: "sealer config",
             detail: e.to_string(),
@@ -323,19 +380,23 @@ impl BlockSealer {
         sealer.parent = state.parent;
         sealer.next_sequence = state.next_sequence;
         sealer.open = state.open;
+        sealer.floor_slot = state.floor_slot;
         Ok(sealer)
     }
 }
 
 struct SealerState {
+    epoch: u64,
     next_height: u64,
     parent: Digest,
     next_sequence: u64,
     open: Option<OpenSlot>,
+    floor_slot: Option<u64>,
 }
 
 impl Encode for SealerState {
     fn encode_to(&self, out: &mut Vec<u8>) {
+        self.epoch.encode_to(out);
         self.next_height.encode_to(out);
         self.parent.encode_to(out);
         self.next_sequence.encode_to(out);
@@ -350,11 +411,13 @@ impl Encode for SealerState {
                 o.last_sequence.encode_to(out);
             }
         }
+        dualchain_core::encoding::write_option(out, &self.floor_slot);
     }
 }
 
 impl Decode for SealerState {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let epoch = r.read_u64("epoch")?;
         let next_height = r.read_u64("next height")?;
         let parent = Decode::decode_from(r)?;
         let next_sequence = r.read_u64("next sequence")?;
@@ -381,11 +444,14 @@ impl Decode for SealerState {
                 });
             }
         };
+        let floor_slot = r.read_option("floor slot")?;
         Ok(Self {
+            epoch,
             next_height,
             parent,
             next_sequence,
             open,
+            floor_slot,
         })
     }
 }
@@ -447,6 +513,60 @@ mod tests {
             }
         }
         assert_eq!(blocks[0].commits, Some((0, 2)));
+    }
+
+    #[test]
+    fn the_next_epoch_continues_the_heights_from_sequence_zero_and_never_goes_back_a_slot() {
+        let b = builder();
+        let mut s = BlockSealer::new(SealerConfig::for_chain(ChainId::Delta)).unwrap();
+        assert!(s.on_commit(&subdag(0, 100, &b)).unwrap().is_empty());
+        // Slot 0 sealed and slot 1 empty; the epoch ends with the slot-0 block (the
+        // empty block and the open slot 2 are the abandoned rest of the epoch).
+        let sealed = s.on_commit(&subdag(1, 7_000, &b)).unwrap();
+        assert_eq!(sealed.len(), 2);
+        let last = sealed[0].block.header.clone();
+        let next = s.next_epoch(&last);
+        assert_eq!(
+            (next.epoch(), next.next_height(), next.next_sequence()),
+            (1, 2, 0)
+        );
+        let resumed = |s: &BlockSealer| {
+            let cfg = SealerConfig::for_chain(ChainId::Delta);
+            BlockSealer::from_state_bytes(cfg, &s.to_state_bytes()).unwrap()
+        };
+        assert_eq!(resumed(&next), next);
+
+        // The new engine's first commit in slot 2: slot 1 gets its empty block now.
+        let mut later = resumed(&next);
+        let blocks = later.on_commit(&subdag(0, 7_000, &b)).unwrap();
+        let shape = |blocks: &[SealedBlock]| -> Vec<(u64, u64, u64)> {
+            blocks
+                .iter()
+                .map(|x| (x.height(), x.block.header.slot, x.block.header.epoch))
+                .collect()
+        };
+        assert_eq!(shape(&blocks), vec![(2, 1, 1)]);
+        assert_eq!(blocks[0].block.header.parent, last.digest());
+        assert_eq!(
+            shape(&later.on_commit(&subdag(1, 9_500, &b)).unwrap()),
+            vec![(3, 2, 1)]
+        );
+
+        // A first commit timed before the last block's slot joins that slot instead.
+        let mut early = next.clone();
+        assert!(early.on_commit(&subdag(0, 50, &b)).unwrap().is_empty());
+        assert_eq!(
+            shape(&early.on_commit(&subdag(1, 3_500, &b)).unwrap()),
+            vec![(2, 0, 1)]
+        );
+        // Commits of the old engine's numbering are refused.
+        assert!(matches!(
+            next.clone().on_commit(&subdag(5, 9_000, &b)),
+            Err(SealError::OutOfOrder {
+                expected: 0,
+                got: 5
+            })
+        ));
     }
 
     #[test]

@@ -23,12 +23,18 @@
 //! The engine collects one [`StoreChanges`] per input and applies it before returning
 //! any output, in one atomic write batch.
 //!
+//! Every epoch runs a new engine from round 0 with its own committee, so the store is
+//! one per epoch ([`KvConsensusStore::new`] takes it): the records of an epoch are a
+//! key range of their own, and the previous epoch's stay readable (peers still
+//! finishing it fetch its vertices from us) until [`drop_epochs_before`] removes them.
+//!
 //! Layout in a [`KvEngine`] (one database per chain, as everywhere in dualchain):
-//! `vertices` column: [`dualchain_storage::keys::vertex_key`] (round BE ‖ digest) →
-//! canonical vertex bytes; the validator-private `consensus` column (never part of a
-//! snapshot, see `dualchain-store`): `dag-bft/state` → [`EngineState`],
-//! `dag-bft/committed/` ‖ round BE ‖ digest → empty, `dag-bft/commit/` ‖ sequence BE
-//! → [`CommitRecord`].
+//! `vertices` column: [`dualchain_storage::keys::vertex_key`] (epoch BE ‖ round BE ‖
+//! digest) → canonical vertex bytes; the validator-private `consensus` column (never
+//! part of a snapshot, see `dualchain-store`), every key under `dag-bft/` ‖ epoch BE:
+//! `state` → [`EngineState`], `committed/` ‖ round BE ‖ digest → empty, `commit/` ‖
+//! sequence BE → [`CommitRecord`], `evidence/` ‖ offender → [`Evidence`], `tips` → the
+//! last round's vertices of an epoch that ended ([`KvConsensusStore::put_tips`]).
 
 use std::sync::Arc;
 
@@ -43,13 +49,16 @@ use crate::evidence::Evidence;
 
 /// The column of every record below: validator-private, never exported.
 const COLUMN: Column = Column::Consensus;
-const STATE_KEY: &[u8] = b"dag-bft/state";
-const COMMITTED_PREFIX: &[u8] = b"dag-bft/committed/";
-/// Key prefix of the commit records (public so a simulator can plant a store bug on
-/// exactly these records).
-pub const COMMIT_PREFIX: &[u8] = b"dag-bft/commit/";
+/// What every key of the consensus column starts with, before the epoch.
+const ROOT: &[u8] = b"dag-bft/";
+const STATE: &[u8] = b"state";
+const COMMITTED: &[u8] = b"committed/";
+const COMMIT: &[u8] = b"commit/";
 /// Proofs of misbehaviour, one per validator (not garbage-collected with the DAG).
-const EVIDENCE_PREFIX: &[u8] = b"dag-bft/evidence/";
+const EVIDENCE: &[u8] = b"evidence/";
+const TIPS: &[u8] = b"tips";
+/// Vertices named by a tips record (one round of the largest committee).
+pub const MAX_TIPS: usize = dualchain_core::types::MAX_VALIDATORS;
 /// Vertices one commit record may name (a leader's whole uncommitted history is
 /// bounded by the retention window times the committee; this is far above).
 const MAX_COMMIT_VERTICES: usize = 1_000_000;
@@ -243,38 +252,138 @@ pub trait ConsensusStore {
     fn vertex(&self, round: Round, digest: &Digest) -> Result<Option<Arc<Vertex>>, StoreError>;
 }
 
-/// A [`ConsensusStore`] over any [`KvEngine`] (RocksDB in the node, the in-memory
-/// engine in the simulator).
+/// A [`ConsensusStore`] of one epoch over any [`KvEngine`] (RocksDB in the node, the
+/// in-memory engine in the simulator).
 pub struct KvConsensusStore<E> {
     engine: E,
+    epoch: u64,
+}
+
+/// The consensus-column prefix of `epoch`'s records.
+fn epoch_prefix(epoch: u64) -> Vec<u8> {
+    let mut key = ROOT.to_vec();
+    key.extend_from_slice(&epoch.to_be_bytes());
+    key
+}
+
+/// Whether `key` (of the consensus column) is a commit record, of any epoch (a
+/// simulator plants store bugs on exactly these records).
+pub fn is_commit_record_key(key: &[u8]) -> bool {
+    let at = ROOT.len() + 8;
+    key.starts_with(ROOT) && key.len() > at && key[at..].starts_with(COMMIT)
 }
 
 impl<E: KvEngine> KvConsensusStore<E> {
-    pub fn new(engine: E) -> Self {
-        Self { engine }
+    /// The store of `epoch`'s engine.
+    pub fn new(engine: E, epoch: u64) -> Self {
+        Self { engine, epoch }
     }
 
     pub fn engine(&self) -> &E {
         &self.engine
     }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    fn key(&self, parts: &[&[u8]]) -> Vec<u8> {
+        let mut key = epoch_prefix(self.epoch);
+        for part in parts {
+            key.extend_from_slice(part);
+        }
+        key
+    }
+
+    fn vertex_key(&self, round: Round, digest: &Digest) -> [u8; 48] {
+        vertex_key(self.epoch, round, digest.as_bytes())
+    }
+
+    fn committed_key(&self, round: Round, digest: &Digest) -> Vec<u8> {
+        self.key(&[COMMITTED, &self.vertex_key(round, digest)[8..]])
+    }
+
+    fn evidence_key(&self, offender: ValidatorIndex) -> Vec<u8> {
+        self.key(&[EVIDENCE, &offender.to_be_bytes()])
+    }
+
+    fn commit_key(&self, sequence: u64) -> Vec<u8> {
+        self.key(&[COMMIT, &sequence.to_be_bytes()])
+    }
+
+    /// Records the vertices of the last round of this epoch's DAG, once the epoch
+    /// ended: a peer still finishing the epoch asks for them (a sync request naming no
+    /// vertex) to learn what to fetch.
+    pub fn put_tips(&self, tips: &[(Round, Digest)]) -> Result<(), StoreError> {
+        assert!(
+            tips.len() <= MAX_TIPS,
+            "tips are one round of one committee"
+        );
+        let mut value = Vec::with_capacity(4 + tips.len() * 40);
+        write_len(&mut value, tips.len());
+        for (round, digest) in tips {
+            round.encode_to(&mut value);
+            digest.encode_to(&mut value);
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(COLUMN, self.key(&[TIPS]), value);
+        self.engine.write(batch)?;
+        Ok(())
+    }
+
+    /// The tips recorded when this epoch ended; empty while it runs.
+    pub fn tips(&self) -> Result<Vec<(Round, Digest)>, StoreError> {
+        let Some(bytes) = self.engine.get(COLUMN, &self.key(&[TIPS]))? else {
+            return Ok(Vec::new());
+        };
+        let decode = |bytes: &[u8]| -> Result<Vec<(Round, Digest)>, DecodeError> {
+            let mut r = Reader::new(bytes);
+            let count = r.read_len(MAX_TIPS, 40, "tips")?;
+            let mut tips = Vec::with_capacity(count);
+            for _ in 0..count {
+                tips.push((r.read_u64("tip round")?, Digest::decode_from(&mut r)?));
+            }
+            r.finish("tips")?;
+            Ok(tips)
+        };
+        decode(&bytes).map_err(corrupt("tips"))
+    }
 }
 
-fn committed_key(round: Round, digest: &Digest) -> Vec<u8> {
-    let mut key = COMMITTED_PREFIX.to_vec();
-    key.extend_from_slice(&vertex_key(round, digest.as_bytes()));
-    key
-}
-
-fn evidence_key(offender: ValidatorIndex) -> Vec<u8> {
-    let mut key = EVIDENCE_PREFIX.to_vec();
-    key.extend_from_slice(&offender.to_be_bytes());
-    key
-}
-
-fn commit_key(sequence: u64) -> Vec<u8> {
-    let mut key = COMMIT_PREFIX.to_vec();
-    key.extend_from_slice(&sequence.to_be_bytes());
-    key
+/// Deletes the consensus records and vertices of every epoch before `epoch`; returns
+/// how many entries went. Called when an epoch begins, with the previous one's
+/// number, so the store holds at most two epochs.
+pub fn drop_epochs_before<E: KvEngine>(engine: &E, epoch: u64) -> Result<usize, StoreError> {
+    const CHUNK: usize = 4_096;
+    let mut dropped = 0;
+    for (column, end) in [
+        (Column::Vertices, epoch.to_be_bytes().to_vec()),
+        (COLUMN, epoch_prefix(epoch)),
+    ] {
+        let start: &[u8] = if column == COLUMN { ROOT } else { &[] };
+        loop {
+            let mut batch = WriteBatch::new();
+            let mut count = 0;
+            for item in engine.scan_from(column, start)? {
+                let (key, _) = item?;
+                if key.as_slice() >= end.as_slice() || (column == COLUMN && !key.starts_with(ROOT))
+                {
+                    break;
+                }
+                batch.delete(column, key);
+                count += 1;
+                if count == CHUNK {
+                    break;
+                }
+            }
+            if count == 0 {
+                break;
+            }
+            engine.write(batch)?;
+            dropped += count;
+        }
+    }
+    Ok(dropped)
 }
 
 fn corrupt(what: &'static str) -> impl FnOnce(DecodeError) -> StoreError {
@@ -283,25 +392,28 @@ fn corrupt(what: &'static str) -> impl FnOnce(DecodeError) -> StoreError {
 
 impl<E: KvEngine> ConsensusStore for KvConsensusStore<E> {
     fn load(&self) -> Result<Option<Persisted>, StoreError> {
-        let Some(state_bytes) = self.engine.get(COLUMN, STATE_KEY)? else {
+        let Some(state_bytes) = self.engine.get(COLUMN, &self.key(&[STATE]))? else {
             return Ok(None);
         };
         let state =
             EngineState::from_canonical_bytes(&state_bytes).map_err(corrupt("engine state"))?;
         let mut vertices = Vec::new();
-        for item in self.engine.scan_from(Column::Vertices, &[])? {
+        for item in self
+            .engine
+            .scan_prefix(Column::Vertices, &self.epoch.to_be_bytes())?
+        {
             let (_, value) = item?;
             let v = Vertex::from_canonical_bytes(&value).map_err(corrupt("vertex"))?;
             vertices.push(Arc::new(v));
         }
         let mut committed = Vec::new();
-        for item in self.engine.scan_prefix(COLUMN, COMMITTED_PREFIX)? {
+        for item in self.engine.scan_prefix(COLUMN, &self.key(&[COMMITTED]))? {
             let (key, _) = item?;
             let digest: [u8; 32] = key[key.len() - 32..].try_into().expect("32-byte suffix");
             committed.push(Digest(digest));
         }
         let mut commits: Vec<CommitRecord> = Vec::new();
-        for item in self.engine.scan_prefix(COLUMN, COMMIT_PREFIX)? {
+        for item in self.engine.scan_prefix(COLUMN, &self.key(&[COMMIT]))? {
             let (_, value) = item?;
             let record = CommitRecord::from_canonical_bytes(&value).map_err(corrupt("commit"))?;
             if state.executed_through.is_some_and(|t| record.sequence <= t) {
@@ -310,7 +422,7 @@ impl<E: KvEngine> ConsensusStore for KvConsensusStore<E> {
             commits.push(record);
         }
         let mut evidence = Vec::new();
-        for item in self.engine.scan_prefix(COLUMN, EVIDENCE_PREFIX)? {
+        for item in self.engine.scan_prefix(COLUMN, &self.key(&[EVIDENCE]))? {
             let (_, value) = item?;
             evidence.push(Evidence::from_canonical_bytes(&value).map_err(corrupt("evidence"))?);
         }
@@ -336,34 +448,34 @@ impl<E: KvEngine> ConsensusStore for KvConsensusStore<E> {
             let c = v.content();
             batch.put(
                 Column::Vertices,
-                vertex_key(c.round, v.digest().as_bytes()),
+                self.vertex_key(c.round, &v.digest()),
                 v.to_canonical_bytes(),
             );
         }
         for (round, digest) in &changes.committed {
-            batch.put(COLUMN, committed_key(*round, digest), Vec::new());
+            batch.put(COLUMN, self.committed_key(*round, digest), Vec::new());
         }
         for (round, digest) in &changes.removed {
-            batch.delete(Column::Vertices, vertex_key(*round, digest.as_bytes()));
-            batch.delete(COLUMN, committed_key(*round, digest));
+            batch.delete(Column::Vertices, self.vertex_key(*round, digest));
+            batch.delete(COLUMN, self.committed_key(*round, digest));
         }
         for record in &changes.commits {
             batch.put(
                 COLUMN,
-                commit_key(record.sequence),
+                self.commit_key(record.sequence),
                 record.to_canonical_bytes(),
             );
         }
         for sequence in &changes.executed {
-            batch.delete(COLUMN, commit_key(*sequence));
+            batch.delete(COLUMN, self.commit_key(*sequence));
         }
         if let Some(state) = &changes.state {
-            batch.put(COLUMN, STATE_KEY, state.to_canonical_bytes());
+            batch.put(COLUMN, self.key(&[STATE]), state.to_canonical_bytes());
         }
         for evidence in &changes.evidence {
             batch.put(
                 COLUMN,
-                evidence_key(evidence.offender()),
+                self.evidence_key(evidence.offender()),
                 evidence.to_canonical_bytes(),
             );
         }
@@ -381,7 +493,7 @@ impl<E: KvEngine> ConsensusStore for KvConsensusStore<E> {
     fn vertex(&self, round: Round, digest: &Digest) -> Result<Option<Arc<Vertex>>, StoreError> {
         let Some(bytes) = self
             .engine
-            .get(Column::Vertices, &vertex_key(round, digest.as_bytes()))?
+            .get(Column::Vertices, &self.vertex_key(round, digest))?
         else {
             return Ok(None);
         };
@@ -400,7 +512,7 @@ mod tests {
     fn changes_round_trip_through_a_kv_engine() {
         let mut b = DagBuilder::new(4);
         b.full_rounds(0..2);
-        let mut store = KvConsensusStore::new(MemoryEngine::new());
+        let mut store = KvConsensusStore::new(MemoryEngine::new(), 0);
         assert!(store.load().unwrap().is_none());
         let state = EngineState {
             committer: CommitterState {
@@ -452,9 +564,68 @@ mod tests {
     }
 
     #[test]
+    fn each_epoch_has_its_own_store_and_older_epochs_are_dropped() {
+        let mut b = DagBuilder::new(4);
+        b.full_rounds(0..2);
+        let db = std::sync::Arc::new(MemoryEngine::new());
+        let mut first = KvConsensusStore::new(db.clone(), 0);
+        let mut second = KvConsensusStore::new(db.clone(), 1);
+        let mut third = KvConsensusStore::new(db.clone(), 2);
+        let write = |store: &mut KvConsensusStore<_>, vertices: &[Arc<Vertex>], sequence| {
+            let record = CommitRecord {
+                sequence,
+                leader: vertices[0].reference(),
+                leader_round: 0,
+                timestamp_ms: 1,
+                vertices: vec![(0, vertices[0].digest())],
+            };
+            store
+                .apply(&StoreChanges {
+                    vertices: vertices.to_vec(),
+                    commits: vec![record],
+                    state: Some(EngineState::default()),
+                    ..Default::default()
+                })
+                .unwrap();
+        };
+        write(&mut first, b.all(), 0);
+        assert!(second.load().unwrap().is_none(), "a new epoch starts empty");
+        write(&mut second, &b.all()[..4], 0);
+        write(&mut third, &b.all()[..1], 0);
+        assert_eq!(first.load().unwrap().unwrap().vertices.len(), 8);
+        assert_eq!(second.load().unwrap().unwrap().vertices.len(), 4);
+        assert_eq!(second.load().unwrap().unwrap().commits.len(), 1);
+        assert_eq!(
+            first
+                .vertex(1, &b.vertex(1, 2).digest())
+                .unwrap()
+                .as_deref(),
+            Some(b.vertex(1, 2).as_ref())
+        );
+        assert_eq!(second.vertex(1, &b.vertex(1, 2).digest()).unwrap(), None);
+        assert!(is_commit_record_key(&second.commit_key(0)));
+        assert!(!is_commit_record_key(&second.key(&[STATE])));
+
+        // Tips are recorded when an epoch ends.
+        assert!(first.tips().unwrap().is_empty());
+        let tips: Vec<_> = (0..4).map(|a| (1, b.vertex(1, a).digest())).collect();
+        first.put_tips(&tips).unwrap();
+        assert_eq!(first.tips().unwrap(), tips);
+        assert!(second.tips().unwrap().is_empty());
+
+        // Entering epoch 2 drops epoch 0 (8 vertices, state, commit, tips) only.
+        assert_eq!(drop_epochs_before(&db, 1).unwrap(), 8 + 3);
+        assert!(first.load().unwrap().is_none());
+        assert!(first.tips().unwrap().is_empty());
+        assert_eq!(second.load().unwrap().unwrap().vertices.len(), 4);
+        assert_eq!(third.load().unwrap().unwrap().vertices.len(), 1);
+        assert_eq!(drop_epochs_before(&db, 1).unwrap(), 0);
+    }
+
+    #[test]
     fn failed_writes_and_corrupt_records_are_errors() {
         let engine = std::sync::Arc::new(MemoryEngine::new());
-        let mut store = KvConsensusStore::new(engine.clone());
+        let mut store = KvConsensusStore::new(engine.clone(), 0);
         engine.set_fail_writes(true);
         let changes = StoreChanges {
             state: Some(EngineState::default()),
@@ -463,7 +634,7 @@ mod tests {
         assert!(matches!(store.apply(&changes), Err(StoreError::Storage(_))));
         engine.set_fail_writes(false);
         let mut batch = WriteBatch::new();
-        batch.put(COLUMN, STATE_KEY, vec![1, 2, 3]);
+        batch.put(COLUMN, store.key(&[STATE]), vec![1, 2, 3]);
         engine.write(batch).unwrap();
         assert!(matches!(store.load(), Err(StoreError::Corrupt { .. })));
     }

@@ -107,6 +107,7 @@ mod tests {
         b.full_rounds(0..5);
         let tip = b.vertex(4, 1).clone();
         let request = SyncRequest {
+            epoch: 0,
             wanted: vec![(4, tip.digest())],
             have_through_round: 1,
         };
@@ -125,6 +126,7 @@ mod tests {
         let mut b = DagBuilder::new(4);
         b.full_rounds(0..5);
         let request = SyncRequest {
+            epoch: 0,
             wanted: vec![(4, b.vertex(4, 0).digest())],
             have_through_round: 0,
         };
@@ -145,6 +147,7 @@ mod tests {
         };
         assert_eq!(answer_sync(&request, tiny, lookup_in(&b)).len(), 1);
         let unknown = SyncRequest {
+            epoch: 0,
             wanted: vec![(4, Digest([9; 32]))],
             have_through_round: 0,
         };

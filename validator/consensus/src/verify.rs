@@ -114,10 +114,15 @@ impl CacheInner {
     }
 }
 
-fn key_of(vertex: &Vertex, network: NetworkId) -> VerdictKey {
+/// The verdict's key: the vertex digest, and a hash of what else the verdict depends
+/// on: the signature, the network and the epoch of the set it was checked against (a
+/// vertex of the next epoch is refused until the engine runs that epoch, and then
+/// accepted).
+fn key_of(vertex: &Vertex, validators: &ValidatorSet, network: NetworkId) -> VerdictKey {
     let mut signature = blake3::Hasher::new();
     signature
         .update(&network.0.0)
+        .update(&validators.epoch().to_be_bytes())
         .update(vertex.signature().as_bytes());
     (vertex.digest(), Digest(*signature.finalize().as_bytes()))
 }
@@ -164,7 +169,7 @@ impl VertexVerifier for SharedVerdictCache {
         validators: &ValidatorSet,
         network: NetworkId,
     ) -> Result<(), VertexError> {
-        let key = key_of(vertex, network);
+        let key = key_of(vertex, validators, network);
         {
             let mut inner = self.lock();
             if let Some(verdict) = inner.verdicts.get(&key).cloned() {
@@ -187,7 +192,10 @@ impl VertexVerifier for SharedVerdictCache {
         network: NetworkId,
     ) -> Vec<Result<(), VertexError>> {
         use rayon::prelude::*;
-        let keys: Vec<VerdictKey> = vertices.iter().map(|v| key_of(v, network)).collect();
+        let keys: Vec<VerdictKey> = vertices
+            .iter()
+            .map(|v| key_of(v, validators, network))
+            .collect();
         let missing: Vec<usize> = {
             let inner = self.lock();
             (0..vertices.len())

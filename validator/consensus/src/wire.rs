@@ -50,6 +50,7 @@ impl Encode for NetMessage {
             }
             NetMessage::SyncRequest(r) => {
                 out.push(TAG_SYNC_REQUEST);
+                r.epoch.encode_to(out);
                 dualchain_core::encoding::write_len(out, r.wanted.len());
                 for (round, digest) in &r.wanted {
                     round.encode_to(out);
@@ -73,6 +74,7 @@ impl Decode for NetMessage {
         match r.read_u8("consensus message")? {
             TAG_VERTEX => Ok(NetMessage::Vertex(Arc::new(Vertex::decode_from(r)?))),
             TAG_SYNC_REQUEST => {
+                let epoch = r.read_u64("sync request epoch")?;
                 let count = r.read_len(MAX_SYNC_DIGESTS, 8 + 32, "sync request")?;
                 let mut wanted = Vec::with_capacity(count);
                 for _ in 0..count {
@@ -82,6 +84,7 @@ impl Decode for NetMessage {
                 }
                 let have_through_round = r.read_u64("have-through round")?;
                 Ok(NetMessage::SyncRequest(SyncRequest {
+                    epoch,
                     wanted,
                     have_through_round,
                 }))
@@ -120,6 +123,7 @@ mod tests {
         for m in [
             NetMessage::Vertex(v.clone()),
             NetMessage::SyncRequest(SyncRequest {
+                epoch: 3,
                 wanted: vec![(1, v.digest()), (9, Digest([3; 32]))],
                 have_through_round: 7,
             }),

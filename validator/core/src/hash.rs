@@ -30,10 +30,11 @@ pub enum HashDomain {
     Snapshot,
     AttestationId,
     RecordId,
+    EpochSeed,
 }
 
 impl HashDomain {
-    const COUNT: usize = HashDomain::RecordId as usize + 1;
+    const COUNT: usize = HashDomain::EpochSeed as usize + 1;
 
     /// The BLAKE3 `derive_key` context: globally unique, fixed forever per version.
     pub const fn context(self) -> &'static str {
@@ -52,6 +53,7 @@ impl HashDomain {
             HashDomain::Snapshot => "dualchain 2026-11 snapshot v1",
             HashDomain::AttestationId => "dualchain 2026-12 attestation id v1",
             HashDomain::RecordId => "dualchain 2026-12 record id v1",
+            HashDomain::EpochSeed => "dualchain 2026-12 epoch seed v1",
         }
     }
 
@@ -194,6 +196,7 @@ mod tests {
             HashDomain::Snapshot,
             HashDomain::AttestationId,
             HashDomain::RecordId,
+            HashDomain::EpochSeed,
         ];
         assert_eq!(all.len(), HashDomain::COUNT);
         let digests: std::collections::HashSet<_> =

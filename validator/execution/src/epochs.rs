@@ -59,6 +59,31 @@ pub fn validator_set(
     recorded_set(&Staged::new(records), epoch)
 }
 
+/// The committed epoch record of a chain and the validator set it names: what the
+/// chain's consensus runs (a node reads it when it opens a chain, and after each
+/// block that ended an epoch).
+pub fn committed_epoch<E: dualchain_storage::KvEngine>(
+    cache: &crate::StateCache<E>,
+) -> Result<(EpochRecord, ValidatorSet), StateError> {
+    current(&Staged::new(&crate::records::RecordBlock::new(cache)))
+}
+
+/// The validator set of `epoch` in a chain's committed records.
+pub fn committed_set<E: dualchain_storage::KvEngine>(
+    cache: &crate::StateCache<E>,
+    epoch: u64,
+) -> Result<Option<ValidatorSet>, StateError> {
+    validator_set(&crate::records::RecordBlock::new(cache), epoch)
+}
+
+/// The epoch a block's events say the chain entered (`epoch_boundary_reached`), if any.
+pub fn entered_epoch(events: &[dualchain_core::types::TxEvent]) -> Option<u64> {
+    events.iter().find_map(|e| match e.event {
+        CrossChainEvent::EpochBoundaryReached { epoch, .. } => Some(epoch),
+        _ => None,
+    })
+}
+
 /// [`validator_set`] as one operation's staged view sees it.
 pub(crate) fn recorded_set(
     tx: &Staged<'_, impl RecordRead>,

@@ -18,7 +18,7 @@ use dualchain_core::chain_store::{ChainStore, StateChange};
 use dualchain_core::crypto::NetworkId;
 use dualchain_core::types::{ChainId, Genesis, ValidatorSet};
 use dualchain_execution::crosschain::CrossChainSetup;
-use dualchain_execution::epochs::genesis_records;
+use dualchain_execution::epochs::{committed_set, genesis_records};
 use dualchain_execution::keys::{AccountRecord, account_key};
 use dualchain_execution::state::genesis_state_changes;
 use dualchain_execution::{ExecutionMode, Executor, ExecutorConfig, SignatureVerifier, StateCache};
@@ -120,6 +120,7 @@ pub fn build_context<S: Seams>(
     let metrics = ChainMetrics::register(registry, chain)?;
     let (finality, _) = broadcast::channel(FINALITY_CHANNEL_CAPACITY);
     let clock = seams.clock();
+    let identity_set = identity.validators.clone();
     Ok(Arc::new(ChainContext {
         chain,
         peer_id: PeerId::of(identity.key.public()),
@@ -149,6 +150,7 @@ pub fn build_context<S: Seams>(
             health: Health::Stopped,
             reason: "starting".into(),
         }),
+        committee: Mutex::new(identity_set.clone()),
         live: Mutex::new(Live::default()),
         faults: Mutex::new(FaultPlan::default()),
         faults_generation: AtomicU64::new(0),
@@ -221,6 +223,55 @@ pub fn engine_config(chain: ChainId, genesis: &Genesis, genesis_digest: Digest) 
     cfg.max_batch_txs = dualchain_core::types::vertex_limits::MAX_VERTEX_TXS;
     cfg.max_queued_txs = 8 * cfg.max_batch_txs;
     cfg
+}
+
+/// The consensus engine of `set`'s epoch over the chain's database: its own store
+/// (every epoch starts at round 0), its committee and leader seed.
+pub fn open_engine<S: Seams>(
+    ctx: &ChainContext<S>,
+    db: S::Engine,
+    set: Arc<ValidatorSet>,
+) -> anyhow::Result<Engine<S::Engine>> {
+    let (chain, epoch) = (ctx.chain, set.epoch());
+    let me = set.index_of(ctx.key().public()).with_context(|| {
+        format!(
+            "this validator is not in the {chain} validator set of epoch {epoch}; \
+             a validator that left the set cannot run its consensus"
+        )
+    })?;
+    let mut cfg = engine_config(chain, ctx.genesis(), ctx.identity.genesis_digest);
+    cfg.epoch_seed = dualchain_core::types::epoch_seed(ctx.identity.genesis_digest, epoch);
+    DagBft::open(
+        cfg,
+        me,
+        ctx.key().clone(),
+        set,
+        KvConsensusStore::new(db, epoch),
+        ctx.vertex_verdicts.clone(),
+    )
+    .with_context(|| format!("opening the {chain} consensus engine of epoch {epoch}"))
+}
+
+/// The chain's committee in `epoch` (the sealer's: the epoch of its next block) and
+/// the previous epoch's, from the chain's committed records.
+fn committees(
+    cache: &StateCache<impl KvEngine>,
+    epoch: u64,
+    genesis: &ValidatorSet,
+) -> anyhow::Result<(Arc<ValidatorSet>, Option<Arc<ValidatorSet>>)> {
+    let set = |epoch| {
+        committed_set(cache, epoch)
+            .map(|set| set.map(|s| s.with_known_keys(genesis)))
+            .with_context(|| format!("reading the validator set of epoch {epoch}"))
+    };
+    let current = set(epoch)?.with_context(|| {
+        format!("the chain's records hold no validator set for its epoch {epoch}")
+    })?;
+    let previous = match epoch {
+        0 => None,
+        _ => set(epoch - 1)?.map(Arc::new),
+    };
+    Ok((Arc::new(current), previous))
 }
 
 /// Runs `f` (blocking: opening a database, joining a thread) where the placement
@@ -334,17 +385,11 @@ pub async fn run_chain<S: Seams>(
     let head = store.head().expect("opened");
     let sealer = open_sealer(&ctx, &db)?;
     let cache = StateCache::new(db.clone(), head.height);
+    let (committee, previous) = committees(&cache, sealer.epoch(), ctx.validators())?;
+    ctx.set_committee(committee.clone());
+    ctx.metrics.epoch.set(committee.epoch() as i64);
 
-    let engine_cfg = engine_config(chain, ctx.genesis(), ctx.identity.genesis_digest);
-    let engine: Engine<S::Engine> = DagBft::open(
-        engine_cfg,
-        ctx.me(),
-        ctx.key().clone(),
-        ctx.validators().clone(),
-        KvConsensusStore::new(db.clone()),
-        ctx.vertex_verdicts.clone(),
-    )
-    .context("opening the consensus engine")?;
+    let engine = open_engine(&ctx, db.clone(), committee.clone())?;
     check_consistent(chain, &engine, &sealer, head.height)?;
 
     let net_registry = Registry::new();
@@ -354,7 +399,7 @@ pub async fn run_chain<S: Seams>(
             chain,
             ctx.key(),
             ctx.identity.network(),
-            ctx.validators(),
+            &committee,
             &net_registry,
         )
         .with_context(|| format!("starting the {chain} transport"))?;
@@ -377,7 +422,7 @@ pub async fn run_chain<S: Seams>(
     ctx.running.store(true, Ordering::Release);
     tracing::info!(%chain, height = head.height, "chain running");
 
-    let votes = VoteBook::new(chain, ctx.validators().clone(), ctx.identity.network(), 0);
+    let votes = VoteBook::new(chain, committee, ctx.identity.network(), 0).with_previous(previous);
     let driver = Driver::new(
         ctx.clone(),
         engine,

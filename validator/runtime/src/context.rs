@@ -15,9 +15,9 @@ use dualchain_consensus::SharedVerdictCache;
 use dualchain_core::Digest;
 use dualchain_core::chain_store::ChainReader;
 use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
-use dualchain_core::types::{ChainId, Genesis, ValidatorIndex, ValidatorSet};
+use dualchain_core::types::{ChainId, Genesis, SignedTransaction, ValidatorIndex, ValidatorSet};
 use dualchain_execution::{Executor, SignatureVerifier};
-use dualchain_mempool::Mempool;
+use dualchain_mempool::{AdmissionTime, Batch, Envelope, Mempool, encoded_len};
 use dualchain_net::{FaultInjector, PeerId};
 use tokio::sync::{broadcast, mpsc};
 
@@ -113,11 +113,51 @@ pub struct ChainContext<S: Seams> {
     pub restarts: AtomicU64,
     pub last_restart_unix_ms: AtomicU64,
     pub health: Mutex<HealthView>,
+    /// The validator set the chain's consensus runs now (the genesis set until the
+    /// first epoch boundary; then the set of the chain's epoch record).
+    pub committee: Mutex<Arc<ValidatorSet>>,
     pub live: Mutex<Live<S::Engine>>,
     /// The fault injection in force, as last set through the API.
     pub faults: Mutex<FaultPlan>,
     /// Bumped on every fault change, so an expiry timer only clears its own setting.
     pub faults_generation: AtomicU64,
+}
+
+/// Gives transactions the chain took from its mempool but will not commit back to
+/// it, each with its admission time if `admitted_at` knows it (else now), so they keep
+/// their place; returns how many the mempool refused (full, or known by now).
+pub fn reinstate<S: Seams>(
+    ctx: &ChainContext<S>,
+    transactions: Vec<SignedTransaction>,
+    admitted_at: impl Fn(&Digest) -> Option<AdmissionTime>,
+) -> usize {
+    if transactions.is_empty() {
+        return 0;
+    }
+    let now = AdmissionTime::from_micros(ctx.clock.monotonic_ms().saturating_mul(1000));
+    let envelopes: Vec<Envelope> = transactions
+        .into_iter()
+        .map(|tx| Envelope {
+            admitted_at: admitted_at(&tx.digest()).unwrap_or(now),
+            encoded_len: encoded_len(&tx),
+            tx,
+        })
+        .collect();
+    let bytes = envelopes.iter().map(|e| e.encoded_len).sum();
+    let count = envelopes.len();
+    let refused = ctx
+        .mempool
+        .reinstate(Batch { envelopes, bytes })
+        .into_iter()
+        .filter(Result::is_err)
+        .count();
+    tracing::info!(
+        chain = %ctx.chain,
+        count,
+        refused,
+        "transactions given back to the mempool"
+    );
+    refused
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -129,8 +169,18 @@ impl<S: Seams> ChainContext<S> {
         &self.identity.genesis
     }
 
+    /// The genesis validator set (epoch 0).
     pub fn validators(&self) -> &Arc<ValidatorSet> {
         &self.identity.validators
+    }
+
+    /// The set the chain's consensus runs now.
+    pub fn committee(&self) -> Arc<ValidatorSet> {
+        lock(&self.committee).clone()
+    }
+
+    pub fn set_committee(&self, set: Arc<ValidatorSet>) {
+        *lock(&self.committee) = set;
     }
 
     pub fn me(&self) -> ValidatorIndex {
@@ -198,7 +248,7 @@ impl<S: Seams> ChainContext<S> {
             height: head.height,
             finalized_height: head.height,
             round: self.round.load(Ordering::Relaxed),
-            epoch: self.validators().epoch(),
+            epoch: self.committee().epoch(),
             connected_peers: self.connected_peers.load(Ordering::Relaxed) as u32,
             mempool_depth: self.mempool.len() as u64,
             mempool_capacity: self.mempool.config().max_txs as u64,

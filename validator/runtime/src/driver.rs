@@ -29,22 +29,25 @@ use dualchain_consensus::verify::VertexVerifier;
 use dualchain_consensus::wire::NetMessage;
 use dualchain_consensus::{
     Consensus, DagBft, Evidence, Input, KvConsensusStore, Output, RejectReason, SharedVerdictCache,
-    SyncRequest,
+    SyncRequest, store::drop_epochs_before,
 };
 use dualchain_core::Digest;
 use dualchain_core::encoding::Canonical;
-use dualchain_core::types::{BlockCertificate, ValidatorIndex, Vertex, VertexError};
+use dualchain_core::types::{
+    BlockCertificate, BlockHeader, ValidatorIndex, ValidatorSet, Vertex, VertexError,
+};
 use dualchain_execution::admission::{Stage, check_sender};
-use dualchain_mempool::{AdmissionTime, Batch, Envelope, encoded_len};
+use dualchain_mempool::AdmissionTime;
 use dualchain_net::{
     EventReceiver, InboundRequest, Message, MessageKind, NetEvent, Network, Offence, PeerId,
 };
 use tokio::sync::{mpsc, watch};
 
 use crate::chain::EXEC_QUEUE_CAPACITY;
+use crate::chain::open_engine;
 use crate::clock::Clock;
 use crate::committed::CommittedState;
-use crate::context::ChainContext;
+use crate::context::{ChainContext, reinstate};
 use crate::executor::{ExecCommand, ExecEvent};
 use crate::seams::{Placement, Seams};
 use crate::sync_server::{Served, SyncServer};
@@ -69,6 +72,10 @@ const SYNC_ANSWERS_CAPACITY: usize = 64;
 const VOTE_RESEND_MS: u64 = 1_000;
 /// Votes resent per tick at most.
 const MAX_VOTE_RESENDS_PER_TICK: usize = 16;
+/// Vertices of the next epoch kept for its engine while this one finishes, and their
+/// bytes (the oldest go first).
+const MAX_EARLY_VERTICES: usize = 4_096;
+const MAX_EARLY_BYTES: usize = 64 * 1024 * 1024;
 
 pub struct Driver<S: Seams> {
     ctx: Arc<ChainContext<S>>,
@@ -80,6 +87,8 @@ pub struct Driver<S: Seams> {
     outbox: VecDeque<ExecCommand>,
     exec_events: mpsc::Receiver<ExecEvent>,
     votes: VoteBook,
+    /// Our index in the committee of the engine's epoch.
+    me: ValidatorIndex,
     max_batch_txs: usize,
     max_queued_txs: usize,
     peers: HashMap<PeerId, ValidatorIndex>,
@@ -92,6 +101,12 @@ pub struct Driver<S: Seams> {
     /// Admission times of the transactions handed to the engine and not yet
     /// proposed, so a stopping chain gives them back to the mempool in their place.
     queued: HashMap<Digest, AdmissionTime>,
+    /// Vertices of the next epoch that arrived while the engine still ran this one
+    /// (bounded): the next engine gets them when it starts. Gossip delivers a vertex
+    /// once, so a validator that finishes an epoch after its peers would otherwise
+    /// never see their first rounds of the next one.
+    early: VecDeque<(ValidatorIndex, Arc<Vertex>)>,
+    early_bytes: usize,
 }
 
 /// What woke the driver.
@@ -123,17 +138,11 @@ impl<S: Seams> Driver<S> {
         exec_events: mpsc::Receiver<ExecEvent>,
         votes: VoteBook,
     ) -> Self {
-        let peer_ids: Vec<PeerId> = ctx
-            .validators()
-            .validators()
-            .iter()
-            .map(|v| PeerId::of(&v.public_key))
-            .collect();
-        let peers = peer_ids
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (*p, i as ValidatorIndex))
-            .collect();
+        let (peers, peer_ids) = peer_maps(&ctx.committee());
+        let me = ctx
+            .committee()
+            .index_of(ctx.key().public())
+            .expect("the engine opened, so we are a member");
         let (sync_tx, sync_rx) = mpsc::channel(SYNC_ANSWERS_CAPACITY);
         let cfg = engine.config();
         let sync_server = SyncServer::new(
@@ -151,6 +160,7 @@ impl<S: Seams> Driver<S> {
             outbox: VecDeque::new(),
             exec_events,
             votes,
+            me,
             max_batch_txs,
             max_queued_txs,
             peers,
@@ -160,6 +170,8 @@ impl<S: Seams> Driver<S> {
             sync_rx,
             sync_server,
             queued: HashMap::new(),
+            early: VecDeque::new(),
+            early_bytes: 0,
         }
     }
 
@@ -263,9 +275,9 @@ impl<S: Seams> Driver<S> {
             ctx.metrics.round.set(round as i64);
         }
         let now_ms = ctx.clock.monotonic_ms();
-        for vote in
-            self.votes
-                .due_resends(ctx.me(), now_ms, VOTE_RESEND_MS, MAX_VOTE_RESENDS_PER_TICK)
+        for vote in self
+            .votes
+            .due_resends(now_ms, VOTE_RESEND_MS, MAX_VOTE_RESENDS_PER_TICK)
         {
             self.broadcast_vote(&vote);
         }
@@ -365,7 +377,10 @@ impl<S: Seams> Driver<S> {
                 match message.kind {
                     MessageKind::Vertex => match NetMessage::from_canonical_bytes(&message.payload)
                     {
-                        Ok(NetMessage::Vertex(vertex)) => burst.vertices.push((index, vertex)),
+                        Ok(NetMessage::Vertex(vertex)) => {
+                            self.keep_if_next_epoch(index, &vertex);
+                            burst.vertices.push((index, vertex))
+                        }
                         Ok(_) | Err(_) => {
                             tracing::debug!(%chain, %from, "undecodable vertex message")
                         }
@@ -399,6 +414,22 @@ impl<S: Seams> Driver<S> {
         }
     }
 
+    /// Keeps `vertex` for the next engine if it is of the epoch after ours (checked
+    /// again, signature included, when that engine takes it).
+    fn keep_if_next_epoch(&mut self, from: ValidatorIndex, vertex: &Arc<Vertex>) {
+        if vertex.content().epoch != self.engine.epoch() + 1 {
+            return;
+        }
+        self.early_bytes += dualchain_consensus::dag::encoded_len(vertex);
+        self.early.push_back((from, vertex.clone()));
+        while self.early.len() > MAX_EARLY_VERTICES || self.early_bytes > MAX_EARLY_BYTES {
+            let Some((_, old)) = self.early.pop_front() else {
+                break;
+            };
+            self.early_bytes -= dualchain_consensus::dag::encoded_len(&old);
+        }
+    }
+
     /// Verifies vertex signatures into the engine's verdict cache, on the rayon pool
     /// (the event loop waits without blocking its thread) or inline.
     async fn verify_off_loop(&self, vertices: &[Arc<Vertex>]) {
@@ -406,7 +437,7 @@ impl<S: Seams> Driver<S> {
             return;
         }
         let cache = self.ctx.vertex_verdicts.clone();
-        let validators = self.ctx.validators().clone();
+        let validators = self.ctx.committee();
         let network = self.ctx.identity.network();
         match self.ctx.seams.placement() {
             Placement::Inline => {
@@ -455,7 +486,7 @@ impl<S: Seams> Driver<S> {
     fn on_exec_event(&mut self, event: ExecEvent) -> anyhow::Result<()> {
         match event {
             ExecEvent::Executed { header, vote } => {
-                let me = self.ctx.me();
+                let me = self.me;
                 let single = BlockCertificate::from_votes(&header, [(me, vote.clone())]);
                 self.broadcast_vote(&single);
                 let now_ms = self.ctx.clock.monotonic_ms();
@@ -468,7 +499,71 @@ impl<S: Seams> Driver<S> {
                 let outputs = self.step(Input::Executed { through });
                 self.dispatch(outputs)
             }
+            ExecEvent::EpochEnded { last, set } => self.enter_epoch(&last, set),
         }
+    }
+
+    /// The executor committed the last block of the engine's epoch: the engine of
+    /// the next one takes over with `set`. The old engine's DAG is abandoned: its
+    /// queued transactions and those of our vertices no commit took go back to the
+    /// mempool (what it committed after `last` the executor gives back), the last
+    /// round it holds is recorded for peers still finishing the epoch, and the
+    /// epoch before it is dropped from the store.
+    fn enter_epoch(&mut self, last: &BlockHeader, set: Arc<ValidatorSet>) -> anyhow::Result<()> {
+        let chain = self.ctx.chain;
+        let (epoch, old) = (set.epoch(), self.engine.epoch());
+        anyhow::ensure!(
+            epoch == old + 1 && last.epoch == old,
+            "the {chain} executor ended epoch {} with the set of epoch {epoch} while consensus runs epoch {old}",
+            last.epoch
+        );
+        let (peers, peer_ids) = peer_maps(&set);
+        if peers != self.peers {
+            bail!(
+                "epoch {epoch} changes the {chain} validator membership, which this build's \
+                 transport cannot follow (set changes are refused until it can)"
+            );
+        }
+        let db = self.engine.store().engine().clone();
+        KvConsensusStore::new(db.clone(), old).put_tips(&self.engine.tips())?;
+        let mut transactions = self.engine.take_queued();
+        transactions.extend(self.engine.uncommitted_own_transactions());
+        reinstate(&self.ctx, transactions, |d| self.queued.get(d).copied());
+        self.queued.clear();
+        self.engine = open_engine(&self.ctx, db.clone(), set.clone())?;
+        self.me = set
+            .index_of(self.ctx.key().public())
+            .expect("open_engine checked");
+        self.peer_ids = peer_ids;
+        self.votes.enter_epoch(set.clone());
+        self.ctx.set_committee(set);
+        self.timer_at = None;
+        self.ctx.metrics.epoch.set(epoch as i64);
+        tracing::info!(%chain, epoch, after_height = last.height, "consensus entered the next epoch");
+        if old > 0 {
+            let drop_old = move || match drop_epochs_before(&db, old) {
+                Ok(count) => {
+                    tracing::debug!(%chain, epoch = old - 1, count, "consensus records of an old epoch dropped")
+                }
+                Err(e) => {
+                    tracing::warn!(%chain, error = %e, "dropping an old epoch's consensus records failed")
+                }
+            };
+            match self.ctx.seams.placement() {
+                Placement::Inline => drop_old(),
+                Placement::Threads => drop(tokio::task::spawn_blocking(drop_old)),
+            }
+        }
+        let mut outputs = self.step(Input::Start);
+        let early: Vec<_> = std::mem::take(&mut self.early)
+            .into_iter()
+            .filter(|(_, v)| v.content().epoch == epoch)
+            .collect();
+        self.early_bytes = 0;
+        if !early.is_empty() {
+            outputs.extend(self.step(Input::VerticesReceived { vertices: early }));
+        }
+        self.dispatch(outputs)
     }
 
     fn broadcast_vote(&self, vote: &BlockCertificate) {
@@ -512,7 +607,7 @@ impl<S: Seams> Driver<S> {
         for output in outputs {
             match output {
                 Output::Broadcast(vertex) => {
-                    if vertex.content().author == self.ctx.me() {
+                    if vertex.content().author == self.me {
                         for tx in &vertex.content().transactions {
                             self.queued.remove(&tx.digest());
                         }
@@ -539,7 +634,10 @@ impl<S: Seams> Driver<S> {
                             .commit_latency
                             .observe(now.saturating_sub(created) as f64 / 1000.0);
                     }
-                    self.outbox.push_back(ExecCommand::Commit(commit.subdag));
+                    self.outbox.push_back(ExecCommand::Commit {
+                        epoch: self.engine.epoch(),
+                        subdag: commit.subdag,
+                    });
                 }
                 Output::Skipped { round, leader } => {
                     tracing::debug!(%chain, round, leader, "leader slot skipped");
@@ -596,6 +694,9 @@ impl<S: Seams> Driver<S> {
         let net = self.net.clone();
         let chain = self.ctx.chain;
         let answers = self.sync_tx.clone();
+        if request.wanted.is_empty() {
+            tracing::debug!(%chain, %peer, epoch = request.epoch, "asking a peer in a later epoch for the tips of ours");
+        }
         let payload = NetMessage::SyncRequest(request).to_canonical_bytes();
         tokio::spawn(async move {
             let message = Message::new(chain, MessageKind::FetchVertices, payload);
@@ -615,35 +716,24 @@ impl<S: Seams> Driver<S> {
     /// admission times, so a restart of the chain's tasks loses none of them.
     fn reinstate_queued(&mut self) {
         let transactions = self.engine.take_queued();
-        if transactions.is_empty() {
-            return;
-        }
-        let now = AdmissionTime::from_micros(self.ctx.clock.monotonic_ms().saturating_mul(1000));
-        let envelopes: Vec<Envelope> = transactions
-            .into_iter()
-            .map(|tx| Envelope {
-                admitted_at: self.queued.get(&tx.digest()).copied().unwrap_or(now),
-                encoded_len: encoded_len(&tx),
-                tx,
-            })
-            .collect();
-        let bytes = envelopes.iter().map(|e| e.encoded_len).sum();
-        let count = envelopes.len();
-        let refused = self
-            .ctx
-            .mempool
-            .reinstate(Batch { envelopes, bytes })
-            .into_iter()
-            .filter(Result::is_err)
-            .count();
+        reinstate(&self.ctx, transactions, |d| self.queued.get(d).copied());
         self.queued.clear();
-        tracing::info!(
-            chain = %self.ctx.chain,
-            count,
-            refused,
-            "queued transactions given back to the mempool"
-        );
     }
+}
+
+/// Each member's transport id, by id and by index in `set`.
+fn peer_maps(set: &ValidatorSet) -> (HashMap<PeerId, ValidatorIndex>, Vec<PeerId>) {
+    let ids: Vec<PeerId> = set
+        .validators()
+        .iter()
+        .map(|v| PeerId::of(&v.public_key))
+        .collect();
+    let by_id = ids
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (*p, i as ValidatorIndex))
+        .collect();
+    (by_id, ids)
 }
 
 /// What an engine refusal says about the peer it is blamed on: semantic garbage
@@ -711,6 +801,7 @@ mod tests {
     #[test]
     fn the_largest_sync_request_fits_the_transport_frame() {
         let request = SyncRequest {
+            epoch: 0,
             wanted: vec![
                 (u64::MAX, Digest([7; 32]));
                 dualchain_consensus::engine::MAX_SYNC_DIGESTS

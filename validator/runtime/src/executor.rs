@@ -7,11 +7,22 @@
 //! receipts, state, head and the sealer's state are one atomic batch) → vote →
 //! acknowledge to consensus the commits that batch made durable.
 //!
+//! **Epoch end.** The block whose execution enters the next epoch (Alpha's boundary
+//! block, the Delta block that applied the next set's attestation: its events say
+//! `epoch_boundary_reached`) is the last of its epoch. In the same batch the executor
+//! writes the next epoch's sealer (heights go on, commit sequence from 0), drops the
+//! rest of what the old engine committed (blocks sealed after it, and every later
+//! commit of the old epoch still queued), gives our own transactions among them back
+//! to the mempool, and tells the driver ([`ExecEvent::EpochEnded`]), which starts the
+//! next epoch's engine with the set the records name. Every node cuts at the same
+//! block, because the cut is a function of the committed sequence and the state.
+//!
 //! With [`Placement::Threads`] it runs on its own OS thread, because execution is
 //! CPU-bound and must not stall the driver's event loop; with [`Placement::Inline`]
 //! (the simulator) it is a task of the same single-threaded runtime, so a run is
 //! deterministic. The loop body is the same ([`BlockExecutor::handle`]).
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,11 +30,16 @@ use std::time::Instant;
 use anyhow::Context;
 use dualchain_api::{FinalizedBlock, SnapshotInfo};
 use dualchain_consensus::{BlockSealer, CommittedSubDag, SealedBlock};
+use dualchain_core::Digest;
 use dualchain_core::chain_store::{ChainStore, events_key};
 use dualchain_core::crypto::ValidatorSignature;
 use dualchain_core::encoding::Canonical;
-use dualchain_core::types::{BlockCertificate, BlockEvents, BlockHeader};
+use dualchain_core::types::{
+    BlockCertificate, BlockEvents, BlockHeader, SignedTransaction, ValidatorIndex, ValidatorSet,
+    Vertex,
+};
 use dualchain_execution::StateCache;
+use dualchain_execution::epochs::{committed_set, entered_epoch};
 use dualchain_execution::merge::{SealParams, seal_and_commit};
 use dualchain_storage::{Column, KvEngine, WriteBatch};
 use dualchain_store::snapshot::{
@@ -31,7 +47,7 @@ use dualchain_store::snapshot::{
 };
 use tokio::sync::mpsc;
 
-use crate::context::{ChainContext, Head};
+use crate::context::{ChainContext, Head, reinstate};
 use crate::seams::{Placement, Seams};
 
 /// Meta key of the sealer state (written with every block batch).
@@ -39,8 +55,9 @@ pub const SEALER_STATE_KEY: &[u8] = b"node/sealer-state";
 
 /// Work for the executor.
 pub enum ExecCommand {
-    /// The next committed sub-DAG, in sequence order (a replayed one may repeat).
-    Commit(CommittedSubDag),
+    /// The next committed sub-DAG of the engine of `epoch`, in sequence order (a
+    /// replayed one may repeat; one of an epoch that already ended is dropped).
+    Commit { epoch: u64, subdag: CommittedSubDag },
     /// A block certificate formed from 2f+1 votes, to store next to its block.
     Certificate(BlockCertificate),
     /// Export a snapshot between two blocks and answer on the channel.
@@ -58,6 +75,12 @@ pub enum ExecEvent {
     /// Every commit up to `through` is inside durable blocks or the durable sealer
     /// state: consensus may forget it.
     Durable { through: u64 },
+    /// The block `last` (executed and durable) ended its epoch; the chain's records
+    /// name `set` for the next one, whose engine takes commits from sequence 0.
+    EpochEnded {
+        last: Box<BlockHeader>,
+        set: Arc<ValidatorSet>,
+    },
 }
 
 pub struct BlockExecutor<S: Seams> {
@@ -66,6 +89,9 @@ pub struct BlockExecutor<S: Seams> {
     cache: StateCache<S::Engine>,
     sealer: BlockSealer,
     events: mpsc::Sender<ExecEvent>,
+    /// Our validator index in the sets of the current and the previous epoch
+    /// (`u16::MAX` where we are not a member): whose vertices are ours to give back.
+    own_index: BTreeMap<u64, ValidatorIndex>,
 }
 
 /// A running executor: a thread or a task. Dropping it without [`ExecTask::join`]
@@ -110,12 +136,18 @@ impl<S: Seams> BlockExecutor<S> {
         sealer: BlockSealer,
         events: mpsc::Sender<ExecEvent>,
     ) -> Self {
+        let me = ctx
+            .committee()
+            .index_of(ctx.key().public())
+            .unwrap_or(ValidatorIndex::MAX);
+        let own_index = BTreeMap::from([(sealer.epoch(), me)]);
         Self {
             ctx,
             store,
             cache,
             sealer,
             events,
+            own_index,
         }
     }
 
@@ -164,9 +196,9 @@ impl<S: Seams> BlockExecutor<S> {
     /// Carries out one command; returns the events for the driver.
     pub fn handle(&mut self, command: ExecCommand) -> anyhow::Result<Vec<ExecEvent>> {
         match command {
-            ExecCommand::Commit(subdag) => {
+            ExecCommand::Commit { epoch, subdag } => {
                 let started = Instant::now();
-                let events = self.on_commit(subdag)?;
+                let events = self.on_commit(epoch, subdag)?;
                 self.ctx
                     .metrics
                     .driver_busy_seconds
@@ -190,7 +222,17 @@ impl<S: Seams> BlockExecutor<S> {
         }
     }
 
-    fn on_commit(&mut self, subdag: CommittedSubDag) -> anyhow::Result<Vec<ExecEvent>> {
+    fn on_commit(&mut self, epoch: u64, subdag: CommittedSubDag) -> anyhow::Result<Vec<ExecEvent>> {
+        let current = self.sealer.epoch();
+        if epoch < current {
+            // Committed by the engine of an epoch that ended before this sub-DAG.
+            self.give_back_own(epoch, subdag.vertices.iter(), &HashSet::new());
+            return Ok(Vec::new());
+        }
+        anyhow::ensure!(
+            epoch == current,
+            "a commit of epoch {epoch} reached the executor of epoch {current}"
+        );
         if subdag.sequence < self.sealer.next_sequence() {
             // Replayed after a restart: already inside a committed block or the
             // persisted open slot.
@@ -203,12 +245,21 @@ impl<S: Seams> BlockExecutor<S> {
         let count = blocks.len();
         let head_height = self.store.head().map_or(0, |h| h.height);
         let mut events = Vec::with_capacity(count + 1);
+        let mut kept = HashSet::new();
         for (i, sealed) in blocks.into_iter().enumerate() {
+            kept.extend(sealed.block.body.vertices.iter().copied());
             if sealed.height() <= head_height {
                 continue;
             }
             let last = i + 1 == count;
-            events.push(self.execute_and_commit(sealed, last)?);
+            let (executed, ended) = self.execute_and_commit(sealed, last)?;
+            events.push(executed);
+            if let Some(ended) = ended {
+                // The rest of this sub-DAG is after the epoch's last block.
+                self.give_back_own(epoch, subdag.vertices.iter(), &kept);
+                events.push(ended);
+                return Ok(events);
+            }
             if last {
                 // The last batch carried the sealer state: everything up to the
                 // sealer's position is durable.
@@ -220,11 +271,33 @@ impl<S: Seams> BlockExecutor<S> {
         Ok(events)
     }
 
+    /// Gives the transactions of our own vertices among `vertices` (of `epoch`'s
+    /// engine) that are not in `kept` back to the mempool: they were committed
+    /// after the block that ended the epoch, so no block holds them. Other
+    /// validators' vertices are theirs to give back.
+    fn give_back_own<'v>(
+        &self,
+        epoch: u64,
+        vertices: impl Iterator<Item = &'v Arc<Vertex>>,
+        kept: &HashSet<Digest>,
+    ) {
+        let Some(me) = self.own_index.get(&epoch) else {
+            return;
+        };
+        let transactions: Vec<SignedTransaction> = vertices
+            .filter(|v| v.content().author == *me && !kept.contains(&v.digest()))
+            .flat_map(|v| v.content().transactions.iter().cloned())
+            .collect();
+        reinstate(&self.ctx, transactions, |_| None);
+    }
+
+    /// Executes and commits one sealed block; the second event is
+    /// [`ExecEvent::EpochEnded`] if the block ended its epoch.
     fn execute_and_commit(
         &mut self,
         sealed: SealedBlock,
         persist_sealer: bool,
-    ) -> anyhow::Result<ExecEvent> {
+    ) -> anyhow::Result<(ExecEvent, Option<ExecEvent>)> {
         let ctx = self.ctx.clone();
         let metrics = &ctx.metrics;
         let header = sealed.block.header;
@@ -245,6 +318,16 @@ impl<S: Seams> BlockExecutor<S> {
         metrics
             .execution_seconds
             .observe(started.elapsed().as_secs_f64());
+        let entered = entered_epoch(&outcome.events);
+        if let Some(next) = entered {
+            anyhow::ensure!(
+                next == header.epoch + 1,
+                "block {} of epoch {} entered epoch {next}",
+                header.height,
+                header.epoch
+            );
+            self.sealer = self.sealer.next_epoch(&header);
+        }
 
         let started = Instant::now();
         let mut extra = WriteBatch::new();
@@ -256,7 +339,7 @@ impl<S: Seams> BlockExecutor<S> {
                 events.to_canonical_bytes(),
             );
         }
-        if persist_sealer {
+        if persist_sealer || entered.is_some() {
             extra.put(
                 Column::Meta,
                 SEALER_STATE_KEY.to_vec(),
@@ -311,7 +394,42 @@ impl<S: Seams> BlockExecutor<S> {
             events: Arc::new(events),
         });
         self.maybe_snapshot();
-        Ok(ExecEvent::Executed { header, vote })
+        let ended = match entered {
+            Some(next) => Some(self.epoch_ended(next, &header)?),
+            None => None,
+        };
+        Ok((ExecEvent::Executed { header, vote }, ended))
+    }
+
+    /// The next epoch's set, now in the committed records, for the driver; our
+    /// index in it for the commits of its engine.
+    fn epoch_ended(&mut self, next: u64, last: &BlockHeader) -> anyhow::Result<ExecEvent> {
+        let set = committed_set(&self.cache, next)
+            .with_context(|| format!("reading the validator set of epoch {next}"))?
+            .with_context(|| {
+                format!(
+                    "block {} entered epoch {next} but the records hold no set for it",
+                    last.height
+                )
+            })?;
+        let set = set.with_known_keys(self.ctx.validators());
+        self.own_index.insert(
+            next,
+            set.index_of(self.ctx.key().public())
+                .unwrap_or(ValidatorIndex::MAX),
+        );
+        self.own_index.retain(|epoch, _| epoch + 1 >= next);
+        tracing::info!(
+            chain = %self.ctx.chain,
+            height = last.height,
+            epoch = next,
+            validators = set.len(),
+            "epoch ended; the next set takes over"
+        );
+        Ok(ExecEvent::EpochEnded {
+            last: Box::new(last.clone()),
+            set: Arc::new(set),
+        })
     }
 
     fn maybe_snapshot(&self) {

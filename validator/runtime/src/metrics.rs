@@ -18,6 +18,8 @@ pub struct ChainMetrics {
     pub finalized_height: IntGauge,
     pub certified_height: IntGauge,
     pub round: IntGauge,
+    /// The epoch the chain's consensus runs.
+    pub epoch: IntGauge,
     pub blocks_sealed: IntCounter,
     pub commit_latency: Histogram,
     pub transactions_committed: IntCounter,
@@ -63,6 +65,10 @@ impl ChainMetrics {
             round: IntGauge::with_opts(opts(
                 "dualchain_consensus_round",
                 "Highest DAG round this node proposed",
+            ))?,
+            epoch: IntGauge::with_opts(opts(
+                "dualchain_consensus_epoch",
+                "Epoch (validator set) the chain's consensus runs",
             ))?,
             blocks_sealed: IntCounter::with_opts(opts(
                 "dualchain_blocks_sealed_total",
@@ -133,6 +139,7 @@ impl ChainMetrics {
         registry.register(Box::new(m.finalized_height.clone()))?;
         registry.register(Box::new(m.certified_height.clone()))?;
         registry.register(Box::new(m.round.clone()))?;
+        registry.register(Box::new(m.epoch.clone()))?;
         registry.register(Box::new(m.blocks_sealed.clone()))?;
         registry.register(Box::new(m.commit_latency.clone()))?;
         registry.register(Box::new(m.transactions_committed.clone()))?;

@@ -295,7 +295,7 @@ impl<S: Seams> ChainApi for ChainService<S> {
             node_version: env!("CARGO_PKG_VERSION").to_string(),
             validator_key_digest: ctx.key().public().id(),
             validator_index: Some(u32::from(ctx.me())),
-            epoch: ctx.validators().epoch(),
+            epoch: ctx.committee().epoch(),
             chains: self.node.chains.iter().map(|c| c.chain_status()).collect(),
             peer_id: hex::encode(ctx.peer_id.0.as_bytes()),
             started_at_unix_ms: ctx.started_at_unix_ms,
@@ -460,9 +460,17 @@ impl<S: Seams> ChainApi for ChainService<S> {
         Ok(plan)
     }
 
+    /// The set of `epoch` from the chain's own records (every epoch's set is kept).
     fn validator_count(&self, epoch: u64) -> Option<u32> {
-        let validators = self.ctx.validators();
-        (epoch == validators.epoch()).then(|| validators.len() as u32)
+        let committee = self.ctx.committee();
+        if epoch == committee.epoch() {
+            return Some(committee.len() as u32);
+        }
+        let reader = self.ctx.live().reader.clone()?;
+        let key = dualchain_core::types::validator_set_key(epoch);
+        let bytes = reader.get_state(&key.state_key()).ok()??;
+        let set = dualchain_core::types::ValidatorSet::from_canonical_bytes(&bytes).ok()?;
+        Some(set.len() as u32)
     }
 
     fn faults(&self) -> FaultPlan {

@@ -12,6 +12,11 @@
 //! any of these is answered empty at once (the peer asks someone else, and does not
 //! wait for a timeout). An honest engine asks one peer at most once per
 //! `min_sync_interval_ms` (50 ms: 20 a second), half the allowance here.
+//!
+//! A request names its epoch and is answered from that epoch's store: the node keeps
+//! the previous epoch's vertices (until the next epoch begins), so a peer that was
+//! away when an epoch ended can still finish it. A request naming no vertex asks for
+//! the ended epoch's tips (recorded when it ended) and their ancestors.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -82,7 +87,7 @@ impl Allowance {
 
 /// Answers sync requests of the peers of one chain.
 pub struct SyncServer<E> {
-    store: Arc<KvConsensusStore<E>>,
+    engine: E,
     limits: SyncLimits,
     placement: Placement,
     peers: HashMap<ValidatorIndex, Allowance>,
@@ -103,7 +108,7 @@ impl<E: KvEngine + Clone + 'static> SyncServer<E> {
     /// `max_sync_vertices`) and [`MAX_ANSWER_BYTES`].
     pub fn new(engine: E, max_vertices: usize, placement: Placement) -> Self {
         Self {
-            store: Arc::new(KvConsensusStore::new(engine)),
+            engine,
             limits: SyncLimits {
                 max_vertices,
                 max_bytes: MAX_ANSWER_BYTES,
@@ -132,10 +137,21 @@ impl<E: KvEngine + Clone + 'static> SyncServer<E> {
         let in_flight = allowance.in_flight.clone();
         let served_bytes = allowance.served_bytes.clone();
         in_flight.fetch_add(1, Ordering::AcqRel);
-        let (store, limits) = (self.store.clone(), self.limits);
+        let store = KvConsensusStore::new(self.engine.clone(), request.epoch);
+        let limits = self.limits;
         let work = move || {
+            let mut request = request;
+            if request.wanted.is_empty() {
+                // Tips of an ended epoch (none while it runs here, or if unreadable).
+                request.wanted = store.tips().unwrap_or_default();
+                tracing::debug!(
+                    epoch = request.epoch,
+                    tips = request.wanted.len(),
+                    "tips of an ended epoch asked"
+                );
+            }
             let vertices = answer_sync(&request, limits, |round, digest| {
-                stored_vertex(store.as_ref(), round, digest)
+                stored_vertex(&store, round, digest)
             });
             let bytes = respond(inbound, vertices);
             served_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
@@ -224,7 +240,7 @@ mod tests {
     fn answers_from_the_store_and_declines_a_peer_over_its_rate_with_an_empty_answer() {
         let dag = full_rounds(3);
         let db = Arc::new(MemoryEngine::new());
-        let mut store = KvConsensusStore::new(db.clone());
+        let mut store = KvConsensusStore::new(db.clone(), 0);
         let changes = StoreChanges {
             vertices: dag.concat(),
             ..StoreChanges::default()
@@ -233,6 +249,7 @@ mod tests {
         let mut server = SyncServer::new(db, 2_000, Placement::Inline);
         let tip = dag[2][3].clone();
         let request = SyncRequest {
+            epoch: 0,
             wanted: vec![(2, tip.digest())],
             have_through_round: 0,
         };

@@ -12,6 +12,10 @@
 //! same digest carry a quorum of stake, the certificate is formed; it is the
 //! finality proof persisted next to the block. Votes for a digest other than ours
 //! are evidence that someone executed differently; they never count for our header.
+//!
+//! Each header is voted on by the set of its own epoch. The book knows the current
+//! epoch's set and the previous one's ([`VoteBook::enter_epoch`]): the last blocks of
+//! an epoch are certified while the next epoch already runs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,6 +68,8 @@ impl HeightVotes {
 
 /// A header we executed, with our vote and when we last sent it.
 struct Own {
+    /// Our index in the set of the header's epoch.
+    signer: ValidatorIndex,
     header: BlockHeader,
     vote: ValidatorSignature,
     sent_at_ms: u64,
@@ -71,7 +77,8 @@ struct Own {
 }
 
 pub struct VoteBook {
-    validators: Arc<ValidatorSet>,
+    /// The sets of the current and the previous epoch, by epoch.
+    sets: BTreeMap<u64, Arc<ValidatorSet>>,
     /// Votes are signatures for this network (the genesis hash).
     network: NetworkId,
     chain: dualchain_core::types::ChainId,
@@ -90,7 +97,7 @@ impl VoteBook {
         certified: u64,
     ) -> Self {
         Self {
-            validators,
+            sets: BTreeMap::from([(validators.epoch(), validators)]),
             network,
             chain,
             votes: BTreeMap::new(),
@@ -98,6 +105,23 @@ impl VoteBook {
             certified,
             equivocations: 0,
         }
+    }
+
+    /// The previous epoch's set too, when a chain reopens in an epoch whose first
+    /// blocks may follow uncertified ones of the epoch before.
+    pub fn with_previous(mut self, previous: Option<Arc<ValidatorSet>>) -> Self {
+        if let Some(set) = previous {
+            self.sets.entry(set.epoch()).or_insert(set);
+        }
+        self
+    }
+
+    /// Consensus moved to `set`'s epoch: its votes count from now on, the previous
+    /// epoch's still do (for its last blocks), older ones no longer.
+    pub fn enter_epoch(&mut self, set: Arc<ValidatorSet>) {
+        let epoch = set.epoch();
+        self.sets.insert(epoch, set);
+        self.sets.retain(|e, _| *e + 1 >= epoch);
     }
 
     /// Times a signer was seen signing a second header at one height.
@@ -116,9 +140,10 @@ impl VoteBook {
         votes: &BlockCertificate,
         head: u64,
     ) -> Result<Option<BlockCertificate>, VoteError> {
-        if votes.chain != self.chain || votes.epoch != self.validators.epoch() {
-            return Err(VoteError::WrongChainOrEpoch);
-        }
+        let validators = match self.sets.get(&votes.epoch) {
+            Some(set) if votes.chain == self.chain => set.clone(),
+            _ => return Err(VoteError::WrongChainOrEpoch),
+        };
         if votes.height > head + MAX_HEIGHTS_AHEAD {
             return Err(VoteError::TooFarAhead {
                 height: votes.height,
@@ -130,8 +155,7 @@ impl VoteBook {
         }
         let digest = votes.header_digest;
         for (index, signature) in &votes.signatures {
-            let member = self
-                .validators
+            let member = validators
                 .get(*index)
                 .ok_or(VoteError::UnknownSigner(*index))?;
             let height = self.votes.entry(votes.height).or_default();
@@ -180,6 +204,7 @@ impl VoteBook {
         self.ours.insert(
             height,
             Own {
+                signer: me,
                 header,
                 vote,
                 sent_at_ms: now_ms,
@@ -195,13 +220,7 @@ impl VoteBook {
     /// Our votes for uncertified headers last sent at least `every_ms` ago (lowest
     /// heights first, at most `max`, each at most [`MAX_VOTE_RESENDS`] times), as
     /// one-signer certificates to broadcast again.
-    pub fn due_resends(
-        &mut self,
-        me: ValidatorIndex,
-        now_ms: u64,
-        every_ms: u64,
-        max: usize,
-    ) -> Vec<BlockCertificate> {
+    pub fn due_resends(&mut self, now_ms: u64, every_ms: u64, max: usize) -> Vec<BlockCertificate> {
         let mut out = Vec::new();
         for own in self.ours.values_mut() {
             if out.len() >= max {
@@ -214,7 +233,7 @@ impl VoteBook {
             own.sent_at_ms = now_ms;
             out.push(BlockCertificate::from_votes(
                 &own.header,
-                [(me, own.vote.clone())],
+                [(own.signer, own.vote.clone())],
             ));
         }
         out
@@ -222,12 +241,11 @@ impl VoteBook {
 
     fn try_certify(&mut self, height: u64) -> Option<BlockCertificate> {
         let header = &self.ours.get(&height)?.header;
+        let validators = self.sets.get(&header.epoch)?;
         let digest = header.digest();
         let votes = self.votes.get(&height)?;
-        let stake = self
-            .validators
-            .stake_of(votes.signers_of(&digest).map(|(i, _)| i));
-        if stake < self.validators.quorum_stake() {
+        let stake = validators.stake_of(votes.signers_of(&digest).map(|(i, _)| i));
+        if stake < validators.quorum_stake() {
             return None;
         }
         let certificate = BlockCertificate::from_votes(
@@ -304,6 +322,87 @@ mod tests {
     }
 
     #[test]
+    fn each_header_is_certified_by_its_epochs_set_the_previous_one_included() {
+        let (keys, set) = sim_validators(4, 0).unwrap();
+        let mut book = VoteBook::new(ChainId::Delta, Arc::new(set), NET, 0);
+        // The last block of epoch 0 executed, then consensus moved to epoch 1, whose
+        // set puts the same keys in another order (our index is 3 there).
+        let last = header(5, 1);
+        let vote = BlockCertificate::vote(&keys[0], &last, NET);
+        assert_eq!(book.add_own(0, last.clone(), vote, 0), None);
+        let reordered: Vec<_> = keys.iter().rev().cloned().collect();
+        let next = ValidatorSet::new(1, reordered.iter().map(|k| (k.public().clone(), 1))).unwrap();
+        let next = Arc::new(next);
+        book.enter_epoch(next.clone());
+        // Epoch 0's votes still certify epoch 0's last block.
+        assert_eq!(book.add_votes(&vote_of(&keys, 1, &last), 5).unwrap(), None);
+        let cert = book.add_votes(&vote_of(&keys, 2, &last), 5).unwrap();
+        cert.expect("3 of epoch 0's 4")
+            .verify(&last, &sim_validators(4, 0).unwrap().1, NET)
+            .unwrap();
+        // The first block of epoch 1: votes are checked against epoch 1's indices.
+        let first = BlockHeader {
+            epoch: 1,
+            ..header(6, 2)
+        };
+        let vote = |i: u16| {
+            BlockCertificate::from_votes(
+                &first,
+                [(
+                    i,
+                    BlockCertificate::vote(&reordered[usize::from(i)], &first, NET),
+                )],
+            )
+        };
+        assert_eq!(
+            book.add_own(
+                3,
+                first.clone(),
+                BlockCertificate::vote(&keys[0], &first, NET),
+                0
+            ),
+            None
+        );
+        assert_eq!(book.add_votes(&vote(0), 6).unwrap(), None);
+        let cert = book
+            .add_votes(&vote(1), 6)
+            .unwrap()
+            .expect("3 of epoch 1's 4");
+        cert.verify(&first, &next, NET).unwrap();
+        // A vote under epoch 0's index for an epoch 1 header does not verify.
+        let wrong_index = BlockCertificate::from_votes(
+            &BlockHeader {
+                height: 7,
+                ..first.clone()
+            },
+            [(
+                1,
+                BlockCertificate::vote(
+                    &keys[1],
+                    &BlockHeader {
+                        height: 7,
+                        ..first.clone()
+                    },
+                    NET,
+                ),
+            )],
+        );
+        assert_eq!(
+            book.add_votes(&wrong_index, 6),
+            Err(VoteError::BadSignature(1))
+        );
+        // Two epochs on, epoch 0's votes are refused.
+        book.enter_epoch(Arc::new(
+            ValidatorSet::new(2, keys.iter().map(|k| (k.public().clone(), 1))).unwrap(),
+        ));
+        let stale = header(8, 3);
+        assert_eq!(
+            book.add_votes(&vote_of(&keys, 1, &stale), 7),
+            Err(VoteError::WrongChainOrEpoch)
+        );
+    }
+
+    #[test]
     fn uncertified_votes_are_resent_a_bounded_number_of_times() {
         let (keys, set) = sim_validators(4, 0).unwrap();
         let set = Arc::new(set);
@@ -316,19 +415,15 @@ mod tests {
             BlockCertificate::vote(&keys[0], &h2, NET),
             500,
         );
-        assert!(book.due_resends(0, 999, 1_000, 8).is_empty());
-        let due = book.due_resends(0, 1_000, 1_000, 8);
+        assert!(book.due_resends(999, 1_000, 8).is_empty());
+        let due = book.due_resends(1_000, 1_000, 8);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].height, 1);
         assert_eq!(due[0].signatures[0].0, 0);
         // A resent vote is a vote peers accept.
         let mut peer = VoteBook::new(ChainId::Delta, set, NET, 0);
         assert_eq!(peer.add_votes(&due[0], 0).unwrap(), None);
-        assert_eq!(
-            book.due_resends(0, 1_500, 1_000, 1).len(),
-            1,
-            "height 2 now"
-        );
+        assert_eq!(book.due_resends(1_500, 1_000, 1).len(), 1, "height 2 now");
         // Once certified, a height is no longer resent; the others stop after the cap.
         book.add_votes(&vote_of(&keys, 1, &h2), 2).unwrap();
         assert!(
@@ -338,7 +433,7 @@ mod tests {
         );
         let mut resent = 0;
         for t in 2..20 {
-            for v in book.due_resends(0, t * 1_000, 1_000, 8) {
+            for v in book.due_resends(t * 1_000, 1_000, 8) {
                 assert_eq!(v.height, 1);
                 resent += 1;
             }

@@ -14,8 +14,9 @@ use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
     Address, Block, BlockCertificate, ChainId, EpochRecord, EpochSchedule, LockRecord, LockStatus,
     RECORD_PREFIX, Receipt, ReceiptStatus, RecordKey, RecordKind, StakeRecord, StakeStatus,
-    ValidatorIndex, ValidatorSet,
+    ValidatorIndex, ValidatorSet, validator_set_key,
 };
+use dualchain_execution::epochs::entered_epoch;
 use dualchain_storage::{Column, KvEngine};
 
 use crate::seams::{SimStore, slot};
@@ -43,11 +44,15 @@ pub struct Findings {
 }
 
 /// Reads `node`'s chain from its store (reopening it checks state against roots).
+/// Each block must be of the epoch its chain was in (the first epoch, plus one per
+/// earlier block whose events say `epoch_boundary_reached`: the chain switches right
+/// after the block that fixed the next set, never elsewhere), and its certificate
+/// must verify against that epoch's set as the chain's records hold it.
 pub fn read_chain(
     node: ValidatorIndex,
     chain: ChainId,
     store: &Arc<SimStore>,
-    (validators, network): (&ValidatorSet, NetworkId),
+    (genesis, network): (&ValidatorSet, NetworkId),
     findings: &mut Findings,
 ) -> Option<ChainView> {
     let store = match ChainStore::open(store.clone(), chain) {
@@ -67,6 +72,8 @@ pub fn read_chain(
         receipts: Vec::new(),
         certified: BTreeSet::new(),
     };
+    let mut epoch = 0;
+    let mut sets: BTreeMap<u64, ValidatorSet> = BTreeMap::new();
     for height in 1..=head {
         let (block, receipts, certificate) = match (
             reader.get_block(height),
@@ -87,12 +94,39 @@ pub fn read_chain(
                 "node {node} {chain}: stored receipts of block {height} do not match its header"
             ));
         }
-        if let Some(cert) = certificate {
+        if block.header.epoch != epoch {
+            findings.safety.push(format!(
+                "node {node} {chain}: block {height} is of epoch {} but the chain was in epoch {epoch}",
+                block.header.epoch
+            ));
+        }
+        if entered_epoch(&reader.events(height).map(|e| e.0).unwrap_or_default()).is_some() {
+            epoch += 1;
+        }
+        let validators = match sets.entry(block.header.epoch) {
+            std::collections::btree_map::Entry::Occupied(set) => Some(set.into_mut()),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                let key = validator_set_key(block.header.epoch);
+                reader
+                    .get_state(&key.state_key())
+                    .ok()
+                    .flatten()
+                    .and_then(|bytes| ValidatorSet::from_canonical_bytes(&bytes).ok())
+                    .map(|set| slot.insert(set.with_known_keys(genesis)))
+            }
+        };
+        if let (Some(cert), None) = (&certificate, &validators) {
+            findings.safety.push(format!(
+                "node {node} {chain}: block {height} has a certificate of epoch {} whose set the chain does not record",
+                cert.epoch
+            ));
+        }
+        if let (Some(cert), Some(validators)) = (certificate, validators) {
             let key = certificate_key(&block, &cert);
             if findings.verified_certificates.contains(&key) {
                 view.certified.insert(height);
             } else {
-                match cert.verify(&block.header, validators, network) {
+                match cert.verify(&block.header, &*validators, network) {
                     Ok(()) => {
                         findings.verified_certificates.insert(key);
                         view.certified.insert(height);

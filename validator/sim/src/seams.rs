@@ -43,7 +43,7 @@ impl StoreBug {
 }
 
 fn is_commit_record(column: Column, key: &[u8]) -> bool {
-    column == Column::Consensus && key.starts_with(dualchain_consensus::store::COMMIT_PREFIX)
+    column == Column::Consensus && dualchain_consensus::store::is_commit_record_key(key)
 }
 
 /// One chain's store of one simulated validator: a memory engine, optionally with a

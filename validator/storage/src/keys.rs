@@ -19,11 +19,14 @@ pub fn receipt_key(height: u64, index: u32) -> [u8; 12] {
     key
 }
 
-/// Key of a vertex: round (8 bytes BE) ‖ digest (32 bytes).
-pub fn vertex_key(round: u64, digest: &[u8; 32]) -> [u8; 40] {
-    let mut key = [0u8; 40];
-    key[..8].copy_from_slice(&round.to_be_bytes());
-    key[8..].copy_from_slice(digest);
+/// Key of a vertex: epoch (8 bytes BE) ‖ round (8 bytes BE) ‖ digest (32 bytes). The
+/// epoch comes first because every epoch's consensus starts again at round 0: the
+/// vertices of one epoch are one key range, read and dropped together.
+pub fn vertex_key(epoch: u64, round: u64, digest: &[u8; 32]) -> [u8; 48] {
+    let mut key = [0u8; 48];
+    key[..8].copy_from_slice(&epoch.to_be_bytes());
+    key[8..16].copy_from_slice(&round.to_be_bytes());
+    key[16..].copy_from_slice(digest);
     key
 }
 

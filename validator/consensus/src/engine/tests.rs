@@ -18,7 +18,7 @@ fn open_with(b: &DagBuilder, db: &Arc<MemoryEngine>, config: DagBftConfig) -> Te
         0,
         crate::keys::sim_validator_key(0),
         b.validators_arc(),
-        KvConsensusStore::new(db.clone()),
+        KvConsensusStore::new(db.clone(), 0),
         DirectVerifier,
     )
     .unwrap()
@@ -79,7 +79,7 @@ fn open_refuses_a_foreign_key_or_index() {
         1,
         crate::keys::sim_validator_key(0),
         b.validators_arc(),
-        KvConsensusStore::new(db.clone()),
+        KvConsensusStore::new(db.clone(), 0),
         DirectVerifier,
     );
     assert!(matches!(wrong_key, Err(EngineError::KeyMismatch(1))));
@@ -88,7 +88,7 @@ fn open_refuses_a_foreign_key_or_index() {
         9,
         crate::keys::sim_validator_key(0),
         b.validators_arc(),
-        KvConsensusStore::new(db),
+        KvConsensusStore::new(db, 0),
         DirectVerifier,
     );
     assert!(matches!(not_member, Err(EngineError::NotAValidator(9))));
@@ -538,4 +538,83 @@ fn parents_that_never_come_cost_the_author_strikes_and_halve_its_allowance() {
     // Its next vertex that attaches forgives the strike.
     receive(&mut e, now, 3, b.vertex(1, 3));
     assert_eq!(e.pending.strikes(3), 0);
+}
+
+#[test]
+fn a_vertex_of_a_later_epoch_asks_its_sender_for_the_tips_of_ours() {
+    let mut b = DagBuilder::new(4);
+    b.full_rounds(0..1);
+    let db = Arc::new(MemoryEngine::new());
+    let mut e = open(&b, &db);
+    e.handle(0, Input::Start);
+    let later = Arc::new(
+        UnsignedVertex {
+            chain: ChainId::Delta,
+            epoch: 1,
+            round: 0,
+            author: 2,
+            parents: vec![],
+            transactions: vec![],
+            timestamp_ms: 5_000,
+        }
+        .sign(b.key(2), b.network()),
+    );
+    let tips_asked = |out: &[Output<Infallible>]| -> Vec<(ValidatorIndex, u64)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::RequestVertices { to, request } if request.wanted.is_empty() => {
+                    Some((*to, request.epoch))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let out = receive(&mut e, 10, 2, &later);
+    assert_eq!(tips_asked(&out), vec![(2, 0)]);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Rejected {
+            reason: RejectReason::Invalid(VertexError::WrongEpoch { vertex: 1, set: 0 }),
+            ..
+        }
+    )));
+    // At most once per retry interval.
+    let retry = DagBftConfig::for_chain(ChainId::Delta).sync_retry_ms;
+    assert!(tips_asked(&receive(&mut e, 11, 3, &later)).is_empty());
+    assert_eq!(
+        tips_asked(&receive(&mut e, 10 + retry, 3, &later)),
+        vec![(3, 0)]
+    );
+
+    // Our DAG answers sync requests of our epoch only, and never a tips request.
+    for author in 1..4 {
+        receive(&mut e, 20 + retry, author, b.vertex(0, author));
+    }
+    let request = |epoch, wanted| SyncRequest {
+        epoch,
+        wanted,
+        have_through_round: 0,
+    };
+    let serves = |e: &mut TestEngine, now, request| {
+        e.handle(now, Input::SyncRequest { from: 1, request })
+            .iter()
+            .any(|o| matches!(o, Output::SendVertices { .. }))
+    };
+    let wanted = vec![(0, b.vertex(0, 1).digest())];
+    assert!(!serves(&mut e, 30 + retry, request(1, wanted.clone())));
+    assert!(!serves(&mut e, 31 + retry, request(0, vec![])));
+    assert!(serves(&mut e, 32 + retry, request(0, wanted)));
+    let tips = e.tips();
+    let top = e.dag().highest_round().unwrap();
+    assert!(!tips.is_empty() && tips.iter().all(|(round, _)| *round + TIP_ROUNDS > top));
+    assert_eq!(tips[0].0, top, "the top round first");
+
+    // Gossip delivers each vertex once: the engine keeps asking, every retry
+    // interval, going round the committee (never itself), until it is replaced.
+    let mut asked = Vec::new();
+    for k in 2..5 {
+        let out = e.handle(10 + k * retry, Input::TimeoutFired);
+        asked.extend(tips_asked(&out));
+    }
+    assert_eq!(asked, vec![(2, 0), (3, 0), (1, 0)]);
 }

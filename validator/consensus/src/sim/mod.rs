@@ -384,7 +384,7 @@ impl Simulation {
 
     fn open_engine(&mut self, i: usize) -> Result<(), SimError> {
         let node = &mut self.nodes[i];
-        let store = KvConsensusStore::new(node.db.clone());
+        let store = KvConsensusStore::new(node.db.clone(), 0);
         let engine = DagBft::open(
             self.cfg.engine.clone(),
             node.index,

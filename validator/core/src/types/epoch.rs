@@ -69,6 +69,19 @@ impl EpochSchedule {
 }
 
 /// The `ValidatorSet` record of `epoch` (both chains keep one per epoch they know).
+/// The seed of `epoch`'s leader schedule on a network with genesis digest `genesis`:
+/// the genesis digest itself in epoch 0, then a hash of it and the epoch, the same on
+/// every node of the network and on both chains.
+pub fn epoch_seed(genesis: Digest, epoch: u64) -> Digest {
+    if epoch == 0 {
+        return genesis;
+    }
+    let mut h = HashDomain::EpochSeed.hasher();
+    h.update(genesis.as_bytes());
+    h.update(&epoch.to_be_bytes());
+    Digest(*h.finalize().as_bytes())
+}
+
 pub fn validator_set_key(epoch: u64) -> RecordKey {
     let mut id = [0u8; 32];
     id[..8].copy_from_slice(&epoch.to_be_bytes());

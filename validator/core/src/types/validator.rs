@@ -123,6 +123,24 @@ impl ValidatorSet {
         })
     }
 
+    /// This set, with each member's public key that `known` holds too (equal bytes)
+    /// taken from `known`. A key decoded from a record verifies as ML-DSA-87; one the
+    /// process built itself may carry another verifier (the whole-node simulator's
+    /// keyed-hash signatures), which a set read back from the chain keeps this way.
+    /// The bytes, and so the set's encoding and digest, do not change.
+    pub fn with_known_keys(mut self, known: &ValidatorSet) -> Self {
+        for member in &mut self.validators {
+            if let Some(k) = known
+                .validators
+                .iter()
+                .find(|k| k.public_key == member.public_key)
+            {
+                member.public_key = k.public_key.clone();
+            }
+        }
+        self
+    }
+
     pub fn epoch(&self) -> u64 {
         self.epoch
     }
