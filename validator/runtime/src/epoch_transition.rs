@@ -15,8 +15,13 @@
 //!   timeout (its consensus cannot start without operator action).
 //!
 //! It holds no clock: time arrives with every input, as for the consensus engine.
-//! Not wired into the chains yet: consensus does not switch sets at boundaries in this
-//! build (issue 16), so nothing feeds it there.
+//! Not fed by the chains yet. Consensus switches sets at each chain's boundary, but
+//! the machine models one transition at a time: a Delta that is two Alpha epochs
+//! behind (a slow relay, a legitimate state with short epochs) would read as
+//! `EpochSkipped`. Feeding it needs that case modelled first. Nor is pausing
+//! cross-chain operations needed for "never lost": an attestation of an epoch the
+//! chain does not know yet is refused unconsumed and relayed again, and what an
+//! engine committed after its epoch's last block goes back to the mempool.
 
 use dualchain_core::Digest;
 use dualchain_core::types::ChainId;

@@ -1207,7 +1207,7 @@ pub enum CrossChainFailure {
     #[error("the attested validator set is not of the epoch after this chain's")]
     EpochOutOfOrder,
     #[error(
-        "validator join and leave requests are not accepted yet: this version records the next epoch's validator set on Alpha but its consensus does not switch sets at epoch boundaries (issue 16)"
+        "validator join and leave requests are not accepted yet: this version switches each chain's consensus to the next epoch's set at its boundary, but its transport cannot change its members (issue 16)"
     )]
     SetChangesNotAccepted,
 }
