@@ -139,6 +139,15 @@ struct Fetch {
     round: Round,
 }
 
+/// How a vertex reached the engine.
+enum Arrival {
+    /// Sent by a peer (gossip, a push): verified on intake (a verdict cache makes a
+    /// vertex the caller pre-verified cheap).
+    Sent,
+    /// In the answer to our sync request, verified with the whole answer.
+    Answer(Result<(), VertexError>),
+}
+
 /// Rounds whose vertices an ended epoch's tips name (see [`DagBft::tips`]): the
 /// commit rule looks two rounds past a leader, so three rounds cover the last
 /// decision and the round it was made in.
@@ -166,10 +175,6 @@ pub struct DagBft<S: ConsensusStore, V: VertexVerifier> {
     /// (every `sync_retry_ms`, going round the committee, until this engine ends;
     /// gossip delivers each vertex once, and the peers' new epoch may wait for us).
     tips_from: Option<ValidatorIndex>,
-    /// While a sync answer is taken in and we are behind the epoch: every vertex
-    /// the peers decided the epoch's end on counts, an equivocator's too (nothing
-    /// later will reference them, so they would never be "needed parents").
-    finishing_epoch: bool,
     /// Vertices dropped from memory but still in the store, by round (pruned at
     /// `store_retention_rounds`).
     evicted: BTreeMap<Round, Vec<Digest>>,
@@ -237,7 +242,6 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             last_request_ms: BTreeMap::new(),
             last_tips_request_ms: None,
             tips_from: None,
-            finishing_epoch: false,
             evicted: BTreeMap::new(),
             store,
             verifier,
@@ -570,14 +574,14 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         out.push(Output::Rejected { from, reason });
     }
 
-    /// Intake of one vertex from `from`; `verdict` is its verification result if the
-    /// caller verified it already (batches are verified together).
+    /// Intake of one vertex from `from`; `arrival` says how it came (a sync answer is
+    /// verified as a whole before, and carries each vertex's verdict).
     fn receive(
         &mut self,
         now: TimeMs,
         from: ValidatorIndex,
         vertex: Arc<Vertex>,
-        verdict: Option<Result<(), VertexError>>,
+        arrival: Arrival,
         out: &mut Vec<Output<Infallible>>,
     ) {
         let d = vertex.digest();
@@ -623,17 +627,23 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             };
             return self.reject(from, reason, out);
         }
-        let verdict = verdict.unwrap_or_else(|| {
-            self.verifier
-                .verify(&vertex, &self.validators, self.cfg.network)
-        });
+        // Behind the epoch, every vertex of an answer counts, an equivocator's too: the
+        // peers' last decisions may rest on it, and nothing later will reference it, so
+        // it would never be a "needed parent".
+        let finishing_epoch = matches!(arrival, Arrival::Answer(_)) && self.tips_from.is_some();
+        let verdict = match arrival {
+            Arrival::Sent => self
+                .verifier
+                .verify(&vertex, &self.validators, self.cfg.network),
+            Arrival::Answer(verdict) => verdict,
+        };
         if let Err(e) = verdict {
             return self.reject(from, e.into(), out);
         }
         // An equivocator's further vertices are ignored unless we need them as parents
         // of vertices we hold (honest nodes may reference them).
         if self.equivocators.contains(&c.author)
-            && !self.finishing_epoch
+            && !finishing_epoch
             && !self.fetches.contains_key(&d)
             && !self.pending.is_wanted(&d)
         {
@@ -1239,11 +1249,11 @@ impl<S: ConsensusStore, V: VertexVerifier> Consensus for DagBft<S, V> {
                 }
             }
             Input::VertexReceived { from, vertex } => {
-                self.receive(now, from, vertex, None, &mut out)
+                self.receive(now, from, vertex, Arrival::Sent, &mut out)
             }
             Input::VerticesReceived { vertices } => {
                 for (from, vertex) in vertices {
-                    self.receive(now, from, vertex, None, &mut out);
+                    self.receive(now, from, vertex, Arrival::Sent, &mut out);
                 }
             }
             Input::SyncRequest { from, request } => self.serve(from, request, &mut out),
@@ -1256,11 +1266,9 @@ impl<S: ConsensusStore, V: VertexVerifier> Consensus for DagBft<S, V> {
                 let verdicts =
                     self.verifier
                         .verify_batch(&vertices, &self.validators, self.cfg.network);
-                self.finishing_epoch = self.last_tips_request_ms.is_some();
                 for (v, verdict) in vertices.into_iter().zip(verdicts) {
-                    self.receive(now, from, v, Some(verdict), &mut out);
+                    self.receive(now, from, v, Arrival::Answer(verdict), &mut out);
                 }
-                self.finishing_epoch = false;
             }
             Input::BatchReady { transactions } => {
                 let room = self.cfg.max_queued_txs.saturating_sub(self.queue.len());

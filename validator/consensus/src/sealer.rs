@@ -210,8 +210,9 @@ impl BlockSealer {
         })
     }
 
-    /// The sealer of the epoch after this one, which ended with the block `last`
-    /// (executed: its digest is the next block's parent). The new engine numbers
+    /// The sealer of the epoch after this one, which ended with the block `last` (as
+    /// this sealer sealed it: like every parent this sealer tracks, the pre-execution
+    /// header; the chain store links executed headers itself). The new engine numbers
     /// its commits from 0; whatever this sealer still held belongs to the abandoned
     /// rest of the old epoch.
     pub fn next_epoch(&self, last: &BlockHeader) -> Self {
@@ -267,11 +268,7 @@ impl BlockSealer {
         let mut sealed = Vec::new();
         if let Some(floor) = self.floor_slot.take() {
             slot = slot.max(floor);
-            if slot - floor <= self.cfg.max_gap_blocks + 1 {
-                for empty in floor + 1..slot {
-                    sealed.push(self.seal(OpenSlot::new(empty, 0)));
-                }
-            }
+            self.seal_empty_between(floor, slot, &mut sealed);
         }
         // A commit whose slot is not after the open one joins it (commit timestamps
         // never go back, so this is only ever the same slot).
@@ -284,12 +281,7 @@ impl BlockSealer {
             Some(open) => {
                 let last_slot = open.slot;
                 sealed.push(self.seal(open));
-                let gap = slot - last_slot - 1;
-                if gap <= self.cfg.max_gap_blocks {
-                    for empty in last_slot + 1..slot {
-                        sealed.push(self.seal(OpenSlot::new(empty, 0)));
-                    }
-                }
+                self.seal_empty_between(last_slot, slot, &mut sealed);
                 slot
             }
             None => slot,
@@ -311,6 +303,16 @@ impl BlockSealer {
             .get_or_insert_with(|| OpenSlot::new(slot, subdag.sequence))
             .last_sequence = subdag.sequence;
         Ok(sealed)
+    }
+
+    /// Empty blocks for the slots strictly between `last` and `next`, unless the gap
+    /// is longer than `max_gap_blocks`.
+    fn seal_empty_between(&mut self, last: u64, next: u64, sealed: &mut Vec<SealedBlock>) {
+        if next.saturating_sub(last) <= self.cfg.max_gap_blocks + 1 {
+            for empty in last + 1..next {
+                sealed.push(self.seal(OpenSlot::new(empty, 0)));
+            }
+        }
     }
 
     fn seal(&mut self, open: OpenSlot) -> SealedBlock {

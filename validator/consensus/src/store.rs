@@ -57,7 +57,7 @@ const COMMIT: &[u8] = b"commit/";
 /// Proofs of misbehaviour, one per validator (not garbage-collected with the DAG).
 const EVIDENCE: &[u8] = b"evidence/";
 const TIPS: &[u8] = b"tips";
-/// Vertices named by a tips record (one round of the largest committee).
+/// Vertices a tips record names at most (the engine's last rounds are cut there).
 pub const MAX_TIPS: usize = dualchain_core::types::MAX_VALIDATORS;
 /// Vertices one commit record may name (a leader's whole uncommitted history is
 /// bounded by the retention window times the committee; this is far above).
@@ -153,6 +153,30 @@ impl CommitRecord {
     }
 }
 
+/// Writes a list of (round, digest) vertex names: a length, then each pair.
+pub(crate) fn write_named(out: &mut Vec<u8>, named: &[(Round, Digest)]) {
+    write_len(out, named.len());
+    for (round, digest) in named {
+        round.encode_to(out);
+        digest.encode_to(out);
+    }
+}
+
+/// Reads a list written by [`write_named`] of at most `max` pairs.
+pub(crate) fn read_named(
+    r: &mut Reader<'_>,
+    max: usize,
+    what: &'static str,
+) -> Result<Vec<(Round, Digest)>, DecodeError> {
+    let count = r.read_len(max, 8 + 32, what)?;
+    let mut named = Vec::with_capacity(count);
+    for _ in 0..count {
+        let round = r.read_u64("vertex round")?;
+        named.push((round, Digest::decode_from(r)?));
+    }
+    Ok(named)
+}
+
 impl Encode for CommitRecord {
     fn encode_to(&self, out: &mut Vec<u8>) {
         self.sequence.encode_to(out);
@@ -160,11 +184,7 @@ impl Encode for CommitRecord {
         self.leader.digest.encode_to(out);
         self.leader_round.encode_to(out);
         self.timestamp_ms.encode_to(out);
-        write_len(out, self.vertices.len());
-        for (round, digest) in &self.vertices {
-            round.encode_to(out);
-            digest.encode_to(out);
-        }
+        write_named(out, &self.vertices);
     }
 }
 
@@ -175,12 +195,7 @@ impl Decode for CommitRecord {
         let digest = Digest::decode_from(r)?;
         let leader_round = r.read_u64("leader round")?;
         let timestamp_ms = r.read_u64("timestamp")?;
-        let count = r.read_len(MAX_COMMIT_VERTICES, 8 + 32, "commit vertices")?;
-        let mut vertices = Vec::with_capacity(count);
-        for _ in 0..count {
-            let round = r.read_u64("vertex round")?;
-            vertices.push((round, Digest::decode_from(r)?));
-        }
+        let vertices = read_named(r, MAX_COMMIT_VERTICES, "commit vertices")?;
         Ok(Self {
             sequence,
             leader: VertexRef { author, digest },
@@ -311,20 +326,16 @@ impl<E: KvEngine> KvConsensusStore<E> {
         self.key(&[COMMIT, &sequence.to_be_bytes()])
     }
 
-    /// Records the vertices of the last round of this epoch's DAG, once the epoch
-    /// ended: a peer still finishing the epoch asks for them (a sync request naming no
-    /// vertex) to learn what to fetch.
+    /// Records the vertices of the last rounds of this epoch's DAG
+    /// ([`crate::DagBft::tips`]), once the epoch ended: a peer still finishing the
+    /// epoch asks for them (a sync request naming no vertex) to learn what to fetch.
     pub fn put_tips(&self, tips: &[(Round, Digest)]) -> Result<(), StoreError> {
         assert!(
             tips.len() <= MAX_TIPS,
-            "tips are one round of one committee"
+            "tips are cut at {MAX_TIPS} vertices"
         );
         let mut value = Vec::with_capacity(4 + tips.len() * 40);
-        write_len(&mut value, tips.len());
-        for (round, digest) in tips {
-            round.encode_to(&mut value);
-            digest.encode_to(&mut value);
-        }
+        write_named(&mut value, tips);
         let mut batch = WriteBatch::new();
         batch.put(COLUMN, self.key(&[TIPS]), value);
         self.engine.write(batch)?;
@@ -338,11 +349,7 @@ impl<E: KvEngine> KvConsensusStore<E> {
         };
         let decode = |bytes: &[u8]| -> Result<Vec<(Round, Digest)>, DecodeError> {
             let mut r = Reader::new(bytes);
-            let count = r.read_len(MAX_TIPS, 40, "tips")?;
-            let mut tips = Vec::with_capacity(count);
-            for _ in 0..count {
-                tips.push((r.read_u64("tip round")?, Digest::decode_from(&mut r)?));
-            }
+            let tips = read_named(&mut r, MAX_TIPS, "tips")?;
             r.finish("tips")?;
             Ok(tips)
         };
@@ -356,18 +363,18 @@ impl<E: KvEngine> KvConsensusStore<E> {
 pub fn drop_epochs_before<E: KvEngine>(engine: &E, epoch: u64) -> Result<usize, StoreError> {
     const CHUNK: usize = 4_096;
     let mut dropped = 0;
-    for (column, end) in [
-        (Column::Vertices, epoch.to_be_bytes().to_vec()),
-        (COLUMN, epoch_prefix(epoch)),
+    // Each range holds exactly the older epochs' keys: `[start, end)` of a column whose
+    // keys there all begin with `start` (vertex keys begin with the epoch).
+    for (column, start, end) in [
+        (Column::Vertices, &[][..], epoch.to_be_bytes().to_vec()),
+        (COLUMN, ROOT, epoch_prefix(epoch)),
     ] {
-        let start: &[u8] = if column == COLUMN { ROOT } else { &[] };
         loop {
             let mut batch = WriteBatch::new();
             let mut count = 0;
             for item in engine.scan_from(column, start)? {
                 let (key, _) = item?;
-                if key.as_slice() >= end.as_slice() || (column == COLUMN && !key.starts_with(ROOT))
-                {
+                if key.as_slice() >= end.as_slice() {
                     break;
                 }
                 batch.delete(column, key);

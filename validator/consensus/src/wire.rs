@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use dualchain_core::Digest;
 use dualchain_core::encoding::{Canonical, Decode, DecodeError, Encode, Reader};
 use dualchain_core::types::Vertex;
 
@@ -51,11 +50,7 @@ impl Encode for NetMessage {
             NetMessage::SyncRequest(r) => {
                 out.push(TAG_SYNC_REQUEST);
                 r.epoch.encode_to(out);
-                dualchain_core::encoding::write_len(out, r.wanted.len());
-                for (round, digest) in &r.wanted {
-                    round.encode_to(out);
-                    digest.encode_to(out);
-                }
+                crate::store::write_named(out, &r.wanted);
                 r.have_through_round.encode_to(out);
             }
             NetMessage::SyncResponse(vs) => {
@@ -75,13 +70,7 @@ impl Decode for NetMessage {
             TAG_VERTEX => Ok(NetMessage::Vertex(Arc::new(Vertex::decode_from(r)?))),
             TAG_SYNC_REQUEST => {
                 let epoch = r.read_u64("sync request epoch")?;
-                let count = r.read_len(MAX_SYNC_DIGESTS, 8 + 32, "sync request")?;
-                let mut wanted = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let round = r.read_u64("wanted round")?;
-                    let digest: Digest = Decode::decode_from(r)?;
-                    wanted.push((round, digest));
-                }
+                let wanted = crate::store::read_named(r, MAX_SYNC_DIGESTS, "sync request")?;
                 let have_through_round = r.read_u64("have-through round")?;
                 Ok(NetMessage::SyncRequest(SyncRequest {
                     epoch,
@@ -113,6 +102,7 @@ impl Canonical for NetMessage {
 mod tests {
     use super::*;
     use crate::testing::DagBuilder;
+    use dualchain_core::Digest;
     use proptest::prelude::*;
 
     #[test]

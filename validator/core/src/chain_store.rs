@@ -32,7 +32,7 @@ use crate::encoding::{Canonical, DecodeError};
 use crate::hash::Digest;
 use crate::types::{
     Attestation, Block, BlockBody, BlockCertificate, BlockEvents, BlockHeader, ChainId, Receipt,
-    RecordProof, is_attestable,
+    RecordProof, ValidatorSet, is_attestable,
 };
 use dualchain_merkle::Proof;
 
@@ -474,6 +474,13 @@ impl<E: KvEngine> ChainReader<E> {
 
     pub fn get_block(&self, height: u64) -> Result<Option<Block>, ChainStoreError> {
         self.get_decoded(Column::Blocks, &keys::height_key(height), "block")
+    }
+
+    /// The validator set of `epoch` in the chain's committed records (a chain keeps
+    /// the set of every epoch it entered; `None` for one it has not).
+    pub fn validator_set(&self, epoch: u64) -> Result<Option<ValidatorSet>, ChainStoreError> {
+        let key = crate::types::validator_set_key(epoch).state_key();
+        self.get_decoded(Column::State, &key, "validator set")
     }
 
     pub fn get_certificate(

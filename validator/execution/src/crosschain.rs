@@ -476,8 +476,10 @@ fn verify_attestation<'s>(
     let epoch = attestation.header.epoch;
     let recorded = match sets(epoch) {
         Some(_) => None,
-        None => epochs::recorded_set(tx, epoch)?
-            .map(|set| sets(0).map_or(set.clone(), |genesis| set.with_known_keys(genesis))),
+        None => epochs::recorded_set(tx, epoch)?.map(|set| match sets(0) {
+            Some(genesis) => set.with_known_keys(genesis),
+            None => set,
+        }),
     };
     // Local closures, so the context borrows nothing longer than this call.
     let sets = |e: u64| sets(e).or(recorded.as_ref().filter(|set| set.epoch() == e));

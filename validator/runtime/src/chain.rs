@@ -150,7 +150,7 @@ pub fn build_context<S: Seams>(
             health: Health::Stopped,
             reason: "starting".into(),
         }),
-        committee: Mutex::new(identity_set.clone()),
+        committee: Mutex::new(identity_set),
         live: Mutex::new(Live::default()),
         faults: Mutex::new(FaultPlan::default()),
         faults_generation: AtomicU64::new(0),
@@ -252,18 +252,26 @@ pub fn open_engine<S: Seams>(
     .with_context(|| format!("opening the {chain} consensus engine of epoch {epoch}"))
 }
 
+/// The validator set of `epoch` in the chain's committed records, with the keys of
+/// members this node already holds (see [`ValidatorSet::with_known_keys`]).
+pub fn recorded_set<S: Seams>(
+    ctx: &ChainContext<S>,
+    cache: &StateCache<S::Engine>,
+    epoch: u64,
+) -> anyhow::Result<Option<ValidatorSet>> {
+    let set = committed_set(cache, epoch)
+        .with_context(|| format!("reading the validator set of epoch {epoch}"))?;
+    Ok(set.map(|s| s.with_known_keys(ctx.validators())))
+}
+
 /// The chain's committee in `epoch` (the sealer's: the epoch of its next block) and
 /// the previous epoch's, from the chain's committed records.
-fn committees(
-    cache: &StateCache<impl KvEngine>,
+fn committees<S: Seams>(
+    ctx: &ChainContext<S>,
+    cache: &StateCache<S::Engine>,
     epoch: u64,
-    genesis: &ValidatorSet,
 ) -> anyhow::Result<(Arc<ValidatorSet>, Option<Arc<ValidatorSet>>)> {
-    let set = |epoch| {
-        committed_set(cache, epoch)
-            .map(|set| set.map(|s| s.with_known_keys(genesis)))
-            .with_context(|| format!("reading the validator set of epoch {epoch}"))
-    };
+    let set = |epoch| recorded_set(ctx, cache, epoch);
     let current = set(epoch)?.with_context(|| {
         format!("the chain's records hold no validator set for its epoch {epoch}")
     })?;
@@ -385,7 +393,7 @@ pub async fn run_chain<S: Seams>(
     let head = store.head().expect("opened");
     let sealer = open_sealer(&ctx, &db)?;
     let cache = StateCache::new(db.clone(), head.height);
-    let (committee, previous) = committees(&cache, sealer.epoch(), ctx.validators())?;
+    let (committee, previous) = committees(&ctx, &cache, sealer.epoch())?;
     ctx.set_committee(committee.clone());
     ctx.metrics.epoch.set(committee.epoch() as i64);
 

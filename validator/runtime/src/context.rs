@@ -125,14 +125,15 @@ pub struct ChainContext<S: Seams> {
 
 /// Gives transactions the chain took from its mempool but will not commit back to
 /// it, each with its admission time if `admitted_at` knows it (else now), so they keep
-/// their place; returns how many the mempool refused (full, or known by now).
+/// their place (the mempool may refuse some: full, or known by now; the count is
+/// logged).
 pub fn reinstate<S: Seams>(
     ctx: &ChainContext<S>,
     transactions: Vec<SignedTransaction>,
     admitted_at: impl Fn(&Digest) -> Option<AdmissionTime>,
-) -> usize {
+) {
     if transactions.is_empty() {
-        return 0;
+        return;
     }
     let now = AdmissionTime::from_micros(ctx.clock.monotonic_ms().saturating_mul(1000));
     let envelopes: Vec<Envelope> = transactions
@@ -157,7 +158,6 @@ pub fn reinstate<S: Seams>(
         refused,
         "transactions given back to the mempool"
     );
-    refused
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

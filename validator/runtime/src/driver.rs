@@ -138,9 +138,9 @@ impl<S: Seams> Driver<S> {
         exec_events: mpsc::Receiver<ExecEvent>,
         votes: VoteBook,
     ) -> Self {
-        let (peers, peer_ids) = peer_maps(&ctx.committee());
-        let me = ctx
-            .committee()
+        let committee = ctx.committee();
+        let (peers, peer_ids) = peer_maps(&committee);
+        let me = committee
             .index_of(ctx.key().public())
             .expect("the engine opened, so we are a member");
         let (sync_tx, sync_rx) = mpsc::channel(SYNC_ANSWERS_CAPACITY);

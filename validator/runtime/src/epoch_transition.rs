@@ -5,8 +5,8 @@
 //! The runtime feeds it what the chains report (Alpha's boundary block finalized,
 //! Delta's application of the set attestation, each chain running the new set) and
 //! the time; it answers whether cross-chain submissions are paused, whether a step
-//! overran its timeout ([`EpochTransition::stuck`], for the health detail and the
-//! `epoch_transition_stuck_seconds` metric) and whether the transition can never
+//! overran its timeout ([`EpochTransition::stuck`], meant for a health detail and a
+//! stuck-seconds metric once it is fed; neither exists yet) and whether the transition can never
 //! complete ([`EpochTransition::deadlock`]):
 //! - the chains report **different sets** for one epoch (Delta applied an attestation
 //!   of another set than Alpha fixed: no amount of waiting reconciles them);

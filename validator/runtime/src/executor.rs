@@ -39,7 +39,7 @@ use dualchain_core::types::{
     Vertex,
 };
 use dualchain_execution::StateCache;
-use dualchain_execution::epochs::{committed_set, entered_epoch};
+use dualchain_execution::epochs::entered_epoch;
 use dualchain_execution::merge::{SealParams, seal_and_commit};
 use dualchain_storage::{Column, KvEngine, WriteBatch};
 use dualchain_store::snapshot::{
@@ -47,6 +47,7 @@ use dualchain_store::snapshot::{
 };
 use tokio::sync::mpsc;
 
+use crate::chain::recorded_set;
 use crate::context::{ChainContext, Head, reinstate};
 use crate::seams::{Placement, Seams};
 
@@ -404,15 +405,12 @@ impl<S: Seams> BlockExecutor<S> {
     /// The next epoch's set, now in the committed records, for the driver; our
     /// index in it for the commits of its engine.
     fn epoch_ended(&mut self, next: u64, last: &BlockHeader) -> anyhow::Result<ExecEvent> {
-        let set = committed_set(&self.cache, next)
-            .with_context(|| format!("reading the validator set of epoch {next}"))?
-            .with_context(|| {
-                format!(
-                    "block {} entered epoch {next} but the records hold no set for it",
-                    last.height
-                )
-            })?;
-        let set = set.with_known_keys(self.ctx.validators());
+        let set = recorded_set(&self.ctx, &self.cache, next)?.with_context(|| {
+            format!(
+                "block {} entered epoch {next} but the records hold no set for it",
+                last.height
+            )
+        })?;
         self.own_index.insert(
             next,
             set.index_of(self.ctx.key().public())

@@ -467,9 +467,7 @@ impl<S: Seams> ChainApi for ChainService<S> {
             return Some(committee.len() as u32);
         }
         let reader = self.ctx.live().reader.clone()?;
-        let key = dualchain_core::types::validator_set_key(epoch);
-        let bytes = reader.get_state(&key.state_key()).ok()??;
-        let set = dualchain_core::types::ValidatorSet::from_canonical_bytes(&bytes).ok()?;
+        let set = reader.validator_set(epoch).ok()??;
         Some(set.len() as u32)
     }
 

@@ -14,7 +14,7 @@ use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
     Address, Block, BlockCertificate, ChainId, EpochRecord, EpochSchedule, LockRecord, LockStatus,
     RECORD_PREFIX, Receipt, ReceiptStatus, RecordKey, RecordKind, StakeRecord, StakeStatus,
-    ValidatorIndex, ValidatorSet, validator_set_key,
+    ValidatorIndex, ValidatorSet,
 };
 use dualchain_execution::epochs::entered_epoch;
 use dualchain_storage::{Column, KvEngine};
@@ -105,15 +105,11 @@ pub fn read_chain(
         }
         let validators = match sets.entry(block.header.epoch) {
             std::collections::btree_map::Entry::Occupied(set) => Some(set.into_mut()),
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                let key = validator_set_key(block.header.epoch);
-                reader
-                    .get_state(&key.state_key())
-                    .ok()
-                    .flatten()
-                    .and_then(|bytes| ValidatorSet::from_canonical_bytes(&bytes).ok())
-                    .map(|set| slot.insert(set.with_known_keys(genesis)))
-            }
+            std::collections::btree_map::Entry::Vacant(slot) => reader
+                .validator_set(block.header.epoch)
+                .ok()
+                .flatten()
+                .map(|set| slot.insert(set.with_known_keys(genesis))),
         };
         if let (Some(cert), None) = (&certificate, &validators) {
             findings.safety.push(format!(

@@ -131,9 +131,8 @@ impl ValidatorSet {
     pub fn with_known_keys(mut self, known: &ValidatorSet) -> Self {
         for member in &mut self.validators {
             if let Some(k) = known
-                .validators
-                .iter()
-                .find(|k| k.public_key == member.public_key)
+                .index_of(&member.public_key)
+                .and_then(|i| known.get(i))
             {
                 member.public_key = k.public_key.clone();
             }
