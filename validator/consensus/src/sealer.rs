@@ -20,9 +20,12 @@
 //! - an epoch ends at a block the executor names (on Alpha the boundary height, on
 //!   Delta the block that applied the next set's attestation): the sealer of the next
 //!   epoch ([`BlockSealer::next_epoch`]) continues the heights after it, with the new
-//!   engine's commit sequence from 0, and never goes back to a slot before the last
-//!   block's (the new engine's first commits may fall in the same slot: they make
-//!   another block of it, as a stuffed slot does; later gaps get empty blocks).
+//!   engine's commit sequence from 0, and its first block takes the slot after the
+//!   last block's: the new engine's first commits carry the time of parents from
+//!   before the switch (or, for its parentless first round, the genesis time), so
+//!   they join that block instead of making another block of an old slot. One block
+//!   per slot holds across a switch, which matters most when every block ends an
+//!   epoch: a block per switch in the same slot would end the next epoch at once.
 //!
 //! The header is the *pre-execution* header: `receipts_root` and `state_root` are
 //! zero until the executor fills them.
@@ -187,8 +190,8 @@ pub struct BlockSealer {
     next_sequence: u64,
     open: Option<OpenSlot>,
     /// The slot of the previous epoch's last block, until the first commit of this
-    /// epoch: no block goes before it, and the slots after it up to that commit's
-    /// get empty blocks.
+    /// epoch: this epoch's first block takes a later slot, and the slots in between
+    /// up to that commit's get empty blocks.
     floor_slot: Option<u64>,
 }
 
@@ -267,7 +270,7 @@ impl BlockSealer {
         let mut slot = subdag.timestamp_ms / self.cfg.block_time_ms;
         let mut sealed = Vec::new();
         if let Some(floor) = self.floor_slot.take() {
-            slot = slot.max(floor);
+            slot = slot.max(floor + 1);
             self.seal_empty_between(floor, slot, &mut sealed);
         }
         // A commit whose slot is not after the open one joins it (commit timestamps
@@ -554,13 +557,16 @@ mod tests {
             vec![(3, 2, 1)]
         );
 
-        // A first commit timed before the last block's slot joins that slot instead.
+        // First commits timed in or before the last block's slot (the parentless
+        // first round carries the genesis time) make the block of the slot after it,
+        // never a second block of an old slot.
         let mut early = next.clone();
-        assert!(early.on_commit(&subdag(0, 50, &b)).unwrap().is_empty());
-        assert_eq!(
-            shape(&early.on_commit(&subdag(1, 3_500, &b)).unwrap()),
-            vec![(2, 0, 1)]
-        );
+        assert!(early.on_commit(&subdag(0, 0, &b)).unwrap().is_empty());
+        assert!(early.on_commit(&subdag(1, 2_900, &b)).unwrap().is_empty());
+        assert!(early.on_commit(&subdag(2, 3_500, &b)).unwrap().is_empty());
+        let first = early.on_commit(&subdag(3, 6_100, &b)).unwrap();
+        assert_eq!(shape(&first), vec![(2, 1, 1)]);
+        assert_eq!(first[0].commits, Some((0, 2)));
         // Commits of the old engine's numbering are refused.
         assert!(matches!(
             next.clone().on_commit(&subdag(5, 9_000, &b)),

@@ -107,6 +107,29 @@ fn every_fault_at_once_keeps_safety_liveness_exactly_once_and_determinism() {
 }
 
 #[test]
+fn epochs_of_one_alpha_block_switch_at_every_block_and_keep_one_block_per_slot() {
+    // Every Alpha block ends an epoch. A switch that made a second block of the last
+    // block's slot would end the next epoch at once, and so on, faster than time.
+    let mut args = one_byzantine_behaviour(0);
+    args.run.byzantine = 0;
+    args.run.loss = 0.0;
+    args.epoch_length = Some(1);
+    let summary = run_node_sim(&args).unwrap();
+    assert!(summary.passed(), "{summary:#?}");
+    assert_eq!(summary.epoch_length_alpha_blocks, 1);
+    let alpha_slots = (summary.virtual_secs_total / 15.0).ceil() as u64;
+    assert!(
+        summary.alpha_height_min <= alpha_slots,
+        "at most one Alpha block per 15 s slot: {summary:#?}"
+    );
+    assert!(summary.epochs >= 3, "{summary:#?}");
+    assert_eq!(
+        summary.alpha_locks_committed, summary.alpha_locks_submitted,
+        "no lock lost across the switches: {summary:#?}"
+    );
+}
+
+#[test]
 fn an_equivocation_reaches_every_honest_validator_as_checked_evidence() {
     // Seed 5: the Byzantine validator sends half of its peers a twin of every
     // vertex; no single honest validator need see both twins itself.
