@@ -77,8 +77,9 @@ pub struct NetworkTemplate {
     #[serde(default)]
     pub delta: DeltaChainSpec,
     /// Epoch length in Alpha blocks. At each boundary Alpha fixes the next epoch's
-    /// validator set and Delta takes it from its attestation; the set stays the
-    /// genesis set until validator joins and leaves are accepted (not yet).
+    /// validator set and Delta takes it from its attestation. A validator may leave at
+    /// a boundary (its own signed request on Alpha); joins are not accepted yet, and
+    /// the operator does not change the set (`validators` is fixed) yet.
     #[serde(default = "default_epoch_length")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 1000000000").message("epochLengthAlphaBlocks must be between 1 and 1000000000"))]
     pub epoch_length_alpha_blocks: u64,

@@ -60,11 +60,11 @@ pub struct CrossChainSetup {
     pub source_sets: BTreeMap<u64, ValidatorSet>,
     /// Where Alpha's epochs end (the genesis' `epoch_length_alpha_blocks`).
     pub epochs: EpochSchedule,
-    /// Whether `ValidatorJoin`/`ValidatorLeave` run. A consensus rule, not only an API
-    /// check (a proposer may skip admission): off in nodes until consensus switches
-    /// sets at boundaries, so the records never name a set the network does not run;
-    /// the epochs tests turn it on.
-    pub accept_set_changes: bool,
+    /// Whether `ValidatorJoin` runs (`ValidatorLeave` always does). A consensus rule,
+    /// not only an API check (a proposer may skip admission): off in nodes until a
+    /// joining validator can get both chains' state (block sync), so the records never
+    /// name a member who cannot run; the epochs tests turn it on.
+    pub accept_joins: bool,
     pub certificates: CertificateCache,
     /// The network whose certificates attestations must carry (the genesis hash).
     pub network: NetworkId,
@@ -83,7 +83,7 @@ impl CrossChainSetup {
             params,
             source_sets,
             epochs: EpochSchedule::new(DEFAULT_EPOCH_LENGTH),
-            accept_set_changes: false,
+            accept_joins: false,
             certificates: CertificateCache::new(Self::CERTIFICATE_CACHE),
             network,
         }
@@ -168,8 +168,8 @@ pub struct CrossChainEnv<'a> {
     pub network: NetworkId,
     /// Where Alpha's epochs end.
     pub epochs: EpochSchedule,
-    /// See [`CrossChainSetup::accept_set_changes`].
-    pub accept_set_changes: bool,
+    /// See [`CrossChainSetup::accept_joins`].
+    pub accept_joins: bool,
 }
 
 /// What a successful operation changes; the caller applies all of it or nothing.
@@ -213,10 +213,8 @@ pub fn apply(env: &CrossChainEnv<'_>, op: &CrossChainOp, records: &impl RecordRe
         (CrossChainOp::FinalizeProposal { proposal }, ChainId::Delta) => {
             finalize(env, &mut tx, *proposal)
         }
-        (CrossChainOp::ValidatorJoin { .. } | CrossChainOp::ValidatorLeave { .. }, _)
-            if !env.accept_set_changes =>
-        {
-            Ok(Err(F::SetChangesNotAccepted))
+        (CrossChainOp::ValidatorJoin { .. }, _) if !env.accept_joins => {
+            Ok(Err(F::JoinsNotAccepted))
         }
         (CrossChainOp::ValidatorJoin { key, lock, proof }, ChainId::Alpha) => {
             epochs::join(env, &mut tx, key, *lock, proof)

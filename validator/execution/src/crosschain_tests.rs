@@ -46,7 +46,7 @@ pub(crate) struct Chain {
     /// The epoch of the headers `attest` makes.
     pub(crate) epoch: u64,
     pub(crate) schedule: EpochSchedule,
-    pub(crate) accept_set_changes: bool,
+    pub(crate) accept_joins: bool,
 }
 
 impl Chain {
@@ -64,7 +64,7 @@ impl Chain {
             params: CrossChainParams::default(),
             epoch: 0,
             schedule: EpochSchedule::new(10),
-            accept_set_changes: true,
+            accept_joins: true,
         }
     }
 
@@ -87,7 +87,7 @@ impl Chain {
             certificates: None,
             network: NET,
             epochs: self.schedule,
-            accept_set_changes: self.accept_set_changes,
+            accept_joins: self.accept_joins,
         };
         let effects = apply(&env, &op, &self.records).expect("no storage error")?;
         for (key, value) in effects.writes {

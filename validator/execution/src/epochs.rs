@@ -127,6 +127,18 @@ fn size_after(set: &ValidatorSet, pending: &PendingSetChanges) -> usize {
     })
 }
 
+/// `key` as this process holds it: the genesis set's key of equal bytes if there is
+/// one (see [`ValidatorSet::with_known_keys`]: the same key, whose verifier may be the
+/// whole-node simulator's), else `key` as decoded.
+fn known_key<'k>(
+    env: &'k CrossChainEnv<'_>,
+    key: &'k ValidatorPublicKey,
+) -> &'k ValidatorPublicKey {
+    (env.source_sets)(0)
+        .and_then(|genesis| genesis.get(genesis.index_of(key)?))
+        .map_or(key, |member| &member.public_key)
+}
+
 /// Alpha: `key` asks to join at the next boundary with the sender's `lock` as stake.
 pub(crate) fn join(
     env: &CrossChainEnv<'_>,
@@ -137,7 +149,7 @@ pub(crate) fn join(
 ) -> Step {
     let (epoch, set) = current(tx)?;
     let message = set_change_message(SetChangeKind::Join, &env.sender, Some(&lock), epoch.epoch);
-    if !verify_set_change(env.network, key, &message, proof) {
+    if !verify_set_change(env.network, known_key(env, key), &message, proof) {
         return Ok(Err(F::BadSetChangeProof));
     }
     let mut pending = pending(tx)?;
@@ -195,7 +207,7 @@ pub(crate) fn leave(
 ) -> Step {
     let (epoch, set) = current(tx)?;
     let message = set_change_message(SetChangeKind::Leave, &env.sender, None, epoch.epoch);
-    if !verify_set_change(env.network, key, &message, proof) {
+    if !verify_set_change(env.network, known_key(env, key), &message, proof) {
         return Ok(Err(F::BadSetChangeProof));
     }
     if set.index_of(key).is_none() {

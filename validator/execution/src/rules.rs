@@ -297,7 +297,7 @@ fn cross_chain<E: KvEngine, S: Slots>(
         certificates: Some(&cross.setup.certificates),
         network: cross.setup.network,
         epochs: cross.setup.epochs,
-        accept_set_changes: cross.setup.accept_set_changes,
+        accept_joins: cross.setup.accept_joins,
     };
     let mut records = cross.records();
     let effects = match crosschain::apply(&env, op, &*records)? {

@@ -8,6 +8,11 @@
 //! from its own seeded RNG (a whole-node simulation under virtual time then sees a
 //! realistic, reproducible network). Delays need a tokio runtime (they are timers);
 //! everything else is immediate.
+//!
+//! Membership works as in the QUIC transport: a node given a member view
+//! ([`Network::set_members`]) is linked only to peers in its view that have it in
+//! theirs (a node without a view takes anyone), so a validator that left the set is
+//! cut off from those who applied the change, and the others from it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +27,7 @@ use tokio::sync::oneshot;
 
 use crate::dedup::SeenCache;
 use crate::fault::{FaultDecision, FaultInjector};
-use crate::identity::PeerId;
+use crate::identity::{MemberSet, PeerId};
 use crate::network::{
     BroadcastOutcome, EventReceiver, EventSender, InboundRequest, NetError, NetEvent, NetFuture,
     Network, check_outbound,
@@ -33,6 +38,14 @@ use crate::wire::{KindClass, Message};
 struct MemoryNode {
     events: EventSender,
     seen: Arc<SeenCache>,
+    /// Who this node links to; `None`: anyone on the hub.
+    members: Option<Arc<MemberSet>>,
+}
+
+impl MemoryNode {
+    fn admits(&self, peer: &PeerId) -> bool {
+        self.members.as_ref().is_none_or(|m| m.contains(peer))
+    }
 }
 
 /// One-way latency of every message of a hub: `base + uniform(0..=jitter)`.
@@ -102,6 +115,7 @@ impl MemoryHub {
             MemoryNode {
                 events: tx,
                 seen: Arc::new(SeenCache::new(65_536)),
+                members: None,
             },
         );
         (
@@ -126,7 +140,42 @@ impl MemoryHub {
         &self.faults
     }
 
+    /// Whether `a` and `b` are both on the hub and each admits the other.
+    fn linked(&self, a: &PeerId, b: &PeerId) -> bool {
+        let admits = |x: &PeerId, y: &PeerId| self.nodes.get(x).is_some_and(|n| n.admits(y));
+        a != b && admits(a, b) && admits(b, a)
+    }
+
+    /// Replaces `peer`'s member view; peers that are no longer linked to it (or newly
+    /// are) get `PeerDisconnected` (`PeerConnected`) events, as on QUIC.
+    fn set_members(&self, peer: PeerId, members: MemberSet) {
+        let others: Vec<PeerId> = self.nodes.iter().map(|n| *n.key()).collect();
+        let before: Vec<bool> = others.iter().map(|o| self.linked(&peer, o)).collect();
+        match self.nodes.get_mut(&peer) {
+            Some(mut node) => node.members = Some(Arc::new(members)),
+            None => return,
+        }
+        for (other, was) in others.iter().zip(before) {
+            let now = self.linked(&peer, other);
+            if now == was {
+                continue;
+            }
+            let event = |p| match now {
+                true => NetEvent::PeerConnected(p),
+                false => NetEvent::PeerDisconnected(p),
+            };
+            for (to, about) in [(peer, *other), (*other, peer)] {
+                if let Some(node) = self.nodes.get(&to) {
+                    let _ = node.events.try_send(event(about));
+                }
+            }
+        }
+    }
+
     fn deliver(&self, from: PeerId, to: PeerId, message: Message) -> Delivery {
+        if !self.linked(&from, &to) {
+            return Delivery::NoPeer;
+        }
         let Some(node) = self.nodes.get(&to) else {
             return Delivery::NoPeer;
         };
@@ -200,12 +249,10 @@ impl Network for MemoryNetwork {
     }
 
     fn connected_peers(&self) -> Vec<PeerId> {
-        let mut peers: Vec<PeerId> = self
-            .hub
-            .nodes
-            .iter()
-            .map(|n| *n.key())
-            .filter(|p| *p != self.local)
+        let all: Vec<PeerId> = self.hub.nodes.iter().map(|n| *n.key()).collect();
+        let mut peers: Vec<PeerId> = all
+            .into_iter()
+            .filter(|p| self.hub.linked(&self.local, p))
             .collect();
         peers.sort();
         peers
@@ -249,6 +296,9 @@ impl Network for MemoryNetwork {
                 FaultDecision::Delay(d) => FaultDecision::Delay(d + self.hub.link_delay()),
                 other => other,
             };
+            if !self.hub.linked(&self.local, &peer) {
+                return Err(NetError::NotConnected(peer));
+            }
             let events = self
                 .hub
                 .nodes
@@ -295,6 +345,10 @@ impl Network for MemoryNetwork {
 
     fn report(&self, peer: PeerId, _offence: Offence) {
         *self.hub.reports.entry(peer).or_insert(0) += 1;
+    }
+
+    fn set_members(&self, members: MemberSet) {
+        self.hub.set_members(self.local, members);
     }
 }
 
@@ -396,5 +450,62 @@ mod tests {
             a.request(p(2), big, Duration::from_secs(1)).await,
             Err(NetError::Wire(_))
         ));
+    }
+
+    fn pending(rx: &mut EventReceiver) -> Vec<NetEvent> {
+        std::iter::from_fn(|| rx.try_recv()).collect()
+    }
+
+    #[tokio::test]
+    async fn member_views_link_only_mutual_members_and_say_who_went() {
+        use dualchain_core::crypto::ValidatorKeypair;
+        let keys: Vec<ValidatorKeypair> = (0..3u8)
+            .map(|i| ValidatorKeypair::from_seed(&[i + 1; 32]))
+            .collect();
+        let ids: Vec<PeerId> = keys.iter().map(|k| PeerId::of(k.public())).collect();
+        let hub = MemoryHub::new(1);
+        let (a, mut arx) = hub.join(ids[0]);
+        let (_b, mut brx) = hub.join(ids[1]);
+        let (c, mut crx) = hub.join(ids[2]);
+        for rx in [&mut arx, &mut brx, &mut crx] {
+            pending(rx);
+        }
+        // `a` takes `c` out of its view; `c` (no view) would still take `a`.
+        a.set_members(MemberSet::new(
+            1,
+            keys[..2].iter().map(|k| k.public().clone()),
+        ));
+        assert_eq!(a.connected_peers(), vec![ids[1]]);
+        assert!(!c.connected_peers().contains(&ids[0]));
+        assert!(c.connected_peers().contains(&ids[1]));
+        let gone = |events: Vec<NetEvent>, peer: PeerId| {
+            events
+                .iter()
+                .any(|e| matches!(e, NetEvent::PeerDisconnected(p) if *p == peer))
+        };
+        assert!(gone(pending(&mut arx), ids[2]));
+        assert!(gone(pending(&mut crx), ids[0]));
+        assert!(pending(&mut brx).is_empty(), "b's links did not change");
+
+        // Neither way: `c`'s broadcast reaches `b` only, its request to `a` fails.
+        let m = Message::new(ChainId::Alpha, MessageKind::Vertex, b"v".to_vec());
+        assert_eq!(c.try_broadcast(m.clone()).unwrap().queued, 1);
+        assert_eq!(next_broadcast(&mut brx).await, Some((ids[2], m)));
+        assert_eq!(next_broadcast(&mut arx).await, None);
+        let req = Message::new(ChainId::Alpha, MessageKind::FetchBlocks, b"r".to_vec());
+        assert!(matches!(
+            c.request(ids[0], req, Duration::from_secs(1)).await,
+            Err(NetError::NotConnected(_))
+        ));
+        // Back in the view: linked again, and both are told.
+        a.set_members(MemberSet::new(2, keys.iter().map(|k| k.public().clone())));
+        let mut others = vec![ids[1], ids[2]];
+        others.sort();
+        assert_eq!(a.connected_peers(), others);
+        assert!(
+            pending(&mut crx)
+                .iter()
+                .any(|e| matches!(e, NetEvent::PeerConnected(p) if *p == ids[0]))
+        );
     }
 }

@@ -17,7 +17,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::fault::FaultInjector;
-use crate::identity::PeerId;
+use crate::identity::{MemberSet, PeerId};
 use crate::score::Offence;
 use crate::wire::{KindClass, Message, MessageKind, WireError};
 
@@ -214,6 +214,10 @@ pub trait Network: Send + Sync {
     /// [`Offence::InvalidContent`]): it costs the peer score as a wire offence does,
     /// down to a ban and a disconnect.
     fn report(&self, peer: PeerId, offence: Offence);
+
+    /// Who may be connected from now on (an epoch changed the validator set):
+    /// connections of peers outside `members` close, and only members are admitted.
+    fn set_members(&self, members: MemberSet);
 }
 
 /// Checks an outbound message's kind class and size.

@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use dualchain_api::{FaultPlan, Health};
 use dualchain_consensus::{BlockSealer, DagBft, DagBftConfig, KvConsensusStore, SealerConfig};
 use dualchain_core::Digest;
-use dualchain_core::chain_store::{ChainStore, StateChange};
+use dualchain_core::chain_store::{ChainReader, ChainStore, StateChange};
 use dualchain_core::crypto::NetworkId;
 use dualchain_core::types::{ChainId, Genesis, ValidatorSet};
 use dualchain_execution::crosschain::CrossChainSetup;
@@ -33,7 +33,7 @@ use crate::clock::Clock;
 use crate::context::{
     ChainContext, FINALITY_CHANNEL_CAPACITY, Head, HealthView, Live, NodeIdentity,
 };
-use crate::driver::{Driver, Engine};
+use crate::driver::{Driver, Engine, transport_members};
 use crate::executor::{BlockExecutor, SEALER_STATE_KEY};
 use crate::metrics::{ChainLabelled, ChainMetrics};
 use crate::seams::{Placement, Seams};
@@ -151,6 +151,7 @@ pub fn build_context<S: Seams>(
             reason: "starting".into(),
         }),
         committee: Mutex::new(identity_set),
+        left_at_epoch: std::sync::OnceLock::new(),
         live: Mutex::new(Live::default()),
         faults: Mutex::new(FaultPlan::default()),
         faults_generation: AtomicU64::new(0),
@@ -396,6 +397,9 @@ pub async fn run_chain<S: Seams>(
     let (committee, previous) = committees(&ctx, &cache, sealer.epoch())?;
     ctx.set_committee(committee.clone());
     ctx.metrics.epoch.set(committee.epoch() as i64);
+    if committee.index_of(ctx.key().public()).is_none() {
+        return stay_out(&ctx, store.reader(), committee.epoch(), shutdown).await;
+    }
 
     let engine = open_engine(&ctx, db.clone(), committee.clone())?;
     check_consistent(chain, &engine, &sealer, head.height)?;
@@ -411,6 +415,7 @@ pub async fn run_chain<S: Seams>(
             &net_registry,
         )
         .with_context(|| format!("starting the {chain} transport"))?;
+    net.set_members(transport_members(&committee, previous.as_deref()));
     *ctx.net_registry
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = net_registry;
@@ -456,6 +461,38 @@ pub async fn run_chain<S: Seams>(
         (Err(e), Ok(())) => Err(e),
         (Ok(()), result) => result,
     }
+}
+
+/// The chain of a validator that the set of `epoch` left out, opened again (after a
+/// restart): its blocks up to the boundary stay readable through the API, it takes
+/// no transactions and runs no consensus or transport, and its health says why,
+/// until the node stops. (It cannot follow the chain as a non-member: that needs
+/// block sync.)
+async fn stay_out<S: Seams>(
+    ctx: &ChainContext<S>,
+    reader: ChainReader<S::Engine>,
+    epoch: u64,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let chain = ctx.chain;
+    let _ = ctx.left_at_epoch.set(epoch);
+    *ctx.live() = Live {
+        reader: Some(reader),
+        ..Live::default()
+    };
+    tracing::warn!(%chain, epoch, height = ctx.head().height, "not in the validator set of this epoch: the chain stays stopped at its last block");
+    ctx.set_health(Health::Stopped, left_set_reason(chain, epoch));
+    let _ = shutdown.wait_for(|stop| *stop).await;
+    Ok(())
+}
+
+/// Why a chain that left the set is stopped (health detail, refused submissions).
+pub fn left_set_reason(chain: ChainId, epoch: u64) -> String {
+    format!(
+        "this validator is not in the {chain} validator set of epoch {epoch} (it left): \
+         the chain runs no further here; its blocks up to the boundary stay readable; \
+         submit transactions to a member"
+    )
 }
 
 /// The consensus driver's task, aborted if the chain's future is dropped (a stopping

@@ -116,6 +116,8 @@ pub struct ChainContext<S: Seams> {
     /// The validator set the chain's consensus runs now (the genesis set until the
     /// first epoch boundary; then the set of the chain's epoch record).
     pub committee: Mutex<Arc<ValidatorSet>>,
+    /// The epoch whose set left this validator out, once the chain stopped there.
+    pub left_at_epoch: std::sync::OnceLock<u64>,
     pub live: Mutex<Live<S::Engine>>,
     /// The fault injection in force, as last set through the API.
     pub faults: Mutex<FaultPlan>,
@@ -228,6 +230,11 @@ impl<S: Seams> ChainContext<S> {
 
     pub fn is_running(&self) -> bool {
         self.running.load(Ordering::Acquire)
+    }
+
+    /// The epoch whose set left this validator out, if its chain stopped there.
+    pub fn left_set(&self) -> Option<u64> {
+        self.left_at_epoch.get().copied()
     }
 
     /// Ready for traffic: running, not paused, not catching up.

@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::bail;
+use dualchain_api::Health;
 use dualchain_consensus::verify::VertexVerifier;
 use dualchain_consensus::wire::NetMessage;
 use dualchain_consensus::{
@@ -39,7 +40,8 @@ use dualchain_core::types::{
 use dualchain_execution::admission::{Stage, check_sender};
 use dualchain_mempool::AdmissionTime;
 use dualchain_net::{
-    EventReceiver, InboundRequest, Message, MessageKind, NetEvent, Network, Offence, PeerId,
+    EventReceiver, InboundRequest, MemberSet, Message, MessageKind, NetEvent, Network, Offence,
+    PeerId,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -94,8 +96,10 @@ pub struct Driver<S: Seams> {
     peers: HashMap<PeerId, ValidatorIndex>,
     peer_ids: Vec<PeerId>,
     timer_at: Option<u64>,
-    sync_tx: mpsc::Sender<(ValidatorIndex, Vec<Arc<Vertex>>)>,
-    sync_rx: mpsc::Receiver<(ValidatorIndex, Vec<Arc<Vertex>>)>,
+    /// Sync answers, by the peer that gave them (a committee index could name
+    /// another validator once the epoch changed).
+    sync_tx: mpsc::Sender<(PeerId, Vec<Arc<Vertex>>)>,
+    sync_rx: mpsc::Receiver<(PeerId, Vec<Arc<Vertex>>)>,
     /// Answers peers' sync requests off this task.
     sync_server: SyncServer<S::Engine>,
     /// Admission times of the transactions handed to the engine and not yet
@@ -105,8 +109,12 @@ pub struct Driver<S: Seams> {
     /// (bounded): the next engine gets them when it starts. Gossip delivers a vertex
     /// once, so a validator that finishes an epoch after its peers would otherwise
     /// never see their first rounds of the next one.
-    early: VecDeque<(ValidatorIndex, Arc<Vertex>)>,
+    early: VecDeque<(PeerId, Arc<Vertex>)>,
     early_bytes: usize,
+    /// Set when an epoch's set left this validator out: the engine takes no more
+    /// input, and the driver only answers peers' sync requests (those still
+    /// finishing the epoch need its last rounds) and certifies its last blocks.
+    left: Option<u64>,
 }
 
 /// What woke the driver.
@@ -115,7 +123,7 @@ enum Wake {
     /// A queued command went to the executor.
     Sent,
     Net(Option<NetEvent>),
-    SyncAnswer(ValidatorIndex, Vec<Arc<Vertex>>),
+    SyncAnswer(PeerId, Vec<Arc<Vertex>>),
     Timer,
     Tick,
 }
@@ -124,7 +132,7 @@ enum Wake {
 #[derive(Default)]
 struct Burst {
     vertices: Vec<(ValidatorIndex, Arc<Vertex>)>,
-    requests: Vec<(ValidatorIndex, SyncRequest, InboundRequest)>,
+    requests: Vec<(PeerId, SyncRequest, InboundRequest)>,
     evidence: Vec<(ValidatorIndex, Evidence)>,
 }
 
@@ -172,6 +180,7 @@ impl<S: Seams> Driver<S> {
             queued: HashMap::new(),
             early: VecDeque::new(),
             early_bytes: 0,
+            left: None,
         }
     }
 
@@ -228,8 +237,12 @@ impl<S: Seams> Driver<S> {
                 Wake::Sent => self.flush_outbox()?,
                 Wake::Net(None) => bail!("transport stopped"),
                 Wake::Net(Some(event)) => self.on_net_burst(event).await?,
-                Wake::SyncAnswer(from, vertices) => {
-                    if !self.ctx.is_paused() {
+                Wake::SyncAnswer(peer, vertices) => {
+                    // From a peer of the committee the engine runs now, under its
+                    // index there (an answer may outlive the epoch it was asked in).
+                    if let Some(&from) = self.peers.get(&peer)
+                        && !self.ctx.is_paused()
+                    {
                         self.verify_off_loop(&vertices).await;
                         let outputs = self.busy(|d| d.step(Input::SyncResponse { from, vertices }));
                         self.dispatch(outputs)?;
@@ -258,8 +271,12 @@ impl<S: Seams> Driver<S> {
         out
     }
 
-    /// One engine step at the clock's current time.
+    /// One engine step at the clock's current time (none once this validator left
+    /// the set: the engine of its last epoch is done).
     fn step(&mut self, input: Input<std::convert::Infallible>) -> Vec<EngineOutput> {
+        if self.left.is_some() {
+            return Vec::new();
+        }
         self.engine.handle(self.ctx.clock.now(), input)
     }
 
@@ -283,7 +300,7 @@ impl<S: Seams> Driver<S> {
         }
         let ctx = &self.ctx;
         // No room in the executor's queue: propose nothing new (the mempool keeps it).
-        if ctx.is_paused() || self.exec.capacity() == 0 {
+        if ctx.is_paused() || self.exec.capacity() == 0 || self.left.is_some() {
             return Ok(());
         }
         let room = self.max_queued_txs.saturating_sub(self.engine.queued_txs());
@@ -368,24 +385,28 @@ impl<S: Seams> Driver<S> {
                 tracing::debug!(%chain, %peer, "peer disconnected")
             }
             NetEvent::Broadcast { from, message } => {
-                let Some(&index) = self.peers.get(&from) else {
-                    return;
-                };
                 if self.ctx.is_paused() {
                     return;
                 }
+                // Votes are checked against the sets that signed them, so a member of
+                // the previous epoch who left still helps certify that epoch's blocks.
+                if message.kind == MessageKind::Certificate {
+                    return self.on_votes(from, &message.payload);
+                }
+                let Some(&index) = self.peers.get(&from).filter(|_| self.left.is_none()) else {
+                    return;
+                };
                 match message.kind {
                     MessageKind::Vertex => match NetMessage::from_canonical_bytes(&message.payload)
                     {
                         Ok(NetMessage::Vertex(vertex)) => {
-                            self.keep_if_next_epoch(index, &vertex);
+                            self.keep_if_next_epoch(from, &vertex);
                             burst.vertices.push((index, vertex))
                         }
                         Ok(_) | Err(_) => {
                             tracing::debug!(%chain, %from, "undecodable vertex message")
                         }
                     },
-                    MessageKind::Certificate => self.on_votes(from, &message.payload),
                     MessageKind::Evidence => match Evidence::from_canonical_bytes(&message.payload)
                     {
                         Ok(evidence) => burst.evidence.push((index, evidence)),
@@ -398,17 +419,17 @@ impl<S: Seams> Driver<S> {
                 }
             }
             NetEvent::Request(request) => {
-                let Some(&index) = self.peers.get(&request.from) else {
-                    return;
-                };
-                // Dropping a request declines it; the peer asks someone else.
+                // Any connected peer may ask: the transport admits the members of this
+                // epoch and the previous one, and one that left the set still has to
+                // finish its last epoch. Dropping a request declines it; the peer asks
+                // someone else.
                 if self.ctx.is_paused() || request.message.kind != MessageKind::FetchVertices {
                     return;
                 }
                 if let Ok(NetMessage::SyncRequest(sync)) =
                     NetMessage::from_canonical_bytes(&request.message.payload)
                 {
-                    burst.requests.push((index, sync, request));
+                    burst.requests.push((request.from, sync, request));
                 }
             }
         }
@@ -416,7 +437,7 @@ impl<S: Seams> Driver<S> {
 
     /// Keeps `vertex` for the next engine if it is of the epoch after ours (checked
     /// again, signature included, when that engine takes it).
-    fn keep_if_next_epoch(&mut self, from: ValidatorIndex, vertex: &Arc<Vertex>) {
+    fn keep_if_next_epoch(&mut self, from: PeerId, vertex: &Arc<Vertex>) {
         if vertex.content().epoch != self.engine.epoch() + 1 {
             return;
         }
@@ -508,7 +529,9 @@ impl<S: Seams> Driver<S> {
     /// queued transactions and those of our vertices no commit took go back to the
     /// mempool (what it committed after `last` the executor gives back), the last
     /// round it holds is recorded for peers still finishing the epoch, and the
-    /// epoch before it is dropped from the store.
+    /// epoch before it is dropped from the store. The transport admits the members
+    /// of both epochs (the previous set still certifies its last blocks). A set
+    /// without this validator ends its part: the driver returns.
     fn enter_epoch(&mut self, last: &BlockHeader, set: Arc<ValidatorSet>) -> anyhow::Result<()> {
         let chain = self.ctx.chain;
         let (epoch, old) = (set.epoch(), self.engine.epoch());
@@ -517,13 +540,12 @@ impl<S: Seams> Driver<S> {
             "the {chain} executor ended epoch {} with the set of epoch {epoch} while consensus runs epoch {old}",
             last.epoch
         );
-        let (peers, peer_ids) = peer_maps(&set);
-        if peers != self.peers {
-            bail!(
-                "epoch {epoch} changes the {chain} validator membership, which this build's \
-                 transport cannot follow (set changes are refused until it can)"
-            );
+        if set.index_of(self.ctx.key().public()).is_none() {
+            return self.leave_set(last, &set);
         }
+        let (peers, peer_ids) = peer_maps(&set);
+        self.net
+            .set_members(transport_members(&set, Some(&self.ctx.committee())));
         let db = self.engine.store().engine().clone();
         KvConsensusStore::new(db.clone(), old).put_tips(&self.engine.tips())?;
         let mut transactions = self.engine.take_queued();
@@ -534,6 +556,7 @@ impl<S: Seams> Driver<S> {
         self.me = set
             .index_of(self.ctx.key().public())
             .expect("open_engine checked");
+        self.peers = peers;
         self.peer_ids = peer_ids;
         self.votes.enter_epoch(set.clone());
         self.ctx.set_committee(set);
@@ -555,15 +578,35 @@ impl<S: Seams> Driver<S> {
             }
         }
         let mut outputs = self.step(Input::Start);
+        // Under their senders' indexes in the new committee (members only).
         let early: Vec<_> = std::mem::take(&mut self.early)
             .into_iter()
             .filter(|(_, v)| v.content().epoch == epoch)
+            .filter_map(|(peer, v)| Some((*self.peers.get(&peer)?, v)))
             .collect();
         self.early_bytes = 0;
         if !early.is_empty() {
             outputs.extend(self.step(Input::VerticesReceived { vertices: early }));
         }
         self.dispatch(outputs)
+    }
+
+    /// `set` left this validator out: the chain stops at `last` here. The old
+    /// engine's rounds stay (recorded as the epoch's tips) for peers still finishing
+    /// the epoch, whom the transport keeps admitting; the API takes no transactions.
+    fn leave_set(&mut self, last: &BlockHeader, set: &ValidatorSet) -> anyhow::Result<()> {
+        let (chain, epoch) = (self.ctx.chain, set.epoch());
+        let db = self.engine.store().engine().clone();
+        KvConsensusStore::new(db, self.engine.epoch()).put_tips(&self.engine.tips())?;
+        self.net
+            .set_members(transport_members(set, Some(&self.ctx.committee())));
+        self.left = Some(epoch);
+        self.timer_at = None;
+        let _ = self.ctx.left_at_epoch.set(epoch);
+        self.ctx
+            .set_health(Health::Stopped, crate::chain::left_set_reason(chain, epoch));
+        tracing::warn!(%chain, epoch, after_height = last.height, "this validator is not in the next set: the chain stops here");
+        Ok(())
     }
 
     fn broadcast_vote(&self, vote: &BlockCertificate) {
@@ -703,7 +746,7 @@ impl<S: Seams> Driver<S> {
             match net.request(peer, message, FETCH_TIMEOUT).await {
                 Ok(bytes) => match NetMessage::from_canonical_bytes(&bytes) {
                     Ok(NetMessage::SyncResponse(vertices)) => {
-                        let _ = answers.send((to, vertices)).await;
+                        let _ = answers.send((peer, vertices)).await;
                     }
                     _ => tracing::debug!(%chain, %peer, "undecodable sync answer"),
                 },
@@ -722,6 +765,16 @@ impl<S: Seams> Driver<S> {
 }
 
 /// Each member's transport id, by id and by index in `set`.
+/// Who the transport admits while `current` runs: its members and those of the
+/// `previous` epoch (whose last blocks may still be certifying).
+pub fn transport_members(current: &ValidatorSet, previous: Option<&ValidatorSet>) -> MemberSet {
+    let keys = previous
+        .into_iter()
+        .chain([current])
+        .flat_map(|set| set.validators().iter().map(|v| v.public_key.clone()));
+    MemberSet::new(current.epoch(), keys)
+}
+
 fn peer_maps(set: &ValidatorSet) -> (HashMap<PeerId, ValidatorIndex>, Vec<PeerId>) {
     let ids: Vec<PeerId> = set
         .validators()

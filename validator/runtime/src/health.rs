@@ -45,6 +45,12 @@ pub fn last_activity<S: Seams>(ctx: &ChainContext<S>) -> u64 {
 
 /// The health of `ctx`'s chain at `now` (Unix ms), given every chain's newest block.
 pub fn assess<S: Seams>(ctx: &ChainContext<S>, now: u64, all: &[OtherChain]) -> (Health, String) {
+    if let Some(epoch) = ctx.left_set() {
+        return (
+            Health::Stopped,
+            crate::chain::left_set_reason(ctx.chain, epoch),
+        );
+    }
     if !ctx.is_running() {
         let restarts = ctx.restarts.load(Ordering::Relaxed);
         return if restarts > 0 {

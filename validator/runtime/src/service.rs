@@ -69,17 +69,15 @@ fn accepts_kind(chain: ChainId, payload: &TxPayload) -> bool {
     chain == ChainId::Delta || matches!(payload, TxPayload::CrossChain(_))
 }
 
-/// The executor's refusal of validator join and leave requests, given at the door:
-/// the same switch (`CrossChainSetup::accept_set_changes`, the consensus rule) decides
-/// both, so the API never admits what every block would refuse.
-fn set_changes_refused(accepted: bool, payload: &TxPayload) -> Option<CrossChainFailure> {
-    let set_change = matches!(
+/// The executor's refusal of validator join requests, given at the door: the same
+/// switch (`CrossChainSetup::accept_joins`, the consensus rule) decides, so the API
+/// never admits what every block would refuse.
+fn join_refused(accepted: bool, payload: &TxPayload) -> Option<CrossChainFailure> {
+    let join = matches!(
         payload,
-        TxPayload::CrossChain(
-            CrossChainOp::ValidatorJoin { .. } | CrossChainOp::ValidatorLeave { .. }
-        )
+        TxPayload::CrossChain(CrossChainOp::ValidatorJoin { .. })
     );
-    (set_change && !accepted).then_some(CrossChainFailure::SetChangesNotAccepted)
+    (join && !accepted).then_some(CrossChainFailure::JoinsNotAccepted)
 }
 
 fn rejection_status(rejection: &Rejection) -> AdmissionStatus {
@@ -305,10 +303,17 @@ impl<S: Seams> ChainApi for ChainService<S> {
 
     fn submit(&self, transactions: &[Bytes]) -> Vec<Admission> {
         let ctx = &self.ctx;
-        let accepts_set_changes = ctx
+        if let Some(epoch) = ctx.left_set() {
+            let reason = crate::chain::left_set_reason(ctx.chain, epoch);
+            return transactions
+                .iter()
+                .map(|_| Admission::refused(None, AdmissionStatus::RejectedOther, reason.clone()))
+                .collect();
+        }
+        let accepts_joins = ctx
             .executor
             .cross_chain()
-            .is_some_and(|setup| setup.accept_set_changes);
+            .is_some_and(|setup| setup.accept_joins);
         let mut results: Vec<Option<Admission>> = vec![None; transactions.len()];
         // Positions and transactions side by side, so the batch verifies in place
         // and each transaction then moves into the mempool without a copy.
@@ -323,11 +328,11 @@ impl<S: Seams> ChainApi for ChainService<S> {
                         "the Alpha chain accepts only cross-chain operations (kinds 16-23: sAX lock, attestations, governance results, validator set changes); submit transfers to Delta".into(),
                     ));
                 }
-                Ok(tx) if set_changes_refused(accepts_set_changes, &tx.tx().payload).is_some() => {
+                Ok(tx) if join_refused(accepts_joins, &tx.tx().payload).is_some() => {
                     results[i] = Some(Admission::refused(
                         Some(tx.digest()),
                         AdmissionStatus::RejectedOther,
-                        CrossChainFailure::SetChangesNotAccepted.to_string(),
+                        CrossChainFailure::JoinsNotAccepted.to_string(),
                     ));
                 }
                 Ok(tx) => match self.state_refusal(&tx) {
@@ -541,7 +546,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn set_changes_are_refused_until_consensus_switches_sets_and_the_rest_is_not() {
+    fn joins_are_refused_until_a_joiner_can_get_the_state_and_the_rest_is_not() {
         let key = ValidatorKeypair::from_seed(&[3; 32]);
         let proof = key.sign(
             SigningDomain::ValidatorSetChange.on(NetworkId(Digest::ZERO)),
@@ -556,19 +561,17 @@ mod tests {
             key: key.public().clone(),
             proof,
         });
-        for payload in [&join, &leave] {
-            assert!(accepts_kind(ChainId::Alpha, payload));
-            let reason = set_changes_refused(false, payload)
-                .expect("refused")
-                .to_string();
-            assert!(reason.contains("not accepted yet"), "{reason}");
-            assert_eq!(set_changes_refused(true, payload), None);
-        }
+        assert!(accepts_kind(ChainId::Alpha, &join));
+        let reason = join_refused(false, &join).expect("refused").to_string();
+        assert!(reason.contains("not accepted yet"), "{reason}");
+        assert_eq!(join_refused(true, &join), None);
+        assert!(accepts_kind(ChainId::Alpha, &leave));
+        assert_eq!(join_refused(false, &leave), None);
         let lock = TxPayload::CrossChain(CrossChainOp::SaxLock {
             amount: 1,
             unlock_at_ms: 2,
         });
-        assert_eq!(set_changes_refused(false, &lock), None);
+        assert_eq!(join_refused(false, &lock), None);
         assert!(accepts_kind(ChainId::Alpha, &lock));
         let burn = TxPayload::Burn {
             asset: dualchain_core::types::AssetId::NATIVE,

@@ -27,8 +27,7 @@ use dualchain_consensus::sync::{SyncLimits, answer_sync, stored_vertex};
 use dualchain_consensus::wire::NetMessage;
 use dualchain_consensus::{KvConsensusStore, SyncRequest};
 use dualchain_core::encoding::Canonical;
-use dualchain_core::types::ValidatorIndex;
-use dualchain_net::InboundRequest;
+use dualchain_net::{InboundRequest, PeerId};
 use dualchain_storage::KvEngine;
 
 use crate::seams::Placement;
@@ -90,7 +89,9 @@ pub struct SyncServer<E> {
     engine: E,
     limits: SyncLimits,
     placement: Placement,
-    peers: HashMap<ValidatorIndex, Allowance>,
+    /// By identity, not committee index: indexes change with the set, and a member of
+    /// the previous epoch (finishing it late) asks too.
+    peers: HashMap<PeerId, Allowance>,
 }
 
 /// What became of one request.
@@ -121,7 +122,7 @@ impl<E: KvEngine + Clone + 'static> SyncServer<E> {
     /// Answers `request` from peer `from` at monotonic time `now_ms`.
     pub fn serve(
         &mut self,
-        from: ValidatorIndex,
+        from: PeerId,
         request: SyncRequest,
         inbound: InboundRequest,
         now_ms: u64,
@@ -256,7 +257,10 @@ mod tests {
         let mut served = 0;
         for _ in 0..REQUEST_BURST as usize {
             let (req, rx) = inbound();
-            assert_eq!(server.serve(1, request.clone(), req, 0), Served::Answering);
+            assert_eq!(
+                server.serve(PeerId::from_bytes([1; 32]), request.clone(), req, 0),
+                Served::Answering
+            );
             let vertices = answered(rx);
             assert_eq!(vertices[0], tip);
             assert_eq!(vertices.len(), 1 + 4, "the tip and round 1");
@@ -264,11 +268,17 @@ mod tests {
         }
         assert_eq!(served, REQUEST_BURST as usize);
         let (req, rx) = inbound();
-        assert_eq!(server.serve(1, request.clone(), req, 0), Served::Declined);
+        assert_eq!(
+            server.serve(PeerId::from_bytes([1; 32]), request.clone(), req, 0),
+            Served::Declined
+        );
         assert!(answered(rx).is_empty());
         // Another peer has its own allowance.
         let (req, rx) = inbound();
-        assert_eq!(server.serve(2, request, req, 0), Served::Answering);
+        assert_eq!(
+            server.serve(PeerId::from_bytes([2; 32]), request, req, 0),
+            Served::Answering
+        );
         assert_eq!(answered(rx).len(), 5);
     }
 

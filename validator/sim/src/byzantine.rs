@@ -21,8 +21,8 @@ use dualchain_core::encoding::Canonical;
 use dualchain_core::types::BlockCertificate;
 use dualchain_net::network::NetFuture;
 use dualchain_net::{
-    BroadcastOutcome, FaultInjector, MemoryHub, MemoryNetwork, Message, MessageKind, NetError,
-    Network, Offence, PeerId,
+    BroadcastOutcome, FaultInjector, MemberSet, MemoryHub, MemoryNetwork, Message, MessageKind,
+    NetError, Network, Offence, PeerId,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -219,5 +219,9 @@ impl Network for SimNet {
 
     fn report(&self, peer: PeerId, offence: Offence) {
         self.inner.report(peer, offence)
+    }
+
+    fn set_members(&self, members: MemberSet) {
+        self.inner.set_members(members)
     }
 }

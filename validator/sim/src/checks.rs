@@ -27,6 +27,8 @@ pub struct ChainView {
     pub blocks: Vec<Block>,
     pub receipts: Vec<Vec<Receipt>>,
     pub certified: BTreeSet<u64>,
+    /// The validator left the set: its chain stopped at a boundary, below the others'.
+    pub stopped: bool,
 }
 
 /// Findings of the checks.
@@ -71,6 +73,7 @@ pub fn read_chain(
         blocks: Vec::new(),
         receipts: Vec::new(),
         certified: BTreeSet::new(),
+        stopped: false,
     };
     let mut epoch = 0;
     let mut sets: BTreeMap<u64, ValidatorSet> = BTreeMap::new();
@@ -168,11 +171,10 @@ pub fn check_chain(chain: ChainId, views: &[ChainView], margin: u64, findings: &
             }
         }
     }
-    let min_head = views
-        .iter()
-        .map(|v| v.blocks.len() as u64)
-        .min()
-        .unwrap_or(0);
+    // Chains of validators that left stop at their boundary: the lowest head is the
+    // lowest of those that run on (their blocks still count for agreement above).
+    let running = views.iter().filter(|v| !v.stopped);
+    let min_head = running.map(|v| v.blocks.len() as u64).min().unwrap_or(0);
     findings.min_heights[slot(chain)] = min_head;
     for height in 1..=min_head.saturating_sub(margin) {
         if !views.iter().any(|v| v.certified.contains(&height)) {

@@ -68,6 +68,12 @@ pub struct SimArgs {
     /// [node] Alpha blocks per epoch [default: 2, so a run crosses several boundaries].
     #[arg(long, value_name = "ALPHA_BLOCKS")]
     pub epoch_length: Option<u64>,
+    /// [node] Validator-set sizes to go through, one change after another, e.g.
+    /// `--validators 7 --reconfigure 6,5`: honest validators leave (each change is
+    /// requested once the previous one took effect). Growing sets are refused: a
+    /// joining validator cannot get the chains' state until block sync exists.
+    #[arg(long, value_delimiter = ',', value_name = "SIZES")]
+    pub reconfigure: Option<Vec<usize>>,
     /// [node] Seeds simulated at once (each on one thread) [default: the cores].
     #[arg(long)]
     pub parallel: Option<usize>,
@@ -118,6 +124,9 @@ impl SimArgs {
         if self.epoch_length.is_some() {
             set.push("--epoch-length");
         }
+        if self.reconfigure.is_some() {
+            set.push("--reconfigure");
+        }
         if self.signatures.is_some() {
             set.push("--signatures");
         }
@@ -157,6 +166,9 @@ impl SimArgs {
         }
         if let Some(length) = self.epoch_length {
             cfg.epoch_length_alpha_blocks = length;
+        }
+        if let Some(sizes) = &self.reconfigure {
+            cfg.reconfigure = sizes.clone();
         }
         if let Some(times) = &self.block_times {
             let (alpha, delta) = times
@@ -240,6 +252,10 @@ pub struct NodeSimSummary {
     /// set changes are not accepted), and the epoch length they were crossed at.
     pub epochs: u64,
     pub epoch_length_alpha_blocks: u64,
+    /// Validator-set changes (`--reconfigure`) that took effect, over all runs, and
+    /// the set size they left in the run that got the least far.
+    pub set_changes_applied: u64,
+    pub validators_final: usize,
     /// Lowest head height of an honest validator in any run.
     pub alpha_height_min: u64,
     pub delta_height_min: u64,
@@ -298,6 +314,8 @@ fn absorb(s: &mut NodeSimSummary, latencies: &mut Histogram, r: RunResult) {
     s.alpha_locks_submitted += r.alpha_clients.submitted;
     s.alpha_locks_committed += r.alpha_clients.committed;
     s.alpha_locks_attested += r.records.stakes;
+    s.set_changes_applied += r.set_changes_applied as u64;
+    s.validators_final = s.validators_final.max(s.validators - r.validators_left);
     s.forged_attestations += r.forged_attestations;
     s.forged_attestations_offered_to_honest += r.forged_offered;
     s.forged_attestations_admitted_by_honest += r.forged_admitted;
@@ -429,6 +447,8 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         commit_latency_ms_p99: None,
         epochs: u64::MAX,
         epoch_length_alpha_blocks: first.epoch_length_alpha_blocks,
+        set_changes_applied: 0,
+        validators_final: 0,
         alpha_height_min: u64::MAX,
         delta_height_min: u64::MAX,
         crashes: 0,
@@ -526,6 +546,28 @@ mod tests {
         assert!(
             err.to_string().contains("--tps only apply to --mode node"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn reconfigure_takes_shrinking_sets_and_refuses_what_cannot_run() {
+        let node = |extra: &[&str]| {
+            let mut args = vec!["--mode", "node", "--validators", "7", "--byzantine", "1"];
+            args.extend_from_slice(extra);
+            parse(&args).node_config(0)
+        };
+        let cfg = node(&["--reconfigure", "6,5"]).unwrap();
+        assert_eq!(cfg.reconfigure, vec![6, 5]);
+        let refused = |extra: &[&str], says: &str| {
+            let err = node(extra).unwrap_err().to_string();
+            assert!(err.contains(says), "{extra:?}: {err}");
+        };
+        refused(&["--reconfigure", "8"], "joining is not supported yet");
+        refused(&["--reconfigure", "6,6"], "already has 6");
+        refused(&["--reconfigure", "3"], "at least 4");
+        refused(
+            &["--reconfigure", "5,4", "--crash", "3"],
+            "only 2 are honest, never crash and do not observe",
         );
     }
 

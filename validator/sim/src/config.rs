@@ -60,6 +60,10 @@ pub struct NodeSimConfig {
     /// Alpha blocks per epoch: short, so a run crosses several boundaries (each one
     /// fixes the next set on Alpha and is attested to Delta).
     pub epoch_length_alpha_blocks: u64,
+    /// Validator-set sizes to go through, one change after another (each submitted
+    /// once the previous one took effect on Alpha): honest validators leave. Empty:
+    /// the genesis set all run long.
+    pub reconfigure: Vec<usize>,
     pub latency: LinkLatency,
     pub signatures: Signatures,
     pub seed: u64,
@@ -87,6 +91,7 @@ impl NodeSimConfig {
             alpha_block_ms: ChainParams::alpha_default().block_time_ms,
             delta_block_ms: ChainParams::delta_default().block_time_ms,
             epoch_length_alpha_blocks: DEFAULT_EPOCH_LENGTH,
+            reconfigure: Vec::new(),
             latency: LinkLatency {
                 base: Duration::from_millis(10),
                 jitter: Duration::from_millis(40),
@@ -135,6 +140,7 @@ impl NodeSimConfig {
                 self.epoch_length_alpha_blocks
             ));
         }
+        self.validate_reconfigure(crashes)?;
         if self.tps > 0 && self.accounts == 0 {
             return Err("a load needs at least one client account".into());
         }
@@ -142,6 +148,43 @@ impl NodeSimConfig {
             && let Some(bad) = nodes.iter().find(|n| usize::from(**n) >= self.validators)
         {
             return Err(format!("crash node {bad} is not a validator"));
+        }
+        Ok(())
+    }
+
+    /// Each size is a set the network can run (more than three times the Byzantine
+    /// validators), reached by leaves only, of honest validators that neither crash
+    /// nor observe.
+    fn validate_reconfigure(&self, crashes: usize) -> Result<(), String> {
+        let mut size = self.validators;
+        for &next in &self.reconfigure {
+            if next > size {
+                return Err(format!(
+                    "--reconfigure {next} after {size}: validators joining is not supported yet \
+                     (a joining validator cannot get the chains' state until block sync exists, \
+                     issue 19); only shrinking sets run"
+                ));
+            }
+            if next == size {
+                return Err(format!(
+                    "--reconfigure {next}: the set already has {size} validators"
+                ));
+            }
+            if next <= 3 * self.byzantine {
+                return Err(format!(
+                    "--reconfigure {next}: {} Byzantine validators need a set of at least {}",
+                    self.byzantine,
+                    3 * self.byzantine + 1
+                ));
+            }
+            size = next;
+        }
+        let leavers = self.validators - size;
+        let can_leave = self.validators - self.byzantine - crashes - 1;
+        if leavers > can_leave {
+            return Err(format!(
+                "--reconfigure takes {leavers} validators out, but only {can_leave} are honest, never crash and do not observe"
+            ));
         }
         Ok(())
     }

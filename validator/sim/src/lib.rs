@@ -17,6 +17,7 @@
 //! - [`flow`]: the cross-chain governance flow (lock, stake, propose, vote, execute,
 //!   unlock) every run drives;
 //! - [`forgery`]: the forged attestations Byzantine validators relay;
+//! - [`reconfigure`]: validators leaving the set, one change after another;
 //! - [`run`]: one run;
 //! - [`checks`]: what a run must show;
 //! - [`cli`]: `dualchain sim` (both modes).
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod flow;
 pub mod forgery;
+pub mod reconfigure;
 pub mod run;
 pub mod seams;
 pub mod workload;

@@ -40,6 +40,7 @@ use crate::checks::{self, Findings};
 use crate::config::{NodeSimConfig, SIM_EPOCH_MS, Signatures};
 use crate::flow::{self, FlowView, GovernanceFlow};
 use crate::forgery;
+use crate::reconfigure::{self, Reconfiguration, ReconfigureView};
 use crate::seams::{SimSeams, SimStore, slot};
 use crate::workload::{ClientStats, Clients, account_address};
 
@@ -134,6 +135,9 @@ pub struct RunResult {
     /// equivocating validator, gossip must bring the proof to every honest one,
     /// and each records it once (counted since the validator's last start).
     pub evidence_at_honest_min: [u64; 2],
+    /// Validator-set changes that took effect, and the validators they took out.
+    pub set_changes_applied: usize,
+    pub validators_left: usize,
 }
 
 /// Runs one seed to completion.
@@ -168,6 +172,17 @@ pub fn validator_keys(cfg: &NodeSimConfig) -> Vec<Arc<ValidatorKeypair>> {
         .collect()
 }
 
+/// The accounts that pay for leave requests (only in runs that reconfigure, so other
+/// runs keep their genesis).
+fn leaver_accounts(cfg: &NodeSimConfig) -> Vec<Address> {
+    match cfg.reconfigure.is_empty() {
+        true => Vec::new(),
+        false => (0..cfg.validators as ValidatorIndex)
+            .map(reconfigure::leaver_address)
+            .collect(),
+    }
+}
+
 fn genesis_of(cfg: &NodeSimConfig, keys: &[Arc<ValidatorKeypair>]) -> Genesis {
     Genesis {
         network: "sim".into(),
@@ -194,6 +209,7 @@ fn genesis_of(cfg: &NodeSimConfig, keys: &[Arc<ValidatorKeypair>]) -> Genesis {
         accounts: (0..cfg.accounts)
             .map(account_address)
             .chain((0..flow::STAKERS).map(flow::staker_address))
+            .chain(leaver_accounts(cfg))
             .map(|address| GenesisAccount {
                 address,
                 balances: [(AssetId::NATIVE, ACCOUNT_BALANCE)].into(),
@@ -202,6 +218,7 @@ fn genesis_of(cfg: &NodeSimConfig, keys: &[Arc<ValidatorKeypair>]) -> Genesis {
         sax_allocations: (0..cfg.accounts)
             .map(account_address)
             .chain((0..flow::STAKERS).map(flow::staker_address))
+            .chain(leaver_accounts(cfg))
             .map(|address| SaxAllocation {
                 address,
                 amount: ACCOUNT_BALANCE,
@@ -287,6 +304,11 @@ impl SimNode {
         Some(running.apis[slot(chain)].clone())
     }
 
+    /// The epoch whose set left this validator out, if its `chain` stopped there.
+    fn left(&self, chain: ChainId) -> Option<u64> {
+        self.running.as_ref()?.contexts[slot(chain)].left_set()
+    }
+
     fn height(&self, chain: ChainId) -> u64 {
         self.running
             .as_ref()
@@ -343,6 +365,8 @@ struct Simulation {
     /// Unpayable transactions offered to honest validators' APIs, and admitted there.
     unpayable_offered: u64,
     unpayable_admitted: u64,
+    /// The planned leaves (`cfg.reconfigure`).
+    reconfiguration: Reconfiguration,
 }
 
 impl Simulation {
@@ -369,6 +393,13 @@ impl Simulation {
             .copied()
             .find(|i| !crashing.contains(i) && !byzantine.contains(i))
             .expect("validated: an honest validator stays up");
+        let candidates: Vec<ValidatorIndex> = order
+            .iter()
+            .rev()
+            .copied()
+            .filter(|i| !crashing.contains(i) && !byzantine.contains(i) && *i != observer)
+            .collect();
+        let reconfiguration = Reconfiguration::new(cfg.validators, &cfg.reconfigure, &candidates);
         let clock = Arc::new(VirtualClock::new(SIM_EPOCH_MS));
         let hubs = [ChainId::Alpha, ChainId::Delta].map(|chain| {
             let hub = MemoryHub::with_latency(cfg.seed ^ u64::from(chain.tag()) << 40, cfg.latency);
@@ -452,6 +483,7 @@ impl Simulation {
             forged_admitted: 0,
             unpayable_offered: 0,
             unpayable_admitted: 0,
+            reconfiguration,
         })
     }
 
@@ -484,9 +516,14 @@ impl Simulation {
         Ok(())
     }
 
-    /// The `chain` APIs of the running validators (clients may pick any of them).
+    /// The `chain` APIs of the running validators still in the set (clients may
+    /// pick any of them).
     fn targets(&self, chain: ChainId) -> Vec<Arc<dyn ChainApi>> {
-        self.nodes.iter().filter_map(|n| n.api(chain)).collect()
+        self.nodes
+            .iter()
+            .filter(|n| n.left(chain).is_none())
+            .filter_map(|n| n.api(chain))
+            .collect()
     }
 
     fn observer_api(&self, chain: ChainId) -> Arc<dyn ChainApi> {
@@ -533,6 +570,7 @@ impl Simulation {
             }
             if now.is_multiple_of(FLOW_TICK_MS) {
                 self.step_flow(&mut flow, now);
+                self.step_reconfiguration(now);
             }
             if now.is_multiple_of(FORGE_EVERY_MS) && (1_000..load_end).contains(&now) {
                 self.relay_forgeries();
@@ -540,7 +578,7 @@ impl Simulation {
             }
             if now >= load_end && now >= faults_end && next_fault == self.faults.len() {
                 let in_flight: usize = clients.iter().map(Clients::in_flight).sum();
-                if in_flight == 0 && flow.done() {
+                if in_flight == 0 && flow.done() && self.reconfiguration.done() {
                     break;
                 }
                 let drained = now >= load_end.max(faults_end) + self.cfg.drain_ms;
@@ -558,6 +596,15 @@ impl Simulation {
                             flow.stage(),
                             (self.cfg.drain_ms + FLOW_EXTRA_MS) / 1000,
                             flow.reached
+                        ));
+                    }
+                    if !self.reconfiguration.done() {
+                        liveness.push(format!(
+                            "{} of {} validator-set changes applied {} s after the load and faults ended (left so far: {:?})",
+                            self.reconfiguration.applied(),
+                            self.cfg.reconfigure.len(),
+                            (self.cfg.drain_ms + FLOW_EXTRA_MS) / 1000,
+                            self.reconfiguration.left
                         ));
                     }
                     break;
@@ -596,7 +643,7 @@ impl Simulation {
                 .flat_map(|n| {
                     ChainId::ALL.into_iter().filter_map(move |c| {
                         let h = n.height(c);
-                        (h < target[slot(c)]).then(|| {
+                        (h < target[slot(c)] && n.left(c).is_none()).then(|| {
                             format!("validator {} {c} at {h} of {}", n.index, target[slot(c)])
                         })
                     })
@@ -617,6 +664,7 @@ impl Simulation {
             self.sleep_until(next).await;
         }
         self.settle_records(liveness).await;
+        self.settle_leavers(liveness).await;
         let end = self.cfg.faults_end_ms();
         let delta_blocks_after_faults =
             self.elapsed_ms().saturating_sub(end) / self.cfg.delta_block_ms;
@@ -639,9 +687,7 @@ impl Simulation {
         loop {
             let mut ignored = Vec::new();
             let unattested: Vec<String> = self
-                .nodes
-                .iter()
-                .filter(|n| n.honest())
+                .members()
                 .filter_map(|n| {
                     let stores = (
                         n.seams.stores[slot(ChainId::Alpha)].as_ref(),
@@ -672,6 +718,70 @@ impl Simulation {
             let next = self.elapsed_ms() + 500;
             self.sleep_until(next).await;
         }
+    }
+
+    /// The honest validators that stay in the set all run long (leavers' chains
+    /// stop at their boundaries, with records behind the others').
+    fn members(&self) -> impl Iterator<Item = &SimNode> {
+        let leavers: BTreeSet<ValidatorIndex> = self.reconfiguration.leavers().collect();
+        self.nodes
+            .iter()
+            .filter(move |n| n.honest() && !leavers.contains(&n.index))
+    }
+
+    /// Every validator that left stopped both chains exactly where its set left it
+    /// out: Alpha at the epoch the change took effect, Delta when it applied that
+    /// epoch's set (its attestation may take a while after the settle).
+    async fn settle_leavers(&mut self, liveness: &mut Vec<String>) {
+        let deadline = self.elapsed_ms() + SETTLE_MS;
+        loop {
+            let wrong: Vec<String> = self
+                .reconfiguration
+                .left
+                .iter()
+                .flat_map(|(&index, &epoch)| {
+                    let node = &self.nodes[usize::from(index)];
+                    ChainId::ALL.into_iter().filter_map(move |chain| {
+                        let left = node.left(chain);
+                        (left != Some(epoch)).then(|| {
+                            format!(
+                                "validator {index} {chain} left at {left:?}, not at epoch {epoch}"
+                            )
+                        })
+                    })
+                })
+                .collect();
+            if wrong.is_empty() {
+                return;
+            }
+            if self.elapsed_ms() >= deadline {
+                liveness.push(format!(
+                    "leavers did not stop at their boundary within {} s of the settle: {}",
+                    SETTLE_MS / 1000,
+                    wrong.join(", ")
+                ));
+                return;
+            }
+            let next = self.elapsed_ms() + 500;
+            self.sleep_until(next).await;
+        }
+    }
+
+    /// One step of the planned leaves against the observer's Alpha.
+    fn step_reconfiguration(&mut self, now: u64) {
+        let observer = &self.nodes[usize::from(self.observer)];
+        let Some(target) = observer.api(ChainId::Alpha) else {
+            return;
+        };
+        let keys: Vec<Arc<ValidatorKeypair>> =
+            self.nodes.iter().map(|n| n.identity.key.clone()).collect();
+        let view = ReconfigureView {
+            alpha: &observer.seams.stores[slot(ChainId::Alpha)],
+            target: target.as_ref(),
+            keys: &keys,
+            network: observer.identity.network(),
+        };
+        self.reconfiguration.step(now, &view);
     }
 
     /// Each running Byzantine validator makes two forged lock attestations
@@ -781,7 +891,7 @@ impl Simulation {
         let honest: Vec<&SimNode> = self
             .nodes
             .iter()
-            .filter(|n| n.honest() && n.running.is_some())
+            .filter(|n| n.honest() && n.running.is_some() && n.left(ChainId::Delta).is_none())
             .collect();
         let target = *honest.get(usize::from(node.index) % honest.len().max(1))?;
         Some((target, target.running.as_ref()?))
@@ -834,7 +944,7 @@ impl Simulation {
     /// recorded since its start.
     fn evidence_at_honest_min(&self) -> [u64; 2] {
         let mut min = [u64::MAX; 2];
-        for node in self.nodes.iter().filter(|n| n.honest()) {
+        for node in self.members() {
             for chain in ChainId::ALL {
                 let recorded = node.running.as_ref().map_or(0, |running| {
                     running.contexts[slot(chain)]
@@ -867,7 +977,10 @@ impl Simulation {
                     (&node.identity.validators, node.identity.network()),
                     &mut findings,
                 ) {
-                    views[slot(chain)].push(view);
+                    views[slot(chain)].push(checks::ChainView {
+                        stopped: self.reconfiguration.left.contains_key(&node.index),
+                        ..view
+                    });
                 }
             }
         }
@@ -881,9 +994,10 @@ impl Simulation {
         }
         let mut safety = std::mem::take(&mut findings.safety);
         safety.extend(flow.unexpected.iter().cloned());
+        safety.extend(self.reconfiguration.unexpected.iter().cloned());
         let mut records: Option<checks::RecordsAgreement> = None;
         let mut epochs: Option<checks::EpochsAgreement> = None;
-        for node in self.nodes.iter().filter(|n| n.honest()) {
+        for node in self.members() {
             let agreement = checks::check_records(
                 node.index,
                 node.seams.stores[slot(ChainId::Alpha)].as_ref(),
@@ -912,6 +1026,7 @@ impl Simulation {
             .iter()
             .map(|n| Address::of(relay::relay_keypair(&n.identity.key).public()))
             .chain((0..flow::STAKERS).map(flow::staker_address))
+            .chain(leaver_accounts(&self.cfg))
             .collect();
         let mut trace_inputs = vec![virtual_ms];
         for chain in ChainId::ALL {
@@ -965,6 +1080,12 @@ impl Simulation {
         }
         trace_inputs.push(forged_refused);
         trace_inputs.extend(
+            self.reconfiguration
+                .left
+                .iter()
+                .flat_map(|(index, epoch)| [u64::from(*index), *epoch]),
+        );
+        trace_inputs.extend(
             flow.reached
                 .iter()
                 .flat_map(|(stage, at)| [*stage as u64, *at]),
@@ -1009,6 +1130,8 @@ impl Simulation {
             records: records.unwrap_or_default(),
             epochs: epochs.unwrap_or_default(),
             flow: flow.reached,
+            set_changes_applied: self.reconfiguration.applied(),
+            validators_left: self.reconfiguration.left.len(),
         }
     }
 }

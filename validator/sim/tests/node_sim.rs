@@ -32,6 +32,7 @@ fn acceptance_args(seeds: u64) -> SimArgs {
         parallel: None,
         signatures: None,
         epoch_length: None,
+        reconfigure: None,
     }
 }
 
@@ -127,6 +128,31 @@ fn epochs_of_one_alpha_block_switch_at_every_block_and_keep_one_block_per_slot()
         summary.alpha_locks_committed, summary.alpha_locks_submitted,
         "no lock lost across the switches: {summary:#?}"
     );
+}
+
+#[test]
+fn validators_leave_under_every_fault_and_the_rest_go_on_without_them() {
+    // 7 → 6 → 5 with a Byzantine validator, loss and a crash: each leaver's chains
+    // stop at their boundary (checked by the run), everyone else keeps finalizing.
+    let mut args = acceptance_args(1);
+    args.run.validators = 7;
+    args.run.partition_secs = 0.0;
+    args.reconfigure = Some(vec![6, 5]);
+    let summary = run_node_sim(&args).unwrap();
+    assert!(summary.passed(), "{summary:#?}");
+    assert_eq!(summary.set_changes_applied, 2, "{summary:#?}");
+    assert_eq!(summary.validators_final, 5, "{summary:#?}");
+    assert!(summary.epochs >= 2, "{summary:#?}");
+    assert_eq!(
+        summary.transactions_committed, summary.transactions_submitted,
+        "{summary:#?}"
+    );
+    assert_eq!(
+        summary.alpha_locks_committed, summary.alpha_locks_submitted,
+        "{summary:#?}"
+    );
+    assert_eq!(summary.governance_flows_completed, 1, "{summary:#?}");
+    assert_eq!(summary.reports_against_honest, 0, "{summary:#?}");
 }
 
 #[test]

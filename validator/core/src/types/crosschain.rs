@@ -1207,9 +1207,9 @@ pub enum CrossChainFailure {
     #[error("the attested validator set is not of the epoch after this chain's")]
     EpochOutOfOrder,
     #[error(
-        "validator join and leave requests are not accepted yet: this version switches each chain's consensus to the next epoch's set at its boundary, but its transport cannot change its members (issue 16)"
+        "validator join requests are not accepted yet: a joining validator cannot get the state of both chains until block sync exists (issue 19); leave requests are accepted"
     )]
-    SetChangesNotAccepted,
+    JoinsNotAccepted,
 }
 
 impl CrossChainFailure {
@@ -1248,7 +1248,7 @@ impl CrossChainFailure {
             SetWouldBeEmpty => 29,
             ChangeAlreadyPending => 30,
             EpochOutOfOrder => 31,
-            SetChangesNotAccepted => 32,
+            JoinsNotAccepted => 32,
         }
     }
 
@@ -1288,7 +1288,7 @@ impl CrossChainFailure {
             SetWouldBeEmpty => "set_would_be_empty",
             ChangeAlreadyPending => "change_already_pending",
             EpochOutOfOrder => "epoch_out_of_order",
-            SetChangesNotAccepted => "set_changes_not_accepted",
+            JoinsNotAccepted => "joins_not_accepted",
         }
     }
 }
@@ -1351,7 +1351,7 @@ impl Decode for CrossChainFailure {
             SetWouldBeEmpty,
             ChangeAlreadyPending,
             EpochOutOfOrder,
-            SetChangesNotAccepted,
+            JoinsNotAccepted,
         ];
         if let Some(failure) = unit.into_iter().find(|f| f.tag() == tag) {
             return Ok(failure);
@@ -1585,7 +1585,7 @@ mod tests {
             CrossChainFailure::StakeBelowMinimum { stake: 1, min: 2 },
             CrossChainFailure::EpochOutOfOrder,
             CrossChainFailure::LockBonded,
-            CrossChainFailure::SetChangesNotAccepted,
+            CrossChainFailure::JoinsNotAccepted,
         ];
         all.extend(ATTESTATION_REFUSALS.map(CrossChainFailure::Attestation));
         for failure in all {

@@ -43,7 +43,7 @@ pub use config::{NetConfig, PeerAddress, PeerAddressError, quic_transport_config
 
 use crate::dedup::SeenCache;
 use crate::fault::FaultInjector;
-use crate::identity::{Membership, PeerId};
+use crate::identity::{MemberSet, Membership, PeerId};
 use crate::metrics::{DropReason, NetMetrics};
 use crate::network::{
     BroadcastOutcome, EventReceiver, EventSender, NetError, NetFuture, Network, check_outbound,
@@ -413,6 +413,10 @@ impl Network for QuicNetwork {
                 self.inner.scores.penalise(peer, offence, Instant::now());
             }
         }
+    }
+
+    fn set_members(&self, members: MemberSet) {
+        self.inner.membership.update(members);
     }
 }
 
