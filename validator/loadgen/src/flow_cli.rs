@@ -1,7 +1,8 @@
-//! `dualchain sax …` and `dualchain gov …`: drive the cross-chain flow by hand on a
-//! running network — lock sAX on Alpha, unlock on Delta, propose, vote and finalize on
-//! Delta — and show both chains' records of a lock or a proposal, each read with its
-//! proof (see `dualchain_testkit::crosschain`).
+//! `dualchain sax …`, `dualchain gov …` and `dualchain validator …`: drive the
+//! cross-chain flow by hand on a running network — lock sAX on Alpha, unlock on
+//! Delta, propose, vote and finalize on Delta, leave the validator set — and show
+//! both chains' records of a lock or a proposal, each read with its proof (see
+//! `dualchain_testkit::crosschain`).
 //!
 //! Every command sends one operation at the sender's next nonce, then (unless
 //! `--no-wait`) waits for its effect, printing the record as JSON.
@@ -11,11 +12,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use dualchain_core::Digest;
-use dualchain_core::crypto::AccountScheme;
+use dualchain_core::crypto::{AccountScheme, SigningDomain, ValidatorScheme};
 use dualchain_core::keyfile::{read_key, read_keyring};
 use dualchain_core::types::{
-    ChainId, CrossChainOp, LockRecord, LockStatus, ParameterChange, ParameterName, ParameterRecord,
-    ProposalRecord, ProposalStatus, RecordKind, StakeRecord, StakeStatus,
+    ChainId, CrossChainOp, EpochRecord, LockRecord, LockStatus, ParameterChange, ParameterName,
+    ParameterRecord, PendingSetChanges, ProposalRecord, ProposalStatus, RecordKind, SetChangeKind,
+    StakeRecord, StakeStatus, set_change_message,
 };
 use dualchain_testkit::crosschain::{ChainClient, Sender};
 use serde_json::json;
@@ -122,6 +124,24 @@ pub enum GovCommand {
     },
 }
 
+/// `dualchain validator`: a validator's own changes to the set.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum ValidatorCommand {
+    /// Ask to leave the validator set at the next epoch boundary. The validator's key
+    /// signs the request; the account (`--key`, or `--keyring` and `--account`) sends
+    /// it to Alpha and pays its fee. Waits (unless `--no-wait`) until Alpha runs the
+    /// epoch whose set no longer holds the validator; the validator's chains stop at
+    /// their boundaries (each chain's health then says so).
+    Leave {
+        #[command(flatten)]
+        flow: FlowArgs,
+        /// Directory of the validator's key (`dualchain keygen --kind validator`; a
+        /// node's key directory).
+        #[arg(long, value_name = "DIR")]
+        validator_key: PathBuf,
+    },
+}
+
 fn sender(flow: &FlowArgs) -> anyhow::Result<Sender> {
     let key = match (&flow.key, &flow.keyring) {
         (Some(dir), _) => read_key::<AccountScheme>(dir)
@@ -166,6 +186,75 @@ pub fn sax_main(command: SaxCommand) -> anyhow::Result<()> {
 /// `dualchain gov …`.
 pub fn gov_main(command: GovCommand) -> anyhow::Result<()> {
     runtime()?.block_on(gov(command))
+}
+
+/// `dualchain validator …`.
+pub fn validator_main(command: ValidatorCommand) -> anyhow::Result<()> {
+    runtime()?.block_on(validator(command))
+}
+
+async fn validator(command: ValidatorCommand) -> anyhow::Result<()> {
+    let ValidatorCommand::Leave {
+        flow,
+        validator_key,
+    } = command;
+    let key = read_key::<ValidatorScheme>(&validator_key)
+        .with_context(|| format!("reading the validator key in {}", validator_key.display()))?;
+    let validator = key.public().id().to_hex();
+    let alpha = ChainClient::connect(&flow.alpha, ChainId::Alpha).await?;
+    let sender = sender(&flow)?;
+    let deadline = tokio::time::Instant::now() + flow.timeout;
+    let mut sent_in = None;
+    loop {
+        let (epoch, set) = alpha.current_set().await?;
+        if set.index_of(key.public()).is_none() {
+            anyhow::ensure!(
+                sent_in.is_some(),
+                "validator {validator} is not in the set of epoch {epoch} on {}",
+                flow.alpha
+            );
+            print(json!({ "validator": validator, "left_at_epoch": epoch }));
+            return Ok(());
+        }
+        let pending: PendingSetChanges = alpha
+            .decoded(RecordKind::PendingSetChanges, Digest::ZERO)
+            .await?
+            .unwrap_or_default();
+        let is_pending = pending.0.iter().any(|c| c.key() == key.public());
+        // A request is signed for the epoch it is sent in: one that reaches Alpha
+        // after the boundary is refused (it cannot be replayed later), so a request
+        // neither pending nor applied when the epoch changed is sent again.
+        if !is_pending && sent_in != Some(epoch) {
+            let message = set_change_message(SetChangeKind::Leave, &sender.address(), None, epoch);
+            let proof = key.sign(
+                SigningDomain::ValidatorSetChange.on(alpha.network()),
+                message.as_bytes(),
+            );
+            let op = CrossChainOp::ValidatorLeave {
+                key: key.public().clone(),
+                proof,
+            };
+            let transaction = alpha.send(&sender, op).await?;
+            print(json!({
+                "validator": validator,
+                "transaction": transaction.to_hex(),
+                "signed_for_epoch": epoch,
+            }));
+            sent_in = Some(epoch);
+            if flow.no_wait {
+                return Ok(());
+            }
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        anyhow::ensure!(
+            !left.is_zero(),
+            "validator {validator} is still in the set of epoch {epoch} after {:?}",
+            flow.timeout
+        );
+        alpha
+            .wait_for::<EpochRecord>(RecordKind::Epoch, Digest::ZERO, left, |r| r.epoch > epoch)
+            .await?;
+    }
 }
 
 async fn sax(command: SaxCommand) -> anyhow::Result<()> {

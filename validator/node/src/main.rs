@@ -71,6 +71,9 @@ enum Command {
     /// Governance on a running network: propose, vote, finalize, show (runs dualchain-tools).
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Gov(ToolArgs),
+    /// A validator's own set changes on a running network: leave at the next epoch boundary (runs dualchain-tools).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Validator(ToolArgs),
 }
 
 /// The arguments of a command `dualchain-tools` implements, passed on unchanged.
@@ -92,6 +95,7 @@ impl Command {
             Command::Status(a) => ("status", a),
             Command::Sax(a) => ("sax", a),
             Command::Gov(a) => ("gov", a),
+            Command::Validator(a) => ("validator", a),
             _ => return None,
         };
         Some((name, &args.args))
@@ -192,7 +196,8 @@ fn main() -> ExitCode {
         | Command::Loadgen(_)
         | Command::Status(_)
         | Command::Sax(_)
-        | Command::Gov(_) => unreachable!("forwarded above"),
+        | Command::Gov(_)
+        | Command::Validator(_) => unreachable!("forwarded above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,9 @@
 //! the consensus of both chains switches to that set right after the block that fixed
 //! it. What a newcomer will do: fetch the epoch chain from one validator and verify
 //! it from the genesis set alone, each boundary block certified by its own epoch's set;
-//! a chain with a link missing does not verify.
+//! a chain with a link missing does not verify. And a validator leaves with
+//! `dualchain validator leave`: its chains stop at their boundaries, the others go on
+//! finalizing with the smaller set, whose certificates verify from genesis.
 
 mod common;
 
@@ -18,6 +20,7 @@ use dualchain_core::types::{
     ChainId, EpochChainError, EpochRecord, EpochSchedule, Genesis, RecordKind, ValidatorSet,
     verify_epoch_chain,
 };
+use dualchain_proto::v1;
 use dualchain_testkit::LocalCluster;
 use dualchain_testkit::crosschain::ChainClient;
 
@@ -111,4 +114,114 @@ fn both_chains_cross_epoch_boundaries_and_the_epoch_chain_verifies_from_genesis(
     });
     c.start_all().unwrap();
     runtime().block_on(epochs(&c));
+}
+
+/// Validator 3 leaves through the CLI, paying from the genesis keyring's first
+/// account; the API it is sent to is validator 0's.
+fn leave(c: &LocalCluster, leaver: usize) -> String {
+    let keyring = c.layout().genesis.with_extension("accounts.keys");
+    let output = std::process::Command::new(common::bin())
+        .args(["validator", "leave", "--alpha"])
+        .arg(c.api_url(0, ChainId::Alpha))
+        .arg("--validator-key")
+        .arg(&c.layout().key_dirs[leaver])
+        .arg("--keyring")
+        .arg(&keyring)
+        .args(["--account", "0", "--timeout", "60s"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "dualchain validator leave failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// Waits until both of validator `i`'s chains report that it left the set.
+async fn wait_left(c: &LocalCluster, i: usize) {
+    for chain in ChainId::ALL {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let status = c.chain_status(i, chain).await;
+            if let Some(status) = &status
+                && status.health() == v1::Health::Stopped
+                && status.health_reason.contains("(it left)")
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "validator {i}'s {chain} did not stop: {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+async fn a_validator_leaves(c: &mut LocalCluster) {
+    const LEAVER: usize = 3;
+    let stayers = [0, 1, 2];
+    for i in 0..VALIDATORS {
+        c.wait_height(i, ChainId::Alpha, 1, WAIT).await;
+    }
+    let printed = tokio::task::block_in_place(|| leave(c, LEAVER));
+    assert!(printed.contains("left_at_epoch"), "{printed}");
+    // Both of the leaver's chains stop at their boundary and say why.
+    wait_left(c, LEAVER).await;
+    let stopped = c.height(LEAVER, ChainId::Delta).await.unwrap();
+    // The others go on finalizing both chains without it.
+    for chain in ChainId::ALL {
+        let from = c.min_height(&stayers, chain).await;
+        for i in stayers {
+            c.wait_height(i, chain, from + 3, WAIT).await;
+        }
+    }
+    assert_eq!(c.height(LEAVER, ChainId::Delta).await, Some(stopped));
+    // The leaver takes no transactions.
+    assert_eq!(c.submit(LEAVER, &c.transfers(0, 1)).await, 0);
+    // Restarted, it opens both chains read-only and stays out (no restart loop).
+    c.terminate(LEAVER, WAIT).await;
+    c.start(LEAVER).unwrap();
+    wait_left(c, LEAVER).await;
+    assert_eq!(c.height(LEAVER, ChainId::Delta).await, Some(stopped));
+    // The epoch chain verifies from genesis through the smaller set: the boundary
+    // blocks after the leave are certified by the three who stayed.
+    let genesis_json = std::fs::read_to_string(c.dir().join("genesis.json")).unwrap();
+    let genesis = Genesis::from_json(&genesis_json).unwrap();
+    let schedule = EpochSchedule::new(EPOCH_LENGTH);
+    let alpha = ChainClient::connect(&c.api_url(0, ChainId::Alpha), ChainId::Alpha)
+        .await
+        .unwrap();
+    let (now, set) = alpha.current_set().await.unwrap();
+    assert_eq!(set.len(), VALIDATORS - 1, "epoch {now}");
+    let through = now + 1;
+    c.wait_height(
+        0,
+        ChainId::Alpha,
+        schedule.boundary_of(now).unwrap() + 1,
+        WAIT,
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let links = loop {
+        match alpha.epoch_chain(schedule, through).await {
+            Ok(links) => break links,
+            Err(e) if tokio::time::Instant::now() > deadline => panic!("{e:#}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let genesis_set = genesis.validator_set().unwrap();
+    let last = verify_epoch_chain(genesis.network_id(), &genesis_set, &links).unwrap();
+    assert_eq!(last.len(), VALIDATORS - 1);
+}
+
+#[test]
+fn a_validator_leaves_and_the_others_go_on_finalizing() {
+    let mut c = cluster_with(VALIDATORS, ALPHA_MS, DELTA_MS, 4, |spec| {
+        spec.epoch_length = Some(EPOCH_LENGTH);
+    });
+    c.start_all().unwrap();
+    runtime().block_on(a_validator_leaves(&mut c));
 }

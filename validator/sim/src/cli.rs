@@ -248,8 +248,8 @@ pub struct NodeSimSummary {
     pub commit_latency_ms_p99: Option<u64>,
     /// Epoch boundaries both chains of every honest validator crossed, in the run
     /// that crossed the fewest (Alpha fixing the next set at its boundary block,
-    /// Delta applying it from its attestation; the set is the same while validator
-    /// set changes are not accepted), and the epoch length they were crossed at.
+    /// Delta applying it from its attestation; validators that left are held to
+    /// stopping at their boundary instead), and the epoch length they were crossed at.
     pub epochs: u64,
     pub epoch_length_alpha_blocks: u64,
     /// Validator-set changes (`--reconfigure`) that took effect, over all runs, and

@@ -14,8 +14,8 @@ use dualchain_core::Digest;
 use dualchain_core::crypto::{AccountKeypair, NetworkId};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
-    Address, Attestation, ChainId, CrossChainOp, EpochSchedule, RecordKey, RecordKind,
-    SignedTransaction, Transaction, TxPayload, validator_set_key,
+    Address, Attestation, ChainId, CrossChainOp, EpochRecord, EpochSchedule, RecordKey, RecordKind,
+    SignedTransaction, Transaction, TxPayload, ValidatorSet, validator_set_key,
 };
 use dualchain_execution::keys::{AccountRecord, account_key};
 use dualchain_merkle::{Proof, hash_key, hash_value};
@@ -74,6 +74,29 @@ impl ChainClient {
 
     pub fn chain(&self) -> ChainId {
         self.chain
+    }
+
+    /// The network the node says it runs (what its operations are signed for).
+    pub fn network(&self) -> NetworkId {
+        self.network
+    }
+
+    /// The chain's current epoch and the validator set its records name for it.
+    pub async fn current_set(&self) -> anyhow::Result<(u64, ValidatorSet)> {
+        let record: EpochRecord = self
+            .decoded(RecordKind::Epoch, Digest::ZERO)
+            .await?
+            .with_context(|| format!("{} holds no epoch record", self.url))?;
+        let key = validator_set_key(record.epoch).state_key();
+        let bytes = self.record(&key).await?.1.with_context(|| {
+            format!(
+                "{} holds no validator set for its epoch {}",
+                self.url, record.epoch
+            )
+        })?;
+        let set = ValidatorSet::from_canonical_bytes(&bytes)
+            .with_context(|| format!("{} sent a malformed validator set", self.url))?;
+        Ok((record.epoch, set))
     }
 
     /// The record `key` at the node's head: (head height, value), its proof checked.

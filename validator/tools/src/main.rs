@@ -56,6 +56,9 @@ enum Command {
     /// Governance on a running network: propose, vote, finalize on Delta (executed on Alpha), show.
     #[command(subcommand)]
     Gov(dualchain_loadgen::flow_cli::GovCommand),
+    /// A validator's own set changes on a running network: leave at the next epoch boundary.
+    #[command(subcommand)]
+    Validator(dualchain_loadgen::flow_cli::ValidatorCommand),
 }
 
 /// `RUST_LOG` filters; `info` otherwise.
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => dualchain_sim::cli::run_cli(*args),
         Command::Sax(command) => dualchain_loadgen::flow_cli::sax_main(command),
         Command::Gov(command) => dualchain_loadgen::flow_cli::gov_main(command),
+        Command::Validator(command) => dualchain_loadgen::flow_cli::validator_main(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -108,7 +112,16 @@ mod tests {
         let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
         assert_eq!(
             names,
-            ["devnet", "loadgen", "status", "bench", "sim", "sax", "gov"]
+            [
+                "devnet",
+                "loadgen",
+                "status",
+                "bench",
+                "sim",
+                "sax",
+                "gov",
+                "validator"
+            ]
         );
         let bench = cli.find_subcommand("bench").unwrap();
         let kinds: Vec<&str> = bench.get_subcommands().map(|c| c.get_name()).collect();
