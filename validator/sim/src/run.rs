@@ -634,10 +634,8 @@ impl Simulation {
     async fn settle(&mut self, liveness: &mut Vec<String>) {
         let observer = usize::from(self.observer);
         let target = ChainId::ALL.map(|c| self.nodes[observer].height(c));
-        let deadline = self.elapsed_ms() + SETTLE_MS;
-        loop {
-            let lagging: Vec<String> = self
-                .nodes
+        let lagging = |sim: &Self| -> Vec<String> {
+            sim.nodes
                 .iter()
                 .filter(|n| n.honest())
                 .flat_map(|n| {
@@ -648,21 +646,12 @@ impl Simulation {
                         })
                     })
                 })
-                .collect();
-            if lagging.is_empty() {
-                break;
-            }
-            if self.elapsed_ms() >= deadline {
-                liveness.push(format!(
-                    "not every honest validator caught up within {} s: {}",
-                    SETTLE_MS / 1000,
-                    lagging.join(", ")
-                ));
-                break;
-            }
-            let next = self.elapsed_ms() + 200;
-            self.sleep_until(next).await;
-        }
+                .collect()
+        };
+        liveness.extend(
+            self.settle_until("not every honest validator caught up", 200, lagging)
+                .await,
+        );
         self.settle_records(liveness).await;
         self.settle_leavers(liveness).await;
         let end = self.cfg.faults_end_ms();
@@ -682,12 +671,10 @@ impl Simulation {
     /// and entered the epoch its Alpha entered (the last locks' and sets'
     /// attestations are on their way when the load stops).
     async fn settle_records(&mut self, liveness: &mut Vec<String>) {
-        let deadline = self.elapsed_ms() + SETTLE_MS;
         let schedule = self.epoch_schedule();
-        loop {
+        let unattested = |sim: &Self| -> Vec<String> {
             let mut ignored = Vec::new();
-            let unattested: Vec<String> = self
-                .members()
+            sim.members()
                 .filter_map(|n| {
                     let stores = (
                         n.seams.stores[slot(ChainId::Alpha)].as_ref(),
@@ -703,20 +690,40 @@ impl Simulation {
                         )
                     })
                 })
-                .collect();
-            if unattested.is_empty() {
-                return;
+                .collect()
+        };
+        liveness.extend(
+            self.settle_until(
+                "sAX locks or validator sets not attested on Delta",
+                500,
+                unattested,
+            )
+            .await,
+        );
+    }
+
+    /// Polls `pending` (what is still missing) every `poll_ms` of simulated time
+    /// until it is empty or [`SETTLE_MS`] passed; then the failure, if any.
+    async fn settle_until(
+        &self,
+        what: &str,
+        poll_ms: u64,
+        pending: impl Fn(&Self) -> Vec<String>,
+    ) -> Option<String> {
+        let deadline = self.elapsed_ms() + SETTLE_MS;
+        loop {
+            let missing = pending(self);
+            if missing.is_empty() {
+                return None;
             }
             if self.elapsed_ms() >= deadline {
-                liveness.push(format!(
-                    "sAX locks or validator sets not attested on Delta within {} s of the settle: {}",
+                return Some(format!(
+                    "{what} within {} s of the settle: {}",
                     SETTLE_MS / 1000,
-                    unattested.join(", ")
+                    missing.join(", ")
                 ));
-                return;
             }
-            let next = self.elapsed_ms() + 500;
-            self.sleep_until(next).await;
+            self.sleep_until(self.elapsed_ms() + poll_ms).await;
         }
     }
 
@@ -733,14 +740,12 @@ impl Simulation {
     /// out: Alpha at the epoch the change took effect, Delta when it applied that
     /// epoch's set (its attestation may take a while after the settle).
     async fn settle_leavers(&mut self, liveness: &mut Vec<String>) {
-        let deadline = self.elapsed_ms() + SETTLE_MS;
-        loop {
-            let wrong: Vec<String> = self
-                .reconfiguration
+        let wrong = |sim: &Self| -> Vec<String> {
+            sim.reconfiguration
                 .left
                 .iter()
                 .flat_map(|(&index, &epoch)| {
-                    let node = &self.nodes[usize::from(index)];
+                    let node = &sim.nodes[usize::from(index)];
                     ChainId::ALL.into_iter().filter_map(move |chain| {
                         let left = node.left(chain);
                         (left != Some(epoch)).then(|| {
@@ -750,21 +755,12 @@ impl Simulation {
                         })
                     })
                 })
-                .collect();
-            if wrong.is_empty() {
-                return;
-            }
-            if self.elapsed_ms() >= deadline {
-                liveness.push(format!(
-                    "leavers did not stop at their boundary within {} s of the settle: {}",
-                    SETTLE_MS / 1000,
-                    wrong.join(", ")
-                ));
-                return;
-            }
-            let next = self.elapsed_ms() + 500;
-            self.sleep_until(next).await;
-        }
+                .collect()
+        };
+        liveness.extend(
+            self.settle_until("leavers did not stop at their boundary", 500, wrong)
+                .await,
+        );
     }
 
     /// One step of the planned leaves against the observer's Alpha.
