@@ -256,6 +256,13 @@ pub struct NodeSimSummary {
     /// the set size they left in the run that got the least far.
     pub set_changes_applied: u64,
     pub validators_final: usize,
+    /// Epoch transitions at each run's observer, from its Alpha entering an epoch
+    /// (boundary block executed) to its Delta entering it (the set's attestation
+    /// executed), simulated ms; the target is at most one Alpha block time,
+    /// `epoch_transition_alpha_blocks_max` (the worst as a ratio of it).
+    pub epoch_transition_ms_p50: Option<u64>,
+    pub epoch_transition_ms_max: Option<u64>,
+    pub epoch_transition_alpha_blocks_max: Option<f64>,
     /// Lowest head height of an honest validator in any run.
     pub alpha_height_min: u64,
     pub delta_height_min: u64,
@@ -287,7 +294,11 @@ fn push_failure(failures: &mut Vec<String>, seed: u64, what: &str, f: &str) {
     }
 }
 
-fn absorb(s: &mut NodeSimSummary, latencies: &mut Histogram, r: RunResult) {
+fn absorb(
+    s: &mut NodeSimSummary,
+    (latencies, transitions): (&mut Histogram, &mut Histogram),
+    r: RunResult,
+) {
     s.runs += 1;
     for (what, list, counter) in [
         ("safety", &r.safety_violations, &mut s.safety_violations),
@@ -338,6 +349,10 @@ fn absorb(s: &mut NodeSimSummary, latencies: &mut Histogram, r: RunResult) {
     );
     for l in &r.clients.latencies_ms {
         latencies.record(*l);
+    }
+    for t in &r.transitions_ms {
+        transitions.record(*t);
+        s.epoch_transition_ms_max = s.epoch_transition_ms_max.max(Some(*t));
     }
     s.epochs = s.epochs.min(r.epochs.delta);
     s.alpha_height_min = s.alpha_height_min.min(r.min_heights[0]);
@@ -449,6 +464,9 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         epoch_length_alpha_blocks: first.epoch_length_alpha_blocks,
         set_changes_applied: 0,
         validators_final: 0,
+        epoch_transition_ms_p50: None,
+        epoch_transition_ms_max: None,
+        epoch_transition_alpha_blocks_max: None,
         alpha_height_min: u64::MAX,
         delta_height_min: u64::MAX,
         crashes: 0,
@@ -458,6 +476,7 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         failures: Vec::new(),
     };
     let mut latencies = Histogram::default();
+    let mut transitions = Histogram::default();
     let mut simulated = 0.0;
     for (seed, outcome) in results {
         let (result, again) = outcome?;
@@ -474,9 +493,13 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
                 );
             }
         }
-        absorb(&mut summary, &mut latencies, result);
+        absorb(&mut summary, (&mut latencies, &mut transitions), result);
     }
     summary.commit_latency_ms_p50 = latencies.percentile(0.5);
+    summary.epoch_transition_ms_p50 = transitions.percentile(0.5);
+    summary.epoch_transition_alpha_blocks_max = summary
+        .epoch_transition_ms_max
+        .map(|max| max as f64 / first.alpha_block_ms as f64);
     summary.commit_latency_ms_p99 = latencies.percentile(0.99);
     summary.sim_seconds_per_wall_second = simulated / wall.as_secs_f64();
     Ok(summary)

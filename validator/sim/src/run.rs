@@ -6,7 +6,7 @@
 //! validators, while the clients submit transactions. Then the checks of
 //! [`crate::checks`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -138,6 +138,8 @@ pub struct RunResult {
     /// Validator-set changes that took effect, and the validators they took out.
     pub set_changes_applied: usize,
     pub validators_left: usize,
+    /// Epoch transitions at the observer: Alpha entering an epoch → Delta entering it.
+    pub transitions_ms: Vec<u64>,
 }
 
 /// Runs one seed to completion.
@@ -367,6 +369,9 @@ struct Simulation {
     unpayable_admitted: u64,
     /// The planned leaves (`cfg.reconfigure`).
     reconfiguration: Reconfiguration,
+    /// Per chain (Alpha, Delta), when the observer's consensus first ran each epoch
+    /// (simulated ms).
+    entered: [BTreeMap<u64, u64>; 2],
 }
 
 impl Simulation {
@@ -484,6 +489,7 @@ impl Simulation {
             unpayable_offered: 0,
             unpayable_admitted: 0,
             reconfiguration,
+            entered: Default::default(),
         })
     }
 
@@ -572,6 +578,7 @@ impl Simulation {
                 self.step_flow(&mut flow, now);
                 self.step_reconfiguration(now);
             }
+            self.note_epochs(now);
             if now.is_multiple_of(FORGE_EVERY_MS) && (1_000..load_end).contains(&now) {
                 self.relay_forgeries();
                 self.offer_unpayable();
@@ -705,13 +712,14 @@ impl Simulation {
     /// Polls `pending` (what is still missing) every `poll_ms` of simulated time
     /// until it is empty or [`SETTLE_MS`] passed; then the failure, if any.
     async fn settle_until(
-        &self,
+        &mut self,
         what: &str,
         poll_ms: u64,
         pending: impl Fn(&Self) -> Vec<String>,
     ) -> Option<String> {
         let deadline = self.elapsed_ms() + SETTLE_MS;
         loop {
+            self.note_epochs(self.elapsed_ms());
             let missing = pending(self);
             if missing.is_empty() {
                 return None;
@@ -761,6 +769,30 @@ impl Simulation {
             self.settle_until("leavers did not stop at their boundary", 500, wrong)
                 .await,
         );
+    }
+
+    /// Notes when the observer's consensus of each chain first ran its epoch.
+    fn note_epochs(&mut self, now: u64) {
+        let Some(running) = &self.nodes[usize::from(self.observer)].running else {
+            return;
+        };
+        for chain in ChainId::ALL {
+            let epoch = running.contexts[slot(chain)].metrics.epoch.get() as u64;
+            self.entered[slot(chain)].entry(epoch).or_insert(now);
+        }
+    }
+
+    /// For each epoch both of the observer's chains entered after genesis: from its
+    /// Alpha entering it (the boundary block executed) to its Delta entering it (the
+    /// set's attestation executed), simulated ms (to one poll: 20 ms under load, up
+    /// to 500 ms while settling).
+    fn transitions_ms(&self) -> Vec<u64> {
+        let [alpha, delta] = &self.entered;
+        alpha
+            .iter()
+            .filter(|(epoch, _)| **epoch > 0)
+            .filter_map(|(epoch, at)| Some(delta.get(epoch)?.saturating_sub(*at)))
+            .collect()
     }
 
     /// One step of the planned leaves against the observer's Alpha.
@@ -1128,6 +1160,7 @@ impl Simulation {
             flow: flow.reached,
             set_changes_applied: self.reconfiguration.applied(),
             validators_left: self.reconfiguration.left.len(),
+            transitions_ms: self.transitions_ms(),
         }
     }
 }
