@@ -14,7 +14,11 @@
 //! as many, and so on. A silent or Byzantine relayer therefore delays an
 //! attestation by a few target blocks, never loses it; a duplicate that still gets
 //! through is refused by the target as `Replayed` and changes nothing. Anyone else may
-//! relay the same bytes through the public API.
+//! relay the same bytes through the public API. The exception is the next epoch's
+//! validator set: Delta's consensus cannot switch sets before it executes that
+//! attestation, so every validator relays it at once (one duplicate per validator
+//! and epoch, refused as `Replayed`, against a backup delay in every transition whose
+//! designated relayer is down or Byzantine).
 //!
 //! [`RelayPlanner`] is the sans-I/O core (what to submit, with which nonce, given what
 //! the target chain shows); [`run_relay`] is its loop over a [`RelaySource`] and a
@@ -39,6 +43,12 @@ use tokio::sync::watch;
 
 use crate::context::ChainContext;
 use crate::seams::Seams;
+
+/// Whether `attestation` carries a validator set (what a chain's epoch switch waits
+/// for).
+fn is_set_record(attestation: &Attestation) -> bool {
+    RecordKey::from_state_key(&attestation.key).is_some_and(|k| k.kind == RecordKind::ValidatorSet)
+}
 
 /// Derive-key context of a validator's relay account key.
 pub const RELAY_ACCOUNT_CONTEXT: &str = "dualchain 2026-12 attestation relay account v1";
@@ -261,7 +271,10 @@ impl RelayPlanner {
             }
             let designated =
                 u64::from_le_bytes(id.0.0[..8].try_into().expect("8 bytes")) % self.committee;
-            let rank = (self.me + self.committee - designated) % self.committee;
+            let rank = match is_set_record(&attestation) {
+                true => 0,
+                false => (self.me + self.committee - designated) % self.committee,
+            };
             self.pending.insert(
                 (height, position as u32),
                 Pending {
@@ -732,6 +745,23 @@ mod tests {
             second[0].nonce, 10,
             "after the first backup, still in flight"
         );
+    }
+
+    #[test]
+    fn every_validator_relays_the_next_set_at_once() {
+        // Backups only, for ordinary records: nothing goes out at first.
+        let mut planner = planner();
+        let backup_only = ranked(5, 2, 1);
+        let mut set = backup_only[0].clone();
+        set.key = dualchain_core::types::validator_set_key(1)
+            .state_key()
+            .to_vec();
+        planner.add(5, backup_only);
+        assert!(planner.plan(&view(10, 0)).is_empty());
+        planner.add(6, vec![set.clone()]);
+        let out = planner.plan(&view(10, 0));
+        assert_eq!(out.len(), 1, "the set goes out without a backup delay");
+        assert_eq!(out[0].id, set.id());
     }
 
     #[test]
