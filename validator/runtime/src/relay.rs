@@ -91,11 +91,21 @@ pub trait RelaySource: Send + Sync {
     ) -> BoxFuture<'_, anyhow::Result<Option<Vec<Attestation>>>>;
 }
 
+/// Who relays: this validator's index in the target chain's current set (`None`:
+/// not a member, e.g. it left) and the set's size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Relayers {
+    pub me: Option<u64>,
+    pub committee: u64,
+}
+
 /// What the target chain shows a relayer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TargetView {
     /// The target's committed height.
     pub height: u64,
+    /// The relayers of the target's current epoch (`None`: unchanged).
+    pub relayers: Option<Relayers>,
     /// The relay account's next nonce there.
     pub nonce: u64,
     /// The newest source height the target accepted an attestation of.
@@ -146,8 +156,7 @@ pub struct Submission {
 /// it says what to submit under which nonce.
 pub struct RelayPlanner {
     target: ChainId,
-    me: u64,
-    committee: u64,
+    relayers: Relayers,
     relayer: Address,
     freshness_blocks: u64,
     /// [`BACKUP_AFTER_MS`] and [`RESUBMIT_AFTER_MS`] in target blocks.
@@ -185,8 +194,10 @@ impl RelayPlanner {
             backup_blocks: BACKUP_AFTER_MS.div_ceil(block_ms).max(1),
             resubmit_blocks: RESUBMIT_AFTER_MS.div_ceil(block_ms).max(2),
             target,
-            me,
-            committee,
+            relayers: Relayers {
+                me: Some(me),
+                committee,
+            },
             relayer,
             freshness_blocks,
             cursor: from.max(1),
@@ -257,6 +268,36 @@ impl RelayPlanner {
         }
     }
 
+    /// This relayer's turn for `attestation`: 0 for its designated relayer (its id
+    /// modulo the committee), 1 for the next member in index order, and so on; a
+    /// non-member comes after every member; everyone relays a validator set at once.
+    fn rank_of(&self, attestation: &Attestation) -> u64 {
+        if is_set_record(attestation) {
+            return 0;
+        }
+        let Relayers { me, committee } = self.relayers;
+        let id = attestation.id();
+        let designated = u64::from_le_bytes(id.0.0[..8].try_into().expect("8 bytes")) % committee;
+        me.map_or(committee, |me| (me + committee - designated) % committee)
+    }
+
+    /// The target's set changed (an epoch left a member out, or this validator): the
+    /// turns of everything pending follow the new set.
+    fn set_relayers(&mut self, relayers: Relayers) {
+        if relayers == self.relayers || relayers.committee == 0 {
+            return;
+        }
+        self.relayers = relayers;
+        let ranks: Vec<u64> = self
+            .pending
+            .values()
+            .map(|p| self.rank_of(&p.attestation))
+            .collect();
+        for (pending, rank) in self.pending.values_mut().zip(ranks) {
+            pending.rank = rank;
+        }
+    }
+
     /// Source heights with records waiting for this node's certificate.
     pub fn waiting(&self) -> usize {
         self.waiting.len()
@@ -269,12 +310,7 @@ impl RelayPlanner {
             if self.done.contains(&id) {
                 continue;
             }
-            let designated =
-                u64::from_le_bytes(id.0.0[..8].try_into().expect("8 bytes")) % self.committee;
-            let rank = match is_set_record(&attestation) {
-                true => 0,
-                false => (self.me + self.committee - designated) % self.committee,
-            };
+            let rank = self.rank_of(&attestation);
             self.pending.insert(
                 (height, position as u32),
                 Pending {
@@ -296,6 +332,9 @@ impl RelayPlanner {
 
     /// Given the target's view, the transactions to submit now (nonces ascending).
     pub fn plan(&mut self, view: &TargetView) -> Vec<Submission> {
+        if let Some(relayers) = view.relayers {
+            self.set_relayers(relayers);
+        }
         self.forget_finished(view);
         self.release_lost(view);
         let mut in_flight: Vec<u64> = self
@@ -454,8 +493,14 @@ impl<S: Seams> RelayTarget for InProcessTarget<S> {
                 consumed.insert(*id);
             }
         }
+        let set = self.ctx.committee();
+        let relayers = Relayers {
+            me: set.index_of(self.ctx.key().public()).map(u64::from),
+            committee: set.len() as u64,
+        };
         Ok(Some(TargetView {
             height,
+            relayers: Some(relayers),
             nonce,
             newest_source_height: newest,
             consumed,
@@ -745,6 +790,34 @@ mod tests {
             second[0].nonce, 10,
             "after the first backup, still in flight"
         );
+    }
+
+    #[test]
+    fn turns_follow_the_target_set_and_a_non_member_comes_last() {
+        let mut planner = planner();
+        let second = ranked(5, 2, 1);
+        planner.add(5, second.clone());
+        assert!(planner.plan(&view(10, 0)).is_empty(), "a backup's turn");
+        // The set changed so that this validator designates it now (the same id
+        // modulo a committee of one).
+        let mut shrunk = view(10, 0);
+        shrunk.relayers = Some(Relayers {
+            me: Some(0),
+            committee: 1,
+        });
+        assert_eq!(planner.plan(&shrunk).len(), 1);
+        // Out of the set: after every member's turn.
+        let mut planner = planner_from(1);
+        planner.add(5, designated(5, 1));
+        let mut out = view(10, 0);
+        out.relayers = Some(Relayers {
+            me: None,
+            committee: COMMITTEE,
+        });
+        assert!(planner.plan(&out).is_empty());
+        let mut later = view(10 + COMMITTEE * BACKUP_AFTER_BLOCKS, 0);
+        later.relayers = out.relayers;
+        assert_eq!(planner.plan(&later).len(), 1);
     }
 
     #[test]
