@@ -124,7 +124,7 @@ pub enum Input<M> {
 ///
 /// The request names the `epoch` its vertices belong to (every epoch's DAG starts at
 /// round 0 again). A request naming no vertex asks for the *tips* of an epoch that
-/// ended at the peer: the vertices of its last round there, with their ancestors; a
+/// ended at the peer: the vertices of its last rounds there, with their ancestors; a
 /// validator still finishing that epoch learns from them what to fetch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncRequest {

@@ -149,8 +149,9 @@ enum Arrival {
 }
 
 /// Rounds whose vertices an ended epoch's tips name (see [`DagBft::tips`]): the
-/// commit rule looks two rounds past a leader, so three rounds cover the last
-/// decision and the round it was made in.
+/// commit rule decides a leader from the two rounds after it, so the last four
+/// rounds hold the last decided leader, its votes and certificates, and the round
+/// the decision was made in.
 pub const TIP_ROUNDS: Round = 4;
 
 /// The DAG-BFT consensus engine of one validator on one chain.
@@ -781,7 +782,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
     }
 
     /// `from` sent a vertex of a later epoch: it finished ours and we did not (we
-    /// were down or cut off when it ended). The vertices of the last round it holds
+    /// were down or cut off when it ended). The vertices of the last rounds it holds
     /// of our epoch, with their ancestors, let our DAG reach the commits that end
     /// it; we ask at most once per `sync_retry_ms`.
     fn ask_for_tips(

@@ -34,7 +34,7 @@
 //! part of a snapshot, see `dualchain-store`), every key under `dag-bft/` ‖ epoch BE:
 //! `state` → [`EngineState`], `committed/` ‖ round BE ‖ digest → empty, `commit/` ‖
 //! sequence BE → [`CommitRecord`], `evidence/` ‖ offender → [`Evidence`], `tips` → the
-//! last round's vertices of an epoch that ended ([`KvConsensusStore::put_tips`]).
+//! vertices of the last rounds of an epoch that ended ([`KvConsensusStore::put_tips`]).
 
 use std::sync::Arc;
 

@@ -135,8 +135,8 @@ fn known_key<'k>(
     key: &'k ValidatorPublicKey,
 ) -> &'k ValidatorPublicKey {
     (env.source_sets)(0)
-        .and_then(|genesis| genesis.get(genesis.index_of(key)?))
-        .map_or(key, |member| &member.public_key)
+        .and_then(|genesis| genesis.member_key(key))
+        .unwrap_or(key)
 }
 
 /// Alpha: `key` asks to join at the next boundary with the sender's `lock` as stake.

@@ -173,10 +173,12 @@ impl MemoryHub {
     }
 
     fn deliver(&self, from: PeerId, to: PeerId, message: Message) -> Delivery {
-        if !self.linked(&from, &to) {
-            return Delivery::NoPeer;
-        }
-        let Some(node) = self.nodes.get(&to) else {
+        let sender_admits = self.nodes.get(&from).is_some_and(|n| n.admits(&to));
+        let Some(node) = self
+            .nodes
+            .get(&to)
+            .filter(|n| sender_admits && n.admits(&from))
+        else {
             return Delivery::NoPeer;
         };
         if !node

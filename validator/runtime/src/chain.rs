@@ -474,25 +474,14 @@ async fn stay_out<S: Seams>(
     epoch: u64,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let chain = ctx.chain;
-    let _ = ctx.left_at_epoch.set(epoch);
     *ctx.live() = Live {
         reader: Some(reader),
         ..Live::default()
     };
-    tracing::warn!(%chain, epoch, height = ctx.head().height, "not in the validator set of this epoch: the chain stays stopped at its last block");
-    ctx.set_health(Health::Stopped, left_set_reason(chain, epoch));
+    tracing::warn!(chain = %ctx.chain, epoch, height = ctx.head().height, "not in the validator set of this epoch: the chain stays stopped at its last block");
+    ctx.mark_left(epoch);
     let _ = shutdown.wait_for(|stop| *stop).await;
     Ok(())
-}
-
-/// Why a chain that left the set is stopped (health detail, refused submissions).
-pub fn left_set_reason(chain: ChainId, epoch: u64) -> String {
-    format!(
-        "this validator is not in the {chain} validator set of epoch {epoch} (it left): \
-         the chain runs no further here; its blocks up to the boundary stay readable; \
-         submit transactions to a member"
-    )
 }
 
 /// The consensus driver's task, aborted if the chain's future is dropped (a stopping

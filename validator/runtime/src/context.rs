@@ -162,6 +162,15 @@ pub fn reinstate<S: Seams>(
     );
 }
 
+/// Why a chain that left the set is stopped (health detail, refused submissions).
+pub fn left_set_reason(chain: ChainId, epoch: u64) -> String {
+    format!(
+        "this validator is not in the {chain} validator set of epoch {epoch} (it left): \
+         the chain runs no further here; its blocks up to the boundary stay readable; \
+         submit transactions to a member"
+    )
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -235,6 +244,13 @@ impl<S: Seams> ChainContext<S> {
     /// The epoch whose set left this validator out, if its chain stopped there.
     pub fn left_set(&self) -> Option<u64> {
         self.left_at_epoch.get().copied()
+    }
+
+    /// The chain stops here because the set of `epoch` left this validator out: the
+    /// health says so, and so does every refused submission ([`left_set_reason`]).
+    pub fn mark_left(&self, epoch: u64) {
+        let _ = self.left_at_epoch.set(epoch);
+        self.set_health(Health::Stopped, left_set_reason(self.chain, epoch));
     }
 
     /// Ready for traffic: running, not paused, not catching up.

@@ -25,7 +25,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::bail;
-use dualchain_api::Health;
 use dualchain_consensus::verify::VertexVerifier;
 use dualchain_consensus::wire::NetMessage;
 use dualchain_consensus::{
@@ -111,10 +110,6 @@ pub struct Driver<S: Seams> {
     /// never see their first rounds of the next one.
     early: VecDeque<(PeerId, Arc<Vertex>)>,
     early_bytes: usize,
-    /// Set when an epoch's set left this validator out: the engine takes no more
-    /// input, and the driver only answers peers' sync requests (those still
-    /// finishing the epoch need its last rounds) and certifies its last blocks.
-    left: Option<u64>,
 }
 
 /// What woke the driver.
@@ -180,7 +175,6 @@ impl<S: Seams> Driver<S> {
             queued: HashMap::new(),
             early: VecDeque::new(),
             early_bytes: 0,
-            left: None,
         }
     }
 
@@ -271,10 +265,18 @@ impl<S: Seams> Driver<S> {
         out
     }
 
+    /// Whether an epoch's set left this validator out: the engine takes no more
+    /// input, and the driver only answers peers' sync requests (those still
+    /// finishing the epoch need its last rounds) and counts votes for its last
+    /// blocks.
+    fn left(&self) -> bool {
+        self.ctx.left_set().is_some()
+    }
+
     /// One engine step at the clock's current time (none once this validator left
     /// the set: the engine of its last epoch is done).
     fn step(&mut self, input: Input<std::convert::Infallible>) -> Vec<EngineOutput> {
-        if self.left.is_some() {
+        if self.left() {
             return Vec::new();
         }
         self.engine.handle(self.ctx.clock.now(), input)
@@ -300,7 +302,7 @@ impl<S: Seams> Driver<S> {
         }
         let ctx = &self.ctx;
         // No room in the executor's queue: propose nothing new (the mempool keeps it).
-        if ctx.is_paused() || self.exec.capacity() == 0 || self.left.is_some() {
+        if ctx.is_paused() || self.exec.capacity() == 0 || self.left() {
             return Ok(());
         }
         let room = self.max_queued_txs.saturating_sub(self.engine.queued_txs());
@@ -393,7 +395,7 @@ impl<S: Seams> Driver<S> {
                 if message.kind == MessageKind::Certificate {
                     return self.on_votes(from, &message.payload);
                 }
-                let Some(&index) = self.peers.get(&from).filter(|_| self.left.is_none()) else {
+                let Some(&index) = self.peers.get(&from).filter(|_| !self.left()) else {
                     return;
                 };
                 match message.kind {
@@ -524,14 +526,15 @@ impl<S: Seams> Driver<S> {
         }
     }
 
-    /// The executor committed the last block of the engine's epoch: the engine of
-    /// the next one takes over with `set`. The old engine's DAG is abandoned: its
-    /// queued transactions and those of our vertices no commit took go back to the
-    /// mempool (what it committed after `last` the executor gives back), the last
-    /// round it holds is recorded for peers still finishing the epoch, and the
-    /// epoch before it is dropped from the store. The transport admits the members
-    /// of both epochs (the previous set still certifies its last blocks). A set
-    /// without this validator ends its part: the driver returns.
+    /// The executor committed the last block of the engine's epoch. Either way the
+    /// last rounds the old engine holds are recorded as its tips, for peers still
+    /// finishing the epoch, and the transport admits the members of both epochs (the
+    /// previous set still certifies its last blocks). If `set` holds this validator,
+    /// the engine of the next epoch takes over: the old DAG is abandoned, its queued
+    /// transactions and those of our vertices no commit took go back to the mempool
+    /// (what it committed after `last` the executor gives back), and the epoch before
+    /// it is dropped from the store. Otherwise the chain stops here
+    /// ([`Driver::leave_set`]).
     fn enter_epoch(&mut self, last: &BlockHeader, set: Arc<ValidatorSet>) -> anyhow::Result<()> {
         let chain = self.ctx.chain;
         let (epoch, old) = (set.epoch(), self.engine.epoch());
@@ -540,22 +543,20 @@ impl<S: Seams> Driver<S> {
             "the {chain} executor ended epoch {} with the set of epoch {epoch} while consensus runs epoch {old}",
             last.epoch
         );
-        if set.index_of(self.ctx.key().public()).is_none() {
-            return self.leave_set(last, &set);
-        }
-        let (peers, peer_ids) = peer_maps(&set);
-        self.net
-            .set_members(transport_members(&set, Some(&self.ctx.committee())));
         let db = self.engine.store().engine().clone();
         KvConsensusStore::new(db.clone(), old).put_tips(&self.engine.tips())?;
+        self.net
+            .set_members(transport_members(&set, Some(&self.ctx.committee())));
+        let Some(me) = set.index_of(self.ctx.key().public()) else {
+            return self.leave_set(last, epoch);
+        };
+        let (peers, peer_ids) = peer_maps(&set);
         let mut transactions = self.engine.take_queued();
         transactions.extend(self.engine.uncommitted_own_transactions());
         reinstate(&self.ctx, transactions, |d| self.queued.get(d).copied());
         self.queued.clear();
         self.engine = open_engine(&self.ctx, db.clone(), set.clone())?;
-        self.me = set
-            .index_of(self.ctx.key().public())
-            .expect("open_engine checked");
+        self.me = me;
         self.peers = peers;
         self.peer_ids = peer_ids;
         self.votes.enter_epoch(set.clone());
@@ -591,21 +592,13 @@ impl<S: Seams> Driver<S> {
         self.dispatch(outputs)
     }
 
-    /// `set` left this validator out: the chain stops at `last` here. The old
-    /// engine's rounds stay (recorded as the epoch's tips) for peers still finishing
-    /// the epoch, whom the transport keeps admitting; the API takes no transactions.
-    fn leave_set(&mut self, last: &BlockHeader, set: &ValidatorSet) -> anyhow::Result<()> {
-        let (chain, epoch) = (self.ctx.chain, set.epoch());
-        let db = self.engine.store().engine().clone();
-        KvConsensusStore::new(db, self.engine.epoch()).put_tips(&self.engine.tips())?;
-        self.net
-            .set_members(transport_members(set, Some(&self.ctx.committee())));
-        self.left = Some(epoch);
+    /// The set of `epoch` left this validator out: the chain stops at `last` here.
+    /// The old engine's rounds stay for peers still finishing the epoch, whom the
+    /// transport keeps admitting; the API takes no transactions.
+    fn leave_set(&mut self, last: &BlockHeader, epoch: u64) -> anyhow::Result<()> {
         self.timer_at = None;
-        let _ = self.ctx.left_at_epoch.set(epoch);
-        self.ctx
-            .set_health(Health::Stopped, crate::chain::left_set_reason(chain, epoch));
-        tracing::warn!(%chain, epoch, after_height = last.height, "this validator is not in the next set: the chain stops here");
+        self.ctx.mark_left(epoch);
+        tracing::warn!(chain = %self.ctx.chain, epoch, after_height = last.height, "this validator is not in the next set: the chain stops here");
         Ok(())
     }
 
@@ -764,7 +757,6 @@ impl<S: Seams> Driver<S> {
     }
 }
 
-/// Each member's transport id, by id and by index in `set`.
 /// Who the transport admits while `current` runs: its members and those of the
 /// `previous` epoch (whose last blocks may still be certifying).
 pub fn transport_members(current: &ValidatorSet, previous: Option<&ValidatorSet>) -> MemberSet {
@@ -775,6 +767,7 @@ pub fn transport_members(current: &ValidatorSet, previous: Option<&ValidatorSet>
     MemberSet::new(current.epoch(), keys)
 }
 
+/// Each member's transport id, by id and by index in `set`.
 fn peer_maps(set: &ValidatorSet) -> (HashMap<PeerId, ValidatorIndex>, Vec<PeerId>) {
     let ids: Vec<PeerId> = set
         .validators()

@@ -90,8 +90,8 @@ pub struct BlockExecutor<S: Seams> {
     cache: StateCache<S::Engine>,
     sealer: BlockSealer,
     events: mpsc::Sender<ExecEvent>,
-    /// Our validator index in the sets of the current and the previous epoch
-    /// (`u16::MAX` where we are not a member): whose vertices are ours to give back.
+    /// Our validator index in the sets of the current and the previous epoch (where
+    /// we are a member): whose vertices are ours to give back.
     own_index: BTreeMap<u64, ValidatorIndex>,
 }
 
@@ -137,11 +137,12 @@ impl<S: Seams> BlockExecutor<S> {
         sealer: BlockSealer,
         events: mpsc::Sender<ExecEvent>,
     ) -> Self {
-        let me = ctx
+        let own_index = ctx
             .committee()
             .index_of(ctx.key().public())
-            .unwrap_or(ValidatorIndex::MAX);
-        let own_index = BTreeMap::from([(sealer.epoch(), me)]);
+            .map(|me| (sealer.epoch(), me))
+            .into_iter()
+            .collect();
         Self {
             ctx,
             store,
@@ -411,11 +412,9 @@ impl<S: Seams> BlockExecutor<S> {
                 last.height
             )
         })?;
-        self.own_index.insert(
-            next,
-            set.index_of(self.ctx.key().public())
-                .unwrap_or(ValidatorIndex::MAX),
-        );
+        if let Some(me) = set.index_of(self.ctx.key().public()) {
+            self.own_index.insert(next, me);
+        }
         self.own_index.retain(|epoch, _| epoch + 1 >= next);
         tracing::info!(
             chain = %self.ctx.chain,

@@ -48,7 +48,7 @@ pub fn assess<S: Seams>(ctx: &ChainContext<S>, now: u64, all: &[OtherChain]) -> 
     if let Some(epoch) = ctx.left_set() {
         return (
             Health::Stopped,
-            crate::chain::left_set_reason(ctx.chain, epoch),
+            crate::context::left_set_reason(ctx.chain, epoch),
         );
     }
     if !ctx.is_running() {

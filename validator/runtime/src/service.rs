@@ -304,7 +304,7 @@ impl<S: Seams> ChainApi for ChainService<S> {
     fn submit(&self, transactions: &[Bytes]) -> Vec<Admission> {
         let ctx = &self.ctx;
         if let Some(epoch) = ctx.left_set() {
-            let reason = crate::chain::left_set_reason(ctx.chain, epoch);
+            let reason = crate::context::left_set_reason(ctx.chain, epoch);
             return transactions
                 .iter()
                 .map(|_| Admission::refused(None, AdmissionStatus::RejectedOther, reason.clone()))

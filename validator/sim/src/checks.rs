@@ -106,14 +106,13 @@ pub fn read_chain(
         if entered_epoch(&reader.events(height).map(|e| e.0).unwrap_or_default()).is_some() {
             epoch += 1;
         }
-        let validators = match sets.entry(block.header.epoch) {
-            std::collections::btree_map::Entry::Occupied(set) => Some(set.into_mut()),
-            std::collections::btree_map::Entry::Vacant(slot) => reader
-                .validator_set(block.header.epoch)
-                .ok()
-                .flatten()
-                .map(|set| slot.insert(set.with_known_keys(genesis))),
-        };
+        let set_epoch = block.header.epoch;
+        if !sets.contains_key(&set_epoch)
+            && let Ok(Some(set)) = reader.validator_set(set_epoch)
+        {
+            sets.insert(set_epoch, set.with_known_keys(genesis));
+        }
+        let validators = sets.get(&set_epoch);
         if let (Some(cert), None) = (&certificate, &validators) {
             findings.safety.push(format!(
                 "node {node} {chain}: block {height} has a certificate of epoch {} whose set the chain does not record",
@@ -125,7 +124,7 @@ pub fn read_chain(
             if findings.verified_certificates.contains(&key) {
                 view.certified.insert(height);
             } else {
-                match cert.verify(&block.header, &*validators, network) {
+                match cert.verify(&block.header, validators, network) {
                     Ok(()) => {
                         findings.verified_certificates.insert(key);
                         view.certified.insert(height);

@@ -797,6 +797,9 @@ impl Simulation {
 
     /// One step of the planned leaves against the observer's Alpha.
     fn step_reconfiguration(&mut self, now: u64) {
+        if self.reconfiguration.done() {
+            return;
+        }
         let observer = &self.nodes[usize::from(self.observer)];
         let Some(target) = observer.api(ChainId::Alpha) else {
             return;

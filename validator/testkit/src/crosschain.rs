@@ -87,15 +87,16 @@ impl ChainClient {
             .decoded(RecordKind::Epoch, Digest::ZERO)
             .await?
             .with_context(|| format!("{} holds no epoch record", self.url))?;
-        let key = validator_set_key(record.epoch).state_key();
-        let bytes = self.record(&key).await?.1.with_context(|| {
-            format!(
-                "{} holds no validator set for its epoch {}",
-                self.url, record.epoch
-            )
-        })?;
-        let set = ValidatorSet::from_canonical_bytes(&bytes)
-            .with_context(|| format!("{} sent a malformed validator set", self.url))?;
+        let key = validator_set_key(record.epoch);
+        let set = self
+            .decoded(key.kind, Digest(key.id))
+            .await?
+            .with_context(|| {
+                format!(
+                    "{} holds no validator set for its epoch {}",
+                    self.url, record.epoch
+                )
+            })?;
         Ok((record.epoch, set))
     }
 

@@ -130,14 +130,19 @@ impl ValidatorSet {
     /// The bytes, and so the set's encoding and digest, do not change.
     pub fn with_known_keys(mut self, known: &ValidatorSet) -> Self {
         for member in &mut self.validators {
-            if let Some(k) = known
-                .index_of(&member.public_key)
-                .and_then(|i| known.get(i))
-            {
-                member.public_key = k.public_key.clone();
+            if let Some(key) = known.member_key(&member.public_key) {
+                member.public_key = key.clone();
             }
         }
         self
+    }
+
+    /// The key object this set holds for `key` (equal bytes), if `key` is a member.
+    pub fn member_key(&self, key: &ValidatorPublicKey) -> Option<&ValidatorPublicKey> {
+        self.validators
+            .iter()
+            .map(|v| &v.public_key)
+            .find(|member| *member == key)
     }
 
     pub fn epoch(&self) -> u64 {
