@@ -178,8 +178,18 @@ async fn a_validator_leaves(c: &mut LocalCluster) {
     }
     let printed = tokio::task::block_in_place(|| leave(c, LEAVER));
     assert!(printed.contains("left_at_epoch"), "{printed}");
-    // Both of the leaver's chains stop at their boundary and say why.
+    // Both of the leaver's chains stop at their boundary and say why; its status no
+    // longer names an index in the set, a member's does.
     wait_left(c, LEAVER).await;
+    let status = |i| {
+        let url = c.api_url(i, ChainId::Alpha);
+        async move { dualchain_testkit::client::node_status(&url).await }
+    };
+    let left = status(LEAVER).await.unwrap();
+    assert_eq!(left.validator_index, None, "{left:?}");
+    let member = status(0).await.unwrap();
+    assert_eq!(member.validator_index, Some(0), "{member:?}");
+    assert!(member.epoch >= left.epoch, "{member:?} {left:?}");
     let stopped = c.height(LEAVER, ChainId::Delta).await.unwrap();
     // The others go on finalizing both chains without it.
     for chain in ChainId::ALL {

@@ -194,6 +194,8 @@ impl<S: Seams> ChainContext<S> {
         *lock(&self.committee) = set;
     }
 
+    /// Our index in the genesis set (the current set's is
+    /// `committee().index_of(key().public())`).
     pub fn me(&self) -> ValidatorIndex {
         self.identity.me
     }

@@ -548,7 +548,7 @@ impl<S: Seams> Driver<S> {
         self.net
             .set_members(transport_members(&set, Some(&self.ctx.committee())));
         let Some(me) = set.index_of(self.ctx.key().public()) else {
-            return self.leave_set(last, epoch);
+            return self.leave_set(last, set);
         };
         let (peers, peer_ids) = peer_maps(&set);
         let mut transactions = self.engine.take_queued();
@@ -592,11 +592,15 @@ impl<S: Seams> Driver<S> {
         self.dispatch(outputs)
     }
 
-    /// The set of `epoch` left this validator out: the chain stops at `last` here.
-    /// The old engine's rounds stay for peers still finishing the epoch, whom the
-    /// transport keeps admitting; the API takes no transactions.
-    fn leave_set(&mut self, last: &BlockHeader, epoch: u64) -> anyhow::Result<()> {
+    /// `set` left this validator out: the chain stops at `last` here. The old
+    /// engine's rounds stay for peers still finishing the epoch, whom the transport
+    /// keeps admitting; the API takes no transactions. The chain's committee is
+    /// `set` from now on, as after a restart (status, relay turns).
+    fn leave_set(&mut self, last: &BlockHeader, set: Arc<ValidatorSet>) -> anyhow::Result<()> {
+        let epoch = set.epoch();
         self.timer_at = None;
+        self.ctx.set_committee(set);
+        self.ctx.metrics.epoch.set(epoch as i64);
         self.ctx.mark_left(epoch);
         tracing::warn!(chain = %self.ctx.chain, epoch, after_height = last.height, "this validator is not in the next set: the chain stops here");
         Ok(())

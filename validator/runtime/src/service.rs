@@ -289,11 +289,20 @@ impl<S: Seams> ChainApi for ChainService<S> {
 
     fn node_status(&self) -> NodeStatus {
         let ctx = &self.ctx;
+        // As documented: the newest epoch of the chains this node serves, and our
+        // index in its set (none once the set left us out).
+        let newest = self
+            .node
+            .chains
+            .iter()
+            .map(|c| c.committee())
+            .max_by_key(|set| set.epoch())
+            .unwrap_or_else(|| ctx.committee());
         NodeStatus {
             node_version: env!("CARGO_PKG_VERSION").to_string(),
             validator_key_digest: ctx.key().public().id(),
-            validator_index: Some(u32::from(ctx.me())),
-            epoch: ctx.committee().epoch(),
+            validator_index: newest.index_of(ctx.key().public()).map(u32::from),
+            epoch: newest.epoch(),
             chains: self.node.chains.iter().map(|c| c.chain_status()).collect(),
             peer_id: hex::encode(ctx.peer_id.0.as_bytes()),
             started_at_unix_ms: ctx.started_at_unix_ms,
