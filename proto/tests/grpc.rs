@@ -76,6 +76,8 @@ impl Node for TestNode {
                 latest_state_root: digest(0x55, 120),
                 head_digest: digest(0xDD, 120),
                 fault_injection_active: true,
+                validator_set_digest: digest(0x5E, 7),
+                head_epoch: 7,
             }],
             peer_id: "validator-0".into(),
             started_at_unix_ms: 1_699_999_000_000,

@@ -269,6 +269,8 @@ pub(crate) fn chain_status_to_proto(status: ChainStatus) -> v1::ChainStatus {
         latest_state_root: status.latest_state_root.as_bytes().to_vec(),
         head_digest: status.head_digest.as_bytes().to_vec(),
         fault_injection_active: status.fault_injection_active,
+        validator_set_digest: status.validator_set.as_bytes().to_vec(),
+        head_epoch: status.head_epoch,
     }
 }
 
@@ -683,6 +685,8 @@ pub(crate) mod tests {
             latest_state_root: Digest([5; 32]),
             head_digest: Digest([6; 32]),
             fault_injection_active: true,
+            validator_set: Digest([7; 32]),
+            head_epoch: 1,
         };
         let status = node_status_to_proto(NodeStatus {
             node_version: "0.1.0".into(),
@@ -719,6 +723,8 @@ pub(crate) mod tests {
                 latest_state_root: vec![5; 32],
                 head_digest: vec![6; 32],
                 fault_injection_active: true,
+                validator_set_digest: vec![7; 32],
+                head_epoch: 1,
             }]
         );
     }

@@ -45,6 +45,11 @@ pub struct ChainStatus {
     pub latest_state_root: Digest,
     pub head_digest: Digest,
     pub fault_injection_active: bool,
+    /// Digest of the validator set of `epoch` (`set_digest`), the same on both chains.
+    pub validator_set: Digest,
+    /// The head block's epoch: below `epoch` between the chain's boundary and its
+    /// first block with the new set.
+    pub head_epoch: u64,
 }
 
 /// Node-wide status; `chains` holds every chain the node runs.

@@ -1,6 +1,7 @@
 //! The other chain of this validator when it runs in another process (the pod's other
 //! container), reached over its gRPC API on localhost (`--peer-chain-api`):
-//! - [`GrpcSibling`]: is it alive (its newest block), for the health monitor;
+//! - [`GrpcSibling`]: is it alive (its newest block) and which epoch it runs, for the
+//!   health monitor and the epoch transition;
 //! - [`SiblingSource`]: its finalized records as attestations, for the relay that
 //!   submits them to this process's chain. Everything read is checked before use:
 //!   the chain and height of each header, the certificate and every record decode
@@ -11,12 +12,14 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use dualchain_api::{chain_from_proto, chain_to_proto};
+use dualchain_core::Digest;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{Attestation, BlockCertificate, BlockHeader, ChainId, RecordProof};
 use dualchain_proto::limits::{DEFAULT_MAX_GRPC_MESSAGE_BYTES, MAX_RECORDS_PER_PAGE};
 use dualchain_proto::v1;
 use dualchain_proto::{CrossChainClient, NodeClient};
-use dualchain_runtime::health::SiblingProbe;
+use dualchain_runtime::epoch_transition::ChainEpochs;
+use dualchain_runtime::health::{SiblingProbe, SiblingStatus};
 use dualchain_runtime::relay::RelaySource;
 use futures::future::BoxFuture;
 use tonic::transport::{Channel, Endpoint};
@@ -62,18 +65,37 @@ impl GrpcSibling {
 }
 
 impl SiblingProbe for GrpcSibling {
-    fn last_block(&mut self) -> BoxFuture<'_, Result<(ChainId, u64), String>> {
+    fn status(&mut self) -> BoxFuture<'_, Result<SiblingStatus, String>> {
         Box::pin(async move {
             let status = sibling_status(self.channel.clone()).await?;
             let chain = status.chains.first().ok_or("no chain in its status")?;
             let id = chain_from_proto(chain.chain()).ok_or("unspecified chain in its status")?;
-            Ok((id, chain.last_block_time_unix_ms))
+            Ok(SiblingStatus {
+                chain: id,
+                last_block_unix_ms: chain.last_block_time_unix_ms,
+                epochs: sibling_epochs(chain),
+            })
         })
     }
 
     fn describe(&self) -> String {
         self.url.clone()
     }
+}
+
+/// What the sibling's status shows the epoch transition: nothing while it is stopped
+/// (starting, or it left the set) or when its set digest is not 32 bytes.
+fn sibling_epochs(chain: &v1::ChainStatus) -> Option<ChainEpochs> {
+    if chain.health() == v1::Health::Stopped {
+        return None;
+    }
+    let set: [u8; 32] = chain.validator_set_digest.as_slice().try_into().ok()?;
+    Some(ChainEpochs {
+        reached: chain.epoch,
+        set: Digest(set),
+        head_epoch: chain.head_epoch,
+        reachable: None,
+    })
 }
 
 /// The sibling chain as a relay source.

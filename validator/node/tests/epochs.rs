@@ -18,7 +18,7 @@ use dualchain_core::Digest;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
     ChainId, EpochChainError, EpochRecord, EpochSchedule, Genesis, RecordKind, ValidatorSet,
-    verify_epoch_chain,
+    set_digest, verify_epoch_chain,
 };
 use dualchain_proto::v1;
 use dualchain_testkit::LocalCluster;
@@ -103,6 +103,34 @@ async fn epochs(c: &LocalCluster) {
     for (chain, i, record) in &records {
         if record.epoch == EPOCHS {
             assert_eq!(record, &expected, "validator {i}'s {chain}");
+        }
+    }
+    // Each chain's status names the set of its epoch by the digest the epoch records
+    // hold (what the epoch transition compares across the two chains), and its head
+    // block is of that epoch or, right after its boundary, of the one before.
+    let set_of = |epoch| {
+        let members = genesis_set
+            .validators()
+            .iter()
+            .map(|v| (v.public_key.clone(), v.stake));
+        set_digest(&ValidatorSet::new(epoch, members).unwrap())
+    };
+    for i in 0..VALIDATORS {
+        for chain in ChainId::ALL {
+            let status = c.chain_status(i, chain).await.unwrap();
+            assert!(
+                status.epoch >= EPOCHS,
+                "validator {i}'s {chain}: {status:?}"
+            );
+            assert_eq!(
+                status.validator_set_digest,
+                set_of(status.epoch).as_bytes().to_vec(),
+                "validator {i}'s {chain}: {status:?}"
+            );
+            assert!(
+                status.head_epoch + 1 >= status.epoch && status.head_epoch <= status.epoch,
+                "validator {i}'s {chain}: {status:?}"
+            );
         }
     }
     assert!(

@@ -141,11 +141,14 @@ pub fn build_context<S: Seams>(
         head: Mutex::new(Head::default()),
         round: AtomicU64::new(0),
         connected_peers: AtomicU64::new(0),
+        reachable_stake: AtomicU64::new(0),
+        cross_chain_paused: AtomicBool::new(false),
         paused: AtomicBool::new(false),
         running: AtomicBool::new(false),
         catching_up: AtomicBool::new(false),
         restarts: AtomicU64::new(0),
         last_restart_unix_ms: AtomicU64::new(0),
+        last_failure: Mutex::new(String::new()),
         health: Mutex::new(HealthView {
             health: Health::Stopped,
             reason: "starting".into(),
@@ -316,13 +319,16 @@ fn open_store<S: Seams>(
             "the {chain} database belongs to another genesis (its genesis digest differs); use a fresh data directory"
         );
     }
-    let block_timestamp_ms = store
+    let (block_timestamp_ms, epoch) = store
         .get_block(head.height)?
-        .map_or(ctx.genesis().genesis_time_ms, |b| b.header.timestamp_ms);
+        .map_or((ctx.genesis().genesis_time_ms, 0), |b| {
+            (b.header.timestamp_ms, b.header.epoch)
+        });
     ctx.set_head(Head {
         height: head.height,
         digest: Digest(head.block_digest),
         state_root: Digest(head.state_root),
+        epoch,
         block_timestamp_ms,
         committed_at_unix_ms: ctx.head().committed_at_unix_ms,
     });
@@ -554,6 +560,7 @@ pub async fn supervise<S: Seams>(ctx: Arc<ChainContext<S>>, mut shutdown: watch:
         ctx.last_restart_unix_ms
             .store(ctx.unix_ms(), Ordering::Relaxed);
         ctx.metrics.restarts.inc();
+        ctx.set_last_failure(&reason);
         ctx.set_health(
             Health::Degraded,
             format!("restarting after failure: {reason}"),

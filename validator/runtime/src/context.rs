@@ -51,6 +51,8 @@ pub struct Head {
     pub height: u64,
     pub digest: Digest,
     pub state_root: Digest,
+    /// The head block's epoch (0 at genesis).
+    pub epoch: u64,
     pub block_timestamp_ms: u64,
     /// Unix ms when this node committed it; 0 before the first block.
     pub committed_at_unix_ms: u64,
@@ -105,6 +107,13 @@ pub struct ChainContext<S: Seams> {
     pub head: Mutex<Head>,
     pub round: AtomicU64,
     pub connected_peers: AtomicU64,
+    /// Stake of the current committee this node reaches: its own and that of the
+    /// members connected to it (the epoch transition's quorum check).
+    pub reachable_stake: AtomicU64,
+    /// Cross-chain relays hold everything but validator sets: one chain passed an
+    /// epoch boundary the other has not reached ([`crate::epoch_transition`], set by
+    /// the health monitor).
+    pub cross_chain_paused: AtomicBool,
     pub paused: AtomicBool,
     /// Store open and transport started (cleared while the task group restarts).
     pub running: AtomicBool,
@@ -112,6 +121,9 @@ pub struct ChainContext<S: Seams> {
     pub catching_up: AtomicBool,
     pub restarts: AtomicU64,
     pub last_restart_unix_ms: AtomicU64,
+    /// Why the task group last failed (empty before a failure): the health monitor
+    /// re-assesses every second, so the reason is kept here for it.
+    pub last_failure: Mutex<String>,
     pub health: Mutex<HealthView>,
     /// The validator set the chain's consensus runs now (the genesis set until the
     /// first epoch boundary; then the set of the chain's epoch record).
@@ -227,6 +239,16 @@ impl<S: Seams> ChainContext<S> {
         };
     }
 
+    pub fn last_failure(&self) -> String {
+        lock(&self.last_failure).clone()
+    }
+
+    /// Bounded: a failure's chain of causes can be long.
+    pub fn set_last_failure(&self, reason: &str) {
+        const MAX_CHARS: usize = 1_000;
+        *lock(&self.last_failure) = reason.chars().take(MAX_CHARS).collect();
+    }
+
     pub fn faults(&self) -> FaultPlan {
         lock(&self.faults).clone()
     }
@@ -268,12 +290,15 @@ impl<S: Seams> ChainContext<S> {
     pub fn chain_status(&self) -> ChainStatus {
         let head = self.head();
         let health = self.health();
+        let committee = self.committee();
         ChainStatus {
             chain: self.chain,
             height: head.height,
             finalized_height: head.height,
             round: self.round.load(Ordering::Relaxed),
-            epoch: self.committee().epoch(),
+            epoch: committee.epoch(),
+            validator_set: dualchain_core::types::set_digest(&committee),
+            head_epoch: head.epoch,
             connected_peers: self.connected_peers.load(Ordering::Relaxed) as u32,
             mempool_depth: self.mempool.len() as u64,
             mempool_capacity: self.mempool.config().max_txs as u64,

@@ -282,10 +282,26 @@ impl<S: Seams> Driver<S> {
         self.engine.handle(self.ctx.clock.now(), input)
     }
 
+    /// Our stake in the current committee and that of its members among `connected`
+    /// (none once this validator left: it runs no committee).
+    fn reachable_stake(&self, connected: &[PeerId]) -> u64 {
+        if self.left() {
+            return 0;
+        }
+        let committee = self.ctx.committee();
+        let members = connected
+            .iter()
+            .filter_map(|peer| self.peers.get(peer).copied());
+        committee.stake_of(members.chain([self.me]))
+    }
+
     fn on_tick(&mut self) -> anyhow::Result<()> {
         let ctx = &self.ctx;
-        let peers = self.net.connected_peers().len() as u64;
+        let connected = self.net.connected_peers();
+        let peers = connected.len() as u64;
         ctx.connected_peers.store(peers, Ordering::Relaxed);
+        ctx.reachable_stake
+            .store(self.reachable_stake(&connected), Ordering::Relaxed);
         ctx.metrics.peers.set(peers as i64);
         let backlog = EXEC_QUEUE_CAPACITY - self.exec.capacity() + self.outbox.len();
         ctx.metrics.exec_queue_depth.set(backlog as i64);

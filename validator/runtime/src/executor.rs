@@ -382,6 +382,7 @@ impl<S: Seams> BlockExecutor<S> {
             height: block.header.height,
             digest,
             state_root: block.header.state_root,
+            epoch: block.header.epoch,
             block_timestamp_ms: block.header.timestamp_ms,
             committed_at_unix_ms: now,
         });

@@ -1,20 +1,22 @@
 //! The health of a chain on a node: stalled (no block for 3× the block time),
-//! degraded (restarted in the last minute, paused, or the other chain stopped
-//! sealing), catching up, healthy. [`monitor`] re-assesses every chain once a
-//! second; the other chain is either in this process or, in the two-container pod,
-//! behind a [`SiblingProbe`].
+//! degraded (restarted in the last minute, paused, the other chain stopped sealing,
+//! or the epoch transition is stuck or cannot complete), catching up, healthy.
+//! [`monitor`] re-assesses every chain once a second and feeds the node's
+//! [`EpochTransition`] with what both chains show; the other chain is either in this
+//! process or, in the two-container pod, behind a [`SiblingProbe`].
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dualchain_api::Health;
-use dualchain_core::types::ChainId;
+use dualchain_core::types::{ChainId, set_digest};
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::context::ChainContext;
+use crate::epoch_transition::{ChainEpochs, EpochTransition, TransitionTimeouts};
 use crate::seams::Seams;
 
 /// The newest block of the other chain, for timing-drift checks.
@@ -25,12 +27,91 @@ pub struct OtherChain {
     pub last_block_unix_ms: u64,
 }
 
-/// Asks the other chain of this validator, run by another process, for its newest
-/// block: (its chain, Unix ms it committed its head).
+/// What the other chain's process says of it.
+#[derive(Clone, Copy, Debug)]
+pub struct SiblingStatus {
+    pub chain: ChainId,
+    /// Unix ms it committed its head.
+    pub last_block_unix_ms: u64,
+    /// Its epochs, for the epoch transition (`None`: it runs no committee, e.g. it
+    /// left the set or is starting).
+    pub epochs: Option<ChainEpochs>,
+}
+
+/// Asks the other chain of this validator, run by another process, for its status.
 pub trait SiblingProbe: Send {
-    fn last_block(&mut self) -> BoxFuture<'_, Result<(ChainId, u64), String>>;
+    fn status(&mut self) -> BoxFuture<'_, Result<SiblingStatus, String>>;
     /// Where the sibling is, for messages.
     fn describe(&self) -> String;
+}
+
+/// What `ctx`'s chain shows the epoch transition; `None` while it runs no committee
+/// (starting, restarting, or it left the set).
+pub fn chain_epochs<S: Seams>(ctx: &ChainContext<S>) -> Option<ChainEpochs> {
+    if ctx.left_set().is_some() || !ctx.is_running() {
+        return None;
+    }
+    let committee = ctx.committee();
+    Some(ChainEpochs {
+        reached: committee.epoch(),
+        set: set_digest(&committee),
+        head_epoch: ctx.head().epoch,
+        reachable: Some((
+            ctx.reachable_stake.load(Ordering::Relaxed),
+            committee.quorum_stake(),
+        )),
+    })
+}
+
+/// The epoch transition's part of the health: why it is late or can never complete.
+pub fn transition_problem(transition: &EpochTransition, now: u64) -> Option<String> {
+    if let Some(deadlock) = transition.deadlock(now) {
+        return Some(format!("the epoch transition cannot complete: {deadlock}"));
+    }
+    transition.stuck(now).map(|stuck| {
+        format!(
+            "the epoch transition is stuck: waiting {:.0} s for {}",
+            stuck.for_ms as f64 / 1000.0,
+            stuck.waiting_for
+        )
+    })
+}
+
+/// Feeds `transition` with what every chain of the node shows at `now` (`sibling`:
+/// the other container's chain and view, when it has one) and publishes the result
+/// on each local chain: the relay pause and the transition gauges.
+pub fn observe_transition<S: Seams>(
+    transition: &mut EpochTransition,
+    chains: &[Arc<ChainContext<S>>],
+    sibling: Option<(ChainId, Option<ChainEpochs>)>,
+    now: u64,
+) {
+    let before = transition.phase();
+    for ctx in chains {
+        transition.observe(ctx.chain, chain_epochs(ctx), now);
+    }
+    if let Some((chain, epochs)) = sibling
+        && chains.iter().all(|c| c.chain != chain)
+    {
+        transition.observe(chain, epochs, now);
+    }
+    let phase = transition.phase();
+    if phase != before {
+        tracing::debug!(?phase, "epoch transition");
+    }
+    let paused = transition.cross_chain_paused();
+    let stuck_s = transition.stuck(now).map_or(0, |s| s.for_ms / 1000);
+    let deadlocked = transition.deadlock(now).is_some();
+    for ctx in chains {
+        ctx.cross_chain_paused.store(paused, Ordering::Release);
+        ctx.metrics.cross_chain_paused.set(i64::from(paused));
+        ctx.metrics
+            .epoch_transition_stuck_seconds
+            .set(stuck_s as i64);
+        ctx.metrics
+            .epoch_transition_deadlocked
+            .set(i64::from(deadlocked));
+    }
 }
 
 /// When the chain last made progress (its head's commit, else its start).
@@ -54,7 +135,13 @@ pub fn assess<S: Seams>(ctx: &ChainContext<S>, now: u64, all: &[OtherChain]) -> 
     if !ctx.is_running() {
         let restarts = ctx.restarts.load(Ordering::Relaxed);
         return if restarts > 0 {
-            (Health::Degraded, format!("restarting (restart {restarts})"))
+            (
+                Health::Degraded,
+                format!(
+                    "restarting (restart {restarts}) after: {}",
+                    ctx.last_failure()
+                ),
+            )
         } else {
             (Health::Stopped, "opening the store and starting".into())
         };
@@ -81,7 +168,13 @@ pub fn assess<S: Seams>(ctx: &ChainContext<S>, now: u64, all: &[OtherChain]) -> 
     }
     let last_restart = ctx.last_restart_unix_ms.load(Ordering::Relaxed);
     if last_restart > 0 && now.saturating_sub(last_restart) < 60_000 {
-        return (Health::Degraded, "restarted within the last minute".into());
+        return (
+            Health::Degraded,
+            format!(
+                "restarted within the last minute after: {}",
+                ctx.last_failure()
+            ),
+        );
     }
     if let Some(other) = all.iter().find(|o| o.chain != ctx.chain) {
         let other_idle = now.saturating_sub(other.last_block_unix_ms);
@@ -106,13 +199,20 @@ pub async fn monitor<S: Seams>(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let Some(first) = chains.first() else { return };
+    let alpha_block_ms = first.genesis().chain(ChainId::Alpha).block_time_ms;
+    let mut transition = EpochTransition::new(
+        TransitionTimeouts::for_alpha_block_ms(alpha_block_ms),
+        first.clock.unix_ms(),
+    );
+    // Whether the transition was late at the last tick (logged when that changes).
+    let mut late = false;
     loop {
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => return,
             _ = tick.tick() => {}
         }
-        let Some(first) = chains.first() else { return };
         let now = first.clock.unix_ms();
         let mut others: Vec<OtherChain> = chains
             .iter()
@@ -123,14 +223,20 @@ pub async fn monitor<S: Seams>(
             })
             .collect();
         let mut sibling_error = None;
+        let mut sibling_epochs = None;
         if let Some(probe) = sibling.as_mut() {
-            match probe.last_block().await {
-                Ok((chain, last_block_unix_ms)) => others.push(OtherChain {
-                    chain,
-                    block_time_ms: first.genesis().chain(chain).block_time_ms,
-                    last_block_unix_ms,
-                }),
+            let other = first.chain.other();
+            match probe.status().await {
+                Ok(status) => {
+                    others.push(OtherChain {
+                        chain: status.chain,
+                        block_time_ms: first.genesis().chain(status.chain).block_time_ms,
+                        last_block_unix_ms: status.last_block_unix_ms,
+                    });
+                    sibling_epochs = Some((status.chain, status.epochs));
+                }
                 Err(e) => {
+                    sibling_epochs = Some((other, None));
                     sibling_error = Some(format!(
                         "the other chain's API at {} does not answer: {e}",
                         probe.describe()
@@ -138,14 +244,66 @@ pub async fn monitor<S: Seams>(
                 }
             }
         }
+        observe_transition(&mut transition, &chains, sibling_epochs, now);
+        let problem = transition_problem(&transition, now);
+        match (&problem, late) {
+            (Some(problem), false) => tracing::warn!(%problem, "epoch transition late"),
+            (None, true) => {
+                tracing::info!(phase = ?transition.phase(), "epoch transition on time again")
+            }
+            _ => {}
+        }
+        late = problem.is_some();
         for chain in &chains {
             let (mut health, mut reason) = assess(chain, now, &others);
-            if health == Health::Healthy
+            if matches!(health, Health::Healthy | Health::Degraded)
+                && let Some(problem) = &problem
+            {
+                (health, reason) = (Health::Degraded, problem.clone());
+            } else if health == Health::Healthy
                 && let Some(e) = &sibling_error
             {
                 (health, reason) = (Health::Degraded, format!("timing drift unknown: {e}"));
             }
             chain.set_health(health, reason);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dualchain_core::Digest;
+
+    use super::*;
+
+    fn at(reached: u64, head_epoch: u64, reachable: (u64, u64)) -> Option<ChainEpochs> {
+        Some(ChainEpochs {
+            reached,
+            set: Digest([1; 32]),
+            head_epoch,
+            reachable: Some(reachable),
+        })
+    }
+
+    #[test]
+    fn a_late_or_impossible_transition_says_what_it_waits_for() {
+        let timeouts = TransitionTimeouts::for_alpha_block_ms(15_000);
+        assert_eq!(timeouts.reach_boundary_ms, 60_000);
+        let mut t = EpochTransition::new(timeouts, 0);
+        t.observe(ChainId::Alpha, at(1, 0, (4, 3)), 0);
+        t.observe(ChainId::Delta, at(0, 0, (4, 3)), 0);
+        assert_eq!(transition_problem(&t, 60_000), None);
+        assert_eq!(
+            transition_problem(&t, 61_000).as_deref(),
+            Some(
+                "the epoch transition is stuck: waiting 61 s for delta to reach the boundary into epoch 1"
+            )
+        );
+        t.observe(ChainId::Delta, at(1, 0, (1, 3)), 62_000);
+        let problem = transition_problem(&t, 122_001).unwrap();
+        assert!(
+            problem.starts_with("the epoch transition cannot complete: delta reaches 1 of the 3"),
+            "{problem}"
+        );
     }
 }

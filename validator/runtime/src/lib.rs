@@ -18,8 +18,8 @@
 //!   group, and the supervisor that restarts it;
 //! - [`driver`]: the consensus driver, the only owner of the engine;
 //! - [`epoch_transition`]: the epoch transition state machine (pause, both
-//!   boundaries, apply, resume; stuck and deadlock detection), not yet fed by the
-//!   chains (see its module docs);
+//!   boundaries, apply, resume; stuck and deadlock detection), fed once a second by
+//!   the health monitor;
 //! - [`executor`]: the block executor (seal → execute → commit → vote);
 //! - [`votes`]: block votes → block certificates;
 //! - [`relay`]: the attestation relay, carrying each chain's finalized records to the

@@ -36,6 +36,14 @@ pub struct ChainMetrics {
     pub sync_requests_served: IntCounter,
     pub sync_requests_declined: IntCounter,
     pub evidence_recorded: IntCounter,
+    /// How long the epoch transition's current step has run, once it overran its
+    /// timeout (0 while it is on time or none is in progress).
+    pub epoch_transition_stuck_seconds: IntGauge,
+    /// 1 while the epoch transition can never complete (a detail in the health).
+    pub epoch_transition_deadlocked: IntGauge,
+    /// 1 while cross-chain relays hold everything but validator sets (one chain
+    /// passed a boundary the other has not reached).
+    pub cross_chain_paused: IntGauge,
 }
 
 impl ChainMetrics {
@@ -134,6 +142,18 @@ impl ChainMetrics {
                 "dualchain_evidence_recorded_total",
                 "Validators proven to have misbehaved (equivocation), each once: found here or received and checked; persisted and passed on",
             ))?,
+            epoch_transition_stuck_seconds: IntGauge::with_opts(opts(
+                "dualchain_epoch_transition_stuck_seconds",
+                "How long the epoch transition's current step (the other chain reaching the boundary, or a chain committing its first block with the new set) has run, once it overran its timeout (four Alpha block times); 0 while on time",
+            ))?,
+            epoch_transition_deadlocked: IntGauge::with_opts(opts(
+                "dualchain_epoch_transition_deadlocked",
+                "1 while the epoch transition cannot complete (the chains name different sets, or the next committee's quorum is out of reach past the apply timeout); the health reason says why",
+            ))?,
+            cross_chain_paused: IntGauge::with_opts(opts(
+                "dualchain_cross_chain_paused",
+                "1 while one chain passed an epoch boundary the other has not reached: the attestation relay holds every record but the next validator set",
+            ))?,
         };
         registry.register(Box::new(m.height.clone()))?;
         registry.register(Box::new(m.finalized_height.clone()))?;
@@ -156,6 +176,9 @@ impl ChainMetrics {
         registry.register(Box::new(m.sync_requests_served.clone()))?;
         registry.register(Box::new(m.sync_requests_declined.clone()))?;
         registry.register(Box::new(m.evidence_recorded.clone()))?;
+        registry.register(Box::new(m.epoch_transition_stuck_seconds.clone()))?;
+        registry.register(Box::new(m.epoch_transition_deadlocked.clone()))?;
+        registry.register(Box::new(m.cross_chain_paused.clone()))?;
         Ok(m)
     }
 }

@@ -18,7 +18,11 @@
 //! validator set: Delta's consensus cannot switch sets before it executes that
 //! attestation, so every validator relays it at once (one duplicate per validator
 //! and epoch, refused as `Replayed`, against a backup delay in every transition whose
-//! designated relayer is down or Byzantine).
+//! designated relayer is down or Byzantine). While one chain of this validator passed
+//! an epoch boundary the other has not reached ([`crate::epoch_transition`]) the
+//! validator set is all that goes out: the other records wait, so none is judged
+//! against a set one chain has left and the other has not reached, and their turns
+//! start again once both chains reached it.
 //!
 //! [`RelayPlanner`] is the sans-I/O core (what to submit, with which nonce, given what
 //! the target chain shows); [`run_relay`] is its loop over a [`RelaySource`] and a
@@ -39,6 +43,7 @@ use dualchain_core::types::{
 };
 use dualchain_execution::keys::{AccountRecord, account_key};
 use futures::future::BoxFuture;
+use std::sync::atomic::Ordering;
 use tokio::sync::watch;
 
 use crate::context::ChainContext;
@@ -112,6 +117,10 @@ pub struct TargetView {
     pub newest_source_height: u64,
     /// Which of the asked ids the target consumed.
     pub consumed: BTreeSet<AttestationId>,
+    /// One chain of this validator passed an epoch boundary the other has not
+    /// reached: only validator sets go out (what the other needs to reach it); the
+    /// rest waits and takes its turns afresh once both reached it.
+    pub paused: bool,
 }
 
 /// Where a relay delivers: the other chain.
@@ -353,6 +362,14 @@ impl RelayPlanner {
             if out.len() >= room {
                 break;
             }
+            if view.paused && !is_set_record(&pending.attestation) {
+                // Its backup delays count from the resumption, or every relayer's
+                // turn would have come at once.
+                if pending.submitted.is_none() {
+                    pending.seen_at_target = None;
+                }
+                continue;
+            }
             let seen = *pending.seen_at_target.get_or_insert(view.height);
             let due = view.height >= seen + pending.rank * self.backup_blocks;
             if pending.submitted.is_some() || !due || view.height < pending.retry_at {
@@ -504,6 +521,7 @@ impl<S: Seams> RelayTarget for InProcessTarget<S> {
             nonce,
             newest_source_height: newest,
             consumed,
+            paused: self.ctx.cross_chain_paused.load(Ordering::Acquire),
         }))
     }
 
@@ -835,6 +853,41 @@ mod tests {
         let out = planner.plan(&view(10, 0));
         assert_eq!(out.len(), 1, "the set goes out without a backup delay");
         assert_eq!(out[0].id, set.id());
+    }
+
+    #[test]
+    fn a_transition_holds_all_but_validator_sets_and_turns_start_again_after_it() {
+        let mut planner = planner();
+        let mine = designated(5, 1).remove(0);
+        let backup = ranked(5, 1, 1).remove(0);
+        let mut set = backup.clone();
+        set.key = dualchain_core::types::validator_set_key(1)
+            .state_key()
+            .to_vec();
+        planner.add(5, vec![mine.clone(), backup.clone()]);
+        planner.add(6, vec![set.clone()]);
+        let during = |height, nonce, consumed: &[&Attestation]| TargetView {
+            paused: true,
+            consumed: consumed.iter().map(|a| a.id()).collect(),
+            ..view(height, nonce)
+        };
+        let ids = |out: Vec<Submission>| out.into_iter().map(|s| s.id).collect::<Vec<_>>();
+        assert_eq!(ids(planner.plan(&during(10, 0, &[]))), [set.id()]);
+        assert!(
+            planner.plan(&during(20, 1, &[&set])).is_empty(),
+            "long past every backup delay, nothing else goes out during the transition"
+        );
+        let after = |height, nonce, consumed: &[&Attestation]| TargetView {
+            paused: false,
+            ..during(height, nonce, consumed)
+        };
+        assert_eq!(ids(planner.plan(&after(21, 1, &[]))), [mine.id()]);
+        assert!(
+            planner.plan(&after(23, 1, &[])).is_empty(),
+            "the backup's delay counts from the resumption"
+        );
+        let out = ids(planner.plan(&after(21 + BACKUP_AFTER_BLOCKS, 2, &[&mine])));
+        assert_eq!(out, [backup.id()]);
     }
 
     #[test]

@@ -263,6 +263,11 @@ pub struct NodeSimSummary {
     pub epoch_transition_ms_p50: Option<u64>,
     pub epoch_transition_ms_max: Option<u64>,
     pub epoch_transition_alpha_blocks_max: Option<f64>,
+    /// The longest an honest validator's transition step ran once it overran its
+    /// timeout (four Alpha block times), over all runs (0: never late), and the
+    /// honest validators whose transition was reported unable to complete.
+    pub epoch_transition_stuck_max_s: u64,
+    pub epoch_transition_deadlocks: usize,
     /// Lowest head height of an honest validator in any run.
     pub alpha_height_min: u64,
     pub delta_height_min: u64,
@@ -354,6 +359,8 @@ fn absorb(
         transitions.record(*t);
         s.epoch_transition_ms_max = s.epoch_transition_ms_max.max(Some(*t));
     }
+    s.epoch_transition_stuck_max_s = s.epoch_transition_stuck_max_s.max(r.transition_stuck_max_s);
+    s.epoch_transition_deadlocks += r.transition_deadlocks;
     s.epochs = s.epochs.min(r.epochs.delta);
     s.alpha_height_min = s.alpha_height_min.min(r.min_heights[0]);
     s.delta_height_min = s.delta_height_min.min(r.min_heights[1]);
@@ -467,6 +474,8 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         epoch_transition_ms_p50: None,
         epoch_transition_ms_max: None,
         epoch_transition_alpha_blocks_max: None,
+        epoch_transition_stuck_max_s: 0,
+        epoch_transition_deadlocks: 0,
         alpha_height_min: u64::MAX,
         delta_height_min: u64::MAX,
         crashes: 0,

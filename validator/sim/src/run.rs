@@ -25,10 +25,10 @@ use dualchain_core::types::{
 use dualchain_mempool::AdmissionTime;
 use dualchain_net::{MemoryHub, PeerId};
 use dualchain_runtime::chain::build_context;
-use dualchain_runtime::relay;
 use dualchain_runtime::{
     ChainContext, ChainOptions, Clock, NodeChains, NodeIdentity, VirtualClock, supervise,
 };
+use dualchain_runtime::{health, relay};
 use prometheus::Registry;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -140,6 +140,11 @@ pub struct RunResult {
     pub validators_left: usize,
     /// Epoch transitions at the observer: Alpha entering an epoch → Delta entering it.
     pub transitions_ms: Vec<u64>,
+    /// The longest an honest validator's epoch transition step ran once it overran
+    /// its timeout (its `dualchain_epoch_transition_stuck_seconds`), and the honest
+    /// validators whose transition was ever reported unable to complete.
+    pub transition_stuck_max_s: u64,
+    pub transition_deadlocks: usize,
 }
 
 /// Runs one seed to completion.
@@ -273,6 +278,11 @@ impl SimNode {
             .map(|ctx| tokio::spawn(supervise(ctx.clone(), stop_rx.clone())))
             .collect();
         tasks.extend(relay::spawn_in_process(&contexts, &apis, &stop_rx));
+        tasks.push(tokio::spawn(health::monitor(
+            contexts.clone(),
+            None,
+            stop_rx.clone(),
+        )));
         self.running = Some(Incarnation {
             contexts,
             apis,
@@ -332,7 +342,7 @@ impl SimNode {
                         "validator {} {}: its task group failed {restarts} times; last: {}",
                         self.index,
                         ctx.chain,
-                        ctx.health().reason
+                        ctx.last_failure()
                     )
                 })
             })
@@ -372,6 +382,9 @@ struct Simulation {
     /// Per chain (Alpha, Delta), when the observer's consensus first ran each epoch
     /// (simulated ms).
     entered: [BTreeMap<u64, u64>; 2],
+    /// What honest validators' epoch transitions reported (see [`RunResult`]).
+    transition_stuck_max_s: u64,
+    transition_deadlocked: BTreeSet<ValidatorIndex>,
 }
 
 impl Simulation {
@@ -490,6 +503,8 @@ impl Simulation {
             unpayable_admitted: 0,
             reconfiguration,
             entered: Default::default(),
+            transition_stuck_max_s: 0,
+            transition_deadlocked: BTreeSet::new(),
         })
     }
 
@@ -661,6 +676,7 @@ impl Simulation {
         );
         self.settle_records(liveness).await;
         self.settle_leavers(liveness).await;
+        self.settle_transitions(liveness).await;
         let end = self.cfg.faults_end_ms();
         let delta_blocks_after_faults =
             self.elapsed_ms().saturating_sub(end) / self.cfg.delta_block_ms;
@@ -771,8 +787,21 @@ impl Simulation {
         );
     }
 
-    /// Notes when the observer's consensus of each chain first ran its epoch.
+    /// Notes when the observer's consensus of each chain first ran its epoch, and
+    /// what honest validators' epoch transitions report.
     fn note_epochs(&mut self, now: u64) {
+        for node in self.nodes.iter().filter(|n| n.honest()) {
+            let Some(running) = &node.running else {
+                continue;
+            };
+            // One transition per node: both chains carry the same gauges.
+            let metrics = &running.contexts[slot(ChainId::Alpha)].metrics;
+            let stuck = metrics.epoch_transition_stuck_seconds.get() as u64;
+            self.transition_stuck_max_s = self.transition_stuck_max_s.max(stuck);
+            if metrics.epoch_transition_deadlocked.get() != 0 {
+                self.transition_deadlocked.insert(node.index);
+            }
+        }
         let Some(running) = &self.nodes[usize::from(self.observer)].running else {
             return;
         };
@@ -780,6 +809,32 @@ impl Simulation {
             let epoch = running.contexts[slot(chain)].metrics.epoch.get() as u64;
             self.entered[slot(chain)].entry(epoch).or_insert(now);
         }
+    }
+
+    /// Every honest validator that stays in the set has both chains at the same
+    /// boundary (its relays no longer paused) and no transition it cannot complete.
+    async fn settle_transitions(&mut self, liveness: &mut Vec<String>) {
+        let unfinished = |sim: &Self| -> Vec<String> {
+            sim.members()
+                .filter_map(|n| {
+                    let running = n.running.as_ref()?;
+                    let ctx = &running.contexts[slot(ChainId::Alpha)];
+                    let paused = ctx
+                        .cross_chain_paused
+                        .load(std::sync::atomic::Ordering::Acquire);
+                    (paused || ctx.metrics.epoch_transition_deadlocked.get() != 0)
+                        .then(|| format!("validator {}: {}", n.index, ctx.health().reason))
+                })
+                .collect()
+        };
+        liveness.extend(
+            self.settle_until(
+                "epoch transitions did not reach both chains",
+                500,
+                unfinished,
+            )
+            .await,
+        );
     }
 
     /// For each epoch both of the observer's chains entered after genesis: from its
@@ -1164,6 +1219,8 @@ impl Simulation {
             set_changes_applied: self.reconfiguration.applied(),
             validators_left: self.reconfiguration.left.len(),
             transitions_ms: self.transitions_ms(),
+            transition_stuck_max_s: self.transition_stuck_max_s,
+            transition_deadlocks: self.transition_deadlocked.len(),
         }
     }
 }

@@ -128,6 +128,10 @@ fn epochs_of_one_alpha_block_switch_at_every_block_and_keep_one_block_per_slot()
         summary.alpha_locks_committed, summary.alpha_locks_submitted,
         "no lock lost across the switches: {summary:#?}"
     );
+    // Without faults no validator's transition is ever late or stuck for good,
+    // although Alpha is at a boundary with every block.
+    assert_eq!(summary.epoch_transition_stuck_max_s, 0, "{summary:#?}");
+    assert_eq!(summary.epoch_transition_deadlocks, 0, "{summary:#?}");
 }
 
 #[test]
@@ -153,6 +157,7 @@ fn validators_leave_under_every_fault_and_the_rest_go_on_without_them() {
     );
     assert_eq!(summary.governance_flows_completed, 1, "{summary:#?}");
     assert_eq!(summary.reports_against_honest, 0, "{summary:#?}");
+    assert_eq!(summary.epoch_transition_deadlocks, 0, "{summary:#?}");
 }
 
 #[test]

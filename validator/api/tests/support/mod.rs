@@ -226,6 +226,8 @@ impl ChainApi for FakeChain {
                 latest_state_root: Digest::ZERO,
                 head_digest: Digest::ZERO,
                 fault_injection_active: self.faults.lock().unwrap().is_active(),
+                validator_set: Digest::ZERO,
+                head_epoch: 2,
             }],
             peer_id: "validator-0".into(),
             started_at_unix_ms: 1_699_000_000_000,
