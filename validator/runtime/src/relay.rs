@@ -21,8 +21,8 @@
 //! designated relayer is down or Byzantine). While one chain of this validator passed
 //! an epoch boundary the other has not reached ([`crate::epoch_transition`]) the
 //! validator set is all that goes out: the other records wait, so none is judged
-//! against a set one chain has left and the other has not reached, and their turns
-//! start again once both chains reached it.
+//! against a set one chain has left and the other has not reached; the target blocks
+//! of a pause do not count towards their backup delays.
 //!
 //! [`RelayPlanner`] is the sans-I/O core (what to submit, with which nonce, given what
 //! the target chain shows); [`run_relay`] is its loop over a [`RelaySource`] and a
@@ -119,7 +119,7 @@ pub struct TargetView {
     pub consumed: BTreeSet<AttestationId>,
     /// One chain of this validator passed an epoch boundary the other has not
     /// reached: only validator sets go out (what the other needs to reach it); the
-    /// rest waits and takes its turns afresh once both reached it.
+    /// rest waits, and its backup delays stand still meanwhile.
     pub paused: bool,
 }
 
@@ -180,6 +180,8 @@ pub struct RelayPlanner {
     /// Consumed or superseded ids recently dropped, so a re-read height does not
     /// bring them back.
     done: BTreeSet<AttestationId>,
+    /// The target height of the last plan (how far a pause moved the target).
+    planned_at: u64,
 }
 
 impl RelayPlanner {
@@ -213,6 +215,7 @@ impl RelayPlanner {
             waiting: BTreeSet::new(),
             pending: BTreeMap::new(),
             done: BTreeSet::new(),
+            planned_at: 0,
         }
     }
 
@@ -357,17 +360,25 @@ impl RelayPlanner {
             .map_or(view.nonce, |n| n + 1)
             .max(view.nonce);
         let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
+        let paused_for = if view.paused {
+            view.height.saturating_sub(self.planned_at)
+        } else {
+            0
+        };
+        self.planned_at = view.height;
         let mut out = Vec::new();
         for pending in self.pending.values_mut() {
-            if out.len() >= room {
-                break;
-            }
             if view.paused && !is_set_record(&pending.attestation) {
-                // Its backup delays count from the resumption, or every relayer's
-                // turn would have come at once.
-                if pending.submitted.is_none() {
-                    pending.seen_at_target = None;
+                // Its backup delay stands still while paused (the target blocks of a
+                // pause do not count), so neither does every relayer's turn come at
+                // once after it, nor does a later backup's never come when pauses
+                // are frequent (one-block epochs).
+                if let Some(seen) = pending.seen_at_target.as_mut() {
+                    *seen += paused_for;
                 }
+                continue;
+            }
+            if out.len() >= room {
                 continue;
             }
             let seen = *pending.seen_at_target.get_or_insert(view.height);
@@ -856,7 +867,7 @@ mod tests {
     }
 
     #[test]
-    fn a_transition_holds_all_but_validator_sets_and_turns_start_again_after_it() {
+    fn a_transition_holds_all_but_validator_sets_and_stops_the_backup_clock() {
         let mut planner = planner();
         let mine = designated(5, 1).remove(0);
         let backup = ranked(5, 1, 1).remove(0);
@@ -882,11 +893,12 @@ mod tests {
             ..during(height, nonce, consumed)
         };
         assert_eq!(ids(planner.plan(&after(21, 1, &[]))), [mine.id()]);
-        assert!(
-            planner.plan(&after(23, 1, &[])).is_empty(),
-            "the backup's delay counts from the resumption"
-        );
-        let out = ids(planner.plan(&after(21 + BACKUP_AFTER_BLOCKS, 2, &[&mine])));
+        assert!(planner.plan(&after(23, 1, &[])).is_empty());
+        // Seven target blocks of another pause do not count towards the backup's
+        // delay (three blocks from 21): it is due at 31, not 24.
+        assert!(planner.plan(&during(30, 1, &[])).is_empty());
+        assert!(planner.plan(&after(30, 2, &[&mine])).is_empty());
+        let out = ids(planner.plan(&after(31, 2, &[&mine])));
         assert_eq!(out, [backup.id()]);
     }
 

@@ -268,6 +268,14 @@ pub struct NodeSimSummary {
     /// honest validators whose transition was reported unable to complete.
     pub epoch_transition_stuck_max_s: u64,
     pub epoch_transition_deadlocks: usize,
+    /// Delta slots under steady load at each run's observer, summed over the runs:
+    /// in epoch transitions (Alpha entering an epoch → Delta entering it, plus one
+    /// Delta slot) and elsewhere (the same runs' baseline), and those without a
+    /// transaction (the target: none missed in a transition under steady load).
+    pub delta_slots_in_transitions: u64,
+    pub delta_slots_missed_in_transitions: u64,
+    pub delta_slots_elsewhere: u64,
+    pub delta_slots_missed_elsewhere: u64,
     /// Lowest head height of an honest validator in any run.
     pub alpha_height_min: u64,
     pub delta_height_min: u64,
@@ -361,6 +369,10 @@ fn absorb(
     }
     s.epoch_transition_stuck_max_s = s.epoch_transition_stuck_max_s.max(r.transition_stuck_max_s);
     s.epoch_transition_deadlocks += r.transition_deadlocks;
+    s.delta_slots_in_transitions += r.delta_slots.in_transitions;
+    s.delta_slots_missed_in_transitions += r.delta_slots.missed_in_transitions;
+    s.delta_slots_elsewhere += r.delta_slots.elsewhere;
+    s.delta_slots_missed_elsewhere += r.delta_slots.missed_elsewhere;
     s.epochs = s.epochs.min(r.epochs.delta);
     s.alpha_height_min = s.alpha_height_min.min(r.min_heights[0]);
     s.delta_height_min = s.delta_height_min.min(r.min_heights[1]);
@@ -476,6 +488,10 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         epoch_transition_alpha_blocks_max: None,
         epoch_transition_stuck_max_s: 0,
         epoch_transition_deadlocks: 0,
+        delta_slots_in_transitions: 0,
+        delta_slots_missed_in_transitions: 0,
+        delta_slots_elsewhere: 0,
+        delta_slots_missed_elsewhere: 0,
         alpha_height_min: u64::MAX,
         delta_height_min: u64::MAX,
         crashes: 0,

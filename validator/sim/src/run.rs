@@ -18,7 +18,7 @@ use dualchain_core::Digest;
 use dualchain_core::crypto::ValidatorKeypair;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
-    Address, AssetId, Attestation, ChainId, ChainParams, CrossChainFailure, CrossChainOp,
+    Address, AssetId, Attestation, Block, ChainId, ChainParams, CrossChainFailure, CrossChainOp,
     EpochSchedule, FailureReason, Genesis, GenesisAccount, GenesisValidator, Output, ReceiptStatus,
     SaxAllocation, SignedTransaction, Transaction, TxPayload, ValidatorIndex, Verdict,
 };
@@ -145,6 +145,22 @@ pub struct RunResult {
     /// validators whose transition was ever reported unable to complete.
     pub transition_stuck_max_s: u64,
     pub transition_deadlocks: usize,
+    /// The observer's Delta slots under steady load, in and out of epoch transitions.
+    pub delta_slots: DeltaSlots,
+}
+
+/// Delta slots under steady load (from the load's second second to its end) at the
+/// observer, split by whether they fall in an epoch transition (its Alpha entering an
+/// epoch → its Delta entering it, and one Delta slot after), and those of them
+/// *missed*: no block of the slot carries a transaction (the sealer fills a slot
+/// without commits with an empty block). The target is no slot missed in a
+/// transition; the slots elsewhere are the same run's baseline under the same faults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeltaSlots {
+    pub in_transitions: u64,
+    pub missed_in_transitions: u64,
+    pub elsewhere: u64,
+    pub missed_elsewhere: u64,
 }
 
 /// Runs one seed to completion.
@@ -850,6 +866,43 @@ impl Simulation {
             .collect()
     }
 
+    /// The observer's Delta `blocks` counted into [`DeltaSlots`].
+    fn delta_slots(&self, blocks: &[Block]) -> DeltaSlots {
+        let block_ms = self.cfg.delta_block_ms;
+        let [alpha, delta] = &self.entered;
+        let windows: Vec<(u64, u64)> = alpha
+            .iter()
+            .filter(|(epoch, _)| **epoch > 0)
+            .filter_map(|(epoch, at)| Some((*at, delta.get(epoch)? + block_ms)))
+            .collect();
+        // Whether each slot under load carried a transaction (several blocks may
+        // share a slot).
+        let mut slots: BTreeMap<u64, bool> = BTreeMap::new();
+        let steady = 2_000..self.cfg.load_ms;
+        for block in blocks {
+            let at = block.header.timestamp_ms.saturating_sub(SIM_EPOCH_MS);
+            if steady.contains(&at) {
+                *slots.entry(block.header.slot).or_default() |= block.header.tx_count > 0;
+            }
+        }
+        let mut counted = DeltaSlots::default();
+        for (&slot_number, &carried) in &slots {
+            let at = (slot_number * block_ms).saturating_sub(SIM_EPOCH_MS);
+            let in_transition = windows.iter().any(|(from, to)| (*from..=*to).contains(&at));
+            let (total, missed) = if in_transition {
+                (
+                    &mut counted.in_transitions,
+                    &mut counted.missed_in_transitions,
+                )
+            } else {
+                (&mut counted.elsewhere, &mut counted.missed_elsewhere)
+            };
+            *total += 1;
+            *missed += u64::from(!carried);
+        }
+        counted
+    }
+
     /// One step of the planned leaves against the observer's Alpha.
     fn step_reconfiguration(&mut self, now: u64) {
         if self.reconfiguration.done() {
@@ -1078,6 +1131,11 @@ impl Simulation {
                 &mut findings,
             );
         }
+        let delta_slots = views[slot(ChainId::Delta)]
+            .iter()
+            .find(|v| v.node == self.observer)
+            .map(|v| self.delta_slots(&v.blocks))
+            .unwrap_or_default();
         let mut safety = std::mem::take(&mut findings.safety);
         safety.extend(flow.unexpected.iter().cloned());
         safety.extend(self.reconfiguration.unexpected.iter().cloned());
@@ -1221,6 +1279,7 @@ impl Simulation {
             transitions_ms: self.transitions_ms(),
             transition_stuck_max_s: self.transition_stuck_max_s,
             transition_deadlocks: self.transition_deadlocked.len(),
+            delta_slots,
         }
     }
 }

@@ -115,6 +115,8 @@ fn epochs_of_one_alpha_block_switch_at_every_block_and_keep_one_block_per_slot()
     args.run.byzantine = 0;
     args.run.loss = 0.0;
     args.epoch_length = Some(1);
+    // Load across three boundaries (15, 30 and 45 s).
+    args.load_secs = Some(60);
     let summary = run_node_sim(&args).unwrap();
     assert!(summary.passed(), "{summary:#?}");
     assert_eq!(summary.epoch_length_alpha_blocks, 1);
@@ -132,6 +134,12 @@ fn epochs_of_one_alpha_block_switch_at_every_block_and_keep_one_block_per_slot()
     // although Alpha is at a boundary with every block.
     assert_eq!(summary.epoch_transition_stuck_max_s, 0, "{summary:#?}");
     assert_eq!(summary.epoch_transition_deadlocks, 0, "{summary:#?}");
+    // The load runs across several boundaries: Delta keeps sealing transactions in
+    // every slot of every transition, as in every other slot.
+    assert!(summary.delta_slots_in_transitions >= 3, "{summary:#?}");
+    assert_eq!(summary.delta_slots_missed_in_transitions, 0, "{summary:#?}");
+    assert!(summary.delta_slots_elsewhere >= 3, "{summary:#?}");
+    assert_eq!(summary.delta_slots_missed_elsewhere, 0, "{summary:#?}");
 }
 
 #[test]
