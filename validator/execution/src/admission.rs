@@ -18,12 +18,13 @@
 //! |---|---|
 //! | `nonce` ≥ the sender's next nonce: a spent nonce can only fail, for as long as the state remembers it (forever), so replays are refused however old | `NonceTooOld` |
 //! | `nonce` < next nonce + the mempool's window (admission only) | `NonceTooNew` |
-//! | the sender exists: a nonce, a native balance or a multisig policy (admission only; not for `Attest`, whose relay account needs no funds) | `UnknownSender` |
+//! | the sender exists: a nonce, a native balance or a multisig policy (admission only; not for `Attest`, whose relay account needs no funds, nor for `ValidatorLeave`, sent from the validator's unfunded set-change account; the caller checks both completely first: `check_attest_admission`, `check_leave_admission`) | `UnknownSender` |
 //! | native balance ≥ fee | `CannotPayFee` |
 //! | for a transfer or multisig spend, the balance of each asset (after the fee, for the native one) covers its outputs; for a burn, its amount | `InsufficientBalance` |
 //!
-//! Cross-chain operations other than `Attest` are checked for nonce, existence and
-//! fee; their own amounts (a lock's sAX) are left to the executor.
+//! Cross-chain operations other than `Attest` and `ValidatorLeave` are checked for
+//! nonce, existence and fee; their own amounts (a lock's sAX) are left to the
+//! executor.
 
 use dualchain_core::types::{
     Address, AssetId, CrossChainOp, Output, Transaction, TxPayload, tx_limits,
@@ -109,8 +110,11 @@ pub fn check_sender(
                 window: nonce_window,
             }));
         }
-        let relayed = matches!(tx.payload, TxPayload::CrossChain(CrossChainOp::Attest(_)));
-        if account.is_default() && !relayed {
+        let unfunded_kind = matches!(
+            tx.payload,
+            TxPayload::CrossChain(CrossChainOp::Attest(_) | CrossChainOp::ValidatorLeave { .. })
+        );
+        if account.is_default() && !unfunded_kind {
             return Ok(Err(SenderRefusal::UnknownSender));
         }
     }
@@ -281,6 +285,34 @@ mod tests {
         // At proposal, a fee it cannot pay is what refuses it.
         assert_eq!(
             check(&transfer(BOB, 0, 1, &[]), Stage::Proposal),
+            Err(SenderRefusal::CannotPayFee {
+                available: 0,
+                fee: 1
+            })
+        );
+    }
+
+    #[test]
+    fn a_leave_needs_no_funded_sender_but_pays_any_fee_it_names() {
+        use dualchain_core::crypto::{NetworkId, SigningDomain, ValidatorKeypair};
+        use dualchain_core::hash::Digest;
+        let key = ValidatorKeypair::from_seed(&[4; 32]);
+        let leave = |fee| Transaction {
+            chain: ChainId::Alpha,
+            sender: BOB,
+            nonce: 0,
+            fee,
+            payload: TxPayload::CrossChain(CrossChainOp::ValidatorLeave {
+                key: key.public().clone(),
+                proof: key.sign(
+                    SigningDomain::ValidatorSetChange.on(NetworkId(Digest::ZERO)),
+                    b"checked by check_leave_admission",
+                ),
+            }),
+        };
+        assert_eq!(check(&leave(0), WINDOW), Ok(()));
+        assert_eq!(
+            check(&leave(1), WINDOW),
             Err(SenderRefusal::CannotPayFee {
                 available: 0,
                 fee: 1

@@ -30,7 +30,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use dualchain_core::crypto::NetworkId;
+use dualchain_core::crypto::{NetworkId, ValidatorPublicKey, ValidatorSignature};
 use dualchain_core::encoding::{Canonical, DecodeError};
 use dualchain_core::hash::{Digest, HashDomain};
 use dualchain_core::types::{
@@ -451,6 +451,36 @@ pub fn check_attest_admission(
         &Staged::new(records),
     )?;
     Ok(verified.map(|_| ()))
+}
+
+/// Admission of a `ValidatorLeave` on Alpha: what the executor would decide against
+/// the committed `records` (the proof signed by a member's key for this epoch and
+/// `sender`, no change pending for it, the set not emptied). A leave that passes
+/// needs no funded sender ([`dualchain_core::types::set_change_keypair`]); one that
+/// would fail is refused before it takes block space for free.
+pub fn check_leave_admission(
+    setup: &CrossChainSetup,
+    sender: Address,
+    key: &ValidatorPublicKey,
+    proof: &ValidatorSignature,
+    records: &impl RecordRead,
+) -> Result<Result<(), CrossChainFailure>, StateError> {
+    let sets = |epoch: u64| setup.source_sets.get(&epoch);
+    let env = CrossChainEnv {
+        chain: ChainId::Alpha,
+        now_ms: 0,
+        tx_digest: Digest::ZERO,
+        sender,
+        sender_balance: 0,
+        params: &setup.params,
+        source_sets: &sets,
+        certificates: None,
+        network: setup.network,
+        epochs: setup.epochs,
+        accept_joins: setup.accept_joins,
+    };
+    let verdict = epochs::leave(&env, &mut Staged::new(records), key, proof)?;
+    Ok(verdict.map(|_| ()))
 }
 
 /// Verifies `attestation` for the chain `target` (whose known source validator sets

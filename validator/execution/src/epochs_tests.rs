@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 
 use dualchain_core::crypto::{SigningDomain, ValidatorKeypair};
 use dualchain_core::types::{
-    Address, AttestationRefusal, ChainId, CrossChainOp, MemberRecord, StakeRecord, StakeStatus,
-    set_digest,
+    Address, AttestationRefusal, ChainId, CrossChainOp, CrossChainParams, MemberRecord,
+    StakeRecord, StakeStatus, set_change_keypair, set_digest,
 };
 
 use super::*;
@@ -229,6 +229,59 @@ fn requests_are_refused_with_their_reason_and_change_nothing() {
     assert_eq!(
         alpha.run(ALICE, leave_op(newcomer, &ALICE, 0)),
         Err(F::BadSetChangeProof)
+    );
+}
+
+/// Admission of a leave from the validator's unfunded set-change account: the
+/// executor's verdict against the committed records, nothing written.
+#[test]
+fn admission_passes_a_leave_only_when_it_would_apply() {
+    let mut alpha = Chain::new(ChainId::Alpha);
+    let setup = crate::crosschain::CrossChainSetup::new(
+        CrossChainParams::default(),
+        std::collections::BTreeMap::from([(0, validators().clone())]),
+        NET,
+    );
+    let member = &keys()[1];
+    let own = Address::of(set_change_keypair(member).public());
+    let admit = |alpha: &Chain, key: &ValidatorKeypair, sender: Address, op: CrossChainOp| {
+        let CrossChainOp::ValidatorLeave { proof, .. } = op else {
+            unreachable!()
+        };
+        crate::crosschain::check_leave_admission(
+            &setup,
+            sender,
+            key.public(),
+            &proof,
+            &alpha.records,
+        )
+        .expect("no storage error")
+    };
+    let before = alpha.records.clone();
+    assert_eq!(
+        admit(&alpha, member, own, leave_op(member, &own, 0)),
+        Ok(())
+    );
+    assert_eq!(alpha.records, before, "admission writes nothing");
+    // Signed for another sender or epoch, or by a key outside the set.
+    assert_eq!(
+        admit(&alpha, member, own, leave_op(member, &ALICE, 0)),
+        Err(F::BadSetChangeProof)
+    );
+    assert_eq!(
+        admit(&alpha, member, own, leave_op(member, &own, 1)),
+        Err(F::BadSetChangeProof)
+    );
+    let outsider = &newcomers()[0];
+    assert_eq!(
+        admit(&alpha, outsider, own, leave_op(outsider, &own, 0)),
+        Err(F::NotAValidator)
+    );
+    // Once its leave is pending, another one could only fail.
+    alpha.run(own, leave_op(member, &own, 0)).unwrap();
+    assert_eq!(
+        admit(&alpha, member, own, leave_op(member, &own, 0)),
+        Err(F::ChangeAlreadyPending)
     );
 }
 

@@ -17,9 +17,9 @@ use dualchain_core::keyfile::{read_key, read_keyring};
 use dualchain_core::types::{
     ChainId, CrossChainOp, EpochRecord, LockRecord, LockStatus, ParameterChange, ParameterName,
     ParameterRecord, PendingSetChanges, ProposalRecord, ProposalStatus, RecordKind, SetChangeKind,
-    StakeRecord, StakeStatus, set_change_message,
+    StakeRecord, StakeStatus, set_change_keypair, set_change_message,
 };
-use dualchain_testkit::crosschain::{ChainClient, Sender};
+use dualchain_testkit::crosschain::{ChainClient, OPERATION_FEE, Sender};
 use serde_json::json;
 
 use crate::cli::{parse_duration, runtime};
@@ -128,10 +128,12 @@ pub enum GovCommand {
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum ValidatorCommand {
     /// Ask to leave the validator set at the next epoch boundary. The validator's key
-    /// signs the request; the account (`--key`, or `--keyring` and `--account`) sends
-    /// it to Alpha and pays its fee. Waits (unless `--no-wait`) until Alpha runs the
-    /// epoch whose set no longer holds the validator; the validator's chains stop at
-    /// their boundaries (each chain's health then says so).
+    /// signs the request, which goes to Alpha from the validator's own set-change
+    /// account (derived from its key: no funded account needed, no fee), or from the
+    /// account `--key` (or `--keyring` and `--account`) names, which pays the fee.
+    /// Waits (unless `--no-wait`) until Alpha runs the epoch whose set no longer
+    /// holds the validator; the validator's chains stop at their boundaries (each
+    /// chain's health then says so).
     Leave {
         #[command(flatten)]
         flow: FlowArgs,
@@ -202,7 +204,12 @@ async fn validator(command: ValidatorCommand) -> anyhow::Result<()> {
         .with_context(|| format!("reading the validator key in {}", validator_key.display()))?;
     let validator = key.public().id().to_hex();
     let alpha = ChainClient::connect(&flow.alpha, ChainId::Alpha).await?;
-    let sender = sender(&flow)?;
+    let (sender, fee) = if flow.key.is_none() && flow.keyring.is_none() {
+        let own = set_change_keypair(&key);
+        (Sender::Key(Box::new(own)), 0)
+    } else {
+        (sender(&flow)?, OPERATION_FEE)
+    };
     let deadline = tokio::time::Instant::now() + flow.timeout;
     let mut sent_in = None;
     loop {
@@ -234,9 +241,10 @@ async fn validator(command: ValidatorCommand) -> anyhow::Result<()> {
                 key: key.public().clone(),
                 proof,
             };
-            let transaction = alpha.send(&sender, op).await?;
+            let transaction = alpha.send_with_fee(&sender, op, fee).await?;
             print(json!({
                 "validator": validator,
+                "sender": sender.address().to_string(),
                 "transaction": transaction.to_hex(),
                 "signed_for_epoch": epoch,
             }));

@@ -230,3 +230,42 @@ impl RelaySource for SiblingSource {
         Box::pin(self.attestations(height))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(health: v1::Health, digest: Vec<u8>) -> v1::ChainStatus {
+        v1::ChainStatus {
+            chain: v1::Chain::Delta as i32,
+            epoch: 4,
+            head_epoch: 3,
+            health: health as i32,
+            validator_set_digest: digest,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_sibling_shows_its_epochs_only_while_it_runs_a_committee() {
+        let running = status(v1::Health::Degraded, vec![9; 32]);
+        assert_eq!(
+            sibling_epochs(&running),
+            Some(ChainEpochs {
+                reached: 4,
+                set: Digest([9; 32]),
+                head_epoch: 3,
+                reachable: None,
+            })
+        );
+        // Starting, or it left the set: nothing to compare.
+        assert_eq!(
+            sibling_epochs(&status(v1::Health::Stopped, vec![9; 32])),
+            None
+        );
+        // An older node without the field, or garbage: not a set digest.
+        for digest in [Vec::new(), vec![9; 31], vec![9; 33]] {
+            assert_eq!(sibling_epochs(&status(v1::Health::Healthy, digest)), None);
+        }
+    }
+}

@@ -15,10 +15,12 @@ use std::time::Duration;
 
 use common::{chain_clients, cluster_with, runtime};
 use dualchain_core::Digest;
+use dualchain_core::crypto::ValidatorScheme;
 use dualchain_core::encoding::Canonical;
+use dualchain_core::keyfile;
 use dualchain_core::types::{
-    ChainId, EpochChainError, EpochRecord, EpochSchedule, Genesis, RecordKind, ValidatorSet,
-    set_digest, verify_epoch_chain,
+    Address, ChainId, EpochChainError, EpochRecord, EpochSchedule, Genesis, RecordKind,
+    ValidatorSet, set_change_keypair, set_digest, verify_epoch_chain,
 };
 use dualchain_proto::v1;
 use dualchain_testkit::LocalCluster;
@@ -154,18 +156,17 @@ fn both_chains_cross_epoch_boundaries_and_the_epoch_chain_verifies_from_genesis(
     runtime().block_on(epochs(&c));
 }
 
-/// Validator 3 leaves through the CLI, paying from the genesis keyring's first
-/// account; the API it is sent to is validator 0's.
+/// Validator `leaver` leaves through the CLI with nothing but its key: the request
+/// goes from its own set-change account, which holds nothing and pays no fee; the
+/// API it is sent to is validator 0's.
 fn leave(c: &LocalCluster, leaver: usize) -> String {
-    let keyring = c.layout().genesis.with_extension("accounts.keys");
+    let key_dir = &c.layout().key_dirs[leaver];
     let output = std::process::Command::new(common::bin())
         .args(["validator", "leave", "--alpha"])
         .arg(c.api_url(0, ChainId::Alpha))
         .arg("--validator-key")
-        .arg(&c.layout().key_dirs[leaver])
-        .arg("--keyring")
-        .arg(&keyring)
-        .args(["--account", "0", "--timeout", "60s"])
+        .arg(key_dir)
+        .args(["--timeout", "60s"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -173,6 +174,12 @@ fn leave(c: &LocalCluster, leaver: usize) -> String {
         output.status.success(),
         "dualchain validator leave failed: {stdout}{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+    let key = keyfile::read_key::<ValidatorScheme>(key_dir).unwrap();
+    let own = Address::of(set_change_keypair(&key).public());
+    assert!(
+        stdout.contains(&format!("\"sender\": \"{own}\"")),
+        "sent from the set-change account {own}: {stdout}"
     );
     stdout
 }

@@ -17,7 +17,7 @@ use dualchain_core::types::{
     Attestation, ChainId, CrossChainFailure, CrossChainOp, SignedTransaction, TxPayload,
 };
 use dualchain_execution::admission::{SenderRefusal, Stage, check_sender};
-use dualchain_execution::crosschain::check_attest_admission;
+use dualchain_execution::crosschain::{check_attest_admission, check_leave_admission};
 use dualchain_mempool::{AdmissionTime, Rejection};
 use dualchain_merkle::{hash_key, hash_value};
 use dualchain_net::PeerId;
@@ -117,37 +117,53 @@ fn store_error(what: &str, e: impl std::fmt::Display) -> ApiError {
 }
 
 impl<S: Seams> ChainService<S> {
-    /// Why an `Attest` transaction could only fail here, if it could (see
-    /// `check_attest_admission`): such transactions carry no fee, so the mempool
-    /// takes only those that may apply. `None` for every other kind.
-    fn attestation_refusal(&self, tx: &SignedTransaction) -> Option<String> {
-        let TxPayload::CrossChain(CrossChainOp::Attest(attestation)) = &tx.tx().payload else {
+    /// Why an `Attest` or a `ValidatorLeave` could only fail here, if it could (see
+    /// `check_attest_admission`, `check_leave_admission`): such transactions may come
+    /// from unfunded accounts with no fee, so the mempool takes only those that may
+    /// apply. `None` for every other kind.
+    fn unfunded_refusal(&self, tx: &SignedTransaction) -> Option<String> {
+        let TxPayload::CrossChain(op) = &tx.tx().payload else {
             return None;
+        };
+        let what = match op {
+            CrossChainOp::Attest(_) => "attestation",
+            CrossChainOp::ValidatorLeave { .. } => "leave request",
+            _ => return None,
         };
         let Some(setup) = self.ctx.executor.cross_chain() else {
             return Some("cross-chain operations are disabled on this node".into());
         };
         let Some(reader) = self.ctx.live().reader.clone() else {
             return Some(format!(
-                "the {} chain is restarting; relay the attestation again shortly",
+                "the {} chain is restarting; send the {what} again shortly",
                 self.ctx.chain
             ));
         };
         let records = CommittedState(reader);
-        match check_attest_admission(setup, self.ctx.chain, attestation, &records) {
+        let verdict = match op {
+            CrossChainOp::Attest(attestation) => {
+                check_attest_admission(setup, self.ctx.chain, attestation, &records)
+            }
+            CrossChainOp::ValidatorLeave { key, proof } if self.ctx.chain == ChainId::Alpha => {
+                check_leave_admission(setup, tx.tx().sender, key, proof, &records)
+            }
+            // On Delta the kind check refuses it.
+            _ => return None,
+        };
+        match verdict {
             Ok(Ok(())) => None,
-            Ok(Err(failure)) => Some(format!("the attestation could only fail: {failure}")),
-            Err(e) => Some(format!("reading the records to check the attestation: {e}")),
+            Ok(Err(failure)) => Some(format!("the {what} could only fail: {failure}")),
+            Err(e) => Some(format!("reading the records to check the {what}: {e}")),
         }
     }
 
     /// Why `tx` could only fail against this chain's committed state, if it could:
-    /// the attestation check for `Attest`, then the sender check for every kind (see
+    /// the attestation or leave check for those kinds, then the sender check for every kind (see
     /// `dualchain_execution::admission`). A transaction the mempool already holds or
     /// recently saw is left to it, so a client's retry of its own transaction is
     /// answered `Duplicate`, not `NonceTooOld`.
     fn state_refusal(&self, tx: &SignedTransaction) -> Option<(AdmissionStatus, String)> {
-        if let Some(reason) = self.attestation_refusal(tx) {
+        if let Some(reason) = self.unfunded_refusal(tx) {
             return Some((AdmissionStatus::RejectedOther, reason));
         }
         let digest = tx.digest();

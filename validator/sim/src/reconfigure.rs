@@ -1,7 +1,8 @@
 //! Validator-set changes in the whole-node simulation: honest validators leave, one
 //! change of the set after another (`--reconfigure 6,5`), while the load, the flow
-//! and the faults go on. Each leaver's own key signs its request, which a funded
-//! account sends to Alpha; the change is done when the observer's Alpha runs an epoch
+//! and the faults go on. Each leaver's own key signs its request, which its own
+//! set-change account (derived from its key, unfunded) sends to Alpha with no fee;
+//! the change is done when the observer's Alpha runs an epoch
 //! whose set no longer holds them. The checks then ask every leaver's chains to have
 //! stopped at their boundary and everyone else to go on without them.
 
@@ -13,8 +14,8 @@ use dualchain_core::crypto::{NetworkId, SigningDomain, ValidatorKeypair};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
     Address, ChainId, CrossChainOp, EpochRecord, PendingSetChanges, RecordKey, RecordKind,
-    SetChangeKind, Transaction, TxPayload, ValidatorIndex, ValidatorSet, set_change_message,
-    validator_set_key,
+    SetChangeKind, Transaction, TxPayload, ValidatorIndex, ValidatorSet, set_change_keypair,
+    set_change_message, validator_set_key,
 };
 use dualchain_storage::{Column, KvEngine};
 
@@ -23,14 +24,6 @@ use crate::seams::SimStore;
 /// A request not in the pending changes this long after it was sent goes again
 /// (lost with a crashed mempool, or signed for an epoch that ended before it ran).
 const RESEND_MS: u64 = 10_000;
-
-/// The account that pays for validator `index`'s leave request.
-pub fn leaver_address(index: ValidatorIndex) -> Address {
-    Address(blake3::derive_key(
-        "dualchain 2026-12 simulated leaver v1",
-        &index.to_le_bytes(),
-    ))
-}
 
 /// What a step reads and where it sends.
 pub struct ReconfigureView<'a> {
@@ -133,7 +126,7 @@ impl Reconfiguration {
         epoch: u64,
         view: &ReconfigureView<'_>,
     ) {
-        let sender = leaver_address(leaver);
+        let sender = Address::of(set_change_keypair(key).public());
         let message = set_change_message(SetChangeKind::Leave, &sender, None, epoch);
         let proof = key.sign(
             SigningDomain::ValidatorSetChange.on(view.network),
@@ -143,7 +136,7 @@ impl Reconfiguration {
             chain: ChainId::Alpha,
             sender,
             nonce: view.alpha.next_nonce(&sender),
-            fee: 1,
+            fee: 0,
             payload: TxPayload::CrossChain(CrossChainOp::ValidatorLeave {
                 key: key.public().clone(),
                 proof,

@@ -21,6 +21,7 @@ use dualchain_core::types::{
     Address, AssetId, Attestation, Block, ChainId, ChainParams, CrossChainFailure, CrossChainOp,
     EpochSchedule, FailureReason, Genesis, GenesisAccount, GenesisValidator, Output, ReceiptStatus,
     SaxAllocation, SignedTransaction, Transaction, TxPayload, ValidatorIndex, Verdict,
+    set_change_keypair,
 };
 use dualchain_mempool::AdmissionTime;
 use dualchain_net::{MemoryHub, PeerId};
@@ -40,7 +41,7 @@ use crate::checks::{self, Findings};
 use crate::config::{NodeSimConfig, SIM_EPOCH_MS, Signatures};
 use crate::flow::{self, FlowView, GovernanceFlow};
 use crate::forgery;
-use crate::reconfigure::{self, Reconfiguration, ReconfigureView};
+use crate::reconfigure::{Reconfiguration, ReconfigureView};
 use crate::seams::{SimSeams, SimStore, slot};
 use crate::workload::{ClientStats, Clients, account_address};
 
@@ -195,17 +196,6 @@ pub fn validator_keys(cfg: &NodeSimConfig) -> Vec<Arc<ValidatorKeypair>> {
         .collect()
 }
 
-/// The accounts that pay for leave requests (only in runs that reconfigure, so other
-/// runs keep their genesis).
-fn leaver_accounts(cfg: &NodeSimConfig) -> Vec<Address> {
-    match cfg.reconfigure.is_empty() {
-        true => Vec::new(),
-        false => (0..cfg.validators as ValidatorIndex)
-            .map(reconfigure::leaver_address)
-            .collect(),
-    }
-}
-
 fn genesis_of(cfg: &NodeSimConfig, keys: &[Arc<ValidatorKeypair>]) -> Genesis {
     Genesis {
         network: "sim".into(),
@@ -232,7 +222,6 @@ fn genesis_of(cfg: &NodeSimConfig, keys: &[Arc<ValidatorKeypair>]) -> Genesis {
         accounts: (0..cfg.accounts)
             .map(account_address)
             .chain((0..flow::STAKERS).map(flow::staker_address))
-            .chain(leaver_accounts(cfg))
             .map(|address| GenesisAccount {
                 address,
                 balances: [(AssetId::NATIVE, ACCOUNT_BALANCE)].into(),
@@ -241,7 +230,6 @@ fn genesis_of(cfg: &NodeSimConfig, keys: &[Arc<ValidatorKeypair>]) -> Genesis {
         sax_allocations: (0..cfg.accounts)
             .map(account_address)
             .chain((0..flow::STAKERS).map(flow::staker_address))
-            .chain(leaver_accounts(cfg))
             .map(|address| SaxAllocation {
                 address,
                 amount: ACCOUNT_BALANCE,
@@ -1170,7 +1158,11 @@ impl Simulation {
             .iter()
             .map(|n| Address::of(relay::relay_keypair(&n.identity.key).public()))
             .chain((0..flow::STAKERS).map(flow::staker_address))
-            .chain(leaver_accounts(&self.cfg))
+            .chain(
+                self.nodes
+                    .iter()
+                    .map(|n| Address::of(set_change_keypair(&n.identity.key).public())),
+            )
             .collect();
         let mut trace_inputs = vec![virtual_ms];
         for chain in ChainId::ALL {

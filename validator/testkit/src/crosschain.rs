@@ -217,13 +217,24 @@ impl ChainClient {
     /// (the id of the lock or proposal it creates). A refusal is an error with the
     /// node's reason.
     pub async fn send(&self, sender: &Sender, op: CrossChainOp) -> anyhow::Result<Digest> {
+        self.send_with_fee(sender, op, OPERATION_FEE).await
+    }
+
+    /// [`ChainClient::send`] with the fee `fee` (0: a validator's leave from its own
+    /// unfunded set-change account).
+    pub async fn send_with_fee(
+        &self,
+        sender: &Sender,
+        op: CrossChainOp,
+        fee: u64,
+    ) -> anyhow::Result<Digest> {
         let nonce = self.nonce(&sender.address()).await?;
         let tx = sender.authorise(
             Transaction {
                 chain: self.chain,
                 sender: sender.address(),
                 nonce,
-                fee: OPERATION_FEE,
+                fee,
                 payload: TxPayload::CrossChain(op),
             },
             self.network,

@@ -14,7 +14,10 @@
 //! changes in request order; members keep their relative order (so their indices move
 //! only when someone before them leaves) and newcomers are appended in request order.
 
-use crate::crypto::{NetworkId, SigningDomain, ValidatorPublicKey, ValidatorSignature};
+use crate::crypto::{
+    AccountKeypair, AccountScheme, NetworkId, SigningDomain, ValidatorKeypair, ValidatorPublicKey,
+    ValidatorSignature,
+};
 use crate::encoding::{Canonical, Decode, DecodeError, Encode, Reader, write_vec};
 use crate::hash::{Digest, HashDomain};
 
@@ -297,6 +300,18 @@ impl Canonical for MemberRecord {
 pub enum SetChangeKind {
     Join,
     Leave,
+}
+
+/// Derive-key context of a validator's set-change account.
+pub const SET_CHANGE_ACCOUNT_CONTEXT: &str = "dualchain 2026-12 validator set-change account v1";
+
+/// The account a validator's own leave request is sent from: an ML-DSA-44 key
+/// derived from the validator key, so whoever holds the validator key (the node, its
+/// operator) can send it without a funded account. Alpha admits a `ValidatorLeave`
+/// with no fee from an account that does not exist yet, because its proof is checked
+/// at admission: only a member's key can make one.
+pub fn set_change_keypair(validator: &ValidatorKeypair) -> AccountKeypair {
+    validator.derive::<AccountScheme>(SET_CHANGE_ACCOUNT_CONTEXT)
 }
 
 /// What a validator's key signs to ask for a set change: the request kind, the
