@@ -44,7 +44,12 @@ impl Target {
 pub struct ChainReport {
     pub height: u64,
     pub finalized_height: u64,
+    /// The epoch whose validator set the chain runs, and the epoch of its head block
+    /// (below it between the chain's boundary and its first block of the epoch).
     pub epoch: u64,
+    pub head_epoch: u64,
+    /// The validator is in the set of `epoch` (it has an index there).
+    pub member: bool,
     pub peer_id: String,
 }
 
@@ -163,6 +168,8 @@ impl ValidatorApi for GrpcValidators {
                 height: chain.height,
                 finalized_height: chain.finalized_height,
                 epoch: chain.epoch,
+                head_epoch: chain.head_epoch,
+                member: status.validator_index.is_some(),
                 peer_id: status.peer_id.clone(),
             })
         })

@@ -2,7 +2,8 @@
 //!
 //! Rules enforced by the API server through the generated schema (and evaluated by the
 //! schema tests with the same CEL engine kube uses client-side):
-//! - `validators` is 1..=200 and immutable (the validator set is fixed in genesis);
+//! - `validators` is 1..=200 and immutable (the genesis fixes the first set; the
+//!   operator cannot change the set yet, a validator can only leave it by itself);
 //! - block times are > 0 and Delta's divides Alpha's (whole Delta blocks per Alpha block);
 //! - the `genesis` section is immutable once created (changing it would fork the network);
 //! - quantities and durations are well-formed.
@@ -41,12 +42,14 @@ use super::common::{ChainProgress, ChainResources, Condition, ResourceAmounts};
 #[serde(rename_all = "camelCase")]
 pub struct DualChainNetworkSpec {
     /// Number of validators (1 to 200). Fewer than 4 tolerate no faulty validator
-    /// (status.faultTolerance says how many may fail). Fixed at creation: the validator
-    /// set is part of genesis.
+    /// (status.faultTolerance says how many may fail). Fixed at creation: the genesis
+    /// holds the first set, and the operator cannot change the set yet (a validator
+    /// may leave it with `dualchain validator leave`; its pod stays, and the
+    /// Reconfiguring condition says so).
     #[serde(default = "default_validators")]
     #[x_kube(
         validation = Rule::new("self >= 1 && self <= 200").message("validators must be between 1 and 200"),
-        validation = Rule::new("self == oldSelf").message("validators cannot change after creation: the validator set is fixed in genesis")
+        validation = Rule::new("self == oldSelf").message("validators cannot change after creation: the genesis fixes the first validator set and the operator cannot change the set yet")
     )]
     pub validators: u32,
     /// Everything about the network except its size (shared with BenchmarkCluster.spec.network).
@@ -427,7 +430,9 @@ pub struct DualChainNetworkStatus {
     /// Validators needed for a certificate (n - f).
     #[serde(default)]
     pub quorum: u32,
-    /// Ready, Progressing, Degraded and FaultTolerant.
+    /// Ready, Progressing, Degraded, FaultTolerant and, once a validator answered the
+    /// status probe, Reconfiguring (an epoch transition in progress, or validators
+    /// that left the set).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Alpha chain progress read from the validators' gRPC status.

@@ -684,6 +684,90 @@ pub struct ProbeSummary {
     pub delta: ChainProgress,
     pub unreachable: Vec<String>,
     pub probed: bool,
+    /// Validators that answered on at least one chain.
+    pub answered: u32,
+    /// Validators in an epoch transition: their chains run sets of different epochs,
+    /// or a chain has not committed a block of its epoch yet (pod: detail).
+    pub transitioning: Vec<String>,
+    /// Validators whose status says they are no longer in the set (they left).
+    pub left_set: Vec<String>,
+}
+
+/// One validator's chains as the probe saw them, into the summary's epoch lists.
+fn note_epochs(summary: &mut ProbeSummary, pod: &str, reports: [Option<&ChainReport>; 2]) {
+    let seen: Vec<(ChainName, &ChainReport)> = ChainName::ALL
+        .into_iter()
+        .zip(reports)
+        .filter_map(|(chain, report)| Some((chain, report?)))
+        .collect();
+    if seen.is_empty() {
+        return;
+    }
+    summary.answered += 1;
+    if seen.iter().any(|(_, report)| !report.member) {
+        summary.left_set.push(pod.to_string());
+        return;
+    }
+    let epochs_differ = seen.windows(2).any(|w| w[0].1.epoch != w[1].1.epoch);
+    let applying = seen.iter().any(|(_, r)| r.head_epoch < r.epoch);
+    if epochs_differ || applying {
+        let detail = seen
+            .iter()
+            .map(|(chain, r)| {
+                format!(
+                    "{} epoch {} (head block of {})",
+                    chain.as_str(),
+                    r.epoch,
+                    r.head_epoch
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        summary.transitioning.push(format!("{pod}: {detail}"));
+    }
+}
+
+/// The `Reconfiguring` condition: whether the validator set is changing, as far as
+/// the probe saw (no condition when no validator answered: nothing is known).
+fn reconfiguring_condition(probe: &ProbeSummary) -> Option<Desired> {
+    let list = |pods: &[String]| {
+        pods.iter()
+            .take(MAX_LISTED_UNREACHABLE)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    if probe.answered == 0 {
+        return None;
+    }
+    Some(if !probe.left_set.is_empty() {
+        Desired::new(
+            "Reconfiguring",
+            true,
+            "ValidatorsLeftTheSet",
+            format!(
+                "{} left the validator set (`dualchain validator leave`); their pods keep serving their chains' blocks read-only. spec.validators cannot shrink yet, so the operator does not remove them",
+                list(&probe.left_set)
+            ),
+        )
+    } else if !probe.transitioning.is_empty() {
+        Desired::new(
+            "Reconfiguring",
+            true,
+            "EpochTransition",
+            format!(
+                "an epoch transition is in progress: {}",
+                list(&probe.transitioning)
+            ),
+        )
+    } else {
+        Desired::new(
+            "Reconfiguring",
+            false,
+            "Stable",
+            "every validator that answered runs the same epoch's set on both chains",
+        )
+    })
 }
 
 /// Probes both chains of every validator, bounded in concurrency and time.
@@ -714,9 +798,16 @@ pub async fn probe_validators(ctx: &Context, r: &NetworkRef, validators: u32) ->
         ..Default::default()
     };
     let mut unreachable = std::collections::BTreeSet::new();
+    let mut by_pod: std::collections::BTreeMap<String, [Option<ChainReport>; 2]> =
+        std::collections::BTreeMap::new();
     for (target, result) in results {
         match result {
             Ok(report) => {
+                let slot = match target.chain {
+                    ChainName::Alpha => 0,
+                    ChainName::Delta => 1,
+                };
+                by_pod.entry(target.validator.clone()).or_default()[slot] = Some(report.clone());
                 let p = match target.chain {
                     ChainName::Alpha => &mut summary.alpha,
                     ChainName::Delta => &mut summary.delta,
@@ -733,6 +824,9 @@ pub async fn probe_validators(ctx: &Context, r: &NetworkRef, validators: u32) ->
         }
     }
     summary.unreachable = unreachable.into_iter().collect();
+    for (pod, [alpha, delta]) in &by_pod {
+        note_epochs(&mut summary, pod, [alpha.as_ref(), delta.as_ref()]);
+    }
     summary
 }
 
@@ -846,6 +940,7 @@ pub fn compute_status(
     } else {
         Desired::new("FaultTolerant", true, "QuorumMargin", format!("tolerates {f} faulty validator(s) of {n}"))
     });
+    desired.extend(reconfiguring_condition(&probe));
     // Keep the last known heights when a probe round could not run.
     let (alpha, delta) = if probe.probed {
         (probe.alpha, probe.delta)
@@ -880,5 +975,83 @@ pub fn compute_status(
             .into_iter()
             .take(MAX_LISTED_UNREACHABLE)
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod epoch_tests {
+    use super::*;
+
+    fn report(epoch: u64, head_epoch: u64, member: bool) -> ChainReport {
+        ChainReport {
+            epoch,
+            head_epoch,
+            member,
+            ..ChainReport::default()
+        }
+    }
+
+    fn summary(pods: &[(&str, [Option<ChainReport>; 2])]) -> ProbeSummary {
+        let mut s = ProbeSummary {
+            probed: true,
+            ..ProbeSummary::default()
+        };
+        for (pod, [alpha, delta]) in pods {
+            note_epochs(&mut s, pod, [alpha.as_ref(), delta.as_ref()]);
+        }
+        s
+    }
+
+    #[test]
+    fn the_reconfiguring_condition_says_what_changes_the_set() {
+        let steady = Some(report(3, 3, true));
+        let stable = summary(&[("n-0", [steady.clone(), steady.clone()])]);
+        let condition = reconfiguring_condition(&stable).unwrap();
+        assert_eq!(
+            (condition.status, condition.reason.as_str()),
+            (false, "Stable")
+        );
+
+        // Alpha passed the boundary into epoch 4 and Delta has not applied it yet;
+        // another validator's Alpha has not sealed a block of epoch 4 yet.
+        let moving = summary(&[
+            ("n-0", [Some(report(4, 4, true)), steady.clone()]),
+            ("n-1", [Some(report(4, 3, true)), Some(report(4, 4, true))]),
+            ("n-2", [Some(report(4, 4, true)), Some(report(4, 4, true))]),
+        ]);
+        assert_eq!(moving.answered, 3);
+        let condition = reconfiguring_condition(&moving).unwrap();
+        assert_eq!(
+            (condition.status, condition.reason.as_str()),
+            (true, "EpochTransition")
+        );
+        assert_eq!(
+            condition.message,
+            "an epoch transition is in progress: n-0: alpha epoch 4 (head block of 4), delta epoch 3 (head block of 3); n-1: alpha epoch 4 (head block of 3), delta epoch 4 (head block of 4)"
+        );
+
+        // A validator that left outranks a transition; a silent one counts for nothing.
+        let left = summary(&[
+            ("n-0", [Some(report(4, 3, true)), steady.clone()]),
+            ("n-3", [None, Some(report(4, 4, false))]),
+            ("n-4", [None, None]),
+        ]);
+        assert_eq!(left.answered, 2);
+        let condition = reconfiguring_condition(&left).unwrap();
+        assert_eq!(
+            (condition.status, condition.reason.as_str()),
+            (true, "ValidatorsLeftTheSet")
+        );
+        assert!(
+            condition.message.starts_with("n-3 left"),
+            "{}",
+            condition.message
+        );
+
+        // Nobody answered: nothing is known, no condition.
+        assert_eq!(
+            reconfiguring_condition(&summary(&[("n-0", [None, None])])),
+            None
+        );
     }
 }

@@ -72,6 +72,8 @@ impl FakeValidators {
                     height,
                     finalized_height: height.saturating_sub(1),
                     epoch: 1,
+                    head_epoch: 1,
+                    member: true,
                     peer_id: format!("peer-{i}"),
                 },
             );
