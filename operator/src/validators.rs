@@ -6,10 +6,13 @@
 
 use std::time::Duration;
 
+use dualchain_core::encoding::Canonical;
+use dualchain_core::types::{PendingSetChanges, RecordKey, RecordKind, SetChange};
 use dualchain_proto::v1::{
-    Chain, FaultInjection, GetStatusRequest, PauseChainRequest, PeerGroup, ResumeChainRequest,
+    Chain, FaultInjection, GetRecordRequest, GetStatusRequest, PauseChainRequest, PeerGroup,
+    ResumeChainRequest,
 };
-use dualchain_proto::{AdminClient, AdminToken, NodeClient};
+use dualchain_proto::{AdminClient, AdminToken, CrossChainClient, NodeClient};
 use futures::future::BoxFuture;
 use tonic::transport::Endpoint;
 use zeroize::Zeroizing;
@@ -51,6 +54,38 @@ pub struct ChainReport {
     /// The validator is in the set of `epoch` (it has an index there).
     pub member: bool,
     pub peer_id: String,
+}
+
+/// Validator-set changes Alpha holds for its next epoch boundary, as the first 16
+/// hex digits of each validator key's id, in request order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PendingChanges {
+    pub joining: Vec<String>,
+    pub leaving: Vec<String>,
+}
+
+impl PendingChanges {
+    pub fn is_empty(&self) -> bool {
+        self.joining.is_empty() && self.leaving.is_empty()
+    }
+
+    /// From the canonical `PendingSetChanges` record (absent: none pending).
+    pub fn decode(value: Option<&[u8]>) -> Result<Self, String> {
+        let Some(bytes) = value else {
+            return Ok(Self::default());
+        };
+        let record = PendingSetChanges::from_canonical_bytes(bytes).map_err(|e| e.to_string())?;
+        let mut changes = Self::default();
+        for change in &record.0 {
+            let id = change.key().id().to_hex();
+            let short = id.chars().take(16).collect();
+            match change {
+                SetChange::Join { .. } => changes.joining.push(short),
+                SetChange::Leave { .. } => changes.leaving.push(short),
+            }
+        }
+        Ok(changes)
+    }
 }
 
 /// A fault to set on one validator's chain.
@@ -100,6 +135,11 @@ pub trait ValidatorApi: Send + Sync {
         token: Zeroizing<String>,
         fault: Option<FaultSettings>,
     ) -> BoxFuture<'static, Result<(), ValidatorError>>;
+    /// The set changes pending on `target`'s chain (Alpha holds them).
+    fn pending_set_changes(
+        &self,
+        target: Target,
+    ) -> BoxFuture<'static, Result<PendingChanges, ValidatorError>>;
 }
 
 /// The real gRPC implementation.
@@ -175,6 +215,33 @@ impl ValidatorApi for GrpcValidators {
         })
     }
 
+    fn pending_set_changes(
+        &self,
+        target: Target,
+    ) -> BoxFuture<'static, Result<PendingChanges, ValidatorError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let channel = this.channel(&target).await?;
+            let key = RecordKey::singleton(RecordKind::PendingSetChanges).state_key();
+            let record = CrossChainClient::new(channel)
+                .get_record(GetRecordRequest {
+                    chain: target.proto_chain(),
+                    key: key.to_vec(),
+                })
+                .await
+                .map_err(|s| call_error(&target, s))?
+                .into_inner();
+            PendingChanges::decode(record.value.as_deref()).map_err(|message| {
+                ValidatorError::Call {
+                    validator: target.validator.clone(),
+                    chain: target.chain.as_str(),
+                    code: "Malformed".into(),
+                    message,
+                }
+            })
+        })
+    }
+
     fn pause(
         &self,
         target: Target,
@@ -244,5 +311,37 @@ impl ValidatorApi for GrpcValidators {
                 .map(|_| ())
                 .map_err(|s| call_error(&target, s))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dualchain_core::crypto::ValidatorKeypair;
+    use dualchain_core::types::Address;
+
+    use super::*;
+
+    #[test]
+    fn pending_changes_are_read_from_alphas_record_and_garbage_is_an_error() {
+        let leaver = ValidatorKeypair::from_seed(&[1; 32]);
+        let joiner = ValidatorKeypair::from_seed(&[2; 32]);
+        let record = PendingSetChanges(vec![
+            SetChange::Leave {
+                key: leaver.public().clone(),
+            },
+            SetChange::Join {
+                key: joiner.public().clone(),
+                owner: Address([3; 32]),
+                lock: dualchain_core::Digest([4; 32]),
+                stake: 5,
+            },
+        ]);
+        let bytes = record.to_canonical_bytes();
+        let pending = PendingChanges::decode(Some(&bytes)).unwrap();
+        let short = |key: &ValidatorKeypair| key.public().id().to_hex()[..16].to_string();
+        assert_eq!(pending.leaving, vec![short(&leaver)]);
+        assert_eq!(pending.joining, vec![short(&joiner)]);
+        assert_eq!(PendingChanges::decode(None), Ok(PendingChanges::default()));
+        assert!(PendingChanges::decode(Some(&[0xff, 0xff, 0xff])).is_err());
     }
 }

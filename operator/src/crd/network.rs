@@ -431,8 +431,8 @@ pub struct DualChainNetworkStatus {
     #[serde(default)]
     pub quorum: u32,
     /// Ready, Progressing, Degraded, FaultTolerant and, once a validator answered the
-    /// status probe, Reconfiguring (an epoch transition in progress, or validators
-    /// that left the set).
+    /// status probe, Reconfiguring (validators that left the set, set changes pending
+    /// for the next boundary, or an epoch transition in progress).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Alpha chain progress read from the validators' gRPC status.

@@ -43,7 +43,7 @@ use crate::keys;
 use crate::names::{self, FIELD_MANAGER, TEMPLATE_HASH_ANNOTATION};
 use crate::rollout::{self, Observed, Step};
 use crate::status_patch::status_patch;
-use crate::validators::{ChainReport, Target};
+use crate::validators::{ChainReport, PendingChanges, Target};
 
 /// Controller name (metrics label).
 pub const CONTROLLER: &str = "dualchainnetwork";
@@ -691,6 +691,9 @@ pub struct ProbeSummary {
     pub transitioning: Vec<String>,
     /// Validators whose status says they are no longer in the set (they left).
     pub left_set: Vec<String>,
+    /// Set changes Alpha holds for its next boundary (asked of one member that
+    /// answered; `None` when none could say).
+    pub pending: Option<PendingChanges>,
 }
 
 /// One validator's chains as the probe saw them, into the summary's epoch lists.
@@ -740,6 +743,7 @@ fn reconfiguring_condition(probe: &ProbeSummary) -> Option<Desired> {
     if probe.answered == 0 {
         return None;
     }
+    let pending = probe.pending.as_ref().filter(|p| !p.is_empty());
     Some(if !probe.left_set.is_empty() {
         Desired::new(
             "Reconfiguring",
@@ -748,6 +752,22 @@ fn reconfiguring_condition(probe: &ProbeSummary) -> Option<Desired> {
             format!(
                 "{} left the validator set (`dualchain validator leave`); their pods keep serving their chains' blocks read-only. spec.validators cannot shrink yet, so the operator does not remove them",
                 list(&probe.left_set)
+            ),
+        )
+    } else if let Some(pending) = pending {
+        let mut changes: Vec<String> = pending
+            .leaving
+            .iter()
+            .map(|id| format!("{id} leaves"))
+            .collect();
+        changes.extend(pending.joining.iter().map(|id| format!("{id} joins")));
+        Desired::new(
+            "Reconfiguring",
+            true,
+            "SetChangePending",
+            format!(
+                "at the next epoch boundary (validator key ids): {}",
+                changes.join(", ")
             ),
         )
     } else if !probe.transitioning.is_empty() {
@@ -781,6 +801,12 @@ pub async fn probe_validators(ctx: &Context, r: &NetworkRef, validators: u32) ->
                 chain,
             })
         })
+        .collect();
+    // Each validator's Alpha endpoint, to ask one member for the pending changes.
+    let targets_by_pod: std::collections::BTreeMap<String, Target> = targets
+        .iter()
+        .filter(|t| t.chain == ChainName::Alpha)
+        .map(|t| (t.validator.clone(), t.clone()))
         .collect();
     let results: Vec<(
         Target,
@@ -826,6 +852,16 @@ pub async fn probe_validators(ctx: &Context, r: &NetworkRef, validators: u32) ->
     summary.unreachable = unreachable.into_iter().collect();
     for (pod, [alpha, delta]) in &by_pod {
         note_epochs(&mut summary, pod, [alpha.as_ref(), delta.as_ref()]);
+    }
+    let asked = by_pod
+        .iter()
+        .find(|(_, [alpha, _])| alpha.as_ref().is_some_and(|r| r.member))
+        .and_then(|(pod, _)| targets_by_pod.get(pod).cloned());
+    if let Some(target) = asked {
+        match ctx.validators.pending_set_changes(target).await {
+            Ok(pending) => summary.pending = Some(pending),
+            Err(error) => tracing::debug!(%error, "reading the pending set changes failed"),
+        }
     }
     summary
 }
@@ -1047,6 +1083,25 @@ mod epoch_tests {
             "{}",
             condition.message
         );
+
+        // A change waiting for the next boundary.
+        let mut waiting = stable.clone();
+        waiting.pending = Some(PendingChanges {
+            joining: Vec::new(),
+            leaving: vec!["1a2b3c4d5e6f7a8b".into()],
+        });
+        let condition = reconfiguring_condition(&waiting).unwrap();
+        assert_eq!(
+            (condition.status, condition.reason.as_str()),
+            (true, "SetChangePending")
+        );
+        assert_eq!(
+            condition.message,
+            "at the next epoch boundary (validator key ids): 1a2b3c4d5e6f7a8b leaves"
+        );
+        waiting.pending = Some(PendingChanges::default());
+        let condition = reconfiguring_condition(&waiting).unwrap();
+        assert_eq!(condition.reason, "Stable", "nothing pending");
 
         // Nobody answered: nothing is known, no condition.
         assert_eq!(

@@ -13,7 +13,9 @@ use crate::context::{Clock, Context, Settings};
 use crate::crd::benchmark::BenchmarkCluster;
 use crate::crd::network::DualChainNetwork;
 use crate::metrics::Metrics;
-use crate::validators::{ChainReport, FaultSettings, Target, ValidatorApi, ValidatorError};
+use crate::validators::{
+    ChainReport, FaultSettings, PendingChanges, Target, ValidatorApi, ValidatorError,
+};
 
 pub const NS: &str = "bench-ns";
 
@@ -60,6 +62,8 @@ pub struct FakeValidators {
     pub calls: Mutex<Vec<AdminCall>>,
     /// `(validator, token)` of every admin call.
     pub tokens: Mutex<Vec<(String, String)>>,
+    /// What every reachable validator's Alpha holds as pending set changes.
+    pub pending: Mutex<PendingChanges>,
 }
 
 impl FakeValidators {
@@ -126,6 +130,23 @@ impl ValidatorApi for FakeValidators {
             fault,
         });
         Box::pin(async { Ok(()) })
+    }
+    fn pending_set_changes(
+        &self,
+        target: Target,
+    ) -> BoxFuture<'static, Result<PendingChanges, ValidatorError>> {
+        let reachable = self.reports.lock().unwrap().contains_key(&target.validator);
+        let pending = self.pending.lock().unwrap().clone();
+        Box::pin(async move {
+            match reachable {
+                true => Ok(pending),
+                false => Err(ValidatorError::Unreachable {
+                    validator: target.validator.clone(),
+                    chain: target.chain.as_str(),
+                    detail: "connection refused".into(),
+                }),
+            }
+        })
     }
 }
 

@@ -32,6 +32,11 @@ pub struct ChainView {
     pub finalized_height: u64,
     pub round: u64,
     pub epoch: u64,
+    /// The head block's epoch: below `epoch` between the chain's boundary and its
+    /// first block with the new set.
+    pub head_epoch: u64,
+    /// Digest of the set of `epoch` (the same on both chains of a validator).
+    pub validator_set_digest: String,
     pub connected_peers: u32,
     pub mempool_depth: u64,
     pub mempool_capacity: u64,
@@ -59,6 +64,8 @@ impl ChainView {
             finalized_height: c.finalized_height,
             round: c.round,
             epoch: c.epoch,
+            head_epoch: c.head_epoch,
+            validator_set_digest: hex::encode(&c.validator_set_digest),
             connected_peers: c.connected_peers,
             mempool_depth: c.mempool_depth,
             mempool_capacity: c.mempool_capacity,
@@ -123,6 +130,16 @@ impl StatusView {
                 "  height {} (finalized {}), round {}, epoch {}",
                 c.height, c.finalized_height, c.round, c.epoch
             );
+            let switching = if c.head_epoch < c.epoch {
+                format!(" (its head block is of epoch {}: switching)", c.head_epoch)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "  validator set {}{switching}",
+                short(&c.validator_set_digest)
+            );
             let _ = writeln!(
                 out,
                 "  peers {}, mempool {}/{}",
@@ -180,6 +197,9 @@ mod tests {
             health_reason: reason.into(),
             latest_state_root: vec![0xab; 32],
             head_digest: vec![0xcd; 32],
+            epoch: 2,
+            head_epoch: if c == Chain::Alpha { 1 } else { 2 },
+            validator_set_digest: vec![0x5e; 32],
             ..ChainStatus::default()
         };
         let status = NodeStatus {
@@ -204,6 +224,8 @@ mod tests {
             "height 50 (finalized 49)",
             "peers 3, mempool 12/500000",
             "state root abababababababab",
+            "validator set 5e5e5e5e5e5e5e5e (its head block is of epoch 1: switching)",
+            "validator set 5e5e5e5e5e5e5e5e\n",
         ] {
             assert!(text.contains(part), "{part} missing in\n{text}");
         }
@@ -211,6 +233,8 @@ mod tests {
         assert_eq!(json["chains"][1]["chain"], "delta");
         assert_eq!(json["network_id"], "5e".repeat(32));
         assert_eq!(json["chains"][0]["latest_state_root"], "ab".repeat(32));
+        assert_eq!(json["chains"][0]["head_epoch"], 1);
+        assert_eq!(json["chains"][1]["validator_set_digest"], "5e".repeat(32));
         let observer = StatusView::from_proto("x", &NodeStatus::default()).render();
         assert!(observer.contains("not in the validator set"));
         assert!(observer.contains("reports no chains"));
