@@ -1027,6 +1027,12 @@ mod epoch_tests {
         }
     }
 
+    /// The condition's status, reason and message (a validator answered).
+    fn verdict(probe: &ProbeSummary) -> (bool, String, String) {
+        let condition = reconfiguring_condition(probe).expect("a validator answered");
+        (condition.status, condition.reason, condition.message)
+    }
+
     fn summary(pods: &[(&str, [Option<ChainReport>; 2])]) -> ProbeSummary {
         let mut s = ProbeSummary {
             probed: true,
@@ -1042,11 +1048,8 @@ mod epoch_tests {
     fn the_reconfiguring_condition_says_what_changes_the_set() {
         let steady = Some(report(3, 3, true));
         let stable = summary(&[("n-0", [steady.clone(), steady.clone()])]);
-        let condition = reconfiguring_condition(&stable).unwrap();
-        assert_eq!(
-            (condition.status, condition.reason.as_str()),
-            (false, "Stable")
-        );
+        let (status, reason, _) = verdict(&stable);
+        assert_eq!((status, reason.as_str()), (false, "Stable"));
 
         // Alpha passed the boundary into epoch 4 and Delta has not applied it yet;
         // another validator's Alpha has not sealed a block of epoch 4 yet.
@@ -1056,13 +1059,10 @@ mod epoch_tests {
             ("n-2", [Some(report(4, 4, true)), Some(report(4, 4, true))]),
         ]);
         assert_eq!(moving.answered, 3);
-        let condition = reconfiguring_condition(&moving).unwrap();
+        let (status, reason, message) = verdict(&moving);
+        assert_eq!((status, reason.as_str()), (true, "EpochTransition"));
         assert_eq!(
-            (condition.status, condition.reason.as_str()),
-            (true, "EpochTransition")
-        );
-        assert_eq!(
-            condition.message,
+            message,
             "an epoch transition is in progress: n-0: alpha epoch 4 (head block of 4), delta epoch 3 (head block of 3); n-1: alpha epoch 4 (head block of 3), delta epoch 4 (head block of 4)"
         );
 
@@ -1073,16 +1073,9 @@ mod epoch_tests {
             ("n-4", [None, None]),
         ]);
         assert_eq!(left.answered, 2);
-        let condition = reconfiguring_condition(&left).unwrap();
-        assert_eq!(
-            (condition.status, condition.reason.as_str()),
-            (true, "ValidatorsLeftTheSet")
-        );
-        assert!(
-            condition.message.starts_with("n-3 left"),
-            "{}",
-            condition.message
-        );
+        let (status, reason, message) = verdict(&left);
+        assert_eq!((status, reason.as_str()), (true, "ValidatorsLeftTheSet"));
+        assert!(message.starts_with("n-3 left"), "{}", message);
 
         // A change waiting for the next boundary.
         let mut waiting = stable.clone();
@@ -1090,18 +1083,14 @@ mod epoch_tests {
             joining: Vec::new(),
             leaving: vec!["1a2b3c4d5e6f7a8b".into()],
         });
-        let condition = reconfiguring_condition(&waiting).unwrap();
+        let (status, reason, message) = verdict(&waiting);
+        assert_eq!((status, reason.as_str()), (true, "SetChangePending"));
         assert_eq!(
-            (condition.status, condition.reason.as_str()),
-            (true, "SetChangePending")
-        );
-        assert_eq!(
-            condition.message,
+            message,
             "at the next epoch boundary (validator key ids): 1a2b3c4d5e6f7a8b leaves"
         );
         waiting.pending = Some(PendingChanges::default());
-        let condition = reconfiguring_condition(&waiting).unwrap();
-        assert_eq!(condition.reason, "Stable", "nothing pending");
+        assert_eq!(verdict(&waiting).1, "Stable", "nothing pending");
 
         // Nobody answered: nothing is known, no condition.
         assert_eq!(

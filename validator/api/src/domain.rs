@@ -48,7 +48,7 @@ pub struct ChainStatus {
     /// Digest of the validator set of `epoch` (`set_digest`), the same on both chains.
     pub validator_set: Digest,
     /// The head block's epoch: below `epoch` between the chain's boundary and its
-    /// first block with the new set.
+    /// first block with the new set, and for good once the validator left the set.
     pub head_epoch: u64,
 }
 

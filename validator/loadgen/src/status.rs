@@ -130,7 +130,8 @@ impl StatusView {
                 "  height {} (finalized {}), round {}, epoch {}",
                 c.height, c.finalized_height, c.round, c.epoch
             );
-            let switching = if c.head_epoch < c.epoch {
+            // A chain that left the set stays at its last block (stopped, and says why).
+            let switching = if c.head_epoch < c.epoch && c.health != "stopped" {
                 format!(" (its head block is of epoch {}: switching)", c.head_epoch)
             } else {
                 String::new()

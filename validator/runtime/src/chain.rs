@@ -16,7 +16,7 @@ use dualchain_consensus::{BlockSealer, DagBft, DagBftConfig, KvConsensusStore, S
 use dualchain_core::Digest;
 use dualchain_core::chain_store::{ChainReader, ChainStore, StateChange};
 use dualchain_core::crypto::NetworkId;
-use dualchain_core::types::{ChainId, Genesis, ValidatorSet};
+use dualchain_core::types::{ChainId, Genesis, ValidatorSet, set_digest};
 use dualchain_execution::crosschain::CrossChainSetup;
 use dualchain_execution::epochs::{committed_set, genesis_records};
 use dualchain_execution::keys::{AccountRecord, account_key};
@@ -153,7 +153,7 @@ pub fn build_context<S: Seams>(
             health: Health::Stopped,
             reason: "starting".into(),
         }),
-        committee: Mutex::new(identity_set),
+        committee: Mutex::new((identity_set.clone(), set_digest(&identity_set))),
         left_at_epoch: std::sync::OnceLock::new(),
         live: Mutex::new(Live::default()),
         faults: Mutex::new(FaultPlan::default()),
@@ -402,7 +402,6 @@ pub async fn run_chain<S: Seams>(
     let cache = StateCache::new(db.clone(), head.height);
     let (committee, previous) = committees(&ctx, &cache, sealer.epoch())?;
     ctx.set_committee(committee.clone());
-    ctx.metrics.epoch.set(committee.epoch() as i64);
     if committee.index_of(ctx.key().public()).is_none() {
         return stay_out(&ctx, store.reader(), committee.epoch(), shutdown).await;
     }

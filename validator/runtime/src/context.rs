@@ -15,7 +15,9 @@ use dualchain_consensus::SharedVerdictCache;
 use dualchain_core::Digest;
 use dualchain_core::chain_store::ChainReader;
 use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
-use dualchain_core::types::{ChainId, Genesis, SignedTransaction, ValidatorIndex, ValidatorSet};
+use dualchain_core::types::{
+    ChainId, Genesis, SignedTransaction, ValidatorIndex, ValidatorSet, set_digest,
+};
 use dualchain_execution::{Executor, SignatureVerifier};
 use dualchain_mempool::{AdmissionTime, Batch, Envelope, Mempool, encoded_len};
 use dualchain_net::{FaultInjector, PeerId};
@@ -127,7 +129,9 @@ pub struct ChainContext<S: Seams> {
     pub health: Mutex<HealthView>,
     /// The validator set the chain's consensus runs now (the genesis set until the
     /// first epoch boundary; then the set of the chain's epoch record).
-    pub committee: Mutex<Arc<ValidatorSet>>,
+    /// With its digest (`set_digest`), hashed once per set: the status and the epoch
+    /// transition read it every second.
+    pub(crate) committee: Mutex<(Arc<ValidatorSet>, Digest)>,
     /// The epoch whose set left this validator out, once the chain stopped there.
     pub left_at_epoch: std::sync::OnceLock<u64>,
     pub live: Mutex<Live<S::Engine>>,
@@ -199,11 +203,19 @@ impl<S: Seams> ChainContext<S> {
 
     /// The set the chain's consensus runs now.
     pub fn committee(&self) -> Arc<ValidatorSet> {
+        lock(&self.committee).0.clone()
+    }
+
+    /// The set the chain's consensus runs now and its digest.
+    pub fn committee_with_digest(&self) -> (Arc<ValidatorSet>, Digest) {
         lock(&self.committee).clone()
     }
 
+    /// The chain's consensus runs `set` from now on (the epoch gauge follows).
     pub fn set_committee(&self, set: Arc<ValidatorSet>) {
-        *lock(&self.committee) = set;
+        self.metrics.epoch.set(set.epoch() as i64);
+        let digest = set_digest(&set);
+        *lock(&self.committee) = (set, digest);
     }
 
     /// Our index in the genesis set (the current set's is
@@ -290,14 +302,14 @@ impl<S: Seams> ChainContext<S> {
     pub fn chain_status(&self) -> ChainStatus {
         let head = self.head();
         let health = self.health();
-        let committee = self.committee();
+        let (committee, set) = self.committee_with_digest();
         ChainStatus {
             chain: self.chain,
             height: head.height,
             finalized_height: head.height,
             round: self.round.load(Ordering::Relaxed),
             epoch: committee.epoch(),
-            validator_set: dualchain_core::types::set_digest(&committee),
+            validator_set: set,
             head_epoch: head.epoch,
             connected_peers: self.connected_peers.load(Ordering::Relaxed) as u32,
             mempool_depth: self.mempool.len() as u64,

@@ -578,7 +578,6 @@ impl<S: Seams> Driver<S> {
         self.votes.enter_epoch(set.clone());
         self.ctx.set_committee(set);
         self.timer_at = None;
-        self.ctx.metrics.epoch.set(epoch as i64);
         tracing::info!(%chain, epoch, after_height = last.height, "consensus entered the next epoch");
         if old > 0 {
             let drop_old = move || match drop_epochs_before(&db, old) {
@@ -616,7 +615,6 @@ impl<S: Seams> Driver<S> {
         let epoch = set.epoch();
         self.timer_at = None;
         self.ctx.set_committee(set);
-        self.ctx.metrics.epoch.set(epoch as i64);
         self.ctx.mark_left(epoch);
         tracing::warn!(chain = %self.ctx.chain, epoch, after_height = last.height, "this validator is not in the next set: the chain stops here");
         Ok(())

@@ -10,13 +10,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dualchain_api::Health;
-use dualchain_core::types::{ChainId, set_digest};
+use dualchain_core::types::ChainId;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::context::ChainContext;
-use crate::epoch_transition::{ChainEpochs, EpochTransition, TransitionTimeouts};
+use crate::epoch_transition::{ChainEpochs, Deadlock, EpochTransition, Stuck, TransitionTimeouts};
 use crate::seams::Seams;
 
 /// The newest block of the other chain, for timing-drift checks.
@@ -51,10 +51,10 @@ pub fn chain_epochs<S: Seams>(ctx: &ChainContext<S>) -> Option<ChainEpochs> {
     if ctx.left_set().is_some() || !ctx.is_running() {
         return None;
     }
-    let committee = ctx.committee();
+    let (committee, set) = ctx.committee_with_digest();
     Some(ChainEpochs {
         reached: committee.epoch(),
-        set: set_digest(&committee),
+        set,
         head_epoch: ctx.head().epoch,
         reachable: Some((
             ctx.reachable_stake.load(Ordering::Relaxed),
@@ -63,12 +63,13 @@ pub fn chain_epochs<S: Seams>(ctx: &ChainContext<S>) -> Option<ChainEpochs> {
     })
 }
 
-/// The epoch transition's part of the health: why it is late or can never complete.
-pub fn transition_problem(transition: &EpochTransition, now: u64) -> Option<String> {
-    if let Some(deadlock) = transition.deadlock(now) {
+/// The epoch transition's part of the health: why it is late (`stuck`) or can never
+/// complete (`deadlock`).
+pub fn transition_problem(deadlock: Option<&Deadlock>, stuck: Option<&Stuck>) -> Option<String> {
+    if let Some(deadlock) = deadlock {
         return Some(format!("the epoch transition cannot complete: {deadlock}"));
     }
-    transition.stuck(now).map(|stuck| {
+    stuck.map(|stuck| {
         format!(
             "the epoch transition is stuck: waiting {:.0} s for {}",
             stuck.for_ms as f64 / 1000.0,
@@ -78,14 +79,15 @@ pub fn transition_problem(transition: &EpochTransition, now: u64) -> Option<Stri
 }
 
 /// Feeds `transition` with what every chain of the node shows at `now` (`sibling`:
-/// the other container's chain and view, when it has one) and publishes the result
-/// on each local chain: the relay pause and the transition gauges.
+/// the other container's chain and view, when it has one), publishes the result on
+/// each local chain (the relay pause and the transition gauges) and returns the
+/// transition's problem for the health, if it has one.
 pub fn observe_transition<S: Seams>(
     transition: &mut EpochTransition,
     chains: &[Arc<ChainContext<S>>],
     sibling: Option<(ChainId, Option<ChainEpochs>)>,
     now: u64,
-) {
+) -> Option<String> {
     let before = transition.phase();
     for ctx in chains {
         transition.observe(ctx.chain, chain_epochs(ctx), now);
@@ -100,8 +102,9 @@ pub fn observe_transition<S: Seams>(
         tracing::debug!(?phase, "epoch transition");
     }
     let paused = transition.cross_chain_paused();
-    let stuck_s = transition.stuck(now).map_or(0, |s| s.for_ms / 1000);
-    let deadlocked = transition.deadlock(now).is_some();
+    let (stuck, deadlock) = (transition.stuck(now), transition.deadlock(now));
+    let stuck_s = stuck.as_ref().map_or(0, |s| s.for_ms / 1000);
+    let deadlocked = deadlock.is_some();
     for ctx in chains {
         ctx.cross_chain_paused.store(paused, Ordering::Release);
         ctx.metrics.cross_chain_paused.set(i64::from(paused));
@@ -112,6 +115,7 @@ pub fn observe_transition<S: Seams>(
             .epoch_transition_deadlocked
             .set(i64::from(deadlocked));
     }
+    transition_problem(deadlock.as_ref(), stuck.as_ref())
 }
 
 /// When the chain last made progress (its head's commit, else its start).
@@ -244,8 +248,7 @@ pub async fn monitor<S: Seams>(
                 }
             }
         }
-        observe_transition(&mut transition, &chains, sibling_epochs, now);
-        let problem = transition_problem(&transition, now);
+        let problem = observe_transition(&mut transition, &chains, sibling_epochs, now);
         match (&problem, late) {
             (Some(problem), false) => tracing::warn!(%problem, "epoch transition late"),
             (None, true) => {
@@ -292,15 +295,18 @@ mod tests {
         let mut t = EpochTransition::new(timeouts, 0);
         t.observe(ChainId::Alpha, at(1, 0, (4, 3)), 0);
         t.observe(ChainId::Delta, at(0, 0, (4, 3)), 0);
-        assert_eq!(transition_problem(&t, 60_000), None);
+        let problem = |t: &EpochTransition, now| {
+            transition_problem(t.deadlock(now).as_ref(), t.stuck(now).as_ref())
+        };
+        assert_eq!(problem(&t, 60_000), None);
         assert_eq!(
-            transition_problem(&t, 61_000).as_deref(),
+            problem(&t, 61_000).as_deref(),
             Some(
                 "the epoch transition is stuck: waiting 61 s for delta to reach the boundary into epoch 1"
             )
         );
         t.observe(ChainId::Delta, at(1, 0, (1, 3)), 62_000);
-        let problem = transition_problem(&t, 122_001).unwrap();
+        let problem = problem(&t, 122_001).unwrap();
         assert!(
             problem.starts_with("the epoch transition cannot complete: delta reaches 1 of the 3"),
             "{problem}"

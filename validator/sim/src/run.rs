@@ -841,27 +841,34 @@ impl Simulation {
         );
     }
 
-    /// For each epoch both of the observer's chains entered after genesis: from its
-    /// Alpha entering it (the boundary block executed) to its Delta entering it (the
+    /// For each epoch both of the observer's chains entered after genesis, when its
+    /// Alpha entered it (the boundary block executed) and when its Delta did (the
     /// set's attestation executed), simulated ms (to one poll: 20 ms under load, up
     /// to 500 ms while settling).
-    fn transitions_ms(&self) -> Vec<u64> {
+    fn transitions(&self) -> Vec<(u64, u64)> {
         let [alpha, delta] = &self.entered;
         alpha
             .iter()
             .filter(|(epoch, _)| **epoch > 0)
-            .filter_map(|(epoch, at)| Some(delta.get(epoch)?.saturating_sub(*at)))
+            .filter_map(|(epoch, at)| Some((*at, *delta.get(epoch)?)))
+            .collect()
+    }
+
+    /// How long each of [`Simulation::transitions`] took.
+    fn transitions_ms(&self) -> Vec<u64> {
+        self.transitions()
+            .into_iter()
+            .map(|(alpha, delta)| delta.saturating_sub(alpha))
             .collect()
     }
 
     /// The observer's Delta `blocks` counted into [`DeltaSlots`].
     fn delta_slots(&self, blocks: &[Block]) -> DeltaSlots {
         let block_ms = self.cfg.delta_block_ms;
-        let [alpha, delta] = &self.entered;
-        let windows: Vec<(u64, u64)> = alpha
-            .iter()
-            .filter(|(epoch, _)| **epoch > 0)
-            .filter_map(|(epoch, at)| Some((*at, delta.get(epoch)? + block_ms)))
+        let windows: Vec<(u64, u64)> = self
+            .transitions()
+            .into_iter()
+            .map(|(alpha, delta)| (alpha, delta + block_ms))
             .collect();
         // Whether each slot under load carried a transaction (several blocks may
         // share a slot).
