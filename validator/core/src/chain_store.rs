@@ -286,7 +286,8 @@ impl<E: KvEngine> ChainStore<E> {
         Ok(block)
     }
 
-    /// Commits a block made elsewhere (with its declared roots) in one atomic batch.
+    /// Commits a block made elsewhere (with its declared roots) in one atomic batch,
+    /// with the caller's `extra` writes.
     ///
     /// Checks that the block extends the head, that its body matches its header, that
     /// there is one receipt per transaction matching the receipts root, and that the
@@ -297,6 +298,7 @@ impl<E: KvEngine> ChainStore<E> {
         receipts: &[Receipt],
         changes: &[StateChange],
         certificate: Option<&BlockCertificate>,
+        extra: WriteBatch,
     ) -> Result<Digest, ChainStoreError> {
         let header = &block.header;
         self.check_extends_head(header)?;
@@ -331,14 +333,7 @@ impl<E: KvEngine> ChainStore<E> {
             });
         }
         let proofs = attestable_proofs(&tree, self.chain(), changes);
-        let batch = block_batch(
-            block,
-            receipts,
-            changes,
-            &proofs,
-            certificate,
-            WriteBatch::new(),
-        );
+        let batch = block_batch(block, receipts, changes, &proofs, certificate, extra);
         self.write_or_undo(&mut tree, batch, undo, head_of(block))?;
         Ok(computed)
     }
@@ -364,7 +359,10 @@ impl<E: KvEngine> ChainStore<E> {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn check_extends_head(&self, header: &BlockHeader) -> Result<(), ChainStoreError> {
+    /// Whether `header` is of this chain and the next block after the head (height and
+    /// parent digest): cheap, so a caller about to execute a block made elsewhere asks
+    /// first.
+    pub fn check_extends_head(&self, header: &BlockHeader) -> Result<(), ChainStoreError> {
         let head = self.head();
         let (expected_height, expected_parent) = match &head {
             Some(h) => (h.height + 1, Digest(h.block_digest)),
@@ -889,7 +887,9 @@ mod tests {
                 change("k0", if i == 3 { None } else { Some("x") }),
             ];
             let block = block_after(&store, &[], &changes);
-            let root = store.commit_block(&block, &[], &changes, None).unwrap();
+            let root = store
+                .commit_block(&block, &[], &changes, None, WriteBatch::new())
+                .unwrap();
             assert_eq!(root, block.header.state_root);
         }
         assert_eq!(store.head().unwrap().height, 5);
@@ -916,13 +916,15 @@ mod tests {
         let block = block_after(&store, &[], &changes);
         engine.set_fail_writes(true);
         assert!(matches!(
-            store.commit_block(&block, &[], &changes, None),
+            store.commit_block(&block, &[], &changes, None, WriteBatch::new()),
             Err(ChainStoreError::Storage(_))
         ));
         assert_eq!(store.state_root(), root_before);
         assert_eq!(store.head().unwrap().height, 0);
         engine.set_fail_writes(false);
-        store.commit_block(&block, &[], &changes, None).unwrap();
+        store
+            .commit_block(&block, &[], &changes, None, WriteBatch::new())
+            .unwrap();
         assert_eq!(store.get_state(b"a").unwrap(), Some(b"3".to_vec()));
     }
 
@@ -934,7 +936,7 @@ mod tests {
         let mut block = block_after(&store, &[], &changes);
         block.header.state_root = Digest([1; 32]);
         assert!(matches!(
-            store.commit_block(&block, &[], &changes, None),
+            store.commit_block(&block, &[], &changes, None, WriteBatch::new()),
             Err(ChainStoreError::StateRootMismatch { .. })
         ));
         assert_eq!(store.state_root(), Digest(dualchain_merkle::EMPTY_ROOT));
@@ -942,13 +944,13 @@ mod tests {
         let mut block = block_after(&store, &[], &changes);
         block.header.height = 2;
         assert!(matches!(
-            store.commit_block(&block, &[], &changes, None),
+            store.commit_block(&block, &[], &changes, None, WriteBatch::new()),
             Err(ChainStoreError::NotNextHeight { .. })
         ));
         let mut block = block_after(&store, &[], &changes);
         block.header.parent = Digest([9; 32]);
         assert!(matches!(
-            store.commit_block(&block, &[], &changes, None),
+            store.commit_block(&block, &[], &changes, None, WriteBatch::new()),
             Err(ChainStoreError::WrongParent { .. })
         ));
         let receipt = Receipt {
@@ -958,7 +960,7 @@ mod tests {
         };
         let block = block_after(&store, &[], &changes);
         assert!(matches!(
-            store.commit_block(&block, &[receipt], &changes, None),
+            store.commit_block(&block, &[receipt], &changes, None, WriteBatch::new()),
             Err(ChainStoreError::ReceiptCount { .. })
         ));
     }

@@ -54,6 +54,8 @@ enum Command {
     /// Deterministic simulation in virtual time with seeded faults, of consensus engines or whole validators (runs dualchain-tools).
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Sim(ToolArgs),
+    /// Re-execute a chain's certified history from genesis (a database, a peer, or a synthetic one) and check every root.
+    Replay(Box<commands::replay::Args>),
     /// Run one validator: Alpha, Delta or both chains (QUIC peers, gRPC API, metrics).
     Run(Box<config::RunArgs>),
     /// The main job: N validators on this machine over QUIC, under load, with live progress and a report (runs dualchain-tools).
@@ -189,6 +191,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Genesis(args) => commands::genesis::run(args),
         Command::Snapshot(cmd) => commands::snapshot::run(cmd),
+        Command::Replay(args) => commands::replay::run(*args),
         Command::Run(args) => node::run(*args),
         Command::Bench(_)
         | Command::Sim(_)

@@ -49,6 +49,7 @@ fn every_subcommand_has_help() {
         vec!["snapshot", "--help"],
         vec!["snapshot", "export", "--help"],
         vec!["snapshot", "import", "--help"],
+        vec!["replay", "--help"],
     ] {
         assert!(ok(&args).contains("Usage"), "{args:?}");
     }
@@ -206,5 +207,75 @@ fn snapshot_export_import_through_the_cli() {
     assert!(
         !target.exists(),
         "a refused import must not leave a database"
+    );
+}
+
+/// The replay harness's default-suite size: a synthetic certified history of
+/// 10,000 blocks (transfers in every tenth block's worth of load, a certificate
+/// every 1,000) replays to identical roots.
+#[test]
+fn replay_of_ten_thousand_synthetic_blocks_matches_every_root() {
+    let out = ok(&[
+        "replay",
+        "--synthetic",
+        "10000",
+        "--txs-per-block",
+        "5",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["roots_match"], true, "{report}");
+    assert_eq!(report["blocks"], 10_000);
+    assert_eq!(report["transactions"], 50_000);
+    assert_eq!(report["certificates_verified"], 10);
+    assert_eq!(report["certified_through"], 10_000);
+    assert_eq!(report["state_root"], report["source_state_root"]);
+    assert!(report["seconds"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn replay_refuses_a_database_of_another_network_and_a_used_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let history = tmp.path().join("history");
+    ok(&[
+        "replay",
+        "--synthetic",
+        "30",
+        "--history",
+        s(&history),
+        "--json",
+    ]);
+    // Another network's genesis: block 1 does not extend its genesis.
+    let keys = tmp.path().join("k");
+    ok(&["keygen", "--out", s(&keys)]);
+    let genesis = tmp.path().join("genesis.json");
+    ok(&[
+        "genesis",
+        "--out",
+        s(&genesis),
+        "--validator-keys",
+        s(&keys),
+    ]);
+    fails_with(
+        &["replay", "--db", s(&history), "--genesis", s(&genesis)],
+        "block 1 does not extend this chain's head",
+    );
+    // A target that holds something is never written into.
+    fails_with(
+        &["replay", "--synthetic", "5", "--into", s(&history)],
+        "is not empty",
+    );
+    fails_with(&["replay", "--db", s(&history)], "--genesis");
+    fails_with(
+        &[
+            "replay",
+            "--synthetic",
+            "5",
+            "--chain",
+            "alpha",
+            "--txs-per-block",
+            "1",
+        ],
+        "Alpha history has empty blocks",
     );
 }

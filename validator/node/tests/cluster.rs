@@ -118,6 +118,18 @@ fn four_validators_agree_survive_a_kill_catch_up_and_stop_cleanly() {
             c.log(1)
         );
         assert!(c.log(1).contains("stopped cleanly"));
+        // Its database replays from genesis to the very roots it committed live,
+        // through validator 3's kill and catch-up.
+        let db = c.layout().data_dirs[1].join("delta");
+        let replay = replay_json(&[
+            "--db",
+            db.to_str().unwrap(),
+            "--genesis",
+            c.layout().genesis.to_str().unwrap(),
+        ]);
+        assert_eq!(replay["roots_match"], true, "{replay}");
+        assert!(replay["blocks"].as_u64().unwrap() >= before, "{replay}");
+        assert!(replay["certificates_verified"].as_u64().unwrap() >= before / 2);
         c.start(1).unwrap();
         c.wait_height(1, ChainId::Delta, before + 3, WAIT).await;
         assert_eq!(
@@ -126,7 +138,37 @@ fn four_validators_agree_survive_a_kill_catch_up_and_stop_cleanly() {
         );
         let now = c.min_height(&all, ChainId::Delta).await;
         c.assert_same_block(&all, ChainId::Delta, now).await;
+
+        // A running validator's history, fetched over its API, replays to its roots.
+        let replay = replay_json(&[
+            "--from-peer",
+            &c.api_url(3, ChainId::Delta),
+            "--chain",
+            "delta",
+            "--genesis",
+            c.layout().genesis.to_str().unwrap(),
+        ]);
+        assert_eq!(replay["roots_match"], true, "{replay}");
+        assert_eq!(replay["source"], "peer");
+        assert!(replay["blocks"].as_u64().unwrap() >= now, "{replay}");
     });
+}
+
+/// `dualchain replay … --json`, which must succeed; its report.
+fn replay_json(args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(common::bin())
+        .arg("replay")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run dualchain replay");
+    assert!(
+        out.status.success(),
+        "replay {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
 
 #[test]

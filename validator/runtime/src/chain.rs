@@ -166,12 +166,22 @@ pub fn build_context<S: Seams>(
 /// sets of later epochs are read from each chain's own records), the epoch length and
 /// the network.
 pub fn cross_chain_setup(identity: &NodeIdentity) -> CrossChainSetup {
+    cross_chain_setup_of(&identity.genesis, &identity.validators, identity.network())
+}
+
+/// [`cross_chain_setup`] from the genesis, its validator set and the network, for
+/// whoever executes blocks without being a validator (replay, block sync).
+pub fn cross_chain_setup_of(
+    genesis: &Genesis,
+    validators: &ValidatorSet,
+    network: NetworkId,
+) -> CrossChainSetup {
     CrossChainSetup::new(
-        identity.genesis.cross_chain.clone(),
-        BTreeMap::from([(0, identity.validators.as_ref().clone())]),
-        identity.network(),
+        genesis.cross_chain.clone(),
+        BTreeMap::from([(0, validators.clone())]),
+        network,
     )
-    .with_epoch_length(identity.genesis.epoch_length_alpha_blocks)
+    .with_epoch_length(genesis.epoch_length_alpha_blocks)
 }
 
 /// The state a chain starts from: on both chains the validator set of epoch 0 and its

@@ -49,9 +49,11 @@ pub mod executor;
 pub mod health;
 pub mod metrics;
 pub mod relay;
+pub mod replay;
 pub mod seams;
 pub mod service;
 pub mod sync_server;
+pub mod synthetic;
 pub mod votes;
 
 pub use chain::{ChainOptions, engine_config, genesis_changes, run_chain, supervise};

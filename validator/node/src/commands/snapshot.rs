@@ -9,7 +9,8 @@ use dualchain_store::{RocksEngine, StoreOptions, export_snapshot, import_snapsho
 pub enum Command {
     /// Write the state of a (stopped) node's database to a snapshot file.
     Export {
-        /// The node's database directory (one chain).
+        /// The node's database of one chain: the chain's data directory (its `db`
+        /// inside is used) or the database directory itself.
         #[arg(long, value_name = "DIR")]
         db: PathBuf,
         /// Snapshot file to write (written to a temporary name, then renamed).
@@ -34,6 +35,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                 create_if_missing: false,
                 ..StoreOptions::default()
             };
+            let db = super::database_dir(&db);
             let engine = RocksEngine::open(&db, &options)
                 .with_context(|| format!("opening database {}", db.display()))?;
             export_snapshot(&engine, &out)
