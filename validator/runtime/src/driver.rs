@@ -34,7 +34,8 @@ use dualchain_consensus::{
 use dualchain_core::Digest;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
-    BlockCertificate, BlockHeader, ValidatorIndex, ValidatorSet, Vertex, VertexError,
+    BlockCertificate, BlockHeader, BlockRangeRequest, ValidatorIndex, ValidatorSet, Vertex,
+    VertexError,
 };
 use dualchain_execution::admission::{Stage, check_sender};
 use dualchain_mempool::AdmissionTime;
@@ -44,6 +45,7 @@ use dualchain_net::{
 };
 use tokio::sync::{mpsc, watch};
 
+use crate::block_server::BlockServer;
 use crate::chain::EXEC_QUEUE_CAPACITY;
 use crate::chain::open_engine;
 use crate::clock::Clock;
@@ -101,6 +103,8 @@ pub struct Driver<S: Seams> {
     sync_rx: mpsc::Receiver<(PeerId, Vec<Arc<Vertex>>)>,
     /// Answers peers' sync requests off this task.
     sync_server: SyncServer<S::Engine>,
+    /// Answers peers' block range requests (block sync) off this task.
+    block_server: BlockServer<S::Engine>,
     /// Admission times of the transactions handed to the engine and not yet
     /// proposed, so a stopping chain gives them back to the mempool in their place.
     queued: HashMap<Digest, AdmissionTime>,
@@ -128,6 +132,7 @@ enum Wake {
 struct Burst {
     vertices: Vec<(ValidatorIndex, Arc<Vertex>)>,
     requests: Vec<(PeerId, SyncRequest, InboundRequest)>,
+    block_requests: Vec<(PeerId, BlockRangeRequest, InboundRequest)>,
     evidence: Vec<(ValidatorIndex, Evidence)>,
 }
 
@@ -154,6 +159,12 @@ impl<S: Seams> Driver<S> {
             ctx.seams.placement(),
         );
         let (max_batch_txs, max_queued_txs) = (cfg.max_batch_txs, cfg.max_queued_txs);
+        let reader = ctx
+            .live()
+            .reader
+            .clone()
+            .expect("the chain's store is live before its driver starts");
+        let block_server = BlockServer::new(reader, ctx.seams.placement());
         Self {
             ctx,
             engine,
@@ -172,6 +183,7 @@ impl<S: Seams> Driver<S> {
             sync_tx,
             sync_rx,
             sync_server,
+            block_server,
             queued: HashMap::new(),
             early: VecDeque::new(),
             early_bytes: 0,
@@ -390,6 +402,14 @@ impl<S: Seams> Driver<S> {
                 Served::Declined => metrics.sync_requests_declined.inc(),
             }
         }
+        for (from, request, inbound) in burst.block_requests {
+            let now = self.ctx.clock.monotonic_ms();
+            let metrics = &self.ctx.metrics;
+            match self.block_server.serve(from, request, inbound, now) {
+                Served::Answering => metrics.block_requests_served.inc(),
+                Served::Declined => metrics.block_requests_declined.inc(),
+            }
+        }
         Ok(())
     }
 
@@ -441,13 +461,24 @@ impl<S: Seams> Driver<S> {
                 // epoch and the previous one, and one that left the set still has to
                 // finish its last epoch. Dropping a request declines it; the peer asks
                 // someone else.
-                if self.ctx.is_paused() || request.message.kind != MessageKind::FetchVertices {
+                if self.ctx.is_paused() {
                     return;
                 }
-                if let Ok(NetMessage::SyncRequest(sync)) =
-                    NetMessage::from_canonical_bytes(&request.message.payload)
-                {
-                    burst.requests.push((request.from, sync, request));
+                let payload = &request.message.payload;
+                match request.message.kind {
+                    MessageKind::FetchVertices => {
+                        if let Ok(NetMessage::SyncRequest(sync)) =
+                            NetMessage::from_canonical_bytes(payload)
+                        {
+                            burst.requests.push((request.from, sync, request));
+                        }
+                    }
+                    MessageKind::FetchBlocks => {
+                        if let Ok(range) = BlockRangeRequest::from_canonical_bytes(payload) {
+                            burst.block_requests.push((request.from, range, request));
+                        }
+                    }
+                    _ => {}
                 }
             }
         }

@@ -39,6 +39,8 @@
 //! ([`dualchain_consensus::Input::Executed`]), which then forgets them. A restart replays
 //! every commit not acknowledged.
 
+pub mod block_server;
+pub mod block_sync;
 pub mod chain;
 pub mod clock;
 mod committed;

@@ -35,6 +35,8 @@ pub struct ChainMetrics {
     pub proposals_dropped_unpayable: IntCounter,
     pub sync_requests_served: IntCounter,
     pub sync_requests_declined: IntCounter,
+    pub block_requests_served: IntCounter,
+    pub block_requests_declined: IntCounter,
     pub evidence_recorded: IntCounter,
     /// How long the epoch transition's current step has run, once it overran its
     /// timeout (0 while it is on time or none is in progress).
@@ -138,6 +140,14 @@ impl ChainMetrics {
                 "dualchain_sync_requests_declined_total",
                 "Peers' vertex sync requests answered empty because the peer was over its rate, byte or concurrency limit",
             ))?,
+            block_requests_served: IntCounter::with_opts(opts(
+                "dualchain_block_sync_requests_served_total",
+                "Peers' block range requests (block sync) answered from the chain store",
+            ))?,
+            block_requests_declined: IntCounter::with_opts(opts(
+                "dualchain_block_sync_requests_declined_total",
+                "Peers' block range requests answered without blocks: over the peer's rate, byte or concurrency limit, or for another chain",
+            ))?,
             evidence_recorded: IntCounter::with_opts(opts(
                 "dualchain_evidence_recorded_total",
                 "Validators proven to have misbehaved (equivocation), each once: found here or received and checked; persisted and passed on",
@@ -175,6 +185,8 @@ impl ChainMetrics {
         registry.register(Box::new(m.proposals_dropped_unpayable.clone()))?;
         registry.register(Box::new(m.sync_requests_served.clone()))?;
         registry.register(Box::new(m.sync_requests_declined.clone()))?;
+        registry.register(Box::new(m.block_requests_served.clone()))?;
+        registry.register(Box::new(m.block_requests_declined.clone()))?;
         registry.register(Box::new(m.evidence_recorded.clone()))?;
         registry.register(Box::new(m.epoch_transition_stuck_seconds.clone()))?;
         registry.register(Box::new(m.epoch_transition_deadlocked.clone()))?;

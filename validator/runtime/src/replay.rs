@@ -133,6 +133,8 @@ pub struct BlockReplayer<E: KvEngine> {
     epoch: u64,
     certified_through: u64,
     sets: BTreeMap<u64, Arc<ValidatorSet>>,
+    /// The last certificate that verified (not verified twice).
+    verified: Option<BlockCertificate>,
 }
 
 impl<E: KvEngine + Clone> BlockReplayer<E> {
@@ -209,6 +211,7 @@ impl<E: KvEngine + Clone> BlockReplayer<E> {
             epoch,
             certified_through: 0,
             sets: BTreeMap::new(),
+            verified: None,
         })
     }
 }
@@ -258,11 +261,15 @@ impl<E: KvEngine> BlockReplayer<E> {
                 got: header.epoch,
             });
         }
-        if let Some(certificate) = certificate {
-            let set = self.set_of(height, header.epoch)?;
-            certificate
-                .verify(header, &set, self.network)
-                .map_err(|source| ReplayError::Certificate { height, source })?;
+        // The very certificate that verified over this very header need not be
+        // verified again.
+        let verified = |c: &BlockCertificate| {
+            self.verified.as_ref() == Some(c) && c.header_digest == header.digest()
+        };
+        if let Some(certificate) = certificate
+            && !verified(certificate)
+        {
+            self.check_certificate(header, certificate)?;
         }
 
         let txs = &block.body.transactions;
@@ -330,6 +337,24 @@ impl<E: KvEngine> BlockReplayer<E> {
         self.epoch = epoch;
     }
 
+    /// Checks `certificate` over `header` against the set of the header's epoch in
+    /// the records replayed so far; the header need not be next (block sync checks
+    /// the certificate that covers a run of blocks before committing any of them).
+    /// A certificate that verified is not verified again when its block is applied.
+    pub fn check_certificate(
+        &mut self,
+        header: &dualchain_core::types::BlockHeader,
+        certificate: &BlockCertificate,
+    ) -> Result<(), ReplayError> {
+        let height = header.height;
+        let set = self.set_of(height, header.epoch)?;
+        certificate
+            .verify(header, &set, self.network)
+            .map_err(|source| ReplayError::Certificate { height, source })?;
+        self.verified = Some(certificate.clone());
+        Ok(())
+    }
+
     /// The set of `epoch` in the records replayed so far.
     fn set_of(&mut self, height: u64, epoch: u64) -> Result<Arc<ValidatorSet>, ReplayError> {
         if let Some(set) = self.sets.get(&epoch) {
@@ -349,4 +374,4 @@ impl<E: KvEngine> BlockReplayer<E> {
 
 #[cfg(test)]
 #[path = "replay_tests.rs"]
-mod tests;
+pub(crate) mod tests;

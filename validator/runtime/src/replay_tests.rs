@@ -14,14 +14,15 @@ use dualchain_storage::MemoryEngine;
 use crate::replay::{BlockReplayer, ReplayError};
 use crate::synthetic::{SyntheticNetwork, SyntheticSpec, write_history};
 
-struct History {
-    network: SyntheticNetwork,
-    reader: ChainReader<Arc<MemoryEngine>>,
-    head_root: Digest,
+/// A synthetic history in memory, and ways to read and replay it.
+pub(crate) struct History {
+    pub(crate) network: SyntheticNetwork,
+    pub(crate) reader: ChainReader<Arc<MemoryEngine>>,
+    pub(crate) head_root: Digest,
 }
 
 impl History {
-    fn write(spec: &SyntheticSpec) -> Self {
+    pub(crate) fn write(spec: &SyntheticSpec) -> Self {
         let network = spec.network();
         let engine = Arc::new(MemoryEngine::new());
         let info = write_history(spec, &network, engine.clone(), |_| {}).unwrap();
@@ -34,14 +35,18 @@ impl History {
         }
     }
 
-    fn block(&self, height: u64) -> (Block, Option<BlockCertificate>) {
+    pub(crate) fn block(&self, height: u64) -> (Block, Option<BlockCertificate>) {
         (
             self.reader.get_block(height).unwrap().unwrap(),
             self.reader.get_certificate(height).unwrap(),
         )
     }
 
-    fn replayer(&self, chain: ChainId, mode: ExecutionMode) -> BlockReplayer<Arc<MemoryEngine>> {
+    pub(crate) fn replayer(
+        &self,
+        chain: ChainId,
+        mode: ExecutionMode,
+    ) -> BlockReplayer<Arc<MemoryEngine>> {
         BlockReplayer::open(
             Arc::new(MemoryEngine::new()),
             chain,
@@ -52,7 +57,7 @@ impl History {
     }
 
     /// Replays blocks `1..=through` into `replayer`, all of which must apply.
-    fn replay(&self, replayer: &mut BlockReplayer<Arc<MemoryEngine>>, through: u64) {
+    pub(crate) fn replay(&self, replayer: &mut BlockReplayer<Arc<MemoryEngine>>, through: u64) {
         for h in replayer.height() + 1..=through {
             let (block, certificate) = self.block(h);
             replayer.apply(&block, certificate.as_ref()).unwrap();

@@ -44,8 +44,9 @@ pub const BYTE_BURST: f64 = 64.0 * 1024.0 * 1024.0;
 /// asks again for the rest).
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
-/// One peer's allowance: two token buckets and its answers in the making.
-struct Allowance {
+/// One peer's allowance: two token buckets and its answers in the making (the
+/// block server's peers have one of these too).
+pub(crate) struct Allowance {
     requests: f64,
     bytes: f64,
     refilled_ms: u64,
@@ -55,7 +56,7 @@ struct Allowance {
 }
 
 impl Allowance {
-    fn new(now_ms: u64) -> Self {
+    pub(crate) fn new(now_ms: u64) -> Self {
         Self {
             requests: REQUEST_BURST,
             bytes: BYTE_BURST,
@@ -67,7 +68,7 @@ impl Allowance {
 
     /// Refills both buckets for the time since the last refill and charges what
     /// was served since; `true` if one more request may be answered now.
-    fn admit(&mut self, now_ms: u64) -> bool {
+    pub(crate) fn admit(&mut self, now_ms: u64) -> bool {
         let seconds = now_ms.saturating_sub(self.refilled_ms) as f64 / 1000.0;
         self.refilled_ms = self.refilled_ms.max(now_ms);
         self.requests = (self.requests + seconds * REQUESTS_PER_SECOND).min(REQUEST_BURST);
@@ -81,6 +82,12 @@ impl Allowance {
         }
         self.requests -= 1.0;
         true
+    }
+
+    /// The counters an answer in the making updates: answers in flight, and bytes
+    /// served (charged at the next admission).
+    pub(crate) fn handles(&self) -> (Arc<AtomicUsize>, Arc<AtomicU64>) {
+        (self.in_flight.clone(), self.served_bytes.clone())
     }
 }
 
@@ -135,8 +142,7 @@ impl<E: KvEngine + Clone + 'static> SyncServer<E> {
             respond(inbound, Vec::new());
             return Served::Declined;
         }
-        let in_flight = allowance.in_flight.clone();
-        let served_bytes = allowance.served_bytes.clone();
+        let (in_flight, served_bytes) = allowance.handles();
         in_flight.fetch_add(1, Ordering::AcqRel);
         let store = KvConsensusStore::new(self.engine.clone(), request.epoch);
         let limits = self.limits;

@@ -5,6 +5,7 @@
 mod account;
 mod attestation;
 mod block;
+mod block_sync;
 mod chain;
 mod crosschain;
 mod epoch;
@@ -23,6 +24,9 @@ pub use attestation::{
 pub use block::{
     Block, BlockBody, BlockCertificate, BlockHeader, CertificateError, MAX_BLOCK_BODY_BYTES,
     MAX_BLOCK_TXS, MAX_BLOCK_VERTICES,
+};
+pub use block_sync::{
+    BlockRange, BlockRangeRequest, CertifiedBlock, MAX_BLOCKS_PER_RANGE, MAX_RANGE_ANSWER_BYTES,
 };
 pub use chain::{ChainId, ConsensusEngine};
 pub use crosschain::{
