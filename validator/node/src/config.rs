@@ -139,6 +139,10 @@ pub struct RunArgs {
     /// Block executor mode [default: parallel].
     #[arg(long, value_enum, env = "DUALCHAIN_EXECUTION_MODE")]
     pub execution_mode: Option<ExecutionModeArg>,
+    /// Seconds of consensus rounds each chain keeps for its peers (10 to 86400); a
+    /// chain further behind than this catches up by block sync [default: 600].
+    #[arg(long, value_name = "SECS", env = "DUALCHAIN_CONSENSUS_WINDOW_SECS")]
+    pub consensus_window_secs: Option<u64>,
     /// Most gRPC connections each chain's API keeps open [default: 4096, fewer if the
     /// open-file limit leaves less; a configured value the limit cannot hold is refused].
     #[arg(long, value_name = "N", env = "DUALCHAIN_API_MAX_CONNECTIONS")]
@@ -172,6 +176,7 @@ pub struct FileConfig {
     pub mempool_capacity: Option<usize>,
     pub snapshot_interval_blocks: Option<u64>,
     pub execution_mode: Option<ExecutionModeArg>,
+    pub consensus_window_secs: Option<u64>,
     pub api_max_connections: Option<usize>,
     pub api_max_connections_per_ip: Option<usize>,
     pub log_level: Option<String>,
@@ -227,6 +232,8 @@ pub struct NodeConfig {
     pub mempool_capacity: usize,
     pub snapshot_interval_blocks: u64,
     pub execution_mode: ExecutionMode,
+    /// Milliseconds of consensus rounds kept for peers (see `--consensus-window-secs`).
+    pub consensus_window_ms: u64,
     /// API connection caps as configured (`None`: fit to the open-file limit).
     pub api_max_connections: Option<usize>,
     pub api_max_connections_per_ip: Option<usize>,
@@ -246,6 +253,15 @@ impl NodeConfig {
             bail!(
                 "--p2p-listen/--api-listen name the single chain of a one-chain process; \
                  with --chain both use --alpha-p2p-listen, --delta-api-listen, ..."
+            );
+        }
+        let consensus_window_secs = args
+            .consensus_window_secs
+            .or(file.consensus_window_secs)
+            .unwrap_or(600);
+        if !(10..=86_400).contains(&consensus_window_secs) {
+            bail!(
+                "consensusWindowSecs must be 10 to 86400 (seconds of consensus rounds kept for                  peers), not {consensus_window_secs}"
             );
         }
         let single = |chain: ChainSelection| ChainListen {
@@ -329,6 +345,7 @@ impl NodeConfig {
                 .or(file.execution_mode)
                 .unwrap_or(ExecutionModeArg::Parallel)
                 .into(),
+            consensus_window_ms: consensus_window_secs * 1_000,
             api_max_connections: args.api_max_connections.or(file.api_max_connections),
             api_max_connections_per_ip: args
                 .api_max_connections_per_ip
@@ -415,6 +432,21 @@ mod tests {
             cfg.chain_data_dir(ChainId::Delta),
             PathBuf::from("d").join("delta")
         );
+    }
+
+    #[test]
+    fn the_consensus_window_defaults_to_ten_minutes_and_is_bounded() {
+        let cfg = NodeConfig::resolve(base_args(), FileConfig::default()).unwrap();
+        assert_eq!(cfg.consensus_window_ms, 600_000);
+        let file: FileConfig = toml::from_str("consensusWindowSecs = 30").unwrap();
+        let cfg = NodeConfig::resolve(base_args(), file).unwrap();
+        assert_eq!(cfg.consensus_window_ms, 30_000);
+        for secs in [0, 9, 86_401] {
+            let mut args = base_args();
+            args.consensus_window_secs = Some(secs);
+            let err = NodeConfig::resolve(args, FileConfig::default()).unwrap_err();
+            assert!(err.to_string().contains("consensusWindowSecs"), "{err}");
+        }
     }
 
     #[test]

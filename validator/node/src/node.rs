@@ -133,6 +133,7 @@ async fn run_node(cfg: NodeConfig, connection_limits: ConnectionLimits) -> anyho
                 execution_mode: cfg.execution_mode,
                 snapshot_dir: Some(cfg.chain_data_dir(chain).join("snapshots")),
                 snapshot_interval_blocks: cfg.snapshot_interval_blocks,
+                consensus_window_ms: cfg.consensus_window_ms,
             },
             &registry,
         )?);

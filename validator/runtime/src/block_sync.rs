@@ -50,6 +50,9 @@ pub struct BlockSyncConfig {
     pub parallel: usize,
     /// How long an answer may take before the range is asked elsewhere.
     pub timeout_ms: u64,
+    /// How often a peer whose head is not above ours is asked again (once caught
+    /// up, this is how new blocks are learnt).
+    pub refresh_ms: u64,
 }
 
 impl Default for BlockSyncConfig {
@@ -58,6 +61,7 @@ impl Default for BlockSyncConfig {
             range_len: 64,
             parallel: 4,
             timeout_ms: 10_000,
+            refresh_ms: 1_000,
         }
     }
 }
@@ -75,6 +79,8 @@ pub enum Misbehaviour {
     BadCertificate { height: u64 },
     #[error("sent block {height}, which is not the certified chain's")]
     NotOnCertifiedChain { height: u64 },
+    #[error("answered with bytes that do not decode as a block range")]
+    Undecodable,
 }
 
 /// What a step asks of the caller.
@@ -107,6 +113,7 @@ struct Peer {
     empty_in_a_row: u32,
     /// The range it is asked for now (start height), if any.
     asked: Option<u64>,
+    answered_at_ms: u64,
     resting_until_ms: u64,
     banned: Option<Misbehaviour>,
 }
@@ -250,6 +257,7 @@ impl BlockSync {
         state.asked = None;
         let asked = self.asked.remove(&from).expect("asked ranges are tracked");
         state.head = Some(answer.head);
+        state.answered_at_ms = asked.at_ms;
         if answer.blocks.is_empty() {
             if answer.head >= from {
                 state.empty_in_a_row += 1;
@@ -274,6 +282,14 @@ impl BlockSync {
                     },
                 );
             }
+        }
+    }
+
+    /// `peer`'s answer to the range from `from` did not decode: it is banned and the
+    /// range asked elsewhere.
+    pub fn on_undecodable(&mut self, peer: PeerId, from: u64) {
+        if self.peers.get(&peer).is_some_and(|p| p.asked == Some(from)) {
+            self.ban(peer, Misbehaviour::Undecodable);
         }
     }
 
@@ -438,13 +454,15 @@ impl BlockSync {
 
     /// The idle peer to ask for blocks from `from`: the one claiming the highest head
     /// at or above it, else one that has not answered yet (to learn its head), else
-    /// one whose claim is disregarded.
+    /// one not asked for `refresh_ms` (its head may have moved), else one whose claim
+    /// is disregarded.
     fn idle_peer_for(&self, from: u64, now_ms: u64) -> Option<PeerId> {
         let idle = self.peers.iter().filter(|(_, p)| {
             p.banned.is_none() && p.asked.is_none() && p.resting_until_ms <= now_ms
         });
         let mut best: Option<(PeerId, u64)> = None;
-        let (mut unknown, mut disregarded) = (None, None);
+        let (mut unknown, mut refresh, mut disregarded) = (None, None, None);
+        let refresh_ms = self.cfg.refresh_ms;
         for (id, peer) in idle {
             match (peer.head, peer.claim()) {
                 (None, _) => unknown = unknown.or(Some(*id)),
@@ -453,14 +471,21 @@ impl BlockSync {
                         best = Some((*id, head));
                     }
                 }
-                (Some(_), Some(_)) => {}
+                (Some(_), Some(_)) => {
+                    if now_ms.saturating_sub(peer.answered_at_ms) >= refresh_ms {
+                        refresh = refresh.or(Some(*id));
+                    }
+                }
                 (Some(_), None) => disregarded = disregarded.or(Some(*id)),
             }
         }
         // A peer whose claim is disregarded is asked only when nobody else can be:
         // an honest one that was merely overloaded gets its standing back by
         // answering.
-        best.map(|(id, _)| id).or(unknown).or(disregarded)
+        best.map(|(id, _)| id)
+            .or(unknown)
+            .or(refresh)
+            .or(disregarded)
     }
 }
 

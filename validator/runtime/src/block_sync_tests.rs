@@ -143,6 +143,7 @@ fn sync_for(history: &History, chain: ChainId) -> (BlockSync, BlockReplayer<Arc<
         range_len: 16,
         parallel: 3,
         timeout_ms: 1_000,
+        refresh_ms: 500,
     };
     let genesis = history.network.genesis.hash();
     (BlockSync::new(cfg, chain, 0, genesis), replayer)

@@ -23,7 +23,7 @@ use dualchain_execution::keys::{AccountRecord, account_key};
 use dualchain_execution::state::genesis_state_changes;
 use dualchain_execution::{ExecutionMode, Executor, ExecutorConfig, SignatureVerifier, StateCache};
 use dualchain_mempool::{Mempool, MempoolConfig};
-use dualchain_net::{Network, PeerId};
+use dualchain_net::{EventReceiver, Network, PeerId};
 use dualchain_storage::{Column, KvEngine};
 use futures::FutureExt;
 use prometheus::Registry;
@@ -35,6 +35,7 @@ use crate::context::{
 };
 use crate::driver::{Driver, Engine, transport_members};
 use crate::executor::{BlockExecutor, SEALER_STATE_KEY};
+use crate::follower;
 use crate::metrics::{ChainLabelled, ChainMetrics};
 use crate::seams::{Placement, Seams};
 use crate::votes::VoteBook;
@@ -51,6 +52,9 @@ pub const EXEC_EVENTS_CAPACITY: usize = 256;
 /// only needed between pre-verification and intake, so far fewer suffice).
 pub const VERTEX_VERDICT_CAPACITY: usize = 65_536;
 
+/// The consensus window unless configured: ten minutes.
+pub const DEFAULT_CONSENSUS_WINDOW_MS: u64 = 600_000;
+
 /// Per-chain settings of a validator that are not seams.
 #[derive(Clone, Debug)]
 pub struct ChainOptions {
@@ -58,6 +62,9 @@ pub struct ChainOptions {
     pub execution_mode: ExecutionMode,
     pub snapshot_dir: Option<PathBuf>,
     pub snapshot_interval_blocks: u64,
+    /// How far back (ms) peers' consensus stores reach: the engine keeps this much
+    /// of rounds for its peers, and a chain further behind catches up by blocks.
+    pub consensus_window_ms: u64,
 }
 
 impl Default for ChainOptions {
@@ -67,6 +74,7 @@ impl Default for ChainOptions {
             execution_mode: ExecutionMode::Parallel,
             snapshot_dir: None,
             snapshot_interval_blocks: 0,
+            consensus_window_ms: DEFAULT_CONSENSUS_WINDOW_MS,
         }
     }
 }
@@ -137,6 +145,7 @@ pub fn build_context<S: Seams>(
         net_registry,
         snapshot_dir: options.snapshot_dir,
         snapshot_interval_blocks: options.snapshot_interval_blocks,
+        consensus_window_ms: options.consensus_window_ms,
         finality,
         head: Mutex::new(Head::default()),
         round: AtomicU64::new(0),
@@ -146,6 +155,7 @@ pub fn build_context<S: Seams>(
         paused: AtomicBool::new(false),
         running: AtomicBool::new(false),
         catching_up: AtomicBool::new(false),
+        following: AtomicBool::new(false),
         restarts: AtomicU64::new(0),
         last_restart_unix_ms: AtomicU64::new(0),
         last_failure: Mutex::new(String::new()),
@@ -255,6 +265,8 @@ pub fn open_engine<S: Seams>(
     })?;
     let mut cfg = engine_config(chain, ctx.genesis(), ctx.identity.genesis_digest);
     cfg.epoch_seed = dualchain_core::types::epoch_seed(ctx.identity.genesis_digest, epoch);
+    cfg.store_retention_rounds = (ctx.consensus_window_ms / cfg.min_round_delay_ms.max(1)).max(64);
+    cfg.max_round_lookahead = cfg.store_retention_rounds;
     DagBft::open(
         cfg,
         me,
@@ -347,16 +359,21 @@ fn open_store<S: Seams>(
     Ok(store)
 }
 
-/// The sealer resumed from the state written with the last block.
-fn open_sealer<S: Seams>(ctx: &ChainContext<S>, db: &S::Engine) -> anyhow::Result<BlockSealer> {
-    let cfg = SealerConfig {
+/// The sealer parameters of the chain in `epoch`.
+pub(crate) fn sealer_config<S: Seams>(ctx: &ChainContext<S>, epoch: u64) -> SealerConfig {
+    SealerConfig {
         chain: ctx.chain,
-        epoch: ctx.validators().epoch(),
+        epoch,
         block_time_ms: ctx.block_time_ms,
         first_height: 1,
         genesis_parent: ctx.identity.genesis_digest,
         ..SealerConfig::for_chain(ctx.chain)
-    };
+    }
+}
+
+/// The sealer resumed from the state written with the last block.
+fn open_sealer<S: Seams>(ctx: &ChainContext<S>, db: &S::Engine) -> anyhow::Result<BlockSealer> {
+    let cfg = sealer_config(ctx, ctx.validators().epoch());
     Ok(match db.get(Column::Meta, SEALER_STATE_KEY)? {
         Some(bytes) => BlockSealer::from_state_bytes(cfg, &bytes)
             .context("the persisted sealer state is corrupt")?,
@@ -395,7 +412,9 @@ fn check_consistent(
 }
 
 /// Opens the chain (store, genesis, engine, transport) and runs its task group until
-/// shutdown or failure.
+/// shutdown or failure. A chain further behind than the consensus window first
+/// catches up by block sync to an epoch boundary, then opens again from there
+/// ([`crate::follower`]).
 pub async fn run_chain<S: Seams>(
     ctx: Arc<ChainContext<S>>,
     shutdown: watch::Receiver<bool>,
@@ -406,6 +425,32 @@ pub async fn run_chain<S: Seams>(
     let db = blocking(placement, move || seams.open_store(chain))
         .await?
         .with_context(|| format!("opening the {chain} database"))?;
+    let mut transport = None;
+    loop {
+        match run_chain_on(ctx.clone(), db.clone(), shutdown.clone(), transport.take()).await? {
+            Ran::Stopped => return Ok(()),
+            Ran::CaughtUp(net, events) => transport = Some((net, events)),
+        }
+    }
+}
+
+/// How one opening of a chain ended.
+enum Ran<N: ?Sized> {
+    Stopped,
+    /// Block sync reached an epoch boundary: open again in the next epoch, on the
+    /// same transport.
+    CaughtUp(Arc<N>, EventReceiver),
+}
+
+/// One opening of the chain over its database `db`.
+async fn run_chain_on<S: Seams>(
+    ctx: Arc<ChainContext<S>>,
+    db: S::Engine,
+    mut shutdown: watch::Receiver<bool>,
+    transport: Option<(Arc<S::Net>, EventReceiver)>,
+) -> anyhow::Result<Ran<S::Net>> {
+    let chain = ctx.chain;
+    let placement = ctx.seams.placement();
     let store = open_store(&ctx, db.clone())?;
     let head = store.head().expect("opened");
     let sealer = open_sealer(&ctx, &db)?;
@@ -413,27 +458,71 @@ pub async fn run_chain<S: Seams>(
     let (committee, previous) = committees(&ctx, &cache, sealer.epoch())?;
     ctx.set_committee(committee.clone());
     if committee.index_of(ctx.key().public()).is_none() {
-        return stay_out(&ctx, store.reader(), committee.epoch(), shutdown).await;
+        if let Some((net, _)) = transport {
+            ctx.seams.stop_network(net).await;
+        }
+        stay_out(&ctx, store.reader(), committee.epoch(), shutdown).await?;
+        return Ok(Ran::Stopped);
     }
 
-    let engine = open_engine(&ctx, db.clone(), committee.clone())?;
-    check_consistent(chain, &engine, &sealer, head.height)?;
-
-    let net_registry = Registry::new();
-    let (net, events) = ctx
-        .seams
-        .start_network(
-            chain,
-            ctx.key(),
-            ctx.identity.network(),
-            &committee,
-            &net_registry,
-        )
-        .with_context(|| format!("starting the {chain} transport"))?;
+    let (net, mut events) = match transport {
+        // Kept from the catch-up: rebinding the port at once could fail.
+        Some(transport) => transport,
+        None => {
+            let net_registry = Registry::new();
+            let started = ctx
+                .seams
+                .start_network(
+                    chain,
+                    ctx.key(),
+                    ctx.identity.network(),
+                    &committee,
+                    &net_registry,
+                )
+                .with_context(|| format!("starting the {chain} transport"))?;
+            *ctx.net_registry
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = net_registry;
+            started
+        }
+    };
     net.set_members(transport_members(&committee, previous.as_deref()));
-    *ctx.net_registry
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = net_registry;
+
+    if follower::should_follow(&ctx, &db, &net, &committee, head.height).await? {
+        drop(store);
+        ctx.following.store(true, Ordering::Release);
+        let followed = follower::follow(
+            &ctx,
+            db.clone(),
+            &net,
+            &mut events,
+            &committee,
+            &mut shutdown,
+        )
+        .await;
+        ctx.following.store(false, Ordering::Release);
+        *ctx.live() = Live::default();
+        return match followed {
+            Ok(follower::Followed::EpochEnded) => Ok(Ran::CaughtUp(net, events)),
+            Ok(follower::Followed::Shutdown) => {
+                ctx.seams.stop_network(net).await;
+                Ok(Ran::Stopped)
+            }
+            Err(e) => {
+                ctx.seams.stop_network(net).await;
+                Err(e)
+            }
+        };
+    }
+    let engine = match open_engine(&ctx, db.clone(), committee.clone())
+        .and_then(|engine| check_consistent(chain, &engine, &sealer, head.height).map(|()| engine))
+    {
+        Ok(engine) => engine,
+        Err(e) => {
+            ctx.seams.stop_network(net).await;
+            return Err(e);
+        }
+    };
 
     let (exec_tx, exec_rx) = mpsc::channel(EXEC_QUEUE_CAPACITY);
     let (events_tx, events_rx) = mpsc::channel(EXEC_EVENTS_CAPACITY);
@@ -474,7 +563,7 @@ pub async fn run_chain<S: Seams>(
     match (driven, executed) {
         (Err(e), Err(exec)) => Err(exec.context(format!("{e:#}"))),
         (Err(e), Ok(())) => Err(e),
-        (Ok(()), result) => result,
+        (Ok(()), result) => result.map(|()| Ran::Stopped),
     }
 }
 

@@ -105,6 +105,8 @@ pub struct ChainContext<S: Seams> {
     pub snapshot_dir: Option<PathBuf>,
     /// Take a snapshot every this many blocks (0: only on request).
     pub snapshot_interval_blocks: u64,
+    /// See [`crate::chain::ChainOptions::consensus_window_ms`].
+    pub consensus_window_ms: u64,
     pub finality: broadcast::Sender<FinalizedBlock>,
     pub head: Mutex<Head>,
     pub round: AtomicU64,
@@ -121,6 +123,8 @@ pub struct ChainContext<S: Seams> {
     pub running: AtomicBool,
     /// Catching up: the newest block we know of is far behind the clock.
     pub catching_up: AtomicBool,
+    /// Catching up by block sync (no engine runs; see [`crate::follower`]).
+    pub following: AtomicBool,
     pub restarts: AtomicU64,
     pub last_restart_unix_ms: AtomicU64,
     /// Why the task group last failed (empty before a failure): the health monitor

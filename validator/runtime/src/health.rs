@@ -136,6 +136,16 @@ pub fn assess<S: Seams>(ctx: &ChainContext<S>, now: u64, all: &[OtherChain]) -> 
             crate::context::left_set_reason(ctx.chain, epoch),
         );
     }
+    if ctx.following.load(Ordering::Acquire) {
+        let head = ctx.head();
+        return (
+            Health::Degraded,
+            format!(
+                "catching up by block sync (further behind than the consensus window): at height {} of epoch {}; consensus resumes at an epoch boundary",
+                head.height, head.epoch
+            ),
+        );
+    }
     if !ctx.is_running() {
         let restarts = ctx.restarts.load(Ordering::Relaxed);
         return if restarts > 0 {

@@ -48,6 +48,7 @@ pub mod context;
 pub mod driver;
 pub mod epoch_transition;
 pub mod executor;
+pub mod follower;
 pub mod health;
 pub mod metrics;
 pub mod relay;

@@ -1,0 +1,120 @@
+//! A validator away for longer than the consensus window: its peers no longer hold
+//! the rounds it missed, so it catches up by block sync (certified blocks over
+//! QUIC, re-executed) to an epoch boundary, then takes part in consensus again.
+//! Four `dualchain run` processes on 127.0.0.1, Alpha 1 s and Delta 200 ms blocks,
+//! four-block epochs, a 10 s consensus window.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{cluster_with, runtime};
+use dualchain_core::types::ChainId;
+
+const WAIT: Duration = Duration::from_secs(90);
+const WINDOW_SECS: u64 = 10;
+
+#[test]
+fn a_validator_away_longer_than_the_window_catches_up_by_blocks_and_signs_again() {
+    let mut c = cluster_with(4, 1_000, 200, 100, |spec| {
+        spec.epoch_length = Some(4);
+        spec.extra_run_args.extend([
+            "--consensus-window-secs".to_string(),
+            WINDOW_SECS.to_string(),
+        ]);
+    });
+    c.start_all().unwrap();
+    let all = [0, 1, 2, 3];
+    let three = [0, 1, 2];
+    runtime().block_on(async {
+        for i in all {
+            c.wait_height(i, ChainId::Delta, 5, WAIT).await;
+        }
+        c.kill(3);
+        let away_from = c.min_height(&three, ChainId::Delta).await;
+        // Away for two and a half windows while the others go on.
+        tokio::time::sleep(Duration::from_secs(WINDOW_SECS * 5 / 2)).await;
+        let behind = c.min_height(&three, ChainId::Delta).await - away_from;
+        assert!(
+            behind > WINDOW_SECS * 1_000 / 200,
+            "the others sealed only {behind} Delta blocks meanwhile"
+        );
+
+        c.start(3).unwrap();
+        let deadline = Instant::now() + WAIT;
+        while !c.log(3).contains("catching up by block sync") {
+            assert!(
+                Instant::now() < deadline,
+                "validator 3 never caught up by blocks:\n{}",
+                c.log(3)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        for chain in [ChainId::Delta, ChainId::Alpha] {
+            let target = c.min_height(&three, chain).await + 3;
+            c.wait_height(3, chain, target, WAIT).await;
+            let deadline = Instant::now() + WAIT;
+            while c.block(3, chain, target).await.is_none() {
+                assert!(
+                    Instant::now() < deadline,
+                    "validator 3 serves no {chain} block {target}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            c.assert_same_block(&all, chain, target).await;
+        }
+        let log = plain(&c.log(3));
+        for chain in ["alpha", "delta"] {
+            assert!(
+                log.lines()
+                    .any(|l| l.contains("caught up by block sync: consensus resumes")
+                        && l.contains(&format!("chain={chain}"))),
+                "the {chain} chain of validator 3 did not catch up by blocks:\n{log}"
+            );
+        }
+
+        // It signs again: a Delta block sealed after its return carries its vote.
+        let deadline = Instant::now() + WAIT;
+        let mut height = c.height(3, ChainId::Delta).await.unwrap();
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "no certificate after height {height} names validator 3"
+            );
+            let signed = c
+                .block(0, ChainId::Delta, height)
+                .await
+                .and_then(|b| b.certificate)
+                .is_some_and(|cert| cert.signer_indices.contains(&3));
+            if signed {
+                break;
+            }
+            c.wait_height(0, ChainId::Delta, height + 1, WAIT).await;
+            height += 1;
+        }
+        // And the network it came back to still finalizes with it.
+        let target = c.min_height(&all, ChainId::Delta).await + 5;
+        for i in all {
+            c.wait_height(i, ChainId::Delta, target, WAIT).await;
+        }
+        c.assert_same_block(&all, ChainId::Delta, target).await;
+    });
+}
+
+/// `text` without terminal colour sequences.
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

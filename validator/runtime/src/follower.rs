@@ -1,0 +1,379 @@
+//! Catching up by blocks: a member whose chain is further behind than its peers'
+//! consensus stores reach follows the chain through block sync, and resumes
+//! consensus at an epoch boundary.
+//!
+//! **When.** At every start of a chain, before its engine opens, the node asks its
+//! peers for their head ([`probe`]). If the (f+1)-th highest head it hears (so at
+//! least one honest validator stands behind it) is more blocks ahead than the
+//! consensus window covers (`consensus_window_ms / block time`), the vertices the
+//! engine would need are gone from every peer's store, and vertex sync cannot bring
+//! it back. A node whose data directory was emptied is the same case from height 0.
+//! A follow that was interrupted (a restart) goes on regardless of the probe: a
+//! meta record marks it until it ends.
+//!
+//! **How.** [`follow`] runs [`BlockSync`] over the transport and applies what it
+//! allows through a [`BlockReplayer`] on the chain's own store: only blocks covered
+//! by a verified certificate of their epoch, each re-executed to its roots. It
+//! answers peers' block range requests meanwhile and declines the rest.
+//!
+//! **Where consensus resumes.** An engine can only start where every node's state
+//! is determined by the committed chain alone: at the start of an epoch (round 0,
+//! commit sequence 0, and the sealer that every node derives from the block that
+//! ended the previous epoch, [`BlockSealer::next_epoch`]). So the follower stops
+//! after a block that ended its epoch, once that block is recent enough for the
+//! next epoch's first rounds to still be in the peers' stores (half a window), and
+//! persists the next epoch's sealer in the same batch that clears the follow mark.
+//! The chain then opens as after any restart and takes part from that epoch on,
+//! catching its first rounds up through vertex sync. Until then it votes on no
+//! block and proposes nothing: with the default one-hour epochs, a validator back
+//! from a long outage is a member again within an epoch. (Resuming mid-epoch needs
+//! a certified consensus position in the block header; not built.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use dualchain_consensus::BlockSealer;
+use dualchain_core::Digest;
+use dualchain_core::encoding::Canonical;
+use dualchain_core::types::{BlockHeader, BlockRange, BlockRangeRequest, ValidatorSet};
+use dualchain_execution::ExecutionMode;
+use dualchain_net::{EventReceiver, Message, MessageKind, NetEvent, Network, Offence, PeerId};
+use dualchain_storage::{Column, KvEngine, WriteBatch};
+use tokio::sync::{mpsc, watch};
+
+use crate::block_server::BlockServer;
+use crate::block_sync::{BlockSync, BlockSyncConfig, Ready};
+use crate::clock::Clock;
+use crate::context::{ChainContext, Head, Live};
+use crate::executor::SEALER_STATE_KEY;
+use crate::replay::BlockReplayer;
+use crate::seams::Seams;
+
+/// Meta key present while a chain follows by block sync.
+pub const FOLLOW_KEY: &[u8] = b"node/following";
+/// How long the probe of peers' heads waits for answers at most.
+const PROBE_WINDOW: Duration = Duration::from_secs(5);
+/// How long one range request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the follower polls for requests and commits when nothing else wakes it.
+const STEP: Duration = Duration::from_millis(50);
+
+/// How a follow ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Followed {
+    /// A block ended its epoch; the next epoch's sealer is persisted.
+    EpochEnded,
+    /// The node is stopping.
+    Shutdown,
+}
+
+/// Blocks the consensus window covers on this chain.
+pub fn window_blocks<S: Seams>(ctx: &ChainContext<S>) -> u64 {
+    (ctx.consensus_window_ms / ctx.block_time_ms.max(1)).max(1)
+}
+
+/// Whether the chain should follow by blocks instead of starting its engine: an
+/// interrupted follow, or peers further ahead than the window.
+pub async fn should_follow<S: Seams>(
+    ctx: &ChainContext<S>,
+    db: &S::Engine,
+    net: &Arc<S::Net>,
+    committee: &ValidatorSet,
+    head: u64,
+) -> anyhow::Result<bool> {
+    if db.get(Column::Meta, FOLLOW_KEY)?.is_some() {
+        tracing::info!(chain = %ctx.chain, head, "resuming an interrupted catch-up by block sync");
+        return Ok(true);
+    }
+    // Blocks follow slots, so no peer's head is newer than now: a head younger than
+    // the window cannot be further behind than it, and needs no probe.
+    let head_age = ctx.unix_ms().saturating_sub(ctx.head().block_timestamp_ms);
+    if head_age <= ctx.consensus_window_ms {
+        return Ok(false);
+    }
+    let Some(ahead) = probe(ctx, net, committee, head).await else {
+        return Ok(false);
+    };
+    let window = window_blocks(ctx);
+    let behind = ahead.saturating_sub(head);
+    if behind <= window {
+        return Ok(false);
+    }
+    tracing::warn!(
+        chain = %ctx.chain,
+        head,
+        peers_at = ahead,
+        window_blocks = window,
+        "further behind than the consensus window: catching up by block sync"
+    );
+    Ok(true)
+}
+
+/// The (f+1)-th highest head among the peers that answer within the probe window
+/// (`None` if fewer than f+1 answer): a head at least one honest member holds.
+async fn probe<S: Seams>(
+    ctx: &ChainContext<S>,
+    net: &Arc<S::Net>,
+    committee: &ValidatorSet,
+    head: u64,
+) -> Option<u64> {
+    let faulty = (committee.len().saturating_sub(1)) / 3;
+    let peers: Vec<PeerId> = committee
+        .validators()
+        .iter()
+        .map(|v| PeerId::of(&v.public_key))
+        .filter(|p| *p != ctx.peer_id)
+        .collect();
+    if peers.len() <= faulty {
+        return None;
+    }
+    let request = BlockRangeRequest {
+        chain: ctx.chain,
+        from: head + 1,
+        count: 1,
+    };
+    let mut heads: std::collections::HashMap<PeerId, u64> = Default::default();
+    let deadline = ctx.clock.monotonic_ms() + PROBE_WINDOW.as_millis() as u64;
+    while heads.len() < peers.len() && ctx.clock.monotonic_ms() < deadline {
+        let asks = peers.iter().filter(|p| !heads.contains_key(p)).map(|peer| {
+            let message = Message::new(
+                ctx.chain,
+                MessageKind::FetchBlocks,
+                request.to_canonical_bytes(),
+            );
+            let net = net.clone();
+            let peer = *peer;
+            async move {
+                let answer: Result<Bytes, dualchain_net::NetError> =
+                    net.request(peer, message, Duration::from_millis(500)).await;
+                (peer, answer)
+            }
+        });
+        for (peer, answer) in futures::future::join_all(asks).await {
+            if let Ok(bytes) = answer
+                && let Ok(range) = BlockRange::from_canonical_bytes(bytes.as_ref())
+            {
+                heads.insert(peer, range.head);
+            }
+        }
+        if heads.len() > faulty * 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut claims: Vec<u64> = heads.into_values().collect();
+    claims.sort_unstable_by(|a, b| b.cmp(a));
+    tracing::info!(chain = %ctx.chain, head, ?claims, "peers' heads (our head is older than the consensus window)");
+    claims.get(faulty).copied()
+}
+
+/// Follows the chain by block sync until a recent block ends its epoch (see the
+/// module docs), or shutdown.
+pub async fn follow<S: Seams>(
+    ctx: &Arc<ChainContext<S>>,
+    db: S::Engine,
+    net: &Arc<S::Net>,
+    events: &mut EventReceiver,
+    committee: &ValidatorSet,
+    shutdown: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Followed> {
+    let chain = ctx.chain;
+    let mut mark = WriteBatch::new();
+    mark.put(Column::Meta, FOLLOW_KEY.to_vec(), Vec::new());
+    db.write(mark).context("marking the catch-up")?;
+    let mut replayer =
+        BlockReplayer::open(db.clone(), chain, ctx.genesis(), ExecutionMode::Parallel)?;
+    let head = replayer
+        .store()
+        .head()
+        .context("the store is initialised")?;
+    let mut sync = BlockSync::new(
+        BlockSyncConfig {
+            refresh_ms: ctx.block_time_ms.clamp(100, 5_000),
+            ..BlockSyncConfig::default()
+        },
+        chain,
+        head.height,
+        Digest(head.block_digest),
+    );
+    for member in committee.validators().iter() {
+        let peer = PeerId::of(&member.public_key);
+        if peer != ctx.peer_id {
+            sync.add_peer(peer);
+        }
+    }
+    let mut server = BlockServer::new(replayer.store().reader(), ctx.seams.placement());
+    // The API reads what the follower commits meanwhile.
+    *ctx.live() = Live {
+        reader: Some(replayer.store().reader()),
+        ..Live::default()
+    };
+    let (answers_tx, mut answers) = mpsc::channel(64);
+    let mut step = tokio::time::interval(STEP);
+    step.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return Ok(Followed::Shutdown);
+                }
+            }
+            Some((peer, from, answer)) = answers.recv() => {
+                on_answer(&mut sync, peer, from, answer);
+            }
+            event = events.recv() => {
+                let Some(event) = event else {
+                    anyhow::bail!("the {chain} transport stopped while catching up");
+                };
+                on_event(ctx, &mut server, &mut sync, event);
+            }
+            _ = step.tick() => {}
+        }
+        for (peer, why) in sync.take_bans() {
+            tracing::warn!(%chain, %peer, reason = %why, "block sync: banned a peer");
+            net.report(peer, Offence::InvalidContent);
+        }
+        if let Some(last) = commit_ready(ctx, &mut replayer, &mut sync)? {
+            let resume = resume_here(ctx, &sync, &last);
+            persist_next_sealer(ctx, &db, &last, resume)?;
+            if resume {
+                return Ok(Followed::EpochEnded);
+            }
+        }
+        let now = ctx.clock.monotonic_ms();
+        for (peer, request) in sync.poll_requests(now) {
+            ask(net, peer, request, answers_tx.clone());
+        }
+    }
+}
+
+fn on_answer(
+    sync: &mut BlockSync,
+    peer: PeerId,
+    from: u64,
+    answer: Result<Bytes, dualchain_net::NetError>,
+) {
+    let Ok(bytes) = answer else {
+        // Timed out or unreachable: the sync asks elsewhere after its timeout.
+        return;
+    };
+    match BlockRange::from_canonical_bytes(&bytes) {
+        Ok(range) => sync.on_answer(peer, from, range, bytes.len()),
+        Err(_) => sync.on_undecodable(peer, from),
+    }
+}
+
+/// Serves block ranges, declines every other request, and learns who connects.
+fn on_event<S: Seams>(
+    ctx: &ChainContext<S>,
+    server: &mut BlockServer<S::Engine>,
+    sync: &mut BlockSync,
+    event: NetEvent,
+) {
+    match event {
+        NetEvent::Request(request) if request.message.kind == MessageKind::FetchBlocks => {
+            if let Ok(range) = BlockRangeRequest::from_canonical_bytes(&request.message.payload) {
+                let now = ctx.clock.monotonic_ms();
+                server.serve(request.from, range, request, now);
+            }
+        }
+        NetEvent::PeerConnected(peer) => sync.add_peer(peer),
+        // Vertices, votes and vertex sync belong to an engine this node does not
+        // run yet; a dropped request is declined.
+        _ => {}
+    }
+}
+
+fn ask(
+    net: &Arc<impl Network + ?Sized + 'static>,
+    peer: PeerId,
+    request: BlockRangeRequest,
+    answers: mpsc::Sender<(PeerId, u64, Result<Bytes, dualchain_net::NetError>)>,
+) {
+    let message = Message::new(
+        request.chain,
+        MessageKind::FetchBlocks,
+        request.to_canonical_bytes(),
+    );
+    let net = net.clone();
+    tokio::spawn(async move {
+        let answer = net.request(peer, message, REQUEST_TIMEOUT).await;
+        let _ = answers.send((peer, request.from, answer)).await;
+    });
+}
+
+/// Commits what the sync allows; returns the header of a committed block that ended
+/// its epoch, if one did (committing stops there).
+fn commit_ready<S: Seams>(
+    ctx: &ChainContext<S>,
+    replayer: &mut BlockReplayer<S::Engine>,
+    sync: &mut BlockSync,
+) -> anyhow::Result<Option<BlockHeader>> {
+    loop {
+        let ready = sync.take_ready(replayer.epoch(), |header, certificate| {
+            replayer.check_certificate(header, certificate).is_ok()
+        })?;
+        let Ready::Blocks(blocks) = ready else {
+            return Ok(None);
+        };
+        for entry in blocks {
+            let applied = replayer
+                .apply(&entry.block, entry.certificate.as_ref())
+                .context("a certified block does not re-execute to its roots")?;
+            let header = &entry.block.header;
+            ctx.set_head(Head {
+                height: header.height,
+                digest: header.digest(),
+                state_root: header.state_root,
+                epoch: header.epoch,
+                block_timestamp_ms: header.timestamp_ms,
+                committed_at_unix_ms: ctx.unix_ms(),
+            });
+            ctx.metrics.height.set(header.height as i64);
+            ctx.metrics.finalized_height.set(header.height as i64);
+            if applied.entered_epoch.is_some() {
+                // The rest, of the next epoch, is applied after the sealer moved on.
+                return Ok(Some(header.clone()));
+            }
+        }
+    }
+}
+
+/// Whether consensus should resume after `last`, the block that ended its epoch:
+/// the next epoch began recently enough for its first rounds to be in the peers'
+/// stores (within half the window of the best head claimed).
+fn resume_here<S: Seams>(ctx: &ChainContext<S>, sync: &BlockSync, last: &BlockHeader) -> bool {
+    let best = sync.best_claim().unwrap_or(last.height);
+    best.saturating_sub(last.height) <= window_blocks(ctx) / 2
+}
+
+/// Persists the sealer of the epoch `last` ended (a restart opens that epoch), and,
+/// when consensus resumes there, clears the follow mark in the same batch.
+fn persist_next_sealer<S: Seams>(
+    ctx: &ChainContext<S>,
+    db: &S::Engine,
+    last: &BlockHeader,
+    resume: bool,
+) -> anyhow::Result<()> {
+    let sealer = BlockSealer::new(crate::chain::sealer_config(ctx, last.epoch))?.next_epoch(last);
+    let mut batch = WriteBatch::new();
+    batch.put(
+        Column::Meta,
+        SEALER_STATE_KEY.to_vec(),
+        sealer.to_state_bytes(),
+    );
+    if resume {
+        batch.delete(Column::Meta, FOLLOW_KEY.to_vec());
+    }
+    db.write(batch)
+        .context("persisting the next epoch's sealer")?;
+    let (chain, height, epoch) = (ctx.chain, last.height, last.epoch + 1);
+    if resume {
+        tracing::info!(%chain, height, epoch, "caught up by block sync: consensus resumes with this epoch");
+    } else {
+        tracing::info!(%chain, height, epoch, "block sync crossed an epoch boundary; the tip is further on");
+    }
+    Ok(())
+}
