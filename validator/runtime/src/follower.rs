@@ -53,8 +53,11 @@ use crate::seams::Seams;
 
 /// Meta key present while a chain follows by block sync.
 pub const FOLLOW_KEY: &[u8] = b"node/following";
-/// How long the probe of peers' heads waits for answers at most.
-const PROBE_WINDOW: Duration = Duration::from_secs(5);
+/// How long the probe of peers' heads waits for f+1 answers at most. It runs only
+/// when the head is older than the consensus window (so the node is behind unless
+/// the whole network stopped), and peers may take a while to admit a node that
+/// vanished: waiting here is cheaper than an engine that can never catch up.
+const PROBE_WINDOW: Duration = Duration::from_secs(30);
 /// How long one range request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the follower polls for requests and commits when nothing else wakes it.
@@ -158,7 +161,7 @@ async fn probe<S: Seams>(
                 heads.insert(peer, range.head);
             }
         }
-        if heads.len() > faulty * 2 {
+        if heads.len() > faulty * 2 || (heads.len() > faulty && probe_settled(ctx, deadline)) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -167,6 +170,14 @@ async fn probe<S: Seams>(
     claims.sort_unstable_by(|a, b| b.cmp(a));
     tracing::info!(chain = %ctx.chain, head, ?claims, "peers' heads (our head is older than the consensus window)");
     claims.get(faulty).copied()
+}
+
+/// Whether the probe has waited long enough to decide on f+1 answers rather than
+/// 2f+1: five seconds into its window.
+fn probe_settled<S: Seams>(ctx: &ChainContext<S>, deadline: u64) -> bool {
+    let waited =
+        PROBE_WINDOW.as_millis() as u64 - deadline.saturating_sub(ctx.clock.monotonic_ms());
+    waited >= 5_000
 }
 
 /// Follows the chain by block sync until a recent block ends its epoch (see the
