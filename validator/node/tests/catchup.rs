@@ -2,7 +2,8 @@
 //! the rounds it missed, so it catches up by block sync (certified blocks over
 //! QUIC, re-executed) to an epoch boundary, then takes part in consensus again.
 //! Four `dualchain run` processes on 127.0.0.1, Alpha 1 s and Delta 200 ms blocks,
-//! four-block epochs, a 10 s consensus window.
+//! four-block epochs, a 10 s consensus window; then one whose data directory was
+//! deleted, from genesis.
 
 mod common;
 
@@ -15,7 +16,7 @@ const WAIT: Duration = Duration::from_secs(90);
 const WINDOW_SECS: u64 = 10;
 
 #[test]
-fn a_validator_away_longer_than_the_window_catches_up_by_blocks_and_signs_again() {
+fn validators_away_longer_than_the_window_or_wiped_catch_up_by_blocks() {
     let mut c = cluster_with(4, 1_000, 200, 100, |spec| {
         spec.epoch_length = Some(4);
         spec.extra_run_args.extend([
@@ -98,6 +99,36 @@ fn a_validator_away_longer_than_the_window_catches_up_by_blocks_and_signs_again(
             c.wait_height(i, ChainId::Delta, target, WAIT).await;
         }
         c.assert_same_block(&all, ChainId::Delta, target).await;
+
+        // A validator whose data directory is lost comes back from genesis the same
+        // way, and resumes in a later epoch than any it proposed in.
+        c.kill(2);
+        std::fs::remove_dir_all(&c.layout().data_dirs[2]).unwrap();
+        c.start(2).unwrap();
+        let others = [0, 1, 3];
+        for chain in [ChainId::Delta, ChainId::Alpha] {
+            let target = c.min_height(&others, chain).await + 3;
+            c.wait_height(2, chain, target, WAIT).await;
+            let deadline = Instant::now() + WAIT;
+            while c.block(2, chain, target).await.is_none() {
+                assert!(
+                    Instant::now() < deadline,
+                    "validator 2 serves no {chain} block {target}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            c.assert_same_block(&all, chain, 1).await;
+            c.assert_same_block(&all, chain, target).await;
+        }
+        let log = plain(&c.log(2));
+        for chain in ["alpha", "delta"] {
+            assert!(
+                log.lines()
+                    .any(|l| l.contains("caught up by block sync: consensus resumes")
+                        && l.contains(&format!("chain={chain}"))),
+                "the {chain} chain of the wiped validator 2 did not catch up by blocks:\n{log}"
+            );
+        }
     });
 }
 

@@ -13,7 +13,6 @@
 //! the peer asks someone else.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use dualchain_core::chain_store::ChainReader;
@@ -71,20 +70,10 @@ impl<E: KvEngine + Clone + 'static> BlockServer<E> {
             );
             return Served::Declined;
         }
-        let (in_flight, served_bytes) = allowance.handles();
-        in_flight.fetch_add(1, Ordering::AcqRel);
         let reader = self.reader.clone();
-        let work = move || {
-            let bytes = respond(inbound, answer_range(&reader, request));
-            served_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-            in_flight.fetch_sub(1, Ordering::AcqRel);
-        };
-        match self.placement {
-            Placement::Inline => work(),
-            Placement::Threads => {
-                tokio::task::spawn_blocking(work);
-            }
-        }
+        allowance.answer(self.placement, move || {
+            respond(inbound, answer_range(&reader, request))
+        });
         Served::Answering
     }
 }

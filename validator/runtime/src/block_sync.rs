@@ -17,7 +17,9 @@
 //! certificate, so when a link breaks, the block below the break is the false one
 //! and its peer is banned; a certificate that does not verify bans its peer. Blocks
 //! of the next epoch wait until the block that ends this one is committed (its set
-//! is then in the records); the boundary block must therefore be certified itself.
+//! is then in the records); the boundary block must therefore be certified itself,
+//! and one that came without its certificate (its peer had not formed it yet) is
+//! asked for again.
 //! A covered block whose re-execution does not reproduce its roots is not a peer's
 //! fault (a quorum signed it): the caller stops with an error.
 //!
@@ -154,6 +156,8 @@ pub struct BlockSync {
     held: BTreeMap<u64, Held>,
     held_bytes: usize,
     bans: Vec<(PeerId, Misbehaviour)>,
+    /// The time of the last [`BlockSync::poll_requests`].
+    now_ms: u64,
 }
 
 impl BlockSync {
@@ -172,6 +176,7 @@ impl BlockSync {
             held: BTreeMap::new(),
             held_bytes: 0,
             bans: Vec::new(),
+            now_ms: 0,
         }
     }
 
@@ -214,6 +219,7 @@ impl BlockSync {
 
     /// Requests to send now: timed-out ranges are freed first.
     pub fn poll_requests(&mut self, now_ms: u64) -> Vec<(PeerId, BlockRangeRequest)> {
+        self.now_ms = now_ms;
         self.expire(now_ms);
         let mut out = Vec::new();
         let window_end = self.next + self.cfg.parallel as u64 * u64::from(self.cfg.range_len);
@@ -324,6 +330,7 @@ impl BlockSync {
             return Ok(Ready::Waiting);
         }
         let Some(top) = covering else {
+            self.forget_uncertified_boundary(&prefix);
             return Ok(Ready::Waiting);
         };
         // Parent links, from the certified block down to our head.
@@ -354,6 +361,26 @@ impl BlockSync {
         self.head_digest = blocks.last().expect("top ≥ next").block.header.digest();
         self.next = top + 1;
         Ok(Ready::Blocks(blocks))
+    }
+
+    /// When the held blocks of this epoch run up to the next epoch's (so the last of
+    /// them ended the epoch) and none carries a certificate that covers them, the
+    /// block ending the epoch came without its own: a peer answering near its tip
+    /// may not have formed that certificate yet. Only that block's certificate can
+    /// cover it, so it is forgotten and asked again, and its peer rests for a
+    /// refresh interval so another may be asked first.
+    fn forget_uncertified_boundary(&mut self, prefix: &[u64]) {
+        let Some(&last) = prefix.last() else {
+            return;
+        };
+        if !self.held.contains_key(&(last + 1)) {
+            return;
+        }
+        let held = self.held.remove(&last).expect("in the prefix");
+        self.held_bytes -= held.bytes;
+        if let Some(peer) = self.peers.get_mut(&held.peer) {
+            peer.resting_until_ms = self.now_ms + self.cfg.refresh_ms;
+        }
     }
 
     fn check_shape(&self, from: u64, count: u32, answer: &BlockRange) -> Result<(), Misbehaviour> {

@@ -27,12 +27,16 @@ enum Behaviour {
     Silent,
     /// Claims a far head and serves nothing.
     Lying,
+    /// Honest, but the first time it serves block 10 it has no certificate for it
+    /// yet (as a peer near its tip).
+    LateCertificate,
 }
 
 struct Network<'h> {
     history: &'h History,
     peers: BTreeMap<PeerId, Behaviour>,
     asked: BTreeMap<PeerId, usize>,
+    served_block_10: bool,
 }
 
 impl<'h> Network<'h> {
@@ -46,6 +50,7 @@ impl<'h> Network<'h> {
             history,
             peers,
             asked: BTreeMap::new(),
+            served_block_10: false,
         }
     }
 
@@ -74,6 +79,16 @@ impl<'h> Network<'h> {
                 let (mut range, bytes) = honest();
                 for entry in &mut range.blocks {
                     entry.block.header.state_root = Digest([0xee; 32]);
+                }
+                Some((range, bytes))
+            }
+            Behaviour::LateCertificate => {
+                let (mut range, bytes) = honest();
+                for entry in &mut range.blocks {
+                    if entry.block.header.height == 10 && !self.served_block_10 {
+                        self.served_block_10 = true;
+                        entry.certificate = None;
+                    }
                 }
                 Some((range, bytes))
             }
@@ -292,4 +307,25 @@ fn an_uncertified_boundary_block_is_not_committed_on_a_later_epoch_s_word() {
         "block 9 is the last one certified in epoch 0"
     );
     assert_eq!(sync.next_height(), 10);
+}
+
+#[test]
+fn a_boundary_block_served_before_its_certificate_existed_is_asked_again() {
+    let spec = SyntheticSpec {
+        chain: ChainId::Alpha,
+        blocks: 30,
+        epoch_length_alpha_blocks: 10,
+        certify_every: 5,
+        ..SyntheticSpec::default()
+    };
+    let history = History::write(&spec);
+    let (mut sync, mut replayer) = sync_for(&history, ChainId::Alpha);
+    let mut net = Network::new(&history, &[Behaviour::LateCertificate]);
+    assert!(run(&mut sync, &mut replayer, &mut net, 500).unwrap());
+    assert!(
+        net.served_block_10,
+        "block 10 was first served without its certificate"
+    );
+    assert_eq!(replayer.epoch(), 3);
+    assert_eq!(replayer.state_root(), history.head_root);
 }

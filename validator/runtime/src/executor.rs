@@ -31,9 +31,8 @@ use anyhow::Context;
 use dualchain_api::{FinalizedBlock, SnapshotInfo};
 use dualchain_consensus::{BlockSealer, CommittedSubDag, SealedBlock};
 use dualchain_core::Digest;
-use dualchain_core::chain_store::{ChainStore, events_key};
+use dualchain_core::chain_store::ChainStore;
 use dualchain_core::crypto::ValidatorSignature;
-use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
     BlockCertificate, BlockEvents, BlockHeader, SignedTransaction, ValidatorIndex, ValidatorSet,
     Vertex,
@@ -41,7 +40,7 @@ use dualchain_core::types::{
 use dualchain_execution::StateCache;
 use dualchain_execution::epochs::entered_epoch;
 use dualchain_execution::merge::{SealParams, seal_and_commit};
-use dualchain_storage::{Column, KvEngine, WriteBatch};
+use dualchain_storage::{Column, KvEngine};
 use dualchain_store::snapshot::{
     SnapshotPolicy, export_snapshot, maybe_snapshot, snapshot_file_name,
 };
@@ -49,6 +48,7 @@ use tokio::sync::mpsc;
 
 use crate::chain::recorded_set;
 use crate::context::{ChainContext, Head, reinstate};
+use crate::replay::events_batch;
 use crate::seams::{Placement, Seams};
 
 /// Meta key of the sealer state (written with every block batch).
@@ -332,15 +332,8 @@ impl<S: Seams> BlockExecutor<S> {
         }
 
         let started = Instant::now();
-        let mut extra = WriteBatch::new();
+        let mut extra = events_batch(header.height, &outcome.events);
         let events = BlockEvents(outcome.events.clone());
-        if !events.0.is_empty() {
-            extra.put(
-                Column::Meta,
-                events_key(header.height),
-                events.to_canonical_bytes(),
-            );
-        }
         if persist_sealer || entered.is_some() {
             extra.put(
                 Column::Meta,

@@ -33,7 +33,7 @@ use dualchain_core::chain_store::{ChainStore, ChainStoreError, events_key};
 use dualchain_core::crypto::NetworkId;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
-    Block, BlockCertificate, BlockEvents, CertificateError, ChainId, Genesis, ValidatorSet,
+    Block, BlockCertificate, BlockEvents, CertificateError, ChainId, Genesis, TxEvent, ValidatorSet,
 };
 use dualchain_execution::epochs::{committed_set, entered_epoch};
 use dualchain_execution::{
@@ -106,6 +106,21 @@ impl ReplayError {
             Self::State(_) | Self::Store(_) => None,
         }
     }
+}
+
+/// The block write's record of `events` (none when there are none): what the API's
+/// event stream and `epoch_boundary_reached` readers find for the block at `height`.
+/// Every writer of blocks (executor, replayer, synthetic history) goes through it.
+pub(crate) fn events_batch(height: u64, events: &[TxEvent]) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    if !events.is_empty() {
+        batch.put(
+            Column::Meta,
+            events_key(height),
+            BlockEvents(events.to_vec()).to_canonical_bytes(),
+        );
+    }
+    batch
 }
 
 /// What one applied block did.
@@ -287,15 +302,7 @@ impl<E: KvEngine> BlockReplayer<E> {
                 entered,
             });
         }
-        let mut extra = WriteBatch::new();
-        if !outcome.events.is_empty() {
-            let events = BlockEvents(outcome.events.clone());
-            extra.put(
-                Column::Meta,
-                events_key(height),
-                events.to_canonical_bytes(),
-            );
-        }
+        let extra = events_batch(height, &outcome.events);
         let state_root = self
             .store
             .commit_block(

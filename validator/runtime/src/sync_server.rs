@@ -84,10 +84,26 @@ impl Allowance {
         true
     }
 
-    /// The counters an answer in the making updates: answers in flight, and bytes
-    /// served (charged at the next admission).
-    pub(crate) fn handles(&self) -> (Arc<AtomicUsize>, Arc<AtomicU64>) {
-        (self.in_flight.clone(), self.served_bytes.clone())
+    /// Makes an answer where `placement` wants it (off the caller's task, or inline
+    /// in a simulation), counted in flight while it is made; `answer` returns the
+    /// bytes it sent, charged at the next admission.
+    pub(crate) fn answer(
+        &self,
+        placement: Placement,
+        answer: impl FnOnce() -> usize + Send + 'static,
+    ) {
+        let (in_flight, served_bytes) = (self.in_flight.clone(), self.served_bytes.clone());
+        in_flight.fetch_add(1, Ordering::AcqRel);
+        let work = move || {
+            served_bytes.fetch_add(answer() as u64, Ordering::Relaxed);
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+        };
+        match placement {
+            Placement::Inline => work(),
+            Placement::Threads => {
+                tokio::task::spawn_blocking(work);
+            }
+        }
     }
 }
 
@@ -142,11 +158,9 @@ impl<E: KvEngine + Clone + 'static> SyncServer<E> {
             respond(inbound, Vec::new());
             return Served::Declined;
         }
-        let (in_flight, served_bytes) = allowance.handles();
-        in_flight.fetch_add(1, Ordering::AcqRel);
         let store = KvConsensusStore::new(self.engine.clone(), request.epoch);
         let limits = self.limits;
-        let work = move || {
+        allowance.answer(self.placement, move || {
             let mut request = request;
             if request.wanted.is_empty() {
                 // Tips of an ended epoch (none while it runs here, or if unreadable).
@@ -160,16 +174,8 @@ impl<E: KvEngine + Clone + 'static> SyncServer<E> {
             let vertices = answer_sync(&request, limits, |round, digest| {
                 stored_vertex(&store, round, digest)
             });
-            let bytes = respond(inbound, vertices);
-            served_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-            in_flight.fetch_sub(1, Ordering::AcqRel);
-        };
-        match self.placement {
-            Placement::Inline => work(),
-            Placement::Threads => {
-                tokio::task::spawn_blocking(work);
-            }
-        }
+            respond(inbound, vertices)
+        });
         Served::Answering
     }
 }

@@ -22,21 +22,19 @@ use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use dualchain_core::Digest;
-use dualchain_core::chain_store::events_key;
 use dualchain_core::crypto::ValidatorKeypair;
-use dualchain_core::encoding::Canonical;
 use dualchain_core::hash::HashDomain;
 use dualchain_core::types::{
-    Address, AssetId, BlockCertificate, BlockEvents, ChainId, ChainParams, Genesis, GenesisAccount,
+    Address, AssetId, BlockCertificate, ChainId, ChainParams, Genesis, GenesisAccount,
     GenesisValidator, MAX_VALIDATORS, Output, SignedTransaction, Transaction, TxPayload,
     ValidatorIndex,
 };
 use dualchain_execution::ExecutionMode;
 use dualchain_execution::epochs::entered_epoch;
 use dualchain_execution::merge::{SealParams, seal_and_commit};
-use dualchain_storage::{Column, KvEngine, WriteBatch};
+use dualchain_storage::KvEngine;
 
-use crate::replay::BlockReplayer;
+use crate::replay::{BlockReplayer, events_batch};
 
 /// The genesis time of every synthetic network (2026-01-01 UTC).
 const GENESIS_TIME_MS: u64 = 1_767_225_600_000;
@@ -249,15 +247,7 @@ pub fn write_history<E: KvEngine + Clone>(
             .execute_block_at(cache, &txs, timestamp_ms)
             .with_context(|| format!("executing synthetic block {height}"))?;
         let entered = entered_epoch(&outcome.events);
-        let mut extra = WriteBatch::new();
-        if !outcome.events.is_empty() {
-            let events = BlockEvents(outcome.events.clone());
-            extra.put(
-                Column::Meta,
-                events_key(height),
-                events.to_canonical_bytes(),
-            );
-        }
+        let extra = events_batch(height, &outcome.events);
         info.transactions += txs.len() as u64;
         let params = SealParams {
             epoch,
