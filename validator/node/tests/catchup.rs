@@ -54,14 +54,7 @@ fn validators_away_longer_than_the_window_or_wiped_catch_up_by_blocks() {
         for chain in [ChainId::Delta, ChainId::Alpha] {
             let target = c.min_height(&three, chain).await + 3;
             c.wait_height(3, chain, target, WAIT).await;
-            let deadline = Instant::now() + WAIT;
-            while c.block(3, chain, target).await.is_none() {
-                assert!(
-                    Instant::now() < deadline,
-                    "validator 3 serves no {chain} block {target}"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            wait_serving(&c, 3, chain, target).await;
             c.assert_same_block(&all, chain, target).await;
         }
         let log = plain(&c.log(3));
@@ -109,14 +102,7 @@ fn validators_away_longer_than_the_window_or_wiped_catch_up_by_blocks() {
         for chain in [ChainId::Delta, ChainId::Alpha] {
             let target = c.min_height(&others, chain).await + 3;
             c.wait_height(2, chain, target, WAIT).await;
-            let deadline = Instant::now() + WAIT;
-            while c.block(2, chain, target).await.is_none() {
-                assert!(
-                    Instant::now() < deadline,
-                    "validator 2 serves no {chain} block {target}"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            wait_serving(&c, 2, chain, target).await;
             c.assert_same_block(&all, chain, 1).await;
             c.assert_same_block(&all, chain, target).await;
         }
@@ -130,6 +116,19 @@ fn validators_away_longer_than_the_window_or_wiped_catch_up_by_blocks() {
             );
         }
     });
+}
+
+/// Waits until validator `i` serves its `chain` block `height` (its status can say
+/// the height a moment before the reopened chain serves blocks again).
+async fn wait_serving(c: &common::LocalCluster, i: usize, chain: ChainId, height: u64) {
+    let deadline = Instant::now() + WAIT;
+    while c.block(i, chain, height).await.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "validator {i} serves no {chain} block {height}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// `text` without terminal colour sequences.

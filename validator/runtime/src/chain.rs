@@ -240,13 +240,19 @@ pub fn engine_config(chain: ChainId, genesis: &Genesis, genesis_digest: Digest) 
     cfg.resend_timeout_ms = delay * 15;
     cfg.sync_retry_ms = delay * 3;
     cfg.backpressure_step_ms = (delay / 2).max(1);
-    cfg.store_retention_rounds = (600_000 / delay).max(cfg.store_retention_rounds);
+    cfg.store_retention_rounds = retention_rounds(DEFAULT_CONSENSUS_WINDOW_MS, delay);
     // A restarted node must accept its peers' current rounds to learn what to fetch.
     cfg.max_round_lookahead = cfg.store_retention_rounds;
     // As many transactions per vertex as peers will decode (the vertex limit).
     cfg.max_batch_txs = dualchain_core::types::vertex_limits::MAX_VERTEX_TXS;
     cfg.max_queued_txs = 8 * cfg.max_batch_txs;
     cfg
+}
+
+/// Rounds the engine keeps for its peers: a `window_ms` of rounds at the fastest pace
+/// (`round_delay_ms` each), and never fewer than 64.
+fn retention_rounds(window_ms: u64, round_delay_ms: u64) -> u64 {
+    (window_ms / round_delay_ms.max(1)).max(64)
 }
 
 /// The consensus engine of `set`'s epoch over the chain's database: its own store
@@ -265,7 +271,7 @@ pub fn open_engine<S: Seams>(
     })?;
     let mut cfg = engine_config(chain, ctx.genesis(), ctx.identity.genesis_digest);
     cfg.epoch_seed = dualchain_core::types::epoch_seed(ctx.identity.genesis_digest, epoch);
-    cfg.store_retention_rounds = (ctx.consensus_window_ms / cfg.min_round_delay_ms.max(1)).max(64);
+    cfg.store_retention_rounds = retention_rounds(ctx.consensus_window_ms, cfg.min_round_delay_ms);
     cfg.max_round_lookahead = cfg.store_retention_rounds;
     DagBft::open(
         cfg,
