@@ -58,11 +58,14 @@ impl FinalityEventKind {
 
 impl TxStatus {
     /// True for statuses where resubmitting the same bytes later may succeed
-    /// (mempool full, rate limited, internal error).
+    /// (overloaded, mempool full, rate limited, internal error).
     pub const fn is_transient(self) -> bool {
         matches!(
             self,
-            TxStatus::MempoolFull | TxStatus::RateLimited | TxStatus::InternalError
+            TxStatus::Overloaded
+                | TxStatus::MempoolFull
+                | TxStatus::RateLimited
+                | TxStatus::InternalError
         )
     }
 }
@@ -112,6 +115,7 @@ mod tests {
             Some(TxStatus::UnsignedNotAllowed)
         );
         assert!(TxStatus::MempoolFull.is_transient());
+        assert!(TxStatus::Overloaded.is_transient());
         assert!(!TxStatus::InvalidSignature.is_transient());
     }
 }

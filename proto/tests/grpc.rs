@@ -254,6 +254,7 @@ fn admit(index: u64, tx: &[u8]) -> TxResult {
         },
         status: status as i32,
         reason: reason.into(),
+        retry_after_ms: 0,
     }
 }
 

@@ -298,6 +298,7 @@ pub(crate) fn admission_status_to_proto(status: AdmissionStatus) -> v1::TxStatus
         AdmissionStatus::Accepted => v1::TxStatus::Accepted,
         AdmissionStatus::Duplicate => v1::TxStatus::Duplicate,
         AdmissionStatus::MempoolFull => v1::TxStatus::MempoolFull,
+        AdmissionStatus::Overloaded => v1::TxStatus::Overloaded,
         AdmissionStatus::InvalidEncoding => v1::TxStatus::InvalidEncoding,
         AdmissionStatus::InvalidSignature => v1::TxStatus::InvalidSignature,
         AdmissionStatus::WrongChain => v1::TxStatus::WrongChain,
@@ -323,6 +324,7 @@ pub(crate) fn admission_to_proto(admission: Admission) -> v1::TxResult {
             .unwrap_or_default(),
         status: admission_status_to_proto(admission.status) as i32,
         reason: admission.reason,
+        retry_after_ms: admission.retry_after_ms,
     }
 }
 
@@ -618,6 +620,7 @@ pub(crate) mod tests {
             (AdmissionStatus::Accepted, TxStatus::Accepted),
             (AdmissionStatus::Duplicate, TxStatus::Duplicate),
             (AdmissionStatus::MempoolFull, TxStatus::MempoolFull),
+            (AdmissionStatus::Overloaded, TxStatus::Overloaded),
             (AdmissionStatus::InvalidEncoding, TxStatus::InvalidEncoding),
             (
                 AdmissionStatus::InvalidSignature,

@@ -78,6 +78,10 @@ pub enum AdmissionStatus {
     Duplicate,
     /// The mempool is at capacity (transient).
     MempoolFull,
+    /// The node cannot serve more within its admission wait limit, or its signature
+    /// verification budget is spent; refused before the signature was checked
+    /// (transient: retry after the hint).
+    Overloaded,
     /// Not a canonical transaction encoding.
     InvalidEncoding,
     InvalidSignature,
@@ -109,6 +113,9 @@ pub struct Admission {
     pub status: AdmissionStatus,
     /// Human-readable explanation; empty when accepted.
     pub reason: String,
+    /// For a transient refusal: how long the node expects to need before it can take
+    /// the transaction (0: no hint).
+    pub retry_after_ms: u32,
 }
 
 impl Admission {
@@ -117,6 +124,7 @@ impl Admission {
             digest: Some(digest),
             status: AdmissionStatus::Accepted,
             reason: String::new(),
+            retry_after_ms: 0,
         }
     }
 
@@ -125,8 +133,29 @@ impl Admission {
             digest,
             status,
             reason,
+            retry_after_ms: 0,
         }
     }
+
+    /// A transient refusal with a hint of when to come back.
+    pub fn deferred(
+        digest: Option<Digest>,
+        status: AdmissionStatus,
+        reason: String,
+        retry_after_ms: u32,
+    ) -> Self {
+        Self {
+            retry_after_ms,
+            ..Self::refused(digest, status, reason)
+        }
+    }
+}
+
+/// Why a chain takes no ordinary transaction now, and when to come back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DoorShut {
+    pub retry_after_ms: u32,
+    pub reason: String,
 }
 
 /// A snapshot the chain wrote.

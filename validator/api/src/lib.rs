@@ -53,6 +53,7 @@ mod oversize;
 mod request_metrics;
 mod server;
 mod status;
+mod submit_door;
 mod transactions;
 
 pub use admin::AdminCredential;
@@ -61,12 +62,13 @@ pub use chain::{from_proto as chain_from_proto, to_proto as chain_to_proto};
 pub use connections::{ApiConnectInfo, ConnectionLimits, LimitedConnection, MIN_IDLE_TO_EVICT};
 pub use convert::{block_to_proto, finality_event, health_from_proto};
 pub use domain::{
-    Admission, AdmissionStatus, BlockRecords, ChainStatus, FaultChange, FaultPlan, Health,
-    NodeStatus, RecordAtHead, SnapshotInfo,
+    Admission, AdmissionStatus, BlockRecords, ChainStatus, DoorShut, FaultChange, FaultPlan,
+    Health, NodeStatus, RecordAtHead, SnapshotInfo,
 };
 pub use faults::{FaultValidationError, validate_fault_injection};
 pub use metrics_http::{MetricsServeError, serve_metrics, serve_metrics_on};
 pub use server::{ApiOptions, ApiServeError, DEFAULT_MAX_REPLAY_BLOCKS, serve_api, serve_api_on};
+pub use submit_door::RETRY_AFTER_MS_KEY;
 
 /// A block the chain has executed and committed (BFT-final), as the API sees it.
 #[derive(Clone, Debug)]
@@ -121,6 +123,13 @@ pub trait ChainApi: Send + Sync + 'static {
     /// order. CPU-bound (decoding and signature verification): call from a blocking
     /// context.
     fn submit(&self, transactions: &[Bytes]) -> Vec<Admission>;
+
+    /// `Some` while the chain takes no ordinary transaction at all (overloaded): the
+    /// API then refuses `Transactions` calls before decoding them. Cheap: it is
+    /// asked on every such call.
+    fn door_shut(&self) -> Option<DoorShut> {
+        None
+    }
 
     /// Transactions waiting in the mempool.
     fn mempool_depth(&self) -> u64;

@@ -50,6 +50,7 @@ use crate::crosschain::CrossChainService;
 use crate::node::NodeService;
 use crate::oversize::OversizeIsResourceExhausted;
 use crate::request_metrics::RequestMetrics;
+use crate::submit_door::SubmitDoor;
 use crate::transactions::TransactionsService;
 
 /// Default number of blocks `StreamFinality` replays for `from_height`.
@@ -244,11 +245,12 @@ pub async fn serve_api_on(
 
     let limit = options.max_message_bytes;
     let query_limit = limit.min(MAX_QUERY_REQUEST_BYTES);
-    let transactions = OversizeIsResourceExhausted::new(
+    let transactions = OversizeIsResourceExhausted::new(InterceptedService::new(
         TransactionsServer::new(TransactionsService::new(Arc::clone(&context)))
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit),
-    );
+        SubmitDoor::new(Arc::clone(&api)),
+    ));
     let node = OversizeIsResourceExhausted::new(
         NodeServer::new(NodeService::new(Arc::clone(&context)))
             .max_decoding_message_size(query_limit)

@@ -195,6 +195,7 @@ async fn admit(
                     "transaction is {} bytes, above the limit of {limit} bytes of its kind",
                     tx.len()
                 ),
+                retry_after_ms: 0,
             });
         } else {
             positions.push(position);
@@ -283,6 +284,7 @@ mod tests {
             digest: vec![1; 32],
             status: status as i32,
             reason: String::new(),
+            retry_after_ms: 0,
         }
     }
 

@@ -15,7 +15,12 @@
 //!    flight, and reads one status per transaction. Transient refusals (mempool full,
 //!    rate limited, internal error, unavailable) of transactions meant to commit are
 //!    retried with back-off, keeping their first submit time: a retry costs latency,
-//!    and the sender's later nonces do not stall behind a gap.
+//!    and the sender's later nonces do not stall behind a gap. A refusal's retry hint
+//!    (`retry_after_ms`, sent with OVERLOADED and MEMPOOL_FULL, or the `retry-after-ms`
+//!    metadata of a call refused whole with RESOURCE_EXHAUSTED) is honoured: the retry
+//!    waits that long instead of the back-off, and no call at all goes to that target
+//!    before then, so an overloaded node is not asked again before it said it could
+//!    take more.
 //! 4. **Observe**: a `Node/StreamFinality{chain: DELTA, include_tx_digests}` stream on
 //!    one target (the next one on failure, resuming at the next height) matches every
 //!    finalized digest against the transactions in flight. Latency is measured from
@@ -46,8 +51,13 @@ use crate::workload::{PreparedTx, TxClass, TxPlanner, WorkloadKind, materialize}
 
 /// Largest request message the load generator builds (the node accepts 64 MiB).
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// The metadata key of a refused call's retry hint (`dualchain.v1.Transactions`).
+const RETRY_AFTER_MS_KEY: &str = "retry-after-ms";
 /// Attempts for a transaction refused with a transient status.
 const MAX_ATTEMPTS: u32 = 20;
+/// The longest a node's retry hint holds a target (a hint is the node's estimate;
+/// a larger one is taken as this).
+const MAX_HINT_WAIT: Duration = Duration::from_secs(10);
 /// Scheduler tick: the granularity of the open-loop schedule.
 const TICK: Duration = Duration::from_millis(5);
 /// Transactions prepared per chunk handed from the preparing thread.
@@ -743,6 +753,7 @@ async fn target_worker(
     in_flight: usize,
 ) {
     let slots = Arc::new(Semaphore::new(in_flight));
+    let pause = Arc::new(TargetPause::default());
     let mut calls = tokio::task::JoinSet::new();
     loop {
         let next = tokio::select! {
@@ -753,15 +764,17 @@ async fn target_worker(
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
+        pause.wait().await;
         let mut client = client.clone();
         let shared = shared.clone();
         let url = url.clone();
         let slots = slots.clone();
+        let pause = pause.clone();
         calls.spawn(async move {
             let mut slot = Some(slot);
             loop {
                 let attempt = batch.attempt;
-                let again = submit_batch(&url, &mut client, batch, &shared).await;
+                let (again, hint) = submit_batch(&url, &mut client, batch, &shared).await;
                 if again.is_empty() {
                     break;
                 }
@@ -769,7 +782,11 @@ async fn target_worker(
                     .retries
                     .fetch_add(again.len() as u64, Ordering::Relaxed);
                 drop(slot.take());
-                tokio::time::sleep(Duration::from_millis(50u64 << attempt.min(4))).await;
+                let wait = retry_wait(attempt, hint);
+                if hint.is_some() {
+                    pause.hold_until(Instant::now() + wait);
+                }
+                tokio::time::sleep(wait).await;
                 if shared.closing.load(Ordering::Relaxed) {
                     give_up(&shared, &again);
                     break;
@@ -784,6 +801,38 @@ async fn target_worker(
         });
     }
     while calls.join_next().await.is_some() {}
+}
+
+/// When a target may get its next call: a node's retry hint holds every call to it,
+/// new batches included, until then.
+#[derive(Default)]
+struct TargetPause {
+    until: Mutex<Option<Instant>>,
+}
+
+impl TargetPause {
+    fn hold_until(&self, at: Instant) {
+        let mut until = lock(&self.until);
+        if until.is_none_or(|current| current < at) {
+            *until = Some(at);
+        }
+    }
+
+    async fn wait(&self) {
+        let until = *lock(&self.until);
+        if let Some(at) = until {
+            tokio::time::sleep_until(at.into()).await;
+        }
+    }
+}
+
+/// How long a retry waits: the node's hint when it gave one (capped at
+/// [`MAX_HINT_WAIT`]), else exponential back-off from 50 ms.
+fn retry_wait(attempt: u32, hint: Option<Duration>) -> Duration {
+    match hint {
+        Some(hint) => hint.min(MAX_HINT_WAIT),
+        None => Duration::from_millis(50u64 << attempt.min(4)),
+    }
 }
 
 /// Counts transactions as finally refused and stops waiting for their finality.
@@ -802,13 +851,14 @@ fn status_name(status: TxStatus) -> &'static str {
     status.as_str_name().trim_start_matches("TX_STATUS_")
 }
 
-/// Sends one batch; returns the transactions to retry after a transient refusal.
+/// Sends one batch; returns the transactions to retry after a transient refusal, and
+/// the longest retry hint the node gave them.
 async fn submit_batch(
     url: &str,
     client: &mut TransactionsClient<Channel>,
     batch: Outgoing,
     shared: &Shared,
-) -> Vec<PreparedTx> {
+) -> (Vec<PreparedTx>, Option<Duration>) {
     let Outgoing { txs, attempt, .. } = batch;
     let sent_at = Instant::now();
     if attempt == 0 {
@@ -837,6 +887,7 @@ async fn submit_batch(
         chain: Chain::Delta as i32,
         transactions: txs.iter().map(|t| t.bytes.to_vec()).collect(),
     };
+    let mut hint_ms = 0u32;
     let statuses: Vec<Result<TxStatus, String>> = match client.submit_batch(request).await {
         Ok(response) => {
             let response = response.into_inner();
@@ -846,6 +897,9 @@ async fn submit_batch(
                     .ok()
                     .and_then(|i| statuses.get_mut(i))
                 {
+                    if result.status().is_transient() {
+                        hint_ms = hint_ms.max(result.retry_after_ms);
+                    }
                     *slot = Ok(result.status());
                 }
             }
@@ -853,6 +907,15 @@ async fn submit_batch(
         }
         Err(status) => {
             shared.rpc_errors.fetch_add(1, Ordering::Relaxed);
+            // A node whose door is shut says when to come back.
+            if let Some(ms) = status
+                .metadata()
+                .get(RETRY_AFTER_MS_KEY)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u32>().ok())
+            {
+                hint_ms = ms;
+            }
             tracing::debug!(target = url, error = %status, "SubmitBatch failed");
             let name = format!("RPC_{:?}", status.code()).to_uppercase();
             let transient = matches!(
@@ -923,7 +986,8 @@ async fn submit_batch(
             *outcome.rejected_by_status.entry(name).or_default() += n;
         }
     }
-    again
+    let hint = (hint_ms > 0).then(|| Duration::from_millis(u64::from(hint_ms)));
+    (again, hint)
 }
 
 /// Follows Delta finality on one target at a time and matches digests.

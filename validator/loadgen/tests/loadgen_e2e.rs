@@ -145,6 +145,41 @@ async fn steady_unsigned_load_is_committed_and_latency_is_measured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_hint_holds_the_refused_transactions_and_the_target() {
+    // 150 ms: three times the first back-off (50 ms), which the retries would
+    // otherwise use.
+    const HINT_MS: u32 = 150;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let fake = FakeNode::new(FakeNodeConfig {
+            refuse_some_once: true,
+            refusal_retry_after_ms: HINT_MS,
+            ..FakeNodeConfig::delta(FINALIZE_EVERY_MS)
+        })
+        .start()
+        .await
+        .unwrap();
+        let report = run(config(vec![fake.url()], 200.0, 2), LiveStats::new())
+            .await
+            .unwrap();
+        assert!(report.retries > 0, "MEMPOOL_FULL refusals must be retried");
+        assert_eq!(fake.node.early_retries(), 0, "a retry came before the hint");
+        // Nothing is lost to the waiting: every transaction commits.
+        assert_eq!(report.result.submitted, 400, "{report:#?}");
+        assert_eq!(report.result.committed, 400, "{report:#?}");
+        assert_eq!(report.result.rejected, 0);
+        // A refused transaction waits at least the hint before its retry, so its
+        // latency includes it.
+        assert!(
+            report.result.finality_ms.p99 >= u64::from(HINT_MS),
+            "{:?}",
+            report.result.finality_ms
+        );
+    })
+    .await
+    .expect("the hinted run finishes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_adversarial_load_gets_every_refusal_class() {
     tokio::time::timeout(Duration::from_secs(120), async {
         let a = start(false, false).await;

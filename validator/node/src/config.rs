@@ -13,8 +13,12 @@ use anyhow::{Context, bail};
 use dualchain_api::AdminCredential;
 use dualchain_core::types::ChainId;
 use dualchain_execution::ExecutionMode;
+use dualchain_runtime::admission_gate::{DEFAULT_MAX_WAIT_MS, MAX_WAIT_RANGE_MS};
 use dualchain_storage::SyncPolicy;
 use serde::Deserialize;
+
+/// The largest accepted `--verify-budget-per-sec`.
+pub const MAX_VERIFY_BUDGET_PER_SEC: u32 = 10_000_000;
 
 /// Which chains this process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -143,6 +147,17 @@ pub struct RunArgs {
     /// chain further behind than this catches up by block sync [default: 600].
     #[arg(long, value_name = "SECS", env = "DUALCHAIN_CONSENSUS_WINDOW_SECS")]
     pub consensus_window_secs: Option<u64>,
+    /// The longest a newly admitted transaction should wait to be ordered, in ms
+    /// (100 to 60000): beyond what the chain drains in this time, submissions are
+    /// refused OVERLOADED with a retry hint, before their signature is checked
+    /// [default: 2000].
+    #[arg(long, value_name = "MS", env = "DUALCHAIN_ADMISSION_MAX_WAIT_MS")]
+    pub admission_max_wait_ms: Option<u64>,
+    /// Transaction signatures each chain's API verifies per second at most (1 to
+    /// 10000000); beyond it, submissions are refused OVERLOADED [default: measured
+    /// at start, half of this machine's cores' worth of ML-DSA-44 verifications].
+    #[arg(long, value_name = "N", env = "DUALCHAIN_VERIFY_BUDGET_PER_SEC")]
+    pub verify_budget_per_sec: Option<u32>,
     /// Most gRPC connections each chain's API keeps open [default: 4096, fewer if the
     /// open-file limit leaves less; a configured value the limit cannot hold is refused].
     #[arg(long, value_name = "N", env = "DUALCHAIN_API_MAX_CONNECTIONS")]
@@ -177,6 +192,8 @@ pub struct FileConfig {
     pub snapshot_interval_blocks: Option<u64>,
     pub execution_mode: Option<ExecutionModeArg>,
     pub consensus_window_secs: Option<u64>,
+    pub admission_max_wait_ms: Option<u64>,
+    pub verify_budget_per_sec: Option<u32>,
     pub api_max_connections: Option<usize>,
     pub api_max_connections_per_ip: Option<usize>,
     pub log_level: Option<String>,
@@ -234,6 +251,10 @@ pub struct NodeConfig {
     pub execution_mode: ExecutionMode,
     /// Milliseconds of consensus rounds kept for peers (see `--consensus-window-secs`).
     pub consensus_window_ms: u64,
+    /// See `--admission-max-wait-ms`.
+    pub admission_max_wait_ms: u64,
+    /// See `--verify-budget-per-sec` (`None`: measured at start).
+    pub verify_budget_per_sec: Option<u32>,
     /// API connection caps as configured (`None`: fit to the open-file limit).
     pub api_max_connections: Option<usize>,
     pub api_max_connections_per_ip: Option<usize>,
@@ -261,7 +282,30 @@ impl NodeConfig {
             .unwrap_or(600);
         if !(10..=86_400).contains(&consensus_window_secs) {
             bail!(
-                "consensusWindowSecs must be 10 to 86400 (seconds of consensus rounds kept for                  peers), not {consensus_window_secs}"
+                "consensusWindowSecs must be 10 to 86400 (seconds of consensus rounds kept for \
+                 peers), not {consensus_window_secs}"
+            );
+        }
+        let admission_max_wait_ms = args
+            .admission_max_wait_ms
+            .or(file.admission_max_wait_ms)
+            .unwrap_or(DEFAULT_MAX_WAIT_MS);
+        if !MAX_WAIT_RANGE_MS.contains(&admission_max_wait_ms) {
+            bail!(
+                "admissionMaxWaitMs must be {} to {} (milliseconds a new transaction may wait \
+                 to be ordered), not {admission_max_wait_ms}",
+                MAX_WAIT_RANGE_MS.start(),
+                MAX_WAIT_RANGE_MS.end()
+            );
+        }
+        let verify_budget_per_sec = args.verify_budget_per_sec.or(file.verify_budget_per_sec);
+        if let Some(budget) = verify_budget_per_sec
+            && !(1..=MAX_VERIFY_BUDGET_PER_SEC).contains(&budget)
+        {
+            bail!(
+                "verifyBudgetPerSec must be 1 to {MAX_VERIFY_BUDGET_PER_SEC} (signature \
+                 verifications per second per chain), not {budget}; leave it unset to measure \
+                 this machine"
             );
         }
         let single = |chain: ChainSelection| ChainListen {
@@ -346,6 +390,8 @@ impl NodeConfig {
                 .unwrap_or(ExecutionModeArg::Parallel)
                 .into(),
             consensus_window_ms: consensus_window_secs * 1_000,
+            admission_max_wait_ms,
+            verify_budget_per_sec,
             api_max_connections: args.api_max_connections.or(file.api_max_connections),
             api_max_connections_per_ip: args
                 .api_max_connections_per_ip
@@ -446,6 +492,30 @@ mod tests {
             args.consensus_window_secs = Some(secs);
             let err = NodeConfig::resolve(args, FileConfig::default()).unwrap_err();
             assert!(err.to_string().contains("consensusWindowSecs"), "{err}");
+        }
+    }
+
+    #[test]
+    fn admission_limits_have_defaults_and_bounds() {
+        let cfg = NodeConfig::resolve(base_args(), FileConfig::default()).unwrap();
+        assert_eq!(cfg.admission_max_wait_ms, 2_000);
+        assert_eq!(cfg.verify_budget_per_sec, None);
+        let file: FileConfig =
+            toml::from_str("admissionMaxWaitMs = 500\nverifyBudgetPerSec = 3000").unwrap();
+        let cfg = NodeConfig::resolve(base_args(), file).unwrap();
+        assert_eq!(cfg.admission_max_wait_ms, 500);
+        assert_eq!(cfg.verify_budget_per_sec, Some(3_000));
+        for ms in [0, 99, 60_001] {
+            let mut args = base_args();
+            args.admission_max_wait_ms = Some(ms);
+            let err = NodeConfig::resolve(args, FileConfig::default()).unwrap_err();
+            assert!(err.to_string().contains("admissionMaxWaitMs"), "{err}");
+        }
+        for budget in [0, MAX_VERIFY_BUDGET_PER_SEC + 1] {
+            let mut args = base_args();
+            args.verify_budget_per_sec = Some(budget);
+            let err = NodeConfig::resolve(args, FileConfig::default()).unwrap_err();
+            assert!(err.to_string().contains("verifyBudgetPerSec"), "{err}");
         }
     }
 

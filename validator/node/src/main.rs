@@ -20,6 +20,7 @@ mod open_files;
 mod peers;
 mod seams;
 mod sibling;
+mod verify_budget;
 
 /// dualchain: a post-quantum dual-chain (Alpha / Delta) validator network.
 #[derive(Parser, Debug)]

@@ -16,6 +16,7 @@ use dualchain_api::{ApiOptions, ConnectionLimits};
 use dualchain_core::crypto::ValidatorScheme;
 use dualchain_core::keyfile;
 use dualchain_core::types::Genesis;
+use dualchain_runtime::admission_gate::GateConfig;
 use dualchain_runtime::chain::build_context;
 use dualchain_runtime::health::{SiblingProbe, monitor};
 use dualchain_runtime::{ChainOptions, NodeChains, NodeIdentity, supervise};
@@ -122,6 +123,7 @@ async fn run_node(cfg: NodeConfig, connection_limits: ConnectionLimits) -> anyho
         );
     }
     let seams = Arc::new(NodeSeams::new(io));
+    let admission = admission_limits(&cfg);
     let mut contexts = Vec::new();
     for &chain in &chains {
         contexts.push(build_context(
@@ -134,6 +136,7 @@ async fn run_node(cfg: NodeConfig, connection_limits: ConnectionLimits) -> anyho
                 snapshot_dir: Some(cfg.chain_data_dir(chain).join("snapshots")),
                 snapshot_interval_blocks: cfg.snapshot_interval_blocks,
                 consensus_window_ms: cfg.consensus_window_ms,
+                admission: admission.clone(),
             },
             &registry,
         )?);
@@ -280,5 +283,28 @@ async fn shutdown_signal() -> &'static str {
             let _ = tokio::signal::ctrl_c().await;
             "SIGINT"
         }
+    }
+}
+
+/// The admission gate's limits: the configured wait, and the configured verification
+/// budget or, unset, the one measured on this machine now (logged, so an operator sees
+/// what the door allows).
+fn admission_limits(cfg: &NodeConfig) -> GateConfig {
+    let verify_budget_per_sec = match cfg.verify_budget_per_sec {
+        Some(budget) => budget,
+        None => {
+            let (budget, cost_us) = crate::verify_budget::measured_budget();
+            tracing::info!(
+                budget_per_sec = budget,
+                cost_us = format!("{cost_us:.1}"),
+                "signature verification budget per chain measured (half the cores' worth)"
+            );
+            budget
+        }
+    };
+    GateConfig {
+        max_wait_ms: cfg.admission_max_wait_ms,
+        verify_budget_per_sec: Some(verify_budget_per_sec),
+        ..GateConfig::default()
     }
 }

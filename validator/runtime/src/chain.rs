@@ -29,6 +29,7 @@ use futures::FutureExt;
 use prometheus::Registry;
 use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::admission_gate::{AdmissionGate, GateConfig};
 use crate::clock::Clock;
 use crate::context::{
     ChainContext, FINALITY_CHANNEL_CAPACITY, Head, HealthView, Live, NodeIdentity,
@@ -65,6 +66,8 @@ pub struct ChainOptions {
     /// How far back (ms) peers' consensus stores reach: the engine keeps this much
     /// of rounds for its peers, and a chain further behind catches up by blocks.
     pub consensus_window_ms: u64,
+    /// The API's admission limits under overload ([`crate::admission_gate`]).
+    pub admission: GateConfig,
 }
 
 impl Default for ChainOptions {
@@ -75,6 +78,7 @@ impl Default for ChainOptions {
             snapshot_dir: None,
             snapshot_interval_blocks: 0,
             consensus_window_ms: DEFAULT_CONSENSUS_WINDOW_MS,
+            admission: GateConfig::default(),
         }
     }
 }
@@ -140,6 +144,11 @@ pub fn build_context<S: Seams>(
         clock,
         mempool,
         verifier,
+        gate: AdmissionGate::new(GateConfig {
+            // The floor never asks for more than the pool holds.
+            min_backlog: options.admission.min_backlog.min(options.mempool_capacity),
+            ..options.admission
+        }),
         executor,
         metrics,
         net_registry,

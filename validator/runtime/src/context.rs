@@ -23,6 +23,7 @@ use dualchain_mempool::{AdmissionTime, Batch, Envelope, Mempool, encoded_len};
 use dualchain_net::{FaultInjector, PeerId};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::admission_gate::AdmissionGate;
 use crate::clock::Clock;
 use crate::executor::ExecCommand;
 use crate::metrics::{ChainMetrics, RegistrySlot};
@@ -93,6 +94,9 @@ pub struct ChainContext<S: Seams> {
     pub clock: Arc<S::Clock>,
     pub mempool: Arc<Mempool>,
     pub verifier: Arc<SignatureVerifier>,
+    /// Refuses early what the chain could not order in time (the API asks, the driver
+    /// reports what it proposed).
+    pub gate: AdmissionGate,
     pub executor: Arc<Executor>,
     /// Vertex signature verdicts (filled off the event loop, read by the engine).
     pub vertex_verdicts: SharedVerdictCache,

@@ -207,6 +207,11 @@ impl<S: Seams> Driver<S> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let blocked = !self.outbox.is_empty();
+            // The API's gate reads this: what waits for our vertices, and whether the
+            // executor holds us back.
+            self.ctx
+                .gate
+                .set_driver_state(self.engine.queued_txs(), blocked);
             let timer = self
                 .timer_at
                 .map(|at| tokio::time::sleep_until(self.ctx.clock.instant_at(at)));
@@ -693,9 +698,13 @@ impl<S: Seams> Driver<S> {
             match output {
                 Output::Broadcast(vertex) => {
                     if vertex.content().author == self.me {
-                        for tx in &vertex.content().transactions {
+                        let transactions = &vertex.content().transactions;
+                        for tx in transactions {
                             self.queued.remove(&tx.digest());
                         }
+                        self.ctx
+                            .gate
+                            .record_proposed(transactions.len(), self.ctx.clock.monotonic_ms());
                     }
                     let message = Message::new(
                         chain,

@@ -39,6 +39,7 @@
 //! ([`dualchain_consensus::Input::Executed`]), which then forgets them. A restart replays
 //! every commit not acknowledged.
 
+pub mod admission_gate;
 pub mod block_server;
 pub mod block_sync;
 pub mod chain;

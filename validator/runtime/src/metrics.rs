@@ -28,6 +28,11 @@ pub struct ChainMetrics {
     pub block_commit_seconds: Histogram,
     pub peers: IntGauge,
     pub exec_queue_depth: IntGauge,
+    /// Transactions the admission gate refused, by `reason` (backlog,
+    /// executor_behind, verify_budget).
+    pub admission_refused: IntCounterVec,
+    /// `Transactions` calls refused whole at a shut door, by `reason`.
+    pub admission_calls_refused: IntCounterVec,
     pub driver_busy_seconds: IntCounterVec,
     pub certificates: IntCounter,
     pub restarts: IntCounter,
@@ -109,6 +114,20 @@ impl ChainMetrics {
                 "dualchain_exec_queue_depth",
                 "Committed sub-DAGs waiting for the block executor (task saturation)",
             ))?,
+            admission_refused: IntCounterVec::new(
+                opts(
+                    "dualchain_admission_refused_total",
+                    "Transactions refused OVERLOADED before signature verification, by reason",
+                ),
+                &["reason"],
+            )?,
+            admission_calls_refused: IntCounterVec::new(
+                opts(
+                    "dualchain_admission_calls_refused_total",
+                    "Transactions calls refused whole (RESOURCE_EXHAUSTED, before decoding) while admission is shut, by reason",
+                ),
+                &["reason"],
+            )?,
             driver_busy_seconds: IntCounterVec::new(
                 opts(
                     "dualchain_task_busy_microseconds_total",
@@ -178,6 +197,8 @@ impl ChainMetrics {
         registry.register(Box::new(m.block_commit_seconds.clone()))?;
         registry.register(Box::new(m.peers.clone()))?;
         registry.register(Box::new(m.exec_queue_depth.clone()))?;
+        registry.register(Box::new(m.admission_refused.clone()))?;
+        registry.register(Box::new(m.admission_calls_refused.clone()))?;
         registry.register(Box::new(m.driver_busy_seconds.clone()))?;
         registry.register(Box::new(m.certificates.clone()))?;
         registry.register(Box::new(m.restarts.clone()))?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dualchain_api::{
-    Admission, AdmissionStatus, ApiError, BlockRecords, ChainApi, FaultChange, FaultPlan,
+    Admission, AdmissionStatus, ApiError, BlockRecords, ChainApi, DoorShut, FaultChange, FaultPlan,
     FinalizedBlock, NodeStatus, RecordAtHead, SnapshotInfo,
 };
 use dualchain_core::Digest;
@@ -23,6 +23,7 @@ use dualchain_merkle::{hash_key, hash_value};
 use dualchain_net::PeerId;
 use tokio::sync::broadcast;
 
+use crate::admission_gate::Candidate;
 use crate::clock::Clock;
 use crate::committed::CommittedState;
 use crate::context::ChainContext;
@@ -78,6 +79,15 @@ fn join_refused(accepted: bool, payload: &TxPayload) -> Option<CrossChainFailure
         TxPayload::CrossChain(CrossChainOp::ValidatorJoin { .. })
     );
     (join && !accepted).then_some(CrossChainFailure::JoinsNotAccepted)
+}
+
+/// Attestations pass the admission gate whatever the load (see
+/// [`crate::admission_gate::Candidate::priority`]).
+fn is_attestation(tx: &SignedTransaction) -> bool {
+    matches!(
+        tx.tx().payload,
+        TxPayload::CrossChain(CrossChainOp::Attest(_))
+    )
 }
 
 fn rejection_status(rejection: &Rejection) -> AdmissionStatus {
@@ -184,6 +194,66 @@ impl<S: Seams> ChainService<S> {
                 format!("reading the sender's account: {e}"),
             )),
         }
+    }
+
+    /// Keeps of `txs` (at `positions` of the batch) what the admission gate lets
+    /// through to signature verification; the rest get `Overloaded` with the gate's
+    /// retry hint in `results`.
+    fn pass_gate(
+        &self,
+        positions: Vec<usize>,
+        txs: Vec<SignedTransaction>,
+        results: &mut [Option<Admission>],
+        now_ms: u64,
+    ) -> (Vec<usize>, Vec<SignedTransaction>) {
+        let ctx = &self.ctx;
+        let candidates: Vec<Candidate> = txs
+            .iter()
+            .map(|tx| Candidate {
+                sender: tx.tx().sender,
+                signed: !tx.is_unsigned(),
+                priority: is_attestation(tx),
+            })
+            .collect();
+        let verdict = ctx.gate.admit_batch(&candidates, ctx.mempool.len(), now_ms);
+        let Some(refusal) = verdict.refusal else {
+            return (positions, txs);
+        };
+        let mut kept = (Vec::with_capacity(txs.len()), Vec::with_capacity(txs.len()));
+        let mut refused = 0u64;
+        for ((i, tx), admitted) in positions.into_iter().zip(txs).zip(verdict.admitted) {
+            if admitted {
+                kept.0.push(i);
+                kept.1.push(tx);
+            } else {
+                refused += 1;
+                results[i] = Some(Admission::deferred(
+                    Some(tx.digest()),
+                    AdmissionStatus::Overloaded,
+                    refusal.reason.clone(),
+                    refusal.retry_after_ms,
+                ));
+            }
+        }
+        ctx.metrics
+            .admission_refused
+            .with_label_values(&[refusal.cause.label()])
+            .inc_by(refused);
+        kept
+    }
+
+    /// The answer to a mempool refusal; the transient ones carry the gate's hint.
+    fn mempool_refusal(&self, digest: Digest, rejection: &Rejection, now_ms: u64) -> Admission {
+        let status = rejection_status(rejection);
+        let transient = matches!(
+            status,
+            AdmissionStatus::MempoolFull | AdmissionStatus::RateLimited
+        );
+        if !transient {
+            return Admission::refused(Some(digest), status, rejection.to_string());
+        }
+        let hint = self.ctx.gate.retry_hint(self.ctx.mempool.len(), now_ms);
+        Admission::deferred(Some(digest), status, rejection.to_string(), hint)
     }
 
     /// The store reader, or Unavailable while the chain restarts.
@@ -340,6 +410,9 @@ impl<S: Seams> ChainApi for ChainService<S> {
             .cross_chain()
             .is_some_and(|setup| setup.accept_joins);
         let mut results: Vec<Option<Admission>> = vec![None; transactions.len()];
+        let now_ms = ctx.clock.monotonic_ms();
+        let shut = ctx.gate.shut(ctx.mempool.len(), now_ms);
+        let mut shut_out = 0u64;
         // Positions and transactions side by side, so the batch verifies in place
         // and each transaction then moves into the mempool without a copy.
         let mut positions = Vec::with_capacity(transactions.len());
@@ -360,6 +433,16 @@ impl<S: Seams> ChainApi for ChainService<S> {
                         CrossChainFailure::JoinsNotAccepted.to_string(),
                     ));
                 }
+                Ok(tx) if shut.is_some() && !is_attestation(&tx) => {
+                    let refusal = shut.as_ref().expect("guarded by the arm");
+                    results[i] = Some(Admission::deferred(
+                        Some(tx.digest()),
+                        AdmissionStatus::Overloaded,
+                        refusal.reason.clone(),
+                        refusal.retry_after_ms,
+                    ));
+                    shut_out += 1;
+                }
                 Ok(tx) => match self.state_refusal(&tx) {
                     Some((status, reason)) => {
                         results[i] = Some(Admission::refused(Some(tx.digest()), status, reason));
@@ -379,17 +462,20 @@ impl<S: Seams> ChainApi for ChainService<S> {
                 }
             }
         }
+        if let Some(refusal) = &shut {
+            ctx.metrics
+                .admission_refused
+                .with_label_values(&[refusal.cause.label()])
+                .inc_by(shut_out);
+        }
+        let (positions, txs) = self.pass_gate(positions, txs, &mut results, now_ms);
         let verdicts = ctx.verifier.verify_batch(&txs);
-        let now = AdmissionTime::from_micros(ctx.clock.monotonic_ms().saturating_mul(1000));
+        let now = AdmissionTime::from_micros(now_ms.saturating_mul(1000));
         for ((i, tx), verdict) in positions.into_iter().zip(txs).zip(verdicts) {
             let digest = tx.digest();
             results[i] = Some(match ctx.mempool.admit(tx, verdict, now) {
                 Ok(_) => Admission::accepted(digest),
-                Err(rejection) => Admission::refused(
-                    Some(digest),
-                    rejection_status(&rejection),
-                    rejection.to_string(),
-                ),
+                Err(rejection) => self.mempool_refusal(digest, &rejection, now_ms),
             });
         }
         results
@@ -400,6 +486,19 @@ impl<S: Seams> ChainApi for ChainService<S> {
                 })
             })
             .collect()
+    }
+
+    fn door_shut(&self) -> Option<DoorShut> {
+        let ctx = &self.ctx;
+        let refusal = ctx.gate.shut(ctx.mempool.len(), ctx.clock.monotonic_ms())?;
+        ctx.metrics
+            .admission_calls_refused
+            .with_label_values(&[refusal.cause.label()])
+            .inc();
+        Some(DoorShut {
+            retry_after_ms: refusal.retry_after_ms,
+            reason: refusal.reason,
+        })
     }
 
     fn mempool_depth(&self) -> u64 {

@@ -322,6 +322,7 @@ impl GovernanceFlow {
             Some(
                 AdmissionStatus::MempoolFull
                 | AdmissionStatus::RateLimited
+                | AdmissionStatus::Overloaded
                 | AdmissionStatus::NonceTooOld,
             )
             | None => {}

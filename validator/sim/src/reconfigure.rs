@@ -150,6 +150,7 @@ impl Reconfiguration {
                 | AdmissionStatus::Duplicate
                 | AdmissionStatus::MempoolFull
                 | AdmissionStatus::RateLimited
+                | AdmissionStatus::Overloaded
                 | AdmissionStatus::NonceTooOld,
                 _,
             ))

@@ -199,7 +199,9 @@ impl Clients {
             // reports the transaction lost if the nonce went to anything else).
             AdmissionStatus::NonceTooOld if self.accepted.contains(&digest) => {}
             // Transient: try again soon (to another validator).
-            AdmissionStatus::MempoolFull | AdmissionStatus::RateLimited => {
+            AdmissionStatus::MempoolFull
+            | AdmissionStatus::RateLimited
+            | AdmissionStatus::Overloaded => {
                 if let Some(&account) = self.by_digest.get(&digest)
                     && let Some(p) = self.accounts[account].pending.as_mut()
                 {

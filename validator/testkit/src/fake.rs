@@ -51,6 +51,9 @@ pub struct FakeNodeConfig {
     pub allow_unsigned: bool,
     /// Refuse one transaction in eight once with `MEMPOOL_FULL`.
     pub refuse_some_once: bool,
+    /// The retry hint of those refusals, in ms (0: none); a resubmission before it
+    /// elapsed is counted ([`FakeNode::early_retries`]).
+    pub refusal_retry_after_ms: u32,
     /// Report state roots no other fake reports.
     pub diverge: bool,
     /// The network id it reports and verifies signatures for.
@@ -69,6 +72,7 @@ impl FakeNodeConfig {
             delta_block_ms: Some(block_ms),
             allow_unsigned: true,
             refuse_some_once: false,
+            refusal_retry_after_ms: 0,
             diverge: false,
             network: FAKE_NETWORK,
         }
@@ -96,6 +100,10 @@ struct ChainState {
 struct Pool {
     seen: HashSet<[u8; 32]>,
     refused_once: HashSet<[u8; 32]>,
+    /// When each refused transaction may come back (its refusal's retry hint).
+    come_back_at: HashMap<[u8; 32], std::time::Instant>,
+    /// Transactions sent again before their retry hint elapsed.
+    early_retries: u64,
     used_nonces: HashMap<Address, HashSet<u64>>,
     accepted: u64,
 }
@@ -181,6 +189,11 @@ impl FakeNode {
         lock(&self.inner.pool).accepted
     }
 
+    /// Refused transactions sent again before the refusal's retry hint elapsed.
+    pub fn early_retries(&self) -> u64 {
+        lock(&self.inner.pool).early_retries
+    }
+
     /// Every `StreamFinality` request received.
     pub fn finality_requests(&self) -> Vec<StreamFinalityRequest> {
         lock(&self.inner.finality_requests).clone()
@@ -192,6 +205,7 @@ impl FakeNode {
             digest,
             status: status as i32,
             reason: String::new(),
+            retry_after_ms: 0,
         };
         if bytes.len() > SignedTransaction::max_len_of_encoding(bytes) {
             return (result(TxStatus::TooLarge, Vec::new()), None);
@@ -211,6 +225,11 @@ impl FakeNode {
             return (result(TxStatus::InvalidSignature, digest.to_vec()), None);
         }
         let mut pool = lock(&self.inner.pool);
+        if let Some(at) = pool.come_back_at.remove(&digest)
+            && std::time::Instant::now() < at
+        {
+            pool.early_retries += 1;
+        }
         if pool.seen.contains(&digest) {
             return (result(TxStatus::Duplicate, digest.to_vec()), None);
         }
@@ -226,7 +245,15 @@ impl FakeNode {
             && digest[0] % 8 == 0
             && pool.refused_once.insert(digest)
         {
-            return (result(TxStatus::MempoolFull, digest.to_vec()), None);
+            let hint_ms = self.inner.config.refusal_retry_after_ms;
+            let hint = Duration::from_millis(u64::from(hint_ms));
+            pool.come_back_at
+                .insert(digest, std::time::Instant::now() + hint);
+            let refused = TxResult {
+                retry_after_ms: hint_ms,
+                ..result(TxStatus::MempoolFull, digest.to_vec())
+            };
+            return (refused, None);
         }
         pool.seen.insert(digest);
         pool.used_nonces.entry(sender).or_default().insert(nonce);
