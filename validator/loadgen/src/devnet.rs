@@ -312,9 +312,9 @@ pub fn block_ratio(samples: &[HeightSample], end: f64) -> f64 {
 }
 
 /// The `dualchain` binary validators run (see the module docs).
-pub fn node_binary(args: &DevnetArgs) -> anyhow::Result<PathBuf> {
-    if let Some(path) = &args.node_binary {
-        return Ok(path.clone());
+pub fn node_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
     }
     find_companion(VALIDATOR_BIN).with_context(|| {
         let here = std::env::current_exe()
@@ -341,7 +341,7 @@ pub async fn run(args: &DevnetArgs) -> anyhow::Result<DevnetReport> {
         bail!("--accounts must be at least 2");
     }
     let (alpha_ms, delta_ms) = block_times(args.time_scale)?;
-    let bin = node_binary(args)?;
+    let bin = node_binary(args.node_binary.as_deref())?;
     let mut spec = ClusterSpec::new(args.validators).block_times(alpha_ms, delta_ms);
     // The cross-chain workload's accounts come after the transfer load's.
     spec.accounts = args.accounts + crosschain_accounts(args);

@@ -16,6 +16,8 @@
 //! - [`devnet`] — `dualchain devnet`: N local validators, load, state-root check, report.
 //! - [`progress`] — live progress lines / bars while a devnet runs.
 //! - [`report`] — devnet `report.json`, `report.md` and PNG plots.
+//! - [`overload`] — `dualchain bench overload`: signed load at multiples of the
+//!   saturation load on a local network, goodput and finality per step, judged.
 //! - [`crosschain_load`] — the cross-chain side of `devnet --workload crosschain`:
 //!   locks and their attestation latency, a governance round, records compared.
 //! - [`flow_cli`] — `dualchain sax …` / `dualchain gov …`: the cross-chain flow by hand.
@@ -30,6 +32,7 @@ pub mod devnet;
 pub mod flow_cli;
 pub mod latency;
 pub mod loadgen;
+pub mod overload;
 pub mod progress;
 pub mod report;
 pub mod result_sink;

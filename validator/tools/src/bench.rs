@@ -1,6 +1,7 @@
 //! `dualchain bench ...`: macro benchmarks that measure a component against a
 //! baseline run in the same process on the same input, so the figures are ratios
-//! that mean something on a shared machine.
+//! that mean something on a shared machine; `overload` instead judges a local
+//! network's goodput under overload against its own peak in the same run.
 
 use clap::Subcommand;
 
@@ -12,6 +13,10 @@ pub enum Command {
     Net(dualchain_net::cli::BenchNetArgs),
     /// Mempool ingestion rate against a plain Mutex<VecDeque> baseline.
     Mempool(dualchain_mempool::cli::Args),
+    /// Signed load at 1×, 2×, 4× the saturation load on a local network: goodput and
+    /// finality p95 per step; fails if goodput at 2× and above is below 90 % of the peak
+    /// (`--min-goodput-ratio`).
+    Overload(Box<dualchain_loadgen::overload::OverloadArgs>),
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -19,5 +24,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Exec(args) => dualchain_execution::cli::run(args),
         Command::Net(args) => dualchain_net::cli::run_bench_net(args),
         Command::Mempool(args) => dualchain_mempool::cli::run(args),
+        Command::Overload(args) => dualchain_loadgen::overload::overload_main(*args),
     }
 }

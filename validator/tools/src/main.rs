@@ -1,8 +1,8 @@
 //! `dualchain-tools`: the client side of dualchain.
 //!
 //! `devnet` (the main job), `loadgen`, `status`, the macro benchmarks (`bench
-//! exec|net|mempool`), the deterministic simulator (`sim`) and the cross-chain flow by
-//! hand (`sax`, `gov`). The validator binary
+//! exec|net|mempool|overload`), the deterministic simulator (`sim`) and the cross-chain
+//! flow by hand (`sax`, `gov`). The validator binary
 //! `dualchain` forwards these commands here unchanged, so `dualchain devnet …` and
 //! `dualchain-tools devnet …` are the same command; keeping them in their own binary
 //! keeps kube, k8s-openapi and the plotting stack out of the validator.
@@ -125,6 +125,6 @@ mod tests {
         );
         let bench = cli.find_subcommand("bench").unwrap();
         let kinds: Vec<&str> = bench.get_subcommands().map(|c| c.get_name()).collect();
-        assert_eq!(kinds, ["exec", "net", "mempool"]);
+        assert_eq!(kinds, ["exec", "net", "mempool", "overload"]);
     }
 }
