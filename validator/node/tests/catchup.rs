@@ -3,7 +3,9 @@
 //! QUIC, re-executed) to an epoch boundary, then takes part in consensus again.
 //! Four `dualchain run` processes on 127.0.0.1, Alpha 1 s and Delta 200 ms blocks,
 //! four-block epochs, a 10 s consensus window; then one whose data directory was
-//! deleted, from genesis.
+//! deleted, from genesis; then one whose process was stopped (SIGSTOP) and continued
+//! after the window: it falls behind while running, notices, and catches up the
+//! same way.
 
 mod common;
 
@@ -115,6 +117,38 @@ fn validators_away_longer_than_the_window_or_wiped_catch_up_by_blocks() {
                 "the {chain} chain of the wiped validator 2 did not catch up by blocks:\n{log}"
             );
         }
+
+        // A validator frozen for longer than the window, its memory intact, finds
+        // itself behind while running and catches up by blocks too.
+        c.freeze(1);
+        tokio::time::sleep(Duration::from_secs(WINDOW_SECS * 5 / 2)).await;
+        c.thaw(1);
+        let deadline = Instant::now() + WAIT;
+        while !c
+            .log(1)
+            .contains("fell further behind than the consensus window while running")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "validator 1 never noticed it fell behind:\n{}",
+                c.log(1)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let others = [0, 2, 3];
+        for chain in [ChainId::Delta, ChainId::Alpha] {
+            let target = c.min_height(&others, chain).await + 3;
+            c.wait_height(1, chain, target, WAIT).await;
+            wait_serving(&c, 1, chain, target).await;
+            c.assert_same_block(&all, chain, target).await;
+        }
+        let log = plain(&c.log(1));
+        assert!(
+            log.lines()
+                .any(|l| l.contains("caught up by block sync: consensus resumes")
+                    && l.contains("chain=delta")),
+            "the Delta chain of the frozen validator 1 did not catch up by blocks:\n{log}"
+        );
     });
 }
 

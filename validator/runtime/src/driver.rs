@@ -52,6 +52,7 @@ use crate::clock::Clock;
 use crate::committed::CommittedState;
 use crate::context::{ChainContext, reinstate};
 use crate::executor::{ExecCommand, ExecEvent};
+use crate::follower::BehindWatch;
 use crate::seams::{Placement, Seams};
 use crate::sync_server::{Served, SyncServer};
 use crate::votes::{VoteBook, VoteError};
@@ -114,6 +115,8 @@ pub struct Driver<S: Seams> {
     /// never see their first rounds of the next one.
     early: VecDeque<(PeerId, Arc<Vertex>)>,
     early_bytes: usize,
+    /// Whether the chain fell further behind than the consensus window.
+    behind: BehindWatch,
 }
 
 /// What woke the driver.
@@ -187,6 +190,7 @@ impl<S: Seams> Driver<S> {
             queued: HashMap::new(),
             early: VecDeque::new(),
             early_bytes: 0,
+            behind: BehindWatch::default(),
         }
     }
 
@@ -322,6 +326,11 @@ impl<S: Seams> Driver<S> {
         ctx.metrics.peers.set(peers as i64);
         let backlog = EXEC_QUEUE_CAPACITY - self.exec.capacity() + self.outbox.len();
         ctx.metrics.exec_queue_depth.set(backlog as i64);
+        // A chain paused by its operator falls behind on purpose.
+        if !ctx.is_paused() {
+            self.behind.check(&self.ctx, &self.net)?;
+        }
+        let ctx = &self.ctx;
         if let Some(round) = self.engine.last_proposed_round() {
             ctx.round.store(round, Ordering::Relaxed);
             ctx.metrics.round.set(round as i64);

@@ -3,7 +3,11 @@
 //! consensus at an epoch boundary.
 //!
 //! **When.** At every start of a chain, before its engine opens, the node asks its
-//! peers for their head ([`probe`]). If the (f+1)-th highest head it hears (so at
+//! peers for their head ([`probe`]); and while a chain runs, whenever its head is
+//! older than the consensus window ([`BehindWatch`]: a partition, a process stopped
+//! and continued), the same probe runs off the driver's loop every
+//! [`BEHIND_PROBE_INTERVAL`], and a chain that fell that far behind ends its driver
+//! so the supervisor reopens it here. If the (f+1)-th highest head it hears (so at
 //! least one honest validator stands behind it) is more blocks ahead than the
 //! consensus window covers (`consensus_window_ms / block time`), the vertices the
 //! engine would need are gone from every peer's store, and vertex sync cannot bring
@@ -62,6 +66,81 @@ const PROBE_WINDOW: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the follower polls for requests and commits when nothing else wakes it.
 const STEP: Duration = Duration::from_millis(50);
+
+/// How often a running chain whose head is older than the consensus window probes
+/// its peers' heads ([`BehindWatch`]).
+pub const BEHIND_PROBE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Watches a running chain for falling further behind than the consensus window.
+/// Its engine could never catch up then (the rounds it misses are gone from every
+/// peer's store), so the driver ends with an error and the supervisor reopens the
+/// chain, whose opening probes again and follows by block sync. The head's age is
+/// checked on every tick (a clock read); a probe runs only while the head is that
+/// old, at most every [`BEHIND_PROBE_INTERVAL`], off the loop — so a network that
+/// stopped as a whole (every head old, nobody ahead) costs a few requests, never a
+/// restart.
+#[derive(Debug, Default)]
+pub struct BehindWatch {
+    probe: Option<tokio::sync::oneshot::Receiver<Option<u64>>>,
+    next_probe_ms: u64,
+}
+
+impl BehindWatch {
+    /// `Err` when the chain must stop to catch up by block sync.
+    pub fn check<S: Seams>(
+        &mut self,
+        ctx: &Arc<ChainContext<S>>,
+        net: &Arc<S::Net>,
+    ) -> anyhow::Result<()> {
+        if let Some(answer) = self.probe.as_mut() {
+            match answer.try_recv() {
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return Ok(()),
+                Ok(Some(ahead)) => {
+                    self.probe = None;
+                    return fell_behind(ctx, ahead);
+                }
+                Ok(None) | Err(_) => self.probe = None,
+            }
+        }
+        let now = ctx.clock.monotonic_ms();
+        let head = ctx.head();
+        let head_age = ctx.unix_ms().saturating_sub(head.block_timestamp_ms);
+        if head_age <= ctx.consensus_window_ms || now < self.next_probe_ms {
+            return Ok(());
+        }
+        self.next_probe_ms = now + BEHIND_PROBE_INTERVAL.as_millis() as u64;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (ctx, net) = (ctx.clone(), net.clone());
+        tokio::spawn(async move {
+            let committee = ctx.committee();
+            let _ = tx.send(probe(&ctx, &net, &committee, head.height).await);
+        });
+        self.probe = Some(rx);
+        Ok(())
+    }
+}
+
+/// The error that ends a driver whose peers are further ahead than the window.
+fn fell_behind<S: Seams>(ctx: &ChainContext<S>, ahead: u64) -> anyhow::Result<()> {
+    let head = ctx.head().height;
+    let window = window_blocks(ctx);
+    let behind = ahead.saturating_sub(head);
+    if behind <= window {
+        return Ok(());
+    }
+    tracing::warn!(
+        chain = %ctx.chain,
+        head,
+        peers_at = ahead,
+        window_blocks = window,
+        "fell further behind than the consensus window while running: restarting the chain to catch up by block sync"
+    );
+    anyhow::bail!(
+        "the {} chain is {behind} blocks behind its peers, more than the consensus window's {window}: \
+         restarting to catch up by block sync",
+        ctx.chain
+    )
+}
 
 /// How a follow ended.
 #[derive(Debug, PartialEq, Eq)]

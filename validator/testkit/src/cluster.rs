@@ -530,6 +530,22 @@ impl LocalCluster {
         }
     }
 
+    /// Stops (SIGSTOP) every process of validator `i` without ending it: a validator
+    /// that vanishes for a while and comes back with its memory intact (a partition,
+    /// a paused VM). [`LocalCluster::thaw`] continues it.
+    pub fn freeze(&self, i: usize) {
+        for pid in self.pids(i) {
+            send_signal(pid, libc::SIGSTOP).expect("stopping a validator process");
+        }
+    }
+
+    /// Continues (SIGCONT) the processes [`LocalCluster::freeze`] stopped.
+    pub fn thaw(&self, i: usize) {
+        for pid in self.pids(i) {
+            send_signal(pid, libc::SIGCONT).expect("continuing a validator process");
+        }
+    }
+
     /// SIGKILLs every process of validator `i`.
     pub fn kill(&mut self, i: usize) {
         self.kill_where(i, |_| true);
