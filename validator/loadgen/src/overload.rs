@@ -123,6 +123,11 @@ pub struct OverloadArgs {
     /// Keep the validators' data directory (keys, genesis, databases, logs) afterwards.
     #[arg(long)]
     pub keep: bool,
+    /// One more argument for every `dualchain run` (repeat it; e.g.
+    /// `--validator-arg=--admission-max-wait-ms=60000` to measure a network that
+    /// admits a minute of backlog, against the default).
+    #[arg(long = "validator-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub validator_args: Vec<String>,
 }
 
 /// The multiples of the saturation load, in the order they run.
@@ -401,6 +406,8 @@ pub async fn run(args: &OverloadArgs) -> anyhow::Result<OverloadReport> {
     spec.allow_unsigned = false;
     spec.genesis_delay = GENESIS_DELAY;
     spec.dir_prefix = "dualchain-overload-".into();
+    spec.extra_run_args
+        .extend(args.validator_args.iter().cloned());
     let mut cluster = tokio::task::spawn_blocking(move || LocalCluster::prepare(bin, spec))
         .await
         .context("preparing keys and genesis")??;
@@ -749,10 +756,18 @@ mod tests {
             "1,2",
             "--step-duration",
             "10s",
+            "--validator-arg",
+            "--admission-max-wait-ms",
+            "--validator-arg=60000",
         ])
         .unwrap();
         assert_eq!(cli.args.saturation_tps, Some(100.0));
         assert_eq!(runs(&cli.args), 2);
+        assert_eq!(
+            cli.args.validator_args,
+            ["--admission-max-wait-ms", "60000"]
+        );
+        assert!(a.validator_args.is_empty());
     }
 
     #[test]

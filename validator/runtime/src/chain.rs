@@ -91,10 +91,14 @@ pub fn build_context<S: Seams>(
     options: ChainOptions,
     registry: &Registry,
 ) -> anyhow::Result<Arc<ChainContext<S>>> {
-    let verifier = Arc::new(SignatureVerifier::new(
+    let (executor, verifier) = block_executor(
+        chain,
+        &identity.genesis,
+        &identity.validators,
         identity.network(),
-        identity.genesis.allow_unsigned_transactions,
-    ));
+        options.execution_mode,
+    )?;
+    let executor = Arc::new(executor);
     let mempool = Arc::new(
         Mempool::with_metrics(
             chain,
@@ -105,18 +109,6 @@ pub fn build_context<S: Seams>(
             registry,
         )
         .context("building the mempool")?,
-    );
-    let executor = Arc::new(
-        Executor::new(
-            chain,
-            ExecutorConfig {
-                mode: options.execution_mode,
-                ..ExecutorConfig::default()
-            },
-            verifier.clone(),
-        )
-        .context("building the executor")?
-        .with_cross_chain(Arc::new(cross_chain_setup(&identity))),
     );
     registry.register(Box::new(ChainLabelled::new(
         Arc::new(Mutex::new(executor.registry().clone())),
@@ -186,6 +178,34 @@ pub fn build_context<S: Seams>(
 /// the network.
 pub fn cross_chain_setup(identity: &NodeIdentity) -> CrossChainSetup {
     cross_chain_setup_of(&identity.genesis, &identity.validators, identity.network())
+}
+
+/// The executor of `chain` as the genesis defines it (its signature rule, its
+/// cross-chain setup), with the verifier it checks signatures through: one recipe for
+/// a validator's chain and for whoever re-executes blocks (replay, block sync), so
+/// they can never execute by different rules.
+pub fn block_executor(
+    chain: ChainId,
+    genesis: &Genesis,
+    validators: &ValidatorSet,
+    network: NetworkId,
+    mode: ExecutionMode,
+) -> anyhow::Result<(Executor, Arc<SignatureVerifier>)> {
+    let verifier = Arc::new(SignatureVerifier::new(
+        network,
+        genesis.allow_unsigned_transactions,
+    ));
+    let executor = Executor::new(
+        chain,
+        ExecutorConfig {
+            mode,
+            ..ExecutorConfig::default()
+        },
+        verifier.clone(),
+    )
+    .context("building the executor")?
+    .with_cross_chain(Arc::new(cross_chain_setup_of(genesis, validators, network)));
+    Ok((executor, verifier))
 }
 
 /// [`cross_chain_setup`] from the genesis, its validator set and the network, for

@@ -36,13 +36,10 @@ use dualchain_core::types::{
     Block, BlockCertificate, BlockEvents, CertificateError, ChainId, Genesis, TxEvent, ValidatorSet,
 };
 use dualchain_execution::epochs::{committed_set, entered_epoch};
-use dualchain_execution::{
-    ExecutionError, ExecutionMode, Executor, ExecutorConfig, SignatureVerifier, StateCache,
-    StateError,
-};
+use dualchain_execution::{ExecutionError, ExecutionMode, Executor, StateCache, StateError};
 use dualchain_storage::{Column, KvEngine, WriteBatch};
 
-use crate::chain::{cross_chain_setup_of, genesis_changes};
+use crate::chain::{block_executor, genesis_changes};
 
 /// Validator sets a replayer keeps at once (the current epoch's and a few before:
 /// a certificate is always of the block's own epoch, so older ones are not needed).
@@ -198,24 +195,7 @@ impl<E: KvEngine + Clone> BlockReplayer<E> {
                 block.header.epoch + u64::from(entered_epoch(&events.0).is_some())
             }
         };
-        let verifier = Arc::new(SignatureVerifier::new(
-            network,
-            genesis.allow_unsigned_transactions,
-        ));
-        let executor = Executor::new(
-            chain,
-            ExecutorConfig {
-                mode,
-                ..ExecutorConfig::default()
-            },
-            verifier,
-        )
-        .context("building the executor")?
-        .with_cross_chain(Arc::new(cross_chain_setup_of(
-            genesis,
-            &genesis_set,
-            network,
-        )));
+        let (executor, _) = block_executor(chain, genesis, &genesis_set, network, mode)?;
         let cache = StateCache::new(engine, head.height);
         Ok(Self {
             store,
