@@ -123,11 +123,9 @@ impl BehindWatch {
 /// The error that ends a driver whose peers are further ahead than the window.
 fn fell_behind<S: Seams>(ctx: &ChainContext<S>, ahead: u64) -> anyhow::Result<()> {
     let head = ctx.head().height;
-    let window = window_blocks(ctx);
-    let behind = ahead.saturating_sub(head);
-    if behind <= window {
+    let Some((behind, window)) = beyond_window(ctx, head, ahead) else {
         return Ok(());
-    }
+    };
     tracing::warn!(
         chain = %ctx.chain,
         head,
@@ -156,6 +154,14 @@ pub fn window_blocks<S: Seams>(ctx: &ChainContext<S>) -> u64 {
     (ctx.consensus_window_ms / ctx.block_time_ms.max(1)).max(1)
 }
 
+/// `(blocks behind, window blocks)` if a head at `ahead` is further ahead of `head`
+/// than the consensus window covers (vertex sync cannot bridge that).
+fn beyond_window<S: Seams>(ctx: &ChainContext<S>, head: u64, ahead: u64) -> Option<(u64, u64)> {
+    let window = window_blocks(ctx);
+    let behind = ahead.saturating_sub(head);
+    (behind > window).then_some((behind, window))
+}
+
 /// Whether the chain should follow by blocks instead of starting its engine: an
 /// interrupted follow, or peers further ahead than the window.
 pub async fn should_follow<S: Seams>(
@@ -178,11 +184,9 @@ pub async fn should_follow<S: Seams>(
     let Some(ahead) = probe(ctx, net, committee, head).await else {
         return Ok(false);
     };
-    let window = window_blocks(ctx);
-    let behind = ahead.saturating_sub(head);
-    if behind <= window {
+    let Some((_, window)) = beyond_window(ctx, head, ahead) else {
         return Ok(false);
-    }
+    };
     tracing::warn!(
         chain = %ctx.chain,
         head,
