@@ -68,6 +68,10 @@
 
 pub mod auth;
 
+/// The metadata key of a `Transactions` call refused whole while the node is
+/// overloaded (`RESOURCE_EXHAUSTED`): how long to wait, in decimal milliseconds.
+pub const RETRY_AFTER_MS_KEY: &str = "retry-after-ms";
+
 /// Messages, enums, clients and servers generated from `dualchain/v1/*.proto`.
 ///
 /// Enum values lose their prefix in Rust: `CHAIN_ALPHA` is [`v1::Chain::Alpha`],

@@ -68,7 +68,6 @@ pub use domain::{
 pub use faults::{FaultValidationError, validate_fault_injection};
 pub use metrics_http::{MetricsServeError, serve_metrics, serve_metrics_on};
 pub use server::{ApiOptions, ApiServeError, DEFAULT_MAX_REPLAY_BLOCKS, serve_api, serve_api_on};
-pub use submit_door::RETRY_AFTER_MS_KEY;
 
 /// A block the chain has executed and committed (BFT-final), as the API sees it.
 #[derive(Clone, Debug)]

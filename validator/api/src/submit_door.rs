@@ -14,10 +14,9 @@ use std::sync::Arc;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-use crate::ChainApi;
+use dualchain_proto::RETRY_AFTER_MS_KEY;
 
-/// The metadata key of a refused call's retry hint, in milliseconds.
-pub const RETRY_AFTER_MS_KEY: &str = "retry-after-ms";
+use crate::ChainApi;
 
 /// The interceptor in front of the `Transactions` service.
 #[derive(Clone)]

@@ -53,11 +53,11 @@ pub const DELTA_BLOCK_MS: u64 = 3_000;
 /// Delta blocks per Alpha block, by design.
 pub const BLOCK_RATIO: u64 = ALPHA_BLOCK_MS / DELTA_BLOCK_MS;
 /// Time a validator gets to stop after SIGTERM before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Sampling interval of the heights (and of the progress display).
 const MONITOR_INTERVAL: Duration = Duration::from_millis(250);
 /// The genesis time is this far after the keys are made, so every validator is up.
-const GENESIS_DELAY: Duration = Duration::from_secs(2);
+pub const GENESIS_DELAY: Duration = Duration::from_secs(2);
 
 /// Block times for a time scale: Delta = 3000 ms × scale (at least 1 ms), and Alpha
 /// exactly `BLOCK_RATIO` times Delta (the genesis requires Delta to divide Alpha).
@@ -493,19 +493,29 @@ pub fn disagreement_error(report: &DevnetReport, report_dir: &Path) -> anyhow::E
     )
 }
 
+/// Waits until every validator is ready and Delta has finalized a block: load starts
+/// on a running chain, not before the genesis time or the first quorum.
+pub async fn wait_sealing(
+    cluster: &mut LocalCluster,
+    timeout: Duration,
+    who: &str,
+) -> anyhow::Result<()> {
+    cluster.wait_ready(timeout).await?;
+    cluster
+        .try_wait_height(0, ChainId::Delta, 1, true, timeout)
+        .await
+        .context("no Delta block was finalized after readiness")?;
+    eprintln!("{who}: all validators ready, Delta is sealing");
+    Ok(())
+}
+
 /// Readiness, load, settle, compare, measure: the part that runs while validators live.
 async fn drive(
     args: &DevnetArgs,
     cluster: &mut LocalCluster,
     (alpha_ms, delta_ms): (u64, u64),
 ) -> anyhow::Result<DevnetReport> {
-    cluster.wait_ready(args.ready_timeout).await?;
-    // The load starts on a running chain, not before the genesis time or the first quorum.
-    cluster
-        .try_wait_height(0, ChainId::Delta, 1, true, args.ready_timeout)
-        .await
-        .context("no Delta block was finalized after readiness")?;
-    eprintln!("devnet: all validators ready, Delta is sealing");
+    wait_sealing(cluster, args.ready_timeout, "devnet").await?;
 
     let delta_urls = cluster.api_urls(ChainId::Delta);
     let alpha_urls = cluster.api_urls(ChainId::Alpha);

@@ -51,8 +51,6 @@ use crate::workload::{PreparedTx, TxClass, TxPlanner, WorkloadKind, materialize}
 
 /// Largest request message the load generator builds (the node accepts 64 MiB).
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
-/// The metadata key of a refused call's retry hint (`dualchain.v1.Transactions`).
-const RETRY_AFTER_MS_KEY: &str = "retry-after-ms";
 /// Attempts for a transaction refused with a transient status.
 const MAX_ATTEMPTS: u32 = 20;
 /// The longest a node's retry hint holds a target (a hint is the node's estimate;
@@ -910,7 +908,7 @@ async fn submit_batch(
             // A node whose door is shut says when to come back.
             if let Some(ms) = status
                 .metadata()
-                .get(RETRY_AFTER_MS_KEY)
+                .get(dualchain_proto::RETRY_AFTER_MS_KEY)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u32>().ok())
             {

@@ -63,14 +63,11 @@ use serde::Serialize;
 
 use crate::accounts::AccountSource;
 use crate::cli::parse_duration;
+use crate::devnet::{GENESIS_DELAY, STOP_TIMEOUT};
 use crate::loadgen::{LiveStats, LoadgenConfig, LoadgenReport};
 
 /// Public seed of the benchmark accounts (as `dualchain devnet`'s default).
 const ACCOUNTS_SEED: u64 = 42;
-/// The genesis time is this far after the keys are made, so every validator is up.
-const GENESIS_DELAY: Duration = Duration::from_secs(2);
-/// Time a validator gets to stop after SIGTERM before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Interval of the mempool polls between steps.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Steps at or above this multiple of the saturation load are judged.
@@ -489,12 +486,6 @@ async fn wait_mempools_empty(urls: &[String], delta_ms: u64, timeout: Duration) 
     }
 }
 
-fn unix_ms_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// (timestamp, transactions) of the Delta blocks after `from_height` up to the head.
 async fn block_times_and_counts(url: &str, from_height: u64) -> anyhow::Result<Vec<(u64, u64)>> {
     let (head, _) = chain_heights(url, Chain::Delta).await?;
@@ -585,7 +576,7 @@ impl Bench<'_> {
             let live = live.clone();
             async move {
                 live.wait_started().await;
-                unix_ms_now()
+                dualchain_testkit::unix_ms()
             }
         });
         let report = self
@@ -620,12 +611,7 @@ async fn drive(
     cluster: &mut LocalCluster,
     delta_ms: u64,
 ) -> anyhow::Result<OverloadReport> {
-    cluster.wait_ready(args.ready_timeout).await?;
-    cluster
-        .try_wait_height(0, ChainId::Delta, 1, true, args.ready_timeout)
-        .await
-        .context("no Delta block was finalized after readiness")?;
-    eprintln!("overload: all validators ready, Delta is sealing");
+    crate::devnet::wait_sealing(cluster, args.ready_timeout, "overload").await?;
     let dir = cluster.dir().to_path_buf();
     let (accounts, count) = (args.accounts, runs(args));
     let keyrings = tokio::task::spawn_blocking(move || write_keyrings(&dir, accounts, count))

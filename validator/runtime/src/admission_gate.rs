@@ -35,6 +35,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use dualchain_core::types::Address;
 
@@ -191,8 +192,6 @@ impl VerifyBucket {
 #[derive(Debug)]
 struct GateState {
     served: ServiceMeter,
-    proposer_queue: usize,
-    executor_behind: bool,
     bucket: Option<VerifyBucket>,
 }
 
@@ -202,6 +201,9 @@ struct GateState {
 pub struct AdmissionGate {
     config: GateConfig,
     state: Mutex<GateState>,
+    /// Set by the driver on every turn of its loop: atomics, so that costs no lock.
+    proposer_queue: AtomicUsize,
+    executor_behind: AtomicBool,
 }
 
 fn clamp_hint(ms: u64) -> u32 {
@@ -223,15 +225,11 @@ impl AdmissionGate {
             config,
             state: Mutex::new(GateState {
                 served: ServiceMeter::default(),
-                proposer_queue: 0,
-                executor_behind: false,
                 bucket,
             }),
+            proposer_queue: AtomicUsize::new(0),
+            executor_behind: AtomicBool::new(false),
         }
-    }
-
-    pub fn config(&self) -> &GateConfig {
-        &self.config
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
@@ -246,16 +244,22 @@ impl AdmissionGate {
     /// What the driver holds for its next vertices, and whether the executor's
     /// queue is full (the driver then proposes nothing).
     pub fn set_driver_state(&self, proposer_queue: usize, executor_behind: bool) {
-        let mut state = self.state();
-        state.proposer_queue = proposer_queue;
-        state.executor_behind = executor_behind;
+        self.proposer_queue.store(proposer_queue, Ordering::Relaxed);
+        self.executor_behind
+            .store(executor_behind, Ordering::Relaxed);
     }
 
-    /// The largest backlog admitted now, and the measured rate.
-    fn limit(&self, state: &mut GateState, now_ms: u64) -> (usize, f64) {
+    fn executor_behind(&self) -> bool {
+        self.executor_behind.load(Ordering::Relaxed)
+    }
+
+    /// The backlog now (the mempool plus what the proposer holds), the largest one
+    /// admitted, and the measured rate.
+    fn load(&self, state: &mut GateState, mempool_len: usize, now_ms: u64) -> (usize, usize, f64) {
         let rate = state.served.rate_per_sec(now_ms);
         let by_rate = (rate * self.config.max_wait_ms as f64 / 1000.0) as usize;
-        (by_rate.max(self.config.min_backlog), rate)
+        let backlog = mempool_len + self.proposer_queue.load(Ordering::Relaxed);
+        (backlog, by_rate.max(self.config.min_backlog), rate)
     }
 
     /// How long until a backlog of `backlog` drains below `limit` at `rate`.
@@ -270,9 +274,7 @@ impl AdmissionGate {
     /// The retry hint for a refusal decided elsewhere (a full mempool, a sender at
     /// its cap): when the backlog is expected to be back under the limit.
     pub fn retry_hint(&self, mempool_len: usize, now_ms: u64) -> u32 {
-        let mut state = self.state();
-        let backlog = mempool_len + state.proposer_queue;
-        let (limit, rate) = self.limit(&mut state, now_ms);
+        let (backlog, limit, rate) = self.load(&mut self.state(), mempool_len, now_ms);
         self.backlog_hint(backlog, limit.min(backlog.saturating_sub(1)), rate)
     }
 
@@ -292,12 +294,10 @@ impl AdmissionGate {
     /// state checks, which a flood would otherwise pay for in store reads. Charges
     /// nothing.
     pub fn shut(&self, mempool_len: usize, now_ms: u64) -> Option<Refusal> {
-        let mut state = self.state();
-        if state.executor_behind {
+        if self.executor_behind() {
             return Some(executor_refusal());
         }
-        let backlog = mempool_len + state.proposer_queue;
-        let (limit, rate) = self.limit(&mut state, now_ms);
+        let (backlog, limit, rate) = self.load(&mut self.state(), mempool_len, now_ms);
         // Come back once a quarter of the wait limit's worth has drained: a shut
         // door would otherwise reopen for one transaction's room.
         let reopen = (limit / 4).max(1);
@@ -312,18 +312,17 @@ impl AdmissionGate {
         mempool_len: usize,
         now_ms: u64,
     ) -> BatchVerdict {
-        let mut state = self.state();
         if candidates.is_empty() {
             return BatchVerdict {
                 admitted: Vec::new(),
                 refusal: None,
             };
         }
-        if state.executor_behind {
+        if self.executor_behind() {
             return refuse_all(candidates, executor_refusal());
         }
-        let backlog = mempool_len + state.proposer_queue;
-        let (limit, rate) = self.limit(&mut state, now_ms);
+        let mut state = self.state();
+        let (backlog, limit, rate) = self.load(&mut state, mempool_len, now_ms);
         let room = limit.saturating_sub(backlog);
         if let Some(bucket) = state.bucket.as_mut() {
             bucket.refill(now_ms);

@@ -103,11 +103,10 @@ impl BehindWatch {
             }
         }
         let now = ctx.clock.monotonic_ms();
-        let head = ctx.head();
-        let head_age = ctx.unix_ms().saturating_sub(head.block_timestamp_ms);
-        if head_age <= ctx.consensus_window_ms || now < self.next_probe_ms {
+        if now < self.next_probe_ms || !head_older_than_window(ctx) {
             return Ok(());
         }
+        let head = ctx.head();
         self.next_probe_ms = now + BEHIND_PROBE_INTERVAL.as_millis() as u64;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (ctx, net) = (ctx.clone(), net.clone());
@@ -154,6 +153,13 @@ pub fn window_blocks<S: Seams>(ctx: &ChainContext<S>) -> u64 {
     (ctx.consensus_window_ms / ctx.block_time_ms.max(1)).max(1)
 }
 
+/// Whether our head is older than the consensus window: only then can peers be
+/// further ahead than it (blocks follow slots, so no head is newer than now).
+fn head_older_than_window<S: Seams>(ctx: &ChainContext<S>) -> bool {
+    let head_age = ctx.unix_ms().saturating_sub(ctx.head().block_timestamp_ms);
+    head_age > ctx.consensus_window_ms
+}
+
 /// `(blocks behind, window blocks)` if a head at `ahead` is further ahead of `head`
 /// than the consensus window covers (vertex sync cannot bridge that).
 fn beyond_window<S: Seams>(ctx: &ChainContext<S>, head: u64, ahead: u64) -> Option<(u64, u64)> {
@@ -177,8 +183,7 @@ pub async fn should_follow<S: Seams>(
     }
     // Blocks follow slots, so no peer's head is newer than now: a head younger than
     // the window cannot be further behind than it, and needs no probe.
-    let head_age = ctx.unix_ms().saturating_sub(ctx.head().block_timestamp_ms);
-    if head_age <= ctx.consensus_window_ms {
+    if !head_older_than_window(ctx) {
         return Ok(false);
     }
     let Some(ahead) = probe(ctx, net, committee, head).await else {
