@@ -280,6 +280,8 @@ impl<E: KvEngine> ChainStore<E> {
         let block = Block { header, body };
         debug_assert!(block.body_matches_header());
         let proofs = attestable_proofs(&tree, self.chain(), changes);
+        let mut extra = extra;
+        extra.extend(epoch_proof_writes(&tree, height, changes));
         let batch = block_batch(&block, receipts, changes, &proofs, None, extra);
         let new_head = head_of(&block);
         self.write_or_undo(&mut tree, batch, undo, new_head)?;
@@ -333,6 +335,8 @@ impl<E: KvEngine> ChainStore<E> {
             });
         }
         let proofs = attestable_proofs(&tree, self.chain(), changes);
+        let mut extra = extra;
+        extra.extend(epoch_proof_writes(&tree, header.height, changes));
         let batch = block_batch(block, receipts, changes, &proofs, certificate, extra);
         self.write_or_undo(&mut tree, batch, undo, head_of(block))?;
         Ok(computed)
@@ -562,6 +566,30 @@ impl<E: KvEngine> ChainReader<E> {
         ))
     }
 
+    /// The link of this chain's epoch chain that proves the validator set of `epoch`
+    /// (at least 1): the attestation of the set's record by the block of the epoch
+    /// before that wrote it. A link received and verified while bootstrapping from a
+    /// snapshot is stored whole ([`epoch_links_batch`]); otherwise it is assembled
+    /// from the proof kept when the block was committed and the block's certificate.
+    /// `None` when this node holds neither (the certificate may not be formed yet).
+    pub fn epoch_link(&self, epoch: u64) -> Result<Option<Attestation>, ChainStoreError> {
+        if let Some(link) =
+            self.get_decoded::<Attestation>(Column::Meta, &epoch_link_key(epoch), "epoch link")?
+        {
+            return Ok(Some(link));
+        }
+        let Some(bytes) = self
+            .shared
+            .engine
+            .get(Column::Meta, &epoch_proof_key(epoch))?
+        else {
+            return Ok(None);
+        };
+        let (height, proof) = decode_epoch_proof(&bytes)?;
+        self.attest_with(height, vec![proof])
+            .map(|list| list.and_then(|mut list| list.pop()))
+    }
+
     /// The cross-chain events of the block at `height` (empty when it had none).
     pub fn events(&self, height: u64) -> Result<BlockEvents, ChainStoreError> {
         Ok(self
@@ -651,6 +679,88 @@ fn block_batch(
     }
     batch.extend(extra);
     head_of(block).put_into(&mut batch);
+    batch
+}
+
+/// `meta` prefixes of the epoch chain: the proof of an epoch's validator set record
+/// (height of the block that wrote it, then the [`RecordProof`]), and a whole link
+/// (an [`Attestation`]) received from peers.
+const EPOCH_PROOF_PREFIX: &[u8] = b"epoch-proof/";
+const EPOCH_LINK_PREFIX: &[u8] = b"epoch-link/";
+
+fn epoch_proof_key(epoch: u64) -> Vec<u8> {
+    [EPOCH_PROOF_PREFIX, &epoch.to_be_bytes()].concat()
+}
+
+fn epoch_link_key(epoch: u64) -> Vec<u8> {
+    [EPOCH_LINK_PREFIX, &epoch.to_be_bytes()].concat()
+}
+
+fn decode_epoch_proof(bytes: &[u8]) -> Result<(u64, RecordProof), ChainStoreError> {
+    let corrupt = |detail: String| ChainStoreError::Decode {
+        what: "epoch proof",
+        source: DecodeError::Invalid {
+            what: "epoch proof",
+            detail,
+        },
+    };
+    let (height, proof) = bytes
+        .split_first_chunk::<8>()
+        .ok_or_else(|| corrupt(format!("{} bytes, fewer than a height", bytes.len())))?;
+    let proof =
+        RecordProof::from_canonical_bytes(proof).map_err(|source| ChainStoreError::Decode {
+            what: "epoch proof",
+            source,
+        })?;
+    Ok((u64::from_le_bytes(*height), proof))
+}
+
+/// The writes that keep, with the block at `height`, the inclusion proof of every
+/// validator set record it wrote (against `tree`, already updated): the links of the
+/// epoch chain a node bootstrapping from a snapshot verifies, on either chain (Alpha
+/// writes a set at its boundary block, Delta when the set's attestation applies).
+fn epoch_proof_writes(tree: &SparseMerkleTree, height: u64, changes: &[StateChange]) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    for (key, value) in changes {
+        let Some(value) = value else { continue };
+        let Some(epoch) = set_record_epoch(key, value) else {
+            continue;
+        };
+        let proof = RecordProof {
+            key: key.clone(),
+            value: value.clone(),
+            proof: tree.prove(&hash_key(key)),
+        };
+        let mut bytes = height.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&proof.to_canonical_bytes());
+        batch.put(Column::Meta, epoch_proof_key(epoch), bytes);
+    }
+    batch
+}
+
+/// The epoch of a validator set record (`key` names the set's own epoch), else `None`.
+fn set_record_epoch(key: &[u8], value: &[u8]) -> Option<u64> {
+    let record = crate::types::RecordKey::from_state_key(key)?;
+    if record.kind != crate::types::RecordKind::ValidatorSet {
+        return None;
+    }
+    let set = ValidatorSet::from_canonical_bytes(value).ok()?;
+    (record == crate::types::validator_set_key(set.epoch())).then_some(set.epoch())
+}
+
+/// Stores verified links of the epoch chain whole, for a node whose store holds no
+/// blocks of those epochs (bootstrapped from a snapshot) to serve them in turn.
+pub fn epoch_links_batch(links: &[Attestation]) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    for link in links {
+        if let Some(epoch) = set_record_epoch(&link.key, &link.value) {
+            batch.put(
+                Column::Meta,
+                epoch_link_key(epoch),
+                link.to_canonical_bytes(),
+            );
+        }
+    }
     batch
 }
 
@@ -868,6 +978,91 @@ mod tests {
             network: NET,
         };
         attestations[0].verify(&context, None).unwrap();
+    }
+
+    #[test]
+    fn a_block_that_writes_a_validator_set_keeps_its_epoch_link_on_either_chain() {
+        use crate::crypto::ValidatorKeypair;
+        use crate::types::{validator_set_key, verify_epoch_chain_of};
+        let keys: Vec<_> = (0..4u8)
+            .map(|i| ValidatorKeypair::from_seed(&[i + 40; 32]))
+            .collect();
+        let set = |epoch| ValidatorSet::new(epoch, keys.iter().map(|k| (k.public().clone(), 1)));
+        let (genesis_set, next) = (set(0).unwrap(), set(1).unwrap());
+        let engine = Arc::new(MemoryEngine::new());
+        // Delta: its set records are not attestable to the other chain, yet it keeps
+        // the proof of each for the epoch chain.
+        let mut store = ChainStore::open(engine.clone(), ChainId::Delta).unwrap();
+        store
+            .init_genesis(HashDomain::Genesis.hash(b"g"), &[change("a", Some("1"))])
+            .unwrap();
+        let set_key = validator_set_key(1).state_key().to_vec();
+        let wrong_epoch_key = validator_set_key(7).state_key().to_vec();
+        let changes = vec![
+            (set_key.clone(), Some(next.to_canonical_bytes())),
+            // A set under another epoch's key is not a link.
+            (wrong_epoch_key, Some(next.to_canonical_bytes())),
+        ];
+        let block = store
+            .seal_and_commit(
+                BlockDraft::default(),
+                BlockBody::default(),
+                &[],
+                &changes,
+                WriteBatch::new(),
+            )
+            .unwrap();
+        assert_eq!(store.reader().record_proofs(1).unwrap(), vec![]);
+        assert_eq!(
+            store.reader().epoch_link(1).unwrap(),
+            None,
+            "no certificate yet"
+        );
+        assert_eq!(store.reader().epoch_link(7).unwrap(), None);
+        let certificate = BlockCertificate::from_votes(
+            &block.header,
+            keys.iter()
+                .take(3)
+                .enumerate()
+                .map(|(i, k)| (i as u16, BlockCertificate::vote(k, &block.header, NET))),
+        );
+        store.put_certificate(&certificate).unwrap();
+        store
+            .seal_and_commit(
+                BlockDraft::default(),
+                BlockBody::default(),
+                &[],
+                &[change("a", Some("2"))],
+                WriteBatch::new(),
+            )
+            .unwrap();
+        let link = store.reader().epoch_link(1).unwrap().expect("certified");
+        assert_eq!(link.key, set_key);
+        let proven = verify_epoch_chain_of(
+            ChainId::Delta,
+            NET,
+            &genesis_set,
+            std::slice::from_ref(&link),
+        );
+        assert_eq!(proven, Ok(next.clone()));
+        assert!(
+            verify_epoch_chain_of(
+                ChainId::Alpha,
+                NET,
+                &genesis_set,
+                std::slice::from_ref(&link)
+            )
+            .is_err(),
+            "a Delta link is not an Alpha one"
+        );
+
+        // A node that holds none of those blocks stores the link whole and serves it.
+        let bare = Arc::new(MemoryEngine::new());
+        let other = ChainStore::open(bare.clone(), ChainId::Delta).unwrap();
+        assert_eq!(other.reader().epoch_link(1).unwrap(), None);
+        bare.write(epoch_links_batch(std::slice::from_ref(&link)))
+            .unwrap();
+        assert_eq!(other.reader().epoch_link(1).unwrap(), Some(link));
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub enum MessageKind {
     ConsensusQuery = 18,
     /// Heartbeat (request → [`MessageKind::Pong`]), answered by the transport itself.
     Ping = 19,
+    /// State sync: epoch links, a snapshot manifest or a snapshot chunk (request →
+    /// [`MessageKind::State`]).
+    FetchState = 20,
     /// Vertices answering a fetch.
     Vertices = 32,
     /// Blocks answering a fetch.
@@ -88,13 +91,15 @@ pub enum MessageKind {
     QueryResponse = 34,
     /// Heartbeat answer.
     Pong = 35,
+    /// A state sync answer.
+    State = 36,
     /// Identity proof: ML-DSA-87 key and signature over the TLS exporter secret.
     Hello = 48,
 }
 
 impl MessageKind {
     /// Every kind, in tag order (metrics pre-resolve one label per entry).
-    pub const ALL: [MessageKind; 13] = [
+    pub const ALL: [MessageKind; 15] = [
         MessageKind::Vertex,
         MessageKind::Transactions,
         MessageKind::Certificate,
@@ -103,10 +108,12 @@ impl MessageKind {
         MessageKind::FetchBlocks,
         MessageKind::ConsensusQuery,
         MessageKind::Ping,
+        MessageKind::FetchState,
         MessageKind::Vertices,
         MessageKind::Blocks,
         MessageKind::QueryResponse,
         MessageKind::Pong,
+        MessageKind::State,
         MessageKind::Hello,
     ];
 
@@ -137,10 +144,12 @@ impl MessageKind {
             MessageKind::FetchBlocks => "fetch_blocks",
             MessageKind::ConsensusQuery => "consensus_query",
             MessageKind::Ping => "ping",
+            MessageKind::FetchState => "fetch_state",
             MessageKind::Vertices => "vertices",
             MessageKind::Blocks => "blocks",
             MessageKind::QueryResponse => "query_response",
             MessageKind::Pong => "pong",
+            MessageKind::State => "state",
             MessageKind::Hello => "hello",
         }
     }
@@ -154,11 +163,13 @@ impl MessageKind {
             MessageKind::FetchVertices
             | MessageKind::FetchBlocks
             | MessageKind::ConsensusQuery
-            | MessageKind::Ping => KindClass::Request,
+            | MessageKind::Ping
+            | MessageKind::FetchState => KindClass::Request,
             MessageKind::Vertices
             | MessageKind::Blocks
             | MessageKind::QueryResponse
-            | MessageKind::Pong => KindClass::Response,
+            | MessageKind::Pong
+            | MessageKind::State => KindClass::Response,
             MessageKind::Hello => KindClass::Handshake,
         }
     }
@@ -170,6 +181,7 @@ impl MessageKind {
             MessageKind::FetchBlocks => Some(MessageKind::Blocks),
             MessageKind::ConsensusQuery => Some(MessageKind::QueryResponse),
             MessageKind::Ping => Some(MessageKind::Pong),
+            MessageKind::FetchState => Some(MessageKind::State),
             _ => None,
         }
     }
@@ -184,10 +196,12 @@ impl MessageKind {
             MessageKind::Certificate => <BlockCertificate as Canonical>::MAX_ENCODED_LEN,
             // Two vertices and a tag.
             MessageKind::Evidence => 2 * vertex_limits::MAX_VERTEX_BYTES + 16,
-            MessageKind::FetchVertices | MessageKind::FetchBlocks => 64 * KIB,
+            MessageKind::FetchVertices | MessageKind::FetchBlocks | MessageKind::FetchState => {
+                64 * KIB
+            }
             MessageKind::ConsensusQuery => MIB,
             MessageKind::Ping | MessageKind::Pong => 8,
-            MessageKind::Vertices | MessageKind::Blocks => MAX_FRAME_PAYLOAD,
+            MessageKind::Vertices | MessageKind::Blocks | MessageKind::State => MAX_FRAME_PAYLOAD,
             MessageKind::QueryResponse => 64 * KIB,
             MessageKind::Hello => 8 * KIB,
         }

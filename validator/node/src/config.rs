@@ -6,6 +6,7 @@
 //! mounts `config.json`); keys are camelCase in both, and unknown keys are refused so
 //! a typo does not silently fall back to a default.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,7 @@ use dualchain_api::AdminCredential;
 use dualchain_core::types::ChainId;
 use dualchain_execution::ExecutionMode;
 use dualchain_runtime::admission_gate::{DEFAULT_MAX_WAIT_MS, MAX_WAIT_RANGE_MS};
+use dualchain_runtime::state_sync::Bootstrap;
 use dualchain_storage::SyncPolicy;
 use serde::Deserialize;
 
@@ -140,6 +142,20 @@ pub struct RunArgs {
     /// Export a state snapshot every N blocks (0 = never) [default: 1000].
     #[arg(long, value_name = "N", env = "DUALCHAIN_SNAPSHOT_INTERVAL_BLOCKS")]
     pub snapshot_interval_blocks: Option<u64>,
+    /// How a chain whose data directory is empty starts: `auto` (from a peer's
+    /// snapshot when one is more than the consensus window ahead and the genesis is
+    /// older than that window, else from genesis), `peers` (from a peer's snapshot,
+    /// verified against a certificate of the epoch chain from genesis; the chain
+    /// retries until one verifies), `genesis` (from genesis, catching up by block
+    /// sync), or a snapshot FILE of the chain (verified the same way; repeat, or
+    /// separate with commas, for both chains) [default: auto].
+    #[arg(
+        long,
+        value_name = "auto|peers|genesis|FILE",
+        env = "DUALCHAIN_BOOTSTRAP_FROM",
+        value_delimiter = ','
+    )]
+    pub bootstrap_from: Vec<String>,
     /// Block executor mode [default: parallel].
     #[arg(long, value_enum, env = "DUALCHAIN_EXECUTION_MODE")]
     pub execution_mode: Option<ExecutionModeArg>,
@@ -190,6 +206,7 @@ pub struct FileConfig {
     pub sync_policy: Option<SyncPolicyArg>,
     pub mempool_capacity: Option<usize>,
     pub snapshot_interval_blocks: Option<u64>,
+    pub bootstrap_from: Option<Vec<String>>,
     pub execution_mode: Option<ExecutionModeArg>,
     pub consensus_window_secs: Option<u64>,
     pub admission_max_wait_ms: Option<u64>,
@@ -248,6 +265,8 @@ pub struct NodeConfig {
     pub sync_policy: SyncPolicy,
     pub mempool_capacity: usize,
     pub snapshot_interval_blocks: u64,
+    /// How each chain this process runs starts from an empty data directory.
+    pub bootstrap: BTreeMap<ChainId, Bootstrap>,
     pub execution_mode: ExecutionMode,
     /// Milliseconds of consensus rounds kept for peers (see `--consensus-window-secs`).
     pub consensus_window_ms: u64,
@@ -258,6 +277,57 @@ pub struct NodeConfig {
     /// API connection caps as configured (`None`: fit to the open-file limit).
     pub api_max_connections: Option<usize>,
     pub api_max_connections_per_ip: Option<usize>,
+}
+
+/// `--bootstrap-from` values to each chain's [`Bootstrap`]: at most one keyword (for
+/// the chains without a file) and at most one snapshot file per chain, each of a
+/// chain this process runs (read from the file's header).
+fn resolve_bootstrap(
+    values: Vec<String>,
+    chains: &[ChainId],
+) -> anyhow::Result<BTreeMap<ChainId, Bootstrap>> {
+    let mut keyword: Option<Bootstrap> = None;
+    let mut files = BTreeMap::new();
+    for value in values {
+        let mode = match value.as_str() {
+            "auto" => Bootstrap::Auto,
+            "peers" => Bootstrap::Peers,
+            "genesis" => Bootstrap::Genesis,
+            "" => bail!("--bootstrap-from: an empty value (use auto, peers, genesis or a file)"),
+            path => {
+                let path = PathBuf::from(path);
+                let info = dualchain_store::describe_snapshot(&path).with_context(|| {
+                    format!(
+                        "--bootstrap-from {}: not auto, peers or genesis, and not a readable snapshot file",
+                        path.display()
+                    )
+                })?;
+                let chain = ChainId::from_tag(info.chain)
+                    .with_context(|| format!("{}: unknown chain {}", path.display(), info.chain))?;
+                if !chains.contains(&chain) {
+                    bail!(
+                        "--bootstrap-from {}: a snapshot of the {chain} chain, which this process does not run",
+                        path.display()
+                    );
+                }
+                if files.insert(chain, Bootstrap::File(path)).is_some() {
+                    bail!("--bootstrap-from: two snapshot files of the {chain} chain");
+                }
+                continue;
+            }
+        };
+        if keyword.replace(mode).is_some() {
+            bail!("--bootstrap-from: give at most one of auto, peers and genesis");
+        }
+    }
+    let keyword = keyword.unwrap_or_default();
+    Ok(chains
+        .iter()
+        .map(|&chain| {
+            let mode = files.remove(&chain).unwrap_or_else(|| keyword.clone());
+            (chain, mode)
+        })
+        .collect())
 }
 
 impl NodeConfig {
@@ -384,6 +454,14 @@ impl NodeConfig {
                 .snapshot_interval_blocks
                 .or(file.snapshot_interval_blocks)
                 .unwrap_or(1000),
+            bootstrap: resolve_bootstrap(
+                if args.bootstrap_from.is_empty() {
+                    file.bootstrap_from.unwrap_or_default()
+                } else {
+                    args.bootstrap_from
+                },
+                &chains.chains(),
+            )?,
             execution_mode: args
                 .execution_mode
                 .or(file.execution_mode)
@@ -477,6 +555,70 @@ mod tests {
         assert_eq!(
             cfg.chain_data_dir(ChainId::Delta),
             PathBuf::from("d").join("delta")
+        );
+    }
+
+    #[test]
+    fn bootstrap_takes_one_keyword_and_one_snapshot_file_per_chain() {
+        let resolve = |values: &[&str]| {
+            let mut args = base_args();
+            args.bootstrap_from = values.iter().map(|v| v.to_string()).collect();
+            NodeConfig::resolve(args, FileConfig::default())
+        };
+        let cfg = resolve(&[]).unwrap();
+        assert_eq!(cfg.bootstrap[&ChainId::Alpha], Bootstrap::Auto);
+        assert_eq!(cfg.bootstrap[&ChainId::Delta], Bootstrap::Auto);
+        let cfg = resolve(&["peers"]).unwrap();
+        assert_eq!(cfg.bootstrap[&ChainId::Delta], Bootstrap::Peers);
+
+        // A Delta snapshot file: Delta from it, Alpha by the keyword.
+        let dir = tempfile::tempdir().unwrap();
+        let engine = dualchain_store::RocksEngine::open(
+            dir.path().join("db"),
+            &dualchain_store::StoreOptions::default(),
+        )
+        .unwrap();
+        let mut batch = dualchain_storage::WriteBatch::new();
+        dualchain_storage::meta::ChainHead {
+            chain: ChainId::Delta.tag(),
+            height: 3,
+            block_digest: [1; 32],
+            state_root: dualchain_store::state_root(&engine).unwrap(),
+        }
+        .put_into(&mut batch);
+        dualchain_storage::KvEngine::write(&engine, batch).unwrap();
+        let file = dir.path().join("delta.dcsnap");
+        dualchain_store::export_snapshot(&engine, &file).unwrap();
+        let file_arg = file.to_str().unwrap();
+        let cfg = resolve(&["genesis", file_arg]).unwrap();
+        assert_eq!(
+            cfg.bootstrap[&ChainId::Delta],
+            Bootstrap::File(file.clone())
+        );
+        assert_eq!(cfg.bootstrap[&ChainId::Alpha], Bootstrap::Genesis);
+
+        for (values, expected) in [
+            (
+                vec!["peers", "genesis"],
+                "at most one of auto, peers and genesis",
+            ),
+            (
+                vec![file_arg, file_arg],
+                "two snapshot files of the delta chain",
+            ),
+            (vec!["/nonexistent/snap"], "not a readable snapshot file"),
+            (vec![""], "an empty value"),
+        ] {
+            let err = resolve(&values).unwrap_err();
+            assert!(format!("{err:#}").contains(expected), "{values:?}: {err:#}");
+        }
+        let mut args = base_args();
+        args.chain = Some(ChainSelection::Alpha);
+        args.bootstrap_from = vec![file_arg.to_string()];
+        let err = NodeConfig::resolve(args, FileConfig::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("which this process does not run"),
+            "{err}"
         );
     }
 

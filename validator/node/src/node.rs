@@ -137,6 +137,7 @@ async fn run_node(cfg: NodeConfig, connection_limits: ConnectionLimits) -> anyho
                 snapshot_interval_blocks: cfg.snapshot_interval_blocks,
                 consensus_window_ms: cfg.consensus_window_ms,
                 admission: admission.clone(),
+                bootstrap: cfg.bootstrap.get(&chain).cloned().unwrap_or_default(),
             },
             &registry,
         )?);

@@ -61,6 +61,17 @@ impl Seams for NodeSeams {
         Placement::Threads
     }
 
+    fn store_location(&self, chain: ChainId) -> Option<(PathBuf, StoreOptions)> {
+        let io = self.io(chain).ok()?;
+        Some((
+            io.data_dir.join("db"),
+            StoreOptions {
+                sync: io.sync_policy,
+                ..StoreOptions::default()
+            },
+        ))
+    }
+
     fn open_store(&self, chain: ChainId) -> anyhow::Result<Arc<RocksEngine>> {
         let io = self.io(chain)?;
         let db_dir = io.data_dir.join("db");

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{cluster_with, runtime};
+use common::{cluster_with, plain, runtime};
 use dualchain_core::types::ChainId;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -163,22 +163,4 @@ async fn wait_serving(c: &common::LocalCluster, i: usize, chain: ChainId, height
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// `text` without terminal colour sequences.
-fn plain(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -39,6 +39,7 @@ use crate::executor::{BlockExecutor, SEALER_STATE_KEY};
 use crate::follower;
 use crate::metrics::{ChainLabelled, ChainMetrics};
 use crate::seams::{Placement, Seams};
+use crate::state_sync::{self, Bootstrap};
 use crate::votes::VoteBook;
 
 /// Committed sub-DAGs (and certificates, snapshot requests) queued for the block
@@ -68,6 +69,8 @@ pub struct ChainOptions {
     pub consensus_window_ms: u64,
     /// The API's admission limits under overload ([`crate::admission_gate`]).
     pub admission: GateConfig,
+    /// How the chain starts when its data directory is empty ([`crate::state_sync`]).
+    pub bootstrap: Bootstrap,
 }
 
 impl Default for ChainOptions {
@@ -79,6 +82,7 @@ impl Default for ChainOptions {
             snapshot_interval_blocks: 0,
             consensus_window_ms: DEFAULT_CONSENSUS_WINDOW_MS,
             admission: GateConfig::default(),
+            bootstrap: Bootstrap::default(),
         }
     }
 }
@@ -147,6 +151,7 @@ pub fn build_context<S: Seams>(
         snapshot_dir: options.snapshot_dir,
         snapshot_interval_blocks: options.snapshot_interval_blocks,
         consensus_window_ms: options.consensus_window_ms,
+        bootstrap: options.bootstrap,
         finality,
         head: Mutex::new(Head::default()),
         round: AtomicU64::new(0),
@@ -157,6 +162,7 @@ pub fn build_context<S: Seams>(
         running: AtomicBool::new(false),
         catching_up: AtomicBool::new(false),
         following: AtomicBool::new(false),
+        state_syncing: AtomicBool::new(false),
         restarts: AtomicU64::new(0),
         last_restart_unix_ms: AtomicU64::new(0),
         last_failure: Mutex::new(String::new()),
@@ -428,9 +434,10 @@ fn check_consistent(
     if executed_next > engine.next_sequence() {
         bail!(
             "the {chain} chain store holds blocks through height {head_height} (commit {executed_next}) \
-             but the consensus store knows of only {} commits: the database was imported from a \
-             snapshot or its consensus records were lost. Joining a network from a snapshot needs \
-             state sync, which this build does not have; start from an empty data directory",
+             but the consensus store knows of only {} commits: the database was imported offline \
+             from a snapshot or its consensus records were lost. To join from a snapshot, start \
+             with an empty data directory and `--bootstrap-from FILE` (or `peers`): the node \
+             verifies it and follows the chain from its height",
             engine.next_sequence()
         );
     }
@@ -456,11 +463,38 @@ pub async fn run_chain<S: Seams>(
 ) -> anyhow::Result<()> {
     let chain = ctx.chain;
     let placement = ctx.seams.placement();
+    let mut transport = None;
+    if let Some((db_dir, options)) = ctx.seams.store_location(chain)
+        && state_sync::wanted(&ctx, &db_dir)?
+    {
+        let started = start_transport(&ctx, ctx.validators())?;
+        let (net, mut events) = started;
+        let mut stop = shutdown.clone();
+        ctx.state_syncing.store(true, Ordering::Release);
+        let synced = tokio::select! {
+            synced = state_sync::draining(
+                &mut events,
+                state_sync::bootstrap(&ctx, &net, &db_dir, &options),
+            ) => synced,
+            _ = stop.wait_for(|stopping| *stopping) => Ok(None),
+        };
+        ctx.state_syncing.store(false, Ordering::Release);
+        match synced {
+            Ok(_) if *shutdown.borrow() => {
+                ctx.seams.stop_network(net).await;
+                return Ok(());
+            }
+            Ok(_) => transport = Some((net, events)),
+            Err(e) => {
+                ctx.seams.stop_network(net).await;
+                return Err(e);
+            }
+        }
+    }
     let seams = ctx.seams.clone();
     let db = blocking(placement, move || seams.open_store(chain))
         .await?
         .with_context(|| format!("opening the {chain} database"))?;
-    let mut transport = None;
     loop {
         match run_chain_on(ctx.clone(), db.clone(), shutdown.clone(), transport.take()).await? {
             Ran::Stopped => return Ok(()),
@@ -501,25 +535,9 @@ async fn run_chain_on<S: Seams>(
     }
 
     let (net, mut events) = match transport {
-        // Kept from the catch-up: rebinding the port at once could fail.
+        // Kept from the catch-up or state sync: rebinding the port at once could fail.
         Some(transport) => transport,
-        None => {
-            let net_registry = Registry::new();
-            let started = ctx
-                .seams
-                .start_network(
-                    chain,
-                    ctx.key(),
-                    ctx.identity.network(),
-                    &committee,
-                    &net_registry,
-                )
-                .with_context(|| format!("starting the {chain} transport"))?;
-            *ctx.net_registry
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = net_registry;
-            started
-        }
+        None => start_transport(&ctx, &committee)?,
     };
     net.set_members(transport_members(&committee, previous.as_deref()));
 
@@ -600,6 +618,30 @@ async fn run_chain_on<S: Seams>(
         (Err(e), Ok(())) => Err(e),
         (Ok(()), result) => result.map(|()| Ran::Stopped),
     }
+}
+
+/// Starts the chain's transport among `committee`; its metrics replace the last
+/// transport's.
+fn start_transport<S: Seams>(
+    ctx: &ChainContext<S>,
+    committee: &ValidatorSet,
+) -> anyhow::Result<(Arc<S::Net>, EventReceiver)> {
+    let chain = ctx.chain;
+    let net_registry = Registry::new();
+    let started = ctx
+        .seams
+        .start_network(
+            chain,
+            ctx.key(),
+            ctx.identity.network(),
+            committee,
+            &net_registry,
+        )
+        .with_context(|| format!("starting the {chain} transport"))?;
+    *ctx.net_registry
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = net_registry;
+    Ok(started)
 }
 
 /// The chain of a validator that the set of `epoch` left out, opened again (after a

@@ -111,6 +111,8 @@ pub struct ChainContext<S: Seams> {
     pub snapshot_interval_blocks: u64,
     /// See [`crate::chain::ChainOptions::consensus_window_ms`].
     pub consensus_window_ms: u64,
+    /// How the chain starts when its data directory is empty.
+    pub bootstrap: crate::state_sync::Bootstrap,
     pub finality: broadcast::Sender<FinalizedBlock>,
     pub head: Mutex<Head>,
     pub round: AtomicU64,
@@ -129,6 +131,8 @@ pub struct ChainContext<S: Seams> {
     pub catching_up: AtomicBool,
     /// Catching up by block sync (no engine runs; see [`crate::follower`]).
     pub following: AtomicBool,
+    /// Set while an empty data directory is filled from a snapshot ([`crate::state_sync`]).
+    pub state_syncing: AtomicBool,
     pub restarts: AtomicU64,
     pub last_restart_unix_ms: AtomicU64,
     /// Why the task group last failed (empty before a failure): the health monitor

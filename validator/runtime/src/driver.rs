@@ -34,8 +34,8 @@ use dualchain_consensus::{
 use dualchain_core::Digest;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
-    BlockCertificate, BlockHeader, BlockRangeRequest, ValidatorIndex, ValidatorSet, Vertex,
-    VertexError,
+    BlockCertificate, BlockHeader, BlockRangeRequest, StateSyncRequest, ValidatorIndex,
+    ValidatorSet, Vertex, VertexError,
 };
 use dualchain_execution::admission::{Stage, check_sender};
 use dualchain_mempool::AdmissionTime;
@@ -54,6 +54,7 @@ use crate::context::{ChainContext, reinstate};
 use crate::executor::{ExecCommand, ExecEvent};
 use crate::follower::BehindWatch;
 use crate::seams::{Placement, Seams};
+use crate::state_server::StateServer;
 use crate::sync_server::{Served, SyncServer};
 use crate::votes::{VoteBook, VoteError};
 
@@ -106,6 +107,7 @@ pub struct Driver<S: Seams> {
     sync_server: SyncServer<S::Engine>,
     /// Answers peers' block range requests (block sync) off this task.
     block_server: BlockServer<S::Engine>,
+    state_server: StateServer<S::Engine>,
     /// Admission times of the transactions handed to the engine and not yet
     /// proposed, so a stopping chain gives them back to the mempool in their place.
     queued: HashMap<Digest, AdmissionTime>,
@@ -136,6 +138,7 @@ struct Burst {
     vertices: Vec<(ValidatorIndex, Arc<Vertex>)>,
     requests: Vec<(PeerId, SyncRequest, InboundRequest)>,
     block_requests: Vec<(PeerId, BlockRangeRequest, InboundRequest)>,
+    state_requests: Vec<(PeerId, StateSyncRequest, InboundRequest)>,
     evidence: Vec<(ValidatorIndex, Evidence)>,
 }
 
@@ -167,6 +170,11 @@ impl<S: Seams> Driver<S> {
             .reader
             .clone()
             .expect("the chain's store is live before its driver starts");
+        let state_server = StateServer::new(
+            reader.clone(),
+            ctx.snapshot_dir.clone(),
+            ctx.seams.placement(),
+        );
         let block_server = BlockServer::new(reader, ctx.seams.placement());
         Self {
             ctx,
@@ -187,6 +195,7 @@ impl<S: Seams> Driver<S> {
             sync_rx,
             sync_server,
             block_server,
+            state_server,
             queued: HashMap::new(),
             early: VecDeque::new(),
             early_bytes: 0,
@@ -424,6 +433,14 @@ impl<S: Seams> Driver<S> {
                 Served::Declined => metrics.block_requests_declined.inc(),
             }
         }
+        for (from, request, inbound) in burst.state_requests {
+            let now = self.ctx.clock.monotonic_ms();
+            let metrics = &self.ctx.metrics;
+            match self.state_server.serve(from, request, inbound, now) {
+                Served::Answering => metrics.state_requests_served.inc(),
+                Served::Declined => metrics.state_requests_declined.inc(),
+            }
+        }
         Ok(())
     }
 
@@ -490,6 +507,11 @@ impl<S: Seams> Driver<S> {
                     MessageKind::FetchBlocks => {
                         if let Ok(range) = BlockRangeRequest::from_canonical_bytes(payload) {
                             burst.block_requests.push((request.from, range, request));
+                        }
+                    }
+                    MessageKind::FetchState => {
+                        if let Ok(state) = StateSyncRequest::from_canonical_bytes(payload) {
+                            burst.state_requests.push((request.from, state, request));
                         }
                     }
                     _ => {}

@@ -41,7 +41,9 @@ use bytes::Bytes;
 use dualchain_consensus::BlockSealer;
 use dualchain_core::Digest;
 use dualchain_core::encoding::Canonical;
-use dualchain_core::types::{BlockHeader, BlockRange, BlockRangeRequest, ValidatorSet};
+use dualchain_core::types::{
+    BlockHeader, BlockRange, BlockRangeRequest, StateSyncRequest, ValidatorSet,
+};
 use dualchain_execution::ExecutionMode;
 use dualchain_net::{EventReceiver, Message, MessageKind, NetEvent, Network, Offence, PeerId};
 use dualchain_storage::{Column, KvEngine, WriteBatch};
@@ -54,6 +56,7 @@ use crate::context::{ChainContext, Head, Live};
 use crate::executor::SEALER_STATE_KEY;
 use crate::replay::BlockReplayer;
 use crate::seams::Seams;
+use crate::state_server::StateServer;
 
 /// Meta key present while a chain follows by block sync.
 pub const FOLLOW_KEY: &[u8] = b"node/following";
@@ -304,6 +307,11 @@ pub async fn follow<S: Seams>(
         }
     }
     let mut server = BlockServer::new(replayer.store().reader(), ctx.seams.placement());
+    let mut state_server = StateServer::new(
+        replayer.store().reader(),
+        ctx.snapshot_dir.clone(),
+        ctx.seams.placement(),
+    );
     // The API reads what the follower commits meanwhile.
     *ctx.live() = Live {
         reader: Some(replayer.store().reader()),
@@ -326,7 +334,7 @@ pub async fn follow<S: Seams>(
                 let Some(event) = event else {
                     anyhow::bail!("the {chain} transport stopped while catching up");
                 };
-                on_event(ctx, &mut server, &mut sync, event);
+                on_event(ctx, (&mut server, &mut state_server), &mut sync, event);
             }
             _ = step.tick() => {}
         }
@@ -367,7 +375,7 @@ fn on_answer(
 /// Serves block ranges, declines every other request, and learns who connects.
 fn on_event<S: Seams>(
     ctx: &ChainContext<S>,
-    server: &mut BlockServer<S::Engine>,
+    (server, state_server): (&mut BlockServer<S::Engine>, &mut StateServer<S::Engine>),
     sync: &mut BlockSync,
     event: NetEvent,
 ) {
@@ -376,6 +384,12 @@ fn on_event<S: Seams>(
             if let Ok(range) = BlockRangeRequest::from_canonical_bytes(&request.message.payload) {
                 let now = ctx.clock.monotonic_ms();
                 server.serve(request.from, range, request, now);
+            }
+        }
+        NetEvent::Request(request) if request.message.kind == MessageKind::FetchState => {
+            if let Ok(state) = StateSyncRequest::from_canonical_bytes(&request.message.payload) {
+                let now = ctx.clock.monotonic_ms();
+                state_server.serve(request.from, state, request, now);
             }
         }
         NetEvent::PeerConnected(peer) => sync.add_peer(peer),

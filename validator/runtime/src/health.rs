@@ -136,6 +136,14 @@ pub fn assess<S: Seams>(ctx: &ChainContext<S>, now: u64, all: &[OtherChain]) -> 
             crate::context::left_set_reason(ctx.chain, epoch),
         );
     }
+    if ctx.state_syncing.load(Ordering::Acquire) {
+        return (
+            Health::Degraded,
+            "state sync: filling the empty data directory from a verified snapshot; the chain \
+             then follows by block sync to the tip"
+                .into(),
+        );
+    }
     if ctx.following.load(Ordering::Acquire) {
         let head = ctx.head();
         return (

@@ -56,6 +56,8 @@ pub mod relay;
 pub mod replay;
 pub mod seams;
 pub mod service;
+pub mod state_server;
+pub mod state_sync;
 pub mod sync_server;
 pub mod synthetic;
 pub mod votes;

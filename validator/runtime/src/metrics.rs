@@ -42,6 +42,8 @@ pub struct ChainMetrics {
     pub sync_requests_declined: IntCounter,
     pub block_requests_served: IntCounter,
     pub block_requests_declined: IntCounter,
+    pub state_requests_served: IntCounter,
+    pub state_requests_declined: IntCounter,
     pub evidence_recorded: IntCounter,
     /// How long the epoch transition's current step has run, once it overran its
     /// timeout (0 while it is on time or none is in progress).
@@ -167,6 +169,14 @@ impl ChainMetrics {
                 "dualchain_block_sync_requests_declined_total",
                 "Peers' block range requests answered without blocks: over the peer's rate, byte or concurrency limit, or for another chain",
             ))?,
+            state_requests_served: IntCounter::with_opts(opts(
+                "dualchain_state_sync_requests_served_total",
+                "Peers' state sync requests (epoch links, snapshot manifest or chunk) answered",
+            ))?,
+            state_requests_declined: IntCounter::with_opts(opts(
+                "dualchain_state_sync_requests_declined_total",
+                "Peers' state sync requests declined: over the peer's rate, byte or concurrency limit, or for another chain",
+            ))?,
             evidence_recorded: IntCounter::with_opts(opts(
                 "dualchain_evidence_recorded_total",
                 "Validators proven to have misbehaved (equivocation), each once: found here or received and checked; persisted and passed on",
@@ -208,6 +218,8 @@ impl ChainMetrics {
         registry.register(Box::new(m.sync_requests_declined.clone()))?;
         registry.register(Box::new(m.block_requests_served.clone()))?;
         registry.register(Box::new(m.block_requests_declined.clone()))?;
+        registry.register(Box::new(m.state_requests_served.clone()))?;
+        registry.register(Box::new(m.state_requests_declined.clone()))?;
         registry.register(Box::new(m.evidence_recorded.clone()))?;
         registry.register(Box::new(m.epoch_transition_stuck_seconds.clone()))?;
         registry.register(Box::new(m.epoch_transition_deadlocked.clone()))?;

@@ -11,6 +11,7 @@ use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
 use dualchain_core::types::{ChainId, ValidatorSet};
 use dualchain_net::{EventReceiver, Network};
 use dualchain_storage::KvEngine;
+use dualchain_store::StoreOptions;
 use futures::future::BoxFuture;
 use prometheus::Registry;
 
@@ -42,6 +43,13 @@ pub trait Seams: Send + Sync + 'static {
     /// Opens `chain`'s database; called on every (re)start of the chain's tasks.
     /// Blocking: with [`Placement::Threads`] it runs on a blocking thread.
     fn open_store(&self, chain: ChainId) -> anyhow::Result<Self::Engine>;
+
+    /// Where `chain`'s database lives and how it is opened, for state sync to create
+    /// it from a snapshot before [`Seams::open_store`]; `None` where there are no
+    /// files (the simulator), and such a chain always starts from its store as is.
+    fn store_location(&self, _chain: ChainId) -> Option<(std::path::PathBuf, StoreOptions)> {
+        None
+    }
 
     /// Starts `chain`'s transport as validator `key` of `validators` on `network`; its
     /// metrics go into `registry`.

@@ -14,6 +14,7 @@ pub mod snapshot;
 
 pub use engine::{MAX_OPEN_FILES, RocksEngine, StoreOptions};
 pub use snapshot::{
-    SnapshotError, SnapshotInfo, SnapshotPolicy, export_snapshot, import_snapshot, list_snapshots,
-    maybe_snapshot, snapshot_file_name, state_root,
+    SnapshotError, SnapshotInfo, SnapshotPolicy, describe_snapshot, export_snapshot,
+    import_snapshot, import_snapshot_checked, list_snapshots, maybe_snapshot, snapshot_file_name,
+    state_root,
 };

@@ -189,6 +189,8 @@ pub enum SnapshotError {
     },
     #[error("snapshot file {} has an invalid header: {detail}", .path.display())]
     BadHeader { path: PathBuf, detail: String },
+    #[error("snapshot file {} was refused: {detail}", .path.display())]
+    Rejected { path: PathBuf, detail: String },
     #[error(
         "snapshot file {}: the entry at byte {offset} has a {what} of {len} bytes, over the \
          limit of {limit}",
@@ -574,6 +576,58 @@ struct Verified {
     checksum: [u8; 32],
 }
 
+/// What a snapshot file says it holds, from its header and trailer alone (the
+/// checksum is read, not recomputed): how a node describes its own snapshots to peers
+/// without reading them whole. Anyone who then downloads the file verifies it all.
+pub fn describe_snapshot(path: &Path) -> Result<SnapshotInfo> {
+    let mut file = File::open(path).map_err(io_err("cannot open the snapshot file", path))?;
+    let len = file
+        .metadata()
+        .map_err(io_err("cannot read the snapshot file's metadata", path))?
+        .len();
+    let min_len = (HEADER_LEN + TRAILER_LEN) as u64;
+    if len < min_len {
+        return Err(SnapshotError::Truncated {
+            path: path.to_path_buf(),
+            len,
+            detail: format!("a snapshot has at least {min_len} bytes (header and trailer)"),
+        });
+    }
+    let mut header = [0u8; HEADER_LEN];
+    file.read_exact(&mut header)
+        .map_err(io_err("cannot read the snapshot file", path))?;
+    if header[..8] != MAGIC {
+        return Err(SnapshotError::BadMagic {
+            path: path.to_path_buf(),
+            found: hex::encode(&header[..8]),
+        });
+    }
+    let header = Header::decode(&header);
+    header.validate(path)?;
+    let mut tail = [0u8; 48];
+    file.seek(SeekFrom::Start(len - 48))
+        .and_then(|_| file.read_exact(&mut tail))
+        .map_err(io_err("cannot read the snapshot file", path))?;
+    if tail[8..16] != TRAILER_MAGIC {
+        return Err(SnapshotError::Truncated {
+            path: path.to_path_buf(),
+            len,
+            detail: "the trailer is missing".into(),
+        });
+    }
+    let mut checksum = [0u8; 32];
+    checksum.copy_from_slice(&tail[16..]);
+    Ok(SnapshotInfo {
+        chain: header.head.chain,
+        height: header.head.height,
+        state_root: header.head.state_root,
+        block_digest: header.head.block_digest,
+        entries: u64::from_le_bytes(tail[..8].try_into().expect("8 bytes")),
+        bytes: len,
+        checksum,
+    })
+}
+
 /// First pass: framing, checksum and header, without touching any database.
 fn verify_file(path: &Path) -> Result<Verified> {
     let mut file = File::open(path).map_err(io_err("cannot open the snapshot file", path))?;
@@ -680,6 +734,7 @@ fn import_into(
     tmp_dir: &Path,
     opts: &StoreOptions,
     verified: &Verified,
+    check: impl FnOnce(&RocksEngine, &SnapshotInfo) -> std::result::Result<(), String>,
 ) -> Result<SnapshotInfo> {
     let engine_opts = StoreOptions {
         // Durability comes from the flush below, before the rename.
@@ -855,7 +910,7 @@ fn import_into(
         });
     }
     meta::check_or_init_schema(&engine, false)?;
-    Ok(SnapshotInfo {
+    let info = SnapshotInfo {
         chain: expected.chain,
         height: expected.height,
         state_root: expected.state_root,
@@ -863,7 +918,13 @@ fn import_into(
         entries: count,
         bytes: verified.len,
         checksum: stored,
-    })
+    };
+    check(&engine, &info).map_err(|detail| SnapshotError::Rejected {
+        path: file.to_path_buf(),
+        detail,
+    })?;
+    engine.flush_memtables()?;
+    Ok(info)
 }
 
 /// The state root of a database: the sparse Merkle root over `(hash_key(key),
@@ -898,6 +959,21 @@ fn check_target(db_dir: &Path) -> Result<()> {
 /// `db_dir` must be missing or empty; it is only ever created complete (see the module
 /// docs). `opts` configures the new database (its `create_if_missing` is ignored).
 pub fn import_snapshot(file: &Path, db_dir: &Path, opts: &StoreOptions) -> Result<SnapshotInfo> {
+    import_snapshot_checked(file, db_dir, opts, |_, _| Ok(()))
+}
+
+/// [`import_snapshot`] with one more check before the database becomes visible:
+/// `check` sees the imported database (complete and verified against the file's own
+/// header) and may refuse it (`Err(reason)`: [`SnapshotError::Rejected`], nothing is
+/// kept) or add writes of its own, which land in the same atomic rename. State sync
+/// verifies the head block's certificate here, against a validator set the file
+/// cannot forge.
+pub fn import_snapshot_checked(
+    file: &Path,
+    db_dir: &Path,
+    opts: &StoreOptions,
+    check: impl FnOnce(&RocksEngine, &SnapshotInfo) -> std::result::Result<(), String>,
+) -> Result<SnapshotInfo> {
     check_target(db_dir)?;
     let name = file_name_of(db_dir)?;
     let verified = verify_file(file)?;
@@ -909,7 +985,7 @@ pub fn import_snapshot(file: &Path, db_dir: &Path, opts: &StoreOptions) -> Resul
         path: Some(tmp_dir.clone()),
         dir: true,
     };
-    let info = import_into(file, &tmp_dir, opts, &verified)?;
+    let info = import_into(file, &tmp_dir, opts, &verified, check)?;
 
     check_target(db_dir)?;
     fs::rename(&tmp_dir, db_dir).map_err(io_err(

@@ -10,8 +10,9 @@ use dualchain_store::snapshot::{
     FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_KEY_LEN, TRAILER_LEN, TRAILER_MAGIC,
 };
 use dualchain_store::{
-    RocksEngine, SnapshotError, SnapshotPolicy, StoreOptions, export_snapshot, import_snapshot,
-    list_snapshots, maybe_snapshot, snapshot_file_name, state_root,
+    RocksEngine, SnapshotError, SnapshotPolicy, StoreOptions, describe_snapshot, export_snapshot,
+    import_snapshot, import_snapshot_checked, list_snapshots, maybe_snapshot, snapshot_file_name,
+    state_root,
 };
 use proptest::prelude::*;
 
@@ -172,6 +173,55 @@ fn validator_private_records_never_leave_in_a_snapshot() {
     assert!(
         !bytes.windows(13).any(|w| w == b"dag-bft/state"),
         "the private record's key appears in the file"
+    );
+}
+
+#[test]
+fn describe_reads_what_export_wrote_without_reading_the_whole_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = RocksEngine::open(dir.path().join("source"), &opts()).unwrap();
+    commit(&engine, 1, &sample_state(30), 0);
+    let file = dir.path().join("s.dcsnap");
+    let exported = export_snapshot(&engine, &file).unwrap();
+    assert_eq!(describe_snapshot(&file).unwrap(), exported);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.truncate(bytes.len() - 1);
+    let cut = dir.path().join("cut.dcsnap");
+    std::fs::write(&cut, &bytes).unwrap();
+    assert!(matches!(
+        describe_snapshot(&cut),
+        Err(SnapshotError::Truncated { .. })
+    ));
+}
+
+#[test]
+fn a_checked_import_that_refuses_leaves_nothing_and_one_that_accepts_keeps_its_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_source, head, file) = exported(dir.path());
+    let target = dir.path().join("refused");
+    let refused = import_snapshot_checked(&file, &target, &opts(), |_, info| {
+        assert_eq!(info.head(), head);
+        Err("no certificate covers it".into())
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&refused, SnapshotError::Rejected { detail, .. } if detail == "no certificate covers it"),
+        "{refused}"
+    );
+    assert_no_trace(&target);
+
+    let target = dir.path().join("accepted");
+    import_snapshot_checked(&file, &target, &opts(), |engine, _| {
+        let mut batch = WriteBatch::new();
+        batch.put(Column::Meta, b"node/own".to_vec(), b"mine".to_vec());
+        engine.write(batch).map_err(|e| e.to_string())
+    })
+    .unwrap();
+    let imported = RocksEngine::open(&target, &opts()).unwrap();
+    assert_eq!(meta::read_head(&imported).unwrap(), Some(head));
+    assert_eq!(
+        imported.get(Column::Meta, b"node/own").unwrap(),
+        Some(b"mine".to_vec())
     );
 }
 

@@ -478,6 +478,14 @@ impl LocalCluster {
         self.spawn(i, None, args)
     }
 
+    /// Starts validator `i` with both chains and `extra` arguments after the usual
+    /// ones (e.g. `--bootstrap-from peers` for a validator whose data was wiped).
+    pub fn start_with(&mut self, i: usize, extra: &[&str]) -> anyhow::Result<u32> {
+        let mut args = self.run_args(i);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        self.spawn(i, None, args)
+    }
+
     /// Starts validator `i`'s `chain` alone in its own process; returns its pid.
     pub fn start_chain(&mut self, i: usize, chain: ChainId) -> anyhow::Result<u32> {
         let args = self.run_chain_args(i, chain);

@@ -380,7 +380,7 @@ pub fn next_validator_set(
 /// Why an epoch chain does not lead from the genesis set to a current one.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EpochChainError {
-    #[error("link {link}: not an Alpha record of the validator set of epoch {expected}")]
+    #[error("link {link}: not this chain's record of the validator set of epoch {expected}")]
     NotTheNextSet { link: usize, expected: u64 },
     #[error("link {link}: certified by epoch {got}, expected epoch {expected}")]
     WrongEpoch {
@@ -407,11 +407,24 @@ pub fn verify_epoch_chain(
     genesis_set: &ValidatorSet,
     links: &[Attestation],
 ) -> Result<ValidatorSet, EpochChainError> {
+    verify_epoch_chain_of(ChainId::Alpha, network, genesis_set, links)
+}
+
+/// [`verify_epoch_chain`] over the set records of `chain`: Delta holds the same sets
+/// (each from an attestation of Alpha's record, applied by a Delta block of the epoch
+/// before, which that epoch's set certified), so a node bootstrapping its Delta chain
+/// alone verifies Delta's own links.
+pub fn verify_epoch_chain_of(
+    chain: ChainId,
+    network: NetworkId,
+    genesis_set: &ValidatorSet,
+    links: &[Attestation],
+) -> Result<ValidatorSet, EpochChainError> {
     let mut set = genesis_set.clone();
     for (link, attestation) in links.iter().enumerate() {
         let expected = set.epoch() + 1;
         let key = validator_set_key(expected).state_key();
-        if attestation.source() != ChainId::Alpha || attestation.key != key {
+        if attestation.source() != chain || attestation.key != key {
             return Err(EpochChainError::NotTheNextSet { link, expected });
         }
         if attestation.header.epoch != set.epoch() {

@@ -12,6 +12,7 @@ mod epoch;
 mod genesis;
 mod peers;
 mod receipt;
+mod state_sync;
 mod transaction;
 mod validator;
 mod vertex;
@@ -40,7 +41,7 @@ pub use epoch::{
     EpochChainError, EpochRecord, EpochSchedule, MAX_PENDING_SET_CHANGES, MemberRecord,
     PendingSetChanges, SetChange, SetChangeKind, epoch_seed, member_id, next_validator_set,
     set_change_keypair, set_change_message, set_digest, validator_set_key, verify_epoch_chain,
-    verify_set_change,
+    verify_epoch_chain_of, verify_set_change,
 };
 pub use genesis::{
     ChainParams, DEFAULT_EPOCH_LENGTH_ALPHA_BLOCKS, Genesis, GenesisAccount, GenesisError,
@@ -48,6 +49,10 @@ pub use genesis::{
 };
 pub use peers::PeerEntry;
 pub use receipt::{FailureReason, Receipt, ReceiptStatus};
+pub use state_sync::{
+    MAX_LINKS_PER_ANSWER, MAX_SNAPSHOT_CHUNK_BYTES, SnapshotManifest, StateSyncAnswer,
+    StateSyncRequest,
+};
 pub use transaction::{
     Approval, Authorization, Output, SignedTransaction, Transaction, TxPayload, TxSignatureError,
     Verdict, VerdictSource, limits as tx_limits,
