@@ -54,6 +54,8 @@ pub struct ChainReport {
     /// The validator is in the set of `epoch` (it has an index there).
     pub member: bool,
     pub peer_id: String,
+    /// Why the chain is not healthy, as the node says it (empty when healthy).
+    pub health_reason: String,
 }
 
 /// Validator-set changes Alpha holds for its next epoch boundary, as the first 16
@@ -211,6 +213,7 @@ impl ValidatorApi for GrpcValidators {
                 head_epoch: chain.head_epoch,
                 member: status.validator_index.is_some(),
                 peer_id: status.peer_id.clone(),
+                health_reason: chain.health_reason.chars().take(300).collect(),
             })
         })
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// Condition type: `Ready`, `Progressing`, `Degraded`, `FaultTolerant` or `Reconfiguring` for networks;
+    /// Condition type: `Ready`, `Progressing`, `Degraded`, `FaultTolerant`, `Reconfiguring` or `Recovering` for networks;
     /// `Ready`, `Progressing`, `Degraded` and `Complete` for benchmarks.
     #[serde(rename = "type")]
     pub type_: String,

@@ -432,7 +432,9 @@ pub struct DualChainNetworkStatus {
     pub quorum: u32,
     /// Ready, Progressing, Degraded, FaultTolerant and, once a validator answered the
     /// status probe, Reconfiguring (validators that left the set, set changes pending
-    /// for the next boundary, or an epoch transition in progress).
+    /// for the next boundary, or an epoch transition in progress) and Recovering
+    /// (validators filling an empty volume from a peer's snapshot, or catching up by
+    /// block sync).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Alpha chain progress read from the validators' gRPC status.

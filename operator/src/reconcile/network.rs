@@ -306,6 +306,7 @@ async fn reconcile_inner(net: &DualChainNetwork, ctx: &Context) -> Result<Action
         )
         .await;
     }
+    recovery_event(ctx, &object_ref, &previous, &status).await;
     let converged = status.phase == "Running";
     patch_status(net, ctx, &previous, status).await?;
     Ok(Action::requeue(if converged {
@@ -694,6 +695,17 @@ pub struct ProbeSummary {
     /// Set changes Alpha holds for its next boundary (asked of one member that
     /// answered; `None` when none could say).
     pub pending: Option<PendingChanges>,
+    /// Validators restoring a chain (pod chain: the node's health reason): filling an
+    /// empty data directory from a snapshot, or catching up by block sync.
+    pub recovering: Vec<String>,
+}
+
+/// Whether a chain's health reason says it is restoring its state rather than
+/// failing: state sync into an empty data directory, or block sync after being
+/// away longer than the consensus window (the node's own words, `runtime::health`).
+pub fn is_recovering(health_reason: &str) -> bool {
+    health_reason.starts_with("state sync")
+        || health_reason.starts_with("catching up by block sync")
 }
 
 /// One validator's chains as the probe saw them, into the summary's epoch lists.
@@ -790,6 +802,70 @@ fn reconfiguring_condition(probe: &ProbeSummary) -> Option<Desired> {
     })
 }
 
+/// An event when validators start restoring a chain's state (`Recovering` turns
+/// true, or its list changes) and when they are done.
+async fn recovery_event(
+    ctx: &Context,
+    object: &ObjectReference,
+    previous: &DualChainNetworkStatus,
+    status: &DualChainNetworkStatus,
+) {
+    let recovering = |s: &DualChainNetworkStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "Recovering")
+            .map(|c| (c.status == "True", c.message.clone()))
+    };
+    match (recovering(previous), recovering(status)) {
+        (before, Some((true, message))) if before.as_ref() != Some(&(true, message.clone())) => {
+            ctx.event(object, false, "ValidatorsRecovering", "Recover", message)
+                .await
+        }
+        (Some((true, _)), Some((false, _))) => {
+            ctx.event(
+                object,
+                false,
+                "ValidatorsRecovered",
+                "Recover",
+                "every validator that answered runs its chains from its own state again".into(),
+            )
+            .await
+        }
+        _ => {}
+    }
+}
+
+/// The `Recovering` condition: validators restoring a chain's state (a replacement
+/// pod with an empty volume syncing from a snapshot, a validator back from a long
+/// outage following by blocks) — expected work, not a failure; none when no
+/// validator answered.
+fn recovering_condition(probe: &ProbeSummary) -> Option<Desired> {
+    if probe.answered == 0 {
+        return None;
+    }
+    Some(if probe.recovering.is_empty() {
+        Desired::new(
+            "Recovering",
+            false,
+            "NoneRecovering",
+            "no validator is restoring a chain's state",
+        )
+    } else {
+        Desired::new(
+            "Recovering",
+            true,
+            "ValidatorsRecovering",
+            probe
+                .recovering
+                .iter()
+                .take(MAX_LISTED_UNREACHABLE)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })
+}
+
 /// Probes both chains of every validator, bounded in concurrency and time.
 pub async fn probe_validators(ctx: &Context, r: &NetworkRef, validators: u32) -> ProbeSummary {
     let targets: Vec<Target> = (0..validators)
@@ -834,6 +910,14 @@ pub async fn probe_validators(ctx: &Context, r: &NetworkRef, validators: u32) ->
                     ChainName::Delta => 1,
                 };
                 by_pod.entry(target.validator.clone()).or_default()[slot] = Some(report.clone());
+                if is_recovering(&report.health_reason) {
+                    summary.recovering.push(format!(
+                        "{} {}: {}",
+                        target.validator,
+                        target.chain.as_str(),
+                        report.health_reason
+                    ));
+                }
                 let p = match target.chain {
                     ChainName::Alpha => &mut summary.alpha,
                     ChainName::Delta => &mut summary.delta,
@@ -977,6 +1061,7 @@ pub fn compute_status(
         Desired::new("FaultTolerant", true, "QuorumMargin", format!("tolerates {f} faulty validator(s) of {n}"))
     });
     desired.extend(reconfiguring_condition(&probe));
+    desired.extend(recovering_condition(&probe));
     // Keep the last known heights when a probe round could not run.
     let (alpha, delta) = if probe.probed {
         (probe.alpha, probe.delta)
@@ -1095,6 +1180,45 @@ mod epoch_tests {
         // Nobody answered: nothing is known, no condition.
         assert_eq!(
             reconfiguring_condition(&summary(&[("n-0", [None, None])])),
+            None
+        );
+    }
+
+    #[test]
+    fn validators_restoring_their_state_are_recovering_not_failing() {
+        // The node's own health reasons (runtime::health).
+        assert!(is_recovering(
+            "state sync: filling the empty data directory from a verified snapshot; the chain then follows by block sync to the tip"
+        ));
+        assert!(is_recovering(
+            "catching up by block sync (further behind than the consensus window): at height 7 of epoch 1; consensus resumes at an epoch boundary"
+        ));
+        for other in [
+            "",
+            "restarting (restart 2) after: disk full",
+            "no block for 9.0 s",
+        ] {
+            assert!(!is_recovering(other), "{other}");
+        }
+        let steady = Some(report(3, 3, true));
+        let mut probe = summary(&[("n-0", [steady.clone(), steady])]);
+        let condition = recovering_condition(&probe).unwrap();
+        assert_eq!(
+            (condition.status, condition.reason.as_str()),
+            (false, "NoneRecovering")
+        );
+        probe.recovering = vec!["n-3 delta: state sync: filling the empty data directory".into()];
+        let condition = recovering_condition(&probe).unwrap();
+        assert_eq!(
+            (condition.status, condition.reason.as_str()),
+            (true, "ValidatorsRecovering")
+        );
+        assert_eq!(
+            condition.message,
+            "n-3 delta: state sync: filling the empty data directory"
+        );
+        assert_eq!(
+            recovering_condition(&summary(&[("n-0", [None, None])])),
             None
         );
     }

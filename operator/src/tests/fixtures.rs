@@ -79,6 +79,7 @@ impl FakeValidators {
                     head_epoch: 1,
                     member: true,
                     peer_id: format!("peer-{i}"),
+                    health_reason: String::new(),
                 },
             );
         }

@@ -275,6 +275,64 @@ async fn status_reads_heights_from_validators() {
 }
 
 #[tokio::test]
+async fn a_validator_restoring_its_state_is_recovering_with_events() {
+    let (client, fake) = FakeApi::start();
+    let validators = FakeValidators::all_healthy("devnet", 4, 42);
+    let set_reason = |reason: &str| {
+        let mut reports = validators.reports.lock().unwrap();
+        reports.get_mut("devnet-3").unwrap().health_reason = reason.into();
+    };
+    let syncing = "state sync: filling the empty data directory from a verified snapshot; the chain then follows by block sync to the tip";
+    set_reason(syncing);
+    let ctx = fixtures::context(client, validators.clone(), TestClock::at(NOW));
+    reconcile(
+        Arc::new(create(&fake, "devnet", json!({"validators": 4}))),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    set_pods(&fake, "devnet", 4, 4);
+    // One more reconcile: its Recovering condition and how many events it posted.
+    let (fake, ctx) = (&fake, &ctx);
+    let again = move || async move {
+        fake.clear_log();
+        reconcile(Arc::new(stored_network(fake, "devnet")), ctx.clone())
+            .await
+            .unwrap();
+        let net = stored_network(fake, "devnet");
+        let recovering = condition(&net, "Recovering").clone();
+        let degraded = condition(&net, "Degraded").status.clone();
+        (recovering, degraded, fake.count("POST", "events"))
+    };
+
+    let (recovering, degraded, events) = again().await;
+    assert_eq!(
+        (recovering.status.as_str(), recovering.reason.as_str()),
+        ("True", "ValidatorsRecovering")
+    );
+    // Both chains of devnet-3 report it (the fake answers alike for both).
+    assert!(
+        recovering
+            .message
+            .contains(&format!("devnet-3 alpha: {syncing}")),
+        "{}",
+        recovering.message
+    );
+    assert!(events >= 1, "a ValidatorsRecovering event");
+    assert_eq!(degraded, "False", "restoring is not a failure");
+
+    // Done: the condition clears, with an event; unchanged, nothing more is said.
+    set_reason("");
+    let (recovering, _, events) = again().await;
+    assert_eq!(
+        (recovering.status.as_str(), recovering.reason.as_str()),
+        ("False", "NoneRecovering")
+    );
+    assert!(events >= 1, "a ValidatorsRecovered event");
+    assert_eq!(again().await.2, 0);
+}
+
+#[tokio::test]
 async fn unreachable_validators_become_a_condition_not_an_error() {
     let (client, fake) = FakeApi::start();
     let validators = FakeValidators::all_healthy("devnet", 4, 7);

@@ -884,6 +884,17 @@ mod tests {
         }
     }
 
+    /// A certificate of `header` by the first three of `keys`.
+    fn certify(keys: &[crate::crypto::ValidatorKeypair], header: &BlockHeader) -> BlockCertificate {
+        BlockCertificate::from_votes(
+            header,
+            keys.iter()
+                .take(3)
+                .enumerate()
+                .map(|(i, k)| (i as u16, BlockCertificate::vote(k, header, NET))),
+        )
+    }
+
     fn change(k: &str, v: Option<&str>) -> StateChange {
         (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec()))
     }
@@ -938,14 +949,9 @@ mod tests {
             .map(|i| ValidatorKeypair::from_seed(&[i + 90; 32]))
             .collect();
         let set = ValidatorSet::new(0, keys.iter().map(|k| (k.public().clone(), 1))).unwrap();
-        let certificate = BlockCertificate::from_votes(
-            &block.header,
-            keys.iter()
-                .take(3)
-                .enumerate()
-                .map(|(i, k)| (i as u16, BlockCertificate::vote(k, &block.header, NET))),
-        );
-        store.put_certificate(&certificate).unwrap();
+        store
+            .put_certificate(&certify(&keys, &block.header))
+            .unwrap();
         // Committing more blocks moves the head; the proof still attests height 1.
         let more = vec![change("a", Some("3"))];
         store
@@ -1019,14 +1025,9 @@ mod tests {
             "no certificate yet"
         );
         assert_eq!(store.reader().epoch_link(7).unwrap(), None);
-        let certificate = BlockCertificate::from_votes(
-            &block.header,
-            keys.iter()
-                .take(3)
-                .enumerate()
-                .map(|(i, k)| (i as u16, BlockCertificate::vote(k, &block.header, NET))),
-        );
-        store.put_certificate(&certificate).unwrap();
+        store
+            .put_certificate(&certify(&keys, &block.header))
+            .unwrap();
         store
             .seal_and_commit(
                 BlockDraft::default(),

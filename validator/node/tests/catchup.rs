@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{cluster_with, plain, runtime};
+use common::{cluster_with, plain, runtime, wait_signs_again};
 use dualchain_core::types::ChainId;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -70,24 +70,7 @@ fn validators_away_longer_than_the_window_or_wiped_catch_up_by_blocks() {
         }
 
         // It signs again: a Delta block sealed after its return carries its vote.
-        let deadline = Instant::now() + WAIT;
-        let mut height = c.height(3, ChainId::Delta).await.unwrap();
-        loop {
-            assert!(
-                Instant::now() < deadline,
-                "no certificate after height {height} names validator 3"
-            );
-            let signed = c
-                .block(0, ChainId::Delta, height)
-                .await
-                .and_then(|b| b.certificate)
-                .is_some_and(|cert| cert.signer_indices.contains(&3));
-            if signed {
-                break;
-            }
-            c.wait_height(0, ChainId::Delta, height + 1, WAIT).await;
-            height += 1;
-        }
+        wait_signs_again(&c, 3, WAIT).await;
         // And the network it came back to still finalizes with it.
         let target = c.min_height(&all, ChainId::Delta).await + 5;
         for i in all {

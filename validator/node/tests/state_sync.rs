@@ -2,10 +2,10 @@
 //! `--bootstrap-from peers` it verifies the epoch chain from genesis, takes a peer's
 //! snapshot of each chain whose head a certificate covers, imports it, follows the
 //! chain by blocks from the snapshot's height and takes part in consensus again —
-//! without re-executing the blocks before the snapshot. The peer offering the newest
-//! Delta snapshot serves a tampered one (a state value changed, the file's checksum
-//! recomputed so only the state root can tell): it is banned and another peer's
-//! snapshot used. Four `dualchain run` processes on 127.0.0.1, Alpha 1 s and Delta
+//! without re-executing the blocks before the snapshot. The two peers offering the
+//! newest Delta snapshots serve tampered ones (a state value changed, the file's
+//! checksum recomputed so only the state root can tell): they are banned and the
+//! third peer's snapshot used. Four `dualchain run` processes on 127.0.0.1, Alpha 1 s and Delta
 //! 200 ms blocks, four-block epochs, snapshots taken through the Admin API.
 
 mod common;
@@ -13,27 +13,26 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{LocalCluster, TOKEN, cluster_with, plain, runtime};
+use common::{LocalCluster, TOKEN, cluster_with, plain, runtime, wait_signs_again};
 use dualchain_core::types::ChainId;
 use dualchain_proto::v1::{Chain, TriggerSnapshotRequest};
 use dualchain_proto::{AdminClient, AdminToken};
 use dualchain_testkit::client::connect;
 
 const WAIT: Duration = Duration::from_secs(120);
+/// A 10 s consensus window, and snapshots only when the test asks for them.
+const RUN_ARGS: [&str; 4] = [
+    "--consensus-window-secs",
+    "10",
+    "--snapshot-interval-blocks",
+    "0",
+];
 
 #[test]
 fn a_wiped_validator_rejoins_by_state_sync_and_a_tampered_snapshot_gets_its_peer_banned() {
     let mut c = cluster_with(4, 1_000, 200, 100, |spec| {
         spec.epoch_length = Some(4);
-        spec.extra_run_args.extend(
-            [
-                "--consensus-window-secs",
-                "10",
-                "--snapshot-interval-blocks",
-                "0",
-            ]
-            .map(String::from),
-        );
+        spec.extra_run_args.extend(RUN_ARGS.map(String::from));
     });
     c.start_all().unwrap();
     let all = [0, 1, 2, 3];
@@ -42,22 +41,21 @@ fn a_wiped_validator_rejoins_by_state_sync_and_a_tampered_snapshot_gets_its_peer
         for i in all {
             c.wait_height(i, ChainId::Alpha, 10, WAIT).await;
         }
-        // Honest snapshots on validators 1 and 2 ...
-        let mut honest_delta = 0;
-        for i in [1, 2] {
-            for chain in [ChainId::Alpha, ChainId::Delta] {
-                let (height, _) = snapshot(&c, i, chain).await;
-                if chain == ChainId::Delta {
-                    honest_delta = honest_delta.max(height);
-                }
-            }
-        }
-        // ... and a newer Delta one on validator 0, tampered with.
+        // An honest snapshot of each chain on validator 2, and of Alpha on 1 ...
+        snapshot(&c, 2, ChainId::Alpha).await;
+        snapshot(&c, 1, ChainId::Alpha).await;
+        let (honest_delta, _) = snapshot(&c, 2, ChainId::Delta).await;
+        // ... and newer Delta ones on 0 and 1, tampered with: whichever f+1 peers
+        // validator 3 reaches first, it is offered at least one of them first.
         c.wait_height(0, ChainId::Delta, honest_delta + 10, WAIT)
             .await;
-        let (tampered_height, path) = snapshot(&c, 0, ChainId::Delta).await;
-        assert!(tampered_height > honest_delta);
-        tamper_state_value(&path);
+        let mut tampered = Vec::new();
+        for i in [0, 1] {
+            let (height, path) = snapshot(&c, i, ChainId::Delta).await;
+            assert!(height > honest_delta);
+            tamper_state_value(&path);
+            tampered.push(height);
+        }
 
         c.kill(3);
         std::fs::remove_dir_all(&c.layout().data_dirs[3]).unwrap();
@@ -83,11 +81,11 @@ fn a_wiped_validator_rejoins_by_state_sync_and_a_tampered_snapshot_gets_its_peer
             "the peer serving the tampered Delta snapshot was not banned:\n{log}"
         );
         assert!(
-            !log.lines()
+            log.lines()
                 .any(|l| l.contains("snapshot verified and imported")
                     && l.contains("chain=delta")
-                    && l.contains(&format!("height={tampered_height}"))),
-            "the tampered snapshot was imported:\n{log}"
+                    && l.contains(&format!("height={honest_delta} "))),
+            "the honest Delta snapshot (height {honest_delta}; tampered: {tampered:?}) was not the one imported:\n{log}"
         );
 
         // It follows to the tip, agrees with the others and serves its blocks ...
@@ -110,24 +108,59 @@ fn a_wiped_validator_rejoins_by_state_sync_and_a_tampered_snapshot_gets_its_peer
             .await;
         }
         // And it signs again: a Delta block sealed after its return carries its vote.
-        let deadline = Instant::now() + WAIT;
-        let mut height = c.height(3, ChainId::Delta).await.unwrap();
-        loop {
-            assert!(
-                Instant::now() < deadline,
-                "no certificate after height {height} names validator 3"
-            );
-            let signed = c
-                .block(0, ChainId::Delta, height)
-                .await
-                .and_then(|b| b.certificate)
-                .is_some_and(|cert| cert.signer_indices.contains(&3));
-            if signed {
-                break;
-            }
-            c.wait_height(0, ChainId::Delta, height + 1, WAIT).await;
-            height += 1;
+        wait_signs_again(&c, 3, WAIT).await;
+    });
+}
+
+/// The state sync target (`../shared/REQUIREMENTS.md`: a 1M-account Delta state in
+/// under 30 s), measured end to end on processes: genesis with
+/// `DUALCHAIN_STATE_SYNC_ACCOUNTS` accounts (default 1,000,000), a snapshot on
+/// validator 1, validator 3 wiped and started with `--bootstrap-from peers`; prints
+/// the seconds from its start to the imported Delta snapshot and to its first block
+/// after it. Outside the default suite (it takes minutes to make the genesis):
+/// `cargo test -p dualchain-node --test state_sync -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark: minutes of genesis generation; run with --ignored"]
+fn state_sync_of_a_large_delta_state() {
+    let accounts: usize = std::env::var("DUALCHAIN_STATE_SYNC_ACCOUNTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut c = cluster_with(4, 15_000, 3_000, accounts, |spec| {
+        spec.extra_run_args.extend(RUN_ARGS.map(String::from));
+    });
+    c.start_all().unwrap();
+    runtime().block_on(async {
+        for i in [0, 1, 2, 3] {
+            c.wait_height(i, ChainId::Delta, 2, Duration::from_secs(600))
+                .await;
         }
+        let (height, path) = snapshot(&c, 1, ChainId::Delta).await;
+        let size = std::fs::metadata(&path).unwrap().len();
+        c.kill(3);
+        std::fs::remove_dir_all(&c.layout().data_dirs[3]).unwrap();
+        let started = Instant::now();
+        c.start_with(3, &["--bootstrap-from", "peers"]).unwrap();
+        wait_log(&c, 3, |l| {
+            l.contains("snapshot verified and imported") && l.contains("chain=delta")
+        })
+        .await;
+        let imported = started.elapsed();
+        c.wait_height(3, ChainId::Delta, height + 1, Duration::from_secs(600))
+            .await;
+        let following = started.elapsed();
+        let verdict = if imported < Duration::from_secs(30) {
+            "within"
+        } else {
+            "BEYOND"
+        };
+        eprintln!(
+            "state sync of {accounts} accounts (Delta snapshot at height {height}, {size} bytes): \
+             imported {:.1} s after the start ({verdict} the 30 s target), block {} at {:.1} s",
+            imported.as_secs_f64(),
+            height + 1,
+            following.as_secs_f64()
+        );
     });
 }
 

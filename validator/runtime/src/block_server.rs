@@ -24,7 +24,7 @@ use dualchain_net::{InboundRequest, PeerId};
 use dualchain_storage::KvEngine;
 
 use crate::seams::Placement;
-use crate::sync_server::{Allowance, Served};
+use crate::sync_server::{Allowance, Served, admitted};
 
 pub use crate::sync_server::{BYTES_PER_SECOND, REQUESTS_PER_SECOND};
 
@@ -53,13 +53,11 @@ impl<E: KvEngine + Clone + 'static> BlockServer<E> {
         now_ms: u64,
     ) -> Served {
         let head = self.reader.head().map_or(0, |h| h.height);
-        let allowance = self
-            .peers
-            .entry(from)
-            .or_insert_with(|| Allowance::new(now_ms));
+        let chain = self.reader.chain();
         // Every request is charged, one for another chain too.
-        let admitted = allowance.admit(now_ms);
-        if !admitted || request.chain != self.reader.chain() {
+        let Some(allowance) =
+            admitted(&mut self.peers, from, now_ms).filter(|_| request.chain == chain)
+        else {
             respond(
                 inbound,
                 BlockRange {
@@ -69,7 +67,7 @@ impl<E: KvEngine + Clone + 'static> BlockServer<E> {
                 .to_canonical_bytes(),
             );
             return Served::Declined;
-        }
+        };
         let reader = self.reader.clone();
         allowance.answer(self.placement, move || {
             respond(inbound, answer_range(&reader, request))

@@ -28,7 +28,7 @@ use dualchain_storage::KvEngine;
 use dualchain_store::{describe_snapshot, list_snapshots};
 
 use crate::seams::Placement;
-use crate::sync_server::{Allowance, Served};
+use crate::sync_server::{Allowance, Served, admitted};
 
 /// Bytes of links in one answer (a frame holds 64 MiB).
 const MAX_LINK_BYTES: usize = 32 * 1024 * 1024;
@@ -65,14 +65,13 @@ impl<E: KvEngine + Clone + 'static> StateServer<E> {
         inbound: InboundRequest,
         now_ms: u64,
     ) -> Served {
-        let allowance = self
-            .peers
-            .entry(from)
-            .or_insert_with(|| Allowance::new(now_ms));
-        if !allowance.admit(now_ms) || request.chain() != self.reader.chain() {
+        let chain = self.reader.chain();
+        let Some(allowance) =
+            admitted(&mut self.peers, from, now_ms).filter(|_| request.chain() == chain)
+        else {
             respond(inbound, &StateSyncAnswer::Declined);
             return Served::Declined;
-        }
+        };
         let (reader, dir) = (self.reader.clone(), self.snapshot_dir.clone());
         allowance.answer(self.placement, move || {
             respond(inbound, &answer(&reader, dir.as_deref(), request))

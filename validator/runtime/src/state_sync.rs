@@ -39,6 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use dualchain_consensus::BlockSealer;
 use dualchain_core::chain_store::epoch_links_batch;
 use dualchain_core::crypto::NetworkId;
@@ -48,7 +49,7 @@ use dualchain_core::types::{
     MAX_SNAPSHOT_CHUNK_BYTES, SnapshotManifest, StateSyncAnswer, StateSyncRequest, ValidatorSet,
     verify_epoch_chain_of,
 };
-use dualchain_net::{EventReceiver, Message, MessageKind, Network, Offence, PeerId};
+use dualchain_net::{EventReceiver, Message, MessageKind, NetError, Network, Offence, PeerId};
 use dualchain_storage::meta::{HEAD_KEY, SCHEMA_VERSION_KEY};
 use dualchain_storage::{Column, KvEngine, WriteBatch};
 use dualchain_store::{
@@ -85,8 +86,8 @@ pub const DOWNLOAD_DIR: &str = "state-sync";
 const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long peers are waited for (connections, answers) before giving up on them.
 const PEER_WAIT: Duration = Duration::from_secs(30);
-/// How long peers are waited for before f+1 of them are enough.
-const PEERS_SETTLE: Duration = Duration::from_secs(3);
+/// How long f+1 connected peers wait for the others.
+const PEERS_SETTLE: Duration = Duration::from_secs(5);
 /// Blocks asked from a snapshot's height to find a certificate that covers it.
 const COVER_BLOCKS: u32 = 32;
 /// Failed chunk requests in a row after which a download moves to the next offer.
@@ -278,19 +279,22 @@ async fn fetch_epoch_chain<S: Seams>(
 }
 
 /// Waits until every other member of the genesis set is connected, or f+1 of them
-/// once [`PEERS_SETTLE`] passed (more peers, more offers to choose from), or
-/// [`PEER_WAIT`].
+/// have been for [`PEERS_SETTLE`] (more peers, more offers to choose from; peers may
+/// take a while to admit a node that vanished and came back), or [`PEER_WAIT`].
 async fn wait_for_peers<S: Seams>(ctx: &ChainContext<S>, net: &Arc<S::Net>) {
     let others = ctx.validators().len().saturating_sub(1);
     let enough = (others / 3 + 1).min(others);
     let start = ctx.clock.monotonic_ms();
+    let mut enough_since = None;
     loop {
-        let waited = ctx.clock.monotonic_ms() - start;
+        let now = ctx.clock.monotonic_ms();
         let connected = net.connected_peers().len();
-        if connected >= others
-            || (connected >= enough && waited >= PEERS_SETTLE.as_millis() as u64)
-            || waited >= PEER_WAIT.as_millis() as u64
-        {
+        if connected >= enough {
+            enough_since.get_or_insert(now);
+        }
+        let settled =
+            enough_since.is_some_and(|since| now - since >= PEERS_SETTLE.as_millis() as u64);
+        if connected >= others || settled || now - start >= PEER_WAIT.as_millis() as u64 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -304,20 +308,38 @@ async fn ask_all<S: Seams>(
     request: StateSyncRequest,
     banned: &HashSet<PeerId>,
 ) -> Vec<(PeerId, StateSyncAnswer)> {
-    let peers: Vec<PeerId> = net
+    let message = Message::new(
+        ctx.chain,
+        MessageKind::FetchState,
+        request.to_canonical_bytes(),
+    );
+    request_each(ctx, net, message, banned)
+        .await
+        .into_iter()
+        .filter_map(|(peer, answer)| {
+            let answer = StateSyncAnswer::from_canonical_bytes(&answer.ok()?).ok()?;
+            Some((peer, answer))
+        })
+        .collect()
+}
+
+/// Sends `message` (a request) to every connected peer not banned at once; their
+/// answers, failures included, within [`ASK_TIMEOUT`].
+async fn request_each<S: Seams>(
+    ctx: &ChainContext<S>,
+    net: &Arc<S::Net>,
+    message: Message,
+    banned: &HashSet<PeerId>,
+) -> Vec<(PeerId, Result<Bytes, NetError>)> {
+    let asks = net
         .connected_peers()
         .into_iter()
         .filter(|p| *p != ctx.peer_id && !banned.contains(p))
-        .collect();
-    let asks = peers.into_iter().map(|peer| {
-        let net = net.clone();
-        async move { (peer, ask(&*net, peer, request).await) }
-    });
-    futures::future::join_all(asks)
-        .await
-        .into_iter()
-        .filter_map(|(peer, answer)| answer.map(|a| (peer, a)))
-        .collect()
+        .map(|peer| {
+            let (net, message) = (net.clone(), message.clone());
+            async move { (peer, net.request(peer, message, ASK_TIMEOUT).await) }
+        });
+    futures::future::join_all(asks).await
 }
 
 /// One peer's answer to `request`; `None` on timeout or an undecodable answer.
@@ -469,23 +491,14 @@ async fn certified_head<S: Seams>(
         from: manifest.height,
         count: COVER_BLOCKS,
     };
+    let message = Message::new(
+        ctx.chain,
+        MessageKind::FetchBlocks,
+        request.to_canonical_bytes(),
+    );
     let deadline = ctx.clock.monotonic_ms() + PEER_WAIT.as_millis() as u64;
     while ctx.clock.monotonic_ms() < deadline {
-        let peers: Vec<PeerId> = net
-            .connected_peers()
-            .into_iter()
-            .filter(|p| !banned.contains(p))
-            .collect();
-        let asks = peers.into_iter().map(|peer| {
-            let net = net.clone();
-            let message = Message::new(
-                ctx.chain,
-                MessageKind::FetchBlocks,
-                request.to_canonical_bytes(),
-            );
-            async move { (peer, net.request(peer, message, ASK_TIMEOUT).await) }
-        });
-        for (peer, answer) in futures::future::join_all(asks).await {
+        for (peer, answer) in request_each(ctx, net, message.clone(), banned).await {
             let Ok(bytes) = answer else { continue };
             let Ok(range) = BlockRange::from_canonical_bytes(&bytes) else {
                 ban(ctx, net, banned, peer, "its block range does not decode");

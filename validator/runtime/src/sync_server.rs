@@ -107,6 +107,18 @@ impl Allowance {
     }
 }
 
+/// The allowance of peer `from` if it admits one more request at `now_ms` (a peer
+/// seen for the first time starts with a full one). Every request is charged, one
+/// that is then declined for another reason too.
+pub(crate) fn admitted(
+    peers: &mut HashMap<PeerId, Allowance>,
+    from: PeerId,
+    now_ms: u64,
+) -> Option<&Allowance> {
+    let allowance = peers.entry(from).or_insert_with(|| Allowance::new(now_ms));
+    allowance.admit(now_ms).then_some(&*allowance)
+}
+
 /// Answers sync requests of the peers of one chain.
 pub struct SyncServer<E> {
     engine: E,
@@ -150,14 +162,10 @@ impl<E: KvEngine + Clone + 'static> SyncServer<E> {
         inbound: InboundRequest,
         now_ms: u64,
     ) -> Served {
-        let allowance = self
-            .peers
-            .entry(from)
-            .or_insert_with(|| Allowance::new(now_ms));
-        if !allowance.admit(now_ms) {
+        let Some(allowance) = admitted(&mut self.peers, from, now_ms) else {
             respond(inbound, Vec::new());
             return Served::Declined;
-        }
+        };
         let store = KvConsensusStore::new(self.engine.clone(), request.epoch);
         let limits = self.limits;
         allowance.answer(self.placement, move || {

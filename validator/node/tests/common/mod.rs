@@ -85,3 +85,27 @@ pub fn plain(text: &str) -> String {
     }
     out
 }
+
+/// Waits until a Delta certificate of a block sealed from validator `i`'s current
+/// height on names `i` (as validator 0 holds it): `i` takes part in consensus.
+pub async fn wait_signs_again(c: &LocalCluster, i: usize, wait: std::time::Duration) {
+    use dualchain_core::types::ChainId;
+    let deadline = std::time::Instant::now() + wait;
+    let mut height = c.height(i, ChainId::Delta).await.unwrap();
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no certificate after height {height} names validator {i}"
+        );
+        let signed = c
+            .block(0, ChainId::Delta, height)
+            .await
+            .and_then(|b| b.certificate)
+            .is_some_and(|cert| cert.signer_indices.contains(&(i as u32)));
+        if signed {
+            break;
+        }
+        c.wait_height(0, ChainId::Delta, height + 1, wait).await;
+        height += 1;
+    }
+}
