@@ -92,7 +92,10 @@ fn a_wiped_validator_rejoins_by_state_sync_and_a_tampered_snapshot_gets_its_peer
         let others = [0, 1, 2];
         for chain in [ChainId::Delta, ChainId::Alpha] {
             let target = c.min_height(&others, chain).await + 3;
-            c.wait_height(3, chain, target, WAIT).await;
+            // Every one of them: a slow peer may not be there yet when 3 is.
+            for i in all {
+                c.wait_height(i, chain, target, WAIT).await;
+            }
             c.assert_same_block(&all, chain, target).await;
         }
         // ... without having re-executed what came before the snapshot.
