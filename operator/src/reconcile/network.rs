@@ -742,16 +742,19 @@ fn note_epochs(summary: &mut ProbeSummary, pod: &str, reports: [Option<&ChainRep
     }
 }
 
+/// The first [`MAX_LISTED_UNREACHABLE`] of `items`, for a condition's message.
+fn list(items: &[String]) -> String {
+    items
+        .iter()
+        .take(MAX_LISTED_UNREACHABLE)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The `Reconfiguring` condition: whether the validator set is changing, as far as
 /// the probe saw (no condition when no validator answered: nothing is known).
 fn reconfiguring_condition(probe: &ProbeSummary) -> Option<Desired> {
-    let list = |pods: &[String]| {
-        pods.iter()
-            .take(MAX_LISTED_UNREACHABLE)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
     if probe.answered == 0 {
         return None;
     }
@@ -855,13 +858,7 @@ fn recovering_condition(probe: &ProbeSummary) -> Option<Desired> {
             "Recovering",
             true,
             "ValidatorsRecovering",
-            probe
-                .recovering
-                .iter()
-                .take(MAX_LISTED_UNREACHABLE)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; "),
+            list(&probe.recovering),
         )
     })
 }

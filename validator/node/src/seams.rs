@@ -73,18 +73,14 @@ impl Seams for NodeSeams {
     }
 
     fn open_store(&self, chain: ChainId) -> anyhow::Result<Arc<RocksEngine>> {
-        let io = self.io(chain)?;
-        let db_dir = io.data_dir.join("db");
+        self.io(chain)?;
+        let (db_dir, options) = self
+            .store_location(chain)
+            .expect("a chain this process runs");
         std::fs::create_dir_all(&db_dir)
             .with_context(|| format!("creating data directory {}", db_dir.display()))?;
-        let engine = RocksEngine::open(
-            &db_dir,
-            &StoreOptions {
-                sync: io.sync_policy,
-                ..StoreOptions::default()
-            },
-        )
-        .with_context(|| format!("opening the {chain} database in {}", db_dir.display()))?;
+        let engine = RocksEngine::open(&db_dir, &options)
+            .with_context(|| format!("opening the {chain} database in {}", db_dir.display()))?;
         Ok(Arc::new(engine))
     }
 

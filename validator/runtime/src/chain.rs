@@ -463,33 +463,12 @@ pub async fn run_chain<S: Seams>(
 ) -> anyhow::Result<()> {
     let chain = ctx.chain;
     let placement = ctx.seams.placement();
-    let mut transport = None;
-    if let Some((db_dir, options)) = ctx.seams.store_location(chain)
-        && state_sync::wanted(&ctx, &db_dir)?
-    {
-        let started = start_transport(&ctx, ctx.validators())?;
-        let (net, mut events) = started;
-        let mut stop = shutdown.clone();
-        ctx.state_syncing.store(true, Ordering::Release);
-        let synced = tokio::select! {
-            synced = state_sync::draining(
-                &mut events,
-                state_sync::bootstrap(&ctx, &net, &db_dir, &options),
-            ) => synced,
-            _ = stop.wait_for(|stopping| *stopping) => Ok(None),
-        };
-        ctx.state_syncing.store(false, Ordering::Release);
-        match synced {
-            Ok(_) if *shutdown.borrow() => {
-                ctx.seams.stop_network(net).await;
-                return Ok(());
-            }
-            Ok(_) => transport = Some((net, events)),
-            Err(e) => {
-                ctx.seams.stop_network(net).await;
-                return Err(e);
-            }
+    let mut transport = sync_state_if_wanted(&ctx, &shutdown).await?;
+    if transport.is_some() && *shutdown.borrow() {
+        if let Some((net, _)) = transport.take() {
+            ctx.seams.stop_network(net).await;
         }
+        return Ok(());
     }
     let seams = ctx.seams.clone();
     let db = blocking(placement, move || seams.open_store(chain))
@@ -499,6 +478,39 @@ pub async fn run_chain<S: Seams>(
         match run_chain_on(ctx.clone(), db.clone(), shutdown.clone(), transport.take()).await? {
             Ran::Stopped => return Ok(()),
             Ran::CaughtUp(net, events) => transport = Some((net, events)),
+        }
+    }
+}
+
+/// Fills an empty database from a snapshot when [`state_sync::wanted`] says so, on a
+/// transport started with the genesis set and returned for the chain to keep (it
+/// stops it on failure). Health says `DEGRADED` ("state sync") meanwhile.
+async fn sync_state_if_wanted<S: Seams>(
+    ctx: &Arc<ChainContext<S>>,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Option<(Arc<S::Net>, EventReceiver)>> {
+    let Some((db_dir, options)) = ctx.seams.store_location(ctx.chain) else {
+        return Ok(None);
+    };
+    if !state_sync::wanted(ctx, &db_dir)? {
+        return Ok(None);
+    }
+    let (net, mut events) = start_transport(ctx, ctx.validators())?;
+    let mut stop = shutdown.clone();
+    ctx.state_syncing.store(true, Ordering::Release);
+    let synced = tokio::select! {
+        synced = state_sync::draining(
+            &mut events,
+            state_sync::bootstrap(ctx, &net, &db_dir, &options),
+        ) => synced.map(drop),
+        _ = stop.wait_for(|stopping| *stopping) => Ok(()),
+    };
+    ctx.state_syncing.store(false, Ordering::Release);
+    match synced {
+        Ok(()) => Ok(Some((net, events))),
+        Err(e) => {
+            ctx.seams.stop_network(net).await;
+            Err(e)
         }
     }
 }

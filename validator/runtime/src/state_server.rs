@@ -30,9 +30,6 @@ use dualchain_store::{describe_snapshot, list_snapshots};
 use crate::seams::Placement;
 use crate::sync_server::{Allowance, Served, admitted};
 
-/// Bytes of links in one answer (a frame holds 64 MiB).
-const MAX_LINK_BYTES: usize = 32 * 1024 * 1024;
-
 /// Answers the state sync requests of one chain's peers.
 pub struct StateServer<E: KvEngine> {
     reader: ChainReader<E>,
@@ -91,7 +88,7 @@ pub fn answer<E: KvEngine>(
             StateSyncAnswer::EpochLinks(links_from(reader, from_epoch))
         }
         StateSyncRequest::Manifest { .. } => StateSyncAnswer::Manifest(
-            snapshot_dir.and_then(|dir| newest_snapshot(dir, reader.chain().tag()).map(|s| s.0)),
+            snapshot_dir.and_then(|dir| described(dir, reader.chain().tag()).next().map(|s| s.0)),
         ),
         StateSyncRequest::Chunk {
             checksum,
@@ -99,8 +96,11 @@ pub fn answer<E: KvEngine>(
             len,
             ..
         } => {
-            let file =
-                snapshot_dir.and_then(|dir| find_snapshot(dir, reader.chain().tag(), checksum));
+            let file = snapshot_dir.and_then(|dir| {
+                described(dir, reader.chain().tag())
+                    .find(|(manifest, _)| manifest.checksum == checksum)
+                    .map(|(_, path)| path)
+            });
             match file.and_then(|path| read_chunk(&path, offset, len)) {
                 Some(bytes) => StateSyncAnswer::Chunk(bytes),
                 None => StateSyncAnswer::Gone,
@@ -109,39 +109,20 @@ pub fn answer<E: KvEngine>(
     }
 }
 
-/// Consecutive links from `from_epoch` that this node can attest, within the answer
-/// limits.
+/// Consecutive links from `from_epoch` that this node can attest, at most
+/// [`MAX_LINKS_PER_ANSWER`] (which the core types check fit one frame).
 fn links_from<E: KvEngine>(reader: &ChainReader<E>, from_epoch: u64) -> Vec<Attestation> {
-    let mut links = Vec::new();
-    let mut bytes = 0;
-    for epoch in from_epoch..from_epoch.saturating_add(MAX_LINKS_PER_ANSWER as u64) {
-        let Ok(Some(link)) = reader.epoch_link(epoch) else {
-            break;
-        };
-        bytes += link.to_canonical_bytes().len();
-        if !links.is_empty() && bytes > MAX_LINK_BYTES {
-            break;
-        }
-        links.push(link);
-    }
-    links
+    (from_epoch..from_epoch.saturating_add(MAX_LINKS_PER_ANSWER as u64))
+        .map_while(|epoch| reader.epoch_link(epoch).ok().flatten())
+        .collect()
 }
 
-/// The newest snapshot of `chain` in `dir` that describes itself, with its path.
-fn newest_snapshot(dir: &Path, chain: u8) -> Option<(SnapshotManifest, PathBuf)> {
-    let files = list_snapshots(dir, chain).ok()?;
-    files.into_iter().rev().find_map(|(_, path)| {
+/// The snapshots of `chain` in `dir` that describe themselves, newest first.
+fn described(dir: &Path, chain: u8) -> impl Iterator<Item = (SnapshotManifest, PathBuf)> {
+    let files = list_snapshots(dir, chain).unwrap_or_default();
+    files.into_iter().rev().filter_map(|(_, path)| {
         let info = describe_snapshot(&path).ok()?;
         Some((manifest_of(&info), path))
-    })
-}
-
-/// The snapshot of `chain` in `dir` whose checksum is `checksum`.
-fn find_snapshot(dir: &Path, chain: u8, checksum: Digest) -> Option<PathBuf> {
-    let files = list_snapshots(dir, chain).ok()?;
-    files.into_iter().rev().find_map(|(_, path)| {
-        let info = describe_snapshot(&path).ok()?;
-        (info.checksum == checksum.0).then_some(path)
     })
 }
 

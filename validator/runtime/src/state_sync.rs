@@ -64,6 +64,7 @@ use crate::driver::transport_members;
 use crate::executor::SEALER_STATE_KEY;
 use crate::follower::{FOLLOW_KEY, window_blocks};
 use crate::seams::Seams;
+use crate::state_server::manifest_of;
 
 /// How a chain with an empty data directory starts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -93,14 +94,6 @@ const COVER_BLOCKS: u32 = 32;
 /// Failed chunk requests in a row after which a download moves to the next offer.
 const CHUNK_ATTEMPTS: u32 = 5;
 
-/// What state sync imported.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Synced {
-    pub info: SnapshotInfo,
-    /// The peer the snapshot came from (`None` for a file).
-    pub from: Option<PeerId>,
-}
-
 /// Creates the chain's database at `db_dir` from a snapshot if [`Bootstrap`] says so
 /// and `db_dir` is empty, over `net` (already started with the genesis set).
 /// `Ok(None)`: nothing was imported, the chain starts from genesis.
@@ -109,7 +102,7 @@ pub async fn bootstrap<S: Seams>(
     net: &Arc<S::Net>,
     db_dir: &Path,
     options: &StoreOptions,
-) -> anyhow::Result<Option<Synced>> {
+) -> anyhow::Result<Option<SnapshotInfo>> {
     let chain = ctx.chain;
     let mut banned = HashSet::new();
     let sets = fetch_epoch_chain(ctx, net, &mut banned).await;
@@ -134,7 +127,7 @@ pub async fn bootstrap<S: Seams>(
                 })?;
             let info = import(ctx, &file, db_dir, options, &sets, &head)
                 .with_context(|| format!("importing snapshot file {}", file.display()))?;
-            Ok(Some(Synced { info, from: None }))
+            Ok(Some(info))
         }
         Bootstrap::Peers | Bootstrap::Auto => {
             let min_height = match ctx.bootstrap {
@@ -143,7 +136,7 @@ pub async fn bootstrap<S: Seams>(
             };
             let offers = offers(ctx, net, min_height, &banned).await;
             for (peer, manifest) in offers {
-                match from_peer(
+                let imported = from_peer(
                     ctx,
                     net,
                     peer,
@@ -154,15 +147,9 @@ pub async fn bootstrap<S: Seams>(
                     &sets,
                     &mut banned,
                 )
-                .await?
-                {
-                    Some(info) => {
-                        return Ok(Some(Synced {
-                            info,
-                            from: Some(peer),
-                        }));
-                    }
-                    None => continue,
+                .await?;
+                if imported.is_some() {
+                    return Ok(imported);
                 }
             }
             if ctx.bootstrap == Bootstrap::Peers {
@@ -308,12 +295,7 @@ async fn ask_all<S: Seams>(
     request: StateSyncRequest,
     banned: &HashSet<PeerId>,
 ) -> Vec<(PeerId, StateSyncAnswer)> {
-    let message = Message::new(
-        ctx.chain,
-        MessageKind::FetchState,
-        request.to_canonical_bytes(),
-    );
-    request_each(ctx, net, message, banned)
+    request_each(ctx, net, state_message(request), banned)
         .await
         .into_iter()
         .filter_map(|(peer, answer)| {
@@ -348,13 +330,19 @@ async fn ask<N: Network + ?Sized>(
     peer: PeerId,
     request: StateSyncRequest,
 ) -> Option<StateSyncAnswer> {
-    let message = Message::new(
+    let bytes = net
+        .request(peer, state_message(request), ASK_TIMEOUT)
+        .await
+        .ok()?;
+    StateSyncAnswer::from_canonical_bytes(&bytes).ok()
+}
+
+fn state_message(request: StateSyncRequest) -> Message {
+    Message::new(
         request.chain(),
         MessageKind::FetchState,
         request.to_canonical_bytes(),
-    );
-    let bytes = net.request(peer, message, ASK_TIMEOUT).await.ok()?;
-    StateSyncAnswer::from_canonical_bytes(&bytes).ok()
+    )
 }
 
 /// The snapshots peers offer at `min_height` or above, highest first.
@@ -452,10 +440,6 @@ async fn from_peer<S: Seams>(
         }
         Err(e) => Err(e).context("importing a downloaded snapshot"),
     }
-}
-
-fn manifest_of(info: &SnapshotInfo) -> SnapshotManifest {
-    crate::state_server::manifest_of(info)
 }
 
 /// Whether an import failed because of the file (not our disk).
@@ -733,7 +717,7 @@ fn import<S: Seams>(
     Ok(import_snapshot_checked(file, db_dir, options, check)?)
 }
 
-/// Deletes of every `meta` record the snapshot carried except the chain head and the
+/// The deletes of every `meta` record the snapshot carried except the chain head and the
 /// schema version: the rest (the exporter's sealer position, record proofs, events,
 /// epoch links) is history of the exporting node that no root covers, so none of it
 /// is taken on trust. The follower rebuilds what this node needs.

@@ -580,56 +580,33 @@ struct Verified {
 /// checksum is read, not recomputed): how a node describes its own snapshots to peers
 /// without reading them whole. Anyone who then downloads the file verifies it all.
 pub fn describe_snapshot(path: &Path) -> Result<SnapshotInfo> {
-    let mut file = File::open(path).map_err(io_err("cannot open the snapshot file", path))?;
-    let len = file
-        .metadata()
-        .map_err(io_err("cannot read the snapshot file's metadata", path))?
-        .len();
-    let min_len = (HEADER_LEN + TRAILER_LEN) as u64;
-    if len < min_len {
-        return Err(SnapshotError::Truncated {
-            path: path.to_path_buf(),
-            len,
-            detail: format!("a snapshot has at least {min_len} bytes (header and trailer)"),
-        });
-    }
-    let mut header = [0u8; HEADER_LEN];
-    file.read_exact(&mut header)
-        .map_err(io_err("cannot read the snapshot file", path))?;
-    if header[..8] != MAGIC {
-        return Err(SnapshotError::BadMagic {
-            path: path.to_path_buf(),
-            found: hex::encode(&header[..8]),
-        });
-    }
-    let header = Header::decode(&header);
+    let ends = read_ends(path)?;
+    let header = Header::decode(&ends.header);
     header.validate(path)?;
-    let mut tail = [0u8; 48];
-    file.seek(SeekFrom::Start(len - 48))
-        .and_then(|_| file.read_exact(&mut tail))
-        .map_err(io_err("cannot read the snapshot file", path))?;
-    if tail[8..16] != TRAILER_MAGIC {
-        return Err(SnapshotError::Truncated {
-            path: path.to_path_buf(),
-            len,
-            detail: "the trailer is missing".into(),
-        });
-    }
-    let mut checksum = [0u8; 32];
-    checksum.copy_from_slice(&tail[16..]);
     Ok(SnapshotInfo {
         chain: header.head.chain,
         height: header.head.height,
         state_root: header.head.state_root,
         block_digest: header.head.block_digest,
-        entries: u64::from_le_bytes(tail[..8].try_into().expect("8 bytes")),
-        bytes: len,
-        checksum,
+        entries: ends.entries,
+        bytes: ends.len,
+        checksum: ends.stored,
     })
 }
 
-/// First pass: framing, checksum and header, without touching any database.
-fn verify_file(path: &Path) -> Result<Verified> {
+/// A snapshot file's framing, checked: its length, header bytes, the entry count and
+/// checksum its trailer records, and the open file.
+struct Ends {
+    file: File,
+    len: u64,
+    header: [u8; HEADER_LEN],
+    entries: u64,
+    stored: [u8; 32],
+}
+
+/// Opens `path` and checks its framing: not empty, the magic, room for header and
+/// trailer, the trailer magic (a file cut short lacks it).
+fn read_ends(path: &Path) -> Result<Ends> {
     let mut file = File::open(path).map_err(io_err("cannot open the snapshot file", path))?;
     let len = file
         .metadata()
@@ -661,18 +638,38 @@ fn verify_file(path: &Path) -> Result<Verified> {
             "a snapshot has at least {min_len} bytes (header and trailer)"
         )));
     }
-    let mut tail = [0u8; 40];
-    file.seek(SeekFrom::Start(len - 40))
+    // Entry count, trailer magic, checksum.
+    let mut tail = [0u8; 48];
+    file.seek(SeekFrom::Start(len - 48))
         .and_then(|_| file.read_exact(&mut tail))
         .map_err(io_err("cannot read the snapshot file", path))?;
-    if tail[..8] != TRAILER_MAGIC {
+    if tail[8..16] != TRAILER_MAGIC {
         return Err(truncated(
             "the trailer is missing: the file was cut short (or its last bytes are damaged)".into(),
         ));
     }
-    let mut stored = [0u8; 32];
-    stored.copy_from_slice(&tail[8..]);
+    let mut header = [0u8; HEADER_LEN];
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_exact(&mut header))
+        .map_err(io_err("cannot read the snapshot file", path))?;
+    Ok(Ends {
+        file,
+        len,
+        header,
+        entries: u64::from_le_bytes(tail[..8].try_into().expect("8 bytes")),
+        stored: tail[16..].try_into().expect("32 bytes"),
+    })
+}
 
+/// First pass: framing, checksum and header, without touching any database.
+fn verify_file(path: &Path) -> Result<Verified> {
+    let Ends {
+        mut file,
+        len,
+        header,
+        stored,
+        ..
+    } = read_ends(path)?;
     file.seek(SeekFrom::Start(0))
         .map_err(io_err("cannot read the snapshot file", path))?;
     let mut hasher = blake3::Hasher::new();
@@ -682,7 +679,11 @@ fn verify_file(path: &Path) -> Result<Verified> {
     )
     .map_err(io_err("cannot read the snapshot file", path))?;
     if hashed != len - 32 {
-        return Err(truncated("the file shrank while it was being read".into()));
+        return Err(SnapshotError::Truncated {
+            path: path.to_path_buf(),
+            len,
+            detail: "the file shrank while it was being read".into(),
+        });
     }
     let computed: [u8; 32] = *hasher.finalize().as_bytes();
     if computed != stored {
@@ -692,12 +693,8 @@ fn verify_file(path: &Path) -> Result<Verified> {
             computed,
         });
     }
-
-    let mut header_bytes = [0u8; HEADER_LEN];
-    file.seek(SeekFrom::Start(0))
-        .and_then(|_| file.read_exact(&mut header_bytes))
-        .map_err(io_err("cannot read the snapshot file", path))?;
-    let header = Header::decode(&header_bytes);
+    // The header is trusted only once the checksum covers it.
+    let header = Header::decode(&header);
     header.validate(path)?;
     Ok(Verified {
         header,
