@@ -806,7 +806,8 @@ fn reconfiguring_condition(probe: &ProbeSummary) -> Option<Desired> {
 }
 
 /// An event when validators start restoring a chain's state (`Recovering` turns
-/// true, or its list changes) and when they are done.
+/// true) and when they are done (it turns false). Not on every change of its
+/// message: that carries each node's progress, which moves on every probe.
 async fn recovery_event(
     ctx: &Context,
     object: &ObjectReference,
@@ -820,7 +821,7 @@ async fn recovery_event(
             .map(|c| (c.status == "True", c.message.clone()))
     };
     match (recovering(previous), recovering(status)) {
-        (before, Some((true, message))) if before.as_ref() != Some(&(true, message.clone())) => {
+        (None | Some((false, _)), Some((true, message))) => {
             ctx.event(object, false, "ValidatorsRecovering", "Recover", message)
                 .await
         }

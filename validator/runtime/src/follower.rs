@@ -57,6 +57,7 @@ use crate::executor::SEALER_STATE_KEY;
 use crate::replay::BlockReplayer;
 use crate::seams::Seams;
 use crate::state_server::StateServer;
+use crate::sync_server::Served;
 
 /// Meta key present while a chain follows by block sync.
 pub const FOLLOW_KEY: &[u8] = b"node/following";
@@ -383,13 +384,21 @@ fn on_event<S: Seams>(
         NetEvent::Request(request) if request.message.kind == MessageKind::FetchBlocks => {
             if let Ok(range) = BlockRangeRequest::from_canonical_bytes(&request.message.payload) {
                 let now = ctx.clock.monotonic_ms();
-                server.serve(request.from, range, request, now);
+                let m = &ctx.metrics;
+                match server.serve(request.from, range, request, now) {
+                    Served::Answering => m.block_requests_served.inc(),
+                    Served::Declined => m.block_requests_declined.inc(),
+                }
             }
         }
         NetEvent::Request(request) if request.message.kind == MessageKind::FetchState => {
             if let Ok(state) = StateSyncRequest::from_canonical_bytes(&request.message.payload) {
                 let now = ctx.clock.monotonic_ms();
-                state_server.serve(request.from, state, request, now);
+                let m = &ctx.metrics;
+                match state_server.serve(request.from, state, request, now) {
+                    Served::Answering => m.state_requests_served.inc(),
+                    Served::Declined => m.state_requests_declined.inc(),
+                }
             }
         }
         NetEvent::PeerConnected(peer) => sync.add_peer(peer),
