@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::fake_api::FakeApi;
 use super::fixtures::{self, FakeValidators, NS, TestClock};
+use crate::context::Context;
 use crate::crd::network::DualChainNetwork;
 use crate::keys;
 use crate::reconcile::network::reconcile;
@@ -49,6 +50,18 @@ fn set_pods(fake: &FakeApi, name: &str, ready: u32, updated: u32) {
     let generation = sts(fake, name)["metadata"]["generation"].clone();
     fake.patch("apps/v1", NS, "statefulsets", name, json!({"status": {
         "replicas": 4, "readyReplicas": ready, "updatedReplicas": updated, "observedGeneration": generation}}));
+}
+
+/// Creates network `devnet` of four validators, reconciles it once and marks its
+/// four pods ready and updated.
+async fn deployed_devnet(fake: &FakeApi, ctx: &Arc<Context>) {
+    reconcile(
+        Arc::new(create(fake, "devnet", json!({"validators": 4}))),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    set_pods(fake, "devnet", 4, 4);
 }
 
 #[tokio::test]
@@ -245,13 +258,7 @@ async fn status_reads_heights_from_validators() {
     let (client, fake) = FakeApi::start();
     let validators = FakeValidators::all_healthy("devnet", 4, 42);
     let ctx = fixtures::context(client, validators, TestClock::at(NOW));
-    reconcile(
-        Arc::new(create(&fake, "devnet", json!({"validators": 4}))),
-        ctx.clone(),
-    )
-    .await
-    .unwrap();
-    set_pods(&fake, "devnet", 4, 4);
+    deployed_devnet(&fake, &ctx).await;
     let action = reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
         .await
         .unwrap();
@@ -285,13 +292,7 @@ async fn a_validator_restoring_its_state_is_recovering_with_events() {
     let syncing = "state sync: filling the empty data directory from a verified snapshot; the chain then follows by block sync to the tip";
     set_reason(syncing);
     let ctx = fixtures::context(client, validators.clone(), TestClock::at(NOW));
-    reconcile(
-        Arc::new(create(&fake, "devnet", json!({"validators": 4}))),
-        ctx.clone(),
-    )
-    .await
-    .unwrap();
-    set_pods(&fake, "devnet", 4, 4);
+    deployed_devnet(&fake, &ctx).await;
     // One more reconcile: its Recovering condition and how many events it posted.
     let (fake, ctx) = (&fake, &ctx);
     let again = move || async move {
@@ -338,13 +339,7 @@ async fn unreachable_validators_become_a_condition_not_an_error() {
     let validators = FakeValidators::all_healthy("devnet", 4, 7);
     validators.reports.lock().unwrap().remove("devnet-2");
     let ctx = fixtures::context(client, validators, TestClock::at(NOW));
-    reconcile(
-        Arc::new(create(&fake, "devnet", json!({"validators": 4}))),
-        ctx.clone(),
-    )
-    .await
-    .unwrap();
-    set_pods(&fake, "devnet", 4, 4);
+    deployed_devnet(&fake, &ctx).await;
     let action = reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone()).await;
     assert!(action.is_ok());
     let net = stored_network(&fake, "devnet");
@@ -369,13 +364,7 @@ async fn config_change_rolls_one_validator_at_a_time() {
         FakeValidators::all_healthy("devnet", 4, 3),
         TestClock::at(NOW),
     );
-    reconcile(
-        Arc::new(create(&fake, "devnet", json!({"validators": 4}))),
-        ctx.clone(),
-    )
-    .await
-    .unwrap();
-    set_pods(&fake, "devnet", 4, 4);
+    deployed_devnet(&fake, &ctx).await;
     reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
         .await
         .unwrap();

@@ -61,9 +61,10 @@ pub struct CrossChainSetup {
     /// Where Alpha's epochs end (the genesis' `epoch_length_alpha_blocks`).
     pub epochs: EpochSchedule,
     /// Whether `ValidatorJoin` runs (`ValidatorLeave` always does). A consensus rule,
-    /// not only an API check (a proposer may skip admission): off in nodes until a
-    /// joining validator can get both chains' state (block sync), so the records never
-    /// name a member who cannot run; the epochs tests turn it on.
+    /// not only an API check (a proposer may skip admission). On by default: a joining
+    /// validator (`dualchain run --join`) follows both chains by block sync or starts
+    /// from a verified snapshot, and votes from its first epoch. Off, every join is
+    /// refused with `JoinsNotAccepted` (a network that must keep its genesis set).
     pub accept_joins: bool,
     pub certificates: CertificateCache,
     /// The network whose certificates attestations must carry (the genesis hash).
@@ -83,7 +84,7 @@ impl CrossChainSetup {
             params,
             source_sets,
             epochs: EpochSchedule::new(DEFAULT_EPOCH_LENGTH),
-            accept_joins: false,
+            accept_joins: true,
             certificates: CertificateCache::new(Self::CERTIFICATE_CACHE),
             network,
         }

@@ -68,6 +68,32 @@ pub fn committed_epoch<E: dualchain_storage::KvEngine>(
     current(&Staged::new(&crate::records::RecordBlock::new(cache)))
 }
 
+/// Alpha: the keys of the current set's members and of the validators whose joins
+/// wait for the next boundary, from committed state. Transports admit them before
+/// the boundary, so a joiner can follow the chains and be ready to vote when its
+/// epoch starts (its request is backed by a bonded lock, so admission costs stake).
+pub fn committed_members_and_joiners<E: dualchain_storage::KvEngine>(
+    cache: &crate::StateCache<E>,
+) -> Result<Vec<ValidatorPublicKey>, StateError> {
+    let records = crate::records::RecordBlock::new(cache);
+    let tx = Staged::new(&records);
+    let (_, set) = current(&tx)?;
+    let joins = pending(&tx)?
+        .0
+        .into_iter()
+        .filter_map(|change| match change {
+            SetChange::Join { key, .. } => Some(key),
+            SetChange::Leave { .. } => None,
+        });
+    let mut keys: Vec<ValidatorPublicKey> = set
+        .validators()
+        .iter()
+        .map(|v| v.public_key.clone())
+        .collect();
+    keys.extend(joins);
+    Ok(keys)
+}
+
 /// The validator set of `epoch` in a chain's committed records.
 pub fn committed_set<E: dualchain_storage::KvEngine>(
     cache: &crate::StateCache<E>,

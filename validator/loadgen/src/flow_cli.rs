@@ -1,6 +1,6 @@
 //! `dualchain sax …`, `dualchain gov …` and `dualchain validator …`: drive the
 //! cross-chain flow by hand on a running network — lock sAX on Alpha, unlock on
-//! Delta, propose, vote and finalize on Delta, leave the validator set — and show
+//! Delta, propose, vote and finalize on Delta, join or leave the validator set — and show
 //! both chains' records of a lock or a proposal, each read with its proof (see
 //! `dualchain_testkit::crosschain`).
 //!
@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use dualchain_core::Digest;
-use dualchain_core::crypto::{AccountScheme, SigningDomain, ValidatorScheme};
+use dualchain_core::crypto::{AccountScheme, ValidatorScheme};
 use dualchain_core::keyfile::{read_key, read_keyring};
 use dualchain_core::types::{
     ChainId, CrossChainOp, EpochRecord, LockRecord, LockStatus, ParameterChange, ParameterName,
-    ParameterRecord, PendingSetChanges, ProposalRecord, ProposalStatus, RecordKind, SetChangeKind,
-    StakeRecord, StakeStatus, set_change_keypair, set_change_message,
+    ParameterRecord, PendingSetChanges, ProposalRecord, ProposalStatus, RecordKind, StakeRecord,
+    StakeStatus, set_change_keypair, set_change_op,
 };
 use dualchain_testkit::crosschain::{ChainClient, OPERATION_FEE, Sender};
 use serde_json::json;
@@ -142,6 +142,32 @@ pub enum ValidatorCommand {
         #[arg(long, value_name = "DIR")]
         validator_key: PathBuf,
     },
+    /// Ask to join the validator set at the next epoch boundary, with an sAX lock of
+    /// the sender (`--key`, or `--keyring` and `--account`, which pays the fees) as
+    /// its stake: an existing one (`--lock`), or one this command makes first
+    /// (`--stake`, held `--lock-for`). The validator's key signs the request. Run the
+    /// validator with `dualchain run --join` so its chains follow and it votes from
+    /// the boundary on. Waits (unless `--no-wait`) until Alpha runs the epoch whose
+    /// set holds the validator.
+    #[command(group(clap::ArgGroup::new("stake_from").required(true).args(["lock", "stake"])))]
+    Join {
+        #[command(flatten)]
+        flow: FlowArgs,
+        /// Directory of the joining validator's key (its node's key directory).
+        #[arg(long, value_name = "DIR")]
+        validator_key: PathBuf,
+        /// A lock of the sender's (`sax lock` prints its id) to bond as the stake.
+        #[arg(long)]
+        lock: Option<Digest>,
+        /// sAX to lock first and bond as the stake (at least the network's
+        /// `min_validator_stake`).
+        #[arg(long)]
+        stake: Option<u64>,
+        /// How long a lock made by `--stake` holds; a bonded lock cannot be released
+        /// before its validator left the set anyway.
+        #[arg(long, default_value = "365days", value_parser = parse_duration, requires = "stake")]
+        lock_for: Duration,
+    },
 }
 
 fn sender(flow: &FlowArgs) -> anyhow::Result<Sender> {
@@ -196,10 +222,153 @@ pub fn validator_main(command: ValidatorCommand) -> anyhow::Result<()> {
 }
 
 async fn validator(command: ValidatorCommand) -> anyhow::Result<()> {
-    let ValidatorCommand::Leave {
-        flow,
-        validator_key,
-    } = command;
+    match command {
+        ValidatorCommand::Leave {
+            flow,
+            validator_key,
+        } => leave(flow, validator_key).await,
+        ValidatorCommand::Join {
+            flow,
+            validator_key,
+            lock,
+            stake,
+            lock_for,
+        } => {
+            let stake = match (lock, stake) {
+                (Some(lock), _) => Stake::Lock(lock),
+                (None, Some(amount)) => Stake::New { amount, lock_for },
+                (None, None) => anyhow::bail!("--lock or --stake is needed"),
+            };
+            join(flow, validator_key, stake).await
+        }
+    }
+}
+
+/// Where a join's stake comes from.
+enum Stake {
+    Lock(Digest),
+    New { amount: u64, lock_for: Duration },
+}
+
+/// `dualchain validator join`: bonds a lock of the sender's and asks for the key's
+/// place in the next epoch's set; re-sent once per epoch while it is neither pending
+/// nor applied (a request is signed for one epoch).
+async fn join(flow: FlowArgs, validator_key: PathBuf, stake: Stake) -> anyhow::Result<()> {
+    let key = read_key::<ValidatorScheme>(&validator_key)
+        .with_context(|| format!("reading the validator key in {}", validator_key.display()))?;
+    let validator = key.public().id().to_hex();
+    let alpha = ChainClient::connect(&flow.alpha, ChainId::Alpha).await?;
+    let sender = sender(&flow)?;
+    let lock = match stake {
+        Stake::Lock(lock) => lock,
+        Stake::New { amount, lock_for } => {
+            let unlock_at_ms = dualchain_testkit::unix_ms()
+                .saturating_add(u64::try_from(lock_for.as_millis()).unwrap_or(u64::MAX));
+            let op = CrossChainOp::SaxLock {
+                amount,
+                unlock_at_ms,
+            };
+            let lock = alpha.send(&sender, op).await?;
+            print(
+                json!({ "lock": lock.to_hex(), "amount": amount, "unlock_at_unix_ms": unlock_at_ms }),
+            );
+            // The join goes at the sender's next nonce: after the lock is committed.
+            alpha
+                .wait_for::<LockRecord>(RecordKind::Lock, lock, flow.timeout, |l| {
+                    l.status == LockStatus::Locked
+                })
+                .await?;
+            lock
+        }
+    };
+    let request = SetChangeRequest {
+        lock: Some(lock),
+        fee: OPERATION_FEE,
+    };
+    let epoch = until_set_change(&alpha, &flow, &key, &sender, request).await?;
+    if let Some(epoch) = epoch {
+        print(json!({ "validator": validator, "member_from_epoch": epoch, "lock": lock.to_hex() }));
+    }
+    Ok(())
+}
+
+/// A set-change request, as [`until_set_change`] sends it.
+struct SetChangeRequest {
+    /// A join's stake; `None` for a leave.
+    lock: Option<Digest>,
+    fee: u64,
+}
+
+/// Sends `request` for `key` from `sender` (signed for Alpha's current epoch) until
+/// Alpha runs an epoch whose set holds the key (a join) or no longer does (a
+/// leave); returns that epoch, or `None` with `--no-wait` once it is sent. A request
+/// is signed for the epoch it is sent in: one that reaches Alpha after the boundary
+/// is refused (it cannot be replayed later), so a request neither pending nor
+/// applied when the epoch changed is sent again, at most once per epoch.
+async fn until_set_change(
+    alpha: &ChainClient,
+    flow: &FlowArgs,
+    key: &dualchain_core::crypto::ValidatorKeypair,
+    sender: &Sender,
+    request: SetChangeRequest,
+) -> anyhow::Result<Option<u64>> {
+    let validator = key.public().id().to_hex();
+    let joining = request.lock.is_some();
+    let deadline = tokio::time::Instant::now() + flow.timeout;
+    let mut sent_in = None;
+    loop {
+        let (epoch, set) = alpha.current_set().await?;
+        if set.index_of(key.public()).is_some() == joining {
+            anyhow::ensure!(
+                joining || sent_in.is_some(),
+                "validator {validator} is not in the set of epoch {epoch} on {}",
+                flow.alpha
+            );
+            return Ok(Some(epoch));
+        }
+        let pending: PendingSetChanges = alpha
+            .decoded(RecordKind::PendingSetChanges, Digest::ZERO)
+            .await?
+            .unwrap_or_default();
+        let is_pending = pending.0.iter().any(|c| c.key() == key.public());
+        if !is_pending && sent_in != Some(epoch) {
+            let op = set_change_op(alpha.network(), key, &sender.address(), request.lock, epoch);
+            let transaction = alpha.send_with_fee(sender, op, request.fee).await?;
+            print(json!({
+                "validator": validator,
+                "sender": sender.address().to_string(),
+                "lock": request.lock.map(|l| l.to_hex()),
+                "transaction": transaction.to_hex(),
+                "signed_for_epoch": epoch,
+            }));
+            sent_in = Some(epoch);
+            if flow.no_wait {
+                return Ok(None);
+            }
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        anyhow::ensure!(
+            !left.is_zero(),
+            "validator {validator} is {} the set of epoch {epoch} after {:?}{}",
+            if joining { "not in" } else { "still in" },
+            flow.timeout,
+            match request.lock {
+                Some(lock) => format!(
+                    " (a join Alpha refuses, e.g. a lock below the minimum stake or not the \
+                     sender's, is not retried within an epoch: `dualchain sax show --lock {lock}` \
+                     shows the lock)"
+                ),
+                None => String::new(),
+            }
+        );
+        alpha
+            .wait_for::<EpochRecord>(RecordKind::Epoch, Digest::ZERO, left, |r| r.epoch > epoch)
+            .await?;
+    }
+}
+
+/// `dualchain validator leave`.
+async fn leave(flow: FlowArgs, validator_key: PathBuf) -> anyhow::Result<()> {
     let key = read_key::<ValidatorScheme>(&validator_key)
         .with_context(|| format!("reading the validator key in {}", validator_key.display()))?;
     let validator = key.public().id().to_hex();
@@ -210,59 +379,11 @@ async fn validator(command: ValidatorCommand) -> anyhow::Result<()> {
     } else {
         (sender(&flow)?, OPERATION_FEE)
     };
-    let deadline = tokio::time::Instant::now() + flow.timeout;
-    let mut sent_in = None;
-    loop {
-        let (epoch, set) = alpha.current_set().await?;
-        if set.index_of(key.public()).is_none() {
-            anyhow::ensure!(
-                sent_in.is_some(),
-                "validator {validator} is not in the set of epoch {epoch} on {}",
-                flow.alpha
-            );
-            print(json!({ "validator": validator, "left_at_epoch": epoch }));
-            return Ok(());
-        }
-        let pending: PendingSetChanges = alpha
-            .decoded(RecordKind::PendingSetChanges, Digest::ZERO)
-            .await?
-            .unwrap_or_default();
-        let is_pending = pending.0.iter().any(|c| c.key() == key.public());
-        // A request is signed for the epoch it is sent in: one that reaches Alpha
-        // after the boundary is refused (it cannot be replayed later), so a request
-        // neither pending nor applied when the epoch changed is sent again.
-        if !is_pending && sent_in != Some(epoch) {
-            let message = set_change_message(SetChangeKind::Leave, &sender.address(), None, epoch);
-            let proof = key.sign(
-                SigningDomain::ValidatorSetChange.on(alpha.network()),
-                message.as_bytes(),
-            );
-            let op = CrossChainOp::ValidatorLeave {
-                key: key.public().clone(),
-                proof,
-            };
-            let transaction = alpha.send_with_fee(&sender, op, fee).await?;
-            print(json!({
-                "validator": validator,
-                "sender": sender.address().to_string(),
-                "transaction": transaction.to_hex(),
-                "signed_for_epoch": epoch,
-            }));
-            sent_in = Some(epoch);
-            if flow.no_wait {
-                return Ok(());
-            }
-        }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        anyhow::ensure!(
-            !left.is_zero(),
-            "validator {validator} is still in the set of epoch {epoch} after {:?}",
-            flow.timeout
-        );
-        alpha
-            .wait_for::<EpochRecord>(RecordKind::Epoch, Digest::ZERO, left, |r| r.epoch > epoch)
-            .await?;
+    let request = SetChangeRequest { lock: None, fee };
+    if let Some(epoch) = until_set_change(&alpha, &flow, &key, &sender, request).await? {
+        print(json!({ "validator": validator, "left_at_epoch": epoch }));
     }
+    Ok(())
 }
 
 async fn sax(command: SaxCommand) -> anyhow::Result<()> {

@@ -156,6 +156,12 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub bootstrap_from: Vec<String>,
+    /// Run with a validator key that is not in the genesis set: a validator joining a
+    /// running network. Its chains follow by block sync (peers admit it once Alpha
+    /// holds its join request, `dualchain validator join`) and it votes from the
+    /// first epoch whose set holds it. Without it such a key is refused [default: false].
+    #[arg(long, env = "DUALCHAIN_JOIN", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub join: Option<bool>,
     /// Block executor mode [default: parallel].
     #[arg(long, value_enum, env = "DUALCHAIN_EXECUTION_MODE")]
     pub execution_mode: Option<ExecutionModeArg>,
@@ -207,6 +213,7 @@ pub struct FileConfig {
     pub mempool_capacity: Option<usize>,
     pub snapshot_interval_blocks: Option<u64>,
     pub bootstrap_from: Option<Vec<String>>,
+    pub join: Option<bool>,
     pub execution_mode: Option<ExecutionModeArg>,
     pub consensus_window_secs: Option<u64>,
     pub admission_max_wait_ms: Option<u64>,
@@ -267,6 +274,8 @@ pub struct NodeConfig {
     pub snapshot_interval_blocks: u64,
     /// How each chain this process runs starts from an empty data directory.
     pub bootstrap: BTreeMap<ChainId, Bootstrap>,
+    /// A key outside the genesis set is accepted (see `--join`).
+    pub join: bool,
     pub execution_mode: ExecutionMode,
     /// Milliseconds of consensus rounds kept for peers (see `--consensus-window-secs`).
     pub consensus_window_ms: u64,
@@ -462,6 +471,7 @@ impl NodeConfig {
                 },
                 &chains.chains(),
             )?,
+            join: args.join.or(file.join).unwrap_or(false),
             execution_mode: args
                 .execution_mode
                 .or(file.execution_mode)

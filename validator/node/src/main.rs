@@ -74,7 +74,7 @@ enum Command {
     /// Governance on a running network: propose, vote, finalize, show (runs dualchain-tools).
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Gov(ToolArgs),
-    /// A validator's own set changes on a running network: leave at the next epoch boundary (runs dualchain-tools).
+    /// A validator's own set changes on a running network: join or leave at the next epoch boundary (runs dualchain-tools).
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Validator(ToolArgs),
 }

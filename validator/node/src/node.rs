@@ -65,17 +65,25 @@ async fn run_node(cfg: NodeConfig, connection_limits: ConnectionLimits) -> anyho
     let validators = Arc::new(genesis.validator_set()?);
     let key = keyfile::read_key::<ValidatorScheme>(&cfg.key_dir)
         .with_context(|| format!("reading the validator key in {}", cfg.key_dir.display()))?;
-    let Some(me) = validators.index_of(key.public()) else {
-        bail!(
-            "this node's key (id {}) is not in the genesis validator set of network {:?}; refusing to start",
+    let me = validators.index_of(key.public());
+    match me {
+        None if !cfg.join => bail!(
+            "this node's key (id {}) is not in the genesis validator set of network {:?}; refusing to start \
+             (a validator joining a running network runs with --join)",
             key.public().id(),
             genesis.network
-        );
-    };
-    if let Ok(index) = std::env::var("DUALCHAIN_VALIDATOR_INDEX")
-        && index.trim() != me.to_string()
-    {
-        tracing::warn!(env_index = %index, genesis_index = me, "DUALCHAIN_VALIDATOR_INDEX differs from this key's position in genesis; using genesis");
+        ),
+        None => tracing::info!(
+            key_id = %key.public().id(),
+            "joining: this key is not in the genesis set; the chains follow by block sync until an epoch's set holds it"
+        ),
+        Some(me) => {
+            if let Ok(index) = std::env::var("DUALCHAIN_VALIDATOR_INDEX")
+                && index.trim() != me.to_string()
+            {
+                tracing::warn!(env_index = %index, genesis_index = me, "DUALCHAIN_VALIDATOR_INDEX differs from this key's position in genesis; using genesis");
+            }
+        }
     }
     let peers = match &cfg.peers {
         Some(path) => load_peers(path)?,
@@ -96,10 +104,11 @@ async fn run_node(cfg: NodeConfig, connection_limits: ConnectionLimits) -> anyho
         validators,
         me,
         key: Arc::new(key),
+        expected: Default::default(),
     });
     tracing::info!(
         network = %identity.genesis.network,
-        validator = me,
+        validator = ?me,
         chains = ?cfg.chains,
         "starting validator"
     );
@@ -117,7 +126,7 @@ async fn run_node(cfg: NodeConfig, connection_limits: ConnectionLimits) -> anyho
                     .listen(chain)
                     .p2p
                     .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], params.p2p_port))),
-                peers: dial_targets(&peers, u32::from(me), chain),
+                peers: dial_targets(&peers, me.map(u32::from), chain),
                 sync_policy: cfg.sync_policy,
             },
         );

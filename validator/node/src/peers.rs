@@ -67,11 +67,12 @@ fn check_peers(peers: &[PeerEntry]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The addresses to dial for `chain`: every entry except our own.
-pub fn dial_targets(peers: &[PeerEntry], me: u32, chain: ChainId) -> Vec<PeerAddress> {
+/// The addresses to dial for `chain`: every entry except our own (`me`: our genesis
+/// index; a joining validator has none and dials every entry).
+pub fn dial_targets(peers: &[PeerEntry], me: Option<u32>, chain: ChainId) -> Vec<PeerAddress> {
     peers
         .iter()
-        .filter(|p| p.index != me)
+        .filter(|p| Some(p.index) != me)
         .map(|p| p2p_address(p, chain))
         .collect()
 }
@@ -95,7 +96,7 @@ mod tests {
     #[test]
     fn ips_become_sockets_and_names_stay_dns() {
         let peers = vec![entry(0, "127.0.0.1"), entry(1, "v-1.v-peers.ns.svc")];
-        let targets = dial_targets(&peers, 0, ChainId::Delta);
+        let targets = dial_targets(&peers, Some(0), ChainId::Delta);
         assert_eq!(
             targets,
             vec![PeerAddress::Dns {

@@ -46,6 +46,16 @@ impl NodeSeams {
             .get(&chain)
             .with_context(|| format!("this process does not run the {chain} chain"))
     }
+
+    /// Where `chain`'s database lives and how it is opened.
+    fn location(&self, chain: ChainId) -> anyhow::Result<(PathBuf, StoreOptions)> {
+        let io = self.io(chain)?;
+        let options = StoreOptions {
+            sync: io.sync_policy,
+            ..StoreOptions::default()
+        };
+        Ok((io.data_dir.join("db"), options))
+    }
 }
 
 impl Seams for NodeSeams {
@@ -62,21 +72,11 @@ impl Seams for NodeSeams {
     }
 
     fn store_location(&self, chain: ChainId) -> Option<(PathBuf, StoreOptions)> {
-        let io = self.io(chain).ok()?;
-        Some((
-            io.data_dir.join("db"),
-            StoreOptions {
-                sync: io.sync_policy,
-                ..StoreOptions::default()
-            },
-        ))
+        self.location(chain).ok()
     }
 
     fn open_store(&self, chain: ChainId) -> anyhow::Result<Arc<RocksEngine>> {
-        self.io(chain)?;
-        let (db_dir, options) = self
-            .store_location(chain)
-            .expect("a chain this process runs");
+        let (db_dir, options) = self.location(chain)?;
         std::fs::create_dir_all(&db_dir)
             .with_context(|| format!("creating data directory {}", db_dir.display()))?;
         let engine = RocksEngine::open(&db_dir, &options)
@@ -93,12 +93,18 @@ impl Seams for NodeSeams {
         registry: &Registry,
     ) -> anyhow::Result<(Arc<QuicNetwork>, EventReceiver)> {
         let io = self.io(chain)?;
-        let me = validators
-            .index_of(key.public())
-            .with_context(|| format!("the {chain} key is not in the validator set"))?;
+        // The transport's seed (dial jitter) only has to differ between nodes: a
+        // member's index, or a joining validator's key id.
+        let node = match validators.index_of(key.public()) {
+            Some(me) => u64::from(me),
+            None => {
+                let id = key.public().id();
+                u64::from_le_bytes(id.0[..8].try_into().expect("8 of 32 bytes"))
+            }
+        };
         let mut cfg = NetConfig::new(io.p2p_listen);
         cfg.peers = io.peers.clone();
-        cfg.seed = u64::from(me) << 8 | u64::from(chain.tag());
+        cfg.seed = node << 8 | u64::from(chain.tag());
         let membership = Membership::from_validator_set(validators);
         let (net, events) = QuicNetwork::start(cfg, key.clone(), network, membership, registry)
             .with_context(|| format!("listening on {}", io.p2p_listen))?;

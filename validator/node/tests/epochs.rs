@@ -13,7 +13,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{chain_clients, cluster_with, runtime};
+use common::{certified_epoch_chain, chain_clients, cluster_with, runtime};
 use dualchain_core::Digest;
 use dualchain_core::crypto::ValidatorScheme;
 use dualchain_core::encoding::Canonical;
@@ -33,23 +33,6 @@ const EPOCH_LENGTH: u64 = 2;
 /// Epochs both chains must enter.
 const EPOCHS: u64 = 3;
 const WAIT: Duration = Duration::from_secs(90);
-
-/// The epoch chain through `through` from `alpha`, once its boundaries are certified
-/// there.
-async fn certified_epoch_chain(
-    alpha: &ChainClient,
-    schedule: EpochSchedule,
-    through: u64,
-) -> Vec<dualchain_core::types::Attestation> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match alpha.epoch_chain(schedule, through).await {
-            Ok(links) => return links,
-            Err(e) if tokio::time::Instant::now() > deadline => panic!("{e:#}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
 
 async fn epochs(c: &LocalCluster) {
     let genesis_json = std::fs::read_to_string(c.dir().join("genesis.json")).unwrap();
@@ -78,7 +61,7 @@ async fn epochs(c: &LocalCluster) {
     let alpha = ChainClient::connect(&c.api_url(1, ChainId::Alpha), ChainId::Alpha)
         .await
         .unwrap();
-    let links = certified_epoch_chain(&alpha, schedule, EPOCHS).await;
+    let links = certified_epoch_chain(&alpha, schedule, EPOCHS, WAIT).await;
     // The whole chain verifies from the genesis set alone: link i is Alpha's
     // boundary block of epoch i (a header of epoch i), certified by epoch i's set.
     for (epoch, link) in links.iter().enumerate() {
@@ -259,7 +242,7 @@ async fn a_validator_leaves(c: &mut LocalCluster) {
         WAIT,
     )
     .await;
-    let links = certified_epoch_chain(&alpha, schedule, through).await;
+    let links = certified_epoch_chain(&alpha, schedule, through, WAIT).await;
     let genesis_set = genesis.validator_set().unwrap();
     let last = verify_epoch_chain(genesis.network_id(), &genesis_set, &links).unwrap();
     assert_eq!(last.len(), VALIDATORS - 1);

@@ -142,6 +142,8 @@ struct Held {
     peer: PeerId,
     entry: CertifiedBlock,
     bytes: usize,
+    /// When it arrived ([`BlockSync::poll_requests`]' clock).
+    at_ms: u64,
 }
 
 /// The asking side of block sync for one chain (see the module docs).
@@ -285,10 +287,27 @@ impl BlockSync {
                         peer,
                         entry,
                         bytes: share,
+                        at_ms: self.now_ms,
                     },
                 );
             }
         }
+    }
+
+    /// `peer` could not be asked for the range from `from` (not connected, the link
+    /// failed): the range is asked elsewhere at once, and the peer rests one refresh
+    /// interval rather than a timeout, since it may be reachable in a moment (a
+    /// peer that has just admitted us, a restart).
+    pub fn on_unreachable(&mut self, peer: PeerId, from: u64, now_ms: u64) {
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if state.asked != Some(from) {
+            return;
+        }
+        state.asked = None;
+        state.resting_until_ms = now_ms + self.cfg.refresh_ms;
+        self.asked.remove(&from);
     }
 
     /// `peer`'s answer to the range from `from` did not decode: it is banned and the
@@ -363,17 +382,23 @@ impl BlockSync {
         Ok(Ready::Blocks(blocks))
     }
 
-    /// When the held blocks of this epoch run up to the next epoch's (so the last of
-    /// them ended the epoch) and none carries a certificate that covers them, the
-    /// block ending the epoch came without its own: a peer answering near its tip
-    /// may not have formed that certificate yet. Only that block's certificate can
-    /// cover it, so it is forgotten and asked again, and its peer rests for a
-    /// refresh interval so another may be asked first.
+    /// When none of the held blocks of this epoch carries a certificate that covers
+    /// them, and either they run up to the next epoch's (so the last of them ended
+    /// the epoch) or the last is the newest block any peer claims and has waited a
+    /// refresh interval, the last block came without its own certificate: a peer
+    /// answering near its tip may not have formed it yet. Only that block's
+    /// certificate can cover it (nothing later of its epoch will come; and a chain
+    /// whose next epoch waits for this very node, a joiner, makes no later block at
+    /// all), so it is forgotten and asked again, and its peer rests for a refresh
+    /// interval so another may be asked first.
     fn forget_uncertified_boundary(&mut self, prefix: &[u64]) {
         let Some(&last) = prefix.last() else {
             return;
         };
-        if !self.held.contains_key(&(last + 1)) {
+        let ended_epoch = self.held.contains_key(&(last + 1));
+        let at_tip = self.best_claim().is_some_and(|best| best <= last)
+            && self.now_ms.saturating_sub(self.held[&last].at_ms) >= self.cfg.refresh_ms;
+        if !ended_epoch && !at_tip {
             return;
         }
         let held = self.held.remove(&last).expect("in the prefix");

@@ -309,11 +309,14 @@ fn an_uncertified_boundary_block_is_not_committed_on_a_later_epoch_s_word() {
     assert_eq!(sync.next_height(), 10);
 }
 
-#[test]
-fn a_boundary_block_served_before_its_certificate_existed_is_asked_again() {
+/// An Alpha history of `blocks` in epochs of 10, synced from one peer that serves
+/// block 10 (the end of the first epoch) without its certificate the first time.
+fn sync_with_a_late_boundary_certificate(
+    blocks: u64,
+) -> (History, BlockReplayer<Arc<MemoryEngine>>) {
     let spec = SyntheticSpec {
         chain: ChainId::Alpha,
-        blocks: 30,
+        blocks,
         epoch_length_alpha_blocks: 10,
         certify_every: 5,
         ..SyntheticSpec::default()
@@ -326,6 +329,58 @@ fn a_boundary_block_served_before_its_certificate_existed_is_asked_again() {
         net.served_block_10,
         "block 10 was first served without its certificate"
     );
-    assert_eq!(replayer.epoch(), 3);
     assert_eq!(replayer.state_root(), history.head_root);
+    (history, replayer)
+}
+
+#[test]
+fn a_boundary_block_served_before_its_certificate_existed_is_asked_again() {
+    let (_, replayer) = sync_with_a_late_boundary_certificate(30);
+    assert_eq!(replayer.epoch(), 3);
+}
+
+#[test]
+fn a_tip_block_served_before_its_certificate_existed_is_asked_again_though_nothing_follows_it() {
+    // Block 10 ends the history and its epoch, and nothing comes after it (a chain
+    // whose next epoch waits for the joiner that is syncing): its late certificate
+    // is fetched by asking again once a refresh interval passed.
+    let (_, replayer) = sync_with_a_late_boundary_certificate(10);
+    assert_eq!(replayer.height(), 10);
+}
+
+#[test]
+fn a_range_a_peer_could_not_be_asked_for_goes_elsewhere_at_once_and_the_peer_rests_briefly() {
+    let history = delta_history(20);
+    let (mut sync, _) = sync_for(&history, ChainId::Delta);
+    let (a, b) = (PeerId::from_bytes([1; 32]), PeerId::from_bytes([2; 32]));
+    sync.add_peer(a);
+    let first = sync.poll_requests(0);
+    assert_eq!(first.len(), 1, "one peer, one range: {first:?}");
+    let (asked, request) = &first[0];
+    assert_eq!(*asked, a);
+    sync.add_peer(b);
+    // `a` is not connected (yet): its range is free again at once, for `b`.
+    sync.on_unreachable(a, request.from, 10);
+    let again = sync.poll_requests(10);
+    assert!(
+        again.iter().any(|(p, r)| *p == b && r.from == request.from),
+        "{again:?}"
+    );
+    assert!(again.iter().all(|(p, _)| *p != a), "a rests: {again:?}");
+    // After one refresh interval (500 ms here), not a timeout (1 s), `a` is asked again.
+    let later = sync.poll_requests(10 + 500);
+    assert!(later.iter().any(|(p, _)| *p == a), "{later:?}");
+    // A late report for a range `a` no longer holds changes nothing.
+    let held_by_b = again
+        .iter()
+        .find(|(p, _)| *p == b)
+        .map(|(_, r)| r.from)
+        .expect("asked of b");
+    sync.on_unreachable(a, held_by_b, 600);
+    assert!(
+        sync.poll_requests(600)
+            .iter()
+            .all(|(_, r)| r.from != held_by_b),
+        "b's range stays b's"
+    );
 }

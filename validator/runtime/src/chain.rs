@@ -34,9 +34,10 @@ use crate::clock::Clock;
 use crate::context::{
     ChainContext, FINALITY_CHANNEL_CAPACITY, Head, HealthView, Live, NodeIdentity,
 };
-use crate::driver::{Driver, Engine, transport_members};
+use crate::driver::{Driver, Engine};
 use crate::executor::{BlockExecutor, SEALER_STATE_KEY};
 use crate::follower;
+use crate::membership::transport_members;
 use crate::metrics::{ChainLabelled, ChainMetrics};
 use crate::seams::{Placement, Seams};
 use crate::state_sync::{self, Bootstrap};
@@ -464,10 +465,8 @@ pub async fn run_chain<S: Seams>(
     let chain = ctx.chain;
     let placement = ctx.seams.placement();
     let mut transport = sync_state_if_wanted(&ctx, &shutdown).await?;
-    if transport.is_some() && *shutdown.borrow() {
-        if let Some((net, _)) = transport.take() {
-            ctx.seams.stop_network(net).await;
-        }
+    if let Some((net, _)) = transport.take_if(|_| *shutdown.borrow()) {
+        ctx.seams.stop_network(net).await;
         return Ok(());
     }
     let seams = ctx.seams.clone();
@@ -538,7 +537,9 @@ async fn run_chain_on<S: Seams>(
     let cache = StateCache::new(db.clone(), head.height);
     let (committee, previous) = committees(&ctx, &cache, sealer.epoch())?;
     ctx.set_committee(committee.clone());
-    if committee.index_of(ctx.key().public()).is_none() {
+    let us = ctx.key().public();
+    let member = committee.index_of(us).is_some();
+    if !member && previous.as_ref().is_some_and(|p| p.index_of(us).is_some()) {
         if let Some((net, _)) = transport {
             ctx.seams.stop_network(net).await;
         }
@@ -551,9 +552,20 @@ async fn run_chain_on<S: Seams>(
         Some(transport) => transport,
         None => start_transport(&ctx, &committee)?,
     };
-    net.set_members(transport_members(&committee, previous.as_deref()));
+    crate::membership::publish_expected(&ctx, &cache)?;
+    let expected = ctx.identity.expected.current();
+    net.set_members(transport_members(
+        &committee,
+        previous.as_deref(),
+        &expected,
+    ));
 
-    if follower::should_follow(&ctx, &db, &net, &committee, head.height).await? {
+    // A validator that was never in the set (it joins) follows the chain by blocks
+    // until an epoch's set holds it, then opens its engine at that boundary.
+    if !member {
+        tracing::info!(%chain, epoch = committee.epoch(), height = head.height, "not in this epoch's validator set: following the chain by block sync until a set holds this validator");
+    }
+    if !member || follower::should_follow(&ctx, &db, &net, &committee, head.height).await? {
         drop(store);
         ctx.following.store(true, Ordering::Release);
         let followed = follower::follow(
@@ -659,8 +671,8 @@ fn start_transport<S: Seams>(
 /// The chain of a validator that the set of `epoch` left out, opened again (after a
 /// restart): its blocks up to the boundary stay readable through the API, it takes
 /// no transactions and runs no consensus or transport, and its health says why,
-/// until the node stops. (It cannot follow the chain as a non-member: that needs
-/// block sync.)
+/// until the node stops. (Peers stop admitting a leaver one epoch after it left, so
+/// it could not follow for long; a validator that was never a member follows.)
 async fn stay_out<S: Seams>(
     ctx: &ChainContext<S>,
     reader: ChainReader<S::Engine>,

@@ -36,9 +36,15 @@ pub const FINALITY_CHANNEL_CAPACITY: usize = 1_024;
 pub struct NodeIdentity {
     pub genesis: Arc<Genesis>,
     pub genesis_digest: Digest,
+    /// The genesis set.
     pub validators: Arc<ValidatorSet>,
-    pub me: ValidatorIndex,
+    /// Our index in the genesis set (`None`: a validator that joins a running
+    /// network, `dualchain run --join`).
+    pub me: Option<ValidatorIndex>,
     pub key: Arc<ValidatorKeypair>,
+    /// Alpha's current set and pending joiners, as this process's Alpha chain last
+    /// committed them (see [`crate::membership`]).
+    pub expected: crate::membership::ExpectedMembers,
 }
 
 impl NodeIdentity {
@@ -199,6 +205,15 @@ pub fn left_set_reason(chain: ChainId, epoch: u64) -> String {
     )
 }
 
+/// Why a joining validator's chain takes no transactions and runs no consensus yet.
+pub fn joining_reason(chain: ChainId, epoch: u64) -> String {
+    format!(
+        "this validator is not in the {chain} validator set of epoch {epoch} yet (it is joining): \
+         the chain follows by block sync and votes from the first epoch whose set holds it; \
+         submit transactions to a member"
+    )
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -230,9 +245,9 @@ impl<S: Seams> ChainContext<S> {
         *lock(&self.committee) = (set, digest);
     }
 
-    /// Our index in the genesis set (the current set's is
+    /// Our index in the genesis set, if we are in it (the current set's is
     /// `committee().index_of(key().public())`).
-    pub fn me(&self) -> ValidatorIndex {
+    pub fn me(&self) -> Option<ValidatorIndex> {
         self.identity.me
     }
 
@@ -292,6 +307,13 @@ impl<S: Seams> ChainContext<S> {
     /// The epoch whose set left this validator out, if its chain stopped there.
     pub fn left_set(&self) -> Option<u64> {
         self.left_at_epoch.get().copied()
+    }
+
+    /// The epoch of the head block, while the chain follows as a joiner whose set
+    /// does not hold it yet (`None` once a set holds it, or for a member catching up).
+    pub fn joining(&self) -> Option<u64> {
+        let outside = self.committee().index_of(self.key().public()).is_none();
+        (outside && self.left_set().is_none()).then(|| self.head().epoch)
     }
 
     /// The chain stops here because the set of `epoch` left this validator out: the

@@ -32,6 +32,7 @@ use dualchain_consensus::{
     SyncRequest, store::drop_epochs_before,
 };
 use dualchain_core::Digest;
+use dualchain_core::crypto::ValidatorPublicKey;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
     BlockCertificate, BlockHeader, BlockRangeRequest, StateSyncRequest, ValidatorIndex,
@@ -40,8 +41,7 @@ use dualchain_core::types::{
 use dualchain_execution::admission::{Stage, check_sender};
 use dualchain_mempool::AdmissionTime;
 use dualchain_net::{
-    EventReceiver, InboundRequest, MemberSet, Message, MessageKind, NetEvent, Network, Offence,
-    PeerId,
+    EventReceiver, InboundRequest, Message, MessageKind, NetEvent, Network, Offence, PeerId,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -53,6 +53,7 @@ use crate::committed::CommittedState;
 use crate::context::{ChainContext, reinstate};
 use crate::executor::{ExecCommand, ExecEvent};
 use crate::follower::BehindWatch;
+use crate::membership::transport_members;
 use crate::seams::{Placement, Seams};
 use crate::state_server::StateServer;
 use crate::sync_server::{Served, SyncServer};
@@ -119,6 +120,11 @@ pub struct Driver<S: Seams> {
     early_bytes: usize,
     /// Whether the chain fell further behind than the consensus window.
     behind: BehindWatch,
+    /// The sets whose members the transport admits: the engine's epoch and the one
+    /// before it.
+    admitted: (Arc<ValidatorSet>, Option<Arc<ValidatorSet>>),
+    /// Alpha's current set and pending joiners, admitted too.
+    expected: watch::Receiver<Arc<Vec<ValidatorPublicKey>>>,
 }
 
 /// What woke the driver.
@@ -158,6 +164,9 @@ impl<S: Seams> Driver<S> {
             .index_of(ctx.key().public())
             .expect("the engine opened, so we are a member");
         let (sync_tx, sync_rx) = mpsc::channel(SYNC_ANSWERS_CAPACITY);
+        let admitted = (committee.clone(), votes.previous_set());
+        let mut expected = ctx.identity.expected.subscribe();
+        expected.mark_changed();
         let cfg = engine.config();
         let sync_server = SyncServer::new(
             engine.store().engine().clone(),
@@ -200,6 +209,8 @@ impl<S: Seams> Driver<S> {
             early: VecDeque::new(),
             early_bytes: 0,
             behind: BehindWatch::default(),
+            admitted,
+            expected,
         }
     }
 
@@ -325,7 +336,19 @@ impl<S: Seams> Driver<S> {
         committee.stake_of(members.chain([self.me]))
     }
 
+    /// Gives the transport the members of the two epochs it serves and the
+    /// validators Alpha expects next ([`crate::membership`]).
+    fn admit(&mut self) {
+        let expected = self.expected.borrow_and_update().clone();
+        let (current, previous) = &self.admitted;
+        self.net
+            .set_members(transport_members(current, previous.as_deref(), &expected));
+    }
+
     fn on_tick(&mut self) -> anyhow::Result<()> {
+        if self.expected.has_changed().unwrap_or(false) {
+            self.admit();
+        }
         let ctx = &self.ctx;
         let connected = self.net.connected_peers();
         let peers = connected.len() as u64;
@@ -335,8 +358,9 @@ impl<S: Seams> Driver<S> {
         ctx.metrics.peers.set(peers as i64);
         let backlog = EXEC_QUEUE_CAPACITY - self.exec.capacity() + self.outbox.len();
         ctx.metrics.exec_queue_depth.set(backlog as i64);
-        // A chain paused by its operator falls behind on purpose.
-        if !ctx.is_paused() {
+        // A chain paused by its operator falls behind on purpose; one whose validator
+        // left the set stopped on purpose (it only serves its last rounds).
+        if !ctx.is_paused() && !self.left() {
             self.behind.check(&self.ctx, &self.net)?;
         }
         let ctx = &self.ctx;
@@ -628,8 +652,8 @@ impl<S: Seams> Driver<S> {
         );
         let db = self.engine.store().engine().clone();
         KvConsensusStore::new(db.clone(), old).put_tips(&self.engine.tips())?;
-        self.net
-            .set_members(transport_members(&set, Some(&self.ctx.committee())));
+        self.admitted = (set.clone(), Some(self.ctx.committee()));
+        self.admit();
         let Some(me) = set.index_of(self.ctx.key().public()) else {
             return self.leave_set(last, set);
         };
@@ -844,16 +868,6 @@ impl<S: Seams> Driver<S> {
         reinstate(&self.ctx, transactions, |d| self.queued.get(d).copied());
         self.queued.clear();
     }
-}
-
-/// Who the transport admits while `current` runs: its members and those of the
-/// `previous` epoch (whose last blocks may still be certifying).
-pub fn transport_members(current: &ValidatorSet, previous: Option<&ValidatorSet>) -> MemberSet {
-    let keys = previous
-        .into_iter()
-        .chain([current])
-        .flat_map(|set| set.validators().iter().map(|v| v.public_key.clone()));
-    MemberSet::new(current.epoch(), keys)
 }
 
 /// Each member's transport id, by id and by index in `set`.

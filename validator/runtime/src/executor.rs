@@ -360,6 +360,9 @@ impl<S: Seams> BlockExecutor<S> {
             .observe(started.elapsed().as_secs_f64());
 
         ctx.mempool.remove_committed(&block.body.transactions);
+        if crate::membership::changes_expected(&outcome.events) {
+            crate::membership::publish_expected(&ctx, &self.cache)?;
+        }
         let failed = outcome.failed_count() as u64;
         metrics.blocks_sealed.inc();
         metrics

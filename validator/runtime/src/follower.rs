@@ -25,7 +25,9 @@
 //! commit sequence 0, and the sealer that every node derives from the block that
 //! ended the previous epoch, [`BlockSealer::next_epoch`]). So the follower stops
 //! after a block that ended its epoch, once that block is recent enough for the
-//! next epoch's first rounds to still be in the peers' stores (half a window), and
+//! next epoch's first rounds to still be in the peers' stores (within half a window,
+//! and less than one and a half epochs' time old: peers drop an epoch two boundaries
+//! on), and
 //! persists the next epoch's sealer in the same batch that clears the follow mark.
 //! The chain then opens as after any restart and takes part from that epoch on,
 //! catching its first rounds up through vertex sync. Until then it votes on no
@@ -329,7 +331,7 @@ pub async fn follow<S: Seams>(
                 }
             }
             Some((peer, from, answer)) = answers.recv() => {
-                on_answer(&mut sync, peer, from, answer);
+                on_answer(&mut sync, peer, from, answer, ctx.clock.monotonic_ms());
             }
             event = events.recv() => {
                 let Some(event) = event else {
@@ -362,10 +364,16 @@ fn on_answer(
     peer: PeerId,
     from: u64,
     answer: Result<Bytes, dualchain_net::NetError>,
+    now_ms: u64,
 ) {
-    let Ok(bytes) = answer else {
-        // Timed out or unreachable: the sync asks elsewhere after its timeout.
-        return;
+    use dualchain_net::NetError;
+    let bytes = match answer {
+        Ok(bytes) => bytes,
+        Err(NetError::NotConnected(_) | NetError::Connection { .. }) => {
+            return sync.on_unreachable(peer, from, now_ms);
+        }
+        // Timed out or declined: the sync asks elsewhere after its timeout.
+        Err(_) => return,
     };
     match BlockRange::from_canonical_bytes(&bytes) {
         Ok(range) => sync.on_answer(peer, from, range, bytes.len()),
@@ -465,10 +473,29 @@ fn commit_ready<S: Seams>(
 
 /// Whether consensus should resume after `last`, the block that ended its epoch:
 /// the next epoch began recently enough for its first rounds to be in the peers'
-/// stores (within half the window of the best head claimed).
+/// stores. Two bounds: within half the window of the best head claimed (peers prune
+/// rounds older than the window), and less than one and a half epochs' time ago
+/// (peers drop an epoch's store when they enter the epoch after the next, two
+/// epochs' time after it began: with short epochs, a block well inside the window
+/// can start an epoch nobody runs any more, whose engine would wait for rounds that
+/// never come).
 fn resume_here<S: Seams>(ctx: &ChainContext<S>, sync: &BlockSync, last: &BlockHeader) -> bool {
     let best = sync.best_claim().unwrap_or(last.height);
-    best.saturating_sub(last.height) <= window_blocks(ctx) / 2
+    let within_window = best.saturating_sub(last.height) <= window_blocks(ctx) / 2;
+    let age_ms = ctx.unix_ms().saturating_sub(last.timestamp_ms);
+    within_window && age_ms <= epoch_duration_ms(ctx).saturating_mul(3) / 2
+}
+
+/// How long an epoch lasts: its Alpha blocks at Alpha's block time (Delta's epochs
+/// follow Alpha's through the set's attestation).
+fn epoch_duration_ms<S: Seams>(ctx: &ChainContext<S>) -> u64 {
+    let genesis = ctx.genesis();
+    let alpha_block_ms = genesis
+        .chain(dualchain_core::types::ChainId::Alpha)
+        .block_time_ms;
+    genesis
+        .epoch_length_alpha_blocks
+        .saturating_mul(alpha_block_ms)
 }
 
 /// Persists the sealer of the epoch `last` ended (a restart opens that epoch), and,

@@ -146,6 +146,16 @@ pub fn assess<S: Seams>(ctx: &ChainContext<S>, now: u64, all: &[OtherChain]) -> 
     }
     if ctx.following.load(Ordering::Acquire) {
         let head = ctx.head();
+        if let Some(epoch) = ctx.joining() {
+            return (
+                Health::Degraded,
+                format!(
+                    "joining: following by block sync at height {}; {}",
+                    head.height,
+                    crate::context::joining_reason(ctx.chain, epoch)
+                ),
+            );
+        }
         return (
             Health::Degraded,
             format!(

@@ -51,6 +51,7 @@ pub mod epoch_transition;
 pub mod executor;
 pub mod follower;
 pub mod health;
+pub mod membership;
 pub mod metrics;
 pub mod relay;
 pub mod replay;

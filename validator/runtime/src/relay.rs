@@ -185,19 +185,20 @@ pub struct RelayPlanner {
 }
 
 impl RelayPlanner {
-    /// A planner for validator `me` of `committee`, relaying to `target` (whose
+    /// A planner for validator `me` of `committee` (`None`: not a member, it relays
+    /// after every member), relaying to `target` (whose
     /// blocks come every `target_block_ms`) from the account `relayer`, starting at
     /// source height `from`.
     pub fn new(
         (target, target_block_ms): (ChainId, u64),
-        me: u64,
+        me: Option<u64>,
         committee: u64,
         relayer: Address,
         freshness_blocks: u64,
         from: u64,
     ) -> Self {
         assert!(
-            committee > 0 && me < committee,
+            committee > 0 && me.is_none_or(|me| me < committee),
             "relayer outside the committee"
         );
         let block_ms = target_block_ms.max(1);
@@ -205,10 +206,7 @@ impl RelayPlanner {
             backup_blocks: BACKUP_AFTER_MS.div_ceil(block_ms).max(1),
             resubmit_blocks: RESUBMIT_AFTER_MS.div_ceil(block_ms).max(2),
             target,
-            relayers: Relayers {
-                me: Some(me),
-                committee,
-            },
+            relayers: Relayers { me, committee },
             relayer,
             freshness_blocks,
             cursor: from.max(1),
@@ -579,8 +577,9 @@ pub fn spawn_into<S: Seams>(
 ) -> tokio::task::JoinHandle<()> {
     let key = Arc::new(relay_keypair(target.key()));
     let network = target.identity.network();
-    let committee = target.validators().len() as u64;
-    let me = u64::from(target.me());
+    let current = target.committee();
+    let committee = current.len() as u64;
+    let me = current.index_of(target.key().public()).map(u64::from);
     let freshness = target.genesis().cross_chain.freshness_blocks;
     let target = Arc::new(InProcessTarget {
         ctx: target.clone(),
@@ -599,15 +598,16 @@ pub fn spawn_into<S: Seams>(
     ))
 }
 
-/// Relays from `source` to `target` every `interval` until shutdown. `me` and
-/// `committee` pick the designated relayer; `from` is the first source height read.
+/// Relays from `source` to `target` every `interval` until shutdown. `me` (`None`:
+/// not a member) and `committee` pick the designated relayer until the first pass
+/// reads the target's current set.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_relay(
     source: Arc<dyn RelaySource>,
     target: Arc<dyn RelayTarget>,
     key: Arc<AccountKeypair>,
     network: NetworkId,
-    me: u64,
+    me: Option<u64>,
     committee: u64,
     freshness_blocks: u64,
     interval: Duration,
@@ -741,7 +741,7 @@ mod tests {
     fn planner_from(height: u64) -> RelayPlanner {
         RelayPlanner::new(
             (ChainId::Delta, BLOCK_MS),
-            ME,
+            Some(ME),
             COMMITTEE,
             Address([9; 32]),
             FRESHNESS,

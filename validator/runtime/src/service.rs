@@ -398,8 +398,12 @@ impl<S: Seams> ChainApi for ChainService<S> {
 
     fn submit(&self, transactions: &[Bytes]) -> Vec<Admission> {
         let ctx = &self.ctx;
-        if let Some(epoch) = ctx.left_set() {
-            let reason = crate::context::left_set_reason(ctx.chain, epoch);
+        let outside = match (ctx.left_set(), ctx.joining()) {
+            (Some(epoch), _) => Some(crate::context::left_set_reason(ctx.chain, epoch)),
+            (None, Some(epoch)) => Some(crate::context::joining_reason(ctx.chain, epoch)),
+            (None, None) => None,
+        };
+        if let Some(reason) = outside {
             return transactions
                 .iter()
                 .map(|_| Admission::refused(None, AdmissionStatus::RejectedOther, reason.clone()))
@@ -670,7 +674,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn joins_are_refused_until_a_joiner_can_get_the_state_and_the_rest_is_not() {
+    fn joins_are_refused_at_the_door_only_where_the_setup_turns_them_off() {
         let key = ValidatorKeypair::from_seed(&[3; 32]);
         let proof = key.sign(
             SigningDomain::ValidatorSetChange.on(NetworkId(Digest::ZERO)),
@@ -687,7 +691,7 @@ mod tests {
         });
         assert!(accepts_kind(ChainId::Alpha, &join));
         let reason = join_refused(false, &join).expect("refused").to_string();
-        assert!(reason.contains("not accepted yet"), "{reason}");
+        assert!(reason.contains("not accepted on this network"), "{reason}");
         assert_eq!(join_refused(true, &join), None);
         assert!(accepts_kind(ChainId::Alpha, &leave));
         assert_eq!(join_refused(false, &leave), None);

@@ -60,9 +60,9 @@ use dualchain_store::{
 use crate::chain::sealer_config;
 use crate::clock::Clock;
 use crate::context::ChainContext;
-use crate::driver::transport_members;
 use crate::executor::SEALER_STATE_KEY;
 use crate::follower::{FOLLOW_KEY, window_blocks};
+use crate::membership::transport_members;
 use crate::seams::Seams;
 use crate::state_server::manifest_of;
 
@@ -108,7 +108,11 @@ pub async fn bootstrap<S: Seams>(
     let sets = fetch_epoch_chain(ctx, net, &mut banned).await;
     tracing::info!(%chain, newest_epoch = sets.newest().epoch(), "state sync: epoch chain verified from genesis");
     // The members of today may not be those of the genesis.
-    net.set_members(transport_members(sets.newest(), Some(ctx.validators())));
+    net.set_members(transport_members(
+        sets.newest(),
+        Some(ctx.validators()),
+        &[],
+    ));
     let downloads = db_dir
         .parent()
         .map_or_else(|| PathBuf::from(DOWNLOAD_DIR), |p| p.join(DOWNLOAD_DIR));

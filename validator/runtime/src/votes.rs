@@ -124,6 +124,13 @@ impl VoteBook {
         self.sets.retain(|e, _| *e + 1 >= epoch);
     }
 
+    /// The set of the epoch before the newest one the book counts, if it holds it.
+    pub fn previous_set(&self) -> Option<Arc<ValidatorSet>> {
+        let newest = *self.sets.keys().next_back()?;
+        let previous = newest.checked_sub(1)?;
+        self.sets.get(&previous).cloned()
+    }
+
     /// Times a signer was seen signing a second header at one height.
     pub fn equivocations(&self) -> u64 {
         self.equivocations

@@ -68,10 +68,11 @@ pub struct SimArgs {
     /// [node] Alpha blocks per epoch [default: 2, so a run crosses several boundaries].
     #[arg(long, value_name = "ALPHA_BLOCKS")]
     pub epoch_length: Option<u64>,
-    /// [node] Validator-set sizes to go through, one change after another, e.g.
-    /// `--validators 7 --reconfigure 6,5`: honest validators leave (each change is
-    /// requested once the previous one took effect). Growing sets are refused: a
-    /// joining validator cannot get the chains' state until block sync exists.
+    /// [node] Validator-set sizes to go through, one change after another (each
+    /// requested once the previous one took effect), e.g. `--validators 4
+    /// --reconfigure 7,5`: a larger size adds joiners (extra nodes that follow from
+    /// the start and join with a sponsor's sAX lock), a smaller one has honest
+    /// validators leave (genesis ones that neither crash nor observe, then joiners).
     #[arg(long, value_delimiter = ',', value_name = "SIZES")]
     pub reconfigure: Option<Vec<usize>>,
     /// [node] Seeds simulated at once (each on one thread) [default: the cores].
@@ -256,6 +257,9 @@ pub struct NodeSimSummary {
     /// the set size they left in the run that got the least far.
     pub set_changes_applied: u64,
     pub validators_final: usize,
+    /// The fewest changes any run applied (what `validators_final` is taken from).
+    #[serde(skip)]
+    pub fewest_changes_applied: usize,
     /// Epoch transitions at each run's observer, from its Alpha entering an epoch
     /// (boundary block executed) to its Delta entering it (the set's attestation
     /// executed), simulated ms; the target is at most one Alpha block time,
@@ -339,7 +343,10 @@ fn absorb(
     s.alpha_locks_committed += r.alpha_clients.committed;
     s.alpha_locks_attested += r.records.stakes;
     s.set_changes_applied += r.set_changes_applied as u64;
-    s.validators_final = s.validators_final.max(s.validators - r.validators_left);
+    if r.set_changes_applied <= s.fewest_changes_applied {
+        s.fewest_changes_applied = r.set_changes_applied;
+        s.validators_final = s.validators + r.validators_joined - r.validators_left;
+    }
     s.forged_attestations += r.forged_attestations;
     s.forged_attestations_offered_to_honest += r.forged_offered;
     s.forged_attestations_admitted_by_honest += r.forged_admitted;
@@ -483,6 +490,7 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         epoch_length_alpha_blocks: first.epoch_length_alpha_blocks,
         set_changes_applied: 0,
         validators_final: 0,
+        fewest_changes_applied: usize::MAX,
         epoch_transition_ms_p50: None,
         epoch_transition_ms_max: None,
         epoch_transition_alpha_blocks_max: None,
@@ -598,7 +606,7 @@ mod tests {
     }
 
     #[test]
-    fn reconfigure_takes_shrinking_sets_and_refuses_what_cannot_run() {
+    fn reconfigure_takes_growing_and_shrinking_sets_and_refuses_what_cannot_run() {
         let node = |extra: &[&str]| {
             let mut args = vec!["--mode", "node", "--validators", "7", "--byzantine", "1"];
             args.extend_from_slice(extra);
@@ -610,13 +618,17 @@ mod tests {
             let err = node(extra).unwrap_err().to_string();
             assert!(err.contains(says), "{extra:?}: {err}");
         };
-        refused(&["--reconfigure", "8"], "joining is not supported yet");
+        let grown = node(&["--reconfigure", "9,6"]).unwrap();
+        assert_eq!(grown.nodes(), 9, "two joiners start with the seven");
         refused(&["--reconfigure", "6,6"], "already has 6");
         refused(&["--reconfigure", "3"], "at least 4");
         refused(
             &["--reconfigure", "5,4", "--crash", "3"],
-            "only 2 are honest, never crash and do not observe",
+            "takes 1 validators out, but only 0 are honest",
         );
+        // Joiners may leave again: 7 → 8 → 5 needs the joiner as the third leaver.
+        assert!(node(&["--reconfigure", "8,5", "--crash", "3"]).is_ok());
+        refused(&["--reconfigure", "600"], "more than");
     }
 
     #[test]

@@ -61,8 +61,9 @@ pub struct NodeSimConfig {
     /// fixes the next set on Alpha and is attested to Delta).
     pub epoch_length_alpha_blocks: u64,
     /// Validator-set sizes to go through, one change after another (each submitted
-    /// once the previous one took effect on Alpha): honest validators leave. Empty:
-    /// the genesis set all run long.
+    /// once the previous one took effect on Alpha): a larger size adds joiners (nodes
+    /// outside the genesis set that follow from the start), a smaller one has honest
+    /// validators leave. Empty: the genesis set all run long.
     pub reconfigure: Vec<usize>,
     pub latency: LinkLatency,
     pub signatures: Signatures,
@@ -152,19 +153,19 @@ impl NodeSimConfig {
         Ok(())
     }
 
+    /// Nodes the run starts: the genesis validators and every joiner of
+    /// `reconfigure`.
+    pub fn nodes(&self) -> usize {
+        self.validators + crate::reconfigure::joiners_of(self.validators, &self.reconfigure)
+    }
+
     /// Each size is a set the network can run (more than three times the Byzantine
-    /// validators), reached by leaves only, of honest validators that neither crash
-    /// nor observe.
+    /// validators, at most the set limit); leavers are honest validators that neither
+    /// crash nor observe, genesis ones first, then those that joined before.
     fn validate_reconfigure(&self, crashes: usize) -> Result<(), String> {
         let mut size = self.validators;
+        let mut can_leave = self.validators - self.byzantine - crashes - 1;
         for &next in &self.reconfigure {
-            if next > size {
-                return Err(format!(
-                    "--reconfigure {next} after {size}: validators joining is not supported yet \
-                     (a joining validator cannot get the chains' state until block sync exists, \
-                     issue 19); only shrinking sets run"
-                ));
-            }
             if next == size {
                 return Err(format!(
                     "--reconfigure {next}: the set already has {size} validators"
@@ -177,13 +178,24 @@ impl NodeSimConfig {
                     3 * self.byzantine + 1
                 ));
             }
+            if next > size {
+                can_leave += next - size;
+            } else if size - next > can_leave {
+                return Err(format!(
+                    "--reconfigure {next} after {size} takes {} validators out, but only {can_leave} \
+                     are honest, never crash, do not observe and have not left yet",
+                    size - next
+                ));
+            } else {
+                can_leave -= size - next;
+            }
             size = next;
         }
-        let leavers = self.validators - size;
-        let can_leave = self.validators - self.byzantine - crashes - 1;
-        if leavers > can_leave {
+        if self.nodes() > MAX_VALIDATORS {
             return Err(format!(
-                "--reconfigure takes {leavers} validators out, but only {can_leave} are honest, never crash and do not observe"
+                "--reconfigure adds {} joiners to {} validators: more than {MAX_VALIDATORS} nodes",
+                self.nodes() - self.validators,
+                self.validators
             ));
         }
         Ok(())

@@ -136,9 +136,11 @@ pub struct RunResult {
     /// equivocating validator, gossip must bring the proof to every honest one,
     /// and each records it once (counted since the validator's last start).
     pub evidence_at_honest_min: [u64; 2],
-    /// Validator-set changes that took effect, and the validators they took out.
+    /// Validator-set changes that took effect, and the validators they took out and
+    /// brought in.
     pub set_changes_applied: usize,
     pub validators_left: usize,
+    pub validators_joined: usize,
     /// Epoch transitions at the observer: Alpha entering an epoch → Delta entering it.
     pub transitions_ms: Vec<u64>,
     /// The longest an honest validator's epoch transition step ran once it overran
@@ -222,6 +224,7 @@ fn genesis_of(cfg: &NodeSimConfig, keys: &[Arc<ValidatorKeypair>]) -> Genesis {
         accounts: (0..cfg.accounts)
             .map(account_address)
             .chain((0..flow::STAKERS).map(flow::staker_address))
+            .chain(join_sponsors(cfg))
             .map(|address| GenesisAccount {
                 address,
                 balances: [(AssetId::NATIVE, ACCOUNT_BALANCE)].into(),
@@ -230,6 +233,7 @@ fn genesis_of(cfg: &NodeSimConfig, keys: &[Arc<ValidatorKeypair>]) -> Genesis {
         sax_allocations: (0..cfg.accounts)
             .map(account_address)
             .chain((0..flow::STAKERS).map(flow::staker_address))
+            .chain(join_sponsors(cfg))
             .map(|address| SaxAllocation {
                 address,
                 amount: ACCOUNT_BALANCE,
@@ -237,6 +241,12 @@ fn genesis_of(cfg: &NodeSimConfig, keys: &[Arc<ValidatorKeypair>]) -> Genesis {
             .collect(),
         cross_chain: Default::default(),
     }
+}
+
+/// The accounts that lock the joiners' stakes (see [`crate::reconfigure`]).
+fn join_sponsors(cfg: &NodeSimConfig) -> impl Iterator<Item = dualchain_core::types::Address> {
+    (cfg.validators..cfg.nodes())
+        .map(|node| crate::reconfigure::sponsor_address(node as ValidatorIndex))
 }
 
 /// A running incarnation of a validator (lost on a crash).
@@ -325,6 +335,14 @@ impl SimNode {
         self.running.as_ref()?.contexts[slot(chain)].left_set()
     }
 
+    /// Whether its `chain` follows as a joiner no set holds yet (its API refuses
+    /// transactions, as a real joiner's does).
+    fn joining(&self, chain: ChainId) -> bool {
+        self.running
+            .as_ref()
+            .is_some_and(|r| r.contexts[slot(chain)].joining().is_some())
+    }
+
     fn height(&self, chain: ChainId) -> u64 {
         self.running
             .as_ref()
@@ -393,8 +411,11 @@ struct Simulation {
 
 impl Simulation {
     fn new(cfg: NodeSimConfig) -> anyhow::Result<Self> {
-        let keys = validator_keys(&cfg);
+        let mut keys = validator_keys(&cfg);
         let genesis = Arc::new(genesis_of(&cfg, &keys));
+        // Joiners' keys are real ML-DSA-87 whatever the genesis validators sign with:
+        // a joiner's key reaches every node as bytes, in its join record.
+        keys.extend((cfg.validators..cfg.nodes()).map(sim_validator_key));
         genesis.validate()?;
         let validators = Arc::new(genesis.validator_set()?);
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -434,7 +455,7 @@ impl Simulation {
         let peers: Arc<Vec<PeerId>> =
             Arc::new(keys.iter().map(|key| PeerId::of(key.public())).collect());
         let genesis_digest = genesis.hash();
-        let nodes = (0..cfg.validators)
+        let nodes = (0..cfg.nodes())
             .map(|i| {
                 let index = i as ValidatorIndex;
                 let behaviour = Behaviour::of(&byzantine, index, cfg.seed);
@@ -459,8 +480,9 @@ impl Simulation {
                         genesis: genesis.clone(),
                         genesis_digest,
                         validators: validators.clone(),
-                        me: index,
+                        me: (i < cfg.validators).then_some(index),
                         key: keys[i].clone(),
+                        expected: Default::default(),
                     }),
                     running: None,
                 }
@@ -473,9 +495,12 @@ impl Simulation {
             if cfg.validators > 1 && side.iter().all(|s| *s == side[0]) {
                 side[0] = !side[0];
             }
+            // Joiners alternate sides (drawn from no rng: runs without joiners keep
+            // their partitions).
+            side.extend((cfg.validators..cfg.nodes()).map(|j| j % 2 == 0));
             for want in [true, false] {
                 partition.push(
-                    (0..cfg.validators)
+                    (0..cfg.nodes())
                         .filter(|i| side[*i] == want)
                         .map(|i| peers[i])
                         .collect(),
@@ -546,7 +571,7 @@ impl Simulation {
     fn targets(&self, chain: ChainId) -> Vec<Arc<dyn ChainApi>> {
         self.nodes
             .iter()
-            .filter(|n| n.left(chain).is_none())
+            .filter(|n| n.left(chain).is_none() && !n.joining(chain))
             .filter_map(|n| n.api(chain))
             .collect()
     }
@@ -626,11 +651,12 @@ impl Simulation {
                     }
                     if !self.reconfiguration.done() {
                         liveness.push(format!(
-                            "{} of {} validator-set changes applied {} s after the load and faults ended (left so far: {:?})",
+                            "{} of {} validator-set changes applied, and the final set through a boundary of its own, not done {} s after the load and faults ended (left so far: {:?}; joined: {:?})",
                             self.reconfiguration.applied(),
                             self.cfg.reconfigure.len(),
                             (self.cfg.drain_ms + FLOW_EXTRA_MS) / 1000,
-                            self.reconfiguration.left
+                            self.reconfiguration.left,
+                            self.reconfiguration.joined
                         ));
                     }
                     break;
@@ -1159,7 +1185,8 @@ impl Simulation {
                 epochs = Some(entered);
             }
         }
-        // Not the clients': the validators' relay accounts and the flow's stakers.
+        // Not the clients': the validators' relay accounts, the flow's stakers, the
+        // leavers' set-change accounts and the joiners' sponsors.
         let relayers: BTreeSet<Address> = self
             .nodes
             .iter()
@@ -1170,6 +1197,7 @@ impl Simulation {
                     .iter()
                     .map(|n| Address::of(set_change_keypair(&n.identity.key).public())),
             )
+            .chain(join_sponsors(&self.cfg))
             .collect();
         let mut trace_inputs = vec![virtual_ms];
         for chain in ChainId::ALL {
@@ -1237,10 +1265,7 @@ impl Simulation {
         let [alpha_clients, delta_clients] = clients;
         let (mut reports_against_honest, mut reports_against_byzantine) = (0, 0);
         for node in &self.nodes {
-            let Some(info) = node.identity.validators.get(node.index) else {
-                continue;
-            };
-            let peer = PeerId::of(&info.public_key);
+            let peer = PeerId::of(node.identity.key.public());
             let reports: u64 = self.hubs.iter().map(|h| h.reports_against(&peer)).sum();
             if node.honest() {
                 reports_against_honest += reports;
@@ -1275,6 +1300,7 @@ impl Simulation {
             flow: flow.reached,
             set_changes_applied: self.reconfiguration.applied(),
             validators_left: self.reconfiguration.left.len(),
+            validators_joined: self.reconfiguration.joined.len(),
             transitions_ms: self.transitions_ms(),
             transition_stuck_max_s: self.transition_stuck_max_s,
             transition_deadlocks: self.transition_deadlocked.len(),

@@ -169,6 +169,27 @@ fn validators_leave_under_every_fault_and_the_rest_go_on_without_them() {
 }
 
 #[test]
+fn validators_join_then_leave_under_every_fault_and_everyone_agrees() {
+    // 4 → 7 → 5 with a Byzantine validator, loss and a crash (the acceptance
+    // run, one seed): three joiners follow from the start, join with their sponsors'
+    // locks at one boundary, and two validators (one a joiner) leave at a later one.
+    let mut args = acceptance_args(1);
+    args.run.partition_secs = 0.0;
+    args.reconfigure = Some(vec![7, 5]);
+    let summary = run_node_sim(&args).unwrap();
+    assert!(summary.passed(), "{summary:#?}");
+    assert_eq!(summary.set_changes_applied, 2, "{summary:#?}");
+    assert_eq!(summary.validators_final, 5, "{summary:#?}");
+    assert!(summary.epochs >= 3, "{summary:#?}");
+    assert_eq!(
+        summary.transactions_committed, summary.transactions_submitted,
+        "{summary:#?}"
+    );
+    assert_eq!(summary.reports_against_honest, 0, "{summary:#?}");
+    assert_eq!(summary.epoch_transition_deadlocks, 0, "{summary:#?}");
+}
+
+#[test]
 fn an_equivocation_reaches_every_honest_validator_as_checked_evidence() {
     // Seed 5: the Byzantine validator sends half of its peers a twin of every
     // vertex; no single honest validator need see both twins itself.

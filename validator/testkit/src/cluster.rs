@@ -68,6 +68,10 @@ pub struct ClusterSpec {
     pub open_file_limit: Option<u64>,
     /// `dualchain genesis --epoch-length` (`None`: the genesis default).
     pub epoch_length: Option<u64>,
+    /// How many of the `validators` (the last ones) are left out of the genesis set:
+    /// validators that join the running network. They have keys, ports and
+    /// `peers.json` entries like the others, and run with `--join`.
+    pub joiners: usize,
 }
 
 impl ClusterSpec {
@@ -89,6 +93,7 @@ impl ClusterSpec {
             dir_prefix: "dualchain-cluster-".into(),
             open_file_limit: None,
             epoch_length: None,
+            joiners: 0,
         }
     }
 
@@ -241,8 +246,8 @@ impl LocalCluster {
     /// with `bin` (a `dualchain` binary) in a fresh temporary directory. Blocking.
     pub fn prepare(bin: impl Into<PathBuf>, spec: ClusterSpec) -> anyhow::Result<Self> {
         let bin = bin.into();
-        if spec.validators == 0 {
-            bail!("a cluster needs at least one validator");
+        if spec.validators <= spec.joiners {
+            bail!("a cluster needs at least one validator in its genesis set");
         }
         let temp = tempfile::Builder::new()
             .prefix(&spec.dir_prefix)
@@ -264,7 +269,8 @@ impl LocalCluster {
         let genesis = dir.join("genesis.json");
         let genesis_time_ms = unix_ms() + spec.genesis_delay.as_millis() as u64;
         let mut args: Vec<String> = vec!["genesis".into(), "--validator-keys".into()];
-        args.extend(key_dirs.iter().map(|d| d.display().to_string()));
+        let members = spec.validators - spec.joiners;
+        args.extend(key_dirs[..members].iter().map(|d| d.display().to_string()));
         args.extend([
             "--accounts".into(),
             spec.accounts.to_string(),
@@ -406,7 +412,15 @@ impl LocalCluster {
             "--metrics-listen".into(),
             addr(p.metrics_port),
         ]);
+        if self.is_joiner(i) {
+            args.push("--join".into());
+        }
         self.finish_args(args)
+    }
+
+    /// Whether validator `i` is outside the genesis set (see [`ClusterSpec::joiners`]).
+    pub fn is_joiner(&self, i: usize) -> bool {
+        i >= self.spec.validators - self.spec.joiners
     }
 
     /// The command line of validator `i`'s `chain` alone (the two-container pod).
@@ -430,6 +444,9 @@ impl LocalCluster {
             "--peer-chain-api".into(),
             p.api_url(other),
         ]);
+        if self.is_joiner(i) {
+            args.push("--join".into());
+        }
         self.finish_args(args)
     }
 

@@ -56,7 +56,7 @@ enum Command {
     /// Governance on a running network: propose, vote, finalize on Delta (executed on Alpha), show.
     #[command(subcommand)]
     Gov(dualchain_loadgen::flow_cli::GovCommand),
-    /// A validator's own set changes on a running network: leave at the next epoch boundary.
+    /// A validator's own set changes on a running network: join or leave at the next epoch boundary.
     #[command(subcommand)]
     Validator(dualchain_loadgen::flow_cli::ValidatorCommand),
 }

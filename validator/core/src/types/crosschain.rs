@@ -1207,7 +1207,7 @@ pub enum CrossChainFailure {
     #[error("the attested validator set is not of the epoch after this chain's")]
     EpochOutOfOrder,
     #[error(
-        "validator join requests are not accepted yet: a joining validator cannot get the state of both chains until block sync exists (issue 19); leave requests are accepted"
+        "validator join requests are not accepted on this network (its cross-chain setup turns them off); leave requests are accepted"
     )]
     JoinsNotAccepted,
 }

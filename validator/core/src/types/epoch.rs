@@ -24,7 +24,7 @@ use crate::hash::{Digest, HashDomain};
 use super::account::Address;
 use super::attestation::{Attestation, AttestationError};
 use super::chain::ChainId;
-use super::crosschain::{RecordKey, RecordKind};
+use super::crosschain::{CrossChainOp, RecordKey, RecordKind};
 use super::validator::{MAX_VALIDATORS, ValidatorSet, ValidatorSetError};
 
 /// Set changes one epoch may collect (requests beyond it are refused until the
@@ -332,6 +332,32 @@ pub fn set_change_message(
     h.update(lock.map_or(&[0u8; 32], |l| l.as_bytes()));
     h.update(&epoch.to_le_bytes());
     Digest(*h.finalize().as_bytes())
+}
+
+/// `key`'s own request, sent by `sender` in Alpha's `epoch`, to join the set with
+/// `sender`'s lock `lock` as its stake or, without a lock, to leave it: the operation
+/// with `key`'s signature over [`set_change_message`] on `network`.
+pub fn set_change_op(
+    network: NetworkId,
+    key: &ValidatorKeypair,
+    sender: &Address,
+    lock: Option<Digest>,
+    epoch: u64,
+) -> CrossChainOp {
+    let kind = match lock {
+        Some(_) => SetChangeKind::Join,
+        None => SetChangeKind::Leave,
+    };
+    let message = set_change_message(kind, sender, lock.as_ref(), epoch);
+    let proof = key.sign(
+        SigningDomain::ValidatorSetChange.on(network),
+        message.as_bytes(),
+    );
+    let key = key.public().clone();
+    match lock {
+        Some(lock) => CrossChainOp::ValidatorJoin { key, lock, proof },
+        None => CrossChainOp::ValidatorLeave { key, proof },
+    }
 }
 
 /// Checks that `key` signed a set-change request of `kind` for this network.

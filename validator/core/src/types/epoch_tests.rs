@@ -164,6 +164,33 @@ fn a_set_change_request_is_bound_to_sender_lock_epoch_and_network() {
     }
 }
 
+#[test]
+fn a_built_set_change_op_is_a_join_with_a_lock_and_a_leave_without_and_verifies() {
+    let key = &keys()[4];
+    let sender = Address([9; 32]);
+    let lock = Digest([8; 32]);
+    let CrossChainOp::ValidatorJoin {
+        key: joiner,
+        lock: bonded,
+        proof,
+    } = set_change_op(NET, key, &sender, Some(lock), 2)
+    else {
+        panic!("a lock makes a join");
+    };
+    assert_eq!((&joiner, bonded), (key.public(), lock));
+    let join = set_change_message(SetChangeKind::Join, &sender, Some(&lock), 2);
+    assert!(verify_set_change(NET, key.public(), &join, &proof));
+    let CrossChainOp::ValidatorLeave { key: leaver, proof } =
+        set_change_op(NET, key, &sender, None, 2)
+    else {
+        panic!("no lock makes a leave");
+    };
+    assert_eq!(&leaver, key.public());
+    let leave = set_change_message(SetChangeKind::Leave, &sender, None, 2);
+    assert!(verify_set_change(NET, key.public(), &leave, &proof));
+    assert!(!verify_set_change(NET, key.public(), &join, &proof));
+}
+
 /// An attestation of Alpha's set record of `next.epoch()` in a block of epoch
 /// `next.epoch() - 1`, signed by `signers` (indices into `keys()`, with their index
 /// in `signing_set`).

@@ -40,8 +40,8 @@ pub use crosschain::{
 pub use epoch::{
     EpochChainError, EpochRecord, EpochSchedule, MAX_PENDING_SET_CHANGES, MemberRecord,
     PendingSetChanges, SetChange, SetChangeKind, epoch_seed, member_id, next_validator_set,
-    set_change_keypair, set_change_message, set_digest, validator_set_key, verify_epoch_chain,
-    verify_epoch_chain_of, verify_set_change,
+    set_change_keypair, set_change_message, set_change_op, set_digest, validator_set_key,
+    verify_epoch_chain, verify_epoch_chain_of, verify_set_change,
 };
 pub use genesis::{
     ChainParams, DEFAULT_EPOCH_LENGTH_ALPHA_BLOCKS, Genesis, GenesisAccount, GenesisError,

@@ -4,7 +4,9 @@
 //! may yield several pods), skips addresses known to be this node or a validator
 //! already connected, and dials the rest whose backoff has expired. A failed address
 //! waits `min_backoff · 2^failures` (capped, with ±25% seeded jitter so a restarted
-//! cluster does not dial in lockstep). A lost connection wakes every loop at once.
+//! cluster does not dial in lockstep). A lost connection wakes every loop at once,
+//! and a membership update (a new epoch, a joiner admitted) also forgets every
+//! backoff: an address refused as a non-member may be a member now.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -32,6 +34,7 @@ pub(crate) async fn dial_loop(inner: Arc<Inner>, target: PeerAddress) {
     let mut rng = ChaCha8Rng::seed_from_u64(inner.config.seed ^ hasher.finish());
     let mut backoff: HashMap<SocketAddr, Backoff> = HashMap::new();
     let mut shutdown = inner.shutdown.subscribe();
+    let mut members = inner.membership.subscribe();
     loop {
         if *shutdown.borrow() {
             return;
@@ -85,6 +88,7 @@ pub(crate) async fn dial_loop(inner: Arc<Inner>, target: PeerAddress) {
         tokio::select! {
             _ = tokio::time::sleep_until(wake_at.into()) => {}
             _ = &mut lost => {}
+            Ok(()) = members.changed() => backoff.clear(),
             _ = shutdown.changed() => return,
         }
     }

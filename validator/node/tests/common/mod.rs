@@ -89,23 +89,52 @@ pub fn plain(text: &str) -> String {
 /// Waits until a Delta certificate of a block sealed from validator `i`'s current
 /// height on names `i` (as validator 0 holds it): `i` takes part in consensus.
 pub async fn wait_signs_again(c: &LocalCluster, i: usize, wait: std::time::Duration) {
-    use dualchain_core::types::ChainId;
+    wait_signs(c, i, i as u32, dualchain_core::types::ChainId::Delta, wait).await;
+}
+
+/// Waits until a `chain` certificate of a block sealed from validator `i`'s current
+/// height on (as validator 0 holds it) names committee index `index`.
+pub async fn wait_signs(
+    c: &LocalCluster,
+    i: usize,
+    index: u32,
+    chain: dualchain_core::types::ChainId,
+    wait: std::time::Duration,
+) {
     let deadline = std::time::Instant::now() + wait;
-    let mut height = c.height(i, ChainId::Delta).await.unwrap();
+    let mut height = c.height(i, chain).await.unwrap_or(0).max(1);
     loop {
         assert!(
             std::time::Instant::now() < deadline,
-            "no certificate after height {height} names validator {i}"
+            "no {chain} certificate after height {height} names index {index}"
         );
         let signed = c
-            .block(0, ChainId::Delta, height)
+            .block(0, chain, height)
             .await
             .and_then(|b| b.certificate)
-            .is_some_and(|cert| cert.signer_indices.contains(&(i as u32)));
+            .is_some_and(|cert| cert.signer_indices.contains(&index));
         if signed {
             break;
         }
-        c.wait_height(0, ChainId::Delta, height + 1, wait).await;
+        c.wait_height(0, chain, height + 1, wait).await;
         height += 1;
+    }
+}
+
+/// The epoch chain through `through` from `alpha`, once its boundaries are certified
+/// there (asked again every 200 ms for at most `wait`).
+pub async fn certified_epoch_chain(
+    alpha: &dualchain_testkit::crosschain::ChainClient,
+    schedule: dualchain_core::types::EpochSchedule,
+    through: u64,
+    wait: std::time::Duration,
+) -> Vec<dualchain_core::types::Attestation> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match alpha.epoch_chain(schedule, through).await {
+            Ok(links) => return links,
+            Err(e) if tokio::time::Instant::now() > deadline => panic!("{e:#}"),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
     }
 }
