@@ -93,14 +93,15 @@ pub fn build(
     Ok(genesis)
 }
 
-/// Whether an existing genesis still describes these validators (same keys, same order).
+/// Whether an existing genesis still describes these validators: the key Secrets of
+/// its ordinals hold its keys, in order. The network may since have grown (ordinals
+/// past the genesis set joined later) or shrunk (fewer ordinals read now).
 pub fn matches_validators(genesis: &Genesis, validators: &[ValidatorPublicKey]) -> bool {
-    genesis.validators.len() == validators.len()
-        && genesis
-            .validators
-            .iter()
-            .zip(validators)
-            .all(|(g, k)| g.public_key == *k)
+    genesis
+        .validators
+        .iter()
+        .zip(validators)
+        .all(|(g, k)| g.public_key == *k)
 }
 
 #[cfg(test)]
@@ -136,7 +137,15 @@ mod tests {
         assert_eq!(compact.hash(), g.hash());
         assert_eq!(parsed.hash(), g.hash());
         assert!(matches_validators(&parsed, &keys));
-        assert!(!matches_validators(&parsed, &keys[..3]));
+        // Grown or shrunk since: the genesis ordinals still hold the genesis keys.
+        assert!(matches_validators(&parsed, &keys[..3]));
+        let mut grown = keys.clone();
+        grown.push(ValidatorKeypair::from_seed(&[9; 32]).public().clone());
+        assert!(matches_validators(&parsed, &grown));
+        // A replaced key Secret is not the same network.
+        let mut replaced = keys.clone();
+        replaced[1] = ValidatorKeypair::from_seed(&[9; 32]).public().clone();
+        assert!(!matches_validators(&parsed, &replaced));
     }
 
     #[test]

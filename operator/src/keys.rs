@@ -111,6 +111,54 @@ pub fn validator_public_key(
         })
 }
 
+/// The key pair of a validator key Secret (to sign the validator's own set-change
+/// requests), its public key checked against the Secret's.
+pub fn validator_keypair(
+    secret: &str,
+    data: &BTreeMap<String, ByteString>,
+) -> Result<ValidatorKeypair, KeyError> {
+    let public = validator_public_key(secret, data)?;
+    let mut seed = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(text_field(secret, data, SEED_FILE)?, seed.as_mut()).map_err(|_| {
+        KeyError::WrongValue {
+            secret: secret.to_string(),
+            field: SEED_FILE,
+            found: "(not shown)".into(),
+            expected: "64 hex digits",
+        }
+    })?;
+    let key = ValidatorKeypair::from_seed(&seed);
+    if *key.public() != public {
+        return Err(KeyError::WrongValue {
+            secret: secret.to_string(),
+            field: SEED_FILE,
+            found: "(not shown)".into(),
+            expected: "the seed of public_key",
+        });
+    }
+    Ok(key)
+}
+
+/// Account `index` of a keyring (the order of its lines), its address checked against
+/// its seed.
+pub fn keyring_account(secret: &str, text: &str, index: usize) -> Result<AccountKeypair, KeyError> {
+    let (number, line) = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        .nth(index)
+        .ok_or(KeyError::BadKeyring {
+            secret: secret.to_string(),
+            line: 0,
+            detail: "fewer accounts than the genesis lists",
+        })?;
+    dualchain_core::keyfile::parse_keyring_line(line).map_err(|detail| KeyError::BadKeyring {
+        secret: secret.to_string(),
+        line: number + 1,
+        detail,
+    })
+}
+
 /// A random admin token: 32 bytes from the OS, hex (64 visible ASCII characters, as
 /// `dualchain_proto::AdminToken` requires).
 pub fn new_admin_token() -> Result<Zeroizing<String>, KeyError> {
@@ -280,6 +328,33 @@ mod tests {
             Address::of(keys[0].public())
         );
         assert!(keyring_addresses("s", "dc1zz 00").is_err());
+    }
+
+    #[test]
+    fn set_change_keys_are_read_back_and_mismatches_refused_without_echoing_seeds() {
+        let key = ValidatorKeypair::from_seed(&[5u8; 32]);
+        let data = validator_key_data(&key);
+        assert_eq!(
+            validator_keypair("s", &data).unwrap().public(),
+            key.public()
+        );
+        let mut swapped = data.clone();
+        swapped.insert(
+            SEED_FILE.into(),
+            ByteString(format!("{}\n", hex::encode([6u8; 32])).into_bytes()),
+        );
+        let err = validator_keypair("s", &swapped).unwrap_err().to_string();
+        assert!(err.contains("the seed of public_key"), "{err}");
+        assert!(!err.contains(&hex::encode([6u8; 32])), "{err}");
+
+        let accounts = seeded_account_keys(3, 9);
+        let text = keyring_text(&accounts);
+        let last = keyring_account("s", &text, 2).unwrap();
+        assert_eq!(last.public(), accounts[2].public());
+        assert!(keyring_account("s", &text, 3).is_err());
+        let broken = format!("dc{} {}\n", "00".repeat(32), hex::encode([1u8; 32]));
+        let err = keyring_account("s", &broken, 0).unwrap_err().to_string();
+        assert!(err.contains("does not match"), "{err}");
     }
 
     #[test]

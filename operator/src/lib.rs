@@ -5,7 +5,8 @@
 //! - [`schema_check`] — validates manifests against the generated schema (structure,
 //!   defaults and CEL rules evaluated by kube's CEL engine) for tests and tooling;
 //! - [`build`] — pure builders of every owned object (snapshot-tested);
-//! - [`rollout`] — the quorum-preserving roll plan; [`keys`], [`genesis`] — key material
+//! - [`rollout`] — the quorum-preserving roll plan; [`scaling`] — which validators
+//!   join or leave when `spec.validators` changes, and how many pods stay; [`keys`], [`genesis`] — key material
 //!   and genesis in the formats of `dualchain keygen` / `dualchain genesis`;
 //! - [`reconcile`] — the reconcilers; [`validators`] — gRPC status/admin calls;
 //! - [`runtime`], [`leader`], [`metrics`] — `dualchain-operator run`;
@@ -29,6 +30,7 @@ pub mod ports;
 pub mod reconcile;
 pub mod rollout;
 pub mod runtime;
+pub mod scaling;
 pub mod schema_check;
 pub mod status_patch;
 pub mod validators;

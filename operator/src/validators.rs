@@ -6,13 +6,18 @@
 
 use std::time::Duration;
 
+use dualchain_client::crosschain::{ChainClient, Sender};
+use dualchain_core::Digest;
+use dualchain_core::crypto::{AccountKeypair, ValidatorKeypair};
 use dualchain_core::encoding::Canonical;
-use dualchain_core::types::{PendingSetChanges, RecordKey, RecordKind, SetChange};
-use dualchain_proto::v1::{
-    Chain, FaultInjection, GetRecordRequest, GetStatusRequest, PauseChainRequest, PeerGroup,
-    ResumeChainRequest,
+use dualchain_core::types::{
+    Address, ChainId, CrossChainOp, LockRecord, LockStatus, PendingSetChanges, RecordKind,
+    SetChange, set_change_op,
 };
-use dualchain_proto::{AdminClient, AdminToken, CrossChainClient, NodeClient};
+use dualchain_proto::v1::{
+    Chain, FaultInjection, GetStatusRequest, PauseChainRequest, PeerGroup, ResumeChainRequest,
+};
+use dualchain_proto::{AdminClient, AdminToken, NodeClient};
 use futures::future::BoxFuture;
 use tonic::transport::Endpoint;
 use zeroize::Zeroizing;
@@ -58,8 +63,8 @@ pub struct ChainReport {
     pub health_reason: String,
 }
 
-/// Validator-set changes Alpha holds for its next epoch boundary, as the first 16
-/// hex digits of each validator key's id, in request order.
+/// Validator-set changes Alpha holds for its next epoch boundary, as each validator
+/// key's id (hex), in request order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PendingChanges {
     pub joining: Vec<String>,
@@ -77,17 +82,44 @@ impl PendingChanges {
             return Ok(Self::default());
         };
         let record = PendingSetChanges::from_canonical_bytes(bytes).map_err(|e| e.to_string())?;
+        Ok(Self::of(&record))
+    }
+
+    /// From the decoded record.
+    pub fn of(record: &PendingSetChanges) -> Self {
         let mut changes = Self::default();
         for change in &record.0 {
             let id = change.key().id().to_hex();
-            let short = id.chars().take(16).collect();
             match change {
-                SetChange::Join { .. } => changes.joining.push(short),
-                SetChange::Leave { .. } => changes.leaving.push(short),
+                SetChange::Join { .. } => changes.joining.push(id),
+                SetChange::Leave { .. } => changes.leaving.push(id),
             }
         }
-        Ok(changes)
+        changes
     }
+}
+
+/// The validator set Alpha runs, as one member answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetView {
+    /// Alpha's current epoch.
+    pub epoch: u64,
+    /// The key ids (hex) of its set, in set order.
+    pub members: Vec<String>,
+    /// What Alpha holds for the next boundary.
+    pub pending: PendingChanges,
+}
+
+/// A validator-set change request for [`ValidatorApi::request_set_change`]: the
+/// validator's key signs it; `sender` sends (and pays for) the transaction.
+pub struct SetChangeRequest {
+    pub key: ValidatorKeypair,
+    pub sender: AccountKeypair,
+    /// A join's stake (a lock of `sender`'s); `None` asks to leave.
+    pub lock: Option<Digest>,
+    pub fee: u64,
+    /// Alpha's epoch the request is signed for (valid only in that epoch).
+    pub epoch: u64,
 }
 
 /// A fault to set on one validator's chain.
@@ -137,11 +169,30 @@ pub trait ValidatorApi: Send + Sync {
         token: Zeroizing<String>,
         fault: Option<FaultSettings>,
     ) -> BoxFuture<'static, Result<(), ValidatorError>>;
-    /// The set changes pending on `target`'s chain (Alpha holds them).
-    fn pending_set_changes(
+    /// The validator set `target`'s Alpha runs and the changes it holds for the next
+    /// boundary.
+    fn validator_set(&self, target: Target) -> BoxFuture<'static, Result<SetView, ValidatorError>>;
+    /// Locks `amount` sAX of `sponsor` on `target`'s Alpha until `unlock_at_ms` (the
+    /// stake of a joining validator); returns the lock's id.
+    fn lock_stake(
         &self,
         target: Target,
-    ) -> BoxFuture<'static, Result<PendingChanges, ValidatorError>>;
+        sponsor: AccountKeypair,
+        amount: u64,
+        unlock_at_ms: u64,
+    ) -> BoxFuture<'static, Result<Digest, ValidatorError>>;
+    /// Whether lock `lock` is committed and locked on `target`'s Alpha.
+    fn lock_committed(
+        &self,
+        target: Target,
+        lock: Digest,
+    ) -> BoxFuture<'static, Result<bool, ValidatorError>>;
+    /// Sends a join or leave request to `target`'s Alpha; returns the transaction's digest.
+    fn request_set_change(
+        &self,
+        target: Target,
+        request: SetChangeRequest,
+    ) -> BoxFuture<'static, Result<Digest, ValidatorError>>;
 }
 
 /// The real gRPC implementation.
@@ -174,6 +225,27 @@ impl GrpcValidators {
             .connect()
             .await
             .map_err(|e| unreachable(e.to_string()))
+    }
+}
+
+/// The cross-chain client of `target`'s Alpha (it reads the network id the node runs,
+/// which requests are signed for).
+async fn alpha_client(target: &Target) -> Result<ChainClient, ValidatorError> {
+    ChainClient::connect(&target.uri(), ChainId::Alpha)
+        .await
+        .map_err(|e| ValidatorError::Unreachable {
+            validator: target.validator.clone(),
+            chain: target.chain.as_str(),
+            detail: format!("{e:#}").chars().take(200).collect(),
+        })
+}
+
+fn flow_error(target: &Target, error: anyhow::Error) -> ValidatorError {
+    ValidatorError::Call {
+        validator: target.validator.clone(),
+        chain: target.chain.as_str(),
+        code: "Failed".into(),
+        message: format!("{error:#}").chars().take(300).collect(),
     }
 }
 
@@ -218,30 +290,83 @@ impl ValidatorApi for GrpcValidators {
         })
     }
 
-    fn pending_set_changes(
+    fn validator_set(&self, target: Target) -> BoxFuture<'static, Result<SetView, ValidatorError>> {
+        Box::pin(async move {
+            let alpha = alpha_client(&target).await?;
+            let (epoch, set) = alpha
+                .current_set()
+                .await
+                .map_err(|e| flow_error(&target, e))?;
+            let pending: Option<PendingSetChanges> = alpha
+                .decoded(RecordKind::PendingSetChanges, Digest::ZERO)
+                .await
+                .map_err(|e| flow_error(&target, e))?;
+            Ok(SetView {
+                epoch,
+                members: set
+                    .validators()
+                    .iter()
+                    .map(|v| v.public_key.id().to_hex())
+                    .collect(),
+                pending: pending.as_ref().map(PendingChanges::of).unwrap_or_default(),
+            })
+        })
+    }
+
+    fn lock_stake(
         &self,
         target: Target,
-    ) -> BoxFuture<'static, Result<PendingChanges, ValidatorError>> {
-        let this = self.clone();
+        sponsor: AccountKeypair,
+        amount: u64,
+        unlock_at_ms: u64,
+    ) -> BoxFuture<'static, Result<Digest, ValidatorError>> {
         Box::pin(async move {
-            let channel = this.channel(&target).await?;
-            let key = RecordKey::singleton(RecordKind::PendingSetChanges).state_key();
-            let record = CrossChainClient::new(channel)
-                .get_record(GetRecordRequest {
-                    chain: target.proto_chain(),
-                    key: key.to_vec(),
-                })
+            let alpha = alpha_client(&target).await?;
+            let op = CrossChainOp::SaxLock {
+                amount,
+                unlock_at_ms,
+            };
+            alpha
+                .send(&Sender::Key(Box::new(sponsor)), op)
                 .await
-                .map_err(|s| call_error(&target, s))?
-                .into_inner();
-            PendingChanges::decode(record.value.as_deref()).map_err(|message| {
-                ValidatorError::Call {
-                    validator: target.validator.clone(),
-                    chain: target.chain.as_str(),
-                    code: "Malformed".into(),
-                    message,
-                }
-            })
+                .map_err(|e| flow_error(&target, e))
+        })
+    }
+
+    fn lock_committed(
+        &self,
+        target: Target,
+        lock: Digest,
+    ) -> BoxFuture<'static, Result<bool, ValidatorError>> {
+        Box::pin(async move {
+            let alpha = alpha_client(&target).await?;
+            let record: Option<LockRecord> = alpha
+                .decoded(RecordKind::Lock, lock)
+                .await
+                .map_err(|e| flow_error(&target, e))?;
+            Ok(record.is_some_and(|l| l.status == LockStatus::Locked))
+        })
+    }
+
+    fn request_set_change(
+        &self,
+        target: Target,
+        request: SetChangeRequest,
+    ) -> BoxFuture<'static, Result<Digest, ValidatorError>> {
+        Box::pin(async move {
+            let alpha = alpha_client(&target).await?;
+            let sender = Address::of(request.sender.public());
+            let op = set_change_op(
+                alpha.network(),
+                &request.key,
+                &sender,
+                request.lock,
+                request.epoch,
+            );
+            alpha
+                .send_with_fee(&Sender::Key(Box::new(request.sender)), op, request.fee)
+                .await
+                .map_err(|e| flow_error(&target, e))
         })
     }
 
@@ -341,9 +466,9 @@ mod tests {
         ]);
         let bytes = record.to_canonical_bytes();
         let pending = PendingChanges::decode(Some(&bytes)).unwrap();
-        let short = |key: &ValidatorKeypair| key.public().id().to_hex()[..16].to_string();
-        assert_eq!(pending.leaving, vec![short(&leaver)]);
-        assert_eq!(pending.joining, vec![short(&joiner)]);
+        let id = |key: &ValidatorKeypair| key.public().id().to_hex();
+        assert_eq!(pending.leaving, vec![id(&leaver)]);
+        assert_eq!(pending.joining, vec![id(&joiner)]);
         assert_eq!(PendingChanges::decode(None), Ok(PendingChanges::default()));
         assert!(PendingChanges::decode(Some(&[0xff, 0xff, 0xff])).is_err());
     }

@@ -216,17 +216,19 @@ pub fn peers(net: &NetworkRef, validators: u32) -> Vec<PeerEntry> {
         .collect()
 }
 
-/// Node config ConfigMap: `config.json` (spec.node) and `peers.json`.
+/// Node config ConfigMap: `config.json` (spec.node) and `peers.json` (every one of
+/// the `replicas` pods: while validators leave, their pods stay until the boundary).
 pub fn config_configmap(
     net: &NetworkRef,
     spec: &DualChainNetwork,
+    replicas: u32,
 ) -> Result<ConfigMap, BuildError> {
     let json = |what, v: &dyn erased::Json| {
         v.to_json()
             .map_err(|source| BuildError::Json { what, source })
     };
     let config = json("node config", &spec.spec.template.node)?;
-    let peers = json("peers", &peers(net, spec.spec.validators))?;
+    let peers = json("peers", &peers(net, replicas))?;
     Ok(ConfigMap {
         metadata: net.meta(
             names::config_configmap(&net.name),
@@ -655,6 +657,10 @@ fn chain_container(net: &DualChainNetwork, chain: ChainName) -> Container {
                 "metadata.labels['apps.kubernetes.io/pod-index']",
             ),
             value_env("DUALCHAIN_NETWORK", &net.name_any()),
+            // Pods beyond the genesis set (the network grew) hold keys outside it: they
+            // follow the chains until their join request takes effect. A genesis
+            // validator is unaffected.
+            value_env("DUALCHAIN_JOIN", "true"),
             value_env("RUST_LOG", &t.node.log_level),
         ]),
         ports: Some(vec![
@@ -724,8 +730,9 @@ fn validator_keys_volume(name: &str, validators: u32) -> Volume {
     }
 }
 
-/// The pod template (everything that, when changed, rolls the validators).
-pub fn pod_template(net: &DualChainNetwork, config_hash: &str) -> PodTemplateSpec {
+/// The pod template (everything that, when changed, rolls the validators) of a
+/// StatefulSet of `replicas` pods (each mounts its own key from a volume of all).
+pub fn pod_template(net: &DualChainNetwork, config_hash: &str, replicas: u32) -> PodTemplateSpec {
     let name = net.name_any();
     let t = &net.spec.template;
     let mut labels = names::network_labels(&name);
@@ -788,7 +795,7 @@ pub fn pod_template(net: &DualChainNetwork, config_hash: &str) -> PodTemplateSpe
                     }),
                     ..Default::default()
                 },
-                validator_keys_volume(&name, net.spec.validators),
+                validator_keys_volume(&name, replicas),
                 Volume {
                     name: "admin-digests".into(),
                     config_map: Some(ConfigMapVolumeSource {
@@ -818,13 +825,15 @@ pub fn template_hash(template: &PodTemplateSpec) -> String {
     digest(&[&bytes])
 }
 
-/// The validators' StatefulSet. `partition` comes from the rollout plan: pods with an
-/// ordinal at or above it run the new template.
+/// The validators' StatefulSet of `replicas` pods (`spec.validators`, and while
+/// validators leave the set, theirs too). `partition` comes from the rollout plan: pods
+/// with an ordinal at or above it run the new template.
 pub fn statefulset(
     net: &NetworkRef,
     spec: &DualChainNetwork,
     template: PodTemplateSpec,
     partition: u32,
+    replicas: u32,
 ) -> StatefulSet {
     let t = &spec.spec.template;
     let mut meta = net.meta(names::statefulset(&net.name), &[]);
@@ -835,7 +844,7 @@ pub fn statefulset(
     StatefulSet {
         metadata: meta,
         spec: Some(StatefulSetSpec {
-            replicas: Some(spec.spec.validators as i32),
+            replicas: Some(replicas as i32),
             service_name: Some(names::headless_service(&net.name)),
             // All validators start together: a BFT network cannot become ready one pod at a time.
             pod_management_policy: Some("Parallel".into()),

@@ -2,8 +2,9 @@
 //!
 //! Rules enforced by the API server through the generated schema (and evaluated by the
 //! schema tests with the same CEL engine kube uses client-side):
-//! - `validators` is 1..=200 and immutable (the genesis fixes the first set; the
-//!   operator cannot change the set yet, a validator can only leave it by itself);
+//! - `validators` is 1..=200; the genesis fixes the first set, later changes go
+//!   through validators' join and leave requests on Alpha and take effect at an epoch
+//!   boundary (growing needs a funded genesis account to stake the newcomers);
 //! - block times are > 0 and Delta's divides Alpha's (whole Delta blocks per Alpha block);
 //! - the `genesis` section is immutable once created (changing it would fork the network);
 //! - quantities and durations are well-formed.
@@ -35,6 +36,8 @@ use super::common::{ChainProgress, ChainResources, Condition, ResourceAmounts};
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("a DualChainNetwork name must be a DNS-1035 label: lower-case letters, digits and '-', starting with a letter and ending with a letter or digit (it prefixes Service names)"),
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Lifecycle phase"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.ready","description":"Ready validators / desired validators"}"#,
+    printcolumn = r#"{"name":"Set","type":"integer","jsonPath":".status.validatorSet.size","description":"Validators in the set Alpha runs"}"#,
+    printcolumn = r#"{"name":"Epoch","type":"integer","jsonPath":".status.validatorSet.epoch","description":"The epoch Alpha runs"}"#,
     printcolumn = r#"{"name":"Alpha","type":"integer","jsonPath":".status.alpha.height","description":"Alpha chain height"}"#,
     printcolumn = r#"{"name":"Delta","type":"integer","jsonPath":".status.delta.height","description":"Delta chain height"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -42,14 +45,19 @@ use super::common::{ChainProgress, ChainResources, Condition, ResourceAmounts};
 #[serde(rename_all = "camelCase")]
 pub struct DualChainNetworkSpec {
     /// Number of validators (1 to 200). Fewer than 4 tolerate no faulty validator
-    /// (status.faultTolerance says how many may fail). Fixed at creation: the genesis
-    /// holds the first set, and the operator cannot change the set yet (a validator
-    /// may leave it with `dualchain validator leave`; its pod stays, and the
-    /// Reconfiguring condition says so).
+    /// (status.faultTolerance says how many may fail). The genesis holds the first set;
+    /// a change takes effect at the next epoch boundary (`epochLengthAlphaBlocks`).
+    /// Growing creates the new validators' keys and pods, and the operator sends each
+    /// one's join request with an sAX lock of `genesis.stake` from a funded genesis
+    /// account as its stake (so it needs `genesis.accounts` ≥ 1 and `genesis.sax` ≥
+    /// `genesis.stake`). Shrinking sends the highest ordinals' leave requests and
+    /// removes their pods only once the boundary took them out of the set on both
+    /// chains. The operator keeps validators `0..validators` in the set: one that left
+    /// by itself is asked back in. `status.validatorSet` shows the set as Alpha runs
+    /// it, the Reconfiguring condition each step.
     #[serde(default = "default_validators")]
     #[x_kube(
-        validation = Rule::new("self >= 1 && self <= 200").message("validators must be between 1 and 200"),
-        validation = Rule::new("self == oldSelf").message("validators cannot change after creation: the genesis fixes the first validator set and the operator cannot change the set yet")
+        validation = Rule::new("self >= 1 && self <= 200").message("validators must be between 1 and 200")
     )]
     pub validators: u32,
     /// Everything about the network except its size (shared with BenchmarkCluster.spec.network).
@@ -80,9 +88,8 @@ pub struct NetworkTemplate {
     #[serde(default)]
     pub delta: DeltaChainSpec,
     /// Epoch length in Alpha blocks. At each boundary Alpha fixes the next epoch's
-    /// validator set and Delta takes it from its attestation. A validator may leave at
-    /// a boundary (its own signed request on Alpha); joins are not accepted yet, and
-    /// the operator does not change the set (`validators` is fixed) yet.
+    /// validator set (the joins and leaves it holds: a DualChainNetwork's `validators`
+    /// change goes through them) and Delta takes it from its attestation.
     #[serde(default = "default_epoch_length")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 1000000000").message("epochLengthAlphaBlocks must be between 1 and 1000000000"))]
     pub epoch_length_alpha_blocks: u64,
@@ -232,7 +239,9 @@ pub struct GenesisSettings {
     #[serde(default = "default_assets")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 16").message("genesis.assets must be between 1 and 16"))]
     pub assets: u32,
-    /// Stake of every validator (equal stakes; greater than 0).
+    /// Stake of every genesis validator (equal stakes; greater than 0), and the sAX the
+    /// operator locks from a genesis account as the stake of each validator it adds
+    /// when `validators` grows (so `sax` must be at least this to grow).
     #[serde(default = "default_stake")]
     #[x_kube(validation = Rule::new("self > 0").message("genesis.stake must be greater than 0"))]
     pub stake: u64,
@@ -455,6 +464,59 @@ pub struct DualChainNetworkStatus {
     /// Validators whose status endpoint did not answer at the last probe (at most 20 listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreachable_validators: Vec<String>,
+    /// The validator set as Alpha runs it, read from a member at the last probe
+    /// (absent until one answered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validator_set: Option<ValidatorSetStatus>,
+    /// The operator's own set-change requests still in progress (one per validator
+    /// joining or leaving because `validators` changed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_changes: Vec<SetChangeProgress>,
+}
+
+/// The validator set of Alpha's current epoch and the changes pending for its next
+/// boundary. Validators are named by pod when they are this network's, else by the
+/// first 16 hex digits of their key id.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidatorSetStatus {
+    /// The epoch Alpha runs.
+    pub epoch: u64,
+    /// Validators in its set.
+    pub size: u32,
+    /// The members (at most 200, the set's limit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    /// Joins Alpha holds for the next boundary.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joining: Vec<String>,
+    /// Leaves Alpha holds for the next boundary.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leaving: Vec<String>,
+}
+
+/// One set-change request the operator is carrying out, and where it stands: the
+/// operator's memory across reconciles (a lock is made once, a request is signed for
+/// one epoch and sent again in the next if that one ended without it).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SetChangeProgress {
+    /// The validator's pod.
+    pub validator: String,
+    /// `Join` or `Leave`.
+    pub change: String,
+    /// A join's stake: the sAX lock the operator made for it (hex id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    /// Alpha's epoch when the lock was sent (a lock still absent an epoch later is sent again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_sent_in_epoch: Option<u64>,
+    /// The epoch the last request was signed for (it is valid only in that epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_for_epoch: Option<u64>,
+    /// Where it stands, or why the last step failed.
+    #[serde(default)]
+    pub state: String,
 }
 
 fn default_validators() -> u32 {

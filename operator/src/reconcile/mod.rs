@@ -2,3 +2,4 @@
 
 pub mod benchmark;
 pub mod network;
+pub mod set_changes;

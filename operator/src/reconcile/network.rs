@@ -37,13 +37,18 @@ use crate::build::network::{self as build, ChainName, NetworkRef};
 use crate::conditions::{self, Desired};
 use crate::context::Context;
 use crate::crd::common::{ChainProgress, MAX_VALIDATORS, fault_tolerance, quorum};
-use crate::crd::network::{DualChainNetwork, DualChainNetworkSpec, DualChainNetworkStatus};
+use crate::crd::network::{
+    DualChainNetwork, DualChainNetworkSpec, DualChainNetworkStatus, SetChangeProgress,
+    ValidatorSetStatus,
+};
 use crate::error::{Error, Result, is_conflict};
 use crate::keys;
 use crate::names::{self, FIELD_MANAGER, TEMPLATE_HASH_ANNOTATION};
+use crate::reconcile::set_changes;
 use crate::rollout::{self, Observed, Step};
+use crate::scaling;
 use crate::status_patch::status_patch;
-use crate::validators::{ChainReport, PendingChanges, Target};
+use crate::validators::{ChainReport, SetView, Target};
 
 /// Controller name (metrics label).
 pub const CONTROLLER: &str = "dualchainnetwork";
@@ -184,13 +189,66 @@ async fn reconcile_inner(net: &DualChainNetwork, ctx: &Context) -> Result<Action
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &r.namespace);
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &r.namespace);
 
-    let keys = ensure_validator_keys(ctx, &r, &object_ref, &secrets, net.spec.validators).await?;
-    let admin_digests =
-        ensure_admin_tokens(ctx, &r, &object_ref, &secrets, net.spec.validators).await?;
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &r.namespace);
+    let existing = statefulsets.get_opt(&names::statefulset(&r.name)).await?;
+    // Pods now: `spec.validators` may have changed since (the set follows it through
+    // join and leave requests, see `crate::scaling`).
+    let running = existing
+        .as_ref()
+        .and_then(|s| s.spec.as_ref()?.replicas)
+        .map(|n| n.clamp(0, MAX_VALIDATORS as i32) as u32);
+    let known = net.spec.validators.max(running.unwrap_or(0));
+    let keys = ensure_validator_keys(ctx, &r, &object_ref, &secrets, known).await?;
+    let admin_digests = ensure_admin_tokens(ctx, &r, &object_ref, &secrets, known).await?;
     let genesis = ensure_genesis(ctx, net, &r, &object_ref, &secrets, &config_maps, &keys).await?;
     let genesis_hash = genesis.hash().to_hex();
 
-    let config = build::config_configmap(&r, net)?;
+    let ready_now = existing
+        .as_ref()
+        .and_then(|s| s.status.as_ref()?.ready_replicas)
+        .unwrap_or(0);
+    let probe = if ready_now > 0 {
+        probe_validators(ctx, &r, running.unwrap_or(net.spec.validators)).await
+    } else {
+        ProbeSummary::default()
+    };
+    let key_ids: Vec<String> = keys.iter().map(|k| k.id().to_hex()).collect();
+    let scale = scaling::plan(
+        net.spec.validators,
+        running,
+        &key_ids,
+        probe.set.as_ref(),
+        probe.delta_member_epoch,
+    );
+    let previous = net.status.clone().unwrap_or_default();
+    let member_alpha = probe.set.as_ref().zip(probe.asked.clone());
+    let progress = set_changes::advance(
+        ctx,
+        net,
+        &r,
+        &object_ref,
+        &secrets,
+        &scale,
+        member_alpha,
+        &previous.set_changes,
+    )
+    .await;
+    // A set that must grow past the genesis and cannot stake a newcomer does not get
+    // pods that could never join.
+    let needs_stake = net.spec.validators > genesis.validators.len() as u32
+        || scale
+            .needed
+            .iter()
+            .any(|n| n.change == scaling::Change::Join);
+    let blocked = needs_stake
+        .then(|| set_changes::stake_blocker(&net.spec.template.genesis))
+        .flatten();
+    let replicas = match (&blocked, running) {
+        (Some(_), Some(running)) => scale.replicas.min(running.max(1)),
+        _ => scale.replicas,
+    };
+
+    let config = build::config_configmap(&r, net, replicas)?;
     apply(&config_maps, &names::config_configmap(&r.name), &config).await?;
     let config_data = config.data.clone().unwrap_or_default();
     // Nodes read their token digest at start: a new token (a deleted token Secret is
@@ -240,32 +298,25 @@ async fn reconcile_inner(net: &DualChainNetwork, ctx: &Context) -> Result<Action
         &build::network_policy(&r, ctx.settings.operator_pods.as_ref()),
     )
     .await?;
+    // The disruption budget follows the set as Alpha runs it (its fault tolerance),
+    // or the wanted size before a member answered.
+    let set_size = probe
+        .set
+        .as_ref()
+        .map_or(net.spec.validators, |s| s.members.len() as u32);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &r.namespace);
-    apply(
-        &pdbs,
-        &names::pdb(&r.name),
-        &build::pdb(&r, net.spec.validators),
-    )
-    .await?;
+    apply(&pdbs, &names::pdb(&r.name), &build::pdb(&r, set_size)).await?;
     let service_monitor_note = ensure_service_monitor(ctx, net, &r).await?;
 
     // StatefulSet with the rollout partition.
-    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &r.namespace);
-    let existing = statefulsets.get_opt(&names::statefulset(&r.name)).await?;
-    let template = build::pod_template(net, &config_hash);
+    let template = build::pod_template(net, &config_hash, replicas);
     let desired_hash = build::template_hash(&template);
     let observed = existing.as_ref().map(|s| observe(s, &desired_hash));
-    let plan = rollout::plan(net.spec.validators, observed);
-    let sts = build::statefulset(&r, net, template, plan.partition);
+    let plan = rollout::plan(replicas, observed);
+    let sts = build::statefulset(&r, net, template, plan.partition, replicas);
     let applied = apply(&statefulsets, &names::statefulset(&r.name), &sts).await?;
-    announce_rollout(
-        ctx,
-        &object_ref,
-        existing.is_none(),
-        plan,
-        net.spec.validators,
-    )
-    .await;
+    announce_rollout(ctx, &object_ref, existing.is_none(), plan, replicas).await;
+    announce_scaling(ctx, &object_ref, running, replicas).await;
 
     let ready = applied
         .status
@@ -273,19 +324,28 @@ async fn reconcile_inner(net: &DualChainNetwork, ctx: &Context) -> Result<Action
         .and_then(|s| s.ready_replicas)
         .unwrap_or(0)
         .max(0) as u32;
-    let probe = if ready > 0 {
-        probe_validators(ctx, &r, net.spec.validators).await
-    } else {
-        ProbeSummary::default()
+    let names_of = |id: &str| match key_ids.iter().position(|k| k == id) {
+        Some(i) => names::validator_pod(&r.name, i as u32),
+        None => scaling::short(id),
     };
-
-    let previous = net.status.clone().unwrap_or_default();
+    let scaling = ScaleStatus {
+        validator_set: probe.set.as_ref().map(|s| set_status(s, names_of)),
+        settled: scale.settled(net.spec.validators),
+        awaiting_delta: scale
+            .awaiting_delta
+            .iter()
+            .map(|&i| names::validator_pod(&r.name, i))
+            .collect(),
+        progress,
+        blocked,
+    };
     let status = compute_status(
         net,
         &previous,
         ready,
         plan.step,
         probe,
+        scaling,
         genesis_hash,
         desired_hash,
         plan.partition,
@@ -343,6 +403,28 @@ fn observe(sts: &StatefulSet, desired_hash: &str) -> Observed {
             0
         },
     }
+}
+
+/// An event when the StatefulSet grows or shrinks.
+async fn announce_scaling(
+    ctx: &Context,
+    object: &ObjectReference,
+    running: Option<u32>,
+    replicas: u32,
+) {
+    let Some(running) = running.filter(|&n| n != replicas) else {
+        return;
+    };
+    let note = if replicas > running {
+        format!(
+            "{running} → {replicas} validator pods; the new validators follow the chains and ask to join at the next epoch boundary"
+        )
+    } else {
+        format!(
+            "{running} → {replicas} validator pods: the removed validators left the set on both chains"
+        )
+    };
+    ctx.event(object, false, "Scaled", "Scale", note).await;
 }
 
 async fn announce_rollout(
@@ -561,7 +643,7 @@ async fn ensure_genesis(
             Ok(genesis)
         } else {
             Err(Error::Genesis(format!(
-                "ConfigMap {name} lists other validator keys than the {} key Secrets; \
+                "ConfigMap {name} lists other validator keys than the key Secrets of its {} ordinals; \
                  the network's identity is fixed, restore the original Secrets",
                 keys.len()
             )))
@@ -692,9 +774,13 @@ pub struct ProbeSummary {
     pub transitioning: Vec<String>,
     /// Validators whose status says they are no longer in the set (they left).
     pub left_set: Vec<String>,
-    /// Set changes Alpha holds for its next boundary (asked of one member that
-    /// answered; `None` when none could say).
-    pub pending: Option<PendingChanges>,
+    /// The set Alpha runs and the changes it holds for its next boundary (asked of
+    /// one member that answered; `None` when none could say).
+    pub set: Option<SetView>,
+    /// That member's Alpha endpoint (set-change requests go there).
+    pub asked: Option<Target>,
+    /// The lowest epoch a member's Delta reports (`None`: no member's Delta answered).
+    pub delta_member_epoch: Option<u64>,
     /// Validators restoring a chain (pod chain: the node's health reason): filling an
     /// empty data directory from a snapshot, or catching up by block sync.
     pub recovering: Vec<String>,
@@ -722,6 +808,13 @@ fn note_epochs(summary: &mut ProbeSummary, pod: &str, reports: [Option<&ChainRep
     if seen.iter().any(|(_, report)| !report.member) {
         summary.left_set.push(pod.to_string());
         return;
+    }
+    if let Some((_, delta)) = seen.iter().find(|(chain, _)| *chain == ChainName::Delta) {
+        summary.delta_member_epoch = Some(
+            summary
+                .delta_member_epoch
+                .map_or(delta.epoch, |e| e.min(delta.epoch)),
+        );
     }
     let epochs_differ = seen.windows(2).any(|w| w[0].1.epoch != w[1].1.epoch);
     let applying = seen.iter().any(|(_, r)| r.head_epoch < r.epoch);
@@ -752,57 +845,119 @@ fn list(items: &[String]) -> String {
         .join("; ")
 }
 
+/// What the operator knows and does about the validator set, for the status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScaleStatus {
+    pub validator_set: Option<ValidatorSetStatus>,
+    /// The set holds exactly `spec.validators` of this network's validators and no
+    /// other pod is kept (see [`crate::scaling::ScalePlan::settled`]).
+    pub settled: bool,
+    /// Pods of validators out of Alpha's set, kept until Delta's boundary.
+    pub awaiting_delta: Vec<String>,
+    /// The operator's set-change requests in progress.
+    pub progress: Vec<SetChangeProgress>,
+    /// Why the set cannot grow, when it must.
+    pub blocked: Option<String>,
+}
+
+/// The status view of a set; `name` turns a key id into a pod name (or a short id).
+fn set_status(set: &SetView, name: impl Fn(&str) -> String) -> ValidatorSetStatus {
+    ValidatorSetStatus {
+        epoch: set.epoch,
+        size: set.members.len() as u32,
+        members: set.members.iter().map(|id| name(id)).collect(),
+        joining: set.pending.joining.iter().map(|id| name(id)).collect(),
+        leaving: set.pending.leaving.iter().map(|id| name(id)).collect(),
+    }
+}
+
 /// The `Reconfiguring` condition: whether the validator set is changing, as far as
 /// the probe saw (no condition when no validator answered: nothing is known).
-fn reconfiguring_condition(probe: &ProbeSummary) -> Option<Desired> {
+fn reconfiguring_condition(
+    net: &DualChainNetwork,
+    probe: &ProbeSummary,
+    scale: &ScaleStatus,
+) -> Option<Desired> {
+    let n = net.spec.validators;
+    if let Some(blocked) = &scale.blocked {
+        return Some(Desired::new(
+            "Reconfiguring",
+            true,
+            "CannotGrow",
+            format!("cannot grow the set to {n} validators: {blocked}"),
+        ));
+    }
     if probe.answered == 0 {
         return None;
     }
-    let pending = probe.pending.as_ref().filter(|p| !p.is_empty());
-    Some(if !probe.left_set.is_empty() {
-        Desired::new(
-            "Reconfiguring",
-            true,
-            "ValidatorsLeftTheSet",
-            format!(
-                "{} left the validator set (`dualchain validator leave`); their pods keep serving their chains' blocks read-only. spec.validators cannot shrink yet, so the operator does not remove them",
-                list(&probe.left_set)
-            ),
-        )
-    } else if let Some(pending) = pending {
-        let mut changes: Vec<String> = pending
-            .leaving
-            .iter()
-            .map(|id| format!("{id} leaves"))
-            .collect();
-        changes.extend(pending.joining.iter().map(|id| format!("{id} joins")));
-        Desired::new(
-            "Reconfiguring",
-            true,
-            "SetChangePending",
-            format!(
-                "at the next epoch boundary (validator key ids): {}",
-                changes.join(", ")
-            ),
-        )
-    } else if !probe.transitioning.is_empty() {
-        Desired::new(
-            "Reconfiguring",
-            true,
-            "EpochTransition",
-            format!(
-                "an epoch transition is in progress: {}",
-                list(&probe.transitioning)
-            ),
-        )
-    } else {
-        Desired::new(
-            "Reconfiguring",
-            false,
-            "Stable",
-            "every validator that answered runs the same epoch's set on both chains",
-        )
-    })
+    Some(
+        if !scale.progress.is_empty() || !scale.awaiting_delta.is_empty() {
+            let mut steps: Vec<String> = scale
+                .progress
+                .iter()
+                .map(|p| format!("{} ({}): {}", p.validator, p.change.to_lowercase(), p.state))
+                .collect();
+            steps.extend(scale.awaiting_delta.iter().map(|pod| {
+                format!("{pod}: out of Alpha's set; its pod stays until Delta reaches the boundary")
+            }));
+            Desired::new(
+                "Reconfiguring",
+                true,
+                "Scaling",
+                format!("changing the set to {n} validators: {}", list(&steps)),
+            )
+        } else if scale.validator_set.is_none() && !scale.settled {
+            Desired::new(
+                "Reconfiguring",
+                true,
+                "SetUnknown",
+                format!(
+                    "no member answered with the validator set; the operator cannot tell whether it holds {n} validators, and removes no pod meanwhile{}",
+                    if probe.left_set.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (not in the set by their own status: {})",
+                            list(&probe.left_set)
+                        )
+                    }
+                ),
+            )
+        } else if let Some(set) = scale
+            .validator_set
+            .as_ref()
+            .filter(|s| !s.joining.is_empty() || !s.leaving.is_empty())
+        {
+            let mut changes: Vec<String> =
+                set.leaving.iter().map(|v| format!("{v} leaves")).collect();
+            changes.extend(set.joining.iter().map(|v| format!("{v} joins")));
+            Desired::new(
+                "Reconfiguring",
+                true,
+                "SetChangePending",
+                format!("at the next epoch boundary: {}", changes.join(", ")),
+            )
+        } else if !probe.transitioning.is_empty() {
+            Desired::new(
+                "Reconfiguring",
+                true,
+                "EpochTransition",
+                format!(
+                    "an epoch transition is in progress: {}",
+                    list(&probe.transitioning)
+                ),
+            )
+        } else {
+            Desired::new(
+                "Reconfiguring",
+                false,
+                "Stable",
+                format!(
+                    "the set holds the {n} validators and every validator that answered runs the same epoch's set on both chains"
+                ),
+            )
+        },
+    )
 }
 
 /// An event when validators start restoring a chain's state (`Recovering` turns
@@ -940,9 +1095,12 @@ pub async fn probe_validators(ctx: &Context, r: &NetworkRef, validators: u32) ->
         .find(|(_, [alpha, _])| alpha.as_ref().is_some_and(|r| r.member))
         .and_then(|(pod, _)| targets_by_pod.get(pod).cloned());
     if let Some(target) = asked {
-        match ctx.validators.pending_set_changes(target).await {
-            Ok(pending) => summary.pending = Some(pending),
-            Err(error) => tracing::debug!(%error, "reading the pending set changes failed"),
+        match ctx.validators.validator_set(target.clone()).await {
+            Ok(set) => {
+                summary.set = Some(set);
+                summary.asked = Some(target);
+            }
+            Err(error) => tracing::debug!(%error, "reading the validator set failed"),
         }
     }
     summary
@@ -956,6 +1114,7 @@ pub fn compute_status(
     ready: u32,
     step: Step,
     probe: ProbeSummary,
+    scale: ScaleStatus,
     genesis_hash: String,
     template_hash: String,
     partition: u32,
@@ -963,8 +1122,11 @@ pub fn compute_status(
     now: &str,
 ) -> DualChainNetworkStatus {
     let n = net.spec.validators;
-    let f = fault_tolerance(n);
-    let q = quorum(n);
+    // Fault tolerance and quorum are the set's, as Alpha runs it (the wanted size
+    // until a member said).
+    let set_size = scale.validator_set.as_ref().map_or(n, |s| s.size);
+    let f = fault_tolerance(set_size);
+    let q = quorum(set_size);
     let all_ready = ready >= n;
     let unreachable_count = probe.unreachable.len();
     let was_up = matches!(previous.phase.as_str(), "Running" | "Degraded");
@@ -1054,11 +1216,11 @@ pub fn compute_status(
     });
     desired.push(if f == 0 {
         Desired::new("FaultTolerant", false, "TooFewValidators", format!(
-            "{n} validator(s) tolerate no faulty validator; 4 or more are needed to tolerate one"))
+            "{set_size} validator(s) tolerate no faulty validator; 4 or more are needed to tolerate one"))
     } else {
-        Desired::new("FaultTolerant", true, "QuorumMargin", format!("tolerates {f} faulty validator(s) of {n}"))
+        Desired::new("FaultTolerant", true, "QuorumMargin", format!("tolerates {f} faulty validator(s) of {set_size}"))
     });
-    desired.extend(reconfiguring_condition(&probe));
+    desired.extend(reconfiguring_condition(net, &probe, &scale));
     desired.extend(recovering_condition(&probe));
     // Keep the last known heights when a probe round could not run.
     let (alpha, delta) = if probe.probed {
@@ -1094,6 +1256,11 @@ pub fn compute_status(
             .into_iter()
             .take(MAX_LISTED_UNREACHABLE)
             .collect(),
+        // Keep the last known set when no member answered this time.
+        validator_set: scale
+            .validator_set
+            .or_else(|| previous.validator_set.clone()),
+        set_changes: scale.progress,
     }
 }
 
@@ -1111,8 +1278,9 @@ mod epoch_tests {
     }
 
     /// The condition's status, reason and message (a validator answered).
-    fn verdict(probe: &ProbeSummary) -> (bool, String, String) {
-        let condition = reconfiguring_condition(probe).expect("a validator answered");
+    fn verdict(probe: &ProbeSummary, scale: &ScaleStatus) -> (bool, String, String) {
+        let net = crate::tests::fixtures::network("n", serde_json::json!({"validators": 4}));
+        let condition = reconfiguring_condition(&net, probe, scale).expect("a validator answered");
         (condition.status, condition.reason, condition.message)
     }
 
@@ -1127,11 +1295,25 @@ mod epoch_tests {
         s
     }
 
+    /// The set of four, as Alpha runs it in epoch 3, with nothing to do.
+    fn settled() -> ScaleStatus {
+        ScaleStatus {
+            validator_set: Some(ValidatorSetStatus {
+                epoch: 3,
+                size: 4,
+                members: (0..4).map(|i| format!("n-{i}")).collect(),
+                ..Default::default()
+            }),
+            settled: true,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn the_reconfiguring_condition_says_what_changes_the_set() {
         let steady = Some(report(3, 3, true));
         let stable = summary(&[("n-0", [steady.clone(), steady.clone()])]);
-        let (status, reason, _) = verdict(&stable);
+        let (status, reason, _) = verdict(&stable, &settled());
         assert_eq!((status, reason.as_str()), (false, "Stable"));
 
         // Alpha passed the boundary into epoch 4 and Delta has not applied it yet;
@@ -1142,42 +1324,58 @@ mod epoch_tests {
             ("n-2", [Some(report(4, 4, true)), Some(report(4, 4, true))]),
         ]);
         assert_eq!(moving.answered, 3);
-        let (status, reason, message) = verdict(&moving);
+        assert_eq!(
+            moving.delta_member_epoch,
+            Some(3),
+            "the lowest member Delta"
+        );
+        let (status, reason, message) = verdict(&moving, &settled());
         assert_eq!((status, reason.as_str()), (true, "EpochTransition"));
         assert_eq!(
             message,
             "an epoch transition is in progress: n-0: alpha epoch 4 (head block of 4), delta epoch 3 (head block of 3); n-1: alpha epoch 4 (head block of 3), delta epoch 4 (head block of 4)"
         );
 
-        // A validator that left outranks a transition; a silent one counts for nothing.
-        let left = summary(&[
-            ("n-0", [Some(report(4, 3, true)), steady.clone()]),
-            ("n-3", [None, Some(report(4, 4, false))]),
-            ("n-4", [None, None]),
-        ]);
-        assert_eq!(left.answered, 2);
-        let (status, reason, message) = verdict(&left);
-        assert_eq!((status, reason.as_str()), (true, "ValidatorsLeftTheSet"));
-        assert!(message.starts_with("n-3 left"), "{}", message);
+        // The operator's own changes outrank a transition, each with its step.
+        let mut scaling = settled();
+        scaling.settled = false;
+        scaling.progress = vec![SetChangeProgress {
+            validator: "n-4".into(),
+            change: "Join".into(),
+            state: "waiting for its stake lock 0a0b to commit on Alpha".into(),
+            ..Default::default()
+        }];
+        scaling.awaiting_delta = vec!["n-5".into()];
+        let (status, reason, message) = verdict(&moving, &scaling);
+        assert_eq!((status, reason.as_str()), (true, "Scaling"));
+        assert_eq!(
+            message,
+            "changing the set to 4 validators: n-4 (join): waiting for its stake lock 0a0b to commit on Alpha; n-5: out of Alpha's set; its pod stays until Delta reaches the boundary"
+        );
+        // A set that must grow and cannot says why first.
+        scaling.blocked = Some("genesis.accounts is 0".into());
+        assert_eq!(verdict(&stable, &scaling).1, "CannotGrow");
 
-        // A change waiting for the next boundary.
-        let mut waiting = stable.clone();
-        waiting.pending = Some(PendingChanges {
-            joining: Vec::new(),
-            leaving: vec!["1a2b3c4d5e6f7a8b".into()],
-        });
-        let (status, reason, message) = verdict(&waiting);
+        // A change somebody else asked for, waiting for the next boundary.
+        let mut waiting = settled();
+        waiting.validator_set.as_mut().unwrap().leaving = vec!["1a2b3c4d5e6f7a8b".into()];
+        let (status, reason, message) = verdict(&stable, &waiting);
         assert_eq!((status, reason.as_str()), (true, "SetChangePending"));
         assert_eq!(
             message,
-            "at the next epoch boundary (validator key ids): 1a2b3c4d5e6f7a8b leaves"
+            "at the next epoch boundary: 1a2b3c4d5e6f7a8b leaves"
         );
-        waiting.pending = Some(PendingChanges::default());
-        assert_eq!(verdict(&waiting).1, "Stable", "nothing pending");
+
+        // Validators answered but none with the set: nothing is removed on a guess.
+        let left = summary(&[("n-3", [None, Some(report(4, 4, false))])]);
+        assert_eq!(left.left_set, vec!["n-3".to_string()]);
+        let (status, reason, _) = verdict(&left, &ScaleStatus::default());
+        assert_eq!((status, reason.as_str()), (true, "SetUnknown"));
 
         // Nobody answered: nothing is known, no condition.
+        let net = crate::tests::fixtures::network("n", serde_json::json!({"validators": 4}));
         assert_eq!(
-            reconfiguring_condition(&summary(&[("n-0", [None, None])])),
+            reconfiguring_condition(&net, &summary(&[("n-0", [None, None])]), &settled()),
             None
         );
     }

@@ -14,8 +14,11 @@ use crate::crd::benchmark::BenchmarkCluster;
 use crate::crd::network::DualChainNetwork;
 use crate::metrics::Metrics;
 use crate::validators::{
-    ChainReport, FaultSettings, PendingChanges, Target, ValidatorApi, ValidatorError,
+    ChainReport, FaultSettings, PendingChanges, SetChangeRequest, SetView, Target, ValidatorApi,
+    ValidatorError,
 };
+use dualchain_core::Digest;
+use dualchain_core::types::Address;
 
 pub const NS: &str = "bench-ns";
 
@@ -62,8 +65,57 @@ pub struct FakeValidators {
     pub calls: Mutex<Vec<AdminCall>>,
     /// `(validator, token)` of every admin call.
     pub tokens: Mutex<Vec<(String, String)>>,
-    /// What every reachable validator's Alpha holds as pending set changes.
-    pub pending: Mutex<PendingChanges>,
+    /// What every reachable validator's Alpha runs; `None`: it cannot say.
+    pub alpha: Mutex<Option<FakeAlpha>>,
+}
+
+/// A fake Alpha chain: its set, what it holds for the next boundary, the stake locks
+/// and every set-change request it received.
+#[derive(Clone, Debug, Default)]
+pub struct FakeAlpha {
+    pub epoch: u64,
+    /// Key ids (hex) of the set.
+    pub members: Vec<String>,
+    pub pending: PendingChanges,
+    /// Lock id → (owner, amount, committed).
+    pub locks: std::collections::BTreeMap<Digest, (Address, u64, bool)>,
+    pub requests: Vec<FakeRequest>,
+}
+
+/// One set-change request as Alpha received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakeRequest {
+    pub key_id: String,
+    pub sender: Address,
+    pub lock: Option<Digest>,
+    pub fee: u64,
+    pub epoch: u64,
+}
+
+impl FakeAlpha {
+    /// An Alpha in `epoch` whose set is `members`.
+    pub fn running(epoch: u64, members: Vec<String>) -> Self {
+        Self {
+            epoch,
+            members,
+            ..Default::default()
+        }
+    }
+
+    /// The boundary: the pending changes applied, the next epoch begun.
+    pub fn boundary(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        self.members.retain(|m| !pending.leaving.contains(m));
+        self.members.extend(pending.joining);
+        self.epoch += 1;
+    }
+
+    /// Commits every lock sent so far.
+    pub fn commit_locks(&mut self) {
+        for lock in self.locks.values_mut() {
+            lock.2 = true;
+        }
+    }
 }
 
 impl FakeValidators {
@@ -132,22 +184,98 @@ impl ValidatorApi for FakeValidators {
         });
         Box::pin(async { Ok(()) })
     }
-    fn pending_set_changes(
+    fn validator_set(&self, target: Target) -> BoxFuture<'static, Result<SetView, ValidatorError>> {
+        let answer = self.on_alpha(&target, |alpha| {
+            Ok(SetView {
+                epoch: alpha.epoch,
+                members: alpha.members.clone(),
+                pending: alpha.pending.clone(),
+            })
+        });
+        Box::pin(async move { answer })
+    }
+
+    fn lock_stake(
         &self,
         target: Target,
-    ) -> BoxFuture<'static, Result<PendingChanges, ValidatorError>> {
-        let reachable = self.reports.lock().unwrap().contains_key(&target.validator);
-        let pending = self.pending.lock().unwrap().clone();
-        Box::pin(async move {
-            match reachable {
-                true => Ok(pending),
-                false => Err(ValidatorError::Unreachable {
-                    validator: target.validator.clone(),
-                    chain: target.chain.as_str(),
-                    detail: "connection refused".into(),
-                }),
+        sponsor: dualchain_core::crypto::AccountKeypair,
+        amount: u64,
+        _unlock_at_ms: u64,
+    ) -> BoxFuture<'static, Result<Digest, ValidatorError>> {
+        let answer = self.on_alpha(&target, |alpha| {
+            let id = Digest(*blake3::hash(&(alpha.locks.len() as u64).to_le_bytes()).as_bytes());
+            let owner = Address::of(sponsor.public());
+            alpha.locks.insert(id, (owner, amount, false));
+            Ok(id)
+        });
+        Box::pin(async move { answer })
+    }
+
+    fn lock_committed(
+        &self,
+        target: Target,
+        lock: Digest,
+    ) -> BoxFuture<'static, Result<bool, ValidatorError>> {
+        let answer = self.on_alpha(&target, |alpha| {
+            Ok(alpha.locks.get(&lock).is_some_and(|l| l.2))
+        });
+        Box::pin(async move { answer })
+    }
+
+    fn request_set_change(
+        &self,
+        target: Target,
+        request: SetChangeRequest,
+    ) -> BoxFuture<'static, Result<Digest, ValidatorError>> {
+        let answer = self.on_alpha(&target, |alpha| {
+            let key_id = request.key.public().id().to_hex();
+            let sender = Address::of(request.sender.public());
+            alpha.requests.push(FakeRequest {
+                key_id: key_id.clone(),
+                sender,
+                lock: request.lock,
+                fee: request.fee,
+                epoch: request.epoch,
+            });
+            // Alpha's admission: signed for its epoch, a join staked by a committed
+            // lock of the sender's.
+            let staked = request.lock.is_none_or(|l| {
+                alpha
+                    .locks
+                    .get(&l)
+                    .is_some_and(|&(owner, _, ok)| ok && owner == sender)
+            });
+            if request.epoch == alpha.epoch && staked {
+                match request.lock {
+                    Some(_) => alpha.pending.joining.push(key_id),
+                    None => alpha.pending.leaving.push(key_id),
+                }
             }
-        })
+            Ok(Digest(
+                *blake3::hash(&(alpha.requests.len() as u64).to_le_bytes()).as_bytes(),
+            ))
+        });
+        Box::pin(async move { answer })
+    }
+}
+
+impl FakeValidators {
+    /// `f` on the fake Alpha, as `target` (reachable, with an Alpha) answers.
+    fn on_alpha<T>(
+        &self,
+        target: &Target,
+        f: impl FnOnce(&mut FakeAlpha) -> Result<T, ValidatorError>,
+    ) -> Result<T, ValidatorError> {
+        let reachable = self.reports.lock().unwrap().contains_key(&target.validator);
+        let mut alpha = self.alpha.lock().unwrap();
+        match (reachable, alpha.as_mut()) {
+            (true, Some(alpha)) => f(alpha),
+            _ => Err(ValidatorError::Unreachable {
+                validator: target.validator.clone(),
+                chain: target.chain.as_str(),
+                detail: "connection refused".into(),
+            }),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 mod bench_reconcile;
 mod fake_api;
-mod fixtures;
+pub(crate) mod fixtures;
 mod leader;
 mod network_reconcile;
 mod schema;

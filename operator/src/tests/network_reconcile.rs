@@ -6,7 +6,7 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 
 use super::fake_api::FakeApi;
-use super::fixtures::{self, FakeValidators, NS, TestClock};
+use super::fixtures::{self, FakeAlpha, FakeValidators, NS, TestClock};
 use crate::context::Context;
 use crate::crd::network::DualChainNetwork;
 use crate::keys;
@@ -596,4 +596,257 @@ async fn hundred_validators_reconcile_in_few_requests() {
     assert_eq!(fake.count("GET", "/secrets/big-validator-"), 100);
     assert_eq!(fake.count("GET", "/secrets/big-admin-token-"), 100);
     assert!(fake.log().len() < 430, "{} requests", fake.log().len());
+}
+
+/// The key id (hex) in validator `index`'s key Secret.
+fn key_id(fake: &FakeApi, index: u32) -> String {
+    let s = fake
+        .get("v1", NS, "secrets", &format!("devnet-validator-{index}"))
+        .expect("key Secret");
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(s).unwrap();
+    keys::validator_public_key("s", &secret.data.unwrap())
+        .unwrap()
+        .id()
+        .to_hex()
+}
+
+fn validator_keypair(fake: &FakeApi, index: u32) -> dualchain_core::crypto::ValidatorKeypair {
+    let s = fake
+        .get("v1", NS, "secrets", &format!("devnet-validator-{index}"))
+        .unwrap();
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(s).unwrap();
+    keys::validator_keypair("s", &secret.data.unwrap()).unwrap()
+}
+
+fn sts_replicas(fake: &FakeApi) -> i64 {
+    sts(fake, "devnet")["spec"]["replicas"].as_i64().unwrap()
+}
+
+fn peers_listed(fake: &FakeApi) -> usize {
+    let cm = fake.get("v1", NS, "configmaps", "devnet-config").unwrap();
+    let peers: Vec<serde_json::Value> =
+        serde_json::from_str(cm["data"]["peers.json"].as_str().unwrap()).unwrap();
+    peers.len()
+}
+
+/// Every validator of the fake reports `epoch` on both chains.
+fn set_epochs(validators: &FakeValidators, epoch: u64) {
+    for report in validators.reports.lock().unwrap().values_mut() {
+        report.epoch = epoch;
+        report.head_epoch = epoch;
+    }
+}
+
+fn event_reasons(fake: &FakeApi) -> Vec<String> {
+    fake.list("events.k8s.io/v1", NS, "events")
+        .iter()
+        .filter_map(|e| e["reason"].as_str().map(str::to_string))
+        .collect()
+}
+
+async fn reconcile_devnet(fake: &FakeApi, ctx: &Arc<Context>) -> DualChainNetwork {
+    reconcile(Arc::new(stored_network(fake, "devnet")), ctx.clone())
+        .await
+        .unwrap();
+    stored_network(fake, "devnet")
+}
+
+#[tokio::test]
+async fn scaling_up_then_down_goes_through_join_and_leave_requests_and_the_boundary() {
+    let (client, fake) = FakeApi::start();
+    let validators = FakeValidators::all_healthy("devnet", 4, 42);
+    let ctx = fixtures::context(client, validators.clone(), TestClock::at(NOW));
+    deployed_devnet(&fake, &ctx).await;
+    let genesis_ids: Vec<String> = (0..4).map(|i| key_id(&fake, i)).collect();
+    *validators.alpha.lock().unwrap() = Some(FakeAlpha::running(1, genesis_ids));
+    let net = reconcile_devnet(&fake, &ctx).await;
+    assert_eq!(condition(&net, "Reconfiguring").reason, "Stable");
+    let set = net.status.as_ref().unwrap().validator_set.clone().unwrap();
+    assert_eq!((set.epoch, set.size), (1, 4));
+    assert_eq!(
+        set.members,
+        vec!["devnet-0", "devnet-1", "devnet-2", "devnet-3"]
+    );
+
+    // Grow to five: a key and a pod for devnet-4 at once, and its stake lock first.
+    let alpha = |f: &dyn Fn(&mut FakeAlpha)| f(validators.alpha.lock().unwrap().as_mut().unwrap());
+    fake.patch(
+        "dualchain.dev/v1alpha1",
+        NS,
+        "dualchainnetworks",
+        "devnet",
+        json!({"spec": {"validators": 5}}),
+    );
+    let net = reconcile_devnet(&fake, &ctx).await;
+    assert_eq!(sts_replicas(&fake), 5);
+    assert_eq!(peers_listed(&fake), 5, "every pod dials the newcomer");
+    let joiner = key_id(&fake, 4);
+    let status = net.status.clone().unwrap();
+    assert_eq!(status.set_changes.len(), 1, "{:?}", status.set_changes);
+    let progress = &status.set_changes[0];
+    assert_eq!(
+        (progress.validator.as_str(), progress.change.as_str()),
+        ("devnet-4", "Join")
+    );
+    let lock = progress.lock.clone().expect("a stake lock");
+    assert!(
+        progress.state.starts_with("stake lock"),
+        "{}",
+        progress.state
+    );
+    assert_eq!(condition(&net, "Reconfiguring").reason, "Scaling");
+    // The lock is genesis.stake of the last genesis account but one (100 accounts:
+    // ordinal 4 → account 95), and no join goes out before it is committed.
+    let accounts = fake.get("v1", NS, "secrets", "devnet-accounts").unwrap();
+    let accounts: k8s_openapi::api::core::v1::Secret = serde_json::from_value(accounts).unwrap();
+    let keyring = String::from_utf8(accounts.data.unwrap()[keys::KEYRING_KEY].0.clone()).unwrap();
+    let sponsor = dualchain_core::types::Address::of(
+        keys::keyring_account("s", &keyring, 95).unwrap().public(),
+    );
+    alpha(&|a| {
+        let (owner, amount, committed) = a.locks[&lock.parse().unwrap()];
+        assert_eq!((owner, amount, committed), (sponsor, 100, false));
+        assert!(a.requests.is_empty());
+    });
+    reconcile_devnet(&fake, &ctx).await;
+    alpha(&|a| {
+        assert_eq!(
+            (a.locks.len(), a.requests.len()),
+            (1, 0),
+            "one lock, waiting"
+        )
+    });
+
+    // Committed: the join goes out once, signed by devnet-4's key for epoch 1.
+    alpha(&|a| a.commit_locks());
+    reconcile_devnet(&fake, &ctx).await;
+    reconcile_devnet(&fake, &ctx).await;
+    alpha(&|a| {
+        assert_eq!(a.requests.len(), 1, "{:?}", a.requests);
+        let r = &a.requests[0];
+        assert_eq!(
+            (&r.key_id, r.sender, r.lock, r.epoch),
+            (&joiner, sponsor, Some(lock.parse().unwrap()), 1)
+        );
+        assert_eq!(a.pending.joining, vec![joiner.clone()]);
+    });
+    let net = stored_network(&fake, "devnet");
+    let set = net.status.as_ref().unwrap().validator_set.clone().unwrap();
+    assert_eq!(set.joining, vec!["devnet-4"]);
+
+    // The boundary takes it in: five in the set, quorum and PDB follow.
+    alpha(&|a| a.boundary());
+    let newcomer = validators.reports.lock().unwrap()["devnet-0"].clone();
+    validators
+        .reports
+        .lock()
+        .unwrap()
+        .insert("devnet-4".into(), newcomer);
+    set_epochs(&validators, 2);
+    set_pods(&fake, "devnet", 5, 5);
+    let net = reconcile_devnet(&fake, &ctx).await;
+    let status = net.status.clone().unwrap();
+    assert!(status.set_changes.is_empty(), "{:?}", status.set_changes);
+    assert_eq!(status.validator_set.as_ref().unwrap().size, 5);
+    assert_eq!((status.fault_tolerance, status.quorum), (1, 4));
+    assert_eq!(condition(&net, "Reconfiguring").reason, "Stable");
+    let pdb = fake
+        .get("policy/v1", NS, "poddisruptionbudgets", "devnet")
+        .unwrap();
+    assert_eq!(pdb["spec"]["maxUnavailable"], json!(1));
+    assert!(event_reasons(&fake).contains(&"ValidatorJoined".to_string()));
+
+    // Shrink to four: devnet-4 asks to leave (fee-free, from its own set-change
+    // account) and keeps its pod until both chains passed the boundary.
+    fake.patch(
+        "dualchain.dev/v1alpha1",
+        NS,
+        "dualchainnetworks",
+        "devnet",
+        json!({"spec": {"validators": 4}}),
+    );
+    let net = reconcile_devnet(&fake, &ctx).await;
+    assert_eq!(sts_replicas(&fake), 5);
+    assert_eq!(condition(&net, "Reconfiguring").reason, "Scaling");
+    let own = dualchain_core::types::Address::of(
+        dualchain_core::types::set_change_keypair(&validator_keypair(&fake, 4)).public(),
+    );
+    alpha(&|a| {
+        let r = a.requests.last().unwrap();
+        assert_eq!(
+            (&r.key_id, r.sender, r.lock, r.fee, r.epoch),
+            (&joiner, own, None, 0, 2)
+        );
+        assert_eq!(a.pending.leaving, vec![joiner.clone()]);
+    });
+    alpha(&|a| a.boundary());
+    validators
+        .reports
+        .lock()
+        .unwrap()
+        .get_mut("devnet-4")
+        .unwrap()
+        .member = false;
+    // Alpha runs epoch 3 without devnet-4; Delta still runs epoch 2.
+    let net = reconcile_devnet(&fake, &ctx).await;
+    assert_eq!(sts_replicas(&fake), 5, "Delta has not passed the boundary");
+    assert!(
+        condition(&net, "Reconfiguring")
+            .message
+            .contains("until Delta")
+    );
+    set_epochs(&validators, 3);
+    let net = reconcile_devnet(&fake, &ctx).await;
+    assert_eq!(sts_replicas(&fake), 4);
+    assert_eq!(peers_listed(&fake), 4);
+    assert_eq!(condition(&net, "Reconfiguring").reason, "Stable");
+    assert_eq!(
+        net.status
+            .as_ref()
+            .unwrap()
+            .validator_set
+            .as_ref()
+            .unwrap()
+            .size,
+        4
+    );
+    assert!(event_reasons(&fake).contains(&"ValidatorLeft".to_string()));
+}
+
+#[tokio::test]
+async fn a_network_without_a_funded_account_refuses_to_grow_and_keeps_its_pods() {
+    let (client, fake) = FakeApi::start();
+    let validators = FakeValidators::all_healthy("devnet", 4, 42);
+    let ctx = fixtures::context(client, validators.clone(), TestClock::at(NOW));
+    reconcile(
+        Arc::new(create(
+            &fake,
+            "devnet",
+            json!({"validators": 4, "genesis": {"accounts": 0}}),
+        )),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    set_pods(&fake, "devnet", 4, 4);
+    let genesis_ids: Vec<String> = (0..4).map(|i| key_id(&fake, i)).collect();
+    *validators.alpha.lock().unwrap() = Some(FakeAlpha::running(1, genesis_ids));
+    fake.patch(
+        "dualchain.dev/v1alpha1",
+        NS,
+        "dualchainnetworks",
+        "devnet",
+        json!({"spec": {"validators": 6}}),
+    );
+    let net = reconcile_devnet(&fake, &ctx).await;
+    assert_eq!(sts_replicas(&fake), 4, "no pod that could never join");
+    let reconfiguring = condition(&net, "Reconfiguring");
+    assert_eq!(reconfiguring.reason, "CannotGrow");
+    assert!(
+        reconfiguring.message.contains("genesis.accounts is 0"),
+        "{}",
+        reconfiguring.message
+    );
+    let alpha = validators.alpha.lock().unwrap().clone().unwrap();
+    assert!(alpha.locks.is_empty() && alpha.requests.is_empty());
 }

@@ -25,8 +25,8 @@ fn devnet() -> (crate::crd::DualChainNetwork, NetworkRef) {
 #[test]
 fn statefulset() {
     let (net, r) = devnet();
-    let template = build::pod_template(&net, "0123456789abcdef");
-    insta::assert_yaml_snapshot!(build::statefulset(&r, &net, template, 0));
+    let template = build::pod_template(&net, "0123456789abcdef", 4);
+    insta::assert_yaml_snapshot!(build::statefulset(&r, &net, template, 0, 4));
 }
 
 #[test]
@@ -64,7 +64,7 @@ fn network_policy() {
 #[test]
 fn config_and_service_monitor() {
     let (net, r) = devnet();
-    insta::assert_yaml_snapshot!("config", build::config_configmap(&r, &net).unwrap());
+    insta::assert_yaml_snapshot!("config", build::config_configmap(&r, &net, 4).unwrap());
     insta::assert_yaml_snapshot!("service_monitor", build::service_monitor(&r, &net));
 }
 
@@ -86,7 +86,7 @@ fn loadgen_job_and_rbac() {
 #[test]
 fn hardened_pods_everywhere() {
     let (net, _) = devnet();
-    let pod = build::pod_template(&net, "h").spec.unwrap();
+    let pod = build::pod_template(&net, "h", 4).spec.unwrap();
     let psc = pod.security_context.unwrap();
     assert_eq!(
         (psc.run_as_non_root, psc.run_as_user),
@@ -113,11 +113,17 @@ fn hardened_pods_everywhere() {
 #[test]
 fn config_changes_change_the_template_hash() {
     let (net, _) = devnet();
-    let a = build::template_hash(&build::pod_template(&net, "aaaa"));
-    let b = build::template_hash(&build::pod_template(&net, "bbbb"));
+    let a = build::template_hash(&build::pod_template(&net, "aaaa", 4));
+    let b = build::template_hash(&build::pod_template(&net, "bbbb", 4));
     assert_ne!(a, b);
     let mut net2 = net.clone();
     net2.spec.template.image = "dualchain:9".into();
-    assert_ne!(a, build::template_hash(&build::pod_template(&net2, "aaaa")));
-    assert_eq!(a, build::template_hash(&build::pod_template(&net, "aaaa")));
+    assert_ne!(
+        a,
+        build::template_hash(&build::pod_template(&net2, "aaaa", 4))
+    );
+    assert_eq!(
+        a,
+        build::template_hash(&build::pod_template(&net, "aaaa", 4))
+    );
 }

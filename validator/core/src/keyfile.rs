@@ -431,20 +431,26 @@ pub fn read_keyring(path: &Path) -> Result<Vec<crate::crypto::AccountKeypair>, K
                 line: number + 1,
                 detail,
             };
-            let (address, seed_hex) = line
-                .trim()
-                .split_once(' ')
-                .ok_or_else(|| bad("expected `<address> <seed hex>`"))?;
-            let mut seed = Zeroizing::new([0u8; 32]);
-            hex::decode_to_slice(seed_hex.trim(), seed.as_mut())
-                .map_err(|_| bad("seed is not 64 hex digits"))?;
-            let key = crate::crypto::AccountKeypair::from_seed(&seed);
-            if Address::of(key.public()).to_string() != address {
-                return Err(bad("address does not match the seed"));
-            }
-            Ok(key)
+            parse_keyring_line(line).map_err(bad)
         })
         .collect()
+}
+
+/// One keyring line, `<address> <seed hex>`: the key, its address checked against the
+/// seed; the error says what is wrong without echoing the line.
+pub fn parse_keyring_line(line: &str) -> Result<crate::crypto::AccountKeypair, &'static str> {
+    let (address, seed_hex) = line
+        .trim()
+        .split_once(' ')
+        .ok_or("expected `<address> <seed hex>`")?;
+    let mut seed = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(seed_hex.trim(), seed.as_mut())
+        .map_err(|_| "seed is not 64 hex digits")?;
+    let key = crate::crypto::AccountKeypair::from_seed(&seed);
+    if Address::of(key.public()).to_string() != address {
+        return Err("address does not match the seed");
+    }
+    Ok(key)
 }
 
 #[cfg(test)]

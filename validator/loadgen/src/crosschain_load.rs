@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dualchain_client::crosschain::{ChainClient, Sender};
 use dualchain_contract::stats::Percentiles;
 use dualchain_core::Digest;
 use dualchain_core::crypto::AccountKeypair;
@@ -26,7 +27,6 @@ use dualchain_core::types::{
     ChainId, CrossChainOp, LockRecord, LockStatus, ParameterChange, ParameterName, ParameterRecord,
     ProposalRecord, ProposalStatus, RecordKind, StakeRecord, StakeStatus,
 };
-use dualchain_testkit::crosschain::{ChainClient, Sender};
 use dualchain_testkit::sleep_until_unix_ms;
 use serde::Serialize;
 

@@ -30,11 +30,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use dualchain_client::node::{block_id, chain_heights, chain_name};
 use dualchain_contract::binaries::{VALIDATOR_BIN, find_companion};
 use dualchain_core::types::ChainId;
 use dualchain_proto::NodeClient;
 use dualchain_proto::v1::{Chain, StreamFinalityRequest};
-use dualchain_testkit::client::{block_id, chain_heights, chain_name};
 use dualchain_testkit::{ClusterSpec, LocalCluster};
 
 use crate::accounts::AccountSource;
@@ -176,7 +176,7 @@ fn start_monitor(
 async fn follow_alpha(url: String, counter: Arc<std::sync::atomic::AtomicU64>) {
     loop {
         let stream = async {
-            let channel = dualchain_testkit::client::connect(&url).await?;
+            let channel = dualchain_client::node::connect(&url).await?;
             let request = StreamFinalityRequest {
                 chain: Chain::Alpha as i32,
                 from_height: None,

@@ -2,7 +2,7 @@
 //! cross-chain flow by hand on a running network — lock sAX on Alpha, unlock on
 //! Delta, propose, vote and finalize on Delta, join or leave the validator set — and show
 //! both chains' records of a lock or a proposal, each read with its proof (see
-//! `dualchain_testkit::crosschain`).
+//! `dualchain_client::crosschain`).
 //!
 //! Every command sends one operation at the sender's next nonce, then (unless
 //! `--no-wait`) waits for its effect, printing the record as JSON.
@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use dualchain_client::crosschain::{ChainClient, OPERATION_FEE, Sender};
 use dualchain_core::Digest;
 use dualchain_core::crypto::{AccountScheme, ValidatorScheme};
 use dualchain_core::keyfile::{read_key, read_keyring};
@@ -19,7 +20,6 @@ use dualchain_core::types::{
     ParameterRecord, PendingSetChanges, ProposalRecord, ProposalStatus, RecordKind, StakeRecord,
     StakeStatus, set_change_keypair, set_change_op,
 };
-use dualchain_testkit::crosschain::{ChainClient, OPERATION_FEE, Sender};
 use serde_json::json;
 
 use crate::cli::{parse_duration, runtime};

@@ -419,7 +419,7 @@ pub async fn connect(url: &str) -> anyhow::Result<Channel> {
 async fn targets_network(targets: &[String]) -> anyhow::Result<NetworkId> {
     let mut network: Option<(NetworkId, &str)> = None;
     for url in targets {
-        let id = dualchain_testkit::client::network_id(url)
+        let id = dualchain_client::node::network_id(url)
             .await
             .with_context(|| format!("learning the network id of {url}"))?;
         match network {

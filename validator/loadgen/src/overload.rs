@@ -55,9 +55,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use dualchain_client::node::{block, chain_heights};
 use dualchain_core::types::ChainId;
 use dualchain_proto::v1::Chain;
-use dualchain_testkit::client::{block, chain_heights};
 use dualchain_testkit::{ClusterSpec, LocalCluster};
 use serde::Serialize;
 
@@ -461,7 +461,7 @@ pub fn settle_timeout(delta_ms: u64) -> Duration {
 async fn mempool_depth(urls: &[String]) -> u64 {
     let mut depth = 0;
     for url in urls {
-        depth += dualchain_testkit::client::chain_status(url, Chain::Delta)
+        depth += dualchain_client::node::chain_status(url, Chain::Delta)
             .await
             .map_or(1, |s| s.mempool_depth);
     }

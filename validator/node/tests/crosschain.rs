@@ -12,6 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::{chain_clients, cluster, runtime};
+use dualchain_client::crosschain::{ChainClient, Sender};
 use dualchain_core::Digest;
 use dualchain_core::types::{
     ChainId, CrossChainOp, LockRecord, LockStatus, ParameterChange, ParameterName, ParameterRecord,
@@ -19,7 +20,6 @@ use dualchain_core::types::{
 };
 use dualchain_proto::v1;
 use dualchain_testkit::LocalCluster;
-use dualchain_testkit::crosschain::{ChainClient, Sender};
 use dualchain_testkit::sleep_until_unix_ms;
 use dualchain_testkit::workload::seeded_addresses;
 

@@ -14,6 +14,7 @@ mod common;
 use std::time::Duration;
 
 use common::{certified_epoch_chain, chain_clients, cluster_with, runtime};
+use dualchain_client::crosschain::ChainClient;
 use dualchain_core::Digest;
 use dualchain_core::crypto::ValidatorScheme;
 use dualchain_core::encoding::Canonical;
@@ -24,7 +25,6 @@ use dualchain_core::types::{
 };
 use dualchain_proto::v1;
 use dualchain_testkit::LocalCluster;
-use dualchain_testkit::crosschain::ChainClient;
 
 const ALPHA_MS: u64 = 1_000;
 const DELTA_MS: u64 = 200;
@@ -201,7 +201,7 @@ async fn a_validator_leaves(c: &mut LocalCluster) {
     wait_left(c, LEAVER).await;
     let status = |i| {
         let url = c.api_url(i, ChainId::Alpha);
-        async move { dualchain_testkit::client::node_status(&url).await }
+        async move { dualchain_client::node::node_status(&url).await }
     };
     let left = status(LEAVER).await.unwrap();
     assert_eq!(left.validator_index, None, "{left:?}");

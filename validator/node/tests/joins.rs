@@ -12,10 +12,10 @@ mod common;
 use std::time::Duration;
 
 use common::{certified_epoch_chain, cluster_with, runtime, wait_signs};
+use dualchain_client::crosschain::ChainClient;
 use dualchain_core::types::{ChainId, EpochSchedule, Genesis, verify_epoch_chain};
 use dualchain_proto::v1;
 use dualchain_testkit::LocalCluster;
-use dualchain_testkit::crosschain::ChainClient;
 
 const ALPHA_MS: u64 = 1_000;
 const DELTA_MS: u64 = 200;
@@ -35,7 +35,7 @@ fn steady_load(c: &LocalCluster) -> tokio::task::JoinHandle<()> {
             let txs = dualchain_testkit::workload::unsigned_bytes(
                 &dualchain_testkit::workload::ring_transfers(&addresses, nonce, 1),
             );
-            let _ = dualchain_testkit::client::submit(&url, v1::Chain::Delta, &txs).await;
+            let _ = dualchain_client::node::submit(&url, v1::Chain::Delta, &txs).await;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
@@ -135,7 +135,7 @@ async fn a_validator_joins(c: &LocalCluster) {
         wait_signs(c, JOINER, index, chain, WAIT).await;
         wait_member(c, chain).await;
     }
-    let status = dualchain_testkit::client::node_status(&c.api_url(JOINER, ChainId::Alpha))
+    let status = dualchain_client::node::node_status(&c.api_url(JOINER, ChainId::Alpha))
         .await
         .unwrap();
     assert_eq!(status.validator_index, Some(index), "{status:?}");

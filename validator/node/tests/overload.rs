@@ -11,6 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{ClusterSpec, LocalCluster, TOKEN, bin, runtime};
+use dualchain_client::node::{connect, network_id};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::keyfile::seeded_account_keys;
 use dualchain_core::types::{Address, ChainId};
@@ -18,7 +19,6 @@ use dualchain_proto::v1::{
     Chain, PauseChainRequest, ResumeChainRequest, SubmitBatchRequest, TxResult, TxStatus,
 };
 use dualchain_proto::{AdminClient, AdminToken, TransactionsClient};
-use dualchain_testkit::client::{connect, network_id};
 use dualchain_testkit::workload::transfer;
 
 const WAIT: Duration = Duration::from_secs(90);

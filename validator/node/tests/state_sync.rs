@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{LocalCluster, TOKEN, cluster_with, plain, runtime, wait_signs_again};
+use dualchain_client::node::connect;
 use dualchain_core::types::ChainId;
 use dualchain_proto::v1::{Chain, TriggerSnapshotRequest};
 use dualchain_proto::{AdminClient, AdminToken};
-use dualchain_testkit::client::connect;
 
 const WAIT: Duration = Duration::from_secs(120);
 /// A 10 s consensus window, and snapshots only when the test asks for them.

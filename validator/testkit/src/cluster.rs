@@ -33,9 +33,9 @@ use dualchain_core::types::ChainId;
 use dualchain_proto::v1;
 use serde::Serialize;
 
-use crate::client::{self, proto_chain};
 use crate::ports::{LocalPeer, peers_json, plan_local_peers};
 use crate::{log_tail, unix_ms};
+use dualchain_client::node::{self as client, proto_chain};
 
 /// Lines of a validator's log shown in errors.
 pub const LOG_TAIL_LINES: usize = 30;

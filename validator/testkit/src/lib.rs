@@ -7,17 +7,15 @@
 //! - [`fake`] — an in-process fake `dualchain.v1` node (`Node`, `Transactions`,
 //!   `grpc.health.v1`): mempool-like admission, blocks sealed on the wall clock,
 //!   `StreamFinality` events carrying the admitted digests.
-//! - [`client`] — small gRPC client helpers (status, heights, blocks, readiness, submit).
-//! - [`crosschain`] — the cross-chain flow over gRPC: records with checked proofs,
-//!   lock / unlock / propose / vote / finalize at the sender's next nonce.
+//!
+//! The gRPC client helpers it uses (status, blocks, readiness, the cross-chain flow)
+//! live in `dualchain-client`, which the operator links too.
 //! - [`workload`] — Delta transfers between funded accounts.
 //! - [`ports`] — loopback ports free for TCP and UDP, and `peers.json` planning.
 
 #![deny(unsafe_code)]
 
-pub mod client;
 pub mod cluster;
-pub mod crosschain;
 pub mod fake;
 pub mod ports;
 pub mod workload;

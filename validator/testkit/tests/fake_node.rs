@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+use dualchain_client::node as client;
 use dualchain_core::types::Address;
 use dualchain_proto::NodeClient;
 use dualchain_proto::v1::{Chain, StreamFinalityRequest, TxStatus};
-use dualchain_testkit::{FakeNode, FakeNodeConfig, client, workload};
+use dualchain_testkit::{FakeNode, FakeNodeConfig, workload};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admits_like_a_mempool_and_finalizes_the_admitted_digests() {

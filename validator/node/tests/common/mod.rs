@@ -46,12 +46,12 @@ pub async fn chain_clients(
     c: &LocalCluster,
     n: usize,
     chain: dualchain_core::types::ChainId,
-) -> Vec<dualchain_testkit::crosschain::ChainClient> {
+) -> Vec<dualchain_client::crosschain::ChainClient> {
     let mut out = Vec::new();
     for i in 0..n {
         let url = c.api_url(i, chain);
         out.push(
-            dualchain_testkit::crosschain::ChainClient::connect(&url, chain)
+            dualchain_client::crosschain::ChainClient::connect(&url, chain)
                 .await
                 .unwrap_or_else(|e| panic!("validator {i}'s {chain} API: {e:#}")),
         );
@@ -124,7 +124,7 @@ pub async fn wait_signs(
 /// The epoch chain through `through` from `alpha`, once its boundaries are certified
 /// there (asked again every 200 ms for at most `wait`).
 pub async fn certified_epoch_chain(
-    alpha: &dualchain_testkit::crosschain::ChainClient,
+    alpha: &dualchain_client::crosschain::ChainClient,
     schedule: dualchain_core::types::EpochSchedule,
     through: u64,
     wait: std::time::Duration,

@@ -1,4 +1,4 @@
-//! Small `dualchain.v1` client helpers with bounded waits, for tests and the devnet.
+//! Small `dualchain.v1` client helpers with bounded waits, for the tools, the tests and the devnet.
 
 use std::time::Duration;
 

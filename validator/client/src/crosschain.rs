@@ -23,7 +23,7 @@ use dualchain_proto::v1::{self, TxStatus};
 use dualchain_proto::{CrossChainClient, TransactionsClient};
 use tonic::transport::Channel;
 
-use crate::client::{CALL_TIMEOUT, connect, network_id, proto_chain};
+use crate::node::{CALL_TIMEOUT, connect, network_id, proto_chain};
 
 /// Fee of every operation sent here (cross-chain operations pay the transfer minimum).
 pub const OPERATION_FEE: u64 = 1;
