@@ -447,16 +447,24 @@ async fn status_conditions_and_printer_columns_read_through_kubectl() -> Result<
     Ok(())
 }
 
+/// The devnet example in a namespace of its own, its operator running, every
+/// validator Ready.
+async fn devnet_example_running(test: &str) -> Result<(Cluster, TestNamespace, Operator)> {
+    let (cluster, ns) = setup(test).await?;
+    let nets: Api<DualChainNetwork> = ns.api(&cluster.client);
+    nets.create(&PostParams::default(), &devnet_example()?)
+        .await?;
+    let operator = Operator::start(&cluster, &ns.name).await?;
+    wait_all_ready(&nets, "devnet", 4).await?;
+    Ok((cluster, ns, operator))
+}
+
 #[tokio::test]
 #[ignore = "needs a Kubernetes cluster: run e2e/run.sh"]
 async fn editing_the_spec_rolls_the_statefulset() -> Result<()> {
-    let (cluster, ns) = setup("roll").await?;
+    let (cluster, ns, _operator) = devnet_example_running("roll").await?;
     let client = &cluster.client;
     let nets: Api<DualChainNetwork> = ns.api(client);
-    nets.create(&PostParams::default(), &devnet_example()?)
-        .await?;
-    let _operator = Operator::start(&cluster, &ns.name).await?;
-    wait_all_ready(&nets, "devnet", 4).await?;
     let sets: Api<StatefulSet> = ns.api(client);
     let before = wait_object(&sets, "devnet", "rolled out", |s| {
         s.status.as_ref().is_some_and(|st| {
@@ -579,13 +587,9 @@ async fn editing_the_spec_rolls_the_statefulset() -> Result<()> {
 #[tokio::test]
 #[ignore = "needs a Kubernetes cluster: run e2e/run.sh"]
 async fn scaling_the_network_grows_at_once_and_shrinks_only_on_the_chains_word() -> Result<()> {
-    let (cluster, ns) = setup("scale").await?;
+    let (cluster, ns, _operator) = devnet_example_running("scale").await?;
     let client = &cluster.client;
     let nets: Api<DualChainNetwork> = ns.api(client);
-    nets.create(&PostParams::default(), &devnet_example()?)
-        .await?;
-    let _operator = Operator::start(&cluster, &ns.name).await?;
-    wait_all_ready(&nets, "devnet", 4).await?;
 
     // `kubectl patch` (the field is mutable now): a fifth key, pod and peer entry, the
     // genesis untouched (it holds the first set; the fifth joins at a boundary).

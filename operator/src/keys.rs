@@ -211,6 +211,16 @@ pub fn keyring_text(keys: &[AccountKeypair]) -> Zeroizing<String> {
     dualchain_core::keyfile::keyring_text(keys)
 }
 
+/// The keyring text an accounts Secret holds (empty when it holds none).
+pub fn keyring_of(secret: &k8s_openapi::api::core::v1::Secret) -> String {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(KEYRING_KEY))
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        .unwrap_or_default()
+}
+
 /// The addresses listed in a keyring (the genesis only needs addresses; seeds are not
 /// decoded).
 pub fn keyring_addresses(secret: &str, text: &str) -> Result<Vec<Address>, KeyError> {

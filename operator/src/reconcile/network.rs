@@ -694,13 +694,7 @@ async fn ensure_accounts(
     }
     let name = names::accounts_secret(&r.name);
     let read = |secret: Secret| -> Result<Vec<Address>> {
-        let text = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(keys::KEYRING_KEY))
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-            .unwrap_or_default();
-        Ok(keys::keyring_addresses(&name, &text)?)
+        Ok(keys::keyring_addresses(&name, &keys::keyring_of(&secret))?)
     };
     if let Some(secret) = secrets.get_opt(&name).await? {
         return read(secret);

@@ -315,14 +315,8 @@ impl StepContext<'_> {
             .get(&name)
             .await
             .map_err(|e| format!("reading Secret {name}: {e}"))?;
-        let text = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(keys::KEYRING_KEY))
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-            .unwrap_or_default();
-        let key =
-            keys::keyring_account(&name, &text, account as usize).map_err(|e| e.to_string())?;
+        let key = keys::keyring_account(&name, &keys::keyring_of(&secret), account as usize)
+            .map_err(|e| e.to_string())?;
         tracing::debug!(account, address = %Address::of(key.public()), "sponsor of a join");
         Ok(Some((account, key)))
     }
