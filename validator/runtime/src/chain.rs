@@ -751,6 +751,26 @@ pub async fn supervise<S: Seams>(ctx: Arc<ChainContext<S>>, mut shutdown: watch:
             ctx.set_health(Health::Stopped, "stopped");
             return;
         }
+        let fell_behind = result.as_ref().err().and_then(|e| {
+            e.chain()
+                .find_map(|c| c.downcast_ref::<follower::FellBehind>())
+                .map(ToString::to_string)
+        });
+        if let Some(behind) = fell_behind {
+            // Not a failure: the chain reopens at once and follows by block sync.
+            ctx.set_health(
+                Health::Degraded,
+                format!("catching up by block sync: {behind}"),
+            );
+            tracing::info!(chain = %ctx.chain, "reopening the chain to catch up by block sync");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                _ = shutdown.wait_for(|stop| *stop) => {
+                    ctx.set_health(Health::Stopped, "stopped");
+                    return;
+                }
+            }
+        }
         let reason = match result {
             Ok(()) => "the chain's task group ended unexpectedly".to_string(),
             Err(e) => format!("{e:#}"),

@@ -4,12 +4,15 @@
 //!
 //! **When.** At every start of a chain, before its engine opens, the node asks its
 //! peers for their head ([`probe`]); and while a chain runs, whenever its head is
-//! older than the consensus window ([`BehindWatch`]: a partition, a process stopped
-//! and continued), the same probe runs off the driver's loop every
-//! [`BEHIND_PROBE_INTERVAL`], and a chain that fell that far behind ends its driver
-//! so the supervisor reopens it here. If the (f+1)-th highest head it hears (so at
-//! least one honest validator stands behind it) is more blocks ahead than the
-//! consensus window covers (`consensus_window_ms / block time`), the vertices the
+//! older than the consensus window — on Alpha, or than one epoch's time if that is
+//! shorter ([`BehindWatch`]: a partition, a process stopped and continued, an engine
+//! stuck in an epoch its peers left) — the same probe runs off the driver's loop
+//! every [`BEHIND_PROBE_INTERVAL`], and a chain that fell out of reach ends its
+//! driver ([`FellBehind`], which the supervisor does not count as a failure) so it
+//! reopens here. If the (f+1)-th highest head it hears (so at least one honest
+//! validator stands behind it) is more blocks ahead than the consensus window covers
+//! (`consensus_window_ms / block time`), or on Alpha past the second boundary after
+//! the start of our epoch (peers dropped that epoch's rounds), the vertices the
 //! engine would need are gone from every peer's store, and vertex sync cannot bring
 //! it back. A node whose data directory was emptied is the same case from height 0.
 //! A follow that was interrupted (a restart) goes on regardless of the probe: a
@@ -44,7 +47,7 @@ use dualchain_consensus::BlockSealer;
 use dualchain_core::Digest;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
-    BlockHeader, BlockRange, BlockRangeRequest, StateSyncRequest, ValidatorSet,
+    BlockHeader, BlockRange, BlockRangeRequest, ChainId, StateSyncRequest, ValidatorSet,
 };
 use dualchain_execution::ExecutionMode;
 use dualchain_net::{EventReceiver, Message, MessageKind, NetEvent, Network, Offence, PeerId};
@@ -125,7 +128,14 @@ impl BehindWatch {
     }
 }
 
-/// The error that ends a driver whose peers are further ahead than the window.
+/// The error that ends a driver whose peers are out of its engine's reach: not a
+/// failure but the way to catch up, so the supervisor reopens the chain at once
+/// (it follows by block sync then) and counts no restart.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FellBehind(pub String);
+
+/// The error that ends a driver whose peers are out of its engine's reach.
 fn fell_behind<S: Seams>(ctx: &ChainContext<S>, ahead: u64) -> anyhow::Result<()> {
     let head = ctx.head().height;
     let Some((behind, window)) = beyond_window(ctx, head, ahead) else {
@@ -136,13 +146,14 @@ fn fell_behind<S: Seams>(ctx: &ChainContext<S>, ahead: u64) -> anyhow::Result<()
         head,
         peers_at = ahead,
         window_blocks = window,
-        "fell further behind than the consensus window while running: restarting the chain to catch up by block sync"
+        "fell out of the engine's reach while running: reopening the chain to catch up by block sync"
     );
-    anyhow::bail!(
-        "the {} chain is {behind} blocks behind its peers, more than the consensus window's {window}: \
-         restarting to catch up by block sync",
+    Err(FellBehind(format!(
+        "the {} chain is {behind} blocks behind its peers, out of its engine's reach (the consensus window's \
+         {window} blocks, or on Alpha two epoch boundaries): reopening to catch up by block sync",
         ctx.chain
-    )
+    ))
+    .into())
 }
 
 /// How a follow ended.
@@ -159,19 +170,49 @@ pub fn window_blocks<S: Seams>(ctx: &ChainContext<S>) -> u64 {
     (ctx.consensus_window_ms / ctx.block_time_ms.max(1)).max(1)
 }
 
-/// Whether our head is older than the consensus window: only then can peers be
-/// further ahead than it (blocks follow slots, so no head is newer than now).
-fn head_older_than_window<S: Seams>(ctx: &ChainContext<S>) -> bool {
-    let head_age = ctx.unix_ms().saturating_sub(ctx.head().block_timestamp_ms);
-    head_age > ctx.consensus_window_ms
+/// How old our head must be before peers can be out of our engine's reach: the
+/// consensus window, and on Alpha at most one epoch's time (peers drop an epoch's
+/// rounds two boundaries on, which short epochs reach long before the window).
+fn reach_ms<S: Seams>(ctx: &ChainContext<S>) -> u64 {
+    match ctx.chain {
+        ChainId::Alpha => {
+            let epoch_ms = alpha_epoch_length(ctx).saturating_mul(ctx.block_time_ms.max(1));
+            ctx.consensus_window_ms.min(epoch_ms)
+        }
+        ChainId::Delta => ctx.consensus_window_ms,
+    }
 }
 
-/// `(blocks behind, window blocks)` if a head at `ahead` is further ahead of `head`
-/// than the consensus window covers (vertex sync cannot bridge that).
+fn alpha_epoch_length<S: Seams>(ctx: &ChainContext<S>) -> u64 {
+    ctx.identity.genesis.epoch_length_alpha_blocks.max(1)
+}
+
+/// Whether our head is older than [`reach_ms`]: only then can peers be out of our
+/// engine's reach (blocks follow slots, so no head is newer than now).
+fn head_older_than_window<S: Seams>(ctx: &ChainContext<S>) -> bool {
+    let head_age = ctx.unix_ms().saturating_sub(ctx.head().block_timestamp_ms);
+    head_age > reach_ms(ctx)
+}
+
+/// `(blocks behind, window blocks)` if a head at `ahead` is out of the reach of an
+/// engine whose head is `head`: further ahead than the consensus window covers, or
+/// on Alpha past the second boundary after the start of our epoch (peers dropped its
+/// rounds then). Vertex sync cannot bridge either.
 fn beyond_window<S: Seams>(ctx: &ChainContext<S>, head: u64, ahead: u64) -> Option<(u64, u64)> {
     let window = window_blocks(ctx);
     let behind = ahead.saturating_sub(head);
-    (behind > window).then_some((behind, window))
+    let epochs_gone =
+        ctx.chain == ChainId::Alpha && epoch_out_of_reach(head, ahead, alpha_epoch_length(ctx));
+    (behind > window || epochs_gone).then_some((behind, window))
+}
+
+/// Whether peers at height `ahead` dropped the rounds of the epoch an engine whose
+/// head is `head` runs, with epochs of `length` blocks: they sealed a block past the
+/// second boundary after its start. (Epoch `e` seals heights `e·L+1 ..= (e+1)·L`, so
+/// a head at `h` runs epoch `h / L`.)
+fn epoch_out_of_reach(head: u64, ahead: u64, length: u64) -> bool {
+    let epoch = head / length.max(1);
+    ahead > epoch.saturating_add(2).saturating_mul(length.max(1))
 }
 
 /// Whether the chain should follow by blocks instead of starting its engine: an
@@ -262,7 +303,7 @@ async fn probe<S: Seams>(
     }
     let mut claims: Vec<u64> = heads.into_values().collect();
     claims.sort_unstable_by(|a, b| b.cmp(a));
-    tracing::info!(chain = %ctx.chain, head, ?claims, "peers' heads (our head is older than the consensus window)");
+    tracing::info!(chain = %ctx.chain, head, ?claims, "peers' heads (our head is older than the engine's reach)");
     claims.get(faulty).copied()
 }
 
@@ -525,4 +566,27 @@ fn persist_next_sealer<S: Seams>(
         tracing::info!(%chain, height, epoch, "block sync crossed an epoch boundary; the tip is further on");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::epoch_out_of_reach;
+
+    #[test]
+    fn an_engine_is_out_of_reach_once_peers_passed_the_second_boundary_of_its_epoch() {
+        // Two-block epochs: a head at 3 runs epoch 1 (heights 3 and 4).
+        assert!(!epoch_out_of_reach(3, 4, 2));
+        assert!(!epoch_out_of_reach(3, 6, 2), "peers at the end of epoch 2");
+        assert!(epoch_out_of_reach(3, 7, 2), "peers sealing epoch 3");
+        // The boundary block 4 ends epoch 1: its engine runs epoch 2.
+        assert!(!epoch_out_of_reach(4, 8, 2));
+        assert!(epoch_out_of_reach(4, 9, 2));
+        // Hour-long epochs: far within reach for hundreds of blocks.
+        assert!(!epoch_out_of_reach(0, 480, 240));
+        assert!(epoch_out_of_reach(0, 481, 240));
+        assert!(
+            !epoch_out_of_reach(u64::MAX - 1, u64::MAX, 240),
+            "no overflow"
+        );
+    }
 }
