@@ -109,7 +109,7 @@ fn validators_away_longer_than_the_window_or_wiped_catch_up_by_blocks() {
         let deadline = Instant::now() + WAIT;
         while !c
             .log(1)
-            .contains("fell further behind than the consensus window while running")
+            .contains("fell out of the engine's reach while running")
         {
             assert!(
                 Instant::now() < deadline,

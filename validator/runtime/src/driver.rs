@@ -118,7 +118,7 @@ pub struct Driver<S: Seams> {
     /// never see their first rounds of the next one.
     early: VecDeque<(PeerId, Arc<Vertex>)>,
     early_bytes: usize,
-    /// Whether the chain fell further behind than the consensus window.
+    /// Whether the chain fell out of its engine's reach (see `follower::BehindWatch`).
     behind: BehindWatch,
     /// The sets whose members the transport admits: the engine's epoch and the one
     /// before it.
