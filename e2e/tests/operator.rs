@@ -391,7 +391,9 @@ async fn status_conditions_and_printer_columns_read_through_kubectl() -> Result<
         .collect();
     assert_eq!(
         header,
-        ["NAME", "PHASE", "READY", "ALPHA", "DELTA", "AGE"],
+        [
+            "NAME", "PHASE", "READY", "SET", "EPOCH", "ALPHA", "DELTA", "AGE"
+        ],
         "{table}"
     );
     let row: Vec<&str> = lines.next().context("no row")?.split_whitespace().collect();
