@@ -222,17 +222,6 @@ async fn reconcile_inner(net: &DualChainNetwork, ctx: &Context) -> Result<Action
     );
     let previous = net.status.clone().unwrap_or_default();
     let member_alpha = probe.set.as_ref().zip(probe.asked.clone());
-    let progress = set_changes::advance(
-        ctx,
-        net,
-        &r,
-        &object_ref,
-        &secrets,
-        &scale,
-        member_alpha,
-        &previous.set_changes,
-    )
-    .await;
     // A set that must grow past the genesis and cannot stake a newcomer does not get
     // pods that could never join.
     let needs_stake = net.spec.validators > genesis.validators.len() as u32
@@ -243,6 +232,18 @@ async fn reconcile_inner(net: &DualChainNetwork, ctx: &Context) -> Result<Action
     let blocked = needs_stake
         .then(|| set_changes::stake_blocker(&net.spec.template.genesis))
         .flatten();
+    let progress = set_changes::advance(
+        ctx,
+        net,
+        &r,
+        &object_ref,
+        &secrets,
+        &scale,
+        member_alpha,
+        &previous.set_changes,
+        blocked.as_deref(),
+    )
+    .await;
     let replicas = match (&blocked, running) {
         (Some(_), Some(running)) => scale.replicas.min(running.max(1)),
         _ => scale.replicas,

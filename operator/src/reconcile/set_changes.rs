@@ -50,7 +50,9 @@ pub fn stake_blocker(genesis: &GenesisSettings) -> Option<String> {
 
 /// Takes the next step of every validator in `plan.needed`, against `target` (a
 /// member's Alpha) when the set is known; returns where each stands (one entry per
-/// validator whose membership must change).
+/// validator whose membership must change). `blocker` is why newcomers cannot be
+/// staked ([`stake_blocker`]). While the set is unknown nothing is sent and the
+/// previous records are kept (a lock made earlier is not made again).
 #[allow(clippy::too_many_arguments)]
 pub async fn advance(
     ctx: &Context,
@@ -61,6 +63,7 @@ pub async fn advance(
     plan: &ScalePlan,
     set: Option<(&SetView, Target)>,
     previous: &[SetChangeProgress],
+    blocker: Option<&str>,
 ) -> Vec<SetChangeProgress> {
     announce_done(
         ctx,
@@ -71,10 +74,16 @@ pub async fn advance(
         set.as_ref().map(|(s, _)| s.epoch),
     )
     .await;
-    let genesis = &net.spec.template.genesis;
-    let blocker = stake_blocker(genesis);
     let Some((set, target)) = set else {
-        return Vec::new();
+        return previous.to_vec();
+    };
+    let step = StepContext {
+        ctx,
+        r,
+        secrets,
+        genesis: &net.spec.template.genesis,
+        target: &target,
+        epoch: set.epoch,
     };
     let mut sponsors_busy = BTreeSet::new();
     let mut progress = Vec::with_capacity(plan.needed.len());
@@ -88,16 +97,8 @@ pub async fn advance(
             change: needed.change.as_str().into(),
             ..Default::default()
         });
-        let step = StepContext {
-            ctx,
-            r,
-            secrets,
-            genesis,
-            target: &target,
-            epoch: set.epoch,
-        };
         let result = step
-            .take(needed, &mut record, blocker.as_deref(), &mut sponsors_busy)
+            .take(needed, &mut record, blocker, &mut sponsors_busy)
             .await;
         match result {
             Ok(Some(done)) => {
