@@ -498,11 +498,14 @@ async fn sync_state_if_wanted<S: Seams>(
     let mut stop = shutdown.clone();
     ctx.state_syncing.store(true, Ordering::Release);
     let synced = tokio::select! {
+        // Biased, here and in every select of the runtime: tokio's default branch
+        // choice is random and unseeded, which would make simulated runs differ.
+        biased;
+        _ = stop.wait_for(|stopping| *stopping) => Ok(()),
         synced = state_sync::draining(
             &mut events,
             state_sync::bootstrap(ctx, &net, &db_dir, &options),
         ) => synced.map(drop),
-        _ = stop.wait_for(|stopping| *stopping) => Ok(()),
     };
     ctx.state_syncing.store(false, Ordering::Release);
     match synced {
@@ -764,11 +767,12 @@ pub async fn supervise<S: Seams>(ctx: Arc<ChainContext<S>>, mut shutdown: watch:
             );
             tracing::info!(chain = %ctx.chain, "reopening the chain to catch up by block sync");
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                biased;
                 _ = shutdown.wait_for(|stop| *stop) => {
                     ctx.set_health(Health::Stopped, "stopped");
                     return;
                 }
+                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
             }
         }
         let reason = match result {
@@ -789,11 +793,12 @@ pub async fn supervise<S: Seams>(ctx: Arc<ChainContext<S>>, mut shutdown: watch:
             backoff = Duration::from_secs(1);
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            biased;
             _ = shutdown.wait_for(|stop| *stop) => {
                 ctx.set_health(Health::Stopped, "stopped");
                 return;
             }
+            _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }

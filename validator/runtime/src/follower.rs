@@ -365,12 +365,17 @@ pub async fn follow<S: Seams>(
     let mut step = tokio::time::interval(STEP);
     step.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // Biased (a fixed order, so that a simulated run replays): the step ticks at
+        // most once per STEP and answers are bounded by our own asks, so neither
+        // starves the transport's events.
         tokio::select! {
+            biased;
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
                     return Ok(Followed::Shutdown);
                 }
             }
+            _ = step.tick() => {}
             Some((peer, from, answer)) = answers.recv() => {
                 on_answer(&mut sync, peer, from, answer, ctx.clock.monotonic_ms());
             }
@@ -380,7 +385,6 @@ pub async fn follow<S: Seams>(
                 };
                 on_event(ctx, (&mut server, &mut state_server), &mut sync, event);
             }
-            _ = step.tick() => {}
         }
         for (peer, why) in sync.take_bans() {
             tracing::warn!(%chain, %peer, reason = %why, "block sync: banned a peer");

@@ -643,8 +643,9 @@ pub async fn run_relay(
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            biased;
             _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = tokio::time::sleep(interval) => {}
         }
     }
 }

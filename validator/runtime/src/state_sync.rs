@@ -756,6 +756,7 @@ pub async fn draining<F: std::future::Future>(events: &mut EventReceiver, work: 
     tokio::pin!(work);
     loop {
         tokio::select! {
+            biased;
             out = &mut work => return out,
             event = events.recv() => {
                 if event.is_none() {
