@@ -93,6 +93,9 @@ impl PendingChanges {
             match change {
                 SetChange::Join { .. } => changes.joining.push(id),
                 SetChange::Leave { .. } => changes.leaving.push(id),
+                // A governance re-weighting: the members stay who they are, so
+                // nothing the operator scales by is pending.
+                SetChange::Stake { .. } => {}
             }
         }
         changes

@@ -36,7 +36,8 @@
 use dualchain_core::Digest;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
-    BlockCertificate, BlockHeader, ChainId, CrossChainEvent, ProposalStatus, TxEvent,
+    BlockCertificate, BlockHeader, ChainId, CrossChainEvent, GovernanceChange, ProposalStatus,
+    TxEvent,
 };
 use dualchain_proto::v1;
 use tonic::Status;
@@ -203,8 +204,19 @@ pub(crate) fn event_to_proto(event: &TxEvent) -> v1::CrossChainEvent {
         }
         CrossChainEvent::GovernanceExecuted { proposal, change } => {
             out.id = bytes(proposal);
-            out.parameter = change.name.as_str().to_string();
-            out.value = change.value;
+            match change {
+                GovernanceChange::Parameter(change) => {
+                    out.parameter = change.name.as_str().to_string();
+                    out.value = change.value;
+                }
+                GovernanceChange::RemoveValidator { member } => {
+                    out.validator = bytes(member);
+                }
+                GovernanceChange::ValidatorStake { member, stake } => {
+                    out.validator = bytes(member);
+                    out.value = *stake;
+                }
+            }
         }
         CrossChainEvent::ValidatorJoinRequested {
             validator,
@@ -585,7 +597,8 @@ pub(crate) mod tests {
                     change: ParameterChange {
                         name: ParameterName::new("gov.id").unwrap(),
                         value: 9,
-                    },
+                    }
+                    .into(),
                 },
             },
         ];

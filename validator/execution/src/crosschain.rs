@@ -35,8 +35,8 @@ use dualchain_core::encoding::{Canonical, DecodeError};
 use dualchain_core::hash::{Digest, HashDomain};
 use dualchain_core::types::{
     Address, Attestation, AttestationContext, AttestationId, AttestationRefusal, CertificateCache,
-    ChainId, CrossChainEvent, CrossChainFailure, CrossChainOp, EpochSchedule, GovernanceExecution,
-    LockRecord, LockStatus, ParameterChange, ParameterRecord, ProposalRecord, ProposalStatus,
+    ChainId, CrossChainEvent, CrossChainFailure, CrossChainOp, EpochSchedule, GovernanceChange,
+    GovernanceExecution, LockRecord, LockStatus, ParameterRecord, ProposalRecord, ProposalStatus,
     RecordKey, RecordKind, StakeRecord, StakeStatus, TxEvent, ValidatorSet, VoteRecord,
     decode_u64_record, is_attestable,
 };
@@ -314,11 +314,14 @@ fn unlock(env: &CrossChainEnv<'_>, tx: &mut Staged<'_, impl RecordRead>, lock: D
 fn propose(
     env: &CrossChainEnv<'_>,
     tx: &mut Staged<'_, impl RecordRead>,
-    change: &ParameterChange,
+    change: &GovernanceChange,
     period: u64,
 ) -> Step {
     if period == 0 || period > env.params.max_voting_period_ms {
         return Ok(Err(F::BadVotingPeriod));
+    }
+    if !change.is_well_formed() {
+        return Ok(Err(F::BadGovernanceChange));
     }
     if tx.weight(&env.sender)? == 0 {
         return Ok(Err(F::NoVotingWeight));
@@ -655,7 +658,10 @@ fn unlock_attested(
     Ok(Ok((event, 0, Some((lock.owner, lock.amount)))))
 }
 
-/// Alpha: a passed Delta proposal sets its parameter, within the execution window.
+/// Alpha: a passed Delta proposal sets its parameter or queues its validator-set
+/// change for the next boundary, within the execution window. A change refused here
+/// (the member left, the boundary's list is full) writes nothing: relayed again
+/// before `execute_by_ms`, it can still execute.
 fn result_attested(
     env: &CrossChainEnv<'_>,
     tx: &mut Staged<'_, impl RecordRead>,
@@ -676,14 +682,28 @@ fn result_attested(
         return Ok(Err(F::GovernanceExpired));
     }
     let change = proposal.change;
-    let parameter = ParameterRecord {
-        value: change.value,
-        proposal: Digest(key.id),
-    };
-    tx.put(
-        RecordKey::new(RecordKind::Parameter, change.name.record_id()),
-        parameter.to_canonical_bytes(),
-    );
+    match &change {
+        GovernanceChange::Parameter(parameter) => {
+            let record = ParameterRecord {
+                value: parameter.value,
+                proposal: Digest(key.id),
+            };
+            tx.put(
+                RecordKey::new(RecordKind::Parameter, parameter.name.record_id()),
+                record.to_canonical_bytes(),
+            );
+        }
+        GovernanceChange::RemoveValidator { member } => {
+            if let Err(failure) = epochs::govern(tx, member, None)? {
+                return Ok(Err(failure));
+            }
+        }
+        GovernanceChange::ValidatorStake { member, stake } => {
+            if let Err(failure) = epochs::govern(tx, member, Some(*stake))? {
+                return Ok(Err(failure));
+            }
+        }
+    }
     let execution = GovernanceExecution {
         change: change.clone(),
         executed_at_ms: env.now_ms,

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use dualchain_core::crypto::ValidatorKeypair;
-use dualchain_core::types::{BlockCertificate, BlockHeader, ParameterName};
+use dualchain_core::types::{
+    BlockCertificate, BlockHeader, GovernanceChange, ParameterChange, ParameterName,
+};
 use dualchain_merkle::{SparseMerkleTree, hash_key, hash_value};
 
 use super::*;
@@ -372,6 +374,17 @@ fn forged_and_misdirected_attestations_are_refused_with_their_reason() {
 
 /// Alice (400) and Bob (300) hold stake; a proposal to set `gov.id` to 7.
 fn governance() -> (Chain, Chain, Digest) {
+    governance_of(
+        ParameterChange {
+            name: ParameterName::new("gov.id").unwrap(),
+            value: 7,
+        }
+        .into(),
+    )
+}
+
+/// Alice (400) and Bob (300) hold stake; Alice proposes `change`.
+pub(crate) fn governance_of(change: GovernanceChange) -> (Chain, Chain, Digest) {
     let (mut alpha, mut delta, _) = locked_and_staked();
     let bob_lock = lock_id(
         &alpha
@@ -386,10 +399,6 @@ fn governance() -> (Chain, Chain, Digest) {
     );
     let att = alpha.attest(RecordKey::new(RecordKind::Lock, bob_lock.0));
     delta.run(ALICE, attest(att)).unwrap();
-    let change = ParameterChange {
-        name: ParameterName::new("gov.id").unwrap(),
-        value: 7,
-    };
     assert_eq!(
         delta.run(
             MALLORY,
@@ -413,6 +422,28 @@ fn governance() -> (Chain, Chain, Digest) {
         panic!("expected ProposalOpened, got {event:?}");
     };
     (alpha, delta, proposal)
+}
+
+/// Alice approves `proposal`, the vote closes passed, and the result is attested
+/// from Delta, within Alpha's execution window.
+pub(crate) fn passed(alpha: &mut Chain, delta: &mut Chain, proposal: Digest) -> Attestation {
+    let approve = CrossChainOp::Vote {
+        proposal,
+        approve: true,
+    };
+    delta.run(ALICE, approve).unwrap();
+    let record: ProposalRecord = delta.decode(RecordKind::Proposal, proposal.0).unwrap();
+    delta.now_ms = delta.now_ms.max(record.voting_deadline_ms);
+    let finalize = CrossChainOp::FinalizeProposal { proposal };
+    assert_eq!(
+        delta.run(MALLORY, finalize).unwrap(),
+        CrossChainEvent::ProposalFinalized {
+            proposal,
+            status: ProposalStatus::Passed
+        }
+    );
+    alpha.now_ms = alpha.now_ms.max(record.voting_deadline_ms + 15_000);
+    delta.attest(RecordKey::new(RecordKind::Proposal, proposal.0))
 }
 
 #[test]

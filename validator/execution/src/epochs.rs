@@ -8,6 +8,9 @@
 //!   an attested unlock cannot release it while it backs a member or a request).
 //! - **Leave** (`ValidatorLeave`, Alpha): the member's key signs the request; the set
 //!   never empties.
+//! - **Governance** ([`govern`], Alpha): a passed proposal attested from Delta takes a
+//!   member out or sets its stake (its quorum weight) at the next boundary, under the
+//!   same limits as a request; a re-weighted member's lock stays bonded as it was.
 //! - **Boundary** ([`close_epoch`], the executor calls it after the transactions of
 //!   Alpha's boundary block): the next set is `next_validator_set(current, pending)`,
 //!   written as the `ValidatorSet` record of the next epoch with the next
@@ -83,7 +86,7 @@ pub fn committed_members_and_joiners<E: dualchain_storage::KvEngine>(
         .into_iter()
         .filter_map(|change| match change {
             SetChange::Join { key, .. } => Some(key),
-            SetChange::Leave { .. } => None,
+            SetChange::Leave { .. } | SetChange::Stake { .. } => None,
         });
     let mut keys: Vec<ValidatorPublicKey> = set
         .validators()
@@ -150,6 +153,7 @@ fn size_after(set: &ValidatorSet, pending: &PendingSetChanges) -> usize {
     pending.0.iter().fold(set.len(), |n, change| match change {
         SetChange::Join { .. } => n + 1,
         SetChange::Leave { .. } => n.saturating_sub(1),
+        SetChange::Stake { .. } => n,
     })
 }
 
@@ -257,6 +261,50 @@ pub(crate) fn leave(
     Ok(Ok((event, 0, None)))
 }
 
+/// Alpha: a passed governance result asks member `member` (a key id) to leave
+/// (`stake` None) or to weigh `stake` from the next boundary. Checked as a
+/// validator's own request is — a member of this epoch, nothing else pending for its
+/// key, room in the list, the set never emptied — and the next set must stay valid
+/// (its total stake within u64), so one result cannot void the boundary's other
+/// changes. On success the change is pending; the caller records the execution.
+pub(crate) fn govern(
+    tx: &mut Staged<'_, impl RecordRead>,
+    member: &Digest,
+    stake: Option<u64>,
+) -> Result<Result<(), F>, StateError> {
+    let (_, set) = current(tx)?;
+    let Some(key) = set
+        .validators()
+        .iter()
+        .map(|v| &v.public_key)
+        .find(|key| key.id() == *member)
+    else {
+        return Ok(Err(F::NotAValidator));
+    };
+    let mut pending = pending(tx)?;
+    if pending.0.iter().any(|change| change.key() == key) {
+        return Ok(Err(F::ChangeAlreadyPending));
+    }
+    if pending.0.len() >= MAX_PENDING_SET_CHANGES {
+        return Ok(Err(F::TooManySetChanges));
+    }
+    let change = match stake {
+        None if size_after(&set, &pending) <= 1 => return Ok(Err(F::SetWouldBeEmpty)),
+        None => SetChange::Leave { key: key.clone() },
+        Some(0) => return Ok(Err(F::BadGovernanceChange)),
+        Some(stake) => SetChange::Stake {
+            key: key.clone(),
+            stake,
+        },
+    };
+    pending.0.push(change);
+    if next_validator_set(&set, &pending.0).is_err() {
+        return Ok(Err(F::Overflow));
+    }
+    put_pending(tx, &pending);
+    Ok(Ok(()))
+}
+
 /// Record writes in key order (`None` deletes).
 pub type RecordWrites = std::collections::BTreeMap<RecordKey, Option<Vec<u8>>>;
 
@@ -328,6 +376,8 @@ fn settle(
                 tx.delete(member_key);
             }
         }
+        // The member's lock stays bonded as it was; only its weight changed.
+        SetChange::Stake { .. } => {}
     }
     Ok(())
 }

@@ -6,12 +6,14 @@ use std::sync::OnceLock;
 
 use dualchain_core::crypto::{SigningDomain, ValidatorKeypair};
 use dualchain_core::types::{
-    Address, AttestationRefusal, ChainId, CrossChainOp, CrossChainParams, MemberRecord,
-    StakeRecord, StakeStatus, set_change_keypair, set_digest,
+    Address, AttestationRefusal, ChainId, CrossChainOp, CrossChainParams, GovernanceChange,
+    GovernanceExecution, MemberRecord, StakeRecord, StakeStatus, set_change_keypair, set_digest,
 };
 
 use super::*;
-use crate::crosschain::tests::{ALICE, BOB, Chain, NET, T0, attest, keys, lock_id, validators};
+use crate::crosschain::tests::{
+    ALICE, BOB, Chain, MALLORY, NET, T0, attest, governance_of, keys, lock_id, passed, validators,
+};
 
 /// Keys of validators that are not in the genesis set.
 fn newcomers() -> &'static [ValidatorKeypair] {
@@ -330,6 +332,101 @@ fn delta_takes_each_next_set_from_its_attestation_in_order() {
 }
 
 #[test]
+fn governance_takes_a_member_out_and_reweights_another_at_the_boundary() {
+    let member = |key: &ValidatorKeypair| key.public().id();
+    let remove = GovernanceChange::RemoveValidator {
+        member: member(&keys()[3]),
+    };
+    let (mut alpha, mut delta, first) = governance_of(remove.clone());
+    let result = passed(&mut alpha, &mut delta, first);
+    assert_eq!(
+        alpha.run(MALLORY, attest(result)).unwrap(),
+        CrossChainEvent::GovernanceExecuted {
+            proposal: first,
+            change: remove.clone()
+        }
+    );
+    let propose = |change: GovernanceChange| CrossChainOp::Propose {
+        change,
+        voting_period_ms: 30_000,
+    };
+    let reweigh = GovernanceChange::ValidatorStake {
+        member: member(&keys()[1]),
+        stake: 5,
+    };
+    let second = proposal_id(&delta.run(ALICE, propose(reweigh)).unwrap());
+    let result = passed(&mut alpha, &mut delta, second);
+    alpha.run(MALLORY, attest(result)).unwrap();
+    // The same member again, while its removal is pending: refused, and nothing
+    // recorded, so the result can be relayed again.
+    let third = proposal_id(&delta.run(ALICE, propose(remove)).unwrap());
+    let again = passed(&mut alpha, &mut delta, third);
+    assert_eq!(
+        alpha.run(MALLORY, attest(again.clone())),
+        Err(F::ChangeAlreadyPending)
+    );
+    let executed = |alpha: &Chain, p: Digest| {
+        alpha
+            .decode::<GovernanceExecution>(RecordKind::Governance, p.0)
+            .is_some()
+    };
+    assert!(executed(&alpha, second) && !executed(&alpha, third));
+    // Governance cannot make a stake of zero, nor touch a key that is no member.
+    let zero = GovernanceChange::ValidatorStake {
+        member: member(&keys()[0]),
+        stake: 0,
+    };
+    assert_eq!(delta.run(ALICE, propose(zero)), Err(F::BadGovernanceChange));
+    let stranger = GovernanceChange::RemoveValidator {
+        member: member(&newcomers()[0]),
+    };
+    let fourth = proposal_id(&delta.run(ALICE, propose(stranger)).unwrap());
+    let result = passed(&mut alpha, &mut delta, fourth);
+    assert_eq!(alpha.run(MALLORY, attest(result)), Err(F::NotAValidator));
+
+    // Nothing changes before the boundary; at it, both changes at once.
+    assert_eq!(set_of(&alpha, 0), *validators());
+    boundary(&mut alpha);
+    let next = set_of(&alpha, 1);
+    let weights: Vec<_> = next
+        .validators()
+        .iter()
+        .map(|v| (v.public_key.clone(), v.stake))
+        .collect();
+    let expected: Vec<_> = [(0, 1), (1, 5), (2, 1)]
+        .iter()
+        .map(|&(i, stake)| (keys()[i].public().clone(), stake))
+        .collect();
+    assert_eq!(weights, expected);
+    // The refused result, relayed again after the boundary, meets a non-member.
+    assert_eq!(alpha.run(MALLORY, attest(again)), Err(F::NotAValidator));
+    // Delta takes the re-weighted set from its attestation like any other.
+    let set = alpha.attest(validator_set_key(1));
+    delta.run(BOB, attest(set)).unwrap();
+    assert_eq!(set_of(&delta, 1), next);
+}
+
+#[test]
+fn governance_never_empties_the_set() {
+    let (mut alpha, mut delta, proposal) = governance_of(GovernanceChange::RemoveValidator {
+        member: keys()[0].public().id(),
+    });
+    // Three members ask to leave themselves; the fourth is the last one.
+    for key in &keys()[1..] {
+        alpha.run(BOB, leave_op(key, &BOB, 0)).unwrap();
+    }
+    let result = passed(&mut alpha, &mut delta, proposal);
+    assert_eq!(alpha.run(MALLORY, attest(result)), Err(F::SetWouldBeEmpty));
+}
+
+fn proposal_id(event: &CrossChainEvent) -> Digest {
+    match event {
+        CrossChainEvent::ProposalOpened { proposal } => *proposal,
+        other => panic!("expected ProposalOpened, got {other:?}"),
+    }
+}
+
+#[test]
 fn a_bonded_lock_is_released_only_after_its_validator_left() {
     let (mut alpha, mut delta) = (Chain::new(ChainId::Alpha), Chain::new(ChainId::Delta));
     let stake = lock(&mut alpha, ALICE, 400);
@@ -461,7 +558,7 @@ fn check_invariants(alpha: &Chain, delta: &Chain) {
         .iter()
         .filter_map(|change| match change {
             SetChange::Join { lock, .. } => Some(lock.0),
-            SetChange::Leave { .. } => None,
+            SetChange::Leave { .. } | SetChange::Stake { .. } => None,
         })
         .collect();
     for (key, value) in &alpha.records {

@@ -377,7 +377,7 @@ async fn governance_flow(
         .send(
             &stakers[0],
             CrossChainOp::Propose {
-                change: change.clone(),
+                change: change.clone().into(),
                 voting_period_ms,
             },
         )

@@ -16,9 +16,9 @@ use dualchain_core::Digest;
 use dualchain_core::crypto::{AccountScheme, ValidatorScheme};
 use dualchain_core::keyfile::{read_key, read_keyring};
 use dualchain_core::types::{
-    ChainId, CrossChainOp, EpochRecord, LockRecord, LockStatus, ParameterChange, ParameterName,
-    ParameterRecord, PendingSetChanges, ProposalRecord, ProposalStatus, RecordKind, StakeRecord,
-    StakeStatus, set_change_keypair, set_change_op,
+    ChainId, CrossChainOp, EpochRecord, GovernanceChange, GovernanceExecution, LockRecord,
+    LockStatus, ParameterChange, ParameterName, ParameterRecord, PendingSetChanges, ProposalRecord,
+    ProposalStatus, RecordKind, StakeRecord, StakeStatus, set_change_keypair, set_change_op,
 };
 use serde_json::json;
 
@@ -85,15 +85,34 @@ pub enum SaxCommand {
 /// `dualchain gov`: proposals and votes on Delta, results executed on Alpha.
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum GovCommand {
-    /// Propose setting a parameter; needs stake (voting weight) on Delta.
+    /// Propose a change, executed on Alpha if the vote passes: set a parameter
+    /// (`--parameter`, `--value`), take a validator out of the set
+    /// (`--remove-validator`) or set a validator's stake (`--validator`, `--stake`) at
+    /// the next epoch boundary after execution. Needs stake (voting weight) on Delta.
+    #[command(group(
+        clap::ArgGroup::new("change")
+            .required(true)
+            .args(["parameter", "remove_validator", "validator"])
+    ))]
     Propose {
         #[command(flatten)]
         flow: FlowArgs,
         /// Parameter name (lowercase letters, digits, `_.-`).
-        #[arg(long)]
-        parameter: String,
-        #[arg(long)]
-        value: u64,
+        #[arg(long, requires = "value")]
+        parameter: Option<String>,
+        /// The parameter's new value.
+        #[arg(long, requires = "parameter")]
+        value: Option<u64>,
+        /// The key id (hex, as `validator join` prints it and the events name it) of
+        /// a validator to take out of the set.
+        #[arg(long, value_name = "KEY_ID")]
+        remove_validator: Option<Digest>,
+        /// The key id of a validator to re-weight to `--stake`.
+        #[arg(long, value_name = "KEY_ID", requires = "stake")]
+        validator: Option<Digest>,
+        /// The validator's new stake: its weight in every quorum of both chains.
+        #[arg(long, requires = "validator", value_parser = clap::value_parser!(u64).range(1..))]
+        stake: Option<u64>,
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         voting_period: Duration,
     },
@@ -439,13 +458,15 @@ async fn gov(command: GovCommand) -> anyhow::Result<()> {
             flow,
             parameter,
             value,
+            remove_validator,
+            validator,
+            stake,
             voting_period,
         } => {
+            let change = governance_change(parameter, value, remove_validator, validator, stake)?;
             let (alpha, delta) = chains(&flow).await?;
-            let name = ParameterName::new(&parameter)
-                .map_err(|e| anyhow::anyhow!("--parameter {parameter:?}: {e}"))?;
             let op = CrossChainOp::Propose {
-                change: ParameterChange { name, value },
+                change,
                 voting_period_ms: u64::try_from(voting_period.as_millis()).unwrap_or(u64::MAX),
             };
             let proposal = delta.send(&sender(&flow)?, op).await?;
@@ -498,11 +519,11 @@ async fn gov(command: GovCommand) -> anyhow::Result<()> {
                     .await?;
                 if closed.status == ProposalStatus::Passed {
                     alpha
-                        .wait_for::<ParameterRecord>(
-                            RecordKind::Parameter,
-                            Digest(closed.change.name.record_id()),
+                        .wait_for::<GovernanceExecution>(
+                            RecordKind::Governance,
+                            proposal,
                             flow.timeout,
-                            |p| p.proposal == proposal,
+                            |_| true,
                         )
                         .await?;
                 }
@@ -548,22 +569,21 @@ async fn show_proposal(
     let record = delta
         .decoded::<ProposalRecord>(RecordKind::Proposal, proposal)
         .await?;
-    let parameter = match &record {
-        Some(p) => {
+    let parameter = match record.as_ref().map(|p| &p.change) {
+        Some(GovernanceChange::Parameter(change)) => {
             alpha
-                .decoded::<ParameterRecord>(
-                    RecordKind::Parameter,
-                    Digest(p.change.name.record_id()),
-                )
+                .decoded::<ParameterRecord>(RecordKind::Parameter, Digest(change.name.record_id()))
                 .await?
         }
-        None => None,
+        _ => None,
     };
+    let executed = alpha
+        .decoded::<GovernanceExecution>(RecordKind::Governance, proposal)
+        .await?;
     print(json!({
         "proposal": proposal.to_hex(),
         "delta": record.map(|p| json!({
-            "parameter": p.change.name.as_str(),
-            "value": p.change.value,
+            "change": change_json(&p.change),
             "voting_deadline_unix_ms": p.voting_deadline_ms,
             "execute_by_unix_ms": p.execute_by_ms,
             "total_stake": p.total_stake,
@@ -571,10 +591,132 @@ async fn show_proposal(
             "votes_against": p.votes_against,
             "status": format!("{:?}", p.status),
         })),
+        "alpha_executed_at_unix_ms": executed.map(|e| e.executed_at_ms),
         "alpha_parameter": parameter.map(|p| json!({
             "value": p.value,
             "set_by_proposal": p.proposal.to_hex(),
         })),
     }));
     Ok(())
+}
+
+/// The change `gov propose`'s flags ask for (clap lets exactly one kind through).
+fn governance_change(
+    parameter: Option<String>,
+    value: Option<u64>,
+    remove_validator: Option<Digest>,
+    validator: Option<Digest>,
+    stake: Option<u64>,
+) -> anyhow::Result<GovernanceChange> {
+    Ok(
+        match (parameter, value, remove_validator, validator, stake) {
+            (Some(parameter), Some(value), None, None, None) => {
+                let name = ParameterName::new(&parameter)
+                    .map_err(|e| anyhow::anyhow!("--parameter {parameter:?}: {e}"))?;
+                ParameterChange { name, value }.into()
+            }
+            (None, None, Some(member), None, None) => GovernanceChange::RemoveValidator { member },
+            (None, None, None, Some(member), Some(stake)) if stake > 0 => {
+                GovernanceChange::ValidatorStake { member, stake }
+            }
+            _ => anyhow::bail!(
+                "give one change: --parameter and --value, --remove-validator, or --validator and --stake (at least 1)"
+            ),
+        },
+    )
+}
+
+fn change_json(change: &GovernanceChange) -> serde_json::Value {
+    match change {
+        GovernanceChange::Parameter(p) => {
+            json!({ "parameter": p.name.as_str(), "value": p.value })
+        }
+        GovernanceChange::RemoveValidator { member } => {
+            json!({ "remove_validator": member.to_hex() })
+        }
+        GovernanceChange::ValidatorStake { member, stake } => {
+            json!({ "validator": member.to_hex(), "stake": stake })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        gov: GovCommand,
+    }
+
+    fn proposed(args: &[&str]) -> Result<GovernanceChange, String> {
+        let argv = ["gov", "propose", "--key", "k"]
+            .into_iter()
+            .chain(args.iter().copied());
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.kind().to_string())?;
+        let GovCommand::Propose {
+            parameter,
+            value,
+            remove_validator,
+            validator,
+            stake,
+            ..
+        } = cli.gov
+        else {
+            unreachable!("parsed a propose command")
+        };
+        governance_change(parameter, value, remove_validator, validator, stake)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn propose_takes_exactly_one_change() {
+        let id = Digest([0xab; 32]).to_hex();
+        assert_eq!(
+            proposed(&["--parameter", "fee.min", "--value", "2"]).unwrap(),
+            ParameterChange {
+                name: ParameterName::new("fee.min").unwrap(),
+                value: 2
+            }
+            .into()
+        );
+        assert_eq!(
+            proposed(&["--remove-validator", &id]).unwrap(),
+            GovernanceChange::RemoveValidator {
+                member: Digest([0xab; 32])
+            }
+        );
+        assert_eq!(
+            proposed(&["--validator", &id, "--stake", "9"]).unwrap(),
+            GovernanceChange::ValidatorStake {
+                member: Digest([0xab; 32]),
+                stake: 9
+            }
+        );
+        for refused in [
+            &[][..],
+            &["--parameter", "fee.min"],
+            &["--validator", &id],
+            &["--validator", &id, "--stake", "0"],
+            &[
+                "--remove-validator",
+                &id,
+                "--parameter",
+                "x",
+                "--value",
+                "1",
+            ],
+            &["--remove-validator", "not-hex"],
+        ] {
+            assert!(proposed(refused).is_err(), "{refused:?} is refused");
+        }
+        assert!(
+            proposed(&["--parameter", "Fee", "--value", "1"])
+                .unwrap_err()
+                .contains("--parameter \"Fee\"")
+        );
+    }
 }

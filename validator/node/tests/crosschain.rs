@@ -1,6 +1,7 @@
 //! The cross-chain flow with real `dualchain run` processes over QUIC on 127.0.0.1:
 //! lock sAX on Alpha → stake on Delta → proposal, vote, finalize → result executed on
-//! Alpha → unlock on Delta → release on Alpha → release attested back; every
+//! Alpha → a governance re-weighting of a validator, run by both chains from the next
+//! epoch boundary → unlock on Delta → release on Alpha → release attested back; every
 //! validator's records are read through its own `CrossChain` API with their proofs.
 //! Once with both chains in one process (in-process relay), once with one chain per
 //! process (the relay reads the sibling's records over the localhost gRPC API), where
@@ -11,12 +12,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{chain_clients, cluster, runtime};
+use common::{chain_clients, cluster_with, runtime};
 use dualchain_client::crosschain::{ChainClient, Sender};
 use dualchain_core::Digest;
 use dualchain_core::types::{
-    ChainId, CrossChainOp, LockRecord, LockStatus, ParameterChange, ParameterName, ParameterRecord,
-    ProposalRecord, ProposalStatus, RecordKind, StakeRecord, StakeStatus,
+    ChainId, CrossChainOp, GovernanceChange, GovernanceExecution, LockRecord, LockStatus,
+    ParameterChange, ParameterName, ParameterRecord, ProposalRecord, ProposalStatus, RecordKind,
+    StakeRecord, StakeStatus,
 };
 use dualchain_proto::v1;
 use dualchain_testkit::LocalCluster;
@@ -79,6 +81,74 @@ async fn streamed(c: &LocalCluster, chain: ChainId, name: &str, id: Digest) -> b
         false
     };
     tokio::time::timeout(WAIT, found).await.unwrap_or(false)
+}
+
+/// Passes `change` on Delta (the staker holds all the stake) and waits until every
+/// Alpha executed it.
+async fn pass(
+    staker: &Sender,
+    (alpha, delta): (&[ChainClient], &[ChainClient]),
+    change: GovernanceChange,
+) -> Digest {
+    let propose = CrossChainOp::Propose {
+        change,
+        voting_period_ms: VOTING_PERIOD_MS,
+    };
+    let proposal = delta[1].send(staker, propose).await.unwrap();
+    let opened =
+        on_every_validator::<ProposalRecord>(delta, RecordKind::Proposal, proposal, |_| true).await;
+    let vote = CrossChainOp::Vote {
+        proposal,
+        approve: true,
+    };
+    delta[2].send(staker, vote).await.unwrap();
+    on_every_validator::<ProposalRecord>(delta, RecordKind::Proposal, proposal, |p| {
+        p.votes_for == LOCKED
+    })
+    .await;
+    sleep_until_unix_ms(opened.voting_deadline_ms + 2 * DELTA_MS).await;
+    let finalize = CrossChainOp::FinalizeProposal { proposal };
+    delta[3].send(staker, finalize).await.unwrap();
+    on_every_validator::<GovernanceExecution>(alpha, RecordKind::Governance, proposal, |_| true)
+        .await;
+    proposal
+}
+
+/// Governance re-weights validator 3: from the next boundary on, both chains of
+/// every validator run the set with its new stake.
+async fn reweigh_by_governance(
+    c: &LocalCluster,
+    staker: &Sender,
+    (alpha, delta): (&[ChainClient], &[ChainClient]),
+) {
+    let (epoch, set) = alpha[0].current_set().await.unwrap();
+    let member = set.validators()[3].public_key.id();
+    let stake = set.validators()[3].stake + 2;
+    let change = GovernanceChange::ValidatorStake { member, stake };
+    let proposal = pass(staker, (alpha, delta), change).await;
+    assert!(streamed(c, ChainId::Alpha, "governance_executed", proposal).await);
+    for (i, client) in alpha.iter().chain(delta).enumerate() {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (now, set) = client.current_set().await.unwrap();
+            if set
+                .validators()
+                .iter()
+                .any(|v| v.public_key.id() == member && v.stake == stake)
+            {
+                assert!(
+                    now > epoch,
+                    "client {i}: re-weighted in epoch {now}, from {epoch}"
+                );
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "client {i}: the new stake did not reach epoch {now}'s set"
+            );
+            tokio::time::sleep(Duration::from_millis(ALPHA_MS)).await;
+        }
+    }
 }
 
 /// The whole flow; with `restart_delta`, every validator's Delta process (one chain
@@ -147,7 +217,7 @@ async fn run_flow(c: &mut LocalCluster, restart_delta: bool) {
         .send(
             &staker,
             CrossChainOp::Propose {
-                change: change.clone(),
+                change: change.clone().into(),
                 voting_period_ms: VOTING_PERIOD_MS,
             },
         )
@@ -190,6 +260,7 @@ async fn run_flow(c: &mut LocalCluster, restart_delta: bool) {
     .await;
     assert_eq!(parameter.value, PARAMETER_VALUE);
     assert!(streamed(c, ChainId::Alpha, "governance_executed", proposal).await);
+    reweigh_by_governance(c, &staker, (&alpha, &delta)).await;
 
     // Unlock after the time lock: released on Alpha, the release attested back.
     sleep_until_unix_ms(unlock_at_ms + ALPHA_MS).await;
@@ -207,16 +278,24 @@ async fn run_flow(c: &mut LocalCluster, restart_delta: bool) {
     .await;
 }
 
+/// Epochs of ten Alpha blocks: the governance re-weighting applies within seconds,
+/// and the flow's operations meet boundaries.
+fn flow_cluster() -> LocalCluster {
+    cluster_with(VALIDATORS, ALPHA_MS, DELTA_MS, ACCOUNTS, |spec| {
+        spec.epoch_length = Some(10)
+    })
+}
+
 #[test]
 fn the_flow_runs_with_both_chains_in_one_process() {
-    let mut c = cluster(VALIDATORS, ALPHA_MS, DELTA_MS, ACCOUNTS);
+    let mut c = flow_cluster();
     c.start_all().unwrap();
     runtime().block_on(run_flow(&mut c, false));
 }
 
 #[test]
 fn the_flow_runs_with_one_chain_per_process_and_survives_delta_restarts() {
-    let mut c = cluster(VALIDATORS, ALPHA_MS, DELTA_MS, ACCOUNTS);
+    let mut c = flow_cluster();
     for i in 0..VALIDATORS {
         c.start_chain(i, ChainId::Alpha).unwrap();
         c.start_chain(i, ChainId::Delta).unwrap();

@@ -174,7 +174,7 @@ impl GovernanceFlow {
             return Some(Stage::Vote);
         }
         let op = CrossChainOp::Propose {
-            change: self.change(),
+            change: self.change().into(),
             voting_period_ms: VOTING_PERIOD_MS,
         };
         if let Some(digest) = self.send(now_ms, view, ChainId::Delta, Stage::Propose, 0, op) {

@@ -455,6 +455,83 @@ impl Decode for ParameterChange {
     }
 }
 
+/// Encoded length bound of a [`GovernanceChange`] (the parameter form is the longest).
+pub const MAX_GOVERNANCE_CHANGE_LEN: usize = 1 + 4 + MAX_PARAMETER_NAME + 8;
+
+/// What a proposal does on Alpha when it passes: set a parameter record, or change
+/// the validator set at the next epoch boundary (the set changes a validator cannot
+/// ask for itself: taking a member out, and re-weighting one). A member is named by
+/// its key's id (`ValidatorPublicKey::id`, what the events and the API show).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GovernanceChange {
+    Parameter(ParameterChange),
+    /// The member leaves the set at the next boundary (its lock's bond ends then).
+    RemoveValidator {
+        member: Digest,
+    },
+    /// The member's stake — its weight in every quorum of both chains — is `stake`
+    /// from the next boundary on (its bonded lock stays as it is).
+    ValidatorStake {
+        member: Digest,
+        stake: u64,
+    },
+}
+
+impl GovernanceChange {
+    /// Whether the change can ever execute, from its bytes alone: a stake is
+    /// positive. Delta refuses a proposal that fails this, before anyone votes.
+    pub fn is_well_formed(&self) -> bool {
+        !matches!(self, GovernanceChange::ValidatorStake { stake: 0, .. })
+    }
+}
+
+impl From<ParameterChange> for GovernanceChange {
+    fn from(change: ParameterChange) -> Self {
+        GovernanceChange::Parameter(change)
+    }
+}
+
+impl Encode for GovernanceChange {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            GovernanceChange::Parameter(change) => {
+                out.push(0);
+                change.encode_to(out);
+            }
+            GovernanceChange::RemoveValidator { member } => {
+                out.push(1);
+                member.encode_to(out);
+            }
+            GovernanceChange::ValidatorStake { member, stake } => {
+                out.push(2);
+                member.encode_to(out);
+                stake.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for GovernanceChange {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.read_u8("governance change")? {
+            0 => GovernanceChange::Parameter(Decode::decode_from(r)?),
+            1 => GovernanceChange::RemoveValidator {
+                member: Decode::decode_from(r)?,
+            },
+            2 => GovernanceChange::ValidatorStake {
+                member: Decode::decode_from(r)?,
+                stake: r.read_u64("validator stake")?,
+            },
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "governance change",
+                    tag,
+                });
+            }
+        })
+    }
+}
+
 /// Where a proposal stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProposalStatus {
@@ -473,7 +550,7 @@ pub enum ProposalStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProposalRecord {
     pub proposer: Address,
-    pub change: ParameterChange,
+    pub change: GovernanceChange,
     pub voting_deadline_ms: u64,
     /// Alpha executes a passed result only in blocks no later than this.
     pub execute_by_ms: u64,
@@ -542,7 +619,7 @@ impl Decode for ProposalRecord {
 canonical_record!(
     ProposalRecord,
     "proposal record",
-    1 + 32 + 4 + MAX_PARAMETER_NAME + 8 * 6 + 1
+    1 + 32 + MAX_GOVERNANCE_CHANGE_LEN + 8 * 5 + 1
 );
 
 /// One account's vote on one proposal (the record makes a second vote fail).
@@ -572,7 +649,7 @@ canonical_record!(VoteRecord, "vote record", 1 + 1 + 8);
 /// A governance result executed on Alpha (keyed by the proposal id).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GovernanceExecution {
-    pub change: ParameterChange,
+    pub change: GovernanceChange,
     pub executed_at_ms: u64,
 }
 
@@ -594,7 +671,7 @@ impl Decode for GovernanceExecution {
 canonical_record!(
     GovernanceExecution,
     "governance execution",
-    1 + 4 + MAX_PARAMETER_NAME + 8 + 8
+    1 + MAX_GOVERNANCE_CHANGE_LEN + 8
 );
 
 /// A parameter's value on Alpha and the proposal that set it.
@@ -632,9 +709,10 @@ pub enum CrossChainOp {
     /// Delta: end the sender's stake of `lock` (its voting weight goes at once; the
     /// lock is released on Alpha when this request is attested there).
     SaxUnlock { lock: Digest },
-    /// Delta: propose a parameter change, voted on for `voting_period_ms`.
+    /// Delta: propose a parameter or validator-set change, voted on for
+    /// `voting_period_ms`.
     Propose {
-        change: ParameterChange,
+        change: GovernanceChange,
         voting_period_ms: u64,
     },
     /// Delta: vote on an open proposal with the sender's whole voting weight.
@@ -824,7 +902,7 @@ pub enum CrossChainEvent {
     /// Alpha executed an attested passed result (`governance_executed`).
     GovernanceExecuted {
         proposal: Digest,
-        change: ParameterChange,
+        change: GovernanceChange,
     },
     /// Alpha recorded a join request for the next boundary (`validator_join_requested`).
     ValidatorJoinRequested {
@@ -1044,7 +1122,7 @@ impl Decode for CrossChainEvent {
 }
 
 /// Longest encoding of one [`TxEvent`].
-const MAX_TX_EVENT_LEN: usize = 32 + 1 + 32 + 4 + MAX_PARAMETER_NAME + 8;
+const MAX_TX_EVENT_LEN: usize = 32 + 1 + 32 + MAX_GOVERNANCE_CHANGE_LEN;
 
 /// A cross-chain event and the transaction that caused it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1210,6 +1288,8 @@ pub enum CrossChainFailure {
         "validator join requests are not accepted on this network (its cross-chain setup turns them off); leave requests are accepted"
     )]
     JoinsNotAccepted,
+    #[error("the proposal's change can never execute (a validator stake of zero)")]
+    BadGovernanceChange,
 }
 
 impl CrossChainFailure {
@@ -1249,6 +1329,7 @@ impl CrossChainFailure {
             ChangeAlreadyPending => 30,
             EpochOutOfOrder => 31,
             JoinsNotAccepted => 32,
+            BadGovernanceChange => 33,
         }
     }
 
@@ -1289,6 +1370,7 @@ impl CrossChainFailure {
             ChangeAlreadyPending => "change_already_pending",
             EpochOutOfOrder => "epoch_out_of_order",
             JoinsNotAccepted => "joins_not_accepted",
+            BadGovernanceChange => "bad_governance_change",
         }
     }
 }
@@ -1352,6 +1434,7 @@ impl Decode for CrossChainFailure {
             ChangeAlreadyPending,
             EpochOutOfOrder,
             JoinsNotAccepted,
+            BadGovernanceChange,
         ];
         if let Some(failure) = unit.into_iter().find(|f| f.tag() == tag) {
             return Ok(failure);
@@ -1453,7 +1536,14 @@ mod tests {
             },
             CrossChainEvent::GovernanceExecuted {
                 proposal: id,
-                change,
+                change: change.into(),
+            },
+            CrossChainEvent::GovernanceExecuted {
+                proposal: id,
+                change: GovernanceChange::ValidatorStake {
+                    member: id,
+                    stake: u64::MAX,
+                },
             },
             CrossChainEvent::ValidatorJoinRequested {
                 validator: id,
@@ -1468,7 +1558,7 @@ mod tests {
             },
         ];
         let names: std::collections::BTreeSet<_> = events.iter().map(|e| e.name()).collect();
-        assert_eq!(names.len(), events.len(), "one name per kind");
+        assert_eq!(names.len() + 1, events.len(), "one name per kind");
         let block = BlockEvents(
             events
                 .into_iter()
@@ -1520,7 +1610,8 @@ mod tests {
             change: ParameterChange {
                 name: name.clone(),
                 value: u64::MAX,
-            },
+            }
+            .into(),
             voting_deadline_ms: u64::MAX,
             execute_by_ms: u64::MAX,
             total_stake: u64::MAX,
@@ -1533,9 +1624,38 @@ mod tests {
             weight: 5,
         });
         roundtrip(GovernanceExecution {
-            change: ParameterChange { name, value: 1 },
+            change: ParameterChange { name, value: 1 }.into(),
             executed_at_ms: u64::MAX,
         });
+        for change in [
+            GovernanceChange::RemoveValidator {
+                member: Digest([9; 32]),
+            },
+            GovernanceChange::ValidatorStake {
+                member: Digest([9; 32]),
+                stake: u64::MAX,
+            },
+        ] {
+            roundtrip(GovernanceExecution {
+                change,
+                executed_at_ms: 1,
+            });
+        }
+        let mut bytes = GovernanceExecution {
+            change: GovernanceChange::RemoveValidator {
+                member: Digest::ZERO,
+            },
+            executed_at_ms: 1,
+        }
+        .to_canonical_bytes();
+        bytes[1] = 3;
+        assert!(matches!(
+            GovernanceExecution::from_canonical_bytes(&bytes),
+            Err(DecodeError::UnknownTag {
+                what: "governance change",
+                tag: 3
+            })
+        ));
         roundtrip(ParameterRecord {
             value: 3,
             proposal: Digest::ZERO,
@@ -1586,6 +1706,7 @@ mod tests {
             CrossChainFailure::EpochOutOfOrder,
             CrossChainFailure::LockBonded,
             CrossChainFailure::JoinsNotAccepted,
+            CrossChainFailure::BadGovernanceChange,
         ];
         all.extend(ATTESTATION_REFUSALS.map(CrossChainFailure::Attestation));
         for failure in all {
@@ -1595,7 +1716,7 @@ mod tests {
             assert_eq!(CrossChainFailure::decode_from(&mut r).unwrap(), failure);
             r.finish("failure").unwrap();
         }
-        for bytes in [&[33u8][..], &[1, 12], &[8, 0], &[20, 1], &[27, 1]] {
+        for bytes in [&[34u8][..], &[1, 12], &[8, 0], &[20, 1], &[27, 1]] {
             assert!(CrossChainFailure::decode_from(&mut Reader::new(bytes)).is_err());
         }
     }

@@ -182,14 +182,18 @@ pub enum SetChange {
         lock: Digest,
         stake: u64,
     },
-    /// `key` leaves the set.
+    /// `key` leaves the set (its own request, or governance's).
     Leave { key: ValidatorPublicKey },
+    /// Member `key`'s stake becomes `stake` (governance only).
+    Stake { key: ValidatorPublicKey, stake: u64 },
 }
 
 impl SetChange {
     pub fn key(&self) -> &ValidatorPublicKey {
         match self {
-            SetChange::Join { key, .. } | SetChange::Leave { key } => key,
+            SetChange::Join { key, .. }
+            | SetChange::Leave { key }
+            | SetChange::Stake { key, .. } => key,
         }
     }
 }
@@ -213,6 +217,11 @@ impl Encode for SetChange {
                 out.push(1);
                 key.encode_to(out);
             }
+            SetChange::Stake { key, stake } => {
+                out.push(2);
+                key.encode_to(out);
+                stake.encode_to(out);
+            }
         }
     }
 }
@@ -228,6 +237,10 @@ impl Decode for SetChange {
             },
             1 => SetChange::Leave {
                 key: Decode::decode_from(r)?,
+            },
+            2 => SetChange::Stake {
+                key: Decode::decode_from(r)?,
+                stake: r.read_u64("stake")?,
             },
             tag => {
                 return Err(DecodeError::UnknownTag {
@@ -376,9 +389,9 @@ pub fn verify_set_change(
 }
 
 /// The set of epoch `current.epoch() + 1`: `current` with `changes` applied in order.
-/// Leaves of non-members and joins of members are skipped (admission refuses both, so
-/// only a stale request meets them); a change list that would empty the set keeps its
-/// last member.
+/// Leaves and stake changes of non-members and joins of members are skipped
+/// (admission refuses them, so only a stale request meets them); a change list that
+/// would empty the set keeps its last member; a stake of zero is skipped.
 pub fn next_validator_set(
     current: &ValidatorSet,
     changes: &[SetChange],
@@ -396,6 +409,9 @@ pub fn next_validator_set(
             }
             (SetChange::Leave { .. }, Some(at)) if members.len() > 1 => {
                 members.remove(at);
+            }
+            (SetChange::Stake { stake, .. }, Some(at)) if *stake > 0 => {
+                members[at].1 = *stake;
             }
             _ => {}
         }

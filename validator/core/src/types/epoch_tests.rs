@@ -41,6 +41,13 @@ fn leave(i: usize) -> SetChange {
     }
 }
 
+fn restake(i: usize, stake: u64) -> SetChange {
+    SetChange::Stake {
+        key: keys()[i].public().clone(),
+        stake,
+    }
+}
+
 #[test]
 fn epochs_cover_fixed_runs_of_alpha_heights() {
     let schedule = EpochSchedule::new(4);
@@ -94,6 +101,19 @@ fn stale_changes_are_skipped_and_the_set_never_empties() {
     let next = next_validator_set(&current, &[leave(0), leave(1)]).unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next.validators()[0].public_key, *keys()[1].public());
+    // A stranger's stake change, and a stake of zero, change nothing.
+    let next = next_validator_set(&current, &[restake(4, 5), restake(0, 0)]).unwrap();
+    assert_eq!(next.validators(), current.validators());
+}
+
+#[test]
+fn a_stake_change_reweights_the_member_in_place() {
+    let current = set_of(2, &[0, 1, 2, 3]);
+    let next = next_validator_set(&current, &[restake(2, 31), join(4, 3)]).unwrap();
+    let stakes: Vec<_> = next.validators().iter().map(|v| v.stake).collect();
+    assert_eq!(stakes, [10, 10, 31, 10, 3]);
+    assert_eq!(next.validators()[2].public_key, *keys()[2].public());
+    assert_eq!(next.total_stake(), 64);
 }
 
 #[test]
@@ -108,7 +128,7 @@ fn records_round_trip_and_the_pending_list_is_bounded() {
         EpochRecord::from_canonical_bytes(&next.to_canonical_bytes()).unwrap(),
         next
     );
-    let pending = PendingSetChanges(vec![join(4, 5), leave(0)]);
+    let pending = PendingSetChanges(vec![join(4, 5), leave(0), restake(1, u64::MAX)]);
     assert_eq!(
         PendingSetChanges::from_canonical_bytes(&pending.to_canonical_bytes()).unwrap(),
         pending

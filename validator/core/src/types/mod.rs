@@ -32,10 +32,10 @@ pub use block_sync::{
 pub use chain::{ChainId, ConsensusEngine};
 pub use crosschain::{
     AttestationRefusal, BlockEvents, CrossChainEvent, CrossChainFailure, CrossChainOp,
-    CrossChainParams, GovernanceExecution, LockRecord, LockStatus, MAX_PARAMETER_NAME,
-    ParameterChange, ParameterName, ParameterRecord, ProposalRecord, ProposalStatus, RECORD_PREFIX,
-    RecordKey, RecordKind, StakeRecord, StakeStatus, TxEvent, VoteRecord, decode_u64_record,
-    is_attestable,
+    CrossChainParams, GovernanceChange, GovernanceExecution, LockRecord, LockStatus,
+    MAX_PARAMETER_NAME, ParameterChange, ParameterName, ParameterRecord, ProposalRecord,
+    ProposalStatus, RECORD_PREFIX, RecordKey, RecordKind, StakeRecord, StakeStatus, TxEvent,
+    VoteRecord, decode_u64_record, is_attestable,
 };
 pub use epoch::{
     EpochChainError, EpochRecord, EpochSchedule, MAX_PENDING_SET_CHANGES, MemberRecord,

@@ -789,7 +789,7 @@ mod tests {
     #[test]
     fn cross_chain_kinds_roundtrip_and_the_rest_of_the_range_is_refused() {
         use crate::crypto::{SigningDomain, ValidatorKeypair};
-        use crate::types::{ParameterChange, ParameterName};
+        use crate::types::{GovernanceChange, ParameterChange, ParameterName};
         let validator = ValidatorKeypair::from_seed(&[5; 32]);
         let ops = [
             CrossChainOp::SaxLock {
@@ -803,6 +803,20 @@ mod tests {
                 change: ParameterChange {
                     name: ParameterName::new("gov.id").unwrap(),
                     value: 2,
+                }
+                .into(),
+                voting_period_ms: 3,
+            },
+            CrossChainOp::Propose {
+                change: GovernanceChange::ValidatorStake {
+                    member: Digest([4; 32]),
+                    stake: 7,
+                },
+                voting_period_ms: 3,
+            },
+            CrossChainOp::Propose {
+                change: GovernanceChange::RemoveValidator {
+                    member: Digest([4; 32]),
                 },
                 voting_period_ms: 3,
             },
