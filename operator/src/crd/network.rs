@@ -133,22 +133,21 @@ impl PullPolicy {
     }
 }
 
-/// Consensus engine of a chain.
+/// Consensus engine of a chain: only the engines the validator runs (the Avalanche
+/// engine is not built yet, so the API server refuses `avalanche` rather than the
+/// network running it on DAG-BFT).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Consensus {
     /// DAG-based BFT (the default).
     #[default]
     DagBft,
-    /// Avalanche-style sampling.
-    Avalanche,
 }
 
 impl From<Consensus> for dualchain_core::types::ConsensusEngine {
     fn from(c: Consensus) -> Self {
         match c {
             Consensus::DagBft => dualchain_core::types::ConsensusEngine::DagBft,
-            Consensus::Avalanche => dualchain_core::types::ConsensusEngine::Avalanche,
         }
     }
 }
@@ -165,7 +164,7 @@ macro_rules! chain_spec {
             #[serde(default = "default_block_time")]
             #[x_kube(validation = Rule::new("self > 0 && self <= 3600000").message("blockTimeMs must be between 1 and 3600000 (one hour)"))]
             pub block_time_ms: u64,
-            /// Consensus engine.
+            /// Consensus engine: `dag-bft` (the only engine this version runs).
             #[serde(default)]
             pub consensus: Consensus,
             #[doc = concat!("CPU and memory of the `", $chain, "` container.")]

@@ -138,6 +138,19 @@ fn genesis_from_keys_with_accounts_and_hash() {
         ],
         "must divide",
     );
+    // Only the engines this version runs are offered (never one run as another).
+    fails_with(
+        &[
+            "genesis",
+            "--out",
+            s(&other),
+            "--delta-consensus",
+            "avalanche",
+            "--validator-keys",
+            s(&keys[0]),
+        ],
+        "invalid value 'avalanche'",
+    );
 }
 
 #[test]

@@ -87,8 +87,29 @@ pub enum ConsensusEngine {
     /// Round-based DAG BFT with a deterministic commit rule (the default).
     #[default]
     DagBft = 0,
-    /// Snowball-style repeated sampling over the same vertex DAG.
+    /// Snowball-style repeated sampling over the same vertex DAG. Reserved: the
+    /// engine is not built yet, so [`ConsensusEngine::is_available`] is false and a
+    /// genesis naming it is refused (see `Genesis::validate`).
     Avalanche = 1,
+}
+
+impl ConsensusEngine {
+    /// Whether this version runs the engine. A chain asking for one it does not run
+    /// must be refused, never run on another engine.
+    pub fn is_available(self) -> bool {
+        match self {
+            ConsensusEngine::DagBft => true,
+            ConsensusEngine::Avalanche => false,
+        }
+    }
+
+    /// The engine's name in genesis files and manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConsensusEngine::DagBft => "dag-bft",
+            ConsensusEngine::Avalanche => "avalanche",
+        }
+    }
 }
 
 impl Encode for ConsensusEngine {

@@ -193,6 +193,14 @@ pub enum GenesisError {
     PortClash(u16),
     #[error("epoch length must be at least one Alpha block")]
     ZeroEpoch,
+    #[error(
+        "the {chain} chain asks for the {engine} consensus engine, which this version does not have; the engines it runs: dag-bft",
+        engine = engine.name()
+    )]
+    EngineUnavailable {
+        chain: ChainId,
+        engine: ConsensusEngine,
+    },
     #[error("account {0} appears twice")]
     DuplicateAccount(Address),
     #[error("the sAX allocations add up to more than {max}", max = u64::MAX)]
@@ -286,6 +294,10 @@ impl Genesis {
         for chain in ChainId::ALL {
             if self.chain(chain).block_time_ms == 0 {
                 return Err(GenesisError::ZeroBlockTime { chain });
+            }
+            let engine = self.chain(chain).consensus;
+            if !engine.is_available() {
+                return Err(GenesisError::EngineUnavailable { chain, engine });
             }
         }
         if !self
@@ -500,6 +512,30 @@ mod tests {
         assert_eq!(g.alpha.block_time_ms / g.delta.block_time_ms, 5);
         assert_eq!((g.alpha.p2p_port, g.alpha.api_port), (4130, 3030));
         assert_eq!((g.delta.p2p_port, g.delta.api_port), (4131, 4030));
+    }
+
+    #[test]
+    fn a_chain_on_an_engine_this_version_lacks_is_refused_not_run_on_another() {
+        let mut g = sample(4);
+        g.delta.consensus = ConsensusEngine::Avalanche;
+        let error = g.validate().unwrap_err();
+        assert!(matches!(
+            error,
+            GenesisError::EngineUnavailable {
+                chain: ChainId::Delta,
+                engine: ConsensusEngine::Avalanche
+            }
+        ));
+        assert!(error.to_string().contains("avalanche"), "{error}");
+        // From JSON too, as a node reads its genesis file.
+        let json = sample(4).to_json().replace("dag-bft", "avalanche");
+        assert!(matches!(
+            Genesis::from_json(&json).and_then(|g| g.validate()),
+            Err(GenesisError::EngineUnavailable {
+                chain: ChainId::Alpha,
+                ..
+            })
+        ));
     }
 
     #[test]
