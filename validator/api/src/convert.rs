@@ -204,6 +204,7 @@ pub(crate) fn event_to_proto(event: &TxEvent) -> v1::CrossChainEvent {
         }
         CrossChainEvent::GovernanceExecuted { proposal, change } => {
             out.id = bytes(proposal);
+            out.governance_action = change.action().to_string();
             match change {
                 GovernanceChange::Parameter(change) => {
                     out.parameter = change.name.as_str().to_string();
@@ -212,7 +213,8 @@ pub(crate) fn event_to_proto(event: &TxEvent) -> v1::CrossChainEvent {
                 GovernanceChange::RemoveValidator { member } => {
                     out.validator = bytes(member);
                 }
-                GovernanceChange::ValidatorStake { member, stake } => {
+                GovernanceChange::ValidatorStake { member, stake }
+                | GovernanceChange::AdmitValidator { member, stake } => {
                     out.validator = bytes(member);
                     out.value = *stake;
                 }
@@ -601,6 +603,16 @@ pub(crate) mod tests {
                     .into(),
                 },
             },
+            TxEvent {
+                tx: Digest([4; 32]),
+                event: CrossChainEvent::GovernanceExecuted {
+                    proposal: lock,
+                    change: GovernanceChange::AdmitValidator {
+                        member: Digest([5; 32]),
+                        stake: 3,
+                    },
+                },
+            },
         ];
         let finalized = FinalizedBlock {
             events: Arc::new(BlockEvents(events)),
@@ -613,6 +625,7 @@ pub(crate) mod tests {
             [
                 "sax_lock_attested",
                 "proposal_finalized",
+                "governance_executed",
                 "governance_executed"
             ]
         );
@@ -625,6 +638,17 @@ pub(crate) mod tests {
         assert_eq!(proto[1].proposal_status, "REJECTED_NO_QUORUM");
         assert!(proto[1].account.is_empty());
         assert_eq!((proto[2].parameter.as_str(), proto[2].value), ("gov.id", 9));
+        assert_eq!(proto[2].governance_action, "parameter");
+        assert!(proto[2].validator.is_empty());
+        assert_eq!(
+            (proto[3].governance_action.as_str(), proto[3].value),
+            ("admit_validator", 3)
+        );
+        assert_eq!(
+            (proto[3].validator.clone(), proto[3].id.clone()),
+            (vec![5; 32], vec![7; 32])
+        );
+        assert!(proto[3].parameter.is_empty());
     }
 
     #[test]

@@ -703,6 +703,11 @@ fn result_attested(
                 return Ok(Err(failure));
             }
         }
+        GovernanceChange::AdmitValidator { member, stake } => {
+            if let Err(failure) = epochs::admit(tx, member, *stake)? {
+                return Ok(Err(failure));
+            }
+        }
     }
     let execution = GovernanceExecution {
         change: change.clone(),

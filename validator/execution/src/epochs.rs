@@ -8,9 +8,11 @@
 //!   an attested unlock cannot release it while it backs a member or a request).
 //! - **Leave** (`ValidatorLeave`, Alpha): the member's key signs the request; the set
 //!   never empties.
-//! - **Governance** ([`govern`], Alpha): a passed proposal attested from Delta takes a
-//!   member out or sets its stake (its quorum weight) at the next boundary, under the
-//!   same limits as a request; a re-weighted member's lock stays bonded as it was.
+//! - **Governance** ([`govern`], [`admit`], Alpha): a passed proposal attested from
+//!   Delta takes a member out or sets its stake (its quorum weight) at the next
+//!   boundary, under the same limits as a request (a re-weighted member's lock stays
+//!   bonded as it was), or admits a key by id: its holder then joins without a lock
+//!   (`lock` = [`ADMITTED_LOCK`]) with the admitted stake, and no bond.
 //! - **Boundary** ([`close_epoch`], the executor calls it after the transactions of
 //!   Alpha's boundary block): the next set is `next_validator_set(current, pending)`,
 //!   written as the `ValidatorSet` record of the next epoch with the next
@@ -31,10 +33,10 @@ use dualchain_core::crypto::{ValidatorPublicKey, ValidatorSignature};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::hash::Digest;
 use dualchain_core::types::{
-    CrossChainEvent, CrossChainFailure, EpochRecord, EpochSchedule, LockRecord, LockStatus,
-    MAX_PENDING_SET_CHANGES, MAX_VALIDATORS, MemberRecord, PendingSetChanges, RecordKey,
-    RecordKind, SetChange, SetChangeKind, ValidatorSet, member_id, next_validator_set,
-    set_change_message, validator_set_key, verify_set_change,
+    ADMITTED_LOCK, CrossChainEvent, CrossChainFailure, EpochRecord, EpochSchedule, LockRecord,
+    LockStatus, MAX_PENDING_SET_CHANGES, MAX_VALIDATORS, MemberRecord, PendingSetChanges,
+    RecordKey, RecordKind, SetChange, SetChangeKind, ValidatorSet, decode_u64_record, member_id,
+    next_validator_set, set_change_message, validator_set_key, verify_set_change,
 };
 
 use crate::crosschain::{CrossChainEnv, RecordRead, Staged, Step};
@@ -52,6 +54,10 @@ fn pending_key() -> RecordKey {
 
 fn bond_key(lock: &Digest) -> RecordKey {
     RecordKey::new(RecordKind::Bond, lock.0)
+}
+
+fn admission_key(member: &Digest) -> RecordKey {
+    RecordKey::new(RecordKind::Admission, member.0)
 }
 
 /// The validator set of `epoch` as this chain's records hold it.
@@ -140,6 +146,22 @@ fn pending(tx: &Staged<'_, impl RecordRead>) -> Result<PendingSetChanges, StateE
     Ok(tx.decode(&pending_key())?.unwrap_or_default())
 }
 
+/// The pending list, if it has room for one more change of `key` (none pending for
+/// it already).
+fn pending_for(
+    tx: &Staged<'_, impl RecordRead>,
+    key: &ValidatorPublicKey,
+) -> Result<Result<PendingSetChanges, F>, StateError> {
+    let pending = pending(tx)?;
+    if pending.0.iter().any(|change| change.key() == key) {
+        return Ok(Err(F::ChangeAlreadyPending));
+    }
+    if pending.0.len() >= MAX_PENDING_SET_CHANGES {
+        return Ok(Err(F::TooManySetChanges));
+    }
+    Ok(Ok(pending))
+}
+
 fn put_pending(tx: &mut Staged<'_, impl RecordRead>, pending: &PendingSetChanges) {
     if pending.0.is_empty() {
         tx.delete(pending_key());
@@ -192,6 +214,42 @@ pub(crate) fn join(
     if pending.0.len() >= MAX_PENDING_SET_CHANGES || size_after(&set, &pending) >= MAX_VALIDATORS {
         return Ok(Err(F::TooManySetChanges));
     }
+    let stake = if lock == ADMITTED_LOCK {
+        match admitted_stake(tx, key)? {
+            Some(stake) => stake,
+            None => return Ok(Err(F::NotAdmitted)),
+        }
+    } else {
+        match lock_stake(env, tx, lock)? {
+            Ok(stake) => stake,
+            Err(failure) => return Ok(Err(failure)),
+        }
+    };
+    if lock != ADMITTED_LOCK {
+        tx.put(bond_key(&lock), member_id(key).to_vec());
+    }
+    pending.0.push(SetChange::Join {
+        key: key.clone(),
+        owner: env.sender,
+        lock,
+        stake,
+    });
+    put_pending(tx, &pending);
+    let event = CrossChainEvent::ValidatorJoinRequested {
+        validator: key.id(),
+        owner: env.sender,
+        stake,
+    };
+    Ok(Ok((event, 0, None)))
+}
+
+/// The stake the sender's `lock` gives a join: a held lock of the sender's, not
+/// bonded yet, of at least `min_validator_stake`.
+fn lock_stake(
+    env: &CrossChainEnv<'_>,
+    tx: &Staged<'_, impl RecordRead>,
+    lock: Digest,
+) -> Result<Result<u64, F>, StateError> {
     let lock_key = RecordKey::new(RecordKind::Lock, lock.0);
     let Some(record) = tx.decode::<LockRecord>(&lock_key)? else {
         return Ok(Err(F::UnknownLock));
@@ -212,20 +270,21 @@ pub(crate) fn join(
             min,
         }));
     }
-    tx.put(bond_key(&lock), member_id(key).to_vec());
-    pending.0.push(SetChange::Join {
-        key: key.clone(),
-        owner: env.sender,
-        lock,
-        stake: record.amount,
-    });
-    put_pending(tx, &pending);
-    let event = CrossChainEvent::ValidatorJoinRequested {
-        validator: key.id(),
-        owner: env.sender,
-        stake: record.amount,
+    Ok(Ok(record.amount))
+}
+
+/// The stake governance admitted `key` with, if it did.
+fn admitted_stake(
+    tx: &Staged<'_, impl RecordRead>,
+    key: &ValidatorPublicKey,
+) -> Result<Option<u64>, StateError> {
+    let key = admission_key(&key.id());
+    let Some(bytes) = tx.get(&key)? else {
+        return Ok(None);
     };
-    Ok(Ok((event, 0, None)))
+    decode_u64_record(&bytes)
+        .map(Some)
+        .map_err(|e| StateError::Corrupt(format!("admission record: {e}")))
 }
 
 /// Alpha: member `key` asks to leave at the next boundary.
@@ -243,13 +302,10 @@ pub(crate) fn leave(
     if set.index_of(key).is_none() {
         return Ok(Err(F::NotAValidator));
     }
-    let mut pending = pending(tx)?;
-    if pending.0.iter().any(|change| change.key() == key) {
-        return Ok(Err(F::ChangeAlreadyPending));
-    }
-    if pending.0.len() >= MAX_PENDING_SET_CHANGES {
-        return Ok(Err(F::TooManySetChanges));
-    }
+    let mut pending = match pending_for(tx, key)? {
+        Ok(pending) => pending,
+        Err(failure) => return Ok(Err(failure)),
+    };
     if size_after(&set, &pending) <= 1 {
         return Ok(Err(F::SetWouldBeEmpty));
     }
@@ -281,13 +337,10 @@ pub(crate) fn govern(
     else {
         return Ok(Err(F::NotAValidator));
     };
-    let mut pending = pending(tx)?;
-    if pending.0.iter().any(|change| change.key() == key) {
-        return Ok(Err(F::ChangeAlreadyPending));
-    }
-    if pending.0.len() >= MAX_PENDING_SET_CHANGES {
-        return Ok(Err(F::TooManySetChanges));
-    }
+    let mut pending = match pending_for(tx, key)? {
+        Ok(pending) => pending,
+        Err(failure) => return Ok(Err(failure)),
+    };
     let change = match stake {
         None if size_after(&set, &pending) <= 1 => return Ok(Err(F::SetWouldBeEmpty)),
         None => SetChange::Leave { key: key.clone() },
@@ -302,6 +355,35 @@ pub(crate) fn govern(
         return Ok(Err(F::Overflow));
     }
     put_pending(tx, &pending);
+    Ok(Ok(()))
+}
+
+/// Alpha: a passed governance result admits the key with id `member` to join
+/// without a lock, with `stake` (the key's holder then sends the signed join). A
+/// later admission of the same key replaces an earlier one; the join consumes it.
+pub(crate) fn admit(
+    tx: &mut Staged<'_, impl RecordRead>,
+    member: &Digest,
+    stake: u64,
+) -> Result<Result<(), F>, StateError> {
+    if stake == 0 {
+        return Ok(Err(F::BadGovernanceChange));
+    }
+    let (_, set) = current(tx)?;
+    let pending = pending(tx)?;
+    let joining = pending.0.iter().filter_map(|change| match change {
+        SetChange::Join { key, .. } => Some(key),
+        _ => None,
+    });
+    let mut known = set
+        .validators()
+        .iter()
+        .map(|v| &v.public_key)
+        .chain(joining);
+    if known.any(|key| key.id() == *member) {
+        return Ok(Err(F::AlreadyValidator));
+    }
+    tx.put(admission_key(member), stake.to_le_bytes().to_vec());
     Ok(Ok(()))
 }
 
@@ -355,6 +437,13 @@ fn settle(
     let id = member_id(change.key());
     let member_key = RecordKey::new(RecordKind::Member, id);
     match change {
+        SetChange::Join { key, lock, .. } if *lock == ADMITTED_LOCK => {
+            // Admitted by governance: no lock and no member record (as a genesis
+            // validator); the admission is used up once the key is a member.
+            if next.index_of(key).is_some() {
+                tx.delete(admission_key(&key.id()));
+            }
+        }
         SetChange::Join {
             key, owner, lock, ..
         } => {

@@ -407,6 +407,69 @@ fn governance_takes_a_member_out_and_reweights_another_at_the_boundary() {
 }
 
 #[test]
+fn a_key_governance_admitted_joins_without_a_lock_once() {
+    let newcomer = &newcomers()[0];
+    let admit = GovernanceChange::AdmitValidator {
+        member: newcomer.public().id(),
+        stake: 7,
+    };
+    let (mut alpha, mut delta, proposal) = governance_of(admit.clone());
+    // Before governance speaks, a join without a lock is refused.
+    assert_eq!(
+        alpha.run(BOB, join_op(newcomer, &BOB, ADMITTED_LOCK, 0)),
+        Err(F::NotAdmitted)
+    );
+    let result = passed(&mut alpha, &mut delta, proposal);
+    alpha.run(MALLORY, attest(result)).unwrap();
+    // A member cannot be admitted (it already is one).
+    let member = GovernanceChange::AdmitValidator {
+        member: keys()[0].public().id(),
+        stake: 7,
+    };
+    let op = CrossChainOp::Propose {
+        change: member,
+        voting_period_ms: 30_000,
+    };
+    let second = proposal_id(&delta.run(ALICE, op).unwrap());
+    let result = passed(&mut alpha, &mut delta, second);
+    assert_eq!(alpha.run(MALLORY, attest(result)), Err(F::AlreadyValidator));
+
+    // The key's holder joins, from any funded account; no lock is bonded.
+    let event = alpha
+        .run(BOB, join_op(newcomer, &BOB, ADMITTED_LOCK, 0))
+        .unwrap();
+    assert_eq!(
+        event,
+        CrossChainEvent::ValidatorJoinRequested {
+            validator: newcomer.public().id(),
+            owner: BOB,
+            stake: 7
+        }
+    );
+    assert!(!alpha.records.keys().any(|k| k.kind == RecordKind::Bond));
+    boundary(&mut alpha);
+    let next = set_of(&alpha, 1);
+    let joined = next.index_of(newcomer.public()).unwrap();
+    assert_eq!(next.validators()[usize::from(joined)].stake, 7);
+    assert!(
+        !alpha
+            .records
+            .keys()
+            .any(|k| matches!(k.kind, RecordKind::Admission | RecordKind::Member)),
+        "the admission is used up; an admitted member has no lock to record"
+    );
+    // It leaves; coming back needs governance again.
+    alpha.epoch = 1;
+    alpha.run(BOB, leave_op(newcomer, &BOB, 1)).unwrap();
+    boundary(&mut alpha);
+    assert!(set_of(&alpha, 2).index_of(newcomer.public()).is_none());
+    assert_eq!(
+        alpha.run(BOB, join_op(newcomer, &BOB, ADMITTED_LOCK, 2)),
+        Err(F::NotAdmitted)
+    );
+}
+
+#[test]
 fn governance_never_empties_the_set() {
     let (mut alpha, mut delta, proposal) = governance_of(GovernanceChange::RemoveValidator {
         member: keys()[0].public().id(),

@@ -16,9 +16,10 @@ use dualchain_core::Digest;
 use dualchain_core::crypto::{AccountScheme, ValidatorScheme};
 use dualchain_core::keyfile::{read_key, read_keyring};
 use dualchain_core::types::{
-    ChainId, CrossChainOp, EpochRecord, GovernanceChange, GovernanceExecution, LockRecord,
-    LockStatus, ParameterChange, ParameterName, ParameterRecord, PendingSetChanges, ProposalRecord,
-    ProposalStatus, RecordKind, StakeRecord, StakeStatus, set_change_keypair, set_change_op,
+    ADMITTED_LOCK, ChainId, CrossChainOp, EpochRecord, GovernanceChange, GovernanceExecution,
+    LockRecord, LockStatus, ParameterChange, ParameterName, ParameterRecord, PendingSetChanges,
+    ProposalRecord, ProposalStatus, RecordKind, StakeRecord, StakeStatus, set_change_keypair,
+    set_change_op,
 };
 use serde_json::json;
 
@@ -88,11 +89,13 @@ pub enum GovCommand {
     /// Propose a change, executed on Alpha if the vote passes: set a parameter
     /// (`--parameter`, `--value`), take a validator out of the set
     /// (`--remove-validator`) or set a validator's stake (`--validator`, `--stake`) at
-    /// the next epoch boundary after execution. Needs stake (voting weight) on Delta.
+    /// the next epoch boundary after execution, or admit a key to join without a lock
+    /// (`--admit-validator`, `--stake`; its holder then runs `validator join
+    /// --admitted`). Needs stake (voting weight) on Delta.
     #[command(group(
         clap::ArgGroup::new("change")
             .required(true)
-            .args(["parameter", "remove_validator", "validator"])
+            .args(["parameter", "remove_validator", "validator", "admit_validator"])
     ))]
     Propose {
         #[command(flatten)]
@@ -110,8 +113,13 @@ pub enum GovCommand {
         /// The key id of a validator to re-weight to `--stake`.
         #[arg(long, value_name = "KEY_ID", requires = "stake")]
         validator: Option<Digest>,
-        /// The validator's new stake: its weight in every quorum of both chains.
-        #[arg(long, requires = "validator", value_parser = clap::value_parser!(u64).range(1..))]
+        /// The key id (`dualchain keygen --show`) of a validator to admit with
+        /// `--stake`: it may then join without a lock.
+        #[arg(long, value_name = "KEY_ID", requires = "stake")]
+        admit_validator: Option<Digest>,
+        /// The validator's new or admitted stake: its weight in every quorum of both
+        /// chains.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         stake: Option<u64>,
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         voting_period: Duration,
@@ -164,11 +172,12 @@ pub enum ValidatorCommand {
     /// Ask to join the validator set at the next epoch boundary, with an sAX lock of
     /// the sender (`--key`, or `--keyring` and `--account`, which pays the fees) as
     /// its stake: an existing one (`--lock`), or one this command makes first
-    /// (`--stake`, held `--lock-for`). The validator's key signs the request. Run the
-    /// validator with `dualchain run --join` so its chains follow and it votes from
-    /// the boundary on. Waits (unless `--no-wait`) until Alpha runs the epoch whose
-    /// set holds the validator.
-    #[command(group(clap::ArgGroup::new("stake_from").required(true).args(["lock", "stake"])))]
+    /// (`--stake`, held `--lock-for`); or, with `--admitted`, no lock: the stake
+    /// governance admitted the key with (`gov propose --admit-validator`). The
+    /// validator's key signs the request. Run the validator with `dualchain run
+    /// --join` so its chains follow and it votes from the boundary on. Waits (unless
+    /// `--no-wait`) until Alpha runs the epoch whose set holds the validator.
+    #[command(group(clap::ArgGroup::new("stake_from").required(true).args(["lock", "stake", "admitted"])))]
     Join {
         #[command(flatten)]
         flow: FlowArgs,
@@ -186,6 +195,9 @@ pub enum ValidatorCommand {
         /// before its validator left the set anyway.
         #[arg(long, default_value = "365days", value_parser = parse_duration, requires = "stake")]
         lock_for: Duration,
+        /// Join with the stake governance admitted this key with, without a lock.
+        #[arg(long)]
+        admitted: bool,
     },
 }
 
@@ -252,11 +264,13 @@ async fn validator(command: ValidatorCommand) -> anyhow::Result<()> {
             lock,
             stake,
             lock_for,
+            admitted,
         } => {
-            let stake = match (lock, stake) {
-                (Some(lock), _) => Stake::Lock(lock),
-                (None, Some(amount)) => Stake::New { amount, lock_for },
-                (None, None) => anyhow::bail!("--lock or --stake is needed"),
+            let stake = match (lock, stake, admitted) {
+                (Some(lock), None, false) => Stake::Lock(lock),
+                (None, Some(amount), false) => Stake::New { amount, lock_for },
+                (None, None, true) => Stake::Lock(ADMITTED_LOCK),
+                _ => anyhow::bail!("one of --lock, --stake or --admitted is needed"),
             };
             join(flow, validator_key, stake).await
         }
@@ -460,10 +474,12 @@ async fn gov(command: GovCommand) -> anyhow::Result<()> {
             value,
             remove_validator,
             validator,
+            admit_validator,
             stake,
             voting_period,
         } => {
-            let change = governance_change(parameter, value, remove_validator, validator, stake)?;
+            let member = (remove_validator, validator, admit_validator);
+            let change = governance_change(parameter, value, member, stake)?;
             let (alpha, delta) = chains(&flow).await?;
             let op = CrossChainOp::Propose {
                 change,
@@ -600,30 +616,34 @@ async fn show_proposal(
     Ok(())
 }
 
-/// The change `gov propose`'s flags ask for (clap lets exactly one kind through).
+/// The change `gov propose`'s flags ask for: a parameter, or one of (remove,
+/// re-weight, admit) a validator by key id (clap lets exactly one kind through).
 fn governance_change(
     parameter: Option<String>,
     value: Option<u64>,
-    remove_validator: Option<Digest>,
-    validator: Option<Digest>,
+    member: (Option<Digest>, Option<Digest>, Option<Digest>),
     stake: Option<u64>,
 ) -> anyhow::Result<GovernanceChange> {
-    Ok(
-        match (parameter, value, remove_validator, validator, stake) {
-            (Some(parameter), Some(value), None, None, None) => {
-                let name = ParameterName::new(&parameter)
-                    .map_err(|e| anyhow::anyhow!("--parameter {parameter:?}: {e}"))?;
-                ParameterChange { name, value }.into()
-            }
-            (None, None, Some(member), None, None) => GovernanceChange::RemoveValidator { member },
-            (None, None, None, Some(member), Some(stake)) if stake > 0 => {
-                GovernanceChange::ValidatorStake { member, stake }
-            }
-            _ => anyhow::bail!(
-                "give one change: --parameter and --value, --remove-validator, or --validator and --stake (at least 1)"
-            ),
-        },
-    )
+    let change = match (parameter, value, member, stake) {
+        (Some(parameter), Some(value), (None, None, None), None) => {
+            let name = ParameterName::new(&parameter)
+                .map_err(|e| anyhow::anyhow!("--parameter {parameter:?}: {e}"))?;
+            ParameterChange { name, value }.into()
+        }
+        (None, None, (Some(member), None, None), None) => {
+            GovernanceChange::RemoveValidator { member }
+        }
+        (None, None, (None, Some(member), None), Some(stake)) if stake > 0 => {
+            GovernanceChange::ValidatorStake { member, stake }
+        }
+        (None, None, (None, None, Some(member)), Some(stake)) if stake > 0 => {
+            GovernanceChange::AdmitValidator { member, stake }
+        }
+        _ => anyhow::bail!(
+            "give one change: --parameter and --value, --remove-validator, --validator and --stake, or --admit-validator and --stake (a stake of at least 1)"
+        ),
+    };
+    Ok(change)
 }
 
 fn change_json(change: &GovernanceChange) -> serde_json::Value {
@@ -636,6 +656,9 @@ fn change_json(change: &GovernanceChange) -> serde_json::Value {
         }
         GovernanceChange::ValidatorStake { member, stake } => {
             json!({ "validator": member.to_hex(), "stake": stake })
+        }
+        GovernanceChange::AdmitValidator { member, stake } => {
+            json!({ "admit_validator": member.to_hex(), "stake": stake })
         }
     }
 }
@@ -662,14 +685,15 @@ mod tests {
             value,
             remove_validator,
             validator,
+            admit_validator,
             stake,
             ..
         } = cli.gov
         else {
             unreachable!("parsed a propose command")
         };
-        governance_change(parameter, value, remove_validator, validator, stake)
-            .map_err(|e| e.to_string())
+        let member = (remove_validator, validator, admit_validator);
+        governance_change(parameter, value, member, stake).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -696,8 +720,19 @@ mod tests {
                 stake: 9
             }
         );
+        assert_eq!(
+            proposed(&["--admit-validator", &id, "--stake", "4"]).unwrap(),
+            GovernanceChange::AdmitValidator {
+                member: Digest([0xab; 32]),
+                stake: 4
+            }
+        );
         for refused in [
             &[][..],
+            &["--admit-validator", &id],
+            &["--stake", "3"],
+            &["--remove-validator", &id, "--stake", "3"],
+            &["--validator", &id, "--admit-validator", &id, "--stake", "3"],
             &["--parameter", "fee.min"],
             &["--validator", &id],
             &["--validator", &id, "--stake", "0"],

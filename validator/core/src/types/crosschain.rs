@@ -156,6 +156,9 @@ pub enum RecordKind {
     Member = 14,
     /// Alpha: a lock bonded to a validator (not releasable while it is).
     Bond = 15,
+    /// Alpha: a validator key (by id) governance admitted to join without a lock, and
+    /// the stake it joins with.
+    Admission = 16,
 }
 
 impl RecordKind {
@@ -177,6 +180,7 @@ impl RecordKind {
             PendingSetChanges,
             Member,
             Bond,
+            Admission,
         ]
         .into_iter()
         .find(|kind| *kind as u8 == tag)
@@ -475,13 +479,34 @@ pub enum GovernanceChange {
         member: Digest,
         stake: u64,
     },
+    /// The key may join without a lock, with `stake`: its holder sends the join
+    /// request (signed by the key, as every join is), which proves possession of a
+    /// key the proposal names only by id.
+    AdmitValidator {
+        member: Digest,
+        stake: u64,
+    },
 }
 
 impl GovernanceChange {
     /// Whether the change can ever execute, from its bytes alone: a stake is
     /// positive. Delta refuses a proposal that fails this, before anyone votes.
     pub fn is_well_formed(&self) -> bool {
-        !matches!(self, GovernanceChange::ValidatorStake { stake: 0, .. })
+        !matches!(
+            self,
+            GovernanceChange::ValidatorStake { stake: 0, .. }
+                | GovernanceChange::AdmitValidator { stake: 0, .. }
+        )
+    }
+
+    /// The change's kind, as the API names it.
+    pub fn action(&self) -> &'static str {
+        match self {
+            GovernanceChange::Parameter(_) => "parameter",
+            GovernanceChange::RemoveValidator { .. } => "remove_validator",
+            GovernanceChange::ValidatorStake { .. } => "validator_stake",
+            GovernanceChange::AdmitValidator { .. } => "admit_validator",
+        }
     }
 }
 
@@ -507,6 +532,11 @@ impl Encode for GovernanceChange {
                 member.encode_to(out);
                 stake.encode_to(out);
             }
+            GovernanceChange::AdmitValidator { member, stake } => {
+                out.push(3);
+                member.encode_to(out);
+                stake.encode_to(out);
+            }
         }
     }
 }
@@ -519,6 +549,10 @@ impl Decode for GovernanceChange {
                 member: Decode::decode_from(r)?,
             },
             2 => GovernanceChange::ValidatorStake {
+                member: Decode::decode_from(r)?,
+                stake: r.read_u64("validator stake")?,
+            },
+            3 => GovernanceChange::AdmitValidator {
                 member: Decode::decode_from(r)?,
                 stake: r.read_u64("validator stake")?,
             },
@@ -1290,6 +1324,8 @@ pub enum CrossChainFailure {
     JoinsNotAccepted,
     #[error("the proposal's change can never execute (a validator stake of zero)")]
     BadGovernanceChange,
+    #[error("a join without a lock needs the key admitted by governance first")]
+    NotAdmitted,
 }
 
 impl CrossChainFailure {
@@ -1330,6 +1366,7 @@ impl CrossChainFailure {
             EpochOutOfOrder => 31,
             JoinsNotAccepted => 32,
             BadGovernanceChange => 33,
+            NotAdmitted => 34,
         }
     }
 
@@ -1371,6 +1408,7 @@ impl CrossChainFailure {
             EpochOutOfOrder => "epoch_out_of_order",
             JoinsNotAccepted => "joins_not_accepted",
             BadGovernanceChange => "bad_governance_change",
+            NotAdmitted => "not_admitted",
         }
     }
 }
@@ -1435,6 +1473,7 @@ impl Decode for CrossChainFailure {
             EpochOutOfOrder,
             JoinsNotAccepted,
             BadGovernanceChange,
+            NotAdmitted,
         ];
         if let Some(failure) = unit.into_iter().find(|f| f.tag() == tag) {
             return Ok(failure);
@@ -1635,6 +1674,10 @@ mod tests {
                 member: Digest([9; 32]),
                 stake: u64::MAX,
             },
+            GovernanceChange::AdmitValidator {
+                member: Digest([9; 32]),
+                stake: 1,
+            },
         ] {
             roundtrip(GovernanceExecution {
                 change,
@@ -1648,12 +1691,12 @@ mod tests {
             executed_at_ms: 1,
         }
         .to_canonical_bytes();
-        bytes[1] = 3;
+        bytes[1] = 4;
         assert!(matches!(
             GovernanceExecution::from_canonical_bytes(&bytes),
             Err(DecodeError::UnknownTag {
                 what: "governance change",
-                tag: 3
+                tag: 4
             })
         ));
         roundtrip(ParameterRecord {
@@ -1707,6 +1750,7 @@ mod tests {
             CrossChainFailure::LockBonded,
             CrossChainFailure::JoinsNotAccepted,
             CrossChainFailure::BadGovernanceChange,
+            CrossChainFailure::NotAdmitted,
         ];
         all.extend(ATTESTATION_REFUSALS.map(CrossChainFailure::Attestation));
         for failure in all {
@@ -1716,7 +1760,7 @@ mod tests {
             assert_eq!(CrossChainFailure::decode_from(&mut r).unwrap(), failure);
             r.finish("failure").unwrap();
         }
-        for bytes in [&[34u8][..], &[1, 12], &[8, 0], &[20, 1], &[27, 1]] {
+        for bytes in [&[35u8][..], &[1, 12], &[8, 0], &[20, 1], &[27, 1]] {
             assert!(CrossChainFailure::decode_from(&mut Reader::new(bytes)).is_err());
         }
     }

@@ -172,10 +172,16 @@ impl Canonical for EpochRecord {
     const MAX_ENCODED_LEN: usize = 1 + 8 + 8 + 32 + 32;
 }
 
+/// The lock a join request names when governance admitted its key
+/// (`GovernanceChange::AdmitValidator`): no lock, no bond, the admitted stake.
+pub const ADMITTED_LOCK: Digest = Digest::ZERO;
+
 /// A change of the validator set requested during an epoch, applied at its boundary.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SetChange {
-    /// `key` joins with the stake of `owner`'s sAX lock `lock` (bonded until it leaves).
+    /// `key` joins with the stake of `owner`'s sAX lock `lock` (bonded until it
+    /// leaves), or, with `lock` = [`ADMITTED_LOCK`], with the stake governance
+    /// admitted it with.
     Join {
         key: ValidatorPublicKey,
         owner: Address,

@@ -38,10 +38,10 @@ pub use crosschain::{
     VoteRecord, decode_u64_record, is_attestable,
 };
 pub use epoch::{
-    EpochChainError, EpochRecord, EpochSchedule, MAX_PENDING_SET_CHANGES, MemberRecord,
-    PendingSetChanges, SetChange, SetChangeKind, epoch_seed, member_id, next_validator_set,
-    set_change_keypair, set_change_message, set_change_op, set_digest, validator_set_key,
-    verify_epoch_chain, verify_epoch_chain_of, verify_set_change,
+    ADMITTED_LOCK, EpochChainError, EpochRecord, EpochSchedule, MAX_PENDING_SET_CHANGES,
+    MemberRecord, PendingSetChanges, SetChange, SetChangeKind, epoch_seed, member_id,
+    next_validator_set, set_change_keypair, set_change_message, set_change_op, set_digest,
+    validator_set_key, verify_epoch_chain, verify_epoch_chain_of, verify_set_change,
 };
 pub use genesis::{
     ChainParams, DEFAULT_EPOCH_LENGTH_ALPHA_BLOCKS, Genesis, GenesisAccount, GenesisError,
