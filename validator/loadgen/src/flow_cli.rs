@@ -100,27 +100,8 @@ pub enum GovCommand {
     Propose {
         #[command(flatten)]
         flow: FlowArgs,
-        /// Parameter name (lowercase letters, digits, `_.-`).
-        #[arg(long, requires = "value")]
-        parameter: Option<String>,
-        /// The parameter's new value.
-        #[arg(long, requires = "parameter")]
-        value: Option<u64>,
-        /// The key id (hex, as `validator join` prints it and the events name it) of
-        /// a validator to take out of the set.
-        #[arg(long, value_name = "KEY_ID")]
-        remove_validator: Option<Digest>,
-        /// The key id of a validator to re-weight to `--stake`.
-        #[arg(long, value_name = "KEY_ID", requires = "stake")]
-        validator: Option<Digest>,
-        /// The key id (`dualchain keygen --show`) of a validator to admit with
-        /// `--stake`: it may then join without a lock.
-        #[arg(long, value_name = "KEY_ID", requires = "stake")]
-        admit_validator: Option<Digest>,
-        /// The validator's new or admitted stake: its weight in every quorum of both
-        /// chains.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-        stake: Option<u64>,
+        #[command(flatten)]
+        change: ProposedChange,
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         voting_period: Duration,
     },
@@ -149,6 +130,60 @@ pub enum GovCommand {
         #[arg(long)]
         proposal: Digest,
     },
+}
+
+/// The change `gov propose` proposes (the command's group lets one kind through).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProposedChange {
+    /// Parameter name (lowercase letters, digits, `_.-`).
+    #[arg(long, requires = "value")]
+    parameter: Option<String>,
+    /// The parameter's new value.
+    #[arg(long, requires = "parameter")]
+    value: Option<u64>,
+    /// The key id (hex, as `validator join` prints it and the events name it) of a
+    /// validator to take out of the set.
+    #[arg(long, value_name = "KEY_ID")]
+    remove_validator: Option<Digest>,
+    /// The key id of a validator to re-weight to `--stake`.
+    #[arg(long, value_name = "KEY_ID", requires = "stake")]
+    validator: Option<Digest>,
+    /// The key id (`dualchain keygen --show`) of a validator to admit with `--stake`:
+    /// it may then join without a lock.
+    #[arg(long, value_name = "KEY_ID", requires = "stake")]
+    admit_validator: Option<Digest>,
+    /// The validator's new or admitted stake: its weight in every quorum of both
+    /// chains.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    stake: Option<u64>,
+}
+
+impl ProposedChange {
+    /// The change the flags ask for: a parameter, or one of (remove, re-weight,
+    /// admit) a validator by key id.
+    fn into_change(self) -> anyhow::Result<GovernanceChange> {
+        let member = (self.remove_validator, self.validator, self.admit_validator);
+        let change = match (self.parameter, self.value, member, self.stake) {
+            (Some(parameter), Some(value), (None, None, None), None) => {
+                let name = ParameterName::new(&parameter)
+                    .map_err(|e| anyhow::anyhow!("--parameter {parameter:?}: {e}"))?;
+                ParameterChange { name, value }.into()
+            }
+            (None, None, (Some(member), None, None), None) => {
+                GovernanceChange::RemoveValidator { member }
+            }
+            (None, None, (None, Some(member), None), Some(stake)) if stake > 0 => {
+                GovernanceChange::ValidatorStake { member, stake }
+            }
+            (None, None, (None, None, Some(member)), Some(stake)) if stake > 0 => {
+                GovernanceChange::AdmitValidator { member, stake }
+            }
+            _ => anyhow::bail!(
+                "give one change: --parameter and --value, --remove-validator, --validator and --stake, or --admit-validator and --stake (a stake of at least 1)"
+            ),
+        };
+        Ok(change)
+    }
 }
 
 /// `dualchain validator`: a validator's own changes to the set.
@@ -470,16 +505,10 @@ async fn gov(command: GovCommand) -> anyhow::Result<()> {
     match command {
         GovCommand::Propose {
             flow,
-            parameter,
-            value,
-            remove_validator,
-            validator,
-            admit_validator,
-            stake,
+            change,
             voting_period,
         } => {
-            let member = (remove_validator, validator, admit_validator);
-            let change = governance_change(parameter, value, member, stake)?;
+            let change = change.into_change()?;
             let (alpha, delta) = chains(&flow).await?;
             let op = CrossChainOp::Propose {
                 change,
@@ -616,36 +645,6 @@ async fn show_proposal(
     Ok(())
 }
 
-/// The change `gov propose`'s flags ask for: a parameter, or one of (remove,
-/// re-weight, admit) a validator by key id (clap lets exactly one kind through).
-fn governance_change(
-    parameter: Option<String>,
-    value: Option<u64>,
-    member: (Option<Digest>, Option<Digest>, Option<Digest>),
-    stake: Option<u64>,
-) -> anyhow::Result<GovernanceChange> {
-    let change = match (parameter, value, member, stake) {
-        (Some(parameter), Some(value), (None, None, None), None) => {
-            let name = ParameterName::new(&parameter)
-                .map_err(|e| anyhow::anyhow!("--parameter {parameter:?}: {e}"))?;
-            ParameterChange { name, value }.into()
-        }
-        (None, None, (Some(member), None, None), None) => {
-            GovernanceChange::RemoveValidator { member }
-        }
-        (None, None, (None, Some(member), None), Some(stake)) if stake > 0 => {
-            GovernanceChange::ValidatorStake { member, stake }
-        }
-        (None, None, (None, None, Some(member)), Some(stake)) if stake > 0 => {
-            GovernanceChange::AdmitValidator { member, stake }
-        }
-        _ => anyhow::bail!(
-            "give one change: --parameter and --value, --remove-validator, --validator and --stake, or --admit-validator and --stake (a stake of at least 1)"
-        ),
-    };
-    Ok(change)
-}
-
 fn change_json(change: &GovernanceChange) -> serde_json::Value {
     match change {
         GovernanceChange::Parameter(p) => {
@@ -680,20 +679,10 @@ mod tests {
             .into_iter()
             .chain(args.iter().copied());
         let cli = Cli::try_parse_from(argv).map_err(|e| e.kind().to_string())?;
-        let GovCommand::Propose {
-            parameter,
-            value,
-            remove_validator,
-            validator,
-            admit_validator,
-            stake,
-            ..
-        } = cli.gov
-        else {
+        let GovCommand::Propose { change, .. } = cli.gov else {
             unreachable!("parsed a propose command")
         };
-        let member = (remove_validator, validator, admit_validator);
-        governance_change(parameter, value, member, stake).map_err(|e| e.to_string())
+        change.into_change().map_err(|e| e.to_string())
     }
 
     #[test]
