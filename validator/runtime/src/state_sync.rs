@@ -23,7 +23,9 @@
 //!    [`import_snapshot_checked`]: checksum, every entry, the state root recomputed
 //!    from the imported state and compared with the header, the imported head with
 //!    the certified one. A file that fails any check is deleted and its peer banned;
-//!    the next offer is tried.
+//!    the next offer is tried. Before a byte is written, the free space must hold
+//!    the rest of the file and a database as large as it, with headroom
+//!    ([`ensure_room`]); otherwise state sync fails with what it needs.
 //!
 //! The imported database also receives the verified links (so this node serves them
 //! in turn: it holds none of the blocks they came from) and the follow mark, so the
@@ -410,7 +412,7 @@ async fn from_peer<S: Seams>(
         }
     };
     let started = ctx.clock.monotonic_ms();
-    let file = match download(ctx, net, peer, manifest, downloads).await? {
+    let file = match download(ctx, net, peer, manifest, (downloads, db_dir)).await? {
         Downloaded::File(file) => file,
         Downloaded::Failed(why) => {
             tracing::warn!(%chain, %peer, why, "state sync: download failed; trying the next offer");
@@ -589,13 +591,15 @@ enum Downloaded {
 }
 
 /// Downloads the file `manifest` names from `peer` into `dir`, going on from a
-/// partial file of the same checksum left by an interrupted attempt.
+/// partial file of the same checksum left by an interrupted attempt. Refuses (an
+/// error: no other offer of that size fits either) when `dir` and `db_dir` lack the
+/// room the rest of the file and its import take.
 async fn download<S: Seams>(
     ctx: &ChainContext<S>,
     net: &Arc<S::Net>,
     peer: PeerId,
     manifest: &SnapshotManifest,
-    dir: &Path,
+    (dir, db_dir): (&Path, &Path),
 ) -> anyhow::Result<Downloaded> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = format!(
@@ -615,6 +619,7 @@ async fn download<S: Seams>(
         file.set_len(0)?;
         offset = 0;
     }
+    ensure_room(dir, db_dir, manifest.size, offset)?;
     if offset > 0 {
         tracing::info!(chain = %ctx.chain, offset, size = manifest.size, "state sync: resuming a partial download");
     }
@@ -663,6 +668,58 @@ async fn download<S: Seams>(
     file.sync_all()
         .with_context(|| format!("syncing {}", path.display()))?;
     Ok(Downloaded::File(path))
+}
+
+/// Free space kept beyond a download's and its import's own: RocksDB's logs and
+/// compaction output, and room for the chain to go on.
+const DISK_HEADROOM_BYTES: u64 = 256 << 20;
+
+/// Checks that the rest of a `size`-byte snapshot file (`downloaded` bytes are
+/// there) fits under `downloads`, and the database its import builds (taken as large
+/// as the file) under `db_dir`'s parent, with [`DISK_HEADROOM_BYTES`] to spare. Better
+/// a clear refusal now than a disk filled halfway through, under the chain's own
+/// database.
+fn ensure_room(downloads: &Path, db_dir: &Path, size: u64, downloaded: u64) -> anyhow::Result<()> {
+    let database = db_dir.parent().unwrap_or(db_dir);
+    let filesystems = [filesystem(downloads)?, filesystem(database)?];
+    match room_shortfall(size, downloaded, filesystems) {
+        None => Ok(()),
+        Some((which, need, free)) => {
+            let path = [downloads, database][which];
+            anyhow::bail!(
+                "state sync: a {size}-byte snapshot needs {need} bytes free under {} ({downloaded} already downloaded, the import's database, {DISK_HEADROOM_BYTES} spare); {free} are free: grow the volume or free space",
+                path.display()
+            )
+        }
+    }
+}
+
+/// [`ensure_room`]'s arithmetic: given the (id, free bytes) of the downloads' and
+/// the database's filesystems, the first that lacks room, with what it needs and
+/// has. One filesystem holding both must hold the sum.
+fn room_shortfall(
+    size: u64,
+    downloaded: u64,
+    [file_fs, db_fs]: [(u64, u64); 2],
+) -> Option<(usize, u64, u64)> {
+    let rest = size.saturating_sub(downloaded);
+    let needs = if file_fs.0 == db_fs.0 {
+        [(0, rest.saturating_add(size), file_fs.1), (1, 0, db_fs.1)]
+    } else {
+        [(0, rest, file_fs.1), (1, size, db_fs.1)]
+    };
+    needs.into_iter().find_map(|(which, need, free)| {
+        let need = need.saturating_add(DISK_HEADROOM_BYTES);
+        (free < need).then_some((which, need, free))
+    })
+}
+
+/// The filesystem `path` is on (its id) and the bytes an unprivileged writer may
+/// still use there.
+fn filesystem(path: &Path) -> anyhow::Result<(u64, u64)> {
+    let stat = rustix::fs::statvfs(path)
+        .with_context(|| format!("reading the free space under {}", path.display()))?;
+    Ok((stat.f_fsid, stat.f_bavail.saturating_mul(stat.f_frsize)))
 }
 
 /// Deletes partial downloads other than `keep` (of files no longer offered).

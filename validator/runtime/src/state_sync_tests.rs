@@ -177,3 +177,55 @@ fn a_snapshot_head_counts_only_when_a_certificate_of_its_epoch_covers_it() {
     later[2].block.header.epoch = 5;
     assert_eq!(cover(&head, &later), Cover::NotYet);
 }
+
+#[test]
+fn a_download_needs_room_for_its_rest_and_its_database() {
+    const MIB: u64 = 1 << 20;
+    let spare = DISK_HEADROOM_BYTES;
+    // One filesystem: the rest of the file plus a database as large as the file.
+    let one = |free| [(7, free), (7, free)];
+    assert_eq!(room_shortfall(100 * MIB, 0, one(200 * MIB + spare)), None);
+    assert_eq!(
+        room_shortfall(100 * MIB, 0, one(200 * MIB + spare - 1)),
+        Some((0, 200 * MIB + spare, 200 * MIB + spare - 1))
+    );
+    // What is already downloaded is not needed again.
+    assert_eq!(
+        room_shortfall(100 * MIB, 60 * MIB, one(140 * MIB + spare)),
+        None
+    );
+    // Two filesystems: each holds its own part.
+    let two = |file, db| [(1, file), (2, db)];
+    assert_eq!(
+        room_shortfall(100 * MIB, 0, two(100 * MIB + spare, 100 * MIB + spare)),
+        None
+    );
+    assert_eq!(
+        room_shortfall(100 * MIB, 0, two(100 * MIB + spare, 100 * MIB)),
+        Some((1, 100 * MIB + spare, 100 * MIB))
+    );
+    // The sums saturate instead of wrapping round to a small need.
+    assert_eq!(
+        room_shortfall(u64::MAX, 0, one(u64::MAX - 1)),
+        Some((0, u64::MAX, u64::MAX - 1))
+    );
+}
+
+#[test]
+fn a_download_that_cannot_fit_is_refused_with_what_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (downloads, db_dir) = (dir.path().join("dl"), dir.path().join("db").join("delta"));
+    std::fs::create_dir_all(&downloads).unwrap();
+    std::fs::create_dir_all(&db_dir).unwrap();
+    let error = ensure_room(&downloads, &db_dir, u64::MAX / 2, 0).unwrap_err();
+    let message = format!("{error:#}");
+    assert!(message.contains("bytes free under"), "{message}");
+    assert!(
+        message.contains(&downloads.display().to_string()),
+        "{message}"
+    );
+    assert!(
+        ensure_room(&downloads, &db_dir, 1 << 20, 0).is_ok(),
+        "1 MiB fits in a test's temporary directory"
+    );
+}
