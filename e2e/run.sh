@@ -41,7 +41,9 @@ if [[ ${1:-} != --in-namespace ]]; then
   # Run the test executables directly: `cargo test --test X` would resolve features
   # for a smaller selection and rebuild crates in a second variant.
   export E2E_HELM_TESTS=$(test_binary helm) E2E_OPERATOR_TESTS=$(test_binary operator)
-  [[ -x $E2E_HELM_TESTS && -x $E2E_OPERATOR_TESTS ]] || { echo "e2e: test executables not found" >&2; exit 1; }
+  export E2E_MONITORING_TESTS=$(test_binary monitoring)
+  [[ -x $E2E_HELM_TESTS && -x $E2E_OPERATOR_TESTS && -x $E2E_MONITORING_TESTS ]] ||
+    { echo "e2e: test executables not found" >&2; exit 1; }
   echo "e2e: built in $(($(date +%s) - started))s; entering a private network namespace"
   userns=()
   [[ $(id -u) -ne 0 ]] && userns=(--map-root-user)
@@ -110,6 +112,8 @@ echo "e2e: control plane up in $(($(date +%s) - t0))s ($(kubectl version -o json
 
 export DUALCHAIN_E2E_SIMULATED_PODS=1
 t0=$(date +%s)
+# No cluster needed: promtool on the chart's alerts, helm template of its monitoring.
+timeout 120 "$E2E_MONITORING_TESTS" --ignored --test-threads 2
 # One at a time: both install the chart, whose crds/ the first install creates.
 timeout 300 "$E2E_HELM_TESTS" --ignored --test-threads 1
 # shellcheck disable=SC2086 # the filter is a list of test-name words

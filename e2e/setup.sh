@@ -5,6 +5,7 @@
 #   etcd                                                              (go.etcd.io/etcd/server/v3)
 #   kwok, kwokctl                                                     (sigs.k8s.io/kwok)
 #   helm                                                              (helm.sh/helm/v3)
+#   promtool                                                          (github.com/prometheus/prometheus)
 # Idempotent: a tool is rebuilt only when its pin (or its wrapper module under
 # e2e/toolchain) changes. The Go module and build caches live beside the binaries,
 # outside the clone. Needs Go and the Go module proxy; nothing else is downloaded.
@@ -14,6 +15,7 @@ KUBE_VERSION=v1.36.1 # kwok v0.8.0's default; the staging pins live in toolchain
 ETCD_VERSION=v3.6.8  # the etcd release Kubernetes v1.36.1 itself requires
 KWOK_VERSION=v0.8.0
 HELM_VERSION=v3.22.0
+PROMETHEUS_VERSION=v0.316.0 # the Go module of Prometheus v3.16; promtool tests the chart's alerts
 
 E2E_DIR=$(cd "$(dirname "$0")" && pwd)
 CACHE=${DUALCHAIN_CACHE:-$HOME/.cache/dualchain}/k8s
@@ -87,11 +89,17 @@ build_helm() {
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
+build_promtool() {
+  GOBIN=$BIN go install -trimpath -ldflags "-s -w" \
+    "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
+}
+
 build_if_stale kube "$KUBE_VERSION $(module_pin "$E2E_DIR/toolchain/kube")" \
   "kube-apiserver kube-controller-manager kube-scheduler kubectl" build_kube
 build_if_stale etcd "$ETCD_VERSION $(module_pin "$E2E_DIR/toolchain/etcd")" "etcd" build_etcd
 build_if_stale kwok "$KWOK_VERSION" "kwok kwokctl" build_kwok
 build_if_stale helm "$HELM_VERSION" "helm" build_helm
+build_if_stale promtool "$PROMETHEUS_VERSION" "promtool" build_promtool
 
 # e2e/run.sh reads kwok's stage definitions from the module's source.
 [[ -d $GOMODCACHE/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage ]] ||
@@ -102,4 +110,4 @@ if ((${#built[@]})); then
 else
   echo "e2e setup: control plane up to date in $BIN"
 fi
-echo "e2e setup: kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION, helm $HELM_VERSION"
+echo "e2e setup: kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION, helm $HELM_VERSION, promtool $PROMETHEUS_VERSION"

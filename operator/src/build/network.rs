@@ -422,6 +422,9 @@ pub fn network_policy(net: &NetworkRef, operator: Option<&OperatorPods>) -> Netw
     }
 }
 
+/// The `job` of every validator metrics target (the chart's alerts select it).
+pub const VALIDATOR_METRICS_JOB: &str = "dualchain-validators";
+
 /// The Prometheus Operator ServiceMonitor (a dynamic object: its CRD may be absent).
 pub fn service_monitor(net: &NetworkRef, spec: &DualChainNetwork) -> DynamicObject {
     let sm = &spec.spec.template.service_monitor;
@@ -431,8 +434,18 @@ pub fn service_monitor(net: &NetworkRef, spec: &DualChainNetwork) -> DynamicObje
     }
     let mut selector = names::network_selector(&net.name);
     selector.insert("dualchain.dev/service".into(), "peers".into());
+    // Every target names its network and one job for all networks' validators: what
+    // the chart's alerts and validator dashboard group by (helm/dualchain/rules).
+    let relabelings = serde_json::json!([
+        { "targetLabel": "network", "replacement": net.name },
+        { "targetLabel": "job", "replacement": VALIDATOR_METRICS_JOB },
+    ]);
     let endpoint = |port: &str| {
-        let mut e = serde_json::json!({ "port": port, "path": "/metrics" });
+        let mut e = serde_json::json!({
+            "port": port,
+            "path": "/metrics",
+            "relabelings": relabelings,
+        });
         if let Some(interval) = &sm.interval {
             e["interval"] = serde_json::json!(interval);
         }

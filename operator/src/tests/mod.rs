@@ -4,6 +4,7 @@ mod bench_reconcile;
 mod fake_api;
 pub(crate) mod fixtures;
 mod leader;
+mod monitoring;
 mod network_reconcile;
 mod schema;
 mod snapshots;

@@ -127,13 +127,17 @@ pub fn build_context<S: Seams>(
         "net",
     )?))?;
     let metrics = ChainMetrics::register(registry, chain)?;
+    let block_time_ms = identity.genesis.chain(chain).block_time_ms;
+    metrics
+        .block_time_seconds
+        .set(block_time_ms as f64 / 1000.0);
     let (finality, _) = broadcast::channel(FINALITY_CHANNEL_CAPACITY);
     let clock = seams.clock();
     let identity_set = identity.validators.clone();
     Ok(Arc::new(ChainContext {
         chain,
         peer_id: PeerId::of(identity.key.public()),
-        block_time_ms: identity.genesis.chain(chain).block_time_ms,
+        block_time_ms,
         vertex_verdicts: seams.vertex_verdicts(chain),
         started_at_unix_ms: clock.unix_ms(),
         identity,

@@ -4,7 +4,9 @@
 use dualchain_core::types::ChainId;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{LabelPair, MetricFamily};
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// Seconds buckets from 1 ms to ~65 s.
 fn latency_buckets() -> Vec<f64> {
@@ -53,6 +55,10 @@ pub struct ChainMetrics {
     /// 1 while cross-chain relays hold everything but validator sets (one chain
     /// passed a boundary the other has not reached).
     pub cross_chain_paused: IntGauge,
+    /// The chain's block time from the genesis: dashboards and alerts compare the
+    /// chains' block rates with it (Delta's heights should grow Alpha's block time
+    /// over Delta's times as fast as Alpha's).
+    pub block_time_seconds: Gauge,
 }
 
 impl ChainMetrics {
@@ -189,6 +195,10 @@ impl ChainMetrics {
                 "dualchain_epoch_transition_deadlocked",
                 "1 while the epoch transition cannot complete (the chains name different sets, or the next committee's quorum is out of reach past the apply timeout); the health reason says why",
             ))?,
+            block_time_seconds: Gauge::with_opts(opts(
+                "dualchain_chain_block_time_seconds",
+                "The chain's block time (genesis), in seconds",
+            ))?,
             cross_chain_paused: IntGauge::with_opts(opts(
                 "dualchain_cross_chain_paused",
                 "1 while one chain passed an epoch boundary the other has not reached: the attestation relay holds every record but the next validator set",
@@ -224,6 +234,7 @@ impl ChainMetrics {
         registry.register(Box::new(m.epoch_transition_stuck_seconds.clone()))?;
         registry.register(Box::new(m.epoch_transition_deadlocked.clone()))?;
         registry.register(Box::new(m.cross_chain_paused.clone()))?;
+        registry.register(Box::new(m.block_time_seconds.clone()))?;
         Ok(m)
     }
 }
