@@ -3,16 +3,9 @@
 //! that stays empty. (promtool checks the rules' behaviour: `e2e/tests/monitoring.rs`.)
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn repo_root() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-        .parent()
-        .expect("the operator lives in the repository")
-        .to_path_buf()
-}
+use super::schema::repo_root;
 
 /// Every `dualchain_…` name in `text` (a histogram's `_bucket`, `_sum` and `_count`
 /// series reduced to the histogram).

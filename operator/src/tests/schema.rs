@@ -11,13 +11,13 @@ use crate::schema_check;
 /// This package's directory. Read at run time (cargo sets it for `cargo test`): the
 /// compile-time value names whichever clone built the cached binary, and CI builds
 /// every clone into one shared target directory.
-fn manifest_dir() -> PathBuf {
+pub(super) fn manifest_dir() -> PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
-fn repo_root() -> PathBuf {
+pub(super) fn repo_root() -> PathBuf {
     manifest_dir().parent().unwrap().to_path_buf()
 }
 

@@ -759,7 +759,7 @@ impl<'r, R: RecordRead> Staged<'r, R> {
     }
 
     /// A `u64` record, zero when absent.
-    fn u64_record(&self, key: &RecordKey) -> Result<u64, StateError> {
+    pub(crate) fn u64_record(&self, key: &RecordKey) -> Result<u64, StateError> {
         match self.get(key)? {
             Some(bytes) => decode_u64_record(&bytes).map_err(|e| corrupt(key, e)),
             None => Ok(0),
@@ -767,7 +767,7 @@ impl<'r, R: RecordRead> Staged<'r, R> {
     }
 
     /// Writes a `u64` record, deleting it at zero (absent means zero).
-    fn put_u64(&mut self, key: RecordKey, value: u64) {
+    pub(crate) fn put_u64(&mut self, key: RecordKey, value: u64) {
         let value = (value != 0).then(|| value.to_le_bytes().to_vec());
         self.writes.insert(key, value);
     }

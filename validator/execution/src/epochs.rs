@@ -35,8 +35,8 @@ use dualchain_core::hash::Digest;
 use dualchain_core::types::{
     ADMITTED_LOCK, CrossChainEvent, CrossChainFailure, EpochRecord, EpochSchedule, LockRecord,
     LockStatus, MAX_PENDING_SET_CHANGES, MAX_VALIDATORS, MemberRecord, PendingSetChanges,
-    RecordKey, RecordKind, SetChange, SetChangeKind, ValidatorSet, decode_u64_record, member_id,
-    next_validator_set, set_change_message, validator_set_key, verify_set_change,
+    RecordKey, RecordKind, SetChange, SetChangeKind, ValidatorSet, member_id, next_validator_set,
+    set_change_message, validator_set_key, verify_set_change,
 };
 
 use crate::crosschain::{CrossChainEnv, RecordRead, Staged, Step};
@@ -273,18 +273,14 @@ fn lock_stake(
     Ok(Ok(record.amount))
 }
 
-/// The stake governance admitted `key` with, if it did.
+/// The stake governance admitted `key` with, if it did (an admission is never of
+/// zero stake, and a `u64` record is absent at zero).
 fn admitted_stake(
     tx: &Staged<'_, impl RecordRead>,
     key: &ValidatorPublicKey,
 ) -> Result<Option<u64>, StateError> {
-    let key = admission_key(&key.id());
-    let Some(bytes) = tx.get(&key)? else {
-        return Ok(None);
-    };
-    decode_u64_record(&bytes)
-        .map(Some)
-        .map_err(|e| StateError::Corrupt(format!("admission record: {e}")))
+    let stake = tx.u64_record(&admission_key(&key.id()))?;
+    Ok((stake > 0).then_some(stake))
 }
 
 /// Alpha: member `key` asks to leave at the next boundary.
@@ -383,7 +379,7 @@ pub(crate) fn admit(
     if known.any(|key| key.id() == *member) {
         return Ok(Err(F::AlreadyValidator));
     }
-    tx.put(admission_key(member), stake.to_le_bytes().to_vec());
+    tx.put_u64(admission_key(member), stake);
     Ok(Ok(()))
 }
 
@@ -441,7 +437,7 @@ fn settle(
             // Admitted by governance: no lock and no member record (as a genesis
             // validator); the admission is used up once the key is a member.
             if next.index_of(key).is_some() {
-                tx.delete(admission_key(&key.id()));
+                tx.delete(admission_key(&Digest(id)));
             }
         }
         SetChange::Join {

@@ -47,7 +47,8 @@ use dualchain_consensus::BlockSealer;
 use dualchain_core::Digest;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
-    BlockHeader, BlockRange, BlockRangeRequest, ChainId, StateSyncRequest, ValidatorSet,
+    BlockHeader, BlockRange, BlockRangeRequest, ChainId, EpochSchedule, StateSyncRequest,
+    ValidatorSet,
 };
 use dualchain_execution::ExecutionMode;
 use dualchain_net::{EventReceiver, Message, MessageKind, NetEvent, Network, Offence, PeerId};
@@ -135,7 +136,8 @@ impl BehindWatch {
 #[error("{0}")]
 pub struct FellBehind(pub String);
 
-/// The error that ends a driver whose peers are out of its engine's reach.
+/// Ends the driver with [`FellBehind`] if peers at `ahead` are out of its engine's
+/// reach.
 fn fell_behind<S: Seams>(ctx: &ChainContext<S>, ahead: u64) -> anyhow::Result<()> {
     let head = ctx.head().height;
     let Some((behind, window)) = beyond_window(ctx, head, ahead) else {
@@ -208,11 +210,15 @@ fn beyond_window<S: Seams>(ctx: &ChainContext<S>, head: u64, ahead: u64) -> Opti
 
 /// Whether peers at height `ahead` dropped the rounds of the epoch an engine whose
 /// head is `head` runs, with epochs of `length` blocks: they sealed a block past the
-/// second boundary after its start. (Epoch `e` seals heights `e·L+1 ..= (e+1)·L`, so
-/// a head at `h` runs epoch `h / L`.)
+/// second boundary after its start. (The engine after a head at `h` runs the epoch
+/// of height `h + 1`.)
 fn epoch_out_of_reach(head: u64, ahead: u64, length: u64) -> bool {
-    let epoch = head / length.max(1);
-    ahead > epoch.saturating_add(2).saturating_mul(length.max(1))
+    let schedule = EpochSchedule::new(length.max(1));
+    let epoch = schedule.epoch_of(head.saturating_add(1));
+    epoch
+        .checked_add(1)
+        .and_then(|next| schedule.boundary_of(next))
+        .is_some_and(|boundary| ahead > boundary)
 }
 
 /// Whether the chain should follow by blocks instead of starting its engine: an

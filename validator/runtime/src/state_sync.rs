@@ -704,9 +704,9 @@ fn room_shortfall(
 ) -> Option<(usize, u64, u64)> {
     let rest = size.saturating_sub(downloaded);
     let needs = if file_fs.0 == db_fs.0 {
-        [(0, rest.saturating_add(size), file_fs.1), (1, 0, db_fs.1)]
+        vec![(0, rest.saturating_add(size), file_fs.1)]
     } else {
-        [(0, rest, file_fs.1), (1, size, db_fs.1)]
+        vec![(0, rest, file_fs.1), (1, size, db_fs.1)]
     };
     needs.into_iter().find_map(|(which, need, free)| {
         let need = need.saturating_add(DISK_HEADROOM_BYTES);

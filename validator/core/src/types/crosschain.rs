@@ -464,7 +464,8 @@ pub const MAX_GOVERNANCE_CHANGE_LEN: usize = 1 + 4 + MAX_PARAMETER_NAME + 8;
 
 /// What a proposal does on Alpha when it passes: set a parameter record, or change
 /// the validator set at the next epoch boundary (the set changes a validator cannot
-/// ask for itself: taking a member out, and re-weighting one). A member is named by
+/// ask for itself: taking a member out, re-weighting one, admitting one without a
+/// lock). A member is named by
 /// its key's id (`ValidatorPublicKey::id`, what the events and the API show).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GovernanceChange {
