@@ -355,7 +355,9 @@ async fn join(flow: FlowArgs, validator_key: PathBuf, stake: Stake) -> anyhow::R
     };
     let epoch = until_set_change(&alpha, &flow, &key, &sender, request).await?;
     if let Some(epoch) = epoch {
-        print(json!({ "validator": validator, "member_from_epoch": epoch, "lock": lock.to_hex() }));
+        // An admitted join bonds no lock: say so rather than print the zero digest.
+        let lock = (lock != ADMITTED_LOCK).then(|| lock.to_hex());
+        print(json!({ "validator": validator, "member_from_epoch": epoch, "lock": lock }));
     }
     Ok(())
 }
