@@ -59,14 +59,8 @@ fn validators_away_longer_than_the_window_or_wiped_catch_up_by_blocks() {
             wait_serving(&c, 3, chain, target).await;
             c.assert_same_block(&all, chain, target).await;
         }
-        let log = plain(&c.log(3));
-        for chain in ["alpha", "delta"] {
-            assert!(
-                log.lines()
-                    .any(|l| l.contains("caught up by block sync: consensus resumes")
-                        && l.contains(&format!("chain={chain}"))),
-                "the {chain} chain of validator 3 did not catch up by blocks:\n{log}"
-            );
+        for chain in [ChainId::Alpha, ChainId::Delta] {
+            wait_resumed(&c, 3, chain).await;
         }
 
         // It signs again: a Delta block sealed after its return carries its vote.
@@ -91,14 +85,8 @@ fn validators_away_longer_than_the_window_or_wiped_catch_up_by_blocks() {
             c.assert_same_block(&all, chain, 1).await;
             c.assert_same_block(&all, chain, target).await;
         }
-        let log = plain(&c.log(2));
-        for chain in ["alpha", "delta"] {
-            assert!(
-                log.lines()
-                    .any(|l| l.contains("caught up by block sync: consensus resumes")
-                        && l.contains(&format!("chain={chain}"))),
-                "the {chain} chain of the wiped validator 2 did not catch up by blocks:\n{log}"
-            );
+        for chain in [ChainId::Alpha, ChainId::Delta] {
+            wait_resumed(&c, 2, chain).await;
         }
 
         // A validator frozen for longer than the window, its memory intact, finds
@@ -125,14 +113,30 @@ fn validators_away_longer_than_the_window_or_wiped_catch_up_by_blocks() {
             wait_serving(&c, 1, chain, target).await;
             c.assert_same_block(&all, chain, target).await;
         }
-        let log = plain(&c.log(1));
-        assert!(
-            log.lines()
-                .any(|l| l.contains("caught up by block sync: consensus resumes")
-                    && l.contains("chain=delta")),
-            "the Delta chain of the frozen validator 1 did not catch up by blocks:\n{log}"
-        );
+        wait_resumed(&c, 1, ChainId::Delta).await;
+        wait_signs_again(&c, 1, WAIT).await;
     });
+}
+
+/// Waits until validator `i` logs that its `chain` caught up by block sync and
+/// resumed consensus. A follower that reached the tip resumes only at the next epoch
+/// boundary, which can come a few seconds after its height matched its peers'.
+async fn wait_resumed(c: &common::LocalCluster, i: usize, chain: ChainId) {
+    let needle = format!("chain={chain}");
+    let resumed = |log: &str| {
+        log.lines().any(|l| {
+            l.contains("caught up by block sync: consensus resumes") && l.contains(&needle)
+        })
+    };
+    let deadline = Instant::now() + WAIT;
+    while !resumed(&plain(&c.log(i))) {
+        assert!(
+            Instant::now() < deadline,
+            "the {chain} chain of validator {i} did not catch up by blocks and resume:\n{}",
+            plain(&c.log(i))
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Waits until validator `i` serves its `chain` block `height` (its status can say
