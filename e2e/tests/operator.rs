@@ -144,6 +144,7 @@ async fn devnet_example_reconciles_into_owned_children() -> Result<()> {
     let secrets: Api<Secret> = ns.api(client);
     let mut secret_names: Vec<String> = (0..4).map(|i| format!("devnet-validator-{i}")).collect();
     secret_names.extend((0..4).map(|i| format!("devnet-admin-token-{i}")));
+    secret_names.extend((0..4).map(|i| format!("devnet-admin-tls-{i}")));
     secret_names.push("devnet-accounts".into());
     for name in &secret_names {
         let secret = secrets
@@ -293,7 +294,7 @@ async fn each_network_gets_a_network_policy_admitting_only_peers_operator_and_lo
         Some(&["Ingress".to_string()][..])
     );
     let rules = spec.ingress.as_deref().unwrap_or_default();
-    assert_eq!(rules.len(), 3, "{rules:#?}");
+    assert_eq!(rules.len(), 4, "{rules:#?}");
     let tcp = |p| ("TCP".to_string(), p);
     let udp = |p| ("UDP".to_string(), p);
 
@@ -350,11 +351,32 @@ async fn each_network_gets_a_network_policy_admitting_only_peers_operator_and_lo
         ])
     );
 
-    // Metrics: from anywhere, and nothing else is open.
+    // Metrics: from anywhere.
     assert!(rules[2].from.is_none());
     assert_eq!(
         rule_ports(&rules[2]),
         BTreeSet::from([tcp(9100), tcp(9101)])
+    );
+
+    // Admin (TLS): the operator's pods alone, and nothing else is open.
+    assert_eq!(
+        rule_ports(&rules[3]),
+        BTreeSet::from([tcp(3031), tcp(4031)])
+    );
+    let admin_from = rules[3].from.as_deref().unwrap_or_default();
+    assert_eq!(admin_from.len(), 1, "{admin_from:?}");
+    assert_eq!(
+        (
+            match_labels(admin_from[0].namespace_selector.as_ref()),
+            match_labels(admin_from[0].pod_selector.as_ref()),
+        ),
+        (
+            labels(&[("kubernetes.io/metadata.name", "dualchain-system")]),
+            labels(&[
+                ("app.kubernetes.io/name", "dualchain-operator"),
+                ("app.kubernetes.io/instance", "prod"),
+            ])
+        )
     );
     Ok(())
 }

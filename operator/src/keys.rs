@@ -15,6 +15,9 @@ use zeroize::Zeroizing;
 
 /// Secret data key of the admin token.
 pub const ADMIN_TOKEN_KEY: &str = "token";
+/// Secret data keys of a validator's admin TLS identity (the `kubernetes.io/tls` layout).
+pub const ADMIN_TLS_CERT_KEY: &str = "tls.crt";
+pub const ADMIN_TLS_KEY_KEY: &str = "tls.key";
 /// Secret data key of the account keyring.
 pub const KEYRING_KEY: &str = "accounts.keys";
 
@@ -34,6 +37,10 @@ pub enum KeyError {
     },
     #[error("Secret {secret}: `token` is missing or not a usable bearer token")]
     BadAdminToken { secret: String },
+    #[error("cannot generate an admin TLS certificate: {0}")]
+    Certificate(String),
+    #[error("Secret {secret}: `tls.crt` is missing or not a PEM certificate")]
+    BadAdminCertificate { secret: String },
     #[error("Secret {secret}: `public_key` is not an ML-DSA-87 public key in hex")]
     BadPublicKey { secret: String },
     #[error("Secret {secret}: line {line} of the keyring is malformed ({detail})")]
@@ -174,6 +181,42 @@ pub fn new_admin_token() -> Result<Zeroizing<String>, KeyError> {
 /// nothing usable about the token (it is 256 random bits), so it may be shared.
 pub fn admin_token_digest(token: &str) -> String {
     blake3::hash(token.as_bytes()).to_hex().to_string()
+}
+
+/// A validator's admin TLS identity, PEM: what its admin listener presents, and the
+/// certificate the operator trusts for that validator alone.
+pub struct AdminTlsPem {
+    pub certificate: String,
+    pub private_key: Zeroizing<String>,
+}
+
+/// A fresh self-signed admin TLS identity for the validator whose pod is `pod` (the
+/// name in the certificate, which the operator's client checks).
+pub fn new_admin_tls(pod: &str) -> Result<AdminTlsPem, KeyError> {
+    let certified = rcgen::generate_simple_self_signed(vec![pod.to_string()])
+        .map_err(|e| KeyError::Certificate(e.to_string()))?;
+    Ok(AdminTlsPem {
+        certificate: certified.cert.pem(),
+        private_key: Zeroizing::new(certified.signing_key.serialize_pem()),
+    })
+}
+
+/// The certificate of an admin TLS Secret (only the certificate: the operator never
+/// needs a validator's key).
+pub fn admin_tls_certificate(
+    secret: &str,
+    data: &BTreeMap<String, ByteString>,
+) -> Result<Vec<u8>, KeyError> {
+    let pem = data
+        .get(ADMIN_TLS_CERT_KEY)
+        .map(|b| b.0.clone())
+        .unwrap_or_default();
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(KeyError::BadAdminCertificate {
+            secret: secret.to_string(),
+        });
+    }
+    Ok(pem)
 }
 
 pub use dualchain_core::keyfile::{master_seeded_account_keys, seeded_account_keys};

@@ -95,6 +95,12 @@ pub fn validator_secret(network: &str, index: u32) -> String {
 pub fn admin_token_secret(network: &str, index: u32) -> String {
     format!("{network}-admin-token-{index}")
 }
+/// Secret holding validator `index`'s admin TLS certificate and key (`tls.crt`,
+/// `tls.key`): the validator's pod mounts only its own; the operator reads the
+/// certificate to trust exactly that validator's admin listener.
+pub fn admin_tls_secret(network: &str, index: u32) -> String {
+    format!("{network}-admin-tls-{index}")
+}
 /// ConfigMap holding each validator's admin token digest, keyed by pod name (what the
 /// validator pods mount).
 pub fn admin_digests_configmap(network: &str) -> String {

@@ -11,6 +11,11 @@ pub const ALPHA_API: u16 = 3030;
 pub const DELTA_P2P: u16 = 4131;
 /// Delta gRPC control API.
 pub const DELTA_API: u16 = 4030;
+/// Alpha `dualchain.v1.Admin` (gRPC over TLS with the validator's own certificate;
+/// only the operator's pods may reach it).
+pub const ALPHA_ADMIN: u16 = 3031;
+/// Delta `dualchain.v1.Admin` (TLS, operator only).
+pub const DELTA_ADMIN: u16 = 4031;
 /// Prometheus metrics of the `alpha` container (HTTP `/metrics`).
 pub const ALPHA_METRICS: u16 = 9100;
 /// Prometheus metrics of the `delta` container (HTTP `/metrics`).

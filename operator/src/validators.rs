@@ -19,7 +19,7 @@ use dualchain_proto::v1::{
 };
 use dualchain_proto::{AdminClient, AdminToken, NodeClient};
 use futures::future::BoxFuture;
-use tonic::transport::Endpoint;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use zeroize::Zeroizing;
 
 use crate::build::network::ChainName;
@@ -35,9 +35,27 @@ pub struct Target {
     pub chain: ChainName,
 }
 
+/// What the operator needs to call one validator's `Admin`: that validator's own
+/// token, and the certificate its admin listener must present (nothing else is
+/// trusted there). Never printed.
+#[derive(Clone)]
+pub struct AdminAccess {
+    pub token: Zeroizing<String>,
+    pub certificate_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for AdminAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminAccess(<redacted>)")
+    }
+}
+
 impl Target {
     fn uri(&self) -> String {
         format!("http://{}:{}", self.host, self.chain.api_port())
+    }
+    fn admin_uri(&self) -> String {
+        format!("https://{}:{}", self.host, self.chain.admin_port())
     }
     fn proto_chain(&self) -> i32 {
         match self.chain {
@@ -163,13 +181,13 @@ pub trait ValidatorApi: Send + Sync {
     fn pause(
         &self,
         target: Target,
-        token: Zeroizing<String>,
+        access: AdminAccess,
         paused: bool,
     ) -> BoxFuture<'static, Result<(), ValidatorError>>;
     fn set_fault(
         &self,
         target: Target,
-        token: Zeroizing<String>,
+        access: AdminAccess,
         fault: Option<FaultSettings>,
     ) -> BoxFuture<'static, Result<(), ValidatorError>>;
     /// The validator set `target`'s Alpha runs and the changes it holds for the next
@@ -215,6 +233,32 @@ impl Default for GrpcValidators {
 }
 
 impl GrpcValidators {
+    /// A TLS channel to `target`'s admin listener that trusts only the validator's
+    /// own certificate, for the pod name in it.
+    async fn admin_channel(
+        &self,
+        target: &Target,
+        access: &AdminAccess,
+    ) -> Result<tonic::transport::Channel, ValidatorError> {
+        let unreachable = |detail: String| ValidatorError::Unreachable {
+            validator: target.validator.clone(),
+            chain: target.chain.as_str(),
+            detail,
+        };
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&access.certificate_pem))
+            .domain_name(target.validator.clone());
+        Endpoint::from_shared(target.admin_uri())
+            .map_err(|e| unreachable(e.to_string()))?
+            .tls_config(tls)
+            .map_err(|e| unreachable(e.to_string()))?
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.call_timeout)
+            .connect()
+            .await
+            .map_err(|e| unreachable(e.to_string()))
+    }
+
     async fn channel(&self, target: &Target) -> Result<tonic::transport::Channel, ValidatorError> {
         let unreachable = |detail: String| ValidatorError::Unreachable {
             validator: target.validator.clone(),
@@ -376,13 +420,13 @@ impl ValidatorApi for GrpcValidators {
     fn pause(
         &self,
         target: Target,
-        token: Zeroizing<String>,
+        access: AdminAccess,
         paused: bool,
     ) -> BoxFuture<'static, Result<(), ValidatorError>> {
         let this = self.clone();
         Box::pin(async move {
-            let auth = AdminToken::new(&token).map_err(|_| ValidatorError::BadToken)?;
-            let channel = this.channel(&target).await?;
+            let auth = AdminToken::new(&access.token).map_err(|_| ValidatorError::BadToken)?;
+            let channel = this.admin_channel(&target, &access).await?;
             let mut admin = AdminClient::with_interceptor(channel, auth);
             let chain = target.proto_chain();
             let result = if paused {
@@ -406,13 +450,13 @@ impl ValidatorApi for GrpcValidators {
     fn set_fault(
         &self,
         target: Target,
-        token: Zeroizing<String>,
+        access: AdminAccess,
         fault: Option<FaultSettings>,
     ) -> BoxFuture<'static, Result<(), ValidatorError>> {
         let this = self.clone();
         Box::pin(async move {
-            let auth = AdminToken::new(&token).map_err(|_| ValidatorError::BadToken)?;
-            let channel = this.channel(&target).await?;
+            let auth = AdminToken::new(&access.token).map_err(|_| ValidatorError::BadToken)?;
+            let channel = this.admin_channel(&target, &access).await?;
             let mut admin = AdminClient::with_interceptor(channel, auth);
             let chain = target.proto_chain();
             let request = match fault {

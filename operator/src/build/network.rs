@@ -34,7 +34,9 @@ use kube::{Resource, ResourceExt};
 use crate::context::OperatorPods;
 use crate::crd::common::{ChainResources, fault_tolerance};
 use crate::crd::network::DualChainNetwork;
-use crate::keys::{ADMIN_TOKEN_KEY, KEYRING_KEY};
+use crate::keys::{
+    ADMIN_TLS_CERT_KEY, ADMIN_TLS_KEY_KEY, ADMIN_TOKEN_KEY, AdminTlsPem, KEYRING_KEY,
+};
 use crate::names::{self, CONFIG_HASH_ANNOTATION, ROLE_LABEL, TEMPLATE_HASH_ANNOTATION};
 use crate::ports;
 pub use dualchain_core::types::PeerEntry;
@@ -50,6 +52,8 @@ pub const KEY_DIR: &str = "/var/run/dualchain/key";
 /// Where the admin digests ConfigMap is mounted: `<ADMIN_DIR>/<pod name>` holds the
 /// BLAKE3 digest of that validator's admin token. No token is ever in a pod.
 pub const ADMIN_DIR: &str = "/var/run/dualchain/admin";
+/// Where a validator container finds its own admin TLS certificate and key.
+pub const ADMIN_TLS_DIR: &str = "/var/run/dualchain/admin-tls";
 /// The persistent volume; each chain uses `<DATA_DIR>/<chain>`.
 pub const DATA_DIR: &str = "/var/lib/dualchain";
 
@@ -141,6 +145,35 @@ pub fn admin_token_secret(net: &NetworkRef, index: u32, token: &str) -> Secret {
             ADMIN_TOKEN_KEY.to_string(),
             ByteString(token.as_bytes().to_vec()),
         )])),
+        ..Default::default()
+    }
+}
+
+/// Secret holding validator `index`'s admin TLS certificate and key (created once,
+/// never updated; the validator's pod mounts its own, the operator reads the
+/// certificate).
+pub fn admin_tls_secret(net: &NetworkRef, index: u32, tls: &AdminTlsPem) -> Secret {
+    let index_text = index.to_string();
+    Secret {
+        metadata: net.meta(
+            names::admin_tls_secret(&net.name, index),
+            &[
+                (ROLE_LABEL, "admin-tls"),
+                (names::VALIDATOR_INDEX_LABEL, &index_text),
+            ],
+        ),
+        type_: Some("kubernetes.io/tls".into()),
+        immutable: Some(true),
+        data: Some(BTreeMap::from([
+            (
+                ADMIN_TLS_CERT_KEY.to_string(),
+                ByteString(tls.certificate.as_bytes().to_vec()),
+            ),
+            (
+                ADMIN_TLS_KEY_KEY.to_string(),
+                ByteString(tls.private_key.as_bytes().to_vec()),
+            ),
+        ])),
         ..Default::default()
     }
 }
@@ -358,8 +391,10 @@ fn pods_here(labels: BTreeMap<String, String>) -> NetworkPolicyPeer {
 /// Who may reach the network's validators (ingress only; kubelet probes from the pod's
 /// own node are always allowed by NetworkPolicy semantics):
 /// - p2p (QUIC, UDP) of both chains: the same network's validator pods;
-/// - gRPC APIs of both chains (they carry `Admin`): the same network's validators, the
-///   operator's pods (status probes, admin calls) and the network's loadgen pods;
+/// - gRPC APIs of both chains: the same network's validators, the operator's pods
+///   (status probes, flows) and the network's loadgen pods;
+/// - `Admin` (TLS) of both chains: the operator's pods alone (no rule at all, so no
+///   one, when the operator's own pods are unknown);
 /// - metrics: anyone (Prometheus), as before.
 ///
 /// Policies are additive: a cluster admin opens the API to further clients with a
@@ -370,20 +405,51 @@ pub fn network_policy(net: &NetworkRef, operator: Option<&OperatorPods>) -> Netw
         validators(),
         pods_here(names::loadgen_peer_labels(&net.name)),
     ];
-    if let Some(op) = operator {
-        api_clients.push(NetworkPolicyPeer {
-            namespace_selector: Some(LabelSelector {
-                match_labels: Some(BTreeMap::from([(
-                    "kubernetes.io/metadata.name".to_string(),
-                    op.namespace.clone(),
-                )])),
-                ..Default::default()
-            }),
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(op.labels.clone()),
-                ..Default::default()
-            }),
+    let operator_peer = operator.map(|op| NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                "kubernetes.io/metadata.name".to_string(),
+                op.namespace.clone(),
+            )])),
             ..Default::default()
+        }),
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(op.labels.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    api_clients.extend(operator_peer.clone());
+    let mut rules = vec![
+        NetworkPolicyIngressRule {
+            from: Some(vec![validators()]),
+            ports: Some(vec![
+                policy_port(ports::ALPHA_P2P, "UDP"),
+                policy_port(ports::DELTA_P2P, "UDP"),
+            ]),
+        },
+        NetworkPolicyIngressRule {
+            from: Some(api_clients),
+            ports: Some(vec![
+                policy_port(ports::ALPHA_API, "TCP"),
+                policy_port(ports::DELTA_API, "TCP"),
+            ]),
+        },
+        NetworkPolicyIngressRule {
+            from: None,
+            ports: Some(vec![
+                policy_port(ports::ALPHA_METRICS, "TCP"),
+                policy_port(ports::DELTA_METRICS, "TCP"),
+            ]),
+        },
+    ];
+    if let Some(op) = operator_peer {
+        rules.push(NetworkPolicyIngressRule {
+            from: Some(vec![op]),
+            ports: Some(vec![
+                policy_port(ports::ALPHA_ADMIN, "TCP"),
+                policy_port(ports::DELTA_ADMIN, "TCP"),
+            ]),
         });
     }
     NetworkPolicy {
@@ -394,29 +460,7 @@ pub fn network_policy(net: &NetworkRef, operator: Option<&OperatorPods>) -> Netw
                 ..Default::default()
             }),
             policy_types: Some(vec!["Ingress".into()]),
-            ingress: Some(vec![
-                NetworkPolicyIngressRule {
-                    from: Some(vec![validators()]),
-                    ports: Some(vec![
-                        policy_port(ports::ALPHA_P2P, "UDP"),
-                        policy_port(ports::DELTA_P2P, "UDP"),
-                    ]),
-                },
-                NetworkPolicyIngressRule {
-                    from: Some(api_clients),
-                    ports: Some(vec![
-                        policy_port(ports::ALPHA_API, "TCP"),
-                        policy_port(ports::DELTA_API, "TCP"),
-                    ]),
-                },
-                NetworkPolicyIngressRule {
-                    from: None,
-                    ports: Some(vec![
-                        policy_port(ports::ALPHA_METRICS, "TCP"),
-                        policy_port(ports::DELTA_METRICS, "TCP"),
-                    ]),
-                },
-            ]),
+            ingress: Some(rules),
             ..Default::default()
         }),
     }
@@ -588,6 +632,12 @@ impl ChainName {
             ChainName::Delta => ports::DELTA_API,
         }
     }
+    pub fn admin_port(self) -> u16 {
+        match self {
+            ChainName::Alpha => ports::ALPHA_ADMIN,
+            ChainName::Delta => ports::DELTA_ADMIN,
+        }
+    }
     fn p2p_port(self) -> u16 {
         match self {
             ChainName::Alpha => ports::ALPHA_P2P,
@@ -626,6 +676,14 @@ pub fn run_args(chain: ChainName) -> Vec<String> {
         // Kubernetes expands $(POD_NAME) from the container's environment.
         "--admin-token-digest-file".into(),
         format!("{ADMIN_DIR}/$(POD_NAME)"),
+        // Admin on its own port, TLS with the validator's own certificate (which the
+        // operator pins); the NetworkPolicy admits only the operator to it.
+        "--admin-listen".into(),
+        format!("0.0.0.0:{}", chain.admin_port()),
+        "--admin-tls-cert".into(),
+        format!("{ADMIN_TLS_DIR}/{ADMIN_TLS_CERT_KEY}"),
+        "--admin-tls-key".into(),
+        format!("{ADMIN_TLS_DIR}/{ADMIN_TLS_KEY_KEY}"),
         "--data-dir".into(),
         format!("{DATA_DIR}/{c}"),
         "--p2p-listen".into(),
@@ -656,6 +714,8 @@ fn chain_container(net: &DualChainNetwork, chain: ChainName) -> Container {
     let mut key_mount = mount("validator-keys", KEY_DIR, true);
     // Only this pod's own key directory is visible in the container.
     key_mount.sub_path_expr = Some("$(POD_NAME)".into());
+    let mut tls_mount = mount("admin-tls", ADMIN_TLS_DIR, true);
+    tls_mount.sub_path_expr = Some("$(POD_NAME)".into());
     Container {
         name: c.into(),
         image: Some(t.image.clone()),
@@ -679,6 +739,7 @@ fn chain_container(net: &DualChainNetwork, chain: ChainName) -> Container {
         ports: Some(vec![
             port("p2p", chain.p2p_port(), "UDP"),
             port("api", chain.api_port(), "TCP"),
+            port("admin", chain.admin_port(), "TCP"),
             port("metrics", chain.metrics_port(), "TCP"),
         ]),
         readiness_probe: Some(grpc_probe(
@@ -696,6 +757,7 @@ fn chain_container(net: &DualChainNetwork, chain: ChainName) -> Container {
             mount("genesis", GENESIS_DIR, true),
             mount("config", CONFIG_DIR, true),
             key_mount,
+            tls_mount,
             mount("admin-digests", ADMIN_DIR, true),
             mount("tmp", "/tmp", false),
         ]),
@@ -713,31 +775,63 @@ fn validator_keys_volume(name: &str, validators: u32) -> Volume {
         dualchain_core::keyfile::PUBLIC_KEY_FILE,
         dualchain_core::keyfile::SEED_FILE,
     ];
+    per_pod_secret_volume("validator-keys", &files, validators, |i| {
+        (
+            names::validator_secret(name, i),
+            names::validator_pod(name, i),
+        )
+    })
+}
+
+/// Projected volume with every validator's admin TLS certificate and key at
+/// `<pod name>/tls.{crt,key}`; each container mounts only its own, like its key.
+fn admin_tls_volume(name: &str, validators: u32) -> Volume {
+    per_pod_secret_volume("admin-tls", &ADMIN_TLS_FILES, validators, |i| {
+        (
+            names::admin_tls_secret(name, i),
+            names::validator_pod(name, i),
+        )
+    })
+}
+
+/// The files of an admin TLS Secret a validator mounts.
+const ADMIN_TLS_FILES: [&str; 2] = [ADMIN_TLS_CERT_KEY, ADMIN_TLS_KEY_KEY];
+
+/// A projected volume `volume` of one Secret per validator (`secret_of(index)` gives
+/// the Secret's and the pod's name), each Secret's `files` under its pod's name.
+fn per_pod_secret_volume(
+    volume: &str,
+    files: &[&str],
+    validators: u32,
+    secret_of: impl Fn(u32) -> (String, String),
+) -> Volume {
+    let sources = (0..validators)
+        .map(|i| {
+            let (secret, pod) = secret_of(i);
+            VolumeProjection {
+                secret: Some(SecretProjection {
+                    name: secret,
+                    items: Some(
+                        files
+                            .iter()
+                            .map(|f| KeyToPath {
+                                key: (*f).into(),
+                                path: format!("{pod}/{f}"),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    ),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
     Volume {
-        name: "validator-keys".into(),
+        name: volume.into(),
         projected: Some(ProjectedVolumeSource {
             default_mode: Some(0o400),
-            sources: Some(
-                (0..validators)
-                    .map(|i| VolumeProjection {
-                        secret: Some(SecretProjection {
-                            name: names::validator_secret(name, i),
-                            items: Some(
-                                files
-                                    .iter()
-                                    .map(|f| KeyToPath {
-                                        key: (*f).into(),
-                                        path: format!("{}/{f}", names::validator_pod(name, i)),
-                                        ..Default::default()
-                                    })
-                                    .collect(),
-                            ),
-                            optional: Some(false),
-                        }),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
+            sources: Some(sources),
         }),
         ..Default::default()
     }
@@ -809,6 +903,7 @@ pub fn pod_template(net: &DualChainNetwork, config_hash: &str, replicas: u32) ->
                     ..Default::default()
                 },
                 validator_keys_volume(&name, replicas),
+                admin_tls_volume(&name, replicas),
                 Volume {
                     name: "admin-digests".into(),
                     config_map: Some(ConfigMapVolumeSource {

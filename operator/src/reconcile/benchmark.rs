@@ -22,9 +22,8 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::{info, instrument, warn};
-use zeroize::Zeroizing;
 
-use super::network::{apply, read_admin_token};
+use super::network::{apply, read_admin_certificate, read_admin_token};
 use crate::build::benchmark::{self as build, BenchRef, RESULT_KEY};
 use crate::build::network::ChainName;
 use crate::conditions::{self, Desired};
@@ -38,7 +37,7 @@ use crate::crd::network::DualChainNetwork;
 use crate::cron::Schedule;
 use crate::error::{Error, Result, is_conflict, is_not_found};
 use crate::names;
-use crate::validators::{FaultSettings, Target};
+use crate::validators::{AdminAccess, FaultSettings, Target};
 
 /// Controller name (metrics label).
 pub const CONTROLLER: &str = "benchmarkcluster";
@@ -449,9 +448,9 @@ async fn running(
     Ok(Action::requeue(wait))
 }
 
-/// Each validator's own admin token, by index (read by name from the network's
-/// per-validator Secrets; a token never serves another validator).
-type AdminTokens = HashMap<u32, Zeroizing<String>>;
+/// Each validator's own admin token and certificate, by index (read by name from the
+/// network's per-validator Secrets; neither ever serves another validator).
+type AdminTokens = HashMap<u32, AdminAccess>;
 
 async fn admin_tokens(ctx: &Context, b: &BenchRef, indices: &[u32]) -> Result<AdminTokens> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &b.namespace);
@@ -459,17 +458,22 @@ async fn admin_tokens(ctx: &Context, b: &BenchRef, indices: &[u32]) -> Result<Ad
     let mut tokens = AdminTokens::new();
     for &index in indices {
         let name = names::admin_token_secret(&net, index);
-        let secret = secrets.get(&name).await?;
-        tokens.insert(index, read_admin_token(&name, &secret)?);
+        let token = read_admin_token(&name, &secrets.get(&name).await?)?;
+        let name = names::admin_tls_secret(&net, index);
+        let certificate_pem = read_admin_certificate(&name, &secrets.get(&name).await?)?;
+        tokens.insert(
+            index,
+            AdminAccess {
+                token,
+                certificate_pem,
+            },
+        );
     }
     Ok(tokens)
 }
 
-/// The token of the validator `target` names.
-fn token_for(
-    tokens: &AdminTokens,
-    target: &Target,
-) -> std::result::Result<Zeroizing<String>, String> {
+/// The admin access to the validator `target` names.
+fn token_for(tokens: &AdminTokens, target: &Target) -> std::result::Result<AdminAccess, String> {
     tokens
         .get(&target.index)
         .cloned()

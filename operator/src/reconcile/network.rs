@@ -200,6 +200,7 @@ async fn reconcile_inner(net: &DualChainNetwork, ctx: &Context) -> Result<Action
     let known = net.spec.validators.max(running.unwrap_or(0));
     let keys = ensure_validator_keys(ctx, &r, &object_ref, &secrets, known).await?;
     let admin_digests = ensure_admin_tokens(ctx, &r, &object_ref, &secrets, known).await?;
+    ensure_admin_tls(ctx, &r, &object_ref, &secrets, known).await?;
     let genesis = ensure_genesis(ctx, net, &r, &object_ref, &secrets, &config_maps, &keys).await?;
     let genesis_hash = genesis.hash().to_hex();
 
@@ -594,6 +595,62 @@ async fn ensure_admin_tokens(
         .into_iter()
         .map(|(pod, digest, _)| (pod, digest))
         .collect())
+}
+
+/// One admin TLS identity per validator, each in a Secret of its own (created when
+/// absent, never updated; read by name): the validator's pod mounts its own, and the
+/// operator trusts exactly that certificate when it calls the validator's `Admin`.
+async fn ensure_admin_tls(
+    ctx: &Context,
+    r: &NetworkRef,
+    object: &ObjectReference,
+    secrets: &Api<Secret>,
+    validators: u32,
+) -> Result<()> {
+    let created: Vec<bool> = futures::stream::iter(0..validators)
+        .map(|index| async move {
+            let name = names::admin_tls_secret(&r.name, index);
+            if let Some(secret) = secrets.get_opt(&name).await? {
+                read_admin_certificate(&name, &secret)?;
+                return Ok(false);
+            }
+            let pod = names::validator_pod(&r.name, index);
+            let tls = tokio::task::spawn_blocking(move || keys::new_admin_tls(&pod))
+                .await
+                .map_err(|e| Error::Keys(keys::KeyError::Certificate(e.to_string())))??;
+            match secrets
+                .create(&post_params(), &build::admin_tls_secret(r, index, &tls))
+                .await
+            {
+                Ok(_) => Ok(true),
+                // Another writer won the race: theirs is the identity.
+                Err(e) if is_conflict(&e) => Ok(false),
+                Err(e) => Err(Error::from(e)),
+            }
+        })
+        .buffered(ctx.settings.write_concurrency.max(1))
+        .try_collect()
+        .await?;
+    let created = created.into_iter().filter(|c| *c).count();
+    if created > 0 {
+        info!(created, "generated admin TLS identities");
+        ctx.event(
+            object,
+            false,
+            "AdminTlsGenerated",
+            "CreateSecrets",
+            format!("generated {created} per-validator admin TLS Secret(s)"),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// The certificate of an admin TLS Secret; one without a PEM certificate is a
+/// permanent error (the Secret is never rewritten by the operator).
+pub fn read_admin_certificate(name: &str, secret: &Secret) -> Result<Vec<u8>> {
+    let data = secret.data.clone().unwrap_or_default();
+    Ok(keys::admin_tls_certificate(name, &data)?)
 }
 
 /// The token of an admin token Secret; one that is not a usable bearer token is a

@@ -50,22 +50,42 @@ fn token_of(index: u32) -> String {
     format!("s3cr3t-of-validator-{index}")
 }
 
-/// One admin token Secret per validator, as the network reconciler creates them.
+/// The admin certificate of validator `index` in these tests.
+fn certificate_of(index: u32) -> Vec<u8> {
+    format!("-----BEGIN CERTIFICATE-----\nvalidator-{index}\n-----END CERTIFICATE-----\n")
+        .into_bytes()
+}
+
+/// One admin token Secret and one admin TLS Secret per validator, as the network
+/// reconciler creates them.
 fn admin_token_secrets(fake: &FakeApi, network: &str, validators: u32) {
-    for index in 0..validators {
-        let secret = k8s_openapi::api::core::v1::Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some(format!("{network}-admin-token-{index}")),
-                namespace: Some(NS.into()),
-                ..Default::default()
-            },
-            data: Some(std::collections::BTreeMap::from([(
-                "token".to_string(),
-                k8s_openapi::ByteString(token_of(index).into_bytes()),
-            )])),
+    let secret = |name: String, key: &str, value: Vec<u8>| k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name),
+            namespace: Some(NS.into()),
             ..Default::default()
-        };
-        fake.put("v1", NS, "secrets", serde_json::to_value(&secret).unwrap());
+        },
+        data: Some(std::collections::BTreeMap::from([(
+            key.to_string(),
+            k8s_openapi::ByteString(value),
+        )])),
+        ..Default::default()
+    };
+    for index in 0..validators {
+        for s in [
+            secret(
+                format!("{network}-admin-token-{index}"),
+                "token",
+                token_of(index).into_bytes(),
+            ),
+            secret(
+                format!("{network}-admin-tls-{index}"),
+                "tls.crt",
+                certificate_of(index),
+            ),
+        ] {
+            fake.put("v1", NS, "secrets", serde_json::to_value(&s).unwrap());
+        }
     }
 }
 
@@ -104,6 +124,13 @@ async fn every_admin_call_carries_the_token_of_the_validator_it_goes_to() {
     }
     let distinct: std::collections::BTreeSet<&String> = tokens.iter().map(|(_, t)| t).collect();
     assert_eq!(distinct.len(), 4);
+    // Each call trusts only the certificate of the validator it goes to.
+    let certificates = validators.certificates.lock().unwrap().clone();
+    assert_eq!(certificates.len(), 8);
+    for (validator, certificate) in &certificates {
+        let index: u32 = validator.rsplit('-').next().unwrap().parse().unwrap();
+        assert_eq!(*certificate, certificate_of(index), "{validator}");
+    }
     // Only the validators' own Secrets were read, each by name.
     assert_eq!(fake.collection_reads("secrets"), 0);
 }

@@ -7,15 +7,14 @@ use futures::future::BoxFuture;
 use kube::Client;
 use kube::runtime::events::Reporter;
 use serde_json::{Value, json};
-use zeroize::Zeroizing;
 
 use crate::context::{Clock, Context, Settings};
 use crate::crd::benchmark::BenchmarkCluster;
 use crate::crd::network::DualChainNetwork;
 use crate::metrics::Metrics;
 use crate::validators::{
-    ChainReport, FaultSettings, PendingChanges, SetChangeRequest, SetView, Target, ValidatorApi,
-    ValidatorError,
+    AdminAccess, ChainReport, FaultSettings, PendingChanges, SetChangeRequest, SetView, Target,
+    ValidatorApi, ValidatorError,
 };
 use dualchain_core::Digest;
 use dualchain_core::types::Address;
@@ -65,6 +64,8 @@ pub struct FakeValidators {
     pub calls: Mutex<Vec<AdminCall>>,
     /// `(validator, token)` of every admin call.
     pub tokens: Mutex<Vec<(String, String)>>,
+    /// `(validator, certificate trusted)` of every admin call.
+    pub certificates: Mutex<Vec<(String, Vec<u8>)>>,
     /// What every reachable validator's Alpha runs; `None`: it cannot say.
     pub alpha: Mutex<Option<FakeAlpha>>,
 }
@@ -153,13 +154,17 @@ impl ValidatorApi for FakeValidators {
     fn pause(
         &self,
         target: Target,
-        token: Zeroizing<String>,
+        access: AdminAccess,
         paused: bool,
     ) -> BoxFuture<'static, Result<(), ValidatorError>> {
         self.tokens
             .lock()
             .unwrap()
-            .push((target.validator.clone(), token.to_string()));
+            .push((target.validator.clone(), access.token.to_string()));
+        self.certificates
+            .lock()
+            .unwrap()
+            .push((target.validator.clone(), access.certificate_pem.clone()));
         self.calls.lock().unwrap().push(AdminCall::Pause {
             validator: target.validator,
             chain: target.chain.as_str(),
@@ -170,13 +175,17 @@ impl ValidatorApi for FakeValidators {
     fn set_fault(
         &self,
         target: Target,
-        token: Zeroizing<String>,
+        access: AdminAccess,
         fault: Option<FaultSettings>,
     ) -> BoxFuture<'static, Result<(), ValidatorError>> {
         self.tokens
             .lock()
             .unwrap()
-            .push((target.validator.clone(), token.to_string()));
+            .push((target.validator.clone(), access.token.to_string()));
+        self.certificates
+            .lock()
+            .unwrap()
+            .push((target.validator.clone(), access.certificate_pem.clone()));
         self.calls.lock().unwrap().push(AdminCall::Fault {
             validator: target.validator,
             chain: target.chain.as_str(),

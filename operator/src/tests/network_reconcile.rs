@@ -74,10 +74,10 @@ async fn first_creation_builds_every_object_with_owner_references() {
     let action = reconcile(Arc::new(net), ctx.clone()).await.unwrap();
     assert_eq!(action, Action::requeue(ctx.settings.converging_interval));
 
-    // Four key Secrets in the keygen layout, four admin tokens (one per validator) and
-    // the accounts keyring.
+    // Four key Secrets in the keygen layout, four admin tokens and four admin TLS
+    // identities (one per validator) and the accounts keyring.
     let secrets = fake.list("v1", NS, "secrets");
-    assert_eq!(secrets.len(), 9, "{secrets:#?}");
+    assert_eq!(secrets.len(), 13, "{secrets:#?}");
     // The pods mount each validator's token digest, never a token.
     let digests = fake
         .get("v1", NS, "configmaps", "devnet-admin-digests")
@@ -110,6 +110,41 @@ async fn first_creation_builds_every_object_with_owner_references() {
             && w[1] == "/var/run/dualchain/admin/$(POD_NAME)")
     );
     assert!(!args.contains(&json!("--admin-token-file")));
+    // Admin on its own port over TLS, with the pod's own identity mounted alone.
+    for (flag, value) in [
+        ("--admin-listen", "0.0.0.0:3031"),
+        ("--admin-tls-cert", "/var/run/dualchain/admin-tls/tls.crt"),
+        ("--admin-tls-key", "/var/run/dualchain/admin-tls/tls.key"),
+    ] {
+        assert!(
+            args.windows(2).any(|w| w[0] == flag && w[1] == value),
+            "{flag} {value} in {args:?}"
+        );
+    }
+    let tls_volume = volumes.iter().find(|v| v["name"] == "admin-tls").unwrap();
+    let sources = tls_volume["projected"]["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 4);
+    let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
+    let tls_mount = mounts.iter().find(|m| m["name"] == "admin-tls").unwrap();
+    assert_eq!(tls_mount["subPathExpr"], "$(POD_NAME)");
+    let mut certificates = std::collections::BTreeSet::new();
+    for i in 0..4 {
+        let s = fake
+            .get("v1", NS, "secrets", &format!("devnet-admin-tls-{i}"))
+            .unwrap();
+        assert_eq!(s["type"], json!("kubernetes.io/tls"));
+        assert_eq!(s["immutable"], json!(true));
+        let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(s).unwrap();
+        let certificate = crate::reconcile::network::read_admin_certificate("s", &secret).unwrap();
+        let data = secret.data.unwrap();
+        assert!(String::from_utf8_lossy(&data["tls.key"].0).contains("PRIVATE KEY"));
+        certificates.insert(certificate);
+    }
+    assert_eq!(
+        certificates.len(),
+        4,
+        "every validator has an identity of its own"
+    );
     let mut public_keys = Vec::new();
     for i in 0..4 {
         let s = fake
@@ -581,7 +616,7 @@ async fn hundred_validators_reconcile_in_few_requests() {
     .unwrap();
     // Informational only (never asserted): operator-side time against the mock API.
     eprintln!("100-validator first reconcile: {:?}", started.elapsed());
-    assert_eq!(fake.list("v1", NS, "secrets").len(), 201);
+    assert_eq!(fake.list("v1", NS, "secrets").len(), 301);
     let s = sts(&fake, "big");
     assert_eq!(
         s["spec"]["template"]["spec"]["volumes"][2]["projected"]["sources"]
@@ -590,12 +625,13 @@ async fn hundred_validators_reconcile_in_few_requests() {
             .len(),
         100
     );
-    // One get + one create per key and per admin token (Secrets are never listed), and
-    // a constant number of other calls.
+    // One get + one create per key, per admin token and per admin TLS identity
+    // (Secrets are never listed), and a constant number of other calls.
     assert_eq!(fake.collection_reads("secrets"), 0);
     assert_eq!(fake.count("GET", "/secrets/big-validator-"), 100);
     assert_eq!(fake.count("GET", "/secrets/big-admin-token-"), 100);
-    assert!(fake.log().len() < 430, "{} requests", fake.log().len());
+    assert_eq!(fake.count("GET", "/secrets/big-admin-tls-"), 100);
+    assert!(fake.log().len() < 630, "{} requests", fake.log().len());
 }
 
 /// The key id (hex) in validator `index`'s key Secret.

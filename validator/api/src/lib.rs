@@ -8,16 +8,18 @@
 //! # Entry points
 //!
 //! - [`serve_api`] / [`serve_api_on`]: one tonic server for one chain with the
-//!   `Transactions`, `Node`, `CrossChain` and `Admin` services (Admin behind a bearer
-//!   token checked against [`ApiOptions::admin_token`]: the token or its BLAKE3 digest),
-//!   `grpc.health.v1` and server reflection (v1 and v1alpha), until a shutdown future
-//!   completes.
+//!   `Transactions`, `Node` and `CrossChain` services, `grpc.health.v1` and server
+//!   reflection (v1 and v1alpha), until a shutdown future completes; and, on a listener
+//!   of its own ([`ApiListeners::admin`]: loopback, or TLS with [`ApiOptions::admin_tls`]),
+//!   the `Admin` service behind a bearer token checked against
+//!   [`ApiOptions::admin_token`] (the token or its BLAKE3 digest).
 //! - [`serve_metrics`] / [`serve_metrics_on`]: `GET /metrics` (Prometheus text
 //!   format) and `GET /healthz` over HTTP/1.1.
 //!
 //! # Module map
 //!
 //! - `server`: options, error type, the serve functions and graceful shutdown;
+//! - `admin_server`: the `Admin` service's own listener (loopback, or TLS);
 //! - `chain`: which chain a request names, against the chain this port serves;
 //! - `status`: every [`ApiError`] → `tonic::Status` mapping, in one place;
 //! - [`domain`]: what [`ChainApi`] speaks (status, admissions, snapshots, fault
@@ -38,6 +40,7 @@ use bytes::Bytes;
 use dualchain_core::types::{Attestation, Block, BlockCertificate, BlockEvents, ChainId};
 
 mod admin;
+mod admin_server;
 mod call_limits;
 mod chain;
 mod connections;
@@ -57,6 +60,9 @@ mod submit_door;
 mod transactions;
 
 pub use admin::AdminCredential;
+pub use admin_server::{
+    ADMIN_MAX_CONNECTIONS, ADMIN_MAX_CONNECTIONS_PER_IP, AdminTls, install_crypto_provider,
+};
 pub use call_limits::CallLimits;
 pub use chain::{from_proto as chain_from_proto, to_proto as chain_to_proto};
 pub use connections::{ApiConnectInfo, ConnectionLimits, LimitedConnection, MIN_IDLE_TO_EVICT};
@@ -67,7 +73,9 @@ pub use domain::{
 };
 pub use faults::{FaultValidationError, validate_fault_injection};
 pub use metrics_http::{MetricsServeError, serve_metrics, serve_metrics_on};
-pub use server::{ApiOptions, ApiServeError, DEFAULT_MAX_REPLAY_BLOCKS, serve_api, serve_api_on};
+pub use server::{
+    ApiListeners, ApiOptions, ApiServeError, DEFAULT_MAX_REPLAY_BLOCKS, serve_api, serve_api_on,
+};
 
 /// A block the chain has executed and committed (BFT-final), as the API sees it.
 #[derive(Clone, Debug)]

@@ -1,8 +1,10 @@
 //! The gRPC server of one chain: options, errors, wiring and graceful shutdown.
 //!
-//! One tonic server carries `dualchain.v1.{Transactions, Node, CrossChain, Admin}`,
+//! One tonic server carries `dualchain.v1.{Transactions, Node, CrossChain}`,
 //! `grpc.health.v1.Health` and server reflection (`grpc.reflection.v1` and
-//! `v1alpha`, describing `dualchain.v1` and the health service). Message size
+//! `v1alpha`, describing `dualchain.v1` and the health service); `Admin` has a
+//! listener of its own, loopback or TLS (`admin_server`), and is never on the
+//! public port. Message size
 //! limits apply to both directions of every `dualchain.v1` service; an oversized
 //! request is RESOURCE_EXHAUSTED (see `oversize`). Requests of the query and
 //! admin services (`Node`, `CrossChain`, `Admin`) are small by design and are
@@ -44,6 +46,7 @@ use tonic::transport::Server;
 
 use crate::ChainApi;
 use crate::admin::{AdminAuth, AdminCredential, AdminService};
+use crate::admin_server::{AdminListener, AdminTls};
 use crate::call_limits::{CallGateLayer, CallLimits};
 use crate::connections::{ConnectionLimits, ConnectionTable, LimitedIncoming};
 use crate::crosschain::CrossChainService;
@@ -74,10 +77,13 @@ const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ApiOptions {
     /// What the bearer token of every `Admin` call is checked against: the
     /// token itself, or its BLAKE3 digest (`String`/`&str` convert into a
-    /// token). `None` disables the admin API: every call is refused with
-    /// UNAUTHENTICATED. Never logged; a token must be visible ASCII without
-    /// spaces.
+    /// token). Requires an admin listener ([`ApiListeners::admin`]); `None`
+    /// with no admin listener disables the admin API (nothing serves it).
+    /// Never logged; a token must be visible ASCII without spaces.
     pub admin_token: Option<AdminCredential>,
+    /// The certificate and key the admin listener presents. Required when that
+    /// listener is not on a loopback address.
+    pub admin_tls: Option<AdminTls>,
     /// Largest gRPC message accepted and sent, in bytes.
     pub max_message_bytes: usize,
     /// Per-stream buffer of `StreamFinality`, in events (at least
@@ -103,6 +109,7 @@ impl Default for ApiOptions {
     fn default() -> Self {
         Self {
             admin_token: None,
+            admin_tls: None,
             max_message_bytes: DEFAULT_MAX_GRPC_MESSAGE_BYTES,
             finality_stream_buffer: MIN_FINALITY_STREAM_BUFFER,
             max_replay_blocks: DEFAULT_MAX_REPLAY_BLOCKS,
@@ -122,6 +129,7 @@ impl fmt::Debug for ApiOptions {
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("admin_tls", &self.admin_tls)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("finality_stream_buffer", &self.finality_stream_buffer)
             .field("max_replay_blocks", &self.max_replay_blocks)
@@ -184,6 +192,45 @@ pub enum ApiServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("the admin gRPC server failed: {0}")]
+    AdminTransport(tonic::transport::Error),
+    #[error("the admin API task ended abnormally: {0}")]
+    AdminTask(String),
+}
+
+/// The listeners of one chain's API: the public one, and the `Admin` service's
+/// own (loopback, or TLS with [`ApiOptions::admin_tls`]).
+pub struct ApiListeners {
+    pub api: TcpListener,
+    pub admin: Option<TcpListener>,
+}
+
+impl From<TcpListener> for ApiListeners {
+    /// The public listener alone: no admin API.
+    fn from(api: TcpListener) -> Self {
+        Self { api, admin: None }
+    }
+}
+
+impl ApiListeners {
+    /// The admin listener and the admin options agree: a credential and a
+    /// listener come together, TLS only with a listener.
+    fn check_admin(&self, options: &ApiOptions) -> Result<(), ApiServeError> {
+        let invalid = |message: &str| Err(ApiServeError::InvalidOptions(message.into()));
+        match (&self.admin, &options.admin_token) {
+            (None, Some(_)) => invalid(
+                "admin_token is set but there is no admin listener: the Admin service is \
+                 served only on its own listener (loopback, or TLS), never on the public port",
+            ),
+            (Some(_), None) => invalid(
+                "an admin listener needs admin_token: without a credential nobody could call it",
+            ),
+            (None, None) if options.admin_tls.is_some() => {
+                invalid("admin_tls is set but there is no admin listener to present it")
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What every service of one server shares.
@@ -217,16 +264,28 @@ pub async fn serve_api(
     serve_api_on(listener, api, options, shutdown).await
 }
 
-/// [`serve_api`] on an already bound listener (bind port 0 and read the port
-/// first, as tests and the devnet do).
+/// [`serve_api`] on already bound listeners (bind port 0 and read the port
+/// first, as tests and the devnet do): the public one, and optionally the
+/// `Admin` service's own.
 pub async fn serve_api_on(
-    listener: TcpListener,
+    listeners: impl Into<ApiListeners>,
     api: Arc<dyn ChainApi>,
     options: ApiOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ApiServeError> {
     options.validate()?;
+    let ApiListeners {
+        api: listener,
+        admin: admin_listener,
+    } = {
+        let listeners = listeners.into();
+        listeners.check_admin(&options)?;
+        listeners
+    };
     let chain = api.chain();
+    let admin_server = admin_listener
+        .map(|l| AdminListener::prepare(l, options.admin_tls.as_ref(), chain))
+        .transpose()?;
     let local_addr = listener.local_addr().map_err(ApiServeError::LocalAddr)?;
     let metrics = RequestMetrics::new(chain, options.metrics_registry.as_ref())?;
     let (stop_sender, stop_receiver) = watch::channel(false);
@@ -289,7 +348,6 @@ pub async fn serve_api_on(
         .add_service(transactions)
         .add_service(node)
         .add_service(crosschain)
-        .add_service(admin)
         .serve_with_incoming_shutdown(incoming, async {
             let _ = stop_accepting_signal.await;
         });
@@ -298,10 +356,28 @@ pub async fn serve_api_on(
     tracing::info!(
         %chain,
         addr = %local_addr,
-        admin_enabled = options.admin_token.is_some(),
         max_connections = options.connections.max_connections,
         "gRPC API listening"
     );
+    let mut admin_task = admin_server.map(|admin_server| {
+        tracing::info!(
+            %chain,
+            addr = %admin_server.addr,
+            tls = admin_server.tls,
+            "gRPC admin API listening"
+        );
+        // It stops with the public server.
+        let mut stopped = stop_sender.subscribe();
+        tokio::spawn(admin_server.run(admin, async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }))
+    });
+    let admin_ended = async {
+        match admin_task.as_mut() {
+            Some(task) => task.await,
+            None => std::future::pending().await,
+        }
+    };
 
     tokio::select! {
         result = &mut server => {
@@ -309,6 +385,13 @@ pub async fn serve_api_on(
             stop_sender.send_replace(true);
             health_task.abort();
             result?;
+            return Ok(());
+        }
+        ended = admin_ended => {
+            // The admin server stopped on its own: an accept-loop error.
+            stop_sender.send_replace(true);
+            health_task.abort();
+            ended.map_err(|e| ApiServeError::AdminTask(e.to_string()))??;
             return Ok(());
         }
         () = shutdown => {}
@@ -321,6 +404,11 @@ pub async fn serve_api_on(
         tracing::warn!(%error, "health task ended abnormally");
     }
     let _ = stop_accepting.send(());
+    if let Some(task) = admin_task
+        && let Ok(Ok(Err(error))) = tokio::time::timeout(options.shutdown_grace, task).await
+    {
+        tracing::warn!(%chain, %error, "the admin API ended with an error while stopping");
+    }
     match tokio::time::timeout(options.shutdown_grace, &mut server).await {
         Ok(result) => result?,
         Err(_) => tracing::warn!(
@@ -342,12 +430,20 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Reflection over `dualchain.v1` and `grpc.health.v1` (the reflection service
+/// Reflection over `dualchain.v1` and `grpc.health.v1`, advertising what this
+/// port serves: not `Admin`, whose listener is another (the reflection service
 /// describes itself).
 fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    use dualchain_proto::v1::{cross_chain_server, node_server, transactions_server};
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(dualchain_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name(transactions_server::SERVICE_NAME)
+        .with_service_name(node_server::SERVICE_NAME)
+        .with_service_name(cross_chain_server::SERVICE_NAME)
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection")
 }
 
 #[cfg(test)]

@@ -695,31 +695,150 @@ async fn shutdown_ends_open_streams_and_returns() {
 
 // ------------------------------------------------------------- admin
 
+/// `Admin` is never served on the public port: with or without a token, and
+/// with the right token, an Admin call there is UNIMPLEMENTED and changes nothing.
 #[tokio::test]
-async fn admin_is_refused_without_a_configured_token() {
+async fn admin_is_never_on_the_public_port() {
+    bounded(async {
+        for options in [
+            options_with_token(),
+            ApiOptions {
+                admin_token: None,
+                ..options_with_token()
+            },
+        ] {
+            let server = Running::start(FakeChain::new(ChainId::Alpha, 64), options).await;
+            let channel = server.channel().await;
+            let status = admin(channel.clone(), TOKEN)
+                .pause_chain(PauseChainRequest {
+                    chain: 0,
+                    reason: String::new(),
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+            let status = AdminClient::new(channel)
+                .get_fault_injection(GetFaultInjectionRequest { chain: 0 })
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+            assert!(
+                !server.fake.node_status().chains[0].paused,
+                "nothing was paused"
+            );
+            drop(server.stop().await);
+        }
+    })
+    .await;
+}
+
+/// A token without an admin listener, a listener without a token, and TLS
+/// without a listener are refused before anything listens.
+#[tokio::test]
+async fn admin_options_and_listeners_must_agree() {
+    bounded(async {
+        let fake = FakeChain::new(ChainId::Delta, 4);
+        let cases = [
+            (options_with_token(), false, "no admin listener"),
+            (
+                ApiOptions {
+                    admin_token: None,
+                    ..options_with_token()
+                },
+                true,
+                "needs admin_token",
+            ),
+            (
+                ApiOptions {
+                    admin_token: None,
+                    admin_tls: Some(support::admin_tls_identity()),
+                    ..options_with_token()
+                },
+                false,
+                "admin_tls is set",
+            ),
+            (
+                ApiOptions {
+                    admin_tls: Some(dualchain_api::AdminTls {
+                        certificate_pem: b"not a certificate".to_vec(),
+                        private_key_pem: b"not a key".to_vec(),
+                    }),
+                    ..options_with_token()
+                },
+                true,
+                "not usable",
+            ),
+        ];
+        for (options, with_admin, expected) in cases {
+            let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let admin = match with_admin {
+                true => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+                false => None,
+            };
+            let listeners = dualchain_api::ApiListeners { api, admin };
+            let error = dualchain_api::serve_api_on(
+                listeners,
+                fake.clone(),
+                options,
+                std::future::pending(),
+            )
+            .await
+            .unwrap_err();
+            assert!(matches!(error, ApiServeError::InvalidOptions(_)), "{error}");
+            assert!(error.to_string().contains(expected), "{error}");
+            assert!(!error.to_string().contains(TOKEN), "{error}");
+        }
+    })
+    .await;
+}
+
+/// Over TLS the admin listener answers a client that trusts its certificate, and
+/// no other: not a plaintext client, not one trusting another certificate.
+#[tokio::test]
+async fn the_admin_listener_over_tls_answers_only_clients_that_trust_it() {
     bounded(async {
         let options = ApiOptions {
-            admin_token: None,
+            admin_tls: Some(support::admin_tls_identity()),
             ..options_with_token()
         };
-        let server = Running::start(FakeChain::new(ChainId::Alpha, 64), options).await;
-        let channel = server.channel().await;
-        let mut with_some_token = admin(channel.clone(), "anything");
-        let status = with_some_token
+        let server = Running::start(FakeChain::new(ChainId::Delta, 64), options).await;
+        let paused = admin(server.admin_channel().await, TOKEN)
             .pause_chain(PauseChainRequest {
                 chain: 0,
-                reason: String::new(),
+                reason: "over tls".into(),
             })
             .await
-            .unwrap_err();
-        assert_eq!(status.code(), Code::Unauthenticated);
-        assert!(status.message().contains("no admin token configured"));
-        let mut anonymous = AdminClient::new(channel);
-        let status = anonymous
-            .get_fault_injection(GetFaultInjectionRequest { chain: 0 })
+            .unwrap()
+            .into_inner();
+        assert!(!paused.already_paused);
+        assert!(server.fake.node_status().chains[0].paused);
+
+        let addr = server.admin_addr.unwrap();
+        let plain = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(5))
+            .connect_lazy();
+        let status = admin(plain, TOKEN)
+            .resume_chain(ResumeChainRequest { chain: 0 })
             .await
             .unwrap_err();
-        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_ne!(status.code(), Code::Ok);
+
+        let stranger = support::admin_tls_identity();
+        let distrusting = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .tls_config(support::admin_tls_client(&stranger.certificate_pem))
+            .unwrap();
+        assert!(
+            distrusting.connect().await.is_err(),
+            "a certificate it does not trust"
+        );
+        assert!(
+            server.fake.node_status().chains[0].paused,
+            "neither client resumed the chain"
+        );
         drop(server.stop().await);
     })
     .await;
@@ -739,7 +858,7 @@ async fn a_digest_configured_node_accepts_its_token_and_refuses_another_validato
             ..options_with_token()
         };
         let server = Running::start(FakeChain::new(ChainId::Delta, 64), options).await;
-        let channel = server.channel().await;
+        let channel = server.admin_channel().await;
         let pause = || PauseChainRequest {
             chain: Chain::Delta as i32,
             reason: "fault".into(),
@@ -774,7 +893,7 @@ async fn a_digest_configured_node_accepts_its_token_and_refuses_another_validato
 async fn admin_needs_the_right_token() {
     bounded(async {
         let server = delta_server().await;
-        let channel = server.channel().await;
+        let channel = server.admin_channel().await;
         let mut anonymous = AdminClient::new(channel.clone());
         let missing = anonymous
             .resume_chain(ResumeChainRequest { chain: 0 })
@@ -861,7 +980,7 @@ async fn admin_needs_the_right_token() {
 async fn fault_injection_is_validated_and_round_trips() {
     bounded(async {
         let server = delta_server().await;
-        let mut right = admin(server.channel().await, TOKEN);
+        let mut right = admin(server.admin_channel().await, TOKEN);
         let invalid = [
             FaultInjection {
                 drop_probability: f64::NAN,

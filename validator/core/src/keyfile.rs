@@ -223,7 +223,7 @@ fn write_private(path: &Path, content: &[u8]) -> Result<(), KeyFileError> {
 /// and group may access: a seed anyone on the machine can read is no longer a secret.
 /// Group access stays allowed, since Kubernetes gives mounted secrets to the pod's
 /// `fsGroup`.
-fn read_secret(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
+pub fn read_secret(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use dualchain_api::AdminCredential;
+use dualchain_api::{AdminCredential, AdminTls};
 use dualchain_core::types::ChainId;
 use dualchain_execution::ExecutionMode;
 use dualchain_runtime::admission_gate::{DEFAULT_MAX_WAIT_MS, MAX_WAIT_RANGE_MS};
@@ -82,7 +82,7 @@ impl From<ExecutionModeArg> for ExecutionMode {
 }
 
 /// `dualchain run`: one validator, one or both chains.
-#[derive(clap::Args, Debug, Default)]
+#[derive(clap::Args, Clone, Debug, Default)]
 pub struct RunArgs {
     /// Config file (TOML, or JSON if it ends in .json); flags and env override it.
     #[arg(long, value_name = "FILE", env = "DUALCHAIN_CONFIG")]
@@ -102,13 +102,31 @@ pub struct RunArgs {
     /// Peers file: `[{"index","name","host","alphaP2pPort","deltaP2pPort",...}]`.
     #[arg(long, value_name = "FILE", env = "DUALCHAIN_PEERS")]
     pub peers: Option<PathBuf>,
-    /// File holding the bearer token `dualchain.v1.Admin` requires (without it or a digest file every admin call is refused).
+    /// File holding the bearer token `dualchain.v1.Admin` requires (without it or a digest
+    /// file the node serves no admin API). Admin has its own listener, never the API port.
     #[arg(long, value_name = "FILE", env = "DUALCHAIN_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
     /// File holding the BLAKE3 digest (64 hex digits) of the bearer token `dualchain.v1.Admin`
     /// requires: the node checks tokens without holding one. Excludes --admin-token-file.
     #[arg(long, value_name = "FILE", env = "DUALCHAIN_ADMIN_TOKEN_DIGEST_FILE")]
     pub admin_token_digest_file: Option<PathBuf>,
+    /// Admin gRPC listen address of the single chain run by this process.
+    #[arg(long, value_name = "ADDR", env = "DUALCHAIN_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Alpha admin gRPC listen address, used when an admin credential is given [default:
+    /// 127.0.0.1:<genesis alpha api port + 1, 3031>]; not a loopback address only with
+    /// --admin-tls-cert/--admin-tls-key.
+    #[arg(long, value_name = "ADDR", env = "DUALCHAIN_ALPHA_ADMIN_LISTEN")]
+    pub alpha_admin_listen: Option<SocketAddr>,
+    /// Delta admin gRPC listen address [default: 127.0.0.1:<genesis delta api port + 1, 4031>].
+    #[arg(long, value_name = "ADDR", env = "DUALCHAIN_DELTA_ADMIN_LISTEN")]
+    pub delta_admin_listen: Option<SocketAddr>,
+    /// PEM certificate the admin listeners present (TLS); with --admin-tls-key.
+    #[arg(long, value_name = "FILE", env = "DUALCHAIN_ADMIN_TLS_CERT")]
+    pub admin_tls_cert: Option<PathBuf>,
+    /// PEM private key of --admin-tls-cert (readable by its owner only).
+    #[arg(long, value_name = "FILE", env = "DUALCHAIN_ADMIN_TLS_KEY")]
+    pub admin_tls_key: Option<PathBuf>,
     /// QUIC listen address of the single chain run by this process.
     #[arg(long, value_name = "ADDR", env = "DUALCHAIN_P2P_LISTEN")]
     pub p2p_listen: Option<SocketAddr>,
@@ -201,6 +219,11 @@ pub struct FileConfig {
     pub peers: Option<PathBuf>,
     pub admin_token_file: Option<PathBuf>,
     pub admin_token_digest_file: Option<PathBuf>,
+    pub admin_listen: Option<SocketAddr>,
+    pub alpha_admin_listen: Option<SocketAddr>,
+    pub delta_admin_listen: Option<SocketAddr>,
+    pub admin_tls_cert: Option<PathBuf>,
+    pub admin_tls_key: Option<PathBuf>,
     pub p2p_listen: Option<SocketAddr>,
     pub api_listen: Option<SocketAddr>,
     pub alpha_p2p_listen: Option<SocketAddr>,
@@ -252,6 +275,15 @@ pub enum AdminCredentialFile {
 pub struct ChainListen {
     pub p2p: Option<SocketAddr>,
     pub api: Option<SocketAddr>,
+    /// The admin listener (used only with an admin credential).
+    pub admin: Option<SocketAddr>,
+}
+
+/// The certificate and key files the admin listeners present.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminTlsFiles {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
 }
 
 /// The merged configuration of `dualchain run`.
@@ -265,6 +297,8 @@ pub struct NodeConfig {
     /// The `Admin` credential's source: `--admin-token-file` or
     /// `--admin-token-digest-file` (at most one), read by [`read_admin_token`].
     pub admin_credential: Option<AdminCredentialFile>,
+    /// `--admin-tls-cert`/`--admin-tls-key`: the admin listeners speak TLS.
+    pub admin_tls: Option<AdminTlsFiles>,
     pub alpha: ChainListen,
     pub delta: ChainListen,
     pub metrics_listen: SocketAddr,
@@ -349,10 +383,11 @@ impl NodeConfig {
         };
         let p2p = args.p2p_listen.or(file.p2p_listen);
         let api = args.api_listen.or(file.api_listen);
-        if chains == ChainSelection::Both && (p2p.is_some() || api.is_some()) {
+        let admin = args.admin_listen.or(file.admin_listen);
+        if chains == ChainSelection::Both && (p2p.is_some() || api.is_some() || admin.is_some()) {
             bail!(
-                "--p2p-listen/--api-listen name the single chain of a one-chain process; \
-                 with --chain both use --alpha-p2p-listen, --delta-api-listen, ..."
+                "--p2p-listen/--api-listen/--admin-listen name the single chain of a one-chain \
+                 process; with --chain both use --alpha-p2p-listen, --delta-api-listen, ..."
             );
         }
         let consensus_window_secs = args
@@ -390,6 +425,7 @@ impl NodeConfig {
         let single = |chain: ChainSelection| ChainListen {
             p2p: if chains == chain { p2p } else { None },
             api: if chains == chain { api } else { None },
+            admin: if chains == chain { admin } else { None },
         };
         let alpha_single = single(ChainSelection::Alpha);
         let delta_single = single(ChainSelection::Delta);
@@ -402,6 +438,10 @@ impl NodeConfig {
                 .alpha_api_listen
                 .or(file.alpha_api_listen)
                 .or(alpha_single.api),
+            admin: args
+                .alpha_admin_listen
+                .or(file.alpha_admin_listen)
+                .or(alpha_single.admin),
         };
         let delta = ChainListen {
             p2p: args
@@ -412,6 +452,10 @@ impl NodeConfig {
                 .delta_api_listen
                 .or(file.delta_api_listen)
                 .or(delta_single.api),
+            admin: args
+                .delta_admin_listen
+                .or(file.delta_admin_listen)
+                .or(delta_single.admin),
         };
         let default_metrics_port = if chains == ChainSelection::Delta {
             9101
@@ -439,6 +483,36 @@ impl NodeConfig {
             (None, Some(digest)) => Some(AdminCredentialFile::Digest(digest)),
             (None, None) => None,
         };
+        let admin_tls = match (
+            args.admin_tls_cert.or(file.admin_tls_cert),
+            args.admin_tls_key.or(file.admin_tls_key),
+        ) {
+            (Some(certificate), Some(private_key)) => Some(AdminTlsFiles {
+                certificate,
+                private_key,
+            }),
+            (None, None) => None,
+            _ => bail!(
+                "--admin-tls-cert and --admin-tls-key (adminTlsCert, adminTlsKey) come together: \
+                 the admin listeners need both the certificate and its key"
+            ),
+        };
+        let admin_listen_given = alpha.admin.is_some() || delta.admin.is_some();
+        if admin_credential.is_none() && (admin_tls.is_some() || admin_listen_given) {
+            bail!(
+                "an admin listener or admin TLS is configured but no admin credential \
+                 (--admin-token-file or --admin-token-digest-file): nobody could call it"
+            );
+        }
+        for addr in [alpha.admin, delta.admin].into_iter().flatten() {
+            if admin_tls.is_none() && !addr.ip().is_loopback() {
+                bail!(
+                    "the admin listener {addr} is not a loopback address: give it \
+                     --admin-tls-cert and --admin-tls-key (adminTlsCert, adminTlsKey), so the \
+                     admin token never crosses a network in clear"
+                );
+            }
+        }
         Ok(Self {
             chains,
             genesis: required(args.genesis, file.genesis, "genesis")?,
@@ -446,6 +520,7 @@ impl NodeConfig {
             data_dir: required(args.data_dir, file.data_dir, "data-dir")?,
             peers: args.peers.or(file.peers),
             admin_credential,
+            admin_tls,
             alpha,
             delta,
             metrics_listen: args
@@ -501,6 +576,23 @@ impl NodeConfig {
             _ => self.data_dir.clone(),
         }
     }
+}
+
+/// Reads the admin listeners' certificate and key (PEM). The key file, like a key
+/// seed, must not be readable by other users; its bytes are never logged.
+pub fn read_admin_tls(files: &AdminTlsFiles) -> anyhow::Result<AdminTls> {
+    let certificate_pem = std::fs::read(&files.certificate).with_context(|| {
+        format!(
+            "reading the admin TLS certificate {}",
+            files.certificate.display()
+        )
+    })?;
+    let key = dualchain_core::keyfile::read_secret(&files.private_key)
+        .context("reading the admin TLS key")?;
+    Ok(AdminTls {
+        certificate_pem,
+        private_key_pem: key.as_bytes().to_vec(),
+    })
 }
 
 /// Reads the node's `Admin` credential: a token file holds one line of at least 16
@@ -630,6 +722,77 @@ mod tests {
             err.to_string().contains("which this process does not run"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn admin_listeners_are_loopback_unless_tls_and_need_a_credential() {
+        let with_token = || {
+            let mut args = base_args();
+            args.admin_token_digest_file = Some("digest".into());
+            args
+        };
+        let cfg = NodeConfig::resolve(with_token(), FileConfig::default()).unwrap();
+        assert_eq!(cfg.alpha.admin, None, "the default is chosen at start");
+        assert_eq!(cfg.admin_tls, None);
+
+        let file: FileConfig = toml::from_str(
+            "alphaAdminListen = \"127.0.0.1:7001\"\ndeltaAdminListen = \"[::1]:7002\"",
+        )
+        .unwrap();
+        let cfg = NodeConfig::resolve(with_token(), file).unwrap();
+        assert_eq!(cfg.alpha.admin, Some("127.0.0.1:7001".parse().unwrap()));
+        assert_eq!(cfg.delta.admin, Some("[::1]:7002".parse().unwrap()));
+
+        let mut open = with_token();
+        open.delta_admin_listen = Some("0.0.0.0:4031".parse().unwrap());
+        let err = NodeConfig::resolve(open.clone(), FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("not a loopback address"), "{err}");
+        open.admin_tls_cert = Some("tls.crt".into());
+        open.admin_tls_key = Some("tls.key".into());
+        let cfg = NodeConfig::resolve(open.clone(), FileConfig::default()).unwrap();
+        assert_eq!(
+            cfg.admin_tls,
+            Some(AdminTlsFiles {
+                certificate: "tls.crt".into(),
+                private_key: "tls.key".into(),
+            })
+        );
+
+        open.admin_tls_key = None;
+        let err = NodeConfig::resolve(open, FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("come together"), "{err}");
+
+        let mut no_credential = base_args();
+        no_credential.alpha_admin_listen = Some("127.0.0.1:7001".parse().unwrap());
+        let err = NodeConfig::resolve(no_credential, FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("no admin credential"), "{err}");
+
+        let mut both = with_token();
+        both.admin_listen = Some("127.0.0.1:7001".parse().unwrap());
+        let err = NodeConfig::resolve(both, FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("--admin-listen"), "{err}");
+    }
+
+    #[test]
+    fn the_admin_tls_key_must_be_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let files = AdminTlsFiles {
+            certificate: dir.path().join("tls.crt"),
+            private_key: dir.path().join("tls.key"),
+        };
+        std::fs::write(&files.certificate, "CERT").unwrap();
+        std::fs::write(&files.private_key, "KEY-SECRET").unwrap();
+        std::fs::set_permissions(&files.private_key, std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        let err = format!("{:#}", read_admin_tls(&files).unwrap_err());
+        assert!(err.contains("admin TLS key"), "{err}");
+        assert!(!err.contains("KEY-SECRET"), "{err}");
+        std::fs::set_permissions(&files.private_key, std::fs::Permissions::from_mode(0o400))
+            .unwrap();
+        let tls = read_admin_tls(&files).unwrap();
+        assert_eq!(tls.certificate_pem, b"CERT");
+        assert_eq!(tls.private_key_pem, b"KEY-SECRET");
     }
 
     #[test]

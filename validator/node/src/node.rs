@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use dualchain_api::{ApiOptions, ConnectionLimits};
+use dualchain_api::{ApiListeners, ApiOptions, ConnectionLimits};
 use dualchain_core::crypto::ValidatorScheme;
 use dualchain_core::keyfile;
-use dualchain_core::types::Genesis;
+use dualchain_core::types::{ChainId, Genesis};
 use dualchain_runtime::admission_gate::GateConfig;
 use dualchain_runtime::chain::build_context;
 use dualchain_runtime::health::{SiblingProbe, monitor};
@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::{FileConfig, NodeConfig, RunArgs, read_admin_token};
+use crate::config::{FileConfig, NodeConfig, RunArgs, read_admin_tls, read_admin_token};
 use crate::peers::{dial_targets, load_peers};
 use crate::seams::{ChainIo, NodeSeams};
 use crate::sibling::{GrpcSibling, SiblingSource};
@@ -95,8 +95,9 @@ async fn run_node(cfg: NodeConfig, connection_limits: ConnectionLimits) -> anyho
         .map(read_admin_token)
         .transpose()?;
     if admin_token.is_none() {
-        tracing::warn!("no admin token configured: every dualchain.v1.Admin call will be refused");
+        tracing::warn!("no admin token configured: this node serves no dualchain.v1.Admin API");
     }
+    let admin_tls = cfg.admin_tls.as_ref().map(read_admin_tls).transpose()?;
     let genesis_digest = genesis.hash();
     let identity = Arc::new(NodeIdentity {
         genesis: Arc::new(genesis),
@@ -175,16 +176,25 @@ async fn run_node(cfg: NodeConfig, connection_limits: ConnectionLimits) -> anyho
         let listener = TcpListener::bind(api_addr)
             .await
             .with_context(|| format!("binding the {chain} API on {api_addr}"))?;
+        let admin = match admin_token {
+            Some(_) => Some(bind_admin(&cfg, chain, params.api_port).await?),
+            None => None,
+        };
+        let listeners = ApiListeners {
+            api: listener,
+            admin,
+        };
         let api = apis[index].clone();
         let options = ApiOptions {
             admin_token: admin_token.clone(),
+            admin_tls: admin_tls.clone(),
             metrics_registry: Some(registry.clone()),
             connections: connection_limits.clone(),
             ..ApiOptions::default()
         };
         let shutdown = stopped(&stop_rx);
         tasks.spawn(async move {
-            dualchain_api::serve_api_on(listener, api, options, shutdown)
+            dualchain_api::serve_api_on(listeners, api, options, shutdown)
                 .await
                 .with_context(|| format!("the {chain} API server failed"))
         });
@@ -277,6 +287,27 @@ async fn run_node(cfg: NodeConfig, connection_limits: ConnectionLimits) -> anyho
             Ok(())
         }
     }
+}
+
+/// Binds `chain`'s admin listener: the configured address, else loopback on the
+/// port after the genesis API port (the admin token never leaves the host there).
+async fn bind_admin(
+    cfg: &NodeConfig,
+    chain: ChainId,
+    api_port: u16,
+) -> anyhow::Result<TcpListener> {
+    let addr = match cfg.listen(chain).admin {
+        Some(addr) => addr,
+        None => {
+            let port = api_port.checked_add(1).with_context(|| {
+                format!("the genesis {chain} API port {api_port} leaves no port for the admin listener: set --{chain}-admin-listen")
+            })?;
+            SocketAddr::from(([127, 0, 0, 1], port))
+        }
+    };
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {chain} admin API on {addr}"))
 }
 
 async fn shutdown_signal() -> &'static str {

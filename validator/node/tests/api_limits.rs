@@ -66,3 +66,96 @@ fn idle_connections_beyond_the_open_file_limit_leave_the_api_answering() {
     let stops = runtime().block_on(c.stop_all(Duration::from_secs(30)));
     assert!(stops.iter().all(|s| s.clean), "{stops:?}");
 }
+
+/// A validator whose admin listeners speak TLS answers `Admin` only to a client that
+/// trusts its certificate (for the name in it), never on the public port, and never
+/// to a plaintext client.
+#[test]
+fn the_admin_api_over_tls_answers_only_a_client_that_trusts_the_validators_certificate() {
+    use dualchain_proto::v1::{Chain, GetFaultInjectionRequest};
+    use dualchain_proto::{AdminClient, AdminToken};
+    use std::os::unix::fs::PermissionsExt;
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+
+    const NAME: &str = "v-0.admin.test";
+    // The test links both of rustls's providers (through the workspace): pick one.
+    dualchain_api::install_crypto_provider();
+    let tls_dir = tempfile::tempdir().unwrap();
+    let identity = rcgen::generate_simple_self_signed(vec![NAME.to_string()]).unwrap();
+    let certificate = tls_dir.path().join("tls.crt");
+    let key = tls_dir.path().join("tls.key");
+    std::fs::write(&certificate, identity.cert.pem()).unwrap();
+    std::fs::write(&key, identity.signing_key.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let mut spec = ClusterSpec::new(1).block_times(1_000, 200).accounts(10);
+    spec.admin_token = Some(TOKEN.into());
+    spec.extra_run_args = vec![
+        "--admin-tls-cert".into(),
+        certificate.display().to_string(),
+        "--admin-tls-key".into(),
+        key.display().to_string(),
+    ];
+    spec.dir_prefix = "dualchain-admin-tls-".into();
+    let mut c = LocalCluster::prepare(bin(), spec).expect("preparing the cluster");
+    c.start_all().unwrap();
+    runtime().block_on(async {
+        c.wait_height(0, ChainId::Delta, 2, WAIT).await;
+        let log = common::plain(&c.log(0));
+        assert!(
+            log.lines()
+                .any(|l| l.contains("gRPC admin API listening") && l.contains("tls=true")),
+            "{log}"
+        );
+        let admin_addr = c.admin_url(0, ChainId::Delta).replace("http://", "");
+        let request = || GetFaultInjectionRequest {
+            chain: Chain::Delta as i32,
+        };
+        let token = || AdminToken::new(TOKEN).unwrap();
+
+        let trusting = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(identity.cert.pem()))
+            .domain_name(NAME);
+        let channel = Endpoint::from_shared(format!("https://{admin_addr}"))
+            .unwrap()
+            .tls_config(trusting)
+            .unwrap()
+            .connect()
+            .await
+            .expect("a client trusting the validator's certificate connects");
+        AdminClient::with_interceptor(channel, token())
+            .get_fault_injection(request())
+            .await
+            .expect("an admin call over TLS with the token");
+
+        let plaintext = Endpoint::from_shared(format!("http://{admin_addr}"))
+            .unwrap()
+            .timeout(Duration::from_secs(5))
+            .connect_lazy();
+        let refused = AdminClient::with_interceptor(plaintext, token())
+            .get_fault_injection(request())
+            .await;
+        assert!(refused.is_err(), "a plaintext admin call: {refused:?}");
+
+        let stranger = rcgen::generate_simple_self_signed(vec![NAME.to_string()]).unwrap();
+        let distrusting = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(stranger.cert.pem()))
+            .domain_name(NAME);
+        let connected = Endpoint::from_shared(format!("https://{admin_addr}"))
+            .unwrap()
+            .tls_config(distrusting)
+            .unwrap()
+            .connect()
+            .await;
+        assert!(connected.is_err(), "a client trusting another certificate");
+
+        let public = c.channel(0, ChainId::Delta).await.unwrap();
+        let absent = AdminClient::with_interceptor(public, token())
+            .get_fault_injection(request())
+            .await
+            .unwrap_err();
+        assert_eq!(absent.code(), tonic::Code::Unimplemented, "{absent:?}");
+    });
+    let stops = runtime().block_on(c.stop_all(Duration::from_secs(30)));
+    assert!(stops.iter().all(|s| s.clean), "{stops:?}");
+}

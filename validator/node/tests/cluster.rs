@@ -61,8 +61,19 @@ fn four_validators_agree_survive_a_kill_catch_up_and_stop_cleanly() {
             "only {certified} of {h} Delta blocks certified"
         );
 
-        // Admin calls need the token.
-        let channel = c.channel(0, ChainId::Delta).await.unwrap();
+        // Admin is not on the public port, and on its own listener it needs the token.
+        let public = c.channel(0, ChainId::Delta).await.unwrap();
+        let absent = dualchain_proto::AdminClient::with_interceptor(
+            public,
+            dualchain_proto::AdminToken::new(TOKEN).unwrap(),
+        )
+        .get_fault_injection(v1::GetFaultInjectionRequest {
+            chain: v1::Chain::Delta as i32,
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(absent.code(), tonic::Code::Unimplemented, "{absent:?}");
+        let channel = c.admin_channel(0, ChainId::Delta).await.unwrap();
         let refused = dualchain_proto::AdminClient::new(channel.clone())
             .get_fault_injection(v1::GetFaultInjectionRequest {
                 chain: v1::Chain::Delta as i32,

@@ -157,7 +157,7 @@ fn a_chain_that_drains_nothing_shuts_its_door_and_opens_it_when_it_drains() {
         c.wait_height(0, ChainId::Delta, 2, WAIT).await;
         let url = c.api_url(0, ChainId::Delta);
         let mut admin = AdminClient::with_interceptor(
-            connect(&url).await.unwrap(),
+            connect(&c.admin_url(0, ChainId::Delta)).await.unwrap(),
             AdminToken::new(TOKEN).unwrap(),
         );
         admin

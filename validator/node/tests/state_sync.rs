@@ -169,9 +169,8 @@ fn state_sync_of_a_large_delta_state() {
 
 /// Asks validator `i` for a snapshot of `chain`; its height and file.
 async fn snapshot(c: &LocalCluster, i: usize, chain: ChainId) -> (u64, PathBuf) {
-    let url = c.api_url(i, chain);
     let mut admin = AdminClient::with_interceptor(
-        connect(&url).await.unwrap(),
+        connect(&c.admin_url(i, chain)).await.unwrap(),
         AdminToken::new(TOKEN).unwrap(),
     );
     let proto_chain = match chain {

@@ -364,6 +364,20 @@ impl LocalCluster {
         self.peers[i].api_url(chain)
     }
 
+    /// `http://127.0.0.1:<port>` of validator `i`'s `chain` admin listener.
+    pub fn admin_url(&self, i: usize, chain: ChainId) -> String {
+        self.peers[i].admin_url(chain)
+    }
+
+    /// A channel to validator `i`'s `chain` admin listener.
+    pub async fn admin_channel(
+        &self,
+        i: usize,
+        chain: ChainId,
+    ) -> Option<tonic::transport::Channel> {
+        client::connect(&self.admin_url(i, chain)).await.ok()
+    }
+
     /// Every validator's API URL of `chain`.
     pub fn api_urls(&self, chain: ChainId) -> Vec<String> {
         self.peers.iter().map(|p| p.api_url(chain)).collect()
@@ -409,6 +423,10 @@ impl LocalCluster {
             addr(p.entry.alpha_api_port),
             "--delta-api-listen".into(),
             addr(p.entry.delta_api_port),
+            "--alpha-admin-listen".into(),
+            addr(p.alpha_admin_port),
+            "--delta-admin-listen".into(),
+            addr(p.delta_admin_port),
             "--metrics-listen".into(),
             addr(p.metrics_port),
         ]);
@@ -439,6 +457,8 @@ impl LocalCluster {
             format!("127.0.0.1:{}", p.p2p_port(chain)),
             "--api-listen".into(),
             format!("127.0.0.1:{}", p.api_port(chain)),
+            "--admin-listen".into(),
+            format!("127.0.0.1:{}", p.admin_port(chain)),
             "--metrics-listen".into(),
             format!("127.0.0.1:{metrics}"),
             "--peer-chain-api".into(),
@@ -908,6 +928,8 @@ mod tests {
             format!("--delta-p2p-listen 127.0.0.1:{}", p.entry.delta_p2p_port),
             format!("--alpha-api-listen 127.0.0.1:{}", p.entry.alpha_api_port),
             format!("--delta-api-listen 127.0.0.1:{}", p.entry.delta_api_port),
+            format!("--alpha-admin-listen 127.0.0.1:{}", p.alpha_admin_port),
+            format!("--delta-admin-listen 127.0.0.1:{}", p.delta_admin_port),
             format!("--metrics-listen 127.0.0.1:{}", p.metrics_port),
         ] {
             assert!(line.contains(&part), "{part} missing in {line}");
@@ -923,6 +945,7 @@ mod tests {
             format!("--data-dir {d}/v-1/data/delta"),
             format!("--p2p-listen 127.0.0.1:{}", p.entry.delta_p2p_port),
             format!("--api-listen 127.0.0.1:{}", p.entry.delta_api_port),
+            format!("--admin-listen 127.0.0.1:{}", p.delta_admin_port),
             format!("--metrics-listen 127.0.0.1:{}", p.delta_metrics_port),
             format!(
                 "--peer-chain-api http://127.0.0.1:{}",

@@ -50,6 +50,9 @@ pub struct LocalPeer {
     pub metrics_port: u16,
     /// Metrics of the Delta process when the chains run as separate processes.
     pub delta_metrics_port: u16,
+    /// The admin listeners (loopback, plaintext), not part of `peers.json` either.
+    pub alpha_admin_port: u16,
+    pub delta_admin_port: u16,
 }
 
 impl LocalPeer {
@@ -71,17 +74,30 @@ impl LocalPeer {
         self.entry.p2p_port(chain)
     }
 
+    /// Admin port of `chain`.
+    pub fn admin_port(&self, chain: ChainId) -> u16 {
+        match chain {
+            ChainId::Alpha => self.alpha_admin_port,
+            ChainId::Delta => self.delta_admin_port,
+        }
+    }
+
+    /// `http://127.0.0.1:<admin port>` of `chain`.
+    pub fn admin_url(&self, chain: ChainId) -> String {
+        format!("http://{}:{}", self.entry.host, self.admin_port(chain))
+    }
+
     /// `http://127.0.0.1:<api port>` of `chain`.
     pub fn api_url(&self, chain: ChainId) -> String {
         format!("http://{}:{}", self.entry.host, self.api_port(chain))
     }
 }
 
-/// Validators `v-0 … v-(n-1)` on 127.0.0.1 with six free ports each.
+/// Validators `v-0 … v-(n-1)` on 127.0.0.1 with eight free ports each.
 pub fn plan_local_peers(n: usize) -> anyhow::Result<Vec<LocalPeer>> {
-    let ports = free_ports(n * 6)?;
+    let ports = free_ports(n * 8)?;
     Ok(ports
-        .chunks_exact(6)
+        .chunks_exact(8)
         .enumerate()
         .map(|(i, p)| LocalPeer {
             entry: PeerEntry {
@@ -95,6 +111,8 @@ pub fn plan_local_peers(n: usize) -> anyhow::Result<Vec<LocalPeer>> {
             },
             metrics_port: p[4],
             delta_metrics_port: p[5],
+            alpha_admin_port: p[6],
+            delta_admin_port: p[7],
         })
         .collect())
 }

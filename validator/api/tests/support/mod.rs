@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dualchain_api::{
-    Admission, AdmissionStatus, ApiError, ApiOptions, ApiServeError, BlockRecords, ChainApi,
-    ChainStatus, FaultChange, FaultPlan, FinalizedBlock, Health, NodeStatus, RecordAtHead,
-    SnapshotInfo,
+    AdminTls, Admission, AdmissionStatus, ApiError, ApiListeners, ApiOptions, ApiServeError,
+    BlockRecords, ChainApi, ChainStatus, FaultChange, FaultPlan, FinalizedBlock, Health,
+    NodeStatus, RecordAtHead, SnapshotInfo,
 };
 use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
 use dualchain_core::hash::{Digest, HashDomain};
@@ -396,9 +396,15 @@ impl ChainApi for FakeChain {
     }
 }
 
-/// A server running on 127.0.0.1 with a random port.
+/// The name in the test admin certificate (the client checks it).
+pub const ADMIN_TLS_NAME: &str = "validator-0.admin.test";
+
+/// A server running on 127.0.0.1 with a random port, and, when the options carry
+/// an admin token, its admin listener on another (TLS when the options say so).
 pub struct Running {
     pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    admin_certificate: Option<Vec<u8>>,
     pub fake: Arc<FakeChain>,
     stop: Option<oneshot::Sender<()>>,
     handle: JoinHandle<Result<(), ApiServeError>>,
@@ -408,31 +414,52 @@ impl Running {
     pub async fn start(fake: Arc<FakeChain>, options: ApiOptions) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let admin = match options.admin_token {
+            Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            None => None,
+        };
+        let admin_addr = admin.as_ref().map(|l| l.local_addr().unwrap());
+        let admin_certificate = options
+            .admin_tls
+            .as_ref()
+            .map(|t| t.certificate_pem.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let api: Arc<dyn ChainApi> = fake.clone();
-        let handle = tokio::spawn(dualchain_api::serve_api_on(listener, api, options, async {
-            let _ = stopped.await;
-        }));
+        let listeners = ApiListeners {
+            api: listener,
+            admin,
+        };
+        let handle = tokio::spawn(dualchain_api::serve_api_on(
+            listeners,
+            api,
+            options,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         Self {
             addr,
+            admin_addr,
+            admin_certificate,
             fake,
             stop: Some(stop),
             handle,
         }
     }
 
+    /// A channel to the public listener.
     pub async fn channel(&self) -> Channel {
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect_timeout(Duration::from_secs(5));
-        // The server task may not have reached its accept loop yet.
-        for _ in 0..100 {
-            if let Ok(channel) = endpoint.connect().await {
-                return channel;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        connect(&format!("http://{}", self.addr), None).await
+    }
+
+    /// A channel to the admin listener (trusting the server's own certificate
+    /// when it speaks TLS).
+    pub async fn admin_channel(&self) -> Channel {
+        let addr = self.admin_addr.expect("the server has no admin listener");
+        match &self.admin_certificate {
+            None => connect(&format!("http://{addr}"), None).await,
+            Some(pem) => connect(&format!("https://{addr}"), Some(admin_tls_client(pem))).await,
         }
-        panic!("cannot connect to the API server at {}", self.addr);
     }
 
     /// Starts shutdown and waits for the server to return.
@@ -452,6 +479,42 @@ impl Running {
 
     pub async fn join(self) -> Result<(), ApiServeError> {
         self.handle.await.expect("server task panicked")
+    }
+}
+
+/// Connects to `url`, retrying while the server task reaches its accept loop.
+pub async fn connect(url: &str, tls: Option<tonic::transport::ClientTlsConfig>) -> Channel {
+    let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5));
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls).unwrap();
+    }
+    for _ in 0..100 {
+        if let Ok(channel) = endpoint.connect().await {
+            return channel;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("cannot connect to the API server at {url}");
+}
+
+/// A client TLS configuration trusting exactly the certificate `pem`, for the
+/// name in it.
+pub fn admin_tls_client(pem: &[u8]) -> tonic::transport::ClientTlsConfig {
+    dualchain_api::install_crypto_provider();
+    tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(pem))
+        .domain_name(ADMIN_TLS_NAME)
+}
+
+/// A fresh self-signed certificate and key for [`ADMIN_TLS_NAME`].
+pub fn admin_tls_identity() -> AdminTls {
+    dualchain_api::install_crypto_provider();
+    let certified = rcgen::generate_simple_self_signed(vec![ADMIN_TLS_NAME.to_string()]).unwrap();
+    AdminTls {
+        certificate_pem: certified.cert.pem().into_bytes(),
+        private_key_pem: certified.signing_key.serialize_pem().into_bytes(),
     }
 }
 
