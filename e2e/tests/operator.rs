@@ -739,6 +739,7 @@ async fn deleting_the_network_collects_its_children() -> Result<()> {
         .await?;
     }
     wait_gone(&ns.api::<Secret>(client), "doomed-admin-token-0", gone).await?;
+    wait_gone(&ns.api::<Secret>(client), "doomed-admin-tls-0", gone).await?;
     Ok(())
 }
 
@@ -1040,15 +1041,16 @@ async fn operator_killed_mid_reconcile_converges_without_duplicates() -> Result<
             "Secret {name} changed across the restart"
         );
     }
-    // Exactly one network's worth of everything else (an admin token per validator),
-    // and the genesis names these keys.
+    // Exactly one network's worth of everything else (an admin token and an admin TLS
+    // identity per validator), and the genesis names these keys.
     let others: BTreeSet<String> = all
         .iter()
         .map(|s| s.name_any())
         .filter(|n| n.starts_with("big-") && !n.starts_with("big-validator-"))
         .collect();
-    let mut expected_others: BTreeSet<String> =
-        (0..N).map(|i| format!("big-admin-token-{i}")).collect();
+    let mut expected_others: BTreeSet<String> = (0..N)
+        .flat_map(|i| [format!("big-admin-token-{i}"), format!("big-admin-tls-{i}")])
+        .collect();
     expected_others.insert("big-accounts".into());
     assert_eq!(others, expected_others);
     let genesis = ns.api::<ConfigMap>(client).get("big-genesis").await?;

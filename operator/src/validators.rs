@@ -240,33 +240,35 @@ impl GrpcValidators {
         target: &Target,
         access: &AdminAccess,
     ) -> Result<tonic::transport::Channel, ValidatorError> {
-        let unreachable = |detail: String| ValidatorError::Unreachable {
-            validator: target.validator.clone(),
-            chain: target.chain.as_str(),
-            detail,
-        };
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(&access.certificate_pem))
             .domain_name(target.validator.clone());
-        Endpoint::from_shared(target.admin_uri())
-            .map_err(|e| unreachable(e.to_string()))?
-            .tls_config(tls)
-            .map_err(|e| unreachable(e.to_string()))?
-            .connect_timeout(self.connect_timeout)
-            .timeout(self.call_timeout)
-            .connect()
-            .await
-            .map_err(|e| unreachable(e.to_string()))
+        self.connect(target, target.admin_uri(), Some(tls)).await
     }
 
+    /// A channel to `target`'s public API.
     async fn channel(&self, target: &Target) -> Result<tonic::transport::Channel, ValidatorError> {
+        self.connect(target, target.uri(), None).await
+    }
+
+    async fn connect(
+        &self,
+        target: &Target,
+        uri: String,
+        tls: Option<ClientTlsConfig>,
+    ) -> Result<tonic::transport::Channel, ValidatorError> {
         let unreachable = |detail: String| ValidatorError::Unreachable {
             validator: target.validator.clone(),
             chain: target.chain.as_str(),
             detail,
         };
-        Endpoint::from_shared(target.uri())
-            .map_err(|e| unreachable(e.to_string()))?
+        let mut endpoint = Endpoint::from_shared(uri).map_err(|e| unreachable(e.to_string()))?;
+        if let Some(tls) = tls {
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| unreachable(e.to_string()))?;
+        }
+        endpoint
             .connect_timeout(self.connect_timeout)
             .timeout(self.call_timeout)
             .connect()
