@@ -32,6 +32,8 @@ use super::network::NetworkTemplate;
     printcolumn = r#"{"name":"Validators","type":"integer","jsonPath":".spec.validators","description":"Validators in the benchmark network"}"#,
     printcolumn = r#"{"name":"TPS","type":"number","jsonPath":".status.results.averageTps","description":"Average committed transactions per second"}"#,
     printcolumn = r#"{"name":"Result","type":"string","jsonPath":".status.result","description":"Passed or Failed against the success criteria"}"#,
+    printcolumn = r#"{"name":"Last","type":"string","jsonPath":".status.history[0].result","description":"A schedule's last finished run: Passed or Failed"}"#,
+    printcolumn = r#"{"name":"Last TPS","type":"number","jsonPath":".status.history[0].averageTps","description":"A schedule's last finished run: average committed TPS"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(
@@ -72,10 +74,27 @@ pub struct BenchmarkClusterSpec {
     #[schemars(length(max = 128))]
     #[x_kube(validation = Rule::new("self.matches('^\\\\s*(\\\\S+\\\\s+){4}\\\\S+\\\\s*$')").message("schedule must be a cron expression of 5 fields: minute hour day-of-month month day-of-week"))]
     pub schedule: Option<String>,
-    /// Finished scheduled runs to keep (1 to 20); older ones are deleted.
+    /// Finished scheduled runs to keep (1 to 20); older ones are deleted. Their results
+    /// stay in `status.history` (as many entries), which no TTL deletes.
     #[serde(default = "default_history")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 20").message("historyLimit must be between 1 and 20"))]
     pub history_limit: u32,
+    /// The result `criteria.maxRegressionPercent` compares against. A schedule sets it
+    /// on each run from the previous finished run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
+}
+
+/// A previous result a run is compared with.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Baseline {
+    /// The run the figures come from.
+    #[x_kube(validation = Rule::new("self.size() <= 253").message("baseline.run must be at most 253 characters"))]
+    pub run: String,
+    /// Its average committed TPS.
+    #[x_kube(validation = Rule::new("self >= 0.0").message("baseline.averageTps must be 0 or more"))]
+    pub average_tps: f64,
 }
 
 /// Shape of the generated load.
@@ -220,6 +239,12 @@ pub struct SuccessCriteria {
     /// Fail unless both chains finalized new blocks during the run.
     #[serde(default = "default_true")]
     pub require_chain_progress: bool,
+    /// Fail when the average TPS falls more than this many percent below the baseline
+    /// (`spec.baseline`; a scheduled run's is the previous finished run of its schedule).
+    /// A run without a baseline (the first night) passes this criterion and says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self > 0.0 && self < 100.0").message("maxRegressionPercent must be more than 0 and less than 100"))]
+    pub max_regression_percent: Option<f64>,
 }
 
 impl Default for SuccessCriteria {
@@ -231,6 +256,7 @@ impl Default for SuccessCriteria {
             max_finality_p99_ms: None,
             no_validator_restarts: true,
             require_chain_progress: true,
+            max_regression_percent: None,
         }
     }
 }
@@ -247,6 +273,7 @@ impl Default for BenchmarkClusterSpec {
             ready_deadline_seconds: default_ready_deadline(),
             schedule: None,
             history_limit: default_history(),
+            baseline: None,
         }
     }
 }
@@ -319,6 +346,49 @@ pub struct BenchmarkClusterStatus {
     /// Scheduled template: the kept runs, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<RunRecord>,
+    /// Scheduled template: its finished runs' results, newest first, at most
+    /// `historyLimit`, kept after the runs themselves are deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One finished scheduled run, as its schedule remembers it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// The run's name (`<schedule>-<unix time of its tick>`).
+    pub run: String,
+    /// `Passed` or `Failed`.
+    pub result: String,
+    /// Why it failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When its verdict was reached (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Seconds from provisioning to the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<i64>,
+    /// The validator image the run's network ran.
+    pub image: String,
+    /// The kinds of the faults injected, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<String>,
+    /// Average committed TPS (absent when the run failed before measuring).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_tps: Option<f64>,
+    /// Median submit-to-finality latency, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finality_p50_ms: Option<u64>,
+    /// 95th percentile submit-to-finality latency, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finality_p95_ms: Option<u64>,
+    /// 99th percentile submit-to-finality latency, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finality_p99_ms: Option<u64>,
+    /// Percent change of the average TPS against the run's baseline (negative: slower).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tps_change_percent: Option<f64>,
 }
 
 /// Numbers measured by the load generator and the operator.

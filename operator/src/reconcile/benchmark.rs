@@ -29,8 +29,8 @@ use crate::build::network::ChainName;
 use crate::conditions::{self, Desired};
 use crate::context::Context;
 use crate::crd::benchmark::{
-    BenchmarkCluster, BenchmarkClusterStatus, BenchmarkResults, CriterionResult, FaultKind,
-    FaultStatus, RunRecord, SuccessCriteria,
+    Baseline, BenchmarkCluster, BenchmarkClusterStatus, BenchmarkResults, CriterionResult,
+    FaultKind, FaultStatus, HistoryEntry, RunRecord, SuccessCriteria,
 };
 use crate::crd::common::ChainProgress;
 use crate::crd::network::DualChainNetwork;
@@ -535,7 +535,8 @@ async fn drive_faults(
         let affected = fault_validators(fault.kind, fault.validators, n);
         match state.state.as_str() {
             "Pending" if elapsed >= end => {
-                state.state = "Done".into();
+                // Not applied: the verdict's faultsApplied criterion fails the run.
+                state.state = "Missed".into();
                 state.message = "window passed before it could be applied".into();
             }
             "Pending" if elapsed >= start => {
@@ -673,13 +674,19 @@ async fn revert_fault(
     Ok(())
 }
 
-/// Best effort: revert every active fault when the run ends early.
+/// Best effort: revert every active fault when the run ends (early or not); faults
+/// whose window never began are marked `Missed`.
 async fn clear_faults(
     ctx: &Context,
     b: &BenchRef,
     bench: &BenchmarkCluster,
     status: &mut BenchmarkClusterStatus,
 ) {
+    for state in status.faults.iter_mut().filter(|s| s.state == "Pending") {
+        // Never applied: the verdict's faultsApplied criterion says so.
+        state.state = "Missed".into();
+        state.message = "the run ended before its window began".into();
+    }
     if !status.faults.iter().any(|f| f.state == "Active") {
         return;
     }
@@ -778,12 +785,14 @@ async fn collecting(
         delta: net_status.delta.clone(),
         validator_restarts: restarts,
     };
-    let verdicts = evaluate(
+    let mut verdicts = evaluate(
         &bench.spec.criteria,
         &results,
         status.baseline_alpha.as_ref(),
         status.baseline_delta.as_ref(),
+        bench.spec.baseline.as_ref(),
     );
+    verdicts.extend(faults_applied(&status.faults));
     let passed = verdicts.iter().all(|v| v.passed);
     let report = serde_json::to_string_pretty(&serde_json::json!({
         "benchmark": b.name,
@@ -835,12 +844,14 @@ async fn collecting(
     Ok(Action::requeue(ctx.settings.converging_interval))
 }
 
-/// Checks the results against the criteria (pure, unit-tested).
+/// Checks the results against the criteria (pure, unit-tested). `previous` is the
+/// result `maxRegressionPercent` compares against.
 pub fn evaluate(
     criteria: &SuccessCriteria,
     results: &BenchmarkResults,
     baseline_alpha: Option<&ChainProgress>,
     baseline_delta: Option<&ChainProgress>,
+    previous: Option<&Baseline>,
 ) -> Vec<CriterionResult> {
     let mut out = Vec::new();
     let mut check = |name: &str, passed: bool, observed: String, threshold: String| {
@@ -907,7 +918,62 @@ pub fn evaluate(
             "> 0 on both chains".into(),
         );
     }
+    if let Some(percent) = criteria.max_regression_percent {
+        match previous {
+            Some(previous) => {
+                let floor = previous.average_tps * (1.0 - percent / 100.0);
+                check(
+                    "maxRegressionPercent",
+                    results.average_tps >= floor,
+                    format!(
+                        "{:.1} TPS, {:+.1} % against {} ({:.1} TPS)",
+                        results.average_tps,
+                        change_percent(results.average_tps, previous.average_tps).unwrap_or(0.0),
+                        previous.run,
+                        previous.average_tps
+                    ),
+                    format!(">= {floor:.1} TPS (at most {percent} % below)"),
+                );
+            }
+            None => check(
+                "maxRegressionPercent",
+                true,
+                "no previous run to compare with".into(),
+                format!("at most {percent} % below the previous run"),
+            ),
+        }
+    }
     out
+}
+
+/// The `faultsApplied` verdict: a run whose faults were not all applied and cleared
+/// measured something other than what it declared, so it fails with the reason of
+/// each one that was not (`None` for a run without faults).
+pub fn faults_applied(faults: &[FaultStatus]) -> Option<CriterionResult> {
+    if faults.is_empty() {
+        return None;
+    }
+    let not_done: Vec<String> = faults
+        .iter()
+        .filter(|f| f.state != "Done")
+        .map(|f| format!("fault {} {}: {}", f.index, f.state, f.message))
+        .collect();
+    let done = faults.len() - not_done.len();
+    let mut observed = format!("{done} of {} applied and cleared", faults.len());
+    if !not_done.is_empty() {
+        observed = format!("{observed} ({})", not_done.join("; "));
+    }
+    Some(CriterionResult {
+        name: "faultsApplied".into(),
+        passed: not_done.is_empty(),
+        observed,
+        threshold: "every fault applied and cleared".into(),
+    })
+}
+
+/// Percent change from `before` to `now` (`None` when `before` is 0).
+pub fn change_percent(now: f64, before: f64) -> Option<f64> {
+    (before > 0.0).then(|| (now - before) / before * 100.0)
 }
 
 async fn finished(
@@ -1005,8 +1071,10 @@ async fn reconcile_schedule(bench: &BenchmarkCluster, ctx: &Context) -> Result<A
             }
         }
     }
-    // Bounded history: delete the oldest finished runs beyond historyLimit.
+    // Bounded history: remember every finished run's result, then delete the oldest
+    // finished runs beyond historyLimit.
     let keep = bench.spec.history_limit as usize;
+    status.history = remembered(&status.history, &runs, keep);
     let mut finished_seen = 0;
     let mut kept = Vec::new();
     for run in runs {
@@ -1063,6 +1131,93 @@ async fn reconcile_schedule(bench: &BenchmarkCluster, ctx: &Context) -> Result<A
 }
 
 /// A run created by a schedule: the template's spec without the schedule, owned by it.
+/// The schedule's history after its current runs: every finished run not yet
+/// remembered joins it, newest first (run names end in their tick), at most `keep`.
+/// Runs deleted since (TTL, pruning) stay remembered.
+pub fn remembered(
+    history: &[HistoryEntry],
+    runs: &[BenchmarkCluster],
+    keep: usize,
+) -> Vec<HistoryEntry> {
+    let mut out = history.to_vec();
+    for run in runs {
+        let name = run.name_any();
+        if out.iter().any(|e| e.run == name) {
+            continue;
+        }
+        if let Some(entry) = history_entry(run) {
+            out.push(entry);
+        }
+    }
+    out.sort_by(|a, b| run_order(&b.run).cmp(&run_order(&a.run)));
+    out.truncate(keep);
+    out
+}
+
+/// A run's tick (its name's suffix) and name, to order runs by when they started.
+fn run_order(name: &str) -> (i64, &str) {
+    let tick = name
+        .rsplit('-')
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    (tick, name)
+}
+
+/// What the schedule keeps of a finished run (`None` while it runs).
+fn history_entry(run: &BenchmarkCluster) -> Option<HistoryEntry> {
+    let status = run.status.as_ref()?;
+    if !matches!(status.phase.as_str(), phase::SUCCEEDED | phase::FAILED) {
+        return None;
+    }
+    let results = status.results.as_ref();
+    let started = status
+        .provisioning_started_at
+        .as_ref()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let ended = status
+        .finished_at
+        .as_ref()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let duration_seconds = started
+        .zip(ended)
+        .map(|(s, e)| e.as_second() - s.as_second());
+    let average_tps = results.map(|r| r.average_tps);
+    let tps_change_percent = average_tps
+        .zip(run.spec.baseline.as_ref())
+        .and_then(|(now, before)| change_percent(now, before.average_tps))
+        .map(|p| (p * 10.0).round() / 10.0);
+    Some(HistoryEntry {
+        run: run.name_any(),
+        result: status
+            .result
+            .clone()
+            .unwrap_or_else(|| "Failed".to_string()),
+        reason: (status.phase == phase::FAILED)
+            .then(|| status.message.clone().or_else(|| status.reason.clone()))
+            .flatten(),
+        finished_at: status.finished_at.clone(),
+        duration_seconds,
+        image: run.spec.network.image.clone(),
+        faults: run
+            .spec
+            .faults
+            .iter()
+            .filter_map(|f| {
+                serde_json::to_value(f.kind)
+                    .ok()?
+                    .as_str()
+                    .map(String::from)
+            })
+            .collect(),
+        average_tps,
+        finality_p50_ms: results.map(|r| r.finality_p50_ms),
+        finality_p95_ms: results.map(|r| r.finality_p95_ms),
+        finality_p99_ms: results.map(|r| r.finality_p99_ms),
+        tps_change_percent,
+    })
+}
+
 pub fn scheduled_run(
     b: &BenchRef,
     template: &BenchmarkCluster,
@@ -1070,6 +1225,16 @@ pub fn scheduled_run(
 ) -> BenchmarkCluster {
     let mut spec = template.spec.clone();
     spec.schedule = None;
+    // The previous finished run with figures is what this one is compared with.
+    spec.baseline = template
+        .status
+        .as_ref()
+        .and_then(|s| s.history.iter().find(|e| e.average_tps.is_some()))
+        .map(|e| Baseline {
+            run: e.run.clone(),
+            average_tps: e.average_tps.unwrap_or_default(),
+        })
+        .or(spec.baseline);
     let name = format!("{}-{tick_unix}", b.name);
     let mut run = BenchmarkCluster::new(&name, spec);
     let mut labels = names::benchmark_labels(&b.name);

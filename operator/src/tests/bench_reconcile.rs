@@ -263,7 +263,13 @@ async fn full_lifecycle_to_success_and_ttl_teardown() {
         "{:?}",
         status.criteria
     );
-    assert_eq!(status.criteria.len(), 4);
+    assert_eq!(status.criteria.len(), 5);
+    let applied = status
+        .criteria
+        .iter()
+        .find(|c| c.name == "faultsApplied")
+        .expect("a run with faults is judged on them");
+    assert_eq!(applied.observed, "1 of 1 applied and cleared");
     let report = fake
         .get("v1", NS, "configmaps", "nightly-report")
         .expect("report");
@@ -289,6 +295,55 @@ async fn full_lifecycle_to_success_and_ttl_teardown() {
     assert_eq!(action, Action::await_change());
     assert_eq!(fake.count("DELETE", "benchmarkclusters/nightly"), 1);
     assert!(fake.get(DCN, NS, "benchmarkclusters", "nightly").is_none());
+}
+
+/// A run whose load ended before a fault's window began measured something else
+/// than it declared: it fails, naming the fault, instead of passing.
+#[tokio::test]
+async fn a_fault_that_was_never_applied_fails_the_run() {
+    let (client, fake) = FakeApi::start();
+    let clock = TestClock::at(NOW);
+    let validators = Arc::new(FakeValidators::default());
+    let ctx = fixtures::context(client, validators.clone(), clock.clone());
+    let mut s = spec();
+    s["faults"][0]["startSeconds"] = json!(50);
+    create(&fake, "skipped", s);
+    step(&fake, &ctx, "skipped").await;
+    network_ready(&fake, "skipped-net", 4, 10);
+    admin_token_secrets(&fake, "skipped-net", 4);
+    step(&fake, &ctx, "skipped").await;
+    assert_eq!(phase(&fake, "skipped"), "Running");
+    // The load ends at +20 s, before the fault's window at +50 s.
+    clock.advance(20);
+    fake.patch(
+        "batch/v1",
+        NS,
+        "jobs",
+        "skipped-loadgen",
+        json!({"status": {"succeeded": 1}}),
+    );
+    fake.patch(
+        "v1",
+        NS,
+        "configmaps",
+        "skipped-result",
+        dualchain_loadgen::result_sink::patch_body(&loadgen_document()),
+    );
+    network_ready(&fake, "skipped-net", 4, 30);
+    step(&fake, &ctx, "skipped").await;
+    assert_eq!(phase(&fake, "skipped"), "Collecting");
+    step(&fake, &ctx, "skipped").await;
+    let status = stored(&fake, "skipped").status.unwrap();
+    assert_eq!(status.phase, "Failed");
+    assert_eq!(status.reason.as_deref(), Some("CriteriaNotMet"));
+    assert_eq!(status.faults[0].state, "Missed");
+    let message = status.message.unwrap();
+    assert!(message.contains("faultsApplied"), "{message}");
+    assert!(message.contains("fault 0 Missed"), "{message}");
+    assert!(
+        validators.calls.lock().unwrap().is_empty(),
+        "nothing was applied"
+    );
 }
 
 #[tokio::test]
@@ -439,15 +494,9 @@ async fn restarted_operator_resumes_without_duplicates() {
     );
 }
 
-#[tokio::test]
-async fn scheduled_benchmarks_create_runs_and_keep_bounded_history() {
-    let (client, fake) = FakeApi::start();
-    let clock = TestClock::at("2026-11-21T01:59:00Z");
-    let ctx = fixtures::context(client, Arc::new(FakeValidators::default()), clock.clone());
-    let mut s = spec();
-    s["schedule"] = json!("0 2 * * *");
-    s["historyLimit"] = json!(1);
-    let mut b = fixtures::benchmark("nightly", s);
+/// Stores a scheduled benchmark `name` created at 01:00 on 2026-11-21.
+fn put_schedule(fake: &FakeApi, name: &str, spec: serde_json::Value) {
+    let mut b = fixtures::benchmark(name, spec);
     b.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         "2026-11-21T01:00:00Z".parse().unwrap(),
     ));
@@ -457,6 +506,17 @@ async fn scheduled_benchmarks_create_runs_and_keep_bounded_history() {
         "benchmarkclusters",
         serde_json::to_value(&b).unwrap(),
     );
+}
+
+#[tokio::test]
+async fn scheduled_benchmarks_create_runs_and_keep_bounded_history() {
+    let (client, fake) = FakeApi::start();
+    let clock = TestClock::at("2026-11-21T01:59:00Z");
+    let ctx = fixtures::context(client, Arc::new(FakeValidators::default()), clock.clone());
+    let mut s = spec();
+    s["schedule"] = json!("0 2 * * *");
+    s["historyLimit"] = json!(1);
+    put_schedule(&fake, "nightly", s);
 
     step(&fake, &ctx, "nightly").await;
     let status = stored(&fake, "nightly").status.unwrap();
@@ -503,6 +563,131 @@ async fn scheduled_benchmarks_create_runs_and_keep_bounded_history() {
     let runs = stored(&fake, "nightly").status.unwrap().runs;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].result.as_deref(), Some("Failed"));
+}
+
+/// A schedule remembers every finished run's figures after the run itself is gone
+/// (pruned or deleted at its TTL), newest first and at most `historyLimit`; each run
+/// is compared with the previous one.
+#[tokio::test]
+async fn a_schedule_keeps_its_history_after_the_runs_are_deleted_and_compares_each_run() {
+    let (client, fake) = FakeApi::start();
+    let clock = TestClock::at("2026-11-21T01:59:00Z");
+    let ctx = fixtures::context(client, Arc::new(FakeValidators::default()), clock.clone());
+    let mut s = spec();
+    s["schedule"] = json!("0 2 * * *");
+    s["historyLimit"] = json!(2);
+    s["criteria"]["maxRegressionPercent"] = json!(10.0);
+    s["faults"] = json!([{"kind": "kill", "validators": 1, "startSeconds": 5}]);
+    put_schedule(&fake, "nightly", s);
+    let progress = json!({"height": 5, "finalizedHeight": 4, "epoch": 0, "reachableValidators": 4});
+    let finish = |run: &str, result: &str, tps: f64| {
+        fake.patch(DCN, NS, "benchmarkclusters", run, json!({"status": {
+            "phase": if result == "Passed" { "Succeeded" } else { "Failed" },
+            "result": result,
+            "message": if result == "Passed" { "every success criterion was met" } else { "failed criteria: maxRegressionPercent" },
+            "provisioningStartedAt": "2026-11-21T02:00:00Z",
+            "finishedAt": "2026-11-21T02:10:00Z",
+            "results": {"averageTps": tps, "submitted": 1, "committed": 1, "rejected": 0,
+                        "finalityP50Ms": 900, "finalityP95Ms": 1500, "finalityP99Ms": 2100,
+                        "signed": true, "alpha": progress, "delta": progress, "validatorRestarts": 0}}}));
+    };
+    // A run's TTL expired: it and its report are gone.
+    let expire = |run: &str| fake.remove(DCN, NS, "benchmarkclusters", run);
+
+    // Night 1: no previous run, so nothing to compare with.
+    clock.advance(120);
+    step(&fake, &ctx, "nightly").await;
+    let first = stored(&fake, "nightly-1795226400");
+    assert_eq!(first.spec.baseline, None);
+    finish("nightly-1795226400", "Passed", 1000.0);
+    step(&fake, &ctx, "nightly").await;
+    let history = stored(&fake, "nightly").status.unwrap().history;
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].run, "nightly-1795226400");
+    assert_eq!(history[0].average_tps, Some(1000.0));
+    assert_eq!(history[0].finality_p95_ms, Some(1500));
+    assert_eq!(history[0].duration_seconds, Some(600));
+    assert_eq!(history[0].faults, ["kill"]);
+    assert_eq!(history[0].image, first.spec.network.image);
+    expire("nightly-1795226400");
+
+    // Night 2 is compared with night 1.
+    clock.advance(24 * 3600);
+    step(&fake, &ctx, "nightly").await;
+    let second = stored(&fake, "nightly-1795312800");
+    let baseline = second.spec.baseline.clone().expect("a baseline");
+    assert_eq!(baseline.run, "nightly-1795226400");
+    assert_eq!(baseline.average_tps, 1000.0);
+    finish("nightly-1795312800", "Failed", 850.0);
+    step(&fake, &ctx, "nightly").await;
+    expire("nightly-1795312800");
+
+    // Night 3: both earlier runs are deleted, their results are not.
+    clock.advance(24 * 3600);
+    step(&fake, &ctx, "nightly").await;
+    assert_eq!(
+        stored(&fake, "nightly-1795399200")
+            .spec
+            .baseline
+            .unwrap()
+            .run,
+        "nightly-1795312800"
+    );
+    finish("nightly-1795399200", "Passed", 900.0);
+    step(&fake, &ctx, "nightly").await;
+    let history = stored(&fake, "nightly").status.unwrap().history;
+    let runs: Vec<&str> = history.iter().map(|e| e.run.as_str()).collect();
+    assert_eq!(
+        runs,
+        ["nightly-1795399200", "nightly-1795312800"],
+        "historyLimit 2"
+    );
+    assert_eq!(history[1].result, "Failed");
+    assert_eq!(history[1].tps_change_percent, Some(-15.0));
+    assert!(
+        history[1]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("maxRegressionPercent")
+    );
+    assert_eq!(history[0].tps_change_percent, Some(5.9));
+}
+
+/// `maxRegressionPercent` fails a run slower than its baseline by more than the
+/// percentage, passes one within it, and passes (saying why) without a baseline.
+#[test]
+fn regression_is_judged_against_the_baseline() {
+    use crate::crd::benchmark::{Baseline, BenchmarkResults, SuccessCriteria};
+    use crate::reconcile::benchmark::evaluate;
+    let criteria = SuccessCriteria {
+        max_regression_percent: Some(10.0),
+        no_validator_restarts: false,
+        require_chain_progress: false,
+        ..SuccessCriteria::default()
+    };
+    let results = |tps: f64| BenchmarkResults {
+        average_tps: tps,
+        ..BenchmarkResults::default()
+    };
+    let previous = Baseline {
+        run: "nightly-1".into(),
+        average_tps: 1000.0,
+    };
+    let verdict = |tps: f64, previous: Option<&Baseline>| {
+        let out = evaluate(&criteria, &results(tps), None, None, previous);
+        assert_eq!(out.len(), 1, "{out:?}");
+        out[0].clone()
+    };
+    assert!(verdict(901.0, Some(&previous)).passed);
+    assert!(verdict(900.0, Some(&previous)).passed, "exactly 10 % below");
+    let slow = verdict(850.0, Some(&previous));
+    assert!(!slow.passed);
+    assert!(slow.observed.contains("-15.0 %"), "{slow:?}");
+    assert!(slow.observed.contains("nightly-1"), "{slow:?}");
+    let first = verdict(1.0, None);
+    assert!(first.passed);
+    assert_eq!(first.observed, "no previous run to compare with");
 }
 
 /// What a real `dualchain loadgen --json` run with [`GOOD_RESULT`]'s figures prints:

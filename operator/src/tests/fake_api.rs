@@ -362,6 +362,12 @@ impl FakeApi {
         state.objects.insert(key, obj);
     }
 
+    /// Removes a stored object (as a deletion by someone else would).
+    pub fn remove(&self, group_version: &str, namespace: &str, resource: &str, name: &str) {
+        let key = Self::key(&Self::collection(group_version, namespace, resource), name);
+        self.state.lock().unwrap().objects.remove(&key);
+    }
+
     /// Merges `patch` into a stored object (e.g. to set a status).
     pub fn patch(
         &self,
