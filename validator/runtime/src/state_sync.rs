@@ -122,6 +122,10 @@ pub async fn bootstrap<S: Seams>(
         Bootstrap::File(file) => {
             let info = describe_snapshot(&file)
                 .with_context(|| format!("reading snapshot file {}", file.display()))?;
+            let size = fs::metadata(&file)
+                .with_context(|| format!("reading snapshot file {}", file.display()))?
+                .len();
+            ensure_import_room(db_dir, size)?;
             let head = certified_head(ctx, net, &sets, &manifest_of(&info), &mut banned)
                 .await
                 .map_err(|why| {
@@ -692,6 +696,23 @@ fn ensure_room(downloads: &Path, db_dir: &Path, size: u64, downloaded: u64) -> a
             )
         }
     }
+}
+
+/// Checks that the database a `size`-byte snapshot file's import builds (taken as
+/// large as the file) fits under `db_dir`'s parent with [`DISK_HEADROOM_BYTES`] to
+/// spare. The file is already there, wherever it is (it may be on a read-only or full
+/// volume): only the database's filesystem must have room.
+fn ensure_import_room(db_dir: &Path, size: u64) -> anyhow::Result<()> {
+    let database = db_dir.parent().unwrap_or(db_dir);
+    let (_, free) = filesystem(database)?;
+    let need = size.saturating_add(DISK_HEADROOM_BYTES);
+    if free < need {
+        anyhow::bail!(
+            "state sync: importing a {size}-byte snapshot file needs {need} bytes free under {} (the import's database, {DISK_HEADROOM_BYTES} spare); {free} are free: grow the volume or free space",
+            database.display()
+        );
+    }
+    Ok(())
 }
 
 /// [`ensure_room`]'s arithmetic: given the (id, free bytes) of the downloads' and

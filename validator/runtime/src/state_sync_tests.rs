@@ -229,3 +229,22 @@ fn a_download_that_cannot_fit_is_refused_with_what_it_needs() {
         "1 MiB fits in a test's temporary directory"
     );
 }
+
+#[test]
+fn a_snapshot_file_whose_import_cannot_fit_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_dir = dir.path().join("db").join("delta");
+    std::fs::create_dir_all(db_dir.parent().unwrap()).unwrap();
+    let error = ensure_import_room(&db_dir, u64::MAX / 2).unwrap_err();
+    let message = format!("{error:#}");
+    assert!(message.contains("snapshot file needs"), "{message}");
+    assert!(
+        message.contains(&db_dir.parent().unwrap().display().to_string()),
+        "{message}"
+    );
+    assert!(!db_dir.exists(), "nothing was created");
+    assert!(
+        ensure_import_room(&db_dir, 1 << 20).is_ok(),
+        "1 MiB fits in a test's temporary directory"
+    );
+}
