@@ -59,6 +59,19 @@ impl fmt::Debug for AdminTls {
     }
 }
 
+/// The one rule of where `Admin` may listen: on a loopback address, or anywhere
+/// with TLS (the bearer token never crosses a network in clear). The node checks its
+/// configuration with it before binding; the server checks again before serving.
+pub fn check_admin_placement(addr: SocketAddr, tls: bool) -> Result<(), String> {
+    if tls || addr.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(format!(
+        "the admin listener {addr} is not a loopback address, so it needs admin_tls (a \
+         certificate and key): the admin bearer token never crosses a network in clear"
+    ))
+}
+
 /// Where the admin listener is and how it is protected, checked as a whole.
 pub(crate) struct AdminPlacement<'a> {
     pub(crate) addr: SocketAddr,
@@ -68,14 +81,7 @@ pub(crate) struct AdminPlacement<'a> {
 impl AdminPlacement<'_> {
     /// A non-loopback admin listener must speak TLS.
     pub(crate) fn check(&self) -> Result<(), ApiServeError> {
-        if self.tls.is_none() && !self.addr.ip().is_loopback() {
-            return Err(ApiServeError::InvalidOptions(format!(
-                "the admin listener {} is not a loopback address, so it needs admin_tls (a \
-                 certificate and key): the admin bearer token never crosses a network in clear",
-                self.addr
-            )));
-        }
-        Ok(())
+        check_admin_placement(self.addr, self.tls.is_some()).map_err(ApiServeError::InvalidOptions)
     }
 
     /// A server builder with the listener's TLS identity (checked here: a bad

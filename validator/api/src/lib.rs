@@ -61,7 +61,8 @@ mod transactions;
 
 pub use admin::AdminCredential;
 pub use admin_server::{
-    ADMIN_MAX_CONNECTIONS, ADMIN_MAX_CONNECTIONS_PER_IP, AdminTls, install_crypto_provider,
+    ADMIN_MAX_CONNECTIONS, ADMIN_MAX_CONNECTIONS_PER_IP, AdminTls, check_admin_placement,
+    install_crypto_provider,
 };
 pub use call_limits::CallLimits;
 pub use chain::{from_proto as chain_from_proto, to_proto as chain_to_proto};

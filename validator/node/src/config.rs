@@ -505,11 +505,9 @@ impl NodeConfig {
             );
         }
         for addr in [alpha.admin, delta.admin].into_iter().flatten() {
-            if admin_tls.is_none() && !addr.ip().is_loopback() {
+            if let Err(why) = dualchain_api::check_admin_placement(addr, admin_tls.is_some()) {
                 bail!(
-                    "the admin listener {addr} is not a loopback address: give it \
-                     --admin-tls-cert and --admin-tls-key (adminTlsCert, adminTlsKey), so the \
-                     admin token never crosses a network in clear"
+                    "{why}; give it --admin-tls-cert and --admin-tls-key (adminTlsCert, adminTlsKey)"
                 );
             }
         }
