@@ -23,6 +23,8 @@ pub struct Observed {
     pub ready: u32,
     /// `status.updatedReplicas`: pods running the StatefulSet's current template.
     pub updated: u32,
+    /// `spec.replicas` as it stands: the ordinals that exist (or are being created).
+    pub replicas: u32,
 }
 
 /// The partition to apply and why.
@@ -62,20 +64,24 @@ pub fn plan(validators: u32, existing: Option<Observed>) -> Plan {
         };
     };
     let can_take_one_down = o.ready >= ready_needed_to_roll(validators);
+    // Ordinals the StatefulSet does not hold yet (the network grew) take no pod down:
+    // they start on the new template. A partition above them would create them from the
+    // old one, whose volumes lack their keys: a new validator that can never start.
+    let existing = o.replicas.min(validators);
     if !o.template_current {
         return if can_take_one_down {
             Plan {
-                partition: validators.saturating_sub(1),
+                partition: validators.saturating_sub(1).min(existing),
                 step: Step::Started,
             }
         } else {
             Plan {
-                partition: validators,
+                partition: existing,
                 step: Step::WaitingToStart,
             }
         };
     }
-    let partition = o.partition.min(validators);
+    let partition = o.partition.min(existing);
     if partition == 0 {
         return Plan {
             partition: 0,
@@ -125,6 +131,7 @@ mod tests {
             partition: 0,
             ready: 4,
             updated: 4,
+            replicas: 4,
         };
         assert_eq!(
             plan(4, Some(o)),
@@ -139,6 +146,7 @@ mod tests {
             partition: 3,
             ready: 3,
             updated: 0,
+            replicas: 4,
         };
         assert_eq!(plan(4, Some(o)).step, Step::Waiting);
         // Pod 3 is back and updated: move on to pod 2.
@@ -147,6 +155,7 @@ mod tests {
             partition: 3,
             ready: 4,
             updated: 1,
+            replicas: 4,
         };
         assert_eq!(
             plan(4, Some(o)),
@@ -160,6 +169,7 @@ mod tests {
             partition: 1,
             ready: 4,
             updated: 3,
+            replicas: 4,
         };
         assert_eq!(
             plan(4, Some(o)),
@@ -177,6 +187,7 @@ mod tests {
             partition: 0,
             ready: 3,
             updated: 4,
+            replicas: 4,
         };
         assert_eq!(
             plan(4, Some(o)),
@@ -194,6 +205,7 @@ mod tests {
             partition: 0,
             ready: 1,
             updated: 1,
+            replicas: 1,
         };
         assert_eq!(
             plan(1, Some(o)),
@@ -207,8 +219,45 @@ mod tests {
             partition: 0,
             ready: 2,
             updated: 3,
+            replicas: 3,
         };
         assert_eq!(plan(3, Some(o)).step, Step::WaitingToStart);
+    }
+
+    #[test]
+    fn a_grown_network_creates_its_new_pods_on_the_new_template_even_without_margin() {
+        // 4 → 5: the new template (five keys, five peers) cannot roll an existing pod
+        // while only the four old ones are Ready, but the fifth must not be created from
+        // the old template (no key for it there).
+        let o = Observed {
+            template_current: false,
+            partition: 0,
+            ready: 4,
+            updated: 4,
+            replicas: 4,
+        };
+        assert_eq!(
+            plan(5, Some(o)),
+            Plan {
+                partition: 4,
+                step: Step::WaitingToStart
+            }
+        );
+        // Once the fifth is Ready, the roll goes on down from ordinal 3.
+        let o = Observed {
+            template_current: true,
+            partition: 4,
+            ready: 5,
+            updated: 1,
+            replicas: 5,
+        };
+        assert_eq!(
+            plan(5, Some(o)),
+            Plan {
+                partition: 3,
+                step: Step::Advanced
+            }
+        );
     }
 
     proptest! {
@@ -217,9 +266,9 @@ mod tests {
         /// partition only moves by one.
         #[test]
         fn never_breaks_quorum(n in 4u32..=200, ready in 0u32..=200, updated in 0u32..=200,
-                               partition in 0u32..=200, current: bool) {
+                               partition in 0u32..=200, replicas in 0u32..=200, current: bool) {
             let ready = ready.min(n);
-            let o = Observed { template_current: current, partition, ready, updated: updated.min(n) };
+            let o = Observed { template_current: current, partition, ready, updated: updated.min(n), replicas };
             let p = plan(n, Some(o));
             match p.step {
                 Step::Started | Step::Advanced | Step::Finished => {
@@ -227,10 +276,13 @@ mod tests {
                 }
                 _ => {}
             }
+            // (Down to the ordinals that exist: moving past those takes no pod down.)
             if current && partition > 0 && partition <= n {
-                prop_assert!(p.partition + 1 >= partition.min(n));
+                prop_assert!(p.partition + 1 >= partition.min(n).min(replicas));
             }
             prop_assert!(p.partition <= n);
+            // Ordinals that do not exist yet never start on the old template.
+            prop_assert!(p.partition <= replicas);
         }
     }
 }

@@ -14,9 +14,7 @@ use dualchain_core::types::{
     Address, ChainId, CrossChainOp, LockRecord, LockStatus, PendingSetChanges, RecordKind,
     SetChange, set_change_op,
 };
-use dualchain_proto::v1::{
-    Chain, FaultInjection, GetStatusRequest, PauseChainRequest, PeerGroup, ResumeChainRequest,
-};
+use dualchain_proto::v1::{Chain, FaultInjection, GetStatusRequest, PeerGroup};
 use dualchain_proto::{AdminClient, AdminToken, NodeClient};
 use futures::future::BoxFuture;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
@@ -178,12 +176,6 @@ pub enum ValidatorError {
 /// The calls the operator makes to validators.
 pub trait ValidatorApi: Send + Sync {
     fn status(&self, target: Target) -> BoxFuture<'static, Result<ChainReport, ValidatorError>>;
-    fn pause(
-        &self,
-        target: Target,
-        access: AdminAccess,
-        paused: bool,
-    ) -> BoxFuture<'static, Result<(), ValidatorError>>;
     fn set_fault(
         &self,
         target: Target,
@@ -416,36 +408,6 @@ impl ValidatorApi for GrpcValidators {
                 .send_with_fee(&Sender::Key(Box::new(request.sender)), op, request.fee)
                 .await
                 .map_err(|e| flow_error(&target, e))
-        })
-    }
-
-    fn pause(
-        &self,
-        target: Target,
-        access: AdminAccess,
-        paused: bool,
-    ) -> BoxFuture<'static, Result<(), ValidatorError>> {
-        let this = self.clone();
-        Box::pin(async move {
-            let auth = AdminToken::new(&access.token).map_err(|_| ValidatorError::BadToken)?;
-            let channel = this.admin_channel(&target, &access).await?;
-            let mut admin = AdminClient::with_interceptor(channel, auth);
-            let chain = target.proto_chain();
-            let result = if paused {
-                admin
-                    .pause_chain(PauseChainRequest {
-                        chain,
-                        reason: "benchmark fault: kill".into(),
-                    })
-                    .await
-                    .map(|_| ())
-            } else {
-                admin
-                    .resume_chain(ResumeChainRequest { chain })
-                    .await
-                    .map(|_| ())
-            };
-            result.map_err(|s| call_error(&target, s))
         })
     }
 

@@ -168,7 +168,10 @@ impl Default for Workload {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum FaultKind {
-    /// Stop `validators` validators (both chains paused through the admin API) for the window.
+    /// Kill `validators` validators at the window's start: their pods are deleted with
+    /// no grace period (SIGKILL to both chains), the StatefulSet recreates them, and their
+    /// restart is part of the measurement. The window is their time to come back: a
+    /// killed validator not Ready again at its end fails the fault (and the run).
     Kill,
     /// Split the validators into `groups` groups that cannot talk to each other.
     Partition,
@@ -197,7 +200,7 @@ pub struct Fault {
     #[serde(default = "default_fault_duration")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 3600").message("fault durationSeconds must be between 1 and 3600"))]
     pub duration_seconds: u32,
-    /// kill: validators stopped at a time; messageLoss/delay: validators affected (all when unset).
+    /// kill: validators killed (the highest ordinals); messageLoss/delay: validators affected (all when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validators: Option<u32>,
     /// partition: number of groups (2 or more); validators are dealt round-robin.
@@ -439,7 +442,7 @@ pub struct CriterionResult {
 pub struct FaultStatus {
     /// Index in spec.faults.
     pub index: u32,
-    /// `Pending`, `Active`, `Done` or `Failed`.
+    /// `Pending`, `Active`, `Done`, `Failed` or `Missed` (its window passed unapplied).
     pub state: String,
     /// Which validators were affected, or why applying the fault failed.
     #[serde(default)]

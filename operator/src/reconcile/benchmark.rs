@@ -606,12 +606,7 @@ async fn apply_fault(
 ) -> std::result::Result<(), String> {
     let api = &ctx.validators;
     match fault.kind {
-        FaultKind::Kill => {
-            for t in targets(b, affected.iter().copied()) {
-                let token = token_for(tokens, &t)?;
-                api.pause(t, token, true).await.map_err(|e| e.to_string())?;
-            }
-        }
+        FaultKind::Kill => kill_validators(ctx, b, affected).await?,
         FaultKind::Partition => {
             let groups = fault.groups.unwrap_or(2).max(2) as usize;
             for chain in ChainName::ALL {
@@ -663,15 +658,83 @@ async fn revert_fault(
     affected: &[u32],
     tokens: &AdminTokens,
 ) -> std::result::Result<(), String> {
+    if kind == FaultKind::Kill {
+        return killed_validators_back(ctx, b, affected).await;
+    }
     for t in targets(b, affected.iter().copied()) {
         let token = token_for(tokens, &t)?;
-        let r = match kind {
-            FaultKind::Kill => ctx.validators.pause(t, token, false).await,
-            _ => ctx.validators.set_fault(t, token, None).await,
-        };
-        r.map_err(|e| e.to_string())?;
+        ctx.validators
+            .set_fault(t, token, None)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// The pods of the benchmark network's validators `indices`.
+fn validator_pods(b: &BenchRef, indices: &[u32]) -> Vec<String> {
+    let net = names::bench_network(&b.name);
+    indices
+        .iter()
+        .map(|&i| names::validator_pod(&net, i))
+        .collect()
+}
+
+/// A `kill` fault: the validators' pods are deleted with no grace period, so their
+/// containers get SIGKILL mid-flight (no flush, no goodbye to peers), as a crashed node
+/// or a lost machine does. The StatefulSet recreates them at once; their restart and
+/// catch-up are part of the measurement.
+async fn kill_validators(
+    ctx: &Context,
+    b: &BenchRef,
+    affected: &[u32],
+) -> std::result::Result<(), String> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &b.namespace);
+    let now = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..DeleteParams::default()
+    };
+    for pod in validator_pods(b, affected) {
+        pods.delete(&pod, &now)
+            .await
+            .map_err(|e| format!("killing {pod}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The end of a `kill` window: every killed validator must be running and Ready again
+/// (the window is its time to come back); one that is not fails the fault.
+async fn killed_validators_back(
+    ctx: &Context,
+    b: &BenchRef,
+    affected: &[u32],
+) -> std::result::Result<(), String> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &b.namespace);
+    let mut down = Vec::new();
+    for name in validator_pods(b, affected) {
+        let pod = pods
+            .get_opt(&name)
+            .await
+            .map_err(|e| format!("reading {name}: {e}"))?;
+        if !pod.as_ref().is_some_and(pod_ready) {
+            down.push(name);
+        }
+    }
+    if down.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "killed validator(s) not Ready again by the end of the window: {}",
+            down.join(", ")
+        ))
+    }
+}
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// Best effort: revert every active fault when the run ends (early or not); faults
@@ -707,9 +770,17 @@ async fn clear_faults(
     }
 }
 
+/// What the loadgen Job left behind.
+enum LoadgenOutput {
+    /// Its result (from the ConfigMap or the termination message).
+    Result(String),
+    /// No result; how its container ended, when the pod still says.
+    Nothing { ended: Option<String> },
+}
+
 /// Reads the Job's result: the result ConfigMap first, then the loadgen container's
 /// termination message.
-async fn read_result(ctx: &Context, b: &BenchRef) -> Result<Option<String>> {
+async fn read_result(ctx: &Context, b: &BenchRef) -> Result<LoadgenOutput> {
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &b.namespace);
     if let Some(cm) = config_maps
         .get_opt(&names::bench_result_configmap(&b.name))
@@ -720,22 +791,35 @@ async fn read_result(ctx: &Context, b: &BenchRef) -> Result<Option<String>> {
             .and_then(|d| d.get(RESULT_KEY))
             .filter(|t| !t.trim().is_empty())
     {
-        return Ok(Some(text.clone()));
+        return Ok(LoadgenOutput::Result(text.clone()));
     }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &b.namespace);
     let selector = format!("job-name={}", names::bench_job(&b.name));
     let list = pods.list(&ListParams::default().labels(&selector)).await?;
-    Ok(list.items.iter().find_map(|p| {
+    let terminated = list.items.iter().flat_map(|p| {
         p.status
-            .as_ref()?
-            .container_statuses
-            .as_ref()?
             .iter()
-            .find_map(|c| {
-                let message = c.state.as_ref()?.terminated.as_ref()?.message.clone()?;
-                (!message.trim().is_empty()).then_some(message)
-            })
-    }))
+            .flat_map(|s| s.container_statuses.iter().flatten())
+            .filter_map(|c| c.state.as_ref()?.terminated.as_ref())
+    });
+    let mut ended = None;
+    for t in terminated {
+        if let Some(message) = t.message.as_ref().filter(|m| !m.trim().is_empty()) {
+            return Ok(LoadgenOutput::Result(message.clone()));
+        }
+        ended = Some(format!(
+            "exit code {}{}{}",
+            t.exit_code,
+            t.signal
+                .map(|s| format!(", signal {s}"))
+                .unwrap_or_default(),
+            t.reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+        ));
+    }
+    Ok(LoadgenOutput::Nothing { ended })
 }
 
 async fn collecting(
@@ -744,17 +828,22 @@ async fn collecting(
     bench: &BenchmarkCluster,
     status: &mut BenchmarkClusterStatus,
 ) -> Result<Action> {
-    let Some(text) = read_result(ctx, b).await? else {
-        fail(
-            status,
-            ctx,
-            "NoResult",
-            format!(
-                "loadgen finished without writing {RESULT_KEY} to ConfigMap {} nor a termination message",
-                names::bench_result_configmap(&b.name)
-            ),
-        );
-        return Ok(Action::requeue(ctx.settings.converging_interval));
+    let text = match read_result(ctx, b).await? {
+        LoadgenOutput::Result(text) => text,
+        LoadgenOutput::Nothing { ended } => {
+            let ended = ended.map(|e| format!("; its container ended with {e}"));
+            fail(
+                status,
+                ctx,
+                "NoResult",
+                format!(
+                    "loadgen finished without writing {RESULT_KEY} to ConfigMap {} nor a termination message{}",
+                    names::bench_result_configmap(&b.name),
+                    ended.unwrap_or_default()
+                ),
+            );
+            return Ok(Action::requeue(ctx.settings.converging_interval));
+        }
     };
     let result = match parse_result(&text) {
         Ok(r) => r,

@@ -399,6 +399,12 @@ fn observe(sts: &StatefulSet, desired_hash: &str) -> Observed {
             .unwrap_or(0)
             .max(0) as u32,
         ready: status.ready_replicas.unwrap_or(0).max(0) as u32,
+        replicas: sts
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(0)
+            .max(0) as u32,
         updated: if fresh {
             status.updated_replicas.unwrap_or(0).max(0) as u32
         } else {

@@ -6,7 +6,7 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 
 use super::fake_api::FakeApi;
-use super::fixtures::{self, AdminCall, FakeValidators, NS, TestClock};
+use super::fixtures::{self, FakeValidators, NS, TestClock};
 use crate::crd::benchmark::BenchmarkCluster;
 use crate::reconcile::benchmark::{parse_result, reconcile};
 
@@ -43,6 +43,14 @@ fn network_ready(fake: &FakeApi, name: &str, ready: u32, finalized: u64) {
         "phase": "Running", "readyValidators": ready, "validators": ready, "ready": format!("{ready}/{ready}"),
         "alpha": {"height": finalized + 1, "finalizedHeight": finalized, "epoch": 0, "reachableValidators": ready},
         "delta": {"height": finalized * 5 + 1, "finalizedHeight": finalized * 5, "epoch": 0, "reachableValidators": ready}}}));
+}
+
+/// A validator pod as the StatefulSet makes it, Ready or not.
+fn validator_pod(fake: &FakeApi, name: &str, ready: bool) {
+    fake.put("v1", NS, "pods", json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS},
+        "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}}));
 }
 
 /// The admin token of validator `index` in these tests.
@@ -135,6 +143,34 @@ async fn every_admin_call_carries_the_token_of_the_validator_it_goes_to() {
     assert_eq!(fake.collection_reads("secrets"), 0);
 }
 
+/// A killed validator that is not Ready again by the end of its window fails the fault,
+/// and with it the run's `faultsApplied` criterion.
+#[tokio::test]
+async fn a_killed_validator_that_does_not_come_back_fails_its_fault() {
+    let (client, fake) = FakeApi::start();
+    let clock = TestClock::at(NOW);
+    let ctx = fixtures::context(client, Arc::new(FakeValidators::default()), clock.clone());
+    create(&fake, "crash", spec());
+    step(&fake, &ctx, "crash").await;
+    network_ready(&fake, "crash-net", 4, 10);
+    admin_token_secrets(&fake, "crash-net", 4);
+    step(&fake, &ctx, "crash").await;
+    assert_eq!(phase(&fake, "crash"), "Running");
+    for i in 0..4 {
+        validator_pod(&fake, &format!("crash-net-{i}"), true);
+    }
+    clock.advance(12);
+    step(&fake, &ctx, "crash").await;
+    assert!(fake.get("v1", NS, "pods", "crash-net-3").is_none());
+    // Recreated, but still starting when the window ends.
+    validator_pod(&fake, "crash-net-3", false);
+    clock.advance(20);
+    step(&fake, &ctx, "crash").await;
+    let fault = stored(&fake, "crash").status.unwrap().faults[0].clone();
+    assert_eq!(fault.state, "Failed");
+    assert!(fault.message.contains("crash-net-3"), "{}", fault.message);
+}
+
 #[tokio::test]
 async fn full_lifecycle_to_success_and_ttl_teardown() {
     let (client, fake) = FakeApi::start();
@@ -200,31 +236,33 @@ async fn full_lifecycle_to_success_and_ttl_teardown() {
         .is_some()
     );
 
-    // Fault window: at +10 s the highest validator is paused on both chains...
+    // Fault window: at +10 s the highest validator's pod is killed (deleted with no
+    // grace period); no admin call is needed for that...
+    for i in 0..4 {
+        validator_pod(&fake, &format!("nightly-net-{i}"), true);
+    }
     clock.advance(12);
     step(&fake, &ctx, "nightly").await;
-    let calls = validators.calls.lock().unwrap().clone();
-    assert_eq!(calls.len(), 2, "{calls:?}");
-    assert!(calls.iter().all(|c| matches!(c, AdminCall::Pause { validator, paused: true, .. } if validator == "nightly-net-3")));
-    // Each call carries the token of the validator it goes to, and nothing else.
-    let tokens = validators.tokens.lock().unwrap().clone();
-    assert_eq!(tokens.len(), 2);
+    assert!(validators.calls.lock().unwrap().is_empty());
     assert!(
-        tokens
-            .iter()
-            .all(|(validator, token)| validator == "nightly-net-3" && *token == token_of(3)),
-        "{tokens:?}"
+        fake.get("v1", NS, "pods", "nightly-net-3").is_none(),
+        "killed"
+    );
+    assert!(fake.get("v1", NS, "pods", "nightly-net-2").is_some());
+    assert_eq!(
+        fake.count("DELETE", "/pods/nightly-net-3"),
+        1,
+        "{:?}",
+        fake.log()
     );
     assert_eq!(
         stored(&fake, "nightly").status.unwrap().faults[0].state,
         "Active"
     );
-    // ...and resumed after 20 s.
+    // ...the StatefulSet brings it back, and at the window's end it is Ready: Done.
+    validator_pod(&fake, "nightly-net-3", true);
     clock.advance(20);
     step(&fake, &ctx, "nightly").await;
-    let calls = validators.calls.lock().unwrap().clone();
-    assert_eq!(calls.len(), 4);
-    assert!(matches!(&calls[3], AdminCall::Pause { paused: false, .. }));
     assert_eq!(
         stored(&fake, "nightly").status.unwrap().faults[0].state,
         "Done"

@@ -45,11 +45,6 @@ impl Clock for TestClock {
 /// One recorded admin call.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AdminCall {
-    Pause {
-        validator: String,
-        chain: &'static str,
-        paused: bool,
-    },
     Fault {
         validator: String,
         chain: &'static str,
@@ -150,27 +145,6 @@ impl ValidatorApi for FakeValidators {
                 detail: "connection refused".into(),
             })
         })
-    }
-    fn pause(
-        &self,
-        target: Target,
-        access: AdminAccess,
-        paused: bool,
-    ) -> BoxFuture<'static, Result<(), ValidatorError>> {
-        self.tokens
-            .lock()
-            .unwrap()
-            .push((target.validator.clone(), access.token.to_string()));
-        self.certificates
-            .lock()
-            .unwrap()
-            .push((target.validator.clone(), access.certificate_pem.clone()));
-        self.calls.lock().unwrap().push(AdminCall::Pause {
-            validator: target.validator,
-            chain: target.chain.as_str(),
-            paused,
-        });
-        Box::pin(async { Ok(()) })
     }
     fn set_fault(
         &self,
