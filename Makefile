@@ -8,7 +8,7 @@ export CARGO_INCREMENTAL ?= 0
 # RocksDB's C++ build uses every core it is given; keep the machine responsive.
 export CARGO_BUILD_JOBS ?= $(shell nproc)
 
-.PHONY: setup test e2e lint fmt bench build devnet
+.PHONY: setup test e2e e2e-pods lint fmt bench build devnet
 
 setup:
 	@scripts/setup.sh
@@ -24,22 +24,29 @@ devnet: setup
 
 ## The test suite: formatting, lints, every test of the workspace, then the operator's
 ## end-to-end tests on a kwok control plane built from source (e2e/run.sh; the first run
-## builds Kubernetes, later runs reuse ~/.cache/dualchain/k8s). `make test E2E=0` skips
-## the e2e part for quick local runs; CI runs all of it.
+## builds Kubernetes, later runs reuse ~/.cache/dualchain/k8s), then the real-pod tier
+## (e2e/pods.sh: a kubelet with containerd runs the validators). `make test E2E=0` skips
+## both e2e tiers for quick local runs; CI runs all of it.
 E2E ?= 1
 test: setup
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo test --workspace --locked
 ifeq ($(E2E),0)
-	@echo "make test: kwok e2e skipped (E2E=0)"
+	@echo "make test: e2e tiers skipped (E2E=0)"
 else
 	e2e/run.sh
+	e2e/pods.sh
 endif
 
 ## Only the kwok e2e suite (builds the control plane on first use).
 e2e: setup
 	e2e/run.sh
+
+## Only the real-pod e2e tier (root; builds the kubelet and CoreDNS on first use).
+e2e-pods: setup
+	cargo test --workspace --locked --no-run
+	e2e/pods.sh
 
 lint: setup
 	cargo fmt --all --check

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes control plane the kwok end-to-end tests run against, from Go
 # modules (pinned below), into ${DUALCHAIN_CACHE:-~/.cache/dualchain}/k8s/bin:
-#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl  (k8s.io/kubernetes)
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
+#   kubelet, kube-proxy (the real-pod tier, e2e/pods.sh)              (k8s.io/kubernetes)
 #   etcd                                                              (go.etcd.io/etcd/server/v3)
 #   kwok, kwokctl                                                     (sigs.k8s.io/kwok)
 #   helm                                                              (helm.sh/helm/v3)
 #   promtool                                                          (github.com/prometheus/prometheus)
+#   coredns (cluster DNS of the real-pod tier)                        (github.com/coredns/coredns)
 # Idempotent: a tool is rebuilt only when its pin (or its wrapper module under
 # e2e/toolchain) changes. The Go module and build caches live beside the binaries,
 # outside the clone. Needs Go and the Go module proxy; nothing else is downloaded.
@@ -16,6 +18,7 @@ ETCD_VERSION=v3.6.8  # the etcd release Kubernetes v1.36.1 itself requires
 KWOK_VERSION=v0.8.0
 HELM_VERSION=v3.22.0
 PROMETHEUS_VERSION=v0.316.0 # the Go module of Prometheus v3.16; promtool tests the chart's alerts
+COREDNS_VERSION=v1.14.7
 
 E2E_DIR=$(cd "$(dirname "$0")" && pwd)
 CACHE=${DUALCHAIN_CACHE:-$HOME/.cache/dualchain}/k8s
@@ -70,7 +73,9 @@ build_kube() {
       k8s.io/kubernetes/cmd/kube-apiserver \
       k8s.io/kubernetes/cmd/kube-controller-manager \
       k8s.io/kubernetes/cmd/kube-scheduler \
-      k8s.io/kubernetes/cmd/kubectl)
+      k8s.io/kubernetes/cmd/kubectl \
+      k8s.io/kubernetes/cmd/kubelet \
+      k8s.io/kubernetes/cmd/kube-proxy)
 }
 
 build_etcd() {
@@ -94,12 +99,17 @@ build_promtool() {
     "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
 }
 
+build_coredns() {
+  GOBIN=$BIN go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
+}
+
 build_if_stale kube "$KUBE_VERSION $(module_pin "$E2E_DIR/toolchain/kube")" \
-  "kube-apiserver kube-controller-manager kube-scheduler kubectl" build_kube
+  "kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy" build_kube
 build_if_stale etcd "$ETCD_VERSION $(module_pin "$E2E_DIR/toolchain/etcd")" "etcd" build_etcd
 build_if_stale kwok "$KWOK_VERSION" "kwok kwokctl" build_kwok
 build_if_stale helm "$HELM_VERSION" "helm" build_helm
 build_if_stale promtool "$PROMETHEUS_VERSION" "promtool" build_promtool
+build_if_stale coredns "$COREDNS_VERSION" "coredns" build_coredns
 
 # e2e/run.sh reads kwok's stage definitions from the module's source.
 [[ -d $GOMODCACHE/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage ]] ||
@@ -110,4 +120,4 @@ if ((${#built[@]})); then
 else
   echo "e2e setup: control plane up to date in $BIN"
 fi
-echo "e2e setup: kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION, helm $HELM_VERSION, promtool $PROMETHEUS_VERSION"
+echo "e2e setup: kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION, helm $HELM_VERSION, promtool $PROMETHEUS_VERSION, coredns $COREDNS_VERSION"

@@ -2,13 +2,16 @@
 # Installs what building and testing dualchain needs, idempotently:
 # - Debian packages: clang/libclang (bindgen for RocksDB), a C++ toolchain, pkg-config,
 #   fonts-dejavu-core (text in the devnet report plots), iproute2 (the e2e suite runs in
-#   a private network namespace);
+#   a private network namespace); containerd, runc, the CNI plugins, iptables, busybox-static,
+#   file and binutils for the real-pod e2e tier (e2e/pods.sh: pods run in containers,
+#   the validator image is written from the built binary);
 # - a Rust toolchain with rustfmt and clippy (rustup, if cargo is missing).
 # Build caches live outside the clone, under ${DUALCHAIN_CACHE:-~/.cache/dualchain}.
 set -euo pipefail
 
 need_pkgs=()
-for pkg in clang libclang-dev g++ make pkg-config fonts-dejavu-core iproute2; do
+for pkg in clang libclang-dev g++ make pkg-config fonts-dejavu-core iproute2 \
+  containerd runc containernetworking-plugins busybox-static iptables file binutils; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$pkg")
 done
 if ((${#need_pkgs[@]})); then
