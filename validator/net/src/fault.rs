@@ -1,7 +1,8 @@
 //! Fault injection for tests, simulations and benchmarks, switchable at runtime.
 //!
-//! Three faults, combinable: a drop probability per message, an added one-way delay,
-//! and partitions (groups of peers; peers in different groups cannot reach each
+//! Three faults, combinable: a drop probability per message, an added one-way delay
+//! (fixed, plus a uniform random jitter per message, which also reorders messages), and
+//! partitions (groups of peers; peers in different groups cannot reach each
 //! other, peers in no group reach everyone). The admin API flips them on a running
 //! node; with nothing configured the check is one atomic load.
 //!
@@ -13,7 +14,8 @@
 //! injected fault into penalties against an honest peer. Partitions are checked on
 //! both the sending and the receiving side, so configuring them on one node is
 //! enough to cut that node off in both directions; drops and delays are applied once,
-//! on the sending side. Drop decisions come from a seeded RNG (reproducible runs).
+//! on the sending side. Drop and jitter decisions come from a seeded RNG (reproducible
+//! runs).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +36,8 @@ pub struct FaultConfig {
     pub drop_probability: f64,
     /// Added one-way delay of every message.
     pub delay: Duration,
+    /// Extra delay per message, uniform in `[0, jitter]`, on top of `delay`.
+    pub jitter: Duration,
     /// Disjoint groups of peers that cannot reach each other.
     #[serde(skip)]
     pub partitions: Vec<BTreeSet<PeerId>>,
@@ -41,7 +45,10 @@ pub struct FaultConfig {
 
 impl FaultConfig {
     fn is_clear(&self) -> bool {
-        self.drop_probability == 0.0 && self.delay.is_zero() && self.partitions.is_empty()
+        self.drop_probability == 0.0
+            && self.delay.is_zero()
+            && self.jitter.is_zero()
+            && self.partitions.is_empty()
     }
 }
 
@@ -99,6 +106,11 @@ impl FaultInjector {
 
     pub fn set_delay(&self, delay: Duration) {
         self.update(|c| c.delay = delay);
+    }
+
+    /// Sets the random extra delay per message (uniform in `[0, jitter]`).
+    pub fn set_jitter(&self, jitter: Duration) {
+        self.update(|c| c.jitter = jitter);
     }
 
     /// Splits the network into `groups` (replacing any previous partition).
@@ -162,10 +174,20 @@ impl FaultInjector {
                 return FaultDecision::Drop;
             }
         }
-        if config.delay.is_zero() {
+        let mut delay = config.delay;
+        if !config.jitter.is_zero() {
+            let max_us = config.jitter.as_micros().min(u128::from(u64::MAX)) as u64;
+            let extra = self
+                .rng
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .random_range(0..=max_us);
+            delay += Duration::from_micros(extra);
+        }
+        if delay.is_zero() {
             FaultDecision::Deliver
         } else {
-            FaultDecision::Delay(config.delay)
+            FaultDecision::Delay(delay)
         }
     }
 }
@@ -184,6 +206,36 @@ mod tests {
 
     fn p(b: u8) -> PeerId {
         PeerId::from_bytes([b; 32])
+    }
+
+    #[test]
+    fn jitter_adds_a_seeded_random_delay_within_its_bound() {
+        let delays = |seed| {
+            let f = FaultInjector::new(seed);
+            f.set_delay(Duration::from_millis(50));
+            f.set_jitter(Duration::from_millis(20));
+            (0..200)
+                .map(|_| match f.decide(p(1), p(2)) {
+                    FaultDecision::Delay(d) => d,
+                    other => panic!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        let a = delays(7);
+        assert!(
+            a.iter()
+                .all(|d| (Duration::from_millis(50)..=Duration::from_millis(70)).contains(d))
+        );
+        // Spread over the range, not a fixed value, and the same for the same seed.
+        let (min, max) = (a.iter().min().unwrap(), a.iter().max().unwrap());
+        assert!(*max - *min > Duration::from_millis(15), "{min:?}..{max:?}");
+        assert_eq!(a, delays(7));
+        // Jitter alone is a fault too; clearing removes it.
+        let f = FaultInjector::new(1);
+        f.set_jitter(Duration::from_millis(5));
+        assert!(matches!(f.decide(p(1), p(2)), FaultDecision::Delay(_)));
+        f.clear();
+        assert_eq!(f.decide(p(1), p(2)), FaultDecision::Deliver);
     }
 
     #[test]

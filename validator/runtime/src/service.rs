@@ -325,11 +325,6 @@ impl<S: Seams> ChainService<S> {
         let Some(injector) = self.ctx.live().faults.clone() else {
             return Err(restarting(self.ctx.chain));
         };
-        if plan.jitter_ms > 0 {
-            return Err(ApiError::FailedPrecondition(
-                "jitter_ms is not supported by this transport's fault injector (only a fixed added delay); set jitter_ms to 0".into(),
-            ));
-        }
         let groups: Vec<Vec<PeerId>> = plan
             .partitions
             .iter()
@@ -339,6 +334,7 @@ impl<S: Seams> ChainService<S> {
             .set_drop_probability(plan.drop_probability)
             .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
         injector.set_delay(Duration::from_millis(u64::from(plan.added_delay_ms)));
+        injector.set_jitter(Duration::from_millis(u64::from(plan.jitter_ms)));
         if groups.is_empty() {
             injector.heal();
         } else {
