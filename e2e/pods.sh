@@ -138,6 +138,8 @@ T=$CARGO_TARGET_DIR/debug
   "$(command -v busybox)=/bin/busybox"
 timeout 120 "${CTR[@]}" images import "$WORK/validator.tar" >/dev/null
 timeout 60 "${CTR[@]}" images import "$WORK/pause.tar" >/dev/null
+# A second tag of the same image, for the rolling-upgrade test.
+"${CTR[@]}" images tag "docker.io/library/$VALIDATOR_IMAGE" "docker.io/library/$VALIDATOR_IMAGE-next" >/dev/null
 rm -f "$WORK/validator.tar" "$WORK/pause.tar"
 echo "e2e pods: images imported in $(($(date +%s) - t0))s"
 
@@ -172,7 +174,8 @@ kube-proxy --kubeconfig "$KUBECONFIG" --hostname-override "$NODE_NAME" --proxy-m
 timeout 120 bash -c "until kubectl get node $NODE_NAME >/dev/null 2>&1; do sleep 1; done"
 kubectl wait --for=condition=Ready "node/$NODE_NAME" --timeout=120s >/dev/null
 # Volumes: static hostPath PersistentVolumes of one StorageClass the tests name.
-"$ROOT/e2e/pods/volumes.sh" "$WORK/volumes" 16 | kubectl apply -f - >/dev/null
+# Volumes are not reused (Retain): enough for every test's validators, with room.
+"$ROOT/e2e/pods/volumes.sh" "$WORK/volumes" 40 | kubectl apply -f - >/dev/null
 echo "e2e pods: cluster up in $(($(date +%s) - t0))s ($(kubectl version -o json | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' | tail -1), node $NODE_NAME Ready)"
 
 t0=$(date +%s)
