@@ -413,25 +413,85 @@ pub fn check_epochs<E: KvEngine>(
     agreement
 }
 
-/// A digest of every honest validator's chains and of the clients' outcome.
-pub fn trace_digest(chains: &[&[ChainView]; 2], extra: &[u64]) -> Digest {
-    let mut h = blake3::Hasher::new_derive_key("dualchain 2026-12 whole-node simulation trace v1");
-    for views in chains {
-        for view in views.iter() {
-            h.update(&view.node.to_le_bytes());
-            h.update(&(view.blocks.len() as u64).to_le_bytes());
-            for block in &view.blocks {
-                h.update(block.header.digest().as_bytes());
-            }
-            for height in &view.certified {
-                h.update(&height.to_le_bytes());
-            }
+/// A run's trace: every honest validator's chains (block digests and certified
+/// heights) and named outcome counters. Two runs of a seed must give equal traces; when
+/// they do not, [`Trace::first_difference`] says where they part (a digest alone could
+/// only say that they do).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// `(chain slot, validator, block digests, certified heights)`.
+    chains: Vec<(usize, ValidatorIndex, Vec<Digest>, Vec<u64>)>,
+    /// Outcome counters, by name.
+    counters: Vec<(String, u64)>,
+}
+
+impl Trace {
+    pub fn new(chains: &[&[ChainView]; 2]) -> Self {
+        let chains = chains
+            .iter()
+            .enumerate()
+            .flat_map(|(slot, views)| {
+                views.iter().map(move |view| {
+                    let digests = view.blocks.iter().map(|b| b.header.digest()).collect();
+                    let certified = view.certified.iter().copied().collect();
+                    (slot, view.node, digests, certified)
+                })
+            })
+            .collect();
+        Self {
+            chains,
+            counters: Vec::new(),
         }
     }
-    for x in extra {
-        h.update(&x.to_le_bytes());
+
+    pub fn count(&mut self, name: impl Into<String>, value: u64) {
+        self.counters.push((name.into(), value));
     }
-    Digest(*h.finalize().as_bytes())
+
+    /// Where `other` first differs from this trace, in words; `None` when equal.
+    pub fn first_difference(&self, other: &Trace) -> Option<String> {
+        const CHAINS: [&str; 2] = ["alpha", "delta"];
+        for (a, b) in self.chains.iter().zip(&other.chains) {
+            let name = format!("{} of validator {}", CHAINS[a.0.min(1)], a.1);
+            if let Some(h) = a.2.iter().zip(&b.2).position(|(x, y)| x != y) {
+                return Some(format!("{name}: block {} differs", h + 1));
+            }
+            if a.2.len() != b.2.len() {
+                return Some(format!("{name}: {} blocks, then {}", a.2.len(), b.2.len()));
+            }
+            if a.3 != b.3 {
+                return Some(format!("{name}: certified heights differ"));
+            }
+        }
+        if self.chains.len() != other.chains.len() {
+            return Some("a different number of honest chains".into());
+        }
+        for ((name, x), (_, y)) in self.counters.iter().zip(&other.counters) {
+            if x != y {
+                return Some(format!("{name}: {x}, then {y}"));
+            }
+        }
+        (self.counters != other.counters).then(|| "different counters".into())
+    }
+}
+
+#[cfg(test)]
+mod trace_tests {
+    use super::Trace;
+
+    #[test]
+    fn equal_traces_have_no_difference_and_a_changed_counter_is_named() {
+        let mut a = Trace::new(&[&[], &[]]);
+        a.count("delta committed", 10);
+        a.count("flow stage 3 reached at ms", 5_000);
+        let mut b = a.clone();
+        assert_eq!(a.first_difference(&b), None);
+        b.counters[1].1 = 5_200;
+        assert_eq!(
+            a.first_difference(&b).as_deref(),
+            Some("flow stage 3 reached at ms: 5000, then 5200")
+        );
+    }
 }
 
 #[cfg(test)]

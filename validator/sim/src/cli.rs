@@ -516,13 +516,13 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         simulated += result.virtual_ms as f64 / 1000.0;
         if let Some(again) = again {
             simulated += again.virtual_ms as f64 / 1000.0;
-            if again.trace != result.trace {
+            if let Some(difference) = result.trace.first_difference(&again.trace) {
                 summary.determinism_failures += 1;
                 push_failure(
                     &mut summary.failures,
                     seed,
                     "determinism",
-                    "two runs of the seed produced different traces",
+                    &format!("two runs of the seed produced different traces ({difference})"),
                 );
             }
         }

@@ -14,7 +14,6 @@ use dualchain_api::ChainApi;
 use dualchain_consensus::SharedVerdictCache;
 use dualchain_consensus::keys::sim_validator_key;
 use dualchain_consensus::sim::Behaviour;
-use dualchain_core::Digest;
 use dualchain_core::crypto::ValidatorKeypair;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
@@ -91,7 +90,8 @@ pub struct RunResult {
     pub liveness_failures: Vec<String>,
     pub exactly_once_violations: Vec<String>,
     pub certificate_failures: Vec<String>,
-    pub trace: Digest,
+    /// The run's outcome, for the determinism check (see [`checks::Trace`]).
+    pub trace: checks::Trace,
     pub virtual_ms: u64,
     /// Delta's transfer clients.
     pub clients: ClientStats,
@@ -1199,7 +1199,8 @@ impl Simulation {
             )
             .chain(join_sponsors(&self.cfg))
             .collect();
-        let mut trace_inputs = vec![virtual_ms];
+        let mut trace = checks::Trace::new(&[&views[0], &views[1]]);
+        trace.count("virtual ms", virtual_ms);
         for chain in ChainId::ALL {
             let clients = &clients[slot(chain)];
             if let Some(longest) = views[slot(chain)].iter().max_by_key(|v| v.blocks.len()) {
@@ -1210,13 +1211,15 @@ impl Simulation {
             if stats.submitted > 0 && stats.committed == 0 {
                 liveness.push(format!("no {chain} transaction was committed"));
             }
-            trace_inputs.extend([
-                stats.submitted,
-                stats.committed,
-                stats.resubmissions,
-                stats.backlogged,
-                stats.latencies_ms.iter().sum(),
-            ]);
+            for (name, value) in [
+                ("submitted", stats.submitted),
+                ("committed", stats.committed),
+                ("resubmissions", stats.resubmissions),
+                ("backlogged", stats.backlogged),
+                ("latency sum ms", stats.latencies_ms.iter().sum()),
+            ] {
+                trace.count(format!("{chain} {name}"), value);
+            }
         }
         let forgers: BTreeSet<Address> = self
             .nodes
@@ -1249,19 +1252,13 @@ impl Simulation {
                 }
             }
         }
-        trace_inputs.push(forged_refused);
-        trace_inputs.extend(
-            self.reconfiguration
-                .left
-                .iter()
-                .flat_map(|(index, epoch)| [u64::from(*index), *epoch]),
-        );
-        trace_inputs.extend(
-            flow.reached
-                .iter()
-                .flat_map(|(stage, at)| [*stage as u64, *at]),
-        );
-        let trace = checks::trace_digest(&[&views[0], &views[1]], &trace_inputs);
+        trace.count("forged attestations refused", forged_refused);
+        for (index, epoch) in &self.reconfiguration.left {
+            trace.count(format!("validator {index} left at epoch"), *epoch);
+        }
+        for (stage, at) in &flow.reached {
+            trace.count(format!("flow stage {} reached at ms", *stage as u64), *at);
+        }
         let [alpha_clients, delta_clients] = clients;
         let (mut reports_against_honest, mut reports_against_byzantine) = (0, 0);
         for node in &self.nodes {
