@@ -34,7 +34,7 @@ LOGS=$CARGO_TARGET_DIR/debug/e2e-pods-logs
 NODE_IP=10.255.0.1
 POD_CIDR=10.244.0.0/24
 NODE_NAME=e2e-node
-# Images the tests' manifests name; pods use IfNotPresent, so nothing is ever pulled.
+# Images the tests' manifests name; their pull policy is Never, so nothing is ever pulled.
 VALIDATOR_IMAGE=dualchain:0.1.0
 PAUSE_IMAGE=dualchain-e2e/pause:1
 # The kernel settings the kubelet changes at start (restored on exit).
@@ -101,7 +101,8 @@ cleanup() {
     ((rc == 0)) || echo "e2e pods: failed (rc $rc); component logs are in $LOGS"
   fi
   timeout 60 kwokctl delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true
-  # Processes die with this PID namespace; what containerd left on shared paths goes.
+  # Everything else dies with this PID namespace; the outer script removes what outlives
+  # it (files, cgroups, kernel settings).
   kill $(jobs -p) 2>/dev/null || true
   wait 2>/dev/null || true
   exit "$rc"

@@ -134,6 +134,15 @@ impl Cluster {
         run_tool(&tool("KUBECTL", "kubectl"), &self.kubeconfig, args).await
     }
 
+    /// `kubectl patch dcn NAME --type merge -p PATCH` in `namespace`, as a user edits a
+    /// network's spec.
+    pub async fn patch_network(&self, namespace: &str, name: &str, patch: &str) -> Result<String> {
+        self.kubectl(&[
+            "-n", namespace, "patch", "dcn", name, "--type", "merge", "-p", patch,
+        ])
+        .await
+    }
+
     /// Runs `helm` against this cluster and returns its standard output.
     pub async fn helm(&self, args: &[&str]) -> Result<String> {
         run_tool(&tool("HELM", "helm"), &self.kubeconfig, args).await

@@ -618,17 +618,7 @@ async fn scaling_the_network_grows_at_once_and_shrinks_only_on_the_chains_word()
     // `kubectl patch` (the field is mutable now): a fifth key, pod and peer entry, the
     // genesis untouched (it holds the first set; the fifth joins at a boundary).
     cluster
-        .kubectl(&[
-            "-n",
-            &ns.name,
-            "patch",
-            "dcn",
-            "devnet",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"validators":5}}"#,
-        ])
+        .patch_network(&ns.name, "devnet", r#"{"spec":{"validators":5}}"#)
         .await?;
     let net = wait_all_ready(&nets, "devnet", 5).await?;
     let status = net.status.clone().context("status")?;

@@ -169,6 +169,17 @@ async fn real_validators_finalize_and_a_patch_grows_then_shrinks_the_set() -> Re
         "f and quorum of 4"
     );
 
+    // `kubectl logs` reaches the validators (API server → kubelet → container log).
+    let logs = cluster
+        .kubectl(&[
+            "-n", &ns.name, "logs", "devnet-0", "-c", "delta", "--tail", "20",
+        ])
+        .await?;
+    ensure!(
+        logs.lines().count() >= 3 && logs.contains("INFO"),
+        "devnet-0's Delta log: {logs}"
+    );
+
     // Every container runs the validator: two per pod, none restarted by a crash.
     let pods: Api<Pod> = ns.api(&cluster.client);
     for pod in pods
@@ -188,17 +199,7 @@ async fn real_validators_finalize_and_a_patch_grows_then_shrinks_the_set() -> Re
     // Grow: the fifth validator gets its key and pod, follows, joins by its own signed
     // request at a boundary; the status then reads a set of five from the chains.
     cluster
-        .kubectl(&[
-            "-n",
-            &ns.name,
-            "patch",
-            "dcn",
-            "devnet",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"validators":5}}"#,
-        ])
+        .patch_network(&ns.name, "devnet", r#"{"spec":{"validators":5}}"#)
         .await?;
     let grown = wait_set(&nets, "devnet", 5, RECONFIGURE).await;
     let net = with_pod_logs(&cluster, &ns.name, grown).await?;
@@ -211,17 +212,7 @@ async fn real_validators_finalize_and_a_patch_grows_then_shrinks_the_set() -> Re
 
     // Shrink: a leave request, the boundary, and only then the pod goes.
     cluster
-        .kubectl(&[
-            "-n",
-            &ns.name,
-            "patch",
-            "dcn",
-            "devnet",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"validators":4}}"#,
-        ])
+        .patch_network(&ns.name, "devnet", r#"{"spec":{"validators":4}}"#)
         .await?;
     let shrunk = wait_set(&nets, "devnet", 4, RECONFIGURE).await;
     let net = with_pod_logs(&cluster, &ns.name, shrunk).await?;
@@ -260,17 +251,11 @@ async fn rolling_a_new_image_tag_keeps_both_chains_finalizing() -> Result<()> {
 
     // e2e/pods.sh imports the validator image under a second tag too.
     cluster
-        .kubectl(&[
-            "-n",
+        .patch_network(
             &ns.name,
-            "patch",
-            "dcn",
             "devnet",
-            "--type",
-            "merge",
-            "-p",
             r#"{"spec":{"image":"dualchain:0.1.0-next"}}"#,
-        ])
+        )
         .await?;
     let sets: Api<StatefulSet> = ns.api(&cluster.client);
     let pods: Api<Pod> = ns.api(&cluster.client);
