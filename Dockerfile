@@ -10,7 +10,7 @@
 # Build stage: RocksDB is compiled from source by the `rocksdb` crate (needs clang/cmake).
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends clang libclang-dev cmake \
+ && apt-get install -y --no-install-recommends clang libclang-dev cmake fonts-dejavu-core \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -27,6 +27,8 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/dualchain /usr/local/bin/dualchain
 COPY --from=build /out/dualchain-tools /usr/local/bin/dualchain-tools
 COPY --from=build /out/dualchain-operator /usr/local/bin/dualchain-operator
+# The one font the loadgen's plots use for their text (`--plot-font`).
+COPY --from=build /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 USER 10001:10001
 # Validator ports: Alpha p2p (UDP) / API, Delta p2p (UDP) / API, metrics.
 EXPOSE 4130/udp 3030 4131/udp 4030 9100 9101 8080

@@ -134,7 +134,10 @@ CTR=(ctr --address "$C/containerd.sock" -n k8s.io)
 t0=$(date +%s)
 T=$CARGO_TARGET_DIR/debug
 "$ROOT/e2e/pods/image.sh" "$WORK/validator.tar" "$VALIDATOR_IMAGE" '["/usr/local/bin/dualchain"]' \
-  "$T/dualchain=/usr/local/bin/dualchain" "$T/dualchain-tools=/usr/local/bin/dualchain-tools"
+  "$T/dualchain=/usr/local/bin/dualchain" "$T/dualchain-tools=/usr/local/bin/dualchain-tools" \
+  "$T/dualchain-operator=/usr/local/bin/dualchain-operator" \
+  /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
+  "$(command -v busybox)=/bin/busybox" # for the tests' `kubectl exec` (no shell otherwise)
 "$ROOT/e2e/pods/image.sh" "$WORK/pause.tar" "$PAUSE_IMAGE" '["/bin/busybox","sleep","inf"]' \
   "$(command -v busybox)=/bin/busybox"
 timeout 120 "${CTR[@]}" images import "$WORK/validator.tar" >/dev/null

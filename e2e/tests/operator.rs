@@ -118,13 +118,27 @@ async fn devnet_example_reconciles_into_owned_children() -> Result<()> {
         .await?;
     let _operator = Operator::start(&cluster, &ns.name).await?;
 
-    let sts = wait_object(&ns.api::<StatefulSet>(client), "devnet", "created", |_| {
-        true
-    })
+    // One StatefulSet of one pod per validator, each pod mounting its own key only.
+    let sts = wait_object(
+        &ns.api::<StatefulSet>(client),
+        "devnet-3",
+        "created",
+        |_| true,
+    )
     .await?;
     let spec = sts.spec.as_ref().context("StatefulSet without spec")?;
-    assert_eq!(spec.replicas, Some(4));
+    assert_eq!(spec.replicas, Some(1));
     assert_eq!(spec.service_name.as_deref(), Some("devnet-peers"));
+    let mounted: Vec<String> = spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|p| p.volumes.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| v.secret?.secret_name)
+        .collect();
+    assert_eq!(mounted, ["devnet-validator-3", "devnet-admin-tls-3"]);
     let pod_spec = spec
         .template
         .spec
@@ -206,14 +220,20 @@ async fn devnet_example_reconciles_into_owned_children() -> Result<()> {
     let net = wait_all_ready(&nets, "devnet", 4).await?;
     let pods = ns.api::<Pod>(client).list(&ListParams::default()).await?;
     let pod_names: BTreeSet<String> = pods.iter().map(|p| p.name_any()).collect();
-    let expected: BTreeSet<String> = (0..4).map(|i| format!("devnet-{i}")).collect();
+    let expected: BTreeSet<String> = (0..4).map(|i| format!("devnet-{i}-0")).collect();
     assert_eq!(pod_names, expected);
+    assert_eq!(validator_sets(&ns.api(client), "devnet").await?.len(), 4);
     for i in 0..4 {
         let pvc = ns
             .api::<PersistentVolumeClaim>(client)
-            .get(&format!("data-devnet-{i}"))
+            .get(&format!("data-devnet-{i}-0"))
             .await?;
-        assert_eq!(pvc.status.and_then(|s| s.phase).as_deref(), Some("Bound"));
+        assert_eq!(
+            pvc.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Bound")
+        );
+        // The operator made it, owned by the network (storage.whenDeleted: Delete).
+        assert!(controlled_by(&pvc, &net), "data-devnet-{i}-0 owner");
     }
     assert_eq!(
         condition(&net, "Ready"),
@@ -239,6 +259,17 @@ fn rule_ports(rule: &NetworkPolicyIngressRule) -> BTreeSet<(String, i32)> {
             (p.protocol.clone().unwrap_or_default(), port)
         })
         .collect()
+}
+
+/// Network `network`'s validator StatefulSets (one per validator), by name.
+async fn validator_sets(sets: &Api<StatefulSet>, network: &str) -> Result<Vec<StatefulSet>> {
+    let selector = format!("dualchain.dev/network={network}");
+    let mut list = sets
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items;
+    list.sort_by_key(|s| s.name_any());
+    Ok(list)
 }
 
 fn match_labels(selector: Option<&LabelSelector>) -> BTreeMap<String, String> {
@@ -280,15 +311,22 @@ async fn each_network_gets_a_network_policy_admitting_only_peers_operator_and_lo
         controlled_by(&policy, &net),
         "NetworkPolicy is not owned by the network"
     );
-    let sts = wait_object(&ns.api::<StatefulSet>(client), "devnet", "created", |_| {
-        true
-    })
+    let sts = wait_object(
+        &ns.api::<StatefulSet>(client),
+        "devnet-0",
+        "created",
+        |_| true,
+    )
     .await?;
-    let validators = match_labels(sts.spec.as_ref().map(|s| &s.selector));
-    assert!(!validators.is_empty());
+    let validator_0 = match_labels(sts.spec.as_ref().map(|s| &s.selector));
+    assert!(!validator_0.is_empty());
     let spec = policy.spec.as_ref().context("NetworkPolicy without spec")?;
-    // It guards exactly the validator pods, for ingress.
-    assert_eq!(match_labels(spec.pod_selector.as_ref()), validators);
+    // It guards every validator's pods (validator 0's selector without the index), for
+    // ingress.
+    let guarded = match_labels(spec.pod_selector.as_ref());
+    let mut validators = validator_0.clone();
+    validators.remove("dualchain.dev/validator-index");
+    assert_eq!(guarded, validators);
     assert_eq!(
         spec.policy_types.as_deref(),
         Some(&["Ingress".to_string()][..])
@@ -485,22 +523,11 @@ async fn devnet_example_running(test: &str) -> Result<(Cluster, TestNamespace, O
 
 #[tokio::test]
 #[ignore = "needs a Kubernetes cluster: run e2e/run.sh"]
-async fn editing_the_spec_rolls_the_statefulset() -> Result<()> {
+async fn editing_the_spec_rolls_the_validators_one_at_a_time() -> Result<()> {
     let (cluster, ns, _operator) = devnet_example_running("roll").await?;
     let client = &cluster.client;
     let nets: Api<DualChainNetwork> = ns.api(client);
     let sets: Api<StatefulSet> = ns.api(client);
-    let before = wait_object(&sets, "devnet", "rolled out", |s| {
-        s.status.as_ref().is_some_and(|st| {
-            st.update_revision.is_some() && st.update_revision == st.current_revision
-        })
-    })
-    .await?;
-    let old_revision = before
-        .status
-        .as_ref()
-        .and_then(|s| s.update_revision.clone())
-        .unwrap_or_default();
     let config_hash = |s: &StatefulSet| {
         s.spec
             .as_ref()
@@ -508,7 +535,28 @@ async fn editing_the_spec_rolls_the_statefulset() -> Result<()> {
             .and_then(|m| m.annotations.as_ref())
             .and_then(|a| a.get("dualchain.dev/config-hash").cloned())
     };
-    let old_hash = config_hash(&before).context("pod template has no config-hash annotation")?;
+    let revisions = |s: &StatefulSet| {
+        let status = s.status.clone().unwrap_or_default();
+        (status.update_revision, status.current_revision)
+    };
+    // One StatefulSet per validator, each rolled out on the same config.
+    let before = wait_for("every validator set rolled out", CONVERGE, || async {
+        let list = validator_sets(&sets, "devnet").await?;
+        let done = list.len() == 4
+            && list.iter().all(|s| {
+                let (update, current) = revisions(s);
+                update.is_some() && update == current
+            });
+        Ok(done.then_some(list))
+    })
+    .await?;
+    let old_revisions: Vec<_> = before.iter().map(|s| revisions(s).0).collect();
+    let old_hash = config_hash(&before[0]).context("pod template has no config-hash annotation")?;
+    assert!(
+        before
+            .iter()
+            .all(|s| config_hash(s) == Some(old_hash.clone()))
+    );
 
     // While the roll runs, sample the pods: never more than f = 1 of the 4 validators
     // may be missing or not Ready, or the network would lose its quorum margin.
@@ -550,40 +598,25 @@ async fn editing_the_spec_rolls_the_statefulset() -> Result<()> {
     )
     .await?;
     assert!(config.data.is_some());
-    let rolled = wait_object(&sets, "devnet", "new config hash", |s| {
-        config_hash(s).is_some_and(|h| h != old_hash)
-    })
-    .await?;
-    let new_revision = rolled
-        .status
-        .as_ref()
-        .and_then(|s| s.update_revision.clone())
-        .unwrap_or_default();
-    ensure!(new_revision != old_revision || config_hash(&rolled) != Some(old_hash.clone()));
-
-    // ...and every pod is replaced with the new revision, one at a time, until the
-    // network is ready again and no longer progressing.
-    let pods: Api<Pod> = ns.api(client);
+    // ...and every validator's pod is replaced with its set's new revision, one at a
+    // time, until the network is ready again and no longer progressing.
     wait_for(
-        "every pod on the new revision and the rollout finished",
+        "every validator on a new revision and the rollout finished",
         CONVERGE,
         || async {
-            let set = sets.get("devnet").await?;
-            let status = set.status.clone().unwrap_or_default();
-            let Some(revision) = status.update_revision.clone() else {
-                return Ok(None);
-            };
-            if revision == old_revision {
-                return Ok(None);
-            }
-            let list = pods.list(&ListParams::default()).await?;
-            let on_new = list
-                .iter()
-                .filter(|p| p.labels().get("controller-revision-hash") == Some(&revision))
-                .count();
+            let list = validator_sets(&sets, "devnet").await?;
+            let rolled = list.len() == 4
+                && list.iter().zip(&old_revisions).all(|(s, old)| {
+                    let (update, current) = revisions(s);
+                    config_hash(s).is_some_and(|h| h != old_hash)
+                        && update.is_some()
+                        && update == current
+                        && update != *old
+                        && s.status.as_ref().and_then(|st| st.ready_replicas) == Some(1)
+                });
             let net = nets.get("devnet").await?;
             let stable = condition(&net, "Progressing") == Some(("False", "Stable"));
-            Ok((on_new == 4 && ready_validators(&net) == 4 && stable).then_some(()))
+            Ok((rolled && ready_validators(&net) == 4 && stable).then_some(()))
         },
     )
     .await?;
@@ -594,17 +627,9 @@ async fn editing_the_spec_rolls_the_statefulset() -> Result<()> {
         worst <= 1,
         "{worst} validators were unavailable at once during the roll"
     );
-    // A finished roll leaves no partition behind in the status (nor in the StatefulSet).
+    // A finished roll leaves no partition behind in the status.
     let net = nets.get("devnet").await?;
     assert_eq!(net.status.as_ref().and_then(|s| s.rollout_partition), None);
-    let set = sets.get("devnet").await?;
-    let partition = set
-        .spec
-        .as_ref()
-        .and_then(|s| s.update_strategy.as_ref())
-        .and_then(|u| u.rolling_update.as_ref())
-        .and_then(|r| r.partition);
-    assert_eq!(partition.unwrap_or(0), 0);
     Ok(())
 }
 
@@ -666,10 +691,9 @@ async fn scaling_the_network_grows_at_once_and_shrinks_only_on_the_chains_word()
     .await?;
     if simulated_pods() {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let set: StatefulSet = ns.api(client).get("devnet").await?;
         assert_eq!(
-            set.spec.and_then(|s| s.replicas),
-            Some(5),
+            validator_sets(&ns.api(client), "devnet").await?.len(),
+            5,
             "no pod removed on a guess"
         );
         assert_eq!(
@@ -704,7 +728,6 @@ async fn deleting_the_network_collects_its_children() -> Result<()> {
     delete(&nets, "doomed").await?;
     wait_gone(&nets, "doomed", DEFAULT_WAIT).await?;
     let gone = Duration::from_secs(120);
-    wait_gone(&ns.api::<StatefulSet>(client), "doomed", gone).await?;
     wait_gone(&ns.api::<PodDisruptionBudget>(client), "doomed", gone).await?;
     for name in ["doomed", "doomed-peers"] {
         wait_gone(&ns.api::<Service>(client), name, gone).await?;
@@ -719,11 +742,12 @@ async fn deleting_the_network_collects_its_children() -> Result<()> {
             gone,
         )
         .await?;
-        wait_gone(&ns.api::<Pod>(client), &format!("doomed-{i}"), gone).await?;
-        // whenDeleted: Delete: the StatefulSet controller hands the claims to the GC.
+        wait_gone(&ns.api::<StatefulSet>(client), &format!("doomed-{i}"), gone).await?;
+        wait_gone(&ns.api::<Pod>(client), &format!("doomed-{i}-0"), gone).await?;
+        // whenDeleted: Delete: the operator made the claims owned by the network.
         wait_gone(
             &ns.api::<PersistentVolumeClaim>(client),
-            &format!("data-doomed-{i}"),
+            &format!("data-doomed-{i}-0"),
             gone,
         )
         .await?;
@@ -878,7 +902,7 @@ async fn benchmark_runs_as_far_as_its_pods_allow_then_expires() -> Result<()> {
         "loadgen args: {args}"
     );
     assert!(
-        args.contains("smoke-net-2.smoke-net-peers"),
+        args.contains("smoke-net-2-0.smoke-net-peers"),
         "every validator targeted: {args}"
     );
     assert!(
@@ -910,10 +934,69 @@ async fn benchmark_runs_as_far_as_its_pods_allow_then_expires() -> Result<()> {
     .await?;
     wait_gone(
         &ns.api::<StatefulSet>(client),
-        "smoke-net",
+        "smoke-net-0",
         Duration::from_secs(90),
     )
     .await?;
+    Ok(())
+}
+
+/// A schedule firing every minute: two runs finish, both are deleted at their 5 s TTL,
+/// and the schedule's status (and `kubectl get`) still holds both results.
+#[tokio::test]
+#[ignore = "needs a Kubernetes cluster: run e2e/run.sh"]
+async fn a_schedule_keeps_both_runs_results_after_their_ttls_expired() -> Result<()> {
+    let (cluster, ns) = setup("schedule").await?;
+    let client = &cluster.client;
+    let benches: Api<BenchmarkCluster> = ns.api(client);
+    let schedule = json!({"schedule": "* * * * *", "historyLimit": 2});
+    benches
+        .create(
+            &PostParams::default(),
+            &benchmark("every-minute", schedule)?,
+        )
+        .await?;
+    let _operator = Operator::start(&cluster, &ns.name).await?;
+    // Ticks a minute apart; a run still active at a tick skips it.
+    let recorded = wait_for("two runs recorded", Duration::from_secs(330), || async {
+        let bench = benches.get("every-minute").await?;
+        let history = bench.status.map(|s| s.history).unwrap_or_default();
+        Ok((history.len() >= 2).then_some(history))
+    })
+    .await?;
+    // No third run while the rest is checked.
+    benches
+        .patch(
+            "every-minute",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"schedule": "0 0 1 1 *"}})),
+        )
+        .await?;
+    let runs: Vec<String> = recorded.iter().map(|e| e.run.clone()).collect();
+    for run in &runs {
+        wait_gone(&benches, run, Duration::from_secs(120)).await?;
+    }
+    let bench = benches.get("every-minute").await?;
+    let history = bench.status.map(|s| s.history).unwrap_or_default();
+    let kept: Vec<&str> = history.iter().map(|e| e.run.as_str()).collect();
+    assert_eq!(kept, runs, "both results outlive their runs");
+    for entry in &history {
+        assert!(entry.finished_at.is_some() && entry.duration_seconds.is_some());
+        if simulated_pods() {
+            // No validator ran, so no figures: each run failed, saying why.
+            assert_eq!(entry.result, "Failed", "{entry:?}");
+            assert!(entry.reason.as_deref().is_some_and(|r| !r.is_empty()));
+        } else {
+            assert!(entry.average_tps.is_some(), "{entry:?}");
+        }
+    }
+    let listed = cluster
+        .kubectl(&["-n", &ns.name, "get", "bench", "every-minute"])
+        .await?;
+    assert!(
+        listed.contains(&history[0].result),
+        "kubectl get shows the last result: {listed}"
+    );
     Ok(())
 }
 
@@ -992,7 +1075,7 @@ async fn operator_killed_mid_reconcile_converges_without_duplicates() -> Result<
     let sets: Api<StatefulSet> = ns.api(client);
 
     // Kill the operator while it is still creating key Secrets, before the genesis and
-    // the StatefulSet exist.
+    // the StatefulSets exist.
     let mut operator = Operator::start(&cluster, &ns.name).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let before_kill = loop {
@@ -1007,17 +1090,19 @@ async fn operator_killed_mid_reconcile_converges_without_duplicates() -> Result<
     };
     operator.kill().await?;
     ensure!(
-        sets.get_opt("big").await?.is_none() && (before_kill as u32) < N,
+        validator_sets(&sets, "big").await?.is_empty() && (before_kill as u32) < N,
         "the operator finished before it could be killed mid-reconcile ({before_kill} key Secrets seen)"
     );
     let snapshot = secret_keys(&secrets.list(&ListParams::default()).await?.items, "big");
 
     let _operator = Operator::start(&cluster, &ns.name).await?;
-    let set = wait_object(&sets, "big", "created with all replicas", |s| {
-        s.spec.as_ref().and_then(|sp| sp.replicas) == Some(N as i32)
+    let all_sets = wait_for("a StatefulSet per validator", CONVERGE, || async {
+        let list = validator_sets(&sets, "big").await?;
+        Ok((list.len() == N as usize).then_some(list))
     })
     .await?;
-    assert!(controlled_by(&set, &nets.get("big").await?));
+    let net = nets.get("big").await?;
+    assert!(all_sets.iter().all(|set| controlled_by(set, &net)));
 
     let all = secrets.list(&ListParams::default()).await?;
     let keys = secret_keys(&all.items, "big");
@@ -1046,7 +1131,11 @@ async fn operator_killed_mid_reconcile_converges_without_duplicates() -> Result<
     let genesis = ns.api::<ConfigMap>(client).get("big-genesis").await?;
     assert_eq!(genesis_validators(&genesis)?, N as usize);
     let sets_now = sets.list(&ListParams::default()).await?;
-    assert_eq!(sets_now.items.len(), 1, "exactly one StatefulSet");
+    assert_eq!(
+        sets_now.items.len(),
+        N as usize,
+        "exactly one StatefulSet per validator"
+    );
     Ok(())
 }
 
@@ -1075,7 +1164,7 @@ async fn a_standby_operator_takes_over_when_the_leader_dies() -> Result<()> {
     )
     .await?;
     let sets: Api<StatefulSet> = ns.api(client);
-    wait_object(&sets, "before", "created by the leader", |_| true).await?;
+    wait_object(&sets, "before-0", "created by the leader", |_| true).await?;
 
     // SIGKILL the leader: no release, so the standby must wait out the lease (15 s).
     let (dead, standby) = if leader == "first" {
@@ -1102,6 +1191,6 @@ async fn a_standby_operator_takes_over_when_the_leader_dies() -> Result<()> {
         &network("after", json!({"validators": 3}))?,
     )
     .await?;
-    wait_object(&sets, "after", "created by the new leader", |_| true).await?;
+    wait_object(&sets, "after-0", "created by the new leader", |_| true).await?;
     Ok(())
 }

@@ -116,6 +116,17 @@ async fn wait_finalized(
     .await
 }
 
+/// Waits until both chains finalize past what `status` showed (one more Alpha block,
+/// three more Delta blocks).
+async fn wait_past(
+    nets: &Api<DualChainNetwork>,
+    name: &str,
+    status: &dualchain_operator::crd::network::DualChainNetworkStatus,
+) -> Result<DualChainNetwork> {
+    let (alpha, delta) = (status.alpha.finalized_height, status.delta.finalized_height);
+    wait_finalized(nets, name, alpha + 1, delta + 3, START).await
+}
+
 /// Waits until Alpha's set (as the status reads it from the validators) has `size`
 /// members, nothing pending, and the network is Ready again.
 async fn wait_set(
@@ -147,6 +158,84 @@ async fn wait_set(
 
 #[tokio::test]
 #[ignore = "needs the real-pod cluster: run e2e/pods.sh"]
+async fn the_helm_installed_operator_runs_a_network_whose_pods_hold_only_their_own_keys()
+-> Result<()> {
+    let cluster = Cluster::connect().await?;
+    let ns = cluster.namespace("pods-helm").await?;
+    let t0 = Instant::now();
+    // The chart as shipped, but for the image (e2e/pods.sh imports it; the validator
+    // image holds the operator binary too, as the Dockerfile's does).
+    let chart = dualchain_e2e::repo_root().join("helm/dualchain");
+    let chart = chart.to_str().context("chart path is not UTF-8")?;
+    cluster
+        .helm(&[
+            "install",
+            "dualchain",
+            chart,
+            "--namespace",
+            &ns.name,
+            "--set",
+            "image.pullPolicy=Never",
+            "--wait",
+            "--timeout",
+            "3m",
+        ])
+        .await?;
+    eprintln!("pods: operator Deployment Ready after {:?}", t0.elapsed());
+    let nets: Api<DualChainNetwork> = ns.api(&cluster.client);
+    nets.create(&PostParams::default(), &small_network("devnet", 4)?)
+        .await?;
+    let started = wait_finalized(&nets, "devnet", 2, 5, START).await;
+    if started.is_err() {
+        let operator = cluster
+            .kubectl(&[
+                "-n",
+                &ns.name,
+                "logs",
+                "deploy/dualchain-operator",
+                "--tail",
+                "40",
+            ])
+            .await
+            .unwrap_or_else(|e| format!("no logs: {e:#}"));
+        eprintln!("--- operator ---\n{operator}");
+    }
+    let net = with_pod_logs(&cluster, &ns.name, started).await?;
+    eprintln!("pods: both chains finalizing after {:?}", t0.elapsed());
+    let status = net.status.context("status")?;
+    assert_eq!(status.delta.reachable_validators, 4, "{status:?}");
+
+    // `kubectl logs` reaches the validators (API server → kubelet → container log).
+    let logs = cluster
+        .kubectl(&[
+            "-n",
+            &ns.name,
+            "logs",
+            "devnet-0-0",
+            "-c",
+            "delta",
+            "--tail",
+            "20",
+        ])
+        .await?;
+    ensure!(
+        logs.lines().count() >= 3 && logs.contains("INFO"),
+        "devnet-0-0's Delta log: {logs}"
+    );
+    // `kubectl exec` into a validator finds its own key and no other.
+    for index in [0, 3] {
+        only_its_own_key_in_the_pod(&cluster, &ns.name, index).await?;
+    }
+    // The operator kept reconciling in its pod: both chains go on.
+    wait_past(&nets, "devnet", &status).await?;
+    cluster
+        .helm(&["uninstall", "dualchain", "--namespace", &ns.name, "--wait"])
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the real-pod cluster: run e2e/pods.sh"]
 async fn real_validators_finalize_and_a_patch_grows_then_shrinks_the_set() -> Result<()> {
     let (cluster, ns, mut operator) = setup("pods-scale").await?;
     let t0 = Instant::now();
@@ -167,17 +256,6 @@ async fn real_validators_finalize_and_a_patch_grows_then_shrinks_the_set() -> Re
         (status.fault_tolerance, status.quorum),
         (1, 3),
         "f and quorum of 4"
-    );
-
-    // `kubectl logs` reaches the validators (API server → kubelet → container log).
-    let logs = cluster
-        .kubectl(&[
-            "-n", &ns.name, "logs", "devnet-0", "-c", "delta", "--tail", "20",
-        ])
-        .await?;
-    ensure!(
-        logs.lines().count() >= 3 && logs.contains("INFO"),
-        "devnet-0's Delta log: {logs}"
     );
 
     // Every container runs the validator: two per pod, none restarted by a crash.
@@ -223,11 +301,21 @@ async fn real_validators_finalize_and_a_patch_grows_then_shrinks_the_set() -> Re
         "the leave took effect at a later boundary"
     );
     let sets: Api<StatefulSet> = ns.api(&cluster.client);
-    wait_for("the leaver's pod removed", RECONFIGURE, || async {
-        let set = sets.get("devnet").await?;
-        Ok((set.spec.and_then(|s| s.replicas) == Some(4)).then_some(()))
-    })
+    let pods: Api<Pod> = ns.api(&cluster.client);
+    wait_for(
+        "the leaver's StatefulSet and pod removed",
+        RECONFIGURE,
+        || async {
+            let gone = sets.get_opt("devnet-4").await?.is_none()
+                && pods.get_opt("devnet-4-0").await?.is_none();
+            Ok(gone.then_some(()))
+        },
+    )
     .await?;
+    ensure!(
+        sets.get_opt("devnet-3").await?.is_some(),
+        "the others keep theirs"
+    );
     // The chains go on without it.
     let finalized = status.delta.finalized_height;
     wait_finalized(&nets, "devnet", 0, finalized + 5, START).await?;
@@ -257,7 +345,6 @@ async fn rolling_a_new_image_tag_keeps_both_chains_finalizing() -> Result<()> {
             r#"{"spec":{"image":"dualchain:0.1.0-next"}}"#,
         )
         .await?;
-    let sets: Api<StatefulSet> = ns.api(&cluster.client);
     let pods: Api<Pod> = ns.api(&cluster.client);
     let t0 = Instant::now();
     let (mut last, mut last_change) = (0u64, Instant::now());
@@ -303,13 +390,7 @@ async fn rolling_a_new_image_tag_keeps_both_chains_finalizing() -> Result<()> {
                     && ready.is_some_and(|cs| cs.iter().all(|c| c.ready))
             })
             .count();
-        let set = sets.get("devnet").await?;
-        let partition = set
-            .spec
-            .and_then(|s| s.update_strategy)
-            .and_then(|u| u.rolling_update)
-            .and_then(|r| r.partition);
-        if rolled == 4 && partition == Some(0) {
+        if rolled == 4 && status.rollout_partition.is_none() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -324,15 +405,98 @@ async fn rolling_a_new_image_tag_keeps_both_chains_finalizing() -> Result<()> {
     );
     // And both chains go on after it.
     let status = nets.get("devnet").await?.status.context("status")?;
-    wait_finalized(
-        &nets,
-        "devnet",
-        status.alpha.finalized_height + 1,
-        status.delta.finalized_height + 3,
-        START,
-    )
-    .await?;
+    wait_past(&nets, "devnet", &status).await?;
     operator.check_alive()?;
+    Ok(())
+}
+
+/// `kubectl exec` into validator `index`'s pod finds one key there, its own: every key
+/// file in the pod's filesystem is under the key mount, whose public key is that
+/// validator's (the Secret's), and the pod mounts no other validator's Secret.
+async fn only_its_own_key_in_the_pod(cluster: &Cluster, namespace: &str, index: u32) -> Result<()> {
+    let pod = format!("devnet-{index}-0");
+    let key_dir = "/var/run/dualchain/key";
+    // busybox is in the test image for this; /proc and /sys hold no files of keys.
+    let busybox = |args: &'static [&'static str]| {
+        let pod = pod.clone();
+        async move {
+            let mut command = vec!["-n", namespace, "exec", &pod, "-c", "delta", "--"];
+            command.push("/bin/busybox");
+            command.extend(args);
+            cluster.kubectl(&command).await
+        }
+    };
+    let found = busybox(&[
+        "find",
+        "/",
+        "(",
+        "-path",
+        "/proc",
+        "-o",
+        "-path",
+        "/sys",
+        ")",
+        "-prune",
+        "-o",
+        "-name",
+        "secret_seed",
+        "-print",
+    ])
+    .await?;
+    let seeds: Vec<&str> = found.lines().collect();
+    ensure!(!seeds.is_empty(), "{pod}: no key in the pod");
+    ensure!(
+        seeds.iter().all(|p| p.starts_with(&format!("{key_dir}/"))),
+        "{pod}: key files outside its key mount: {seeds:?}"
+    );
+    let public = busybox(&["cat", "/var/run/dualchain/key/public_key"]).await?;
+    let secret: k8s_openapi::api::core::v1::Secret = cluster
+        .kubectl(&[
+            "-n",
+            namespace,
+            "get",
+            "secret",
+            &format!("devnet-validator-{index}"),
+            "-o",
+            "json",
+        ])
+        .await
+        .and_then(|json| Ok(serde_json::from_str(&json)?))?;
+    let own = secret
+        .data
+        .and_then(|d| d.get("public_key").map(|b| b.0.clone()))
+        .context("public_key in the key Secret")?;
+    // (Public keys: printing them on a mismatch reveals nothing.)
+    let own = String::from_utf8_lossy(&own);
+    ensure!(
+        public.trim() == own.trim(),
+        "{pod} holds public key {:?} ({} chars), devnet-validator-{index} {:?} ({} chars)",
+        public.trim().get(..32),
+        public.trim().len(),
+        own.trim().get(..32),
+        own.trim().len()
+    );
+    let spec = cluster
+        .kubectl(&[
+            "-n",
+            namespace,
+            "get",
+            "pod",
+            &pod,
+            "-o",
+            "jsonpath={.spec.volumes[*].secret.secretName}",
+        ])
+        .await?;
+    let mut mounted: Vec<&str> = spec.split_whitespace().collect();
+    mounted.sort_unstable();
+    ensure!(
+        mounted
+            == [
+                format!("devnet-admin-tls-{index}"),
+                format!("devnet-validator-{index}")
+            ],
+        "{pod} mounts {mounted:?}"
+    );
     Ok(())
 }
 
@@ -442,7 +606,7 @@ async fn a_signed_benchmark_with_a_kill_and_a_jittered_delay_succeeds_with_real_
     let pods: Api<Pod> = ns.api(&cluster.client);
     let first_uid = wait_for("validator crash-net-3 running", START, || async {
         Ok(pods
-            .get_opt("crash-net-3")
+            .get_opt("crash-net-3-0")
             .await?
             .and_then(|p| p.metadata.uid))
     })
@@ -453,7 +617,7 @@ async fn a_signed_benchmark_with_a_kill_and_a_jittered_delay_succeeds_with_real_
     operator.check_alive()?;
     let status = bench.status.context("status")?;
     // The kill happened: the pod is a new one.
-    let uid_now = pods.get("crash-net-3").await?.metadata.uid;
+    let uid_now = pods.get("crash-net-3-0").await?.metadata.uid;
     ensure!(uid_now != Some(first_uid), "crash-net-3 was never killed");
     let states: Vec<&str> = status.faults.iter().map(|f| f.state.as_str()).collect();
     assert_eq!(states, ["Done", "Done"], "{summary}");
@@ -470,13 +634,27 @@ async fn a_signed_benchmark_with_a_kill_and_a_jittered_delay_succeeds_with_real_
     // The report the operator keeps.
     let report = status.report_config_map.context("no report ConfigMap")?;
     let maps: Api<ConfigMap> = ns.api(&cluster.client);
-    let report = maps.get(&report).await?.data.unwrap_or_default();
+    let report = maps.get(&report).await?;
+    let data = report.data.unwrap_or_default();
     ensure!(
-        report
-            .get("report.json")
+        data.get("report.json")
             .is_some_and(|r| r.contains("average_tps") || r.contains("averageTps")),
-        "report: {report:?}"
+        "report: {data:?}"
     );
+    // ...and the plots the loadgen drew in its pod (with text: the image has the font).
+    let plots = report.binary_data.unwrap_or_default();
+    let sizes: Vec<(&str, usize)> = plots.iter().map(|(k, v)| (k.as_str(), v.0.len())).collect();
+    eprintln!("pods: report plots {sizes:?}");
+    for key in dualchain_contract::loadgen::PLOT_KEYS {
+        let png = plots
+            .get(key)
+            .with_context(|| format!("no {key} in {sizes:?}"))?;
+        ensure!(
+            dualchain_contract::loadgen::is_plot(key, &png.0) && png.0.len() > 2_000,
+            "{key}: {} bytes",
+            png.0.len()
+        );
+    }
     Ok(())
 }
 

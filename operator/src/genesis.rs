@@ -120,7 +120,7 @@ mod tests {
             .collect();
         let spec = DualChainNetworkSpec::default();
         let g = build("devnet", &spec, &keys, &accounts, 1_700_000_000_000).unwrap();
-        assert_eq!(g.validators[3].name, "devnet-3");
+        assert_eq!(g.validators[3].name, "devnet-3-0");
         assert_eq!((g.alpha.p2p_port, g.alpha.api_port), (4130, 3030));
         assert_eq!((g.delta.p2p_port, g.delta.api_port), (4131, 4030));
         assert_eq!(g.accounts.len(), 2);

@@ -11,7 +11,7 @@ pub const MANAGED_BY: &str = "dualchain-operator";
 pub const NETWORK_LABEL: &str = "dualchain.dev/network";
 /// Label carrying the owning benchmark's name.
 pub const BENCHMARK_LABEL: &str = "dualchain.dev/benchmark";
-/// Label carrying a validator's index on its key Secret.
+/// Label carrying a validator's index on its key Secret, StatefulSet and pod.
 pub const VALIDATOR_INDEX_LABEL: &str = "dualchain.dev/validator-index";
 /// Label marking what a Secret/ConfigMap holds (`validator-key`, `admin-token`, ...).
 pub const ROLE_LABEL: &str = "dualchain.dev/role";
@@ -72,8 +72,18 @@ pub fn benchmark_labels(bench: &str) -> BTreeMap<String, String> {
     ])
 }
 
-pub fn statefulset(network: &str) -> String {
-    network.to_string()
+/// StatefulSet of validator `index`: one per validator, each with a single pod that
+/// mounts only its own key (a StatefulSet's pods share one template, so one set for
+/// all validators would have to mount every key in every pod).
+pub fn validator_statefulset(network: &str, index: u32) -> String {
+    format!("{network}-{index}")
+}
+/// The selector of validator `index`'s StatefulSet: the network's, narrowed to its index
+/// (StatefulSets with overlapping selectors would fight over pods).
+pub fn validator_selector(network: &str, index: u32) -> BTreeMap<String, String> {
+    let mut labels = network_selector(network);
+    labels.insert(VALIDATOR_INDEX_LABEL.into(), index.to_string());
+    labels
 }
 pub fn headless_service(network: &str) -> String {
     format!("{network}-peers")
@@ -118,9 +128,17 @@ pub fn network_policy(network: &str) -> String {
 pub fn service_monitor(network: &str) -> String {
     network.to_string()
 }
-/// Pod name of validator `index` (StatefulSet naming).
+/// Pod name of validator `index`: ordinal 0 of its own StatefulSet. It is the
+/// validator's name everywhere (genesis, peers, status, events).
 pub fn validator_pod(network: &str, index: u32) -> String {
-    format!("{}-{index}", statefulset(network))
+    format!("{}-0", validator_statefulset(network, index))
+}
+/// PVC of validator `index`: what its StatefulSet's claim template `data` names for its
+/// pod. The operator creates it first, so its retention follows the network's storage
+/// policy rather than the StatefulSet's (deleting a validator's set on a scale-down
+/// must not take a volume `whenScaled: Retain` keeps).
+pub fn validator_data_claim(network: &str, index: u32) -> String {
+    format!("data-{}", validator_pod(network, index))
 }
 /// Stable DNS name of validator `index` through the headless Service.
 pub fn validator_host(network: &str, namespace: &str, index: u32) -> String {

@@ -1,30 +1,69 @@
 //! Rolling validators without losing a quorum.
 //!
-//! The StatefulSet's `RollingUpdate.partition` is owned by the operator: pods with an
-//! ordinal ≥ partition run the new template. A roll starts at `partition = n - 1` (one
-//! pod) and steps down by one only when every pod already rolled has been recreated and
-//! enough validators are Ready that taking one more down still leaves a quorum
-//! (`ready - 1 ≥ n - f`, i.e. ≥ 2f+1 for n = 3f+1). Networks of fewer than 4 validators
-//! tolerate no fault; they roll one pod at a time whenever all pods are Ready.
+//! Each validator has its own StatefulSet (one pod), which rolls its pod as soon as it
+//! is given a new template; so the operator rolls the network by choosing which
+//! validators get the new template. It keeps a *partition*, as a single StatefulSet's
+//! `RollingUpdate.partition` would: validators with an index ≥ partition run the new
+//! template. A roll starts at `partition = n - 1` (one validator) and steps down by one
+//! only when every validator already rolled has been recreated and enough validators
+//! are Ready that taking one more down still leaves a quorum (`ready - 1 ≥ n - f`, i.e.
+//! ≥ 2f+1 for n = 3f+1). Networks of fewer than 4 validators tolerate no fault; they
+//! roll one validator at a time whenever all are Ready. The partition is not stored:
+//! [`observe`] reads it back from which StatefulSets already hold the new template.
 //!
 //! Config changes (genesis/config digest in a pod annotation) and image changes both
 //! change the template, so both go through this plan.
 
 use crate::crd::common::quorum;
 
-/// What the operator observed of the current StatefulSet.
+/// What the operator observed of the validators' StatefulSets, as a whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Observed {
-    /// Whether the StatefulSet's template already matches the desired one.
+    /// Whether the roll towards the desired template has begun (or is done): the
+    /// highest validator holds it.
     pub template_current: bool,
-    /// The partition currently set (0 when unset).
+    /// The lowest index from which every validator holds the desired template.
     pub partition: u32,
-    /// `status.readyReplicas`.
+    /// Validators whose pod is Ready.
     pub ready: u32,
-    /// `status.updatedReplicas`: pods running the StatefulSet's current template.
+    /// Validators at or above the partition whose pod runs their StatefulSet's template.
     pub updated: u32,
-    /// `spec.replicas` as it stands: the ordinals that exist (or are being created).
+    /// Validators whose StatefulSet exists (or is being created): indices `0..replicas`.
     pub replicas: u32,
+}
+
+/// One validator's StatefulSet as observed (index = position in the slice).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetObservation {
+    /// Its template is the desired one (a missing StatefulSet will be created with it).
+    pub template_current: bool,
+    /// Its pod is Ready.
+    pub ready: bool,
+    /// Its pod runs its template (a status as new as its spec says so).
+    pub updated: bool,
+}
+
+/// Folds the validators' StatefulSets (by index, `0..replicas`) into the roll's view;
+/// `None` when none exists yet.
+pub fn observe(sets: &[SetObservation]) -> Option<Observed> {
+    if sets.is_empty() {
+        return None;
+    }
+    let replicas = sets.len() as u32;
+    let partition = sets
+        .iter()
+        .rposition(|s| !s.template_current)
+        .map_or(0, |last_old| last_old as u32 + 1);
+    Some(Observed {
+        template_current: partition < replicas,
+        partition,
+        ready: sets.iter().filter(|s| s.ready).count() as u32,
+        updated: sets[partition as usize..]
+            .iter()
+            .filter(|s| s.updated)
+            .count() as u32,
+        replicas,
+    })
 }
 
 /// The partition to apply and why.
@@ -55,7 +94,7 @@ pub fn ready_needed_to_roll(validators: u32) -> u32 {
     (quorum(validators) + 1).min(validators)
 }
 
-/// Decides the partition. `existing` is `None` when the StatefulSet does not exist yet.
+/// Decides the partition. `existing` is `None` when no StatefulSet exists yet.
 pub fn plan(validators: u32, existing: Option<Observed>) -> Plan {
     let Some(o) = existing else {
         return Plan {
@@ -112,6 +151,50 @@ pub fn plan(validators: u32, existing: Option<Observed>) -> Plan {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn set(template_current: bool, ready: bool, updated: bool) -> SetObservation {
+        SetObservation {
+            template_current,
+            ready,
+            updated,
+        }
+    }
+
+    #[test]
+    fn observing_reads_the_partition_back_from_the_templates() {
+        assert_eq!(observe(&[]), None);
+        let all_new = [set(true, true, true); 4];
+        let o = observe(&all_new).unwrap();
+        assert_eq!(
+            (o.partition, o.template_current, o.ready, o.updated),
+            (0, true, 4, 4)
+        );
+        let all_old = [set(false, true, true); 4];
+        let o = observe(&all_old).unwrap();
+        assert_eq!((o.partition, o.template_current, o.updated), (4, false, 0));
+        assert_eq!(plan(4, Some(o)).partition, 3);
+        // Validator 3 got the new template; its pod is being recreated.
+        let rolling = [
+            set(false, true, true),
+            set(false, true, true),
+            set(false, true, true),
+            set(true, false, false),
+        ];
+        let o = observe(&rolling).unwrap();
+        assert_eq!(
+            (o.partition, o.template_current, o.ready, o.updated),
+            (3, true, 3, 0)
+        );
+        assert_eq!(plan(4, Some(o)).step, Step::Waiting);
+        // An old template above a new one (a roll restarted by another change) is not
+        // rolled: the partition sits above it.
+        let mixed = [
+            set(true, true, true),
+            set(false, true, true),
+            set(true, true, true),
+        ];
+        assert_eq!(observe(&mixed).unwrap().partition, 2);
+    }
 
     #[test]
     fn creation_has_no_partition() {

@@ -169,18 +169,22 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                     tracing::debug!(%error, "network reconcile error");
                 }
             });
-    let benchmark_controller =
-        Controller::new(benchmarks, watcher::Config::default().any_semantic())
-            .owns(networks, owned.clone())
-            .owns(jobs, owned)
-            .with_config(config)
-            .graceful_shutdown_on(stop_future(stop_rx.clone()))
-            .run(benchmark::reconcile, benchmark::error_policy, ctx.clone())
-            .for_each(|result| async move {
-                if let Err(error) = result {
-                    tracing::debug!(%error, "benchmark reconcile error");
-                }
-            });
+    let benchmark_controller = Controller::new(
+        benchmarks.clone(),
+        watcher::Config::default().any_semantic(),
+    )
+    .owns(networks, owned.clone())
+    // A schedule's runs: it records a run's result as soon as the run finishes.
+    .owns(benchmarks, owned.clone())
+    .owns(jobs, owned)
+    .with_config(config)
+    .graceful_shutdown_on(stop_future(stop_rx.clone()))
+    .run(benchmark::reconcile, benchmark::error_policy, ctx.clone())
+    .for_each(|result| async move {
+        if let Err(error) = result {
+            tracing::debug!(%error, "benchmark reconcile error");
+        }
+    });
 
     let controllers = futures::future::join(network_controller, benchmark_controller);
     tokio::pin!(controllers);

@@ -3,7 +3,7 @@
 //! Pure, so every rule is unit-tested: from the desired size, this network's keys by
 //! ordinal, the set Alpha runs and what the operator already did (the
 //! [`SetChangeProgress`] it keeps in the status), decide which validators must join or
-//! leave, each one's next step, and how many pods the StatefulSet keeps.
+//! leave, each one's next step, and how many validators keep their pods.
 //! `reconcile::set_changes` carries the steps out.
 //!
 //! The chain decides, the operator asks: a join or leave is a request signed by the
@@ -39,7 +39,7 @@ impl Change {
 /// A validator of this network whose membership must change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Needed {
-    /// Its ordinal (pod `<network>-<index>`).
+    /// Its index (pod `<network>-<index>-0`).
     pub index: u32,
     pub change: Change,
     /// Alpha already holds its request for the next boundary.
@@ -49,8 +49,8 @@ pub struct Needed {
 /// What the operator does about the set at this reconcile.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ScalePlan {
-    /// Pods the StatefulSet keeps: `spec.validators`, and the pods of validators that
-    /// are still in the set (or whose leave Delta has not reached yet).
+    /// Validators that keep their pods (indices `0..replicas`): `spec.validators`, and
+    /// those still in the set (or whose leave Delta has not reached yet).
     pub replicas: u32,
     /// Validators whose membership must change, by ordinal.
     pub needed: Vec<Needed>,
@@ -74,8 +74,8 @@ impl ScalePlan {
 }
 
 /// Decides the plan. `keys[i]` is the key id (hex) of ordinal `i` (every ordinal below
-/// `max(desired, running)`); `running` the StatefulSet's replicas (`None` before it
-/// exists); `delta_epoch` the lowest epoch the Delta chains of members report.
+/// `max(desired, running)`); `running` the validators with a StatefulSet (`None` before
+/// the first exists); `delta_epoch` the lowest epoch the Delta chains of members report.
 pub fn plan(
     desired: u32,
     running: Option<u32>,
@@ -322,8 +322,8 @@ mod tests {
             Some(3),
         );
         assert!(p.settled(5), "{p:?}");
-        // Only the higher leaver is out: the StatefulSet can only drop the highest
-        // ordinals, so ordinal 5's pod keeps 6 replicas.
+        // Only the higher leaver is out: pods go from the highest index down (the
+        // indices stay contiguous), so ordinal 5's pod keeps 6.
         let p = plan(
             5,
             Some(7),

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements,
@@ -128,11 +129,17 @@ pub fn result_configmap(b: &BenchRef) -> ConfigMap {
     }
 }
 
-/// The report ConfigMap holding the final JSON report.
-pub fn report_configmap(b: &BenchRef, report_json: String) -> ConfigMap {
+/// The report ConfigMap: the final JSON report, and the loadgen's plots (PNG
+/// `binaryData`, keys of the loadgen contract) when it drew them.
+pub fn report_configmap(
+    b: &BenchRef,
+    report_json: String,
+    plots: BTreeMap<String, ByteString>,
+) -> ConfigMap {
     ConfigMap {
         metadata: b.meta(names::bench_report_configmap(&b.name)),
         data: Some(BTreeMap::from([(REPORT_KEY.to_string(), report_json)])),
+        binary_data: (!plots.is_empty()).then_some(plots),
         ..Default::default()
     }
 }

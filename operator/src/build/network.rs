@@ -1,24 +1,23 @@
 //! Pure builders of a network's objects: no I/O, so each is unit- and snapshot-tested.
 //!
 //! Every object carries the network's labels and a controller owner reference, so that
-//! deleting the DualChainNetwork garbage-collects all of it (PVCs follow the StatefulSet's
-//! retention policy).
+//! deleting the DualChainNetwork garbage-collects all of it (a validator's PVC carries
+//! the reference only when `storage.whenDeleted` is `Delete`).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{
-    RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy,
-    StatefulSetSpec, StatefulSetUpdateStrategy,
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+    StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort,
     EmptyDirVolumeSource, EnvVar, EnvVarSource, GRPCAction, KeyToPath, ObjectFieldSelector,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
-    ResourceRequirements, SeccompProfile, Secret, SecretProjection, SecurityContext, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
-    WeightedPodAffinityTerm,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    Secret, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume,
+    VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -33,7 +32,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::context::OperatorPods;
 use crate::crd::common::{ChainResources, fault_tolerance};
-use crate::crd::network::DualChainNetwork;
+use crate::crd::network::{DualChainNetwork, NetworkTemplate, RetentionPolicy};
 use crate::keys::{
     ADMIN_TLS_CERT_KEY, ADMIN_TLS_KEY_KEY, ADMIN_TOKEN_KEY, AdminTlsPem, KEYRING_KEY,
 };
@@ -698,7 +697,7 @@ pub fn run_args(chain: ChainName) -> Vec<String> {
     .into()
 }
 
-fn chain_container(net: &DualChainNetwork, chain: ChainName) -> Container {
+fn chain_container(net: &DualChainNetwork, chain: ChainName, index: u32) -> Container {
     let t = &net.spec.template;
     let c = chain.as_str();
     let res = match chain {
@@ -711,11 +710,6 @@ fn chain_container(net: &DualChainNetwork, chain: ChainName) -> Container {
         protocol: Some(protocol.into()),
         ..Default::default()
     };
-    let mut key_mount = mount("validator-keys", KEY_DIR, true);
-    // Only this pod's own key directory is visible in the container.
-    key_mount.sub_path_expr = Some("$(POD_NAME)".into());
-    let mut tls_mount = mount("admin-tls", ADMIN_TLS_DIR, true);
-    tls_mount.sub_path_expr = Some("$(POD_NAME)".into());
     Container {
         name: c.into(),
         image: Some(t.image.clone()),
@@ -725,10 +719,7 @@ fn chain_container(net: &DualChainNetwork, chain: ChainName) -> Container {
             field_env("POD_NAME", "metadata.name"),
             field_env("POD_NAMESPACE", "metadata.namespace"),
             field_env("POD_IP", "status.podIP"),
-            field_env(
-                "DUALCHAIN_VALIDATOR_INDEX",
-                "metadata.labels['apps.kubernetes.io/pod-index']",
-            ),
+            value_env("DUALCHAIN_VALIDATOR_INDEX", &index.to_string()),
             value_env("DUALCHAIN_NETWORK", &net.name_any()),
             // Pods beyond the genesis set (the network grew) hold keys outside it: they
             // follow the chains until their join request takes effect. A genesis
@@ -756,8 +747,8 @@ fn chain_container(net: &DualChainNetwork, chain: ChainName) -> Container {
             mount("data", DATA_DIR, false),
             mount("genesis", GENESIS_DIR, true),
             mount("config", CONFIG_DIR, true),
-            key_mount,
-            tls_mount,
+            mount("validator-keys", KEY_DIR, true),
+            mount("admin-tls", ADMIN_TLS_DIR, true),
             mount("admin-digests", ADMIN_DIR, true),
             mount("tmp", "/tmp", false),
         ]),
@@ -766,84 +757,62 @@ fn chain_container(net: &DualChainNetwork, chain: ChainName) -> Container {
     }
 }
 
-/// Projected volume with every validator's key at `<pod name>/<file>`; each container
-/// mounts only its own sub-directory (`subPathExpr: $(POD_NAME)`).
-fn validator_keys_volume(name: &str, validators: u32) -> Volume {
+/// Validator `index`'s own key: the only key Secret its pod mounts (a pod cannot read
+/// what it does not mount, so no validator can read another's key).
+fn validator_key_volume(network: &str, index: u32) -> Volume {
     let files = [
         dualchain_core::keyfile::KIND_FILE,
         dualchain_core::keyfile::ALGORITHM_FILE,
         dualchain_core::keyfile::PUBLIC_KEY_FILE,
         dualchain_core::keyfile::SEED_FILE,
     ];
-    per_pod_secret_volume("validator-keys", &files, validators, |i| {
-        (
-            names::validator_secret(name, i),
-            names::validator_pod(name, i),
-        )
-    })
+    own_secret_volume(
+        "validator-keys",
+        names::validator_secret(network, index),
+        &files,
+    )
 }
 
-/// Projected volume with every validator's admin TLS certificate and key at
-/// `<pod name>/tls.{crt,key}`; each container mounts only its own, like its key.
-fn admin_tls_volume(name: &str, validators: u32) -> Volume {
-    per_pod_secret_volume("admin-tls", &ADMIN_TLS_FILES, validators, |i| {
-        (
-            names::admin_tls_secret(name, i),
-            names::validator_pod(name, i),
-        )
-    })
+/// Validator `index`'s own admin TLS certificate and key, like its key.
+fn admin_tls_volume(network: &str, index: u32) -> Volume {
+    own_secret_volume(
+        "admin-tls",
+        names::admin_tls_secret(network, index),
+        &[ADMIN_TLS_CERT_KEY, ADMIN_TLS_KEY_KEY],
+    )
 }
 
-/// The files of an admin TLS Secret a validator mounts.
-const ADMIN_TLS_FILES: [&str; 2] = [ADMIN_TLS_CERT_KEY, ADMIN_TLS_KEY_KEY];
-
-/// A projected volume `volume` of one Secret per validator (`secret_of(index)` gives
-/// the Secret's and the pod's name), each Secret's `files` under its pod's name.
-fn per_pod_secret_volume(
-    volume: &str,
-    files: &[&str],
-    validators: u32,
-    secret_of: impl Fn(u32) -> (String, String),
-) -> Volume {
-    let sources = (0..validators)
-        .map(|i| {
-            let (secret, pod) = secret_of(i);
-            VolumeProjection {
-                secret: Some(SecretProjection {
-                    name: secret,
-                    items: Some(
-                        files
-                            .iter()
-                            .map(|f| KeyToPath {
-                                key: (*f).into(),
-                                path: format!("{pod}/{f}"),
-                                ..Default::default()
-                            })
-                            .collect(),
-                    ),
-                    optional: Some(false),
-                }),
-                ..Default::default()
-            }
-        })
-        .collect();
+/// Volume `volume` of Secret `secret`'s `files`, readable by the pod's user only.
+fn own_secret_volume(volume: &str, secret: String, files: &[&str]) -> Volume {
     Volume {
         name: volume.into(),
-        projected: Some(ProjectedVolumeSource {
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret),
+            items: Some(
+                files
+                    .iter()
+                    .map(|f| KeyToPath {
+                        key: (*f).into(),
+                        path: (*f).into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
             default_mode: Some(0o400),
-            sources: Some(sources),
+            optional: Some(false),
         }),
         ..Default::default()
     }
 }
 
-/// The pod template (everything that, when changed, rolls the validators) of a
-/// StatefulSet of `replicas` pods (each mounts its own key from a volume of all).
-pub fn pod_template(net: &DualChainNetwork, config_hash: &str, replicas: u32) -> PodTemplateSpec {
+/// The pod template of validator `index` (everything that, when changed, rolls it):
+/// identical for every validator but for its index and the Secrets it mounts.
+pub fn pod_template(net: &DualChainNetwork, config_hash: &str, index: u32) -> PodTemplateSpec {
     let name = net.name_any();
     let t = &net.spec.template;
     let mut labels = names::network_labels(&name);
     labels.remove("app.kubernetes.io/managed-by");
+    labels.extend(names::validator_selector(&name, index));
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels),
@@ -882,8 +851,8 @@ pub fn pod_template(net: &DualChainNetwork, config_hash: &str, replicas: u32) ->
                 ..Default::default()
             }),
             containers: vec![
-                chain_container(net, ChainName::Alpha),
-                chain_container(net, ChainName::Delta),
+                chain_container(net, ChainName::Alpha, index),
+                chain_container(net, ChainName::Delta, index),
             ],
             volumes: Some(vec![
                 Volume {
@@ -902,8 +871,8 @@ pub fn pod_template(net: &DualChainNetwork, config_hash: &str, replicas: u32) ->
                     }),
                     ..Default::default()
                 },
-                validator_keys_volume(&name, replicas),
-                admin_tls_volume(&name, replicas),
+                validator_key_volume(&name, index),
+                admin_tls_volume(&name, index),
                 Volume {
                     name: "admin-digests".into(),
                     config_map: Some(ConfigMapVolumeSource {
@@ -933,18 +902,22 @@ pub fn template_hash(template: &PodTemplateSpec) -> String {
     digest(&[&bytes])
 }
 
-/// The validators' StatefulSet of `replicas` pods (`spec.validators`, and while
-/// validators leave the set, theirs too). `partition` comes from the rollout plan: pods
-/// with an ordinal at or above it run the new template.
+/// Validator `index`'s StatefulSet: one pod, rolled by the StatefulSet controller as
+/// soon as its template changes, so the operator decides when each validator rolls
+/// (see [`crate::rollout`]) by when it applies the new template. The StatefulSet never
+/// deletes the data volume: the operator owns it ([`data_claim`]).
 pub fn statefulset(
     net: &NetworkRef,
     spec: &DualChainNetwork,
+    index: u32,
     template: PodTemplateSpec,
-    partition: u32,
-    replicas: u32,
 ) -> StatefulSet {
     let t = &spec.spec.template;
-    let mut meta = net.meta(names::statefulset(&net.name), &[]);
+    let index_text = index.to_string();
+    let mut meta = net.meta(
+        names::validator_statefulset(&net.name, index),
+        &[(names::VALIDATOR_INDEX_LABEL, &index_text)],
+    );
     meta.annotations = Some(BTreeMap::from([(
         TEMPLATE_HASH_ANNOTATION.to_string(),
         template_hash(&template),
@@ -952,48 +925,68 @@ pub fn statefulset(
     StatefulSet {
         metadata: meta,
         spec: Some(StatefulSetSpec {
-            replicas: Some(replicas as i32),
+            replicas: Some(1),
             service_name: Some(names::headless_service(&net.name)),
-            // All validators start together: a BFT network cannot become ready one pod at a time.
             pod_management_policy: Some("Parallel".into()),
             selector: LabelSelector {
-                match_labels: Some(names::network_selector(&net.name)),
+                match_labels: Some(names::validator_selector(&net.name, index)),
                 ..Default::default()
             },
             update_strategy: Some(StatefulSetUpdateStrategy {
                 type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateStatefulSetStrategy {
-                    partition: Some(partition as i32),
-                    ..Default::default()
-                }),
+                rolling_update: None,
             }),
             persistent_volume_claim_retention_policy: Some(
                 StatefulSetPersistentVolumeClaimRetentionPolicy {
-                    when_deleted: Some(t.storage.when_deleted.as_str().into()),
-                    when_scaled: Some(t.storage.when_scaled.as_str().into()),
+                    when_deleted: Some(RetentionPolicy::Retain.as_str().into()),
+                    when_scaled: Some(RetentionPolicy::Retain.as_str().into()),
                 },
             ),
             template,
             volume_claim_templates: Some(vec![PersistentVolumeClaim {
                 metadata: ObjectMeta {
                     name: Some("data".into()),
-                    labels: Some(names::network_selector(&net.name)),
+                    labels: Some(names::validator_selector(&net.name, index)),
                     ..Default::default()
                 },
-                spec: Some(PersistentVolumeClaimSpec {
-                    access_modes: Some(vec!["ReadWriteOnce".into()]),
-                    storage_class_name: t.storage.storage_class_name.clone(),
-                    resources: Some(VolumeResourceRequirements {
-                        requests: Some(BTreeMap::from([(
-                            "storage".to_string(),
-                            quantity(&t.storage.size),
-                        )])),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
+                spec: Some(data_claim_spec(t)),
                 ..Default::default()
             }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Validator `index`'s data volume claim, created by the operator before its StatefulSet
+/// (which then uses it as its claim template's). Owned by the network when
+/// `storage.whenDeleted` is `Delete`, so deleting the network collects it; a scale-down
+/// deletes it only when `storage.whenScaled` is `Delete`.
+pub fn data_claim(net: &NetworkRef, spec: &DualChainNetwork, index: u32) -> PersistentVolumeClaim {
+    let t = &spec.spec.template;
+    let mut meta = net.meta(names::validator_data_claim(&net.name, index), &[]);
+    if let Some(labels) = meta.labels.as_mut() {
+        labels.extend(names::validator_selector(&net.name, index));
+    }
+    if t.storage.when_deleted == RetentionPolicy::Retain {
+        meta.owner_references = None;
+    }
+    PersistentVolumeClaim {
+        metadata: meta,
+        spec: Some(data_claim_spec(t)),
+        ..Default::default()
+    }
+}
+
+fn data_claim_spec(t: &NetworkTemplate) -> PersistentVolumeClaimSpec {
+    PersistentVolumeClaimSpec {
+        access_modes: Some(vec!["ReadWriteOnce".into()]),
+        storage_class_name: t.storage.storage_class_name.clone(),
+        resources: Some(VolumeResourceRequirements {
+            requests: Some(BTreeMap::from([(
+                "storage".to_string(),
+                quantity(&t.storage.size),
+            )])),
             ..Default::default()
         }),
         ..Default::default()

@@ -169,7 +169,7 @@ impl Default for Workload {
 #[serde(rename_all = "camelCase")]
 pub enum FaultKind {
     /// Kill `validators` validators at the window's start: their pods are deleted with
-    /// no grace period (SIGKILL to both chains), the StatefulSet recreates them, and their
+    /// no grace period (SIGKILL to both chains), their StatefulSets recreate them, and their
     /// restart is part of the measurement. The window is their time to come back: a
     /// killed validator not Ready again at its end fails the fault (and the run).
     Kill,

@@ -293,7 +293,7 @@ pub struct StorageSpec {
     /// StorageClass of the volumes; the cluster default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
-    /// PVC retention when the network (its StatefulSet) is deleted.
+    /// PVC retention when the network is deleted.
     #[serde(default = "retention_delete")]
     pub when_deleted: RetentionPolicy,
     /// PVC retention when validators are removed by scaling down.
@@ -454,10 +454,10 @@ pub struct DualChainNetworkStatus {
     /// BLAKE3 digest of the genesis (hex), the network's identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub genesis_hash: Option<String>,
-    /// Digest of the pod template; a change means the validators are being rolled.
+    /// Digest of the validators' pod templates; a change means they are being rolled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_hash: Option<String>,
-    /// StatefulSet partition of the current roll (pods with a lower ordinal still run the old template).
+    /// Partition of the current roll: validators with a lower index still run the old template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_partition: Option<u32>,
     /// Validators whose status endpoint did not answer at the last probe (at most 20 listed).

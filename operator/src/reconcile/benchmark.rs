@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -682,7 +683,7 @@ fn validator_pods(b: &BenchRef, indices: &[u32]) -> Vec<String> {
 
 /// A `kill` fault: the validators' pods are deleted with no grace period, so their
 /// containers get SIGKILL mid-flight (no flush, no goodbye to peers), as a crashed node
-/// or a lost machine does. The StatefulSet recreates them at once; their restart and
+/// or a lost machine does. Their StatefulSets recreate them at once; their restart and
 /// catch-up are part of the measurement.
 async fn kill_validators(
     ctx: &Context,
@@ -780,6 +781,18 @@ enum LoadgenOutput {
 
 /// Reads the Job's result: the result ConfigMap first, then the loadgen container's
 /// termination message.
+/// The plots the loadgen put into its result ConfigMap: only contract keys, PNGs
+/// within the size limit (anything else there is ignored, not copied).
+pub fn plots_of(result: &ConfigMap) -> std::collections::BTreeMap<String, ByteString> {
+    result
+        .binary_data
+        .iter()
+        .flatten()
+        .filter(|(key, bytes)| dualchain_contract::loadgen::is_plot(key, &bytes.0))
+        .map(|(key, bytes)| (key.clone(), bytes.clone()))
+        .collect()
+}
+
 async fn read_result(ctx: &Context, b: &BenchRef) -> Result<LoadgenOutput> {
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &b.namespace);
     if let Some(cm) = config_maps
@@ -897,10 +910,15 @@ async fn collecting(
         "loadgen": result,
     }))?;
     let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &b.namespace);
+    let plots = cms
+        .get_opt(&names::bench_result_configmap(&b.name))
+        .await?
+        .map(|cm| plots_of(&cm))
+        .unwrap_or_default();
     apply(
         &cms,
         &names::bench_report_configmap(&b.name),
-        &build::report_configmap(b, report),
+        &build::report_configmap(b, report, plots),
     )
     .await?;
     status.report_config_map = Some(names::bench_report_configmap(&b.name));
@@ -1060,6 +1078,32 @@ pub fn faults_applied(faults: &[FaultStatus]) -> Option<CriterionResult> {
     })
 }
 
+/// How long past its TTL a scheduled run waits for its schedule to record its result
+/// (the schedule reconciles as soon as a run changes, so this only covers an operator
+/// that is down or behind).
+const SCHEDULE_REMEMBER_GRACE_SECS: i64 = 300;
+
+/// Whether `run` may go as far as its schedule is concerned: it is not a scheduled run,
+/// its schedule is gone, or the schedule's history holds it (or holds `historyLimit`
+/// newer runs, so it would never be recorded). The TTL must not delete a result the
+/// history has not taken yet: that history is what outlives the runs.
+async fn remembered_by_schedule(
+    api: &Api<BenchmarkCluster>,
+    run: &BenchmarkCluster,
+) -> Result<bool> {
+    let Some(schedule) = run.labels().get(SCHEDULED_BY_LABEL) else {
+        return Ok(true);
+    };
+    let Some(schedule) = api.get_opt(schedule).await? else {
+        return Ok(true);
+    };
+    let name = run.name_any();
+    let history = schedule.status.map(|s| s.history).unwrap_or_default();
+    let full_of_newer = history.len() >= schedule.spec.history_limit as usize
+        && history.iter().all(|e| e.run > name);
+    Ok(full_of_newer || history.iter().any(|e| e.run == name))
+}
+
 /// Percent change from `before` to `now` (`None` when `before` is 0).
 pub fn change_percent(now: f64, before: f64) -> Option<f64> {
     (before > 0.0).then(|| (now - before) / before * 100.0)
@@ -1077,6 +1121,13 @@ async fn finished(
     if age >= ttl {
         let api: Api<BenchmarkCluster> =
             Api::namespaced(ctx.client.clone(), &bench.namespace().unwrap_or_default());
+        if !remembered_by_schedule(&api, bench).await? {
+            if age < ttl + SCHEDULE_REMEMBER_GRACE_SECS {
+                return Ok(Action::requeue(Duration::from_secs(2)));
+            }
+            ctx.event(&bench.object_ref(&()), true, "NotRemembered", "Delete", format!(
+                "its schedule has not recorded this run's result {age}s after it finished; deleting it anyway")).await;
+        }
         ctx.event(&bench.object_ref(&()), false, "TTLExpired", "Delete", format!(
             "deleting benchmark and everything it owns {age}s after it finished (ttlSecondsAfterFinished {ttl})")).await;
         let params = DeleteParams {

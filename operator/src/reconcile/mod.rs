@@ -3,3 +3,4 @@
 pub mod benchmark;
 pub mod network;
 pub mod set_changes;
+pub mod validator_sets;

@@ -8,7 +8,9 @@
 //! 4. config ConfigMap, Services, NetworkPolicy, PodDisruptionBudget, optional
 //!    ServiceMonitor — applied with server-side apply (field manager
 //!    `dualchain-operator`);
-//! 5. StatefulSet — applied with the partition chosen by [`crate::rollout::plan`];
+//! 5. one StatefulSet per validator, each with the data volume claim the operator made
+//!    for it — the new template applied to those the roll has reached
+//!    ([`crate::rollout::plan`]); the sets of validators out of the set deleted;
 //! 6. status — pod readiness plus each validator's gRPC status (unreachable validators
 //!    become a `Degraded` condition, not an error).
 //!
@@ -22,7 +24,9 @@ use dualchain_core::crypto::ValidatorPublicKey;
 use dualchain_core::types::{Address, Genesis};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ObjectReference, PersistentVolumeClaim, Secret, Service,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
@@ -43,9 +47,10 @@ use crate::crd::network::{
 };
 use crate::error::{Error, Result, is_conflict};
 use crate::keys;
-use crate::names::{self, FIELD_MANAGER, TEMPLATE_HASH_ANNOTATION};
+use crate::names::{self, FIELD_MANAGER};
 use crate::reconcile::set_changes;
-use crate::rollout::{self, Observed, Step};
+use crate::reconcile::validator_sets::{self, ValidatorSets};
+use crate::rollout::{self, Step};
 use crate::scaling;
 use crate::status_patch::status_patch;
 use crate::validators::{ChainReport, SetView, Target};
@@ -190,13 +195,10 @@ async fn reconcile_inner(net: &DualChainNetwork, ctx: &Context) -> Result<Action
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &r.namespace);
 
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &r.namespace);
-    let existing = statefulsets.get_opt(&names::statefulset(&r.name)).await?;
-    // Pods now: `spec.validators` may have changed since (the set follows it through
-    // join and leave requests, see `crate::scaling`).
-    let running = existing
-        .as_ref()
-        .and_then(|s| s.spec.as_ref()?.replicas)
-        .map(|n| n.clamp(0, MAX_VALIDATORS as i32) as u32);
+    let sets = ValidatorSets::load(&statefulsets, &r.name).await?;
+    // Validators with pods now: `spec.validators` may have changed since (the set
+    // follows it through join and leave requests, see `crate::scaling`).
+    let running = sets.running();
     let known = net.spec.validators.max(running.unwrap_or(0));
     let keys = ensure_validator_keys(ctx, &r, &object_ref, &secrets, known).await?;
     let admin_digests = ensure_admin_tokens(ctx, &r, &object_ref, &secrets, known).await?;
@@ -204,11 +206,7 @@ async fn reconcile_inner(net: &DualChainNetwork, ctx: &Context) -> Result<Action
     let genesis = ensure_genesis(ctx, net, &r, &object_ref, &secrets, &config_maps, &keys).await?;
     let genesis_hash = genesis.hash().to_hex();
 
-    let ready_now = existing
-        .as_ref()
-        .and_then(|s| s.status.as_ref()?.ready_replicas)
-        .unwrap_or(0);
-    let probe = if ready_now > 0 {
+    let probe = if sets.ready() > 0 {
         probe_validators(ctx, &r, running.unwrap_or(net.spec.validators)).await
     } else {
         ProbeSummary::default()
@@ -310,22 +308,19 @@ async fn reconcile_inner(net: &DualChainNetwork, ctx: &Context) -> Result<Action
     apply(&pdbs, &names::pdb(&r.name), &build::pdb(&r, set_size)).await?;
     let service_monitor_note = ensure_service_monitor(ctx, net, &r).await?;
 
-    // StatefulSet with the rollout partition.
-    let template = build::pod_template(net, &config_hash, replicas);
-    let desired_hash = build::template_hash(&template);
-    let observed = existing.as_ref().map(|s| observe(s, &desired_hash));
-    let plan = rollout::plan(replicas, observed);
-    let sts = build::statefulset(&r, net, template, plan.partition, replicas);
-    let applied = apply(&statefulsets, &names::statefulset(&r.name), &sts).await?;
-    announce_rollout(ctx, &object_ref, existing.is_none(), plan, replicas).await;
+    // The validators' StatefulSets, the new template where the roll has reached.
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &r.namespace);
+    validator_sets::ensure_data_claims(&claims, &r, net, replicas).await?;
+    let applied = sets
+        .apply(&statefulsets, &r, net, &config_hash, replicas)
+        .await?;
+    sets.remove_above(&statefulsets, &claims, &r, net, replicas)
+        .await?;
+    let plan = applied.plan;
+    let desired_hash = applied.template_hash;
+    announce_rollout(ctx, &object_ref, running.is_none(), plan, replicas).await;
     announce_scaling(ctx, &object_ref, running, replicas).await;
-
-    let ready = applied
-        .status
-        .as_ref()
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0)
-        .max(0) as u32;
+    let ready = applied.ready;
     let names_of = |id: &str| match key_ids.iter().position(|k| k == id) {
         Some(i) => names::validator_pod(&r.name, i as u32),
         None => scaling::short(id),
@@ -378,42 +373,7 @@ async fn reconcile_inner(net: &DualChainNetwork, ctx: &Context) -> Result<Action
     }))
 }
 
-fn observe(sts: &StatefulSet, desired_hash: &str) -> Observed {
-    let current_hash = sts
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(TEMPLATE_HASH_ANNOTATION));
-    let status = sts.status.clone().unwrap_or_default();
-    // A status older than the spec says nothing about the current template's pods.
-    let fresh = status.observed_generation.is_some()
-        && status.observed_generation == sts.metadata.generation;
-    Observed {
-        template_current: current_hash.map(String::as_str) == Some(desired_hash),
-        partition: sts
-            .spec
-            .as_ref()
-            .and_then(|s| s.update_strategy.as_ref())
-            .and_then(|u| u.rolling_update.as_ref())
-            .and_then(|r| r.partition)
-            .unwrap_or(0)
-            .max(0) as u32,
-        ready: status.ready_replicas.unwrap_or(0).max(0) as u32,
-        replicas: sts
-            .spec
-            .as_ref()
-            .and_then(|s| s.replicas)
-            .unwrap_or(0)
-            .max(0) as u32,
-        updated: if fresh {
-            status.updated_replicas.unwrap_or(0).max(0) as u32
-        } else {
-            0
-        },
-    }
-}
-
-/// An event when the StatefulSet grows or shrinks.
+/// An event when validators get or lose their pods.
 async fn announce_scaling(
     ctx: &Context,
     object: &ObjectReference,
@@ -445,8 +405,8 @@ async fn announce_rollout(
     let (warning, reason, note) = match plan.step {
         Step::Idle if created => (
             false,
-            "StatefulSetCreated",
-            format!("created StatefulSet with {n} validators"),
+            "StatefulSetsCreated",
+            format!("created the StatefulSets of {n} validators"),
         ),
         Step::Idle => return,
         Step::Started => (
@@ -1225,7 +1185,7 @@ pub fn compute_status(
                 true,
                 "RollingUpdate",
                 format!(
-                    "rolling validators one at a time; validators below ordinal {partition} still run the old template"
+                    "rolling validators one at a time; validators below index {partition} still run the old template"
                 ),
             )
         } else if !all_ready {

@@ -127,7 +127,7 @@ async fn every_admin_call_carries_the_token_of_the_validator_it_goes_to() {
     let tokens = validators.tokens.lock().unwrap().clone();
     assert_eq!(tokens.len(), 8, "4 validators x 2 chains: {tokens:?}");
     for (validator, token) in &tokens {
-        let index: u32 = validator.rsplit('-').next().unwrap().parse().unwrap();
+        let index: u32 = validator.rsplit('-').nth(1).unwrap().parse().unwrap();
         assert_eq!(*token, token_of(index), "{validator}");
     }
     let distinct: std::collections::BTreeSet<&String> = tokens.iter().map(|(_, t)| t).collect();
@@ -136,7 +136,7 @@ async fn every_admin_call_carries_the_token_of_the_validator_it_goes_to() {
     let certificates = validators.certificates.lock().unwrap().clone();
     assert_eq!(certificates.len(), 8);
     for (validator, certificate) in &certificates {
-        let index: u32 = validator.rsplit('-').next().unwrap().parse().unwrap();
+        let index: u32 = validator.rsplit('-').nth(1).unwrap().parse().unwrap();
         assert_eq!(*certificate, certificate_of(index), "{validator}");
     }
     // Only the validators' own Secrets were read, each by name.
@@ -157,18 +157,18 @@ async fn a_killed_validator_that_does_not_come_back_fails_its_fault() {
     step(&fake, &ctx, "crash").await;
     assert_eq!(phase(&fake, "crash"), "Running");
     for i in 0..4 {
-        validator_pod(&fake, &format!("crash-net-{i}"), true);
+        validator_pod(&fake, &format!("crash-net-{i}-0"), true);
     }
     clock.advance(12);
     step(&fake, &ctx, "crash").await;
-    assert!(fake.get("v1", NS, "pods", "crash-net-3").is_none());
+    assert!(fake.get("v1", NS, "pods", "crash-net-3-0").is_none());
     // Recreated, but still starting when the window ends.
-    validator_pod(&fake, "crash-net-3", false);
+    validator_pod(&fake, "crash-net-3-0", false);
     clock.advance(20);
     step(&fake, &ctx, "crash").await;
     let fault = stored(&fake, "crash").status.unwrap().faults[0].clone();
     assert_eq!(fault.state, "Failed");
-    assert!(fault.message.contains("crash-net-3"), "{}", fault.message);
+    assert!(fault.message.contains("crash-net-3-0"), "{}", fault.message);
 }
 
 #[tokio::test]
@@ -239,18 +239,18 @@ async fn full_lifecycle_to_success_and_ttl_teardown() {
     // Fault window: at +10 s the highest validator's pod is killed (deleted with no
     // grace period); no admin call is needed for that...
     for i in 0..4 {
-        validator_pod(&fake, &format!("nightly-net-{i}"), true);
+        validator_pod(&fake, &format!("nightly-net-{i}-0"), true);
     }
     clock.advance(12);
     step(&fake, &ctx, "nightly").await;
     assert!(validators.calls.lock().unwrap().is_empty());
     assert!(
-        fake.get("v1", NS, "pods", "nightly-net-3").is_none(),
+        fake.get("v1", NS, "pods", "nightly-net-3-0").is_none(),
         "killed"
     );
-    assert!(fake.get("v1", NS, "pods", "nightly-net-2").is_some());
+    assert!(fake.get("v1", NS, "pods", "nightly-net-2-0").is_some());
     assert_eq!(
-        fake.count("DELETE", "/pods/nightly-net-3"),
+        fake.count("DELETE", "/pods/nightly-net-3-0"),
         1,
         "{:?}",
         fake.log()
@@ -260,7 +260,7 @@ async fn full_lifecycle_to_success_and_ttl_teardown() {
         "Active"
     );
     // ...the StatefulSet brings it back, and at the window's end it is Ready: Done.
-    validator_pod(&fake, "nightly-net-3", true);
+    validator_pod(&fake, "nightly-net-3-0", true);
     clock.advance(20);
     step(&fake, &ctx, "nightly").await;
     assert_eq!(
@@ -276,13 +276,20 @@ async fn full_lifecycle_to_success_and_ttl_teardown() {
         "nightly-loadgen",
         json!({"status": {"succeeded": 1}}),
     );
-    // Exactly the merge patch the loadgen sends, carrying its full `--json` document.
+    // Exactly the merge patch the loadgen sends, carrying its full `--json` document
+    // and its plots.
+    let (plots, _) = dualchain_loadgen::report::loadgen_plots(
+        &loadgen_report(),
+        &[],
+        std::path::Path::new(dualchain_loadgen::report::DEFAULT_FONT),
+    )
+    .unwrap();
     fake.patch(
         "v1",
         NS,
         "configmaps",
         "nightly-result",
-        dualchain_loadgen::result_sink::patch_body(&loadgen_document()),
+        dualchain_loadgen::result_sink::patch_body(&loadgen_document(), &plots),
     );
     network_ready(&fake, "nightly-net", 4, 30);
     step(&fake, &ctx, "nightly").await;
@@ -311,6 +318,12 @@ async fn full_lifecycle_to_success_and_ttl_teardown() {
     let report = fake
         .get("v1", NS, "configmaps", "nightly-report")
         .expect("report");
+    // The plots are copied next to the JSON, byte for byte.
+    for plot in &plots {
+        let copied: k8s_openapi::ByteString =
+            serde_json::from_value(report["binaryData"][plot.key].clone()).unwrap();
+        assert_eq!(copied.0, plot.png, "{}", plot.key);
+    }
     let report: serde_json::Value =
         serde_json::from_str(report["data"]["report.json"].as_str().unwrap()).unwrap();
     assert_eq!(report["passed"], true);
@@ -365,7 +378,7 @@ async fn a_fault_that_was_never_applied_fails_the_run() {
         NS,
         "configmaps",
         "skipped-result",
-        dualchain_loadgen::result_sink::patch_body(&loadgen_document()),
+        dualchain_loadgen::result_sink::patch_body(&loadgen_document(), &[]),
     );
     network_ready(&fake, "skipped-net", 4, 30);
     step(&fake, &ctx, "skipped").await;
@@ -546,15 +559,26 @@ fn put_schedule(fake: &FakeApi, name: &str, spec: serde_json::Value) {
     );
 }
 
-#[tokio::test]
-async fn scheduled_benchmarks_create_runs_and_keep_bounded_history() {
+/// A fake API holding schedule `nightly` (`0 2 * * *`, created at 01:00, the clock at
+/// 01:59) whose spec is `spec()` with `extra`'s fields.
+fn nightly_schedule(
+    extra: serde_json::Value,
+) -> (FakeApi, Arc<TestClock>, Arc<crate::context::Context>) {
     let (client, fake) = FakeApi::start();
     let clock = TestClock::at("2026-11-21T01:59:00Z");
     let ctx = fixtures::context(client, Arc::new(FakeValidators::default()), clock.clone());
     let mut s = spec();
     s["schedule"] = json!("0 2 * * *");
-    s["historyLimit"] = json!(1);
+    for (key, value) in extra.as_object().unwrap() {
+        s[key] = value.clone();
+    }
     put_schedule(&fake, "nightly", s);
+    (fake, clock, ctx)
+}
+
+#[tokio::test]
+async fn scheduled_benchmarks_create_runs_and_keep_bounded_history() {
+    let (fake, clock, ctx) = nightly_schedule(json!({"historyLimit": 1}));
 
     step(&fake, &ctx, "nightly").await;
     let status = stored(&fake, "nightly").status.unwrap();
@@ -601,6 +625,25 @@ async fn scheduled_benchmarks_create_runs_and_keep_bounded_history() {
     let runs = stored(&fake, "nightly").status.unwrap().runs;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].result.as_deref(), Some("Failed"));
+}
+
+/// Only the loadgen contract's plots (known keys, PNG, bounded) reach the report: a
+/// result ConfigMap is writable by the loadgen's pod, the report is the operator's.
+#[test]
+fn only_contract_plots_are_copied_into_the_report() {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let png = [&dualchain_contract::loadgen::PNG_SIGNATURE[..], b"x"].concat();
+    let cm = ConfigMap {
+        binary_data: Some(std::collections::BTreeMap::from([
+            ("tps.png".to_string(), ByteString(png.clone())),
+            ("other.png".to_string(), ByteString(png.clone())),
+            ("heights.png".to_string(), ByteString(b"text".to_vec())),
+        ])),
+        ..Default::default()
+    };
+    let plots = crate::reconcile::benchmark::plots_of(&cm);
+    assert_eq!(plots.keys().collect::<Vec<_>>(), ["tps.png"]);
 }
 
 /// A schedule remembers every finished run's figures after the run itself is gone
@@ -692,6 +735,63 @@ async fn a_schedule_keeps_its_history_after_the_runs_are_deleted_and_compares_ea
     assert_eq!(history[0].tps_change_percent, Some(5.9));
 }
 
+/// A scheduled run's TTL never deletes a result its schedule has not recorded yet (the
+/// history is what outlives the runs): the run waits until the schedule took it, or at
+/// most a bounded grace, which says so in an event.
+#[tokio::test]
+async fn a_scheduled_run_outlives_its_ttl_until_its_schedule_recorded_it() {
+    let (fake, clock, ctx) =
+        nightly_schedule(json!({"historyLimit": 2, "ttlSecondsAfterFinished": 5}));
+    let finish = |run: &str, at: &str| {
+        fake.patch(
+            DCN,
+            NS,
+            "benchmarkclusters",
+            run,
+            json!({"status": {
+            "phase": "Succeeded", "result": "Passed", "finishedAt": at,
+            "provisioningStartedAt": at}}),
+        );
+    };
+    let exists = |run: &str| fake.get(DCN, NS, "benchmarkclusters", run).is_some();
+
+    clock.advance(120);
+    step(&fake, &ctx, "nightly").await;
+    finish("nightly-1795226400", "2026-11-21T02:01:00Z");
+    clock.advance(60);
+    step(&fake, &ctx, "nightly-1795226400").await;
+    assert!(
+        exists("nightly-1795226400"),
+        "past its TTL, not yet recorded"
+    );
+    step(&fake, &ctx, "nightly").await;
+    let history = stored(&fake, "nightly").status.unwrap().history;
+    assert_eq!(history[0].run, "nightly-1795226400");
+    step(&fake, &ctx, "nightly-1795226400").await;
+    assert!(!exists("nightly-1795226400"), "recorded: the TTL applies");
+
+    // A schedule that never records it (its operator behind): the run goes after the
+    // grace, with a warning.
+    clock.advance(24 * 3600 - 60);
+    step(&fake, &ctx, "nightly").await;
+    finish("nightly-1795312800", "2026-11-22T02:00:00Z");
+    clock.advance(60);
+    step(&fake, &ctx, "nightly-1795312800").await;
+    assert!(exists("nightly-1795312800"));
+    clock.advance(300);
+    step(&fake, &ctx, "nightly-1795312800").await;
+    assert!(!exists("nightly-1795312800"));
+    let reasons: Vec<String> = fake
+        .list("events.k8s.io/v1", NS, "events")
+        .iter()
+        .filter_map(|e| e["reason"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        reasons.contains(&"NotRemembered".to_string()),
+        "{reasons:?}"
+    );
+}
+
 /// `maxRegressionPercent` fails a run slower than its baseline by more than the
 /// percentage, passes one within it, and passes (saying why) without a baseline.
 #[test]
@@ -738,7 +838,7 @@ fn loadgen_report() -> dualchain_loadgen::LoadgenReport {
         target_tps: Some(500.0),
         duration_s: 60.0,
         run_s: 60.0,
-        targets: vec!["http://nightly-net-0.nightly-net-peers.ns.svc:4030".into()],
+        targets: vec!["http://nightly-net-0-0.nightly-net-peers.ns.svc:4030".into()],
         rejected_by_status: [("DUPLICATE".to_string(), 12)].into(),
         ..Default::default()
     }
@@ -770,7 +870,7 @@ fn the_loadgen_output_round_trips_through_the_operator_parser() {
         report.result
     );
     // The key the loadgen patches is the key the operator reads.
-    let patch = dualchain_loadgen::result_sink::patch_body(&full);
+    let patch = dualchain_loadgen::result_sink::patch_body(&full, &[]);
     let text = patch["data"][crate::build::benchmark::RESULT_KEY]
         .as_str()
         .unwrap();

@@ -119,7 +119,7 @@ impl FakeValidators {
         let fake = Self::default();
         for i in 0..n {
             fake.reports.lock().unwrap().insert(
-                format!("{network}-{i}"),
+                crate::names::validator_pod(network, i),
                 ChainReport {
                     height,
                     finalized_height: height.saturating_sub(1),

@@ -45,11 +45,72 @@ fn condition<'a>(net: &'a DualChainNetwork, type_: &str) -> &'a crate::crd::Cond
         .unwrap()
 }
 
-/// Marks the StatefulSet's pods ready/updated as the StatefulSet controller would.
-fn set_pods(fake: &FakeApi, name: &str, ready: u32, updated: u32) {
-    let generation = sts(fake, name)["metadata"]["generation"].clone();
-    fake.patch("apps/v1", NS, "statefulsets", name, json!({"status": {
-        "replicas": 4, "readyReplicas": ready, "updatedReplicas": updated, "observedGeneration": generation}}));
+/// The network's validator StatefulSets, by index.
+fn sets(fake: &FakeApi, network: &str) -> Vec<serde_json::Value> {
+    let mut sets: Vec<serde_json::Value> = fake
+        .list("apps/v1", NS, "statefulsets")
+        .into_iter()
+        .filter(|s| s["metadata"]["labels"]["dualchain.dev/network"] == network)
+        .collect();
+    sets.sort_by_key(|s| {
+        s["metadata"]["labels"]["dualchain.dev/validator-index"]
+            .as_str()
+            .unwrap()
+            .parse::<u32>()
+            .unwrap()
+    });
+    sets
+}
+
+fn sts_count(fake: &FakeApi, network: &str) -> usize {
+    sets(fake, network).len()
+}
+
+/// Marks pods ready/updated as the StatefulSet controller would: the lowest `ready`
+/// validators Ready, the highest `updated` on their set's template (a roll goes down
+/// from the top), every status as new as its set's spec.
+fn set_pods(fake: &FakeApi, network: &str, ready: u32, updated: u32) {
+    let all = sets(fake, network);
+    let n = all.len() as u32;
+    for (i, set) in (0..n).zip(all) {
+        let name = set["metadata"]["name"].as_str().unwrap();
+        fake.patch(
+            "apps/v1",
+            NS,
+            "statefulsets",
+            name,
+            json!({"status": {
+            "replicas": 1, "readyReplicas": u32::from(i < ready),
+            "updatedReplicas": u32::from(i + updated >= n),
+            "observedGeneration": set["metadata"]["generation"]}}),
+        );
+    }
+}
+
+/// Each validator set's template annotation `key` (e.g. the config hash), by index.
+fn template_annotations(fake: &FakeApi, network: &str, key: &str) -> Vec<String> {
+    sets(fake, network)
+        .iter()
+        .map(|s| {
+            s["spec"]["template"]["metadata"]["annotations"][key]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Each validator set's first container image, by index.
+fn images(fake: &FakeApi, network: &str) -> Vec<String> {
+    sets(fake, network)
+        .iter()
+        .map(|s| {
+            s["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
 }
 
 /// Creates network `devnet` of four validators, reconciles it once and marks its
@@ -90,18 +151,18 @@ async fn first_creation_builds_every_object_with_owner_references() {
         let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(s).unwrap();
         let token = crate::reconcile::network::read_admin_token("s", &secret).unwrap();
         assert_eq!(
-            digests["data"][format!("devnet-{i}")],
+            digests["data"][format!("devnet-{i}-0")],
             json!(keys::admin_token_digest(&token))
         );
         tokens.insert(token.to_string());
     }
     assert_eq!(tokens.len(), 4, "every validator has a token of its own");
-    let pod = &sts(&fake, "devnet")["spec"]["template"]["spec"];
+    let pod = &sts(&fake, "devnet-1")["spec"]["template"]["spec"];
     let volumes = pod["volumes"].as_array().unwrap();
     assert!(
         volumes.iter().all(|v| v["secret"]["secretName"]
             .as_str()
-            .is_none_or(|n| !n.contains("admin"))),
+            .is_none_or(|n| !n.contains("admin-token"))),
         "{volumes:#?}"
     );
     let args = pod["containers"][0]["args"].as_array().unwrap();
@@ -121,12 +182,16 @@ async fn first_creation_builds_every_object_with_owner_references() {
             "{flag} {value} in {args:?}"
         );
     }
-    let tls_volume = volumes.iter().find(|v| v["name"] == "admin-tls").unwrap();
-    let sources = tls_volume["projected"]["sources"].as_array().unwrap();
-    assert_eq!(sources.len(), 4);
+    // Validator 1's pod mounts validator 1's key and TLS identity, and no other Secret.
+    let mounted: Vec<&str> = volumes
+        .iter()
+        .filter_map(|v| v["secret"]["secretName"].as_str())
+        .collect();
+    assert_eq!(mounted, ["devnet-validator-1", "devnet-admin-tls-1"]);
+    assert!(volumes.iter().all(|v| v.get("projected").is_none()));
     let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
     let tls_mount = mounts.iter().find(|m| m["name"] == "admin-tls").unwrap();
-    assert_eq!(tls_mount["subPathExpr"], "$(POD_NAME)");
+    assert_eq!(tls_mount["readOnly"], true);
     let mut certificates = std::collections::BTreeSet::new();
     for i in 0..4 {
         let s = fake
@@ -168,7 +233,10 @@ async fn first_creation_builds_every_object_with_owner_references() {
         ("v1", "services", "devnet"),
         ("v1", "services", "devnet-peers"),
         ("policy/v1", "poddisruptionbudgets", "devnet"),
-        ("apps/v1", "statefulsets", "devnet"),
+        ("apps/v1", "statefulsets", "devnet-0"),
+        ("apps/v1", "statefulsets", "devnet-3"),
+        ("v1", "persistentvolumeclaims", "data-devnet-0-0"),
+        ("v1", "persistentvolumeclaims", "data-devnet-3-0"),
         ("v1", "secrets", "devnet-admin-token-0"),
         ("v1", "secrets", "devnet-admin-token-3"),
         ("v1", "configmaps", "devnet-admin-digests"),
@@ -186,19 +254,37 @@ async fn first_creation_builds_every_object_with_owner_references() {
         .get("policy/v1", NS, "poddisruptionbudgets", "devnet")
         .unwrap();
     assert_eq!(pdb["spec"]["maxUnavailable"], 1);
-    let s = sts(&fake, "devnet");
-    assert_eq!(s["spec"]["replicas"], 4);
-    assert_eq!(s["spec"]["updateStrategy"]["rollingUpdate"]["partition"], 0);
-    // The NetworkPolicy guards exactly the StatefulSet's pods, admits the operator's pods
+    // One StatefulSet of one pod per validator, each selecting its own pod only.
+    assert_eq!(sts_count(&fake, "devnet"), 4);
+    let s = sts(&fake, "devnet-2");
+    assert_eq!(s["spec"]["replicas"], 1);
+    assert_eq!(
+        s["spec"]["selector"]["matchLabels"]["dualchain.dev/validator-index"],
+        "2"
+    );
+    assert_eq!(
+        s["spec"]["template"]["metadata"]["labels"]["dualchain.dev/validator-index"],
+        "2"
+    );
+    // The StatefulSet never deletes a volume; the claim is the operator's.
+    assert_eq!(
+        s["spec"]["persistentVolumeClaimRetentionPolicy"],
+        json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
+    );
+    // The NetworkPolicy guards every validator's pods, admits the operator's pods
     // (from the context's settings) to the API ports, and is applied before the
-    // StatefulSet.
+    // StatefulSets.
     let policy = fake
         .get("networking.k8s.io/v1", NS, "networkpolicies", "devnet")
         .unwrap();
-    assert_eq!(
-        policy["spec"]["podSelector"]["matchLabels"],
-        s["spec"]["selector"]["matchLabels"]
-    );
+    let guarded = policy["spec"]["podSelector"]["matchLabels"]
+        .as_object()
+        .unwrap();
+    let pod_labels = s["spec"]["template"]["metadata"]["labels"]
+        .as_object()
+        .unwrap();
+    assert!(guarded.iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
+    assert!(!guarded.contains_key("dualchain.dev/validator-index"));
     let api_from = &policy["spec"]["ingress"][1]["from"];
     assert_eq!(
         api_from[2],
@@ -211,7 +297,7 @@ async fn first_creation_builds_every_object_with_owner_references() {
             .position(|l| l.method == "PATCH" && l.path.contains(fragment))
             .unwrap()
     };
-    assert!(position("/networkpolicies/devnet") < position("/statefulsets/devnet"));
+    assert!(position("/networkpolicies/devnet") < position("/statefulsets/devnet-0"));
     // Server-side apply with our field manager.
     assert!(fake.log().iter().any(|l| l.method == "PATCH"
         && l.path.contains("statefulsets")
@@ -322,7 +408,7 @@ async fn a_validator_restoring_its_state_is_recovering_with_events() {
     let validators = FakeValidators::all_healthy("devnet", 4, 42);
     let set_reason = |reason: &str| {
         let mut reports = validators.reports.lock().unwrap();
-        reports.get_mut("devnet-3").unwrap().health_reason = reason.into();
+        reports.get_mut("devnet-3-0").unwrap().health_reason = reason.into();
     };
     let syncing = "state sync: filling the empty data directory from a verified snapshot; the chain then follows by block sync to the tip";
     set_reason(syncing);
@@ -350,7 +436,7 @@ async fn a_validator_restoring_its_state_is_recovering_with_events() {
     assert!(
         recovering
             .message
-            .contains(&format!("devnet-3 alpha: {syncing}")),
+            .contains(&format!("devnet-3-0 alpha: {syncing}")),
         "{}",
         recovering.message
     );
@@ -372,7 +458,7 @@ async fn a_validator_restoring_its_state_is_recovering_with_events() {
 async fn unreachable_validators_become_a_condition_not_an_error() {
     let (client, fake) = FakeApi::start();
     let validators = FakeValidators::all_healthy("devnet", 4, 7);
-    validators.reports.lock().unwrap().remove("devnet-2");
+    validators.reports.lock().unwrap().remove("devnet-2-0");
     let ctx = fixtures::context(client, validators, TestClock::at(NOW));
     deployed_devnet(&fake, &ctx).await;
     let action = reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone()).await;
@@ -380,14 +466,17 @@ async fn unreachable_validators_become_a_condition_not_an_error() {
     let net = stored_network(&fake, "devnet");
     let status = net.status.as_ref().unwrap();
     assert_eq!(status.phase, "Degraded");
-    assert_eq!(status.unreachable_validators, vec!["devnet-2".to_string()]);
+    assert_eq!(
+        status.unreachable_validators,
+        vec!["devnet-2-0".to_string()]
+    );
     assert_eq!(status.alpha.reachable_validators, 3);
     let degraded = condition(&net, "Degraded");
     assert_eq!(
         (degraded.status.as_str(), degraded.reason.as_str()),
         ("True", "ValidatorsUnreachable")
     );
-    assert!(degraded.message.contains("devnet-2"));
+    assert!(degraded.message.contains("devnet-2-0"));
     assert_eq!(ctx.metrics.failure_count("dualchainnetwork", "ApiError"), 0);
 }
 
@@ -403,7 +492,13 @@ async fn config_change_rolls_one_validator_at_a_time() {
     reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
         .await
         .unwrap();
-    let hash_before = sts(&fake, "devnet")["spec"]["template"]["metadata"]["annotations"]["dualchain.dev/config-hash"].clone();
+    const HASH: &str = "dualchain.dev/config-hash";
+    let before = template_annotations(&fake, "devnet", HASH)[0].clone();
+    assert!(
+        template_annotations(&fake, "devnet", HASH)
+            .iter()
+            .all(|h| *h == before)
+    );
 
     // Change a node setting: the config hash and so the pod template change.
     fake.patch(
@@ -416,15 +511,17 @@ async fn config_change_rolls_one_validator_at_a_time() {
     reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
         .await
         .unwrap();
-    let s = sts(&fake, "devnet");
-    assert_ne!(
-        s["spec"]["template"]["metadata"]["annotations"]["dualchain.dev/config-hash"],
-        hash_before
-    );
-    assert_eq!(
-        s["spec"]["updateStrategy"]["rollingUpdate"]["partition"], 3,
-        "only the last pod rolls first"
-    );
+    // Only the last validator gets the new template first.
+    let after = template_annotations(&fake, "devnet", HASH)[3].clone();
+    assert_ne!(after, before);
+    let rolled_from = |fake: &FakeApi| {
+        let hashes = template_annotations(fake, "devnet", HASH);
+        let p = hashes.iter().position(|h| *h == after).unwrap_or(4);
+        assert!(hashes[p..].iter().all(|h| *h == after), "{hashes:?}");
+        assert!(hashes[..p].iter().all(|h| *h == before), "{hashes:?}");
+        p
+    };
+    assert_eq!(rolled_from(&fake), 3);
     let cm = fake.get("v1", NS, "configmaps", "devnet-config").unwrap();
     assert!(
         cm["data"]["config.json"]
@@ -436,26 +533,28 @@ async fn config_change_rolls_one_validator_at_a_time() {
     assert_eq!(condition(&net, "Progressing").reason, "RollingUpdate");
     assert_eq!(net.status.as_ref().unwrap().rollout_partition, Some(3));
 
+    // Its spec is newer than its status: not yet recreated, the roll waits.
+    reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(rolled_from(&fake), 3);
     // Pod 3 is recreated but not ready yet: the roll waits.
     set_pods(&fake, "devnet", 3, 1);
     reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
         .await
         .unwrap();
-    assert_eq!(
-        sts(&fake, "devnet")["spec"]["updateStrategy"]["rollingUpdate"]["partition"],
-        3
-    );
+    assert_eq!(rolled_from(&fake), 3);
     // Pod 3 ready: move to pod 2, and so on down to 0.
     for (updated, expected) in [(1, 2), (2, 1), (3, 0)] {
         set_pods(&fake, "devnet", 4, updated);
         reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
             .await
             .unwrap();
-        assert_eq!(
-            sts(&fake, "devnet")["spec"]["updateStrategy"]["rollingUpdate"]["partition"],
-            expected
-        );
+        assert_eq!(rolled_from(&fake), expected);
     }
+    set_pods(&fake, "devnet", 4, 4);
+    let net = reconcile_devnet(&fake, &ctx).await;
+    assert_eq!(net.status.as_ref().unwrap().rollout_partition, None);
 }
 
 #[tokio::test]
@@ -485,24 +584,24 @@ async fn image_change_waits_for_a_quorum_margin() {
     reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
         .await
         .unwrap();
-    let s = sts(&fake, "devnet");
+    let old = images(&fake, "devnet")[0].clone();
+    assert_ne!(old, "dualchain:0.2.0");
     assert_eq!(
-        s["spec"]["template"]["spec"]["containers"][0]["image"],
-        "dualchain:0.2.0"
-    );
-    assert_eq!(
-        s["spec"]["updateStrategy"]["rollingUpdate"]["partition"], 4,
+        images(&fake, "devnet"),
+        vec![old.clone(); 4],
         "no pod may roll yet"
     );
     assert!(fake.count("POST", "events") >= 1, "RolloutBlocked event");
+    let net = stored_network(&fake, "devnet");
+    assert_eq!(net.status.as_ref().unwrap().rollout_partition, Some(4));
     // All ready again: the roll starts with the last pod.
     set_pods(&fake, "devnet", 4, 4);
     reconcile(Arc::new(stored_network(&fake, "devnet")), ctx.clone())
         .await
         .unwrap();
     assert_eq!(
-        sts(&fake, "devnet")["spec"]["updateStrategy"]["rollingUpdate"]["partition"],
-        3
+        images(&fake, "devnet"),
+        [&old, &old, &old, "dualchain:0.2.0"]
     );
 }
 
@@ -610,28 +709,34 @@ async fn hundred_validators_reconcile_in_few_requests() {
     let started = std::time::Instant::now();
     reconcile(
         Arc::new(create(&fake, "big", json!({"validators": 100}))),
-        ctx,
+        ctx.clone(),
     )
     .await
     .unwrap();
     // Informational only (never asserted): operator-side time against the mock API.
     eprintln!("100-validator first reconcile: {:?}", started.elapsed());
     assert_eq!(fake.list("v1", NS, "secrets").len(), 301);
-    let s = sts(&fake, "big");
-    assert_eq!(
-        s["spec"]["template"]["spec"]["volumes"][2]["projected"]["sources"]
-            .as_array()
-            .unwrap()
-            .len(),
-        100
-    );
+    assert_eq!(sts_count(&fake, "big"), 100);
+    assert_eq!(fake.list("v1", NS, "persistentvolumeclaims").len(), 100);
     // One get + one create per key, per admin token and per admin TLS identity
     // (Secrets are never listed), and a constant number of other calls.
     assert_eq!(fake.collection_reads("secrets"), 0);
     assert_eq!(fake.count("GET", "/secrets/big-validator-"), 100);
     assert_eq!(fake.count("GET", "/secrets/big-admin-token-"), 100);
     assert_eq!(fake.count("GET", "/secrets/big-admin-tls-"), 100);
-    assert!(fake.log().len() < 630, "{} requests", fake.log().len());
+    // One StatefulSet and one claim per validator, made once: the claims are listed,
+    // not read one by one.
+    assert_eq!(fake.count("PATCH", "/statefulsets/big-"), 100);
+    assert_eq!(fake.count("POST", "/persistentvolumeclaims"), 100);
+    assert_eq!(fake.count("GET", "/persistentvolumeclaims/"), 0);
+    assert!(fake.log().len() < 840, "{} requests", fake.log().len());
+    // Nothing changed: the next reconcile writes no StatefulSet and no claim.
+    fake.clear_log();
+    reconcile(Arc::new(stored_network(&fake, "big")), ctx)
+        .await
+        .unwrap();
+    assert_eq!(fake.count("PATCH", "/statefulsets/"), 0);
+    assert_eq!(fake.count("POST", "/persistentvolumeclaims"), 0);
 }
 
 /// The key id (hex) in validator `index`'s key Secret.
@@ -654,8 +759,8 @@ fn validator_keypair(fake: &FakeApi, index: u32) -> dualchain_core::crypto::Vali
     keys::validator_keypair("s", &secret.data.unwrap()).unwrap()
 }
 
-fn sts_replicas(fake: &FakeApi) -> i64 {
-    sts(fake, "devnet")["spec"]["replicas"].as_i64().unwrap()
+fn sts_replicas(fake: &FakeApi) -> usize {
+    sts_count(fake, "devnet")
 }
 
 fn peers_listed(fake: &FakeApi) -> usize {
@@ -701,7 +806,7 @@ async fn scaling_up_then_down_goes_through_join_and_leave_requests_and_the_bound
     assert_eq!((set.epoch, set.size), (1, 4));
     assert_eq!(
         set.members,
-        vec!["devnet-0", "devnet-1", "devnet-2", "devnet-3"]
+        vec!["devnet-0-0", "devnet-1-0", "devnet-2-0", "devnet-3-0"]
     );
 
     // Grow to five: a key and a pod for devnet-4 at once, and its stake lock first.
@@ -722,7 +827,7 @@ async fn scaling_up_then_down_goes_through_join_and_leave_requests_and_the_bound
     let progress = &status.set_changes[0];
     assert_eq!(
         (progress.validator.as_str(), progress.change.as_str()),
-        ("devnet-4", "Join")
+        ("devnet-4-0", "Join")
     );
     let lock = progress.lock.clone().expect("a stake lock");
     assert!(
@@ -768,16 +873,16 @@ async fn scaling_up_then_down_goes_through_join_and_leave_requests_and_the_bound
     });
     let net = stored_network(&fake, "devnet");
     let set = net.status.as_ref().unwrap().validator_set.clone().unwrap();
-    assert_eq!(set.joining, vec!["devnet-4"]);
+    assert_eq!(set.joining, vec!["devnet-4-0"]);
 
     // The boundary takes it in: five in the set, quorum and PDB follow.
     alpha(&|a| a.boundary());
-    let newcomer = validators.reports.lock().unwrap()["devnet-0"].clone();
+    let newcomer = validators.reports.lock().unwrap()["devnet-0-0"].clone();
     validators
         .reports
         .lock()
         .unwrap()
-        .insert("devnet-4".into(), newcomer);
+        .insert("devnet-4-0".into(), newcomer);
     set_epochs(&validators, 2);
     set_pods(&fake, "devnet", 5, 5);
     let net = reconcile_devnet(&fake, &ctx).await;
@@ -820,7 +925,7 @@ async fn scaling_up_then_down_goes_through_join_and_leave_requests_and_the_bound
         .reports
         .lock()
         .unwrap()
-        .get_mut("devnet-4")
+        .get_mut("devnet-4-0")
         .unwrap()
         .member = false;
     // Alpha runs epoch 3 without devnet-4; Delta still runs epoch 2.

@@ -25,8 +25,47 @@ fn devnet() -> (crate::crd::DualChainNetwork, NetworkRef) {
 #[test]
 fn statefulset() {
     let (net, r) = devnet();
-    let template = build::pod_template(&net, "0123456789abcdef", 4);
-    insta::assert_yaml_snapshot!(build::statefulset(&r, &net, template, 0, 4));
+    let template = build::pod_template(&net, "0123456789abcdef", 2);
+    insta::assert_yaml_snapshot!(build::statefulset(&r, &net, 2, template));
+    insta::assert_yaml_snapshot!("data_claim", build::data_claim(&r, &net, 2));
+}
+
+#[test]
+fn each_validator_mounts_only_its_own_secrets() {
+    let (net, _) = devnet();
+    for index in 0..4 {
+        let pod = build::pod_template(&net, "h", index).spec.unwrap();
+        let secrets: Vec<String> = pod
+            .volumes
+            .unwrap()
+            .into_iter()
+            .filter_map(|v| {
+                assert!(v.projected.is_none(), "{}: no projected volumes", v.name);
+                v.secret?.secret_name
+            })
+            .collect();
+        assert_eq!(
+            secrets,
+            [
+                format!("devnet-validator-{index}"),
+                format!("devnet-admin-tls-{index}")
+            ]
+        );
+    }
+}
+
+#[test]
+fn a_data_claim_is_owned_by_the_network_only_when_deleting_it_deletes_the_data() {
+    let (mut net, r) = devnet();
+    let owned = build::data_claim(&r, &net, 0).metadata.owner_references;
+    assert_eq!(owned.map(|o| o.len()), Some(1));
+    net.spec.template.storage.when_deleted = crate::crd::network::RetentionPolicy::Retain;
+    assert!(
+        build::data_claim(&r, &net, 0)
+            .metadata
+            .owner_references
+            .is_none()
+    );
 }
 
 #[test]
@@ -106,7 +145,7 @@ fn hardened_pods_everywhere() {
             .into_iter()
             .find(|m| m.name == "validator-keys")
             .unwrap();
-        assert_eq!(key.sub_path_expr.as_deref(), Some("$(POD_NAME)"));
+        assert_eq!((key.read_only, key.sub_path_expr), (Some(true), None));
     }
 }
 
@@ -125,5 +164,10 @@ fn config_changes_change_the_template_hash() {
     assert_eq!(
         a,
         build::template_hash(&build::pod_template(&net, "aaaa", 4))
+    );
+    // Validators differ in their Secrets, so in their templates.
+    assert_ne!(
+        a,
+        build::template_hash(&build::pod_template(&net, "aaaa", 3))
     );
 }

@@ -22,6 +22,20 @@ pub const RESULT_KEY: &str = "result.json";
 pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 /// Kubernetes keeps at most this much of a container's termination log.
 pub const TERMINATION_LOG_MAX_BYTES: usize = 4096;
+/// Plots the loadgen adds to the result ConfigMap as `binaryData` (PNG), which the
+/// operator copies into the benchmark's report ConfigMap: committed TPS over time, the
+/// submit-to-finality latency CDF, and the first target's chain height over time.
+pub const PLOT_KEYS: [&str; 3] = ["tps.png", "finality_cdf.png", "heights.png"];
+/// Largest plot a reader accepts (a 1000×600 chart with text is 140–180 KiB; three
+/// plots and the result document stay well inside a ConfigMap's 1 MiB).
+pub const MAX_PLOT_BYTES: usize = 300 * 1024;
+/// The first bytes of every PNG file.
+pub const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+
+/// Whether `bytes` may be a plot of key `key`: a known key, a PNG, within the size limit.
+pub fn is_plot(key: &str, bytes: &[u8]) -> bool {
+    PLOT_KEYS.contains(&key) && bytes.len() <= MAX_PLOT_BYTES && bytes.starts_with(&PNG_SIGNATURE)
+}
 
 /// The contract fields of a load run's result.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -63,6 +77,16 @@ pub fn parse_result(text: &str) -> Result<LoadgenResult, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_known_small_pngs_are_plots() {
+        let png = [&PNG_SIGNATURE[..], b"rest"].concat();
+        assert!(is_plot("tps.png", &png));
+        assert!(!is_plot("other.png", &png));
+        assert!(!is_plot("tps.png", b"GIF89a"));
+        let huge = [&PNG_SIGNATURE[..], &vec![0; MAX_PLOT_BYTES]].concat();
+        assert!(!is_plot("tps.png", &huge));
+    }
 
     const DOC: &str = r#"{"average_tps": 480.5, "submitted": 30000, "committed": 28830, "rejected": 12,
  "finality_ms": {"p50": 3100, "p95": 6000, "p99": 8000}, "signed": true}"#;

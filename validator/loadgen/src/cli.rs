@@ -14,6 +14,7 @@
 //! (called from synchronous code, outside any tokio runtime).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,6 +22,7 @@ use anyhow::Context;
 use crate::accounts::AccountSource;
 use crate::devnet::DevnetReport;
 use crate::loadgen::{LiveStats, LoadgenConfig, LoadgenReport};
+use crate::report::HeightSample;
 use crate::result_sink::{ConfigMapRef, TERMINATION_LOG};
 use crate::status::StatusView;
 use crate::workload::WorkloadKind;
@@ -72,10 +74,15 @@ pub struct LoadgenArgs {
     /// Print the result JSON on stdout instead of a summary.
     #[arg(long)]
     pub json: bool,
-    /// Also write the result as key `result.json` of this ConfigMap (merge-PATCH with the
-    /// pod's service account; falls back to /dev/termination-log).
+    /// Also write the result as key `result.json` of this ConfigMap, with the run's
+    /// plots (TPS over time, finality CDF, the first target's height) as PNG
+    /// `binaryData` (merge-PATCH with the pod's service account; falls back to
+    /// /dev/termination-log, without plots).
     #[arg(long, value_name = "NS/NAME")]
     pub result_configmap: Option<ConfigMapRef>,
+    /// TrueType font for the plots' text (without it they are drawn without text).
+    #[arg(long, value_name = "FILE", default_value = crate::report::DEFAULT_FONT)]
+    pub plot_font: PathBuf,
     /// Transactions per SubmitBatch call (1 to 10,000).
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
@@ -142,12 +149,59 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Runs the load and returns its result (prints nothing).
 pub async fn run_loadgen(args: &LoadgenArgs) -> anyhow::Result<LoadgenReport> {
+    run_loadgen_with(args, LiveStats::new()).await
+}
+
+async fn run_loadgen_with(
+    args: &LoadgenArgs,
+    live: Arc<LiveStats>,
+) -> anyhow::Result<LoadgenReport> {
     let config = args.to_config()?;
-    let live = LiveStats::new();
     let ticker = crate::progress::spawn_plain_loadgen_ticker(live.clone(), config.duration);
     let result = crate::loadgen::run(config, live).await;
     ticker.abort();
     result
+}
+
+/// How often the first target's height is sampled for the heights plot.
+const HEIGHT_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+/// Most height samples kept (an hour at one a second).
+const MAX_HEIGHT_SAMPLES: usize = 3600;
+
+/// Samples Delta's head height on `url` until aborted, in seconds since the load's send
+/// window opened (negative before). A sample that fails is skipped.
+fn spawn_height_sampler(
+    url: String,
+    live: Arc<LiveStats>,
+    samples: Arc<std::sync::Mutex<Vec<HeightSample>>>,
+) -> tokio::task::JoinHandle<()> {
+    let origin = std::time::Instant::now();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(HEIGHT_SAMPLE_INTERVAL);
+        loop {
+            ticker.tick().await;
+            let Ok((height, _)) =
+                dualchain_client::node::chain_heights(&url, dualchain_proto::v1::Chain::Delta)
+                    .await
+            else {
+                continue;
+            };
+            let now = std::time::Instant::now();
+            let t_s = match live.started_at() {
+                Some(start) if now >= start => (now - start).as_secs_f64(),
+                Some(start) => -(start - now).as_secs_f64(),
+                None => -(origin.elapsed().as_secs_f64()),
+            };
+            let mut all = samples.lock().unwrap_or_else(|e| e.into_inner());
+            if all.len() < MAX_HEIGHT_SAMPLES {
+                all.push(HeightSample {
+                    t_s,
+                    alpha: None,
+                    delta: Some(height),
+                });
+            }
+        }
+    })
 }
 
 /// Human-readable summary of a load result.
@@ -206,7 +260,21 @@ pub fn render_loadgen(report: &LoadgenReport) -> String {
 /// (exit status 0 means the run completed; the operator judges the figures).
 pub fn loadgen_main(args: LoadgenArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
-        let report = run_loadgen(&args).await?;
+        let live = LiveStats::new();
+        let heights = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sampler = match (&args.result_configmap, args.targets.first()) {
+            (Some(_), Some(url)) => Some(spawn_height_sampler(
+                url.clone(),
+                live.clone(),
+                heights.clone(),
+            )),
+            _ => None,
+        };
+        let report = run_loadgen_with(&args, live).await;
+        if let Some(sampler) = sampler {
+            sampler.abort();
+        }
+        let report = report?;
         let full = serde_json::to_string(&report)?;
         if args.json {
             println!("{full}");
@@ -215,7 +283,27 @@ pub fn loadgen_main(args: LoadgenArgs) -> anyhow::Result<()> {
         }
         if let Some(target) = &args.result_configmap {
             let compact = report.result.to_json();
-            match crate::result_sink::publish(target, &full, &compact, &args.termination_log).await
+            let heights = heights.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let plots = match crate::report::loadgen_plots(&report, &heights, &args.plot_font) {
+                Ok((plots, text)) => {
+                    if !text {
+                        tracing::warn!(font = %args.plot_font.display(), "plot font missing; plots drawn without text");
+                    }
+                    plots
+                }
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "could not draw the plots");
+                    Vec::new()
+                }
+            };
+            match crate::result_sink::publish(
+                target,
+                &full,
+                &compact,
+                &plots,
+                &args.termination_log,
+            )
+            .await
             {
                 Ok(via) => tracing::info!(via, "published the load result"),
                 Err(e) => eprintln!("warning: could not publish the result: {e:#}"),

@@ -13,15 +13,17 @@ use anyhow::Context;
 use plotters::prelude::*;
 use serde::Serialize;
 
+pub use dualchain_contract::loadgen::PLOT_KEYS;
+
 use crate::loadgen::{LoadgenReport, TimelinePoint};
 use crate::workload::WorkloadKind;
 
 /// Font used for plot text.
 pub const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-/// Plot file names.
-pub const TPS_PLOT: &str = "tps.png";
-pub const LATENCY_PLOT: &str = "finality_cdf.png";
-pub const HEIGHTS_PLOT: &str = "heights.png";
+/// Plot file names (the first three are also the loadgen contract's `PLOT_KEYS`).
+pub const TPS_PLOT: &str = PLOT_KEYS[0];
+pub const LATENCY_PLOT: &str = PLOT_KEYS[1];
+pub const HEIGHTS_PLOT: &str = PLOT_KEYS[2];
 pub const ATTESTATION_PLOT: &str = "attestation_latency.png";
 
 /// Figures of the Delta chain over the run.
@@ -162,81 +164,128 @@ enum Style {
     Dots,
 }
 
-fn line_chart(
-    path: &Path,
-    text: bool,
-    (title, x_desc, y_desc): (&str, &str, &str),
+/// One plot: what it shows, independent of where it is drawn.
+struct Chart<'a> {
+    file: &'static str,
+    /// Title, x-axis and y-axis descriptions.
+    labels: (&'a str, &'a str, &'a str),
     style: Style,
-    series: &[Series<'_>],
-) -> DrawResult {
-    let root = BitMapBackend::new(path, (1000, 600)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let points = series.iter().flat_map(|(_, _, p)| p.iter());
-    let (mut x_min, mut x_max, mut y_max) = (f64::MAX, f64::MIN, 0.0f64);
-    for &(x, y) in points {
-        x_min = x_min.min(x);
-        x_max = x_max.max(x);
-        y_max = y_max.max(y);
-    }
-    if x_min > x_max {
-        (x_min, x_max) = (0.0, 1.0);
-    }
-    if x_max - x_min < 1e-9 {
-        x_max = x_min + 1.0;
-    }
-    let y_max = if y_max <= 0.0 { 1.0 } else { y_max * 1.08 };
-    let mut builder = ChartBuilder::on(&root);
-    builder.margin(20);
-    if text {
-        builder
-            .caption(title, ("sans-serif", 26))
-            .x_label_area_size(45)
-            .y_label_area_size(80);
-    }
-    let mut chart = builder.build_cartesian_2d(x_min..x_max, 0.0..y_max)?;
-    if text {
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .label_style(("sans-serif", 16))
-            .draw()?;
-    } else {
-        chart.configure_mesh().x_labels(0).y_labels(0).draw()?;
-    }
-    for (name, color, points) in series {
-        let color = *color;
-        let drawn = match style {
-            Style::Lines => chart.draw_series(LineSeries::new(
-                points.iter().copied(),
-                color.stroke_width(2),
-            ))?,
-            Style::Dots => chart.draw_series(
-                points
-                    .iter()
-                    .map(|&point| Circle::new(point, 3, color.filled())),
-            )?,
-        };
-        if text {
-            drawn.label(*name).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2))
-            });
-        }
-    }
-    if text && series.len() > 1 {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 16))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
-    }
-    root.present()?;
-    Ok(())
+    series: Vec<Series<'a>>,
 }
 
-fn timeline_series(timeline: &[TimelinePoint]) -> (Points, Points) {
+/// Pixel size of every plot.
+const PLOT_SIZE: (u32, u32) = (1000, 600);
+
+impl Chart<'_> {
+    /// Draws into a PNG file in `dir`.
+    fn write(&self, dir: &Path, text: bool) -> anyhow::Result<PathBuf> {
+        let path = dir.join(self.file);
+        self.draw(
+            BitMapBackend::new(&path, PLOT_SIZE).into_drawing_area(),
+            text,
+        )
+        .map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Draws in memory and returns the PNG bytes (for a pod with no writable disk).
+    fn png(&self, text: bool) -> anyhow::Result<Vec<u8>> {
+        let (width, height) = PLOT_SIZE;
+        let mut rgb = vec![0u8; width as usize * height as usize * 3];
+        self.draw(
+            BitMapBackend::with_buffer(&mut rgb, PLOT_SIZE).into_drawing_area(),
+            text,
+        )
+        .map_err(|e| anyhow::anyhow!("drawing {}: {e}", self.file))?;
+        let mut png = Vec::new();
+        image::ImageEncoder::write_image(
+            image::codecs::png::PngEncoder::new(&mut png),
+            &rgb,
+            width,
+            height,
+            image::ColorType::Rgb8,
+        )
+        .with_context(|| format!("encoding {}", self.file))?;
+        Ok(png)
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, plotters::coord::Shift>,
+        text: bool,
+    ) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let (title, x_desc, y_desc) = self.labels;
+        root.fill(&WHITE)?;
+        let points = self.series.iter().flat_map(|(_, _, p)| p.iter());
+        let (mut x_min, mut x_max, mut y_max) = (f64::MAX, f64::MIN, 0.0f64);
+        for &(x, y) in points {
+            x_min = x_min.min(x);
+            x_max = x_max.max(x);
+            y_max = y_max.max(y);
+        }
+        if x_min > x_max {
+            (x_min, x_max) = (0.0, 1.0);
+        }
+        if x_max - x_min < 1e-9 {
+            x_max = x_min + 1.0;
+        }
+        let y_max = if y_max <= 0.0 { 1.0 } else { y_max * 1.08 };
+        let mut builder = ChartBuilder::on(&root);
+        builder.margin(20);
+        if text {
+            builder
+                .caption(title, ("sans-serif", 26))
+                .x_label_area_size(45)
+                .y_label_area_size(80);
+        }
+        let mut chart = builder.build_cartesian_2d(x_min..x_max, 0.0..y_max)?;
+        if text {
+            chart
+                .configure_mesh()
+                .x_desc(x_desc)
+                .y_desc(y_desc)
+                .label_style(("sans-serif", 16))
+                .draw()?;
+        } else {
+            chart.configure_mesh().x_labels(0).y_labels(0).draw()?;
+        }
+        for (name, color, points) in &self.series {
+            let color = *color;
+            let drawn = match self.style {
+                Style::Lines => chart.draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))?,
+                Style::Dots => chart.draw_series(
+                    points
+                        .iter()
+                        .map(|&point| Circle::new(point, 3, color.filled())),
+                )?,
+            };
+            if text {
+                drawn.label(*name).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2))
+                });
+            }
+        }
+        if text && self.series.len() > 1 {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .label_font(("sans-serif", 16))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()?;
+        }
+        root.present()?;
+        Ok(())
+    }
+}
+
+fn tps_chart(timeline: &[TimelinePoint]) -> Chart<'static> {
     let submitted = timeline
         .iter()
         .map(|p| (p.t_s as f64, p.submitted as f64))
@@ -245,7 +294,57 @@ fn timeline_series(timeline: &[TimelinePoint]) -> (Points, Points) {
         .iter()
         .map(|p| (p.t_s as f64, p.committed as f64))
         .collect();
-    (submitted, committed)
+    Chart {
+        file: TPS_PLOT,
+        labels: (
+            "Delta TPS over time",
+            "seconds since load start",
+            "transactions / s",
+        ),
+        style: Style::Lines,
+        series: vec![
+            ("submitted", BLUE, submitted),
+            ("committed (final)", RGBColor(0, 140, 60), committed),
+        ],
+    }
+}
+
+fn latency_chart(cdf: &[(f64, f64)]) -> Chart<'static> {
+    Chart {
+        file: LATENCY_PLOT,
+        labels: (
+            "Delta submit -> finality latency (CDF)",
+            "latency, ms",
+            "fraction of transactions",
+        ),
+        style: Style::Lines,
+        series: vec![("finality latency", RED, cdf.to_vec())],
+    }
+}
+
+/// Heights over time; `title` says whose.
+fn heights_chart<'a>(title: &'a str, heights: &[HeightSample]) -> Chart<'a> {
+    let line = |height: fn(&HeightSample) -> Option<u64>| -> Points {
+        heights
+            .iter()
+            .filter_map(|s| height(s).map(|h| (s.t_s, h as f64)))
+            .collect()
+    };
+    let mut series = Vec::new();
+    for (name, color, points) in [
+        ("alpha", MAGENTA, line(|s| s.alpha)),
+        ("delta", BLUE, line(|s| s.delta)),
+    ] {
+        if !points.is_empty() {
+            series.push((name, color, points));
+        }
+    }
+    Chart {
+        file: HEIGHTS_PLOT,
+        labels: (title, "seconds since load start", "height"),
+        style: Style::Lines,
+        series,
+    }
 }
 
 /// Draws the three plots into `dir`; returns their paths and whether text was drawn.
@@ -255,80 +354,64 @@ pub fn write_plots(
     font: &Path,
 ) -> anyhow::Result<(Vec<PathBuf>, bool)> {
     let text = font_available(font);
-    let (submitted, committed) = timeline_series(&report.loadgen.timeline);
-    let tps = dir.join(TPS_PLOT);
-    line_chart(
-        &tps,
-        text,
-        (
-            "Delta TPS over time",
-            "seconds since load start",
-            "transactions / s",
-        ),
-        Style::Lines,
-        &[
-            ("submitted", BLUE, submitted),
-            ("committed (final)", RGBColor(0, 140, 60), committed),
-        ],
-    )
-    .map_err(|e| anyhow::anyhow!("drawing {}: {e}", tps.display()))?;
-
-    let cdf: Points = report.loadgen.latency.cdf.clone();
-    let latency = dir.join(LATENCY_PLOT);
-    line_chart(
-        &latency,
-        text,
-        (
-            "Delta submit -> finality latency (CDF)",
-            "latency, ms",
-            "fraction of transactions",
-        ),
-        Style::Lines,
-        &[("finality latency", RED, cdf)],
-    )
-    .map_err(|e| anyhow::anyhow!("drawing {}: {e}", latency.display()))?;
-
-    let heights = dir.join(HEIGHTS_PLOT);
-    let alpha = report
-        .heights
-        .iter()
-        .filter_map(|s| s.alpha.map(|h| (s.t_s, h as f64)))
-        .collect();
-    let delta = report
-        .heights
-        .iter()
-        .filter_map(|s| s.delta.map(|h| (s.t_s, h as f64)))
-        .collect();
-    line_chart(
-        &heights,
-        text,
-        (
-            "Chain heights (validator 0)",
-            "seconds since load start",
-            "height",
-        ),
-        Style::Lines,
-        &[("alpha", MAGENTA, alpha), ("delta", BLUE, delta)],
-    )
-    .map_err(|e| anyhow::anyhow!("drawing {}: {e}", heights.display()))?;
-    let mut plots = vec![tps, latency, heights];
+    let mut charts = vec![
+        tps_chart(&report.loadgen.timeline),
+        latency_chart(&report.loadgen.latency.cdf),
+        heights_chart("Chain heights (validator 0)", &report.heights),
+    ];
     if let Some(crosschain) = &report.crosschain {
-        let points = crosschain.attestation_latencies.clone();
-        let path = dir.join(ATTESTATION_PLOT);
-        line_chart(
-            &path,
-            text,
-            (
+        charts.push(Chart {
+            file: ATTESTATION_PLOT,
+            labels: (
                 "Attestation latency: lock on Alpha -> stake on Delta",
                 "seconds since the cross-chain workload started",
                 "latency, ms",
             ),
-            Style::Dots,
-            &[("attestation latency", RGBColor(200, 100, 0), points)],
-        )
-        .map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))?;
-        plots.push(path);
+            style: Style::Dots,
+            series: vec![(
+                "attestation latency",
+                RGBColor(200, 100, 0),
+                crosschain.attestation_latencies.clone(),
+            )],
+        });
     }
+    let plots = charts
+        .iter()
+        .map(|chart| chart.write(dir, text))
+        .collect::<anyhow::Result<_>>()?;
+    Ok((plots, text))
+}
+
+/// A plot drawn in memory: its key ([`PLOT_KEYS`]) and PNG bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plot {
+    pub key: &'static str,
+    pub png: Vec<u8>,
+}
+
+/// The plots of a `dualchain loadgen` run (TPS over time, finality CDF, the first
+/// target's heights over time), drawn in memory for the result ConfigMap; the flag says
+/// whether text was drawn (the font at `font` exists).
+pub fn loadgen_plots(
+    report: &LoadgenReport,
+    heights: &[HeightSample],
+    font: &Path,
+) -> anyhow::Result<(Vec<Plot>, bool)> {
+    let text = font_available(font);
+    let charts = [
+        tps_chart(&report.timeline),
+        latency_chart(&report.latency.cdf),
+        heights_chart("Chain height (first target)", heights),
+    ];
+    let plots = charts
+        .iter()
+        .map(|chart| {
+            Ok(Plot {
+                key: chart.file,
+                png: chart.png(text)?,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
     Ok((plots, text))
 }
 
@@ -677,6 +760,29 @@ mod tests {
         for p in paths {
             assert!(is_png(&p), "{}", p.display());
         }
+    }
+
+    #[test]
+    fn a_load_runs_plots_are_drawn_in_memory_as_contract_pngs() {
+        let report = sample_report();
+        let (plots, _) =
+            loadgen_plots(&report.loadgen, &report.heights, Path::new(DEFAULT_FONT)).unwrap();
+        let keys: Vec<&str> = plots.iter().map(|p| p.key).collect();
+        assert_eq!(keys, PLOT_KEYS);
+        for plot in &plots {
+            assert!(
+                dualchain_contract::loadgen::is_plot(plot.key, &plot.png),
+                "{} is {} bytes",
+                plot.key,
+                plot.png.len()
+            );
+        }
+        // The same chart in memory and on disk: the same pixels (PNG bytes may differ).
+        let dir = tempfile::tempdir().unwrap();
+        let (paths, _) = write_plots(dir.path(), &report, Path::new(DEFAULT_FONT)).unwrap();
+        let on_disk = image::open(&paths[0]).unwrap().to_rgb8();
+        let in_memory = image::load_from_memory(&plots[0].png).unwrap().to_rgb8();
+        assert_eq!(on_disk.as_raw(), in_memory.as_raw());
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Publishing a load result where the Kubernetes operator reads it.
 //!
 //! The operator's loadgen contract (`operator/README.md`, "Loadgen contract"):
-//! `--result-configmap NS/NAME` merge-PATCHes key `result.json` of that ConfigMap
+//! `--result-configmap NS/NAME` merge-PATCHes key `result.json` of that ConfigMap, and
+//! the run's plots as `binaryData` (`PLOT_KEYS`, PNG)
 //! (`PATCH /api/v1/namespaces/NS/configmaps/NAME`, `application/merge-patch+json`),
 //! authenticated with the pod's service-account token; if that fails, the same JSON
 //! goes to `/dev/termination-log` (at most 4 KiB; the contract fields only if the full
-//! document is larger), where the operator reads the pod's termination message.
+//! document is larger; no plots), where the operator reads the pod's termination message.
 
 use std::path::Path;
 
@@ -15,8 +16,12 @@ use kube::api::{Api, Patch, PatchParams};
 
 /// Where the termination message of a container is read from.
 pub const TERMINATION_LOG: &str = "/dev/termination-log";
+use dualchain_contract::loadgen::is_plot;
 /// The contract's limits and key, shared with the operator's parser.
 pub use dualchain_contract::loadgen::{MAX_RESULT_BYTES, RESULT_KEY, TERMINATION_LOG_MAX_BYTES};
+use k8s_openapi::ByteString;
+
+use crate::report::Plot;
 
 /// A `NS/NAME` ConfigMap reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,9 +55,22 @@ impl std::str::FromStr for ConfigMapRef {
     }
 }
 
-/// The merge-patch body that sets `data["result.json"]`.
-pub fn patch_body(result_json: &str) -> serde_json::Value {
-    serde_json::json!({ "data": { RESULT_KEY: result_json } })
+/// The merge-patch body that sets `data["result.json"]` and the plots that pass the
+/// contract's check (known key, PNG, within `MAX_PLOT_BYTES`) as `binaryData`.
+pub fn patch_body(result_json: &str, plots: &[Plot]) -> serde_json::Value {
+    let binary: serde_json::Map<String, serde_json::Value> = plots
+        .iter()
+        .filter(|p| is_plot(p.key, &p.png))
+        .map(|p| {
+            let encoded =
+                serde_json::to_value(ByteString(p.png.clone())).expect("bytes serialize as base64");
+            (p.key.to_owned(), encoded)
+        })
+        .collect();
+    if binary.is_empty() {
+        return serde_json::json!({ "data": { RESULT_KEY: result_json } });
+    }
+    serde_json::json!({ "data": { RESULT_KEY: result_json }, "binaryData": binary })
 }
 
 /// Picks the document to publish: the full one if it fits `limit`, else the compact one.
@@ -67,7 +85,11 @@ pub fn fit(full: &str, compact: &str, limit: usize) -> anyhow::Result<String> {
 }
 
 /// PATCHes the ConfigMap with the in-cluster service-account credentials.
-pub async fn patch_configmap(target: &ConfigMapRef, result_json: &str) -> anyhow::Result<()> {
+pub async fn patch_configmap(
+    target: &ConfigMapRef,
+    result_json: &str,
+    plots: &[Plot],
+) -> anyhow::Result<()> {
     // The binary links both rustls providers (QUIC uses aws-lc-rs, kube enables ring);
     // rustls then needs a process default. Installing it twice is harmless.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -78,7 +100,7 @@ pub async fn patch_configmap(target: &ConfigMapRef, result_json: &str) -> anyhow
     api.patch(
         &target.name,
         &PatchParams::default(),
-        &Patch::Merge(patch_body(result_json)),
+        &Patch::Merge(patch_body(result_json, plots)),
     )
     .await
     .with_context(|| {
@@ -102,10 +124,11 @@ pub async fn publish(
     target: &ConfigMapRef,
     full: &str,
     compact: &str,
+    plots: &[Plot],
     termination_log: &Path,
 ) -> anyhow::Result<&'static str> {
     let document = fit(full, compact, MAX_RESULT_BYTES)?;
-    match patch_configmap(target, &document).await {
+    match patch_configmap(target, &document, plots).await {
         Ok(()) => Ok("configmap"),
         Err(patch_error) => {
             tracing::warn!(
@@ -135,8 +158,29 @@ mod tests {
 
     #[test]
     fn patch_body_is_a_merge_patch_of_result_json() {
-        let body = patch_body(r#"{"average_tps":1.0}"#);
+        let body = patch_body(r#"{"average_tps":1.0}"#, &[]);
         assert_eq!(body["data"]["result.json"], r#"{"average_tps":1.0}"#);
+        assert!(body.get("binaryData").is_none());
+    }
+
+    #[test]
+    fn plots_go_into_binary_data_base64_and_others_do_not() {
+        let png = [&dualchain_contract::loadgen::PNG_SIGNATURE[..], b"pixels"].concat();
+        let plots = [
+            Plot {
+                key: "tps.png",
+                png: png.clone(),
+            },
+            Plot {
+                key: "finality_cdf.png",
+                png: b"not a png".to_vec(),
+            },
+        ];
+        let body = patch_body("{}", &plots);
+        let binary = body["binaryData"].as_object().unwrap();
+        assert_eq!(binary.len(), 1, "{binary:?}");
+        let decoded: ByteString = serde_json::from_value(binary["tps.png"].clone()).unwrap();
+        assert_eq!(decoded.0, png);
     }
 
     #[test]
@@ -164,7 +208,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("termination-log");
         let target: ConfigMapRef = "ns/result".parse().unwrap();
-        let via = publish(&target, "{\"a\":1}", "{}", &path).await.unwrap();
+        let via = publish(&target, "{\"a\":1}", "{}", &[], &path)
+            .await
+            .unwrap();
         assert_eq!(via, "termination-log");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}");
     }
