@@ -96,7 +96,8 @@ cleanup() {
   if ((rc != 0)) || [[ ${DUALCHAIN_PODS_KEEP_LOGS:-0} == 1 ]]; then
     mkdir -p "$LOGS"
     cp -r "$WORK/logs/." "$LOGS/" 2>/dev/null || true
-    cp -r "$WORK/pod-logs" "$LOGS/pods" 2>/dev/null || true
+    cp -r "$WORK/pod-logs/." "$WORK/kept-pod-logs/" 2>/dev/null || true
+    cp -r "$WORK/kept-pod-logs" "$LOGS/pods" 2>/dev/null || true
     cp -r "$KWOK_WORKDIR/clusters/$CLUSTER/logs/." "$LOGS/" 2>/dev/null || true
     ((rc == 0)) || echo "e2e pods: failed (rc $rc); component logs are in $LOGS"
   fi
@@ -184,6 +185,10 @@ echo "e2e pods: cluster up in $(($(date +%s) - t0))s ($(kubectl version -o json 
 
 t0=$(date +%s)
 export DUALCHAIN_E2E_POD_LOGS=$WORK/logs
+# The kubelet deletes a pod's logs with the pod (a test's namespace goes at its end):
+# keep copies, so a failure's validator logs are still there to read.
+mkdir -p "$WORK/kept-pod-logs"
+(while sleep 3; do cp -ru "$WORK/pod-logs/." "$WORK/kept-pod-logs/" 2>/dev/null; done) &
 # shellcheck disable=SC2086 # the filter is a list of test-name words
 # In the background, so that a SIGTERM is handled (the teardown runs) at once.
 timeout 1200 "$E2E_PODS_TESTS" --ignored --test-threads 1 --nocapture ${DUALCHAIN_E2E_FILTER:-} &
