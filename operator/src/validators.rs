@@ -149,6 +149,10 @@ pub struct FaultSettings {
     pub jitter_ms: u32,
     /// Partition groups of peer ids (empty: no partition).
     pub partitions: Vec<Vec<String>>,
+    /// Outbound bytes per second on each p2p link (0: no limit).
+    pub bandwidth_bytes_per_sec: u64,
+    /// Milliseconds the chain's wall clock is set off (0: none).
+    pub clock_skew_ms: i64,
     /// The node clears the fault by itself after this long (safety net).
     pub expires_after_ms: u64,
 }
@@ -442,6 +446,8 @@ impl ValidatorApi for GrpcValidators {
                     clear: false,
                     expires_after_ms: f.expires_after_ms,
                     active: false,
+                    bandwidth_bytes_per_sec: f.bandwidth_bytes_per_sec,
+                    clock_skew_ms: f.clock_skew_ms,
                 },
             };
             admin

@@ -139,6 +139,11 @@ pub mod limits {
     pub const MIN_FINALITY_STREAM_BUFFER: usize = 1_024;
     /// Maximum `FaultInjection.added_delay_ms` and `jitter_ms`.
     pub const MAX_FAULT_DELAY_MS: u32 = 60_000;
+    /// Minimum non-zero `FaultInjection.bandwidth_bytes_per_sec` (the transport's
+    /// fault injector refuses slower links too).
+    pub const MIN_FAULT_BANDWIDTH_BYTES_PER_SEC: u64 = 1_024;
+    /// Largest `FaultInjection.clock_skew_ms`, either way (an hour).
+    pub const MAX_FAULT_CLOCK_SKEW_MS: i64 = 3_600_000;
     /// Maximum number of `FaultInjection.partitions` groups.
     pub const MAX_PARTITION_GROUPS: usize = 64;
     /// Maximum number of peer ids in one `PeerGroup`.

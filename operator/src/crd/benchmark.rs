@@ -37,7 +37,8 @@ use super::network::NetworkTemplate;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(
-    validation = Rule::new("!has(self.faults) || self.faults.all(f, f.kind != 'kill' || !has(f.validators) || f.validators < self.validators)").message("a kill fault must leave at least one validator running (faults[].validators < validators)")
+    validation = Rule::new("!has(self.faults) || self.faults.all(f, f.kind != 'kill' || !has(f.validators) || f.validators < self.validators)").message("a kill fault must leave at least one validator running (faults[].validators < validators)"),
+    validation = Rule::new("!has(self.faults) || self.faults.all(a, self.faults.all(b, a == b || a.kind == 'kill' || b.kind == 'kill' || a.startSeconds + a.durationSeconds <= b.startSeconds || b.startSeconds + b.durationSeconds <= a.startSeconds))").message("partition, messageLoss, delay, bandwidth and clockSkew windows must not overlap in time: a validator holds one fault setting at a time")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BenchmarkClusterSpec {
@@ -179,6 +180,12 @@ pub enum FaultKind {
     MessageLoss,
     /// Add `delayMs` (plus up to `jitterMs`) to every outbound p2p message.
     Delay,
+    /// Limit every p2p link of the affected validators to `bytesPerSecond` outbound
+    /// (messages are delayed by a token bucket per link, never dropped).
+    Bandwidth,
+    /// Set the affected validators' wall clocks `skewMs` off (negative: behind): the
+    /// time their chains stamp vertices with and judge ages by.
+    ClockSkew,
 }
 
 /// One fault window, relative to the start of the load.
@@ -187,7 +194,9 @@ pub enum FaultKind {
     validation = Rule::new("self.kind != 'kill' || (has(self.validators) && self.validators >= 1)").message("a kill fault needs validators >= 1"),
     validation = Rule::new("self.kind != 'partition' || (has(self.groups) && self.groups >= 2)").message("a partition fault needs groups >= 2"),
     validation = Rule::new("self.kind != 'messageLoss' || (has(self.dropProbability) && self.dropProbability > 0.0 && self.dropProbability <= 1.0)").message("a messageLoss fault needs dropProbability in (0, 1]"),
-    validation = Rule::new("self.kind != 'delay' || (has(self.delayMs) && self.delayMs >= 1)").message("a delay fault needs delayMs >= 1")
+    validation = Rule::new("self.kind != 'delay' || (has(self.delayMs) && self.delayMs >= 1)").message("a delay fault needs delayMs >= 1"),
+    validation = Rule::new("self.kind != 'bandwidth' || (has(self.bytesPerSecond) && self.bytesPerSecond >= 1024)").message("a bandwidth fault needs bytesPerSecond >= 1024"),
+    validation = Rule::new("self.kind != 'clockSkew' || (has(self.skewMs) && self.skewMs != 0)").message("a clockSkew fault needs a non-zero skewMs")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct Fault {
@@ -200,7 +209,7 @@ pub struct Fault {
     #[serde(default = "default_fault_duration")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 3600").message("fault durationSeconds must be between 1 and 3600"))]
     pub duration_seconds: u32,
-    /// kill: validators killed (the highest ordinals); messageLoss/delay: validators affected (all when unset).
+    /// kill: validators killed (the highest ordinals); messageLoss/delay/bandwidth/clockSkew: validators affected (all when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validators: Option<u32>,
     /// partition: number of groups (2 or more); validators are dealt round-robin.
@@ -217,6 +226,13 @@ pub struct Fault {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self <= 60000").message("jitterMs must be at most 60000"))]
     pub jitter_ms: Option<u32>,
+    /// bandwidth: outbound bytes per second on each p2p link (1024 or more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_second: Option<u64>,
+    /// clockSkew: milliseconds the clocks are set off, -3600000 to 3600000 (negative: behind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= -3600000 && self <= 3600000").message("skewMs must be within an hour either way (-3600000 to 3600000)"))]
+    pub skew_ms: Option<i64>,
 }
 
 /// Thresholds; a criterion left unset is not checked.

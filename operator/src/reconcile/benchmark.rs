@@ -505,7 +505,9 @@ pub fn fault_validators(kind: FaultKind, count: Option<u32>, n: u32) -> Vec<u32>
             ((n - k)..n).collect()
         }
         FaultKind::Partition => (0..n).collect(),
-        FaultKind::MessageLoss | FaultKind::Delay => (0..count.unwrap_or(n).min(n)).collect(),
+        FaultKind::MessageLoss | FaultKind::Delay | FaultKind::Bandwidth | FaultKind::ClockSkew => {
+            (0..count.unwrap_or(n).min(n)).collect()
+        }
     }
 }
 
@@ -633,12 +635,14 @@ async fn apply_fault(
                 }
             }
         }
-        FaultKind::MessageLoss | FaultKind::Delay => {
+        FaultKind::MessageLoss | FaultKind::Delay | FaultKind::Bandwidth | FaultKind::ClockSkew => {
             let settings = FaultSettings {
                 drop_probability: fault.drop_probability.unwrap_or(0.0),
                 added_delay_ms: fault.delay_ms.unwrap_or(0),
                 jitter_ms: fault.jitter_ms.unwrap_or(0),
                 partitions: Vec::new(),
+                bandwidth_bytes_per_sec: fault.bytes_per_second.unwrap_or(0),
+                clock_skew_ms: fault.skew_ms.unwrap_or(0),
                 expires_after_ms,
             };
             for t in targets(b, affected.iter().copied()) {

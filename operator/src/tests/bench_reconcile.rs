@@ -6,9 +6,10 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 
 use super::fake_api::FakeApi;
-use super::fixtures::{self, FakeValidators, NS, TestClock};
+use super::fixtures::{self, AdminCall, FakeValidators, NS, TestClock};
 use crate::crd::benchmark::BenchmarkCluster;
 use crate::reconcile::benchmark::{parse_result, reconcile};
+use crate::validators::FaultSettings;
 
 const NOW: &str = "2026-11-21T08:00:00Z";
 const DCN: &str = "dualchain.dev/v1alpha1";
@@ -141,6 +142,92 @@ async fn every_admin_call_carries_the_token_of_the_validator_it_goes_to() {
     }
     // Only the validators' own Secrets were read, each by name.
     assert_eq!(fake.collection_reads("secrets"), 0);
+}
+
+/// Runs benchmark `name` with the one injected `fault` (on validators 0 and 1, 10 s into
+/// the load, for 20 s) across its window: the settings sent on applying it (checked to
+/// go to both chains of exactly those validators), then that it is cleared after.
+async fn injected_window(name: &str, fault: serde_json::Value) -> Vec<FaultSettings> {
+    let (client, fake) = FakeApi::start();
+    let clock = TestClock::at(NOW);
+    let validators = Arc::new(FakeValidators::default());
+    let ctx = fixtures::context(client, validators.clone(), clock.clone());
+    let mut s = spec();
+    let mut fault = fault;
+    fault["startSeconds"] = json!(10);
+    fault["durationSeconds"] = json!(20);
+    fault["validators"] = json!(2);
+    s["faults"] = json!([fault]);
+    create(&fake, name, s);
+    step(&fake, &ctx, name).await;
+    let net = format!("{name}-net");
+    network_ready(&fake, &net, 4, 10);
+    admin_token_secrets(&fake, &net, 4);
+    step(&fake, &ctx, name).await;
+    assert_eq!(phase(&fake, name), "Running");
+    clock.advance(12);
+    step(&fake, &ctx, name).await;
+    let set: Vec<AdminCall> = validators.calls.lock().unwrap().drain(..).collect();
+    let mut reached = Vec::new();
+    let mut settings = Vec::new();
+    for call in set {
+        let AdminCall::Fault {
+            validator,
+            chain,
+            fault: Some(f),
+        } = call
+        else {
+            panic!("only the fault is set: {call:?}");
+        };
+        // Applied 2 s into its window: the node clears it at the window's end.
+        assert_eq!(f.expires_after_ms, 18_000, "{f:?}");
+        reached.push((validator, chain));
+        settings.push(f);
+    }
+    reached.sort();
+    let expected: Vec<(String, &str)> = (0..2)
+        .flat_map(|i| ["alpha", "delta"].map(|c| (format!("{net}-{i}-0"), c)))
+        .collect();
+    assert_eq!(reached, expected);
+    clock.advance(20);
+    step(&fake, &ctx, name).await;
+    let cleared: Vec<AdminCall> = validators.calls.lock().unwrap().drain(..).collect();
+    assert_eq!(cleared.len(), 4, "{cleared:?}");
+    assert!(
+        cleared
+            .iter()
+            .all(|c| matches!(c, AdminCall::Fault { fault: None, .. })),
+        "{cleared:?}"
+    );
+    settings
+}
+
+/// A bandwidth fault limits the links of the validators it names for its window.
+#[tokio::test]
+async fn a_bandwidth_fault_limits_the_named_validators_links_for_its_window() {
+    let fault = json!({"kind": "bandwidth", "bytesPerSecond": 65536});
+    for f in injected_window("thin", fault).await {
+        let expected = FaultSettings {
+            bandwidth_bytes_per_sec: 65_536,
+            expires_after_ms: 18_000,
+            ..FaultSettings::default()
+        };
+        assert_eq!(f, expected);
+    }
+}
+
+/// A clockSkew fault sets the named validators' clocks off for its window.
+#[tokio::test]
+async fn a_clock_skew_fault_sets_the_named_validators_clocks_off_for_its_window() {
+    let fault = json!({"kind": "clockSkew", "skewMs": -45000});
+    for f in injected_window("late", fault).await {
+        let expected = FaultSettings {
+            clock_skew_ms: -45_000,
+            expires_after_ms: 18_000,
+            ..FaultSettings::default()
+        };
+        assert_eq!(f, expected);
+    }
 }
 
 /// A killed validator that is not Ready again by the end of its window fails the fault,

@@ -373,6 +373,8 @@ pub(crate) fn fault_plan_to_proto(plan: &FaultPlan, chain: ChainId) -> v1::Fault
         clear: false,
         expires_after_ms: plan.expires_after_ms,
         active: plan.is_active(),
+        bandwidth_bytes_per_sec: plan.bandwidth_bytes_per_sec,
+        clock_skew_ms: plan.clock_skew_ms,
     }
 }
 
@@ -402,6 +404,8 @@ pub(crate) fn fault_change_from_proto(faults: &v1::FaultInjection) -> Result<Fau
         added_delay_ms: faults.added_delay_ms,
         jitter_ms: faults.jitter_ms,
         partitions,
+        bandwidth_bytes_per_sec: faults.bandwidth_bytes_per_sec,
+        clock_skew_ms: faults.clock_skew_ms,
         expires_after_ms: faults.expires_after_ms,
     }))
 }
@@ -871,6 +875,8 @@ pub(crate) mod tests {
             added_delay_ms: 250,
             jitter_ms: 40,
             partitions: vec![vec![[0x01; 32], [0xAB; 32]], vec![[0xFE; 32]]],
+            bandwidth_bytes_per_sec: 250_000,
+            clock_skew_ms: -1_500,
             expires_after_ms: 30_000,
         };
         let proto = fault_plan_to_proto(&plan, ChainId::Delta);

@@ -184,6 +184,10 @@ pub struct FaultPlan {
     pub jitter_ms: u32,
     /// Groups of peers (by peer id) that can reach each other; empty: no partition.
     pub partitions: Vec<Vec<[u8; 32]>>,
+    /// Outbound bytes per second on each link (0: no limit).
+    pub bandwidth_bytes_per_sec: u64,
+    /// Milliseconds added to the chain's wall clock (negative: behind).
+    pub clock_skew_ms: i64,
     /// Cleared automatically after this long (0: never).
     pub expires_after_ms: u64,
 }
@@ -195,6 +199,8 @@ impl FaultPlan {
             || self.added_delay_ms > 0
             || self.jitter_ms > 0
             || !self.partitions.is_empty()
+            || self.bandwidth_bytes_per_sec > 0
+            || self.clock_skew_ms != 0
     }
 }
 

@@ -6,11 +6,17 @@
 //! - `added_delay_ms` and `jitter_ms` are at most [`MAX_FAULT_DELAY_MS`];
 //! - at most [`MAX_PARTITION_GROUPS`] groups of at most [`MAX_PEERS_PER_GROUP`]
 //!   peer ids each;
+//! - `bandwidth_bytes_per_sec` is 0 (no limit) or at least
+//!   [`MIN_FAULT_BANDWIDTH_BYTES_PER_SEC`];
+//! - `clock_skew_ms` is at most [`MAX_FAULT_CLOCK_SKEW_MS`] either way;
 //! - with `clear`, every other fault field (and `expires_after_ms`, since there
 //!   is nothing left to expire) must keep its default;
 //! - `active` is output only and ignored.
 
-use dualchain_proto::limits::{MAX_FAULT_DELAY_MS, MAX_PARTITION_GROUPS, MAX_PEERS_PER_GROUP};
+use dualchain_proto::limits::{
+    MAX_FAULT_CLOCK_SKEW_MS, MAX_FAULT_DELAY_MS, MAX_PARTITION_GROUPS, MAX_PEERS_PER_GROUP,
+    MIN_FAULT_BANDWIDTH_BYTES_PER_SEC,
+};
 use dualchain_proto::v1::FaultInjection;
 
 /// A `FaultInjection` outside the documented limits.
@@ -32,6 +38,10 @@ pub enum FaultValidationError {
         count: usize,
         max: usize,
     },
+    #[error("clock_skew_ms must be within ±{max}, got {value}")]
+    SkewTooLarge { value: i64, max: i64 },
+    #[error("bandwidth_bytes_per_sec must be 0 (no limit) or at least {min}, got {value}")]
+    BandwidthTooLow { value: u64, min: u64 },
     #[error("clear=true turns every fault off; leave the other fields at their defaults")]
     ClearWithSettings,
 }
@@ -72,10 +82,25 @@ pub fn validate_fault_injection(faults: &FaultInjection) -> Result<(), FaultVali
             max: MAX_PEERS_PER_GROUP,
         });
     }
+    let bandwidth = faults.bandwidth_bytes_per_sec;
+    if bandwidth != 0 && bandwidth < MIN_FAULT_BANDWIDTH_BYTES_PER_SEC {
+        return Err(FaultValidationError::BandwidthTooLow {
+            value: bandwidth,
+            min: MIN_FAULT_BANDWIDTH_BYTES_PER_SEC,
+        });
+    }
+    if faults.clock_skew_ms.unsigned_abs() > MAX_FAULT_CLOCK_SKEW_MS.unsigned_abs() {
+        return Err(FaultValidationError::SkewTooLarge {
+            value: faults.clock_skew_ms,
+            max: MAX_FAULT_CLOCK_SKEW_MS,
+        });
+    }
     let has_settings = probability != 0.0
         || faults.added_delay_ms != 0
         || faults.jitter_ms != 0
         || !faults.partitions.is_empty()
+        || bandwidth != 0
+        || faults.clock_skew_ms != 0
         || faults.expires_after_ms != 0;
     if faults.clear && has_settings {
         return Err(FaultValidationError::ClearWithSettings);
@@ -102,6 +127,8 @@ mod tests {
             added_delay_ms: MAX_FAULT_DELAY_MS,
             jitter_ms: MAX_FAULT_DELAY_MS,
             partitions: vec![group(MAX_PEERS_PER_GROUP); MAX_PARTITION_GROUPS],
+            bandwidth_bytes_per_sec: MIN_FAULT_BANDWIDTH_BYTES_PER_SEC,
+            clock_skew_ms: -MAX_FAULT_CLOCK_SKEW_MS,
             expires_after_ms: 5_000,
             active: true,
             ..Default::default()
@@ -162,14 +189,67 @@ mod tests {
                 max: MAX_PEERS_PER_GROUP
             })
         );
-        let clear = FaultInjection {
-            clear: true,
-            added_delay_ms: 10,
+        // `clear` with any setting of any kind is refused.
+        let with_settings = [
+            FaultInjection {
+                added_delay_ms: 10,
+                ..Default::default()
+            },
+            FaultInjection {
+                bandwidth_bytes_per_sec: 1_000_000,
+                ..Default::default()
+            },
+            FaultInjection {
+                clock_skew_ms: 10,
+                ..Default::default()
+            },
+        ];
+        for settings in with_settings {
+            let clear = FaultInjection {
+                clear: true,
+                ..settings
+            };
+            assert_eq!(
+                validate_fault_injection(&clear),
+                Err(FaultValidationError::ClearWithSettings),
+                "{clear:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_clock_skew_beyond_an_hour_is_refused_either_way() {
+        for skew in [
+            MAX_FAULT_CLOCK_SKEW_MS + 1,
+            -MAX_FAULT_CLOCK_SKEW_MS - 1,
+            i64::MIN,
+        ] {
+            let faults = FaultInjection {
+                clock_skew_ms: skew,
+                ..Default::default()
+            };
+            assert_eq!(
+                validate_fault_injection(&faults),
+                Err(FaultValidationError::SkewTooLarge {
+                    value: skew,
+                    max: MAX_FAULT_CLOCK_SKEW_MS
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn a_bandwidth_below_the_minimum_is_refused() {
+        let slow = FaultInjection {
+            bandwidth_bytes_per_sec: MIN_FAULT_BANDWIDTH_BYTES_PER_SEC - 1,
             ..Default::default()
         };
         assert_eq!(
-            validate_fault_injection(&clear),
-            Err(FaultValidationError::ClearWithSettings)
+            validate_fault_injection(&slow),
+            Err(FaultValidationError::BandwidthTooLow {
+                value: MIN_FAULT_BANDWIDTH_BYTES_PER_SEC - 1,
+                min: MIN_FAULT_BANDWIDTH_BYTES_PER_SEC
+            })
         );
     }
 }

@@ -1009,6 +1009,14 @@ async fn fault_injection_is_validated_and_round_trips() {
                 jitter_ms: 5,
                 ..Default::default()
             },
+            FaultInjection {
+                bandwidth_bytes_per_sec: 1_000,
+                ..Default::default()
+            },
+            FaultInjection {
+                clock_skew_ms: 3_600_001,
+                ..Default::default()
+            },
             // Partitions name peers by GetStatus.peer_id: 64 hex characters.
             FaultInjection {
                 partitions: vec![PeerGroup {

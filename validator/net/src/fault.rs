@@ -1,9 +1,11 @@
 //! Fault injection for tests, simulations and benchmarks, switchable at runtime.
 //!
-//! Three faults, combinable: a drop probability per message, an added one-way delay
-//! (fixed, plus a uniform random jitter per message, which also reorders messages), and
+//! Four faults, combinable: a drop probability per message, an added one-way delay
+//! (fixed, plus a uniform random jitter per message, which also reorders messages),
 //! partitions (groups of peers; peers in different groups cannot reach each
-//! other, peers in no group reach everyone). The admin API flips them on a running
+//! other, peers in no group reach everyone), and a bandwidth limit on every link's
+//! outbound messages (a token bucket per link, [`crate::throttle`], on top of any
+//! configured limit). The admin API flips them on a running
 //! node; with nothing configured the check is one atomic load.
 //!
 //! Scope, on purpose: faults apply to *application* traffic (broadcasts, requests and
@@ -28,6 +30,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::identity::PeerId;
+use crate::throttle::RateLimit;
 
 /// The faults in force.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -41,6 +44,8 @@ pub struct FaultConfig {
     /// Disjoint groups of peers that cannot reach each other.
     #[serde(skip)]
     pub partitions: Vec<BTreeSet<PeerId>>,
+    /// Outbound bytes per second on each link (`None`: unlimited).
+    pub bandwidth_bytes_per_sec: Option<u64>,
 }
 
 impl FaultConfig {
@@ -49,8 +54,13 @@ impl FaultConfig {
             && self.delay.is_zero()
             && self.jitter.is_zero()
             && self.partitions.is_empty()
+            && self.bandwidth_bytes_per_sec.is_none()
     }
 }
+
+/// The slowest injected bandwidth: below it one large vertex would hold a link for
+/// minutes, which is a partition, not a slow link (inject a partition for that).
+pub const MIN_FAULT_BANDWIDTH_BYTES_PER_SEC: u64 = 1_024;
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum FaultError {
@@ -58,6 +68,10 @@ pub enum FaultError {
     BadProbability(f64),
     #[error("peer {0} appears in more than one partition group")]
     OverlappingGroups(PeerId),
+    #[error(
+        "a bandwidth limit of {0} bytes/s is below the minimum of {MIN_FAULT_BANDWIDTH_BYTES_PER_SEC}"
+    )]
+    BandwidthTooLow(u64),
 }
 
 /// What to do with one message.
@@ -111,6 +125,31 @@ impl FaultInjector {
     /// Sets the random extra delay per message (uniform in `[0, jitter]`).
     pub fn set_jitter(&self, jitter: Duration) {
         self.update(|c| c.jitter = jitter);
+    }
+
+    /// Limits every link's outbound messages to `bytes_per_sec` (`None`: no limit).
+    pub fn set_bandwidth(&self, bytes_per_sec: Option<u64>) -> Result<(), FaultError> {
+        if let Some(rate) = bytes_per_sec
+            && rate < MIN_FAULT_BANDWIDTH_BYTES_PER_SEC
+        {
+            return Err(FaultError::BandwidthTooLow(rate));
+        }
+        self.update(|c| c.bandwidth_bytes_per_sec = bytes_per_sec);
+        Ok(())
+    }
+
+    /// The injected bandwidth limit of each link, if any: its rate, with a tenth of
+    /// a second's worth as burst (a frame above the tokens still goes out whole; the
+    /// bucket's debt then holds the frames after it).
+    pub fn bandwidth(&self) -> Option<RateLimit> {
+        if !self.active.load(Ordering::Acquire) {
+            return None;
+        }
+        let config = self.config.read().unwrap_or_else(|e| e.into_inner());
+        config.bandwidth_bytes_per_sec.map(|rate| RateLimit {
+            bytes_per_sec: rate,
+            burst_bytes: (rate / 10).max(1),
+        })
     }
 
     /// Splits the network into `groups` (replacing any previous partition).
@@ -266,6 +305,35 @@ mod tests {
         let dropped = a.iter().filter(|d| **d).count();
         assert!((2_700..3_300).contains(&dropped), "{dropped}");
         assert!(FaultInjector::new(1).set_drop_probability(1.5).is_err());
+    }
+
+    #[test]
+    fn bandwidth_is_a_fault_of_its_own_within_bounds_until_cleared() {
+        let f = FaultInjector::new(1);
+        assert_eq!(f.bandwidth(), None);
+        f.set_bandwidth(Some(50_000)).unwrap();
+        assert_eq!(
+            f.bandwidth(),
+            Some(RateLimit {
+                bytes_per_sec: 50_000,
+                burst_bytes: 5_000
+            })
+        );
+        // It slows links; it neither drops nor delays a message by itself.
+        assert_eq!(f.decide(p(1), p(2)), FaultDecision::Deliver);
+        assert_eq!(
+            f.set_bandwidth(Some(MIN_FAULT_BANDWIDTH_BYTES_PER_SEC - 1)),
+            Err(FaultError::BandwidthTooLow(
+                MIN_FAULT_BANDWIDTH_BYTES_PER_SEC - 1
+            ))
+        );
+        assert_eq!(f.bandwidth().map(|l| l.bytes_per_sec), Some(50_000));
+        f.set_bandwidth(None).unwrap();
+        assert_eq!(f.bandwidth(), None);
+        f.set_bandwidth(Some(2_048)).unwrap();
+        f.clear();
+        assert_eq!(f.bandwidth(), None);
+        assert_eq!(f.config(), FaultConfig::default());
     }
 
     #[test]

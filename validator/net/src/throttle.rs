@@ -30,6 +30,11 @@ impl TokenBucket {
         }
     }
 
+    /// The limit this bucket enforces.
+    pub fn limit(&self) -> RateLimit {
+        self.limit
+    }
+
     /// Takes `bytes` tokens and returns how long the caller must wait before sending.
     pub fn take(&mut self, bytes: usize, now: Instant) -> Duration {
         let rate = self.limit.bytes_per_sec.max(1) as f64;

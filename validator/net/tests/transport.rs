@@ -648,19 +648,9 @@ async fn leaving_the_validator_set_disconnects() {
     shutdown(nodes).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outbound_bandwidth_is_throttled() {
-    let keys = keys(2, 9);
-    let view = membership(&keys);
-    let b = start(config(loopback(), vec![]), &keys[1], &view);
-    let mut c = config(loopback(), vec![b.net.local_addr()]);
-    c.outbound_rate_limit = Some(RateLimit {
-        bytes_per_sec: 1_000_000,
-        burst_bytes: 64 * 1024,
-    });
-    let a = start(c, &keys[0], &view);
-    assert!(a.net.wait_connected(b.id, WAIT).await);
-    let mut b = b;
+/// Sends eight 64 KiB messages from `a` to `b` and returns how long they took to
+/// arrive; each must arrive, in order (a throttle slows a link, it loses nothing).
+async fn eight_frames_of_64k(a: &Node, b: &mut Node) -> Duration {
     let started = Instant::now();
     for i in 0..8u8 {
         let m = Message::new(
@@ -670,15 +660,47 @@ async fn outbound_bandwidth_is_throttled() {
         );
         a.net.send(b.id, m).await.unwrap();
     }
-    for _ in 0..8 {
-        next_broadcast(&mut b).await;
+    for i in 0..8u8 {
+        let (_, m) = next_broadcast(b).await;
+        assert_eq!(m.payload[0], i);
     }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_bandwidth_is_throttled() {
+    let keys = keys(2, 9);
+    let view = membership(&keys);
+    let mut b = start(config(loopback(), vec![]), &keys[1], &view);
+    let mut c = config(loopback(), vec![b.net.local_addr()]);
+    c.outbound_rate_limit = Some(RateLimit {
+        bytes_per_sec: 1_000_000,
+        burst_bytes: 64 * 1024,
+    });
+    let a = start(c, &keys[0], &view);
+    assert!(a.net.wait_connected(b.id, WAIT).await);
+    let took = eight_frames_of_64k(&a, &mut b).await;
     // 512 KiB at 1 MB/s with a 64 KiB burst cannot take less than ~0.45 s.
-    assert!(
-        started.elapsed() >= Duration::from_millis(440),
-        "{:?}",
-        started.elapsed()
+    assert!(took >= Duration::from_millis(440), "{took:?}");
+    shutdown(vec![a, b]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_bandwidth_fault_throttles_a_running_link() {
+    let keys = keys(2, 19);
+    let view = membership(&keys);
+    let mut b = start(config(loopback(), vec![]), &keys[1], &view);
+    let a = start(
+        config(loopback(), vec![b.net.local_addr()]),
+        &keys[0],
+        &view,
     );
+    assert!(a.net.wait_connected(b.id, WAIT).await);
+    // No limit configured: the fault alone throttles, at once on the live link.
+    a.net.faults().set_bandwidth(Some(1_000_000)).unwrap();
+    let took = eight_frames_of_64k(&a, &mut b).await;
+    // 512 KiB at 1 MB/s with a 100 KB burst cannot take less than ~0.42 s.
+    assert!(took >= Duration::from_millis(400), "{took:?}");
     shutdown(vec![a, b]).await;
 }
 

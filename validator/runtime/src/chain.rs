@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -180,6 +180,7 @@ pub fn build_context<S: Seams>(
         live: Mutex::new(Live::default()),
         faults: Mutex::new(FaultPlan::default()),
         faults_generation: AtomicU64::new(0),
+        clock_skew_ms: AtomicI64::new(0),
     }))
 }
 
@@ -572,7 +573,17 @@ async fn run_chain_on<S: Seams>(
     if !member {
         tracing::info!(%chain, epoch = committee.epoch(), height = head.height, "not in this epoch's validator set: following the chain by block sync until a set holds this validator");
     }
-    if !member || follower::should_follow(&ctx, &db, &net, &committee, head.height).await? {
+    let follow = !member
+        || follower::should_follow(
+            &ctx,
+            &db,
+            (&net, &mut events),
+            store.reader(),
+            &committee,
+            head.height,
+        )
+        .await?;
+    if follow {
         drop(store);
         ctx.following.store(true, Ordering::Release);
         let followed = follower::follow(

@@ -7,7 +7,7 @@
 //! to the mempool wait for the chain to come back.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use dualchain_api::{ChainStatus, FaultPlan, FinalizedBlock, Health};
@@ -157,6 +157,9 @@ pub struct ChainContext<S: Seams> {
     pub faults: Mutex<FaultPlan>,
     /// Bumped on every fault change, so an expiry timer only clears its own setting.
     pub faults_generation: AtomicU64,
+    /// Milliseconds this chain's wall clock is set off by (a `clock_skew_ms` fault):
+    /// added to every Unix time it reads through [`ChainContext::unix_ms`].
+    pub clock_skew_ms: AtomicI64,
 }
 
 /// Gives transactions the chain took from its mempool but will not commit back to
@@ -292,7 +295,11 @@ impl<S: Seams> ChainContext<S> {
         lock(&self.faults).clone()
     }
 
+    /// Records the fault plan in force; its clock skew takes effect at once (the
+    /// transport's faults are the injector's, set by the caller).
     pub fn set_faults(&self, plan: FaultPlan) {
+        self.clock_skew_ms
+            .store(plan.clock_skew_ms, Ordering::Release);
         *lock(&self.faults) = plan;
     }
 
@@ -328,8 +335,19 @@ impl<S: Seams> ChainContext<S> {
         self.is_running() && !self.is_paused() && !self.catching_up.load(Ordering::Acquire)
     }
 
+    /// The chain's wall clock: the node's, off by any injected skew.
     pub fn unix_ms(&self) -> u64 {
-        self.clock.unix_ms()
+        let skew = self.clock_skew_ms.load(Ordering::Acquire);
+        self.clock.unix_ms().saturating_add_signed(skew)
+    }
+
+    /// Both readings as the chain's engine takes them: monotonic time from the
+    /// node's clock, Unix time from [`ChainContext::unix_ms`].
+    pub fn now(&self) -> dualchain_consensus::Now {
+        dualchain_consensus::Now {
+            monotonic_ms: self.clock.monotonic_ms(),
+            unix_ms: self.unix_ms(),
+        }
     }
 
     /// This chain's status.

@@ -320,7 +320,7 @@ impl<S: Seams> Driver<S> {
         if self.left() {
             return Vec::new();
         }
-        self.engine.handle(self.ctx.clock.now(), input)
+        self.engine.handle(self.ctx.now(), input)
     }
 
     /// Our stake in the current committee and that of its members among `connected`
@@ -775,7 +775,7 @@ impl<S: Seams> Driver<S> {
                 Output::SendVertices { to, vertices } => self.push_vertices(to, vertices),
                 Output::RequestVertices { to, request } => self.fetch(to, request),
                 Output::Committed(commit) => {
-                    let now = self.ctx.clock.unix_ms();
+                    let now = self.ctx.unix_ms();
                     for v in &commit.subdag.vertices {
                         let created = v.content().timestamp_ms;
                         self.ctx

@@ -45,13 +45,16 @@ use anyhow::Context;
 use bytes::Bytes;
 use dualchain_consensus::BlockSealer;
 use dualchain_core::Digest;
+use dualchain_core::chain_store::ChainReader;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
     BlockHeader, BlockRange, BlockRangeRequest, ChainId, EpochSchedule, StateSyncRequest,
     ValidatorSet,
 };
 use dualchain_execution::ExecutionMode;
-use dualchain_net::{EventReceiver, Message, MessageKind, NetEvent, Network, Offence, PeerId};
+use dualchain_net::{
+    EventReceiver, InboundRequest, Message, MessageKind, NetEvent, Network, Offence, PeerId,
+};
 use dualchain_storage::{Column, KvEngine, WriteBatch};
 use tokio::sync::{mpsc, watch};
 
@@ -223,10 +226,19 @@ fn epoch_out_of_reach(head: u64, ahead: u64, length: u64) -> bool {
 
 /// Whether the chain should follow by blocks instead of starting its engine: an
 /// interrupted follow, or peers further ahead than the window.
+///
+/// While it probes, it answers its peers' block range requests from `reader` (its
+/// own head) and drops the rest of what the transport brings, as a chain not running
+/// yet: when a whole network starts after Alpha's reach (pods that took longer to
+/// come up than a few short epochs), every validator probes at once, and each must
+/// hear the others' heads (all at genesis: no catching up) rather than wait out its
+/// window on requests nobody reads, whose timeouts would also cost the peers their
+/// score until they banned each other.
 pub async fn should_follow<S: Seams>(
     ctx: &ChainContext<S>,
     db: &S::Engine,
-    net: &Arc<S::Net>,
+    (net, events): (&Arc<S::Net>, &mut EventReceiver),
+    reader: ChainReader<S::Engine>,
     committee: &ValidatorSet,
     head: u64,
 ) -> anyhow::Result<bool> {
@@ -239,7 +251,9 @@ pub async fn should_follow<S: Seams>(
     if !head_older_than_window(ctx) {
         return Ok(false);
     }
-    let Some(ahead) = probe(ctx, net, committee, head).await else {
+    let mut server = BlockServer::new(reader, ctx.seams.placement());
+    let asked = probe(ctx, net, committee, head);
+    let Some(ahead) = answering_blocks(ctx, events, &mut server, asked).await else {
         return Ok(false);
     };
     let Some((_, window)) = beyond_window(ctx, head, ahead) else {
@@ -253,6 +267,46 @@ pub async fn should_follow<S: Seams>(
         "further behind than the consensus window: catching up by block sync"
     );
     Ok(true)
+}
+
+/// Runs `work` while answering peers' block range requests with `server`; every
+/// other event is dropped (a dropped request is declined at once).
+async fn answering_blocks<S: Seams, F: std::future::Future>(
+    ctx: &ChainContext<S>,
+    events: &mut EventReceiver,
+    server: &mut BlockServer<S::Engine>,
+    work: F,
+) -> F::Output {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return out,
+            event = events.recv() => match event {
+                None => return work.await,
+                Some(NetEvent::Request(request)) if request.message.kind == MessageKind::FetchBlocks => {
+                    serve_range(ctx, server, request);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+/// Answers one block range request (malformed ones are dropped, hence declined).
+fn serve_range<S: Seams>(
+    ctx: &ChainContext<S>,
+    server: &mut BlockServer<S::Engine>,
+    request: InboundRequest,
+) {
+    let Ok(range) = BlockRangeRequest::from_canonical_bytes(&request.message.payload) else {
+        return;
+    };
+    let now = ctx.clock.monotonic_ms();
+    match server.serve(request.from, range, request, now) {
+        Served::Answering => ctx.metrics.block_requests_served.inc(),
+        Served::Declined => ctx.metrics.block_requests_declined.inc(),
+    }
 }
 
 /// The (f+1)-th highest head among the peers that answer within the probe window
@@ -441,14 +495,7 @@ fn on_event<S: Seams>(
 ) {
     match event {
         NetEvent::Request(request) if request.message.kind == MessageKind::FetchBlocks => {
-            if let Ok(range) = BlockRangeRequest::from_canonical_bytes(&request.message.payload) {
-                let now = ctx.clock.monotonic_ms();
-                let m = &ctx.metrics;
-                match server.serve(request.from, range, request, now) {
-                    Served::Answering => m.block_requests_served.inc(),
-                    Served::Declined => m.block_requests_declined.inc(),
-                }
-            }
+            serve_range(ctx, server, request);
         }
         NetEvent::Request(request) if request.message.kind == MessageKind::FetchState => {
             if let Ok(state) = StateSyncRequest::from_canonical_bytes(&request.message.payload) {

@@ -335,6 +335,9 @@ impl<S: Seams> ChainService<S> {
             .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
         injector.set_delay(Duration::from_millis(u64::from(plan.added_delay_ms)));
         injector.set_jitter(Duration::from_millis(u64::from(plan.jitter_ms)));
+        injector
+            .set_bandwidth(Some(plan.bandwidth_bytes_per_sec).filter(|rate| *rate > 0))
+            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
         if groups.is_empty() {
             injector.heal();
         } else {
@@ -580,6 +583,8 @@ impl<S: Seams> ChainApi for ChainService<S> {
             drop = plan.drop_probability,
             delay_ms = plan.added_delay_ms,
             groups = plan.partitions.len(),
+            bandwidth = plan.bandwidth_bytes_per_sec,
+            clock_skew_ms = plan.clock_skew_ms,
             expires_after_ms = plan.expires_after_ms,
             "fault injection set"
         );

@@ -15,6 +15,10 @@ pub const SIM_EPOCH_MS: u64 = 1_767_225_600_000;
 /// seven 15 s Alpha blocks) crosses three boundaries.
 pub const DEFAULT_EPOCH_LENGTH: u64 = 2;
 
+/// The oldest genesis a run starts from (a day: the simulated clock starts long
+/// after the Unix epoch, so any age up to this is a valid time).
+pub const MAX_GENESIS_AGE_MS: u64 = 24 * 3_600_000;
+
 /// Which signatures the simulated validators make and check.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -60,6 +64,13 @@ pub struct NodeSimConfig {
     /// Alpha blocks per epoch: short, so a run crosses several boundaries (each one
     /// fixes the next set on Alpha and is attested to Delta).
     pub epoch_length_alpha_blocks: u64,
+    /// How long before the validators start the genesis time lies (a network whose
+    /// pods came up slowly): past Alpha's reach, every validator first probes its
+    /// peers' heads.
+    pub genesis_age_ms: u64,
+    /// One validator whose wall clock (both chains') is this many milliseconds off,
+    /// from every start: its vertices carry skewed times, its ages are misjudged.
+    pub clock_skew: Option<(ValidatorIndex, i64)>,
     /// Validator-set sizes to go through, one change after another (each submitted
     /// once the previous one took effect on Alpha): a larger size adds joiners (nodes
     /// outside the genesis set that follow from the start), a smaller one has honest
@@ -92,6 +103,8 @@ impl NodeSimConfig {
             alpha_block_ms: ChainParams::alpha_default().block_time_ms,
             delta_block_ms: ChainParams::delta_default().block_time_ms,
             epoch_length_alpha_blocks: DEFAULT_EPOCH_LENGTH,
+            genesis_age_ms: 0,
+            clock_skew: None,
             reconfigure: Vec::new(),
             latency: LinkLatency {
                 base: Duration::from_millis(10),
@@ -119,6 +132,12 @@ impl NodeSimConfig {
         }
         if !(0.0..1.0).contains(&self.loss) {
             return Err(format!("loss must be in [0, 1), got {}", self.loss));
+        }
+        if self.genesis_age_ms > MAX_GENESIS_AGE_MS {
+            return Err(format!(
+                "the genesis age must be at most {MAX_GENESIS_AGE_MS} ms, got {}",
+                self.genesis_age_ms
+            ));
         }
         if self.load_ms < 2_000 {
             return Err(format!(

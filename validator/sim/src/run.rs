@@ -150,6 +150,9 @@ pub struct RunResult {
     pub transition_deadlocks: usize,
     /// The observer's Delta slots under steady load, in and out of epoch transitions.
     pub delta_slots: DeltaSlots,
+    /// Per chain (Alpha, Delta), when the observer first held a block past genesis
+    /// (simulated ms from the start; `None`: never).
+    pub first_block_ms: [Option<u64>; 2],
 }
 
 /// Delta slots under steady load (from the load's second second to its end) at the
@@ -201,7 +204,7 @@ pub fn validator_keys(cfg: &NodeSimConfig) -> Vec<Arc<ValidatorKeypair>> {
 fn genesis_of(cfg: &NodeSimConfig, keys: &[Arc<ValidatorKeypair>]) -> Genesis {
     Genesis {
         network: "sim".into(),
-        genesis_time_ms: SIM_EPOCH_MS,
+        genesis_time_ms: SIM_EPOCH_MS - cfg.genesis_age_ms,
         epoch_length_alpha_blocks: cfg.epoch_length_alpha_blocks,
         allow_unsigned_transactions: true,
         alpha: ChainParams {
@@ -260,6 +263,8 @@ struct Incarnation {
 struct SimNode {
     index: ValidatorIndex,
     behaviour: Option<Behaviour>,
+    /// Milliseconds both chains' wall clocks are off (`NodeSimConfig::clock_skew`).
+    clock_skew_ms: i64,
     seams: Arc<SimSeams>,
     identity: Arc<NodeIdentity>,
     running: Option<Incarnation>,
@@ -281,6 +286,10 @@ impl SimNode {
                 ChainOptions::default(),
                 &registry,
             )?);
+        }
+        for ctx in &contexts {
+            ctx.clock_skew_ms
+                .store(self.clock_skew_ms, std::sync::atomic::Ordering::Release);
         }
         let node = Arc::new(NodeChains {
             chains: contexts.clone(),
@@ -404,6 +413,8 @@ struct Simulation {
     /// Per chain (Alpha, Delta), when the observer's consensus first ran each epoch
     /// (simulated ms).
     entered: [BTreeMap<u64, u64>; 2],
+    /// Per chain, when the observer first held a block past genesis (simulated ms).
+    first_block_ms: [Option<u64>; 2],
     /// What honest validators' epoch transitions reported (see [`RunResult`]).
     transition_stuck_max_s: u64,
     transition_deadlocked: BTreeSet<ValidatorIndex>,
@@ -463,6 +474,10 @@ impl Simulation {
                 SimNode {
                     index,
                     behaviour,
+                    clock_skew_ms: cfg
+                        .clock_skew
+                        .filter(|(node, _)| *node == index)
+                        .map_or(0, |(_, skew)| skew),
                     seams: Arc::new(SimSeams {
                         clock: clock.clone(),
                         stores: [ChainId::Alpha, ChainId::Delta].map(|chain| {
@@ -532,6 +547,7 @@ impl Simulation {
             unpayable_admitted: 0,
             reconfiguration,
             entered: Default::default(),
+            first_block_ms: [None; 2],
             transition_stuck_max_s: 0,
             transition_deadlocked: BTreeSet::new(),
         })
@@ -836,8 +852,13 @@ impl Simulation {
             return;
         };
         for chain in ChainId::ALL {
-            let epoch = running.contexts[slot(chain)].metrics.epoch.get() as u64;
+            let ctx = &running.contexts[slot(chain)];
+            let epoch = ctx.metrics.epoch.get() as u64;
             self.entered[slot(chain)].entry(epoch).or_insert(now);
+            let first = &mut self.first_block_ms[slot(chain)];
+            if first.is_none() && ctx.head().height > 0 {
+                *first = Some(now);
+            }
         }
     }
 
@@ -1302,6 +1323,7 @@ impl Simulation {
             transition_stuck_max_s: self.transition_stuck_max_s,
             transition_deadlocks: self.transition_deadlocked.len(),
             delta_slots,
+            first_block_ms: self.first_block_ms,
         }
     }
 }

@@ -352,3 +352,71 @@ fn an_orphan_flooding_validator_costs_the_honest_ones_nothing() {
         "{attacked:#?}"
     );
 }
+
+#[test]
+fn a_network_started_after_alphas_reach_starts_at_once_instead_of_waiting_out_its_probe() {
+    // Pods that came up slowly: the genesis is older than Alpha's reach (five 3 s
+    // blocks), so every validator probes its peers' heads before opening its engine,
+    // all at once. Each must answer the others while it probes (all at genesis, so
+    // nobody catches up); a validator that reads no request waits out the whole
+    // 30 s probe, and its silence costs the prober's score of it.
+    let mut cfg = NodeSimConfig::new(4, 21);
+    cfg.alpha_block_ms = 3_000;
+    cfg.delta_block_ms = 1_000;
+    cfg.epoch_length_alpha_blocks = 5;
+    cfg.genesis_age_ms = 20_000;
+    cfg.tps = 100;
+    cfg.load_ms = 10_000;
+    cfg.accounts = 1_000;
+    let result = run(&cfg).unwrap();
+    assert!(result.safety_violations.is_empty(), "{result:#?}");
+    assert!(result.liveness_failures.is_empty(), "{result:#?}");
+    assert!(result.exactly_once_violations.is_empty(), "{result:#?}");
+    let [alpha, delta] = result.first_block_ms;
+    // Delta's reach is the ten-minute window: it never probed, and is the baseline.
+    let delta = delta.expect("Delta sealed a block");
+    let alpha = alpha.expect("Alpha sealed a block");
+    assert!(
+        alpha <= delta + 2 * cfg.alpha_block_ms,
+        "Alpha's first block came at {alpha} ms, Delta's at {delta} ms: {result:#?}"
+    );
+}
+
+#[test]
+fn a_validator_whose_clock_is_off_by_a_minute_either_way_harms_neither_safety_nor_time() {
+    for skew_ms in [60_000, -60_000] {
+        // Validator 1's clock a minute ahead, then behind: its vertices carry that
+        // time. Commit times are medians of several validators' stamps, so one wrong
+        // clock moves neither the blocks' times nor the slots.
+        let mut cfg = NodeSimConfig::new(4, 31);
+        cfg.clock_skew = Some((1, skew_ms));
+        cfg.tps = 100;
+        cfg.load_ms = 10_000;
+        cfg.accounts = 1_000;
+        let result = run(&cfg).unwrap();
+        assert!(
+            result.safety_violations.is_empty(),
+            "{skew_ms}: {result:#?}"
+        );
+        assert!(
+            result.liveness_failures.is_empty(),
+            "{skew_ms}: {result:#?}"
+        );
+        assert!(
+            result.exactly_once_violations.is_empty(),
+            "{skew_ms}: {result:#?}"
+        );
+        assert_eq!(
+            result.clients.committed, result.clients.submitted,
+            "{skew_ms}: {result:#?}"
+        );
+        // Heights follow the honest time: no more Delta blocks than slots elapsed.
+        let slots = result.virtual_ms / cfg.delta_block_ms + 1;
+        assert!(
+            result.min_heights[1] <= slots,
+            "{skew_ms}: Delta at {} after {slots} slots: {result:#?}",
+            result.min_heights[1]
+        );
+        assert_eq!(result.reports_against_honest, 0, "{skew_ms}: {result:#?}");
+    }
+}

@@ -396,6 +396,9 @@ async fn write_loop(
         .config
         .outbound_rate_limit
         .map(|limit| TokenBucket::new(limit, Instant::now()));
+    // The injected limit (a benchmark's bandwidth fault), on top of the configured one;
+    // a new bucket whenever the fault's rate changes.
+    let mut injected: Option<TokenBucket> = None;
     let mut chunks: Vec<Bytes> = Vec::with_capacity(WRITE_BATCH_FRAMES);
     let mut batch: Vec<Outbound> = Vec::with_capacity(WRITE_BATCH_FRAMES);
     'frames: loop {
@@ -432,7 +435,12 @@ async fn write_loop(
                 }
                 FaultDecision::Delay(d) => wait_until = Some(out.enqueued + d),
             }
-            if let Some(bucket) = bucket.as_mut() {
+            match (inner.faults.bandwidth(), injected.as_ref()) {
+                (None, _) => injected = None,
+                (Some(limit), Some(b)) if b.limit() == limit => {}
+                (Some(limit), _) => injected = Some(TokenBucket::new(limit, Instant::now())),
+            }
+            for bucket in [bucket.as_mut(), injected.as_mut()].into_iter().flatten() {
                 let wait = bucket.take(out.frame.len(), Instant::now());
                 if !wait.is_zero() {
                     let until = Instant::now() + wait;
