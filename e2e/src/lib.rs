@@ -301,6 +301,19 @@ impl Operator {
         Ok(())
     }
 
+    /// The most resident memory the operator process has held so far (`VmHWM`).
+    pub fn peak_rss_bytes(&self) -> Result<u64> {
+        let pid = self.child.id().context("the operator has exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .context("no VmHWM in /proc/<pid>/status")?;
+        Ok(kib * 1024)
+    }
+
     /// Fails if the operator has exited: a crash would otherwise show up only as a
     /// timeout somewhere else.
     pub fn check_alive(&mut self) -> Result<()> {

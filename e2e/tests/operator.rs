@@ -705,6 +705,53 @@ async fn scaling_the_network_grows_at_once_and_shrinks_only_on_the_chains_word()
     Ok(())
 }
 
+/// The operator's memory target: at most 64 MiB resident while it reconciles a
+/// 100-validator network (the largest benchmark cluster) on kwok, keys, certificates,
+/// StatefulSets, volumes and status polling included. The test prints the peak against
+/// it; it fails only past twice the target (a leak or a cache of whole objects), so
+/// the allocator's mood on a loaded machine does not decide CI.
+const OPERATOR_MEMORY_TARGET: u64 = 64 * 1024 * 1024;
+const OPERATOR_MEMORY_GUARD: u64 = 2 * OPERATOR_MEMORY_TARGET;
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes cluster: run e2e/run.sh"]
+async fn a_100_validator_network_reconciles_and_the_operators_peak_memory_is_reported() -> Result<()>
+{
+    let (cluster, ns) = setup("hundred").await?;
+    let nets: Api<DualChainNetwork> = ns.api(&cluster.client);
+    let mut net = devnet_example()?;
+    net.spec.validators = 100;
+    nets.create(&PostParams::default(), &net).await?;
+    let t0 = Instant::now();
+    let operator = Operator::start(&cluster, &ns.name).await?;
+    wait_all_ready(&nets, "devnet", 100).await?;
+    let converged = t0.elapsed();
+    ensure!(
+        validator_sets(&ns.api(&cluster.client), "devnet")
+            .await?
+            .len()
+            == 100,
+        "one StatefulSet per validator"
+    );
+    // A few status intervals of steady reconciling (every validator polled, none
+    // answering on kwok) on top of the creation burst.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let peak = operator.peak_rss_bytes()?;
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    eprintln!(
+        "operator: 100 validators Ready in {converged:?}; peak resident memory {:.1} MiB (target {:.0} MiB)",
+        mib(peak),
+        mib(OPERATOR_MEMORY_TARGET)
+    );
+    ensure!(
+        peak <= OPERATOR_MEMORY_GUARD,
+        "the operator peaked at {:.1} MiB, over twice its {:.0} MiB target",
+        mib(peak),
+        mib(OPERATOR_MEMORY_TARGET)
+    );
+    Ok(())
+}
+
 #[tokio::test]
 #[ignore = "needs a Kubernetes cluster: run e2e/run.sh"]
 async fn deleting_the_network_collects_its_children() -> Result<()> {
