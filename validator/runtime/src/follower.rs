@@ -277,20 +277,13 @@ async fn answering_blocks<S: Seams, F: std::future::Future>(
     server: &mut BlockServer<S::Engine>,
     work: F,
 ) -> F::Output {
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            biased;
-            out = &mut work => return out,
-            event = events.recv() => match event {
-                None => return work.await,
-                Some(NetEvent::Request(request)) if request.message.kind == MessageKind::FetchBlocks => {
-                    serve_range(ctx, server, request);
-                }
-                Some(_) => {}
-            }
+    let on_event = |event| match event {
+        NetEvent::Request(request) if request.message.kind == MessageKind::FetchBlocks => {
+            serve_range(ctx, server, request)
         }
-    }
+        _ => {}
+    };
+    crate::state_sync::handling_events(events, on_event, work).await
 }
 
 /// Answers one block range request (malformed ones are dropped, hence declined).

@@ -51,7 +51,9 @@ use dualchain_core::types::{
     MAX_SNAPSHOT_CHUNK_BYTES, SnapshotManifest, StateSyncAnswer, StateSyncRequest, ValidatorSet,
     verify_epoch_chain_of,
 };
-use dualchain_net::{EventReceiver, Message, MessageKind, NetError, Network, Offence, PeerId};
+use dualchain_net::{
+    EventReceiver, Message, MessageKind, NetError, NetEvent, Network, Offence, PeerId,
+};
 use dualchain_storage::meta::{HEAD_KEY, SCHEMA_VERSION_KEY};
 use dualchain_storage::{Column, KvEngine, WriteBatch};
 use dualchain_store::{
@@ -831,15 +833,24 @@ fn ban<S: Seams>(
 /// dropped (declined; peers ask someone else), broadcasts are for a chain that is not
 /// running yet.
 pub async fn draining<F: std::future::Future>(events: &mut EventReceiver, work: F) -> F::Output {
+    handling_events(events, drop, work).await
+}
+
+/// Runs `work` while every event the transport brings goes to `on_event` (which drops
+/// what it does not answer; a dropped request is declined at once).
+pub async fn handling_events<F: std::future::Future>(
+    events: &mut EventReceiver,
+    mut on_event: impl FnMut(NetEvent),
+    work: F,
+) -> F::Output {
     tokio::pin!(work);
     loop {
         tokio::select! {
             biased;
             out = &mut work => return out,
-            event = events.recv() => {
-                if event.is_none() {
-                    return work.await;
-                }
+            event = events.recv() => match event {
+                Some(event) => on_event(event),
+                None => return work.await,
             }
         }
     }
