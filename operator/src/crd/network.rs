@@ -133,21 +133,22 @@ impl PullPolicy {
     }
 }
 
-/// Consensus engine of a chain: only the engines the validator runs (the Avalanche
-/// engine is not built yet, so the API server refuses `avalanche` rather than the
-/// network running it on DAG-BFT).
+/// Consensus engine of a chain (written into the genesis; each chain may run either).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Consensus {
-    /// DAG-based BFT (the default).
+    /// DAG-based BFT, Mysticeti's commit rule: deterministic finality (the default).
     #[default]
     DagBft,
+    /// Leader slots decided by Snowball sampling of peers: probabilistic finality.
+    Avalanche,
 }
 
 impl From<Consensus> for dualchain_core::types::ConsensusEngine {
     fn from(c: Consensus) -> Self {
         match c {
             Consensus::DagBft => dualchain_core::types::ConsensusEngine::DagBft,
+            Consensus::Avalanche => dualchain_core::types::ConsensusEngine::Avalanche,
         }
     }
 }

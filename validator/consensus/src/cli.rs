@@ -6,9 +6,11 @@ use anyhow::{Context, bail};
 use dualchain_core::types::ChainId;
 use serde::Serialize;
 
+use crate::avalanche::{AvalancheConfig, Security};
 use crate::config::DagBftConfig;
+use crate::config::Ordering;
 use crate::finality::Histogram;
-use crate::sim::{RunResult, SimConfig, run_once};
+use crate::sim::{AvalancheRun, RunResult, SimConfig, run_once};
 use crate::verify::SharedVerdictCache;
 
 /// The network, faults and seeds of a simulation run: what the consensus simulator and
@@ -61,7 +63,39 @@ impl Default for RunArgs {
     }
 }
 
-/// Simulate a DAG-BFT network of N validators in virtual time, with faults.
+/// The consensus engine a simulation runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineArg {
+    /// Mysticeti's commit rule over the DAG (deterministic finality).
+    #[default]
+    DagBft,
+    /// Leader slots decided by Snowball sampling (probabilistic finality).
+    Avalanche,
+}
+
+/// Avalanche's β preset.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecurityArg {
+    /// β = 5.
+    Quick,
+    /// β = 20.
+    Standard,
+    /// β = 50.
+    High,
+}
+
+impl From<SecurityArg> for Security {
+    fn from(s: SecurityArg) -> Self {
+        match s {
+            SecurityArg::Quick => Security::Quick,
+            SecurityArg::Standard => Security::Standard,
+            SecurityArg::High => Security::High,
+        }
+    }
+}
+
+/// Simulate a DAG-BFT or Avalanche network of N validators in virtual time, with faults.
 #[derive(clap::Args, Debug, Clone, PartialEq)]
 pub struct SimArgs {
     #[command(flatten)]
@@ -82,6 +116,13 @@ pub struct SimArgs {
     /// Block time of the sealer in milliseconds (default: 1000, so short runs seal blocks).
     #[arg(long, default_value_t = 1_000)]
     pub block_ms: u64,
+    /// Consensus engine of the simulated chain.
+    #[arg(long, value_enum, default_value_t = EngineArg::DagBft)]
+    pub engine: EngineArg,
+    /// Avalanche's security preset (β = 5, 20 or 50 consecutive successful polls);
+    /// only with `--engine avalanche` [default: standard].
+    #[arg(long, value_enum)]
+    pub security: Option<SecurityArg>,
 }
 
 impl Default for SimArgs {
@@ -93,6 +134,8 @@ impl Default for SimArgs {
             retention: None,
             store_retention: None,
             block_ms: 1_000,
+            engine: EngineArg::DagBft,
+            security: None,
         }
     }
 }
@@ -100,6 +143,7 @@ impl Default for SimArgs {
 /// The report of a `sim` invocation.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct SimSummary {
+    pub engine: EngineArg,
     pub validators: usize,
     pub byzantine: usize,
     pub loss: f64,
@@ -136,8 +180,33 @@ pub struct SimSummary {
     /// Signature verifications actually performed / answered from the shared cache.
     pub signatures_verified: u64,
     pub verdict_cache_hits: u64,
+    /// The Avalanche rule's figures, with `--engine avalanche`.
+    pub avalanche: Option<AvalancheSummary>,
     /// The first failures, for diagnosis.
     pub failures: Vec<String>,
+}
+
+/// What the honest nodes' Snowball polls did, over every run.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct AvalancheSummary {
+    pub beta: u32,
+    pub polls: u64,
+    /// Slot polls with a value reaching α, over all slot polls.
+    pub query_success_rate: f64,
+    /// Queries that timed out, over queries sent (a poll settled by α votes on every
+    /// slot does not wait for the rest, and they do not count as timeouts).
+    pub timeout_rate: f64,
+    pub slots_decided: u64,
+    /// Messages (of every kind) sent per decided slot.
+    pub messages_per_decided_slot: f64,
+    pub byzantine_exclusions: u64,
+    pub timeout_exclusions: u64,
+    /// Share of (Byzantine node, honest observer) pairs in which the observer excluded
+    /// the Byzantine node from its samples (null without Byzantine nodes).
+    pub byzantine_detected: Option<f64>,
+    pub partitions_detected: u64,
+    #[serde(skip)]
+    totals: AvalancheRun,
 }
 
 impl SimSummary {
@@ -159,6 +228,10 @@ pub fn sim_config(args: &SimArgs, seed: u64) -> SimConfig {
     }
     if let Some(r) = args.store_retention {
         cfg.engine.store_retention_rounds = r;
+    }
+    if args.engine == EngineArg::Avalanche {
+        let security = args.security.unwrap_or(SecurityArg::Standard).into();
+        cfg.engine.ordering = Ordering::Avalanche(AvalancheConfig::with_security(security));
     }
     cfg.byzantine = args.run.byzantine;
     cfg.loss = args.run.loss;
@@ -183,9 +256,13 @@ pub fn run_sim(args: &SimArgs) -> anyhow::Result<SimSummary> {
     if args.run.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
+    if args.security.is_some() && args.engine != EngineArg::Avalanche {
+        bail!("--security sets Avalanche's β; it needs --engine avalanche");
+    }
     let verdicts = SharedVerdictCache::new();
     let started = Instant::now();
     let mut summary = SimSummary {
+        engine: args.engine,
         validators: args.run.validators,
         byzantine: args.run.byzantine,
         loss: args.run.loss,
@@ -216,6 +293,13 @@ pub fn run_sim(args: &SimArgs) -> anyhow::Result<SimSummary> {
         restarts: 0,
         signatures_verified: 0,
         verdict_cache_hits: 0,
+        avalanche: match &sim_config(args, 0).engine.ordering {
+            Ordering::DagBft => None,
+            Ordering::Avalanche(a) => Some(AvalancheSummary {
+                beta: a.beta,
+                ..AvalancheSummary::default()
+            }),
+        },
         failures: Vec::new(),
     };
     let mut rounds = Histogram::default();
@@ -247,6 +331,10 @@ pub fn run_sim(args: &SimArgs) -> anyhow::Result<SimSummary> {
     summary.commit_latency_rounds_p99 = rounds.percentile(0.99);
     summary.commit_latency_ms_p50 = ms.percentile(0.5);
     summary.commit_latency_ms_p99 = ms.percentile(0.99);
+    let messages = summary.messages_sent;
+    if let Some(a) = summary.avalanche.as_mut() {
+        a.finish(messages);
+    }
     let (hits, misses) = verdicts.stats();
     summary.signatures_verified = misses;
     summary.verdict_cache_hits = hits;
@@ -283,6 +371,49 @@ fn absorb(s: &mut SimSummary, rounds: &mut Histogram, ms: &mut Histogram, r: Run
     s.undecodable_messages += r.undecodable_messages;
     s.equivocation_evidence += r.equivocation_evidence;
     s.restarts += r.restarts;
+    if let (Some(a), Some(run)) = (s.avalanche.as_mut(), r.avalanche) {
+        a.absorb(&run);
+    }
+}
+
+impl AvalancheSummary {
+    fn absorb(&mut self, run: &AvalancheRun) {
+        let (t, s) = (&mut self.totals, &run.stats);
+        t.stats.polls += s.polls;
+        t.stats.successful_slot_polls += s.successful_slot_polls;
+        t.stats.failed_slot_polls += s.failed_slot_polls;
+        t.stats.queries_sent += s.queries_sent;
+        t.stats.responses += s.responses;
+        t.stats.peers.timeouts += s.peers.timeouts;
+        t.stats.slots_decided += s.slots_decided;
+        t.stats.peers.byzantine_exclusions += s.peers.byzantine_exclusions;
+        t.stats.peers.timeout_exclusions += s.peers.timeout_exclusions;
+        t.stats.peers.partitions_detected += s.peers.partitions_detected;
+        t.byzantine_pairs += run.byzantine_pairs;
+        t.byzantine_pairs_detected += run.byzantine_pairs_detected;
+    }
+
+    fn finish(&mut self, messages: u64) {
+        let t = &self.totals.stats;
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        self.polls = t.polls;
+        self.query_success_rate = ratio(
+            t.successful_slot_polls,
+            t.successful_slot_polls + t.failed_slot_polls,
+        );
+        self.timeout_rate = ratio(t.peers.timeouts, t.queries_sent);
+        self.slots_decided = t.slots_decided;
+        self.messages_per_decided_slot = ratio(messages, t.slots_decided);
+        self.byzantine_exclusions = t.peers.byzantine_exclusions;
+        self.timeout_exclusions = t.peers.timeout_exclusions;
+        self.partitions_detected = t.peers.partitions_detected;
+        self.byzantine_detected = (self.totals.byzantine_pairs > 0).then(|| {
+            ratio(
+                self.totals.byzantine_pairs_detected,
+                self.totals.byzantine_pairs,
+            )
+        });
+    }
 }
 
 /// Renders a simulation summary as pretty JSON or as `key: value` lines.

@@ -170,6 +170,36 @@ impl Committer {
         out
     }
 
+    /// Outputs, in round order, the slots an external rule decided (the Avalanche
+    /// engine's Snowball, see [`crate::avalanche`]) up to the first undecided one.
+    /// A slot decided for a vertex the DAG does not hold stops the output there; its
+    /// digest is returned so the engine fetches it.
+    pub fn take_decided(
+        &mut self,
+        dag: &mut Dag,
+        leaders: &LeaderSchedule,
+        decision: impl Fn(Round) -> SlotDecision,
+    ) -> (Vec<Decided>, Option<(Round, Digest)>) {
+        let mut out = Vec::new();
+        loop {
+            let round = self.state.next_slot;
+            match decision(round) {
+                SlotDecision::Undecided => return (out, None),
+                SlotDecision::Skip => out.push(Decided::Skip {
+                    round,
+                    leader: leaders.leader(round),
+                }),
+                SlotDecision::Commit(v) => {
+                    if dag.get(&v).is_none() {
+                        return (out, Some((round, v)));
+                    }
+                    out.push(Decided::Commit(self.order(dag, v)));
+                }
+            }
+            self.state.next_slot = round + 1;
+        }
+    }
+
     /// The direct rule for slot `round`.
     fn direct(&mut self, dag: &Dag, round: Round, leader: ValidatorIndex) -> SlotDecision {
         let validators = dag.validators();

@@ -4,7 +4,21 @@ use dualchain_core::Digest;
 use dualchain_core::crypto::NetworkId;
 use dualchain_core::types::ChainId;
 
+use crate::avalanche::AvalancheConfig;
 use crate::consensus::{Round, TimeMs};
+
+/// How leader slots are decided. Both rules run on the same vertex DAG; every honest
+/// validator of a chain must use the same one (the genesis names it per chain).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Ordering {
+    /// DAG-BFT: Mysticeti's commit rule over votes and certificates in the DAG
+    /// ([`crate::commit`]); deterministic finality.
+    #[default]
+    DagBft,
+    /// Avalanche: each slot decided by Snowball sampling of peers
+    /// ([`crate::avalanche`]); probabilistic finality.
+    Avalanche(AvalancheConfig),
+}
 
 /// Parameters of the DAG-BFT engine. Every honest validator of a chain must use the
 /// same `chain`, `epoch_seed`, `network`, `retention_rounds` and `genesis_time_ms` (they change
@@ -66,6 +80,8 @@ pub struct DagBftConfig {
     pub max_round_lookahead: Round,
     /// Vertices in one sync response.
     pub max_sync_vertices: usize,
+    /// The ordering rule (DAG-BFT's or Avalanche's).
+    pub ordering: Ordering,
 }
 
 impl DagBftConfig {
@@ -98,6 +114,7 @@ impl DagBftConfig {
             max_pending_rounds_ahead: 16,
             max_round_lookahead: 1_000,
             max_sync_vertices: 2_000,
+            ordering: Ordering::DagBft,
         }
     }
 

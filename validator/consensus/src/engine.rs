@@ -33,7 +33,6 @@
 //!   vertices they missed.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use dualchain_core::Digest;
@@ -43,8 +42,9 @@ use dualchain_core::types::{
     VertexRef, vertex_limits,
 };
 
-use crate::commit::{Committer, Decided};
-use crate::config::DagBftConfig;
+use crate::avalanche::{AvalancheMessage, Poller, Preference, VoteCheck};
+use crate::commit::{Committer, Decided, SlotDecision};
+use crate::config::{DagBftConfig, Ordering};
 use crate::consensus::{
     Commit, CommittedSubDag, Consensus, Input, Now, Output, Round, SyncRequest, TimeMs,
 };
@@ -163,6 +163,12 @@ pub struct DagBft<S: ConsensusStore, V: VertexVerifier> {
     leaders: LeaderSchedule,
     dag: Dag,
     committer: Committer,
+    /// The Avalanche ordering rule's Snowball state, when the chain runs it
+    /// ([`Ordering::Avalanche`]); `None` under DAG-BFT's commit rule.
+    poller: Option<Poller>,
+    /// The leader vertex Snowball decided for the next slot to output, while we do
+    /// not hold it: accepted even from an equivocator, even with a twin waiting.
+    required: Option<Digest>,
     pending: Pending,
     fetches: BTreeMap<Digest, Fetch>,
     /// Per author, the vertex too far ahead to buffer that we fetch (with its
@@ -229,7 +235,21 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         }
         let persisted = store.load()?;
         let state = persisted.as_ref().map(|p| p.state).unwrap_or_default();
+        let poller = match &cfg.ordering {
+            Ordering::DagBft => None,
+            Ordering::Avalanche(a) => Some(Poller::new(
+                a.clone(),
+                me,
+                validators.epoch(),
+                cfg.epoch_seed,
+                cfg.network,
+                key.clone(),
+                validators.clone(),
+            )),
+        };
         let mut engine = Self {
+            poller,
+            required: None,
             leaders: LeaderSchedule::new(cfg.epoch_seed, &validators),
             dag: Dag::new(validators.clone()),
             committer: Committer::new(cfg.retention_rounds, cfg.genesis_time_ms, state.committer),
@@ -321,6 +341,9 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         for d in p.committed {
             self.dag.mark_committed(&d);
         }
+        if let Some(poller) = self.poller.as_mut() {
+            poller.restore(&p.decided);
+        }
         if let Some(r) = self.last_proposed_round {
             self.last_proposed = self
                 .dag
@@ -350,6 +373,17 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
 
     pub fn config(&self) -> &DagBftConfig {
         &self.cfg
+    }
+
+    /// The Avalanche rule's state, when the chain runs it.
+    pub fn avalanche(&self) -> Option<&crate::avalanche::Poller> {
+        self.poller.as_ref()
+    }
+
+    /// A copy of the Avalanche rule's state for an epoch that ended: its decided
+    /// slots still answer the queries of peers finishing that epoch.
+    pub fn ended_avalanche(&self) -> Option<crate::avalanche::Poller> {
+        self.poller.clone()
     }
 
     pub fn dag(&self) -> &Dag {
@@ -530,7 +564,144 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         let done = std::mem::replace(&mut self.unacked, keep);
         self.changes.executed.extend(done.into_keys());
         self.prune_store();
+        if let Some(poller) = self.poller.as_mut() {
+            let gone = poller.forget_below(self.committer.state().next_slot);
+            self.changes
+                .decided
+                .extend(gone.into_iter().map(|r| (r, None)));
+        }
         self.changes.state = Some(self.engine_state());
+    }
+
+    /// Opens, for Snowball, every slot whose next round holds a quorum here, with
+    /// our own view: the slot's leader vertex if we hold one, else skip.
+    fn open_slots(&mut self) {
+        let Some(poller) = self.poller.as_mut() else {
+            return;
+        };
+        let Some(top) = self.dag.highest_round() else {
+            return;
+        };
+        let first = self.committer.state().next_slot;
+        let limit = first + 4 * poller.config().max_open_slots as Round;
+        for slot in first..top.min(limit) {
+            if poller.is_open(slot) {
+                continue;
+            }
+            let validators = self.dag.validators();
+            let stake = self.dag.round_stake(slot + 1, |_| false);
+            if stake < validators.quorum_stake() {
+                break;
+            }
+            let leader = self.leaders.leader(slot);
+            let local = self
+                .dag
+                .slot(slot, leader)
+                .iter()
+                .filter_map(|d| self.dag.get(d))
+                .min_by_key(|v| (v.content().timestamp_ms, v.digest()))
+                .map_or(Preference::Skip, |v| Preference::Commit(v.digest()));
+            poller.open(slot, local);
+        }
+    }
+
+    /// Takes the slots Snowball decided, in order; fetches a decided vertex we lack.
+    fn take_sampled_decisions(&mut self) -> Vec<Decided> {
+        let poller = self.poller.as_ref().expect("avalanche ordering");
+        let (decided, missing) =
+            self.committer
+                .take_decided(&mut self.dag, &self.leaders, |slot| {
+                    match poller.decision(slot) {
+                        None | Some(Preference::Unknown) => SlotDecision::Undecided,
+                        Some(Preference::Skip) => SlotDecision::Skip,
+                        Some(Preference::Commit(d)) => SlotDecision::Commit(d),
+                    }
+                });
+        self.required = missing.map(|(_, digest)| digest);
+        if let Some((round, digest)) = missing {
+            let hint = self.leaders.leader(round);
+            self.fetch(digest, round, hint);
+        }
+        decided
+    }
+
+    /// Starts fetching a vertex no vertex we hold references (one Snowball decided or a
+    /// peer voted for), from `hint` first.
+    fn fetch(&mut self, digest: Digest, round: Round, hint: ValidatorIndex) {
+        if self.dag.contains(&digest) || self.pending.contains(&digest) {
+            return;
+        }
+        self.fetches.entry(digest).or_insert(Fetch {
+            hint,
+            attempts: 0,
+            next_at: self.last_now,
+            round,
+        });
+    }
+
+    /// A peer's query or response (the Avalanche ordering rule).
+    fn on_engine_message(
+        &mut self,
+        now: TimeMs,
+        from: ValidatorIndex,
+        message: AvalancheMessage,
+        out: &mut Vec<Output<AvalancheMessage>>,
+    ) {
+        let Some(poller) = self.poller.as_mut() else {
+            // DAG-BFT has no engine messages: a peer sending one is confused or worse.
+            self.stats.rejected += 1;
+            return;
+        };
+        match message {
+            AvalancheMessage::Query(query) => {
+                if let Some(response) = poller.answer(now, from, &query) {
+                    out.push(Output::SendEngine {
+                        to: Some(from),
+                        message: AvalancheMessage::Response(response),
+                    });
+                }
+            }
+            AvalancheMessage::Response(response) => {
+                let (dag, leaders) = (&self.dag, &self.leaders);
+                let check = |slot: Round, d: &Digest| match dag.get(d) {
+                    None => VoteCheck::Unknown,
+                    Some(v)
+                        if v.content().round == slot
+                            && v.content().author == leaders.leader(slot) =>
+                    {
+                        VoteCheck::Valid
+                    }
+                    Some(_) => VoteCheck::Invalid,
+                };
+                match poller.on_response(now, from, response, check) {
+                    Ok(unknown) => {
+                        for (round, digest) in unknown {
+                            self.fetch(digest, round, from);
+                        }
+                    }
+                    Err(_) => self.stats.rejected += 1,
+                }
+            }
+        }
+    }
+
+    /// Runs the poller: finishes and starts polls, outputs what they decided. Returns
+    /// when it needs the engine again.
+    fn poll(&mut self, now: TimeMs, out: &mut Vec<Output<AvalancheMessage>>) -> Option<TimeMs> {
+        let first = self.committer.state().next_slot;
+        let poller = self.poller.as_mut()?;
+        let decided_before = poller.stats().slots_decided;
+        let wake = poller.tick(now, first, out);
+        if poller.stats().slots_decided != decided_before {
+            // What the poll decided is persisted, then output like a DAG change's
+            // decisions.
+            let decided = poller.take_new_decisions();
+            self.changes
+                .decided
+                .extend(decided.into_iter().map(|(r, p)| (r, Some(p))));
+            self.dag_changed = true;
+        }
+        wake
     }
 
     /// Drops vertices evicted from memory from the store once they are below the
@@ -566,11 +737,15 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         &mut self,
         from: ValidatorIndex,
         reason: RejectReason,
-        out: &mut Vec<Output<Infallible>>,
+        out: &mut Vec<Output<AvalancheMessage>>,
     ) {
         self.stats.rejected += 1;
         if matches!(reason, RejectReason::Invalid(VertexError::Signature(_))) {
             self.stats.rejected_signatures += 1;
+            // Honest peers send only vertices they verified: the sender forged this.
+            if let Some(poller) = self.poller.as_mut() {
+                poller.exclude(from, self.last_now);
+            }
         }
         out.push(Output::Rejected { from, reason });
     }
@@ -583,7 +758,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         from: ValidatorIndex,
         vertex: Arc<Vertex>,
         arrival: Arrival,
-        out: &mut Vec<Output<Infallible>>,
+        out: &mut Vec<Output<AvalancheMessage>>,
     ) {
         let d = vertex.digest();
         if self.dag.contains(&d) || self.pending.contains(&d) {
@@ -647,6 +822,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             && !finishing_epoch
             && !self.fetches.contains_key(&d)
             && !self.pending.is_wanted(&d)
+            && self.required != Some(d)
         {
             return self.reject(from, RejectReason::Equivocator(c.author), out);
         }
@@ -665,7 +841,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         from: ValidatorIndex,
         vertex: Arc<Vertex>,
         missing: Vec<Digest>,
-        out: &mut Vec<Output<Infallible>>,
+        out: &mut Vec<Output<AvalancheMessage>>,
     ) {
         let c = vertex.content();
         let window_top = self
@@ -676,7 +852,13 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             return self.chase(now, from, &vertex);
         }
         if let Some(first) = self.pending.in_slot(c.author, c.round) {
-            return self.equivocation_in_pending(from, first, vertex, out);
+            if self.required != Some(vertex.digest()) {
+                return self.equivocation_in_pending(from, first, vertex, out);
+            }
+            // The ordering decided this one: its twin waits no longer (it can still
+            // enter the DAG later, beside it, once this one is in).
+            let dropped = self.pending.drop_waiting(&first.digest());
+            self.forget_fetches_for(&dropped);
         }
         let bytes = encoded_len(&vertex);
         match self
@@ -716,7 +898,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         from: ValidatorIndex,
         first: Arc<Vertex>,
         second: Arc<Vertex>,
-        out: &mut Vec<Output<Infallible>>,
+        out: &mut Vec<Output<AvalancheMessage>>,
     ) {
         debug_assert_ne!(first.digest(), second.digest());
         let author = second.content().author;
@@ -728,9 +910,12 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
     /// Keeps the first proof against its offender: persisted with this step and
     /// handed out once ([`Output::Misbehaviour`]), which the runtime passes on to
     /// its peers; later proofs against the same validator add nothing.
-    fn record_evidence(&mut self, evidence: Evidence, out: &mut Vec<Output<Infallible>>) {
+    fn record_evidence(&mut self, evidence: Evidence, out: &mut Vec<Output<AvalancheMessage>>) {
         let offender = evidence.offender();
         self.equivocators.insert(offender);
+        if let Some(poller) = self.poller.as_mut() {
+            poller.exclude(offender, self.last_now);
+        }
         if self.evidenced.insert(offender) {
             self.changes.evidence.push(evidence.clone());
             out.push(Output::Misbehaviour(evidence));
@@ -743,7 +928,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         &mut self,
         from: ValidatorIndex,
         evidence: Evidence,
-        out: &mut Vec<Output<Infallible>>,
+        out: &mut Vec<Output<AvalancheMessage>>,
     ) {
         if evidence.chain() != self.cfg.chain {
             return self.reject(from, RejectReason::WrongChain(evidence.chain()), out);
@@ -789,7 +974,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         &mut self,
         now: TimeMs,
         from: ValidatorIndex,
-        out: &mut Vec<Output<Infallible>>,
+        out: &mut Vec<Output<AvalancheMessage>>,
     ) {
         if from == self.me {
             return;
@@ -817,7 +1002,11 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
 
     /// Asks the next peer for our epoch's tips when due (see `tips_from`); returns
     /// when the next request is.
-    fn retry_tips(&mut self, now: TimeMs, out: &mut Vec<Output<Infallible>>) -> Option<TimeMs> {
+    fn retry_tips(
+        &mut self,
+        now: TimeMs,
+        out: &mut Vec<Output<AvalancheMessage>>,
+    ) -> Option<TimeMs> {
         let from = self.tips_from?;
         let due = self
             .last_tips_request_ms
@@ -855,7 +1044,11 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
 
     /// Vertices dropped from the pending buffer with parents that never came: a
     /// strike for each author (see [`crate::pending`]).
-    fn penalise_abandoned(&mut self, dropped: Vec<Arc<Vertex>>, out: &mut Vec<Output<Infallible>>) {
+    fn penalise_abandoned(
+        &mut self,
+        dropped: Vec<Arc<Vertex>>,
+        out: &mut Vec<Output<AvalancheMessage>>,
+    ) {
         self.forget_fetches_for(&dropped);
         for v in dropped {
             let c = v.content();
@@ -868,7 +1061,12 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
 
     /// Inserts a vertex whose parents are held, then every buffered descendant that
     /// becomes complete.
-    fn accept(&mut self, now: TimeMs, vertex: Arc<Vertex>, out: &mut Vec<Output<Infallible>>) {
+    fn accept(
+        &mut self,
+        now: TimeMs,
+        vertex: Arc<Vertex>,
+        out: &mut Vec<Output<AvalancheMessage>>,
+    ) {
         let mut work = vec![(vertex, false)];
         while let Some((v, buffered)) = work.pop() {
             let d = v.digest();
@@ -908,8 +1106,10 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
                 self.changes.state = Some(self.engine_state());
                 self.changes.signed = true;
             }
-            // Only vertices above the lowest undecided slot can change a decision.
-            if round > self.committer.state().next_slot {
+            // Only vertices above the lowest undecided slot can change a decision
+            // (and, under Avalanche, the decided vertex of that slot itself).
+            let next_slot = self.committer.state().next_slot;
+            if round > next_slot || self.required == Some(d) {
                 self.dag_changed = true;
             }
             self.fetches.remove(&d);
@@ -925,7 +1125,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         &mut self,
         from: ValidatorIndex,
         request: SyncRequest,
-        out: &mut Vec<Output<Infallible>>,
+        out: &mut Vec<Output<AvalancheMessage>>,
     ) {
         // Our DAG answers only for our epoch; tips are asked of peers that left it.
         if from == self.me || request.epoch != self.epoch() || request.wanted.is_empty() {
@@ -961,7 +1161,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
     }
 
     /// Proposes our next vertex if the round rules allow it now; `true` if proposed.
-    fn try_propose(&mut self, now: TimeMs, out: &mut Vec<Output<Infallible>>) -> bool {
+    fn try_propose(&mut self, now: TimeMs, out: &mut Vec<Output<AvalancheMessage>>) -> bool {
         self.proposal_wake = None;
         if !self.started || self.halted {
             return false;
@@ -1050,8 +1250,13 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
     }
 
     /// Applies the commit rule and garbage-collects behind it.
-    fn decide(&mut self, out: &mut Vec<Output<Infallible>>) {
-        let decided = self.committer.try_decide(&mut self.dag, &self.leaders);
+    fn decide(&mut self, out: &mut Vec<Output<AvalancheMessage>>) {
+        let decided = if self.poller.is_some() {
+            self.open_slots();
+            self.take_sampled_decisions()
+        } else {
+            self.committer.try_decide(&mut self.dag, &self.leaders)
+        };
         if decided.is_empty() {
             return;
         }
@@ -1100,7 +1305,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
     }
 
     /// Re-announces our latest vertex if we have been stuck for a while.
-    fn resend(&mut self, now: TimeMs, out: &mut Vec<Output<Infallible>>) -> Option<TimeMs> {
+    fn resend(&mut self, now: TimeMs, out: &mut Vec<Output<AvalancheMessage>>) -> Option<TimeMs> {
         if !self.started {
             return None;
         }
@@ -1119,7 +1324,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
     fn request_missing(
         &mut self,
         now: TimeMs,
-        out: &mut Vec<Output<Infallible>>,
+        out: &mut Vec<Output<AvalancheMessage>>,
     ) -> Option<TimeMs> {
         let n = self.validators.len() as u64;
         let mut by_peer: BTreeMap<ValidatorIndex, Vec<(Round, Digest)>> = BTreeMap::new();
@@ -1182,7 +1387,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
     }
 
     /// Hands the commits kept across a restart to the consumer again, in order.
-    fn replay_commits(&mut self, out: &mut Vec<Output<Infallible>>) {
+    fn replay_commits(&mut self, out: &mut Vec<Output<AvalancheMessage>>) {
         let decided_at_round = self.dag.highest_round().unwrap_or(0);
         for record in std::mem::take(&mut self.replay) {
             match self.replayed(&record) {
@@ -1202,7 +1407,7 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         }
     }
 
-    fn flush(&mut self, out: &mut Vec<Output<Infallible>>) {
+    fn flush(&mut self, out: &mut Vec<Output<AvalancheMessage>>) {
         if self.changes.is_empty() {
             return;
         }
@@ -1219,9 +1424,13 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
 }
 
 impl<S: ConsensusStore, V: VertexVerifier> Consensus for DagBft<S, V> {
-    type Message = Infallible;
+    type Message = AvalancheMessage;
 
-    fn handle(&mut self, now: impl Into<Now>, input: Input<Infallible>) -> Vec<Output<Infallible>> {
+    fn handle(
+        &mut self,
+        now: impl Into<Now>,
+        input: Input<AvalancheMessage>,
+    ) -> Vec<Output<AvalancheMessage>> {
         let Now {
             monotonic_ms: now,
             unix_ms,
@@ -1241,6 +1450,9 @@ impl<S: ConsensusStore, V: VertexVerifier> Consensus for DagBft<S, V> {
             Input::Start => {
                 if !self.started {
                     self.replay_commits(&mut out);
+                    if let Some(poller) = self.poller.as_mut() {
+                        poller.set_id_floor(unix_ms << 16);
+                    }
                 }
                 self.started = true;
                 self.last_proposal_ms = now;
@@ -1280,7 +1492,7 @@ impl<S: ConsensusStore, V: VertexVerifier> Consensus for DagBft<S, V> {
             }
             Input::TimeoutFired => self.timer_at = None,
             Input::Executed { through } => self.on_executed(through),
-            Input::Engine { message, .. } => match message {},
+            Input::Engine { from, message } => self.on_engine_message(now, from, message, &mut out),
         }
         loop {
             if self.dag_changed {
@@ -1291,10 +1503,17 @@ impl<S: ConsensusStore, V: VertexVerifier> Consensus for DagBft<S, V> {
                 break;
             }
         }
+        let poll_at = self.poll(now, &mut out);
+        while self.dag_changed || self.try_propose(now, &mut out) {
+            if self.dag_changed {
+                self.dag_changed = false;
+                self.decide(&mut out);
+            }
+        }
         let resend_at = self.resend(now, &mut out);
         let fetch_at = self.request_missing(now, &mut out);
         let tips_at = self.retry_tips(now, &mut out);
-        let wake = [self.proposal_wake, resend_at, fetch_at, tips_at]
+        let wake = [self.proposal_wake, poll_at, resend_at, fetch_at, tips_at]
             .into_iter()
             .flatten()
             .filter(|t| *t > now)

@@ -7,6 +7,8 @@
 //!   ancestors, equivocation evidence, persistence through [`store`];
 //! - [`dag`]: the DAG store (by digest and by round/author, GC, snapshots);
 //! - [`commit`]: the commit rule (Mysticeti, NDSS 2025) with its safety argument;
+//! - [`avalanche`]: the Avalanche ordering rule — leader slots decided by Snowball
+//!   sampling of peers (signed queries and votes), with its safety argument;
 //! - [`leader`]: stake-weighted leader schedule from a hash of (epoch seed, round);
 //! - [`sealer`]: committed sequence → blocks per slot (Alpha 15 s, Delta 3 s);
 //! - [`finality`]: finalized height, commit latency, confirmation depth, events;
@@ -17,6 +19,7 @@
 //! Nothing here reads a clock or opens a socket; the only randomness is the
 //! simulator's seeded ChaCha RNG.
 
+pub mod avalanche;
 pub mod cli;
 pub mod commit;
 pub mod config;
@@ -38,7 +41,7 @@ pub mod wire;
 #[cfg(test)]
 mod testing;
 
-pub use config::DagBftConfig;
+pub use config::{DagBftConfig, Ordering};
 pub use consensus::{
     Commit, CommittedSubDag, Consensus, Input, Now, Output, Round, SyncRequest, TimeMs,
 };

@@ -242,6 +242,16 @@ impl Pending {
         dropped
     }
 
+    /// Drops the waiting vertex `d` and every vertex waiting for it; returns them.
+    pub fn drop_waiting(&mut self, d: &Digest) -> Vec<Arc<Vertex>> {
+        let Some(w) = self.remove(d) else {
+            return Vec::new();
+        };
+        let mut dropped = vec![w.vertex];
+        dropped.extend(self.abandon(d));
+        dropped
+    }
+
     /// Drops the vertices below `round` (and those waiting for them) and returns them.
     pub fn gc_below(&mut self, round: Round) -> Vec<Arc<Vertex>> {
         let mut old: Vec<(Round, Digest)> = self

@@ -43,6 +43,7 @@ use dualchain_core::encoding::{Canonical, Decode, DecodeError, Encode, Reader, w
 use dualchain_core::types::{ValidatorIndex, Vertex, VertexRef};
 use dualchain_storage::{Column, KvEngine, StorageError, WriteBatch, keys::vertex_key};
 
+use crate::avalanche::Preference;
 use crate::commit::CommitterState;
 use crate::consensus::{CommittedSubDag, Round};
 use crate::evidence::Evidence;
@@ -57,6 +58,7 @@ const COMMIT: &[u8] = b"commit/";
 /// Proofs of misbehaviour, one per validator (not garbage-collected with the DAG).
 const EVIDENCE: &[u8] = b"evidence/";
 const TIPS: &[u8] = b"tips";
+const DECIDED: &[u8] = b"decided/";
 /// Vertices a tips record names at most (the engine's last rounds are cut there).
 pub const MAX_TIPS: usize = dualchain_core::types::MAX_VALIDATORS;
 /// Vertices one commit record may name (a leader's whole uncommitted history is
@@ -222,6 +224,9 @@ pub struct Persisted {
     pub commits: Vec<CommitRecord>,
     /// Proofs of misbehaviour, one per offending validator, in validator order.
     pub evidence: Vec<Evidence>,
+    /// Leader slots the Avalanche rule decided (and still answers peers about), in
+    /// slot order.
+    pub decided: Vec<(Round, Preference)>,
 }
 
 /// The writes of one engine step, applied atomically.
@@ -243,6 +248,8 @@ pub struct StoreChanges {
     /// store's sync policy, or a restart could sign another vertex for the
     /// same round.
     pub signed: bool,
+    /// Avalanche decisions: `Some` records a decided slot, `None` forgets one.
+    pub decided: Vec<(Round, Option<Preference>)>,
 }
 
 impl StoreChanges {
@@ -253,6 +260,7 @@ impl StoreChanges {
             && self.commits.is_empty()
             && self.executed.is_empty()
             && self.evidence.is_empty()
+            && self.decided.is_empty()
             && self.state.is_none()
     }
 }
@@ -320,6 +328,10 @@ impl<E: KvEngine> KvConsensusStore<E> {
 
     fn evidence_key(&self, offender: ValidatorIndex) -> Vec<u8> {
         self.key(&[EVIDENCE, &offender.to_be_bytes()])
+    }
+
+    fn decided_key(&self, slot: Round) -> Vec<u8> {
+        self.key(&[DECIDED, &slot.to_be_bytes()])
     }
 
     fn commit_key(&self, sequence: u64) -> Vec<u8> {
@@ -433,12 +445,23 @@ impl<E: KvEngine> ConsensusStore for KvConsensusStore<E> {
             let (_, value) = item?;
             evidence.push(Evidence::from_canonical_bytes(&value).map_err(corrupt("evidence"))?);
         }
+        let mut decided = Vec::new();
+        for item in self.engine.scan_prefix(COLUMN, &self.key(&[DECIDED]))? {
+            let (key, value) = item?;
+            let slot = u64::from_be_bytes(key[key.len() - 8..].try_into().expect("8-byte suffix"));
+            let mut r = Reader::new(&value);
+            let preference = Preference::decode_from(&mut r)
+                .and_then(|p| r.finish("decision").map(|()| p))
+                .map_err(corrupt("decision"))?;
+            decided.push((slot, preference));
+        }
         Ok(Some(Persisted {
             state,
             vertices,
             committed,
             commits,
             evidence,
+            decided,
         }))
     }
 
@@ -485,6 +508,17 @@ impl<E: KvEngine> ConsensusStore for KvConsensusStore<E> {
                 self.evidence_key(evidence.offender()),
                 evidence.to_canonical_bytes(),
             );
+        }
+        for (slot, decision) in &changes.decided {
+            let key = self.decided_key(*slot);
+            match decision {
+                Some(p) => {
+                    let mut value = Vec::with_capacity(33);
+                    p.encode_to(&mut value);
+                    batch.put(COLUMN, key, value);
+                }
+                None => batch.delete(COLUMN, key),
+            }
         }
         if changes.signed {
             assert!(
@@ -541,10 +575,32 @@ mod tests {
                 state: Some(state),
                 evidence: vec![],
                 signed: true,
+                decided: vec![
+                    (4, Some(Preference::Skip)),
+                    (2, Some(Preference::Commit(Digest([5; 32])))),
+                ],
             })
             .unwrap();
         let loaded = store.load().unwrap().unwrap();
         assert_eq!(loaded.state, state);
+        // Avalanche decisions come back in slot order; a forgotten one is gone.
+        assert_eq!(
+            loaded.decided,
+            vec![
+                (2, Preference::Commit(Digest([5; 32]))),
+                (4, Preference::Skip)
+            ]
+        );
+        store
+            .apply(&StoreChanges {
+                decided: vec![(2, None)],
+                ..StoreChanges::default()
+            })
+            .unwrap();
+        assert_eq!(
+            store.load().unwrap().unwrap().decided,
+            vec![(4, Preference::Skip)]
+        );
         let v = b.vertex(1, 3);
         assert_eq!(
             store.vertex(1, &v.digest()).unwrap().as_deref(),

@@ -50,6 +50,10 @@ impl DagBuilder {
         &self.keys[usize::from(author)]
     }
 
+    pub fn key_arc(&self, author: ValidatorIndex) -> Arc<ValidatorKeypair> {
+        self.keys[usize::from(author)].clone()
+    }
+
     /// The network every vertex of this builder is signed for.
     pub fn network(&self) -> NetworkId {
         self.network

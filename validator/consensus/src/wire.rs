@@ -10,6 +10,7 @@ use std::sync::Arc;
 use dualchain_core::encoding::{Canonical, Decode, DecodeError, Encode, Reader};
 use dualchain_core::types::Vertex;
 
+use crate::avalanche::AvalancheMessage;
 use crate::consensus::{Input, SyncRequest};
 use crate::engine::MAX_SYNC_DIGESTS;
 use dualchain_core::types::ValidatorIndex;
@@ -23,19 +24,23 @@ pub enum NetMessage {
     Vertex(Arc<Vertex>),
     SyncRequest(SyncRequest),
     SyncResponse(Vec<Arc<Vertex>>),
+    /// A query or signed response of the Avalanche ordering rule.
+    Engine(AvalancheMessage),
 }
 
 const TAG_VERTEX: u8 = 0;
 const TAG_SYNC_REQUEST: u8 = 1;
 const TAG_SYNC_RESPONSE: u8 = 2;
+const TAG_ENGINE: u8 = 3;
 
 impl NetMessage {
     /// The engine input this message becomes when it arrives from `from`.
-    pub fn into_input<M>(self, from: ValidatorIndex) -> Input<M> {
+    pub fn into_input(self, from: ValidatorIndex) -> Input<AvalancheMessage> {
         match self {
             NetMessage::Vertex(vertex) => Input::VertexReceived { from, vertex },
             NetMessage::SyncRequest(request) => Input::SyncRequest { from, request },
             NetMessage::SyncResponse(vertices) => Input::SyncResponse { from, vertices },
+            NetMessage::Engine(message) => Input::Engine { from, message },
         }
     }
 }
@@ -59,6 +64,10 @@ impl Encode for NetMessage {
                 for v in vs {
                     v.encode_to(out);
                 }
+            }
+            NetMessage::Engine(m) => {
+                out.push(TAG_ENGINE);
+                m.encode_to(out);
             }
         }
     }
@@ -85,6 +94,7 @@ impl Decode for NetMessage {
                     vertices.into_iter().map(Arc::new).collect(),
                 ))
             }
+            TAG_ENGINE => Ok(NetMessage::Engine(AvalancheMessage::decode_from(r)?)),
             tag => Err(DecodeError::UnknownTag {
                 what: "consensus message",
                 tag,

@@ -392,6 +392,49 @@ pub struct DevnetArgs {
     /// Run validators with JSON logs (in their log files).
     #[arg(long)]
     pub json_logs: bool,
+    /// Consensus engine of both chains (`--alpha-consensus` / `--delta-consensus`
+    /// override one chain's, for a mixed network).
+    #[arg(long, value_enum, default_value_t = EngineName::DagBft)]
+    pub consensus: EngineName,
+    /// Consensus engine of Alpha [default: --consensus].
+    #[arg(long, value_enum)]
+    pub alpha_consensus: Option<EngineName>,
+    /// Consensus engine of Delta [default: --consensus].
+    #[arg(long, value_enum)]
+    pub delta_consensus: Option<EngineName>,
+}
+
+/// A consensus engine on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineName {
+    /// Mysticeti's commit rule over the DAG: deterministic finality.
+    DagBft,
+    /// Leader slots decided by Snowball sampling of peers: probabilistic finality.
+    Avalanche,
+}
+
+impl From<EngineName> for dualchain_core::types::ConsensusEngine {
+    fn from(e: EngineName) -> Self {
+        match e {
+            EngineName::DagBft => Self::DagBft,
+            EngineName::Avalanche => Self::Avalanche,
+        }
+    }
+}
+
+impl DevnetArgs {
+    /// The engines of Alpha and Delta this devnet runs.
+    pub fn engines(
+        &self,
+    ) -> (
+        dualchain_core::types::ConsensusEngine,
+        dualchain_core::types::ConsensusEngine,
+    ) {
+        (
+            self.alpha_consensus.unwrap_or(self.consensus).into(),
+            self.delta_consensus.unwrap_or(self.consensus).into(),
+        )
+    }
 }
 
 /// Runs a devnet, writes its report and returns it (printing only progress, on stderr).

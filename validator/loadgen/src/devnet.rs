@@ -43,7 +43,8 @@ use crate::loadgen::{LiveStats, LoadgenConfig};
 use crate::progress::{ChainHeights, DevnetProgress};
 pub use crate::report::DevnetReport;
 use crate::report::{
-    AlphaFigures, DeltaFigures, HeightSample, RootCheck, ShutdownRecord, ValidatorMemory,
+    AlphaFigures, ConsensusNames, DeltaFigures, HeightSample, RootCheck, ShutdownRecord,
+    ValidatorMemory,
 };
 use crate::workload::WorkloadKind;
 
@@ -350,13 +351,17 @@ pub async fn run(args: &DevnetArgs) -> anyhow::Result<DevnetReport> {
     spec.genesis_delay = GENESIS_DELAY;
     spec.json_logs = args.json_logs;
     spec.dir_prefix = "dualchain-devnet-".into();
+    spec.engines = args.engines();
     let mut cluster = tokio::task::spawn_blocking(move || LocalCluster::prepare(bin, spec))
         .await
         .context("preparing keys and genesis")??;
+    let (alpha_engine, delta_engine) = args.engines();
     eprintln!(
-        "devnet: {} validators in {} (alpha {alpha_ms} ms, delta {delta_ms} ms blocks, {})",
+        "devnet: {} validators in {} (alpha {alpha_ms} ms on {}, delta {delta_ms} ms blocks on {}, {})",
         args.validators,
         cluster.dir().display(),
+        alpha_engine.name(),
+        delta_engine.name(),
         if args.signed { "signed" } else { "unsigned" }
     );
     // Started from this task's thread, which outlives them (see the cluster's docs).
@@ -622,6 +627,10 @@ async fn drive(
         workload: args.workload,
         signed: args.signed,
         target_tps: args.tps,
+        consensus: ConsensusNames {
+            alpha: args.engines().0.name().into(),
+            delta: args.engines().1.name().into(),
+        },
         delta: DeltaFigures {
             tps: loadgen.result.average_tps,
             finality_ms_p50: loadgen.result.finality_ms.p50,

@@ -107,6 +107,8 @@ pub struct DevnetReport {
     pub workload: WorkloadKind,
     pub signed: bool,
     pub target_tps: f64,
+    /// The consensus engine each chain ran.
+    pub consensus: ConsensusNames,
     pub delta: DeltaFigures,
     pub alpha: AlphaFigures,
     /// Delta blocks per Alpha block while the load ran (5 by design).
@@ -126,6 +128,13 @@ pub struct DevnetReport {
     /// The cross-chain workload's figures (`--workload crosschain` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crosschain: Option<crate::crosschain_load::CrosschainFigures>,
+}
+
+/// The consensus engines of a devnet's chains, by their genesis names.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ConsensusNames {
+    pub alpha: String,
+    pub delta: String,
 }
 
 /// Registers the plot font once per process; false if it cannot be loaded.
@@ -427,7 +436,7 @@ pub fn render_markdown(r: &DevnetReport) -> String {
     let _ = writeln!(md, "# dualchain devnet report\n");
     let _ = writeln!(
         md,
-        "{} validators, {:.0} s of {} {} load at {:.0} tx/s, time scale {} (Alpha {} ms / Delta {} ms blocks): {verdict}.\n",
+        "{} validators, {:.0} s of {} {} load at {:.0} tx/s, time scale {} (Alpha {} ms blocks on {} / Delta {} ms on {}): {verdict}.\n",
         r.validators,
         r.duration_s,
         mode,
@@ -435,7 +444,9 @@ pub fn render_markdown(r: &DevnetReport) -> String {
         r.target_tps,
         r.time_scale,
         r.alpha.block_time_ms,
-        r.delta.block_time_ms
+        r.consensus.alpha,
+        r.delta.block_time_ms,
+        r.consensus.delta
     );
     let _ = writeln!(md, "| figure | value |\n|---|---|");
     let rows: Vec<(&str, String)> = vec![
@@ -644,6 +655,10 @@ mod tests {
             workload: WorkloadKind::Steady,
             signed: false,
             target_tps: 2000.0,
+            consensus: ConsensusNames {
+                alpha: "dag-bft".into(),
+                delta: "avalanche".into(),
+            },
             delta: DeltaFigures {
                 tps: 1990.0,
                 finality_ms_p50: 100,

@@ -138,18 +138,18 @@ fn genesis_from_keys_with_accounts_and_hash() {
         ],
         "must divide",
     );
-    // Only the engines this version runs are offered (never one run as another).
+    // Only the engines this version runs are offered.
     fails_with(
         &[
             "genesis",
             "--out",
             s(&other),
             "--delta-consensus",
-            "avalanche",
+            "snowman",
             "--validator-keys",
             s(&keys[0]),
         ],
-        "invalid value 'avalanche'",
+        "invalid value 'snowman'",
     );
 }
 

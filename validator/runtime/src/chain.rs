@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use dualchain_api::{FaultPlan, Health};
+use dualchain_consensus::avalanche::AvalancheConfig;
 use dualchain_consensus::{BlockSealer, DagBft, DagBftConfig, KvConsensusStore, SealerConfig};
 use dualchain_core::Digest;
 use dualchain_core::chain_store::{ChainReader, ChainStore, StateChange};
 use dualchain_core::crypto::NetworkId;
-use dualchain_core::types::{ChainId, Genesis, ValidatorSet, set_digest};
+use dualchain_core::types::{ChainId, ConsensusEngine, Genesis, ValidatorSet, set_digest};
 use dualchain_execution::crosschain::CrossChainSetup;
 use dualchain_execution::epochs::{committed_set, genesis_records};
 use dualchain_execution::keys::{AccountRecord, account_key};
@@ -30,6 +31,7 @@ use prometheus::Registry;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::admission_gate::{AdmissionGate, GateConfig};
+use crate::avalanche_metrics::AvalancheMetrics;
 use crate::clock::Clock;
 use crate::context::{
     ChainContext, FINALITY_CHANNEL_CAPACITY, Head, HealthView, Live, NodeIdentity,
@@ -127,6 +129,7 @@ pub fn build_context<S: Seams>(
         "net",
     )?))?;
     let metrics = ChainMetrics::register(registry, chain)?;
+    let avalanche_metrics = Mutex::new(AvalancheMetrics::register(registry, chain)?);
     let block_time_ms = identity.genesis.chain(chain).block_time_ms;
     metrics
         .block_time_seconds
@@ -152,6 +155,8 @@ pub fn build_context<S: Seams>(
         }),
         executor,
         metrics,
+        avalanche_metrics,
+        partitioned: AtomicBool::new(false),
         net_registry,
         snapshot_dir: options.snapshot_dir,
         snapshot_interval_blocks: options.snapshot_interval_blocks,
@@ -287,6 +292,14 @@ pub fn engine_config(chain: ChainId, genesis: &Genesis, genesis_digest: Digest) 
     // As many transactions per vertex as peers will decode (the vertex limit).
     cfg.max_batch_txs = dualchain_core::types::vertex_limits::MAX_VERTEX_TXS;
     cfg.max_queued_txs = 8 * cfg.max_batch_txs;
+    cfg.ordering = match genesis.chain(chain).consensus {
+        ConsensusEngine::DagBft => dualchain_consensus::Ordering::DagBft,
+        ConsensusEngine::Avalanche => dualchain_consensus::Ordering::Avalanche(AvalancheConfig {
+            // Polls at five times the round pace: β polls fit in a few rounds.
+            min_poll_interval_ms: (delay / 5).clamp(2, 100),
+            ..AvalancheConfig::default()
+        }),
+    };
     cfg
 }
 

@@ -107,6 +107,11 @@ pub struct ChainContext<S: Seams> {
     /// Vertex signature verdicts (filled off the event loop, read by the engine).
     pub vertex_verdicts: SharedVerdictCache,
     pub metrics: ChainMetrics,
+    /// The Avalanche rule's metrics (the driver advances them; zero under DAG-BFT).
+    pub avalanche_metrics: Mutex<crate::avalanche_metrics::AvalancheMetrics>,
+    /// Whether the Avalanche rule sees a partition (more than half of its latest
+    /// queries timed out): the health monitor reports the chain degraded.
+    pub partitioned: AtomicBool,
     /// The transport's registry of the current run (swapped on restart).
     pub net_registry: RegistrySlot,
     pub started_at_unix_ms: u64,

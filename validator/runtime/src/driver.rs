@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::bail;
+use dualchain_consensus::avalanche::{AvalancheMessage, Poller, Query};
 use dualchain_consensus::verify::VertexVerifier;
 use dualchain_consensus::wire::NetMessage;
 use dualchain_consensus::{
@@ -62,12 +63,17 @@ use crate::votes::{VoteBook, VoteError};
 /// The engine of a runtime chain over storage engine `E`.
 pub type Engine<E> = DagBft<KvConsensusStore<E>, SharedVerdictCache>;
 
-type EngineOutput = Output<std::convert::Infallible>;
+type EngineOutput = Output<AvalancheMessage>;
 
 /// How often the driver offers the engine a mempool batch and refreshes gauges.
 const BATCH_INTERVAL: Duration = Duration::from_millis(10);
 /// How long a vertex fetch from one peer may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the transport waits for the answer to a consensus query (the Avalanche
+/// rule counts a poll at its own, shorter, timeout; a later answer is dropped there).
+const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Answers to our consensus queries waiting for the driver.
+const QUERY_ANSWERS_CAPACITY: usize = 256;
 /// Network events handled per engine step.
 const MAX_EVENTS_PER_BURST: usize = 256;
 /// Bytes of transactions per proposal: far below the vertex limit.
@@ -104,6 +110,18 @@ pub struct Driver<S: Seams> {
     /// another validator once the epoch changed).
     sync_tx: mpsc::Sender<(PeerId, Vec<Arc<Vertex>>)>,
     sync_rx: mpsc::Receiver<(PeerId, Vec<Arc<Vertex>>)>,
+    /// Responses to our consensus queries (the Avalanche rule), by answering peer.
+    query_tx: mpsc::Sender<(PeerId, AvalancheMessage)>,
+    query_rx: mpsc::Receiver<(PeerId, AvalancheMessage)>,
+    /// Each peer's latest consensus query, waiting for the engine's response (one
+    /// per peer: a newer query declines the older one).
+    inbound_queries: HashMap<ValidatorIndex, (u64, InboundRequest)>,
+    /// The Avalanche state of the epoch that ended here, with that committee's
+    /// indexes: it answers the queries of peers still finishing the epoch (a node
+    /// that moved on decided its last slots; without its answers they never could).
+    ended: Option<(Poller, HashMap<PeerId, ValidatorIndex>)>,
+    /// When the confidence of open slots is next sampled into the metrics.
+    next_confidence_sample_ms: u64,
     /// Answers peers' sync requests off this task.
     sync_server: SyncServer<S::Engine>,
     /// Answers peers' block range requests (block sync) off this task.
@@ -134,6 +152,7 @@ enum Wake {
     Sent,
     Net(Option<NetEvent>),
     SyncAnswer(PeerId, Vec<Arc<Vertex>>),
+    QueryAnswer(PeerId, AvalancheMessage),
     Timer,
     Tick,
 }
@@ -146,6 +165,8 @@ struct Burst {
     block_requests: Vec<(PeerId, BlockRangeRequest, InboundRequest)>,
     state_requests: Vec<(PeerId, StateSyncRequest, InboundRequest)>,
     evidence: Vec<(ValidatorIndex, Evidence)>,
+    /// Consensus queries of the Avalanche rule, with the request to answer.
+    queries: Vec<(ValidatorIndex, Query, InboundRequest)>,
 }
 
 impl<S: Seams> Driver<S> {
@@ -164,6 +185,11 @@ impl<S: Seams> Driver<S> {
             .index_of(ctx.key().public())
             .expect("the engine opened, so we are a member");
         let (sync_tx, sync_rx) = mpsc::channel(SYNC_ANSWERS_CAPACITY);
+        ctx.avalanche_metrics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .engine_opened(engine.epoch());
+        let (query_tx, query_rx) = mpsc::channel(QUERY_ANSWERS_CAPACITY);
         let admitted = (committee.clone(), votes.previous_set());
         let mut expected = ctx.identity.expected.subscribe();
         expected.mark_changed();
@@ -202,6 +228,11 @@ impl<S: Seams> Driver<S> {
             timer_at: None,
             sync_tx,
             sync_rx,
+            query_tx,
+            query_rx,
+            inbound_queries: HashMap::new(),
+            ended: None,
+            next_confidence_sample_ms: 0,
             sync_server,
             block_server,
             state_server,
@@ -261,6 +292,9 @@ impl<S: Seams> Driver<S> {
                 Some((from, vertices)) = self.sync_rx.recv(), if !blocked => {
                     Wake::SyncAnswer(from, vertices)
                 }
+                Some((from, message)) = self.query_rx.recv(), if !blocked => {
+                    Wake::QueryAnswer(from, message)
+                }
                 _ = async { timer.expect("guarded").await }, if timer.is_some() && !blocked => {
                     Wake::Timer
                 }
@@ -280,6 +314,14 @@ impl<S: Seams> Driver<S> {
                     {
                         self.verify_off_loop(&vertices).await;
                         let outputs = self.busy(|d| d.step(Input::SyncResponse { from, vertices }));
+                        self.dispatch(outputs)?;
+                    }
+                }
+                Wake::QueryAnswer(peer, message) => {
+                    if let Some(&from) = self.peers.get(&peer)
+                        && !self.ctx.is_paused()
+                    {
+                        let outputs = self.busy(|d| d.step(Input::Engine { from, message }));
                         self.dispatch(outputs)?;
                     }
                 }
@@ -316,7 +358,7 @@ impl<S: Seams> Driver<S> {
 
     /// One engine step at the clock's current time (none once this validator left
     /// the set: the engine of its last epoch is done).
-    fn step(&mut self, input: Input<std::convert::Infallible>) -> Vec<EngineOutput> {
+    fn step(&mut self, input: Input<AvalancheMessage>) -> Vec<EngineOutput> {
         if self.left() {
             return Vec::new();
         }
@@ -367,6 +409,19 @@ impl<S: Seams> Driver<S> {
         if let Some(round) = self.engine.last_proposed_round() {
             ctx.round.store(round, Ordering::Relaxed);
             ctx.metrics.round.set(round as i64);
+        }
+        if let Some(poller) = self.engine.avalanche() {
+            let now_ms = ctx.clock.monotonic_ms();
+            let sample = now_ms >= self.next_confidence_sample_ms;
+            if sample {
+                self.next_confidence_sample_ms = now_ms + 1_000;
+            }
+            ctx.partitioned
+                .store(poller.is_partitioned(), Ordering::Relaxed);
+            ctx.avalanche_metrics
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .observe(self.engine.epoch(), poller, sample);
         }
         let now_ms = ctx.clock.monotonic_ms();
         for vote in self
@@ -436,6 +491,16 @@ impl<S: Seams> Driver<S> {
                 })
             });
             self.dispatch(outputs)?;
+        }
+        for (from, query, inbound) in burst.queries {
+            self.inbound_queries.insert(from, (query.id, inbound));
+            let message = AvalancheMessage::Query(query);
+            let outputs = self.busy(|d| d.step(Input::Engine { from, message }));
+            self.dispatch(outputs)?;
+            // Not answered (too soon after the peer's last query, or another epoch):
+            // declined now, so the peer's transport sees a refusal, not a timeout it
+            // would hold against us.
+            self.inbound_queries.remove(&from);
         }
         for (from, evidence) in burst.evidence {
             let outputs = self.step(Input::EvidenceReceived { from, evidence });
@@ -528,6 +593,17 @@ impl<S: Seams> Driver<S> {
                             burst.requests.push((request.from, sync, request));
                         }
                     }
+                    MessageKind::ConsensusQuery => {
+                        match NetMessage::from_canonical_bytes(payload) {
+                            Ok(NetMessage::Engine(AvalancheMessage::Query(q))) => {
+                                self.route_query(q, request, burst)
+                            }
+                            _ => {
+                                tracing::debug!(%chain, from = %request.from, "undecodable consensus query");
+                                self.net.report(request.from, Offence::InvalidContent);
+                            }
+                        }
+                    }
                     MessageKind::FetchBlocks => {
                         if let Ok(range) = BlockRangeRequest::from_canonical_bytes(payload) {
                             burst.block_requests.push((request.from, range, request));
@@ -541,6 +617,29 @@ impl<S: Seams> Driver<S> {
                     _ => {}
                 }
             }
+        }
+    }
+
+    /// A query of the engine's epoch goes to the engine (members of its committee
+    /// only); one of the epoch that ended here is answered at once from that epoch's
+    /// decided slots, under that committee's indexes. Others are declined.
+    fn route_query(&mut self, query: Query, request: InboundRequest, burst: &mut Burst) {
+        if query.epoch == self.engine.epoch() && !self.left() {
+            if let Some(&from) = self.peers.get(&request.from) {
+                burst.queries.push((from, query, request));
+            }
+            return;
+        }
+        let Some((poller, peers)) = self.ended.as_mut() else {
+            return;
+        };
+        let Some(&from) = peers.get(&request.from) else {
+            return;
+        };
+        let now = self.ctx.now().monotonic_ms;
+        if let Some(response) = poller.answer(now, from, &query) {
+            let bytes = NetMessage::Engine(AvalancheMessage::Response(response));
+            let _ = request.respond(bytes.to_canonical_bytes().into());
         }
     }
 
@@ -652,6 +751,10 @@ impl<S: Seams> Driver<S> {
         );
         let db = self.engine.store().engine().clone();
         KvConsensusStore::new(db.clone(), old).put_tips(&self.engine.tips())?;
+        self.ended = self
+            .engine
+            .ended_avalanche()
+            .map(|poller| (poller, self.peers.clone()));
         self.admitted = (set.clone(), Some(self.ctx.committee()));
         self.admit();
         let Some(me) = set.index_of(self.ctx.key().public()) else {
@@ -776,6 +879,10 @@ impl<S: Seams> Driver<S> {
                 Output::RequestVertices { to, request } => self.fetch(to, request),
                 Output::Committed(commit) => {
                     let now = self.ctx.unix_ms();
+                    self.ctx
+                        .metrics
+                        .vertices_committed
+                        .inc_by(commit.subdag.vertices.len() as u64);
                     for v in &commit.subdag.vertices {
                         let created = v.content().timestamp_ms;
                         self.ctx
@@ -809,11 +916,63 @@ impl<S: Seams> Driver<S> {
                     }
                 }
                 Output::SetTimer { at_ms } => self.timer_at = Some(at_ms),
-                Output::SendEngine { message, .. } => match message {},
+                Output::SendEngine { to, message } => self.send_engine(to, message),
                 Output::Halted { reason } => bail!("consensus halted: {reason}"),
             }
         }
         self.flush_outbox()
+    }
+
+    /// Carries an Avalanche message: a query becomes a transport request whose answer
+    /// comes back as an engine input; a response answers the peer's pending request.
+    fn send_engine(&mut self, to: Option<ValidatorIndex>, message: AvalancheMessage) {
+        let chain = self.ctx.chain;
+        let Some(to) = to else {
+            tracing::debug!(%chain, "engine message without a recipient dropped");
+            return;
+        };
+        match message {
+            AvalancheMessage::Response(response) => {
+                let Some((id, inbound)) = self.inbound_queries.remove(&to) else {
+                    return;
+                };
+                if id != response.votes.id {
+                    // A newer query arrived meanwhile: this response is for an older one.
+                    self.inbound_queries.insert(to, (id, inbound));
+                    return;
+                }
+                let bytes = NetMessage::Engine(AvalancheMessage::Response(response));
+                if let Err(e) = inbound.respond(bytes.to_canonical_bytes().into()) {
+                    tracing::debug!(%chain, to, error = %e, "query response not sent");
+                }
+            }
+            AvalancheMessage::Query(query) => self.query(to, query),
+        }
+    }
+
+    fn query(&self, to: ValidatorIndex, query: Query) {
+        let Some(&peer) = self.peer_ids.get(usize::from(to)) else {
+            return;
+        };
+        let net = self.net.clone();
+        let chain = self.ctx.chain;
+        let answers = self.query_tx.clone();
+        let payload = NetMessage::Engine(AvalancheMessage::Query(query)).to_canonical_bytes();
+        tokio::spawn(async move {
+            let message = Message::new(chain, MessageKind::ConsensusQuery, payload);
+            match net.request(peer, message, QUERY_TIMEOUT).await {
+                Ok(bytes) => match NetMessage::from_canonical_bytes(&bytes) {
+                    Ok(NetMessage::Engine(response @ AvalancheMessage::Response(_))) => {
+                        let _ = answers.send((peer, response)).await;
+                    }
+                    _ => {
+                        tracing::debug!(%chain, %peer, "undecodable query response");
+                        net.report(peer, Offence::InvalidContent);
+                    }
+                },
+                Err(e) => tracing::debug!(%chain, %peer, error = %e, "consensus query failed"),
+            }
+        });
     }
 
     fn push_vertices(&self, to: ValidatorIndex, vertices: Vec<Arc<Vertex>>) {

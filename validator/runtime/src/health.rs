@@ -198,6 +198,14 @@ pub fn assess<S: Seams>(ctx: &ChainContext<S>, now: u64, all: &[OtherChain]) -> 
     if ctx.is_paused() {
         return (Health::Degraded, "paused by an admin call".into());
     }
+    if ctx.partitioned.load(Ordering::Relaxed) {
+        return (
+            Health::Degraded,
+            "partitioned: more than half of the latest consensus queries timed out (the \
+             Avalanche rule cannot hear a majority of its peers)"
+                .into(),
+        );
+    }
     let last_restart = ctx.last_restart_unix_ms.load(Ordering::Relaxed);
     if last_restart > 0 && now.saturating_sub(last_restart) < 60_000 {
         return (

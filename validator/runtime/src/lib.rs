@@ -40,6 +40,7 @@
 //! every commit not acknowledged.
 
 pub mod admission_gate;
+pub mod avalanche_metrics;
 pub mod block_server;
 pub mod block_sync;
 pub mod chain;

@@ -24,6 +24,8 @@ pub struct ChainMetrics {
     pub epoch: IntGauge,
     pub blocks_sealed: IntCounter,
     pub commit_latency: Histogram,
+    /// Vertices in committed sub-DAGs (their rate: vertices finalized per second).
+    pub vertices_committed: IntCounter,
     pub transactions_committed: IntCounter,
     pub transactions_failed: IntCounter,
     pub execution_seconds: Histogram,
@@ -101,6 +103,10 @@ impl ChainMetrics {
                 "dualchain_commit_latency_seconds",
                 "Vertex creation to consensus commit, per committed vertex",
             )?,
+            vertices_committed: IntCounter::with_opts(opts(
+                "dualchain_consensus_vertices_committed_total",
+                "Vertices in committed sub-DAGs (ordering-final)",
+            ))?,
             transactions_committed: IntCounter::with_opts(opts(
                 "dualchain_transactions_committed_total",
                 "Transactions in committed blocks (successful receipts)",
@@ -211,6 +217,7 @@ impl ChainMetrics {
         registry.register(Box::new(m.epoch.clone()))?;
         registry.register(Box::new(m.blocks_sealed.clone()))?;
         registry.register(Box::new(m.commit_latency.clone()))?;
+        registry.register(Box::new(m.vertices_committed.clone()))?;
         registry.register(Box::new(m.transactions_committed.clone()))?;
         registry.register(Box::new(m.transactions_failed.clone()))?;
         registry.register(Box::new(m.execution_seconds.clone()))?;

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 pub use dualchain_consensus::cli::RunArgs;
-use dualchain_consensus::cli::{SimArgs as ConsensusArgs, render};
+use dualchain_consensus::cli::{EngineArg, SecurityArg, SimArgs as ConsensusArgs, render};
 use dualchain_consensus::finality::Histogram;
-use dualchain_core::types::ChainId;
+use dualchain_core::types::{ChainId, ConsensusEngine};
 use serde::Serialize;
 
 use crate::config::{NodeSimConfig, Signatures};
@@ -51,6 +51,14 @@ pub struct SimArgs {
     /// [consensus] Block time of the sealer in milliseconds [default: 1000].
     #[arg(long)]
     pub block_ms: Option<u64>,
+    /// Consensus engine: of the simulated chain, or in node mode of both chains
+    /// [default: dag-bft].
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineArg>,
+    /// [consensus] Avalanche's β preset (quick 5, standard 20, high 50), with
+    /// `--engine avalanche` [default: standard].
+    #[arg(long, value_enum)]
+    pub security: Option<SecurityArg>,
 
     /// [node] Offered Delta load in transactions per simulated second [default: 1000].
     #[arg(long)]
@@ -102,6 +110,9 @@ impl SimArgs {
         if self.block_ms.is_some() {
             set.push("--block-ms");
         }
+        if self.security.is_some() {
+            set.push("--security");
+        }
         set
     }
 
@@ -143,6 +154,8 @@ impl SimArgs {
             retention: self.retention,
             store_retention: self.store_retention,
             block_ms: self.block_ms.unwrap_or(defaults.block_ms),
+            engine: self.engine.unwrap_or_default(),
+            security: self.security,
         }
     }
 
@@ -153,6 +166,13 @@ impl SimArgs {
         cfg.loss = self.run.loss;
         cfg.partition_ms = (self.run.partition_secs * 1_000.0).round() as u64;
         cfg.crashes = self.run.crash;
+        if let Some(engine) = self.engine {
+            let engine = match engine {
+                EngineArg::DagBft => ConsensusEngine::DagBft,
+                EngineArg::Avalanche => ConsensusEngine::Avalanche,
+            };
+            cfg.engines = (engine, engine);
+        }
         if let Some(tps) = self.tps {
             cfg.tps = tps;
         }

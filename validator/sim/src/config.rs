@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use dualchain_core::types::{
-    ChainParams, MAX_EPOCH_LENGTH_ALPHA_BLOCKS, MAX_VALIDATORS, ValidatorIndex,
+    ChainParams, ConsensusEngine, MAX_EPOCH_LENGTH_ALPHA_BLOCKS, MAX_VALIDATORS, ValidatorIndex,
 };
 use dualchain_net::LinkLatency;
 
@@ -71,6 +71,8 @@ pub struct NodeSimConfig {
     /// One validator whose wall clock (both chains') is this many milliseconds off,
     /// from every start: its vertices carry skewed times, its ages are misjudged.
     pub clock_skew: Option<(ValidatorIndex, i64)>,
+    /// The consensus engines of Alpha and Delta (written into the genesis).
+    pub engines: (ConsensusEngine, ConsensusEngine),
     /// Validator-set sizes to go through, one change after another (each submitted
     /// once the previous one took effect on Alpha): a larger size adds joiners (nodes
     /// outside the genesis set that follow from the start), a smaller one has honest
@@ -105,6 +107,7 @@ impl NodeSimConfig {
             epoch_length_alpha_blocks: DEFAULT_EPOCH_LENGTH,
             genesis_age_ms: 0,
             clock_skew: None,
+            engines: (ConsensusEngine::DagBft, ConsensusEngine::DagBft),
             reconfigure: Vec::new(),
             latency: LinkLatency {
                 base: Duration::from_millis(10),

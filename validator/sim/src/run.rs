@@ -209,10 +209,12 @@ fn genesis_of(cfg: &NodeSimConfig, keys: &[Arc<ValidatorKeypair>]) -> Genesis {
         allow_unsigned_transactions: true,
         alpha: ChainParams {
             block_time_ms: cfg.alpha_block_ms,
+            consensus: cfg.engines.0,
             ..ChainParams::alpha_default()
         },
         delta: ChainParams {
             block_time_ms: cfg.delta_block_ms,
+            consensus: cfg.engines.1,
             ..ChainParams::delta_default()
         },
         validators: keys

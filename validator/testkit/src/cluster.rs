@@ -29,7 +29,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use dualchain_core::types::ChainId;
+use dualchain_core::types::{ChainId, ConsensusEngine};
 use dualchain_proto::v1;
 use serde::Serialize;
 
@@ -72,6 +72,9 @@ pub struct ClusterSpec {
     /// validators that join the running network. They have keys, ports and
     /// `peers.json` entries like the others, and run with `--join`.
     pub joiners: usize,
+    /// Consensus engines of Alpha and Delta (`dualchain genesis --alpha-consensus
+    /// / --delta-consensus`).
+    pub engines: (ConsensusEngine, ConsensusEngine),
 }
 
 impl ClusterSpec {
@@ -94,6 +97,7 @@ impl ClusterSpec {
             open_file_limit: None,
             epoch_length: None,
             joiners: 0,
+            engines: (ConsensusEngine::DagBft, ConsensusEngine::DagBft),
         }
     }
 
@@ -291,6 +295,12 @@ impl LocalCluster {
         if let Some(length) = spec.epoch_length {
             args.extend(["--epoch-length".into(), length.to_string()]);
         }
+        args.extend([
+            "--alpha-consensus".into(),
+            spec.engines.0.name().into(),
+            "--delta-consensus".into(),
+            spec.engines.1.name().into(),
+        ]);
         run_helper(&bin, &args)?;
 
         let peers_path = dir.join("peers.json");

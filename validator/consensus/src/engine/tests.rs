@@ -29,7 +29,7 @@ fn receive(
     now: TimeMs,
     from: ValidatorIndex,
     v: &Arc<Vertex>,
-) -> Vec<Output<Infallible>> {
+) -> Vec<Output<AvalancheMessage>> {
     e.handle(
         now,
         Input::VertexReceived {
@@ -39,7 +39,7 @@ fn receive(
     )
 }
 
-fn broadcasts(out: &[Output<Infallible>]) -> Vec<Arc<Vertex>> {
+fn broadcasts(out: &[Output<AvalancheMessage>]) -> Vec<Arc<Vertex>> {
     out.iter()
         .filter_map(|o| match o {
             Output::Broadcast(v) => Some(v.clone()),
@@ -206,7 +206,7 @@ fn missing_parents_are_fetched_then_the_child_is_inserted() {
     assert!(e.dag().contains(&b.vertex(1, 2).digest()));
 }
 
-fn evidence_in(out: &[Output<Infallible>]) -> Vec<Evidence> {
+fn evidence_in(out: &[Output<AvalancheMessage>]) -> Vec<Evidence> {
     out.iter()
         .filter_map(|o| match o {
             Output::Misbehaviour(ev) => Some(ev.clone()),
@@ -388,7 +388,7 @@ fn orphan(b: &DagBuilder, round: Round, author: ValidatorIndex, salt: u32) -> Ar
     b.custom_vertex_refs(round, author, refs)
 }
 
-fn rejections(out: &[Output<Infallible>]) -> Vec<RejectReason> {
+fn rejections(out: &[Output<AvalancheMessage>]) -> Vec<RejectReason> {
     out.iter()
         .filter_map(|o| match o {
             Output::Rejected { reason, .. } => Some(reason.clone()),
@@ -397,7 +397,7 @@ fn rejections(out: &[Output<Infallible>]) -> Vec<RejectReason> {
         .collect()
 }
 
-fn requests(out: &[Output<Infallible>]) -> Vec<(ValidatorIndex, SyncRequest)> {
+fn requests(out: &[Output<AvalancheMessage>]) -> Vec<(ValidatorIndex, SyncRequest)> {
     out.iter()
         .filter_map(|o| match o {
             Output::RequestVertices { to, request } => Some((*to, request.clone())),
@@ -559,7 +559,7 @@ fn a_vertex_of_a_later_epoch_asks_its_sender_for_the_tips_of_ours() {
         }
         .sign(b.key(2), b.network()),
     );
-    let tips_asked = |out: &[Output<Infallible>]| -> Vec<(ValidatorIndex, u64)> {
+    let tips_asked = |out: &[Output<AvalancheMessage>]| -> Vec<(ValidatorIndex, u64)> {
         out.iter()
             .filter_map(|o| match o {
                 Output::RequestVertices { to, request } if request.wanted.is_empty() => {

@@ -14,6 +14,14 @@
 //! - [`Behaviour::OrphanFlood`]: besides the real vertex every peer gets
 //!   [`ORPHANS_PER_ROUND`] validly signed vertices of the next few rounds whose parents
 //!   do not exist (the pending-buffer attack: they can never attach).
+//!
+//! Under the Avalanche ordering rule the same behaviours also attack the sampling
+//! ([`Behaviour::engine_plan`]): `Equivocate` answers queries with *wrong votes*,
+//! validly signed (each slot gets the next slot's vertex, commits not followed by one
+//! become skips, skips become a vertex nobody made); `Withhold` never answers; `InvalidSignatures` answers with
+//! a corrupted signature; `Garbage` sends random bytes and a response claiming another
+//! voter (a sampling-bias attempt: posing as a peer the querier sampled); `OrphanFlood`
+//! floods every peer with queries.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +33,7 @@ use dualchain_core::types::{UnsignedVertex, ValidatorIndex, Vertex, VertexRef};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::avalanche::{AvalancheMessage, Preference, Response};
 use crate::consensus::Round;
 use crate::wire::NetMessage;
 
@@ -195,6 +204,67 @@ impl Behaviour {
                 }
                 plan
             }
+        }
+    }
+
+    /// The messages a Byzantine node sends instead of engine message `message` to
+    /// `to` (queries and responses of the Avalanche rule).
+    pub fn engine_plan(
+        self,
+        rng: &mut ChaCha8Rng,
+        (key, network): (&ValidatorKeypair, NetworkId),
+        n: usize,
+        from: usize,
+        to: usize,
+        message: AvalancheMessage,
+    ) -> Plan {
+        let encode = |m: AvalancheMessage| -> Arc<[u8]> {
+            NetMessage::Engine(m).to_canonical_bytes().into()
+        };
+        match (self, message) {
+            (Behaviour::Withhold, AvalancheMessage::Response(_)) => Vec::new(),
+            (Behaviour::Equivocate, AvalancheMessage::Response(r)) => {
+                // Each slot gets the next slot's vote: a commit becomes a vote for a
+                // real vertex of the wrong round (provably wrong to anyone holding
+                // it), and a slot whose successor had none is voted skipped.
+                let prefs = &r.votes.preferences;
+                let wrong = (0..prefs.len())
+                    .map(|i| match prefs.get(i + 1) {
+                        Some(Preference::Commit(d)) => Preference::Commit(*d),
+                        _ if matches!(prefs[i], Preference::Commit(_)) => Preference::Skip,
+                        _ => Preference::Commit(Digest(rng.random())),
+                    })
+                    .collect();
+                let query = crate::avalanche::Query {
+                    epoch: r.votes.epoch,
+                    id: r.votes.id,
+                    first_slot: r.votes.first_slot,
+                    count: r.votes.preferences.len() as u16,
+                };
+                let forged =
+                    Response::sign(&query, r.votes.querier, r.votes.voter, wrong, key, network);
+                vec![(to, encode(AvalancheMessage::Response(forged)))]
+            }
+            (Behaviour::InvalidSignatures, AvalancheMessage::Response(r)) => {
+                let mut bytes = encode(AvalancheMessage::Response(r)).to_vec();
+                let last = bytes.len() - 1;
+                bytes[last] ^= 0x5a;
+                vec![(to, bytes.into())]
+            }
+            (Behaviour::Garbage, AvalancheMessage::Response(mut r)) => {
+                let len = rng.random_range(0..256);
+                let junk: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+                r.votes.voter = ((from + 1) % n) as ValidatorIndex;
+                vec![
+                    (to, junk.into()),
+                    (to, encode(AvalancheMessage::Response(r))),
+                ]
+            }
+            (Behaviour::OrphanFlood, AvalancheMessage::Query(q)) => (0..n)
+                .filter(|p| *p != from)
+                .flat_map(|p| std::iter::repeat_n((p, encode(AvalancheMessage::Query(q))), 4))
+                .collect(),
+            (_, m) => vec![(to, encode(m))],
         }
     }
 }

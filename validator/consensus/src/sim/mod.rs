@@ -24,7 +24,6 @@ pub mod byzantine;
 pub mod network;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use dualchain_core::Digest;
@@ -43,6 +42,7 @@ pub use byzantine::Behaviour;
 pub use network::LatencyModel;
 use network::{Event, EventQueue, Links};
 
+use crate::avalanche::AvalancheMessage;
 use crate::config::DagBftConfig;
 use crate::consensus::{Consensus, Input, Output, Round, TimeMs};
 use crate::engine::DagBft;
@@ -202,6 +202,21 @@ pub struct RunResult {
     pub undecodable_messages: u64,
     pub equivocation_evidence: u64,
     pub restarts: u64,
+    /// The Avalanche rule's figures (runs with [`crate::config::Ordering::Avalanche`]).
+    pub avalanche: Option<AvalancheRun>,
+    /// Runs with faults: how long after the last fault ended every honest node had
+    /// committed again (`None` if one never did, or without faults).
+    pub recovery_ms: Option<TimeMs>,
+}
+
+/// What the honest nodes' Snowball pollers did in one run (summed over honest nodes).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AvalancheRun {
+    pub stats: crate::avalanche::AvalancheStats,
+    /// (Byzantine node, honest observer) pairs, and those in which the observer
+    /// excluded the Byzantine node from sampling at some time.
+    pub byzantine_pairs: u64,
+    pub byzantine_pairs_detected: u64,
 }
 
 type SimEngine = DagBft<KvConsensusStore<Arc<MemoryEngine>>, SharedVerdictCache>;
@@ -220,6 +235,8 @@ struct Node {
     committed_vertices: HashSet<Digest>,
     blocks: BTreeMap<u64, Digest>,
     last_commit_ms: TimeMs,
+    /// The first commit at or after the end of the last fault.
+    first_commit_after_faults_ms: Option<TimeMs>,
     last_leader_round: Option<Round>,
     tx_nonce: u64,
     /// Distinct vertices this node broadcast (resends excluded).
@@ -291,6 +308,7 @@ impl Simulation {
                     committed_vertices: HashSet::new(),
                     blocks: BTreeMap::new(),
                     last_commit_ms: 0,
+                    first_commit_after_faults_ms: None,
                     last_leader_round: None,
                     tx_nonce: 0,
                     proposed: 0,
@@ -563,7 +581,7 @@ impl Simulation {
     }
 
     /// Feeds one input to node `i` and carries out its outputs; `true` if it committed.
-    fn handle(&mut self, i: usize, now: TimeMs, input: Input<Infallible>) -> bool {
+    fn handle(&mut self, i: usize, now: TimeMs, input: Input<AvalancheMessage>) -> bool {
         let honest = self.nodes[i].honest();
         let Some(engine) = self.nodes[i].engine.as_mut() else {
             return false;
@@ -623,7 +641,7 @@ impl Simulation {
                         },
                     );
                 }
-                Output::SendEngine { message, .. } => match message {},
+                Output::SendEngine { to, message } => self.send_engine(i, now, to, message),
                 Output::Halted { reason } => {
                     self.violations.push(format!("node {i} halted: {reason}"));
                 }
@@ -669,6 +687,9 @@ impl Simulation {
             }
         }
         node.last_commit_ms = now;
+        if now >= self.cfg.last_fault_end() && node.first_commit_after_faults_ms.is_none() {
+            node.first_commit_after_faults_ms = Some(now);
+        }
         node.last_leader_round = Some(s.leader_round);
         node.tracker.on_commit(&commit, now);
         if honest {
@@ -707,6 +728,39 @@ impl Simulation {
                 if honest {
                     self.violations.push(format!("node {i} sealer: {e}"));
                 }
+            }
+        }
+    }
+
+    /// Sends an engine message (a Byzantine node's goes through its behaviour).
+    fn send_engine(
+        &mut self,
+        from: usize,
+        now: TimeMs,
+        to: Option<ValidatorIndex>,
+        message: AvalancheMessage,
+    ) {
+        let n = self.nodes.len();
+        let targets: Vec<usize> = match to {
+            Some(to) => vec![usize::from(to)],
+            None => (0..n).filter(|p| *p != from).collect(),
+        };
+        for to in targets {
+            let plan = match self.nodes[from].behaviour {
+                None => vec![(
+                    to,
+                    NetMessage::Engine(message.clone())
+                        .to_canonical_bytes()
+                        .into(),
+                )],
+                Some(b) => {
+                    let key = self.keys[from].clone();
+                    let network = self.cfg.engine.network;
+                    b.engine_plan(&mut self.rng, (&key, network), n, from, to, message.clone())
+                }
+            };
+            for (to, bytes) in plan {
+                self.send_bytes(from, to, now, bytes);
             }
         }
     }
@@ -770,7 +824,19 @@ impl Simulation {
     fn finish(self, now: TimeMs, liveness_failure: Option<String>) -> RunResult {
         let abandoned = self.honest_total(|s| s.abandoned);
         let rejected_signatures = self.honest_total(|s| s.rejected_signatures);
-        let mut violations = self.violations;
+        let mut violations = self.violations.clone();
+        let avalanche = self.avalanche_run(&mut violations);
+        let fault_end = self.cfg.last_fault_end();
+        let recovery_ms = if fault_end == 0 {
+            None
+        } else {
+            self.nodes
+                .iter()
+                .filter(|n| n.honest())
+                .map(|n| n.first_commit_after_faults_ms.map(|t| t - fault_end))
+                .collect::<Option<Vec<_>>>()
+                .and_then(|v| v.into_iter().max())
+        };
         let honest: Vec<&Node> = self.nodes.iter().filter(|n| n.honest()).collect();
         // Committed sequences: prefixes of the longest.
         if let Some(longest) = honest.iter().max_by_key(|n| n.commit_log.len()) {
@@ -856,7 +922,55 @@ impl Simulation {
             undecodable_messages: self.undecodable,
             equivocation_evidence: self.evidence,
             restarts: self.restarts,
+            avalanche,
+            recovery_ms,
         }
+    }
+
+    /// The pollers' figures; an honest node excluded as Byzantine is a violation.
+    fn avalanche_run(&self, violations: &mut Vec<String>) -> Option<AvalancheRun> {
+        if self.cfg.engine.ordering == crate::config::Ordering::DagBft {
+            return None;
+        }
+        let mut run = AvalancheRun::default();
+        let byzantine: Vec<ValidatorIndex> = self
+            .nodes
+            .iter()
+            .filter(|n| !n.honest())
+            .map(|n| n.index)
+            .collect();
+        for n in self.nodes.iter().filter(|n| n.honest()) {
+            let Some(poller) = n.engine.as_ref().and_then(|e| e.avalanche()) else {
+                continue;
+            };
+            let s = poller.stats();
+            let t = &mut run.stats;
+            t.polls += s.polls;
+            t.successful_slot_polls += s.successful_slot_polls;
+            t.failed_slot_polls += s.failed_slot_polls;
+            t.queries_sent += s.queries_sent;
+            t.queries_answered += s.queries_answered;
+            t.queries_dropped += s.queries_dropped;
+            t.responses += s.responses;
+            t.slots_decided += s.slots_decided;
+            t.peers.timeouts += s.peers.timeouts;
+            t.peers.byzantine_exclusions += s.peers.byzantine_exclusions;
+            t.peers.timeout_exclusions += s.peers.timeout_exclusions;
+            t.peers.partitions_detected += s.peers.partitions_detected;
+            for accused in poller.byzantine() {
+                if self.nodes[usize::from(accused)].honest() {
+                    violations.push(format!(
+                        "seed {}: node {} excluded honest node {accused} as Byzantine",
+                        self.cfg.seed, n.index
+                    ));
+                }
+            }
+            let excluded = poller.ever_excluded();
+            run.byzantine_pairs += byzantine.len() as u64;
+            run.byzantine_pairs_detected +=
+                byzantine.iter().filter(|b| excluded.contains(b)).count() as u64;
+        }
+        Some(run)
     }
 }
 
@@ -877,5 +991,7 @@ pub fn run_once(cfg: SimConfig, verdicts: &SharedVerdictCache) -> Result<RunResu
     Ok(Simulation::new(cfg, verdicts.clone())?.run())
 }
 
+#[cfg(test)]
+mod avalanche_tests;
 #[cfg(test)]
 mod tests;

@@ -87,21 +87,14 @@ pub enum ConsensusEngine {
     /// Round-based DAG BFT with a deterministic commit rule (the default).
     #[default]
     DagBft = 0,
-    /// Snowball-style repeated sampling over the same vertex DAG. Reserved: the
-    /// engine is not built yet, so [`ConsensusEngine::is_available`] is false and a
-    /// genesis naming it is refused (see `Genesis::validate`).
+    /// Snowball sampling over the same vertex DAG: each leader slot is decided by
+    /// repeated signed queries to random samples of peers (probabilistic finality).
     Avalanche = 1,
 }
 
 impl ConsensusEngine {
-    /// Whether this version runs the engine. A chain asking for one it does not run
-    /// must be refused, never run on another engine.
-    pub fn is_available(self) -> bool {
-        match self {
-            ConsensusEngine::DagBft => true,
-            ConsensusEngine::Avalanche => false,
-        }
-    }
+    /// Every engine, in tag order.
+    pub const ALL: [ConsensusEngine; 2] = [ConsensusEngine::DagBft, ConsensusEngine::Avalanche];
 
     /// The engine's name in genesis files and manifests.
     pub fn name(self) -> &'static str {

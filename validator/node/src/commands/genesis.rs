@@ -79,17 +79,20 @@ pub struct Args {
     json: bool,
 }
 
-/// The engines this version runs (Avalanche is not built yet: offering it would
-/// promise a chain that then runs on another engine).
+/// The consensus engines a chain can run.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum Engine {
+    /// Mysticeti's commit rule over the DAG: deterministic finality.
     DagBft,
+    /// Leader slots decided by Snowball sampling of peers: probabilistic finality.
+    Avalanche,
 }
 
 impl From<Engine> for ConsensusEngine {
     fn from(e: Engine) -> Self {
         match e {
             Engine::DagBft => ConsensusEngine::DagBft,
+            Engine::Avalanche => ConsensusEngine::Avalanche,
         }
     }
 }

@@ -1,0 +1,175 @@
+//! The poller on its own: queries, answers, polls and the peers' standing, driven by
+//! hand (the simulator runs it inside whole engines).
+
+use super::*;
+use crate::testing::DagBuilder;
+
+const D: Digest = Digest([7; 32]);
+
+/// Four pollers of one committee (k = 3, α = 2), with slot 5 open on each.
+fn pollers(b: &DagBuilder, cfg: AvalancheConfig) -> Vec<Poller> {
+    (0..4u16)
+        .map(|i| {
+            let key = b.key_arc(i);
+            let mut p = Poller::new(
+                cfg.clone(),
+                i,
+                0,
+                Digest([1; 32]),
+                b.network(),
+                key,
+                b.validators_arc(),
+            );
+            p.open(5, Preference::Commit(D));
+            p
+        })
+        .collect()
+}
+
+fn queries(out: &[Output<AvalancheMessage>]) -> Vec<(ValidatorIndex, Query)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::SendEngine {
+                to: Some(to),
+                message: AvalancheMessage::Query(q),
+            } => Some((*to, *q)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn valid(_: Round, _: &Digest) -> VoteCheck {
+    VoteCheck::Valid
+}
+
+#[test]
+fn a_poll_of_agreeing_peers_decides_after_beta_polls() {
+    let b = DagBuilder::new(4);
+    let cfg = AvalancheConfig::with_security(Security::Quick);
+    let mut ps = pollers(&b, cfg.clone());
+    let mut now = 0;
+    for poll in 0..cfg.beta {
+        let mut out = Vec::new();
+        ps[0].tick(now, 5, &mut out);
+        let asked = queries(&out);
+        assert_eq!(asked.len(), 3, "k = n - 1 on a small committee");
+        for (to, q) in asked {
+            let r = ps[usize::from(to)].answer(now, 0, &q).expect("answered");
+            ps[0].on_response(now, to, r, valid).unwrap();
+        }
+        let mut out = Vec::new();
+        ps[0].tick(now, 5, &mut out);
+        let expected = (poll + 1 == cfg.beta).then_some(Preference::Commit(D));
+        assert_eq!(ps[0].decision(5), expected, "after poll {poll}");
+        now += cfg.min_poll_interval_ms;
+    }
+    assert_eq!(ps[0].stats().slots_decided, 1);
+}
+
+#[test]
+fn forged_misaddressed_and_repeated_responses_are_not_counted() {
+    let b = DagBuilder::new(4);
+    let mut ps = pollers(&b, AvalancheConfig::default());
+    let mut out = Vec::new();
+    ps[0].tick(0, 5, &mut out);
+    let (_, q) = queries(&out)[0];
+    let r1 = ps[1].answer(0, 0, &q).unwrap();
+    // Sent by peer 2 but signed by peer 1: a sampling-bias attempt.
+    assert_eq!(
+        ps[0].on_response(0, 2, r1.clone(), valid),
+        Err(ResponseRefused::Misbehaviour(Offence::BadSignature))
+    );
+    assert_eq!(ps[0].byzantine(), vec![2]);
+    ps[0].on_response(0, 1, r1.clone(), valid).unwrap();
+    assert_eq!(
+        ps[0].on_response(0, 1, r1, valid),
+        Err(ResponseRefused::Unexpected),
+        "one answer per peer and poll"
+    );
+    // A vote for a vertex of another slot is signed proof of a wrong vote.
+    let r3 = ps[3].answer(0, 0, &q).unwrap();
+    assert_eq!(
+        ps[0].on_response(0, 3, r3, |_, _| VoteCheck::Invalid),
+        Err(ResponseRefused::Misbehaviour(Offence::WrongVote))
+    );
+    assert_eq!(ps[0].byzantine(), vec![2, 3]);
+    // Later samples leave both out.
+    let mut out = Vec::new();
+    ps[0].tick(2_000, 5, &mut out);
+    assert_eq!(
+        queries(&out).iter().map(|(to, _)| *to).collect::<Vec<_>>(),
+        vec![1]
+    );
+}
+
+#[test]
+fn a_repeated_query_gets_the_same_signed_answer_and_a_flood_gets_nothing() {
+    let b = DagBuilder::new(4);
+    let mut ps = pollers(&b, AvalancheConfig::default());
+    let q = Query {
+        epoch: 0,
+        id: 3,
+        first_slot: 5,
+        count: 2,
+    };
+    let first = ps[1].answer(0, 0, &q).unwrap();
+    assert_eq!(
+        first.votes.preferences,
+        vec![Preference::Commit(D), Preference::Unknown]
+    );
+    assert!(
+        ps[1].answer(1, 0, &q).is_none(),
+        "faster than any poller asks"
+    );
+    let again = ps[1].answer(250, 0, &q).unwrap();
+    assert_eq!(again, first, "the retry gets the cached response");
+    assert_eq!(ps[1].stats().queries_answered, 1, "signed once");
+    assert!(ps[1].answer(500, 0, &Query { epoch: 1, ..q }).is_none());
+    assert!(
+        ps[1].answer(500, 1, &q).is_none(),
+        "its own queries are not answered"
+    );
+}
+
+#[test]
+fn silent_peers_are_asked_again_then_charged_and_a_cut_off_node_sees_a_partition() {
+    let b = DagBuilder::new(4);
+    let cfg = AvalancheConfig::default();
+    let mut ps = pollers(&b, cfg.clone());
+    let mut now = 0;
+    for _ in 0..4 {
+        let mut out = Vec::new();
+        ps[0].tick(now, 5, &mut out);
+        assert_eq!(queries(&out).len(), 3);
+        let mut out = Vec::new();
+        ps[0].tick(now + cfg.query_timeout_ms / 4, 5, &mut out);
+        assert_eq!(
+            queries(&out).len(),
+            3,
+            "the silent peers are asked once more"
+        );
+        now += cfg.query_timeout_ms;
+    }
+    let mut out = Vec::new();
+    ps[0].tick(now, 5, &mut out);
+    let s = ps[0].stats();
+    assert_eq!(s.peers.timeouts, 12);
+    assert_eq!(s.queries_retried, 12);
+    assert!(ps[0].is_partitioned());
+    assert_eq!(s.peers.partitions_detected, 1);
+    assert_eq!(ps[0].decision(5), None);
+}
+
+#[test]
+fn an_idle_node_still_polls_once_per_timeout() {
+    let b = DagBuilder::new(4);
+    let cfg = AvalancheConfig::default();
+    let mut p = pollers(&b, cfg.clone()).remove(0);
+    let mut out = Vec::new();
+    // Slot 5 is open: first undecided 6 has nothing open, so the poll is a heartbeat.
+    let wake = p.tick(0, 6, &mut out);
+    assert_eq!(queries(&out).len(), 3);
+    assert_eq!(queries(&out)[0].1.first_slot, 6);
+    assert_eq!(p.stats().idle_polls, 1);
+    assert_eq!(wake, Some(cfg.query_timeout_ms / 4));
+}
