@@ -4,7 +4,10 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "sim", about = "Deterministic DAG-BFT simulation")]
+#[command(
+    name = "sim",
+    about = "Deterministic consensus simulation (DAG-BFT or Avalanche)"
+)]
 struct Cli {
     #[command(flatten)]
     sim: dualchain_consensus::cli::SimArgs,

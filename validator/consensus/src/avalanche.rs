@@ -168,6 +168,23 @@ pub struct AvalancheStats {
     pub peers: PeerStats,
 }
 
+impl AvalancheStats {
+    /// Adds `other`'s counters to these (totals over nodes or runs).
+    pub fn add(&mut self, other: &Self) {
+        self.polls += other.polls;
+        self.successful_slot_polls += other.successful_slot_polls;
+        self.failed_slot_polls += other.failed_slot_polls;
+        self.queries_sent += other.queries_sent;
+        self.queries_answered += other.queries_answered;
+        self.queries_dropped += other.queries_dropped;
+        self.idle_polls += other.idle_polls;
+        self.queries_retried += other.queries_retried;
+        self.responses += other.responses;
+        self.slots_decided += other.slots_decided;
+        self.peers.add(&other.peers);
+    }
+}
+
 /// A poll in flight.
 #[derive(Clone, Debug)]
 struct Poll {

@@ -378,17 +378,8 @@ fn absorb(s: &mut SimSummary, rounds: &mut Histogram, ms: &mut Histogram, r: Run
 
 impl AvalancheSummary {
     fn absorb(&mut self, run: &AvalancheRun) {
-        let (t, s) = (&mut self.totals, &run.stats);
-        t.stats.polls += s.polls;
-        t.stats.successful_slot_polls += s.successful_slot_polls;
-        t.stats.failed_slot_polls += s.failed_slot_polls;
-        t.stats.queries_sent += s.queries_sent;
-        t.stats.responses += s.responses;
-        t.stats.peers.timeouts += s.peers.timeouts;
-        t.stats.slots_decided += s.slots_decided;
-        t.stats.peers.byzantine_exclusions += s.peers.byzantine_exclusions;
-        t.stats.peers.timeout_exclusions += s.peers.timeout_exclusions;
-        t.stats.peers.partitions_detected += s.peers.partitions_detected;
+        let t = &mut self.totals;
+        t.stats.add(&run.stats);
         t.byzantine_pairs += run.byzantine_pairs;
         t.byzantine_pairs_detected += run.byzantine_pairs_detected;
     }

@@ -14,9 +14,10 @@
 //! engine then runs unchanged under the simulator's virtual clock and under the node's
 //! tokio clock, and a recorded input trace replays to the same outputs.
 //!
-//! Engine-specific protocol traffic (for instance Avalanche queries and votes) travels
-//! as [`Consensus::Message`] through [`Input::Engine`] and [`Output::SendEngine`];
-//! the DAG-BFT engine has none and uses [`std::convert::Infallible`].
+//! Engine-specific protocol traffic (the Avalanche rule's queries and signed
+//! responses, [`crate::avalanche::AvalancheMessage`]) travels as
+//! [`Consensus::Message`] through [`Input::Engine`] and [`Output::SendEngine`]; under
+//! DAG-BFT's commit rule the engine sends none and counts any it receives as rejected.
 
 use std::sync::Arc;
 

@@ -576,33 +576,31 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
     /// Opens, for Snowball, every slot whose next round holds a quorum here, with
     /// our own view: the slot's leader vertex if we hold one, else skip.
     fn open_slots(&mut self) {
-        let Some(poller) = self.poller.as_mut() else {
-            return;
-        };
-        let Some(top) = self.dag.highest_round() else {
+        let (Some(poller), Some(top)) = (self.poller.as_ref(), self.dag.highest_round()) else {
             return;
         };
         let first = self.committer.state().next_slot;
         let limit = first + 4 * poller.config().max_open_slots as Round;
-        for slot in first..top.min(limit) {
-            if poller.is_open(slot) {
-                continue;
-            }
-            let validators = self.dag.validators();
-            let stake = self.dag.round_stake(slot + 1, |_| false);
-            if stake < validators.quorum_stake() {
-                break;
-            }
-            let leader = self.leaders.leader(slot);
-            let local = self
-                .dag
-                .slot(slot, leader)
-                .iter()
-                .filter_map(|d| self.dag.get(d))
-                .min_by_key(|v| (v.content().timestamp_ms, v.digest()))
-                .map_or(Preference::Skip, |v| Preference::Commit(v.digest()));
+        let opening: Vec<(Round, Preference)> = (first..top.min(limit))
+            .take_while(|slot| self.has_quorum(slot + 1))
+            .filter(|slot| !poller.is_open(*slot))
+            .map(|slot| (slot, self.own_view(slot)))
+            .collect();
+        let poller = self.poller.as_mut().expect("checked above");
+        for (slot, local) in opening {
             poller.open(slot, local);
         }
+    }
+
+    /// Our own view of `slot`: the leader's vertex we hold (the earliest, then lowest
+    /// digest, if it equivocated), else skip.
+    fn own_view(&self, slot: Round) -> Preference {
+        self.dag
+            .slot(slot, self.leaders.leader(slot))
+            .iter()
+            .filter_map(|d| self.dag.get(d))
+            .min_by_key(|v| (v.content().timestamp_ms, v.digest()))
+            .map_or(Preference::Skip, |v| Preference::Commit(v.digest()))
     }
 
     /// Takes the slots Snowball decided, in order; fetches a decided vertex we lack.
@@ -685,17 +683,29 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         }
     }
 
-    /// Runs the poller: finishes and starts polls, outputs what they decided. Returns
-    /// when it needs the engine again.
+    /// Decides what the DAG changes allow, and proposes while the round rules let us.
+    fn decide_and_propose(&mut self, now: TimeMs, out: &mut Vec<Output<AvalancheMessage>>) {
+        loop {
+            if self.dag_changed {
+                self.dag_changed = false;
+                self.decide(out);
+            }
+            if !self.try_propose(now, out) {
+                break;
+            }
+        }
+    }
+
+    /// Runs the poller: finishes and starts polls, marks what they decided for output.
+    /// Returns when it needs the engine again.
     fn poll(&mut self, now: TimeMs, out: &mut Vec<Output<AvalancheMessage>>) -> Option<TimeMs> {
         let first = self.committer.state().next_slot;
         let poller = self.poller.as_mut()?;
-        let decided_before = poller.stats().slots_decided;
         let wake = poller.tick(now, first, out);
-        if poller.stats().slots_decided != decided_before {
+        let decided = poller.take_new_decisions();
+        if !decided.is_empty() {
             // What the poll decided is persisted, then output like a DAG change's
             // decisions.
-            let decided = poller.take_new_decisions();
             self.changes
                 .decided
                 .extend(decided.into_iter().map(|(r, p)| (r, Some(p))));
@@ -1494,22 +1504,10 @@ impl<S: ConsensusStore, V: VertexVerifier> Consensus for DagBft<S, V> {
             Input::Executed { through } => self.on_executed(through),
             Input::Engine { from, message } => self.on_engine_message(now, from, message, &mut out),
         }
-        loop {
-            if self.dag_changed {
-                self.dag_changed = false;
-                self.decide(&mut out);
-            }
-            if !self.try_propose(now, &mut out) {
-                break;
-            }
-        }
+        self.decide_and_propose(now, &mut out);
+        // What the poll decides is output (and may let us propose) in this step too.
         let poll_at = self.poll(now, &mut out);
-        while self.dag_changed || self.try_propose(now, &mut out) {
-            if self.dag_changed {
-                self.dag_changed = false;
-                self.decide(&mut out);
-            }
-        }
+        self.decide_and_propose(now, &mut out);
         let resend_at = self.resend(now, &mut out);
         let fetch_at = self.request_missing(now, &mut out);
         let tips_at = self.retry_tips(now, &mut out);

@@ -16,8 +16,9 @@
 //! - [`sim`]: a deterministic multi-node simulator with faults, and [`cli`] its
 //!   `dualchain sim` subcommand.
 //!
-//! Nothing here reads a clock or opens a socket; the only randomness is the
-//! simulator's seeded ChaCha RNG.
+//! Nothing here reads a clock or opens a socket; the only randomness is seeded: the
+//! simulator's ChaCha RNG and the Avalanche sampler's ChaCha stream (seeded by epoch
+//! seed, node and query id).
 
 pub mod avalanche;
 pub mod cli;

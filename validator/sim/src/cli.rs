@@ -19,7 +19,8 @@ use crate::run::{RunResult, run};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// The DAG-BFT engines, sealer and finality tracker of one chain.
+    /// The consensus engines (DAG-BFT or Avalanche), sealer and finality tracker of
+    /// one chain.
     #[default]
     Consensus,
     /// Complete validators: both chains, mempool, consensus, executor, votes and

@@ -51,6 +51,16 @@ pub struct PeerStats {
     pub partitions_detected: u64,
 }
 
+impl PeerStats {
+    /// Adds `other`'s counters to these.
+    pub fn add(&mut self, other: &Self) {
+        self.timeouts += other.timeouts;
+        self.byzantine_exclusions += other.byzantine_exclusions;
+        self.timeout_exclusions += other.timeout_exclusions;
+        self.partitions_detected += other.partitions_detected;
+    }
+}
+
 /// Per-peer standing and the partition detector.
 #[derive(Clone, Debug)]
 pub struct PeerBook {

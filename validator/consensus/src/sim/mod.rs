@@ -1,5 +1,6 @@
-//! Deterministic multi-node simulator: N DAG-BFT engines in one thread, virtual time,
-//! a seeded RNG, and faults.
+//! Deterministic multi-node simulator: N consensus engines (DAG-BFT's commit rule or
+//! the Avalanche rule, `SimConfig::engine.ordering`) in one thread, virtual time, a
+//! seeded RNG, and faults.
 //!
 //! One run is fixed by its [`SimConfig`] (seed included): message latency and loss,
 //! a partition into two random sides that heals after `partition_ms`, crash and
@@ -944,19 +945,7 @@ impl Simulation {
                 continue;
             };
             let s = poller.stats();
-            let t = &mut run.stats;
-            t.polls += s.polls;
-            t.successful_slot_polls += s.successful_slot_polls;
-            t.failed_slot_polls += s.failed_slot_polls;
-            t.queries_sent += s.queries_sent;
-            t.queries_answered += s.queries_answered;
-            t.queries_dropped += s.queries_dropped;
-            t.responses += s.responses;
-            t.slots_decided += s.slots_decided;
-            t.peers.timeouts += s.peers.timeouts;
-            t.peers.byzantine_exclusions += s.peers.byzantine_exclusions;
-            t.peers.timeout_exclusions += s.peers.timeout_exclusions;
-            t.peers.partitions_detected += s.peers.partitions_detected;
+            run.stats.add(&s);
             for accused in poller.byzantine() {
                 if self.nodes[usize::from(accused)].honest() {
                     violations.push(format!(
