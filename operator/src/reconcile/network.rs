@@ -805,11 +805,13 @@ pub struct ProbeSummary {
 }
 
 /// Whether a chain's health reason says it is restoring its state rather than
-/// failing: state sync into an empty data directory, or block sync after being
-/// away longer than the consensus window (the node's own words, `runtime::health`).
+/// failing: state sync into an empty data directory, block sync after being away
+/// longer than the consensus window, or a re-seed after its data diverged from the
+/// certified chain (the node's own words, `runtime::health` and `runtime::reseed`).
 pub fn is_recovering(health_reason: &str) -> bool {
     health_reason.starts_with("state sync")
         || health_reason.starts_with("catching up by block sync")
+        || health_reason.starts_with("re-seeding")
 }
 
 /// One validator's chains as the probe saw them, into the summary's epoch lists.
@@ -1406,6 +1408,9 @@ mod epoch_tests {
         ));
         assert!(is_recovering(
             "catching up by block sync (further behind than the consensus window): at height 7 of epoch 1; consensus resumes at an epoch boundary"
+        ));
+        assert!(is_recovering(
+            "re-seeding: the certified block 9 names parent 0101…, but this node's block 8 is 0202…: this node's chain diverged from the network's; its data was moved to /data/delta/diverged-1767225600000"
         ));
         for other in [
             "",

@@ -755,8 +755,22 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".into())
 }
 
+/// Moves the chain's data aside after a proven divergence ([`crate::reseed`]);
+/// `None` where the chain has no files (the simulator).
+fn reseed_after<S: Seams>(
+    ctx: &ChainContext<S>,
+    diverged: &crate::block_sync::Diverged,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let Some((db_dir, _)) = ctx.seams.store_location(ctx.chain) else {
+        return Ok(None);
+    };
+    tracing::warn!(chain = %ctx.chain, %diverged, db = %db_dir.display(), "moving the diverged data aside");
+    crate::reseed::set_aside(&db_dir, ctx.snapshot_dir.as_deref(), ctx.unix_ms()).map(Some)
+}
+
 /// Runs `ctx`'s chain and restarts it with exponential backoff (1 s → 30 s) when it
-/// fails, marking it degraded; returns on shutdown.
+/// fails, marking it degraded; returns on shutdown. A chain that diverged from the
+/// certified one is re-seeded instead ([`crate::reseed`]).
 pub async fn supervise<S: Seams>(ctx: Arc<ChainContext<S>>, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -803,10 +817,31 @@ pub async fn supervise<S: Seams>(ctx: Arc<ChainContext<S>>, mut shutdown: watch:
                 _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
             }
         }
-        let reason = match result {
+        let diverged = result.as_ref().err().and_then(crate::reseed::diverged_of);
+        let mut reason = match result {
             Ok(()) => "the chain's task group ended unexpectedly".to_string(),
             Err(e) => format!("{e:#}"),
         };
+        if let Some(diverged) = diverged {
+            match reseed_after(&ctx, &diverged) {
+                // Not a failure of this run: the next one starts from an empty
+                // database (state sync or block sync from genesis).
+                Ok(Some(kept)) => {
+                    ctx.metrics.reseeds.inc();
+                    ctx.set_health(
+                        Health::Degraded,
+                        format!(
+                            "re-seeding: {diverged}; its data was moved to {}",
+                            kept.display()
+                        ),
+                    );
+                    tracing::warn!(chain = %ctx.chain, %diverged, kept = %kept.display(), "chain diverged from the certified one; data moved aside, re-seeding");
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => reason = format!("{reason}; not re-seeded: {e:#}"),
+            }
+        }
         ctx.restarts.fetch_add(1, Ordering::Relaxed);
         ctx.last_restart_unix_ms
             .store(ctx.unix_ms(), Ordering::Relaxed);

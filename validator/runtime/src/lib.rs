@@ -56,6 +56,7 @@ pub mod membership;
 pub mod metrics;
 pub mod relay;
 pub mod replay;
+pub mod reseed;
 pub mod seams;
 pub mod service;
 pub mod state_server;

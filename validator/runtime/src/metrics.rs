@@ -20,6 +20,9 @@ pub struct ChainMetrics {
     pub finalized_height: IntGauge,
     pub certified_height: IntGauge,
     pub round: IntGauge,
+    /// Bytes of received vertices waiting for their parents (the pending buffer,
+    /// bounded by the engine's `max_pending_bytes`).
+    pub pending_bytes: IntGauge,
     /// The epoch the chain's consensus runs.
     pub epoch: IntGauge,
     pub blocks_sealed: IntCounter,
@@ -40,6 +43,9 @@ pub struct ChainMetrics {
     pub driver_busy_seconds: IntCounterVec,
     pub certificates: IntCounter,
     pub restarts: IntCounter,
+    /// Times the chain's data was moved aside after it diverged from the certified
+    /// chain, and the chain re-seeded.
+    pub reseeds: IntCounter,
     pub votes_rejected: IntCounter,
     pub proposals_dropped_unpayable: IntCounter,
     pub sync_requests_served: IntCounter,
@@ -90,6 +96,10 @@ impl ChainMetrics {
             round: IntGauge::with_opts(opts(
                 "dualchain_consensus_round",
                 "Highest DAG round this node proposed",
+            ))?,
+            pending_bytes: IntGauge::with_opts(opts(
+                "dualchain_consensus_pending_bytes",
+                "Bytes of received vertices waiting for their parents (bounded by the pending-vertex budget)",
             ))?,
             epoch: IntGauge::with_opts(opts(
                 "dualchain_consensus_epoch",
@@ -157,6 +167,10 @@ impl ChainMetrics {
                 "dualchain_chain_restarts_total",
                 "Times the chain's task group failed and was restarted",
             ))?,
+            reseeds: IntCounter::with_opts(opts(
+                "dualchain_chain_reseeds_total",
+                "Times the chain diverged from the certified chain and was re-seeded (its data moved aside)",
+            ))?,
             votes_rejected: IntCounter::with_opts(opts(
                 "dualchain_block_votes_rejected_total",
                 "Block votes refused (bad signature, unknown signer, conflicting header)",
@@ -214,6 +228,7 @@ impl ChainMetrics {
         registry.register(Box::new(m.finalized_height.clone()))?;
         registry.register(Box::new(m.certified_height.clone()))?;
         registry.register(Box::new(m.round.clone()))?;
+        registry.register(Box::new(m.pending_bytes.clone()))?;
         registry.register(Box::new(m.epoch.clone()))?;
         registry.register(Box::new(m.blocks_sealed.clone()))?;
         registry.register(Box::new(m.commit_latency.clone()))?;
@@ -229,6 +244,7 @@ impl ChainMetrics {
         registry.register(Box::new(m.driver_busy_seconds.clone()))?;
         registry.register(Box::new(m.certificates.clone()))?;
         registry.register(Box::new(m.restarts.clone()))?;
+        registry.register(Box::new(m.reseeds.clone()))?;
         registry.register(Box::new(m.votes_rejected.clone()))?;
         registry.register(Box::new(m.proposals_dropped_unpayable.clone()))?;
         registry.register(Box::new(m.sync_requests_served.clone()))?;
