@@ -437,7 +437,7 @@ pub async fn run(args: &OverloadArgs) -> anyhow::Result<OverloadReport> {
 }
 
 /// Writes one keyring per run, each with its own slice of the genesis accounts.
-fn write_keyrings(dir: &Path, accounts: usize, runs: usize) -> anyhow::Result<Vec<PathBuf>> {
+pub fn write_keyrings(dir: &Path, accounts: usize, runs: usize) -> anyhow::Result<Vec<PathBuf>> {
     let keys = dualchain_core::keyfile::seeded_account_keys(accounts * runs, ACCOUNTS_SEED);
     keys.chunks(accounts)
         .enumerate()
@@ -499,6 +499,22 @@ async fn block_times_and_counts(url: &str, from_height: u64) -> anyhow::Result<V
     Ok(blocks)
 }
 
+/// [`block_times_and_counts`] from the first of `urls` that answers: every validator
+/// holds the same blocks, and one may be restarting or too busy to answer.
+async fn blocks_from_any(urls: &[String], from_height: u64) -> anyhow::Result<Vec<(u64, u64)>> {
+    let mut last_error = None;
+    for url in urls {
+        match block_times_and_counts(url, from_height).await {
+            Ok(blocks) => return Ok(blocks),
+            Err(e) => {
+                eprintln!("overload: reading blocks from {url}: {e:#}; asking the next validator");
+                last_error = Some(e);
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no validator to read blocks from")))
+}
+
 /// Transactions per second between the first block at or after `window.0` and the
 /// last block at or before `window.1` (the first block's own transactions were
 /// committed before the span starts, so they are left out), and how many blocks the
@@ -517,15 +533,32 @@ pub fn window_goodput(blocks: &[(u64, u64)], window: (u64, u64)) -> Option<(f64,
     ))
 }
 
-/// The network a load runs against and what every run shares.
-struct Bench<'a> {
+/// The network a load runs against and what every run shares (also the stepping of
+/// `dualchain bench byzantine`).
+pub struct Bench<'a> {
     args: &'a OverloadArgs,
     targets: Vec<String>,
     keyrings: Vec<PathBuf>,
     delta_ms: u64,
 }
 
-impl Bench<'_> {
+impl<'a> Bench<'a> {
+    /// Steps of `args.step_duration` against `targets` (Delta API URLs), run `i` with
+    /// the accounts of `keyrings[i]`.
+    pub fn new(
+        args: &'a OverloadArgs,
+        targets: Vec<String>,
+        keyrings: Vec<PathBuf>,
+        delta_ms: u64,
+    ) -> Self {
+        Self {
+            args,
+            targets,
+            keyrings,
+            delta_ms,
+        }
+    }
+
     /// One signed steady load with the accounts of run `index`; `tps: None` is maximum
     /// load.
     async fn run_load(
@@ -556,7 +589,7 @@ impl Bench<'_> {
     }
 
     /// Waits for empty mempools, runs the load, and collects its figures.
-    async fn step(
+    pub async fn step(
         &self,
         index: usize,
         label: String,
@@ -586,7 +619,7 @@ impl Bench<'_> {
         let mut figures = StepFigures::from_report(label, multiplier, &report);
         figures.backlog_at_start = backlog;
         let start_ms = window_start.await.context("the window-start task")?;
-        let blocks = block_times_and_counts(&self.targets[0], from_height).await?;
+        let blocks = blocks_from_any(&self.targets, from_height).await?;
         let warmup_ms = WARMUP_BLOCKS * self.delta_ms;
         let window = (
             start_ms + warmup_ms,
@@ -617,12 +650,7 @@ async fn drive(
     let keyrings = tokio::task::spawn_blocking(move || write_keyrings(&dir, accounts, count))
         .await
         .context("deriving the accounts")??;
-    let bench = Bench {
-        args,
-        targets: cluster.api_urls(ChainId::Delta),
-        keyrings,
-        delta_ms,
-    };
+    let bench = Bench::new(args, cluster.api_urls(ChainId::Delta), keyrings, delta_ms);
     let mut report = OverloadReport {
         validators: args.validators,
         time_scale: args.time_scale,

@@ -4,11 +4,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::{cluster_with, runtime};
 use dualchain_core::types::{ChainId, ConsensusEngine};
+use dualchain_testkit::metrics;
 
 const ALPHA_MS: u64 = 1_000;
 const DELTA_MS: u64 = 200;
@@ -21,17 +21,8 @@ fn metric(port: u16, name: &str, chain: ChainId) -> f64 {
 
 /// The value of the first sample of `name` with label `chain="<chain>"` and `extra`.
 fn labelled(port: u16, name: &str, chain: ChainId, extra: &str) -> f64 {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics listener");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let label = format!("chain=\"{}\"", chain.name());
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(&label) && l.contains(extra))
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+    let text = metrics::scrape(port).expect("the metrics listener answers");
+    metrics::sample(&text, name, chain, extra)
         .unwrap_or_else(|| panic!("no {name} for {chain} in:\n{text}"))
 }
 

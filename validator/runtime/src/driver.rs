@@ -410,6 +410,9 @@ impl<S: Seams> Driver<S> {
             ctx.round.store(round, Ordering::Relaxed);
             ctx.metrics.round.set(round as i64);
         }
+        ctx.metrics
+            .pending_bytes
+            .set(self.engine.pending_bytes() as i64);
         if let Some(poller) = self.engine.avalanche() {
             let now_ms = ctx.clock.monotonic_ms();
             let sample = now_ms >= self.next_confidence_sample_ms;
@@ -555,14 +558,14 @@ impl<S: Seams> Driver<S> {
                     return;
                 };
                 match message.kind {
-                    MessageKind::Vertex => match NetMessage::from_canonical_bytes(&message.payload)
-                    {
-                        Ok(NetMessage::Vertex(vertex)) => {
+                    MessageKind::Vertex => match vertex_of_broadcast(&message.payload) {
+                        Ok(vertex) => {
                             self.keep_if_next_epoch(from, &vertex);
                             burst.vertices.push((index, vertex))
                         }
-                        Ok(_) | Err(_) => {
-                            tracing::debug!(%chain, %from, "undecodable vertex message")
+                        Err(offence) => {
+                            tracing::debug!(%chain, %from, "undecodable vertex message");
+                            self.net.report(from, offence);
                         }
                     },
                     MessageKind::Evidence => match Evidence::from_canonical_bytes(&message.payload)
@@ -1062,6 +1065,17 @@ fn offence_of(reason: &RejectReason) -> Option<Offence> {
     }
 }
 
+/// The vertex of a `Vertex` broadcast. Anything else under that kind (bytes that do
+/// not decode, another message) costs the sender like any invalid content: the frame
+/// earned it a point, and garbage must not be a way to earn score (a member that
+/// floods random vertex frames is banned within a few of them).
+fn vertex_of_broadcast(payload: &[u8]) -> Result<Arc<Vertex>, Offence> {
+    match NetMessage::from_canonical_bytes(payload) {
+        Ok(NetMessage::Vertex(vertex)) => Ok(vertex),
+        Ok(_) | Err(_) => Err(Offence::InvalidContent),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1104,6 +1118,44 @@ mod tests {
             Offence::InvalidContent.penalty() > 1,
             "more than a frame earns"
         );
+    }
+
+    #[test]
+    fn a_vertex_broadcast_that_is_not_a_vertex_costs_the_sender() {
+        use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
+        use dualchain_core::types::{ChainId, UnsignedVertex};
+        let vertex = UnsignedVertex {
+            chain: ChainId::Delta,
+            epoch: 0,
+            round: 0,
+            author: 0,
+            parents: Vec::new(),
+            transactions: Vec::new(),
+            timestamp_ms: 1,
+        }
+        .sign(
+            &ValidatorKeypair::from_seed(&[1; 32]),
+            NetworkId(Digest::ZERO),
+        );
+        let bytes = NetMessage::Vertex(Arc::new(vertex.clone())).to_canonical_bytes();
+        assert_eq!(*vertex_of_broadcast(&bytes).unwrap(), vertex);
+        let sync = NetMessage::SyncRequest(SyncRequest {
+            epoch: 0,
+            wanted: Vec::new(),
+            have_through_round: 0,
+        })
+        .to_canonical_bytes();
+        for garbage in [
+            &sync[..],
+            &bytes[..bytes.len() / 2],
+            &[0xAB; 64][..],
+            &[][..],
+        ] {
+            assert_eq!(
+                vertex_of_broadcast(garbage).unwrap_err(),
+                Offence::InvalidContent
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 pub mod cluster;
 pub mod fake;
+pub mod metrics;
 pub mod ports;
 pub mod workload;
 

@@ -1,7 +1,9 @@
 //! `dualchain bench ...`: macro benchmarks that measure a component against a
 //! baseline run in the same process on the same input, so the figures are ratios
 //! that mean something on a shared machine; `overload` instead judges a local
-//! network's goodput under overload against its own peak in the same run.
+//! network's goodput under overload against its own peak in the same run, and
+//! `byzantine` a network's goodput under a flooding validator against the same
+//! network without it.
 
 use clap::Subcommand;
 
@@ -17,6 +19,11 @@ pub enum Command {
     /// finality p95 per step; fails if goodput at 2× and above is below 90 % of the peak
     /// (`--min-goodput-ratio`).
     Overload(Box<dualchain_loadgen::overload::OverloadArgs>),
+    /// One validator of a local network floods the others at line rate (signed orphan
+    /// vertices, garbage, sync requests): Delta goodput and honest memory against the
+    /// same network without the attack; fails below 80 % of the clean goodput
+    /// (`--min-throughput-ratio`) or above the memory budget.
+    Byzantine(Box<crate::byzantine::ByzantineArgs>),
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -25,5 +32,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Net(args) => dualchain_net::cli::run_bench_net(args),
         Command::Mempool(args) => dualchain_mempool::cli::run(args),
         Command::Overload(args) => dualchain_loadgen::overload::overload_main(*args),
+        Command::Byzantine(args) => crate::byzantine::main(*args),
     }
 }

@@ -1,7 +1,7 @@
 //! `dualchain-tools`: the client side of dualchain.
 //!
 //! `devnet` (the main job), `loadgen`, `status`, the macro benchmarks (`bench
-//! exec|net|mempool|overload`), the deterministic simulator (`sim`) and the cross-chain
+//! exec|net|mempool|overload|byzantine`), the deterministic simulator (`sim`) and the cross-chain
 //! flow by hand (`sax`, `gov`). The validator binary
 //! `dualchain` forwards these commands here unchanged, so `dualchain devnet …` and
 //! `dualchain-tools devnet …` are the same command; keeping them in their own binary
@@ -12,6 +12,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod bench;
+mod byzantine;
+mod flood;
 
 /// dualchain-tools: devnet, load generation, status, benchmarks and simulation for dualchain networks.
 #[derive(Parser, Debug)]
@@ -125,6 +127,6 @@ mod tests {
         );
         let bench = cli.find_subcommand("bench").unwrap();
         let kinds: Vec<&str> = bench.get_subcommands().map(|c| c.get_name()).collect();
-        assert_eq!(kinds, ["exec", "net", "mempool", "overload"]);
+        assert_eq!(kinds, ["exec", "net", "mempool", "overload", "byzantine"]);
     }
 }
