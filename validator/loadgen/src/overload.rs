@@ -395,28 +395,46 @@ fn runs(args: &OverloadArgs) -> usize {
 /// Runs the benchmark (see the module docs); prints progress on stderr only.
 pub async fn run(args: &OverloadArgs) -> anyhow::Result<OverloadReport> {
     validate(args)?;
+    on_signed_network(args, runs(args), "overload", async |cluster, delta_ms| {
+        drive(args, cluster, delta_ms).await
+    })
+    .await
+}
+
+/// Prepares a local network as this benchmark starts it — `args.validators`
+/// processes at `args.time_scale`, signed transactions only, `args.accounts × runs`
+/// funded accounts from the public benchmark seed, `args.validator_args` — starts it,
+/// runs `drive` on it with the Delta block time (Ctrl-C ends it), and always stops
+/// it; `who` prefixes the progress lines. `dualchain bench byzantine` runs on the
+/// same network.
+pub async fn on_signed_network<T>(
+    args: &OverloadArgs,
+    runs: usize,
+    who: &str,
+    drive: impl AsyncFnOnce(&mut LocalCluster, u64) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let (alpha_ms, delta_ms) = crate::devnet::block_times(args.time_scale)?;
     let bin = crate::devnet::node_binary(args.node_binary.as_deref())?;
     let mut spec = ClusterSpec::new(args.validators).block_times(alpha_ms, delta_ms);
-    spec.accounts = args.accounts * runs(args);
+    spec.accounts = args.accounts * runs;
     spec.accounts_seed = ACCOUNTS_SEED;
     spec.allow_unsigned = false;
     spec.genesis_delay = GENESIS_DELAY;
-    spec.dir_prefix = "dualchain-overload-".into();
+    spec.dir_prefix = format!("dualchain-{who}-");
     spec.extra_run_args
         .extend(args.validator_args.iter().cloned());
     let mut cluster = tokio::task::spawn_blocking(move || LocalCluster::prepare(bin, spec))
         .await
         .context("preparing keys and genesis")??;
     eprintln!(
-        "overload: {} validators in {} (alpha {alpha_ms} ms, delta {delta_ms} ms blocks, signed)",
+        "{who}: {} validators in {} (alpha {alpha_ms} ms, delta {delta_ms} ms blocks, signed)",
         args.validators,
         cluster.dir().display()
     );
     // Started from this task's thread, which outlives them (see the cluster's docs).
     let result = match cluster.start_all() {
         Ok(()) => tokio::select! {
-            r = drive(args, &mut cluster, delta_ms) => r,
+            r = drive(&mut cluster, delta_ms) => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
         },
         Err(e) => Err(e),
@@ -425,13 +443,13 @@ pub async fn run(args: &OverloadArgs) -> anyhow::Result<OverloadReport> {
     for record in cluster.stop_all(STOP_TIMEOUT).await {
         if !record.clean {
             eprintln!(
-                "overload: validator {} did not stop cleanly: {}",
+                "{who}: validator {} did not stop cleanly: {}",
                 record.index, record.detail
             );
         }
     }
     if args.keep {
-        eprintln!("overload: data kept in {}", cluster.keep_dir().display());
+        eprintln!("{who}: data kept in {}", cluster.keep_dir().display());
     }
     result
 }

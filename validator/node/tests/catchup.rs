@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{cluster_with, plain, runtime, wait_signs_again};
+use common::{plain, runtime, short_window_cluster, wait_signs_again};
 use dualchain_core::types::ChainId;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -19,13 +19,7 @@ const WINDOW_SECS: u64 = 10;
 
 #[test]
 fn validators_away_longer_than_the_window_or_wiped_catch_up_by_blocks() {
-    let mut c = cluster_with(4, 1_000, 200, 100, |spec| {
-        spec.epoch_length = Some(4);
-        spec.extra_run_args.extend([
-            "--consensus-window-secs".to_string(),
-            WINDOW_SECS.to_string(),
-        ]);
-    });
+    let mut c = short_window_cluster(WINDOW_SECS);
     c.start_all().unwrap();
     let all = [0, 1, 2, 3];
     let three = [0, 1, 2];

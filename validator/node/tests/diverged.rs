@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{cluster_with, plain, runtime};
+use common::{plain, runtime, short_window_cluster};
 use dualchain_core::types::ChainId;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -19,13 +19,7 @@ const WINDOW_SECS: u64 = 10;
 
 #[test]
 fn a_validator_on_a_diverged_history_moves_it_aside_and_follows_the_network() {
-    let mut c = cluster_with(4, 1_000, 200, 100, |spec| {
-        spec.epoch_length = Some(4);
-        spec.extra_run_args.extend([
-            "--consensus-window-secs".to_string(),
-            WINDOW_SECS.to_string(),
-        ]);
-    });
+    let mut c = short_window_cluster(WINDOW_SECS);
     c.start_all().unwrap();
     let all = [0, 1, 2, 3];
     let three = [0, 1, 2];

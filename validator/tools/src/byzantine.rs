@@ -44,18 +44,16 @@ use dualchain_consensus::config::DagBftConfig;
 use dualchain_core::crypto::ValidatorScheme;
 use dualchain_core::types::{ChainId, Genesis, ValidatorIndex};
 use dualchain_loadgen::cli::parse_duration;
-use dualchain_loadgen::devnet::{GENESIS_DELAY, STOP_TIMEOUT};
+use dualchain_loadgen::devnet::STOP_TIMEOUT;
 use dualchain_loadgen::overload::{Bench, Multipliers, OverloadArgs, StepFigures};
 use dualchain_net::PeerAddress;
-use dualchain_testkit::{ClusterSpec, LocalCluster};
+use dualchain_testkit::LocalCluster;
 use serde::Serialize;
 
 use crate::flood::{FloodKind, FloodPlan, FloodStats, FloodTarget};
 
 /// How often honest validators' resident sets and pending bytes are read.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(500);
-/// Public seed of the benchmark accounts.
-const ACCOUNTS_SEED: u64 = 42;
 const MIB: f64 = 1024.0 * 1024.0;
 /// The steps, in the order they run.
 const STEPS: [&str; 3] = ["clean", "silent", "flood"];
@@ -321,52 +319,26 @@ fn overload_args(args: &ByzantineArgs) -> OverloadArgs {
 /// Prepares and starts the network, runs the steps, and always stops it.
 pub async fn run(args: &ByzantineArgs) -> anyhow::Result<ByzantineReport> {
     validate(args)?;
-    let (alpha_ms, delta_ms) = dualchain_loadgen::devnet::block_times(args.time_scale)?;
-    let bin = dualchain_loadgen::devnet::node_binary(args.node_binary.as_deref())?;
-    let mut spec = ClusterSpec::new(usize::from(args.validators)).block_times(alpha_ms, delta_ms);
-    spec.accounts = args.accounts * STEPS.len();
-    spec.accounts_seed = ACCOUNTS_SEED;
-    spec.allow_unsigned = false;
-    spec.genesis_delay = GENESIS_DELAY;
-    spec.dir_prefix = "dualchain-byzantine-".into();
-    let mut cluster = tokio::task::spawn_blocking(move || LocalCluster::prepare(bin, spec))
-        .await
-        .context("preparing keys and genesis")??;
-    eprintln!(
-        "byzantine: {} validators in {} (delta {delta_ms} ms blocks, signed), validator {} turns Byzantine",
-        args.validators,
-        cluster.dir().display(),
-        args.validators - 1
-    );
-    let result = match cluster.start_all() {
-        Ok(()) => tokio::select! {
-            r = drive(args, &mut cluster, delta_ms) => r,
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-        },
-        Err(e) => Err(e),
-    };
-    for record in cluster.stop_all(STOP_TIMEOUT).await {
-        if !record.clean {
-            eprintln!(
-                "byzantine: validator {} did not stop cleanly: {}",
-                record.index, record.detail
-            );
-        }
-    }
-    if args.keep {
-        eprintln!("byzantine: data kept in {}", cluster.keep_dir().display());
-    }
-    result
+    let stepping = overload_args(args);
+    dualchain_loadgen::overload::on_signed_network(
+        &stepping,
+        STEPS.len(),
+        "byzantine",
+        async |cluster, delta_ms| drive(args, &stepping, cluster, delta_ms).await,
+    )
+    .await
 }
 
 /// The three steps on a running network.
 async fn drive(
     args: &ByzantineArgs,
+    stepping: &OverloadArgs,
     cluster: &mut LocalCluster,
     delta_ms: u64,
 ) -> anyhow::Result<ByzantineReport> {
     dualchain_loadgen::devnet::wait_sealing(cluster, args.ready_timeout, "byzantine").await?;
     let attacker = usize::from(args.validators) - 1;
+    eprintln!("byzantine: validator {attacker} turns Byzantine after the clean step");
     let dir = cluster.dir().to_path_buf();
     let accounts = args.accounts;
     let keyrings = tokio::task::spawn_blocking(move || {
@@ -386,8 +358,7 @@ async fn drive(
                 .map(move |pid| Honest { pid, metrics_port })
         })
         .collect();
-    let stepping = overload_args(args);
-    let bench = Bench::new(&stepping, honest_urls, keyrings, delta_ms);
+    let bench = Bench::new(stepping, honest_urls, keyrings, delta_ms);
     let mut report = ByzantineReport {
         validators: args.validators,
         attacker: attacker as ValidatorIndex,

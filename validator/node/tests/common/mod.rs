@@ -41,6 +41,19 @@ pub fn cluster_with(
     LocalCluster::prepare(bin(), spec).expect("preparing the cluster")
 }
 
+/// Four validators with Alpha 1 s and Delta 200 ms blocks, four-block epochs and a
+/// `window_secs` consensus window, prepared but not started: the catch-up tests,
+/// where a validator away for a few windows can no longer rejoin by vertex sync.
+pub fn short_window_cluster(window_secs: u64) -> LocalCluster {
+    cluster_with(4, 1_000, 200, 100, |spec| {
+        spec.epoch_length = Some(4);
+        spec.extra_run_args.extend([
+            "--consensus-window-secs".to_string(),
+            window_secs.to_string(),
+        ]);
+    })
+}
+
 /// A cross-chain client of the `chain` API of each of the first `n` validators.
 pub async fn chain_clients(
     c: &LocalCluster,
