@@ -355,13 +355,32 @@ pub fn render_markdown(r: &OverloadReport) -> String {
 /// (non-zero exit) if the target is missed.
 pub fn overload_main(args: OverloadArgs) -> anyhow::Result<()> {
     let report = crate::cli::runtime()?.block_on(run(&args))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let verdict = (report.pass, report.failures.as_slice());
+    print_and_judge(
+        "overload",
+        &report,
+        args.json,
+        render_markdown(&report),
+        verdict,
+    )
+}
+
+/// Prints a benchmark's report — `markdown`, or `report` as JSON with `json` — and
+/// fails (non-zero exit) naming `failures` unless it passed.
+pub fn print_and_judge(
+    what: &str,
+    report: &impl Serialize,
+    json: bool,
+    markdown: String,
+    (pass, failures): (bool, &[String]),
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        print!("{}", render_markdown(&report));
+        print!("{markdown}");
     }
-    if !report.pass {
-        bail!("overload target missed: {}", report.failures.join("; "));
+    if !pass {
+        bail!("{what} target missed: {}", failures.join("; "));
     }
     Ok(())
 }

@@ -39,10 +39,7 @@ fn three_validators_on_avalanche_agree_certify_and_take_a_restarted_peer_back() 
             c.wait_height(i, ChainId::Alpha, 2, WAIT).await;
         }
         let txs = c.transfers(0, 1);
-        let mut accepted = 0;
-        for (i, part) in txs.chunks(100).enumerate() {
-            accepted += c.submit(i % 3, part).await;
-        }
+        let accepted = c.submit_spread(&all, &txs).await;
         assert_eq!(accepted as usize, txs.len());
 
         // A validator killed and restarted catches up and decides with the others
@@ -54,13 +51,9 @@ fn three_validators_on_avalanche_agree_certify_and_take_a_restarted_peer_back() 
         for i in all {
             c.wait_height(i, ChainId::Delta, h, WAIT).await;
         }
-        for height in 1..=h {
-            c.assert_same_block(&all, ChainId::Delta, height).await;
-        }
+        c.assert_same_chain(&all, ChainId::Delta, h).await;
         let ha = c.min_height(&all, ChainId::Alpha).await;
-        for height in 1..=ha {
-            c.assert_same_block(&all, ChainId::Alpha, height).await;
-        }
+        c.assert_same_chain(&all, ChainId::Alpha, ha).await;
         let certified = c
             .block(0, ChainId::Delta, h)
             .await

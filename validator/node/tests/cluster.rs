@@ -28,22 +28,15 @@ fn four_validators_agree_survive_a_kill_catch_up_and_stop_cleanly() {
 
         // Load spread over all validators; every transaction is admitted once.
         let txs = c.transfers(0, 1);
-        let mut accepted = 0;
-        for (i, part) in txs.chunks(100).enumerate() {
-            accepted += c.submit(i % 4, part).await;
-        }
+        let accepted = c.submit_spread(&all, &txs).await;
         assert_eq!(accepted as usize, txs.len());
         let h = c.min_height(&all, ChainId::Delta).await + 10;
         for i in all {
             c.wait_height(i, ChainId::Delta, h, WAIT).await;
         }
-        for height in 1..=h {
-            c.assert_same_block(&all, ChainId::Delta, height).await;
-        }
+        c.assert_same_chain(&all, ChainId::Delta, h).await;
         let ha = c.min_height(&all, ChainId::Alpha).await;
-        for height in 1..=ha {
-            c.assert_same_block(&all, ChainId::Alpha, height).await;
-        }
+        c.assert_same_chain(&all, ChainId::Alpha, ha).await;
         // Blocks were certified by 2f+1 votes.
         let mut certified = 0;
         for height in 1..=h {
@@ -95,12 +88,9 @@ fn four_validators_agree_survive_a_kill_catch_up_and_stop_cleanly() {
         // SIGKILL validator 3 under load: the other three keep finalizing.
         c.kill(3);
         let txs = c.transfers(1, 1);
-        let mut accepted = 0;
-        for (i, part) in txs.chunks(100).enumerate() {
-            accepted += c.submit(i % 3, part).await;
-        }
-        assert_eq!(accepted as usize, txs.len());
         let three = [0, 1, 2];
+        let accepted = c.submit_spread(&three, &txs).await;
+        assert_eq!(accepted as usize, txs.len());
         let target = c.min_height(&three, ChainId::Delta).await + 15;
         for i in three {
             c.wait_height(i, ChainId::Delta, target, WAIT).await;

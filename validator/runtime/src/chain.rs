@@ -757,14 +757,10 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Moves the chain's data aside after a proven divergence ([`crate::reseed`]);
 /// `None` where the chain has no files (the simulator).
-fn reseed_after<S: Seams>(
-    ctx: &ChainContext<S>,
-    diverged: &crate::block_sync::Diverged,
-) -> anyhow::Result<Option<std::path::PathBuf>> {
+fn reseed_after<S: Seams>(ctx: &ChainContext<S>) -> anyhow::Result<Option<std::path::PathBuf>> {
     let Some((db_dir, _)) = ctx.seams.store_location(ctx.chain) else {
         return Ok(None);
     };
-    tracing::warn!(chain = %ctx.chain, %diverged, db = %db_dir.display(), "moving the diverged data aside");
     crate::reseed::set_aside(&db_dir, ctx.snapshot_dir.as_deref(), ctx.unix_ms()).map(Some)
 }
 
@@ -823,7 +819,7 @@ pub async fn supervise<S: Seams>(ctx: Arc<ChainContext<S>>, mut shutdown: watch:
             Err(e) => format!("{e:#}"),
         };
         if let Some(diverged) = diverged {
-            match reseed_after(&ctx, &diverged) {
+            match reseed_after(&ctx) {
                 // Not a failure of this run: the next one starts from an empty
                 // database (state sync or block sync from genesis).
                 Ok(Some(kept)) => {

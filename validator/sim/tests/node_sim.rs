@@ -384,6 +384,21 @@ fn a_network_started_after_alphas_reach_starts_at_once_instead_of_waiting_out_it
     );
 }
 
+/// Safety, liveness and exactly-once held in `result`, and every submitted
+/// transaction committed; `what` names the run in a failure.
+fn assert_clean_run(result: &dualchain_sim::RunResult, what: &str) {
+    assert!(result.safety_violations.is_empty(), "{what}: {result:#?}");
+    assert!(result.liveness_failures.is_empty(), "{what}: {result:#?}");
+    assert!(
+        result.exactly_once_violations.is_empty(),
+        "{what}: {result:#?}"
+    );
+    assert_eq!(
+        result.clients.committed, result.clients.submitted,
+        "{what}: {result:#?}"
+    );
+}
+
 #[test]
 fn a_validator_whose_clock_is_off_by_a_minute_either_way_harms_neither_safety_nor_time() {
     for skew_ms in [60_000, -60_000] {
@@ -396,22 +411,7 @@ fn a_validator_whose_clock_is_off_by_a_minute_either_way_harms_neither_safety_no
         cfg.load_ms = 10_000;
         cfg.accounts = 1_000;
         let result = run(&cfg).unwrap();
-        assert!(
-            result.safety_violations.is_empty(),
-            "{skew_ms}: {result:#?}"
-        );
-        assert!(
-            result.liveness_failures.is_empty(),
-            "{skew_ms}: {result:#?}"
-        );
-        assert!(
-            result.exactly_once_violations.is_empty(),
-            "{skew_ms}: {result:#?}"
-        );
-        assert_eq!(
-            result.clients.committed, result.clients.submitted,
-            "{skew_ms}: {result:#?}"
-        );
+        assert_clean_run(&result, &format!("{skew_ms}"));
         // Heights follow the honest time: no more Delta blocks than slots elapsed.
         let slots = result.virtual_ms / cfg.delta_block_ms + 1;
         assert!(
@@ -442,22 +442,7 @@ fn avalanche_on_either_chain_or_both_keeps_safety_liveness_and_exactly_once() {
         cfg.load_ms = 12_000;
         cfg.accounts = 2_000;
         let result = run(&cfg).unwrap();
-        assert!(
-            result.safety_violations.is_empty(),
-            "{engines:?}: {result:#?}"
-        );
-        assert!(
-            result.liveness_failures.is_empty(),
-            "{engines:?}: {result:#?}"
-        );
-        assert!(
-            result.exactly_once_violations.is_empty(),
-            "{engines:?}: {result:#?}"
-        );
-        assert_eq!(
-            result.clients.committed, result.clients.submitted,
-            "{engines:?}: {result:#?}"
-        );
+        assert_clean_run(&result, &format!("{engines:?}"));
         assert!(
             result.min_heights[0] >= 1 && result.min_heights[1] >= 5,
             "{engines:?}: {result:#?}"

@@ -803,6 +803,13 @@ impl LocalCluster {
         );
     }
 
+    /// [`LocalCluster::assert_same_block`] at every height from 1 through `through`.
+    pub async fn assert_same_chain(&self, which: &[usize], chain: ChainId, through: u64) {
+        for height in 1..=through {
+            self.assert_same_block(which, chain, height).await;
+        }
+    }
+
     /// A channel to validator `i`'s `chain` API.
     pub async fn channel(&self, i: usize, chain: ChainId) -> Option<tonic::transport::Channel> {
         client::connect(&self.api_url(i, chain)).await.ok()
@@ -813,6 +820,16 @@ impl LocalCluster {
         client::submit(&self.api_url(i, ChainId::Delta), v1::Chain::Delta, txs)
             .await
             .unwrap_or(0)
+    }
+
+    /// Submits `txs` in batches of 100, batch `k` to validator `which[k % len]`;
+    /// returns how many were accepted.
+    pub async fn submit_spread(&self, which: &[usize], txs: &[Vec<u8>]) -> u32 {
+        let mut accepted = 0;
+        for (k, part) in txs.chunks(100).enumerate() {
+            accepted += self.submit(which[k % which.len()], part).await;
+        }
+        accepted
     }
 
     /// Unsigned transfers from every funded account to the next, `per_account` nonces

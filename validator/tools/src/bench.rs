@@ -20,7 +20,7 @@ pub enum Command {
     /// (`--min-goodput-ratio`).
     Overload(Box<dualchain_loadgen::overload::OverloadArgs>),
     /// One validator of a local network floods the others at line rate (signed orphan
-    /// vertices, garbage, sync requests): Delta goodput and honest memory against the
+    /// vertices and sync requests; garbage on request): Delta goodput and honest memory against the
     /// same network without the attack; fails below 80 % of the clean goodput
     /// (`--min-throughput-ratio`) or above the memory budget.
     Byzantine(Box<crate::byzantine::ByzantineArgs>),

@@ -17,9 +17,11 @@
 //!    kinds of `--flood`), which takes no part in consensus.
 //!
 //! Throughput is the goodput of `dualchain bench overload` (what the chain commits
-//! while the load is on, read from the blocks); offer more than the network commits
-//! (the default, 2,000 signed tx/s, is above a 4-validator network's saturation on a
-//! 2-core machine) so it measures capacity rather than the offered load. Memory is
+//! while the load is on, read from the blocks) at a load the clean network sustains:
+//! the question is whether the flood takes that away. The default, 2,000 signed tx/s,
+//! is below a 4-validator network's saturation on a 2-core machine (about 3,000 in a
+//! debug build); far above it the shared cores starve every validator, peers ban each
+//! other for missed heartbeats, and the steps measure that instead. Memory is
 //! judged twice, sampled every [`SAMPLE_EVERY`] on each honest validator:
 //! - its own account of what peers' vertices hold, `dualchain_consensus_pending_bytes`
 //!   (the buffer of vertices waiting for parents, where orphans land), must stay within
@@ -68,7 +70,7 @@ pub struct ByzantineArgs {
     /// Multiplies the block times (1 = 15 s Alpha / 3 s Delta).
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
-    /// Offered signed load of every step, tx/s (above saturation measures capacity).
+    /// Offered signed load of every step, tx/s (one the clean network sustains).
     #[arg(long, default_value_t = 2000.0)]
     pub tps: f64,
     /// Funded accounts each step spends from.
@@ -254,21 +256,15 @@ fn ratio(a: f64, b: f64) -> f64 {
 
 /// `dualchain bench byzantine`.
 pub fn main(args: ByzantineArgs) -> anyhow::Result<()> {
-    validate(&args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
-    let report = runtime.block_on(run(&args))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", render_markdown(&report));
-    }
-    if !report.pass {
-        bail!("Byzantine target missed: {}", report.failures.join("; "));
-    }
-    Ok(())
+    let report = dualchain_loadgen::cli::runtime()?.block_on(run(&args))?;
+    let verdict = (report.pass, report.failures.as_slice());
+    dualchain_loadgen::overload::print_and_judge(
+        "Byzantine",
+        &report,
+        args.json,
+        render_markdown(&report),
+        verdict,
+    )
 }
 
 fn validate(args: &ByzantineArgs) -> anyhow::Result<()> {
@@ -602,7 +598,7 @@ pub fn render_markdown(r: &ByzantineReport) -> String {
     let f = &r.flood;
     out.push_str(&format!(
         "\nFlood: {} messages ({} orphans, {} garbage, {} sync requests), {:.1} MB/s for {:.1} s, \
-         {:.1} s of the attacker's CPU, {} failed sends, {} disconnects by victims.\n",
+         {:.1} s of the attacker's CPU, {} failed sends, {} connections closed.\n",
         f.messages,
         f.orphans,
         f.garbage,

@@ -102,7 +102,8 @@ pub struct FloodStats {
     pub sync_requests: u64,
     /// Sends or requests that failed (peer gone, banned, queue closed).
     pub failures: u64,
-    /// Times a victim closed the connection.
+    /// Connections to victims that closed (a ban, a replaced connection, a
+    /// timeout).
     pub disconnects: u64,
     /// The attacker thread's CPU time.
     pub cpu_seconds: f64,
