@@ -7,9 +7,17 @@
 //! forgiveness cheaply: one malformed frame costs as much as 25 good ones. Offences
 //! that only a faulty or malicious peer commits (oversize, garbage, unexpected frames)
 //! cost far more than those a slow honest peer can cause (request timeouts, missed
-//! heartbeats). A peer whose score reaches `ban_threshold` is banned for
-//! `ban_duration`; when the ban ends it starts again from 0. Time is passed in, so the
-//! rules are testable without sleeping.
+//! heartbeats). A peer whose score reaches `ban_threshold` is banned
+//! for `ban_duration`; when the ban ends it starts again from 0. Time is passed in, so
+//! the rules are testable without sleeping.
+//!
+//! Slowness alone never bans: timeouts and missed heartbeats lower a score at most
+//! to half the ban threshold. An overloaded node misses heartbeats and answers late to everyone at
+//! once; if that banned it, every honest peer would ban it (and it them, as its own
+//! timers fire late), and a network under load would cut itself below quorum. A peer
+//! that stops answering is disconnected by the heartbeat instead, and reconnects
+//! when it recovers. A slow peer that also misbehaves is banned sooner, since it
+//! starts from a low score.
 
 use std::time::{Duration, Instant};
 
@@ -72,6 +80,13 @@ impl Offence {
         }
     }
 
+    /// Whether an honest peer that is only slow or overloaded commits it. Missing
+    /// parents are not: the sender must serve what it referenced, and a peer that
+    /// sends vertices on parents nobody has must not be able to do so forever.
+    pub const fn is_slowness(self) -> bool {
+        matches!(self, Offence::RequestTimeout | Offence::HeartbeatMissed)
+    }
+
     pub const fn name(self) -> &'static str {
         match self {
             Offence::MalformedFrame => "malformed",
@@ -123,7 +138,12 @@ impl PeerScores {
             score: 0,
             banned_until: None,
         });
-        entry.score = entry.score.saturating_sub(offence.penalty());
+        let lowered = entry.score.saturating_sub(offence.penalty());
+        entry.score = if offence.is_slowness() {
+            lowered.max(self.slowness_floor()).min(entry.score)
+        } else {
+            lowered
+        };
         if entry.score <= self.config.ban_threshold && entry.banned_until.is_none() {
             entry.banned_until = Some(now + self.config.ban_duration);
             Verdict::Ban
@@ -132,6 +152,11 @@ impl PeerScores {
         } else {
             Verdict::Keep
         }
+    }
+
+    /// The lowest score slowness alone can bring a peer to.
+    fn slowness_floor(&self) -> i32 {
+        self.config.ban_threshold / 2
     }
 
     pub fn reward(&self, peer: PeerId) {
@@ -208,16 +233,46 @@ mod tests {
         }
         assert_eq!(scores.score(&p), 100);
         let t0 = Instant::now();
-        for _ in 0..39 {
+        for _ in 0..20 {
             assert_eq!(
                 scores.penalise(p, Offence::RequestTimeout, t0),
                 Verdict::Keep
             );
         }
-        assert_eq!(scores.score(&p), -95);
+        assert_eq!(scores.score(&p), 0);
+    }
+
+    #[test]
+    fn slowness_alone_never_bans_but_lowers_the_bar_for_misbehaviour() {
+        let scores = PeerScores::new(ScoreConfig::default());
+        let (slow, fresh) = (peer(1), peer(2));
+        let t0 = Instant::now();
+        for offence in [Offence::HeartbeatMissed, Offence::RequestTimeout] {
+            for _ in 0..1_000 {
+                assert_eq!(scores.penalise(slow, offence, t0), Verdict::Keep);
+            }
+        }
+        assert_eq!(scores.score(&slow), -50);
+        // Two malformed frames ban the slow peer; a fresh one survives three.
         assert_eq!(
-            scores.penalise(p, Offence::RequestTimeout, t0),
+            scores.penalise(slow, Offence::MalformedFrame, t0),
+            Verdict::Keep
+        );
+        assert_eq!(
+            scores.penalise(slow, Offence::MalformedFrame, t0),
             Verdict::Ban
         );
+        for _ in 0..3 {
+            assert_eq!(
+                scores.penalise(fresh, Offence::MalformedFrame, t0),
+                Verdict::Keep
+            );
+        }
+        // Below the floor already, slowness takes nothing more (and never raises).
+        assert_eq!(
+            scores.penalise(fresh, Offence::HeartbeatMissed, t0),
+            Verdict::Keep
+        );
+        assert_eq!(scores.score(&fresh), -75);
     }
 }
