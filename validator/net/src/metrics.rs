@@ -56,6 +56,7 @@ pub struct NetMetrics {
     dropped: Vec<IntCounter>,
     pub connected_peers: IntGauge,
     pub send_queue_depth: IntGauge,
+    pub inbound_queued_bytes: IntGauge,
     handshake_failures: IntCounterVec,
     pub peer_bans: IntCounter,
     pub request_latency: Histogram,
@@ -92,6 +93,10 @@ impl NetMetrics {
             "dualchain_net_send_queue_depth",
             "Frames waiting in all per-peer send queues",
         )?;
+        let inbound_queued_bytes = IntGauge::new(
+            "dualchain_net_inbound_queued_bytes",
+            "Bytes of received frames waiting for the consumer, all peers",
+        )?;
         let handshake_failures = IntCounterVec::new(
             Opts::new(
                 "dualchain_net_handshake_failures_total",
@@ -117,6 +122,7 @@ impl NetMetrics {
         registry.register(Box::new(dropped.clone()))?;
         registry.register(Box::new(connected_peers.clone()))?;
         registry.register(Box::new(send_queue_depth.clone()))?;
+        registry.register(Box::new(inbound_queued_bytes.clone()))?;
         registry.register(Box::new(handshake_failures.clone()))?;
         registry.register(Box::new(peer_bans.clone()))?;
         registry.register(Box::new(request_latency.clone()))?;
@@ -137,6 +143,7 @@ impl NetMetrics {
                 .collect(),
             connected_peers,
             send_queue_depth,
+            inbound_queued_bytes,
             handshake_failures,
             peer_bans,
             request_latency,
@@ -210,6 +217,7 @@ mod tests {
             "dualchain_net_messages_total",
             "dualchain_net_connected_peers",
             "dualchain_net_send_queue_depth",
+            "dualchain_net_inbound_queued_bytes",
             "dualchain_net_dropped_frames_total",
             "dualchain_net_handshake_failures_total",
         ] {

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use prometheus::IntGauge;
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::fault::FaultInjector;
 use crate::identity::{MemberSet, PeerId};
@@ -68,8 +69,17 @@ pub enum NetEvent {
 /// at a time. The channel is bounded, which is what pushes back on fast senders.
 /// `recv` is cancel-safe (it can sit in a `select!` or a timeout).
 pub struct EventReceiver {
-    rx: mpsc::Receiver<Vec<NetEvent>>,
+    rx: mpsc::Receiver<EventBatch>,
     pending: std::vec::IntoIter<NetEvent>,
+    /// The bytes the batch being handed out holds against its sender's budget; given
+    /// back with its last event.
+    held: Option<HeldBytes>,
+}
+
+/// Events sent in one channel operation, and the budget bytes they hold.
+struct EventBatch {
+    events: Vec<NetEvent>,
+    held: Option<HeldBytes>,
 }
 
 impl EventReceiver {
@@ -81,6 +91,7 @@ impl EventReceiver {
             EventReceiver {
                 rx,
                 pending: Vec::new().into_iter(),
+                held: None,
             },
         )
     }
@@ -88,20 +99,34 @@ impl EventReceiver {
     /// The next event; `None` once the network is gone.
     pub async fn recv(&mut self) -> Option<NetEvent> {
         loop {
-            if let Some(event) = self.pending.next() {
+            if let Some(event) = self.next_pending() {
                 return Some(event);
             }
-            self.pending = self.rx.recv().await?.into_iter();
+            let batch = self.rx.recv().await?;
+            self.pending = batch.events.into_iter();
+            self.held = batch.held;
         }
+    }
+
+    /// The next event of the current batch; the batch's budget bytes go back with
+    /// its last event (from then on they are the consumer's to account for).
+    fn next_pending(&mut self) -> Option<NetEvent> {
+        let event = self.pending.next();
+        if self.pending.len() == 0 {
+            self.held = None;
+        }
+        event
     }
 
     /// The next event if one is ready.
     pub fn try_recv(&mut self) -> Option<NetEvent> {
         loop {
-            if let Some(event) = self.pending.next() {
+            if let Some(event) = self.next_pending() {
                 return Some(event);
             }
-            self.pending = self.rx.try_recv().ok()?.into_iter();
+            let batch = self.rx.try_recv().ok()?;
+            self.pending = batch.events.into_iter();
+            self.held = batch.held;
         }
     }
 }
@@ -115,7 +140,7 @@ impl std::fmt::Debug for EventReceiver {
 /// The sending end (held by the network implementation).
 #[derive(Clone, Debug)]
 pub struct EventSender {
-    tx: mpsc::Sender<Vec<NetEvent>>,
+    tx: mpsc::Sender<EventBatch>,
 }
 
 impl EventSender {
@@ -125,12 +150,102 @@ impl EventSender {
     }
 
     pub async fn send_batch(&self, events: Vec<NetEvent>) -> Result<(), NetError> {
-        self.tx.send(events).await.map_err(|_| NetError::Shutdown)
+        self.send_held(events, None).await
+    }
+
+    /// Like [`send_batch`](Self::send_batch), but first waits until `budget` has
+    /// `bytes` free and holds them until the consumer has taken the whole batch.
+    pub async fn send_batch_within(
+        &self,
+        events: Vec<NetEvent>,
+        budget: &InboundBudget,
+        bytes: usize,
+    ) -> Result<(), NetError> {
+        let held = budget.reserve(bytes).await?;
+        self.send_held(events, Some(held)).await
+    }
+
+    async fn send_held(
+        &self,
+        events: Vec<NetEvent>,
+        held: Option<HeldBytes>,
+    ) -> Result<(), NetError> {
+        let batch = EventBatch { events, held };
+        self.tx.send(batch).await.map_err(|_| NetError::Shutdown)
     }
 
     /// Without waiting; false if the channel is full or closed.
     pub fn try_send(&self, event: NetEvent) -> bool {
-        self.tx.try_send(vec![event]).is_ok()
+        let batch = EventBatch {
+            events: vec![event],
+            held: None,
+        };
+        self.tx.try_send(batch).is_ok()
+    }
+}
+
+/// How many bytes of one peer's inbound frames may wait for the consumer.
+///
+/// The event channel is bounded by batches, and a batch can hold 16 MiB vertices:
+/// a peer that sends large frames faster than the consumer takes them would
+/// otherwise park gigabytes here. With a budget per connection, its reader stops
+/// reading once the budget is spent; QUIC flow control then stops the sender, and
+/// only that sender (other peers have their own budgets).
+#[derive(Clone, Debug)]
+pub struct InboundBudget {
+    permits: Arc<Semaphore>,
+    capacity: u32,
+    queued: IntGauge,
+}
+
+impl InboundBudget {
+    /// A budget of `capacity` bytes (at most 4 GiB) whose use `queued` shows.
+    pub fn new(capacity: usize, queued: IntGauge) -> Self {
+        let capacity = u32::try_from(capacity).unwrap_or(u32::MAX).max(1);
+        Self {
+            permits: Arc::new(Semaphore::new(capacity as usize)),
+            capacity,
+            queued,
+        }
+    }
+
+    /// Waits until `bytes` are free and takes them. A frame larger than the whole
+    /// budget takes all of it, so it waits until nothing else of this peer's waits.
+    async fn reserve(&self, bytes: usize) -> Result<HeldBytes, NetError> {
+        let n = u32::try_from(bytes)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.capacity);
+        let permit = self
+            .permits
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| NetError::Shutdown)?;
+        self.queued.add(i64::from(n));
+        Ok(HeldBytes {
+            _permit: permit,
+            bytes: n,
+            queued: self.queued.clone(),
+        })
+    }
+
+    /// Bytes free now.
+    pub fn available(&self) -> usize {
+        self.permits.available_permits()
+    }
+}
+
+/// Budget bytes held by a batch in the channel; returned when dropped.
+#[derive(Debug)]
+struct HeldBytes {
+    _permit: OwnedSemaphorePermit,
+    bytes: u32,
+    queued: IntGauge,
+}
+
+impl Drop for HeldBytes {
+    fn drop(&mut self) {
+        self.queued.sub(i64::from(self.bytes));
     }
 }
 
@@ -235,4 +350,86 @@ pub(crate) fn check_outbound(message: &Message, class: KindClass) -> Result<(), 
     }
     message.check_size()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dualchain_core::Digest;
+    use dualchain_core::types::ChainId;
+    use std::task::{Context, Poll, Waker};
+
+    fn vertex_event(from: u8, len: usize) -> NetEvent {
+        NetEvent::Broadcast {
+            from: PeerId(Digest([from; 32])),
+            message: Message::new(ChainId::Delta, MessageKind::Vertex, vec![0u8; len]),
+        }
+    }
+
+    /// Polls once, without a runtime's help: the output if the future finished now.
+    fn poll_now<F: Future + Unpin>(f: &mut F) -> Option<F::Output> {
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(f).poll(&mut cx) {
+            Poll::Ready(out) => Some(out),
+            Poll::Pending => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_spent_budget_holds_its_sender_until_the_consumer_takes_the_batch() {
+        let queued = IntGauge::new("q", "q").unwrap();
+        let budget = InboundBudget::new(1000, queued.clone());
+        let (tx, mut rx) = EventReceiver::channel(4096);
+        tx.send_batch_within(
+            vec![vertex_event(1, 600), vertex_event(1, 100)],
+            &budget,
+            700,
+        )
+        .await
+        .unwrap();
+        assert_eq!(budget.available(), 300);
+        assert_eq!(queued.get(), 700);
+        // The next 600 bytes do not fit: the sender waits, the channel has room.
+        let mut second = Box::pin(tx.send_batch_within(vec![vertex_event(1, 600)], &budget, 600));
+        assert!(poll_now(&mut second).is_none());
+        // Taking the first event of the batch does not free it; taking its last does.
+        assert!(rx.try_recv().is_some());
+        assert!(poll_now(&mut second).is_none());
+        assert_eq!(queued.get(), 700);
+        assert!(rx.try_recv().is_some());
+        assert_eq!(queued.get(), 0);
+        poll_now(&mut second).expect("room now").unwrap();
+        assert_eq!(budget.available(), 400);
+        assert!(rx.recv().await.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_frame_larger_than_the_budget_takes_all_of_it_and_still_goes_through() {
+        let queued = IntGauge::new("q", "q").unwrap();
+        let budget = InboundBudget::new(1000, queued.clone());
+        let (tx, mut rx) = EventReceiver::channel(4096);
+        tx.send_batch_within(vec![vertex_event(1, 5000)], &budget, 5000)
+            .await
+            .unwrap();
+        assert_eq!((budget.available(), queued.get()), (0, 1000));
+        let Some(NetEvent::Broadcast { message, .. }) = rx.recv().await else {
+            panic!("the large frame is delivered");
+        };
+        assert_eq!(message.payload.len(), 5000);
+        assert_eq!((budget.available(), queued.get()), (1000, 0));
+    }
+
+    #[tokio::test]
+    async fn unbudgeted_batches_still_flow() {
+        let (tx, mut rx) = EventReceiver::channel(16);
+        tx.send_batch(vec![vertex_event(1, 10), vertex_event(2, 10)])
+            .await
+            .unwrap();
+        assert!(tx.try_send(vertex_event(3, 10)));
+        let mut from = Vec::new();
+        while let Some(NetEvent::Broadcast { from: peer, .. }) = rx.try_recv() {
+            from.push(peer.0.0[0]);
+        }
+        assert_eq!(from, [1, 2, 3]);
+    }
 }

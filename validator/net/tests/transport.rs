@@ -914,3 +914,79 @@ async fn handshakes_beyond_the_limit_are_retried_then_refused() {
     assert!(silent_tls_client(addr).await.is_ok());
     node.net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_peer_is_held_to_its_inbound_budget_and_others_still_get_through() {
+    const MIB: usize = 1024 * 1024;
+    const BUDGET: usize = 4 * MIB;
+    const FRAMES: u8 = 96;
+    let keys = keys(3, 23);
+    let view = membership(&keys);
+    let mut victim_config = config(loopback(), vec![]);
+    victim_config.inbound_budget_bytes = BUDGET;
+    let mut victim = start(victim_config, &keys[0], &view);
+    let mut flooder_config = config(loopback(), vec![victim.net.local_addr()]);
+    flooder_config.send_queue_capacity = 8;
+    let flooder = start(flooder_config, &keys[1], &view);
+    let honest = start(
+        config(loopback(), vec![victim.net.local_addr()]),
+        &keys[2],
+        &view,
+    );
+    for peer in [flooder.id, honest.id] {
+        assert!(victim.net.wait_connected(peer, WAIT).await);
+    }
+    // 96 MiB of distinct 1 MiB vertices, sent with back-pressure, while the victim's
+    // consumer reads nothing.
+    let net = flooder.net.clone();
+    let victim_id = victim.id;
+    let flood = tokio::spawn(async move {
+        for i in 0..FRAMES {
+            let m = Message::new(ChainId::Delta, MessageKind::Vertex, vec![i; MIB]);
+            net.send(victim_id, m).await.unwrap();
+        }
+    });
+    let victim_net = victim.net.clone();
+    let queued = || victim_net.metrics().inbound_queued_bytes.get();
+    wait_for("the flooder to spend its budget", || {
+        queued() > (BUDGET - MIB) as i64
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(queued() <= BUDGET as i64, "{} bytes queued", queued());
+    assert!(!flood.is_finished(), "the flood was not held back");
+    // The honest peer's vertex is taken in at once, behind at most the flooder's
+    // budget.
+    let read_before = victim_net.metrics().messages_in(MessageKind::Vertex);
+    honest.net.try_broadcast(vertex(b"honest")).unwrap();
+    wait_for("the honest vertex to be read", || {
+        victim_net.metrics().messages_in(MessageKind::Vertex) > read_before
+    })
+    .await;
+    let mut flooded_before = 0;
+    loop {
+        let (from, m) = next_broadcast(&mut victim).await;
+        if from == honest.id {
+            assert_eq!(m, vertex(b"honest"));
+            break;
+        }
+        flooded_before += 1;
+    }
+    assert!(
+        flooded_before <= BUDGET / MIB,
+        "{flooded_before} flood frames first"
+    );
+    // Held back, not lost: every flood frame arrives, in order.
+    let mut next = flooded_before as u8;
+    while next < FRAMES {
+        let (from, m) = next_broadcast(&mut victim).await;
+        assert_eq!(
+            (from, m.payload[0], m.payload.len()),
+            (flooder.id, next, MIB)
+        );
+        next += 1;
+    }
+    flood.await.unwrap();
+    assert_eq!(queued(), 0);
+    shutdown(vec![victim, flooder, honest]).await;
+}

@@ -76,6 +76,9 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 const QUERY_ANSWERS_CAPACITY: usize = 256;
 /// Network events handled per engine step.
 const MAX_EVENTS_PER_BURST: usize = 256;
+/// Encoded vertex bytes per engine step: a burst of large vertices ends early, so
+/// what a burst holds decoded stays bounded (256 events of 16 MiB would be 4 GiB).
+const MAX_BURST_VERTEX_BYTES: usize = 64 * 1024 * 1024;
 /// Bytes of transactions per proposal: far below the vertex limit.
 const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Sync answers from fetch tasks waiting for the driver.
@@ -167,6 +170,8 @@ struct Burst {
     evidence: Vec<(ValidatorIndex, Evidence)>,
     /// Consensus queries of the Avalanche rule, with the request to answer.
     queries: Vec<(ValidatorIndex, Query, InboundRequest)>,
+    /// Encoded bytes of `vertices`.
+    vertex_bytes: usize,
 }
 
 impl<S: Seams> Driver<S> {
@@ -479,6 +484,9 @@ impl<S: Seams> Driver<S> {
         let mut burst = Burst::default();
         self.collect(first, &mut burst);
         for _ in 1..MAX_EVENTS_PER_BURST {
+            if burst.vertex_bytes >= MAX_BURST_VERTEX_BYTES {
+                break;
+            }
             let Some(event) = self.events.try_recv() else {
                 break;
             };
@@ -561,6 +569,7 @@ impl<S: Seams> Driver<S> {
                     MessageKind::Vertex => match vertex_of_broadcast(&message.payload) {
                         Ok(vertex) => {
                             self.keep_if_next_epoch(from, &vertex);
+                            burst.vertex_bytes += message.payload.len();
                             burst.vertices.push((index, vertex))
                         }
                         Err(offence) => {

@@ -109,6 +109,11 @@ pub struct NetConfig {
     pub seen_cache_capacity: usize,
     /// Capacity of the inbound event channel.
     pub event_capacity: usize,
+    /// Bytes of one connection's received frames that may wait for the consumer;
+    /// beyond it the connection is not read (see [`InboundBudget`]).
+    ///
+    /// [`InboundBudget`]: crate::network::InboundBudget
+    pub inbound_budget_bytes: usize,
     /// Concurrent inbound request streams per connection (once the peer's
     /// identity is proven; before that, one stream: the hello).
     pub max_concurrent_requests: u32,
@@ -140,6 +145,7 @@ impl NetConfig {
             request_read_timeout: Duration::from_secs(5),
             seen_cache_capacity: 65_536,
             event_capacity: 4096,
+            inbound_budget_bytes: DEFAULT_INBOUND_BUDGET_BYTES,
             max_concurrent_requests: 128,
             max_pending_handshakes: 64,
             score: ScoreConfig::default(),
@@ -154,6 +160,12 @@ impl NetConfig {
 pub const PRE_IDENTITY_RECEIVE_WINDOW: u32 = 128 * 1024;
 /// Connection-level receive window of a proven member.
 pub const MEMBER_RECEIVE_WINDOW: u32 = 32 * 1024 * 1024;
+/// Default [`NetConfig::inbound_budget_bytes`], the size of the receive window:
+/// one member can make this node hold at most 64 MiB it has not handled yet (32 in
+/// QUIC's buffers, 32 waiting for the consumer). The largest vertex fits in it.
+pub const DEFAULT_INBOUND_BUDGET_BYTES: usize = 32 * 1024 * 1024;
+const _: () =
+    assert!(DEFAULT_INBOUND_BUDGET_BYTES >= dualchain_core::types::vertex_limits::MAX_VERTEX_BYTES);
 /// Unidirectional (broadcast) streams a proven member may keep open.
 pub const MEMBER_UNI_STREAMS: u32 = 8;
 

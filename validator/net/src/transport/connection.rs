@@ -16,7 +16,7 @@ use super::{Inner, Link, Outbound, close_code, next_generation};
 use crate::fault::FaultDecision;
 use crate::identity::{EXPORTER_LABEL, EXPORTER_LEN, Hello, IdentityError, PeerId, Role};
 use crate::metrics::DropReason;
-use crate::network::{InboundRequest, NetError, NetEvent};
+use crate::network::{InboundBudget, InboundRequest, NetError, NetEvent};
 use crate::score::Offence;
 use crate::throttle::TokenBucket;
 use crate::tls::{HandshakeFailure, classify_handshake_error};
@@ -360,12 +360,24 @@ fn register(
 
 fn start_tasks(inner: &Arc<Inner>, peer: PeerId, link: Link, queue_rx: mpsc::Receiver<Outbound>) {
     inner.spawn(write_loop(inner.clone(), peer, link.conn.clone(), queue_rx));
+    // One budget for everything this connection delivers: broadcasts on any of its
+    // streams and requests alike.
+    let budget = InboundBudget::new(
+        inner.config.inbound_budget_bytes,
+        inner.metrics.inbound_queued_bytes.clone(),
+    );
     inner.spawn(accept_broadcast_streams(
         inner.clone(),
         peer,
         link.conn.clone(),
+        budget.clone(),
     ));
-    inner.spawn(accept_requests(inner.clone(), peer, link.conn.clone()));
+    inner.spawn(accept_requests(
+        inner.clone(),
+        peer,
+        link.conn.clone(),
+        budget,
+    ));
     inner.spawn(heartbeat(inner.clone(), peer, link.generation));
     let node = inner.clone();
     inner.spawn(async move {
@@ -497,9 +509,15 @@ async fn flush(
     true
 }
 
-async fn accept_broadcast_streams(inner: Arc<Inner>, peer: PeerId, conn: quinn::Connection) {
+async fn accept_broadcast_streams(
+    inner: Arc<Inner>,
+    peer: PeerId,
+    conn: quinn::Connection,
+    budget: InboundBudget,
+) {
     while let Ok(recv) = conn.accept_uni().await {
-        inner.spawn(read_broadcasts(inner.clone(), peer, conn.clone(), recv));
+        let reader = read_broadcasts(inner.clone(), peer, conn.clone(), recv, budget.clone());
+        inner.spawn(reader);
     }
 }
 
@@ -512,6 +530,10 @@ fn penalise_wire(inner: &Inner, peer: PeerId, conn: &quinn::Connection, error: &
     inner.offence(peer, conn, offence, &error.to_string());
 }
 
+/// How long an answer may take to be written to its requester: the largest frame
+/// (64 MiB) at 5 MB/s. A requester reading slower is cut off.
+const RESPONSE_WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Most frames taken from one stream per delivery to the consumer.
 const READ_BATCH_FRAMES: usize = 64;
 
@@ -520,6 +542,7 @@ async fn read_broadcasts(
     peer: PeerId,
     conn: quinn::Connection,
     mut recv: quinn::RecvStream,
+    budget: InboundBudget,
 ) {
     let mut reader = FrameStreamReader::new();
     let mut frames = Vec::with_capacity(READ_BATCH_FRAMES);
@@ -544,6 +567,7 @@ async fn read_broadcasts(
         }
         let reachable = inner.faults.can_reach(peer, inner.local);
         let mut events = Vec::with_capacity(frames.len());
+        let mut bytes = 0;
         for message in frames.drain(..) {
             inner
                 .metrics
@@ -559,6 +583,7 @@ async fn read_broadcasts(
                 inner.metrics.dropped(DropReason::Duplicate);
                 continue;
             }
+            bytes += message.payload.len();
             events.push(NetEvent::Broadcast {
                 from: peer,
                 message,
@@ -568,16 +593,36 @@ async fn read_broadcasts(
             continue;
         }
         inner.scores.reward_by(peer, events.len());
-        if inner.events.send_batch(events).await.is_err() {
+        // Waiting for the budget stops this stream's reads, and so its sender.
+        let delivered = inner.events.send_batch_within(events, &budget, bytes);
+        if delivered.await.is_err() {
             return;
         }
     }
 }
 
-async fn accept_requests(inner: Arc<Inner>, peer: PeerId, conn: quinn::Connection) {
+async fn accept_requests(
+    inner: Arc<Inner>,
+    peer: PeerId,
+    conn: quinn::Connection,
+    budget: InboundBudget,
+) {
     while let Ok((send, recv)) = conn.accept_bi().await {
-        inner.spawn(serve_request(inner.clone(), peer, conn.clone(), send, recv));
+        let stream = RequestStream { send, recv };
+        inner.spawn(serve_request(
+            inner.clone(),
+            peer,
+            conn.clone(),
+            stream,
+            budget.clone(),
+        ));
     }
+}
+
+/// The two halves of an inbound request's stream.
+struct RequestStream {
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
 }
 
 /// Answers one inbound request stream: pings here, everything else by the consumer.
@@ -585,9 +630,10 @@ async fn serve_request(
     inner: Arc<Inner>,
     peer: PeerId,
     conn: quinn::Connection,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
+    stream: RequestStream,
+    budget: InboundBudget,
 ) {
+    let RequestStream { mut send, mut recv } = stream;
     let read = tokio::time::timeout(
         inner.config.request_read_timeout,
         read_frame(&mut recv, KindClass::Request),
@@ -624,17 +670,15 @@ async fn serve_request(
             return;
         }
         let (tx, rx) = oneshot::channel();
+        let bytes = payload.len();
         let message = Message {
             chain: header.chain,
             kind: header.kind,
             payload,
         };
-        if inner
-            .events
-            .send(NetEvent::Request(InboundRequest::new(peer, message, tx)))
-            .await
-            .is_err()
-        {
+        let request = vec![NetEvent::Request(InboundRequest::new(peer, message, tx))];
+        let delivered = inner.events.send_batch_within(request, &budget, bytes);
+        if delivered.await.is_err() {
             let _ = send.reset(close_code::DECLINED.into());
             return;
         }
@@ -665,8 +709,13 @@ async fn serve_request(
         }
     };
     let len = frame.len();
-    if send.write_chunk(frame).await.is_ok() && send.finish().is_ok() {
+    // A requester that does not read its answer would otherwise pin the answer (up
+    // to a 64 MiB frame) in this task for as long as the connection lives.
+    let write = tokio::time::timeout(RESPONSE_WRITE_TIMEOUT, send.write_chunk(frame)).await;
+    if matches!(write, Ok(Ok(()))) && send.finish().is_ok() {
         inner.metrics.record_out(response_kind, len);
+    } else {
+        let _ = send.reset(close_code::DECLINED.into());
     }
 }
 
