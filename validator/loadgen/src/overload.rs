@@ -75,6 +75,12 @@ const JUDGED_MULTIPLIER: f64 = 2.0;
 /// Memory for the transactions a rated step signs before its window (4 GiB: about
 /// a million signed transfers).
 const PRESIGN_MEMORY_BYTES: usize = 4 << 30;
+/// Disk one validator fills per committed signed transfer, measured by `bench
+/// byzantine` at 3,000 tx/s (16.5–19 GB for 1.8 M transaction-validators: the vertex and
+/// the block copy, write-ahead logs not yet flushed, compaction's transient copies).
+pub const DISK_BYTES_PER_SIGNED_TX: u64 = 11_000;
+/// Free disk left over after a run's estimate, for everything else on the machine.
+const DISK_HEADROOM_BYTES: u64 = 1 << 30;
 /// Delta block times at the start of a send window left out of the goodput (the
 /// pipeline filling).
 pub const WARMUP_BLOCKS: u64 = 2;
@@ -406,6 +412,37 @@ fn validate(args: &OverloadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses a run whose validators would fill the disk under `dir`: `tx_copies`
+/// committed transactions times the validators that store each (a full disk fails
+/// their stores, restarts their chains, and the figures would measure that).
+pub fn check_disk(dir: &Path, tx_copies: f64, who: &str) -> anyhow::Result<()> {
+    let stat = rustix::fs::statvfs(dir)
+        .with_context(|| format!("reading the free space under {}", dir.display()))?;
+    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+    let need = disk_needed(tx_copies);
+    let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+    if free < need {
+        bail!(
+            "{who}: the validators would write about {:.1} GiB to {} and {:.1} GiB is free              (keeping 1 GiB spare): lower the load or the step duration, or set TMPDIR to a              larger disk",
+            gib(need - DISK_HEADROOM_BYTES),
+            dir.display(),
+            gib(free)
+        );
+    }
+    eprintln!(
+        "{who}: about {:.1} GiB of validator data expected, {:.1} GiB free",
+        gib(need - DISK_HEADROOM_BYTES),
+        gib(free)
+    );
+    Ok(())
+}
+
+/// Bytes a run of `tx_copies` stored transactions needs, with the headroom.
+fn disk_needed(tx_copies: f64) -> u64 {
+    let data = (tx_copies.max(0.0) * DISK_BYTES_PER_SIGNED_TX as f64).min(u64::MAX as f64);
+    (data as u64).saturating_add(DISK_HEADROOM_BYTES)
+}
+
 /// Load runs: the probe (unless the saturation is given), then one per step.
 fn runs(args: &OverloadArgs) -> usize {
     args.steps.0.len() + usize::from(args.saturation_tps.is_none())
@@ -715,6 +752,10 @@ async fn drive(
         "overload: saturation {:.1} tx/s ({})",
         report.saturation_tps, report.saturation_source
     );
+    // No step commits more than the saturation load (the probe's data is on disk).
+    let step_txs = report.saturation_tps * args.step_duration.as_secs_f64();
+    let copies = step_txs * args.steps.0.len() as f64 * args.validators as f64;
+    check_disk(cluster.dir(), copies, "overload")?;
     if report.saturation_tps <= 0.0 {
         report.judge();
         report.fail(format!(
@@ -819,6 +860,24 @@ mod tests {
             ["--admission-max-wait-ms", "60000"]
         );
         assert!(a.validator_args.is_empty());
+    }
+
+    #[test]
+    fn the_disk_estimate_scales_with_stored_copies_and_keeps_headroom() {
+        assert_eq!(disk_needed(0.0), DISK_HEADROOM_BYTES);
+        assert_eq!(disk_needed(-5.0), DISK_HEADROOM_BYTES);
+        assert_eq!(
+            disk_needed(1_000_000.0),
+            1_000_000 * DISK_BYTES_PER_SIGNED_TX + DISK_HEADROOM_BYTES
+        );
+        assert_eq!(disk_needed(f64::INFINITY), u64::MAX);
+        let dir = tempfile::tempdir().unwrap();
+        check_disk(dir.path(), 10.0, "test").unwrap();
+        let error = check_disk(dir.path(), 1e18, "test")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("lower the load"), "{error}");
+        assert!(check_disk(&dir.path().join("missing"), 1.0, "test").is_err());
     }
 
     #[test]

@@ -334,6 +334,10 @@ async fn drive(
 ) -> anyhow::Result<ByzantineReport> {
     dualchain_loadgen::devnet::wait_sealing(cluster, args.ready_timeout, "byzantine").await?;
     let attacker = usize::from(args.validators) - 1;
+    // Every validator stores the clean step, the honest ones the other two.
+    let step_txs = args.tps * args.step_duration.as_secs_f64();
+    let copies = step_txs * (f64::from(args.validators) + 2.0 * attacker as f64);
+    dualchain_loadgen::overload::check_disk(cluster.dir(), copies, "byzantine")?;
     eprintln!("byzantine: validator {attacker} turns Byzantine after the clean step");
     let dir = cluster.dir().to_path_buf();
     let accounts = args.accounts;
