@@ -29,15 +29,18 @@
 //! # Safety argument
 //!
 //! 1. *Per slot.* Two honest nodes decide different values for one slot only if
-//!    Snowball's agreement fails; with `f` Byzantine stake below a third, `α > k/2`
-//!    (default `0.8k`) and `β` consecutive successes, the probability of that falls
-//!    exponentially in `β` (the Avalanche paper's analysis). On the networks of up to
-//!    eleven validators we run, `k = n - 1`: every poll asks every peer, so a success
-//!    means `α + 1` validators including the poller — at least a quorum for `n ≥ 4` —
-//!    preferred the value at that moment, and an honest node's preference moves only
-//!    through successes. This is probabilistic finality, not DAG-BFT's deterministic
-//!    one; the simulator measures it (every seed, Byzantine and lossy, checks that
-//!    every node's committed sequence is a prefix of one sequence).
+//!    Snowball's agreement fails; with `f` Byzantine stake below a third, a decision
+//!    after `β` consecutive successes of `α_confidence` votes (default `0.8k`), and
+//!    preferences that move only to a value that won more majorities (`> k/2`) than
+//!    the preferred one, the probability of that falls exponentially in `β` (the
+//!    Avalanche paper's analysis; the two thresholds are avalanchego's). On the
+//!    networks of up to eleven validators we run, `k = n - 1`: every poll asks every
+//!    peer, so a success means `α_confidence + 1` validators including the poller —
+//!    at least a quorum for `n ≥ 4` — preferred the value at that moment, and a
+//!    decided node's peers have each counted the value's majorities all along its
+//!    streak. This is probabilistic finality, not DAG-BFT's deterministic one; the
+//!    simulator measures it (every seed, Byzantine and lossy, checks that every
+//!    node's committed sequence is a prefix of one sequence).
 //! 2. *A decided value is well defined.* `Commit(D)` names a vertex by digest; its
 //!    causal history is fixed by that digest (parents are digests), so every node that
 //!    commits `D` commits the same history. Honest nodes vote only for vertices they
@@ -54,7 +57,9 @@
 //! holds a quorum of the next round (nodes wait for the leader up to a timeout), so
 //! all honest nodes open the slot preferring the same `Commit(D)`, every poll
 //! succeeds, and the slot decides after `β` polls. Split preferences (a late or
-//! equivocating leader) tip to one side by Snowball's metastability.
+//! equivocating leader) tip to one side by Snowball's metastability: a majority is
+//! enough to move a preference, so a split no poll can confirm still moves (with one
+//! `0.8k` threshold it did not, and such a slot stayed open for ever).
 
 pub mod message;
 pub mod peers;
@@ -71,7 +76,7 @@ use dualchain_core::types::{ValidatorIndex, ValidatorSet};
 use crate::consensus::{Output, Round, TimeMs};
 pub use message::{AvalancheMessage, MAX_QUERY_SLOTS, Preference, Query, Response, Votes};
 use peers::{Offence, PeerBook, PeerStats};
-pub use snowball::{FINAL_CONFIDENCE_PPM, PPM, PollOutcome, Snowball};
+pub use snowball::{Alphas, FINAL_CONFIDENCE_PPM, PPM, PollOutcome, Snowball};
 
 /// Snowball's `β` presets (REQUIREMENTS §4: quick, standard, high security).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,13 +139,12 @@ impl AvalancheConfig {
         self.k.min(n.saturating_sub(1)).max(1)
     }
 
-    /// Votes for one value that make a poll of `k` peers a success: more than half,
-    /// and 80 % of `k` rounded down when that is more. `k` is the sample actually
-    /// drawn: peers excluded as Byzantine or unresponsive leave the candidates, so a
-    /// node that caught two Byzantine peers of nine polls the seven others with α = 5
-    /// instead of needing all seven.
-    pub fn alpha(k: usize) -> u32 {
-        ((k / 2 + 1).max(k * 4 / 5)) as u32
+    /// The thresholds of a poll of `k` peers ([`Alphas::for_sample`]). `k` is the
+    /// sample actually drawn: peers excluded as Byzantine or unresponsive leave the
+    /// candidates, so a node that caught two Byzantine peers of nine polls the seven
+    /// others with α_confidence = 5 instead of needing all seven.
+    pub fn alpha(k: usize) -> Alphas {
+        Alphas::for_sample(k)
     }
 }
 
@@ -195,7 +199,7 @@ struct Poll {
     answers: BTreeMap<ValidatorIndex, Vec<Preference>>,
     /// Votes for one value that make this poll a success on a slot (fixed when the
     /// sample is drawn, from its size).
-    alpha: u32,
+    alpha: Alphas,
     /// When silent peers are asked once more (a lost query or answer), if not yet.
     retry_at: Option<TimeMs>,
     deadline: TimeMs,
@@ -572,7 +576,7 @@ impl Poller {
         if poll.answers.len() == poll.asked.len() {
             return true;
         }
-        let alpha = poll.alpha;
+        let alpha = poll.alpha.confidence;
         (0..poll.count).all(|i| {
             let mut tally: BTreeMap<Preference, u32> = BTreeMap::new();
             for votes in poll.answers.values() {
@@ -676,7 +680,7 @@ impl Poller {
             let votes: Vec<Preference> = poll.answers.values().map(|v| v[i]).collect();
             match snowball.record(&votes, alpha, beta) {
                 PollOutcome::Success => self.stats.successful_slot_polls += 1,
-                PollOutcome::Failure => self.stats.failed_slot_polls += 1,
+                PollOutcome::Failure | PollOutcome::Majority => self.stats.failed_slot_polls += 1,
                 PollOutcome::AlreadyDecided => continue,
             }
             if let Some(value) = snowball.decided() {
