@@ -138,14 +138,6 @@ impl AvalancheConfig {
     pub fn sample_size(&self, n: usize) -> usize {
         self.k.min(n.saturating_sub(1)).max(1)
     }
-
-    /// The thresholds of a poll of `k` peers ([`Alphas::for_sample`]). `k` is the
-    /// sample actually drawn: peers excluded as Byzantine or unresponsive leave the
-    /// candidates, so a node that caught two Byzantine peers of nine polls the seven
-    /// others with α_confidence = 5 instead of needing all seven.
-    pub fn alpha(k: usize) -> Alphas {
-        Alphas::for_sample(k)
-    }
 }
 
 impl Default for AvalancheConfig {
@@ -649,7 +641,10 @@ impl Poller {
             id,
             first_slot: first,
             count,
-            alpha: AvalancheConfig::alpha(asked.len()),
+            // `k` is the sample actually drawn: peers excluded as Byzantine or
+            // unresponsive leave the candidates, so a node that caught two Byzantine
+            // peers of nine polls the seven others with α_confidence = 5.
+            alpha: Alphas::for_sample(asked.len()),
             asked,
             answers: BTreeMap::new(),
             retry_at: Some(now + self.cfg.query_timeout_ms / 4),

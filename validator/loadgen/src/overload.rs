@@ -421,19 +421,16 @@ pub fn check_disk(dir: &Path, tx_copies: f64, who: &str) -> anyhow::Result<()> {
     let free = stat.f_bavail.saturating_mul(stat.f_frsize);
     let need = disk_needed(tx_copies);
     let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+    let (expected, free_gib) = (gib(need - DISK_HEADROOM_BYTES), gib(free));
     if free < need {
         bail!(
-            "{who}: the validators would write about {:.1} GiB to {} and {:.1} GiB is free              (keeping 1 GiB spare): lower the load or the step duration, or set TMPDIR to a              larger disk",
-            gib(need - DISK_HEADROOM_BYTES),
-            dir.display(),
-            gib(free)
+            "{who}: the validators would write about {expected:.1} GiB to {} and \
+             {free_gib:.1} GiB is free (keeping 1 GiB spare): lower the load or the step \
+             duration, or set TMPDIR to a larger disk",
+            dir.display()
         );
     }
-    eprintln!(
-        "{who}: about {:.1} GiB of validator data expected, {:.1} GiB free",
-        gib(need - DISK_HEADROOM_BYTES),
-        gib(free)
-    );
+    eprintln!("{who}: about {expected:.1} GiB of validator data expected, {free_gib:.1} GiB free");
     Ok(())
 }
 

@@ -103,9 +103,14 @@ impl EventReceiver {
                 return Some(event);
             }
             let batch = self.rx.recv().await?;
-            self.pending = batch.events.into_iter();
-            self.held = batch.held;
+            self.start(batch);
         }
+    }
+
+    /// Hands out `batch` next.
+    fn start(&mut self, batch: EventBatch) {
+        self.pending = batch.events.into_iter();
+        self.held = batch.held;
     }
 
     /// The next event of the current batch; the batch's budget bytes go back with
@@ -125,8 +130,7 @@ impl EventReceiver {
                 return Some(event);
             }
             let batch = self.rx.try_recv().ok()?;
-            self.pending = batch.events.into_iter();
-            self.held = batch.held;
+            self.start(batch);
         }
     }
 }
@@ -230,7 +234,8 @@ impl InboundBudget {
     }
 
     /// Bytes free now.
-    pub fn available(&self) -> usize {
+    #[cfg(test)]
+    fn available(&self) -> usize {
         self.permits.available_permits()
     }
 }

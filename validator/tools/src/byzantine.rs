@@ -160,13 +160,13 @@ pub struct ByzantineReport {
 
 impl ByzantineReport {
     /// Fills the ratios and the verdict from the steps.
+    /// The step named `label`, if it ran.
+    fn step(&self, label: &str) -> Option<&StepRow> {
+        self.steps.iter().find(|s| s.label == label)
+    }
+
     pub fn judge(&mut self) {
-        let goodput = |label: &str| {
-            self.steps
-                .iter()
-                .find(|s| s.label == label)
-                .map(|s| s.load.goodput_tps)
-        };
+        let goodput = |label: &str| self.step(label).map(|s| s.load.goodput_tps);
         let (Some(clean), Some(silent), Some(flood)) =
             (goodput("clean"), goodput("silent"), goodput("flood"))
         else {
@@ -177,14 +177,8 @@ impl ByzantineReport {
         };
         self.throughput_ratio = ratio(flood, clean);
         self.throughput_ratio_vs_silent = ratio(flood, silent);
-        let rss = |label: &str| {
-            self.steps
-                .iter()
-                .find(|s| s.label == label)
-                .map(|s| s.peak_rss_mib.clone())
-                .unwrap_or_default()
-        };
-        self.max_rss_excess_mib = excess_growth(&rss("clean"), &rss("silent"), &rss("flood"));
+        let rss = |label: &str| self.step(label).map_or(&[][..], |s| &s.peak_rss_mib[..]);
+        self.max_rss_excess_mib = excess_growth(rss("clean"), rss("silent"), rss("flood"));
         self.max_pending_bytes = self
             .steps
             .iter()
@@ -209,11 +203,8 @@ impl ByzantineReport {
             ));
         }
         let restarts = |label: &str| {
-            self.steps
-                .iter()
-                .find(|s| s.label == label)
-                .map(|s| s.restarts.iter().sum::<u64>())
-                .unwrap_or(0)
+            self.step(label)
+                .map_or(0, |s| s.restarts.iter().sum::<u64>())
         };
         self.honest_restarts_in_flood = restarts("flood").saturating_sub(restarts("silent"));
         if self.honest_restarts_in_flood > 0 {
@@ -549,15 +540,8 @@ fn chain_gauges(port: u16) -> Option<(u64, u64)> {
 
 /// Resident set of process `pid` in MiB (`VmRSS` of `/proc/<pid>/status`).
 pub fn rss_mib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse_vm_rss_kib(&status).map(|kib| kib / 1024)
-}
-
-fn parse_vm_rss_kib(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    let (_, rss_kib) = dualchain_loadgen::devnet::read_memory(pid);
+    rss_kib.map(|kib| kib / 1024)
 }
 
 /// The report as Markdown.
@@ -733,8 +717,9 @@ mod tests {
     #[test]
     fn the_resident_set_is_read_from_proc_status() {
         let status = "Name:\tdualchain\nVmPeak:\t  900 kB\nVmRSS:\t  204800 kB\nThreads:\t9\n";
-        assert_eq!(parse_vm_rss_kib(status), Some(204_800));
-        assert_eq!(parse_vm_rss_kib("Name:\tx\n"), None);
+        let vm_rss = |text| dualchain_loadgen::devnet::parse_proc_memory(text).1;
+        assert_eq!(vm_rss(status), Some(204_800));
+        assert_eq!(vm_rss("Name:\tx\n"), None);
         assert!(rss_mib(std::process::id()).is_some_and(|mib| mib > 0));
     }
 

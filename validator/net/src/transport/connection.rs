@@ -608,21 +608,16 @@ async fn accept_requests(
     budget: InboundBudget,
 ) {
     while let Ok((send, recv)) = conn.accept_bi().await {
-        let stream = RequestStream { send, recv };
-        inner.spawn(serve_request(
+        let server = serve_request(
             inner.clone(),
             peer,
             conn.clone(),
-            stream,
+            send,
+            recv,
             budget.clone(),
-        ));
+        );
+        inner.spawn(server);
     }
-}
-
-/// The two halves of an inbound request's stream.
-struct RequestStream {
-    send: quinn::SendStream,
-    recv: quinn::RecvStream,
 }
 
 /// Answers one inbound request stream: pings here, everything else by the consumer.
@@ -630,10 +625,10 @@ async fn serve_request(
     inner: Arc<Inner>,
     peer: PeerId,
     conn: quinn::Connection,
-    stream: RequestStream,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
     budget: InboundBudget,
 ) {
-    let RequestStream { mut send, mut recv } = stream;
     let read = tokio::time::timeout(
         inner.config.request_read_timeout,
         read_frame(&mut recv, KindClass::Request),
