@@ -50,6 +50,10 @@ if [[ ${1:-} != --in-namespace ]]; then
   done
   rm -rf "$LOGS"
   built=$(cargo test --workspace --locked --no-run --message-format=json)
+  # The tests find the chart and manifests from CARGO_MANIFEST_DIR, which cargo sets
+  # only when it runs them: a binary built in another checkout sharing this cache holds
+  # that checkout's path, so name this one.
+  export CARGO_MANIFEST_DIR=$ROOT/e2e
   export E2E_PODS_TESTS
   E2E_PODS_TESTS=$(grep "\"name\":\"pods\",\"src_path\":\"$ROOT/e2e/tests/" <<<"$built" |
     grep -o '"executable":"[^"]*"' | cut -d'"' -f4)

@@ -40,6 +40,10 @@ if [[ ${1:-} != --in-namespace ]]; then
   }
   # Run the test executables directly: `cargo test --test X` would resolve features
   # for a smaller selection and rebuild crates in a second variant.
+  # The tests find the chart and manifests from CARGO_MANIFEST_DIR, which cargo sets
+  # only when it runs them: a binary built in another checkout sharing this cache holds
+  # that checkout's path, so name this one.
+  export CARGO_MANIFEST_DIR=$ROOT/e2e
   export E2E_HELM_TESTS=$(test_binary helm) E2E_OPERATOR_TESTS=$(test_binary operator)
   export E2E_MONITORING_TESTS=$(test_binary monitoring)
   [[ -x $E2E_HELM_TESTS && -x $E2E_OPERATOR_TESTS && -x $E2E_MONITORING_TESTS ]] ||
