@@ -78,6 +78,10 @@ pub use message::{AvalancheMessage, MAX_QUERY_SLOTS, Preference, Query, Response
 use peers::{Offence, PeerBook, PeerStats};
 pub use snowball::{Alphas, FINAL_CONFIDENCE_PPM, PPM, PollOutcome, Snowball};
 
+/// New queries of one peer answered back to back before its rate applies (see
+/// `Poller::admit_query`).
+const QUERY_BURST: TimeMs = 4;
+
 /// Snowball's `β` presets (REQUIREMENTS §4: quick, standard, high security).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Security {
@@ -235,10 +239,15 @@ pub struct Poller {
     /// When an idle heartbeat poll is due (see [`Poller::start`]).
     next_idle_poll_at: TimeMs,
     next_id: u64,
-    /// When each peer's latest query that we answered arrived, and our answer: a
-    /// repeated query (the poller retrying after a loss) gets the same response again,
-    /// not a new signature.
-    answered: BTreeMap<ValidatorIndex, (TimeMs, Response)>,
+    /// Each peer's latest query that we answered, and our answer: a repeated query (the
+    /// poller retrying after a loss or a slow answer) gets the same response again, not
+    /// a new signature.
+    answered: BTreeMap<ValidatorIndex, Response>,
+    /// Per peer, the theoretical arrival time of its next new query (the generic cell
+    /// rate algorithm): new queries are answered at one per half poll interval on
+    /// average, with bursts of [`QUERY_BURST`], and dropped past that, so a peer cannot
+    /// make us sign without bound.
+    query_rate: BTreeMap<ValidatorIndex, TimeMs>,
     /// Peers still silent when a poll settled early: (poll id, deadline). One that has
     /// not answered that poll by its deadline is charged a timeout all the same, so a
     /// peer that never answers is found even when the others always settle polls.
@@ -276,6 +285,7 @@ impl Poller {
             next_idle_poll_at: 0,
             next_id: 0,
             answered: BTreeMap::new(),
+            query_rate: BTreeMap::new(),
             silent: BTreeMap::new(),
             peers,
             stats: AvalancheStats::default(),
@@ -383,20 +393,16 @@ impl Poller {
             self.stats.queries_dropped += 1;
             return None;
         }
-        let spacing = self.cfg.min_poll_interval_ms / 2;
-        if let Some((at, _)) = self.answered.get(&from)
-            && now < at.saturating_add(spacing)
-        {
-            self.stats.queries_dropped += 1;
-            return None;
-        }
-        if let Some((at, last)) = self.answered.get_mut(&from)
+        if let Some(last) = self.answered.get(&from)
             && last.votes.id == query.id
             && last.votes.first_slot == query.first_slot
             && last.votes.preferences.len() == usize::from(query.count)
         {
-            *at = now;
             return Some(last.clone());
+        }
+        if !self.admit_query(now, from) {
+            self.stats.queries_dropped += 1;
+            return None;
         }
         let count = usize::from(query.count).min(MAX_QUERY_SLOTS) as u64;
         let preferences = (query.first_slot..query.first_slot.saturating_add(count))
@@ -408,8 +414,22 @@ impl Poller {
             .collect();
         self.stats.queries_answered += 1;
         let response = Response::sign(query, from, self.me, preferences, &self.key, self.network);
-        self.answered.insert(from, (now, response.clone()));
+        self.answered.insert(from, response.clone());
         Some(response)
+    }
+
+    /// Whether a new query of `from` fits its rate (see `query_rate`). An honest poller
+    /// starts a poll at most once per poll interval, but a poll that ended late is
+    /// followed at once by the next, so two of its queries can arrive back to back: a
+    /// strict spacing dropped the second, and every such poll waited for its retry.
+    fn admit_query(&mut self, now: TimeMs, from: ValidatorIndex) -> bool {
+        let spacing = (self.cfg.min_poll_interval_ms / 2).max(1);
+        let tat = self.query_rate.get(&from).copied().unwrap_or(now).max(now);
+        if tat > now.saturating_add(spacing * (QUERY_BURST - 1)) {
+            return false;
+        }
+        self.query_rate.insert(from, tat.saturating_add(spacing));
+        true
     }
 
     /// Takes a peer's response to our poll. `check` tells what a vote's digest is in

@@ -103,7 +103,7 @@ fn forged_misaddressed_and_repeated_responses_are_not_counted() {
 }
 
 #[test]
-fn a_repeated_query_gets_the_same_signed_answer_and_a_flood_gets_nothing() {
+fn a_repeated_query_gets_the_same_signed_answer_and_a_flood_only_its_burst() {
     let b = DagBuilder::new(4);
     let mut ps = pollers(&b, AvalancheConfig::default());
     let q = Query {
@@ -117,13 +117,28 @@ fn a_repeated_query_gets_the_same_signed_answer_and_a_flood_gets_nothing() {
         first.votes.preferences,
         vec![Preference::Commit(D), Preference::Unknown]
     );
-    assert!(
-        ps[1].answer(1, 0, &q).is_none(),
-        "faster than any poller asks"
-    );
-    let again = ps[1].answer(250, 0, &q).unwrap();
+    let again = ps[1].answer(1, 0, &q).unwrap();
     assert_eq!(again, first, "the retry gets the cached response");
     assert_eq!(ps[1].stats().queries_answered, 1, "signed once");
+    // New queries: a burst of four is answered (a poll that ended late is followed at
+    // once by the next), then one per half poll interval; faster ones are dropped.
+    let spacing = AvalancheConfig::default().min_poll_interval_ms / 2;
+    let new_query = |id| Query { id, ..q };
+    for id in 4..7 {
+        assert!(ps[1].answer(2, 0, &new_query(id)).is_some(), "query {id}");
+    }
+    assert!(
+        ps[1].answer(2, 0, &new_query(7)).is_none(),
+        "past the burst"
+    );
+    // Four answered by t = 2 (the first at 0): the next fits at 4 × spacing − 3 × spacing.
+    assert!(ps[1].answer(spacing - 1, 0, &new_query(7)).is_none());
+    assert!(ps[1].answer(spacing, 0, &new_query(7)).is_some());
+    assert!(ps[1].answer(spacing, 0, &new_query(8)).is_none());
+    assert_eq!(ps[1].stats().queries_answered, 5);
+    assert_eq!(ps[1].stats().queries_dropped, 3);
+    // Another peer has its own allowance.
+    assert!(ps[1].answer(spacing, 2, &new_query(8)).is_some());
     assert!(ps[1].answer(500, 0, &Query { epoch: 1, ..q }).is_none());
     assert!(
         ps[1].answer(500, 1, &q).is_none(),
