@@ -39,6 +39,7 @@ use dualchain_testkit::{ClusterSpec, LocalCluster};
 
 use crate::accounts::AccountSource;
 use crate::cli::DevnetArgs;
+use crate::engine_figures::EngineWindow;
 use crate::loadgen::{LiveStats, LoadgenConfig};
 use crate::progress::{ChainHeights, DevnetProgress};
 pub use crate::report::DevnetReport;
@@ -515,6 +516,18 @@ pub async fn wait_sealing(
 }
 
 /// Readiness, load, settle, compare, measure: the part that runs while validators live.
+/// Each validator's metrics port and process, for [`EngineWindow`].
+fn engine_endpoints(cluster: &LocalCluster) -> Vec<(u16, Option<u32>)> {
+    (0..cluster.len())
+        .map(|i| {
+            (
+                cluster.peers()[i].metrics_port,
+                cluster.pids(i).first().copied(),
+            )
+        })
+        .collect()
+}
+
 async fn drive(
     args: &DevnetArgs,
     cluster: &mut LocalCluster,
@@ -569,7 +582,18 @@ async fn drive(
         (alpha_ms, delta_ms),
         live.clone(),
     );
+    let engine_ends = engine_endpoints(cluster);
+    let engine_window = {
+        let ends = engine_ends.clone();
+        tokio::task::spawn_blocking(move || EngineWindow::open(&ends))
+    };
     let loadgen = crate::loadgen::run(config, live.clone()).await;
+    let delta_engine = engine_window
+        .await
+        .context("sampling the validators' metrics")?;
+    let delta_engine = tokio::task::spawn_blocking(move || delta_engine.close(&engine_ends))
+        .await
+        .context("sampling the validators' metrics")?;
     start_marker.abort();
     let loadgen = loadgen.context("running the load")?;
     let load_end = args.duration.as_secs_f64();
@@ -651,6 +675,7 @@ async fn drive(
             txs_committed: alpha_txs,
         },
         block_ratio,
+        delta_engine,
         state_roots_agree,
         state_root_checks: checks,
         rejected_by_status: loadgen.rejected_by_status.clone(),

@@ -29,6 +29,7 @@ pub mod accounts;
 pub mod cli;
 pub mod crosschain_load;
 pub mod devnet;
+pub mod engine_figures;
 pub mod flow_cli;
 pub mod latency;
 pub mod loadgen;

@@ -113,6 +113,8 @@ pub struct DevnetReport {
     pub alpha: AlphaFigures,
     /// Delta blocks per Alpha block while the load ran (5 by design).
     pub block_ratio: f64,
+    /// What Delta's consensus engine delivered and cost during the load.
+    pub delta_engine: crate::engine_figures::EngineFigures,
     pub state_roots_agree: bool,
     pub state_root_checks: Vec<RootCheck>,
     /// Refusals per status during the load.
@@ -482,6 +484,14 @@ pub fn render_markdown(r: &DevnetReport) -> String {
     for (k, v) in rows {
         let _ = writeln!(md, "| {k} | {v} |");
     }
+    let _ = writeln!(
+        md,
+        "\n## Delta consensus ({}), during the load and its drain\n\n| figure | value |\n|---|---|",
+        r.consensus.delta
+    );
+    for (k, v) in r.delta_engine.rows() {
+        let _ = writeln!(md, "| {k} | {v} |");
+    }
     if let Some(c) = &r.crosschain {
         let _ = writeln!(md, "\n## Cross-chain\n\n| figure | value |\n|---|---|");
         let rows: Vec<(&str, String)> = vec![
@@ -678,6 +688,17 @@ mod tests {
                 ..AlphaFigures::default()
             },
             block_ratio: 5.0,
+            delta_engine: crate::engine_figures::EngineFigures {
+                validators_read: 4,
+                window_s: 31.0,
+                vertices_per_s: 40.0,
+                vertex_finality_ms_p50: Some(310.0),
+                vertex_finality_ms_p95: None,
+                vertex_propagation_ms_p95: Some(45.0),
+                messages_per_vertex: Some(9.5),
+                cpu_percent_mean: Some(60.0),
+                cpu_percent_max: Some(71.0),
+            },
             state_roots_agree: true,
             state_root_checks: vec![RootCheck {
                 chain: "delta".into(),
@@ -761,6 +782,12 @@ mod tests {
         assert!(md.contains("| Delta committed TPS | 1990.0 |"), "{md}");
         assert!(md.contains("state roots agree"));
         assert!(md.contains("| MEMPOOL_FULL | 3 |"));
+        assert!(
+            md.contains("## Delta consensus (avalanche)")
+                && md.contains("| vertex finality p50 / p95 | 310 ms / - |")
+                && md.contains("| messages per finalized vertex | 9.5 |"),
+            "{md}"
+        );
         assert!(md.contains("200.0 MiB"));
         assert!(md.contains("![tps.png](tps.png)"));
     }

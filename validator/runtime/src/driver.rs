@@ -568,6 +568,14 @@ impl<S: Seams> Driver<S> {
                 match message.kind {
                     MessageKind::Vertex => match vertex_of_broadcast(&message.payload) {
                         Ok(vertex) => {
+                            let age_ms = self
+                                .ctx
+                                .unix_ms()
+                                .saturating_sub(vertex.content().timestamp_ms);
+                            self.ctx
+                                .metrics
+                                .vertex_propagation
+                                .observe(age_ms as f64 / 1000.0);
                             self.keep_if_next_epoch(from, &vertex);
                             burst.vertex_bytes += message.payload.len();
                             burst.vertices.push((index, vertex))

@@ -27,6 +27,9 @@ pub struct ChainMetrics {
     pub epoch: IntGauge,
     pub blocks_sealed: IntCounter,
     pub commit_latency: Histogram,
+    /// A peer's vertex timestamp to its arrival here by broadcast (how fast vertices
+    /// spread; between machines their clocks' skew adds in).
+    pub vertex_propagation: Histogram,
     /// Vertices in committed sub-DAGs (their rate: vertices finalized per second).
     pub vertices_committed: IntCounter,
     pub transactions_committed: IntCounter,
@@ -112,6 +115,10 @@ impl ChainMetrics {
             commit_latency: hist(
                 "dualchain_commit_latency_seconds",
                 "Vertex creation to consensus commit, per committed vertex",
+            )?,
+            vertex_propagation: hist(
+                "dualchain_vertex_propagation_seconds",
+                "A peer's vertex timestamp to its arrival here by broadcast",
             )?,
             vertices_committed: IntCounter::with_opts(opts(
                 "dualchain_consensus_vertices_committed_total",
@@ -232,6 +239,7 @@ impl ChainMetrics {
         registry.register(Box::new(m.epoch.clone()))?;
         registry.register(Box::new(m.blocks_sealed.clone()))?;
         registry.register(Box::new(m.commit_latency.clone()))?;
+        registry.register(Box::new(m.vertex_propagation.clone()))?;
         registry.register(Box::new(m.vertices_committed.clone()))?;
         registry.register(Box::new(m.transactions_committed.clone()))?;
         registry.register(Box::new(m.transactions_failed.clone()))?;

@@ -23,15 +23,82 @@ pub fn scrape(port: u16) -> std::io::Result<String> {
 /// The value of the first sample of `name` labelled `chain="<chain>"` whose line also
 /// contains `extra` (another label, or "").
 pub fn sample(text: &str, name: &str, chain: ChainId, extra: &str) -> Option<f64> {
+    samples(text, name, chain, extra).next().map(|(_, v)| v)
+}
+
+/// The values of every sample of `name` labelled `chain="<chain>"` whose line also
+/// contains `extra`, with their lines (a counter split by other labels, a histogram's
+/// buckets).
+fn samples<'a>(
+    text: &'a str,
+    name: &'a str,
+    chain: ChainId,
+    extra: &'a str,
+) -> impl Iterator<Item = (&'a str, f64)> + 'a {
     let label = format!("chain=\"{}\"", chain.name());
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-                && l.contains(&label)
-                && l.contains(extra)
+    text.lines().filter_map(move |l| {
+        let rest = l.strip_prefix(name)?;
+        let matches = (rest.starts_with('{') || rest.starts_with(' '))
+            && l.contains(&label)
+            && l.contains(extra);
+        let value = l.rsplit(' ').next()?.parse().ok()?;
+        matches.then_some((l, value))
+    })
+}
+
+/// The sum of every sample of `name` for `chain` whose line contains `extra` (a
+/// counter over all its other labels); `None` when there is none.
+pub fn sum(text: &str, name: &str, chain: ChainId, extra: &str) -> Option<f64> {
+    samples(text, name, chain, extra)
+        .map(|(_, v)| v)
+        .reduce(|a, b| a + b)
+}
+
+/// The cumulative buckets `(le, count)` of histogram `name` for `chain`, in order of
+/// `le` (`+Inf` last).
+pub fn histogram(text: &str, name: &str, chain: ChainId) -> Vec<(f64, f64)> {
+    let bucket = format!("{name}_bucket");
+    let mut buckets: Vec<(f64, f64)> = samples(text, &bucket, chain, "")
+        .filter_map(|(line, count)| {
+            let le = line.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count))
         })
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
+}
+
+/// The `q` quantile of cumulative `buckets`, interpolated linearly inside the bucket
+/// it falls in, as Prometheus' `histogram_quantile` does; a quantile in the `+Inf`
+/// bucket is the highest finite bound. `None` without observations.
+pub fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q.clamp(0.0, 1.0) * total;
+    let mut lower = (0.0, 0.0);
+    for &(le, count) in buckets {
+        if count >= rank {
+            if le.is_infinite() {
+                return Some(lower.0);
+            }
+            let inside = count - lower.1;
+            let share = if inside > 0.0 {
+                (rank - lower.1) / inside
+            } else {
+                1.0
+            };
+            return Some(lower.0 + (le - lower.0) * share);
+        }
+        lower = (le, count);
+    }
+    Some(lower.0)
 }
 
 #[cfg(test)]
@@ -68,5 +135,33 @@ mod tests {
             None
         );
         assert_eq!(sample(TEXT, "dualchain_peer", ChainId::Delta, ""), None);
+    }
+
+    #[test]
+    fn counters_sum_over_their_labels_and_histograms_give_interpolated_quantiles() {
+        let text = "m_total{chain=\"delta\",direction=\"out\",kind=\"a\"} 3\n\
+            m_total{chain=\"delta\",direction=\"out\",kind=\"b\"} 4\n\
+            m_total{chain=\"delta\",direction=\"in\",kind=\"a\"} 100\n\
+            m_total{chain=\"alpha\",direction=\"out\",kind=\"a\"} 100\n\
+            h_bucket{chain=\"delta\",le=\"0.5\"} 10\n\
+            h_bucket{chain=\"delta\",le=\"+Inf\"} 40\n\
+            h_bucket{chain=\"delta\",le=\"0.25\"} 0\n\
+            h_bucket{chain=\"delta\",le=\"1\"} 30\n\
+            h_sum{chain=\"delta\"} 12\n";
+        let d = ChainId::Delta;
+        assert_eq!(sum(text, "m_total", d, "direction=\"out\""), Some(7.0));
+        assert_eq!(sum(text, "m_total", d, "kind=\"c\""), None);
+        let buckets = histogram(text, "h", d);
+        assert_eq!(
+            buckets,
+            vec![(0.25, 0.0), (0.5, 10.0), (1.0, 30.0), (f64::INFINITY, 40.0)]
+        );
+        // Rank 20 of 40: halfway through the (0.5, 1] bucket.
+        assert_eq!(quantile(&buckets, 0.5), Some(0.75));
+        assert_eq!(quantile(&buckets, 0.125), Some(0.375));
+        // Past the last finite bound: that bound.
+        assert_eq!(quantile(&buckets, 0.95), Some(1.0));
+        assert_eq!(quantile(&[(1.0, 0.0), (f64::INFINITY, 0.0)], 0.5), None);
+        assert!(histogram(text, "h", ChainId::Alpha).is_empty());
     }
 }

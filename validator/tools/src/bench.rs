@@ -3,7 +3,7 @@
 //! that mean something on a shared machine; `overload` instead judges a local
 //! network's goodput under overload against its own peak in the same run, and
 //! `byzantine` a network's goodput under a flooding validator against the same
-//! network without it.
+//! network without it, and `engines` the same network on each consensus engine.
 
 use clap::Subcommand;
 
@@ -24,6 +24,10 @@ pub enum Command {
     /// same network without the attack; fails below 80 % of the clean goodput
     /// (`--min-throughput-ratio`) or above the memory budget.
     Byzantine(Box<crate::byzantine::ByzantineArgs>),
+    /// The same local devnet on DAG-BFT, then on Avalanche: committed TPS, finality,
+    /// vertices finalized/s, messages per vertex and CPU side by side, Avalanche
+    /// against its performance targets, and a default engine per chain.
+    Engines(Box<crate::engines::EnginesArgs>),
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -33,5 +37,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Mempool(args) => dualchain_mempool::cli::run(args),
         Command::Overload(args) => dualchain_loadgen::overload::overload_main(*args),
         Command::Byzantine(args) => crate::byzantine::main(*args),
+        Command::Engines(args) => crate::engines::main(*args),
     }
 }

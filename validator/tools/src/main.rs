@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod bench;
 mod byzantine;
+mod engines;
 mod flood;
 
 /// dualchain-tools: devnet, load generation, status, benchmarks and simulation for dualchain networks.
@@ -127,6 +128,9 @@ mod tests {
         );
         let bench = cli.find_subcommand("bench").unwrap();
         let kinds: Vec<&str> = bench.get_subcommands().map(|c| c.get_name()).collect();
-        assert_eq!(kinds, ["exec", "net", "mempool", "overload", "byzantine"]);
+        assert_eq!(
+            kinds,
+            ["exec", "net", "mempool", "overload", "byzantine", "engines"]
+        );
     }
 }
