@@ -341,6 +341,19 @@ pub fn status_main(args: StatusArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the validators of a local network come from and how long they may take to
+/// start (`devnet` and the network benchmarks).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LocalValidators {
+    /// The `dualchain` binary to start validators with [default: the `dualchain` that
+    /// forwarded this command, else the one next to this executable, else on PATH].
+    #[arg(long, value_name = "PATH", env = dualchain_contract::binaries::NODE_BINARY_ENV)]
+    pub node_binary: Option<PathBuf>,
+    /// How long validators may take to become ready.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub ready_timeout: Duration,
+}
+
 /// Start a local network of validators, drive load, check state roots, write a report.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DevnetArgs {
@@ -383,13 +396,8 @@ pub struct DevnetArgs {
     /// Transactions per SubmitBatch call.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
-    /// The `dualchain` binary to start validators with [default: the `dualchain` that
-    /// forwarded this command, else the one next to this executable, else on PATH].
-    #[arg(long, value_name = "PATH", env = dualchain_contract::binaries::NODE_BINARY_ENV)]
-    pub node_binary: Option<PathBuf>,
-    /// How long validators may take to become ready.
-    #[arg(long, value_parser = parse_duration, default_value = "60s")]
-    pub ready_timeout: Duration,
+    #[command(flatten)]
+    pub local: LocalValidators,
     /// Run validators with JSON logs (in their log files).
     #[arg(long)]
     pub json_logs: bool,

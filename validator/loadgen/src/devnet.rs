@@ -343,7 +343,7 @@ pub async fn run(args: &DevnetArgs) -> anyhow::Result<DevnetReport> {
         bail!("--accounts must be at least 2");
     }
     let (alpha_ms, delta_ms) = block_times(args.time_scale)?;
-    let bin = node_binary(args.node_binary.as_deref())?;
+    let bin = node_binary(args.local.node_binary.as_deref())?;
     let mut spec = ClusterSpec::new(args.validators).block_times(alpha_ms, delta_ms);
     // The cross-chain workload's accounts come after the transfer load's.
     spec.accounts = args.accounts + crosschain_accounts(args);
@@ -533,7 +533,7 @@ async fn drive(
     cluster: &mut LocalCluster,
     (alpha_ms, delta_ms): (u64, u64),
 ) -> anyhow::Result<DevnetReport> {
-    wait_sealing(cluster, args.ready_timeout, "devnet").await?;
+    wait_sealing(cluster, args.local.ready_timeout, "devnet").await?;
 
     let delta_urls = cluster.api_urls(ChainId::Delta);
     let alpha_urls = cluster.api_urls(ChainId::Alpha);

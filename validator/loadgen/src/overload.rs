@@ -116,13 +116,8 @@ pub struct OverloadArgs {
     /// Print the report as JSON instead of the Markdown table.
     #[arg(long)]
     pub json: bool,
-    /// The `dualchain` binary to start validators with [default: the `dualchain` that
-    /// forwarded this command, else the one next to this executable, else on PATH].
-    #[arg(long, value_name = "PATH", env = dualchain_contract::binaries::NODE_BINARY_ENV)]
-    pub node_binary: Option<PathBuf>,
-    /// How long validators may take to become ready.
-    #[arg(long, value_parser = parse_duration, default_value = "60s")]
-    pub ready_timeout: Duration,
+    #[command(flatten)]
+    pub local: crate::cli::LocalValidators,
     /// Keep the validators' data directory (keys, genesis, databases, logs) afterwards.
     #[arg(long)]
     pub keep: bool,
@@ -467,7 +462,7 @@ pub async fn on_signed_network<T>(
     drive: impl AsyncFnOnce(&mut LocalCluster, u64) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let (alpha_ms, delta_ms) = crate::devnet::block_times(args.time_scale)?;
-    let bin = crate::devnet::node_binary(args.node_binary.as_deref())?;
+    let bin = crate::devnet::node_binary(args.local.node_binary.as_deref())?;
     let mut spec = ClusterSpec::new(args.validators).block_times(alpha_ms, delta_ms);
     spec.accounts = args.accounts * runs;
     spec.accounts_seed = ACCOUNTS_SEED;
@@ -715,7 +710,7 @@ async fn drive(
     cluster: &mut LocalCluster,
     delta_ms: u64,
 ) -> anyhow::Result<OverloadReport> {
-    crate::devnet::wait_sealing(cluster, args.ready_timeout, "overload").await?;
+    crate::devnet::wait_sealing(cluster, args.local.ready_timeout, "overload").await?;
     let dir = cluster.dir().to_path_buf();
     let (accounts, count) = (args.accounts, runs(args));
     let keyrings = tokio::task::spawn_blocking(move || write_keyrings(&dir, accounts, count))

@@ -37,7 +37,6 @@
 //! sending takes cores from the victims, which an attacker on its own machine would
 //! not, so a ratio measured here is a lower bound.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,12 +102,8 @@ pub struct ByzantineArgs {
     /// Print the report as JSON instead of the Markdown table.
     #[arg(long)]
     pub json: bool,
-    /// The `dualchain` binary to start validators with [default: as `bench overload`].
-    #[arg(long, value_name = "PATH", env = dualchain_contract::binaries::NODE_BINARY_ENV)]
-    pub node_binary: Option<PathBuf>,
-    /// How long validators may take to become ready.
-    #[arg(long, value_parser = parse_duration, default_value = "60s")]
-    pub ready_timeout: Duration,
+    #[command(flatten)]
+    pub local: dualchain_loadgen::cli::LocalValidators,
     /// Keep the validators' data directory afterwards.
     #[arg(long)]
     pub keep: bool,
@@ -296,8 +291,7 @@ fn overload_args(args: &ByzantineArgs) -> OverloadArgs {
         batch: 1000,
         min_goodput_ratio: 0.0,
         json: false,
-        node_binary: args.node_binary.clone(),
-        ready_timeout: args.ready_timeout,
+        local: args.local.clone(),
         keep: args.keep,
         validator_args: Vec::new(),
     }
@@ -323,7 +317,7 @@ async fn drive(
     cluster: &mut LocalCluster,
     delta_ms: u64,
 ) -> anyhow::Result<ByzantineReport> {
-    dualchain_loadgen::devnet::wait_sealing(cluster, args.ready_timeout, "byzantine").await?;
+    dualchain_loadgen::devnet::wait_sealing(cluster, args.local.ready_timeout, "byzantine").await?;
     let attacker = usize::from(args.validators) - 1;
     // Every validator stores the clean step, the honest ones the other two.
     let step_txs = args.tps * args.step_duration.as_secs_f64();

@@ -63,12 +63,8 @@ pub struct EnginesArgs {
     /// Print the comparison as JSON instead of Markdown.
     #[arg(long)]
     pub json: bool,
-    /// The `dualchain` binary to start validators with [default: as `dualchain devnet`].
-    #[arg(long, value_name = "PATH", env = dualchain_contract::binaries::NODE_BINARY_ENV)]
-    pub node_binary: Option<PathBuf>,
-    /// How long validators may take to become ready.
-    #[arg(long, value_parser = parse_duration, default_value = "60s")]
-    pub ready_timeout: Duration,
+    #[command(flatten)]
+    pub local: dualchain_loadgen::cli::LocalValidators,
 }
 
 /// One engine's run, as the comparison shows it.
@@ -173,8 +169,7 @@ fn devnet_args(args: &EnginesArgs, engine: EngineName) -> DevnetArgs {
         accounts: 1000,
         accounts_seed: 42,
         batch: 1000,
-        node_binary: args.node_binary.clone(),
-        ready_timeout: args.ready_timeout,
+        local: args.local.clone(),
         json_logs: false,
         consensus: engine,
         alpha_consensus: None,
