@@ -80,7 +80,7 @@ pub use snowball::{Alphas, FINAL_CONFIDENCE_PPM, PPM, PollOutcome, Snowball};
 
 /// New queries of one peer answered back to back before its rate applies (see
 /// `Poller::admit_query`).
-const QUERY_BURST: TimeMs = 4;
+const QUERY_BURST: u64 = 4;
 
 /// Snowball's `β` presets (REQUIREMENTS §4: quick, standard, high security).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

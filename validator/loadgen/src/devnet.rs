@@ -515,7 +515,6 @@ pub async fn wait_sealing(
     Ok(())
 }
 
-/// Readiness, load, settle, compare, measure: the part that runs while validators live.
 /// Each validator's metrics port and process, for [`EngineWindow`].
 fn engine_endpoints(cluster: &LocalCluster) -> Vec<(u16, Option<u32>)> {
     (0..cluster.len())
@@ -528,6 +527,7 @@ fn engine_endpoints(cluster: &LocalCluster) -> Vec<(u16, Option<u32>)> {
         .collect()
 }
 
+/// Readiness, load, settle, compare, measure: the part that runs while validators live.
 async fn drive(
     args: &DevnetArgs,
     cluster: &mut LocalCluster,

@@ -5,9 +5,11 @@
 //! `dualchain bench engines` puts DAG-BFT's and Avalanche's side by side.
 //!
 //! Figures are differences between a sample taken as the load starts and one taken as
-//! it ends, so the warm-up before the load counts for nothing. A validator whose
-//! metrics cannot be read at either end is left out of the sums (and counted in
-//! `validators_read`), never read as zero.
+//! it ends (after its drain), so the warm-up before the load counts for nothing. A
+//! counter that went down between the two was reset (its process or transport
+//! restarted): all of its end value is new, as in Prometheus' `increase`. A validator
+//! whose metrics cannot be read at either end is left out of every figure, never read
+//! as zero (`validators_read` says how many were read).
 
 use std::time::Instant;
 
@@ -99,9 +101,6 @@ pub struct EngineFigures {
 impl EngineFigures {
     /// `(figure, value)` rows for the reports ("-" where nothing was read).
     pub fn rows(&self) -> Vec<(&'static str, String)> {
-        let or_dash = |v: Option<f64>, unit: &str, digits: usize| {
-            v.map_or("-".to_owned(), |v| format!("{v:.digits$}{unit}"))
-        };
         vec![
             (
                 "vertices finalized/s",
@@ -137,6 +136,16 @@ impl EngineFigures {
             ),
         ]
     }
+}
+
+/// `v` with `digits` decimals and `unit`, or "-" when it was not measured.
+pub fn or_dash(v: Option<f64>, unit: &str, digits: usize) -> String {
+    v.map_or("-".to_owned(), |v| format!("{v:.digits$}{unit}"))
+}
+
+/// How much a counter grew from `start` to `end` (see the module docs on resets).
+fn increase(start: f64, end: f64) -> f64 {
+    if end < start { end } else { end - start }
 }
 
 /// Samples of every validator at the start of a window.
@@ -185,12 +194,12 @@ pub fn figures(pairs: &[(EngineSample, EngineSample)], window_s: f64) -> EngineF
     }
     let vertices: f64 = pairs
         .iter()
-        .map(|(a, b)| (b.vertices_committed - a.vertices_committed).max(0.0))
+        .map(|(a, b)| increase(a.vertices_committed, b.vertices_committed))
         .sum::<f64>()
         / n as f64;
     let messages: f64 = pairs
         .iter()
-        .map(|(a, b)| (b.messages_sent - a.messages_sent).max(0.0))
+        .map(|(a, b)| increase(a.messages_sent, b.messages_sent))
         .sum();
     let latency = merged_difference(pairs, |s| &s.latency_buckets);
     let propagation = merged_difference(pairs, |s| &s.propagation_buckets);
@@ -212,23 +221,25 @@ pub fn figures(pairs: &[(EngineSample, EngineSample)], window_s: f64) -> EngineF
 }
 
 /// The buckets of histogram `of` observed inside the window, summed over the
-/// validators (a restarted validator's counters start again from zero: its end sample
-/// alone counts).
+/// validators. A histogram whose observation count (its `+Inf` bucket) went down was
+/// reset: its end buckets alone count.
 fn merged_difference(
     pairs: &[(EngineSample, EngineSample)],
     of: impl Fn(&EngineSample) -> &Vec<(f64, f64)>,
 ) -> Vec<(f64, f64)> {
+    let total = |buckets: &Vec<(f64, f64)>| buckets.last().map_or(0.0, |b| b.1);
     let mut merged: Vec<(f64, f64)> = Vec::new();
     for (a, b) in pairs {
-        let restarted = b.vertices_committed < a.vertices_committed;
+        let reset = total(of(b)) < total(of(a));
         for (i, &(le, end)) in of(b).iter().enumerate() {
             let start = match of(a).get(i) {
-                Some(&(start_le, count)) if start_le == le && !restarted => count,
+                Some(&(start_le, count)) if start_le == le && !reset => count,
                 _ => 0.0,
             };
+            let observed = (end - start).max(0.0);
             match merged.get_mut(i) {
-                Some(slot) if slot.0 == le => slot.1 += (end - start).max(0.0),
-                _ => merged.push((le, (end - start).max(0.0))),
+                Some(slot) if slot.0 == le => slot.1 += observed,
+                _ => merged.push((le, observed)),
             }
         }
     }

@@ -41,8 +41,10 @@ fn samples<'a>(
         let matches = (rest.starts_with('{') || rest.starts_with(' '))
             && l.contains(&label)
             && l.contains(extra);
-        let value = l.rsplit(' ').next()?.parse().ok()?;
-        matches.then_some((l, value))
+        if !matches {
+            return None;
+        }
+        Some((l, l.rsplit(' ').next()?.parse().ok()?))
     })
 }
 

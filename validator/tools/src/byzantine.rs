@@ -154,12 +154,12 @@ pub struct ByzantineReport {
 }
 
 impl ByzantineReport {
-    /// Fills the ratios and the verdict from the steps.
     /// The step named `label`, if it ran.
     fn step(&self, label: &str) -> Option<&StepRow> {
         self.steps.iter().find(|s| s.label == label)
     }
 
+    /// Fills the ratios and the verdict from the steps.
     pub fn judge(&mut self) {
         let goodput = |label: &str| self.step(label).map(|s| s.load.goodput_tps);
         let (Some(clean), Some(silent), Some(flood)) =

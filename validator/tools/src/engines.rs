@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use dualchain_loadgen::cli::{DevnetArgs, EngineName, parse_duration};
+use dualchain_loadgen::engine_figures::or_dash;
 use dualchain_loadgen::report::DevnetReport;
 use dualchain_loadgen::workload::WorkloadKind;
 use serde::Serialize;
@@ -75,21 +76,17 @@ pub struct EngineRun {
     pub finality_ms_p50: u64,
     pub finality_ms_p95: u64,
     pub engine_figures: dualchain_loadgen::engine_figures::EngineFigures,
-    pub state_roots_agree: bool,
     pub report_dir: String,
 }
 
 impl EngineRun {
-    fn from_report(engine: EngineName, report: &DevnetReport, dir: &std::path::Path) -> Self {
+    fn from_report(engine: &str, report: &DevnetReport, dir: &std::path::Path) -> Self {
         Self {
-            engine: dualchain_core::types::ConsensusEngine::from(engine)
-                .name()
-                .into(),
+            engine: engine.into(),
             committed_tps: report.delta.tps,
             finality_ms_p50: report.delta.finality_ms_p50,
             finality_ms_p95: report.delta.finality_ms_p95,
             engine_figures: report.delta_engine.clone(),
-            state_roots_agree: report.state_roots_agree,
             report_dir: dir.display().to_string(),
         }
     }
@@ -116,7 +113,15 @@ pub struct EnginesReport {
     pub runs: Vec<EngineRun>,
     pub avalanche_targets: Vec<Target>,
     /// Recommended default engine per chain, with the reason.
-    pub recommendation: Vec<(String, String, String)>,
+    pub recommendation: Vec<Recommendation>,
+}
+
+/// The engine a chain should default to, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct Recommendation {
+    pub chain: &'static str,
+    pub engine: String,
+    pub reason: String,
 }
 
 pub fn main(args: EnginesArgs) -> anyhow::Result<()> {
@@ -152,7 +157,7 @@ fn validate(args: &EnginesArgs) -> anyhow::Result<()> {
 }
 
 /// The devnet of one engine's run.
-fn devnet_args(args: &EnginesArgs, engine: EngineName) -> DevnetArgs {
+fn devnet_args(args: &EnginesArgs, engine: EngineName, name: &str) -> DevnetArgs {
     DevnetArgs {
         validators: args.validators,
         duration: args.duration,
@@ -162,9 +167,7 @@ fn devnet_args(args: &EnginesArgs, engine: EngineName) -> DevnetArgs {
         signed: args.signed,
         unsigned: !args.signed,
         json: false,
-        report: args
-            .report
-            .join(dualchain_core::types::ConsensusEngine::from(engine).name()),
+        report: args.report.join(name),
         keep: false,
         accounts: 1000,
         accounts_seed: 42,
@@ -183,8 +186,8 @@ pub async fn run(args: &EnginesArgs) -> anyhow::Result<EnginesReport> {
         .with_context(|| format!("creating {}", args.report.display()))?;
     let mut runs = Vec::new();
     for engine in [EngineName::DagBft, EngineName::Avalanche] {
-        let devnet = devnet_args(args, engine);
         let name = dualchain_core::types::ConsensusEngine::from(engine).name();
+        let devnet = devnet_args(args, engine, name);
         eprintln!(
             "engines: {name}: {} validators, {:?}",
             args.validators, args.duration
@@ -198,7 +201,7 @@ pub async fn run(args: &EnginesArgs) -> anyhow::Result<EnginesReport> {
                 &devnet.report,
             ));
         }
-        runs.push(EngineRun::from_report(engine, &report, &devnet.report));
+        runs.push(EngineRun::from_report(name, &report, &devnet.report));
     }
     let avalanche_targets = targets(&runs[1]);
     let recommendation = recommend(&runs[0], &runs[1]);
@@ -222,17 +225,13 @@ pub fn targets(avalanche: &EngineRun) -> Vec<Target> {
         Target {
             id: "FS-003",
             what: "every validator receives a vertex < 500 ms p95",
-            observed: f
-                .vertex_propagation_ms_p95
-                .map_or("-".into(), |v| format!("{v:.0} ms")),
+            observed: or_dash(f.vertex_propagation_ms_p95, " ms", 0),
             met: below(f.vertex_propagation_ms_p95, FS_003_PROPAGATION_MS),
         },
         Target {
             id: "PS-001",
             what: "vertex finality p95 < 1 s",
-            observed: f
-                .vertex_finality_ms_p95
-                .map_or("-".into(), |v| format!("{v:.0} ms")),
+            observed: or_dash(f.vertex_finality_ms_p95, " ms", 0),
             met: below(f.vertex_finality_ms_p95, PS_001_FINALITY_MS),
         },
         Target {
@@ -244,9 +243,7 @@ pub fn targets(avalanche: &EngineRun) -> Vec<Target> {
         Target {
             id: "PS-005",
             what: "validator CPU < 50 % (of a core, both chains)",
-            observed: f
-                .cpu_percent_max
-                .map_or("-".into(), |v| format!("{v:.0} % (max)")),
+            observed: or_dash(f.cpu_percent_max, " % (max)", 0),
             met: below(f.cpu_percent_max, PS_005_CPU_PERCENT),
         },
     ]
@@ -254,7 +251,7 @@ pub fn targets(avalanche: &EngineRun) -> Vec<Target> {
 
 /// Delta's default from the figures (the higher committed throughput; within
 /// [`SAME_THROUGHPUT`], the lower transaction finality p95); Alpha's from its role.
-pub fn recommend(dag: &EngineRun, avalanche: &EngineRun) -> Vec<(String, String, String)> {
+pub fn recommend(dag: &EngineRun, avalanche: &EngineRun) -> Vec<Recommendation> {
     let close = (dag.committed_tps - avalanche.committed_tps).abs()
         <= SAME_THROUGHPUT * dag.committed_tps.max(avalanche.committed_tps);
     let (winner, why) = if close {
@@ -289,20 +286,21 @@ pub fn recommend(dag: &EngineRun, avalanche: &EngineRun) -> Vec<(String, String,
         )
     };
     vec![
-        (
-            "delta".into(),
-            winner.engine.clone(),
-            format!("measured: {why}"),
-        ),
-        (
-            "alpha".into(),
-            "dag-bft".into(),
-            "by role, not by this run: Alpha's records (locks, governance, the validator set) \
+        Recommendation {
+            chain: "delta",
+            engine: winner.engine.clone(),
+            reason: format!("measured: {why}"),
+        },
+        Recommendation {
+            chain: "alpha",
+            engine: "dag-bft".into(),
+            reason:
+                "by role, not by this run: Alpha's records (locks, governance, the validator set) \
              are what Delta trusts through attestations, so they take DAG-BFT's deterministic \
              2f+1 finality over Avalanche's probabilistic one; at 15 s blocks either engine's \
              latency is hidden by the block time"
-                .into(),
-        ),
+                    .into(),
+        },
     ]
 }
 
@@ -364,8 +362,8 @@ pub fn render_markdown(r: &EnginesReport) -> String {
         let _ = writeln!(md, "| {} | {} | {} | {met} |", t.id, t.what, t.observed);
     }
     let _ = writeln!(md, "\n## Defaults\n");
-    for (chain, engine, why) in &r.recommendation {
-        let _ = writeln!(md, "- **{chain}**: {engine} — {why}.");
+    for rec in &r.recommendation {
+        let _ = writeln!(md, "- **{}**: {} — {}.", rec.chain, rec.engine, rec.reason);
     }
     let _ = writeln!(
         md,
@@ -401,14 +399,13 @@ mod tests {
                 cpu_percent_mean: Some(40.0),
                 cpu_percent_max: Some(55.0),
             },
-            state_roots_agree: true,
             report_dir: format!("r/{engine}"),
         }
     }
 
     #[test]
     fn delta_goes_to_the_faster_engine_and_on_equal_throughput_to_the_quicker_one() {
-        let pick = |dag: &EngineRun, ava: &EngineRun| recommend(dag, ava)[0].1.clone();
+        let pick = |dag: &EngineRun, ava: &EngineRun| recommend(dag, ava)[0].engine.clone();
         let dag = run("dag-bft", 1000.0, 800, Some(300.0));
         assert_eq!(
             pick(&dag, &run("avalanche", 1200.0, 900, None)),
@@ -416,7 +413,7 @@ mod tests {
         );
         assert_eq!(pick(&dag, &run("avalanche", 980.0, 900, None)), "dag-bft");
         assert_eq!(pick(&dag, &run("avalanche", 990.0, 700, None)), "avalanche");
-        assert_eq!(recommend(&dag, &dag)[1].1, "dag-bft", "Alpha by role");
+        assert_eq!(recommend(&dag, &dag)[1].engine, "dag-bft", "Alpha by role");
     }
 
     #[test]
