@@ -74,7 +74,9 @@ use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
 use dualchain_core::types::{ValidatorIndex, ValidatorSet};
 
 use crate::consensus::{Output, Round, TimeMs};
-pub use message::{AvalancheMessage, MAX_QUERY_SLOTS, Preference, Query, Response, Votes};
+pub use message::{
+    AvalancheMessage, MAX_QUERY_SLOTS, Preference, Query, Response, ResponseError, Votes,
+};
 use peers::{Offence, PeerBook, PeerStats};
 pub use snowball::{Alphas, FINAL_CONFIDENCE_PPM, PPM, PollOutcome, Snowball};
 
@@ -221,6 +223,14 @@ pub enum ResponseRefused {
     Excluded,
     #[error("misbehaving response: {0:?}")]
     Misbehaviour(Offence),
+    /// The response, validly signed, votes to commit vertex `digest`, which we hold
+    /// and which does not occupy the slot voted on: signed proof for everyone (see
+    /// [`crate::evidence::Evidence::WrongVote`]).
+    #[error("the response votes for vertex {digest}, which does not occupy the slot")]
+    WrongVote {
+        response: Box<Response>,
+        digest: Digest,
+    },
 }
 
 /// The Snowball state of one validator's open slots, its polls and its peers.
@@ -384,7 +394,21 @@ impl Poller {
 
     /// Answers a peer's query with our preferences, signed; `None` drops it (another
     /// epoch, an excluded peer, or a peer asking faster than any honest poller does).
-    pub fn answer(&mut self, now: TimeMs, from: ValidatorIndex, query: &Query) -> Option<Response> {
+    ///
+    /// An undecided slot whose preference names a vertex that `check` does not find
+    /// valid for the slot — one we do not hold yet (the preference moved on peers'
+    /// votes), or one we now see belongs elsewhere (Byzantine peers swayed a sample)
+    /// — is answered `Unknown`: a vote for a vertex says the voter holds it and
+    /// checked it, and a vote for a vertex outside its slot is signed evidence against
+    /// the voter. A decided slot is answered with its decision, which took `β`
+    /// successful polls and stays answerable after its vertex left memory.
+    pub fn answer(
+        &mut self,
+        now: TimeMs,
+        from: ValidatorIndex,
+        query: &Query,
+        check: impl Fn(Round, &Digest) -> VoteCheck,
+    ) -> Option<Response> {
         if query.epoch != self.epoch
             || from == self.me
             || self.validators.get(from).is_none()
@@ -406,10 +430,15 @@ impl Poller {
         }
         let count = usize::from(query.count).min(MAX_QUERY_SLOTS) as u64;
         let preferences = (query.first_slot..query.first_slot.saturating_add(count))
-            .map(|s| {
-                self.slots
-                    .get(&s)
-                    .map_or(Preference::Unknown, Snowball::preference)
+            .map(|s| match self.slots.get(&s) {
+                None => Preference::Unknown,
+                Some(slot) => match (slot.decided(), slot.preference()) {
+                    (Some(decided), _) => decided,
+                    (None, Preference::Commit(d)) if check(s, &d) != VoteCheck::Valid => {
+                        Preference::Unknown
+                    }
+                    (None, preference) => preference,
+                },
             })
             .collect();
         self.stats.queries_answered += 1;
@@ -471,28 +500,28 @@ impl Poller {
             // reused the id (before a restart), or nonsense. Ignored, like silence.
             return Err(ResponseRefused::Unexpected);
         }
-        let mut offence = response
+        if response
             .verify(from, &self.validators, self.network)
             .is_err()
-            .then_some(Offence::BadSignature);
+        {
+            return Err(self.misbehaved(now, from, Offence::BadSignature));
+        }
         let mut unknown = Vec::new();
-        if offence.is_none() {
-            for (slot, vote) in (first_slot..).zip(&votes.preferences) {
-                if let Preference::Commit(d) = vote {
-                    match check(slot, d) {
-                        VoteCheck::Valid => {}
-                        VoteCheck::Invalid => offence = Some(Offence::WrongVote),
-                        VoteCheck::Unknown => unknown.push((slot, *d)),
+        for (slot, vote) in (first_slot..).zip(&votes.preferences) {
+            if let Preference::Commit(d) = vote {
+                match check(slot, d) {
+                    VoteCheck::Valid => {}
+                    VoteCheck::Invalid => {
+                        let digest = *d;
+                        self.misbehaved(now, from, Offence::WrongVote);
+                        return Err(ResponseRefused::WrongVote {
+                            response: Box::new(response),
+                            digest,
+                        });
                     }
+                    VoteCheck::Unknown => unknown.push((slot, *d)),
                 }
             }
-        }
-        if let Some(offence) = offence {
-            self.peers.offence(from, offence, now);
-            if let Some(p) = self.poll.as_mut() {
-                p.asked.remove(&from);
-            }
-            return Err(ResponseRefused::Misbehaviour(offence));
         }
         self.stats.responses += 1;
         self.peers.answered(from);
@@ -500,6 +529,20 @@ impl Poller {
         let poll = self.poll.as_mut().expect("checked above");
         poll.answers.insert(from, response.votes.preferences);
         Ok(unknown)
+    }
+
+    /// Scores `offence` against `from` and takes it out of the poll in flight.
+    fn misbehaved(
+        &mut self,
+        now: TimeMs,
+        from: ValidatorIndex,
+        offence: Offence,
+    ) -> ResponseRefused {
+        self.peers.offence(from, offence, now);
+        if let Some(p) = self.poll.as_mut() {
+            p.asked.remove(&from);
+        }
+        ResponseRefused::Misbehaviour(offence)
     }
 
     /// Finishes a poll that is complete or past its deadline, and starts the next one

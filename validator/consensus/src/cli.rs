@@ -176,6 +176,7 @@ pub struct SimSummary {
     pub rejected_invalid_signatures: u64,
     pub undecodable_messages: u64,
     pub equivocation_evidence: u64,
+    pub wrong_vote_evidence: u64,
     pub restarts: u64,
     /// Signature verifications actually performed / answered from the shared cache.
     pub signatures_verified: u64,
@@ -290,6 +291,7 @@ pub fn run_sim(args: &SimArgs) -> anyhow::Result<SimSummary> {
         rejected_invalid_signatures: 0,
         undecodable_messages: 0,
         equivocation_evidence: 0,
+        wrong_vote_evidence: 0,
         restarts: 0,
         signatures_verified: 0,
         verdict_cache_hits: 0,
@@ -370,6 +372,7 @@ fn absorb(s: &mut SimSummary, rounds: &mut Histogram, ms: &mut Histogram, r: Run
     s.rejected_invalid_signatures += r.rejected_signatures;
     s.undecodable_messages += r.undecodable_messages;
     s.equivocation_evidence += r.equivocation_evidence;
+    s.wrong_vote_evidence += r.wrong_vote_evidence;
     s.restarts += r.restarts;
     if let (Some(a), Some(run)) = (s.avalanche.as_mut(), r.avalanche) {
         a.absorb(&run);

@@ -21,6 +21,12 @@
 //!   slots. (The vertices of its we do hold still count toward a round's quorum and
 //!   serve as parents: excluding them could deadlock a round in which one honest node
 //!   took no part, as the simulator found.)
+//! - **Wrong votes** (Avalanche). A signed response voting to commit a vertex we hold
+//!   for a slot it does not occupy yields [`Evidence::WrongVote`] (the response and
+//!   the vertex), treated like equivocation: the voter leaves every honest sample and
+//!   its vertices are taken only as needed parents. Evidence is persisted and passed
+//!   on once, so peers that never sampled the voter exclude it too — each after
+//!   checking the proof itself.
 //! - **Commit.** See [`crate::commit`]; decided slots are output in order, with the
 //!   committed vertices, and rounds below `next slot - retention` are dropped from
 //!   memory and store.
@@ -42,7 +48,8 @@ use dualchain_core::types::{
     VertexRef, vertex_limits,
 };
 
-use crate::avalanche::{AvalancheMessage, Poller, Preference, VoteCheck};
+use crate::avalanche::peers::Offence;
+use crate::avalanche::{AvalancheMessage, Poller, Preference, ResponseRefused, VoteCheck};
 use crate::commit::{Committer, Decided, SlotDecision};
 use crate::config::{DagBftConfig, Ordering};
 use crate::consensus::{
@@ -88,6 +95,8 @@ pub enum RejectReason {
     Equivocator(ValidatorIndex),
     #[error("evidence that proves nothing: {0}")]
     BadEvidence(#[from] crate::evidence::EvidenceError),
+    #[error("Avalanche response that is a lie or a forgery ({0:?})")]
+    BadResponse(crate::avalanche::peers::Offence),
 }
 
 /// Why an engine could not be opened.
@@ -317,6 +326,11 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             let offender = evidence.offender();
             self.equivocators.insert(offender);
             self.evidenced.insert(offender);
+            let epoch = self.epoch();
+            if let Some(poller) = self.poller.as_mut().filter(|_| evidence.epoch() == epoch) {
+                // Proven Byzantine this epoch: out of the samples again after a restart.
+                poller.exclude(offender, 0);
+            }
         }
         for v in p.vertices {
             let round = v.content().round;
@@ -650,9 +664,17 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             self.stats.rejected += 1;
             return;
         };
+        let (dag, leaders) = (&self.dag, &self.leaders);
+        let check = |slot: Round, d: &Digest| match dag.get(d) {
+            None => VoteCheck::Unknown,
+            Some(v) if v.content().round == slot && v.content().author == leaders.leader(slot) => {
+                VoteCheck::Valid
+            }
+            Some(_) => VoteCheck::Invalid,
+        };
         match message {
             AvalancheMessage::Query(query) => {
-                if let Some(response) = poller.answer(now, from, &query) {
+                if let Some(response) = poller.answer(now, from, &query, check) {
                     out.push(Output::SendEngine {
                         to: Some(from),
                         message: AvalancheMessage::Response(response),
@@ -660,24 +682,26 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
                 }
             }
             AvalancheMessage::Response(response) => {
-                let (dag, leaders) = (&self.dag, &self.leaders);
-                let check = |slot: Round, d: &Digest| match dag.get(d) {
-                    None => VoteCheck::Unknown,
-                    Some(v)
-                        if v.content().round == slot
-                            && v.content().author == leaders.leader(slot) =>
-                    {
-                        VoteCheck::Valid
-                    }
-                    Some(_) => VoteCheck::Invalid,
-                };
                 match poller.on_response(now, from, response, check) {
                     Ok(unknown) => {
                         for (round, digest) in unknown {
                             self.fetch(digest, round, from);
                         }
                     }
-                    Err(_) => self.stats.rejected += 1,
+                    Err(ResponseRefused::WrongVote { response, digest }) => {
+                        // `check` found the vertex in the DAG a moment ago.
+                        if let Some(vertex) = self.dag.get(&digest).cloned() {
+                            self.record_evidence(Evidence::WrongVote { response, vertex }, out);
+                        }
+                        let lie = RejectReason::BadResponse(Offence::WrongVote);
+                        self.reject(from, lie, out);
+                    }
+                    Err(ResponseRefused::Misbehaviour(offence)) => {
+                        self.reject(from, RejectReason::BadResponse(offence), out);
+                    }
+                    Err(ResponseRefused::Unexpected | ResponseRefused::Excluded) => {
+                        self.stats.rejected += 1
+                    }
                 }
             }
         }
@@ -946,7 +970,12 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         if self.evidenced.contains(&evidence.offender()) {
             return;
         }
-        match evidence.verify(&self.validators, self.cfg.network) {
+        if matches!(evidence, Evidence::WrongVote { .. }) && evidence.epoch() != self.epoch() {
+            // Checked under another epoch's leader schedule, which this engine does not
+            // have: an honest relayer near a boundary sends such evidence too.
+            return;
+        }
+        match evidence.verify(&self.validators, self.cfg.network, &self.leaders) {
             Ok(()) => self.record_evidence(evidence, out),
             Err(e) => self.reject(from, e.into(), out),
         }

@@ -9,9 +9,12 @@ use dualchain_core::types::{
 };
 
 use crate::DagBftConfig;
+use crate::avalanche::{Preference, Query, Response};
 use crate::consensus::Round;
 use crate::dag::Dag;
+use crate::evidence::Evidence;
 use crate::keys::sim_validators;
+use crate::leader::LeaderSchedule;
 
 /// Builds signed vertices round by round; `(round, author)` names the canonical
 /// vertex of a slot.
@@ -61,6 +64,37 @@ impl DagBuilder {
 
     pub fn n(&self) -> usize {
         self.keys.len()
+    }
+
+    /// The leader schedule of an engine built with `DagBftConfig::for_chain` (its
+    /// default epoch seed) over this builder's validators.
+    pub fn leaders(&self) -> LeaderSchedule {
+        LeaderSchedule::new(
+            DagBftConfig::for_chain(ChainId::Delta).epoch_seed,
+            &self.validators,
+        )
+    }
+
+    /// `voter`'s signed Avalanche response (epoch 0) voting to commit `vertex` for
+    /// `slot`, as evidence: a wrong vote unless `vertex` is the slot's leader vertex.
+    pub fn vote_evidence(
+        &self,
+        voter: ValidatorIndex,
+        slot: Round,
+        vertex: &Arc<Vertex>,
+    ) -> Evidence {
+        let query = Query {
+            epoch: 0,
+            id: 1,
+            first_slot: slot,
+            count: 1,
+        };
+        let vote = vec![Preference::Commit(vertex.digest())];
+        let response = Response::sign(&query, 0, voter, vote, self.key(voter), self.network);
+        Evidence::WrongVote {
+            response: Box::new(response),
+            vertex: vertex.clone(),
+        }
     }
 
     /// Every author proposes in each round, referencing every vertex of the round before.

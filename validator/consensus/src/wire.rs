@@ -13,6 +13,7 @@ use dualchain_core::types::Vertex;
 use crate::avalanche::AvalancheMessage;
 use crate::consensus::{Input, SyncRequest};
 use crate::engine::MAX_SYNC_DIGESTS;
+use crate::evidence::Evidence;
 use dualchain_core::types::ValidatorIndex;
 
 /// Vertices in one sync response on the wire.
@@ -26,12 +27,16 @@ pub enum NetMessage {
     SyncResponse(Vec<Arc<Vertex>>),
     /// A query or signed response of the Avalanche ordering rule.
     Engine(AvalancheMessage),
+    /// Proof of a validator's misbehaviour, passed on (the simulator's carriage; the
+    /// node's transport has a message kind of its own for it).
+    Evidence(Evidence),
 }
 
 const TAG_VERTEX: u8 = 0;
 const TAG_SYNC_REQUEST: u8 = 1;
 const TAG_SYNC_RESPONSE: u8 = 2;
 const TAG_ENGINE: u8 = 3;
+const TAG_EVIDENCE: u8 = 4;
 
 impl NetMessage {
     /// The engine input this message becomes when it arrives from `from`.
@@ -41,6 +46,7 @@ impl NetMessage {
             NetMessage::SyncRequest(request) => Input::SyncRequest { from, request },
             NetMessage::SyncResponse(vertices) => Input::SyncResponse { from, vertices },
             NetMessage::Engine(message) => Input::Engine { from, message },
+            NetMessage::Evidence(evidence) => Input::EvidenceReceived { from, evidence },
         }
     }
 }
@@ -69,6 +75,10 @@ impl Encode for NetMessage {
                 out.push(TAG_ENGINE);
                 m.encode_to(out);
             }
+            NetMessage::Evidence(e) => {
+                out.push(TAG_EVIDENCE);
+                e.encode_to(out);
+            }
         }
     }
 }
@@ -95,6 +105,7 @@ impl Decode for NetMessage {
                 ))
             }
             TAG_ENGINE => Ok(NetMessage::Engine(AvalancheMessage::decode_from(r)?)),
+            TAG_EVIDENCE => Ok(NetMessage::Evidence(Evidence::decode_from(r)?)),
             tag => Err(DecodeError::UnknownTag {
                 what: "consensus message",
                 tag,

@@ -657,7 +657,11 @@ impl<S: Seams> Driver<S> {
             return;
         };
         let now = self.ctx.now().monotonic_ms;
-        if let Some(response) = poller.answer(now, from, &query) {
+        // The ended epoch's DAG is gone: its decided slots are answered, any slot
+        // still undecided there is `Unknown` (no vertex to check a vote against).
+        let no_dag =
+            |_: u64, _: &dualchain_core::Digest| dualchain_consensus::avalanche::VoteCheck::Unknown;
+        if let Some(response) = poller.answer(now, from, &query, no_dag) {
             let bytes = NetMessage::Engine(AvalancheMessage::Response(response));
             let _ = request.respond(bytes.to_canonical_bytes().into());
         }
@@ -920,7 +924,8 @@ impl<S: Seams> Driver<S> {
                 }
                 Output::Misbehaviour(evidence) => {
                     let offender = evidence.offender();
-                    tracing::warn!(%chain, offender, "validator misbehaviour proven: equivocation; passing the evidence on");
+                    let kind = evidence.kind();
+                    tracing::warn!(%chain, offender, kind, "validator misbehaviour proven; passing the evidence on");
                     self.ctx.metrics.evidence_recorded.inc();
                     let message =
                         Message::new(chain, MessageKind::Evidence, evidence.to_canonical_bytes());
@@ -1078,7 +1083,9 @@ fn offence_of(reason: &RejectReason) -> Option<Offence> {
         | RejectReason::TooFarAhead { .. }
         | RejectReason::OverBudget(_)
         | RejectReason::Equivocator(_) => None,
-        RejectReason::BadEvidence(_) => Some(Offence::InvalidContent),
+        RejectReason::BadEvidence(_) | RejectReason::BadResponse(_) => {
+            Some(Offence::InvalidContent)
+        }
     }
 }
 

@@ -170,6 +170,29 @@ impl Encode for Votes {
     }
 }
 
+impl Encode for Response {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.votes.encode_to(out);
+        self.signature.encode_to(out);
+    }
+}
+
+impl Decode for Response {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Response {
+            votes: Votes {
+                epoch: r.read_u64("response epoch")?,
+                id: r.read_u64("response id")?,
+                querier: r.read_u16("response querier")?,
+                voter: r.read_u16("response voter")?,
+                first_slot: r.read_u64("response first slot")?,
+                preferences: r.read_vec(MAX_QUERY_SLOTS, 1, "response preferences")?,
+            },
+            signature: ValidatorSignature::decode_from(r)?,
+        })
+    }
+}
+
 /// A message of the Avalanche engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AvalancheMessage {
@@ -192,8 +215,7 @@ impl Encode for AvalancheMessage {
             }
             AvalancheMessage::Response(r) => {
                 out.push(TAG_RESPONSE);
-                r.votes.encode_to(out);
-                r.signature.encode_to(out);
+                r.encode_to(out);
             }
         }
     }
@@ -220,17 +242,7 @@ impl Decode for AvalancheMessage {
                     count,
                 }))
             }
-            TAG_RESPONSE => Ok(AvalancheMessage::Response(Response {
-                votes: Votes {
-                    epoch: r.read_u64("response epoch")?,
-                    id: r.read_u64("response id")?,
-                    querier: r.read_u16("response querier")?,
-                    voter: r.read_u16("response voter")?,
-                    first_slot: r.read_u64("response first slot")?,
-                    preferences: r.read_vec(MAX_QUERY_SLOTS, 1, "response preferences")?,
-                },
-                signature: ValidatorSignature::decode_from(r)?,
-            })),
+            TAG_RESPONSE => Ok(AvalancheMessage::Response(Response::decode_from(r)?)),
             tag => Err(DecodeError::UnknownTag {
                 what: "avalanche message",
                 tag,

@@ -232,7 +232,9 @@ fn two_vertices_for_one_slot_are_evidence_even_while_both_wait_for_parents() {
     let evidence = evidence_in(&out);
     assert_eq!(evidence.len(), 1);
     assert_eq!(evidence[0].offender(), 1);
-    evidence[0].verify(b.validators(), b.network()).unwrap();
+    evidence[0]
+        .verify(b.validators(), b.network(), &b.leaders())
+        .unwrap();
     assert_eq!(e.stats().equivocations, 1);
     assert!(e.equivocators().contains(&1));
     assert_eq!(
@@ -319,7 +321,11 @@ fn equivocation_yields_verifiable_evidence_and_later_vertices_are_ignored() {
         })
         .expect("evidence");
     assert_eq!(evidence.offender(), 3);
-    assert!(evidence.verify(b.validators(), b.network()).is_ok());
+    assert!(
+        evidence
+            .verify(b.validators(), b.network(), &b.leaders())
+            .is_ok()
+    );
     assert!(e.equivocators().contains(&3));
     let out = e.handle(5_000, Input::TimeoutFired);
     let v = broadcasts(&out);
@@ -617,4 +623,68 @@ fn a_vertex_of_a_later_epoch_asks_its_sender_for_the_tips_of_ours() {
         asked.extend(tips_asked(&out));
     }
     assert_eq!(asked, vec![(2, 0), (3, 0), (1, 0)]);
+}
+
+#[test]
+fn a_wrong_vote_proven_by_a_peer_excludes_the_voter_here_too_and_forgeries_cost_the_relayer() {
+    let mut b = DagBuilder::new(4);
+    b.full_rounds(0..4);
+    let leaders = b.leaders();
+    let config = DagBftConfig {
+        ordering: crate::config::Ordering::Avalanche(Default::default()),
+        ..DagBftConfig::for_chain(ChainId::Delta)
+    };
+    let db = Arc::new(MemoryEngine::new());
+    let mut e = open_with(&b, &db, config.clone());
+    e.handle(0, Input::Start);
+    let received = |evidence: &Evidence| Input::EvidenceReceived {
+        from: 1,
+        evidence: evidence.clone(),
+    };
+    let refused = |out: &[Output<AvalancheMessage>]| {
+        out.iter().any(|o| {
+            matches!(
+                o,
+                Output::Rejected {
+                    from: 1,
+                    reason: RejectReason::BadEvidence(_)
+                }
+            )
+        })
+    };
+
+    // Validator 1 relays a "proof" that 3 voted wrongly, but the vote was right: it
+    // is the relayer's lie, refused and charged to it; 3 stays in the samples.
+    let right = b.vote_evidence(3, 2, b.vertex(2, leaders.leader(2)));
+    assert!(refused(&e.handle(1, received(&right))));
+    assert!(e.avalanche().unwrap().byzantine().is_empty());
+
+    // Of another epoch: not checkable here (no leader schedule), ignored, not charged.
+    let Evidence::WrongVote { mut response, .. } = b.vote_evidence(3, 1, b.vertex(3, 0)) else {
+        unreachable!()
+    };
+    response.votes.epoch = 5;
+    let later = Evidence::WrongVote {
+        response,
+        vertex: b.vertex(3, 0).clone(),
+    };
+    let out = e.handle(2, received(&later));
+    assert!(!refused(&out));
+    assert!(evidence_in(&out).is_empty());
+
+    // A real proof: 3 voted to commit a round-3 vertex for slot 1. This node never
+    // polled 3, yet checks the proof itself, leaves 3 out of its samples, ignores its
+    // vertices, and passes the proof on once.
+    let wrong = b.vote_evidence(3, 1, b.vertex(3, 0));
+    let out = e.handle(3, received(&wrong));
+    assert_eq!(evidence_in(&out), vec![wrong.clone()]);
+    assert_eq!(e.avalanche().unwrap().byzantine(), vec![3]);
+    assert!(e.equivocators().contains(&3));
+    assert!(evidence_in(&e.handle(4, received(&wrong))).is_empty());
+
+    // The proof outlives a restart.
+    drop(e);
+    let reopened = open_with(&b, &db, config);
+    assert!(reopened.equivocators().contains(&3));
+    assert_eq!(reopened.avalanche().unwrap().byzantine(), vec![3]);
 }

@@ -73,8 +73,28 @@ fn fs_002_one_malicious_validator_of_four_is_survived_and_excluded_whatever_it_d
             ),
             // The query flood is answered at most once per half poll interval.
             Behaviour::OrphanFlood => assert!(a.stats.queries_dropped > 0, "{a:?}"),
+            Behaviour::LieToOne => unreachable!("not in the rotation"),
         }
     }
+}
+
+#[test]
+fn a_validator_that_lies_to_one_node_is_excluded_by_every_node_through_the_proof() {
+    // Honest to everyone but validator `liar + 1`, which gets signed wrong votes: only
+    // that node can catch it, and every other node must learn it from the evidence.
+    let mut cfg = avalanche(7, 5);
+    cfg.byzantine = 1;
+    cfg.behaviour = Some(Behaviour::LieToOne);
+    cfg.rounds = 15;
+    let r = run(cfg);
+    assert_clean(&r);
+    let a = stats(&r);
+    assert_eq!(a.byzantine_pairs, 6);
+    assert_eq!(a.byzantine_pairs_detected, 6, "{a:?}");
+    // One proof per honest node (the victim's own, the others' passed on) and none of
+    // equivocation: the liar's vertices were honest.
+    assert!(r.wrong_vote_evidence >= 6, "{}", r.wrong_vote_evidence);
+    assert_eq!(r.equivocation_evidence, 0);
 }
 
 #[test]

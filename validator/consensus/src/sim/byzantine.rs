@@ -22,6 +22,12 @@
 //! a corrupted signature; `Garbage` sends random bytes and a response claiming another
 //! voter (a sampling-bias attempt: posing as a peer the querier sampled); `OrphanFlood`
 //! floods every peer with queries.
+//!
+//! One behaviour is not in the rotation ([`Behaviour::ALL`]) and is chosen explicitly
+//! ([`super::SimConfig::behaviour`]): [`Behaviour::LieToOne`] is honest in everything
+//! but its answers to one querier (the next validator), which get `Equivocate`'s wrong
+//! votes — a liar that keeps its standing with everyone else, so every other node
+//! learns of it only from the victim's evidence.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,6 +54,8 @@ pub enum Behaviour {
     InvalidSignatures,
     Garbage,
     OrphanFlood,
+    /// Honest but for wrong votes to one querier (not in [`Behaviour::ALL`]).
+    LieToOne,
 }
 
 impl Behaviour {
@@ -146,6 +154,7 @@ impl Behaviour {
                     .collect()
             }
             Behaviour::Withhold => vec![(peers[round as usize % peers.len()], honest)],
+            Behaviour::LieToOne => peers.iter().map(|to| (*to, honest.clone())).collect(),
             Behaviour::InvalidSignatures => {
                 let mut bad = honest.to_vec();
                 let last = bad.len() - 1;
@@ -224,25 +233,11 @@ impl Behaviour {
         match (self, message) {
             (Behaviour::Withhold, AvalancheMessage::Response(_)) => Vec::new(),
             (Behaviour::Equivocate, AvalancheMessage::Response(r)) => {
-                // Each slot gets the next slot's vote: a commit becomes a vote for a
-                // real vertex of the wrong round (provably wrong to anyone holding
-                // it), and a slot whose successor had none is voted skipped.
-                let prefs = &r.votes.preferences;
-                let wrong = (0..prefs.len())
-                    .map(|i| match prefs.get(i + 1) {
-                        Some(Preference::Commit(d)) => Preference::Commit(*d),
-                        _ if matches!(prefs[i], Preference::Commit(_)) => Preference::Skip,
-                        _ => Preference::Commit(Digest(rng.random())),
-                    })
-                    .collect();
-                let query = crate::avalanche::Query {
-                    epoch: r.votes.epoch,
-                    id: r.votes.id,
-                    first_slot: r.votes.first_slot,
-                    count: r.votes.preferences.len() as u16,
-                };
-                let forged =
-                    Response::sign(&query, r.votes.querier, r.votes.voter, wrong, key, network);
+                let forged = wrong_votes(rng, &r, (key, network));
+                vec![(to, encode(AvalancheMessage::Response(forged)))]
+            }
+            (Behaviour::LieToOne, AvalancheMessage::Response(r)) if to == (from + 1) % n => {
+                let forged = wrong_votes(rng, &r, (key, network));
                 vec![(to, encode(AvalancheMessage::Response(forged)))]
             }
             (Behaviour::InvalidSignatures, AvalancheMessage::Response(r)) => {
@@ -267,4 +262,29 @@ impl Behaviour {
             (_, m) => vec![(to, encode(m))],
         }
     }
+}
+
+/// `r` with every vote moved one slot down, re-signed: a commit becomes a vote for a
+/// real vertex of the wrong round (provably wrong to anyone holding it), a slot whose
+/// successor had none is voted skipped, and a skip becomes a vertex nobody made.
+fn wrong_votes(
+    rng: &mut ChaCha8Rng,
+    r: &Response,
+    (key, network): (&ValidatorKeypair, NetworkId),
+) -> Response {
+    let prefs = &r.votes.preferences;
+    let wrong = (0..prefs.len())
+        .map(|i| match prefs.get(i + 1) {
+            Some(Preference::Commit(d)) => Preference::Commit(*d),
+            _ if matches!(prefs[i], Preference::Commit(_)) => Preference::Skip,
+            _ => Preference::Commit(Digest(rng.random())),
+        })
+        .collect();
+    let query = crate::avalanche::Query {
+        epoch: r.votes.epoch,
+        id: r.votes.id,
+        first_slot: r.votes.first_slot,
+        count: r.votes.preferences.len() as u16,
+    };
+    Response::sign(&query, r.votes.querier, r.votes.voter, wrong, key, network)
 }

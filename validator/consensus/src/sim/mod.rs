@@ -47,8 +47,10 @@ use crate::avalanche::AvalancheMessage;
 use crate::config::DagBftConfig;
 use crate::consensus::{Consensus, Input, Output, Round, TimeMs};
 use crate::engine::DagBft;
+use crate::evidence::Evidence;
 use crate::finality::{FinalityTracker, Histogram};
 use crate::keys::sim_validators;
+use crate::leader::LeaderSchedule;
 use crate::sealer::{BlockSealer, SealerConfig};
 use crate::store::KvConsensusStore;
 use crate::verify::SharedVerdictCache;
@@ -61,6 +63,9 @@ const SEALER_STATE_KEY: &[u8] = b"sealer/state";
 pub struct SimConfig {
     pub validators: usize,
     pub byzantine: usize,
+    /// What every Byzantine validator does; `None` rotates through
+    /// [`Behaviour::ALL`] by seed ([`Behaviour::of`]).
+    pub behaviour: Option<Behaviour>,
     /// Probability that any one message is lost.
     pub loss: f64,
     /// Length of the partition (0: none). It starts at `fault_start_ms`.
@@ -96,6 +101,7 @@ impl SimConfig {
         Self {
             validators,
             byzantine: 0,
+            behaviour: None,
             loss: 0.0,
             partition_ms: 0,
             partition_sides: None,
@@ -201,7 +207,11 @@ pub struct RunResult {
     pub bytes_sent: u64,
     pub rejected_signatures: u64,
     pub undecodable_messages: u64,
+    /// Proofs of equivocation honest and Byzantine nodes produced (each node hands
+    /// out one per offender, on its own detection or on a peer's proof).
     pub equivocation_evidence: u64,
+    /// Proofs of a wrong Avalanche vote, counted the same way.
+    pub wrong_vote_evidence: u64,
     pub restarts: u64,
     /// The Avalanche rule's figures (runs with [`crate::config::Ordering::Avalanche`]).
     pub avalanche: Option<AvalancheRun>,
@@ -277,6 +287,9 @@ pub struct Simulation {
     bytes_sent: u64,
     undecodable: u64,
     evidence: u64,
+    wrong_vote_evidence: u64,
+    /// The epoch's leader schedule, to check wrong-vote evidence.
+    leaders: LeaderSchedule,
     restarts: u64,
 }
 
@@ -286,6 +299,7 @@ impl Simulation {
         cfg.validate()?;
         let (keys, set) = sim_validators(cfg.validators, 0)?;
         let validators = Arc::new(set);
+        let leaders = LeaderSchedule::new(cfg.engine.epoch_seed, &validators);
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let mut order: Vec<ValidatorIndex> = (0..cfg.validators as ValidatorIndex).collect();
         order.shuffle(&mut rng);
@@ -295,7 +309,10 @@ impl Simulation {
         let nodes = (0..cfg.validators)
             .map(|i| {
                 let index = i as ValidatorIndex;
-                let behaviour = Behaviour::of(&byzantine, index, cfg.seed);
+                let behaviour = match cfg.behaviour {
+                    Some(b) if byzantine.contains(&index) => Some(b),
+                    _ => Behaviour::of(&byzantine, index, cfg.seed),
+                };
                 Node {
                     index,
                     behaviour,
@@ -364,6 +381,8 @@ impl Simulation {
             bytes_sent: 0,
             undecodable: 0,
             evidence: 0,
+            wrong_vote_evidence: 0,
+            leaders,
             restarts: 0,
             cfg,
         };
@@ -616,19 +635,7 @@ impl Simulation {
                     self.record_commit(i, now, commit);
                 }
                 Output::Skipped { .. } | Output::Rejected { .. } => {}
-                Output::Misbehaviour(evidence) => {
-                    self.evidence += 1;
-                    if let Err(e) = evidence.verify(&self.validators, self.cfg.engine.network) {
-                        self.violations
-                            .push(format!("node {i} produced invalid evidence: {e}"));
-                    }
-                    let offender = usize::from(evidence.offender());
-                    if self.nodes[offender].honest() && self.nodes[i].honest() {
-                        self.violations.push(format!(
-                            "node {i} accused honest node {offender} of equivocation"
-                        ));
-                    }
-                }
+                Output::Misbehaviour(evidence) => self.pass_on_evidence(i, now, evidence),
                 Output::SetTimer { at_ms } => {
                     let n = &mut self.nodes[i];
                     n.timer = Some(at_ms);
@@ -763,6 +770,30 @@ impl Simulation {
             for (to, bytes) in plan {
                 self.send_bytes(from, to, now, bytes);
             }
+        }
+    }
+
+    /// Checks evidence node `i` produced (it must verify, and an honest node never
+    /// accuses an honest one) and broadcasts it, as the node's runtime does.
+    fn pass_on_evidence(&mut self, i: usize, now: TimeMs, evidence: Evidence) {
+        match evidence {
+            Evidence::Equivocation { .. } => self.evidence += 1,
+            Evidence::WrongVote { .. } => self.wrong_vote_evidence += 1,
+        }
+        let network = self.cfg.engine.network;
+        if let Err(e) = evidence.verify(&self.validators, network, &self.leaders) {
+            self.violations
+                .push(format!("node {i} produced invalid evidence: {e}"));
+        }
+        let offender = usize::from(evidence.offender());
+        if self.nodes[offender].honest() && self.nodes[i].honest() {
+            let kind = evidence.kind();
+            self.violations
+                .push(format!("node {i} accused honest node {offender} of {kind}"));
+        }
+        let bytes: Arc<[u8]> = NetMessage::Evidence(evidence).to_canonical_bytes().into();
+        for to in 0..self.nodes.len() {
+            self.send_bytes(i, to, now, bytes.clone());
         }
     }
 
@@ -922,6 +953,7 @@ impl Simulation {
             rejected_signatures,
             undecodable_messages: self.undecodable,
             equivocation_evidence: self.evidence,
+            wrong_vote_evidence: self.wrong_vote_evidence,
             restarts: self.restarts,
             avalanche,
             recovery_ms,

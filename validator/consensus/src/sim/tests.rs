@@ -53,6 +53,7 @@ fn every_byzantine_behaviour_is_survived_and_detected() {
                 assert!(r.undecodable_messages > 0 && r.rejected_signatures > 0)
             }
             Behaviour::Withhold => {}
+            Behaviour::LieToOne => unreachable!("not in the rotation"),
             Behaviour::OrphanFlood => assert!(
                 r.max_pending <= cfg_pending_bound(),
                 "{} vertices waited",
