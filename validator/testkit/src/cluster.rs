@@ -791,11 +791,14 @@ impl LocalCluster {
     pub async fn assert_same_block(&self, which: &[usize], chain: ChainId, height: u64) {
         let mut ids = Vec::new();
         for &i in which {
-            let id = self
-                .block_id(i, chain, height)
+            let url = self.api_url(i, chain);
+            let block = client::block(&url, proto_chain(chain), height, true)
                 .await
-                .unwrap_or_else(|| panic!("validator {i} has no {chain} block {height}"));
-            ids.push(id);
+                .unwrap_or_else(|e| panic!("validator {i} has no {chain} block {height}: {e:#}"));
+            let header = block
+                .header
+                .unwrap_or_else(|| panic!("validator {i}'s {chain} block {height} has no header"));
+            ids.push((header.digest, header.state_root));
         }
         assert!(
             ids.windows(2).all(|w| w[0] == w[1]),
