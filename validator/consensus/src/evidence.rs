@@ -114,8 +114,7 @@ impl Evidence {
                 Ok(())
             }
             Evidence::WrongVote { response, vertex } => {
-                let slot = wrong_slot(response, vertex, leaders)?;
-                debug_assert!(slot >= response.votes.first_slot);
+                vote_outside_its_slot(response, vertex, leaders)?;
                 response.verify(response.votes.voter, validators, network)?;
                 vertex.verify(validators, network)?;
                 Ok(())
@@ -124,13 +123,13 @@ impl Evidence {
     }
 }
 
-/// The slot for which `response` votes to commit `vertex` although the vertex does
-/// not occupy it (cheap checks only: no signature is verified here).
-fn wrong_slot(
+/// Whether `response` votes to commit `vertex` for a slot the vertex does not occupy
+/// (cheap checks only: no signature is verified here).
+fn vote_outside_its_slot(
     response: &Response,
     vertex: &Vertex,
     leaders: &LeaderSchedule,
-) -> Result<Round, EvidenceError> {
+) -> Result<(), EvidenceError> {
     let (votes, v) = (&response.votes, vertex.content());
     if votes.epoch != v.epoch {
         return Err(EvidenceError::EpochMismatch {
@@ -145,7 +144,7 @@ fn wrong_slot(
             continue;
         }
         if v.round != slot || v.author != leaders.leader(slot) {
-            return Ok(slot);
+            return Ok(());
         }
         right = Some(slot);
     }

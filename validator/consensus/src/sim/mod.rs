@@ -286,7 +286,7 @@ pub struct Simulation {
     messages_dropped: u64,
     bytes_sent: u64,
     undecodable: u64,
-    evidence: u64,
+    equivocation_evidence: u64,
     wrong_vote_evidence: u64,
     /// The epoch's leader schedule, to check wrong-vote evidence.
     leaders: LeaderSchedule,
@@ -380,7 +380,7 @@ impl Simulation {
             messages_dropped: 0,
             bytes_sent: 0,
             undecodable: 0,
-            evidence: 0,
+            equivocation_evidence: 0,
             wrong_vote_evidence: 0,
             leaders,
             restarts: 0,
@@ -777,7 +777,7 @@ impl Simulation {
     /// accuses an honest one) and broadcasts it, as the node's runtime does.
     fn pass_on_evidence(&mut self, i: usize, now: TimeMs, evidence: Evidence) {
         match evidence {
-            Evidence::Equivocation { .. } => self.evidence += 1,
+            Evidence::Equivocation { .. } => self.equivocation_evidence += 1,
             Evidence::WrongVote { .. } => self.wrong_vote_evidence += 1,
         }
         let network = self.cfg.engine.network;
@@ -952,7 +952,7 @@ impl Simulation {
             bytes_sent: self.bytes_sent,
             rejected_signatures,
             undecodable_messages: self.undecodable,
-            equivocation_evidence: self.evidence,
+            equivocation_evidence: self.equivocation_evidence,
             wrong_vote_evidence: self.wrong_vote_evidence,
             restarts: self.restarts,
             avalanche,
