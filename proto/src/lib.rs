@@ -137,6 +137,10 @@ pub mod limits {
     pub const DIGEST_LEN: usize = 32;
     /// Minimum per-stream buffer of `StreamFinality`, in events.
     pub const MIN_FINALITY_STREAM_BUFFER: usize = 1_024;
+    /// Per-stream buffer of `StreamOrdering`, in events.
+    pub const ORDERING_STREAM_BUFFER: usize = 256;
+    /// Most transaction digests in one `OrderingEvent` (a larger commit is split).
+    pub const MAX_ORDERING_EVENT_DIGESTS: usize = 16_384;
     /// Maximum `FaultInjection.added_delay_ms` and `jitter_ms`.
     pub const MAX_FAULT_DELAY_MS: u32 = 60_000;
     /// Minimum non-zero `FaultInjection.bandwidth_bytes_per_sec` (the transport's

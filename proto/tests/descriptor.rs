@@ -56,6 +56,7 @@ fn names_the_four_services_and_their_methods() {
                 ("GetStatus", false, false),
                 ("GetBlock", false, false),
                 ("StreamFinality", false, true),
+                ("StreamOrdering", false, true),
             ],
         ),
         (

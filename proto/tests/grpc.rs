@@ -18,10 +18,10 @@ use dualchain_proto::{
     v1::{
         Block, BlockHeader, Chain, ChainStatus, FaultInjection, FinalityEvent, FinalityEventKind,
         GetBlockRequest, GetFaultInjectionRequest, GetStatusRequest, Health, NodeStatus,
-        PauseChainRequest, PauseChainResponse, ResumeChainRequest, ResumeChainResponse,
-        SnapshotResult, StatusCount, StreamFinalityRequest, SubmitBatchRequest,
-        SubmitBatchResponse, SubmitRequest, SubmitSummary, TriggerSnapshotRequest, TxResult,
-        TxStatus,
+        OrderingEvent, PauseChainRequest, PauseChainResponse, ResumeChainRequest,
+        ResumeChainResponse, SnapshotResult, StatusCount, StreamFinalityRequest,
+        StreamOrderingRequest, SubmitBatchRequest, SubmitBatchResponse, SubmitRequest,
+        SubmitSummary, TriggerSnapshotRequest, TxResult, TxStatus,
     },
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -146,6 +146,16 @@ impl Node for TestNode {
         // Pace the stream a little so the client really reads it incrementally.
         let stream = tokio_stream::iter(events).throttle(Duration::from_millis(5));
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    type StreamOrderingStream =
+        Pin<Box<dyn Stream<Item = Result<OrderingEvent, Status>> + Send + 'static>>;
+
+    async fn stream_ordering(
+        &self,
+        _request: Request<StreamOrderingRequest>,
+    ) -> Result<Response<Self::StreamOrderingStream>, Status> {
+        Err(Status::unimplemented("this double has no commits"))
     }
 }
 

@@ -42,13 +42,14 @@ use dualchain_core::types::{
 use dualchain_proto::v1;
 use tonic::Status;
 
-use crate::FinalizedBlock;
 use crate::chain::to_proto;
 use crate::domain::{
     Admission, AdmissionStatus, ChainStatus, FaultChange, FaultPlan, Health, NodeStatus,
     SnapshotInfo,
 };
 use crate::faults::validate_fault_injection;
+use crate::{FinalizedBlock, OrderedCommit};
+use dualchain_proto::limits::MAX_ORDERING_EVENT_DIGESTS;
 
 /// The proto header of a core header (decoded fields plus its digest).
 fn header_to_proto(header: &BlockHeader) -> v1::BlockHeader {
@@ -113,6 +114,36 @@ pub fn block_to_proto(
         },
         finalized,
     }
+}
+
+/// The ordering events of one commit: one per [`MAX_ORDERING_EVENT_DIGESTS`]
+/// transactions (at least one, so an empty commit is still seen), each with the
+/// commit's identity; `missed_before` goes on the first.
+///
+/// [`MAX_ORDERING_EVENT_DIGESTS`]: dualchain_proto::limits::MAX_ORDERING_EVENT_DIGESTS
+pub fn ordering_events(
+    chain: ChainId,
+    commit: &OrderedCommit,
+    missed_before: u64,
+) -> Vec<v1::OrderingEvent> {
+    let event = |digests: &[Digest], missed_before| v1::OrderingEvent {
+        chain: to_proto(chain) as i32,
+        epoch: commit.epoch,
+        commit_sequence: commit.sequence,
+        ordered_at_unix_ms: commit.ordered_at_unix_ms,
+        commit_timestamp_ms: commit.commit_timestamp_ms,
+        tx_digests: digests.iter().map(|d| d.as_bytes().to_vec()).collect(),
+        missed_before,
+    };
+    if commit.tx_digests.is_empty() {
+        return vec![event(&[], missed_before)];
+    }
+    commit
+        .tx_digests
+        .chunks(MAX_ORDERING_EVENT_DIGESTS)
+        .enumerate()
+        .map(|(i, part)| event(part, if i == 0 { missed_before } else { 0 }))
+        .collect()
 }
 
 /// Builds the finality event of a committed block; the kind follows the
@@ -437,6 +468,43 @@ pub(crate) mod tests {
 
     const NET: dualchain_core::crypto::NetworkId =
         dualchain_core::crypto::NetworkId(dualchain_core::Digest([0x11; 32]));
+
+    #[test]
+    fn a_large_commit_is_split_into_events_of_the_same_commit_with_every_digest_once() {
+        let digests: Vec<Digest> = (0..MAX_ORDERING_EVENT_DIGESTS * 2 + 3)
+            .map(|i| HashDomain::Transaction.hash(&(i as u64).to_le_bytes()))
+            .collect();
+        let commit = OrderedCommit {
+            epoch: 4,
+            sequence: 17,
+            ordered_at_unix_ms: 1_700_000_000_123,
+            commit_timestamp_ms: 1_700_000_000_100,
+            tx_digests: digests.clone(),
+        };
+        let events = ordering_events(ChainId::Delta, &commit, 5);
+        assert_eq!(events.len(), 3);
+        assert_eq!(
+            events.iter().map(|e| e.missed_before).collect::<Vec<_>>(),
+            vec![5, 0, 0]
+        );
+        assert!(events.iter().all(|e| e.chain() == Chain::Delta
+            && e.epoch == 4
+            && e.commit_sequence == 17
+            && e.ordered_at_unix_ms == 1_700_000_000_123
+            && e.commit_timestamp_ms == 1_700_000_000_100));
+        let streamed: Vec<Vec<u8>> = events.into_iter().flat_map(|e| e.tx_digests).collect();
+        let expected: Vec<Vec<u8>> = digests.iter().map(|d| d.as_bytes().to_vec()).collect();
+        assert_eq!(streamed, expected);
+
+        let empty = OrderedCommit {
+            tx_digests: Vec::new(),
+            ..commit
+        };
+        let events = ordering_events(ChainId::Alpha, &empty, 0);
+        assert_eq!(events.len(), 1);
+        assert!(events[0].tx_digests.is_empty());
+        assert_eq!(events[0].chain(), Chain::Alpha);
+    }
 
     /// A block at `height` with `tx_count` unsigned transfers whose header
     /// commits to its body, as the chain store would hold it.

@@ -26,8 +26,8 @@
 //!   plans), free of protobuf types;
 //! - `convert`: core block/certificate types → proto messages, and domain types ↔
 //!   proto messages (the only place either meets the wire format);
-//! - `transactions`, `node`, `finality`, `admin`, `crosschain`: the service
-//!   implementations;
+//! - `transactions`, `node`, `finality`, `ordering`, `admin`, `crosschain`: the
+//!   service implementations;
 //! - `oversize`: oversized requests → RESOURCE_EXHAUSTED, as the contract says;
 //! - `faults`: validation of `FaultInjection` against the documented limits;
 //! - `health`: `grpc.health.v1` statuses (`""` and `dualchain.v1.Node`);
@@ -52,6 +52,7 @@ mod finality;
 mod health;
 mod metrics_http;
 mod node;
+mod ordering;
 mod oversize;
 mod request_metrics;
 mod server;
@@ -67,7 +68,7 @@ pub use admin_server::{
 pub use call_limits::CallLimits;
 pub use chain::{from_proto as chain_from_proto, to_proto as chain_to_proto};
 pub use connections::{ApiConnectInfo, ConnectionLimits, LimitedConnection, MIN_IDLE_TO_EVICT};
-pub use convert::{block_to_proto, finality_event, health_from_proto};
+pub use convert::{block_to_proto, finality_event, health_from_proto, ordering_events};
 pub use domain::{
     Admission, AdmissionStatus, BlockRecords, ChainStatus, DoorShut, FaultChange, FaultPlan,
     Health, NodeStatus, RecordAtHead, SnapshotInfo,
@@ -77,6 +78,22 @@ pub use metrics_http::{MetricsServeError, serve_metrics, serve_metrics_on};
 pub use server::{
     ApiListeners, ApiOptions, ApiServeError, DEFAULT_MAX_REPLAY_BLOCKS, serve_api, serve_api_on,
 };
+
+/// A consensus commit: transactions whose order (and so whose result) became fixed on
+/// this node, before any block holds them. `Node.StreamOrdering` streams these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderedCommit {
+    /// Epoch of the consensus instance that committed.
+    pub epoch: u64,
+    /// Position in the epoch's committed sequence.
+    pub sequence: u64,
+    /// Wall-clock time (unix ms) this node committed.
+    pub ordered_at_unix_ms: u64,
+    /// The commit's consensus timestamp (the same on every node).
+    pub commit_timestamp_ms: u64,
+    /// Digests of the committed transactions, in commit order.
+    pub tx_digests: Vec<dualchain_core::Digest>,
+}
 
 /// A block the chain has executed and committed (BFT-final), as the API sees it.
 #[derive(Clone, Debug)]
@@ -150,6 +167,9 @@ pub trait ChainApi: Send + Sync + 'static {
 
     /// Live finality events, one per committed block, in height order.
     fn subscribe_finality(&self) -> tokio::sync::broadcast::Receiver<FinalizedBlock>;
+
+    /// Live consensus commits, in commit order (no replay: commits are not kept).
+    fn subscribe_ordering(&self) -> tokio::sync::broadcast::Receiver<Arc<OrderedCommit>>;
 
     /// `SERVING` readiness: store open, peers joined, not paused, not catching up.
     fn ready(&self) -> bool;

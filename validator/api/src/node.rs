@@ -1,15 +1,18 @@
-//! Service `Node`: status, blocks and the finality stream (read only, no token).
+//! Service `Node`: status, blocks, the finality and ordering streams (read only, no
+//! token).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use dualchain_proto::v1::{
     Block, GetBlockRequest, GetStatusRequest, NodeStatus, StreamFinalityRequest,
+    StreamOrderingRequest,
 };
 use tonic::{Request, Response, Status};
 
 use crate::convert::{block_to_proto, node_status_to_proto};
 use crate::finality::{self, FinalityStream};
+use crate::ordering::{self, OrderingStream};
 use crate::server::Context;
 use crate::status::{api_status, blocking};
 
@@ -97,6 +100,20 @@ impl dualchain_proto::Node for NodeService {
         self.context
             .metrics
             .observe("StreamFinality", started, &result);
+        result.map(Response::new)
+    }
+
+    type StreamOrderingStream = OrderingStream;
+
+    async fn stream_ordering(
+        &self,
+        request: Request<StreamOrderingRequest>,
+    ) -> Result<Response<Self::StreamOrderingStream>, Status> {
+        let started = Instant::now();
+        let result = ordering::open(&self.context, request.into_inner());
+        self.context
+            .metrics
+            .observe("StreamOrdering", started, &result);
         result.map(Response::new)
     }
 }

@@ -8,7 +8,10 @@
 //! - `dualchain_api_request_duration_seconds{method}`: handler time (for
 //!   `SubmitTransactions` the whole stream; for `StreamFinality` until the stream
 //!   is opened);
-//! - `dualchain_api_finality_streams`: finality streams open right now.
+//! - `dualchain_api_finality_streams`: finality streams open right now;
+//! - `dualchain_api_ordering_streams`: ordering streams open right now;
+//! - `dualchain_api_ordering_commits_missed_total`: commits an ordering stream
+//!   dropped because its reader was too slow to take them.
 //!
 //! Without a registry in [`crate::ApiOptions`] the series are still kept (cheap)
 //! but exported nowhere.
@@ -16,7 +19,9 @@
 use std::time::Instant;
 
 use dualchain_core::types::ChainId;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 use tonic::{Code, Status};
 
 #[derive(Clone)]
@@ -24,6 +29,8 @@ pub(crate) struct RequestMetrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     finality_streams: IntGauge,
+    ordering_streams: IntGauge,
+    ordering_missed: IntCounter,
 }
 
 impl RequestMetrics {
@@ -56,15 +63,33 @@ impl RequestMetrics {
             )
             .const_label("chain", chain.name()),
         )?;
+        let ordering_streams = IntGauge::with_opts(
+            Opts::new(
+                "dualchain_api_ordering_streams",
+                "Node.StreamOrdering streams open now",
+            )
+            .const_label("chain", chain.name()),
+        )?;
+        let ordering_missed = IntCounter::with_opts(
+            Opts::new(
+                "dualchain_api_ordering_commits_missed_total",
+                "Commits a StreamOrdering stream dropped because its reader was too slow",
+            )
+            .const_label("chain", chain.name()),
+        )?;
         if let Some(registry) = registry {
             registry.register(Box::new(requests.clone()))?;
             registry.register(Box::new(duration.clone()))?;
             registry.register(Box::new(finality_streams.clone()))?;
+            registry.register(Box::new(ordering_streams.clone()))?;
+            registry.register(Box::new(ordering_missed.clone()))?;
         }
         Ok(Self {
             requests,
             duration,
             finality_streams,
+            ordering_streams,
+            ordering_missed,
         })
     }
 
@@ -91,6 +116,17 @@ impl RequestMetrics {
     pub(crate) fn finality_stream_open(&self) -> StreamGauge {
         self.finality_streams.inc();
         StreamGauge(self.finality_streams.clone())
+    }
+
+    /// Marks an ordering stream open until the guard is dropped.
+    pub(crate) fn ordering_stream_open(&self) -> StreamGauge {
+        self.ordering_streams.inc();
+        StreamGauge(self.ordering_streams.clone())
+    }
+
+    /// Counts commits a slow ordering reader lost.
+    pub(crate) fn ordering_missed(&self, events: u64) {
+        self.ordering_missed.inc_by(events);
     }
 }
 

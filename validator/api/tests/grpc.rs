@@ -8,11 +8,14 @@ use std::time::Duration;
 use dualchain_api::{AdminCredential, ApiOptions, ApiServeError, ChainApi};
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{BlockBody, BlockCertificate, BlockHeader, ChainId};
-use dualchain_proto::limits::{MAX_ATTEST_TX_BYTES, MAX_TX_BYTES, MAX_TXS_PER_MESSAGE};
+use dualchain_proto::limits::{
+    MAX_ATTEST_TX_BYTES, MAX_ORDERING_EVENT_DIGESTS, MAX_TX_BYTES, MAX_TXS_PER_MESSAGE,
+};
 use dualchain_proto::v1::{
     Chain, FaultInjection, FinalityEvent, FinalityEventKind, GetBlockRequest,
-    GetFaultInjectionRequest, GetStatusRequest, PauseChainRequest, PeerGroup, ResumeChainRequest,
-    StreamFinalityRequest, SubmitBatchRequest, SubmitRequest, TriggerSnapshotRequest, TxStatus,
+    GetFaultInjectionRequest, GetStatusRequest, OrderingEvent, PauseChainRequest, PeerGroup,
+    ResumeChainRequest, StreamFinalityRequest, StreamOrderingRequest, SubmitBatchRequest,
+    SubmitRequest, TriggerSnapshotRequest, TxStatus,
 };
 use dualchain_proto::{AdminClient, AdminToken, NodeClient, TransactionsClient};
 use tonic::Code;
@@ -689,6 +692,146 @@ async fn shutdown_ends_open_streams_and_returns() {
             .await
             .expect("graceful shutdown finished before the grace period");
         assert!(stopped.is_ok());
+    })
+    .await;
+}
+
+// ------------------------------------------------------------- ordering
+
+async fn ordering_stream(server: &Running, chain: Chain) -> Streaming<OrderingEvent> {
+    NodeClient::new(server.channel().await)
+        .stream_ordering(StreamOrderingRequest {
+            chain: chain as i32,
+        })
+        .await
+        .expect("StreamOrdering")
+        .into_inner()
+}
+
+async fn next_ordering(stream: &mut Streaming<OrderingEvent>) -> OrderingEvent {
+    tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("no ordering event within 10 s")
+        .expect("stream failed")
+        .expect("stream ended")
+}
+
+fn digest_bytes(digests: &[dualchain_core::Digest]) -> Vec<Vec<u8>> {
+    digests.iter().map(|d| d.as_bytes().to_vec()).collect()
+}
+
+#[tokio::test]
+async fn ordering_stream_sends_each_commit_live_in_order_and_splits_a_large_one() {
+    bounded(async {
+        let server = delta_server().await;
+        // Before the stream opens: not replayed.
+        server.fake.order(0, 2);
+        let mut stream = ordering_stream(&server, Chain::Unspecified).await;
+        let first = server.fake.order(1, 3);
+        let large = server.fake.order(2, MAX_ORDERING_EVENT_DIGESTS + 1);
+        server.fake.order(3, 0);
+
+        let event = next_ordering(&mut stream).await;
+        assert_eq!(event.chain(), Chain::Delta);
+        assert_eq!((event.epoch, event.commit_sequence), (2, 1));
+        assert_eq!(event.ordered_at_unix_ms, 1_700_000_000_001);
+        assert_eq!(event.commit_timestamp_ms, 1_699_999_999_001);
+        assert_eq!(event.tx_digests, digest_bytes(&first));
+        assert_eq!(event.missed_before, 0);
+
+        let head = next_ordering(&mut stream).await;
+        let tail = next_ordering(&mut stream).await;
+        assert_eq!((head.commit_sequence, tail.commit_sequence), (2, 2));
+        assert_eq!(head.tx_digests.len(), MAX_ORDERING_EVENT_DIGESTS);
+        let streamed: Vec<Vec<u8>> = head.tx_digests.into_iter().chain(tail.tx_digests).collect();
+        assert_eq!(streamed, digest_bytes(&large));
+
+        let empty = next_ordering(&mut stream).await;
+        assert_eq!(empty.commit_sequence, 3);
+        assert!(empty.tx_digests.is_empty());
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+/// A reader that does not keep up loses whole commits, never part of one, and
+/// every commit is either delivered or counted in the next event's
+/// `missed_before`.
+#[tokio::test]
+async fn a_slow_ordering_reader_loses_whole_commits_and_is_told_how_many() {
+    bounded(async {
+        let server = Running::start(FakeChain::new(ChainId::Delta, 16), options_with_token()).await;
+        let mut stream = ordering_stream(&server, Chain::Delta).await;
+        const COMMITS: u64 = 20_000;
+        for sequence in 0..COMMITS {
+            server.fake.order(sequence, 3);
+            if sequence % 1_000 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        // A marker after the flood: reading until it arrives sees everything the
+        // stream kept, and it carries the count of any commits lost just before it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        server.fake.order(COMMITS, 1);
+        let (mut delivered, mut missed, mut last) = (0u64, 0u64, None);
+        loop {
+            let event = next_ordering(&mut stream).await;
+            assert_eq!(
+                event.tx_digests.len(),
+                if event.commit_sequence == COMMITS {
+                    1
+                } else {
+                    3
+                }
+            );
+            if let Some(last) = last {
+                assert_eq!(
+                    event.commit_sequence,
+                    last + 1 + event.missed_before,
+                    "a gap is exactly the commits the event says were missed"
+                );
+            }
+            last = Some(event.commit_sequence);
+            delivered += 1;
+            missed += event.missed_before;
+            if event.commit_sequence == COMMITS {
+                break;
+            }
+        }
+        assert!(
+            missed > 0,
+            "20,000 unread commits overflow a 256-event buffer"
+        );
+        assert_eq!(delivered + missed, COMMITS + 1);
+        drop(server.stop().await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ordering_stream_wrong_chain_and_halt() {
+    bounded(async {
+        let server = delta_server().await;
+        let wrong = NodeClient::new(server.channel().await)
+            .stream_ordering(StreamOrderingRequest {
+                chain: Chain::Alpha as i32,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.code(), Code::FailedPrecondition);
+
+        let mut stream = ordering_stream(&server, Chain::Delta).await;
+        server.fake.order(0, 1);
+        assert_eq!(next_ordering(&mut stream).await.commit_sequence, 0);
+        server.fake.halt();
+        let status = stream.message().await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(
+            status.message().contains("stopped publishing commits"),
+            "{}",
+            status.message()
+        );
+        drop(server.stop().await);
     })
     .await;
 }

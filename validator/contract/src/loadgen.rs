@@ -11,6 +11,10 @@
 //! {"average_tps": 480.5, "submitted": 30000, "committed": 28830, "rejected": 12,
 //!  "finality_ms": {"p50": 3100, "p95": 6000, "p99": 8000}, "signed": true}
 //! ```
+//!
+//! `ordering_finality_ms` (submit → the consensus commit holding the transaction,
+//! after which its place and result are fixed) is present when the targets stream
+//! their commits; `finality_ms` is block finality.
 
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +55,10 @@ pub struct LoadgenResult {
     pub rejected: u64,
     /// Submit-to-finality latency percentiles, whole milliseconds (rounded up).
     pub finality_ms: Percentiles,
+    /// Submit-to-ordering-finality latency percentiles (whole ms, rounded up); absent
+    /// when no target streamed its commits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering_finality_ms: Option<Percentiles>,
     /// Whether the transactions were signed (ML-DSA-44) or sent unsigned.
     pub signed: bool,
 }
@@ -126,6 +134,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.rejected, 0);
+        assert_eq!(r.ordering_finality_ms, None);
+        assert!(!r.to_json().contains("ordering"), "absent stays absent");
+    }
+
+    #[test]
+    fn ordering_finality_round_trips_when_present() {
+        let mut r = parse_result(DOC).unwrap();
+        r.ordering_finality_ms = Some(Percentiles {
+            p50: 180,
+            p95: 290,
+            p99: 400,
+        });
+        assert_eq!(parse_result(&r.to_json()).unwrap(), r);
     }
 
     #[test]
@@ -150,6 +171,11 @@ mod tests {
                 p95: u64::MAX,
                 p99: u64::MAX,
             },
+            ordering_finality_ms: Some(Percentiles {
+                p50: u64::MAX,
+                p95: u64::MAX,
+                p99: u64::MAX,
+            }),
             signed: true,
         };
         assert!(r.to_json().len() < TERMINATION_LOG_MAX_BYTES);

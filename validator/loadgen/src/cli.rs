@@ -213,7 +213,7 @@ pub fn render_loadgen(report: &LoadgenReport) -> String {
     let mut out = format!(
         "load: {} {} for {:.1}s, target {target}, {} accounts, {} target(s)\n\
          submitted {} ({:.0} tx/s achieved), accepted {}, rejected {}, committed {} ({:.0} tx/s)\n\
-         finality p50 {} ms, p95 {} ms, p99 {} ms ({} samples)\n",
+         block finality p50 {} ms, p95 {} ms, p99 {} ms ({} samples)\n",
         if report.result.signed {
             "signed"
         } else {
@@ -234,6 +234,20 @@ pub fn render_loadgen(report: &LoadgenReport) -> String {
         report.result.finality_ms.p99,
         report.latency.samples,
     );
+    match report.result.ordering_finality_ms {
+        Some(p) => out.push_str(&format!(
+            "ordering finality p50 {} ms, p95 {} ms, p99 {} ms ({} samples{})\n",
+            p.p50,
+            p.p95,
+            p.p99,
+            report.ordering_latency.samples,
+            match report.ordering_commits_missed {
+                0 => String::new(),
+                n => format!(", {n} commits missed by the stream"),
+            }
+        )),
+        None => out.push_str("ordering finality not measured (no target streamed its commits)\n"),
+    }
     if !report.rejected_by_status.is_empty() {
         let list: Vec<String> = report
             .rejected_by_status

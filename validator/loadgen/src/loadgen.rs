@@ -25,7 +25,13 @@
 //!    one target (the next one on failure, resuming at the next height) matches every
 //!    finalized digest against the transactions in flight. Latency is measured from
 //!    the moment a transaction's batch is sent to the moment its finality event is
-//!    received, both on this process's monotonic clock.
+//!    received, both on this process's monotonic clock. That is *block finality*.
+//!    Alongside, a `Node/StreamOrdering` stream on the same target gives each
+//!    transaction's *ordering finality*: when the consensus commit holding it was
+//!    received (its place and result are fixed from then on), on the same clock.
+//!    Ordering events are live only: a transaction whose commit was missed (a
+//!    reconnect, a lost commit) or arrived after its block has no ordering sample,
+//!    so the two sample counts are reported side by side.
 //!
 //! With `--max-load` there is no schedule: prepared transactions go out as fast as the
 //! targets take them, bounded by the number of batches in flight.
@@ -38,7 +44,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use dualchain_contract::LoadgenResult;
 use dualchain_core::crypto::NetworkId;
-use dualchain_proto::v1::{Chain, StreamFinalityRequest, SubmitBatchRequest, TxStatus};
+use dualchain_proto::v1::{
+    Chain, OrderingEvent, StreamFinalityRequest, StreamOrderingRequest, SubmitBatchRequest,
+    TxStatus,
+};
 use dualchain_proto::{NodeClient, TransactionsClient};
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -195,6 +204,11 @@ pub struct LoadgenReport {
     /// Transactions in those blocks, from anyone.
     pub chain_txs_committed: u64,
     pub latency: LatencySummary,
+    /// Submit → ordering finality (the transaction's commit received).
+    pub ordering_latency: LatencySummary,
+    /// Commits the ordering stream said it lost (their transactions have no
+    /// ordering sample).
+    pub ordering_commits_missed: u64,
     pub timeline: Vec<TimelinePoint>,
 }
 
@@ -358,8 +372,10 @@ impl LiveStats {
 struct Shared {
     live: Arc<LiveStats>,
     /// Digest → send time of tracked transactions accepted or in flight.
-    pending: Mutex<HashMap<[u8; 32], Instant>>,
+    pending: Mutex<HashMap<[u8; 32], Tracked>>,
     latency: Mutex<LatencyRecorder>,
+    ordering_latency: Mutex<LatencyRecorder>,
+    ordering_missed: AtomicU64,
     outcome: Mutex<Outcome>,
     retries: AtomicU64,
     rpc_errors: AtomicU64,
@@ -368,6 +384,14 @@ struct Shared {
     last_commit: Mutex<Option<Instant>>,
     /// Set when the drain phase ends: no more retries.
     closing: AtomicBool,
+}
+
+/// A transaction waiting for finality.
+#[derive(Clone, Copy, Debug)]
+struct Tracked {
+    sent_at: Instant,
+    /// Its ordering latency is recorded.
+    ordered: bool,
 }
 
 #[derive(Default)]
@@ -448,6 +472,8 @@ pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<
         live: live.clone(),
         pending: Mutex::new(HashMap::new()),
         latency: Mutex::new(LatencyRecorder::default()),
+        ordering_latency: Mutex::new(LatencyRecorder::default()),
+        ordering_missed: AtomicU64::new(0),
         outcome: Mutex::new(Outcome::default()),
         retries: AtomicU64::new(0),
         rpc_errors: AtomicU64::new(0),
@@ -482,6 +508,21 @@ pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<
                 config.targets.join(", ")
             );
         }
+    }
+    let (ordering_ready_tx, ordering_ready_rx) = tokio::sync::oneshot::channel();
+    let ordering_watcher = tokio::spawn(watch_ordering(
+        config.targets.clone(),
+        shared.clone(),
+        stop_rx.clone(),
+        ordering_ready_tx,
+    ));
+    // Ordering figures are a bonus over finality: a run goes on without them, and
+    // says so, when no target streams commits.
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(5), ordering_ready_rx).await,
+        Ok(Ok(()))
+    ) {
+        tracing::warn!("no target streams Node/StreamOrdering; ordering finality is not measured");
     }
 
     // Prepare (sign) ahead of the schedule.
@@ -668,6 +709,7 @@ pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<
     }
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), watcher).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), ordering_watcher).await;
     let _ = producer.join();
 
     let submitted = live.submitted.load(Ordering::Relaxed);
@@ -682,6 +724,7 @@ pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<
         generator.behind_max > config.batch as u64 && achieved_submit_tps < 0.98 * tps
     });
     let latency = lock(&shared.latency);
+    let ordering_latency = lock(&shared.ordering_latency);
     let outcome = lock(&shared.outcome);
     Ok(LoadgenReport {
         result: LoadgenResult {
@@ -690,6 +733,8 @@ pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<
             committed,
             rejected: outcome.final_rejected,
             finality_ms: latency.percentiles(),
+            ordering_finality_ms: (ordering_latency.count() > 0)
+                .then(|| ordering_latency.percentiles()),
             signed: config.signed,
         },
         accepted,
@@ -711,6 +756,8 @@ pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<
         blocks_observed: shared.blocks.load(Ordering::Relaxed),
         chain_txs_committed: shared.chain_txs.load(Ordering::Relaxed),
         latency: latency.summary(),
+        ordering_latency: ordering_latency.summary(),
+        ordering_commits_missed: shared.ordering_missed.load(Ordering::Relaxed),
         timeline: live.timeline(),
     })
 }
@@ -863,7 +910,13 @@ async fn submit_batch(
         let mut pending = lock(&shared.pending);
         for tx in &txs {
             if let Some(digest) = tx.tracked_digest {
-                pending.insert(digest, sent_at);
+                pending.insert(
+                    digest,
+                    Tracked {
+                        sent_at,
+                        ordered: false,
+                    },
+                );
             }
         }
         drop(pending);
@@ -1058,8 +1111,8 @@ fn on_finality(shared: &Shared, event: &dualchain_proto::v1::FinalityEvent) {
             let Ok(key) = <[u8; 32]>::try_from(digest.as_slice()) else {
                 continue;
             };
-            if let Some(sent_at) = pending.remove(&key) {
-                latencies.push(now.saturating_duration_since(sent_at));
+            if let Some(tracked) = pending.remove(&key) {
+                latencies.push(now.saturating_duration_since(tracked.sent_at));
             }
         }
     }
@@ -1076,4 +1129,81 @@ fn on_finality(shared: &Shared, event: &dualchain_proto::v1::FinalityEvent) {
         }
     }
     shared.live.record_commits(now, &latencies);
+}
+
+/// Follows Delta's consensus commits on one target at a time (the next one on
+/// failure) and records each pending transaction's ordering latency once.
+async fn watch_ordering(
+    targets: Vec<String>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    let mut index = 0usize;
+    while !*stop.borrow() {
+        let url = &targets[index % targets.len()];
+        index += 1;
+        let stream = async {
+            let mut client = NodeClient::new(connect(url).await?)
+                .max_decoding_message_size(dualchain_proto::limits::DEFAULT_MAX_GRPC_MESSAGE_BYTES);
+            let request = StreamOrderingRequest {
+                chain: Chain::Delta as i32,
+            };
+            anyhow::Ok(client.stream_ordering(request).await?.into_inner())
+        };
+        let mut stream = match stream.await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(target = url.as_str(), error = %e, "ordering stream unavailable; trying the next target");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(300)) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        };
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(());
+        }
+        loop {
+            let message = tokio::select! {
+                m = stream.message() => m,
+                _ = stop.changed() => return,
+            };
+            match message {
+                Ok(Some(event)) => on_ordering(&shared, &event),
+                Ok(None) => break,
+                Err(status) => {
+                    tracing::warn!(target = url.as_str(), error = %status, "ordering stream ended; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn on_ordering(shared: &Shared, event: &OrderingEvent) {
+    let now = Instant::now();
+    shared
+        .ordering_missed
+        .fetch_add(event.missed_before, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    {
+        let mut pending = lock(&shared.pending);
+        for digest in &event.tx_digests {
+            let Ok(key) = <[u8; 32]>::try_from(digest.as_slice()) else {
+                continue;
+            };
+            if let Some(tracked) = pending.get_mut(&key)
+                && !tracked.ordered
+            {
+                tracked.ordered = true;
+                latencies.push(now.saturating_duration_since(tracked.sent_at));
+            }
+        }
+    }
+    let mut recorder = lock(&shared.ordering_latency);
+    for l in latencies {
+        recorder.record(l);
+    }
 }

@@ -31,9 +31,17 @@ pub const ATTESTATION_PLOT: &str = "attestation_latency.png";
 pub struct DeltaFigures {
     /// Own committed transactions per second.
     pub tps: f64,
+    /// Block finality: submit → the finality event of the block holding the
+    /// transaction.
     pub finality_ms_p50: u64,
     pub finality_ms_p95: u64,
     pub finality_ms_p99: u64,
+    /// Ordering finality: submit → the consensus commit holding the transaction
+    /// (its place and result fixed); `None` when the validators did not stream
+    /// their commits.
+    pub ordering_finality_ms_p50: Option<u64>,
+    pub ordering_finality_ms_p95: Option<u64>,
+    pub ordering_finality_ms_p99: Option<u64>,
     /// Head height on validator 0 at the end.
     pub height: u64,
     /// Blocks sealed while the load ran.
@@ -454,7 +462,18 @@ pub fn render_markdown(r: &DevnetReport) -> String {
     let rows: Vec<(&str, String)> = vec![
         ("Delta committed TPS", format!("{:.1}", r.delta.tps)),
         (
-            "Delta finality p50 / p95 / p99",
+            "Delta ordering finality p50 / p95 / p99",
+            match (
+                r.delta.ordering_finality_ms_p50,
+                r.delta.ordering_finality_ms_p95,
+                r.delta.ordering_finality_ms_p99,
+            ) {
+                (Some(p50), Some(p95), Some(p99)) => format!("{p50} / {p95} / {p99} ms"),
+                _ => "not measured".to_owned(),
+            },
+        ),
+        (
+            "Delta block finality p50 / p95 / p99",
             format!(
                 "{} / {} / {} ms",
                 r.delta.finality_ms_p50, r.delta.finality_ms_p95, r.delta.finality_ms_p99
@@ -674,6 +693,9 @@ mod tests {
                 finality_ms_p50: 100,
                 finality_ms_p95: 190,
                 finality_ms_p99: 198,
+                ordering_finality_ms_p50: Some(40),
+                ordering_finality_ms_p95: Some(75),
+                ordering_finality_ms_p99: Some(90),
                 height: 110,
                 blocks_during_load: 100,
                 block_time_ms: 300,
@@ -765,6 +787,9 @@ mod tests {
             "finality_ms_p50",
             "finality_ms_p95",
             "finality_ms_p99",
+            "ordering_finality_ms_p50",
+            "ordering_finality_ms_p95",
+            "ordering_finality_ms_p99",
             "height",
         ] {
             assert!(json["delta"].get(key).is_some(), "delta.{key} missing");
@@ -780,6 +805,12 @@ mod tests {
         assert_eq!(report.plots_without_text, !Path::new(DEFAULT_FONT).exists());
         let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
         assert!(md.contains("| Delta committed TPS | 1990.0 |"), "{md}");
+        assert!(
+            md.contains("| Delta ordering finality p50 / p95 / p99 | 40 / 75 / 90 ms |")
+                && md.contains("| Delta block finality p50 / p95 / p99 | 100 / 190 / 198 ms |"),
+            "{md}"
+        );
+        assert_eq!(json["delta"]["ordering_finality_ms_p95"], 75);
         assert!(md.contains("state roots agree"));
         assert!(md.contains("| MEMPOOL_FULL | 3 |"));
         assert!(

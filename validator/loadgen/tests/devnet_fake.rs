@@ -159,6 +159,7 @@ fn scenario_agreeing_devnet_writes_a_full_report() {
     assert_eq!(json["state_roots_agree"], true);
     assert_eq!(json["validators"], 4);
     assert!(json["delta"]["finality_ms_p95"].is_u64());
+    assert!(json["delta"]["ordering_finality_ms_p95"].is_u64());
     eprintln!(
         "ok: agreeing devnet (block ratio {:.2})",
         report.block_ratio

@@ -84,6 +84,25 @@ async fn steady_unsigned_load_is_committed_and_latency_is_measured() {
             "{}",
             report.result.average_tps
         );
+        // The fake orders a batch at admission and finalizes it at the next 100 ms
+        // block: ordering finality comes first. An ordering event can lose the race
+        // to its block's finality event (another stream) only when the block is sealed
+        // right after admission, so nearly every transaction has both samples.
+        let ordering = report
+            .result
+            .ordering_finality_ms
+            .expect("the fake streams its commits");
+        assert!(
+            (760..=800).contains(&report.ordering_latency.samples),
+            "{} ordering samples",
+            report.ordering_latency.samples
+        );
+        assert!(
+            ordering.p50 < report.result.finality_ms.p50,
+            "ordering {ordering:?} vs block {:?}",
+            report.result.finality_ms
+        );
+        assert_eq!(report.ordering_commits_missed, 0);
         let committed_in_timeline: u64 = report.timeline.iter().map(|p| p.committed).sum();
         assert_eq!(committed_in_timeline, 800);
         assert_eq!(live.snapshot().committed, 800);
@@ -94,6 +113,7 @@ async fn steady_unsigned_load_is_committed_and_latency_is_measured() {
             "committed",
             "rejected",
             "finality_ms",
+            "ordering_finality_ms",
             "signed",
         ] {
             assert!(json.get(key).is_some(), "{key} missing");

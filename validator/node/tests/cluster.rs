@@ -5,11 +5,16 @@
 
 mod common;
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{TOKEN, cluster, runtime};
-use dualchain_core::types::ChainId;
-use dualchain_proto::v1;
+use dualchain_core::encoding::Canonical;
+use dualchain_core::types::{ChainId, SignedTransaction};
+use dualchain_proto::{NodeClient, v1};
+use dualchain_testkit::LocalCluster;
 
 const ALPHA_MS: u64 = 1_000;
 const DELTA_MS: u64 = 200;
@@ -27,6 +32,7 @@ fn four_validators_agree_survive_a_kill_catch_up_and_stop_cleanly() {
         }
 
         // Load spread over all validators; every transaction is admitted once.
+        let watch = StreamWatch::open(&c, 0).await;
         let txs = c.transfers(0, 1);
         let accepted = c.submit_spread(&all, &txs).await;
         assert_eq!(accepted as usize, txs.len());
@@ -34,6 +40,7 @@ fn four_validators_agree_survive_a_kill_catch_up_and_stop_cleanly() {
         for i in all {
             c.wait_height(i, ChainId::Delta, h, WAIT).await;
         }
+        watch.assert_ordered_before_final(&txs).await;
         c.assert_same_chain(&all, ChainId::Delta, h).await;
         let ha = c.min_height(&all, ChainId::Alpha).await;
         c.assert_same_chain(&all, ChainId::Alpha, ha).await;
@@ -158,6 +165,125 @@ fn four_validators_agree_survive_a_kill_catch_up_and_stop_cleanly() {
         assert_eq!(replay["source"], "peer");
         assert!(replay["blocks"].as_u64().unwrap() >= now, "{replay}");
     });
+}
+
+/// `(transaction digest, node time in unix ms)` in the order a stream said them.
+type Seen = Arc<Mutex<Vec<(Vec<u8>, u64)>>>;
+
+/// A validator's Delta ordering and finality streams, followed from before a load.
+struct StreamWatch {
+    ordered: Seen,
+    finalized: Seen,
+    /// Commits the ordering stream said it dropped.
+    missed: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl StreamWatch {
+    /// Opens both streams on validator `i` (they are live once this returns).
+    async fn open(c: &LocalCluster, i: usize) -> Self {
+        let mut node = NodeClient::new(c.channel(i, ChainId::Delta).await.unwrap());
+        let mut ordering = node
+            .stream_ordering(v1::StreamOrderingRequest {
+                chain: v1::Chain::Delta as i32,
+            })
+            .await
+            .expect("StreamOrdering")
+            .into_inner();
+        let mut finality = node
+            .stream_finality(v1::StreamFinalityRequest {
+                chain: v1::Chain::Delta as i32,
+                from_height: None,
+                include_tx_digests: true,
+            })
+            .await
+            .expect("StreamFinality")
+            .into_inner();
+        let ordered = Seen::default();
+        let finalized = Seen::default();
+        let missed = Arc::new(AtomicU64::new(0));
+        let (into, lost) = (ordered.clone(), missed.clone());
+        let follow_ordering = tokio::spawn(async move {
+            while let Ok(Some(event)) = ordering.message().await {
+                lost.fetch_add(event.missed_before, Ordering::Relaxed);
+                let at = event.ordered_at_unix_ms;
+                into.lock()
+                    .unwrap()
+                    .extend(event.tx_digests.into_iter().map(|d| (d, at)));
+            }
+        });
+        let into = finalized.clone();
+        let follow_finality = tokio::spawn(async move {
+            while let Ok(Some(event)) = finality.message().await {
+                let at = event.finalized_at_unix_ms;
+                into.lock()
+                    .unwrap()
+                    .extend(event.tx_digests.into_iter().map(|d| (d, at)));
+            }
+        });
+        Self {
+            ordered,
+            finalized,
+            missed,
+            tasks: vec![follow_ordering, follow_finality],
+        }
+    }
+
+    /// Every transaction of `txs` was ordered, then finalized, in the same order:
+    /// its place was fixed when its commit was announced, before its block.
+    async fn assert_ordered_before_final(self, txs: &[Vec<u8>]) {
+        let ours: HashSet<Vec<u8>> = txs
+            .iter()
+            .map(|bytes| {
+                let tx = SignedTransaction::from_canonical_bytes(bytes).unwrap();
+                tx.digest().as_bytes().to_vec()
+            })
+            .collect();
+        let mine = |seen: &Mutex<Vec<(Vec<u8>, u64)>>| -> Vec<(Vec<u8>, u64)> {
+            let seen = seen.lock().unwrap();
+            seen.iter()
+                .filter(|(d, _)| ours.contains(d))
+                .cloned()
+                .collect()
+        };
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while mine(&self.finalized).len() < ours.len() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} of {} transactions finalized on the stream",
+                mine(&self.finalized).len(),
+                ours.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+        assert_eq!(
+            self.missed.load(Ordering::Relaxed),
+            0,
+            "a test reader keeps up"
+        );
+        let ordered = mine(&self.ordered);
+        let finalized = mine(&self.finalized);
+        assert_eq!(finalized.len(), ours.len(), "each transaction final once");
+        let order = |v: &[(Vec<u8>, u64)]| v.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            order(&ordered),
+            order(&finalized),
+            "blocks hold the transactions in the order their commits announced"
+        );
+        for ((_, ordered_at), (_, finalized_at)) in ordered.iter().zip(&finalized) {
+            assert!(ordered_at <= finalized_at, "{ordered_at} > {finalized_at}");
+        }
+        let gain: u64 = ordered
+            .iter()
+            .zip(&finalized)
+            .map(|((_, o), (_, f))| f - o)
+            .sum::<u64>()
+            / ours.len() as u64;
+        eprintln!("ordering finality came {gain} ms before block finality on average");
+    }
 }
 
 /// `dualchain replay … --json`, which must succeed; its report.

@@ -35,6 +35,7 @@ use crate::avalanche_metrics::AvalancheMetrics;
 use crate::clock::Clock;
 use crate::context::{
     ChainContext, FINALITY_CHANNEL_CAPACITY, Head, HealthView, Live, NodeIdentity,
+    ORDERING_CHANNEL_CAPACITY,
 };
 use crate::driver::{Driver, Engine};
 use crate::executor::{BlockExecutor, SEALER_STATE_KEY};
@@ -135,6 +136,7 @@ pub fn build_context<S: Seams>(
         .block_time_seconds
         .set(block_time_ms as f64 / 1000.0);
     let (finality, _) = broadcast::channel(FINALITY_CHANNEL_CAPACITY);
+    let (ordering, _) = broadcast::channel(ORDERING_CHANNEL_CAPACITY);
     let clock = seams.clock();
     let identity_set = identity.validators.clone();
     Ok(Arc::new(ChainContext {
@@ -163,6 +165,7 @@ pub fn build_context<S: Seams>(
         consensus_window_ms: options.consensus_window_ms,
         bootstrap: options.bootstrap,
         finality,
+        ordering,
         head: Mutex::new(Head::default()),
         round: AtomicU64::new(0),
         connected_peers: AtomicU64::new(0),

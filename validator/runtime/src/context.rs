@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use dualchain_api::{ChainStatus, FaultPlan, FinalizedBlock, Health};
-use dualchain_consensus::SharedVerdictCache;
+use dualchain_api::{ChainStatus, FaultPlan, FinalizedBlock, Health, OrderedCommit};
+use dualchain_consensus::{CommittedSubDag, SharedVerdictCache};
 use dualchain_core::Digest;
 use dualchain_core::chain_store::ChainReader;
 use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
@@ -31,6 +31,10 @@ use crate::seams::Seams;
 
 /// Finality events buffered per subscriber before it counts as lagging.
 pub const FINALITY_CHANNEL_CAPACITY: usize = 1_024;
+/// Commits buffered per ordering subscriber before it counts as lagging (and
+/// loses commits: they are not replayable). A commit holds 32 bytes per
+/// transaction, so this bounds what a slow subscriber pins.
+pub const ORDERING_CHANNEL_CAPACITY: usize = 256;
 
 /// Identity and parameters every chain of the node shares.
 pub struct NodeIdentity {
@@ -125,6 +129,8 @@ pub struct ChainContext<S: Seams> {
     /// How the chain starts when its data directory is empty.
     pub bootstrap: crate::state_sync::Bootstrap,
     pub finality: broadcast::Sender<FinalizedBlock>,
+    /// Consensus commits as they happen (`Node.StreamOrdering`).
+    pub ordering: broadcast::Sender<Arc<OrderedCommit>>,
     pub head: Mutex<Head>,
     pub round: AtomicU64,
     pub connected_peers: AtomicU64,
@@ -265,6 +271,29 @@ impl<S: Seams> ChainContext<S> {
 
     pub fn head(&self) -> Head {
         *lock(&self.head)
+    }
+
+    /// Tells ordering subscribers, if any, that `subdag`'s transactions are
+    /// ordered: their place, and so their result, is fixed from now on (see
+    /// `Node.StreamOrdering` for the epoch-end exception). Costs nothing without a
+    /// subscriber.
+    pub fn publish_ordered(&self, epoch: u64, subdag: &CommittedSubDag, now_unix_ms: u64) {
+        if self.ordering.receiver_count() == 0 {
+            return;
+        }
+        let tx_digests = subdag
+            .vertices
+            .iter()
+            .flat_map(|v| v.content().transactions.iter().map(|tx| tx.digest()))
+            .collect();
+        // No subscriber left since the check is not an error either.
+        let _ = self.ordering.send(Arc::new(OrderedCommit {
+            epoch,
+            sequence: subdag.sequence,
+            ordered_at_unix_ms: now_unix_ms,
+            commit_timestamp_ms: subdag.timestamp_ms,
+            tx_digests,
+        }));
     }
 
     pub fn set_head(&self, head: Head) {

@@ -904,6 +904,8 @@ impl<S: Seams> Driver<S> {
                 Output::Committed(commit) => {
                     let now = self.ctx.unix_ms();
                     self.ctx
+                        .publish_ordered(self.engine.epoch(), &commit.subdag, now);
+                    self.ctx
                         .metrics
                         .vertices_committed
                         .inc_by(commit.subdag.vertices.len() as u64);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use dualchain_api::{
     Admission, AdmissionStatus, ApiError, BlockRecords, ChainApi, DoorShut, FaultChange, FaultPlan,
-    FinalizedBlock, NodeStatus, RecordAtHead, SnapshotInfo,
+    FinalizedBlock, NodeStatus, OrderedCommit, RecordAtHead, SnapshotInfo,
 };
 use dualchain_core::Digest;
 use dualchain_core::chain_store::ChainReader;
@@ -518,6 +518,10 @@ impl<S: Seams> ChainApi for ChainService<S> {
 
     fn subscribe_finality(&self) -> broadcast::Receiver<FinalizedBlock> {
         self.ctx.finality.subscribe()
+    }
+
+    fn subscribe_ordering(&self) -> broadcast::Receiver<Arc<OrderedCommit>> {
+        self.ctx.ordering.subscribe()
     }
 
     fn ready(&self) -> bool {

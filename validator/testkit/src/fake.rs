@@ -11,6 +11,8 @@
 //! - **Finality**: one sealer task per chain broadcasts a `FinalityEvent` per height,
 //!   carrying the digests admitted on that chain since the previous block.
 //!   `StreamFinality` subscribers receive the events from their subscription on.
+//! - **Ordering**: every accepted `SubmitBatch` is one commit: `StreamOrdering`
+//!   subscribers get its digests at once, before the block that finalizes them.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -25,8 +27,8 @@ use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{Address, SignedTransaction};
 use dualchain_proto::v1::{
     Block, BlockHeader, Chain, ChainStatus, FinalityEvent, GetBlockRequest, GetStatusRequest,
-    NodeStatus, StreamFinalityRequest, SubmitBatchRequest, SubmitBatchResponse, SubmitRequest,
-    SubmitSummary, TxResult, TxStatus,
+    NodeStatus, OrderingEvent, StreamFinalityRequest, StreamOrderingRequest, SubmitBatchRequest,
+    SubmitBatchResponse, SubmitRequest, SubmitSummary, TxResult, TxStatus,
 };
 use dualchain_proto::{Node, NodeServer, Transactions, TransactionsServer};
 use futures::Stream;
@@ -94,6 +96,9 @@ struct ChainState {
     block_ms: u64,
     pending: Mutex<Vec<Vec<u8>>>,
     events: broadcast::Sender<FinalityEvent>,
+    ordering: broadcast::Sender<OrderingEvent>,
+    /// Commits (accepted batches) so far: the next `commit_sequence`.
+    commits: Mutex<u64>,
 }
 
 #[derive(Default)]
@@ -138,6 +143,8 @@ impl FakeNode {
                 block_ms: ms?.max(1),
                 pending: Mutex::default(),
                 events: broadcast::channel(4096).0,
+                ordering: broadcast::channel(4096).0,
+                commits: Mutex::default(),
             })
         })
         .collect();
@@ -432,6 +439,17 @@ impl Transactions for FakeNode {
             admitted.extend(digest);
         }
         let accepted = admitted.len() as u32;
+        if !admitted.is_empty() {
+            let mut commits = lock(&state.commits);
+            let _ = state.ordering.send(OrderingEvent {
+                chain: chain as i32,
+                commit_sequence: *commits,
+                ordered_at_unix_ms: unix_ms(),
+                tx_digests: admitted.clone(),
+                ..OrderingEvent::default()
+            });
+            *commits += 1;
+        }
         lock(&state.pending).extend(admitted);
         Ok(Response::new(SubmitBatchResponse {
             chain: chain as i32,
@@ -520,6 +538,27 @@ impl Node for FakeNode {
                 }
                 Ok(e)
             });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    type StreamOrderingStream =
+        Pin<Box<dyn Stream<Item = Result<OrderingEvent, Status>> + Send + 'static>>;
+
+    async fn stream_ordering(
+        &self,
+        request: Request<StreamOrderingRequest>,
+    ) -> Result<Response<Self::StreamOrderingStream>, Status> {
+        let chain = match request.into_inner().chain() {
+            Chain::Unspecified if self.chain(Chain::Delta).is_some() => Chain::Delta,
+            Chain::Unspecified => self.chains().first().copied().unwrap_or(Chain::Delta),
+            chain => chain,
+        };
+        let Some(state) = self.chain(chain) else {
+            return Err(Status::invalid_argument("chain not served"));
+        };
+        let stream = BroadcastStream::new(state.ordering.subscribe())
+            .filter_map(|e| e.ok())
+            .map(Ok);
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use dualchain_api::{
     AdminTls, Admission, AdmissionStatus, ApiError, ApiListeners, ApiOptions, ApiServeError,
     BlockRecords, ChainApi, ChainStatus, FaultChange, FaultPlan, FinalizedBlock, Health,
-    NodeStatus, RecordAtHead, SnapshotInfo,
+    NodeStatus, OrderedCommit, RecordAtHead, SnapshotInfo,
 };
 use dualchain_core::crypto::{NetworkId, ValidatorKeypair};
 use dualchain_core::hash::{Digest, HashDomain};
@@ -47,6 +47,7 @@ pub struct FakeChain {
     blocks: Mutex<BTreeMap<u64, FinalizedBlock>>,
     finalized: AtomicU64,
     events: Mutex<Option<broadcast::Sender<FinalizedBlock>>>,
+    ordering: Mutex<Option<broadcast::Sender<Arc<OrderedCommit>>>>,
     pub ready: AtomicBool,
     paused: AtomicBool,
     faults: Mutex<FaultPlan>,
@@ -75,6 +76,7 @@ impl FakeChain {
             blocks: Mutex::new(BTreeMap::new()),
             finalized: AtomicU64::new(0),
             events: Mutex::new(Some(events)),
+            ordering: Mutex::new(Some(broadcast::channel(broadcast_capacity).0)),
             ready: AtomicBool::new(true),
             paused: AtomicBool::new(false),
             faults: Mutex::new(FaultPlan::default()),
@@ -149,6 +151,30 @@ impl FakeChain {
     /// subscriptions see the channel closed.
     pub fn halt(&self) {
         self.events.lock().unwrap().take();
+        self.ordering.lock().unwrap().take();
+    }
+
+    /// Publishes commit `sequence` of epoch 2 with `tx_count` transactions and
+    /// returns their digests (a function of sequence and position).
+    pub fn order(&self, sequence: u64, tx_count: usize) -> Vec<Digest> {
+        let tx_digests: Vec<Digest> = (0..tx_count)
+            .map(|i| {
+                let mut bytes = sequence.to_le_bytes().to_vec();
+                bytes.extend_from_slice(&(i as u64).to_le_bytes());
+                HashDomain::Transaction.hash(&bytes)
+            })
+            .collect();
+        let commit = OrderedCommit {
+            epoch: 2,
+            sequence,
+            ordered_at_unix_ms: 1_700_000_000_000 + sequence,
+            commit_timestamp_ms: 1_699_999_999_000 + sequence,
+            tx_digests: tx_digests.clone(),
+        };
+        if let Some(ordering) = self.ordering.lock().unwrap().as_ref() {
+            let _ = ordering.send(Arc::new(commit));
+        }
+        tx_digests
     }
 }
 
@@ -283,6 +309,13 @@ impl ChainApi for FakeChain {
             self.commit(2);
         }
         receiver
+    }
+
+    fn subscribe_ordering(&self) -> broadcast::Receiver<Arc<OrderedCommit>> {
+        match self.ordering.lock().unwrap().as_ref() {
+            Some(ordering) => ordering.subscribe(),
+            None => broadcast::channel(1).1,
+        }
     }
 
     fn ready(&self) -> bool {
