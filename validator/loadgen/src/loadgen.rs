@@ -222,6 +222,8 @@ pub struct LiveStats {
     pub committed: AtomicU64,
     timeline: Mutex<Vec<TimelinePoint>>,
     recent_latencies: Mutex<VecDeque<(Instant, Duration)>>,
+    /// Ordering latencies of the last [`LIVE_WINDOW`].
+    recent_ordering: Mutex<VecDeque<(Instant, Duration)>>,
     /// Every finality event that committed own transactions: when it arrived and how
     /// many (bounded by [`MAX_COMMIT_EVENTS`]; one per block, so weeks of blocks). Its
     /// tail is the live committed rate, the whole of it the rates of a run's phases.
@@ -242,8 +244,10 @@ pub struct LiveSnapshot {
     pub committed: u64,
     /// Own committed transactions per second over the last few seconds.
     pub committed_tps: f64,
-    /// p95 of the latencies measured over the last few seconds, ms.
+    /// p95 of the block finality latencies measured over the last few seconds, ms.
     pub finality_p95_ms: Option<f64>,
+    /// p95 of the ordering finality latencies measured over the last few seconds, ms.
+    pub ordering_p95_ms: Option<f64>,
 }
 
 impl LiveStats {
@@ -298,14 +302,27 @@ impl LiveStats {
         let n = latencies.len() as u64;
         self.committed.fetch_add(n, Ordering::Relaxed);
         self.bump_timeline(at, 0, n);
-        let horizon = at.checked_sub(LIVE_WINDOW);
         {
             let mut log = Self::lock(&self.commit_log);
             if log.len() < MAX_COMMIT_EVENTS {
                 log.push((at, n));
             }
         }
-        let mut recent = Self::lock(&self.recent_latencies);
+        Self::keep_recent(&self.recent_latencies, at, latencies);
+    }
+
+    fn record_ordered(&self, at: Instant, latencies: &[Duration]) {
+        Self::keep_recent(&self.recent_ordering, at, latencies);
+    }
+
+    /// Adds `latencies` seen at `at` to a live window, dropping what fell out of it.
+    fn keep_recent(
+        recent: &Mutex<VecDeque<(Instant, Duration)>>,
+        at: Instant,
+        latencies: &[Duration],
+    ) {
+        let horizon = at.checked_sub(LIVE_WINDOW);
+        let mut recent = Self::lock(recent);
         recent.extend(latencies.iter().map(|l| (at, *l)));
         while recent.len() > 65_536
             || recent
@@ -314,6 +331,20 @@ impl LiveStats {
         {
             recent.pop_front();
         }
+    }
+
+    /// p95 of a live window's latencies seen after `horizon`, ms.
+    fn recent_p95(
+        recent: &Mutex<VecDeque<(Instant, Duration)>>,
+        horizon: Option<Instant>,
+    ) -> Option<f64> {
+        let mut recent: Vec<u32> = Self::lock(recent)
+            .iter()
+            .filter(|(t, _)| horizon.is_none_or(|h| *t >= h))
+            .map(|(_, l)| u32::try_from(l.as_micros()).unwrap_or(u32::MAX))
+            .collect();
+        recent.sort_unstable();
+        dualchain_contract::stats::percentile(&recent, 0.95).map(|us| f64::from(us) / 1000.0)
     }
 
     /// The current figures.
@@ -331,12 +362,6 @@ impl LiveStats {
             .take_while(|(t, _)| in_window(t))
             .map(|(_, n)| n)
             .sum();
-        let mut recent: Vec<u32> = Self::lock(&self.recent_latencies)
-            .iter()
-            .filter(|(t, _)| in_window(t))
-            .map(|(_, l)| u32::try_from(l.as_micros()).unwrap_or(u32::MAX))
-            .collect();
-        recent.sort_unstable();
         LiveSnapshot {
             elapsed,
             submitted: self.submitted.load(Ordering::Relaxed),
@@ -344,8 +369,8 @@ impl LiveStats {
             rejected: self.rejected.load(Ordering::Relaxed),
             committed: self.committed.load(Ordering::Relaxed),
             committed_tps: recent_commits as f64 / window,
-            finality_p95_ms: dualchain_contract::stats::percentile(&recent, 0.95)
-                .map(|us| f64::from(us) / 1000.0),
+            finality_p95_ms: Self::recent_p95(&self.recent_latencies, horizon),
+            ordering_p95_ms: Self::recent_p95(&self.recent_ordering, horizon),
         }
     }
 
@@ -1202,6 +1227,7 @@ fn on_ordering(shared: &Shared, event: &OrderingEvent) {
             }
         }
     }
+    shared.live.record_ordered(now, &latencies);
     let mut recorder = lock(&shared.ordering_latency);
     for l in latencies {
         recorder.record(l);

@@ -5,8 +5,10 @@
 //! capacity: refusing the excess early (mempool full, rate limited, overloaded) rather
 //! than spending its time on transactions it will drop. The target: **goodput** at 2×
 //! and 4× the saturation load stays at least `--min-goodput-ratio` (90 %) of the peak
-//! goodput. For every step the report also gives finality p50/p95/p99 (submit to
-//! finality of the committed, retries included) and the refusals by status.
+//! goodput. For every step the report also gives block finality p50/p95/p99 (submit
+//! to the finality of the committed, retries included), ordering finality p50/p95
+//! (submit to the consensus commit, `Node/StreamOrdering`) and the refusals by
+//! status.
 //!
 //! **Goodput** is what the chain commits while the load is on, read from the chain
 //! itself: the transactions of the Delta blocks sealed between the first block after
@@ -184,6 +186,9 @@ pub struct StepFigures {
     pub finality_ms_p50: u64,
     pub finality_ms_p95: u64,
     pub finality_ms_p99: u64,
+    /// Submit → the transaction's consensus commit; `None` if not measured.
+    pub ordering_ms_p50: Option<u64>,
+    pub ordering_ms_p95: Option<u64>,
     /// True if signing could not keep up with the offered load.
     pub limited_by_preparation: bool,
     /// Transactions still in the mempools when the step had to start.
@@ -211,6 +216,8 @@ impl StepFigures {
             finality_ms_p50: r.result.finality_ms.p50,
             finality_ms_p95: r.result.finality_ms.p95,
             finality_ms_p99: r.result.finality_ms.p99,
+            ordering_ms_p50: r.result.ordering_finality_ms.map(|p| p.p50),
+            ordering_ms_p95: r.result.ordering_finality_ms.map(|p| p.p95),
             limited_by_preparation: r.generator.limited_by_preparation,
             backlog_at_start: 0,
         }
@@ -298,10 +305,15 @@ fn refusals(by_status: &BTreeMap<String, u64>) -> String {
     list.join(", ")
 }
 
+/// A figure, or `-` when it was not measured.
+fn or_dash(figure: Option<u64>) -> String {
+    figure.map_or("-".into(), |f| f.to_string())
+}
+
 fn table_row(s: &StepFigures) -> String {
     let offered = s.offered_tps.map_or("max".into(), |t| format!("{t:.0}"));
     format!(
-        "| {} | {offered} | {} | {} | {:.1} | {:.1} % | {:.1} | {} | {} | {} | {} | {} | {} |\n",
+        "| {} | {offered} | {} | {} | {:.1} | {:.1} % | {:.1} | {} | {} | {} | {} / {} | {} | {} | {} |\n",
         s.label,
         s.submitted,
         s.committed,
@@ -311,6 +323,8 @@ fn table_row(s: &StepFigures) -> String {
         s.rejected,
         s.retries,
         refusals(&s.rejected_by_status),
+        or_dash(s.ordering_ms_p50),
+        or_dash(s.ordering_ms_p95),
         s.finality_ms_p50,
         s.finality_ms_p95,
         s.finality_ms_p99,
@@ -323,8 +337,8 @@ pub fn render_markdown(r: &OverloadReport) -> String {
         "## Overload: signed load at multiples of saturation\n\n\
          {} validators, Delta block {} ms, {} accounts per step, {:.0} s per step; \
          saturation {:.1} tx/s ({})\n\n\
-         | step | offered tx/s | submitted | committed | goodput tx/s | of peak | run avg tx/s | rejected | retries | refusals | p50 ms | p95 ms | p99 ms |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n",
+         | step | offered tx/s | submitted | committed | goodput tx/s | of peak | run avg tx/s | rejected | retries | refusals | ordering p50 / p95 ms | block p50 ms | block p95 ms | block p99 ms |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n",
         r.validators,
         r.delta_block_ms,
         r.accounts_per_step,
@@ -929,6 +943,8 @@ mod tests {
         busy.finality_ms_p50 = 800;
         busy.finality_ms_p95 = 1900;
         busy.finality_ms_p99 = 2500;
+        busy.ordering_ms_p50 = Some(240);
+        busy.ordering_ms_p95 = Some(610);
         let r = report(
             Some(step("probe", None, 100.0)),
             vec![step("1×", Some(1.0), 98.0), busy],
@@ -940,7 +956,7 @@ mod tests {
         assert!(rows[2].starts_with("| 1× | 100 |"), "{}", rows[2]);
         assert_eq!(
             rows[3],
-            "| 4× | 400 | 4000 | 500 | 50.0 | 50.0 % | 41.5 | 7 | 30 | MEMPOOL_FULL 25, RATE_LIMITED 12 | 800 | 1900 | 2500 |"
+            "| 4× | 400 | 4000 | 500 | 50.0 | 50.0 % | 41.5 | 7 | 30 | MEMPOOL_FULL 25, RATE_LIMITED 12 | 240 / 610 | 800 | 1900 | 2500 |"
         );
         assert!(text.contains("saturation 100.0 tx/s (given)"));
         assert!(text.contains("**FAIL**\n- 4× step"));

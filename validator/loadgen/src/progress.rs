@@ -1,7 +1,8 @@
 //! Live progress on stderr while a load or a devnet runs.
 //!
 //! On a terminal, a devnet shows three indicatif lines: Alpha (height, blocks/s),
-//! Delta (height, committed TPS over the last 5 s, finality p95 over the last 5 s) and
+//! Delta (height, committed TPS over the last 5 s, ordering and block finality p95
+//! over the last 5 s) and
 //! a bar for the load duration. When stderr is not a terminal (CI, logs, a pod), the
 //! same figures are printed as one plain line every few seconds instead, so logs stay
 //! readable and free of control characters.
@@ -20,7 +21,7 @@ pub const PLAIN_INTERVAL: Duration = Duration::from_secs(5);
 /// One line of progress figures for a standalone load run.
 pub fn loadgen_line(s: &LiveSnapshot, duration: Duration) -> String {
     format!(
-        "[{:>5.1}s/{:.0}s] submitted {} accepted {} rejected {} committed {} | {:.0} tx/s committed | finality p95 {}",
+        "[{:>5.1}s/{:.0}s] submitted {} accepted {} rejected {} committed {} | {:.0} tx/s committed | finality p95 ordering {} block {}",
         s.elapsed.as_secs_f64(),
         duration.as_secs_f64(),
         s.submitted,
@@ -28,6 +29,7 @@ pub fn loadgen_line(s: &LiveSnapshot, duration: Duration) -> String {
         s.rejected,
         s.committed,
         s.committed_tps,
+        fmt_ms(s.ordering_p95_ms),
         fmt_ms(s.finality_p95_ms),
     )
 }
@@ -125,10 +127,11 @@ impl DevnetProgress {
             heights.alpha_blocks_per_s
         );
         let delta_line = format!(
-            "height {:>6}  {:.2} blocks/s  {:>8.0} tx/s  finality p95 {}",
+            "height {:>6}  {:.2} blocks/s  {:>8.0} tx/s  finality p95 ordering {} block {}",
             heights.delta.map_or("-".into(), |h| h.to_string()),
             heights.delta_blocks_per_s,
             live.committed_tps,
+            fmt_ms(live.ordering_p95_ms),
             fmt_ms(live.finality_p95_ms)
         );
         match &self.mode {
@@ -197,6 +200,7 @@ mod tests {
             committed: 24_000,
             committed_tps: 1999.6,
             finality_p95_ms: Some(412.4),
+            ordering_p95_ms: Some(95.2),
         };
         let line = loadgen_line(&s, Duration::from_secs(30));
         assert!(line.starts_with("[ 12.5s/30s]"), "{line}");
@@ -205,11 +209,14 @@ mod tests {
             "rejected 10",
             "committed 24000",
             "2000 tx/s",
-            "p95 412 ms",
+            "finality p95 ordering 95 ms block 412 ms",
         ] {
             assert!(line.contains(part), "{part} missing in {line}");
         }
         let empty = loadgen_line(&LiveSnapshot::default(), Duration::from_secs(1));
-        assert!(empty.ends_with("finality p95 -"), "{empty}");
+        assert!(
+            empty.ends_with("finality p95 ordering - block -"),
+            "{empty}"
+        );
     }
 }
