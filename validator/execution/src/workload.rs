@@ -21,7 +21,7 @@ use dualchain_core::types::{
     Address, AssetId, ChainId, ChainParams, Genesis, GenesisAccount, GenesisValidator, Output,
     SignedTransaction, Transaction, TxPayload,
 };
-use dualchain_storage::MemoryEngine;
+use dualchain_storage::{KvEngine, MemoryEngine};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -140,16 +140,26 @@ impl Workload {
 }
 
 /// A Delta store at genesis, a warm state cache on it and the state commitment.
-pub struct GenesisState {
-    pub store: ChainStore<Arc<MemoryEngine>>,
-    pub cache: StateCache<Arc<MemoryEngine>>,
+pub struct GenesisState<E: KvEngine = Arc<MemoryEngine>> {
+    pub store: ChainStore<E>,
+    pub cache: StateCache<E>,
     pub commitment: StateCommitment,
 }
 
 impl GenesisState {
     /// Writes the genesis balances into a fresh in-memory store (height 0).
     pub fn build(genesis: &Genesis) -> Result<Self, dualchain_core::chain_store::ChainStoreError> {
-        let engine = Arc::new(MemoryEngine::new());
+        Self::build_on(Arc::new(MemoryEngine::new()), genesis)
+    }
+}
+
+impl<E: KvEngine + Clone> GenesisState<E> {
+    /// Writes the genesis balances into `engine`, which must be empty (height 0): the
+    /// pipeline benchmark builds the state on RocksDB, as a node holds it.
+    pub fn build_on(
+        engine: E,
+        genesis: &Genesis,
+    ) -> Result<Self, dualchain_core::chain_store::ChainStoreError> {
         let mut store = ChainStore::open(engine.clone(), ChainId::Delta)?;
         store.init_genesis(
             HashDomain::Genesis.hash(b"bench"),

@@ -425,6 +425,16 @@ pub struct DevnetArgs {
     /// Consensus engine of Delta [default: --consensus].
     #[arg(long, value_enum)]
     pub delta_consensus: Option<EngineName>,
+    /// The throughput ceiling of this network on this machine, tx/s, as `dualchain
+    /// bench pipeline` computes it: the report gives Delta's committed TPS as a
+    /// fraction of it (`delta.ceiling_fraction`). `dualchain devnet` measures it
+    /// before the network starts (a few seconds) unless it is given here or
+    /// `--no-ceiling` is set.
+    #[arg(long, value_name = "TPS")]
+    pub ceiling_tps: Option<f64>,
+    /// Do not measure the ceiling (the report then has no ceiling fraction).
+    #[arg(long, conflicts_with = "ceiling_tps")]
+    pub no_ceiling: bool,
 }
 
 /// A consensus engine on the command line.

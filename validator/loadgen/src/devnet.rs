@@ -342,6 +342,11 @@ pub async fn run(args: &DevnetArgs) -> anyhow::Result<DevnetReport> {
     if args.accounts < 2 {
         bail!("--accounts must be at least 2");
     }
+    if let Some(ceiling) = args.ceiling_tps
+        && !(ceiling.is_finite() && ceiling > 0.0)
+    {
+        bail!("--ceiling-tps must be a positive number of transactions per second, got {ceiling}");
+    }
     let (alpha_ms, delta_ms) = block_times(args.time_scale)?;
     let bin = node_binary(args.local.node_binary.as_deref())?;
     let mut spec = ClusterSpec::new(args.validators).block_times(alpha_ms, delta_ms);
@@ -663,6 +668,10 @@ async fn drive(
             ordering_finality_ms_p50: loadgen.result.ordering_finality_ms.map(|p| p.p50),
             ordering_finality_ms_p95: loadgen.result.ordering_finality_ms.map(|p| p.p95),
             ordering_finality_ms_p99: loadgen.result.ordering_finality_ms.map(|p| p.p99),
+            ceiling_tps: args.ceiling_tps,
+            ceiling_fraction: args
+                .ceiling_tps
+                .map(|ceiling| loadgen.result.average_tps / ceiling),
             height: final_delta,
             blocks_during_load: delta_blocks,
             block_time_ms: delta_ms,

@@ -42,6 +42,12 @@ pub struct DeltaFigures {
     pub ordering_finality_ms_p50: Option<u64>,
     pub ordering_finality_ms_p95: Option<u64>,
     pub ordering_finality_ms_p99: Option<u64>,
+    /// The pipeline's throughput ceiling for this network (`bench pipeline`), tx/s;
+    /// `None` when not measured.
+    pub ceiling_tps: Option<f64>,
+    /// `tps / ceiling_tps`: how close the whole system comes to its per-transaction
+    /// CPU budget.
+    pub ceiling_fraction: Option<f64>,
     /// Head height on validator 0 at the end.
     pub height: u64,
     /// Blocks sealed while the load ran.
@@ -304,15 +310,46 @@ impl Chart<'_> {
     }
 }
 
-fn tps_chart(timeline: &[TimelinePoint]) -> Chart<'static> {
+/// Whole seconds spanning one block time (at least one): the committed series is
+/// averaged over this many per-second bins, since commits arrive a block at a time
+/// and per-second bins of 3 s blocks draw a sawtooth of 0 and three seconds' worth.
+pub fn smoothing_window_s(block_ms: f64) -> usize {
+    if !(block_ms.is_finite() && block_ms > 0.0) {
+        return 1;
+    }
+    ((block_ms / 1000.0).ceil() as usize).clamp(1, 60)
+}
+
+/// The centred moving average of `values` over `window` entries (fewer at the edges).
+fn moving_average(values: &[f64], window: usize) -> Vec<f64> {
+    let window = window.max(1);
+    let (before, after) = ((window - 1) / 2, window / 2);
+    (0..values.len())
+        .map(|i| {
+            let from = i.saturating_sub(before);
+            let to = (i + after).min(values.len() - 1);
+            let part = &values[from..=to];
+            part.iter().sum::<f64>() / part.len() as f64
+        })
+        .collect()
+}
+
+fn tps_chart(timeline: &[TimelinePoint], window_s: usize) -> Chart<'static> {
     let submitted = timeline
         .iter()
         .map(|p| (p.t_s as f64, p.submitted as f64))
         .collect();
+    let committed_per_s: Vec<f64> = timeline.iter().map(|p| p.committed as f64).collect();
     let committed = timeline
         .iter()
-        .map(|p| (p.t_s as f64, p.committed as f64))
+        .zip(moving_average(&committed_per_s, window_s))
+        .map(|(p, mean)| (p.t_s as f64, mean))
         .collect();
+    let committed_label = if window_s > 1 {
+        "committed (final, mean over one block time)"
+    } else {
+        "committed (final)"
+    };
     Chart {
         file: TPS_PLOT,
         labels: (
@@ -323,7 +360,7 @@ fn tps_chart(timeline: &[TimelinePoint]) -> Chart<'static> {
         style: Style::Lines,
         series: vec![
             ("submitted", BLUE, submitted),
-            ("committed (final)", RGBColor(0, 140, 60), committed),
+            (committed_label, RGBColor(0, 140, 60), committed),
         ],
     }
 }
@@ -374,7 +411,10 @@ pub fn write_plots(
 ) -> anyhow::Result<(Vec<PathBuf>, bool)> {
     let text = font_available(font);
     let mut charts = vec![
-        tps_chart(&report.loadgen.timeline),
+        tps_chart(
+            &report.loadgen.timeline,
+            smoothing_window_s(report.delta.block_time_ms as f64),
+        ),
         latency_chart(&report.loadgen.latency.cdf),
         heights_chart("Chain heights (validator 0)", &report.heights),
     ];
@@ -408,6 +448,14 @@ pub struct Plot {
     pub png: Vec<u8>,
 }
 
+/// The mean time between the finality events a load run saw, ms (0 when it saw none).
+fn mean_block_ms(report: &LoadgenReport) -> f64 {
+    match report.blocks_observed {
+        0 => 0.0,
+        blocks => report.run_s * 1000.0 / blocks as f64,
+    }
+}
+
 /// The plots of a `dualchain loadgen` run (TPS over time, finality CDF, the first
 /// target's heights over time), drawn in memory for the result ConfigMap; the flag says
 /// whether text was drawn (the font at `font` exists).
@@ -418,7 +466,7 @@ pub fn loadgen_plots(
 ) -> anyhow::Result<(Vec<Plot>, bool)> {
     let text = font_available(font);
     let charts = [
-        tps_chart(&report.timeline),
+        tps_chart(&report.timeline, smoothing_window_s(mean_block_ms(report))),
         latency_chart(&report.latency.cdf),
         heights_chart("Chain height (first target)", heights),
     ];
@@ -461,6 +509,15 @@ pub fn render_markdown(r: &DevnetReport) -> String {
     let _ = writeln!(md, "| figure | value |\n|---|---|");
     let rows: Vec<(&str, String)> = vec![
         ("Delta committed TPS", format!("{:.1}", r.delta.tps)),
+        (
+            "of the pipeline ceiling",
+            match (r.delta.ceiling_tps, r.delta.ceiling_fraction) {
+                (Some(ceiling), Some(fraction)) => {
+                    format!("{:.1} % of {ceiling:.0} tx/s", fraction * 100.0)
+                }
+                _ => "not measured".to_owned(),
+            },
+        ),
         (
             "Delta ordering finality p50 / p95 / p99",
             match (
@@ -696,6 +753,8 @@ mod tests {
                 ordering_finality_ms_p50: Some(40),
                 ordering_finality_ms_p95: Some(75),
                 ordering_finality_ms_p99: Some(90),
+                ceiling_tps: Some(8_000.0),
+                ceiling_fraction: Some(0.24875),
                 height: 110,
                 blocks_during_load: 100,
                 block_time_ms: 300,
@@ -761,6 +820,27 @@ mod tests {
     }
 
     #[test]
+    fn committed_tps_is_averaged_over_one_block_time() {
+        assert_eq!(smoothing_window_s(3_000.0), 3);
+        assert_eq!(smoothing_window_s(300.0), 1);
+        assert_eq!(smoothing_window_s(15_000.0), 15);
+        assert_eq!(smoothing_window_s(0.0), 1);
+        assert_eq!(smoothing_window_s(f64::NAN), 1);
+        // 3 s blocks, 2,000 tx/s: per-second bins of 0, 0, 6,000.
+        let sawtooth: Vec<f64> = (0..30)
+            .map(|t| if t % 3 == 2 { 6_000.0 } else { 0.0 })
+            .collect();
+        let smooth = moving_average(&sawtooth, 3);
+        assert_eq!(smooth.len(), 30);
+        assert!(
+            smooth[1..29].iter().all(|v| (v - 2_000.0).abs() < 1e-9),
+            "{smooth:?}"
+        );
+        assert_eq!(moving_average(&sawtooth, 1), sawtooth);
+        assert!(moving_average(&[], 3).is_empty());
+    }
+
+    #[test]
     fn report_json_markdown_and_plots_are_written() {
         let dir = tempfile::tempdir().unwrap();
         let mut report = sample_report();
@@ -790,6 +870,7 @@ mod tests {
             "ordering_finality_ms_p50",
             "ordering_finality_ms_p95",
             "ordering_finality_ms_p99",
+            "ceiling_fraction",
             "height",
         ] {
             assert!(json["delta"].get(key).is_some(), "delta.{key} missing");
@@ -811,6 +892,10 @@ mod tests {
             "{md}"
         );
         assert_eq!(json["delta"]["ordering_finality_ms_p95"], 75);
+        assert!(
+            md.contains("| of the pipeline ceiling | 24.9 % of 8000 tx/s |"),
+            "{md}"
+        );
         assert!(md.contains("state roots agree"));
         assert!(md.contains("| MEMPOOL_FULL | 3 |"));
         assert!(

@@ -172,6 +172,25 @@ async fn dualchain_pair() -> anyhow::Result<DualchainPair> {
     })
 }
 
+/// Two connected dualchain transports on 127.0.0.1 in this process (QUIC with the
+/// hybrid post-quantum key exchange, ML-DSA-87 identities, the framed wire protocol):
+/// what `bench pipeline` carries vertices over to measure the transport's CPU per
+/// byte, both ends included.
+pub struct Loopback(DualchainPair);
+
+impl Loopback {
+    pub async fn connect() -> anyhow::Result<Self> {
+        Ok(Self(dualchain_pair().await?))
+    }
+
+    /// Sends every payload from one end to the other as a vertex message and waits
+    /// until all arrived; the time it took. Payloads must differ: the receiver drops
+    /// repeats.
+    pub async fn carry(&mut self, payloads: &[Bytes]) -> anyhow::Result<Duration> {
+        dualchain_throughput(&mut self.0, payloads, MessageKind::Vertex).await
+    }
+}
+
 async fn drain(mut events: EventReceiver) {
     while events.recv().await.is_some() {}
 }
@@ -179,6 +198,7 @@ async fn drain(mut events: EventReceiver) {
 async fn dualchain_throughput(
     pair: &mut DualchainPair,
     payloads: &[Bytes],
+    kind: MessageKind,
 ) -> anyhow::Result<Duration> {
     let count = payloads.len();
     let mut events = std::mem::replace(&mut pair.b_events, EventReceiver::channel(1).1);
@@ -195,7 +215,7 @@ async fn dualchain_throughput(
     });
     let started = Instant::now();
     for payload in payloads {
-        let message = Message::new(ChainId::Delta, MessageKind::Transactions, payload.clone());
+        let message = Message::new(ChainId::Delta, kind, payload.clone());
         pair.a.send(pair.b_id, message).await?;
     }
     let (events, got) = tokio::time::timeout(Duration::from_secs(120), receiver)
@@ -449,7 +469,11 @@ pub async fn bench_net(params: &BenchParams) -> anyhow::Result<BenchNetReport> {
         for round in 0..rounds {
             let data = payloads(size, count, round);
             raw_secs.push(raw_throughput(&raw, &data).await?.as_secs_f64());
-            ours_secs.push(dualchain_throughput(&mut ours, &data).await?.as_secs_f64());
+            ours_secs.push(
+                dualchain_throughput(&mut ours, &data, MessageKind::Transactions)
+                    .await?
+                    .as_secs_f64(),
+            );
         }
         let ours_rate = rate(size, count, Duration::from_secs_f64(median(ours_secs)));
         let raw_rate = rate(size, count, Duration::from_secs_f64(median(raw_secs)));

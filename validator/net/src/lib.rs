@@ -41,4 +41,6 @@ pub use score::Offence;
 pub use wire::{Message, MessageKind, WireError};
 
 #[cfg(feature = "quic")]
+pub use bench::Loopback;
+#[cfg(feature = "quic")]
 pub use transport::{NetConfig, PeerAddress, QuicNetwork};

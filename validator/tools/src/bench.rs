@@ -28,6 +28,11 @@ pub enum Command {
     /// vertices finalized/s, messages per vertex and CPU side by side, Avalanche
     /// against its performance targets, and a default engine per chain.
     Engines(Box<crate::engines::EnginesArgs>),
+    /// One validator's whole per-transaction path in this process (decode, signature,
+    /// mempool, vertex, QUIC transport, execution, commit to RocksDB, certificate):
+    /// CPU-µs per transaction per stage, the whole measured at once beside them, and
+    /// the throughput ceiling that implies for N validators on this machine.
+    Pipeline(crate::pipeline::PipelineArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -38,5 +43,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Overload(args) => dualchain_loadgen::overload::overload_main(*args),
         Command::Byzantine(args) => crate::byzantine::main(*args),
         Command::Engines(args) => crate::engines::main(*args),
+        Command::Pipeline(args) => crate::pipeline::main(args),
     }
 }

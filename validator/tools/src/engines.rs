@@ -177,6 +177,9 @@ fn devnet_args(args: &EnginesArgs, engine: EngineName, name: &str) -> DevnetArgs
         consensus: engine,
         alpha_consensus: None,
         delta_consensus: None,
+        // The engines are compared with each other, not with the pipeline's ceiling.
+        ceiling_tps: None,
+        no_ceiling: true,
     }
 }
 

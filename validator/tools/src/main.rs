@@ -15,6 +15,7 @@ mod bench;
 mod byzantine;
 mod engines;
 mod flood;
+mod pipeline;
 
 /// dualchain-tools: devnet, load generation, status, benchmarks and simulation for dualchain networks.
 #[derive(Parser, Debug)]
@@ -81,7 +82,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Devnet(args) => dualchain_loadgen::cli::devnet_main(*args),
+        Command::Devnet(args) => pipeline::devnet_with_ceiling(*args),
         Command::Loadgen(args) => dualchain_loadgen::cli::loadgen_main(*args),
         Command::Status(args) => dualchain_loadgen::cli::status_main(args),
         Command::Bench(cmd) => bench::run(cmd),
@@ -130,7 +131,15 @@ mod tests {
         let kinds: Vec<&str> = bench.get_subcommands().map(|c| c.get_name()).collect();
         assert_eq!(
             kinds,
-            ["exec", "net", "mempool", "overload", "byzantine", "engines"]
+            [
+                "exec",
+                "net",
+                "mempool",
+                "overload",
+                "byzantine",
+                "engines",
+                "pipeline"
+            ]
         );
     }
 }
