@@ -1166,9 +1166,20 @@ async fn watch_ordering(
 ) {
     let mut ready = Some(ready);
     let mut index = 0usize;
+    // Targets that do not serve the call (nodes older than it): never asked again.
+    let mut unsupported = vec![false; targets.len()];
     while !*stop.borrow() {
-        let url = &targets[index % targets.len()];
+        if unsupported.iter().all(|u| *u) {
+            // The run says so once (it sees the readiness signal dropped).
+            tracing::debug!("no target serves Node/StreamOrdering");
+            return;
+        }
+        let at = index % targets.len();
         index += 1;
+        if unsupported[at] {
+            continue;
+        }
+        let url = &targets[at];
         let stream = async {
             let mut client = NodeClient::new(connect(url).await?)
                 .max_decoding_message_size(dualchain_proto::limits::DEFAULT_MAX_GRPC_MESSAGE_BYTES);
@@ -1180,6 +1191,12 @@ async fn watch_ordering(
         let mut stream = match stream.await {
             Ok(s) => s,
             Err(e) => {
+                if e.downcast_ref::<tonic::Status>()
+                    .is_some_and(|s| s.code() == tonic::Code::Unimplemented)
+                {
+                    unsupported[at] = true;
+                    continue;
+                }
                 tracing::debug!(target = url.as_str(), error = %e, "ordering stream unavailable; trying the next target");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(300)) => continue,

@@ -164,6 +164,33 @@ async fn steady_unsigned_load_is_committed_and_latency_is_measured() {
     .expect("test timed out");
 }
 
+/// A node older than `Node/StreamOrdering` answers UNIMPLEMENTED: the run goes on,
+/// measures block finality, and says ordering finality was not measured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targets_without_the_ordering_stream_give_block_finality_only() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let old = FakeNode::new(FakeNodeConfig {
+            serves_ordering: false,
+            ..FakeNodeConfig::delta(FINALIZE_EVERY_MS)
+        })
+        .start()
+        .await
+        .unwrap();
+        let report = run(config(vec![old.url()], 200.0, 1), LiveStats::new())
+            .await
+            .unwrap();
+        assert_eq!(report.result.committed, 200, "{report:#?}");
+        assert_eq!(report.latency.samples, 200);
+        assert_eq!(report.result.ordering_finality_ms, None);
+        assert_eq!(report.ordering_latency.samples, 0);
+        assert!(!report.result.to_json().contains("ordering"));
+        let text = dualchain_loadgen::cli::render_loadgen(&report);
+        assert!(text.contains("ordering finality not measured"), "{text}");
+    })
+    .await
+    .expect("the run finished within 60 s");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_hint_holds_the_refused_transactions_and_the_target() {
     // 150 ms: three times the first back-off (50 ms), which the retries would

@@ -60,6 +60,9 @@ pub struct FakeNodeConfig {
     pub diverge: bool,
     /// The network id it reports and verifies signatures for.
     pub network: NetworkId,
+    /// Serve `StreamOrdering`; without it the fake answers UNIMPLEMENTED, as a node
+    /// older than that call does.
+    pub serves_ordering: bool,
 }
 
 /// The network id of fake nodes unless a test picks another.
@@ -77,6 +80,7 @@ impl FakeNodeConfig {
             refusal_retry_after_ms: 0,
             diverge: false,
             network: FAKE_NETWORK,
+            serves_ordering: true,
         }
     }
 
@@ -548,6 +552,9 @@ impl Node for FakeNode {
         &self,
         request: Request<StreamOrderingRequest>,
     ) -> Result<Response<Self::StreamOrderingStream>, Status> {
+        if !self.inner.config.serves_ordering {
+            return Err(Status::unimplemented("this fake predates StreamOrdering"));
+        }
         let chain = match request.into_inner().chain() {
             Chain::Unspecified if self.chain(Chain::Delta).is_some() => Chain::Delta,
             Chain::Unspecified => self.chains().first().copied().unwrap_or(Chain::Delta),
