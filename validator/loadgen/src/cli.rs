@@ -377,9 +377,20 @@ pub struct DevnetArgs {
     /// Length of the load (`60s`, `2m`, or seconds).
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub duration: Duration,
-    /// Offered load on Delta, transactions per second.
-    #[arg(long, default_value_t = 2000.0)]
-    pub tps: f64,
+    /// Offered load on Delta, transactions per second. Without it the run first finds
+    /// the network's capacity (maximum load for --probe-duration, goodput read from the
+    /// blocks) and then offers --load-fraction of it.
+    #[arg(long, value_name = "TPS")]
+    pub tps: Option<f64>,
+    /// Without --tps: the steady load's share of the measured capacity (above 0, at
+    /// most 4).
+    #[arg(long, value_name = "SHARE", conflicts_with = "tps",
+          default_value_t = crate::capacity::DEFAULT_LOAD_FRACTION)]
+    pub load_fraction: f64,
+    /// Without --tps: length of the capacity probe [default: six Delta block times, at
+    /// least 5 s].
+    #[arg(long, value_parser = parse_duration, conflicts_with = "tps")]
+    pub probe_duration: Option<Duration>,
     /// Shape and content of the load.
     #[arg(long, value_enum, default_value_t = WorkloadKind::Steady)]
     pub workload: WorkloadKind,
@@ -625,6 +636,35 @@ mod tests {
         assert_eq!(d.time_scale, 0.1);
         assert!(!d.signed && d.json);
         assert_eq!(d.report, PathBuf::from("devnet-report"));
-        assert_eq!(d.tps, 2000.0);
+        assert_eq!(d.tps, None, "no --tps: the run finds the capacity first");
+        assert_eq!(d.load_fraction, crate::capacity::DEFAULT_LOAD_FRACTION);
+        assert_eq!(d.probe_duration, None);
+    }
+
+    #[test]
+    fn devnet_probe_options_conflict_with_a_given_load() {
+        for extra in [["--load-fraction", "0.8"], ["--probe-duration", "10s"]] {
+            let argv = ["x", "devnet", "--tps", "5000", extra[0], extra[1]];
+            let err = Cmd::try_parse_from(argv).err().expect("a conflict");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{err}"
+            );
+        }
+        let Cmd::Devnet(d) = Cmd::try_parse_from([
+            "x",
+            "devnet",
+            "--load-fraction",
+            "0.8",
+            "--probe-duration",
+            "10s",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(d.tps, None);
+        assert_eq!(d.load_fraction, 0.8);
+        assert_eq!(d.probe_duration, Some(Duration::from_secs(10)));
     }
 }

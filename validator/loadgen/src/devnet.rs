@@ -38,6 +38,7 @@ use dualchain_proto::v1::{Chain, StreamFinalityRequest};
 use dualchain_testkit::{ClusterSpec, LocalCluster};
 
 use crate::accounts::AccountSource;
+use crate::capacity::CapacityFigures;
 use crate::cli::DevnetArgs;
 use crate::engine_figures::EngineWindow;
 use crate::loadgen::{LiveStats, LoadgenConfig};
@@ -285,31 +286,135 @@ fn blocks_during(
     }
 }
 
-/// Delta blocks per Alpha block over the load window, measured between the first and
-/// the last Alpha height change inside it, so that whole Alpha blocks are compared
-/// (counting from arbitrary instants would be off by up to one Alpha block). Falls back
-/// to the plain counts when fewer than two Alpha blocks changed in the window.
-pub fn block_ratio(samples: &[HeightSample], end: f64) -> f64 {
-    let both: Vec<(f64, u64, u64)> = samples
+/// Validator 0's last height of a chain at or before `t` (the first seen if none).
+fn final_height(samples: &[HeightSample], pick: fn(&HeightSample) -> Option<u64>, t: f64) -> u64 {
+    samples
         .iter()
-        .filter_map(|s| Some((s.t_s, s.alpha?, s.delta?)))
-        .collect();
-    let changes: Vec<&(f64, u64, u64)> = both
-        .windows(2)
-        .filter(|w| w[1].1 > w[0].1 && w[1].0 >= 0.0 && w[1].0 <= end)
-        .map(|w| &w[1])
-        .collect();
-    if let (Some(first), Some(last)) = (changes.first(), changes.last())
-        && last.1 > first.1
-    {
-        return last.2.saturating_sub(first.2) as f64 / (last.1 - first.1) as f64;
-    }
-    let alpha = blocks_during(samples, |s| s.alpha, end);
-    let delta = blocks_during(samples, |s| s.delta, end);
+        .filter(|s| s.t_s <= t)
+        .filter_map(pick)
+        .next_back()
+        .or_else(|| samples.iter().find_map(pick))
+        .unwrap_or(0)
+}
+
+/// Delta blocks per Alpha block from the counts sealed during the load: the block
+/// ratio when the timestamps could not be read or too few Alpha blocks were sealed.
+fn count_ratio(alpha: u64, delta: u64) -> f64 {
     if alpha == 0 {
         0.0
     } else {
         delta as f64 / alpha as f64
+    }
+}
+
+/// `(t_s, height)` of the samples at which a chain's height changed, inside the load
+/// window `[0, end]`: the instants its blocks were seen final, to a sample interval.
+fn height_changes(
+    samples: &[HeightSample],
+    pick: fn(&HeightSample) -> Option<u64>,
+    end: f64,
+) -> Vec<(f64, u64)> {
+    let seen: Vec<(f64, u64)> = samples
+        .iter()
+        .filter_map(|s| Some((s.t_s, pick(s)?)))
+        .collect();
+    seen.windows(2)
+        .filter(|w| w[1].1 > w[0].1 && (0.0..=end).contains(&w[1].0))
+        .map(|w| w[1])
+        .collect()
+}
+
+/// Blocks per second from the first to the last of `changes`; `None` without two
+/// changes apart in time.
+fn rate_between_changes(changes: &[(f64, u64)]) -> Option<f64> {
+    let (first, last) = (changes.first()?, changes.last()?);
+    (last.0 > first.0 && last.1 > first.1).then(|| (last.1 - first.1) as f64 / (last.0 - first.0))
+}
+
+/// Blocks a chain finalized per block time during the load window `[0, end]`
+/// (1.0: its finality keeps pace with its block time; less: it falls behind), from
+/// the first to the last instant validator 0's height changed in it. Measured between
+/// changes, not at arbitrary instants, so a block seen a moment late is not counted
+/// as missing. `None` with fewer than two changes.
+pub fn finality_pace(
+    samples: &[HeightSample],
+    pick: fn(&HeightSample) -> Option<u64>,
+    end: f64,
+    block_ms: u64,
+) -> Option<f64> {
+    let per_s = rate_between_changes(&height_changes(samples, pick, end))?;
+    Some(per_s * block_ms as f64 / 1000.0)
+}
+
+/// Delta blocks per Alpha block **by slot**, from block timestamps (the sealer puts a
+/// block in slot `timestamp / block time`, one block per slot by design): over the
+/// Alpha slots from the first to the last of `alpha_stamps` (the Alpha blocks
+/// finalized during the load), the Delta blocks of `delta_stamps` in the same span of
+/// time, per Alpha block in it. Five by design with Alpha at five Delta block times; a
+/// slot whose block overflowed the block limits adds a block, a gap the sealer did not
+/// fill removes one. `None` unless the Alpha blocks span two slots.
+pub fn ratio_by_slots(
+    alpha_stamps: &[u64],
+    delta_stamps: &[u64],
+    (alpha_ms, delta_ms): (u64, u64),
+) -> Option<f64> {
+    let slot = |ms: u64, block_ms: u64| ms / block_ms.max(1);
+    let first = slot(*alpha_stamps.first()?, alpha_ms);
+    let last = slot(*alpha_stamps.last()?, alpha_ms);
+    let alpha = alpha_stamps
+        .iter()
+        .filter(|&&t| (first..last).contains(&slot(t, alpha_ms)))
+        .count();
+    if alpha == 0 {
+        return None;
+    }
+    // Alpha slot k spans the Delta slots of [k × alpha, (k + 1) × alpha) in time.
+    let span = (first * alpha_ms)..(last * alpha_ms);
+    let delta = delta_stamps
+        .iter()
+        .filter(|&&t| span.contains(&(slot(t, delta_ms) * delta_ms)))
+        .count();
+    Some(delta as f64 / alpha as f64)
+}
+
+/// Timestamps of `chain`'s blocks `heights` on the validator at `url`.
+async fn block_stamps(
+    url: &str,
+    chain: Chain,
+    heights: std::ops::RangeInclusive<u64>,
+) -> anyhow::Result<Vec<u64>> {
+    let mut stamps = Vec::new();
+    for height in heights {
+        let block = dualchain_client::node::block(url, chain, height, false).await?;
+        stamps.extend(block.header.map(|h| h.timestamp_unix_ms));
+    }
+    Ok(stamps)
+}
+
+/// [`ratio_by_slots`] over the Alpha blocks finalized during the load (`alpha`: the
+/// heights at its start and end) and the Delta blocks from `delta.0` to `delta.1`,
+/// read from validator 0; `None` if fewer than two Alpha blocks were finalized or a
+/// block could not be read (the error is printed).
+async fn slot_block_ratio(
+    (alpha_url, delta_url): (&str, &str),
+    alpha: (u64, u64),
+    delta: (u64, u64),
+    block_ms: (u64, u64),
+) -> Option<f64> {
+    if alpha.1 < alpha.0 + 2 {
+        return None;
+    }
+    let stamps = async {
+        let alpha = block_stamps(alpha_url, Chain::Alpha, alpha.0 + 1..=alpha.1).await?;
+        let delta = block_stamps(delta_url, Chain::Delta, delta.0..=delta.1).await?;
+        anyhow::Ok((alpha, delta))
+    };
+    match stamps.await {
+        Ok((alpha, delta)) => ratio_by_slots(&alpha, &delta, block_ms),
+        Err(e) => {
+            eprintln!("devnet: reading block timestamps for the block ratio: {e:#}");
+            None
+        }
     }
 }
 
@@ -342,16 +447,26 @@ pub async fn run(args: &DevnetArgs) -> anyhow::Result<DevnetReport> {
     if args.accounts < 2 {
         bail!("--accounts must be at least 2");
     }
+    if let Some(tps) = args.tps
+        && !(tps.is_finite() && tps > 0.0)
+    {
+        bail!("--tps must be a positive number of transactions per second, got {tps}");
+    }
+    crate::capacity::check_load_fraction(args.load_fraction)?;
     if let Some(ceiling) = args.ceiling_tps
         && !(ceiling.is_finite() && ceiling > 0.0)
     {
         bail!("--ceiling-tps must be a positive number of transactions per second, got {ceiling}");
     }
     let (alpha_ms, delta_ms) = block_times(args.time_scale)?;
+    if args.tps.is_none() {
+        crate::capacity::probe_duration(args.probe_duration, delta_ms)?;
+    }
     let bin = node_binary(args.local.node_binary.as_deref())?;
     let mut spec = ClusterSpec::new(args.validators).block_times(alpha_ms, delta_ms);
-    // The cross-chain workload's accounts come after the transfer load's.
-    spec.accounts = args.accounts + crosschain_accounts(args);
+    // The cross-chain workload's accounts come after the transfer load's, the capacity
+    // probe's after both.
+    spec.accounts = args.accounts + crosschain_accounts(args) + probe_accounts(args);
     spec.accounts_seed = args.accounts_seed;
     spec.allow_unsigned = !args.signed;
     spec.genesis_delay = GENESIS_DELAY;
@@ -416,6 +531,54 @@ fn crosschain_accounts(args: &DevnetArgs) -> usize {
     } else {
         0
     }
+}
+
+/// Funded accounts the capacity probe spends from (none when `--tps` is given).
+fn probe_accounts(args: &DevnetArgs) -> usize {
+    if args.tps.is_none() { args.accounts } else { 0 }
+}
+
+/// The offered steady load: `--tps`, or the capacity probe's choice (see
+/// [`crate::capacity`]), which runs first on the network.
+async fn steady_load(
+    args: &DevnetArgs,
+    cluster: &LocalCluster,
+    delta_ms: u64,
+) -> anyhow::Result<(f64, Option<CapacityFigures>)> {
+    if let Some(tps) = args.tps {
+        return Ok((tps, None));
+    }
+    let duration = crate::capacity::probe_duration(args.probe_duration, delta_ms)?;
+    let skip = args.accounts + crosschain_accounts(args);
+    let (dir, count, seed) = (
+        cluster.dir().to_path_buf(),
+        probe_accounts(args),
+        args.accounts_seed,
+    );
+    let keyring = tokio::task::spawn_blocking(move || {
+        crate::capacity::write_probe_keyring(&dir, skip, count, seed)
+    })
+    .await
+    .context("deriving the probe's accounts")??;
+    eprintln!("devnet: finding the capacity: maximum load for {duration:?}");
+    let probe = crate::capacity::Probe {
+        targets: cluster.api_urls(ChainId::Delta),
+        keyring,
+        signed: args.signed,
+        batch: args.batch,
+        duration,
+        delta_ms,
+    };
+    let mut capacity = probe.run(args.load_fraction).await?;
+    capacity.ceiling_fraction = args.ceiling_tps.map(|ceiling| capacity.tps / ceiling);
+    eprintln!(
+        "devnet: capacity {:.0} tx/s (goodput over {} Delta blocks); steady load at {:.0} % of it: {:.0} tx/s",
+        capacity.tps,
+        capacity.blocks,
+        capacity.load_fraction * 100.0,
+        capacity.steady_tps
+    );
+    Ok((capacity.steady_tps, Some(capacity)))
 }
 
 /// The share of the load window the transfers run alone before the cross-chain flow
@@ -539,6 +702,7 @@ async fn drive(
     (alpha_ms, delta_ms): (u64, u64),
 ) -> anyhow::Result<DevnetReport> {
     wait_sealing(cluster, args.local.ready_timeout, "devnet").await?;
+    let (target_tps, capacity) = steady_load(args, cluster, delta_ms).await?;
 
     let delta_urls = cluster.api_urls(ChainId::Delta);
     let alpha_urls = cluster.api_urls(ChainId::Alpha);
@@ -563,7 +727,7 @@ async fn drive(
             count: args.accounts,
         },
     );
-    config.tps = Some(args.tps);
+    config.tps = Some(target_tps);
     config.duration = args.duration;
     // Beside the cross-chain flow, the transfers are the steady load.
     config.workload = match args.workload {
@@ -648,14 +812,32 @@ async fn drive(
     let final_alpha = samples.iter().rev().find_map(|s| s.alpha).unwrap_or(0);
     let final_delta = samples.iter().rev().find_map(|s| s.delta).unwrap_or(0);
     let alpha_txs = monitor.alpha_txs.load(std::sync::atomic::Ordering::Relaxed);
-    let block_ratio = block_ratio(&samples, load_end);
+    let height_at_start =
+        |pick: fn(&HeightSample) -> Option<u64>| final_height(&samples, pick, 0.0);
+    let alpha_span = (
+        height_at_start(|s| s.alpha),
+        final_height(&samples, |s| s.alpha, load_end),
+    );
+    // The first Alpha slot of the load began up to two Alpha blocks before it.
+    let delta_from = height_at_start(|s| s.delta)
+        .saturating_sub(2 * BLOCK_RATIO + 2)
+        .max(1);
+    let block_ratio = slot_block_ratio(
+        (&alpha_urls[0], &delta_urls[0]),
+        alpha_span,
+        (delta_from, final_delta),
+        (alpha_ms, delta_ms),
+    )
+    .await
+    .unwrap_or_else(|| count_ratio(alpha_blocks, delta_blocks));
     Ok(DevnetReport {
         validators: args.validators,
         duration_s: args.duration.as_secs_f64(),
         time_scale: args.time_scale,
         workload: args.workload,
         signed: args.signed,
-        target_tps: args.tps,
+        target_tps,
+        capacity,
         consensus: ConsensusNames {
             alpha: args.engines().0.name().into(),
             delta: args.engines().1.name().into(),
@@ -674,6 +856,7 @@ async fn drive(
                 .map(|ceiling| loadgen.result.average_tps / ceiling),
             height: final_delta,
             blocks_during_load: delta_blocks,
+            finality_pace: finality_pace(&samples, |s| s.delta, load_end, delta_ms),
             block_time_ms: delta_ms,
             submitted: loadgen.result.submitted,
             committed: loadgen.result.committed,
@@ -683,6 +866,7 @@ async fn drive(
             tps: alpha_txs as f64 / args.duration.as_secs_f64(),
             height: final_alpha,
             blocks_during_load: alpha_blocks,
+            finality_pace: finality_pace(&samples, |s| s.alpha, load_end, alpha_ms),
             block_time_ms: alpha_ms,
             txs_committed: alpha_txs,
         },
@@ -741,34 +925,83 @@ mod tests {
         let delta = blocks_during(&samples, |s| s.delta, 30.0);
         assert_eq!(alpha, 15);
         assert_eq!(delta, 75);
-        assert_eq!(delta as f64 / alpha as f64, 5.0);
-        assert!(
-            (block_ratio(&samples, 30.0) - 5.0).abs() < 0.35,
-            "{}",
-            block_ratio(&samples, 30.0)
-        );
+        assert_eq!(count_ratio(alpha, delta), 5.0);
+        assert_eq!(count_ratio(0, delta), 0.0);
+        assert_eq!(final_height(&samples, |s| s.alpha, 0.0), 11);
         let rate = rate_over(&samples, |s| s.delta, 5.0);
         assert!((rate - 2.5).abs() < 0.2, "{rate}");
         assert_eq!(rate_over(&[], |s| s.delta, 5.0), 0.0);
     }
 
+    /// Block timestamps (Unix ms) of a chain with one block per slot from `from_ms`
+    /// for `count` slots, `offset_ms` into each slot.
+    fn stamps(from_ms: u64, block_ms: u64, count: u64, offset_ms: u64) -> Vec<u64> {
+        (0..count)
+            .map(|k| (from_ms / block_ms + k) * block_ms + offset_ms)
+            .collect()
+    }
+
     #[test]
-    fn block_ratio_is_measured_on_whole_alpha_blocks_whatever_the_phase() {
-        for phase in [0.0, 0.2, 0.7, 1.1, 1.45] {
-            let samples: Vec<HeightSample> = (-8..=124)
-                .map(|i| {
-                    let t = f64::from(i) * 0.25;
-                    let since_genesis = t + 10.0 + phase;
-                    HeightSample {
-                        t_s: t,
-                        alpha: Some((since_genesis / 1.5).floor() as u64),
-                        delta: Some((since_genesis / 0.3).floor() as u64),
-                    }
-                })
-                .collect();
-            let ratio = block_ratio(&samples, 30.0);
-            assert!((ratio - 5.0).abs() <= 0.1, "phase {phase}: {ratio}");
+    fn block_ratio_counts_delta_blocks_by_slot_whatever_their_place_in_it() {
+        let genesis = 1_700_000_010_000; // a multiple of 15 s
+        for offset in [0, 1, 1_499, 2_999] {
+            let alpha = stamps(genesis, 15_000, 4, offset * 5);
+            let delta = stamps(genesis - 30_000, 3_000, 40, offset);
+            let ratio = ratio_by_slots(&alpha, &delta, (15_000, 3_000));
+            assert_eq!(ratio, Some(5.0), "offset {offset}");
         }
-        assert_eq!(block_ratio(&[], 30.0), 0.0);
+        // A slot whose block overflowed the block limits has two blocks.
+        let alpha = stamps(genesis, 15_000, 4, 100);
+        let mut delta = stamps(genesis, 3_000, 20, 100);
+        delta.insert(7, delta[6] + 1);
+        assert_eq!(
+            ratio_by_slots(&alpha, &delta, (15_000, 3_000)),
+            Some(16.0 / 3.0)
+        );
+        // One Alpha block spans no whole slot.
+        assert_eq!(ratio_by_slots(&alpha[..1], &delta, (15_000, 3_000)), None);
+        assert_eq!(ratio_by_slots(&[], &delta, (15_000, 3_000)), None);
+    }
+
+    /// Samples every 250 ms of a minute's load: Alpha final every 15 s, Delta's blocks
+    /// seen final at `delta_seen` (seconds into the load).
+    fn sampled(delta_seen: &[f64]) -> Vec<HeightSample> {
+        (-8..=244)
+            .map(|i| {
+                let t = f64::from(i) * 0.25;
+                HeightSample {
+                    t_s: t,
+                    alpha: Some(((t + 14.0) / 15.0).floor() as u64),
+                    delta: Some(delta_seen.iter().filter(|&&at| at <= t).count() as u64),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finality_pace_does_not_count_a_block_seen_a_moment_late_as_a_missing_one() {
+        // Delta every 3 s, each seen with a lag of 2.5 s give or take 0.6 s: the blocks
+        // due just before Alpha's changes at 1 s and 46 s land just after them.
+        let jitter = [0.6, -0.6, 0.4, -0.2, 0.0, 0.5, -0.5];
+        let seen: Vec<f64> = (0..22)
+            .map(|k| f64::from(k) * 3.0 - 1.5 + jitter[k as usize % jitter.len()])
+            .collect();
+        let samples = sampled(&seen);
+        let pace = finality_pace(&samples, |s| s.delta, 60.0, 3_000).unwrap();
+        assert!((pace - 1.0).abs() <= 0.05, "{pace}");
+        let alpha = finality_pace(&samples, |s| s.alpha, 60.0, 15_000).unwrap();
+        assert!((alpha - 1.0).abs() <= 0.02, "{alpha}");
+        // Heights read at Alpha's changes count 14 Delta blocks in three Alpha blocks.
+        let at = |t: f64| samples.iter().rfind(|s| s.t_s <= t).unwrap().delta.unwrap();
+        assert_eq!(at(46.0) - at(1.0), 14, "the case the pace is measured for");
+    }
+
+    #[test]
+    fn finality_pace_shows_a_chain_whose_finality_falls_behind() {
+        // Delta's blocks seen every 3.6 s instead of 3: five blocks take 18 s, not 15.
+        let seen: Vec<f64> = (0..20).map(|k| f64::from(k) * 3.6).collect();
+        let pace = finality_pace(&sampled(&seen), |s| s.delta, 60.0, 3_000).unwrap();
+        assert!((pace - 3.0 / 3.6).abs() <= 0.02, "{pace}");
+        assert_eq!(finality_pace(&[], |s| s.delta, 60.0, 3_000), None);
     }
 }

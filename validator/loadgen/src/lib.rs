@@ -13,6 +13,8 @@
 //! - [`result_sink`] — publishing the result to a ConfigMap (merge-PATCH) or
 //!   `/dev/termination-log`, as the operator's loadgen contract requires.
 //! - [`status`] — `dualchain status`.
+//! - [`capacity`] — the devnet's capacity probe: goodput at maximum load, then the
+//!   steady load at a fraction of it.
 //! - [`devnet`] — `dualchain devnet`: N local validators, load, state-root check, report.
 //! - [`progress`] — live progress lines / bars while a devnet runs.
 //! - [`report`] — devnet `report.json`, `report.md` and PNG plots.
@@ -26,6 +28,7 @@
 #![deny(unsafe_code)]
 
 pub mod accounts;
+pub mod capacity;
 pub mod cli;
 pub mod crosschain_load;
 pub mod devnet;

@@ -550,7 +550,7 @@ async fn mempool_depth(urls: &[String]) -> u64 {
 
 /// Waits until every Delta mempool is empty, then one more block for the last ones to
 /// finalize; returns the depth left if `timeout` passed first.
-async fn wait_mempools_empty(urls: &[String], delta_ms: u64, timeout: Duration) -> u64 {
+pub async fn wait_mempools_empty(urls: &[String], delta_ms: u64, timeout: Duration) -> u64 {
     let deadline = Instant::now() + timeout;
     loop {
         let depth = mempool_depth(urls).await;
@@ -559,7 +559,6 @@ async fn wait_mempools_empty(urls: &[String], delta_ms: u64, timeout: Duration) 
             return 0;
         }
         if Instant::now() >= deadline {
-            eprintln!("overload: {depth} transactions still in the mempools after {timeout:?}");
             return depth;
         }
         tokio::time::sleep(POLL_INTERVAL).await;
@@ -611,6 +610,24 @@ pub fn window_goodput(blocks: &[(u64, u64)], window: (u64, u64)) -> Option<(f64,
         txs as f64 * 1000.0 / span_ms as f64,
         inside.len() as u64 - 1,
     ))
+}
+
+/// The goodput of a send window that opened at `start_ms` (Unix ms) and lasted
+/// `length`, read from the Delta blocks after `from_height` and left of its first
+/// `warmup` (see the module docs; the steps leave out [`WARMUP_BLOCKS`] block times),
+/// and how many blocks it spans; `None` if fewer than two blocks fall in it.
+/// `dualchain devnet`'s capacity probe measures the same way.
+pub async fn send_window_goodput(
+    targets: &[String],
+    from_height: u64,
+    (start_ms, warmup, length): (u64, Duration, Duration),
+) -> anyhow::Result<Option<(f64, u64)>> {
+    let blocks = blocks_from_any(targets, from_height).await?;
+    let window = (
+        start_ms + warmup.as_millis() as u64,
+        start_ms + length.as_millis() as u64,
+    );
+    Ok(window_goodput(&blocks, window))
 }
 
 /// The network a load runs against and what every run shares (also the stepping of
@@ -676,8 +693,11 @@ impl<'a> Bench<'a> {
         multiplier: Option<f64>,
         tps: Option<f64>,
     ) -> anyhow::Result<StepFigures> {
-        let backlog =
-            wait_mempools_empty(&self.targets, self.delta_ms, settle_timeout(self.delta_ms)).await;
+        let settle = settle_timeout(self.delta_ms);
+        let backlog = wait_mempools_empty(&self.targets, self.delta_ms, settle).await;
+        if backlog > 0 {
+            eprintln!("overload: {backlog} transactions still in the mempools after {settle:?}");
+        }
         let offered = tps.map_or("maximum load".into(), |t| format!("{t:.1} tx/s"));
         eprintln!(
             "overload: step {label}: {offered} for {:?}",
@@ -699,13 +719,11 @@ impl<'a> Bench<'a> {
         let mut figures = StepFigures::from_report(label, multiplier, &report);
         figures.backlog_at_start = backlog;
         let start_ms = window_start.await.context("the window-start task")?;
-        let blocks = blocks_from_any(&self.targets, from_height).await?;
-        let warmup_ms = WARMUP_BLOCKS * self.delta_ms;
-        let window = (
-            start_ms + warmup_ms,
-            start_ms + self.args.step_duration.as_millis() as u64,
-        );
-        if let Some((rate, spanned)) = window_goodput(&blocks, window) {
+        let warmup = Duration::from_millis(WARMUP_BLOCKS * self.delta_ms);
+        let send_window = (start_ms, warmup, self.args.step_duration);
+        if let Some((rate, spanned)) =
+            send_window_goodput(&self.targets, from_height, send_window).await?
+        {
             figures.goodput_tps = rate;
             figures.goodput_blocks = spanned;
         }

@@ -52,6 +52,9 @@ pub struct DeltaFigures {
     pub height: u64,
     /// Blocks sealed while the load ran.
     pub blocks_during_load: u64,
+    /// Blocks finalized per block time during the load (1.0: finality keeps pace;
+    /// less: it falls behind), from the instants validator 0's height changed.
+    pub finality_pace: Option<f64>,
     pub block_time_ms: u64,
     pub submitted: u64,
     pub committed: u64,
@@ -66,6 +69,10 @@ pub struct AlphaFigures {
     pub tps: f64,
     pub height: u64,
     pub blocks_during_load: u64,
+    /// As Delta's: blocks finalized per block time during the load. With 15 s blocks
+    /// a minute holds four, so a second of jitter in one block's finality moves it
+    /// by several per cent.
+    pub finality_pace: Option<f64>,
     pub block_time_ms: u64,
     pub txs_committed: u64,
 }
@@ -120,12 +127,20 @@ pub struct DevnetReport {
     pub time_scale: f64,
     pub workload: WorkloadKind,
     pub signed: bool,
+    /// The steady load offered: `--tps`, or `capacity.steady_tps`.
     pub target_tps: f64,
+    /// The capacity probe that chose the load (absent when `--tps` was given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::capacity::CapacityFigures>,
     /// The consensus engine each chain ran.
     pub consensus: ConsensusNames,
     pub delta: DeltaFigures,
     pub alpha: AlphaFigures,
-    /// Delta blocks per Alpha block while the load ran (5 by design).
+    /// Delta blocks per Alpha block by slot (block timestamps) over the Alpha blocks
+    /// finalized during the load: 5 by design, one block per slot (see
+    /// [`crate::devnet::ratio_by_slots`]); the counts sealed during the load when
+    /// fewer than two Alpha blocks were. Whether finality keeps up with the slots in
+    /// wall-clock time is each chain's `finality_pace`.
     pub block_ratio: f64,
     /// What Delta's consensus engine delivered and cost during the load.
     pub delta_engine: crate::engine_figures::EngineFigures,
@@ -482,6 +497,32 @@ pub fn loadgen_plots(
     Ok((plots, text))
 }
 
+/// A figure to two decimals, or a dash when it was not measured.
+fn or_dash(figure: Option<f64>) -> String {
+    figure.map_or_else(|| "-".to_owned(), |f| format!("{f:.2}"))
+}
+
+/// What the capacity probe found and what the steady load offered, in one sentence.
+fn capacity_sentence(c: &crate::capacity::CapacityFigures) -> String {
+    let ordering = c
+        .ordering_finality_ms_p95
+        .map_or_else(String::new, |ms| format!(", ordering finality p95 {ms} ms"));
+    let ceiling = c.ceiling_fraction.map_or_else(String::new, |f| {
+        format!(" ({:.1} % of the pipeline ceiling)", f * 100.0)
+    });
+    format!(
+        "**Capacity: {:.0} tx/s** committed at maximum load{ceiling}, measured over {} Delta \
+         blocks in the second half of a {:.0} s probe (block finality p95 {} ms{ordering} there, queueing \
+         included). The steady load below offered {:.0} % of it: {:.0} tx/s.",
+        c.tps,
+        c.blocks,
+        c.probe_duration_s,
+        c.finality_ms_p95,
+        c.load_fraction * 100.0,
+        c.steady_tps
+    )
+}
+
 /// The human summary (`report.md`).
 pub fn render_markdown(r: &DevnetReport) -> String {
     let mut md = String::new();
@@ -506,6 +547,9 @@ pub fn render_markdown(r: &DevnetReport) -> String {
         r.delta.block_time_ms,
         r.consensus.delta
     );
+    if let Some(c) = &r.capacity {
+        let _ = writeln!(md, "{}\n", capacity_sentence(c));
+    }
     let _ = writeln!(md, "| figure | value |\n|---|---|");
     let rows: Vec<(&str, String)> = vec![
         ("Delta committed TPS", format!("{:.1}", r.delta.tps)),
@@ -551,8 +595,16 @@ pub fn render_markdown(r: &DevnetReport) -> String {
         ("Alpha height", r.alpha.height.to_string()),
         ("Alpha TPS", format!("{:.1}", r.alpha.tps)),
         (
-            "block ratio (Delta blocks per Alpha block)",
+            "block ratio (Delta blocks per Alpha block, by slot)",
             format!("{:.2}", r.block_ratio),
+        ),
+        (
+            "blocks finalized per block time (Delta / Alpha)",
+            format!(
+                "{} / {}",
+                or_dash(r.delta.finality_pace),
+                or_dash(r.alpha.finality_pace)
+            ),
         ),
         ("state roots agree", r.state_roots_agree.to_string()),
         ("signed", r.signed.to_string()),
@@ -741,6 +793,7 @@ mod tests {
             workload: WorkloadKind::Steady,
             signed: false,
             target_tps: 2000.0,
+            capacity: None,
             consensus: ConsensusNames {
                 alpha: "dag-bft".into(),
                 delta: "avalanche".into(),
@@ -757,6 +810,7 @@ mod tests {
                 ceiling_fraction: Some(0.24875),
                 height: 110,
                 blocks_during_load: 100,
+                finality_pace: Some(0.98),
                 block_time_ms: 300,
                 submitted: 60_000,
                 committed: 59_700,
@@ -765,6 +819,7 @@ mod tests {
             alpha: AlphaFigures {
                 height: 22,
                 blocks_during_load: 20,
+                finality_pace: None,
                 block_time_ms: 1500,
                 ..AlphaFigures::default()
             },
@@ -887,6 +942,10 @@ mod tests {
         let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
         assert!(md.contains("| Delta committed TPS | 1990.0 |"), "{md}");
         assert!(
+            md.contains("| blocks finalized per block time (Delta / Alpha) | 0.98 / - |"),
+            "{md}"
+        );
+        assert!(
             md.contains("| Delta ordering finality p50 / p95 / p99 | 40 / 75 / 90 ms |")
                 && md.contains("| Delta block finality p50 / p95 / p99 | 100 / 190 / 198 ms |"),
             "{md}"
@@ -918,6 +977,42 @@ mod tests {
         for p in paths {
             assert!(is_png(&p), "{}", p.display());
         }
+    }
+
+    #[test]
+    fn a_probed_run_leads_with_its_capacity_and_the_share_it_offered() {
+        let mut report = sample_report();
+        assert!(!render_markdown(&report).contains("Capacity"));
+        let without = serde_json::to_value(&report).unwrap();
+        assert!(
+            without.get("capacity").is_none(),
+            "absent when --tps was given"
+        );
+        report.capacity = Some(crate::capacity::CapacityFigures {
+            tps: 4_000.0,
+            blocks: 4,
+            probe_duration_s: 24.0,
+            load_fraction: 0.5,
+            steady_tps: 2_000.0,
+            finality_ms_p95: 9_100,
+            ordering_finality_ms_p95: Some(2_500),
+            ceiling_fraction: Some(0.5),
+            ..Default::default()
+        });
+        let md = render_markdown(&report);
+        assert!(
+            md.contains(
+                "**Capacity: 4000 tx/s** committed at maximum load (50.0 % of the pipeline \
+                 ceiling), measured over 4 Delta blocks in the second half of a 24 s probe \
+                 (block finality p95 \
+                 9100 ms, ordering finality p95 2500 ms there, queueing included). The steady \
+                 load below offered 50 % of it: 2000 tx/s."
+            ),
+            "{md}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["capacity"]["tps"], 4_000.0);
+        assert_eq!(json["capacity"]["steady_tps"], json["target_tps"]);
     }
 
     #[test]

@@ -81,7 +81,15 @@ struct Cli {
     devnet: DevnetArgs,
 }
 
+/// A devnet of four fakes at time scale 0.1 offering 500 tx/s for 4 s.
 fn devnet_args(report: &std::path::Path, extra: &[&str]) -> DevnetArgs {
+    let mut with_load = vec!["--tps", "500"];
+    with_load.extend_from_slice(extra);
+    probed_devnet_args(report, &with_load)
+}
+
+/// The same devnet without `--tps`: it probes the capacity first.
+fn probed_devnet_args(report: &std::path::Path, extra: &[&str]) -> DevnetArgs {
     let exe = std::env::current_exe().unwrap();
     let mut argv: Vec<String> = vec![
         "devnet".into(),
@@ -91,8 +99,6 @@ fn devnet_args(report: &std::path::Path, extra: &[&str]) -> DevnetArgs {
         "4s".into(),
         "--time-scale".into(),
         "0.1".into(),
-        "--tps".into(),
-        "500".into(),
         "--accounts".into(),
         "20".into(),
         "--report".into(),
@@ -166,6 +172,60 @@ fn scenario_agreeing_devnet_writes_a_full_report() {
     );
 }
 
+fn scenario_without_a_load_the_devnet_finds_the_capacity_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let report_dir = dir.path().join("report");
+    let args = probed_devnet_args(
+        &report_dir,
+        &["--probe-duration", "3s", "--load-fraction", "0.5"],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let report = runtime.block_on(run_devnet(&args)).unwrap();
+    let capacity = report
+        .capacity
+        .clone()
+        .expect("a probed run reports its capacity");
+    // Validator 0's fake seals only what it admitted itself: the goodput read from its
+    // blocks is its share, but it must be positive and span the measured blocks.
+    assert!(capacity.tps > 0.0 && capacity.blocks >= 2, "{capacity:?}");
+    assert_eq!(capacity.probe_duration_s, 3.0);
+    assert!(
+        capacity.submitted > 0 && capacity.committed > 0,
+        "{capacity:?}"
+    );
+    assert_eq!(capacity.steady_tps, capacity.tps * 0.5);
+    assert_eq!(report.target_tps, capacity.steady_tps);
+    let expected = capacity.steady_tps * 4.0;
+    let submitted = report.loadgen.result.submitted as f64;
+    assert!(
+        (submitted - expected).abs() <= 1.0,
+        "the steady load offered {submitted}, expected {expected}"
+    );
+    // The fakes refuse used nonces: the probe spent its own accounts.
+    assert_eq!(report.delta.rejected, 0, "{:?}", report.rejected_by_status);
+    assert!(report.state_roots_agree);
+    let md = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
+    assert!(md.contains("**Capacity: "), "{md}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["capacity"]["steady_tps"], json["target_tps"]);
+    eprintln!(
+        "ok: probed devnet ({:.0} tx/s on validator 0)",
+        capacity.tps
+    );
+}
+
+fn scenario_a_probe_too_short_to_measure_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = probed_devnet_args(&dir.path().join("report"), &["--probe-duration", "2s"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let err = runtime.block_on(run_devnet(&args)).unwrap_err().to_string();
+    assert!(err.contains("--probe-duration 2s is too short"), "{err}");
+    assert!(!dir.path().join("report").exists());
+    eprintln!("ok: too short a probe is refused");
+}
+
 fn scenario_disagreeing_state_roots_fail_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let report_dir = dir.path().join("report");
@@ -193,11 +253,13 @@ fn main() {
         return;
     }
     let watchdog = std::thread::spawn(|| {
-        std::thread::sleep(Duration::from_secs(180));
+        std::thread::sleep(Duration::from_secs(240));
         eprintln!("devnet_fake: timed out");
         std::process::exit(2);
     });
     scenario_agreeing_devnet_writes_a_full_report();
+    scenario_without_a_load_the_devnet_finds_the_capacity_first();
+    scenario_a_probe_too_short_to_measure_is_refused_before_anything_starts();
     scenario_disagreeing_state_roots_fail_the_run();
     drop(watchdog);
 }

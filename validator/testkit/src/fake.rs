@@ -7,7 +7,8 @@
 //!   `⌊(now − genesis) / block_ms(c)⌋`, so several fakes sharing a genesis time report
 //!   the same heights. State roots and block digests are functions of (chain, height)
 //!   — unless the node is configured to [`FakeNodeConfig::diverge`], to exercise
-//!   disagreement checks.
+//!   disagreement checks. `GetBlock` headers carry the slot's end as the timestamp
+//!   and the transactions the sealer put in that height (kept for the last 4,096).
 //! - **Finality**: one sealer task per chain broadcasts a `FinalityEvent` per height,
 //!   carrying the digests admitted on that chain since the previous block.
 //!   `StreamFinality` subscribers receive the events from their subscription on.
@@ -95,10 +96,16 @@ impl FakeNodeConfig {
     }
 }
 
+/// Sealed heights whose transaction counts a fake keeps.
+const SEALED_COUNTS_KEPT: usize = 4_096;
+
 struct ChainState {
     chain: Chain,
     block_ms: u64,
     pending: Mutex<Vec<Vec<u8>>>,
+    /// Transactions of the last [`SEALED_COUNTS_KEPT`] sealed heights (`GetBlock`'s
+    /// `tx_count`).
+    sealed_counts: Mutex<std::collections::BTreeMap<u64, u32>>,
     events: broadcast::Sender<FinalityEvent>,
     ordering: broadcast::Sender<OrderingEvent>,
     /// Commits (accepted batches) so far: the next `commit_sequence`.
@@ -146,6 +153,7 @@ impl FakeNode {
                 chain,
                 block_ms: ms?.max(1),
                 pending: Mutex::default(),
+                sealed_counts: Mutex::default(),
                 events: broadcast::channel(4096).0,
                 ordering: broadcast::channel(4096).0,
                 commits: Mutex::default(),
@@ -291,6 +299,12 @@ impl FakeNode {
                         while sealed < now {
                             sealed += 1;
                             let digests = std::mem::take(&mut *lock(&c.pending));
+                            let mut counts = lock(&c.sealed_counts);
+                            counts.insert(sealed, digests.len() as u32);
+                            if counts.len() > SEALED_COUNTS_KEPT {
+                                counts.pop_first();
+                            }
+                            drop(counts);
                             let _ = c.events.send(FinalityEvent {
                                 kind: c.chain.finality_event_kind() as i32,
                                 chain: c.chain as i32,
@@ -500,13 +514,23 @@ impl Node for FakeNode {
     ) -> Result<Response<Block>, Status> {
         let req = request.into_inner();
         let chain = req.chain();
-        if self.chain(chain).is_none() || req.height > self.height(chain) {
+        let Some(state) = self.chain(chain) else {
+            return Err(Status::not_found("no such block"));
+        };
+        if req.height > self.height(chain) {
             return Err(Status::not_found("no such block"));
         }
+        let tx_count = lock(&state.sealed_counts)
+            .get(&req.height)
+            .copied()
+            .unwrap_or(0);
         Ok(Response::new(Block {
             header: Some(BlockHeader {
                 chain: chain as i32,
                 height: req.height,
+                // Sealed on the wall clock: the height's slot end.
+                timestamp_unix_ms: self.inner.config.genesis_ms + req.height * state.block_ms,
+                tx_count,
                 state_root: self.state_root(chain, req.height),
                 digest: Self::block_digest(chain, req.height),
                 ..BlockHeader::default()

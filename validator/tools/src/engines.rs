@@ -161,7 +161,9 @@ fn devnet_args(args: &EnginesArgs, engine: EngineName, name: &str) -> DevnetArgs
     DevnetArgs {
         validators: args.validators,
         duration: args.duration,
-        tps: args.tps,
+        tps: Some(args.tps),
+        load_fraction: dualchain_loadgen::capacity::DEFAULT_LOAD_FRACTION,
+        probe_duration: None,
         workload: WorkloadKind::Steady,
         time_scale: args.time_scale,
         signed: args.signed,
