@@ -350,17 +350,26 @@ pub fn finality_pace(
 /// block in slot `timestamp / block time`, one block per slot by design): over the
 /// Alpha slots from the first to the last of `alpha_stamps` (the Alpha blocks
 /// finalized during the load), the Delta blocks of `delta_stamps` in the same span of
-/// time, per Alpha block in it. Five by design with Alpha at five Delta block times; a
-/// slot whose block overflowed the block limits adds a block, a gap the sealer did not
-/// fill removes one. `None` unless the Alpha blocks span two slots.
+/// time, per Alpha block in it. Only Alpha slots the Delta blocks read cover count:
+/// a young chain's first Alpha slot began before its genesis, when no Delta block
+/// could be sealed. Five by design with Alpha at five Delta block times; a slot whose
+/// block overflowed the block limits adds a block, a gap the sealer did not fill
+/// removes one. `None` unless a covered Alpha slot precedes the last one.
 pub fn ratio_by_slots(
     alpha_stamps: &[u64],
     delta_stamps: &[u64],
     (alpha_ms, delta_ms): (u64, u64),
 ) -> Option<f64> {
     let slot = |ms: u64, block_ms: u64| ms / block_ms.max(1);
-    let first = slot(*alpha_stamps.first()?, alpha_ms);
+    // The time the Delta blocks read cover, from the first one's slot to the last one's.
+    let read_from = slot(*delta_stamps.first()?, delta_ms) * delta_ms;
+    let read_to = (slot(*delta_stamps.last()?, delta_ms) + 1) * delta_ms;
+    let covered = |s: u64| s * alpha_ms >= read_from && (s + 1) * alpha_ms <= read_to;
     let last = slot(*alpha_stamps.last()?, alpha_ms);
+    let first = alpha_stamps
+        .iter()
+        .map(|&t| slot(t, alpha_ms))
+        .find(|&s| covered(s))?;
     let alpha = alpha_stamps
         .iter()
         .filter(|&&t| (first..last).contains(&slot(t, alpha_ms)))
@@ -958,6 +967,11 @@ mod tests {
             ratio_by_slots(&alpha, &delta, (15_000, 3_000)),
             Some(16.0 / 3.0)
         );
+        // A young chain: its first Alpha slot began 6 s before the first Delta block
+        // (the genesis), so only the slots after it count.
+        let alpha = stamps(genesis, 15_000, 4, 100);
+        let delta = stamps(genesis + 6_000, 3_000, 20, 100);
+        assert_eq!(ratio_by_slots(&alpha, &delta, (15_000, 3_000)), Some(5.0));
         // One Alpha block spans no whole slot.
         assert_eq!(ratio_by_slots(&alpha[..1], &delta, (15_000, 3_000)), None);
         assert_eq!(ratio_by_slots(&[], &delta, (15_000, 3_000)), None);
