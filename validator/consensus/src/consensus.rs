@@ -175,6 +175,11 @@ pub enum Output<M> {
         to: Option<ValidatorIndex>,
         message: M,
     },
+    /// Our own vertices, garbage-collected without ever being committed: a vertex that
+    /// arrived too late for every vertex of the next round, so no commit can reach it.
+    /// Their transactions were admitted and must go back to the mempool, or they would
+    /// be lost without a word to the clients that sent them.
+    Orphaned(Vec<Arc<Vertex>>),
     /// The engine cannot continue safely (its store refused a write); it ignores
     /// every further input. The node must restart it from its store.
     Halted { reason: String },

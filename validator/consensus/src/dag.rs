@@ -51,6 +51,15 @@ pub enum Inserted {
     },
 }
 
+/// A vertex [`Dag::gc_below`] dropped.
+#[derive(Clone, Debug)]
+pub struct Collected {
+    pub round: Round,
+    pub vertex: Arc<Vertex>,
+    /// Whether a committed sub-DAG held it.
+    pub committed: bool,
+}
+
 struct Entry {
     vertex: Arc<Vertex>,
     committed: bool,
@@ -253,9 +262,10 @@ impl Dag {
         }
     }
 
-    /// Drops every round below `round`; returns the removed (round, digest) pairs so
-    /// the caller can drop them from its store too.
-    pub fn gc_below(&mut self, round: Round) -> Vec<(Round, Digest)> {
+    /// Drops every round below `round`; returns the removed vertices so the caller
+    /// can drop them from its store too, and find those that were never committed
+    /// (no later commit can reach them: parents are of the previous round only).
+    pub fn gc_below(&mut self, round: Round) -> Vec<Collected> {
         if round <= self.gc_round {
             return Vec::new();
         }
@@ -265,10 +275,15 @@ impl Dag {
         let mut removed = Vec::new();
         for (r, slots) in dropped {
             for digest in slots.into_values().flatten() {
-                if let Some(e) = self.by_digest.remove(&digest) {
-                    self.encoded_bytes -= e.encoded_len;
-                }
-                removed.push((r, digest));
+                let Some(e) = self.by_digest.remove(&digest) else {
+                    continue;
+                };
+                self.encoded_bytes -= e.encoded_len;
+                removed.push(Collected {
+                    round: r,
+                    vertex: e.vertex,
+                    committed: e.committed,
+                });
             }
         }
         removed

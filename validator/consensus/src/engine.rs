@@ -133,6 +133,10 @@ pub struct EngineStats {
     pub deferred_ahead: u64,
     /// Buffered vertices dropped because their parents never arrived.
     pub abandoned: u64,
+    /// Our own vertices garbage-collected without ever being committed (late, so no
+    /// vertex of the next round referenced them); their transactions go back to the
+    /// mempool ([`Output::Orphaned`]).
+    pub orphaned: u64,
     /// Buffered vertices evicted by a newer vertex of their author (its allowance
     /// was full).
     pub evicted_pending: u64,
@@ -1331,8 +1335,20 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             .next_slot
             .saturating_sub(self.cfg.retention_rounds);
         if gc > self.dag.gc_round() {
-            for (round, digest) in self.dag.gc_below(gc) {
-                self.evicted.entry(round).or_default().push(digest);
+            let mut orphaned = Vec::new();
+            for collected in self.dag.gc_below(gc) {
+                let vertex = collected.vertex;
+                self.evicted
+                    .entry(collected.round)
+                    .or_default()
+                    .push(vertex.digest());
+                if !collected.committed && vertex.content().author == self.me {
+                    orphaned.push(vertex);
+                }
+            }
+            if !orphaned.is_empty() {
+                self.stats.orphaned += orphaned.len() as u64;
+                out.push(Output::Orphaned(orphaned));
             }
             let dropped = self.pending.gc_below(gc);
             self.penalise_abandoned(dropped, out);

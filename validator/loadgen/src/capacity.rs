@@ -40,7 +40,9 @@ use serde::Serialize;
 
 use crate::accounts::AccountSource;
 use crate::loadgen::{LiveStats, LoadgenConfig};
-use crate::overload::{WARMUP_BLOCKS, send_window_goodput, settle_timeout, wait_mempools_empty};
+use crate::overload::{
+    WARMUP_BLOCKS, send_window_goodput, send_window_start, settle_timeout, wait_mempools_empty,
+};
 
 /// The steady load's share of the capacity when `--load-fraction` is not given.
 pub const DEFAULT_LOAD_FRACTION: f64 = 0.5;
@@ -150,13 +152,7 @@ impl Probe {
         check_load_fraction(load_fraction)?;
         let (from_height, _) = chain_heights(&self.targets[0], Chain::Delta).await?;
         let live = LiveStats::new();
-        let window_start = tokio::spawn({
-            let live = live.clone();
-            async move {
-                live.wait_started().await;
-                dualchain_testkit::unix_ms()
-            }
-        });
+        let window_start = send_window_start(&live);
         let ticker = crate::progress::spawn_plain_loadgen_ticker(live.clone(), self.duration);
         let report = crate::loadgen::run(self.config(), live).await;
         ticker.abort();

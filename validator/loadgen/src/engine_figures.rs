@@ -21,6 +21,8 @@ const COMMIT_LATENCY: &str = "dualchain_commit_latency_seconds";
 const PROPAGATION: &str = "dualchain_vertex_propagation_seconds";
 const VERTICES_COMMITTED: &str = "dualchain_consensus_vertices_committed_total";
 const MESSAGES: &str = "dualchain_net_messages_total";
+const TXS_SUCCEEDED: &str = "dualchain_transactions_committed_total";
+const TXS_FAILED: &str = "dualchain_transactions_failed_total";
 
 /// One validator's counters at one instant.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -35,6 +37,10 @@ pub struct EngineSample {
     pub propagation_buckets: Vec<(f64, f64)>,
     /// CPU time of the validator process (both chains), in seconds.
     pub cpu_seconds: Option<f64>,
+    /// Transactions in this validator's executed blocks with a successful receipt,
+    /// and with a failed one (bad nonce, insufficient funds, …).
+    pub txs_succeeded: f64,
+    pub txs_failed: f64,
 }
 
 impl EngineSample {
@@ -47,6 +53,8 @@ impl EngineSample {
             latency_buckets: histogram(text, COMMIT_LATENCY, d),
             propagation_buckets: histogram(text, PROPAGATION, d),
             cpu_seconds,
+            txs_succeeded: sum(text, TXS_SUCCEEDED, d, "").unwrap_or(0.0),
+            txs_failed: sum(text, TXS_FAILED, d, "").unwrap_or(0.0),
         })
     }
 }
@@ -96,6 +104,12 @@ pub struct EngineFigures {
     /// the highest over the validators.
     pub cpu_percent_mean: Option<f64>,
     pub cpu_percent_max: Option<f64>,
+    /// Share of the transactions in the blocks executed during the window whose
+    /// receipt failed (the mean over the validators read; each executes every block).
+    /// A failed transaction is final and counted as committed by a client that only
+    /// sees it in a block, but it changed nothing but possibly a fee.
+    #[serde(default)]
+    pub failed_receipts_share: Option<f64>,
 }
 
 impl EngineFigures {
@@ -129,6 +143,11 @@ impl EngineFigures {
                     or_dash(self.cpu_percent_mean, "", 0),
                     or_dash(self.cpu_percent_max, "", 0)
                 ),
+            ),
+            (
+                "transactions with a failed receipt",
+                self.failed_receipts_share
+                    .map_or("-".to_owned(), |f| format!("{:.1} %", f * 100.0)),
             ),
             (
                 "validators read / window",
@@ -203,6 +222,14 @@ pub fn figures(pairs: &[(EngineSample, EngineSample)], window_s: f64) -> EngineF
         .sum();
     let latency = merged_difference(pairs, |s| &s.latency_buckets);
     let propagation = merged_difference(pairs, |s| &s.propagation_buckets);
+    let succeeded: f64 = pairs
+        .iter()
+        .map(|(a, b)| increase(a.txs_succeeded, b.txs_succeeded))
+        .sum();
+    let failed: f64 = pairs
+        .iter()
+        .map(|(a, b)| increase(a.txs_failed, b.txs_failed))
+        .sum();
     let cpu: Vec<f64> = pairs
         .iter()
         .filter_map(|(a, b)| Some((b.cpu_seconds? - a.cpu_seconds?) * 100.0 / window_s))
@@ -217,6 +244,7 @@ pub fn figures(pairs: &[(EngineSample, EngineSample)], window_s: f64) -> EngineF
         messages_per_vertex: (vertices > 0.0).then(|| messages / vertices),
         cpu_percent_mean: (!cpu.is_empty()).then(|| cpu.iter().sum::<f64>() / cpu.len() as f64),
         cpu_percent_max: cpu.iter().copied().reduce(f64::max),
+        failed_receipts_share: (succeeded + failed > 0.0).then(|| failed / (succeeded + failed)),
     }
 }
 
@@ -257,6 +285,8 @@ mod tests {
             latency_buckets: buckets.to_vec(),
             propagation_buckets: buckets.iter().map(|&(le, n)| (le / 10.0, n)).collect(),
             cpu_seconds: Some(cpu),
+            txs_succeeded: vertices * 10.0,
+            txs_failed: vertices,
         }
     }
 
@@ -294,6 +324,9 @@ mod tests {
         assert!((propagation - 95.5).abs() < 1e-6, "{propagation}");
         assert_eq!(f.cpu_percent_mean, Some(37.5));
         assert_eq!(f.cpu_percent_max, Some(50.0));
+        // 2,000 + 2,000 succeeded and 200 + 200 failed in the window.
+        let failed = f.failed_receipts_share.unwrap();
+        assert!((failed - 400.0 / 4_400.0).abs() < 1e-12, "{failed}");
     }
 
     #[test]
@@ -309,6 +342,7 @@ mod tests {
         assert_eq!(none.validators_read, 0);
         assert_eq!(none.vertex_finality_ms_p95, None);
         assert_eq!(none.messages_per_vertex, None);
+        assert_eq!(none.failed_receipts_share, None);
     }
 
     #[test]
@@ -324,11 +358,14 @@ mod tests {
         let text = "dualchain_consensus_vertices_committed_total{chain=\"delta\"} 12\n\
             dualchain_net_messages_total{chain=\"delta\",direction=\"out\",kind=\"vertex\"} 30\n\
             dualchain_net_messages_total{chain=\"delta\",direction=\"out\",kind=\"request\"} 4\n\
-            dualchain_commit_latency_seconds_bucket{chain=\"delta\",le=\"+Inf\"} 12\n";
+            dualchain_commit_latency_seconds_bucket{chain=\"delta\",le=\"+Inf\"} 12\n\
+            dualchain_transactions_committed_total{chain=\"delta\"} 90\n\
+            dualchain_transactions_failed_total{chain=\"delta\"} 10\n";
         let s = EngineSample::from_text(text, Some(1.5)).unwrap();
         assert_eq!(s.vertices_committed, 12.0);
         assert_eq!(s.messages_sent, 34.0);
         assert_eq!(s.latency_buckets, vec![(f64::INFINITY, 12.0)]);
+        assert_eq!((s.txs_succeeded, s.txs_failed), (90.0, 10.0));
         assert_eq!(EngineSample::from_text("x 1\n", None), None);
     }
 }

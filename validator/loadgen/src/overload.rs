@@ -612,6 +612,16 @@ pub fn window_goodput(blocks: &[(u64, u64)], window: (u64, u64)) -> Option<(f64,
     ))
 }
 
+/// The Unix time (ms) the send window of the load reporting to `live` opens, for
+/// [`send_window_goodput`].
+pub fn send_window_start(live: &Arc<LiveStats>) -> tokio::task::JoinHandle<u64> {
+    let live = live.clone();
+    tokio::spawn(async move {
+        live.wait_started().await;
+        dualchain_testkit::unix_ms()
+    })
+}
+
 /// The goodput of a send window that opened at `start_ms` (Unix ms) and lasted
 /// `length`, read from the Delta blocks after `from_height` and left of its first
 /// `warmup` (see the module docs; the steps leave out [`WARMUP_BLOCKS`] block times),
@@ -705,13 +715,7 @@ impl<'a> Bench<'a> {
         );
         let (from_height, _) = chain_heights(&self.targets[0], Chain::Delta).await?;
         let live = LiveStats::new();
-        let window_start = tokio::spawn({
-            let live = live.clone();
-            async move {
-                live.wait_started().await;
-                dualchain_testkit::unix_ms()
-            }
-        });
+        let window_start = send_window_start(&live);
         let report = self
             .run_load(index, tps, live)
             .await

@@ -554,6 +554,13 @@ pub fn render_markdown(r: &DevnetReport) -> String {
     let rows: Vec<(&str, String)> = vec![
         ("Delta committed TPS", format!("{:.1}", r.delta.tps)),
         (
+            "of the transactions in Delta's blocks, failed (receipts)",
+            r.delta_engine.failed_receipts_share.map_or_else(
+                || "not measured".to_owned(),
+                |f| format!("{:.1} %", f * 100.0),
+            ),
+        ),
+        (
             "of the pipeline ceiling",
             match (r.delta.ceiling_tps, r.delta.ceiling_fraction) {
                 (Some(ceiling), Some(fraction)) => {
@@ -834,6 +841,7 @@ mod tests {
                 messages_per_vertex: Some(9.5),
                 cpu_percent_mean: Some(60.0),
                 cpu_percent_max: Some(71.0),
+                failed_receipts_share: Some(0.125),
             },
             state_roots_agree: true,
             state_root_checks: vec![RootCheck {
@@ -941,6 +949,10 @@ mod tests {
         assert_eq!(report.plots_without_text, !Path::new(DEFAULT_FONT).exists());
         let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
         assert!(md.contains("| Delta committed TPS | 1990.0 |"), "{md}");
+        assert!(
+            md.contains("| of the transactions in Delta's blocks, failed (receipts) | 12.5 % |"),
+            "{md}"
+        );
         assert!(
             md.contains("| blocks finalized per block time (Delta / Alpha) | 0.98 / - |"),
             "{md}"

@@ -944,6 +944,18 @@ impl<S: Seams> Driver<S> {
                 }
                 Output::SetTimer { at_ms } => self.timer_at = Some(at_ms),
                 Output::SendEngine { to, message } => self.send_engine(to, message),
+                Output::Orphaned(vertices) => {
+                    let transactions: Vec<dualchain_core::types::SignedTransaction> = vertices
+                        .iter()
+                        .flat_map(|v| v.content().transactions.iter().cloned())
+                        .collect();
+                    tracing::info!(%chain, vertices = vertices.len(), transactions = transactions.len(), "own vertices never committed: their transactions go back to the mempool");
+                    self.ctx
+                        .metrics
+                        .vertices_orphaned
+                        .inc_by(vertices.len() as u64);
+                    reinstate(&self.ctx, transactions, |_| None);
+                }
                 Output::Halted { reason } => bail!("consensus halted: {reason}"),
             }
         }

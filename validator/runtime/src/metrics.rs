@@ -32,6 +32,9 @@ pub struct ChainMetrics {
     pub vertex_propagation: Histogram,
     /// Vertices in committed sub-DAGs (their rate: vertices finalized per second).
     pub vertices_committed: IntCounter,
+    /// Own vertices garbage-collected uncommitted (their transactions went back to
+    /// the mempool).
+    pub vertices_orphaned: IntCounter,
     pub transactions_committed: IntCounter,
     pub transactions_failed: IntCounter,
     pub execution_seconds: Histogram,
@@ -123,6 +126,10 @@ impl ChainMetrics {
             vertices_committed: IntCounter::with_opts(opts(
                 "dualchain_consensus_vertices_committed_total",
                 "Vertices in committed sub-DAGs (ordering-final)",
+            ))?,
+            vertices_orphaned: IntCounter::with_opts(opts(
+                "dualchain_consensus_vertices_orphaned_total",
+                "Own vertices garbage-collected without being committed (transactions given back to the mempool)",
             ))?,
             transactions_committed: IntCounter::with_opts(opts(
                 "dualchain_transactions_committed_total",
@@ -241,6 +248,7 @@ impl ChainMetrics {
         registry.register(Box::new(m.commit_latency.clone()))?;
         registry.register(Box::new(m.vertex_propagation.clone()))?;
         registry.register(Box::new(m.vertices_committed.clone()))?;
+        registry.register(Box::new(m.vertices_orphaned.clone()))?;
         registry.register(Box::new(m.transactions_committed.clone()))?;
         registry.register(Box::new(m.transactions_failed.clone()))?;
         registry.register(Box::new(m.execution_seconds.clone()))?;

@@ -403,6 +403,7 @@ mod tests {
                 messages_per_vertex: Some(12.0),
                 cpu_percent_mean: Some(40.0),
                 cpu_percent_max: Some(55.0),
+                failed_receipts_share: Some(0.0),
             },
             report_dir: format!("r/{engine}"),
         }

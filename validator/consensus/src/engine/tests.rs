@@ -5,6 +5,7 @@ use crate::store::KvConsensusStore;
 use crate::testing::DagBuilder;
 use crate::verify::DirectVerifier;
 use dualchain_storage::MemoryEngine;
+use std::collections::HashSet;
 
 type TestEngine = DagBft<KvConsensusStore<Arc<MemoryEngine>>, DirectVerifier>;
 
@@ -687,4 +688,70 @@ fn a_wrong_vote_proven_by_a_peer_excludes_the_voter_here_too_and_forgeries_cost_
     let reopened = open_with(&b, &db, config);
     assert!(reopened.equivocators().contains(&3));
     assert_eq!(reopened.avalanche().unwrap().byzantine(), vec![3]);
+}
+
+#[test]
+fn our_vertices_no_one_referenced_are_given_back_when_collected_never_once_committed() {
+    // Validators 1–3 build rounds that never reference ours (ours always arrive too
+    // late for them), so no commit can reach our vertices; once garbage-collected
+    // they are reported as orphaned, so their transactions can be given back.
+    let mut b = DagBuilder::new(4);
+    for round in 0..24 {
+        for author in 1..4 {
+            let parents: Vec<ValidatorIndex> = if round == 0 { vec![] } else { vec![1, 2, 3] };
+            b.add(round, author, &parents);
+        }
+    }
+    let mut config = DagBftConfig::for_chain(ChainId::Delta);
+    config.retention_rounds = 4;
+    config.store_retention_rounds = 8;
+    let db = Arc::new(MemoryEngine::new());
+    let mut e = open_with(&b, &db, config);
+    let mut outputs = e.handle(0, Input::Start);
+    let mut now = 0;
+    for round in 0..24 {
+        for author in 1..4 {
+            now += 1_000;
+            outputs.extend(receive(&mut e, now, author, b.vertex(round, author)));
+        }
+        outputs.extend(e.handle(now + 500, Input::TimeoutFired));
+    }
+    let ours: Vec<Arc<Vertex>> = broadcasts(&outputs);
+    let committed: HashSet<Digest> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Committed(c) => Some(c.subdag.vertices.iter().map(|v| v.digest())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let orphaned: Vec<Arc<Vertex>> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Orphaned(vs) => Some(vs.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(!committed.is_empty(), "validators 1–3 commit without us");
+    assert!(
+        orphaned.iter().any(|v| v.digest() == ours[0].digest()),
+        "our round-0 vertex is given back ({} orphaned)",
+        orphaned.len()
+    );
+    for v in &orphaned {
+        assert_eq!(
+            v.content().author,
+            0,
+            "only our own vertices are given back"
+        );
+        assert!(
+            !committed.contains(&v.digest()),
+            "a committed vertex is not given back"
+        );
+        assert!(v.content().round < e.dag().gc_round());
+    }
+    assert_eq!(e.stats().orphaned, orphaned.len() as u64);
+    let unique: HashSet<Digest> = orphaned.iter().map(|v| v.digest()).collect();
+    assert_eq!(unique.len(), orphaned.len(), "each is given back once");
 }

@@ -634,7 +634,7 @@ impl Simulation {
                     last_sequence = Some(commit.subdag.sequence);
                     self.record_commit(i, now, commit);
                 }
-                Output::Skipped { .. } | Output::Rejected { .. } => {}
+                Output::Skipped { .. } | Output::Rejected { .. } | Output::Orphaned(_) => {}
                 Output::Misbehaviour(evidence) => self.pass_on_evidence(i, now, evidence),
                 Output::SetTimer { at_ms } => {
                     let n = &mut self.nodes[i];
