@@ -298,9 +298,11 @@ fn final_height(samples: &[HeightSample], pick: fn(&HeightSample) -> Option<u64>
 }
 
 /// Delta blocks per Alpha block from the counts sealed during the load: the block
-/// ratio when the timestamps could not be read or too few Alpha blocks were sealed.
+/// ratio when the timestamps could not be read. Fewer than two Alpha blocks make no
+/// ratio (a part of a slot on either side weighs as much as a whole block): 0, not
+/// measured.
 fn count_ratio(alpha: u64, delta: u64) -> f64 {
-    if alpha == 0 {
+    if alpha < 2 {
         0.0
     } else {
         delta as f64 / alpha as f64
@@ -823,10 +825,9 @@ async fn drive(
     let alpha_txs = monitor.alpha_txs.load(std::sync::atomic::Ordering::Relaxed);
     let height_at_start =
         |pick: fn(&HeightSample) -> Option<u64>| final_height(&samples, pick, 0.0);
-    let alpha_span = (
-        height_at_start(|s| s.alpha),
-        final_height(&samples, |s| s.alpha, load_end),
-    );
+    // The Alpha blocks finalized from the load's start to the end of the settle:
+    // with 15 s blocks a 30 s load alone may hold one.
+    let alpha_span = (height_at_start(|s| s.alpha), final_alpha);
     // The first Alpha slot of the load began up to two Alpha blocks before it.
     let delta_from = height_at_start(|s| s.delta)
         .saturating_sub(2 * BLOCK_RATIO + 2)
@@ -936,6 +937,7 @@ mod tests {
         assert_eq!(delta, 75);
         assert_eq!(count_ratio(alpha, delta), 5.0);
         assert_eq!(count_ratio(0, delta), 0.0);
+        assert_eq!(count_ratio(1, 9), 0.0, "one Alpha block is no ratio");
         assert_eq!(final_height(&samples, |s| s.alpha, 0.0), 11);
         let rate = rate_over(&samples, |s| s.delta, 5.0);
         assert!((rate - 2.5).abs() < 0.2, "{rate}");

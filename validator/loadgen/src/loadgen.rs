@@ -7,8 +7,11 @@
 //!    *before* the clock starts, and keep signing while sending.
 //! 2. **Schedule** (open loop): every tick, the [`RateSchedule`] says how many
 //!    transactions are due; that many are taken from the prepared buffer, cut into
-//!    batches and handed to the targets round-robin, whatever the targets answered so
-//!    far. If the buffer runs dry (signing slower than the target rate) the shortfall
+//!    batches and handed to the targets in turn, whatever the targets answered so
+//!    far. Every account's transactions go to one target (account index modulo the
+//!    targets, [`Lanes`]), in nonce order: nonces execute strictly in order, and an
+//!    account's consecutive nonces sent to different nodes race through different
+//!    vertices, where a later one ordered first fails and so does every one after it. If the buffer runs dry (signing slower than the target rate) the shortfall
 //!    is recorded and reported (`generator.behind_max`, `achieved_submit_tps`), never
 //!    hidden.
 //! 3. **Submit**: one worker per target sends `Transactions/SubmitBatch` calls, a few in
@@ -441,6 +444,76 @@ fn class_name(class: TxClass) -> &'static str {
     }
 }
 
+/// Which target each transaction goes to: all of an account's to one (account index
+/// modulo the targets), in plan order, as a wallet talks to its node. Nonces must
+/// execute in order (a transaction ahead of its predecessor fails, and so does every
+/// later one of that account); spread over several nodes, an account's consecutive
+/// nonces would race each other through different vertices and most would fail.
+struct Lanes {
+    staged: Vec<VecDeque<PreparedTx>>,
+    /// The target whose turn it is.
+    next: usize,
+    /// Round-robin position of transactions without a signer.
+    unsigned_turn: usize,
+}
+
+impl Lanes {
+    fn new(targets: usize) -> Self {
+        assert!(targets > 0, "a load needs a target");
+        Self {
+            staged: (0..targets).map(|_| VecDeque::new()).collect(),
+            next: 0,
+            unsigned_turn: 0,
+        }
+    }
+
+    fn lane_of(&mut self, tx: &PreparedTx) -> usize {
+        let n = self.staged.len();
+        tx.signer.map_or_else(
+            || {
+                self.unsigned_turn = (self.unsigned_turn + 1) % n;
+                self.unsigned_turn
+            },
+            |signer| signer % n,
+        )
+    }
+
+    /// Stages transactions from `buffer` (in order) until the target whose turn it is
+    /// holds `want`, moving on to the next target while one has nothing; the target
+    /// to send to, or `None` when nothing is staged anywhere.
+    fn next_ready(&mut self, buffer: &mut VecDeque<PreparedTx>, want: usize) -> Option<usize> {
+        for _ in 0..self.staged.len() {
+            let target = self.next;
+            while self.staged[target].len() < want {
+                let Some(tx) = buffer.pop_front() else { break };
+                let lane = self.lane_of(&tx);
+                self.staged[lane].push_back(tx);
+            }
+            self.next = (target + 1) % self.staged.len();
+            if !self.staged[target].is_empty() {
+                return Some(target);
+            }
+        }
+        None
+    }
+
+    /// Up to `max` staged transactions of `target`, within [`MAX_BATCH_BYTES`].
+    fn take(&mut self, target: usize, max: usize) -> Vec<PreparedTx> {
+        let lane = &mut self.staged[target];
+        let mut txs = Vec::with_capacity(max.min(lane.len()));
+        let mut bytes = 0usize;
+        while txs.len() < max {
+            let Some(next) = lane.front() else { break };
+            if !txs.is_empty() && bytes + next.bytes.len() > MAX_BATCH_BYTES {
+                break;
+            }
+            bytes += next.bytes.len();
+            txs.extend(lane.pop_front());
+        }
+        txs
+    }
+}
+
 /// One `SubmitBatch` worth of transactions.
 struct Outgoing {
     txs: Vec<PreparedTx>,
@@ -643,7 +716,7 @@ pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<
     let start = Instant::now();
     live.mark_start(start);
     let mut sent: u64 = 0;
-    let mut next_target = 0usize;
+    let mut lanes = Lanes::new(senders.len());
     let mut producer_done = false;
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -675,12 +748,13 @@ pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<
                     Err(mpsc::error::TryRecvError::Disconnected) => producer_done = true,
                 }
             }
-            if buffer.is_empty() {
+            let take = want.min(config.batch as u64) as usize;
+            let Some(target) = lanes.next_ready(&mut buffer, take) else {
                 if schedule.is_some() {
                     generator.behind_max = generator.behind_max.max(want);
                 }
                 break;
-            }
+            };
             let permit = match &max_load_permits {
                 Some(sem) => match sem.clone().try_acquire_owned() {
                     Ok(p) => Some(p),
@@ -688,26 +762,15 @@ pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<
                 },
                 None => None,
             };
-            let take = (want.min(config.batch as u64) as usize).min(buffer.len());
-            let mut txs = Vec::with_capacity(take);
-            let mut bytes = 0usize;
-            while txs.len() < take {
-                let Some(next) = buffer.front() else { break };
-                if !txs.is_empty() && bytes + next.bytes.len() > MAX_BATCH_BYTES {
-                    break;
-                }
-                bytes += next.bytes.len();
-                txs.extend(buffer.pop_front());
-            }
+            let txs = lanes.take(target, take);
             let n = txs.len() as u64;
             sent += n;
             want -= n;
-            let _ = senders[next_target].send(Outgoing {
+            let _ = senders[target].send(Outgoing {
                 txs,
                 attempt: 0,
                 _permit: permit,
             });
-            next_target = (next_target + 1) % senders.len();
         }
         if finishing {
             break;
@@ -1248,5 +1311,71 @@ fn on_ordering(shared: &Shared, event: &OrderingEvent) {
     let mut recorder = lock(&shared.ordering_latency);
     for l in latencies {
         recorder.record(l);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tx(signer: Option<usize>, tag: u8, len: usize) -> PreparedTx {
+        let mut bytes = vec![tag; len];
+        bytes[0] = tag;
+        PreparedTx {
+            class: TxClass::Valid,
+            bytes: bytes.into(),
+            tracked_digest: None,
+            signer,
+        }
+    }
+
+    fn tags(txs: &[PreparedTx]) -> Vec<u8> {
+        txs.iter().map(|t| t.bytes[0]).collect()
+    }
+
+    #[test]
+    fn an_accounts_transactions_all_go_to_one_target_in_order() {
+        let mut lanes = Lanes::new(2);
+        // Accounts 0..4 in turn, two rounds: account a's are tags a and 10 + a.
+        let mut buffer: VecDeque<PreparedTx> = (0..2u8)
+            .flat_map(|round| (0..4u8).map(move |a| tx(Some(a.into()), 10 * round + a, 8)))
+            .collect();
+        let first = lanes.next_ready(&mut buffer, 4).unwrap();
+        assert_eq!(first, 0);
+        assert_eq!(tags(&lanes.take(first, 4)), vec![0, 2, 10, 12]);
+        let second = lanes.next_ready(&mut buffer, 4).unwrap();
+        assert_eq!(second, 1);
+        assert_eq!(tags(&lanes.take(second, 4)), vec![1, 3, 11, 13]);
+        assert_eq!(
+            lanes.next_ready(&mut buffer, 4),
+            None,
+            "nothing left anywhere"
+        );
+    }
+
+    #[test]
+    fn a_target_with_nothing_staged_passes_its_turn_and_batches_keep_the_byte_limit() {
+        let mut lanes = Lanes::new(3);
+        // Only account 1 sends: targets 0 and 2 have nothing, target 1 everything.
+        let big = MAX_BATCH_BYTES / 2 + 1;
+        let mut buffer: VecDeque<PreparedTx> = (0..3u8).map(|i| tx(Some(1), i, big)).collect();
+        assert_eq!(lanes.next_ready(&mut buffer, 3), Some(1));
+        assert_eq!(
+            tags(&lanes.take(1, 3)),
+            vec![0],
+            "two would exceed the byte limit"
+        );
+        assert_eq!(lanes.next_ready(&mut buffer, 3), Some(1));
+        assert_eq!(tags(&lanes.take(1, 3)), vec![1]);
+        // Raw bytes without a signer go round the targets.
+        let mut raw: VecDeque<PreparedTx> = (0..3u8).map(|i| tx(None, i, 8)).collect();
+        let mut seen = Vec::new();
+        while let Some(target) = lanes.next_ready(&mut raw, 1) {
+            seen.push((target, tags(&lanes.take(target, 1))));
+        }
+        seen.sort();
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        let targets: std::collections::BTreeSet<usize> = seen.iter().map(|(t, _)| *t).collect();
+        assert_eq!(targets.len(), 3, "{seen:?}");
     }
 }

@@ -137,9 +137,10 @@ pub struct DevnetReport {
     pub delta: DeltaFigures,
     pub alpha: AlphaFigures,
     /// Delta blocks per Alpha block by slot (block timestamps) over the Alpha blocks
-    /// finalized during the load: 5 by design, one block per slot (see
-    /// [`crate::devnet::ratio_by_slots`]); the counts sealed during the load when
-    /// fewer than two Alpha blocks were. Whether finality keeps up with the slots in
+    /// finalized from the load's start to the end of its settle: 5 by design, one
+    /// block per slot (see [`crate::devnet::ratio_by_slots`]); the counts sealed
+    /// during the load if the timestamps could not be read; 0 when fewer than two
+    /// Alpha blocks make no ratio. Whether finality keeps up with the slots in
     /// wall-clock time is each chain's `finality_pace`.
     pub block_ratio: f64,
     /// What Delta's consensus engine delivered and cost during the load.

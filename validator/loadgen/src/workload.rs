@@ -125,6 +125,9 @@ pub struct PreparedTx {
     pub bytes: Arc<[u8]>,
     /// Digest to look for in finality events; `None` for untracked classes.
     pub tracked_digest: Option<[u8; 32]>,
+    /// Index of the signing account (`None` for raw over-size bytes): the load
+    /// generator sends an account's transactions to one node, in nonce order.
+    pub signer: Option<usize>,
 }
 
 /// Sequential, seeded planner holding the per-account nonces.
@@ -294,6 +297,7 @@ fn prepare_one(plan: TxPlan, accounts: &[Account], network: NetworkId, signed: b
                 class: TxClass::Oversize,
                 bytes: bytes.into(),
                 tracked_digest: None,
+                signer: None,
             }
         }
         TxPlan::Transfer {
@@ -313,6 +317,7 @@ fn prepare_one(plan: TxPlan, accounts: &[Account], network: NetworkId, signed: b
                 class,
                 tracked_digest: class.expects_commit().then(|| stx.digest().0),
                 bytes: stx.to_canonical_bytes().into(),
+                signer: Some(signer),
             }
         }
     }
