@@ -36,11 +36,11 @@ use dualchain_core::Digest;
 use dualchain_core::crypto::ValidatorPublicKey;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
-    BlockCertificate, BlockHeader, BlockRangeRequest, StateSyncRequest, ValidatorIndex,
-    ValidatorSet, Vertex, VertexError,
+    BlockCertificate, BlockHeader, BlockRangeRequest, SignedTransaction, StateSyncRequest,
+    ValidatorIndex, ValidatorSet, Vertex, VertexError,
 };
-use dualchain_execution::admission::{Stage, check_sender};
-use dualchain_mempool::AdmissionTime;
+use dualchain_execution::admission::{AccountRead, Stage, check_sender};
+use dualchain_mempool::{AdmissionTime, Envelope};
 use dualchain_net::{
     EventReceiver, InboundRequest, Message, MessageKind, NetEvent, Network, Offence, PeerId,
 };
@@ -55,6 +55,7 @@ use crate::context::{ChainContext, reinstate};
 use crate::executor::{ExecCommand, ExecEvent};
 use crate::follower::BehindWatch;
 use crate::membership::transport_members;
+use crate::nonce_gate::{Gate, NonceGate};
 use crate::seams::{Placement, Seams};
 use crate::state_server::StateServer;
 use crate::sync_server::{Served, SyncServer};
@@ -133,6 +134,9 @@ pub struct Driver<S: Seams> {
     /// Admission times of the transactions handed to the engine and not yet
     /// proposed, so a stopping chain gives them back to the mempool in their place.
     queued: HashMap<Digest, AdmissionTime>,
+    /// Transactions taken from the mempool whose sender's earlier nonce has not come
+    /// yet ([`NonceGate`]).
+    nonce_gate: NonceGate,
     /// Vertices of the next epoch that arrived while the engine still ran this one
     /// (bounded): the next engine gets them when it starts. Gossip delivers a vertex
     /// once, so a validator that finishes an epoch after its peers would otherwise
@@ -205,6 +209,7 @@ impl<S: Seams> Driver<S> {
             ctx.seams.placement(),
         );
         let (max_batch_txs, max_queued_txs) = (cfg.max_batch_txs, cfg.max_queued_txs);
+        let block_time_ms = ctx.block_time_ms.max(1);
         let reader = ctx
             .live()
             .reader
@@ -242,6 +247,7 @@ impl<S: Seams> Driver<S> {
             block_server,
             state_server,
             queued: HashMap::new(),
+            nonce_gate: NonceGate::new(NONCE_HOLD_BLOCKS * block_time_ms * 1_000, max_batch_txs),
             early: VecDeque::new(),
             early_bytes: 0,
             behind: BehindWatch::default(),
@@ -445,38 +451,73 @@ impl<S: Seams> Driver<S> {
         }
         let room = self.max_queued_txs.saturating_sub(self.engine.queued_txs());
         let want = room.min(self.max_batch_txs);
-        if want == 0 || ctx.mempool.is_empty() {
+        if want == 0 || (ctx.mempool.is_empty() && self.nonce_gate.held() == 0) {
             return Ok(());
         }
         let now = AdmissionTime::from_micros(ctx.clock.monotonic_ms().saturating_mul(1000));
-        let batch = ctx.mempool.take_batch_at(want, MAX_BATCH_BYTES, now);
-        if batch.is_empty() {
-            return Ok(());
+        // What waited for an earlier nonce first, then the mempool's batch, then what
+        // waited once more: a predecessor in this batch lets its successor through.
+        let mut candidates = self.nonce_gate.take_held();
+        let fresh = want.saturating_sub(candidates.len());
+        if fresh > 0 {
+            candidates.extend(
+                ctx.mempool
+                    .take_batch_at(fresh, MAX_BATCH_BYTES, now)
+                    .envelopes,
+            );
         }
-        // The state may have moved since admission: what can now only fail (a spent
-        // nonce, a fee or amount the sender no longer has) is dropped, not proposed.
         let committed = ctx.live().reader.clone().map(CommittedState);
-        let mut transactions = Vec::with_capacity(batch.len());
-        let mut dropped = 0;
-        for envelope in batch.envelopes {
-            if let Some(state) = &committed
-                && matches!(
-                    check_sender(envelope.tx.tx(), state, Stage::Proposal),
-                    Ok(Err(_))
-                )
-            {
-                dropped += 1;
-                continue;
-            }
-            self.queued.insert(envelope.digest(), envelope.admitted_at);
-            transactions.push(envelope.tx);
-        }
-        ctx.metrics.proposals_dropped_unpayable.inc_by(dropped);
+        let mut transactions = Vec::with_capacity(want);
+        let limit = (want, now);
+        self.gate_candidates(candidates, committed.as_ref(), limit, &mut transactions);
+        let again = self.nonce_gate.take_held();
+        self.gate_candidates(again, committed.as_ref(), limit, &mut transactions);
         if transactions.is_empty() {
             return Ok(());
         }
         let outputs = self.step(Input::BatchReady { transactions });
         self.dispatch(outputs)
+    }
+
+    /// Moves the `candidates` that may be proposed now into `transactions`, up to
+    /// `want` in all (the engine drops what exceeds its room), and holds those waiting
+    /// for an earlier nonce or beyond `want`. The state may have moved since
+    /// admission: what can now only fail (a spent nonce, a fee or amount the sender no
+    /// longer has) is dropped, not proposed.
+    fn gate_candidates<E: dualchain_storage::KvEngine>(
+        &mut self,
+        candidates: Vec<Envelope>,
+        committed: Option<&CommittedState<E>>,
+        (want, now): (usize, AdmissionTime),
+        transactions: &mut Vec<SignedTransaction>,
+    ) {
+        let mut dropped = 0;
+        for envelope in candidates {
+            if transactions.len() >= want {
+                self.nonce_gate.keep(envelope);
+                continue;
+            }
+            let tx = envelope.tx.tx();
+            let next_nonce = match committed {
+                Some(state) => match check_sender(tx, state, Stage::Proposal) {
+                    Ok(Err(_)) => {
+                        dropped += 1;
+                        continue;
+                    }
+                    _ => state.account(&tx.sender).map_or(0, |a| a.nonce),
+                },
+                None => 0,
+            };
+            let ready = match self.nonce_gate.decide(&envelope, next_nonce, now) {
+                Gate::Propose => Some(envelope),
+                Gate::Hold => self.nonce_gate.hold(envelope),
+            };
+            if let Some(envelope) = ready {
+                self.queued.insert(envelope.digest(), envelope.admitted_at);
+                transactions.push(envelope.tx);
+            }
+        }
+        self.ctx.metrics.proposals_dropped_unpayable.inc_by(dropped);
     }
 
     /// Handles a burst of ready network events as one unit (see the module docs).
@@ -789,6 +830,8 @@ impl<S: Seams> Driver<S> {
         transactions.extend(self.engine.uncommitted_own_transactions());
         reinstate(&self.ctx, transactions, |d| self.queued.get(d).copied());
         self.queued.clear();
+        self.reinstate_held();
+        self.nonce_gate.reset();
         self.engine = open_engine(&self.ctx, db.clone(), set.clone())?;
         self.me = me;
         self.peers = peers;
@@ -945,7 +988,7 @@ impl<S: Seams> Driver<S> {
                 Output::SetTimer { at_ms } => self.timer_at = Some(at_ms),
                 Output::SendEngine { to, message } => self.send_engine(to, message),
                 Output::Orphaned(vertices) => {
-                    let transactions: Vec<dualchain_core::types::SignedTransaction> = vertices
+                    let transactions: Vec<SignedTransaction> = vertices
                         .iter()
                         .flat_map(|v| v.content().transactions.iter().cloned())
                         .collect();
@@ -1065,8 +1108,23 @@ impl<S: Seams> Driver<S> {
         let transactions = self.engine.take_queued();
         reinstate(&self.ctx, transactions, |d| self.queued.get(d).copied());
         self.queued.clear();
+        self.reinstate_held();
+    }
+
+    /// Gives the transactions the nonce gate holds back to the mempool, with their
+    /// admission times.
+    fn reinstate_held(&mut self) {
+        let held = self.nonce_gate.take_held();
+        let admitted: HashMap<Digest, AdmissionTime> =
+            held.iter().map(|e| (e.digest(), e.admitted_at)).collect();
+        let transactions = held.into_iter().map(|e| e.tx).collect();
+        reinstate(&self.ctx, transactions, |d| admitted.get(d).copied());
     }
 }
+
+/// Block times a transaction waits at most for its sender's earlier nonce before it
+/// is proposed anyway ([`NonceGate`]).
+const NONCE_HOLD_BLOCKS: u64 = 2;
 
 /// Each member's transport id, by id and by index in `set`.
 fn peer_maps(set: &ValidatorSet) -> (HashMap<PeerId, ValidatorIndex>, Vec<PeerId>) {

@@ -26,7 +26,9 @@
 //!   other as `Attest` transactions;
 //! - [`service`]: [`ChainService`], the chain's [`dualchain_api::ChainApi`];
 //! - [`health`]: the health assessment of a chain;
-//! - [`metrics`]: the chain's Prometheus metrics.
+//! - [`metrics`]: the chain's Prometheus metrics;
+//! - [`nonce_gate`]: the proposer holds a transaction whose sender's earlier nonce has
+//!   not come yet (for at most two block times).
 //!
 //! # The path of one committed sub-DAG
 //!
@@ -54,6 +56,7 @@ pub mod follower;
 pub mod health;
 pub mod membership;
 pub mod metrics;
+pub mod nonce_gate;
 pub mod relay;
 pub mod replay;
 pub mod reseed;
