@@ -394,12 +394,8 @@ async fn block_stamps(
     chain: Chain,
     heights: std::ops::RangeInclusive<u64>,
 ) -> anyhow::Result<Vec<u64>> {
-    let mut stamps = Vec::new();
-    for height in heights {
-        let block = dualchain_client::node::block(url, chain, height, false).await?;
-        stamps.extend(block.header.map(|h| h.timestamp_unix_ms));
-    }
-    Ok(stamps)
+    let blocks = crate::overload::block_times(url, chain, heights).await?;
+    Ok(blocks.into_iter().map(|(stamp, _)| stamp).collect())
 }
 
 /// [`ratio_by_slots`] over the Alpha blocks finalized during the load (`alpha`: the

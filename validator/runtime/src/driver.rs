@@ -498,17 +498,16 @@ impl<S: Seams> Driver<S> {
                 continue;
             }
             let tx = envelope.tx.tx();
-            let next_nonce = match committed {
-                Some(state) => match check_sender(tx, state, Stage::Proposal) {
-                    Ok(Err(_)) => {
-                        dropped += 1;
-                        continue;
-                    }
-                    _ => state.account(&tx.sender).map_or(0, |a| a.nonce),
-                },
-                None => 0,
-            };
-            let ready = match self.nonce_gate.decide(&envelope, next_nonce, now) {
+            if let Some(state) = committed
+                && matches!(check_sender(tx, state, Stage::Proposal), Ok(Err(_)))
+            {
+                dropped += 1;
+                continue;
+            }
+            // Read only when our own proposals do not already cover the nonce.
+            let committed_next =
+                || committed.map_or(0, |state| state.account(&tx.sender).map_or(0, |a| a.nonce));
+            let ready = match self.nonce_gate.decide(&envelope, committed_next, now) {
                 Gate::Propose => Some(envelope),
                 Gate::Hold => self.nonce_gate.hold(envelope),
             };
@@ -992,7 +991,7 @@ impl<S: Seams> Driver<S> {
                         .iter()
                         .flat_map(|v| v.content().transactions.iter().cloned())
                         .collect();
-                    tracing::info!(%chain, vertices = vertices.len(), transactions = transactions.len(), "own vertices never committed: their transactions go back to the mempool");
+                    tracing::debug!(%chain, vertices = vertices.len(), "own vertices never committed");
                     self.ctx
                         .metrics
                         .vertices_orphaned

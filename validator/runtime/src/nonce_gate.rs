@@ -56,16 +56,22 @@ impl NonceGate {
         }
     }
 
-    /// Decides for `envelope`, whose sender's next nonce in committed state is
-    /// `committed_next`; a proposal is recorded.
-    pub fn decide(&mut self, envelope: &Envelope, committed_next: u64, now: AdmissionTime) -> Gate {
+    /// Decides for `envelope`; `committed_next` reads its sender's next nonce in
+    /// committed state, called only when our own proposals do not already reach the
+    /// transaction's nonce (the usual case once a sender is flowing). A proposal is
+    /// recorded.
+    pub fn decide(
+        &mut self,
+        envelope: &Envelope,
+        committed_next: impl FnOnce() -> u64,
+        now: AdmissionTime,
+    ) -> Gate {
         let tx = envelope.tx.tx();
         let proposed = self.proposed_next.get(&tx.sender).copied().unwrap_or(0);
-        let expected = proposed.max(committed_next);
         let waited = now
             .as_micros()
             .saturating_sub(envelope.admitted_at.as_micros());
-        if tx.nonce > expected && waited < self.hold_micros {
+        if tx.nonce > proposed && tx.nonce > committed_next() && waited < self.hold_micros {
             return Gate::Hold;
         }
         if self.proposed_next.len() >= MAX_REMEMBERED_SENDERS {
@@ -139,15 +145,15 @@ mod tests {
     fn a_nonce_ahead_of_the_sender_waits_for_its_predecessor() {
         let mut gate = NonceGate::new(HOLD, 8);
         let now = AdmissionTime::from_micros(10);
-        assert_eq!(gate.decide(&envelope(1, 6, 0), 5, now), Gate::Hold);
-        assert_eq!(gate.decide(&envelope(1, 5, 0), 5, now), Gate::Propose);
+        assert_eq!(gate.decide(&envelope(1, 6, 0), || 5, now), Gate::Hold);
+        assert_eq!(gate.decide(&envelope(1, 5, 0), || 5, now), Gate::Propose);
         // Nonce 5 is proposed (not yet committed): 6 may follow it.
-        assert_eq!(gate.decide(&envelope(1, 6, 0), 5, now), Gate::Propose);
-        assert_eq!(gate.decide(&envelope(1, 8, 0), 5, now), Gate::Hold);
+        assert_eq!(gate.decide(&envelope(1, 6, 0), || 5, now), Gate::Propose);
+        assert_eq!(gate.decide(&envelope(1, 8, 0), || 5, now), Gate::Hold);
         // Another sender is not held by this one's gap.
-        assert_eq!(gate.decide(&envelope(2, 0, 0), 0, now), Gate::Propose);
+        assert_eq!(gate.decide(&envelope(2, 0, 0), || 0, now), Gate::Propose);
         // The committed nonce moving past our proposals (another validator's) counts.
-        assert_eq!(gate.decide(&envelope(1, 8, 0), 8, now), Gate::Propose);
+        assert_eq!(gate.decide(&envelope(1, 8, 0), || 8, now), Gate::Propose);
     }
 
     #[test]
@@ -155,11 +161,11 @@ mod tests {
         let mut gate = NonceGate::new(HOLD, 8);
         let gapped = envelope(1, 3, 100);
         assert_eq!(
-            gate.decide(&gapped, 0, AdmissionTime::from_micros(100 + HOLD - 1)),
+            gate.decide(&gapped, || 0, AdmissionTime::from_micros(100 + HOLD - 1)),
             Gate::Hold
         );
         assert_eq!(
-            gate.decide(&gapped, 0, AdmissionTime::from_micros(100 + HOLD)),
+            gate.decide(&gapped, || 0, AdmissionTime::from_micros(100 + HOLD)),
             Gate::Propose
         );
     }
@@ -169,13 +175,16 @@ mod tests {
         let mut gate = NonceGate::new(HOLD, 8);
         let now = AdmissionTime::from_micros(0);
         for nonce in 0..4 {
-            assert_eq!(gate.decide(&envelope(1, nonce, 0), 0, now), Gate::Propose);
+            assert_eq!(
+                gate.decide(&envelope(1, nonce, 0), || 0, now),
+                Gate::Propose
+            );
         }
         // Nonce 2 given back after its proposal was abandoned: proposed again, and
         // 3 may follow it again.
-        assert_eq!(gate.decide(&envelope(1, 2, 0), 0, now), Gate::Propose);
-        assert_eq!(gate.decide(&envelope(1, 3, 0), 0, now), Gate::Propose);
-        assert_eq!(gate.decide(&envelope(1, 5, 0), 0, now), Gate::Hold);
+        assert_eq!(gate.decide(&envelope(1, 2, 0), || 0, now), Gate::Propose);
+        assert_eq!(gate.decide(&envelope(1, 3, 0), || 0, now), Gate::Propose);
+        assert_eq!(gate.decide(&envelope(1, 5, 0), || 0, now), Gate::Hold);
     }
 
     #[test]
