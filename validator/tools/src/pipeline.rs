@@ -208,6 +208,8 @@ pub struct PipelineReport {
     /// the tree), µs per transaction; the rest is the commit's other work (state
     /// changes, receipts root, proofs, the RocksDB batch, the cache update).
     pub commit_merkle_unit_us: f64,
+    /// Accounts the benchmark's block changes: the state its commit writes.
+    pub accounts_changed: usize,
 }
 
 /// CPU of this process so far (user + system, all threads).
@@ -603,6 +605,16 @@ impl Run {
         Ok(())
     }
 
+    /// Accounts node 0's block changed: the state the commit writes.
+    fn accounts_changed(&self) -> anyhow::Result<usize> {
+        let node = self.nodes.first().context("no validator")?;
+        let outcome = node
+            .outcome
+            .as_ref()
+            .context("the block was not executed")?;
+        Ok(outcome.account_updates.len())
+    }
+
     /// CPU of the Merkle update alone for node 0's block (on a copy of the genesis
     /// tree, so nothing is written).
     fn merkle_cpu(&self) -> anyhow::Result<Duration> {
@@ -677,6 +689,7 @@ pub fn run_pipeline(args: &PipelineArgs) -> anyhow::Result<PipelineReport> {
     let txs = args.txs as f64;
     let mut units: Vec<Vec<f64>> = vec![Vec::new(); Stage::ALL.len()];
     let (mut wholes, mut merkle) = (Vec::new(), Vec::new());
+    let mut accounts_changed = 0;
     // Round 0 warms up (first store, first connection, allocator, caches) and counts
     // for nothing.
     for round in 0..=args.rounds {
@@ -693,6 +706,7 @@ pub fn run_pipeline(args: &PipelineArgs) -> anyhow::Result<PipelineReport> {
             }
         }
         let merkle_cpu = run.merkle_cpu()?;
+        accounts_changed = run.accounts_changed()?;
         if keep {
             merkle.push(merkle_cpu.as_secs_f64() * 1e6 / txs);
         }
@@ -710,7 +724,9 @@ pub fn run_pipeline(args: &PipelineArgs) -> anyhow::Result<PipelineReport> {
             wholes.push(cpu.as_secs_f64() * 1e6 / (txs * n as f64));
         }
     }
-    Ok(report(args, cores, &units, median(wholes), median(merkle)))
+    let mut report = report(args, cores, &units, median(wholes), median(merkle));
+    report.accounts_changed = accounts_changed;
+    Ok(report)
 }
 
 /// The report from the median unit costs and the median whole.
@@ -779,6 +795,7 @@ fn report(
         ceiling_tps: ceiling(n, total_us_per_tx),
         ceiling_tps_4_validators: ceiling(4, four_us_per_tx),
         commit_merkle_unit_us: merkle_unit_us,
+        accounts_changed: 0,
     }
 }
 
