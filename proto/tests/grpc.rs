@@ -103,6 +103,7 @@ impl Node for TestNode {
             body: req.include_body.then(Vec::new),
             certificate: None,
             finalized: req.height <= 117,
+            failed_tx_count: 0,
         }))
     }
 
@@ -132,6 +133,7 @@ impl Node for TestNode {
                 finalized_at_unix_ms: 1_700_000_000_000 + height * 3_000,
                 block_timestamp_unix_ms: 1_700_000_000_000 + height * 3_000 - 500,
                 confirmation_depth: 0,
+                failed_tx_indexes: Vec::new(),
                 tx_digests: if include {
                     (0..u64::from(tx_count))
                         .map(|i| digest(0x77, height * 10 + i))

@@ -113,6 +113,7 @@ pub fn block_to_proto(
             None
         },
         finalized,
+        failed_tx_count: block.failed_txs.len() as u32,
     }
 }
 
@@ -156,16 +157,17 @@ pub fn finality_event(
 ) -> v1::FinalityEvent {
     let header = &block.block.header;
     let chain = to_proto(header.chain);
-    let tx_digests = if include_tx_digests {
-        block
+    let (tx_digests, failed_tx_indexes) = if include_tx_digests {
+        let digests = block
             .block
             .body
             .transactions
             .iter()
             .map(|tx| tx.digest().as_bytes().to_vec())
-            .collect()
+            .collect();
+        (digests, block.failed_txs.to_vec())
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     v1::FinalityEvent {
         kind: chain.finality_event_kind() as i32,
@@ -180,6 +182,7 @@ pub fn finality_event(
         tx_digests,
         replayed,
         cross_chain_events: block.events.0.iter().map(event_to_proto).collect(),
+        failed_tx_indexes,
     }
 }
 
@@ -563,6 +566,7 @@ pub(crate) mod tests {
             finalized_at_unix_ms: 1_700_000_001_234,
             confirmation_depth: 1,
             events: Arc::default(),
+            failed_txs: Arc::default(),
         }
     }
 
@@ -634,6 +638,25 @@ pub(crate) mod tests {
                 .digest()
                 .as_bytes()
                 .to_vec()
+        );
+        assert!(event.failed_tx_indexes.is_empty());
+        let with_failures = FinalizedBlock {
+            failed_txs: vec![1, 3].into(),
+            ..finalized.clone()
+        };
+        assert_eq!(
+            finality_event(&with_failures, true, false).failed_tx_indexes,
+            vec![1, 3]
+        );
+        assert!(
+            finality_event(&with_failures, false, false)
+                .failed_tx_indexes
+                .is_empty(),
+            "positions come with the digests they index"
+        );
+        assert_eq!(
+            block_to_proto(&with_failures, false, false, true, None).failed_tx_count,
+            2
         );
         assert_eq!(event.confirmation_depth, 0, "finalized at the tip");
         assert_eq!(event.finalized_at_unix_ms, 1_700_000_001_234);

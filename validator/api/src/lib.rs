@@ -109,6 +109,9 @@ pub struct FinalizedBlock {
     /// The block's cross-chain events (`sax_lock_attested`, `governance_executed`, …),
     /// streamed with its finality event.
     pub events: Arc<BlockEvents>,
+    /// Positions in the block of the transactions whose receipts did not succeed,
+    /// increasing (what a client needs to tell goodput from final failures).
+    pub failed_txs: Arc<[u32]>,
 }
 
 /// Why a chain refused an API call.

@@ -44,12 +44,16 @@ pub fn is_plot(key: &str, bytes: &[u8]) -> bool {
 /// The contract fields of a load run's result.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoadgenResult {
-    /// Committed transactions per second over the run.
+    /// Committed (succeeded) transactions per second over the run.
     pub average_tps: f64,
     /// Transactions sent (each counted once, however often retried).
     pub submitted: u64,
-    /// Own transactions seen final.
+    /// Own transactions seen final with a successful receipt (the goodput).
     pub committed: u64,
+    /// Own transactions seen final whose receipts failed (for example a bad nonce):
+    /// in a block, but they changed nothing but the fee charged.
+    #[serde(default)]
+    pub failed: u64,
     /// Transactions whose final admission outcome was a refusal.
     #[serde(default)]
     pub rejected: u64,
@@ -165,6 +169,7 @@ mod tests {
             average_tps: f64::MAX,
             submitted: u64::MAX,
             committed: u64::MAX,
+            failed: u64::MAX,
             rejected: u64::MAX,
             finality_ms: Percentiles {
                 p50: u64::MAX,

@@ -866,6 +866,7 @@ async fn drive(
             block_time_ms: delta_ms,
             submitted: loadgen.result.submitted,
             committed: loadgen.result.committed,
+            failed: loadgen.result.failed,
             rejected: loadgen.result.rejected,
         },
         alpha: AlphaFigures {

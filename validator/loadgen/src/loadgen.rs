@@ -301,8 +301,10 @@ impl LiveStats {
         timeline[second].committed += committed;
     }
 
-    fn record_commits(&self, at: Instant, latencies: &[Duration]) {
-        let n = latencies.len() as u64;
+    /// Own transactions final at `at`: `succeeded` of them with a successful receipt
+    /// (the goodput), `latencies` of all (a failed receipt is final too).
+    fn record_commits(&self, at: Instant, succeeded: u64, latencies: &[Duration]) {
+        let n = succeeded;
         self.committed.fetch_add(n, Ordering::Relaxed);
         self.bump_timeline(at, 0, n);
         {
@@ -409,9 +411,31 @@ struct Shared {
     rpc_errors: AtomicU64,
     blocks: AtomicU64,
     chain_txs: AtomicU64,
+    /// Own transactions final with a failed receipt (not counted as committed).
+    failed: AtomicU64,
     last_commit: Mutex<Option<Instant>>,
     /// Set when the drain phase ends: no more retries.
     closing: AtomicBool,
+}
+
+impl Shared {
+    fn new(live: Arc<LiveStats>) -> Self {
+        Self {
+            live,
+            pending: Mutex::new(HashMap::new()),
+            latency: Mutex::new(LatencyRecorder::default()),
+            ordering_latency: Mutex::new(LatencyRecorder::default()),
+            ordering_missed: AtomicU64::new(0),
+            outcome: Mutex::new(Outcome::default()),
+            retries: AtomicU64::new(0),
+            rpc_errors: AtomicU64::new(0),
+            blocks: AtomicU64::new(0),
+            chain_txs: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            last_commit: Mutex::new(None),
+            closing: AtomicBool::new(false),
+        }
+    }
 }
 
 /// A transaction waiting for finality.
@@ -566,20 +590,7 @@ pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<
             .await
             .context("loading accounts")??,
     );
-    let shared = Arc::new(Shared {
-        live: live.clone(),
-        pending: Mutex::new(HashMap::new()),
-        latency: Mutex::new(LatencyRecorder::default()),
-        ordering_latency: Mutex::new(LatencyRecorder::default()),
-        ordering_missed: AtomicU64::new(0),
-        outcome: Mutex::new(Outcome::default()),
-        retries: AtomicU64::new(0),
-        rpc_errors: AtomicU64::new(0),
-        blocks: AtomicU64::new(0),
-        chain_txs: AtomicU64::new(0),
-        last_commit: Mutex::new(None),
-        closing: AtomicBool::new(false),
-    });
+    let shared = Arc::new(Shared::new(live.clone()));
 
     // Connect every target first: a wrong endpoint is an immediate, named error.
     let mut channels = Vec::with_capacity(config.targets.len());
@@ -819,6 +830,7 @@ pub async fn run(config: LoadgenConfig, live: Arc<LiveStats>) -> anyhow::Result<
             average_tps: committed as f64 / run_s,
             submitted,
             committed,
+            failed: shared.failed.load(Ordering::Relaxed),
             rejected: outcome.final_rejected,
             finality_ms: latency.percentiles(),
             ordering_finality_ms: (ordering_latency.count() > 0)
@@ -1193,20 +1205,27 @@ fn on_finality(shared: &Shared, event: &dualchain_proto::v1::FinalityEvent) {
         .chain_txs
         .fetch_add(u64::from(event.tx_count), Ordering::Relaxed);
     let mut latencies = Vec::new();
+    let mut failed = 0u64;
     {
         let mut pending = lock(&shared.pending);
-        for digest in &event.tx_digests {
+        // Increasing positions, as the stream promises; an out-of-range one matches
+        // no digest.
+        let mut failures = event.failed_tx_indexes.iter().peekable();
+        for (index, digest) in event.tx_digests.iter().enumerate() {
+            let failed_here = failures.next_if(|&&i| i as usize == index).is_some();
             let Ok(key) = <[u8; 32]>::try_from(digest.as_slice()) else {
                 continue;
             };
             if let Some(tracked) = pending.remove(&key) {
                 latencies.push(now.saturating_duration_since(tracked.sent_at));
+                failed += u64::from(failed_here);
             }
         }
     }
     if latencies.is_empty() {
         return;
     }
+    shared.failed.fetch_add(failed, Ordering::Relaxed);
     *lock(&shared.last_commit) = Some(now);
     // Replayed events (after a reconnect) still count as commits, but their latency
     // includes the outage, so they are kept out of the histogram.
@@ -1216,7 +1235,9 @@ fn on_finality(shared: &Shared, event: &dualchain_proto::v1::FinalityEvent) {
             recorder.record(*l);
         }
     }
-    shared.live.record_commits(now, &latencies);
+    shared
+        .live
+        .record_commits(now, latencies.len() as u64 - failed, &latencies);
 }
 
 /// Follows Delta's consensus commits on one target at a time (the next one on
@@ -1327,6 +1348,39 @@ mod tests {
             tracked_digest: None,
             signer,
         }
+    }
+
+    #[test]
+    fn own_transactions_with_failed_receipts_are_final_but_not_committed() {
+        let shared = Shared::new(LiveStats::new());
+        let sent_at = Instant::now();
+        {
+            let mut pending = lock(&shared.pending);
+            for key in [[1u8; 32], [2; 32], [4; 32]] {
+                pending.insert(
+                    key,
+                    Tracked {
+                        sent_at,
+                        ordered: false,
+                    },
+                );
+            }
+        }
+        // Ours at 0 (succeeded), 1 (failed) and 3 (failed); someone else's at 2
+        // (failed); a malformed position past the end matches nothing.
+        let event = dualchain_proto::v1::FinalityEvent {
+            chain: Chain::Delta as i32,
+            tx_count: 4,
+            tx_digests: [1u8, 2, 3, 4].iter().map(|b| vec![*b; 32]).collect(),
+            failed_tx_indexes: vec![1, 2, 3, 9],
+            ..Default::default()
+        };
+        on_finality(&shared, &event);
+        assert_eq!(shared.live.committed.load(Ordering::Relaxed), 1);
+        assert_eq!(shared.failed.load(Ordering::Relaxed), 2);
+        assert!(lock(&shared.pending).is_empty(), "all three are final");
+        assert_eq!(lock(&shared.latency).count(), 3, "a failure is final too");
+        assert_eq!(shared.chain_txs.load(Ordering::Relaxed), 4);
     }
 
     fn tags(txs: &[PreparedTx]) -> Vec<u8> {

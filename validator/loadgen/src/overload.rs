@@ -565,14 +565,16 @@ pub async fn wait_mempools_empty(urls: &[String], delta_ms: u64, timeout: Durati
     }
 }
 
-/// (timestamp, transactions) of the Delta blocks after `from_height` up to the head.
+/// (timestamp, transactions that succeeded) of the Delta blocks after `from_height`
+/// up to the head.
 async fn block_times_and_counts(url: &str, from_height: u64) -> anyhow::Result<Vec<(u64, u64)>> {
     let (head, _) = chain_heights(url, Chain::Delta).await?;
     block_times(url, Chain::Delta, from_height + 1..=head).await
 }
 
-/// (timestamp, transactions) of `chain`'s blocks `heights` on the validator at `url`
-/// (`dualchain devnet` reads its block ratio from them too).
+/// (timestamp, transactions that succeeded) of `chain`'s blocks `heights` on the
+/// validator at `url`: a transaction whose receipt failed is in the block but is not
+/// goodput (`dualchain devnet` reads its block ratio from them too).
 pub async fn block_times(
     url: &str,
     chain: Chain,
@@ -582,7 +584,8 @@ pub async fn block_times(
     for height in heights {
         let block = block(url, chain, height, false).await?;
         if let Some(header) = block.header {
-            blocks.push((header.timestamp_unix_ms, u64::from(header.tx_count)));
+            let succeeded = header.tx_count.saturating_sub(block.failed_tx_count);
+            blocks.push((header.timestamp_unix_ms, u64::from(succeeded)));
         }
     }
     Ok(blocks)

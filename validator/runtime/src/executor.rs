@@ -34,8 +34,8 @@ use dualchain_core::Digest;
 use dualchain_core::chain_store::ChainStore;
 use dualchain_core::crypto::ValidatorSignature;
 use dualchain_core::types::{
-    BlockCertificate, BlockEvents, BlockHeader, SignedTransaction, ValidatorIndex, ValidatorSet,
-    Vertex,
+    BlockCertificate, BlockEvents, BlockHeader, Receipt, SignedTransaction, ValidatorIndex,
+    ValidatorSet, Vertex,
 };
 use dualchain_execution::StateCache;
 use dualchain_execution::epochs::entered_epoch;
@@ -363,7 +363,8 @@ impl<S: Seams> BlockExecutor<S> {
         if crate::membership::changes_expected(&outcome.events) {
             crate::membership::publish_expected(&ctx, &self.cache)?;
         }
-        let failed = outcome.failed_count() as u64;
+        let failed_txs = Receipt::failed_positions(&outcome.receipts);
+        let failed = failed_txs.len() as u64;
         metrics.blocks_sealed.inc();
         metrics
             .transactions_committed
@@ -391,6 +392,7 @@ impl<S: Seams> BlockExecutor<S> {
             finalized_at_unix_ms: now,
             confirmation_depth: 1,
             events: Arc::new(events),
+            failed_txs: failed_txs.into(),
         });
         self.maybe_snapshot();
         let ended = match entered {

@@ -14,7 +14,7 @@ use dualchain_core::Digest;
 use dualchain_core::chain_store::ChainReader;
 use dualchain_core::encoding::Canonical;
 use dualchain_core::types::{
-    Attestation, ChainId, CrossChainFailure, CrossChainOp, SignedTransaction, TxPayload,
+    Attestation, ChainId, CrossChainFailure, CrossChainOp, Receipt, SignedTransaction, TxPayload,
 };
 use dualchain_execution::admission::{SenderRefusal, Stage, check_sender};
 use dualchain_execution::crosschain::{check_attest_admission, check_leave_admission};
@@ -310,6 +310,18 @@ impl<S: Seams> ChainService<S> {
         let events = reader
             .events(height)
             .map_err(|e| ApiError::Internal(format!("reading events {height}: {e}")))?;
+        let receipts = reader
+            .get_receipts(height)
+            .map_err(|e| ApiError::Internal(format!("reading receipts {height}: {e}")))?;
+        // A block is stored with its receipts in one batch: a count that differs is
+        // a damaged store, not a block whose transactions all succeeded.
+        if receipts.len() != block.body.transactions.len() {
+            return Err(ApiError::Internal(format!(
+                "block {height} has {} transactions but {} receipts stored",
+                block.body.transactions.len(),
+                receipts.len()
+            )));
+        }
         let head = self.ctx.head().height;
         Ok(Some(FinalizedBlock {
             block: Arc::new(block),
@@ -317,6 +329,7 @@ impl<S: Seams> ChainService<S> {
             finalized_at_unix_ms: 0,
             confirmation_depth: (head.saturating_sub(height) + 1).min(u32::MAX as u64) as u32,
             events: Arc::new(events),
+            failed_txs: Receipt::failed_positions(&receipts).into(),
         }))
     }
 

@@ -184,6 +184,35 @@ pub fn check_chain(chain: ChainId, views: &[ChainView], margin: u64, findings: &
     }
 }
 
+/// The positions of failed transactions the observer's API gave clients (on
+/// `GetBlock` and `StreamFinality`, read back from the store) are those of the failed
+/// receipts in its store, for each of the `observed` first blocks; the failures seen.
+pub fn check_failed_positions(
+    reported: &BTreeMap<u64, Arc<[u32]>>,
+    observed: u64,
+    view: &ChainView,
+    safety: &mut Vec<String>,
+) -> u64 {
+    let mut failures = 0;
+    for (block, receipts) in view.blocks.iter().zip(&view.receipts) {
+        let height = block.header.height;
+        if height == 0 || height > observed {
+            continue;
+        }
+        let stored = Receipt::failed_positions(receipts);
+        let said = reported.get(&height).map_or(&[][..], |p| &p[..]);
+        if said != stored.as_slice() {
+            safety.push(format!(
+                "node {} {}: block {height}'s API said transactions {said:?} failed, \
+                 its stored receipts say {stored:?}",
+                view.node, block.header.chain
+            ));
+        }
+        failures += stored.len() as u64;
+    }
+    failures
+}
+
 /// Every accepted transaction has exactly one successful receipt in the chain
 /// (duplicates included by two proposers fail their nonce check and change nothing).
 /// Transactions of the validators' `relayers` (attestations) are not the clients' and

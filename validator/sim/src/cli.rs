@@ -252,6 +252,9 @@ pub struct NodeSimSummary {
     pub forged_attestations_admitted_by_honest: u64,
     /// Of those, refused by the attestation checks in a block (typed receipt).
     pub forged_attestations_refused: u64,
+    /// Failed receipts whose positions the API reported to clients as the store
+    /// holds them (a mismatch is a safety violation).
+    pub failed_receipts_checked: u64,
     /// Transactions that could only fail and pay nothing (from unfunded accounts, at
     /// spent nonces) offered to honest APIs, and how many were admitted (admission
     /// against state refuses them all: anything but 0 is a defect).
@@ -372,6 +375,7 @@ fn absorb(
     s.forged_attestations_offered_to_honest += r.forged_offered;
     s.forged_attestations_admitted_by_honest += r.forged_admitted;
     s.forged_attestations_refused += r.forged_refused;
+    s.failed_receipts_checked += r.failed_receipts_checked;
     s.unpayable_offered_to_honest += r.unpayable_offered;
     s.unpayable_admitted_by_honest += r.unpayable_admitted;
     s.reports_against_honest += r.reports_against_honest;
@@ -500,6 +504,7 @@ pub fn run_node_sim(args: &SimArgs) -> anyhow::Result<NodeSimSummary> {
         forged_attestations_offered_to_honest: 0,
         forged_attestations_admitted_by_honest: 0,
         forged_attestations_refused: 0,
+        failed_receipts_checked: 0,
         unpayable_offered_to_honest: 0,
         unpayable_admitted_by_honest: 0,
         reports_against_honest: 0,

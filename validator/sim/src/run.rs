@@ -120,6 +120,9 @@ pub struct RunResult {
     /// Of those, refused at execution by the attestation checks (in the observer's
     /// chain; some may still wait in a mempool or be dropped with a lost vertex).
     pub forged_refused: u64,
+    /// Failed receipts in the observer's blocks whose positions its API reported
+    /// (`checks::check_failed_positions`; a mismatch is a safety violation).
+    pub failed_receipts_checked: u64,
     /// Transactions that could only fail and pay nothing (transfers from accounts
     /// that do not exist, a client's transfer at a spent nonce) the Byzantine
     /// validators offered to honest APIs, and how many were admitted (admission
@@ -1224,12 +1227,23 @@ impl Simulation {
             .collect();
         let mut trace = checks::Trace::new(&[&views[0], &views[1]]);
         trace.count("virtual ms", virtual_ms);
+        let mut failed_receipts_checked = 0;
         for chain in ChainId::ALL {
             let clients = &clients[slot(chain)];
             if let Some(longest) = views[slot(chain)].iter().max_by_key(|v| v.blocks.len()) {
                 checks::check_exactly_once(&clients.accepted, longest, &relayers, &mut findings);
             }
             let stats = &clients.stats;
+            if let Some(observer) = views[slot(chain)].iter().find(|v| v.node == self.observer) {
+                let failed = checks::check_failed_positions(
+                    &stats.failed_positions,
+                    stats.observed_blocks,
+                    observer,
+                    &mut safety,
+                );
+                trace.count(format!("{chain} failed receipts observed"), failed);
+                failed_receipts_checked += failed;
+            }
             safety.extend(stats.unexpected_rejections.iter().cloned());
             if stats.submitted > 0 && stats.committed == 0 {
                 liveness.push(format!("no {chain} transaction was committed"));
@@ -1310,6 +1324,7 @@ impl Simulation {
             forged_offered: self.forged_offered,
             forged_admitted: self.forged_admitted,
             forged_refused,
+            failed_receipts_checked,
             unpayable_offered: self.unpayable_offered,
             unpayable_admitted: self.unpayable_admitted,
             reports_against_honest,

@@ -6,7 +6,7 @@
 //! Alpha they lock sAX (the first step of the cross-chain flow), so Alpha executes
 //! real transactions under the same faults.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -71,6 +71,11 @@ pub struct ClientStats {
     pub unexpected_rejections: Vec<String>,
     /// Submission to commit, virtual ms, per committed transaction.
     pub latencies_ms: Vec<u64>,
+    /// Blocks read from the observer's API, and of those the positions of the
+    /// transactions the API said failed (non-empty only), to check against the
+    /// receipts in its store.
+    pub observed_blocks: u64,
+    pub failed_positions: BTreeMap<u64, Arc<[u32]>>,
 }
 
 /// The clients of one run on one chain.
@@ -255,6 +260,11 @@ impl Clients {
             let Ok(Some(block)) = observer.block(height) else {
                 return;
             };
+            if !block.failed_txs.is_empty() {
+                self.stats
+                    .failed_positions
+                    .insert(height, block.failed_txs.clone());
+            }
             for tx in &block.block.body.transactions {
                 let Some(account) = self.by_digest.remove(&tx.digest()) else {
                     continue;
@@ -269,6 +279,7 @@ impl Clients {
                 self.idle.push_back(account);
             }
             self.observed_height = height;
+            self.stats.observed_blocks = height;
         }
     }
 }

@@ -93,6 +93,8 @@ fn every_fault_at_once_keeps_safety_liveness_exactly_once_and_determinism() {
     );
     assert!(summary.forged_attestations > 0, "{summary:#?}");
     assert!(summary.forged_attestations_refused > 0, "{summary:#?}");
+    // Clients were told which transactions failed, as the stores hold them.
+    assert!(summary.failed_receipts_checked > 0, "{summary:#?}");
     // Offered through an honest validator's API, a forgery never gets in.
     assert!(
         summary.forged_attestations_offered_to_honest > 0,

@@ -104,6 +104,7 @@ impl FakeChain {
             finalized_at_unix_ms: 1_700_000_000_000 + height,
             confirmation_depth: 1,
             events: Arc::default(),
+            failed_txs: Arc::default(),
         };
         let mut blocks = self.blocks.lock().unwrap();
         blocks.insert(height, finalized.clone());

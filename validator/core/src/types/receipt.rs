@@ -188,6 +188,16 @@ impl Receipt {
         HashDomain::Receipt.hash(&bytes)
     }
 
+    /// Positions (increasing) of the receipts of a block that did not succeed.
+    pub fn failed_positions(receipts: &[Receipt]) -> Vec<u32> {
+        receipts
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.is_success())
+            .map(|(i, _)| u32::try_from(i).expect("a block holds fewer than 2^32 transactions"))
+            .collect()
+    }
+
     /// Root over the receipts of a block, in block order.
     pub fn root(receipts: &[Receipt]) -> Digest {
         let digests: Vec<Digest> = receipts.iter().map(Receipt::digest).collect();
