@@ -1203,6 +1203,18 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         (lo..=hi).rev().find(|r| self.has_quorum(*r))
     }
 
+    /// Whether an author of round `h - 1` (not an equivocator) has no vertex in round
+    /// `h` yet: proposing now would leave that vertex, when it comes, unreferenced.
+    fn straggler_missing(&self, h: Round) -> bool {
+        let Some(before) = h.checked_sub(1) else {
+            return false;
+        };
+        let present: BTreeSet<ValidatorIndex> = self.dag.round(h).map(|(a, _)| a).collect();
+        self.dag
+            .round(before)
+            .any(|(a, _)| !present.contains(&a) && !self.equivocators.contains(&a))
+    }
+
     /// Proposes our next vertex if the round rules allow it now; `true` if proposed.
     fn try_propose(&mut self, now: TimeMs, out: &mut Vec<Output<AvalancheMessage>>) -> bool {
         self.proposal_wake = None;
@@ -1223,11 +1235,14 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
             ready_at = ready_at.max(self.last_proposal_ms + self.cfg.round_delay_ms(depth));
         }
         if let Some(h) = parents_round {
+            let since = self.quorum_since.get(&h).copied().unwrap_or(now);
             let leader = self.leaders.leader(h);
             let leader_present = !self.dag.slot(h, leader).is_empty();
             if !leader_present && !self.equivocators.contains(&leader) {
-                let since = self.quorum_since.get(&h).copied().unwrap_or(now);
                 ready_at = ready_at.max(since + self.cfg.leader_timeout_ms);
+            }
+            if self.straggler_missing(h) {
+                ready_at = ready_at.max(since + self.cfg.straggler_grace_ms);
             }
         }
         if now < ready_at {

@@ -61,6 +61,12 @@ pub const VERTEX_VERDICT_CAPACITY: usize = 65_536;
 /// The consensus window unless configured: ten minutes.
 pub const DEFAULT_CONSENSUS_WINDOW_MS: u64 = 600_000;
 
+/// How long a vertex stays orderable below the last decided slot (the engine's
+/// `retention_rounds`, at least 64 rounds): older ones are never committed, and our
+/// own are given back to the mempool (`Output::Orphaned`). Part of the committed
+/// sequence, so the same on every validator (it depends on the genesis only).
+pub const ORDERING_WINDOW_MS: u64 = 8_000;
+
 /// Per-chain settings of a validator that are not seams.
 #[derive(Clone, Debug)]
 pub struct ChainOptions {
@@ -286,9 +292,13 @@ pub fn engine_config(chain: ChainId, genesis: &Genesis, genesis_digest: Digest) 
     cfg.genesis_time_ms = genesis.genesis_time_ms;
     cfg.min_round_delay_ms = delay;
     cfg.leader_timeout_ms = delay * 6;
+    cfg.straggler_grace_ms = delay;
     cfg.resend_timeout_ms = delay * 15;
     cfg.sync_retry_ms = delay * 3;
     cfg.backpressure_step_ms = (delay / 2).max(1);
+    // The ordering window in time, not rounds: a faster pace must not orphan a
+    // vertex whose commit was held up for a moment (a RocksDB flush, a busy core).
+    cfg.retention_rounds = retention_rounds(ORDERING_WINDOW_MS, delay);
     cfg.store_retention_rounds = retention_rounds(DEFAULT_CONSENSUS_WINDOW_MS, delay);
     // A restarted node must accept its peers' current rounds to learn what to fetch.
     cfg.max_round_lookahead = cfg.store_retention_rounds;

@@ -755,3 +755,70 @@ fn our_vertices_no_one_referenced_are_given_back_when_collected_never_once_commi
     let unique: HashSet<Digest> = orphaned.iter().map(|v| v.digest()).collect();
     assert_eq!(unique.len(), orphaned.len(), "each is given back once");
 }
+
+#[test]
+fn a_straggler_of_the_round_before_is_waited_for_up_to_the_grace_and_an_absent_one_is_not() {
+    let mut b = DagBuilder::new(4);
+    b.full_rounds(0..1);
+    let db = Arc::new(MemoryEngine::new());
+    let config = DagBftConfig {
+        min_round_delay_ms: 50,
+        leader_timeout_ms: 0,
+        straggler_grace_ms: 100,
+        ..DagBftConfig::for_chain(ChainId::Delta)
+    };
+    let mut e = open_with(&b, &db, config);
+    let own0 = broadcasts(&e.handle(0, Input::Start)).pop().unwrap();
+    for author in 1..4 {
+        receive(&mut e, 1, author, b.vertex(0, author));
+    }
+    let own1 = broadcasts(&e.handle(50, Input::TimeoutFired))
+        .pop()
+        .expect("round 1 on all of round 0");
+    assert_eq!(own1.content().round, 1);
+    let peers_of = |round: Round, parents: Vec<VertexRef>| -> Vec<Arc<Vertex>> {
+        (1..4)
+            .map(|a| b.custom_vertex_refs(round, a, parents.clone()))
+            .collect()
+    };
+    let round0 = std::iter::once(own0.reference())
+        .chain((1..4).map(|a| b.vertex(0, a).reference()))
+        .collect();
+    let round1 = peers_of(1, round0);
+    receive(&mut e, 60, 1, &round1[0]);
+    receive(&mut e, 60, 2, &round1[1]);
+    // A quorum of round 1 since 60 and our round delay passed at 100, but validator 3,
+    // in round 0, has no round-1 vertex yet: it is waited for until 160.
+    assert!(broadcasts(&e.handle(120, Input::TimeoutFired)).is_empty());
+    let own2 = broadcasts(&receive(&mut e, 130, 3, &round1[2]));
+    assert_eq!(own2.len(), 1, "proposed as soon as the straggler came");
+    assert_eq!(own2[0].content().round, 2);
+    assert_eq!(
+        own2[0].content().parents.len(),
+        4,
+        "the straggler referenced"
+    );
+
+    // Validator 3 stops after round 1: round 2 waits the grace for it once ...
+    let round1_refs = std::iter::once(own1.reference())
+        .chain(round1.iter().map(|v| v.reference()))
+        .collect();
+    let round2 = peers_of(2, round1_refs);
+    receive(&mut e, 140, 1, &round2[0]);
+    receive(&mut e, 140, 2, &round2[1]);
+    assert!(broadcasts(&e.handle(230, Input::TimeoutFired)).is_empty());
+    let own3 = broadcasts(&e.handle(240, Input::TimeoutFired));
+    assert_eq!(own3.len(), 1, "the grace ran out");
+    assert_eq!(own3[0].content().round, 3);
+    assert_eq!(own3[0].content().parents.len(), 3);
+    // ... and round 3 does not wait for it: it was absent from round 2.
+    let round2_refs = std::iter::once(own2[0].reference())
+        .chain(round2[..2].iter().map(|v| v.reference()))
+        .collect();
+    let round3 = peers_of(3, round2_refs);
+    receive(&mut e, 250, 1, &round3[0]);
+    receive(&mut e, 250, 2, &round3[1]);
+    let own4 = broadcasts(&e.handle(290, Input::TimeoutFired));
+    assert_eq!(own4.len(), 1, "only the round delay held it");
+    assert_eq!(own4[0].content().round, 4);
+}

@@ -89,13 +89,20 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// Fault-free defaults on the Delta chain's timing.
+    /// Fault-free defaults on the Delta chain, at 100 ms rounds against 1 s blocks
+    /// (the simulator's timing model; the node paces Delta at 50 ms).
     pub fn new(validators: usize, seed: u64) -> Self {
         let engine = DagBftConfig {
             epoch_seed: Digest(blake3::derive_key(
                 "dualchain 2026-11 simulation epoch seed v1",
                 b"",
             )),
+            min_round_delay_ms: 100,
+            leader_timeout_ms: 600,
+            straggler_grace_ms: 100,
+            resend_timeout_ms: 1_500,
+            sync_retry_ms: 300,
+            backpressure_step_ms: 50,
             ..DagBftConfig::for_chain(ChainId::Delta)
         };
         Self {
