@@ -63,7 +63,8 @@ const PROBE_SEED: u64 = 0x0070_726f_6265;
 /// What the probe measured, and the steady load it chose (`capacity` in report.json).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct CapacityFigures {
-    /// Committed transactions per second at maximum load, read from the blocks.
+    /// Committed (succeeded) transactions per second at maximum load, read from the
+    /// blocks.
     pub tps: f64,
     /// Delta blocks the goodput spans.
     pub blocks: u64,
@@ -73,9 +74,11 @@ pub struct CapacityFigures {
     pub load_fraction: f64,
     /// What the steady load then offered: `load_fraction × tps`.
     pub steady_tps: f64,
-    /// The probe's own transactions: sent, seen final, refused.
+    /// The probe's own transactions: sent, final and succeeded, final and failed
+    /// (receipts), refused.
     pub submitted: u64,
     pub committed: u64,
+    pub failed: u64,
     pub rejected: u64,
     /// Block and ordering finality p95 at maximum load (queueing included).
     pub finality_ms_p95: u64,
@@ -185,6 +188,7 @@ impl Probe {
             steady_tps: tps * load_fraction,
             submitted: report.result.submitted,
             committed: report.result.committed,
+            failed: report.result.failed,
             rejected: report.result.rejected,
             uncommitted: report.uncommitted,
             finality_ms_p95: report.result.finality_ms.p95,
