@@ -605,24 +605,25 @@ impl Run {
         Ok(())
     }
 
-    /// Accounts node 0's block changed: the state the commit writes.
-    fn accounts_changed(&self) -> anyhow::Result<usize> {
+    /// Node 0 and its block's outcome.
+    fn first_outcome(&self) -> anyhow::Result<(&Node, &BlockOutcome)> {
         let node = self.nodes.first().context("no validator")?;
         let outcome = node
             .outcome
             .as_ref()
             .context("the block was not executed")?;
-        Ok(outcome.account_updates.len())
+        Ok((node, outcome))
+    }
+
+    /// Accounts node 0's block changed: the state the commit writes.
+    fn accounts_changed(&self) -> anyhow::Result<usize> {
+        Ok(self.first_outcome()?.1.account_updates.len())
     }
 
     /// CPU of the Merkle update alone for node 0's block (on a copy of the genesis
     /// tree, so nothing is written).
     fn merkle_cpu(&self) -> anyhow::Result<Duration> {
-        let node = self.nodes.first().context("no validator")?;
-        let outcome = node
-            .outcome
-            .as_ref()
-            .context("the block was not executed")?;
+        let (node, outcome) = self.first_outcome()?;
         let mut commitment = node.state.commitment.clone();
         let started = process_cpu();
         commitment.apply(outcome);
