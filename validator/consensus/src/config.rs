@@ -128,6 +128,22 @@ impl DagBftConfig {
         }
     }
 
+    /// These parameters at a round pace of `delay_ms`, the timeouts scaled with it as
+    /// Delta's defaults are: the leader waited for six rounds, a straggler one, a
+    /// re-announce after fifteen, a sync retry after three, back-pressure steps of
+    /// half a round.
+    pub fn paced(self, delay_ms: TimeMs) -> Self {
+        Self {
+            min_round_delay_ms: delay_ms,
+            leader_timeout_ms: delay_ms * 6,
+            straggler_grace_ms: delay_ms,
+            resend_timeout_ms: delay_ms * 15,
+            sync_retry_ms: delay_ms * 3,
+            backpressure_step_ms: (delay_ms / 2).max(1),
+            ..self
+        }
+    }
+
     /// The delay before proposing a round `depth` rounds above the last decided slot:
     /// the chain's minimum delay plus a linear back-pressure term for every round of
     /// depth beyond `backpressure_depth` (no fixed clamp: the slower commits are, the

@@ -1209,10 +1209,9 @@ impl<S: ConsensusStore, V: VertexVerifier> DagBft<S, V> {
         let Some(before) = h.checked_sub(1) else {
             return false;
         };
-        let present: BTreeSet<ValidatorIndex> = self.dag.round(h).map(|(a, _)| a).collect();
         self.dag
             .round(before)
-            .any(|(a, _)| !present.contains(&a) && !self.equivocators.contains(&a))
+            .any(|(a, _)| self.dag.slot(h, a).is_empty() && !self.equivocators.contains(&a))
     }
 
     /// Proposes our next vertex if the round rules allow it now; `true` if proposed.

@@ -11,7 +11,8 @@
 //!    far. Every account's transactions go to one target (account index modulo the
 //!    targets, [`Lanes`]), in nonce order: nonces execute strictly in order, and an
 //!    account's consecutive nonces sent to different nodes race through different
-//!    vertices, where a later one ordered first fails and so does every one after it. If the buffer runs dry (signing slower than the target rate) the shortfall
+//!    vertices, where a later one ordered first fails and so does every one after it.
+//!    If the buffer runs dry (signing slower than the target rate) the shortfall
 //!    is recorded and reported (`generator.behind_max`, `achieved_submit_tps`), never
 //!    hidden.
 //! 3. **Submit**: one worker per target sends `Transactions/SubmitBatch` calls, a few in
@@ -304,13 +305,12 @@ impl LiveStats {
     /// Own transactions final at `at`: `succeeded` of them with a successful receipt
     /// (the goodput), `latencies` of all (a failed receipt is final too).
     fn record_commits(&self, at: Instant, succeeded: u64, latencies: &[Duration]) {
-        let n = succeeded;
-        self.committed.fetch_add(n, Ordering::Relaxed);
-        self.bump_timeline(at, 0, n);
+        self.committed.fetch_add(succeeded, Ordering::Relaxed);
+        self.bump_timeline(at, 0, succeeded);
         {
             let mut log = Self::lock(&self.commit_log);
             if log.len() < MAX_COMMIT_EVENTS {
-                log.push((at, n));
+                log.push((at, succeeded));
             }
         }
         Self::keep_recent(&self.recent_latencies, at, latencies);

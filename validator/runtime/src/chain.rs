@@ -284,18 +284,13 @@ pub fn genesis_changes(
 /// assume (a time-scaled devnet), and a store retention of about ten minutes of
 /// rounds so a restarted validator can fetch what it missed from its peers.
 pub fn engine_config(chain: ChainId, genesis: &Genesis, genesis_digest: Digest) -> DagBftConfig {
-    let mut cfg = DagBftConfig::for_chain(chain);
+    let defaults = DagBftConfig::for_chain(chain);
     let block_time = genesis.chain(chain).block_time_ms.max(1);
-    let delay = cfg.min_round_delay_ms.min((block_time / 10).max(10));
+    let delay = defaults.min_round_delay_ms.min((block_time / 10).max(10));
+    let mut cfg = defaults.paced(delay);
     cfg.epoch_seed = genesis_digest;
     cfg.network = NetworkId(genesis_digest);
     cfg.genesis_time_ms = genesis.genesis_time_ms;
-    cfg.min_round_delay_ms = delay;
-    cfg.leader_timeout_ms = delay * 6;
-    cfg.straggler_grace_ms = delay;
-    cfg.resend_timeout_ms = delay * 15;
-    cfg.sync_retry_ms = delay * 3;
-    cfg.backpressure_step_ms = (delay / 2).max(1);
     // The ordering window in time, not rounds: a faster pace must not orphan a
     // vertex whose commit was held up for a moment (a RocksDB flush, a busy core).
     cfg.retention_rounds = retention_rounds(ORDERING_WINDOW_MS, delay);

@@ -1237,7 +1237,7 @@ impl Simulation {
             if let Some(observer) = views[slot(chain)].iter().find(|v| v.node == self.observer) {
                 let failed = checks::check_failed_positions(
                     &stats.failed_positions,
-                    stats.observed_blocks,
+                    clients.observed_height(),
                     observer,
                     &mut safety,
                 );

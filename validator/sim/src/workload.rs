@@ -71,10 +71,9 @@ pub struct ClientStats {
     pub unexpected_rejections: Vec<String>,
     /// Submission to commit, virtual ms, per committed transaction.
     pub latencies_ms: Vec<u64>,
-    /// Blocks read from the observer's API, and of those the positions of the
-    /// transactions the API said failed (non-empty only), to check against the
-    /// receipts in its store.
-    pub observed_blocks: u64,
+    /// Of the blocks read from the observer's API, the positions of the transactions
+    /// the API said failed (non-empty only), to check against the receipts in its
+    /// store.
     pub failed_positions: BTreeMap<u64, Arc<[u32]>>,
 }
 
@@ -252,6 +251,11 @@ impl Clients {
         }
     }
 
+    /// The height up to which the observer's blocks were read.
+    pub fn observed_height(&self) -> u64 {
+        self.observed_height
+    }
+
     /// Reads the observer's new blocks and settles the transactions they hold.
     pub fn observe(&mut self, now_ms: u64, observer: &dyn ChainApi) {
         let head = observer.finalized_height();
@@ -279,7 +283,6 @@ impl Clients {
                 self.idle.push_back(account);
             }
             self.observed_height = height;
-            self.stats.observed_blocks = height;
         }
     }
 }

@@ -97,13 +97,7 @@ impl SimConfig {
                 "dualchain 2026-11 simulation epoch seed v1",
                 b"",
             )),
-            min_round_delay_ms: 100,
-            leader_timeout_ms: 600,
-            straggler_grace_ms: 100,
-            resend_timeout_ms: 1_500,
-            sync_retry_ms: 300,
-            backpressure_step_ms: 50,
-            ..DagBftConfig::for_chain(ChainId::Delta)
+            ..DagBftConfig::for_chain(ChainId::Delta).paced(100)
         };
         Self {
             validators,
